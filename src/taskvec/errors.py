@@ -1,0 +1,37 @@
+"""Errors that name the problem; every one is raised before the first forward pass where possible."""
+
+
+class TaskvecError(Exception):
+    """Base class: a problem with the user's input or set-up, never a bug in taskvec."""
+
+
+class TaskFileError(TaskvecError, ValueError):
+    """A task file is missing, malformed or inconsistent."""
+
+
+class ImageError(TaskvecError, ValueError):
+    """An image is missing, unreadable, truncated or otherwise unusable."""
+
+
+class TemplateError(TaskvecError, ValueError):
+    """A prompt template cannot produce the delimiter the protocol needs."""
+
+
+class ModelSpecError(TaskvecError, ValueError):
+    """An unknown model name or family, or weights that are not installed."""
+
+
+class LayerError(TaskvecError, IndexError):
+    """A decoder layer index outside the model."""
+
+
+class VectorMismatchError(TaskvecError, ValueError):
+    """A task vector that does not fit the model it is used with."""
+
+
+class ConfigError(TaskvecError, ValueError):
+    """Conflicting or impossible run options."""
+
+
+class MemoryBudgetError(TaskvecError, MemoryError):
+    """A single item does not fit in the memory budget."""

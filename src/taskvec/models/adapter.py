@@ -1,0 +1,191 @@
+"""The model adapter: the one place that knows how a model family is put together.
+
+Everything above this layer (extraction, patching, evaluation, analysis) talks to a
+``ModelAdapter`` only: it encodes prompts (text and images) into a left-padded batch, names the
+language model's decoder layers, runs forward passes (optionally from a cached prefix) and maps
+hidden states to the vocabulary for the logit lens. Adding a family is adding one adapter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from taskvec.errors import LayerError
+from taskvec.prompts.template import Prompt
+
+
+@dataclass
+class Encoded:
+    """A left-padded batch: the last column is every prompt's last (delimiter) token."""
+
+    input_ids: torch.Tensor  # [batch, seq]
+    attention_mask: torch.Tensor  # [batch, seq]
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)  # e.g. pixel_values
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.input_ids.shape[1])
+
+    def position_ids(self) -> torch.Tensor:
+        """Positions that ignore left padding, so padded and unpadded runs agree."""
+        return (self.attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+class ModelAdapter(ABC):
+    """A causal (vision-)language model seen as: prompts -> tokens -> decoder layers -> logits."""
+
+    #: short registry name, e.g. "smollm2-135m"
+    name: str
+    #: where the weights came from (hub id, path or package file)
+    model_id: str
+
+    def __init__(self, model: nn.Module, name: str, model_id: str, fingerprint: str = ""):
+        self.model = model.eval()
+        self.name = name
+        self.model_id = model_id
+        self._fingerprint = fingerprint
+
+    # --- structure -------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def layers(self) -> nn.ModuleList:
+        """The language model's decoder layers, in order."""
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    @abstractmethod
+    def hidden_size(self) -> int:
+        """Width of the residual stream the task vectors live in."""
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the exact weights (a hash), so saved vectors and caches can be checked."""
+        return self._fingerprint
+
+    def check_layer(self, layer: int) -> int:
+        if not isinstance(layer, int) or layer < 0 or layer >= self.num_layers:
+            raise LayerError(
+                f"layer {layer!r} is out of range for {self.name}: it has decoder layers "
+                f"0..{self.num_layers - 1}"
+            )
+        return layer
+
+    # --- tokens ----------------------------------------------------------------------------
+    @abstractmethod
+    def encode(self, prompts: Sequence[Prompt]) -> Encoded:
+        """Tokenise prompts (expanding images into their placeholder tokens), left-padded."""
+
+    @abstractmethod
+    def decode(self, token_ids: Sequence[int] | torch.Tensor) -> str:
+        """Token ids -> text."""
+
+    def decode_each(self, token_ids: Sequence[int] | torch.Tensor) -> list[str]:
+        return [self.decode([int(t)]) for t in token_ids]
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int: ...
+
+    @property
+    def supports_images(self) -> bool:
+        return False
+
+    # --- forward passes --------------------------------------------------------------------
+    def forward(
+        self,
+        encoded: Encoded,
+        past_key_values=None,
+        use_cache: bool = False,
+        last_only: bool = False,
+    ):
+        """Run the model on a whole batch (or, with ``last_only``, on its last token given a cache
+        of the rest). Returns the HF output; ``logits`` hold the last position only."""
+        if last_only:
+            kwargs = self.last_token_inputs(encoded)
+        else:
+            kwargs = self.full_inputs(encoded)
+        return self.model(
+            **kwargs, past_key_values=past_key_values, use_cache=use_cache, logits_to_keep=1
+        )
+
+    def full_inputs(self, encoded: Encoded) -> dict:
+        return {
+            "input_ids": encoded.input_ids,
+            "attention_mask": encoded.attention_mask,
+            "position_ids": encoded.position_ids(),
+            **encoded.extra,
+        }
+
+    def prefix(self, encoded: Encoded) -> Encoded:
+        """Everything but the last token: the part every layer variant of a query shares."""
+        return Encoded(encoded.input_ids[:, :-1], encoded.attention_mask[:, :-1], encoded.extra)
+
+    def last_token_inputs(self, encoded: Encoded) -> dict:
+        """Inputs for the last token alone, given a cache of the prefix."""
+        return {
+            "input_ids": encoded.input_ids[:, -1:],
+            "attention_mask": encoded.attention_mask,
+            "position_ids": encoded.position_ids()[:, -1:],
+        }
+
+    def repeat(self, encoded: Encoded, repeats: int) -> Encoded:
+        """Each prompt ``repeats`` times in a row (for one row per patched layer)."""
+        extra = {k: v.repeat_interleave(repeats, 0) for k, v in encoded.extra.items()}
+        return Encoded(
+            encoded.input_ids.repeat_interleave(repeats, 0),
+            encoded.attention_mask.repeat_interleave(repeats, 0),
+            extra,
+        )
+
+    @property
+    def prefix_cache_is_exact(self) -> bool:
+        """False for models whose prefix attends to later tokens (then the sweep runs in full)."""
+        return True
+
+    # --- logit lens ------------------------------------------------------------------------
+    @abstractmethod
+    def final_norm(self) -> nn.Module:
+        """The norm applied after the last decoder layer."""
+
+    @abstractmethod
+    def unembedding(self) -> nn.Module:
+        """Hidden -> vocabulary logits (the LM head)."""
+
+    def logit_lens(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Decode residual-stream states ``[..., hidden]`` to vocabulary logits ``[..., vocab]``."""
+        with torch.no_grad():
+            return self.unembedding()(self.final_norm()(hidden))
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "model_id": self.model_id,
+            "family": type(self).__name__,
+            "fingerprint": self.fingerprint,
+            "num_layers": self.num_layers,
+            "hidden_size": self.hidden_size,
+            "supports_images": self.supports_images,
+        }
+
+
+def file_fingerprint(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a weights file (first 16 hex digits are plenty to tell files apart)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()[:16]

