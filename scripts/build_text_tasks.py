@@ -132,9 +132,7 @@ CAPITAL_ALIASES = {
     "IN": ["Delhi"],
     "CH": ["Berne"],
     "YE": ["Sanaa"],
-    "KW": ["Kuwait"],
-    "PA": ["Panama"],
-    "GT": ["Guatemala"],
+    # No alias may equal the country name itself: echoing the query must never score.
 }
 
 # Currency: label = last word of the English name of the country's FIRST listed currency,

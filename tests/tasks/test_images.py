@@ -37,7 +37,7 @@ def test_entity_keys_and_known_entities(manifest: dict) -> None:
     assert ents["1f415"]["name"] == "dog" and ents["1f415"]["domain"] == "animals"
     assert ents["1f1eb-1f1f7"]["name"] == "France" and ents["1f1eb-1f1f7"]["domain"] == "flags"
     assert im.normalise_entity("1F1EB-1F1F7") == "1f1eb-1f1f7"
-    assert im.normalise_entity("\U0001F415") == "1f415"
+    assert im.normalise_entity("\U0001f415") == "1f415"
     assert im.normalise_entity("2764-FE0F") == "2764"
     counts = {d: len(im.entities(d)) for d in im.TASK_DOMAINS}
     assert counts["flags"] >= 250 and counts["animals"] >= 100 and counts["foods"] >= 100
@@ -110,7 +110,7 @@ def test_recognition_held_out_opt_in() -> None:
 
 
 def test_contact_sheet_writes_png(tmp_path) -> None:
-    items = [{"entity": "1f415"}, {"entity": "1f1eb-1f1f7"}, "1f34e", "\U0001F40C"]
+    items = [{"entity": "1f415"}, {"entity": "1f1eb-1f1f7"}, "1f34e", "\U0001f40c"]
     out = im.contact_sheet(items, ["noto", "twemoji", "fluent", "openmoji"], tmp_path / "sheet.png")
     with Image.open(out) as img:
         assert img.format == "PNG" and img.width > 4 * 96 and img.height > 4 * 96

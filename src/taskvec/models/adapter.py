@@ -49,6 +49,8 @@ class ModelAdapter(ABC):
     name: str
     #: where the weights came from (hub id, path or package file)
     model_id: str
+    #: the text tokenizer (a processor's ``.tokenizer`` for VLMs)
+    tokenizer: object
 
     def __init__(self, model: nn.Module, name: str, model_id: str, fingerprint: str = ""):
         self.model = model.eval()
@@ -92,6 +94,19 @@ class ModelAdapter(ABC):
     @abstractmethod
     def decode(self, token_ids: Sequence[int] | torch.Tensor) -> str:
         """Token ids -> text."""
+
+    def text_token_ids(self, text: str) -> list[int]:
+        """Token ids of plain text, without special tokens."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def first_tokens_of(self, text: str) -> list[str]:
+        """The token a text starts with, tokenised on its own and after a space."""
+        tokens = []
+        for variant in (text, " " + text):
+            ids = self.text_token_ids(variant)
+            if ids:
+                tokens.append(self.decode(ids[:1]))
+        return tokens
 
     def decode_each(self, token_ids: Sequence[int] | torch.Tensor) -> list[str]:
         return [self.decode([int(t)]) for t in token_ids]

@@ -120,15 +120,9 @@ def _save_atomically(model, tokenizer, target: Path) -> None:
 
 
 def _load_cached(folder: Path, model_class, options: LoadOptions):
-    from safetensors.torch import load_model
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    config = AutoConfig.from_pretrained(folder)
-    with torch.device("meta"):
-        model = model_class.from_config(config, dtype=options.torch_dtype())
-    model.to_empty(device="cpu")
-    load_model(model, str(folder / _WEIGHTS), strict=True)
-    model.tie_weights()
+    model = model_class.from_pretrained(folder, **options.hf_kwargs())
     return model.eval(), AutoTokenizer.from_pretrained(folder)
 
 

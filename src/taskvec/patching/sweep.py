@@ -16,7 +16,7 @@ import torch
 
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
-from taskvec.patching.hooks import patching_last_token
+from taskvec.patching.hooks import PatchMode, patching_last_token
 from taskvec.patching.patch import Patch, first_token_ids
 from taskvec.prompts.template import Prompt
 
@@ -46,6 +46,8 @@ def sweep(
     vectors: torch.Tensor,
     layers: Sequence[int],
     budget: MemoryBudget | None = None,
+    mode: PatchMode = "replace",
+    scale: float = 1.0,
 ) -> SweepResult:
     """Patch ``vectors[i]`` at layer ``layers[i]`` into every query; one row per (query, layer).
 
@@ -55,7 +57,7 @@ def sweep(
     layers = list(layers)
     _check(adapter, vectors, layers)
     if not adapter.prefix_cache_is_exact:
-        return sweep_naive(adapter, queries, vectors, layers, budget)
+        return sweep_naive(adapter, queries, vectors, layers, budget, mode=mode, scale=scale)
     budget = budget or MemoryBudget()
     variants = len(layers) + 1  # the last variant of each query runs clean
     patched = torch.empty(len(queries), len(layers), dtype=torch.long)
@@ -74,7 +76,7 @@ def sweep(
         patches = {
             layer: (query_rows + j, vectors[j].expand(n, -1)) for j, layer in enumerate(layers)
         }
-        with patching_last_token(adapter.layers, patches):
+        with patching_last_token(adapter.layers, patches, mode, scale):
             out = adapter.model(
                 **adapter.last_token_inputs(repeated),
                 past_key_values=cache,
@@ -95,6 +97,8 @@ def sweep_naive(
     layers: Sequence[int],
     budget: MemoryBudget | None = None,
     batch_one: bool = True,
+    mode: PatchMode = "replace",
+    scale: float = 1.0,
 ) -> SweepResult:
     """The paper's procedure: a full forward of each query for each patched layer (no cache)."""
     layers = list(layers)
@@ -104,7 +108,7 @@ def sweep_naive(
     for j, layer in enumerate(layers):
         column = []
         for group in groups:
-            column.extend(first_token_ids(adapter, group, Patch(layer, vectors[j]), budget))
+            column.extend(first_token_ids(adapter, group, Patch(layer, vectors[j], mode, scale), budget))
         patched[:, j] = torch.tensor(column)
     clean = []
     for group in groups:

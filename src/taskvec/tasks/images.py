@@ -69,8 +69,9 @@ def _manifest(suite_dir: Path) -> dict[str, Any]:
 
 
 def load_manifest() -> dict[str, Any]:
-    """The suite manifest: ``styles`` (source, version, licence, held_out...) and ``entities``
-    (entity -> {entity, name, domain, category, subcategory, styles, ...}). Cached; do not mutate."""
+    """The suite manifest: ``styles`` (source, version, licence, held_out...) and
+    ``entities`` (entity -> {entity, name, domain, category, subcategory, styles, ...}).
+    Cached; do not mutate."""
     return _manifest(SUITE_DIR)
 
 
@@ -294,19 +295,23 @@ def contact_sheet(
                     picked.append(e)
     cols = list(STYLES if styles is None else styles)
     font = ImageFont.load_default()
-    label_w, head_h, pad = 150, 18, 2
+    label_w, head_h, pad = 150, 30, 2
     width = label_w + len(cols) * (tile + pad)
     height = head_h + max(1, len(picked)) * (tile + pad)
     sheet = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     for j, s in enumerate(cols):
-        tag = s + (" (held out)" if s == HELD_OUT_STYLE else "")
-        draw.text((label_w + j * (tile + pad) + 2, 3), tag[: tile // 6], fill=(0, 0, 0), font=font)
+        x = label_w + j * (tile + pad) + 2
+        draw.text((x, 3), s[: tile // 6], fill=(0, 0, 0), font=font)
+        if s == HELD_OUT_STYLE:
+            draw.text((x, 15), "(held out)", fill=(180, 0, 0), font=font)
     for i, e in enumerate(picked):
         y = head_h + i * (tile + pad)
         info = entity_info(e)
         draw.text((3, y + tile // 2 - 12), info["name"][:24], fill=(0, 0, 0), font=font)
-        draw.text((3, y + tile // 2 + 2), f"{info['domain']} {e}"[:24], fill=(110, 110, 110), font=font)
+        draw.text(
+            (3, y + tile // 2 + 2), f"{info['domain']} {e}"[:24], fill=(110, 110, 110), font=font
+        )
         for j, s in enumerate(cols):
             x = label_w + j * (tile + pad)
             try:
@@ -319,4 +324,3 @@ def contact_sheet(
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out, "PNG", optimize=True)
     return out
-

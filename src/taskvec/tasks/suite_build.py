@@ -52,12 +52,12 @@ import tarfile
 import time
 import unicodedata
 from collections import Counter
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 # --------------------------------------------------------------------------- pins
 
@@ -181,7 +181,10 @@ def fetch_npm(name: str, version: str, workdir: Path) -> Path:
         _run(["npm", "pack", f"{name}@{version}", "--silent"], cwd=workdir)
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(tgz) as tf:
-        tf.extractall(dest, filter="data")
+        try:
+            tf.extractall(dest, filter="data")
+        except TypeError:  # Python without tarfile extraction filters
+            tf.extractall(dest)  # noqa: S202 - npm tarballs of pinned versions
     return pkg
 
 
@@ -206,7 +209,9 @@ def fetch_noto(workdir: Path, font: Path | None = None) -> Path:
         if ttf.exists():
             return ttf
     except (subprocess.CalledProcessError, StopIteration, FileNotFoundError) as exc:
-        print(f"[suite] apt-get download {name} failed ({exc}); trying system font", file=sys.stderr)
+        print(
+            f"[suite] apt-get download {name} failed ({exc}); trying system font", file=sys.stderr
+        )
     if SYSTEM_NOTO.exists():
         return SYSTEM_NOTO
     raise FileNotFoundError(
@@ -313,7 +318,9 @@ FLUENT_ALIASES: dict[str, str] = {
 FLAG_ICONS_ALIASES: dict[str, str] = {"sh-ac": "ac", "sh-ta": "ta"}
 
 
-def fluent_index(folder: Path, entities: list[Entity], cldr_names: dict[str, str]) -> dict[str, Path]:
+def fluent_index(
+    folder: Path, entities: list[Entity], cldr_names: dict[str, str]
+) -> dict[str, Path]:
     idx: dict[str, Path] = {}
     for e in entities:
         slug = FLUENT_ALIASES.get(e.entity) or slugify(cldr_names.get(e.entity, e.name))
@@ -378,8 +385,14 @@ class NotoFont:
 # --------------------------------------------------------------------------- render
 
 
-def normalise(rgba: Image.Image, size: int, margin: float = MARGIN) -> Image.Image:
-    """Crop to visible content, fit into ``size*(1-2*margin)``, centre on white, RGB."""
+def normalise(
+    rgba: Image.Image, size: int, margin: float = MARGIN, outline: bool = False
+) -> Image.Image:
+    """Crop to visible content, fit into ``size*(1-2*margin)``, centre on white, RGB.
+
+    ``outline`` draws a thin light-grey frame round the content (used for ``flag_icons``,
+    whose rectangular flags with white fields, e.g. Japan, would otherwise melt into the
+    white background; the other styles draw their own flag edges)."""
     rgba = rgba.convert("RGBA")
     alpha = rgba.getchannel("A").point(lambda a: 255 if a > 8 else 0)
     bbox = alpha.getbbox() or (0, 0, rgba.width, rgba.height)
@@ -389,7 +402,14 @@ def normalise(rgba: Image.Image, size: int, margin: float = MARGIN) -> Image.Ima
     w, h = max(1, round(rgba.width * scale)), max(1, round(rgba.height * scale))
     rgba = rgba.resize((w, h), Image.Resampling.LANCZOS)
     canvas = Image.new("RGBA", (size, size), (255, 255, 255, 255))
-    canvas.alpha_composite(rgba, ((size - w) // 2, (size - h) // 2))
+    x0, y0 = (size - w) // 2, (size - h) // 2
+    canvas.alpha_composite(rgba, (x0, y0))
+    if outline:
+        ImageDraw.Draw(canvas).rectangle(
+            (x0, y0, x0 + w - 1, y0 + h - 1),
+            outline=(190, 190, 190, 255),
+            width=max(1, size // 112),
+        )
     return canvas.convert("RGB")
 
 
@@ -400,7 +420,9 @@ def render_svg(path: Path, px: int) -> Image.Image:
     return Image.open(io.BytesIO(bytes(data))).convert("RGBA")
 
 
-def _render_job(job: tuple[str, str, str, bool]) -> tuple[str, str, Image.Image | None, Image.Image]:
+def _render_job(
+    job: tuple[str, str, str, bool],
+) -> tuple[str, str, Image.Image | None, Image.Image]:
     """(style, entity, src, is_task) -> (style, entity, task_img | None, recog_img)."""
     style, ent, src, is_task = job
     if style == "noto":
@@ -408,8 +430,9 @@ def _render_job(job: tuple[str, str, str, bool]) -> tuple[str, str, Image.Image 
         raw = Image.open(io.BytesIO(font.png(src.split("#", 1)[1]))).convert("RGBA")
     else:
         raw = render_svg(Path(src), 2 * (TASK_SIZE if is_task else RECOG_SIZE))
-    task = normalise(raw, TASK_SIZE) if is_task else None
-    recog = normalise(raw, RECOG_SIZE)
+    frame = style == "flag_icons"
+    task = normalise(raw, TASK_SIZE, outline=frame) if is_task else None
+    recog = normalise(raw, RECOG_SIZE, outline=frame)
     return style, ent, task, recog
 
 
@@ -425,42 +448,54 @@ def _noto_cache(path: str) -> NotoFont:
 # --------------------------------------------------------------------------- licences
 
 ATTRIBUTION = {
-    "noto-emoji.txt": (
-        "Noto Color Emoji (Google), Debian package fonts-noto-color-emoji {noto}.\n"
-        "Font: SIL Open Font License 1.1. Emoji image resources: Apache License 2.0.\n"
-        "Flag images in the font are in the public domain or otherwise exempt from copyright.\n"
-        "Images in style 'noto' were extracted from the font's CBDT bitmaps and rescaled onto white.\n"
-        "https://github.com/googlefonts/noto-emoji\n"
-    ),
-    "twemoji.txt": (
-        "Twemoji graphics, npm @twemoji/svg {twemoji}.\n"
-        "Copyright 2019 Twitter, Inc and other contributors; 2023 jdecked and other contributors.\n"
-        "Graphics licensed under CC-BY 4.0: https://creativecommons.org/licenses/by/4.0/\n"
-        "Images in style 'twemoji' were rendered from the SVGs (resvg) and rescaled onto white.\n"
-        "https://github.com/jdecked/twemoji\n"
-    ),
-    "fluentui-emoji.txt": "Fluent Emoji (Microsoft), via npm fluentui-emoji {fluent}.\n"
-    "Images in styles 'fluent' (icons/modern) and 'fluent_flat' (icons/flat) were rendered\n"
-    "from the SVGs (resvg) and rescaled onto white.\n"
-    "https://github.com/microsoft/fluentui-emoji  (MIT License, Copyright (c) Microsoft Corporation)\n\n",
-    "flag-icons.txt": "flag-icons, npm flag-icons {flags} (flags/4x3).\n"
-    "Images in style 'flag_icons' were rendered from the SVGs (resvg) and placed on white.\n"
-    "https://github.com/lipis/flag-icons\n\n",
-    "openmoji.txt": (
-        "OpenMoji - the open-source emoji and icon project. https://openmoji.org/\n"
-        "npm openmoji {openmoji}. License: CC BY-SA 4.0.\n"
-        "Images in style 'openmoji' (task images only) are ADAPTED from OpenMoji (rendered from the\n"
-        "colour SVGs with resvg, cropped, rescaled and placed on a white background) and are\n"
-        "distributed under the same licence, CC BY-SA 4.0. They are the held-out style: never used\n"
-        "for recognition training. The CLDR short names in manifest.json were read from\n"
-        "OpenMoji's data/openmoji.json (they are Unicode CLDR annotations, Unicode License v3).\n\n"
-    ),
-    "emoji-datasource.txt": "emoji-datasource {datasource} (code points, Unicode names, categories).\n"
-    "https://github.com/iamcal/emoji-data\n\n",
+    "noto-emoji.txt": """\
+Noto Color Emoji (Google), Debian package fonts-noto-color-emoji {noto}.
+Font: SIL Open Font License 1.1. Emoji image resources: Apache License 2.0.
+Flag images in the font are in the public domain or otherwise exempt from copyright.
+Images in style 'noto' were extracted from the font's CBDT bitmaps and rescaled
+onto white.
+https://github.com/googlefonts/noto-emoji
+""",
+    "twemoji.txt": """\
+Twemoji graphics, npm @twemoji/svg {twemoji}.
+Copyright 2019 Twitter, Inc and other contributors; 2023 jdecked and other contributors.
+Graphics licensed under CC-BY 4.0: https://creativecommons.org/licenses/by/4.0/
+Images in style 'twemoji' were rendered from the SVGs (resvg) and rescaled onto white.
+https://github.com/jdecked/twemoji
+""",
+    "fluentui-emoji.txt": """\
+Fluent Emoji (Microsoft), via npm fluentui-emoji {fluent}.
+Original artwork: https://github.com/microsoft/fluentui-emoji
+(MIT License, Copyright (c) Microsoft Corporation).
+Images in styles 'fluent' (icons/modern) and 'fluent_flat' (icons/flat) were rendered
+from the SVGs (resvg) and rescaled onto white.
+
+""",
+    "flag-icons.txt": """\
+flag-icons, npm flag-icons {flags} (flags/4x3). https://github.com/lipis/flag-icons
+Images in style 'flag_icons' were rendered from the SVGs (resvg), framed in light grey
+and placed on white.
+
+""",
+    "openmoji.txt": """\
+OpenMoji - the open-source emoji and icon project. https://openmoji.org/
+npm openmoji {openmoji}. License: CC BY-SA 4.0.
+Images in style 'openmoji' (task images only) are ADAPTED from OpenMoji (rendered from
+the colour SVGs with resvg, cropped, rescaled and placed on a white background) and are
+distributed under the same licence, CC BY-SA 4.0. They are the held-out style: never
+used for recognition training. The CLDR short names in manifest.json were read from
+OpenMoji's data/openmoji.json (they are Unicode CLDR annotations, Unicode License v3).
+
+""",
+    "emoji-datasource.txt": """\
+emoji-datasource {datasource} (code points, Unicode names, categories).
+https://github.com/iamcal/emoji-data
+
+""",
 }
 
 
-def write_licences(out: Path, pkgs: dict[str, Path], noto_font: Path) -> None:
+def write_licences(out: Path, pkgs: dict[str, Path]) -> None:
     lic = out / "LICENSES"
     lic.mkdir(parents=True, exist_ok=True)
     fmt = {
@@ -519,7 +554,9 @@ def build_suite(
     pkgs = {name: fetch_npm(name, ver, workdir) for name, ver in NPM_PINS.items()}
     font_path = fetch_noto(workdir, noto_font)
     noto = NotoFont(font_path)
-    log(f"[suite] sources fetched ({time.time() - t0:.0f}s); noto font {font_path} ({noto.version})")
+    log(
+        f"[suite] sources fetched ({time.time() - t0:.0f}s); noto font {font_path} ({noto.version})"
+    )
 
     entities = load_entities(pkgs["emoji-datasource"], pkgs["openmoji"])
     if limit is not None:
@@ -598,7 +635,7 @@ def build_suite(
             out_dir / "recognition" / f"{style}.webp", "WEBP", quality=WEBP_RECOG_QUALITY, method=6
         )
 
-    write_licences(out_dir, pkgs, font_path)
+    write_licences(out_dir, pkgs)
     styles_meta = {}
     for s in STYLES:
         info = dict(STYLE_INFO[s])
@@ -609,12 +646,23 @@ def build_suite(
         "format": 1,
         "task_domains": list(TASK_DOMAINS),
         "held_out_style": HELD_OUT_STYLE,
-        "task_image": {"size": [TASK_SIZE, TASK_SIZE], "path": "images/{style}/{entity}.webp",
-                       "format": f"WEBP q{WEBP_TASK_QUALITY}", "margin": MARGIN},
-        "recognition": {"tile": [RECOG_SIZE, RECOG_SIZE], "cols": SHEET_COLS,
-                        "path": "recognition/{style}.webp", "format": f"WEBP q{WEBP_RECOG_QUALITY}",
-                        "entities": recog_index},
-        "sources": {**{f"npm:{k}": v for k, v in NPM_PINS.items()}, f"debian:{DEBIAN_NOTO[0]}": DEBIAN_NOTO[1]},
+        "task_image": {
+            "size": [TASK_SIZE, TASK_SIZE],
+            "path": "images/{style}/{entity}.webp",
+            "format": f"WEBP q{WEBP_TASK_QUALITY}",
+            "margin": MARGIN,
+        },
+        "recognition": {
+            "tile": [RECOG_SIZE, RECOG_SIZE],
+            "cols": SHEET_COLS,
+            "path": "recognition/{style}.webp",
+            "format": f"WEBP q{WEBP_RECOG_QUALITY}",
+            "entities": recog_index,
+        },
+        "sources": {
+            **{f"npm:{k}": v for k, v in NPM_PINS.items()},
+            f"debian:{DEBIAN_NOTO[0]}": DEBIAN_NOTO[1],
+        },
         "styles": styles_meta,
         "entities": {
             e.entity: {
@@ -652,12 +700,22 @@ def summarise(manifest: dict[str, object]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m taskvec.tasks.suite_build", description=__doc__.split("\n")[0])
-    ap.add_argument("--workdir", type=Path, default=Path("build/suite-src"), help="download/extract dir")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "suite", help="suite output dir")
-    ap.add_argument("--noto-font", type=Path, default=None, help="NotoColorEmoji.ttf to use (skip apt)")
+    ap = argparse.ArgumentParser(
+        prog="python -m taskvec.tasks.suite_build", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument(
+        "--workdir", type=Path, default=Path("build/suite-src"), help="download/extract dir"
+    )
+    ap.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "suite", help="suite output dir"
+    )
+    ap.add_argument(
+        "--noto-font", type=Path, default=None, help="NotoColorEmoji.ttf to use (skip apt)"
+    )
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--limit", type=int, default=None, help="keep N entities per domain (smoke build)")
+    ap.add_argument(
+        "--limit", type=int, default=None, help="keep N entities per domain (smoke build)"
+    )
     a = ap.parse_args(argv)
     m = build_suite(a.workdir, a.out, noto_font=a.noto_font, workers=a.workers, limit=a.limit)
     print(summarise(m))

@@ -1,0 +1,120 @@
+"""The ``taskvec`` command: run the paper's protocol, list models and tasks, build data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from taskvec.errors import TaskvecError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+data_app = typer.Typer(no_args_is_help=True, help="Build or inspect the task data and image suite.")
+app.add_typer(data_app, name="data")
+console = Console(stderr=True)
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[bold red]error:[/] {error}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def run(
+    model: Annotated[str, typer.Option(help="named model, hub id or local folder")] = "smollm2-135m",
+    tasks: Annotated[list[str], typer.Option("--tasks", "-t", help="task names, 'all', or task files")] = ["all"],  # noqa: B006
+    spec: Annotated[str, typer.Option(help="text-icl | image-icl | instruction | ensemble")] = "text-icl",
+    query: Annotated[str, typer.Option(help="text | image")] = "text",
+    style: Annotated[str, typer.Option(help="image style for image inputs")] = "noto",
+    template: Annotated[str, typer.Option(help="paper | spaced | a template JSON file")] = "paper",
+    n_examples: Annotated[int, typer.Option(help="demonstrations per prompt")] = 5,
+    seeds: Annotated[list[int], typer.Option("--seed", help="repeat for several seeds")] = [1, 2, 3],  # noqa: B006
+    layers: Annotated[list[int] | None, typer.Option("--layer", help="restrict the sweep")] = None,
+    selection_metric: Annotated[str, typer.Option(help="paper | paper_ci | strict")] = "paper",
+    memory_budget_mb: Annotated[float, typer.Option(help="bounds the batch size")] = 1024,
+    out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<model>-<spec>-...)")] = None,
+) -> None:
+    """Extract task vectors, sweep layers on val, and report No Context / majority / xBase / xPatch
+    on test, mean ± std over seeds, into one run folder (an interrupted run resumes)."""
+    from taskvec.evaluation.protocol import ExperimentConfig
+    from taskvec.evaluation.run import evaluate
+    from taskvec.report.tables import format_summary
+    from taskvec.evaluation.scoring import summary_table
+    from taskvec.tasks.registry import resolve_task_names
+
+    try:
+        template_value = json.loads(Path(template).read_text()) if template.endswith(".json") else template
+        config = ExperimentConfig(
+            model=model, tasks=resolve_task_names(tasks), spec=spec, query=query, style=style,
+            template=template_value, n_examples=n_examples, seeds=seeds, layers=layers,
+            selection_metric=selection_metric, memory_budget_mb=memory_budget_mb,
+        )
+        console.print_json(config.model_dump_json())
+        result = evaluate(config, out)
+    except (TaskvecError, ValidationError, FileNotFoundError) as error:
+        _fail(error)
+        return
+    for metric in ("paper", "strict", "exact"):
+        table = summary_table(result.predictions, metric)
+        if table.empty:
+            continue
+        _print_frame(format_summary(table), f"{metric} (test, layer {result.best_layer})")
+    console.print(f"run folder: [bold]{result.folder.root}[/]")
+
+
+def _print_frame(frame, title: str) -> None:
+    table = Table(title=title)
+    table.add_column("task")
+    for column in frame.columns:
+        table.add_column(str(column))
+    for index, row in frame.iterrows():
+        table.add_row(str(index), *[str(v) for v in row])
+    Console().print(table)
+
+
+@app.command()
+def models() -> None:
+    """List the named models and the model families (HF ``model_type``) with an adapter."""
+    from taskvec.models.registry import FAMILIES, NAMED_MODELS
+
+    table = Table(title="named models")
+    table.add_column("name")
+    table.add_column("description")
+    for named in NAMED_MODELS.values():
+        table.add_row(named.name, named.description)
+    Console().print(table)
+    Console().print("families (model_type): " + ", ".join(sorted(FAMILIES)))
+
+
+@app.command("tasks")
+def list_tasks() -> None:
+    """List the built-in tasks with their instruction and split sizes."""
+    from taskvec.tasks.registry import BUILTIN_TASKS, load_task
+
+    table = Table(title="built-in tasks")
+    for column in ("task", "instruction", "val", "test", "domain"):
+        table.add_column(column)
+    for name in BUILTIN_TASKS:
+        task = load_task(name)
+        table.add_row(name, task.instruction, str(len(task.val)), str(len(task.test)), str(task.domain))
+    Console().print(table)
+
+
+@data_app.command("build")
+def data_build(
+    workdir: Annotated[Path, typer.Option(help="where npm packages are fetched")] = Path("build/suite-src"),
+    out: Annotated[Path | None, typer.Option(help="suite folder (default: the package's own)")] = None,
+) -> None:
+    """Fetch the emoji and flag packages from npm and render the image suite (needs npm)."""
+    from taskvec.tasks import suite_build
+
+    suite_build.main_build(workdir, out)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,248 @@
+"""The paper's protocol for one (task, seed) unit, and layer selection across units.
+
+Per unit: sample N demonstrations for every validation item from the rest of the validation split
+and average the delimiter states of those prompts into the task vector (all layers at once);
+sweep every layer on the bare validation queries; on the test split record No Context, the
+majority label of the demonstrations, xBase (demonstrations + query in one prompt) and xPatch at
+every layer. The layer is chosen afterwards from the validation curves alone
+(``select_layer``), so units are independent and a run can resume unit by unit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from taskvec.errors import ConfigError
+from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRICS
+from taskvec.models.adapter import ModelAdapter
+from taskvec.models.batching import MemoryBudget
+from taskvec.patching.hooks import PatchMode
+from taskvec.patching.patch import Patch, generate_ids
+from taskvec.patching.sweep import sweep
+from taskvec.prompts.inputs import Modality, item_input, sample_demos
+from taskvec.prompts.template import Prompt, PromptTemplate, get_template, instruction_prompt, majority_label
+from taskvec.tasks.task import Item, Task
+from taskvec.vectors.extract import extract
+from taskvec.vectors.task_vector import TaskVector
+
+Spec = Literal["text-icl", "image-icl", "instruction", "ensemble"]
+SPECS: tuple[str, ...] = ("text-icl", "image-icl", "instruction", "ensemble")
+
+
+class ExperimentConfig(BaseModel):
+    """Everything that determines a run's numbers; its hash names the run and keys its caches."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "smollm2-135m"
+    tasks: list[str] = Field(
+        default_factory=lambda: [
+            "country_capital", "country_currency", "animal_latin",
+            "animal_young", "food_color", "food_flavor",
+        ]
+    )
+    spec: Spec = "text-icl"
+    query: Modality = "text"
+    style: str = "noto"
+    template: PromptTemplate = Field(default_factory=lambda: get_template("paper"))
+    n_examples: int = Field(default=5, ge=1)
+    seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
+    layers: list[int] | None = None
+    selection_metric: Literal["paper", "paper_ci", "strict"] = "paper"
+    patch_mode: PatchMode = "replace"
+    patch_scale: float = 1.0
+    answer_tokens: int = Field(default=6, ge=1)
+    memory_budget_mb: float = Field(default=1024, gt=0)
+
+    @field_validator("template", mode="before")
+    @classmethod
+    def _template(cls, value):
+        return get_template(value)
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one task")
+        if len(set(value)) != len(value):
+            raise ValueError(f"a task is listed twice: {value}")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"a seed is listed twice: {value}")
+        return value
+
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("layers, when given, must not be empty")
+            if any(layer < 0 for layer in value):
+                raise ValueError(f"layers must be >= 0, got {value}")
+            value = sorted(set(value))
+        return value
+
+    @property
+    def demo_modality(self) -> Modality:
+        return "image" if self.spec == "image-icl" else "text"
+
+    @property
+    def needs_images(self) -> bool:
+        return self.query == "image" or self.spec == "image-icl"
+
+    def config_hash(self) -> str:
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    def budget(self) -> MemoryBudget:
+        return MemoryBudget.from_mb(self.memory_budget_mb)
+
+
+def unit_rng(task: Task, seed: int) -> random.Random:
+    """Demonstration sampling depends on (task, seed) only, not on run order."""
+    return random.Random(f"{task.name}/{seed}")
+
+
+def check_task_fits(task: Task, config: ExperimentConfig) -> None:
+    """Each validation query needs N other validation items as demonstrations."""
+    if config.spec != "instruction" and len(task.val) < config.n_examples + 1:
+        raise ConfigError(
+            f"task {task.name!r}: its val split has {len(task.val)} items, too few for "
+            f"{config.n_examples} demonstrations plus a query; lower --n-examples"
+        )
+
+
+class UnitPrompts:
+    """The prompts of one unit, built once from the task, config and seed."""
+
+    def __init__(self, task: Task, config: ExperimentConfig, seed: int):
+        self.task, self.config, self.seed = task, config, seed
+        template = config.template
+        rng = unit_rng(task, seed)
+        self.val_demos = [sample_demos(task.val, config.n_examples, rng, exclude=q) for q in task.val]
+        self.test_demos = [sample_demos(task.val, config.n_examples, rng) for _ in task.test]
+        demo_in = config.demo_modality
+        self.extraction: list[Prompt] = [
+            template.icl([(self._input(d, demo_in), d.label) for d in demos], self._input(q, demo_in))
+            for q, demos in zip(task.val, self.val_demos, strict=True)
+        ]
+        self.instruction: Prompt = instruction_prompt(task.instruction)
+        self.val_queries = [template.query(self._input(q, config.query)) for q in task.val]
+        self.test_queries = [template.query(self._input(q, config.query)) for q in task.test]
+        if config.spec == "instruction":
+            self.test_base = [
+                template.instructed(task.instruction, self._input(q, config.query)) for q in task.test
+            ]
+        else:
+            self.test_base = [
+                template.icl(
+                    [(self._input(d, demo_in), d.label) for d in demos], self._input(q, config.query)
+                )
+                for q, demos in zip(task.test, self.test_demos, strict=True)
+            ]
+
+    def _input(self, item: Item, modality: Modality):
+        return item_input(item, modality, self.config.style)
+
+
+def task_vector_for(adapter: ModelAdapter, prompts: UnitPrompts) -> TaskVector:
+    """The unit's task vector for its specification (all layers)."""
+    config, task = prompts.config, prompts.task
+    common = dict(
+        task=task.name, seed=prompts.seed, template=config.template.name, budget=config.budget()
+    )
+    exemplar = None
+    if config.spec != "instruction":
+        exemplar = extract(
+            adapter, prompts.extraction, spec=config.spec if config.spec != "ensemble" else "text-icl",
+            modality=config.demo_modality, n_examples=config.n_examples, **common,
+        )
+    if config.spec in ("text-icl", "image-icl"):
+        return exemplar
+    instruction = extract(adapter, [prompts.instruction], spec="instruction", modality="text", **common)
+    if config.spec == "instruction":
+        return instruction
+    return TaskVector.mean([instruction, exemplar], spec="ensemble")
+
+
+def _texts(adapter: ModelAdapter, token_ids: Sequence[int]) -> list[str]:
+    return [adapter.decode([t]) for t in token_ids]
+
+
+def run_unit(adapter: ModelAdapter, task: Task, seed: int, config: ExperimentConfig) -> tuple[dict, TaskVector]:
+    """Compute one (task, seed) unit: its vector and every prediction the report needs."""
+    prompts = UnitPrompts(task, config, seed)
+    layers = config.layers if config.layers is not None else list(range(adapter.num_layers))
+    vector = task_vector_for(adapter, prompts)
+    vectors = vector.vectors[layers]  # [layers, hidden]
+    budget = config.budget()
+    mode, scale = config.patch_mode, config.patch_scale
+    val = sweep(adapter, prompts.val_queries, vectors, layers, budget, mode, scale)
+    test = sweep(adapter, prompts.test_queries, vectors, layers, budget, mode, scale)
+    base_answers = generate_ids(adapter, prompts.test_base, None, config.answer_tokens, budget)
+    clean_answers = generate_ids(adapter, prompts.test_queries, None, config.answer_tokens, budget)
+
+    def describe(item: Item) -> dict:
+        return {
+            "id": item.id,
+            "input": item.input,
+            "label": item.label,
+            "answers": list(item.answers),
+            "label_first_tokens": sorted({t for a in item.answers for t in adapter.first_tokens_of(a)}),
+        }
+
+    val_rows = [
+        {**describe(item), "xpatch": _texts(adapter, val.patched[i].tolist())}
+        for i, item in enumerate(task.val)
+    ]
+    test_rows = []
+    for i, item in enumerate(task.test):
+        demos = prompts.test_demos[i]
+        test_rows.append(
+            {
+                **describe(item),
+                "demos": [d.id for d in demos],
+                "majority": majority_label([d.label for d in demos]) if config.spec != "instruction" else "",
+                "no_context": adapter.decode([int(test.clean[i])]),
+                "no_context_answer": adapter.decode(clean_answers[i]),
+                "xbase": adapter.decode(base_answers[i][:1]),
+                "xbase_answer": adapter.decode(base_answers[i]),
+                "xpatch": _texts(adapter, test.patched[i].tolist()),
+            }
+        )
+    unit = {"task": task.name, "seed": seed, "layers": layers, "val": val_rows, "test": test_rows}
+    return unit, vector
+
+
+def patched_answers(
+    adapter: ModelAdapter, task: Task, seed: int, config: ExperimentConfig, vector: TaskVector, layer: int
+) -> list[str]:
+    """Multi-token xPatch answers on the test split at the chosen layer (for the exact metric)."""
+    prompts = [config.template.query(item_input(q, config.query, config.style)) for q in task.test]
+    patch = Patch(layer, vector.at(layer), config.patch_mode, config.patch_scale)
+    ids = generate_ids(adapter, prompts, patch, config.answer_tokens, config.budget())
+    return [adapter.decode(x) for x in ids]
+
+
+def select_layer(curve: dict[int, float]) -> int:
+    """The layer with the best mean validation accuracy; ties go to the lowest layer."""
+    if not curve:
+        raise ValueError("no layers to choose from")
+    best = max(curve.values())
+    return min(layer for layer, score in curve.items() if score == best)
+
+
+__all__ = [
+    "ExperimentConfig", "FIRST_TOKEN_METRICS", "METRICS", "SPECS", "UnitPrompts",
+    "check_task_fits", "patched_answers", "run_unit", "select_layer", "task_vector_for",
+]

@@ -1,0 +1,109 @@
+"""One self-describing folder per run, written so that a crash never leaves a result that looks whole.
+
+Every file is written to a temporary name and renamed into place. ``status.json`` says
+``running`` until the very last write, which flips it to ``complete``; finished (task, seed)
+units live in ``units/`` and are reused when the same configuration is run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from taskvec.errors import ConfigError
+
+RUNNING, COMPLETE = "running", "complete"
+
+
+def write_atomic(path: Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data.encode() if isinstance(data, str) else data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: Path, value) -> Path:
+    return write_atomic(path, json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+class RunFolder:
+    """``root/`` with config.json, status.json, units/, vectors/, tables/, plots/, report.md."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # --- layout ----------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def status_path(self) -> Path:
+        return self.root / "status.json"
+
+    def unit_path(self, task: str, seed: int) -> Path:
+        return self.root / "units" / f"{task}__seed{seed}.json"
+
+    def vector_path(self, task: str, spec: str, seed: int) -> Path:
+        return self.root / "vectors" / f"{task}__{spec}__seed{seed}.safetensors"
+
+    def path(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    # --- state -----------------------------------------------------------------------------
+    def status(self) -> dict:
+        if not self.status_path.is_file():
+            return {}
+        return json.loads(self.status_path.read_text())
+
+    def is_complete(self) -> bool:
+        return self.status().get("state") == COMPLETE
+
+    def start(self, config: dict, config_hash: str) -> bool:
+        """Create the folder, or reopen it for the same configuration. Returns True if resuming."""
+        if self.config_path.is_file():
+            existing = json.loads(self.config_path.read_text())
+            if existing.get("config_hash") != config_hash:
+                raise ConfigError(
+                    f"{self.root} holds a run of another configuration "
+                    f"({existing.get('config_hash')} != {config_hash}); choose another --out"
+                )
+            self._set_status(RUNNING, resumed=True)
+            return True
+        if self.root.exists() and any(self.root.iterdir()):
+            raise ConfigError(f"{self.root} exists and is not a taskvec run folder; choose another --out")
+        write_json(self.config_path, {**config, "config_hash": config_hash})
+        self._set_status(RUNNING, resumed=False)
+        return False
+
+    def finish(self, **info) -> None:
+        self._set_status(COMPLETE, **info)
+
+    def _set_status(self, state: str, **info) -> None:
+        status = self.status()
+        status.update(info)
+        status["state"] = state
+        status[f"{state}_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        write_json(self.status_path, status)
+
+    # --- units -----------------------------------------------------------------------------
+    def load_unit(self, task: str, seed: int) -> dict | None:
+        path = self.unit_path(task, seed)
+        if not path.is_file():
+            return None
+        return json.loads(path.read_text())
+
+    def save_unit(self, unit: dict) -> None:
+        write_json(self.unit_path(unit["task"], unit["seed"]), unit)
