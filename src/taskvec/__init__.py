@@ -1,0 +1,44 @@
+"""taskvec: task vectors in language and vision-language models.
+
+The data flow, one sub-package each: tasks -> prompts -> models -> vectors -> patching ->
+evaluation -> report/analysis, with the ``taskvec`` command on top.
+
+    >>> import taskvec
+    >>> model = taskvec.load_model("smollm2-135m")
+    >>> task = taskvec.load_task("country_capital")
+    >>> template = taskvec.get_template("spaced")
+    >>> demos = [(d.input, d.label) for d in task.val[:5]]
+    >>> prompts = [template.icl(demos, q.input) for q in task.val[5:]]
+    >>> vector = taskvec.extract(model, prompts, task=task.name, spec="text-icl")
+    >>> taskvec.patch(model, [template.query("France")], vector.at(20), layer=20)
+"""
+
+__version__ = "0.1.0"
+
+from taskvec.evaluation.protocol import ExperimentConfig  # noqa: E402
+from taskvec.evaluation.run import evaluate  # noqa: E402
+from taskvec.models.registry import load_model  # noqa: E402
+from taskvec.patching.patch import Patch, generate, patch  # noqa: E402
+from taskvec.patching.sweep import sweep  # noqa: E402
+from taskvec.prompts.template import PromptTemplate, get_template  # noqa: E402
+from taskvec.tasks.registry import load_task  # noqa: E402
+from taskvec.tasks.task import Item, Task  # noqa: E402
+from taskvec.vectors.extract import extract  # noqa: E402
+from taskvec.vectors.task_vector import TaskVector  # noqa: E402
+
+__all__ = [
+    "ExperimentConfig",
+    "Item",
+    "Patch",
+    "PromptTemplate",
+    "Task",
+    "TaskVector",
+    "evaluate",
+    "extract",
+    "generate",
+    "get_template",
+    "load_model",
+    "load_task",
+    "patch",
+    "sweep",
+]

@@ -27,13 +27,13 @@ def _fail(error: Exception) -> None:
 @app.command()
 def run(
     model: Annotated[str, typer.Option(help="named model, hub id or local folder")] = "smollm2-135m",
-    tasks: Annotated[list[str], typer.Option("--tasks", "-t", help="task names, 'all', or task files")] = ["all"],  # noqa: B006
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", "-t", help="names, 'all' or files")] = None,
     spec: Annotated[str, typer.Option(help="text-icl | image-icl | instruction | ensemble")] = "text-icl",
     query: Annotated[str, typer.Option(help="text | image")] = "text",
     style: Annotated[str, typer.Option(help="image style for image inputs")] = "noto",
     template: Annotated[str, typer.Option(help="paper | spaced | a template JSON file")] = "paper",
     n_examples: Annotated[int, typer.Option(help="demonstrations per prompt")] = 5,
-    seeds: Annotated[list[int], typer.Option("--seed", help="repeat for several seeds")] = [1, 2, 3],  # noqa: B006
+    seeds: Annotated[list[int] | None, typer.Option("--seed", help="one per seed (default 1 2 3)")] = None,
     layers: Annotated[list[int] | None, typer.Option("--layer", help="restrict the sweep")] = None,
     selection_metric: Annotated[str, typer.Option(help="paper | paper_ci | strict")] = "paper",
     memory_budget_mb: Annotated[float, typer.Option(help="bounds the batch size")] = 1024,
@@ -43,16 +43,24 @@ def run(
     on test, mean ± std over seeds, into one run folder (an interrupted run resumes)."""
     from taskvec.evaluation.protocol import ExperimentConfig
     from taskvec.evaluation.run import evaluate
-    from taskvec.report.tables import format_summary
     from taskvec.evaluation.scoring import summary_table
+    from taskvec.report.tables import format_summary
     from taskvec.tasks.registry import resolve_task_names
 
     try:
         template_value = json.loads(Path(template).read_text()) if template.endswith(".json") else template
         config = ExperimentConfig(
-            model=model, tasks=resolve_task_names(tasks), spec=spec, query=query, style=style,
-            template=template_value, n_examples=n_examples, seeds=seeds, layers=layers,
-            selection_metric=selection_metric, memory_budget_mb=memory_budget_mb,
+            model=model,
+            tasks=resolve_task_names(tasks or ["all"]),
+            spec=spec,
+            query=query,
+            style=style,
+            template=template_value,
+            n_examples=n_examples,
+            seeds=seeds or [1, 2, 3],
+            layers=layers,
+            selection_metric=selection_metric,
+            memory_budget_mb=memory_budget_mb,
         )
         console.print_json(config.model_dump_json())
         result = evaluate(config, out)

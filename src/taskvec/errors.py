@@ -1,4 +1,4 @@
-"""Errors that name the problem; every one is raised before the first forward pass where possible."""
+"""Errors that name the problem; raised before the first forward pass wherever possible."""
 
 
 class TaskvecError(Exception):
@@ -13,8 +13,11 @@ class ImageError(TaskvecError, ValueError):
     """An image is missing, unreadable, truncated or otherwise unusable."""
 
 
-class TemplateError(TaskvecError, ValueError):
-    """A prompt template cannot produce the delimiter the protocol needs."""
+class TemplateError(TaskvecError):
+    """A prompt template cannot produce the delimiter the protocol needs.
+
+    Not a ValueError on purpose: pydantic would wrap a ValueError, and users should see this class.
+    """
 
 
 class ModelSpecError(TaskvecError, ValueError):

@@ -26,7 +26,13 @@ from taskvec.patching.hooks import PatchMode
 from taskvec.patching.patch import Patch, generate_ids
 from taskvec.patching.sweep import sweep
 from taskvec.prompts.inputs import Modality, item_input, sample_demos
-from taskvec.prompts.template import Prompt, PromptTemplate, get_template, instruction_prompt, majority_label
+from taskvec.prompts.template import (
+    Prompt,
+    PromptTemplate,
+    get_template,
+    instruction_prompt,
+    majority_label,
+)
 from taskvec.tasks.task import Item, Task
 from taskvec.vectors.extract import extract
 from taskvec.vectors.task_vector import TaskVector
@@ -43,8 +49,12 @@ class ExperimentConfig(BaseModel):
     model: str = "smollm2-135m"
     tasks: list[str] = Field(
         default_factory=lambda: [
-            "country_capital", "country_currency", "animal_latin",
-            "animal_young", "food_color", "food_flavor",
+            "country_capital",
+            "country_currency",
+            "animal_latin",
+            "animal_young",
+            "food_color",
+            "food_flavor",
         ]
     )
     spec: Spec = "text-icl"
@@ -146,7 +156,8 @@ class UnitPrompts:
         else:
             self.test_base = [
                 template.icl(
-                    [(self._input(d, demo_in), d.label) for d in demos], self._input(q, config.query)
+                    [(self._input(d, demo_in), d.label) for d in demos],
+                    self._input(q, config.query),
                 )
                 for q, demos in zip(task.test, self.test_demos, strict=True)
             ]
@@ -158,14 +169,16 @@ class UnitPrompts:
 def task_vector_for(adapter: ModelAdapter, prompts: UnitPrompts) -> TaskVector:
     """The unit's task vector for its specification (all layers)."""
     config, task = prompts.config, prompts.task
-    common = dict(
-        task=task.name, seed=prompts.seed, template=config.template.name, budget=config.budget()
-    )
+    common = dict(task=task.name, seed=prompts.seed, template=config.template.name, budget=config.budget())
     exemplar = None
     if config.spec != "instruction":
         exemplar = extract(
-            adapter, prompts.extraction, spec=config.spec if config.spec != "ensemble" else "text-icl",
-            modality=config.demo_modality, n_examples=config.n_examples, **common,
+            adapter,
+            prompts.extraction,
+            spec=config.spec if config.spec != "ensemble" else "text-icl",
+            modality=config.demo_modality,
+            n_examples=config.n_examples,
+            **common,
         )
     if config.spec in ("text-icl", "image-icl"):
         return exemplar
@@ -179,7 +192,9 @@ def _texts(adapter: ModelAdapter, token_ids: Sequence[int]) -> list[str]:
     return [adapter.decode([t]) for t in token_ids]
 
 
-def run_unit(adapter: ModelAdapter, task: Task, seed: int, config: ExperimentConfig) -> tuple[dict, TaskVector]:
+def run_unit(
+    adapter: ModelAdapter, task: Task, seed: int, config: ExperimentConfig
+) -> tuple[dict, TaskVector]:
     """Compute one (task, seed) unit: its vector and every prediction the report needs."""
     prompts = UnitPrompts(task, config, seed)
     layers = config.layers if config.layers is not None else list(range(adapter.num_layers))
@@ -202,7 +217,11 @@ def run_unit(adapter: ModelAdapter, task: Task, seed: int, config: ExperimentCon
         }
 
     val_rows = [
-        {**describe(item), "xpatch": _texts(adapter, val.patched[i].tolist())}
+        {
+            **describe(item),
+            "no_context": adapter.decode([int(val.clean[i])]),
+            "xpatch": _texts(adapter, val.patched[i].tolist()),
+        }
         for i, item in enumerate(task.val)
     ]
     test_rows = []
@@ -225,7 +244,12 @@ def run_unit(adapter: ModelAdapter, task: Task, seed: int, config: ExperimentCon
 
 
 def patched_answers(
-    adapter: ModelAdapter, task: Task, seed: int, config: ExperimentConfig, vector: TaskVector, layer: int
+    adapter: ModelAdapter,
+    task: Task,
+    seed: int,
+    config: ExperimentConfig,
+    vector: TaskVector,
+    layer: int,
 ) -> list[str]:
     """Multi-token xPatch answers on the test split at the chosen layer (for the exact metric)."""
     prompts = [config.template.query(item_input(q, config.query, config.style)) for q in task.test]
@@ -243,6 +267,14 @@ def select_layer(curve: dict[int, float]) -> int:
 
 
 __all__ = [
-    "ExperimentConfig", "FIRST_TOKEN_METRICS", "METRICS", "SPECS", "UnitPrompts",
-    "check_task_fits", "patched_answers", "run_unit", "select_layer", "task_vector_for",
+    "ExperimentConfig",
+    "FIRST_TOKEN_METRICS",
+    "METRICS",
+    "SPECS",
+    "UnitPrompts",
+    "check_task_fits",
+    "patched_answers",
+    "run_unit",
+    "select_layer",
+    "task_vector_for",
 ]

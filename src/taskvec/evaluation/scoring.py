@@ -41,9 +41,7 @@ def layer_scores(units: Iterable[dict], split: str) -> pd.DataFrame:
             for layer, prediction in zip(unit["layers"], row["xpatch"], strict=True):
                 for metric, ok in _first_token(prediction, row).items():
                     records.append((unit["task"], unit["seed"], row["id"], layer, metric, ok))
-    return pd.DataFrame.from_records(
-        records, columns=["task", "seed", "item", "layer", "metric", "correct"]
-    )
+    return pd.DataFrame.from_records(records, columns=["task", "seed", "item", "layer", "metric", "correct"])
 
 
 def layer_curve(scores: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -61,15 +59,20 @@ def choose_layer(val_scores: pd.DataFrame, metric: str) -> int:
     return select_layer({int(layer): float(score) for layer, score in curve.items()})
 
 
-def test_predictions(units: Iterable[dict], layer: int, patched_answers: dict) -> pd.DataFrame:
+def split_predictions(units: Iterable[dict], layer: int, patched_answers: dict) -> pd.DataFrame:
     """One row per (task, seed, item, method) on the test split, with every metric."""
     records = []
     for unit in units:
         column = unit["layers"].index(layer)
         answers = patched_answers.get((unit["task"], unit["seed"]), [])
         for i, row in enumerate(unit["test"]):
-            base = {"task": unit["task"], "seed": unit["seed"], "item": row["id"],
-                    "input": row["input"], "label": row["label"]}
+            base = {
+                "task": unit["task"],
+                "seed": unit["seed"],
+                "item": row["id"],
+                "input": row["input"],
+                "label": row["label"],
+            }
             methods = {
                 "no_context": (row["no_context"], row["no_context_answer"]),
                 "xbase": (row["xbase"], row["xbase_answer"]),
@@ -78,11 +81,17 @@ def test_predictions(units: Iterable[dict], layer: int, patched_answers: dict) -
             for method, (first, full) in methods.items():
                 scores = _first_token(first, row)
                 scores["exact"] = exact_match(full, row["answers"]) if full is not None else None
-                records.append({**base, "method": method, "prediction": first,
-                                "answer": full, **scores})
+                records.append({**base, "method": method, "prediction": first, "answer": full, **scores})
             if row["majority"]:
-                records.append({**base, "method": "majority", "prediction": row["majority"],
-                                "answer": row["majority"], **_majority(row["majority"], row)})
+                records.append(
+                    {
+                        **base,
+                        "method": "majority",
+                        "prediction": row["majority"],
+                        "answer": row["majority"],
+                        **_majority(row["majority"], row),
+                    }
+                )
     return pd.DataFrame.from_records(records)
 
 
@@ -93,7 +102,8 @@ def summary_table(predictions: pd.DataFrame, metric: str) -> pd.DataFrame:
     per_seed = (
         predictions.dropna(subset=[metric])
         .assign(correct=lambda d: d[metric].astype(float))
-        .groupby(["task", "method", "seed"]).correct.mean()
+        .groupby(["task", "method", "seed"])
+        .correct.mean()
     )
     per_task_seed = per_seed.unstack("method")
     average = per_task_seed.groupby("seed").mean()
@@ -108,6 +118,11 @@ def summary_table(predictions: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 __all__ = [
-    "FIRST_TOKEN_METRICS", "METHODS", "choose_layer", "layer_curve", "layer_scores",
-    "summary_table", "test_predictions",
+    "FIRST_TOKEN_METRICS",
+    "METHODS",
+    "choose_layer",
+    "layer_curve",
+    "layer_scores",
+    "summary_table",
+    "split_predictions",
 ]

@@ -129,13 +129,8 @@ class ModelAdapter(ABC):
     ):
         """Run the model on a whole batch (or, with ``last_only``, on its last token given a cache
         of the rest). Returns the HF output; ``logits`` hold the last position only."""
-        if last_only:
-            kwargs = self.last_token_inputs(encoded)
-        else:
-            kwargs = self.full_inputs(encoded)
-        return self.model(
-            **kwargs, past_key_values=past_key_values, use_cache=use_cache, logits_to_keep=1
-        )
+        kwargs = self.last_token_inputs(encoded) if last_only else self.full_inputs(encoded)
+        return self.model(**kwargs, past_key_values=past_key_values, use_cache=use_cache, logits_to_keep=1)
 
     def full_inputs(self, encoded: Encoded) -> dict:
         return {

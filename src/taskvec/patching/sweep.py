@@ -73,9 +73,7 @@ def sweep(
         cache.batch_repeat_interleave(variants)
         repeated = adapter.repeat(encoded, variants)
         query_rows = torch.arange(n) * variants
-        patches = {
-            layer: (query_rows + j, vectors[j].expand(n, -1)) for j, layer in enumerate(layers)
-        }
+        patches = {layer: (query_rows + j, vectors[j].expand(n, -1)) for j, layer in enumerate(layers)}
         with patching_last_token(adapter.layers, patches, mode, scale):
             out = adapter.model(
                 **adapter.last_token_inputs(repeated),

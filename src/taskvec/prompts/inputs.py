@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 from PIL import Image
@@ -16,29 +17,58 @@ Modality = Literal["text", "image"]
 MODALITIES: tuple[Modality, ...] = ("text", "image")
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+MAX_IMAGE_PIXELS = 4096 * 4096
+ACCEPTED_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA")
+
+
+def image_file(item: Item, style: str | None) -> Path:
+    """Where an item's picture lives: a file named by the item, or the suite image of its entity."""
+    if not item.entity:
+        raise ImageError(f"item {item.id!r} ({item.input}) has no entity, so it has no image")
+    if item.entity.lower().endswith(IMAGE_SUFFIXES):
+        return Path(item.entity)
+    if not style:
+        raise ImageError("image inputs need a style (e.g. 'noto'); see taskvec.tasks.images")
+    from taskvec.tasks.images import image_path
+
+    try:
+        return image_path(item.entity, style)
+    except FileNotFoundError as error:
+        raise ImageError(f"item {item.id!r} ({item.input}): {error}") from error
+
+
+def open_image(path: Path, what: str = "image") -> Image.Image:
+    """Open and fully decode an image, refusing missing, truncated, huge or odd-mode files."""
+    if not path.is_file():
+        raise ImageError(f"{what}: file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise ImageError(
+                    f"{what}: {path} is {image.width}x{image.height}, larger than the "
+                    f"{MAX_IMAGE_PIXELS}-pixel limit; downscale it"
+                )
+            if image.mode not in ACCEPTED_MODES:
+                raise ImageError(f"{what}: {path} has mode {image.mode!r}; save it as RGB")
+            image.load()
+            return ensure_rgb(image)
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ImageError(f"{what}: {path} is unreadable or truncated ({error})") from error
+
+
 def item_input(item: Item, modality: Modality, style: str | None = None) -> Input:
-    """``item.input`` for text; the item's entity image in ``style`` for images."""
+    """``item.input`` for text; the item's picture (in ``style`` for suite images) for images."""
     if modality == "text":
         return item.input
     if modality != "image":
         raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
-    if not item.entity:
-        raise ImageError(f"item {item.id!r} ({item.input}) has no entity, so it has no image")
-    if not style:
-        raise ImageError("image inputs need a style (e.g. 'noto'); see taskvec.tasks.images")
-    from taskvec.tasks.images import load_image
-
-    try:
-        return load_image(item.entity, style)
-    except FileNotFoundError as error:
-        raise ImageError(f"item {item.id!r} ({item.input}): {error}") from error
-    except OSError as error:
-        raise ImageError(f"item {item.id!r} ({item.input}): unreadable image: {error}") from error
+    return open_image(image_file(item, style), what=f"item {item.id!r} ({item.input})")
 
 
-def sample_demos(
-    pool: Sequence[Item], n: int, rng: random.Random, exclude: Item | None = None
-) -> list[Item]:
+def sample_demos(pool: Sequence[Item], n: int, rng: random.Random, exclude: Item | None = None) -> list[Item]:
     """``n`` distinct demonstrations from ``pool``, never the query item itself."""
     candidates = [item for item in pool if exclude is None or item.id != exclude.id]
     if len(candidates) < n:
@@ -47,4 +77,9 @@ def sample_demos(
 
 
 def ensure_rgb(image: Image.Image) -> Image.Image:
-    return image if image.mode == "RGB" else image.convert("RGB")
+    """RGB on white: transparent pixels become white, as in the image suite."""
+    if image.mode == "RGB":
+        return image.copy()
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")

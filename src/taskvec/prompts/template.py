@@ -10,20 +10,23 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Union
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from taskvec.errors import TemplateError
 
-Segment = Union[str, Image.Image]
+Segment = str | Image.Image
 Prompt = tuple[Segment, ...]
-Input = Union[str, Image.Image]
+Input = str | Image.Image
 
 
 class PromptTemplate(BaseModel):
-    """How examples and queries are written: ``{input_prefix}{x}{separator}{output_prefix}{answer_prefix}{y}{example_separator}``."""
+    """How examples and queries are written.
+
+    An example is ``{input_prefix}{x}{separator}{output_prefix}{answer_prefix}{y}{example_separator}``;
+    a query stops after ``output_prefix``, whose last character is the delimiter.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -119,6 +122,4 @@ def get_template(name_or_template: str | PromptTemplate | dict) -> PromptTemplat
     try:
         return TEMPLATES[name_or_template]
     except KeyError:
-        raise TemplateError(
-            f"unknown template {name_or_template!r}; known: {sorted(TEMPLATES)}"
-        ) from None
+        raise TemplateError(f"unknown template {name_or_template!r}; known: {sorted(TEMPLATES)}") from None

@@ -1,4 +1,4 @@
-"""One self-describing folder per run, written so that a crash never leaves a result that looks whole.
+"""One self-describing folder per run; a crash never leaves a result that looks whole.
 
 Every file is written to a temporary name and renamed into place. ``status.json`` says
 ``running`` until the very last write, which flips it to ``complete``; finished (task, seed)

@@ -82,10 +82,18 @@ def write_run_outputs(
         write_table(folder, f"val_curve_{metric}", val_curve.round(4))
         write_table(folder, f"test_curve_{metric}", layer_curve(test_scores, metric).round(4))
     curve = layer_curve(val_scores, config.selection_metric)
-    plot_curves(curve, best, f"xPatch validation accuracy per layer ({config.selection_metric})",
-                folder.path("plots", "val_curve.png"))
-    plot_curves(layer_curve(val_scores, "strict"), best, "xPatch validation accuracy per layer (strict)",
-                folder.path("plots", "val_curve_strict.png"))
+    plot_curves(
+        curve,
+        best,
+        f"xPatch validation accuracy per layer ({config.selection_metric})",
+        folder.path("plots", "val_curve.png"),
+    )
+    plot_curves(
+        layer_curve(val_scores, "strict"),
+        best,
+        "xPatch validation accuracy per layer (strict)",
+        folder.path("plots", "val_curve_strict.png"),
+    )
     write_atomic(folder.path("report.md"), run_report(config, best, sections))
 
 

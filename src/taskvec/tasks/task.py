@@ -8,6 +8,7 @@ the image suite), so every experiment reads one kind of object.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 from collections.abc import Sequence
@@ -96,6 +97,15 @@ class Task:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
         return self.val if split == "val" else self.test
 
+    def fingerprint(self) -> str:
+        """Hash of everything that affects results (instruction, items, splits)."""
+        content = json.dumps(
+            [self.name, self.instruction, [[vars(i) for i in self.split(s)] for s in SPLITS]],
+            sort_keys=True,
+            default=list,
+        )
+        return hashlib.sha256(content.encode()).hexdigest()[:12]
+
     def __post_init__(self) -> None:
         for split in SPLITS:
             if not self.split(split):
@@ -111,9 +121,15 @@ class Task:
                 seen[item.id] = split
 
 
-def _items(records: Sequence[ItemRecord]) -> tuple[Item, ...]:
+def _items(records: Sequence[ItemRecord], folder: Path | None = None) -> tuple[Item, ...]:
     return tuple(
-        Item(id=r.id, input=r.input, label=r.output, aliases=tuple(r.aliases), entity=r.entity)
+        Item(
+            id=r.id,
+            input=r.input,
+            label=r.output,
+            aliases=tuple(r.aliases),
+            entity=_resolve_image(r.entity, folder) if folder else r.entity,
+        )
         for r in records
     )
 
@@ -145,8 +161,8 @@ def load_task_file(path: str | Path) -> Task:
         instruction=record.instruction,
         description=record.description,
         domain=record.domain,
-        val=_items(record.val),
-        test=_items(record.test),
+        val=_items(record.val, path.parent),
+        test=_items(record.test, path.parent),
         source=str(path),
         extra=extra,
     )
@@ -172,6 +188,16 @@ def _read_rows(path: Path) -> list[dict]:
     return rows
 
 
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+
+def _resolve_image(entity: str | None, folder: Path) -> str | None:
+    """Image paths in a task file are relative to that file; suite entity ids stay as they are."""
+    if entity and entity.lower().endswith(_IMAGE_SUFFIXES) and not Path(entity).is_absolute():
+        return str((folder / entity).resolve())
+    return entity
+
+
 def _records_from_rows(path: Path, rows: list[dict], prefix: str) -> list[ItemRecord]:
     records = []
     for index, row in enumerate(rows):
@@ -190,7 +216,7 @@ def _records_from_rows(path: Path, rows: list[dict], prefix: str) -> list[ItemRe
                     input=str(row["input"]),
                     output=str(row["output"]),
                     aliases=list(aliases),
-                    entity=row.get("entity") or row.get("image"),
+                    entity=_resolve_image(row.get("entity") or row.get("image"), path.parent),
                 )
             )
         except ValidationError as error:
@@ -198,9 +224,7 @@ def _records_from_rows(path: Path, rows: list[dict], prefix: str) -> list[ItemRe
     return records
 
 
-def load_split_files(
-    val_path: str | Path, test_path: str | Path, name: str, instruction: str
-) -> Task:
+def load_split_files(val_path: str | Path, test_path: str | Path, name: str, instruction: str) -> Task:
     """Read a task from two files, one per split: paper-style JSON (items with
     ``input``/``output``/``image``), JSONL or CSV."""
     val_path, test_path = Path(val_path), Path(test_path)

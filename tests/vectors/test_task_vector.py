@@ -1,0 +1,55 @@
+import pytest
+import torch
+
+from taskvec.errors import VectorMismatchError
+from taskvec.vectors.task_vector import TaskVector, VectorMeta
+
+
+def _vector(width=8, layers=3, model="m"):
+    meta = VectorMeta(
+        model=model, model_fingerprint="abc", num_layers=layers, hidden_size=width, task="t",
+        spec="text-icl", modality="text", n_examples=5, n_prompts=2, seed=1, template="paper",
+        layers=list(range(layers)),
+    )
+    return TaskVector(torch.randn(layers, width), meta)
+
+
+class _Model:
+    name, hidden_size, fingerprint = "other", 16, "zzz"
+
+
+def test_round_trip_keeps_values_and_provenance(tmp_path):
+    vector = _vector()
+    path = vector.save(tmp_path / "v")
+    loaded = TaskVector.load(path)
+    assert torch.equal(loaded.vectors, vector.vectors)
+    assert loaded.meta == vector.meta
+    assert (tmp_path / "v.json").is_file()
+
+
+def test_corrupted_file_is_detected(tmp_path):
+    path = _vector().save(tmp_path / "v")
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(path))
+    tensors["vectors"][0, 0] += 1
+    save_file(tensors, str(path), metadata=metadata)
+    with pytest.raises(VectorMismatchError, match="checksum"):
+        TaskVector.load(path)
+
+
+def test_vector_of_another_width_is_refused():
+    with pytest.raises(VectorMismatchError, match="8 wide"):
+        _vector().check_fits(_Model())
+
+
+def test_missing_layer_and_mixed_means_are_refused():
+    with pytest.raises(VectorMismatchError, match="no layer 7"):
+        _vector().at(7)
+    with pytest.raises(VectorMismatchError):
+        TaskVector.mean([_vector(layers=3), _vector(layers=4)], spec="ensemble")
+    mean = TaskVector.mean([_vector(), _vector()], spec="ensemble")
+    assert mean.meta.spec == "ensemble" and mean.meta.n_prompts == 4
