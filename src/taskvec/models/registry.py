@@ -195,9 +195,10 @@ def load_model(name: str, options: LoadOptions | None = None) -> ModelAdapter:
 
 
 def _model_type(name: str) -> str:
-    local = Path(name)
-    looks_like_path = local.exists() or "/" in name
-    if not looks_like_path:
+    local = Path(name).expanduser()
+    if name.startswith(("/", ".", "~")) and not local.exists():
+        raise ModelSpecError(f"cannot read a model config from {name!r}: no such folder")
+    if not local.exists() and "/" not in name:
         raise ModelSpecError(
             f"unknown model {name!r}: named models are {sorted(NAMED_MODELS)}; "
             "otherwise pass a hub id (org/name) or a local folder"
@@ -205,7 +206,14 @@ def _model_type(name: str) -> str:
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(name)
-    except (OSError, ValueError) as error:
+        config = AutoConfig.from_pretrained(str(local) if local.exists() else name)
+    except (OSError, ValueError, KeyError) as error:
         raise ModelSpecError(f"cannot read a model config from {name!r}: {error}") from error
     return str(config.model_type)
+
+
+# Vision-language families register themselves on import; done last, so the family modules find
+# ``register_family`` and ``LoadOptions`` already defined (they import this module).
+from taskvec.models.families import register_all as _register_all_families  # noqa: E402
+
+_register_all_families()

@@ -124,10 +124,10 @@ class Conv2dPad(nn.Conv2d):
     :meth:`EfficientNetLite0.set_padding`.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1,
-                 groups: int = 1, pad: str = "same") -> None:
-        super().__init__(in_ch, out_ch, kernel_size, stride=stride, padding=0,
-                         groups=groups, bias=False)
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, groups: int = 1, pad: str = "same"
+    ) -> None:
+        super().__init__(in_ch, out_ch, kernel_size, stride=stride, padding=0, groups=groups, bias=False)
         self.pad = pad
 
     def _pad_amounts(self, size: int, k: int, s: int) -> tuple[int, int]:
@@ -155,8 +155,9 @@ def _bn(ch: int) -> nn.BatchNorm2d:
 class MBConvBlock(nn.Module):
     """Inverted-residual block without squeeze-excite (EfficientNet-Lite)."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, expand: int,
-                 pad: str = "same") -> None:
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel: int, stride: int, expand: int, pad: str = "same"
+    ) -> None:
         super().__init__()
         mid = in_ch * expand
         self.has_expand = expand != 1
@@ -189,8 +190,7 @@ class EfficientNetLite0(nn.Module):
         dropout: dropout before the classifier (only active in train mode).
     """
 
-    def __init__(self, num_classes: int = NUM_CLASSES, padding: str = "same",
-                 dropout: float = 0.2) -> None:
+    def __init__(self, num_classes: int = NUM_CLASSES, padding: str = "same", dropout: float = 0.2) -> None:
         super().__init__()
         if padding not in _PADDING_MODES:
             raise ValueError(f"padding must be one of {_PADDING_MODES}, got {padding!r}")
@@ -204,8 +204,9 @@ class EfficientNetLite0(nn.Module):
         in_ch = STEM_CHANNELS
         for kernel, stride, expand, out_ch, repeats in STAGES:
             for r in range(repeats):
-                blocks.append(MBConvBlock(in_ch, out_ch, kernel, stride if r == 0 else 1,
-                                          expand, pad=padding))
+                blocks.append(
+                    MBConvBlock(in_ch, out_ch, kernel, stride if r == 0 else 1, expand, pad=padding)
+                )
                 in_ch = out_ch
             self.stage_ends.append(len(blocks))
         self._blocks = nn.ModuleList(blocks)
@@ -297,8 +298,7 @@ def pretrained_checkpoint_path() -> str:
     return str(path)
 
 
-def load_pretrained(padding: str = "same", map_location: str | torch.device = "cpu"
-                    ) -> EfficientNetLite0:
+def load_pretrained(padding: str = "same", map_location: str | torch.device = "cpu") -> EfficientNetLite0:
     """EfficientNet-Lite0 with ImageNet weights, loaded strictly, in eval mode."""
     sd = torch.load(pretrained_checkpoint_path(), map_location=map_location, weights_only=True)
     model = EfficientNetLite0(padding=padding)
@@ -307,8 +307,12 @@ def load_pretrained(padding: str = "same", map_location: str | torch.device = "c
 
 
 # ---------------------------------------------------------------------- preprocessing
-def preprocess(images: Iterable, size: int = 224, normalization: str = "lite",
-               background: tuple[int, int, int] = (255, 255, 255)) -> torch.Tensor:
+def preprocess(
+    images: Iterable,
+    size: int = 224,
+    normalization: str = "lite",
+    background: tuple[int, int, int] = (255, 255, 255),
+) -> torch.Tensor:
     """PIL images -> float tensor [B, 3, size, size].
 
     Each image is converted to RGB (transparent pixels are composited on ``background``),

@@ -1,0 +1,80 @@
+"""Qwen2-VL (``model_type`` "qwen2_vl"): dynamic-resolution ViT, 3-D multimodal rope (M-RoPE).
+
+Positions are the delicate part. Image tokens get (temporal, height, width) positions and the text
+after an image continues from ``max(h, w) / merge`` past the image's start, not from its token
+count, so positions are not ``cumsum(mask) - 1``. transformers 5.23 computes them in
+``Qwen2VLModel.get_rope_index(input_ids, mm_token_type_ids, image_grid_thw, ..., attention_mask)``
+(``mm_token_type_ids``: 0 text, 1 image, made by the processor) and, in a cached step, adds the
+stored ``rope_deltas`` to ``cumsum(mask) - 1``. The adapter calls ``get_rope_index`` once per
+encoded batch and passes explicit ``[3, batch, seq]`` position ids to every forward: the full
+pass, the prefix pass (its first ``seq - 1`` columns, which only depend on earlier tokens) and the
+cached last-token step (the last column). So the cached sweep sees exactly the positions of a full
+forward, and the model's own ``rope_deltas`` state is never consulted.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from taskvec.models.adapter import Encoded
+from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
+from taskvec.models.registry import register_family
+
+ROPE_KEY = "rope_position_ids"  # [batch, 3, seq] in Encoded.extra (batch first, so rows repeat)
+
+
+class Qwen2VLAdapter(VisionLanguageAdapter):
+    """``Qwen2VLForConditionalGeneration``; text model at ``model.model.language_model``."""
+
+    per_row_keys = (ROPE_KEY,)
+
+    def image_placeholder(self) -> str:
+        # the chat template's convention: <|vision_start|><|image_pad|><|vision_end|>
+        config = self.model.config
+        start, end = self.tokenizer.convert_ids_to_tokens(
+            [config.vision_start_token_id, config.vision_end_token_id]
+        )
+        return f"{start}{self.processor.image_token}{end}"
+
+    def finish_encoding(self, encoded: Encoded) -> Encoded:
+        encoded.extra[ROPE_KEY] = self.rope_positions(encoded).permute(1, 0, 2).contiguous()
+        return encoded
+
+    def rope_positions(self, encoded: Encoded) -> torch.Tensor:
+        """``[3, batch, seq]`` M-RoPE positions, as transformers computes them for a full forward."""
+        extra = encoded.extra
+        if extra.get("image_grid_thw") is None and extra.get("video_grid_thw") is None:
+            # text only: every axis is the plain position (what get_rope_index gives for text)
+            return encoded.position_ids().unsqueeze(0).expand(3, -1, -1)
+        with torch.no_grad():
+            positions, _deltas = self.model.model.get_rope_index(
+                input_ids=encoded.input_ids,
+                mm_token_type_ids=extra["mm_token_type_ids"],
+                image_grid_thw=extra.get("image_grid_thw"),
+                video_grid_thw=extra.get("video_grid_thw"),
+                attention_mask=encoded.attention_mask,
+            )
+        return positions
+
+    def _positions(self, encoded: Encoded) -> torch.Tensor:
+        rope = encoded.extra.get(ROPE_KEY)
+        if rope is None:
+            rope = self.rope_positions(encoded).permute(1, 0, 2)
+        return rope[:, :, : encoded.seq_len].permute(1, 0, 2)  # [3, batch, seq]
+
+    def full_inputs(self, encoded: Encoded) -> dict:
+        inputs = super().full_inputs(encoded)
+        inputs.pop(ROPE_KEY, None)
+        inputs["position_ids"] = self._positions(encoded)
+        return inputs
+
+    def last_token_inputs(self, encoded: Encoded) -> dict:
+        return {
+            "input_ids": encoded.input_ids[:, -1:],
+            "attention_mask": encoded.attention_mask,
+            "position_ids": self._positions(encoded)[:, :, -1:],
+        }
+
+
+load = hf_loader(Qwen2VLAdapter, video_processor_class="Qwen2VLProcessor")
+register_family("qwen2_vl", load)

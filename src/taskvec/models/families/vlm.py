@@ -1,0 +1,207 @@
+"""Shared machinery of the vision-language families (LLaVA, Idefics, Qwen2-VL, Gemma 3, ...).
+
+A VLM adapter is the text-LM adapter plus: a processor that expands each image into the family's
+placeholder tokens and makes the pixel tensors, and the language model found inside the VLM.
+Each family file subclasses ``VisionLanguageAdapter`` and overrides only what differs: the
+placeholder text per image, how images are handed to its processor, and (Qwen2-VL) positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from PIL import Image
+from torch import nn
+
+from taskvec.errors import ModelSpecError
+from taskvec.models.adapter import Encoded, ModelAdapter
+from taskvec.prompts.template import Prompt
+
+
+class VisionLanguageAdapter(ModelAdapter):
+    """Adapter for a transformers image-text-to-text model and its processor."""
+
+    #: attribute of the language model holding the final norm
+    norm_attribute: str = "norm"
+    #: ``Encoded.extra`` keys the last-token step needs, repeated with the rows (see ``repeat``)
+    per_row_keys: tuple[str, ...] = ()
+    #: ``Encoded.extra`` keys that hold one value per token ``[batch, seq]``; cut to the prefix
+    per_token_keys: tuple[str, ...] = ("token_type_ids", "mm_token_type_ids")
+    #: whether prompts without any image may be encoded
+    allows_text_only: bool = True
+
+    def __init__(self, model: nn.Module, processor, name: str, model_id: str, fingerprint: str = ""):
+        super().__init__(model, name, model_id, fingerprint)
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    @classmethod
+    def from_parts(cls, model: nn.Module, processor, name: str = "tiny", model_id: str | None = None):
+        """An adapter around an already-built model and processor (tests, notebooks)."""
+        return cls(model, processor, name=name, model_id=model_id or name)
+
+    # --- structure -------------------------------------------------------------------------
+    def language_model(self) -> nn.Module:
+        """The decoder stack (embeddings, layers, final norm) inside the VLM."""
+        return self.model.model.language_model
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        return self.language_model().layers
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.get_text_config().hidden_size)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.unembedding().weight.shape[0])
+
+    @property
+    def supports_images(self) -> bool:
+        return True
+
+    def final_norm(self) -> nn.Module:
+        return getattr(self.language_model(), self.norm_attribute)
+
+    def unembedding(self) -> nn.Module:
+        return self.model.get_output_embeddings()
+
+    # --- tokens ----------------------------------------------------------------------------
+    def image_placeholder(self) -> str:
+        """Text standing for one image before the processor expands it."""
+        return self.processor.image_token
+
+    def split(self, prompt: Prompt) -> tuple[str, list[Image.Image]]:
+        """A prompt as text with one placeholder per image, plus its images in order."""
+        parts: list[str] = []
+        images: list[Image.Image] = []
+        for segment in prompt:
+            if isinstance(segment, str):
+                parts.append(segment)
+            elif isinstance(segment, Image.Image):
+                parts.append(self.image_placeholder())
+                images.append(segment.convert("RGB"))
+            else:
+                raise ModelSpecError(f"prompt segment of type {type(segment).__name__} is not text or image")
+        if not images and not self.allows_text_only:
+            raise ModelSpecError(f"{self.name} cannot read a prompt without an image")
+        return "".join(parts), images
+
+    #: hand images to the processor as one list per prompt (else one flat list)
+    nested_images: bool = False
+
+    def run_processor(self, texts: list[str], images: list[list[Image.Image]]) -> dict:
+        """Call the family's processor with left padding; images flat or one list per prompt."""
+        if not any(images):
+            given = None
+        elif self.nested_images:
+            given = [list(per_prompt) for per_prompt in images]
+        else:
+            given = [img for per_prompt in images for img in per_prompt]
+        return self.processor(
+            text=texts, images=given, padding=True, padding_side="left", return_tensors="pt"
+        )
+
+    def encode(self, prompts: Sequence[Prompt]) -> Encoded:
+        texts, images = zip(*(self.split(p) for p in prompts), strict=True)
+        batch = dict(self.run_processor(list(texts), list(images)))
+        input_ids = batch.pop("input_ids")
+        attention_mask = batch.pop("attention_mask")
+        if not bool(attention_mask[:, -1].all()):
+            raise ModelSpecError(f"{self.name}: the processor did not pad on the left")
+        extra = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        return self.finish_encoding(Encoded(input_ids, attention_mask, extra))
+
+    def finish_encoding(self, encoded: Encoded) -> Encoded:
+        """Hook for families that add derived inputs (e.g. 3-D rope positions)."""
+        return encoded
+
+    def decode(self, token_ids: Sequence[int] | torch.Tensor) -> str:
+        return self.tokenizer.decode([int(t) for t in token_ids], skip_special_tokens=False)
+
+    # --- forward passes --------------------------------------------------------------------
+    def full_inputs(self, encoded: Encoded) -> dict:
+        """The core's inputs, with per-token extras cut to this batch's length (the prefix pass
+        keeps the full batch's extras)."""
+        inputs = super().full_inputs(encoded)
+        for key in self.per_token_keys:
+            if key in inputs:
+                inputs[key] = inputs[key][:, : encoded.seq_len]
+        return inputs
+
+    def repeat(self, encoded: Encoded, repeats: int) -> Encoded:
+        """Rows for the last-token step: pixels are not needed there (the images are in the cache)."""
+        extra = {
+            k: encoded.extra[k].repeat_interleave(repeats, 0) for k in self.per_row_keys if k in encoded.extra
+        }
+        return Encoded(
+            encoded.input_ids.repeat_interleave(repeats, 0),
+            encoded.attention_mask.repeat_interleave(repeats, 0),
+            extra,
+        )
+
+
+def without_video(processor_class, **parts):
+    """Build a processor whose optional ``video_processor`` is None.
+
+    In transformers 5.23 video processors need torchvision (not usable here); images do not. The
+    processor base class insists on a video processor object, so this subclass lets None through.
+    """
+
+    class _ImagesOnly(processor_class):
+        def check_argument_for_proper_class(self, argument_name, argument):
+            if argument is None and argument_name == "video_processor":
+                return None
+            return super().check_argument_for_proper_class(argument_name, argument)
+
+    _ImagesOnly.__name__ = _ImagesOnly.__qualname__ = processor_class.__name__
+    parts.setdefault("video_processor", None)
+    return _ImagesOnly(**parts)
+
+
+def _load_processor(model_id: str, processor_class: str | None):
+    from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
+
+    try:
+        return AutoProcessor.from_pretrained(model_id)
+    except (ImportError, ValueError, TypeError, AttributeError):
+        if processor_class is None:
+            raise
+        # a processor with a video part fails without torchvision: build it from its image parts
+        import transformers
+
+        return without_video(
+            getattr(transformers, processor_class),
+            image_processor=AutoImageProcessor.from_pretrained(model_id),
+            tokenizer=AutoTokenizer.from_pretrained(model_id),
+        )
+
+
+def hf_loader(
+    adapter_class: type[VisionLanguageAdapter],
+    model_class: str = "AutoModelForImageTextToText",
+    video_processor_class: str | None = None,
+):
+    """``load(model_id, options)`` for a family: its transformers model class and AutoProcessor.
+
+    ``video_processor_class`` names the processor class to rebuild without its video part when
+    AutoProcessor cannot make one (no torchvision)."""
+
+    def load(model_id: str, options) -> VisionLanguageAdapter:
+        import transformers
+
+        model = getattr(transformers, model_class).from_pretrained(model_id, **options.hf_kwargs())
+        processor = _load_processor(model_id, video_processor_class)
+        revision = getattr(model.config, "_commit_hash", None) or ""
+        return adapter_class(model, processor, name=model_id, model_id=model_id, fingerprint=revision)
+
+    load.__doc__ = f"Load a {adapter_class.__name__} model from a hub id or local folder."
+    return load
+
+
+Loader = Callable[[str, object], VisionLanguageAdapter]
