@@ -49,7 +49,7 @@ def run(
 
     try:
         template_value = json.loads(Path(template).read_text()) if template.endswith(".json") else template
-        config = ExperimentConfig(
+        config = ExperimentConfig.create(
             model=model,
             tasks=resolve_task_names(tasks or ["all"]),
             spec=spec,

@@ -37,10 +37,16 @@ def test_run_folder_is_complete_and_self_describing(capital_run):
     assert json.loads((root / "status.json").read_text())["state"] == "complete"
     config = json.loads((root / "config.json").read_text())
     assert config["experiment"]["template"]["name"] == "spaced" and config["model"]["num_layers"] == 30
-    for name in ("predictions.jsonl", "report.md", "plots/val_curve.png", "tables/summary_paper.csv",
-                 "tables/val_curve_paper.csv", "tables/summary_exact_formatted.md",
-                 "vectors/country_capital__text-icl__seed1.safetensors",
-                 "vectors/country_capital__text-icl__seed1.json"):
+    for name in (
+        "predictions.jsonl",
+        "report.md",
+        "plots/val_curve.png",
+        "tables/summary_paper.csv",
+        "tables/val_curve_paper.csv",
+        "tables/summary_exact_formatted.md",
+        "vectors/country_capital__text-icl__seed1.safetensors",
+        "vectors/country_capital__text-icl__seed1.json",
+    ):
         assert (root / name).is_file(), name
     rows = [json.loads(line) for line in (root / "predictions.jsonl").read_text().splitlines()]
     assert {r["method"] for r in rows} == {"no_context", "majority", "xbase", "xpatch"}
@@ -52,16 +58,21 @@ def test_rerun_reuses_finished_units_and_gives_the_same_table(capital_run, smoll
         raise AssertionError("a finished unit was recomputed")
 
     monkeypatch.setattr("taskvec.evaluation.run.run_unit", fail)
-    again = evaluate(ExperimentConfig(**CONFIG), capital_run.folder.root, adapter=smollm2,
-                     show_progress=False)
+    again = evaluate(
+        ExperimentConfig(**CONFIG), capital_run.folder.root, adapter=smollm2, show_progress=False
+    )
     assert again.best_layer == capital_run.best_layer
     assert again.predictions.equals(capital_run.predictions)
 
 
 def test_another_config_in_the_same_folder_is_refused(capital_run, smollm2):
     with pytest.raises(ConfigError, match="another configuration"):
-        evaluate(ExperimentConfig(**{**CONFIG, "n_examples": 4}), capital_run.folder.root,
-                 adapter=smollm2, show_progress=False)
+        evaluate(
+            ExperimentConfig(**{**CONFIG, "n_examples": 4}),
+            capital_run.folder.root,
+            adapter=smollm2,
+            show_progress=False,
+        )
 
 
 @pytest.mark.parametrize(

@@ -2,22 +2,32 @@ import pandas as pd
 import pytest
 
 from taskvec.evaluation.protocol import select_layer
-from taskvec.evaluation.scoring import choose_layer, layer_scores, summary_table, split_predictions
+from taskvec.evaluation.scoring import choose_layer, layer_scores, split_predictions, summary_table
 
 
 def _row(item, label, no_context, xbase, majority, xpatch):
     return {
-        "id": item, "input": item, "label": label, "answers": [label],
-        "label_first_tokens": [" " + label], "no_context": no_context,
-        "no_context_answer": no_context, "xbase": xbase, "xbase_answer": xbase,
-        "majority": majority, "xpatch": xpatch, "demos": [],
+        "id": item,
+        "input": item,
+        "label": label,
+        "answers": [label],
+        "label_first_tokens": [" " + label],
+        "no_context": no_context,
+        "no_context_answer": no_context,
+        "xbase": xbase,
+        "xbase_answer": xbase,
+        "majority": majority,
+        "xpatch": xpatch,
+        "demos": [],
     }
 
 
 def _unit(seed):
     # two items, two layers; item b's majority label happens to be right
     return {
-        "task": "toy", "seed": seed, "layers": [0, 1],
+        "task": "toy",
+        "seed": seed,
+        "layers": [0, 1],
         "val": [
             {"id": "a", "answers": ["x"], "label_first_tokens": [" x"], "xpatch": [" y", " x"]},
             {"id": "b", "answers": ["z"], "label_first_tokens": [" z"], "xpatch": [" z", " z"]},

@@ -155,9 +155,7 @@ def test_symmetric_padding_still_close(model):
     assert hits >= 3
 
 
-@pytest.mark.skipif(
-    not os.path.exists(NOTO_EMOJI_FONT), reason="fonts-noto-color-emoji not installed"
-)
+@pytest.mark.skipif(not os.path.exists(NOTO_EMOJI_FONT), reason="fonts-noto-color-emoji not installed")
 def test_live_rendered_emoji_classified(model):
     names = list(CASES)
     images = [render_emoji(CASES[n][0]) for n in names]

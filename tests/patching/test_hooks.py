@@ -55,8 +55,9 @@ def test_patching_changes_only_the_last_position(smollm2):
 def test_hooks_are_removed_even_when_the_forward_fails(smollm2):
     encoded = smollm2.encode(PROMPTS)
     rows = torch.arange(len(PROMPTS))
-    with pytest.raises(RuntimeError), patching_last_token(
-        smollm2.layers, {3: (rows, torch.zeros(len(PROMPTS), smollm2.hidden_size + 1))}
+    with (
+        pytest.raises(RuntimeError),
+        patching_last_token(smollm2.layers, {3: (rows, torch.zeros(len(PROMPTS), smollm2.hidden_size + 1))}),
     ):
         smollm2.forward(encoded)
     assert all(not layer._forward_hooks for layer in smollm2.layers)
@@ -71,7 +72,9 @@ def test_additive_mode_adds_a_scaled_vector(smollm2):
     with recording_last_token(smollm2.layers) as clean:
         smollm2.forward(encoded)
     vector = torch.randn(1, smollm2.hidden_size)
-    with patching_last_token(smollm2.layers, {5: (torch.tensor([0]), vector)}, mode="add", scale=0.5), \
-            recording_last_token(smollm2.layers) as patched:
+    with (
+        patching_last_token(smollm2.layers, {5: (torch.tensor([0]), vector)}, mode="add", scale=0.5),
+        recording_last_token(smollm2.layers) as patched,
+    ):
         smollm2.forward(encoded)
     torch.testing.assert_close(patched[5], clean[5] + 0.5 * vector, rtol=1e-5, atol=1e-5)

@@ -2,6 +2,7 @@
 
 import random
 
+import pytest
 import torch
 
 from taskvec.errors import LayerError, VectorMismatchError
@@ -11,8 +12,6 @@ from taskvec.prompts.inputs import sample_demos
 from taskvec.prompts.template import PAPER, SPACED
 from taskvec.tasks.registry import load_task
 from taskvec.vectors.extract import extract
-
-import pytest
 
 
 def _vector_and_queries(adapter, template, n_queries):

@@ -7,8 +7,17 @@ from taskvec.vectors.task_vector import TaskVector, VectorMeta
 
 def _vector(width=8, layers=3, model="m"):
     meta = VectorMeta(
-        model=model, model_fingerprint="abc", num_layers=layers, hidden_size=width, task="t",
-        spec="text-icl", modality="text", n_examples=5, n_prompts=2, seed=1, template="paper",
+        model=model,
+        model_fingerprint="abc",
+        num_layers=layers,
+        hidden_size=width,
+        task="t",
+        spec="text-icl",
+        modality="text",
+        n_examples=5,
+        n_prompts=2,
+        seed=1,
+        template="paper",
         layers=list(range(layers)),
     )
     return TaskVector(torch.randn(layers, width), meta)
@@ -29,8 +38,8 @@ def test_round_trip_keeps_values_and_provenance(tmp_path):
 
 def test_corrupted_file_is_detected(tmp_path):
     path = _vector().save(tmp_path / "v")
-    from safetensors.torch import load_file, save_file
     from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
 
     with safe_open(str(path), "pt") as handle:
         metadata = handle.metadata()

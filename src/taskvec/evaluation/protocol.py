@@ -16,9 +16,9 @@ import random
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from taskvec.errors import ConfigError
+from taskvec.errors import ConfigError, LayerError
 from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRICS
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import MemoryBudget
@@ -98,9 +98,20 @@ class ExperimentConfig(BaseModel):
             if not value:
                 raise ValueError("layers, when given, must not be empty")
             if any(layer < 0 for layer in value):
-                raise ValueError(f"layers must be >= 0, got {value}")
+                raise LayerError(f"layers must be >= 0 (count from the first decoder layer), got {value}")
             value = sorted(set(value))
         return value
+
+    @classmethod
+    def create(cls, **options) -> ExperimentConfig:
+        """Build a config, turning pydantic's report into a ``ConfigError`` that names the field."""
+        try:
+            return cls(**options)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in error.errors()
+            )
+            raise ConfigError(f"invalid run options: {problems}") from None
 
     @property
     def demo_modality(self) -> Modality:

@@ -309,9 +309,7 @@ def contact_sheet(
         y = head_h + i * (tile + pad)
         info = entity_info(e)
         draw.text((3, y + tile // 2 - 12), info["name"][:24], fill=(0, 0, 0), font=font)
-        draw.text(
-            (3, y + tile // 2 + 2), f"{info['domain']} {e}"[:24], fill=(110, 110, 110), font=font
-        )
+        draw.text((3, y + tile // 2 + 2), f"{info['domain']} {e}"[:24], fill=(110, 110, 110), font=font)
         for j, s in enumerate(cols):
             x = label_w + j * (tile + pad)
             try:

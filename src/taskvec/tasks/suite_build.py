@@ -209,9 +209,7 @@ def fetch_noto(workdir: Path, font: Path | None = None) -> Path:
         if ttf.exists():
             return ttf
     except (subprocess.CalledProcessError, StopIteration, FileNotFoundError) as exc:
-        print(
-            f"[suite] apt-get download {name} failed ({exc}); trying system font", file=sys.stderr
-        )
+        print(f"[suite] apt-get download {name} failed ({exc}); trying system font", file=sys.stderr)
     if SYSTEM_NOTO.exists():
         return SYSTEM_NOTO
     raise FileNotFoundError(
@@ -318,9 +316,7 @@ FLUENT_ALIASES: dict[str, str] = {
 FLAG_ICONS_ALIASES: dict[str, str] = {"sh-ac": "ac", "sh-ta": "ta"}
 
 
-def fluent_index(
-    folder: Path, entities: list[Entity], cldr_names: dict[str, str]
-) -> dict[str, Path]:
+def fluent_index(folder: Path, entities: list[Entity], cldr_names: dict[str, str]) -> dict[str, Path]:
     idx: dict[str, Path] = {}
     for e in entities:
         slug = FLUENT_ALIASES.get(e.entity) or slugify(cldr_names.get(e.entity, e.name))
@@ -385,9 +381,7 @@ class NotoFont:
 # --------------------------------------------------------------------------- render
 
 
-def normalise(
-    rgba: Image.Image, size: int, margin: float = MARGIN, outline: bool = False
-) -> Image.Image:
+def normalise(rgba: Image.Image, size: int, margin: float = MARGIN, outline: bool = False) -> Image.Image:
     """Crop to visible content, fit into ``size*(1-2*margin)``, centre on white, RGB.
 
     ``outline`` draws a thin light-grey frame round the content (used for ``flag_icons``,
@@ -554,9 +548,7 @@ def build_suite(
     pkgs = {name: fetch_npm(name, ver, workdir) for name, ver in NPM_PINS.items()}
     font_path = fetch_noto(workdir, noto_font)
     noto = NotoFont(font_path)
-    log(
-        f"[suite] sources fetched ({time.time() - t0:.0f}s); noto font {font_path} ({noto.version})"
-    )
+    log(f"[suite] sources fetched ({time.time() - t0:.0f}s); noto font {font_path} ({noto.version})")
 
     entities = load_entities(pkgs["emoji-datasource"], pkgs["openmoji"])
     if limit is not None:
@@ -703,19 +695,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m taskvec.tasks.suite_build", description=__doc__.split("\n")[0]
     )
-    ap.add_argument(
-        "--workdir", type=Path, default=Path("build/suite-src"), help="download/extract dir"
-    )
-    ap.add_argument(
-        "--out", type=Path, default=Path(__file__).parent / "suite", help="suite output dir"
-    )
-    ap.add_argument(
-        "--noto-font", type=Path, default=None, help="NotoColorEmoji.ttf to use (skip apt)"
-    )
+    ap.add_argument("--workdir", type=Path, default=Path("build/suite-src"), help="download/extract dir")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "suite", help="suite output dir")
+    ap.add_argument("--noto-font", type=Path, default=None, help="NotoColorEmoji.ttf to use (skip apt)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument(
-        "--limit", type=int, default=None, help="keep N entities per domain (smoke build)"
-    )
+    ap.add_argument("--limit", type=int, default=None, help="keep N entities per domain (smoke build)")
     a = ap.parse_args(argv)
     m = build_suite(a.workdir, a.out, noto_font=a.noto_font, workers=a.workers, limit=a.limit)
     print(summarise(m))

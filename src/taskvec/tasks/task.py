@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from taskvec.errors import TaskFileError
 
@@ -33,7 +33,8 @@ class ItemRecord(BaseModel):
     input: str = Field(min_length=1)
     output: str = Field(min_length=1)
     aliases: list[str] = Field(default_factory=list)
-    entity: str | None = None
+    #: an image-suite entity id, or an image file path (relative to the task file)
+    entity: str | None = Field(default=None, validation_alias=AliasChoices("entity", "image"))
 
     @field_validator("input", "output")
     @classmethod
