@@ -25,7 +25,13 @@ from taskvec.models.families.causal_lm import CausalLMAdapter
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """How to load weights: dtype, accelerate device map, optional 4-bit (bitsandbytes)."""
+    """How to load weights, passed to transformers' ``from_pretrained``.
+
+    ``dtype``: a torch dtype name ("float32", "bfloat16", "float16"). ``device_map``: accelerate's
+    placement ("auto" spreads the layers over the GPUs and CPU, "cuda:0", "cpu"); needs
+    ``accelerate``. ``load_in_4bit``: NF4 weights via bitsandbytes (installed separately, needs a
+    GPU), computing in ``dtype``. Hooks see the decoder layers' outputs in the compute dtype.
+    """
 
     dtype: str = "float32"
     device_map: str | None = None
@@ -33,10 +39,10 @@ class LoadOptions:
     cache_dir: Path | None = None
 
     def torch_dtype(self) -> torch.dtype:
-        try:
-            return getattr(torch, self.dtype)
-        except AttributeError:
-            raise ModelSpecError(f"unknown dtype {self.dtype!r}") from None
+        dtype = getattr(torch, self.dtype, None)
+        if not isinstance(dtype, torch.dtype):
+            raise ModelSpecError(f"unknown dtype {self.dtype!r}: use e.g. float32, bfloat16, float16")
+        return dtype
 
     def hf_kwargs(self) -> dict:
         kwargs: dict = {"dtype": self.torch_dtype()}
@@ -47,7 +53,9 @@ class LoadOptions:
                 raise ModelSpecError("load_in_4bit needs bitsandbytes: pip install bitsandbytes")
             from transformers import BitsAndBytesConfig
 
-            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True)
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_compute_dtype=self.torch_dtype()
+            )
         return kwargs
 
 
@@ -171,7 +179,10 @@ def _load_hf_causal_lm(model_id: str, options: LoadOptions) -> ModelAdapter:
     return CausalLMAdapter(model, tokenizer, name=model_id, model_id=model_id, fingerprint=revision)
 
 
-for _text_type in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3"):
+#: text-only model types served by ``CausalLMAdapter``: the base LLMs of the VLM families (Vicuna and
+#: Llama are "llama"; Mistral, Qwen2 / 2.5, Qwen3, Gemma 1 / 2 / 3, Phi-3) for LLM -> VLM transfer
+TEXT_FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3")
+for _text_type in TEXT_FAMILIES:
     FAMILIES[_text_type] = _load_hf_causal_lm
 
 
@@ -187,9 +198,10 @@ def load_model(name: str, options: LoadOptions | None = None) -> ModelAdapter:
         return NAMED_MODELS[name].load(options)
     model_type = _model_type(name)
     if model_type not in FAMILIES:
+        vision = sorted(set(FAMILIES) - set(TEXT_FAMILIES))
         raise ModelSpecError(
-            f"no adapter for model_type {model_type!r} (from {name!r}); supported: "
-            f"{sorted(FAMILIES)}; named models: {sorted(NAMED_MODELS)}"
+            f"no adapter for model_type {model_type!r} (from {name!r}); supported model types: "
+            f"text {sorted(TEXT_FAMILIES)}, vision-language {vision}; named models: {sorted(NAMED_MODELS)}"
         )
     return FAMILIES[model_type](name, options)
 

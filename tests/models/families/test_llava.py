@@ -1,32 +1,18 @@
-"""LLaVA-1.5 adapter on a tiny random model (CLIP 28 px, patch 14 -> 4 image tokens)."""
+"""LLaVA-1.5 on a tiny random model: CLIP at 28 px with 14 px patches -> 4 image tokens (the CLS
+token is dropped by the "default" feature strategy). The shared checks are in test_contract.py."""
 
-import pytest
-import torch
-from tinyparts import (
-    check_last_token_is_delimiter,
-    check_patch_is_causal,
-    check_runs,
-    check_sweep_matches_naive,
-    count_tokens,
-    image_icl,
-    image_query,
-    make_tokenizer,
-    mixed_prompts,
-    seeded,
-    text_icl,
-    text_query,
-    tiny_text_config,
-)
+from functools import cache
+
+from contract import FamilyCase
+from tinyparts import make_tokenizer, seeded, tiny_text_config
 from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
 from taskvec.models.families.llava import LlavaAdapter
-from taskvec.models.registry import FAMILIES
-
-torch.set_num_threads(1)
 
 
-def build_llava():
+@cache
+def build_llava() -> LlavaAdapter:
     tokenizer = make_tokenizer(["<image>"], named={"image_token": "<image>"})
     image_processor = LlavaImageProcessorPil(
         size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}
@@ -55,53 +41,5 @@ def build_llava():
     return LlavaAdapter.from_parts(seeded(LlavaForConditionalGeneration, config), processor, "tiny-llava")
 
 
-@pytest.fixture(scope="module")
-def adapter():
-    return build_llava()
-
-
-def test_registered():
-    assert "llava" in FAMILIES
-
-
-def test_image_expands_to_one_token_per_patch(adapter):
-    encoded = adapter.encode([image_query(0), image_icl(0), text_query(0)])
-    per_image = (28 // 14) ** 2  # CLS dropped
-    assert count_tokens(encoded, adapter.model.config.image_token_id) == [per_image, 3 * per_image, 0]
-
-
-def test_vector_and_patch_position_is_the_delimiter(adapter):
-    check_last_token_is_delimiter(adapter, [image_query(0), text_icl(1), image_icl(2)])
-
-
-def test_patching_touches_only_the_last_position(adapter):
-    check_patch_is_causal(adapter, [image_query(0), text_query(1)], layer=1)
-
-
-def test_sweep_equals_naive(adapter):
-    check_sweep_matches_naive(
-        adapter, [image_icl(0), image_icl(1)], [image_query(3), text_query(4), image_query(5)]
-    )
-
-
-def test_text_only_prompts(adapter):
-    check_runs(adapter, [text_query(0), text_icl(1)])
-
-
-def test_mixed_prompts(adapter):
-    check_runs(adapter, mixed_prompts())
-
-
-def test_load_model_from_a_local_folder(adapter, tmp_path):
-    """The registry's path: config.model_type -> this family's loader (model class + AutoProcessor)."""
-    from taskvec.models.registry import load_model
-
-    adapter.model.save_pretrained(tmp_path)
-    adapter.processor.save_pretrained(tmp_path)
-    loaded = load_model(str(tmp_path))
-    assert isinstance(loaded, LlavaAdapter)
-    prompts = [image_query(0), text_query(1)]
-    assert torch.equal(loaded.encode(prompts).input_ids, adapter.encode(prompts).input_ids)
-    torch.testing.assert_close(
-        loaded.forward(loaded.encode(prompts)).logits, adapter.forward(adapter.encode(prompts)).logits
-    )
+# base LLM: Vicuna (a Llama)
+CASES = [FamilyCase("llava", build_llava, "<image>", tokens_per_image=(28 // 14) ** 2)]

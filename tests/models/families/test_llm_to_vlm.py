@@ -1,51 +1,43 @@
-"""LLM -> VLM transfer: a task vector from a text model of the same width patches into a VLM;
-a vector of another width is refused before any forward pass."""
+"""LLM -> VLM transfer: a task vector extracted in a family's base LLM patches into the VLM when
+the widths match (the patch lands: the VLM then answers what the vector decodes to), and a vector
+of another width is refused, with the widths named, before any forward pass."""
 
 import pytest
 import torch
-from test_llava import build_llava
-from tinyparts import image_query, make_tokenizer, seeded, text_icl, text_query, tiny_text_config
-from transformers import LlamaConfig, LlamaForCausalLM
+from cases import CASES
+from contract import check_last_layer_patch_decodes_the_vector
+from tinyllm import tiny_llm
+from tinyparts import image_query, text_examples_image_query, text_icl, text_query
 
 from taskvec.errors import VectorMismatchError
-from taskvec.models.families.causal_lm import CausalLMAdapter
 from taskvec.patching.patch import Patch, first_token_ids
-from taskvec.patching.sweep import sweep, sweep_naive
+from taskvec.patching.sweep import sweep
 from taskvec.vectors.extract import last_token_states
 
 torch.set_num_threads(1)
 
 
-def text_model(hidden: int) -> CausalLMAdapter:
-    tokenizer = make_tokenizer([])
-    config = LlamaConfig(**tiny_text_config(hidden_size=hidden, num_hidden_layers=2))
-    return CausalLMAdapter(
-        seeded(LlamaForCausalLM, config, seed=3), tokenizer, name=f"tiny-llama-{hidden}", model_id="x"
-    )
+@pytest.fixture(params=CASES, ids=str)
+def family(request):
+    case = request.param
+    return case, case.build()
 
 
-@pytest.fixture(scope="module")
-def vlm():
-    return build_llava()
+def test_a_base_llm_vector_patches_into_the_vlm(family):
+    case, vlm = family
+    llm = tiny_llm(case.base_llm, hidden=vlm.hidden_size, layers=vlm.num_layers)
+    vectors = last_token_states(llm, [text_icl(0), text_icl(1)]).mean(0)  # [layers, hidden]
+    queries = [image_query(0), text_query(1), text_examples_image_query(2)]
+    check_last_layer_patch_decodes_the_vector(vlm, vectors, queries)
 
 
-def test_a_same_width_text_vector_patches_into_the_vlm(vlm):
-    llm = text_model(vlm.hidden_size)
-    vectors = last_token_states(llm, [text_icl(0), text_icl(1)]).mean(0)  # [2 layers, hidden]
-    patch = Patch(1, vectors[-1])
-    patch.check(vlm)
-    queries = [image_query(0), text_query(1)]
-    assert len(first_token_ids(vlm, queries, patch)) == 2
-    layers = [0, 1]
-    fast = sweep(vlm, queries, vectors, layers)
-    naive = sweep_naive(vlm, queries, vectors, layers)
-    assert torch.equal(fast.patched, naive.patched)
-
-
-def test_a_different_width_is_refused(vlm):
-    llm = text_model(48)
-    vector = last_token_states(llm, [text_icl(0)])[0, -1]
-    with pytest.raises(VectorMismatchError, match="32 wide"):
-        Patch(1, vector).check(vlm)
-    with pytest.raises(VectorMismatchError):
-        first_token_ids(vlm, [image_query(0)], Patch(1, vector))
+def test_a_different_width_is_refused(family):
+    _case, vlm = family
+    llm = tiny_llm("llama", hidden=vlm.hidden_size + 16)
+    vectors = last_token_states(llm, [text_icl(0)])[0]  # [2, 48]
+    with pytest.raises(VectorMismatchError, match=f"{vlm.hidden_size} wide"):
+        Patch(1, vectors[-1]).check(vlm)
+    with pytest.raises(VectorMismatchError, match=f"{vlm.hidden_size} wide"):
+        first_token_ids(vlm, [image_query(0)], Patch(1, vectors[-1]))
+    with pytest.raises(VectorMismatchError, match=f"{vlm.hidden_size} wide"):
+        sweep(vlm, [image_query(0)], vectors, [0, 1])

@@ -18,9 +18,12 @@ FAMILY_MODULES = (
     "idefics3",
     "qwen2_vl",
     "qwen2_5_vl",
+    "qwen3_vl",
     "gemma3",
     "paligemma",
     "fuyu",
+    "internvl",
+    "mllama",
 )
 
 

@@ -146,40 +146,50 @@ class VisionLanguageAdapter(ModelAdapter):
         )
 
 
-def without_video(processor_class, **parts):
-    """Build a processor whose optional ``video_processor`` is None.
+def images_only(processor_class: type) -> type:
+    """``processor_class`` without its video part, so it works without torchvision.
 
     In transformers 5.23 video processors need torchvision (not usable here); images do not. The
-    processor base class insists on a video processor object, so this subclass lets None through.
+    subclass drops ``video_processor`` from the processor's parts, so it can be built, saved and
+    loaded (``from_pretrained`` keeps the processor's own settings, e.g. ``image_seq_len``) with
+    the image processor and tokenizer alone. It keeps the class name, so saved configs name the
+    real processor class and load as that where torchvision is installed.
     """
 
     class _ImagesOnly(processor_class):
-        def check_argument_for_proper_class(self, argument_name, argument):
-            if argument is None and argument_name == "video_processor":
-                return None
-            return super().check_argument_for_proper_class(argument_name, argument)
+        @classmethod
+        def get_attributes(cls) -> list[str]:
+            return [name for name in super().get_attributes() if name != "video_processor"]
+
+        @classmethod
+        def _get_arguments_from_pretrained(cls, path, processor_dict=None, **kwargs) -> list:
+            # load the image parts, then hand the constructor None in the video part's place
+            loaded = super()._get_arguments_from_pretrained(path, processor_dict, **kwargs)
+            by_name = dict(zip(cls.get_attributes(), loaded, strict=True))
+            return [by_name.get(name) for name in processor_class.get_attributes()]
 
     _ImagesOnly.__name__ = _ImagesOnly.__qualname__ = processor_class.__name__
-    parts.setdefault("video_processor", None)
-    return _ImagesOnly(**parts)
+    return _ImagesOnly
+
+
+def without_video(processor_class: type, **parts):
+    """An instance of ``images_only(processor_class)`` built from its parts (tests, notebooks)."""
+    parts["video_processor"] = None
+    return images_only(processor_class)(**parts)
 
 
 def _load_processor(model_id: str, processor_class: str | None):
-    from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
+    from transformers import AutoProcessor
 
     try:
         return AutoProcessor.from_pretrained(model_id)
-    except (ImportError, ValueError, TypeError, AttributeError):
+    except (ImportError, OSError, ValueError, TypeError, AttributeError):
         if processor_class is None:
             raise
-        # a processor with a video part fails without torchvision: build it from its image parts
+        # a processor with a video part fails without torchvision: load it from its image parts
         import transformers
 
-        return without_video(
-            getattr(transformers, processor_class),
-            image_processor=AutoImageProcessor.from_pretrained(model_id),
-            tokenizer=AutoTokenizer.from_pretrained(model_id),
-        )
+        return images_only(getattr(transformers, processor_class)).from_pretrained(model_id)
 
 
 def hf_loader(

@@ -1,0 +1,145 @@
+"""The behaviours issue 8 asks of every vision-language family, run on each family's tiny model.
+
+One parametrised test per behaviour: placeholder expansion, the delimiter position, what a patch
+may change, the cached last-token step, fast sweep == naive sweep, text-only and mixed prompts,
+and loading through the registry from a local folder.
+"""
+
+import pytest
+import torch
+from cases import CASES
+from contract import (
+    cached_last_step,
+    check_cached_step_equals_full_forward,
+    check_last_layer_patch_decodes_the_vector,
+    check_last_token_is_delimiter,
+    check_patch_is_causal,
+    check_patch_reaches_earlier_positions,
+    check_sweep_matches_naive,
+    count_tokens,
+    task_vectors,
+)
+from tinyparts import (
+    image_examples_text_query,
+    image_icl,
+    image_query,
+    mixed_prompts,
+    text_examples_image_query,
+    text_icl,
+    text_query,
+)
+
+from taskvec.models.registry import FAMILIES, TEXT_FAMILIES, load_model
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(params=CASES, ids=str)
+def family(request):
+    case = request.param
+    return case, case.build()
+
+
+def test_every_registered_vision_family_is_under_contract():
+    vision_families = set(FAMILIES) - set(TEXT_FAMILIES)
+    assert vision_families == {case.model_type for case in CASES}
+
+
+def test_the_tiny_model_is_of_its_model_type(family):
+    case, adapter = family
+    assert adapter.model.config.model_type == case.model_type
+
+
+def test_images_expand_to_the_right_number_of_placeholders(family):
+    case, adapter = family
+    prompts = [image_query(0), image_icl(0), text_query(0), *mixed_prompts()]
+    encoded = adapter.encode(prompts)
+    k = case.tokens_per_image
+    assert count_tokens(encoded, case.image_token_id(adapter)) == [k, 3 * k, 0, k, 2 * k]
+
+
+def test_vector_and_patch_position_is_the_delimiter(family):
+    case, adapter = family
+    prompts = [image_query(0), text_icl(1), image_icl(2), text_query(3), *mixed_prompts()]
+    check_last_token_is_delimiter(adapter, case, prompts)
+
+
+def test_patching_changes_only_the_last_position_and_later(family):
+    """Where the model is causal. A bidirectional prefix (PaliGemma) lets earlier positions see the
+    patch from the next layer on: that is why such a family declares its prefix cache inexact."""
+    case, adapter = family
+    prompts = [image_icl(0), text_query(1), *mixed_prompts()]
+    if adapter.prefix_cache_is_exact:
+        check_patch_is_causal(adapter, prompts, case.patch_layer)
+    else:
+        check_patch_reaches_earlier_positions(adapter, prompts, case.patch_layer)
+
+
+def test_the_cached_last_token_step_is_exact_where_declared(family):
+    """The adapter's prefix / repeat / last-token inputs reproduce a full forward, row for row, in
+    every family that declares its prefix cache exact; where it declares it inexact (PaliGemma's
+    bidirectional prefix), the cached step would indeed be wrong."""
+    _case, adapter = family
+    prompts = [image_query(0), text_icl(1), image_icl(2), *mixed_prompts()]
+    if adapter.prefix_cache_is_exact:
+        check_cached_step_equals_full_forward(adapter, prompts)
+    else:
+        encoded = adapter.encode(prompts)
+        with torch.no_grad():
+            full = adapter.forward(encoded).logits[:, -1]
+        cached, _states = cached_last_step(adapter, encoded, repeats=1)
+        assert not torch.allclose(cached, full, atol=1e-3)
+
+
+def test_fast_sweep_equals_naive_sweep(family):
+    _case, adapter = family
+    vectors = task_vectors(adapter, [image_icl(0), image_icl(1)])
+    check_sweep_matches_naive(adapter, vectors, [image_query(3), text_query(4), *mixed_prompts()])
+
+
+def test_text_only_prompts(family):
+    case, adapter = family
+    prompts = [text_query(0), text_icl(1)]
+    encoded = adapter.encode(prompts)
+    assert count_tokens(encoded, case.image_token_id(adapter)) == [0, 0]
+    assert not any(key.startswith("pixel") for key in encoded.extra)
+    check_sweep_matches_naive(adapter, task_vectors(adapter, [text_icl(2), text_icl(3)]), prompts)
+    if case.text_path_is_plain_lm:  # no image machinery on the text path: just the language model
+        with torch.no_grad():
+            ours = adapter.forward(encoded).logits[:, -1]
+            hidden = adapter.language_model()(
+                input_ids=encoded.input_ids,
+                attention_mask=encoded.attention_mask,
+                position_ids=encoded.position_ids(),
+            ).last_hidden_state
+            theirs = adapter.unembedding()(hidden[:, -1])
+        torch.testing.assert_close(ours, theirs)
+
+
+def test_mixed_prompts(family):
+    """A text-ICL vector read by image queries, an image-ICL vector read by text queries."""
+    _case, adapter = family
+    text_vector = task_vectors(adapter, [text_icl(0), text_icl(1)])
+    image_vector = task_vectors(adapter, [image_icl(0), image_icl(1)])
+    image_queries = [image_query(2), text_examples_image_query(3)]
+    text_queries = [text_query(4), image_examples_text_query(5)]
+    check_last_layer_patch_decodes_the_vector(adapter, text_vector, image_queries)
+    check_last_layer_patch_decodes_the_vector(adapter, image_vector, text_queries)
+    # (the sweep over mixed queries is in test_fast_sweep_equals_naive_sweep)
+
+
+def test_loads_through_the_registry_from_a_local_folder(family, tmp_path):
+    """``load_model(path)``: config.model_type -> this family's loader (model class + processor,
+    rebuilt without its video part where that needs torchvision), nothing from the hub."""
+    _case, adapter = family
+    adapter.model.save_pretrained(tmp_path)
+    adapter.processor.save_pretrained(tmp_path)
+    loaded = load_model(str(tmp_path))
+    assert type(loaded) is type(adapter)
+    prompts = [image_query(0), text_query(1)]
+    encoded = loaded.encode(prompts)
+    assert torch.equal(encoded.input_ids, adapter.encode(prompts).input_ids)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded.forward(encoded).logits, adapter.forward(adapter.encode(prompts)).logits
+        )

@@ -1,0 +1,90 @@
+"""Loading through the registry, offline: base LLMs (the VLMs' text halves) from a local folder,
+the loading options (dtype, accelerate device map, 4-bit), and the error for an unknown type."""
+
+import importlib.util
+
+import pytest
+import torch
+from cases import CASES
+from tinyllm import tiny_llm
+from tinyparts import text_icl
+from transformers import BertConfig
+
+from taskvec.errors import ModelSpecError
+from taskvec.models.families.causal_lm import CausalLMAdapter
+from taskvec.models.registry import FAMILIES, TEXT_FAMILIES, LoadOptions, load_model
+
+torch.set_num_threads(1)
+
+
+def saved_llm(model_type: str, folder) -> CausalLMAdapter:
+    llm = tiny_llm(model_type)
+    llm.model.save_pretrained(folder)
+    llm.tokenizer.save_pretrained(folder)
+    return llm
+
+
+def test_every_base_llm_of_a_vision_family_is_loadable():
+    assert {case.base_llm for case in CASES} <= set(TEXT_FAMILIES)
+
+
+@pytest.mark.parametrize("model_type", TEXT_FAMILIES)
+def test_a_base_llm_loads_from_a_local_folder(model_type, tmp_path):
+    original = saved_llm(model_type, tmp_path)
+    loaded = load_model(str(tmp_path))
+    assert isinstance(loaded, CausalLMAdapter)
+    assert (loaded.num_layers, loaded.hidden_size) == (2, 32)
+    prompts = [text_icl(0), text_icl(1)]
+    assert torch.equal(loaded.encode(prompts).input_ids, original.encode(prompts).input_ids)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded.forward(loaded.encode(prompts)).logits, original.forward(original.encode(prompts)).logits
+        )
+
+
+def test_dtype_and_device_map_reach_transformers(tmp_path):
+    """``device_map="auto"`` is planned by accelerate (here: everything fits on the CPU)."""
+    original = saved_llm("llama", tmp_path)
+    options = LoadOptions(dtype="bfloat16", device_map="auto")
+    assert options.hf_kwargs() == {"dtype": torch.bfloat16, "device_map": "auto"}
+    loaded = load_model(str(tmp_path), options)
+    assert {p.dtype for p in loaded.model.parameters()} == {torch.bfloat16}
+    assert {p.device.type for p in loaded.model.parameters()} == {"cpu"}
+    prompts = [text_icl(0)]
+    with torch.no_grad():
+        ours = loaded.forward(loaded.encode(prompts)).logits
+        reference = original.forward(original.encode(prompts)).logits
+    assert ours.dtype == torch.bfloat16
+    torch.testing.assert_close(ours.float(), reference, atol=0.05, rtol=0.05)
+
+
+def test_an_unknown_dtype_is_refused():
+    with pytest.raises(ModelSpecError, match="unknown dtype 'float99'"):
+        LoadOptions(dtype="float99").hf_kwargs()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is not None, reason="bitsandbytes is installed")
+def test_4bit_without_bitsandbytes_says_what_to_install():
+    with pytest.raises(ModelSpecError, match="pip install bitsandbytes"):
+        LoadOptions(load_in_4bit=True).hf_kwargs()
+
+
+def test_4bit_asks_transformers_for_a_bitsandbytes_config(monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: object() if name == "bitsandbytes" else real_find_spec(name, *a),
+    )
+    kwargs = LoadOptions(load_in_4bit=True, dtype="bfloat16").hf_kwargs()
+    quantization = kwargs["quantization_config"]
+    assert quantization.load_in_4bit
+    assert quantization.bnb_4bit_compute_dtype == torch.bfloat16
+
+
+def test_an_unknown_model_type_lists_the_supported_ones(tmp_path):
+    BertConfig().save_pretrained(tmp_path)
+    with pytest.raises(ModelSpecError, match="no adapter for model_type 'bert'") as error:
+        load_model(str(tmp_path))
+    for model_type in FAMILIES:
+        assert repr(model_type) in str(error.value)
