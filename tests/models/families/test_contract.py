@@ -91,6 +91,21 @@ def test_the_cached_last_token_step_is_exact_where_declared(family):
         assert not torch.allclose(cached, full, atol=1e-3)
 
 
+def test_a_generation_step_continues_the_prompt(family):
+    """``grow`` + ``last_token_inputs`` after a cached forward give the logits of a full forward
+    over the prompt plus the generated token (multi-token answers, the ``exact`` metric)."""
+    _case, adapter = family
+    encoded = adapter.encode([image_query(0), text_icl(1), image_icl(2), *mixed_prompts()])
+    with torch.no_grad():
+        out = adapter.forward(encoded, use_cache=True)
+        grown = adapter.grow(encoded, out.logits[:, -1].argmax(-1, keepdim=True))
+        step = adapter.model(
+            **adapter.last_token_inputs(grown), past_key_values=out.past_key_values, logits_to_keep=1
+        ).logits[:, -1]
+        full = adapter.forward(grown).logits[:, -1]
+    torch.testing.assert_close(step, full, atol=1e-4, rtol=1e-4)
+
+
 def test_fast_sweep_equals_naive_sweep(family):
     _case, adapter = family
     vectors = task_vectors(adapter, [image_icl(0), image_icl(1)])

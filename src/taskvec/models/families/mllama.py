@@ -79,6 +79,11 @@ class MllamaAdapter(VisionLanguageAdapter):
         inputs["cross_attention_states"] = self.cross_attention_states(encoded)
         return inputs
 
+    def generated_token_inputs(self, key: str, value: torch.Tensor) -> torch.Tensor:
+        """A generated token sees the images the token before it saw (what transformers' generate
+        does); without this row it would see every image of its row, padding included."""
+        return value[:, -1:]
+
     def last_token_inputs(self, encoded: Encoded) -> dict:
         inputs = super().last_token_inputs(encoded)
         inputs[MASK_KEY] = encoded.extra[MASK_KEY][:, -1:]  # the images are in the cache already

@@ -56,6 +56,10 @@ class PaliGemmaAdapter(VisionLanguageAdapter):
             out["pixel_values"] = self.processor.image_processor(flat, return_tensors="pt")["pixel_values"]
         return out
 
+    def generated_token_inputs(self, key: str, value: torch.Tensor) -> torch.Tensor:
+        """Generated tokens are the suffix (type 1): causal, unseen by the prefix."""
+        return torch.ones_like(value[:, -1:])
+
     def full_inputs(self, encoded: Encoded) -> dict:
         inputs = super().full_inputs(encoded)
         inputs["position_ids"] = inputs["position_ids"] + 1

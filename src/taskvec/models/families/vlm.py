@@ -145,6 +145,29 @@ class VisionLanguageAdapter(ModelAdapter):
             extra,
         )
 
+    def grow(self, encoded: Encoded, next_ids: torch.Tensor) -> Encoded:
+        """``encoded`` with one generated token ``next_ids: [batch, 1]`` appended to every row.
+
+        The result is a valid batch for a full forward, and its ``last_token_inputs`` are the next
+        decoding step's (given the cache so far): per-token inputs grow with the token (a generated
+        token is text) and derived inputs are recomputed, e.g. Qwen2-VL's 3-D positions, which do
+        not follow ``cumsum(mask) - 1`` after an image."""
+        extra = dict(encoded.extra)
+        for key in self.per_token_keys:
+            if key in extra:
+                extra[key] = torch.cat([extra[key], self.generated_token_inputs(key, extra[key])], dim=1)
+        return self.finish_encoding(
+            Encoded(
+                torch.cat([encoded.input_ids, next_ids], dim=1),
+                torch.cat([encoded.attention_mask, torch.ones_like(next_ids)], dim=1),
+                extra,
+            )
+        )
+
+    def generated_token_inputs(self, key: str, value: torch.Tensor) -> torch.Tensor:
+        """The ``key`` column of a generated token; token type ids: 0, text."""
+        return torch.zeros_like(value[:, -1:])
+
 
 def images_only(processor_class: type) -> type:
     """``processor_class`` without its video part, so it works without torchvision.
