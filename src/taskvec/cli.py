@@ -113,6 +113,63 @@ def list_tasks() -> None:
     Console().print(table)
 
 
+@app.command()
+def analyze(
+    run: Annotated[Path | None, typer.Option(help="a `taskvec run` folder: its settings and layer")] = None,
+    model: Annotated[str | None, typer.Option(help="named model, hub id or local folder")] = None,
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", "-t", help="names, 'all' or files")] = None,
+    spec: Annotated[
+        list[str] | None, typer.Option("--spec", help="text-icl | image-icl | instruction (default: all)")
+    ] = None,
+    template: Annotated[str | None, typer.Option(help="paper | spaced (default) | a template JSON")] = None,
+    style: Annotated[str | None, typer.Option(help="image style for image inputs")] = None,
+    n_examples: Annotated[int | None, typer.Option(help="demonstrations per prompt")] = None,
+    seed: Annotated[int | None, typer.Option(help="demonstration sampling seed")] = None,
+    prompts: Annotated[int | None, typer.Option(help="test prompts per task and spec")] = None,
+    lens_prompts: Annotated[int | None, typer.Option(help="of them, through the full logit lens")] = None,
+    extraction_prompts: Annotated[int | None, typer.Option(help="val prompts per vector")] = None,
+    layer: Annotated[int | None, typer.Option(help="layer of decodings/similarity/embeddings")] = None,
+    decode_layer: Annotated[list[int] | None, typer.Option("--decode-layer", help="top-1 layers")] = None,
+    top_k: Annotated[int | None, typer.Option(help="tokens per task-vector decoding")] = None,
+    token_sets: Annotated[Path | None, typer.Option(help="token-set JSON (input/task/answer words)")] = None,
+    embedding: Annotated[list[str] | None, typer.Option("--embedding", help="tsne | pca | umap")] = None,
+    out: Annotated[Path | None, typer.Option(help="folder (default: <run>/analysis or runs/...)")] = None,
+) -> None:
+    """Logit-lens phases, top-1 and task-vector decodings, similarity and embedding plots: PNG plots,
+    CSV + Markdown tables and summary.md in one folder."""
+    from taskvec.analysis.run import run_analysis
+    from taskvec.tasks.registry import resolve_task_names
+
+    try:
+        template_value = (
+            json.loads(Path(template).read_text()) if template and template.endswith(".json") else template
+        )
+        result = run_analysis(
+            run,
+            out,
+            model=model,
+            tasks=resolve_task_names(tasks) if tasks else None,
+            specs=spec,
+            template=template_value,
+            style=style,
+            n_examples=n_examples,
+            seed=seed,
+            prompts=prompts,
+            lens_prompts=lens_prompts,
+            extraction_prompts=extraction_prompts,
+            layer=layer,
+            decode_layers=decode_layer,
+            top_k=top_k,
+            token_sets=str(token_sets) if token_sets else None,
+            embeddings=embedding,
+        )
+    except (TaskvecError, ValidationError, FileNotFoundError) as error:
+        _fail(error)
+        return
+    _print_frame(result.tables["decodings_table"], f"task-vector decodings, layer {result.layer}")
+    console.print(f"analysis folder: [bold]{result.folder.root}[/] (summary.md)")
+
+
 @data_app.command("build")
 def data_build(
     workdir: Annotated[Path, typer.Option(help="where npm packages are fetched")] = Path("build/suite-src"),

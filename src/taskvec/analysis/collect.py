@@ -1,0 +1,98 @@
+"""The states every analysis reads, built with the protocol's own prompts and extraction.
+
+For one (task, specification): the task vector exactly as ``taskvec run`` makes it (mean over the
+validation prompts of ``UnitPrompts``, or the instruction alone), and the delimiter states of up
+to ``prompts`` single prompts of that specification on the test split (demonstrations + query, or
+instruction + query), which the per-prompt analyses (phases, top-1, embeddings) read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from taskvec.errors import ConfigError
+from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
+from taskvec.models.adapter import ModelAdapter
+from taskvec.prompts.template import PromptTemplate
+from taskvec.tasks.task import Task
+from taskvec.vectors.extract import extract, last_token_states
+from taskvec.vectors.task_vector import TaskVector
+
+ANALYSIS_SPECS: tuple[str, ...] = ("text-icl", "image-icl", "instruction")
+
+
+@dataclass
+class SpecStates:
+    """One (task, specification): its task vector and per-prompt delimiter states."""
+
+    task: str
+    spec: str
+    vector: TaskVector  # vectors: [layers, hidden]
+    states: torch.Tensor  # [prompts, layers, hidden]
+
+
+def default_specs(adapter: ModelAdapter) -> list[str]:
+    """Every specification the model can read: image ICL only for models that take images."""
+    return [s for s in ANALYSIS_SPECS if s != "image-icl" or adapter.supports_images]
+
+
+def unit_config(
+    adapter: ModelAdapter,
+    task: Task,
+    spec: str,
+    template: PromptTemplate,
+    style: str,
+    n_examples: int,
+    seed: int,
+    memory_budget_mb: float,
+) -> ExperimentConfig:
+    """The protocol config whose prompts are this specification's own: image demonstrations
+    come with image queries, text ones and instructions with text queries."""
+    if spec not in ANALYSIS_SPECS:
+        raise ConfigError(f"unknown specification {spec!r} for analysis; choose from {list(ANALYSIS_SPECS)}")
+    if spec == "image-icl" and not adapter.supports_images:
+        raise ConfigError(f"{adapter.name} is text-only; it cannot read image-ICL prompts")
+    return ExperimentConfig.create(
+        model=adapter.name,
+        tasks=[task.name],
+        spec=spec,
+        query="image" if spec == "image-icl" else "text",
+        style=style,
+        template=template,
+        n_examples=n_examples,
+        seeds=[seed],
+        memory_budget_mb=memory_budget_mb,
+    )
+
+
+def collect(
+    adapter: ModelAdapter,
+    task: Task,
+    spec: str,
+    template: PromptTemplate,
+    *,
+    style: str = "noto",
+    n_examples: int = 5,
+    seed: int = 1,
+    prompts: int = 100,
+    extraction_prompts: int | None = None,
+    memory_budget_mb: float = 1024,
+) -> SpecStates:
+    """Task vector and per-prompt states of ``task`` specified by ``spec`` (see the module doc).
+
+    ``extraction_prompts`` caps the validation prompts averaged into the vector (default: all, as
+    the protocol does); ``prompts`` caps the per-prompt test-split states."""
+    config = unit_config(adapter, task, spec, template, style, n_examples, seed, memory_budget_mb)
+    unit = UnitPrompts(task, config, seed)
+    common = dict(task=task.name, seed=seed, template=template.name, budget=config.budget())
+    if spec == "instruction":
+        vector = extract(adapter, [unit.instruction], spec=spec, modality="text", **common)
+    else:
+        chosen = unit.extraction[:extraction_prompts] if extraction_prompts else unit.extraction
+        vector = extract(
+            adapter, chosen, spec=spec, modality=config.demo_modality, n_examples=n_examples, **common
+        )
+    states = last_token_states(adapter, unit.test_base[:prompts], config.budget())
+    return SpecStates(task.name, spec, vector, states)

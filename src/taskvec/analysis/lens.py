@@ -1,0 +1,167 @@
+"""The logit lens: read residual-stream states as next-token distributions, layer by layer.
+
+Everything goes through ``ModelAdapter.final_norm`` and ``unembedding``, so the same code reads a
+text LLM, an HF VLM or the embedded VLM. States come from ``taskvec.vectors.extract``
+(``last_token_states``: ``[prompts, layers, hidden]``) or are task vectors (``[layers, hidden]``).
+The vocabulary is large, so distributions are computed one prompt at a time and reduced at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+import torch
+
+from taskvec.analysis.token_sets import PHASES, TokenSets
+from taskvec.models.adapter import ModelAdapter
+
+#: column of each phase's probability mass in the frames below ("task" alone would clash with the
+#: column naming the task)
+MASS: dict[str, str] = {phase: f"{phase}_mass" for phase in PHASES}
+
+
+@torch.no_grad()
+def lens_logits(adapter: ModelAdapter, states: torch.Tensor) -> torch.Tensor:
+    """Vocabulary logits of residual states ``[..., hidden]`` -> ``[..., vocab]`` (float32).
+
+    States are cast to the head's dtype and device, so float32 states read a bf16 model."""
+    head = adapter.unembedding()
+    weight = next(head.parameters())
+    return adapter.logit_lens(states.to(device=weight.device, dtype=weight.dtype)).float().cpu()
+
+
+def lens_probs(adapter: ModelAdapter, states: torch.Tensor) -> torch.Tensor:
+    """Softmax of ``lens_logits``: ``[..., vocab]``."""
+    return lens_logits(adapter, states).softmax(-1)
+
+
+def phase_masses(adapter: ModelAdapter, states: torch.Tensor, sets: TokenSets) -> pd.DataFrame:
+    """Probability mass on each phase's tokens, per prompt and layer.
+
+    ``states: [prompts, layers, hidden]`` -> rows (prompt, layer, input_mass, task_mass, answer_mass)."""
+    index = {phase: torch.tensor(sets.ids[phase], dtype=torch.long) for phase in PHASES}
+    rows = []
+    for prompt, per_layer in enumerate(states):
+        probs = lens_probs(adapter, per_layer)  # [layers, vocab]
+        masses = {phase: probs[:, ids].sum(-1).tolist() for phase, ids in index.items()}
+        for layer in range(probs.shape[0]):
+            rows.append({"prompt": prompt, "layer": layer, **{MASS[p]: masses[p][layer] for p in PHASES}})
+    return pd.DataFrame(rows, columns=["prompt", "layer", *MASS.values()])
+
+
+def phase_curve(masses: pd.DataFrame) -> pd.DataFrame:
+    """Mean mass per layer (index) and phase (columns), over prompts."""
+    return masses.groupby("layer")[list(MASS.values())].mean()
+
+
+def phase_ranges(curve: pd.DataFrame, share: float = 0.5) -> pd.DataFrame:
+    """Where each phase lives in a ``phase_curve``.
+
+    ``peak_layer``/``peak_mass``: the layer of a phase's highest mass. Each curve is then divided
+    by its own peak (task words are few tokens, so their raw mass is small) and a layer belongs to
+    the phase with the highest relative mass, if that is at least ``share`` of its peak; layers
+    where no phase reaches that belong to none. ``layers``: the phase's layers as ranges
+    ("2, 20-22"); ``from``/``to``: the first and last of them."""
+    columns = [MASS[p] for p in PHASES]
+    peaks = curve[columns].max()
+    relative = curve[columns] / peaks.where(peaks > 0)
+    owner = relative.idxmax(axis=1).where(relative.max(axis=1) >= share)
+    rows = []
+    for phase in PHASES:
+        layers = [int(x) for x in owner.index[owner == MASS[phase]]]
+        rows.append(
+            {
+                "phase": phase,
+                "peak_layer": int(curve[MASS[phase]].idxmax()),
+                "peak_mass": round(float(peaks[MASS[phase]]), 4),
+                "layers": layer_ranges(layers),
+                "from": min(layers) if layers else None,
+                "to": max(layers) if layers else None,
+            }
+        )
+    return pd.DataFrame(rows).set_index("phase")
+
+
+def layer_ranges(layers: Sequence[int]) -> str:
+    """``[2, 20, 21, 22]`` -> ``"2, 20-22"``."""
+    runs: list[list[int]] = []
+    for layer in sorted(layers):
+        if runs and layer == runs[-1][-1] + 1:
+            runs[-1].append(layer)
+        else:
+            runs.append([layer])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
+def top1_decodings(adapter: ModelAdapter, states: torch.Tensor, layers: Sequence[int]) -> pd.DataFrame:
+    """The top-1 logit-lens token of every prompt at each of ``layers``.
+
+    ``states: [prompts, layers, hidden]`` -> rows (prompt, layer, token_id, token)."""
+    rows = []
+    for layer in layers:
+        adapter.check_layer(layer)
+        best = lens_logits(adapter, states[:, layer]).argmax(-1)  # [prompts]
+        for prompt, token_id in enumerate(best.tolist()):
+            token = adapter.decode([token_id])
+            rows.append({"prompt": prompt, "layer": layer, "token_id": token_id, "token": token})
+    return pd.DataFrame(rows, columns=["prompt", "layer", "token_id", "token"])
+
+
+def top1_distribution(top1: pd.DataFrame, keep: int = 10) -> pd.DataFrame:
+    """Share of prompts per top-1 token and layer (the ``keep`` most frequent, the rest as 'other')."""
+    frames = []
+    for layer, group in top1.groupby("layer"):
+        counts = group["token"].value_counts()
+        shown = counts.iloc[:keep]
+        rest = int(counts.iloc[keep:].sum())
+        frame = pd.DataFrame({"token": shown.index, "count": shown.values})
+        if rest:
+            frame = pd.concat([frame, pd.DataFrame({"token": ["(other)"], "count": [rest]})])
+        frame["share"] = frame["count"] / len(group)
+        frame.insert(0, "layer", layer)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["layer", "token", "count", "share"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def decode_vector(adapter: ModelAdapter, vector: torch.Tensor, k: int = 5) -> pd.DataFrame:
+    """Top-``k`` tokens of one residual vector ``[hidden]``: rank, token_id, token, prob."""
+    probs = lens_probs(adapter, vector)
+    top = probs.topk(k)
+    return pd.DataFrame(
+        {
+            "rank": range(1, k + 1),
+            "token_id": top.indices.tolist(),
+            "token": adapter.decode_each(top.indices),
+            "prob": top.values.tolist(),
+        }
+    )
+
+
+def vector_decodings(
+    adapter: ModelAdapter, vectors: Mapping[tuple[str, str], torch.Tensor], layer: int, k: int = 5
+) -> pd.DataFrame:
+    """Top-``k`` decodings of task vectors ``{(task, spec): [layers, hidden]}`` at ``layer`` (Table 2).
+
+    Long format: task, spec, layer, rank, token_id, token, prob."""
+    adapter.check_layer(layer)
+    frames = []
+    for (task, spec), vector in vectors.items():
+        frame = decode_vector(adapter, vector[layer], k)
+        frame.insert(0, "layer", layer)
+        frame.insert(0, "spec", spec)
+        frame.insert(0, "task", task)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def decodings_table(decodings: pd.DataFrame) -> pd.DataFrame:
+    """Tasks as rows, specifications as columns, each cell the top-k tokens in order."""
+    joined = (
+        decodings.sort_values("rank")
+        .groupby(["task", "spec"], sort=False)["token"]
+        .agg(lambda tokens: ", ".join(repr(t) for t in tokens))
+    )
+    return joined.unstack("spec")

@@ -1,0 +1,393 @@
+"""``analyze``: every analysis for a model and its tasks, written into one folder.
+
+One pass of forward runs per (task, specification) (``collect``) feeds all of them: logit-lens
+phases, top-1 decodings, task-vector decodings, similarity and embedding maps. The folder gets
+CSV + Markdown tables, PNG plots, the task vectors and ``summary.md``; like a run folder it says
+``running`` in ``status.json`` until its last write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from taskvec.analysis import plots
+from taskvec.analysis.collect import ANALYSIS_SPECS, SpecStates, collect, default_specs
+from taskvec.analysis.embedding import METHODS, cluster_purity, embedding_frame
+from taskvec.analysis.lens import (
+    MASS,
+    decodings_table,
+    phase_curve,
+    phase_masses,
+    phase_ranges,
+    top1_decodings,
+    top1_distribution,
+    vector_decodings,
+)
+from taskvec.analysis.similarity import cosine_matrix, similarity_by_layer
+from taskvec.analysis.token_sets import load_words, token_sets
+from taskvec.errors import ConfigError
+from taskvec.models.adapter import ModelAdapter
+from taskvec.prompts.template import PromptTemplate, get_template
+from taskvec.report.run_folder import RunFolder, write_atomic
+from taskvec.tasks.registry import BUILTIN_TASKS, load_task
+
+
+class AnalysisConfig(BaseModel):
+    """What the analyses read; its hash (with the weights and task data) names the folder's content."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "smollm2-135m"
+    tasks: list[str] = Field(default_factory=lambda: list(BUILTIN_TASKS), min_length=1)
+    #: None: every specification the model can read (image ICL only for VLMs)
+    specs: list[str] | None = None
+    template: PromptTemplate = Field(default_factory=lambda: get_template("spaced"))
+    style: str = "noto"
+    n_examples: int = Field(default=5, ge=1)
+    seed: int = 1
+    #: per-prompt test-split states per (task, spec): top-1 decodings and embeddings
+    prompts: int = Field(default=100, ge=1)
+    #: the first this many of them also go through the full-vocabulary phase curves
+    lens_prompts: int = Field(default=25, ge=1)
+    #: validation prompts averaged into each vector (None: all, as ``taskvec run`` does)
+    extraction_prompts: int | None = Field(default=None, ge=1)
+    #: layer of the vector decodings, similarity matrix and embeddings (None: the task-phase peak)
+    layer: int | None = Field(default=None, ge=0)
+    #: layers of the top-1 decodings (None: a quarter, half, the chosen layer and the last)
+    decode_layers: list[int] | None = None
+    top_k: int = Field(default=5, ge=1)
+    #: a token-set file (``taskvec/analysis/data/token_sets.json`` layout); None: the shipped one
+    token_sets: str | None = None
+    embeddings: list[str] = Field(default_factory=lambda: ["tsne", "pca"])
+    memory_budget_mb: float = Field(default=1024, gt=0)
+
+    @field_validator("template", mode="before")
+    @classmethod
+    def _template(cls, value):
+        return get_template(value)
+
+    @field_validator("specs")
+    @classmethod
+    def _specs(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            unknown = [s for s in value if s not in ANALYSIS_SPECS]
+            if unknown or not value:
+                raise ValueError(f"specs must be some of {list(ANALYSIS_SPECS)}, got {value}")
+        return value
+
+    @field_validator("embeddings")
+    @classmethod
+    def _embeddings(cls, value: list[str]) -> list[str]:
+        unknown = [m for m in value if m not in METHODS]
+        if unknown:
+            raise ValueError(f"embedding methods must be some of {list(METHODS)}, got {unknown}")
+        return value
+
+    @classmethod
+    def create(cls, **options) -> AnalysisConfig:
+        """Build a config, turning pydantic's report into a ``ConfigError`` that names the field."""
+        try:
+            return cls(**options)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in error.errors()
+            )
+            raise ConfigError(f"invalid analysis options: {problems}") from None
+
+
+@dataclass
+class AnalysisResult:
+    """The folder and every table the analyses produced (the same data as its CSV files)."""
+
+    folder: RunFolder
+    layer: int
+    layer_source: str
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    states: list[SpecStates] = field(default_factory=list)
+
+
+def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int | None]:
+    """Options taken from a ``taskvec run`` folder (model, tasks, template, style, examples, first
+    seed) and its chosen layer, if the run completed; ``overrides`` win."""
+    folder = RunFolder(run)
+    if not folder.config_path.is_file():
+        raise ConfigError(f"{folder.root} is not a taskvec run folder (no config.json)")
+    experiment = json.loads(folder.config_path.read_text()).get("experiment", {})
+    options = {
+        "model": experiment.get("model", "smollm2-135m"),
+        "tasks": experiment.get("tasks", list(BUILTIN_TASKS)),
+        "template": experiment.get("template", "paper"),
+        "style": experiment.get("style", "noto"),
+        "n_examples": experiment.get("n_examples", 5),
+        "seed": (experiment.get("seeds") or [1])[0],
+    }
+    options.update({k: v for k, v in overrides.items() if v is not None})
+    best = folder.status().get("best_layer") if folder.is_complete() else None
+    return AnalysisConfig.create(**options), best
+
+
+def _identity(config: AnalysisConfig, adapter: ModelAdapter, task_prints: list[str]) -> str:
+    text = "|".join([config.model_dump_json(), adapter.fingerprint, *task_prints])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _write_table(folder: RunFolder, name: str, frame: pd.DataFrame, index: bool = True) -> str:
+    write_atomic(folder.path("tables", f"{name}.csv"), frame.to_csv(index=index))
+    markdown = frame.to_markdown(index=index)
+    write_atomic(folder.path("tables", f"{name}.md"), markdown + "\n")
+    return markdown
+
+
+def _default_decode_layers(num_layers: int, chosen: int) -> list[int]:
+    return sorted({num_layers // 4, num_layers // 2, chosen, num_layers - 1})
+
+
+def analyze(
+    adapter: ModelAdapter,
+    config: AnalysisConfig,
+    out: str | Path,
+    run_layer: int | None = None,
+) -> AnalysisResult:
+    """Run every analysis of ``config`` on ``adapter`` into the folder ``out``.
+
+    The decoding / similarity / embedding layer is ``config.layer``, else ``run_layer`` (the layer
+    a ``taskvec run`` chose), else the layer where task tokens peak in the phase curves."""
+    started = time.perf_counter()
+    torch.set_grad_enabled(False)
+    specs = config.specs or default_specs(adapter)
+    if "image-icl" in specs and not adapter.supports_images:
+        raise ConfigError(f"{adapter.name} is text-only; drop image-icl from the specifications")
+    for layer in [config.layer, *(config.decode_layers or [])]:
+        if layer is not None:
+            adapter.check_layer(layer)
+    tasks = [load_task(name) for name in config.tasks]
+    words = load_words(config.token_sets)
+    folder = RunFolder(out)
+    folder.start(
+        {"analysis": config.model_dump(mode="json"), "specs": specs, "model": adapter.describe()},
+        _identity(config, adapter, [t.fingerprint() for t in tasks]),
+    )
+
+    collected: list[SpecStates] = []
+    sets_frames, curve_frames = [], []
+    for task in tasks:
+        sets = token_sets(adapter, task, config.template, words)
+        sets_frames.append(sets.frame(adapter))
+        for spec in specs:
+            got = collect(
+                adapter,
+                task,
+                spec,
+                config.template,
+                style=config.style,
+                n_examples=config.n_examples,
+                seed=config.seed,
+                prompts=config.prompts,
+                extraction_prompts=config.extraction_prompts,
+                memory_budget_mb=config.memory_budget_mb,
+            )
+            got.vector.save(folder.path("vectors", f"{task.name}__{spec}"))
+            collected.append(got)
+            curve = phase_curve(phase_masses(adapter, got.states[: config.lens_prompts], sets)).reset_index()
+            curve.insert(0, "spec", spec)
+            curve.insert(0, "task", task.name)
+            curve_frames.append(curve)
+
+    tables: dict[str, pd.DataFrame] = {}
+    curves = pd.concat(curve_frames, ignore_index=True)
+    tables["phase_curves"] = curves
+    mean_curves = curves.groupby(["spec", "layer"], sort=False)[list(MASS.values())].mean()
+    ranges = pd.concat({spec: phase_ranges(mean_curves.loc[spec]) for spec in specs}, names=["spec"])
+    tables["phase_ranges"] = ranges
+    per_task_ranges = pd.concat(
+        {
+            (task, spec): phase_ranges(group.set_index("layer")[list(MASS.values())])
+            for (task, spec), group in curves.groupby(["task", "spec"], sort=False)
+        },
+        names=["task", "spec"],
+    )
+    tables["phase_ranges_by_task"] = per_task_ranges
+    tables["token_sets"] = pd.concat(sets_frames, ignore_index=True)
+
+    if config.layer is not None:
+        layer, source = config.layer, "given"
+    elif run_layer is not None:
+        layer, source = adapter.check_layer(int(run_layer)), "chosen by the run on its validation split"
+    else:
+        task_curve = curves.groupby("layer")[MASS["task"]].mean()
+        layer, source = int(task_curve.idxmax()), "peak of the mean task-token mass"
+
+    decode_layers = config.decode_layers or _default_decode_layers(adapter.num_layers, layer)
+    top1_frames = []
+    for got in collected:
+        frame = top1_decodings(adapter, got.states, decode_layers)
+        frame.insert(0, "spec", got.spec)
+        frame.insert(0, "task", got.task)
+        top1_frames.append(frame)
+    top1 = pd.concat(top1_frames, ignore_index=True)
+    tables["top1"] = top1
+    distribution = pd.concat(
+        [
+            top1_distribution(group).assign(task=task, spec=spec)
+            for (task, spec), group in top1.groupby(["task", "spec"], sort=False)
+        ],
+        ignore_index=True,
+    )[["task", "spec", "layer", "token", "count", "share"]]
+    tables["top1_distribution"] = distribution
+
+    vectors = {(got.task, got.spec): got.vector.vectors for got in collected}
+    decodings = vector_decodings(adapter, vectors, layer, config.top_k)
+    tables["decodings"] = decodings
+    wide = decodings_table(decodings)
+    wide = wide[[s for s in specs if s in wide.columns]].reindex([t.name for t in tasks])
+    tables["decodings_table"] = wide
+
+    matrix = cosine_matrix({key: v[layer] for key, v in vectors.items()})
+    tables["similarity"] = matrix
+    by_layer = similarity_by_layer(vectors)
+    tables["similarity_by_layer"] = by_layer
+
+    embeddings, purity = {}, {}
+    points = {(got.task, got.spec): got.states[:, layer] for got in collected}
+    if sum(p.shape[0] for p in points.values()) >= 3:
+        for method in config.embeddings:
+            frame = embedding_frame(points, method, seed=config.seed)
+            embeddings[method] = frame
+            purity[method] = cluster_purity(frame)
+            tables[f"embedding_{method}"] = frame
+
+    # --- files -------------------------------------------------------------------------------
+    for name in ("phase_curves", "top1", "decodings", "token_sets", "top1_distribution"):
+        write_atomic(folder.path("tables", f"{name}.csv"), tables[name].to_csv(index=False))
+    for method, frame in embeddings.items():
+        write_atomic(folder.path("tables", f"embedding_{method}.csv"), frame.to_csv(index=False))
+    markdown = {
+        "phase_ranges": _write_table(folder, "phase_ranges", ranges),
+        "phase_ranges_by_task": _write_table(folder, "phase_ranges_by_task", per_task_ranges),
+        "decodings": _write_table(folder, "decodings_table", wide),
+        "similarity": _write_table(folder, f"similarity_layer{layer}", matrix.round(4)),
+        "similarity_by_layer": _write_table(folder, "similarity_by_layer", by_layer.round(4)),
+    }
+    model = adapter.name
+    plot_paths = [
+        plots.plot_phases(curves, folder.path("plots", "phases.png"), f"{model}: logit lens"),
+        *[
+            plots.plot_top1(
+                distribution[distribution["spec"] == spec],
+                folder.path("plots", f"top1_{spec}.png"),
+                f"{model}, {spec}: top-1 logit-lens token (share of prompts)",
+            )
+            for spec in specs
+        ],
+        plots.plot_similarity(
+            matrix, folder.path("plots", f"similarity_layer{layer}.png"), f"{model}: cosine, layer {layer}"
+        ),
+        plots.plot_similarity_by_layer(
+            by_layer, folder.path("plots", "similarity_by_layer.png"), f"{model}: task-vector similarity"
+        ),
+        *[
+            plots.plot_embedding(
+                frame,
+                folder.path("plots", f"embedding_{method}.png"),
+                f"{model}, layer {layer}: {method} of per-prompt task vectors",
+            )
+            for method, frame in embeddings.items()
+        ],
+    ]
+    summary = _summary(config, adapter, specs, layer, source, decode_layers, by_layer, purity, markdown)
+    summary += ["## Files", "", *[f"- `{p.relative_to(folder.root)}`" for p in plot_paths]]
+    summary += ["- `tables/` (CSV + Markdown), `vectors/` (task vectors, safetensors + JSON)", ""]
+    write_atomic(folder.path("summary.md"), "\n".join(summary))
+    folder.finish(layer=layer, layer_source=source, seconds=round(time.perf_counter() - started, 1))
+    return AnalysisResult(folder, layer, source, tables, collected)
+
+
+def _summary(
+    config: AnalysisConfig,
+    adapter: ModelAdapter,
+    specs: list[str],
+    layer: int,
+    source: str,
+    decode_layers: list[int],
+    by_layer: pd.DataFrame,
+    purity: dict[str, float],
+    markdown: dict[str, str],
+) -> list[str]:
+    row = by_layer.loc[layer]
+    lines = [
+        f"# taskvec analysis: {adapter.name}",
+        "",
+        f"- tasks: {', '.join(config.tasks)}; specifications: {', '.join(specs)}",
+        f"- template `{config.template.name}`, {config.n_examples} examples, seed {config.seed}; "
+        f"up to {config.prompts} test prompts per task and specification "
+        f"({config.lens_prompts} through the full logit lens)",
+        f"- layer **{layer}** ({source}) for decodings, similarity and embeddings; "
+        f"top-1 decodings at layers {decode_layers}",
+        "",
+        "## Three phases (logit lens at the delimiter, mean over tasks)",
+        "",
+        "Mass on input / task / answer tokens per layer. `layers`: where the phase has the highest mass "
+        "relative to its own peak (and at least half of it); see `plots/phases.png`, "
+        "`tables/phase_ranges_by_task.md`, `tables/token_sets.csv`.",
+        "",
+        markdown["phase_ranges"],
+        "",
+        f"## Task-vector decodings at layer {layer} (top {config.top_k})",
+        "",
+        markdown["decodings"],
+        "",
+        "## Similarity",
+        "",
+        f"At layer {layer}: same task across specifications {row['same_task']:.3f}, same specification "
+        f"across tasks {row['same_spec']:.3f}, random pairs of different tasks (baseline) "
+        f"{row['random_pair']:.3f}. Largest same-task margin over the baseline: "
+        f"{by_layer['margin'].max():.3f} at layer {int(by_layer['margin'].idxmax())}"
+        if by_layer["margin"].notna().any()
+        else f"At layer {layer}: random pairs of different tasks {row['random_pair']:.3f} "
+        "(only one specification, so no same-task pairs).",
+        "",
+    ]
+    if purity:
+        lines += [
+            "## Embeddings",
+            "",
+            "Share of per-prompt vectors whose nearest neighbour in the map is of the same task: "
+            + ", ".join(f"{m} {p:.2f}" for m, p in purity.items()),
+            "",
+        ]
+    return lines
+
+
+def default_analysis_dir(config: AnalysisConfig, root: Path = Path("runs")) -> Path:
+    digest = hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:10]
+    return root / f"{config.model}-analysis-{config.template.name}-{digest}".replace("/", "_")
+
+
+def run_analysis(
+    run: str | Path | None = None,
+    out: str | Path | None = None,
+    adapter: ModelAdapter | None = None,
+    **options,
+) -> AnalysisResult:
+    """What ``taskvec analyze`` does: options from ``run`` (a ``taskvec run`` folder) and/or
+    ``options``, the model loaded by name, results into ``out`` (default ``<run>/analysis`` or
+    ``runs/<model>-analysis-<template>-<hash>``)."""
+    from taskvec.models.registry import load_model
+
+    options = {k: v for k, v in options.items() if v is not None}
+    if run is not None:
+        config, run_layer = from_run_folder(run, **options)
+        out = out or Path(run) / "analysis"
+    else:
+        config, run_layer = AnalysisConfig.create(**options), None
+        out = out or default_analysis_dir(config)
+    adapter = adapter or load_model(config.model)
+    return analyze(adapter, config, out, run_layer=run_layer)

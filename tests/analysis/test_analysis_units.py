@@ -1,0 +1,139 @@
+"""The analysis pieces that need no model: phase ranges, similarity summaries, embeddings, token-set
+files."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from taskvec.analysis.embedding import cluster_purity, embed, embedding_frame, umap_available
+from taskvec.analysis.lens import MASS, layer_ranges, phase_ranges, top1_distribution
+from taskvec.analysis.similarity import cosine_matrix, pair_summary, similarity_by_layer
+from taskvec.analysis.token_sets import PHASES, instruction_words, load_words
+from taskvec.errors import TaskFileError
+from taskvec.tasks.registry import BUILTIN_TASKS, load_task
+
+
+def test_layer_ranges_compress_runs():
+    assert layer_ranges([20, 2, 21, 22, 29]) == "2, 20-22, 29"
+    assert layer_ranges([]) == ""
+
+
+def test_phase_ranges_give_each_layer_to_the_phase_nearest_its_own_peak():
+    # task mass is tiny in absolute terms but peaks at layer 3: layer 3 must still be the task phase
+    curve = pd.DataFrame(
+        {
+            MASS["input"]: [0.5, 0.4, 0.01, 0.05, 0.01],
+            MASS["task"]: [0.0, 0.0, 0.001, 0.02, 0.002],
+            MASS["answer"]: [0.0, 0.01, 0.1, 0.3, 0.8],
+        }
+    )
+    ranges = phase_ranges(curve)
+    assert ranges.loc["input", "layers"] == "0-1"
+    assert ranges.loc["task", "layers"] == "3"
+    assert ranges.loc["answer", "layers"] == "4"
+    assert ranges.loc["task", "peak_layer"] == 3
+    # layer 2 reaches half of no phase's peak, so it belongs to none
+    assert ranges["layers"].str.contains("2").sum() == 0
+
+
+def _unit(direction: int, size: int = 4) -> torch.Tensor:
+    vector = torch.zeros(size)
+    vector[direction] = 1.0
+    return vector
+
+
+def test_pair_summary_separates_same_task_from_random_pairs():
+    # a, b orthogonal; each task's two specs share their direction up to a small tilt
+    tilt = 0.1 * _unit(2)
+    vectors = {
+        ("a", "text-icl"): _unit(0),
+        ("a", "instruction"): _unit(0) + tilt,
+        ("b", "text-icl"): _unit(1),
+        ("b", "instruction"): _unit(1) + tilt,
+    }
+    matrix = cosine_matrix(vectors)
+    assert np.allclose(np.diag(matrix), 1.0)
+    assert np.allclose(matrix.to_numpy(), matrix.to_numpy().T)
+    summary = pair_summary(matrix)
+    same = 1 / np.sqrt(1.01)  # cos(e0, e0 + 0.1 e2)
+    assert summary["same_task"] == pytest.approx(same)
+    # different-task pairs: (e0, e1)=0, (e0, e1+t)=0, (e0+t, e1)=0, (e0+t, e1+t)=0.01/1.01
+    assert summary["random_pair"] == pytest.approx((0.01 / 1.01) / 4)
+    assert summary["same_spec"] == pytest.approx((0 + 0.01 / 1.01) / 2)
+
+
+def test_similarity_by_layer_reads_every_layer():
+    vectors = {
+        ("a", "text-icl"): torch.stack([_unit(0), _unit(0)]),
+        ("a", "instruction"): torch.stack([_unit(1), _unit(0)]),  # agree only at layer 1
+        ("b", "text-icl"): torch.stack([_unit(2), _unit(2)]),
+    }
+    frame = similarity_by_layer(vectors)
+    assert list(frame.index) == [0, 1]
+    assert frame.loc[0, "same_task"] == pytest.approx(0.0)
+    assert frame.loc[1, "same_task"] == pytest.approx(1.0)
+    assert frame.loc[1, "margin"] == pytest.approx(1.0)
+
+
+def test_embedding_frame_labels_every_point_and_separated_clusters_are_pure():
+    generator = torch.Generator().manual_seed(0)
+    states = {
+        ("a", "text-icl"): torch.randn(6, 16, generator=generator) * 0.1 + 5,
+        ("a", "instruction"): torch.randn(4, 16, generator=generator) * 0.1 + 5,
+        ("b", "text-icl"): torch.randn(6, 16, generator=generator) * 0.1 - 5,
+    }
+    for method in ("pca", "tsne"):
+        frame = embedding_frame(states, method)
+        assert len(frame) == 16
+        assert frame.groupby(["task", "spec"]).size().to_dict() == {
+            ("a", "instruction"): 4,
+            ("a", "text-icl"): 6,
+            ("b", "text-icl"): 6,
+        }
+        assert np.isfinite(frame[["x", "y"]].to_numpy()).all()
+        assert cluster_purity(frame) == 1.0
+
+
+def test_embedding_refuses_too_few_points_and_missing_umap():
+    with pytest.raises(ValueError, match="at least 3"):
+        embed(np.zeros((2, 4)))
+    if not umap_available():
+        with pytest.raises(ValueError, match="umap-learn"):
+            embed(np.random.default_rng(0).normal(size=(5, 4)), "umap")
+
+
+def test_top1_distribution_shares_sum_to_one_with_other():
+    tokens = ["x", "x", "y", "z", "w"]
+    top1 = pd.DataFrame({"prompt": range(5), "layer": [3] * 5, "token_id": range(5), "token": tokens})
+    dist = top1_distribution(top1, keep=2)
+    assert list(dist["token"]) == ["x", "y", "(other)"]
+    assert list(dist["count"]) == [2, 1, 2]
+    assert dist["share"].sum() == pytest.approx(1.0)
+
+
+def test_shipped_token_sets_cover_the_six_tasks():
+    words = load_words()
+    assert set(BUILTIN_TASKS) <= set(words)
+    for task in BUILTIN_TASKS:
+        assert set(words[task]) == set(PHASES)
+        assert words[task]["task"], f"{task} has no task words"
+
+
+def test_token_set_file_errors_name_the_problem(tmp_path):
+    bad = tmp_path / "sets.json"
+    bad.write_text(json.dumps({"country_capital": {"task": "capital"}}))
+    with pytest.raises(TaskFileError, match="country_capital.task"):
+        load_words(bad)
+    bad.write_text(json.dumps({"country_capital": {"phase4": []}}))
+    with pytest.raises(TaskFileError, match="must map"):
+        load_words(bad)
+    with pytest.raises(TaskFileError, match="not found"):
+        load_words(tmp_path / "missing.json")
+
+
+def test_tasks_without_listed_words_fall_back_to_their_instruction():
+    task = load_task("country_currency")  # "The last word of the official currency of the country:"
+    assert instruction_words(task) == ["currency", "country"]

@@ -1,0 +1,125 @@
+"""The image path on a tiny random LLaVA (built like tests/models/families): image-ICL prompts of
+the real task images go through the same analyses as text and produce well-formed output. The
+model is random, so nothing here is about what it decodes."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
+
+from taskvec.analysis import AnalysisConfig, analyze, collect, lens_logits
+from taskvec.analysis.lens import MASS
+from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
+from taskvec.models.families.llava import LlavaAdapter
+from taskvec.prompts.template import PAPER
+from taskvec.tasks.registry import load_task
+from taskvec.vectors.extract import last_token_states
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "models" / "families"))
+from tinyparts import make_tokenizer, seeded, tiny_text_config  # noqa: E402
+
+SPECS = ["text-icl", "image-icl", "instruction"]
+
+
+@pytest.fixture(scope="module")
+def tiny_vlm() -> LlavaAdapter:
+    tokenizer = make_tokenizer(["<image>"], named={"image_token": "<image>"})
+    processor = LlavaProcessor(
+        image_processor=LlavaImageProcessorPil(
+            size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}
+        ),
+        tokenizer=tokenizer,
+        patch_size=14,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+    )
+    config = LlavaConfig(
+        vision_config=dict(
+            model_type="clip_vision_model",
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=28,
+            patch_size=14,
+        ),
+        text_config=dict(model_type="llama", **tiny_text_config()),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-1,
+    )
+    return LlavaAdapter.from_parts(seeded(LlavaForConditionalGeneration, config), processor, "tiny-llava")
+
+
+def test_logit_lens_at_the_last_layer_is_the_vlms_own_logits(tiny_vlm):
+    task = load_task("food_color")
+    got = collect(tiny_vlm, task, "image-icl", PAPER, n_examples=2, prompts=2, extraction_prompts=2)
+    unit = UnitPrompts(task, ExperimentConfig(spec="image-icl", query="image", n_examples=2), seed=1)
+    prompts = unit.test_base[:2]
+    assert all(any(not isinstance(s, str) for s in p) for p in prompts)  # they hold images
+    with torch.no_grad():
+        own = tiny_vlm.forward(tiny_vlm.encode(prompts)).logits[:, -1].float()
+    torch.testing.assert_close(lens_logits(tiny_vlm, got.states[:, -1]), own, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(got.states, last_token_states(tiny_vlm, prompts))
+
+
+def test_analyze_runs_text_image_and_instruction_specs(tiny_vlm, tmp_path):
+    config = AnalysisConfig.create(
+        model="tiny-llava",
+        tasks=["food_color", "animal_young"],
+        template="paper",
+        n_examples=2,
+        prompts=4,
+        lens_prompts=2,
+        extraction_prompts=3,
+        top_k=3,
+        embeddings=["pca", "tsne"],
+    )
+    result = analyze(tiny_vlm, config, tmp_path / "analysis")
+    folder = result.folder.root
+    layers = tiny_vlm.num_layers
+    assert json.loads((folder / "status.json").read_text())["state"] == "complete"
+    assert json.loads((folder / "config.json").read_text())["specs"] == SPECS  # image ICL by default
+
+    states = {(s.task, s.spec): s.states for s in result.states}
+    assert all(block.shape == (4, layers, tiny_vlm.hidden_size) for block in states.values())
+    # image and text demonstrations of the same items give different delimiter states
+    assert not torch.allclose(states[("food_color", "image-icl")], states[("food_color", "text-icl")])
+
+    curves = result.tables["phase_curves"]
+    assert len(curves) == 2 * 3 * layers
+    masses = curves[list(MASS.values())]
+    assert ((masses >= 0) & (masses <= 1 + 1e-6)).all().all()
+    assert (masses.sum(axis=1) <= 1 + 1e-5).all()
+
+    decodings = result.tables["decodings_table"]
+    assert list(decodings.columns) == SPECS and list(decodings.index) == ["food_color", "animal_young"]
+    assert len(result.tables["decodings"]) == 2 * 3 * 3
+
+    matrix = result.tables["similarity"]
+    assert matrix.shape == (6, 6)
+    np.testing.assert_allclose(np.diag(matrix.to_numpy()), 1.0, atol=1e-5)
+    by_layer = result.tables["similarity_by_layer"]
+    assert list(by_layer.index) == list(range(layers))
+    assert by_layer[["same_task", "same_spec", "random_pair"]].notna().all().all()
+
+    top1 = pd.read_csv(folder / "tables" / "top1.csv", keep_default_na=False)
+    assert set(top1["spec"]) == set(SPECS) and len(top1) == 2 * 3 * 4 * len(set(top1["layer"]))
+    for method in ("pca", "tsne"):
+        frame = pd.read_csv(folder / "tables" / f"embedding_{method}.csv")
+        assert len(frame) == 2 * 3 * 4 and np.isfinite(frame[["x", "y"]].to_numpy()).all()
+    for plot in (
+        "phases",
+        "top1_image-icl",
+        "similarity_by_layer",
+        "embedding_tsne",
+        f"similarity_layer{result.layer}",
+    ):
+        assert (folder / "plots" / f"{plot}.png").is_file()
+    summary = (folder / "summary.md").read_text()
+    assert "image-icl" in summary and f"layer **{result.layer}**" in summary
