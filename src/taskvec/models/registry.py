@@ -7,6 +7,7 @@ from ``FAMILIES``; no name matching anywhere.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -170,13 +171,44 @@ NAMED_MODELS: dict[str, NamedModel] = {
 FAMILIES: dict[str, Callable[[str, LoadOptions], ModelAdapter]] = {}
 
 
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
+def weights_fingerprint(model_id: str, model, options: LoadOptions) -> str:
+    """What identifies the weights of a hub id or local folder (it enters run identities and
+    vector metadata): the hub commit, or a hash of the folder's weight files. A file's hash is
+    cached under its path, size and mtime, so a large folder is read once, not at every load."""
+    folder = Path(model_id).expanduser()
+    if not folder.is_dir():
+        return getattr(model.config, "_commit_hash", None) or ""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES)):
+        digest.update(f"{path.name}:{_cached_file_fingerprint(path, options)};".encode())
+    return digest.hexdigest()[:16]
+
+
+def _cached_file_fingerprint(path: Path, options: LoadOptions) -> str:
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
+    memo = _cache_root(options) / "fingerprints" / key
+    if memo.is_file():
+        return memo.read_text().strip()
+    value = file_fingerprint(path)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        memo.write_text(value)
+    except OSError:  # a read-only cache only costs the hash next time
+        pass
+    return value
+
+
 def _load_hf_causal_lm(model_id: str, options: LoadOptions) -> ModelAdapter:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(model_id, **options.hf_kwargs())
     tokenizer = AutoTokenizer.from_pretrained(model_id)
-    revision = getattr(model.config, "_commit_hash", None) or ""
-    return CausalLMAdapter(model, tokenizer, name=model_id, model_id=model_id, fingerprint=revision)
+    fingerprint = weights_fingerprint(model_id, model, options)
+    return CausalLMAdapter(model, tokenizer, name=model_id, model_id=model_id, fingerprint=fingerprint)
 
 
 #: text-only model types served by ``CausalLMAdapter``: the base LLMs of the VLM families (Vicuna and

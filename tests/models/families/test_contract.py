@@ -29,7 +29,7 @@ from tinyparts import (
     text_query,
 )
 
-from taskvec.models.registry import FAMILIES, TEXT_FAMILIES, load_model
+from taskvec.models.registry import FAMILIES, TEXT_FAMILIES, LoadOptions, load_model
 
 torch.set_num_threads(1)
 
@@ -149,8 +149,9 @@ def test_loads_through_the_registry_from_a_local_folder(family, tmp_path):
     _case, adapter = family
     adapter.model.save_pretrained(tmp_path)
     adapter.processor.save_pretrained(tmp_path)
-    loaded = load_model(str(tmp_path))
+    loaded = load_model(str(tmp_path), LoadOptions(cache_dir=tmp_path / "cache"))
     assert type(loaded) is type(adapter)
+    assert len(loaded.fingerprint) == 16  # a hash of the saved weights (no hub commit here)
     prompts = [image_query(0), text_query(1)]
     encoded = loaded.encode(prompts)
     assert torch.equal(encoded.input_ids, adapter.encode(prompts).input_ids)

@@ -31,7 +31,7 @@ def test_every_base_llm_of_a_vision_family_is_loadable():
 @pytest.mark.parametrize("model_type", TEXT_FAMILIES)
 def test_a_base_llm_loads_from_a_local_folder(model_type, tmp_path):
     original = saved_llm(model_type, tmp_path)
-    loaded = load_model(str(tmp_path))
+    loaded = load_model(str(tmp_path), LoadOptions(cache_dir=tmp_path / "cache"))
     assert isinstance(loaded, CausalLMAdapter)
     assert (loaded.num_layers, loaded.hidden_size) == (2, 32)
     prompts = [text_icl(0), text_icl(1)]
@@ -45,7 +45,7 @@ def test_a_base_llm_loads_from_a_local_folder(model_type, tmp_path):
 def test_dtype_and_device_map_reach_transformers(tmp_path):
     """``device_map="auto"`` is planned by accelerate (here: everything fits on the CPU)."""
     original = saved_llm("llama", tmp_path)
-    options = LoadOptions(dtype="bfloat16", device_map="auto")
+    options = LoadOptions(dtype="bfloat16", device_map="auto", cache_dir=tmp_path / "cache")
     assert options.hf_kwargs() == {"dtype": torch.bfloat16, "device_map": "auto"}
     loaded = load_model(str(tmp_path), options)
     assert {p.dtype for p in loaded.model.parameters()} == {torch.bfloat16}
@@ -88,3 +88,17 @@ def test_an_unknown_model_type_lists_the_supported_ones(tmp_path):
         load_model(str(tmp_path))
     for model_type in FAMILIES:
         assert repr(model_type) in str(error.value)
+
+
+def test_local_weights_are_fingerprinted_by_content(tmp_path):
+    """A local folder has no hub commit: its fingerprint (run identity, vector metadata) is a hash
+    of its weight files, equal for equal weights anywhere, different after the weights change."""
+    options = LoadOptions(cache_dir=tmp_path / "cache")
+    saved_llm("llama", tmp_path / "a")
+    saved_llm("llama", tmp_path / "b")
+    first = load_model(str(tmp_path / "a"), options).fingerprint
+    assert len(first) == 16
+    assert load_model(str(tmp_path / "b"), options).fingerprint == first
+    assert load_model(str(tmp_path / "a"), options).fingerprint == first  # from the cache now
+    tiny_llm("llama", seed=4).model.save_pretrained(tmp_path / "a")
+    assert load_model(str(tmp_path / "a"), options).fingerprint != first

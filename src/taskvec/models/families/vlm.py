@@ -222,16 +222,18 @@ def hf_loader(
 ):
     """``load(model_id, options)`` for a family: its transformers model class and AutoProcessor.
 
-    ``video_processor_class`` names the processor class to rebuild without its video part when
-    AutoProcessor cannot make one (no torchvision)."""
+    ``video_processor_class`` names the processor class to load from its image parts alone
+    (``images_only``) when AutoProcessor cannot build its video part (no torchvision)."""
 
     def load(model_id: str, options) -> VisionLanguageAdapter:
         import transformers
 
+        from taskvec.models.registry import weights_fingerprint
+
         model = getattr(transformers, model_class).from_pretrained(model_id, **options.hf_kwargs())
         processor = _load_processor(model_id, video_processor_class)
-        revision = getattr(model.config, "_commit_hash", None) or ""
-        return adapter_class(model, processor, name=model_id, model_id=model_id, fingerprint=revision)
+        fingerprint = weights_fingerprint(model_id, model, options)
+        return adapter_class(model, processor, name=model_id, model_id=model_id, fingerprint=fingerprint)
 
     load.__doc__ = f"Load a {adapter_class.__name__} model from a hub id or local folder."
     return load
