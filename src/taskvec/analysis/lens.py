@@ -80,7 +80,7 @@ def phase_ranges(curve: pd.DataFrame, share: float = 0.5) -> pd.DataFrame:
                 "to": max(layers) if layers else None,
             }
         )
-    return pd.DataFrame(rows).set_index("phase")
+    return pd.DataFrame(rows).astype({"from": "Int64", "to": "Int64"}).set_index("phase")
 
 
 def layer_ranges(layers: Sequence[int]) -> str:

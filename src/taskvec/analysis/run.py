@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from taskvec.analysis import plots
 from taskvec.analysis.collect import ANALYSIS_SPECS, SpecStates, collect, default_specs
@@ -155,6 +156,7 @@ def analyze(
     config: AnalysisConfig,
     out: str | Path,
     run_layer: int | None = None,
+    show_progress: bool = True,
 ) -> AnalysisResult:
     """Run every analysis of ``config`` on ``adapter`` into the folder ``out``.
 
@@ -178,10 +180,20 @@ def analyze(
 
     collected: list[SpecStates] = []
     sets_frames, curve_frames = [], []
-    for task in tasks:
-        sets = token_sets(adapter, task, config.template, words)
-        sets_frames.append(sets.frame(adapter))
-        for spec in specs:
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        disable=not show_progress,
+    )
+    with progress:
+        bar = progress.add_task("states", total=len(tasks) * len(specs))
+        for task, spec in [(t, s) for t in tasks for s in specs]:
+            progress.update(bar, description=f"{task.name} {spec}")
+            if spec == specs[0]:
+                sets = token_sets(adapter, task, config.template, words)
+                sets_frames.append(sets.frame(adapter))
             got = collect(
                 adapter,
                 task,
@@ -200,6 +212,7 @@ def analyze(
             curve.insert(0, "spec", spec)
             curve.insert(0, "task", task.name)
             curve_frames.append(curve)
+            progress.advance(bar)
 
     tables: dict[str, pd.DataFrame] = {}
     curves = pd.concat(curve_frames, ignore_index=True)
@@ -270,8 +283,10 @@ def analyze(
     for method, frame in embeddings.items():
         write_atomic(folder.path("tables", f"embedding_{method}.csv"), frame.to_csv(index=False))
     markdown = {
-        "phase_ranges": _write_table(folder, "phase_ranges", ranges),
-        "phase_ranges_by_task": _write_table(folder, "phase_ranges_by_task", per_task_ranges),
+        "phase_ranges": _write_table(folder, "phase_ranges", ranges.reset_index(), index=False),
+        "phase_ranges_by_task": _write_table(
+            folder, "phase_ranges_by_task", per_task_ranges.reset_index(), index=False
+        ),
         "decodings": _write_table(folder, "decodings_table", wide),
         "similarity": _write_table(folder, f"similarity_layer{layer}", matrix.round(4)),
         "similarity_by_layer": _write_table(folder, "similarity_by_layer", by_layer.round(4)),
