@@ -29,11 +29,12 @@ def save(figure, path: Path) -> Path:
     return path
 
 
-def plot_phases(curves: pd.DataFrame, path: Path, title: str = "") -> Path:
+def plot_phases(curves: pd.DataFrame, path: Path, title: str = "", relative: bool = False) -> Path:
     """Logit-lens mass on input / task / answer tokens per layer (paper Fig. 3).
 
     ``curves``: rows (task, spec, layer, <phase>_mass...); one panel per task, one line
-    style per specification."""
+    style per specification. With ``relative`` each curve is divided by its own peak, so the
+    task phase (few tokens, little absolute mass) shows where it lives."""
     tasks = list(dict.fromkeys(curves["task"]))
     cols = min(3, len(tasks))
     rows = math.ceil(len(tasks) / cols)
@@ -41,9 +42,12 @@ def plot_phases(curves: pd.DataFrame, path: Path, title: str = "") -> Path:
     for axis, task in zip(axes.flat, tasks, strict=False):
         for spec, group in curves[curves["task"] == task].groupby("spec", sort=False):
             for phase in PHASES:
+                values = group[f"{phase}_mass"]
+                if relative and values.max() > 0:
+                    values = values / values.max()
                 axis.plot(
                     group["layer"],
-                    group[f"{phase}_mass"],
+                    values,
                     SPEC_LINES.get(spec, "-"),
                     color=PHASE_COLORS[phase],
                     label=f"{phase} ({spec})",
@@ -53,7 +57,7 @@ def plot_phases(curves: pd.DataFrame, path: Path, title: str = "") -> Path:
         axis.set_ylim(-0.02, 1.02)
     for axis in axes.flat[len(tasks) :]:
         axis.axis("off")
-    axes[0][0].set_ylabel("probability mass")
+    axes[0][0].set_ylabel("mass / its peak" if relative else "probability mass")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=7)
     figure.suptitle(title or "logit lens at the delimiter: input / task / answer tokens")

@@ -294,6 +294,12 @@ def analyze(
     model = adapter.name
     plot_paths = [
         plots.plot_phases(curves, folder.path("plots", "phases.png"), f"{model}: logit lens"),
+        plots.plot_phases(
+            curves,
+            folder.path("plots", "phases_relative.png"),
+            f"{model}: logit lens, each curve relative to its peak",
+            relative=True,
+        ),
         *[
             plots.plot_top1(
                 distribution[distribution["spec"] == spec],
@@ -350,7 +356,7 @@ def _summary(
         "## Three phases (logit lens at the delimiter, mean over tasks)",
         "",
         "Mass on input / task / answer tokens per layer. `layers`: where the phase has the highest mass "
-        "relative to its own peak (and at least half of it); see `plots/phases.png`, "
+        "relative to its own peak (and at least half of it); see `plots/phases_relative.png`, "
         "`tables/phase_ranges_by_task.md`, `tables/token_sets.csv`.",
         "",
         markdown["phase_ranges"],
