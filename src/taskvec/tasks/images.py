@@ -21,10 +21,13 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+if TYPE_CHECKING:
+    from taskvec.tasks.task import Item, Split, Task
 
 SUITE_DIR: Path = Path(__file__).parent / "suite"
 STYLES: tuple[str, ...] = ("noto", "twemoji", "fluent", "fluent_flat", "flag_icons", "openmoji")
@@ -127,6 +130,55 @@ def load_image(entity: str, style: str) -> Image.Image:
         return im.convert("RGB")
 
 
+# --------------------------------------------------------------------------- tasks
+
+
+def _as_task(task: Task | str) -> Task:
+    if isinstance(task, str):
+        from taskvec.tasks.registry import load_task
+
+        return load_task(task)
+    return task
+
+
+def _item_image(item: Item, style: str) -> Image.Image:
+    """The picture of a task item: a suite entity in ``style``, or an image file path."""
+    if not item.entity:
+        raise SuiteImageNotFound("", style, f"item {item.id!r} ({item.input}) has no entity")
+    if Path(item.entity).suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"):
+        with Image.open(item.entity) as im:
+            return im.convert("RGB")
+    return load_image(item.entity, style)
+
+
+def task_styles(task: Task | str) -> list[str]:
+    """Styles that have a picture for every item of both splits (flags: no ``fluent``)."""
+    task = _as_task(task)
+    items = (*task.val, *task.test)
+    return [s for s in STYLES if all(item.entity and s in styles_for(item.entity) for item in items)]
+
+
+def task_images(
+    task: Task | str, split: Split = "test", style: str = "noto", *, skip_missing: bool = False
+) -> Iterator[tuple[Item, Image.Image]]:
+    """``(item, 224x224 RGB picture)`` for every item of a split of a task, in split order.
+
+    ``task`` is a :class:`~taskvec.tasks.task.Task` (the object the protocol uses) or a
+    built-in task name. A style that lacks an item's picture raises
+    :class:`SuiteImageNotFound`, so an evaluation never silently runs on a subset; with
+    ``skip_missing=True`` such items are left out instead.
+    """
+    task = _as_task(task)
+    for item in task.split(split):
+        try:
+            image = _item_image(item, style)
+        except SuiteImageNotFound:
+            if skip_missing:
+                continue
+            raise
+        yield item, image
+
+
 # --------------------------------------------------------------------------- recognition
 
 
@@ -211,11 +263,18 @@ class RecognitionSet(Sequence[RecognitionItem]):
         return out
 
 
+def same_image_as(style: str) -> dict[str, str]:
+    """``entity -> kept entity`` for recognition tiles of ``style`` that are pixel-identical to
+    another entity's tile (Svalbard & Jan Mayen -> Norway, St. Martin -> France, ...)."""
+    return dict(load_manifest()["recognition"].get("same_image", {}).get(style, {}))
+
+
 def recognition_set(
     styles: Iterable[str] | None = None,
     *,
     exclude_held_out: bool = True,
     domains: Iterable[str] | None = None,
+    distinct_images: bool = True,
 ) -> RecognitionSet:
     """Every (entity, plain name, style, 96px image) in the given styles (default: all training
     styles), ordered by style then emoji order.
@@ -223,6 +282,9 @@ def recognition_set(
     The held-out style (``openmoji``) is never part of the recognition sheets.  With
     ``exclude_held_out=False`` and ``"openmoji"`` among ``styles`` its *task* images
     (flags/animals/foods only), downscaled to 96px, are added -- for evaluation only.
+    ``distinct_images`` (default) leaves out a tile that is pixel-identical to another
+    entity's tile in the same style (see :func:`same_image_as`), so no picture carries two
+    names; the kept name is the sovereign country's for flags.
     """
     wanted = list(TRAINING_STYLES if styles is None else styles)
     for s in wanted:
@@ -241,9 +303,10 @@ def recognition_set(
                 if s in info["styles"] and (doms is None or info["domain"] in doms):
                     rows.append((e, info["name"], s, -1))
             continue
+        duplicates = same_image_as(s) if distinct_images else {}
         for idx, e in enumerate(man["recognition"]["entities"].get(s, [])):
             info = ents[e]
-            if doms is None or info["domain"] in doms:
+            if e not in duplicates and (doms is None or info["domain"] in doms):
                 rows.append((e, info["name"], s, idx))
     return RecognitionSet(rows)
 
@@ -293,11 +356,43 @@ def contact_sheet(
                 if e not in picked and seen.get(d, 0) < per_domain:
                     seen[d] = seen.get(d, 0) + 1
                     picked.append(e)
-    cols = list(STYLES if styles is None else styles)
+    rows = []
+    for e in picked:
+        info = entity_info(e)
+        rows.append((e, info["name"], f"{info['domain']} {e}"))
+    return _grid(rows, list(STYLES if styles is None else styles), Path(path), tile)
+
+
+def task_contact_sheet(
+    tasks: Sequence[Task | str],
+    path: str | Path,
+    *,
+    styles: Sequence[str] | None = None,
+    per_task: int = 3,
+    split: Split = "test",
+    tile: int = 96,
+) -> Path:
+    """Write a PNG grid showing what each task looks like: ``per_task`` items of ``split`` per
+    task (the first items with distinct labels, in split order), one column per style, each
+    row captioned ``task`` and ``input -> label``. Cells a style lacks are light grey."""
+    rows = []
+    for task in map(_as_task, tasks):
+        chosen: list[Item] = []
+        for item in task.split(split):
+            if item.label not in {c.label for c in chosen}:
+                chosen.append(item)
+            if len(chosen) == per_task:
+                break
+        rows += [(str(it.entity), task.name, f"{it.input} -> {it.label}") for it in chosen]
+    return _grid(rows, list(STYLES if styles is None else styles), Path(path), tile)
+
+
+def _grid(rows: list[tuple[str, str, str]], cols: list[str], out: Path, tile: int) -> Path:
+    """Rows of (entity, caption, sub-caption) by style columns, as a PNG."""
     font = ImageFont.load_default()
-    label_w, head_h, pad = 150, 30, 2
+    label_w, head_h, pad = 170, 30, 2
     width = label_w + len(cols) * (tile + pad)
-    height = head_h + max(1, len(picked)) * (tile + pad)
+    height = head_h + max(1, len(rows)) * (tile + pad)
     sheet = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     for j, s in enumerate(cols):
@@ -305,11 +400,10 @@ def contact_sheet(
         draw.text((x, 3), s[: tile // 6], fill=(0, 0, 0), font=font)
         if s == HELD_OUT_STYLE:
             draw.text((x, 15), "(held out)", fill=(180, 0, 0), font=font)
-    for i, e in enumerate(picked):
+    for i, (e, caption, sub) in enumerate(rows):
         y = head_h + i * (tile + pad)
-        info = entity_info(e)
-        draw.text((3, y + tile // 2 - 12), info["name"][:24], fill=(0, 0, 0), font=font)
-        draw.text((3, y + tile // 2 + 2), f"{info['domain']} {e}"[:24], fill=(110, 110, 110), font=font)
+        draw.text((3, y + tile // 2 - 12), caption[:28], fill=(0, 0, 0), font=font)
+        draw.text((3, y + tile // 2 + 2), sub[:28], fill=(110, 110, 110), font=font)
         for j, s in enumerate(cols):
             x = label_w + j * (tile + pad)
             try:
@@ -318,7 +412,6 @@ def contact_sheet(
                 sheet.paste((235, 235, 235), (x, y, x + tile, y + tile))
                 continue
             sheet.paste(im, (x, y))
-    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out, "PNG", optimize=True)
     return out

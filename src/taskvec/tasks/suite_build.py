@@ -26,7 +26,8 @@ Output layout (``out_dir``, normally ``src/taskvec/tasks/suite``)::
     images/<style>/<entity>.webp     TASK images (domains flags/animals/foods), 224x224
     recognition/<style>.webp         RECOGNITION sprite sheet, 96x96 tiles, training styles only
     LICENSES/<source>.txt            licence text / attribution per source
-    README.md
+
+(``README.md`` in that folder is written by hand and left alone by the build.)
 
 Every image is RGB on a white background: the source is rendered with alpha, cropped to
 its visible content, scaled to fit ``size*(1-2*margin)`` keeping the aspect ratio and
@@ -315,6 +316,15 @@ FLUENT_ALIASES: dict[str, str] = {
 # flag-icons files named as subdivisions that are emoji *country* flags
 FLAG_ICONS_ALIASES: dict[str, str] = {"sh-ac": "ac", "sh-ta": "ta"}
 
+# Territories that officially fly their sovereign's flag (Svalbard, St. Martin, U.S. Outlying
+# Islands, Ceuta & Melilla, ...), so some styles draw them with exactly that flag. When a
+# recognition tile is pixel-identical to another one, the sovereign's name is kept for it.
+FLAG_TERRITORIES: frozenset[str] = frozenset(
+    iso_to_entity(code)
+    for code in ("ac", "bl", "bq", "bv", "cp", "dg", "ea", "gf", "gp", "hm")
+    + ("mf", "pm", "re", "sh", "sj", "ta", "um", "wf", "yt")
+)
+
 
 def fluent_index(folder: Path, entities: list[Entity], cldr_names: dict[str, str]) -> dict[str, Path]:
     idx: dict[str, Path] = {}
@@ -519,6 +529,25 @@ def write_licences(out: Path, pkgs: dict[str, Path]) -> None:
 # --------------------------------------------------------------------------- build
 
 
+def same_image_groups(tiles: dict[str, Image.Image], sort_order: dict[str, int]) -> dict[str, str]:
+    """``entity -> kept entity`` for tiles that are pixel-identical to another entity's tile.
+
+    One picture with two names (Norway / Svalbard & Jan Mayen, France / St. Martin, 'family' /
+    'family: adult, adult, child') would teach a recogniser contradictory labels. The kept
+    entity is the one that is not a flag territory, then the first in emoji order. Compared
+    before WebP compression, so the result does not depend on a tile's place in its sheet.
+    """
+    by_pixels: dict[bytes, list[str]] = {}
+    for entity in sorted(tiles, key=sort_order.__getitem__):
+        by_pixels.setdefault(tiles[entity].tobytes(), []).append(entity)
+    dropped: dict[str, str] = {}
+    for group in by_pixels.values():
+        if len(group) > 1:
+            keep = min(group, key=lambda e: (e in FLAG_TERRITORIES, sort_order[e]))
+            dropped.update({e: keep for e in group if e != keep})
+    return dict(sorted(dropped.items()))
+
+
 def _sheet(tiles: list[Image.Image], size: int) -> Image.Image:
     rows = max(1, math.ceil(len(tiles) / SHEET_COLS))
     cols = min(SHEET_COLS, max(1, len(tiles)))
@@ -618,11 +647,14 @@ def build_suite(
     # recognition sheets (training styles only), tiles in manifest entity order
     (out_dir / "recognition").mkdir(parents=True, exist_ok=True)
     recog_index: dict[str, list[str]] = {}
+    same_image: dict[str, dict[str, str]] = {}
+    sort_order = {e.entity: e.sort_order for e in entities}
     for style, imgs in recog.items():
         ents = [e.entity for e in entities if e.entity in imgs]
         if not ents:
             continue
         recog_index[style] = ents
+        same_image[style] = same_image_groups(imgs, sort_order)
         _sheet([imgs[x] for x in ents], RECOG_SIZE).save(
             out_dir / "recognition" / f"{style}.webp", "WEBP", quality=WEBP_RECOG_QUALITY, method=6
         )
@@ -650,6 +682,7 @@ def build_suite(
             "path": "recognition/{style}.webp",
             "format": f"WEBP q{WEBP_RECOG_QUALITY}",
             "entities": recog_index,
+            "same_image": same_image,
         },
         "sources": {
             **{f"npm:{k}": v for k, v in NPM_PINS.items()},
@@ -689,6 +722,22 @@ def summarise(manifest: dict[str, object]) -> str:
     for d in (*TASK_DOMAINS, "other"):
         lines.append(f"{d:<10}{dom[d]:>5}     " + " ".join(f"{counts[(d, s)]:>11}" for s in STYLES))
     return "\n".join(lines)
+
+
+def main_build(workdir: Path, out: Path | None = None, *, workers: int = 2) -> dict[str, object]:
+    """What ``taskvec data build`` runs: build into ``out`` (default: the package's suite) and
+    print the per-domain/style counts, so the CLI needs no knowledge of the build's options."""
+    if shutil.which("npm") is None:
+        raise SystemExit("`taskvec data build` needs npm on PATH (it runs `npm pack` for each source)")
+    for module, pip_name in (("resvg_py", "resvg-py"), ("fontTools", "fonttools")):
+        try:
+            __import__(module)
+        except ImportError:
+            raise SystemExit(f"`taskvec data build` needs {pip_name}: pip install {pip_name}") from None
+    out_dir = Path(out) if out else Path(__file__).parent / "suite"
+    manifest = build_suite(Path(workdir), out_dir, workers=workers)
+    print(summarise(manifest))
+    return manifest
 
 
 def main(argv: list[str] | None = None) -> int:
