@@ -63,6 +63,7 @@ def test_pair_summary_separates_same_task_from_random_pairs():
     # different-task pairs: (e0, e1)=0, (e0, e1+t)=0, (e0+t, e1)=0, (e0+t, e1+t)=0.01/1.01
     assert summary["random_pair"] == pytest.approx((0.01 / 1.01) / 4)
     assert summary["same_spec"] == pytest.approx((0 + 0.01 / 1.01) / 2)
+    assert summary["different_both"] == pytest.approx(0.0)  # (e0, e1 + t) and (e0 + t, e1)
 
 
 def test_similarity_by_layer_reads_every_layer():
@@ -75,7 +76,7 @@ def test_similarity_by_layer_reads_every_layer():
     assert list(frame.index) == [0, 1]
     assert frame.loc[0, "same_task"] == pytest.approx(0.0)
     assert frame.loc[1, "same_task"] == pytest.approx(1.0)
-    assert frame.loc[1, "margin"] == pytest.approx(1.0)
+    assert frame.loc[1, "margin"] == pytest.approx(1.0)  # same_task 1 - different_both 0
 
 
 def test_embedding_frame_labels_every_point_and_separated_clusters_are_pure():

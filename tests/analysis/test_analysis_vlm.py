@@ -106,7 +106,7 @@ def test_analyze_runs_text_image_and_instruction_specs(tiny_vlm, tmp_path):
     np.testing.assert_allclose(np.diag(matrix.to_numpy()), 1.0, atol=1e-5)
     by_layer = result.tables["similarity_by_layer"]
     assert list(by_layer.index) == list(range(layers))
-    assert by_layer[["same_task", "same_spec", "random_pair"]].notna().all().all()
+    assert by_layer[["same_task", "same_spec", "different_both", "random_pair"]].notna().all().all()
 
     top1 = pd.read_csv(folder / "tables" / "top1.csv", keep_default_na=False)
     assert set(top1["spec"]) == set(SPECS) and len(top1) == 2 * 3 * 4 * len(set(top1["layer"]))

@@ -110,11 +110,16 @@ def plot_similarity_by_layer(frame: pd.DataFrame, path: Path, title: str = "") -
     names = {
         "same_task": "same task, other specification",
         "same_spec": "same specification, other task",
-        "random_pair": "random pair (different tasks): baseline",
+        "different_both": "other task, other specification: baseline",
+        "random_pair": "random pair (other task, any specification)",
+    }
+    baselines = {
+        "different_both": dict(color="black", linestyle="--"),
+        "random_pair": dict(color="grey", linestyle=":"),
     }
     for column, label in names.items():
         if frame[column].notna().any():
-            style = dict(color="black", linestyle="--") if column == "random_pair" else {}
+            style = baselines.get(column, {})
             axis.plot(frame.index, frame[column], label=label, **style)
     axis.set_xlabel("layer")
     axis.set_ylabel("mean cosine similarity")

@@ -25,6 +25,7 @@ from taskvec.analysis.embedding import METHODS, cluster_purity, embedding_frame
 from taskvec.analysis.lens import (
     MASS,
     decodings_table,
+    layer_ranges,
     phase_curve,
     phase_masses,
     phase_ranges,
@@ -343,6 +344,7 @@ def _summary(
     markdown: dict[str, str],
 ) -> list[str]:
     row = by_layer.loc[layer]
+    above = layer_ranges(by_layer.index[by_layer["margin"] > 0].tolist())
     lines = [
         f"# taskvec analysis: {adapter.name}",
         "",
@@ -367,10 +369,12 @@ def _summary(
         "",
         "## Similarity",
         "",
-        f"At layer {layer}: same task across specifications {row['same_task']:.3f}, same specification "
-        f"across tasks {row['same_spec']:.3f}, random pairs of different tasks (baseline) "
-        f"{row['random_pair']:.3f}. Largest same-task margin over the baseline: "
-        f"{by_layer['margin'].max():.3f} at layer {int(by_layer['margin'].idxmax())}"
+        f"At layer {layer}: same task across specifications {row['same_task']:.3f}; baseline, other "
+        f"task and other specification {row['different_both']:.3f}; same specification across tasks "
+        f"{row['same_spec']:.3f}; random pairs of different tasks {row['random_pair']:.3f}. Same task "
+        f"is above its baseline at layers: {above or 'none'}; "
+        f"largest margin {by_layer['margin'].max():.3f} at layer {int(by_layer['margin'].idxmax())} "
+        "(`plots/similarity_by_layer.png`)."
         if by_layer["margin"].notna().any()
         else f"At layer {layer}: random pairs of different tasks {row['random_pair']:.3f} "
         "(only one specification, so no same-task pairs).",

@@ -1,8 +1,10 @@
 """Cosine similarity between task vectors of tasks x specifications, with a random-pair baseline.
 
 Residual streams share a large common direction, so raw cosines between any two states are high;
-a number only means something next to the baseline: the mean similarity of pairs that belong to
-*different* tasks (any specification), taken at the same layer.
+a number only means something next to a baseline at the same layer: pairs of *different* tasks.
+Vectors of one specification share their prompt format, which alone makes them similar, so the
+baseline for "same task, other specification" is "other task, other specification"
+(``different_both``); ``random_pair`` (other task, any specification) is reported too.
 """
 
 from __future__ import annotations
@@ -25,13 +27,18 @@ def cosine_matrix(vectors: Mapping[Key, torch.Tensor]) -> pd.DataFrame:
 
 
 def pair_summary(matrix: pd.DataFrame) -> dict[str, float]:
-    """Mean cosine over three kinds of pairs (each unordered pair once).
+    """Mean cosine over kinds of pairs (each unordered pair once).
 
-    same_task: same task, different specification (what cross-modal transfer relies on);
-    same_spec: same specification, different task; random_pair: different tasks, any
-    specification (the baseline)."""
+    same_task: same task, other specification (what cross-modal transfer relies on);
+    same_spec: same specification, other task; different_both: other task and other
+    specification (the baseline for same_task); random_pair: other task, any specification."""
     keys = list(matrix.index)
-    groups: dict[str, list[float]] = {"same_task": [], "same_spec": [], "random_pair": []}
+    groups: dict[str, list[float]] = {
+        "same_task": [],
+        "same_spec": [],
+        "different_both": [],
+        "random_pair": [],
+    }
     for i, (task_a, spec_a) in enumerate(keys):
         for j in range(i + 1, len(keys)):
             task_b, spec_b = keys[j]
@@ -40,18 +47,17 @@ def pair_summary(matrix: pd.DataFrame) -> dict[str, float]:
                 groups["same_task"].append(value)
             if task_a != task_b:
                 groups["random_pair"].append(value)
-                if spec_a == spec_b:
-                    groups["same_spec"].append(value)
+                groups["same_spec" if spec_a == spec_b else "different_both"].append(value)
     return {name: (sum(v) / len(v) if v else float("nan")) for name, v in groups.items()}
 
 
 def similarity_by_layer(vectors: Mapping[Key, torch.Tensor]) -> pd.DataFrame:
     """``pair_summary`` at every layer of vectors ``{(task, spec): [layers, hidden]}``.
 
-    Index: layer; columns: same_task, same_spec, random_pair, and same_task - random_pair."""
+    Index: layer; columns: the pair kinds, and ``margin`` = same_task - different_both."""
     num_layers = next(iter(vectors.values())).shape[0]
     rows = []
     for layer in range(num_layers):
         summary = pair_summary(cosine_matrix({k: v[layer] for k, v in vectors.items()}))
-        rows.append({"layer": layer, **summary, "margin": summary["same_task"] - summary["random_pair"]})
+        rows.append({"layer": layer, **summary, "margin": summary["same_task"] - summary["different_both"]})
     return pd.DataFrame(rows).set_index("layer")
