@@ -29,10 +29,63 @@ class MemoryBudget:
     def max_tokens(self, adapter: ModelAdapter) -> int:
         return max(1, self.bytes // self.token_bytes(adapter))
 
+    def sweep_query_bytes(self, adapter: ModelAdapter, length: int, rows: int) -> int:
+        """Upper bound on what one query of ``length`` tokens costs in the layer sweep with ``rows``
+        patched rows: its prefix (``token_bytes`` per token, all layers), plus per row one layer's
+        keys and values over the prompt (tiled, concatenated, expanded to all heads: 3 copies, each
+        <= hidden wide), the row's activations and its logits."""
+        hidden = adapter.hidden_size
+        per_row = 3 * 2 * hidden * 4 * length + 24 * hidden * 4 + adapter.vocab_size * 4
+        return length * self.token_bytes(adapter) + rows * per_row
+
 
 def token_counts(adapter: ModelAdapter, prompts: Sequence[Prompt]) -> list[int]:
     """Length of each prompt in tokens (images counted as their placeholder tokens)."""
     return [int(adapter.encode([p]).attention_mask.sum()) for p in prompts]
+
+
+def _plan(lengths: Sequence[int], cost, limit: int, max_prompts: int, too_big) -> Iterator[list[int]]:
+    """Group prompt indices, sorted by length (little padding), into batches whose padded cost
+    ``len(batch) * cost(longest)`` stays within ``limit``; at most ``max_prompts`` per batch."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batch: list[int] = []
+    longest = 0
+    for index in order:
+        if cost(lengths[index]) > limit:
+            raise MemoryBudgetError(too_big(lengths[index]))
+        longest = max(longest, lengths[index])  # sorted, so this prompt is the longest so far
+        if batch and (cost(longest) * (len(batch) + 1) > limit or len(batch) + 1 > max_prompts):
+            yield batch
+            batch = []
+        batch.append(index)
+    if batch:
+        yield batch
+
+
+def plan_sweep_batches(
+    adapter: ModelAdapter,
+    lengths: Sequence[int],
+    rows_per_prompt: int,
+    budget: MemoryBudget,
+    max_rows: int = 4096,
+) -> Iterator[list[int]]:
+    """Batches of queries for the layer sweep (``rows_per_prompt`` patched rows each) whose working
+    set (``MemoryBudget.sweep_query_bytes``) fits the budget; at most ``max_rows`` rows a batch."""
+    rows = max(1, rows_per_prompt)
+
+    def too_big(length: int) -> str:
+        return (
+            f"one query of {length} tokens with {rows} patched layers needs more than the memory budget "
+            f"({budget.bytes >> 20} MB); raise --memory-budget-mb or sweep fewer layers"
+        )
+
+    return _plan(
+        lengths,
+        lambda n: budget.sweep_query_bytes(adapter, n, rows),
+        budget.bytes,
+        max(1, max_rows // rows),
+        too_big,
+    )
 
 
 def plan_batches(
@@ -40,20 +93,13 @@ def plan_batches(
 ) -> Iterator[list[int]]:
     """Group prompt indices (sorted by length, so little padding) into batches whose padded size
     times ``rows_per_prompt`` fits in ``max_tokens``. Raises if one prompt alone does not fit."""
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-    batch: list[int] = []
-    for index in order:
-        cost_alone = lengths[index] * rows_per_prompt
-        if cost_alone > max_tokens:
-            raise MemoryBudgetError(
-                f"one prompt of {lengths[index]} tokens x {rows_per_prompt} rows needs more than the "
-                f"memory budget allows ({max_tokens} tokens); raise --memory-budget-mb"
-            )
-        longest = max([lengths[i] for i in batch] + [lengths[index]])
-        fits = longest * (len(batch) + 1) * rows_per_prompt <= max_tokens
-        if batch and (not fits or (len(batch) + 1) * rows_per_prompt > max_rows):
-            yield batch
-            batch = []
-        batch.append(index)
-    if batch:
-        yield batch
+
+    def too_big(length: int) -> str:
+        return (
+            f"one prompt of {length} tokens x {rows_per_prompt} rows needs more than the "
+            f"memory budget allows ({max_tokens} tokens); raise --memory-budget-mb"
+        )
+
+    return _plan(
+        lengths, lambda n: n * rows_per_prompt, max_tokens, max(1, max_rows // rows_per_prompt), too_big
+    )

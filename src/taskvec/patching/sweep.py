@@ -1,22 +1,47 @@
 """The layer sweep: xPatch at every layer for many queries, at the cost it truly needs.
 
-The patched position is the query's last token, so the prefix before it is identical for every
-layer variant. ``sweep`` runs each prefix once (KV cache), then runs only the last token, once per
-patched layer, all variants of a batch of queries in one batched step. ``sweep_naive`` is the
-paper's procedure (one full forward per query and layer) and is kept as the reference the tests
-compare against.
+The patched position is the query's last token, and a row patched at layer ``l`` is identical to
+the clean row up to layer ``l``. So ``sweep`` does, per batch of queries:
+
+A. the prefix (all tokens but the last) once, into a KV cache;
+B. the clean last token through every layer (the No Context answer); it also tells the engine how
+   the model calls each decoder layer;
+C. the patched rows, one block of rows per patched layer, ordered by layer: a row patched at ``l``
+   runs only layers ``l+1 ..``, attending to the cached prefix. At decoder layer ``k`` the active
+   rows are exactly the first ``rows_below(k)`` rows, so each layer runs one batched step over all
+   queries and all lower patched layers.
+
+Pass C is the model's own forward on the rows (so embeddings, masks, positions and the final norm
+and head are the model's), with hooks that shrink each layer's call to its active rows and feed it
+a cache holding only that layer's prefix keys and values, tiled for those rows. That is about
+``L^2 / 2`` single-token layer steps per query, against ``L (L + 1)`` for re-running every layer
+for every row and ``L`` full forwards for the paper's procedure. Memory grows with the batch: the
+prefix cache once per query, plus one layer's tiled keys and values at a time.
+
+Nothing here depends on the model family: the engine learns which dimension of each layer
+argument is the batch by comparing pass B (``n`` rows) with pass C (``R`` rows). Where it cannot
+(an unknown cache type, an ambiguous argument, a model whose prefix sees the last token), ``sweep``
+runs the plain path: a full forward per layer. ``sweep_naive`` is the paper's procedure and the
+reference the tests compare against.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+import copy
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+from torch import nn
+from transformers.cache_utils import Cache, DynamicLayer, DynamicSlidingWindowLayer
 
-from taskvec.models.adapter import ModelAdapter
-from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
-from taskvec.patching.hooks import PatchMode, patching_last_token
+from taskvec.models.adapter import Encoded, ModelAdapter
+from taskvec.models.batching import MemoryBudget, plan_sweep_batches, token_counts
+from taskvec.patching.hooks import PatchMode, _hidden
 from taskvec.patching.patch import Patch, first_token_ids
 from taskvec.prompts.template import Prompt
 
@@ -39,6 +64,10 @@ def _check(adapter: ModelAdapter, vectors: torch.Tensor, layers: Sequence[int]) 
         Patch(layers[0], vectors[0]).check(adapter)
 
 
+class FastPathUnavailable(Exception):
+    """The layer-skipping sweep cannot be applied exactly to this model; use the plain path."""
+
+
 @torch.no_grad()
 def sweep(
     adapter: ModelAdapter,
@@ -51,40 +80,285 @@ def sweep(
 ) -> SweepResult:
     """Patch ``vectors[i]`` at layer ``layers[i]`` into every query; one row per (query, layer).
 
-    ``vectors: [len(layers), hidden]``. Each batch: one prefix pass, then one last-token pass
-    over ``batch x (layers + 1)`` rows (the extra row per query is the clean No Context run).
+    ``vectors: [len(layers), hidden]``. Batches of queries are chosen within ``budget``; each runs
+    passes A, B and C (module docstring). Falls back to the plain path, with a warning, where the
+    fast path does not apply.
     """
     layers = list(layers)
     _check(adapter, vectors, layers)
-    if not adapter.prefix_cache_is_exact:
-        return sweep_naive(adapter, queries, vectors, layers, budget, mode=mode, scale=scale)
+    if mode not in ("replace", "add"):
+        raise ValueError(f"unknown patch mode {mode!r}; use 'replace' or 'add'")
     budget = budget or MemoryBudget()
-    variants = len(layers) + 1  # the last variant of each query runs clean
+    if not adapter.prefix_cache_is_exact or not layers:
+        return _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale)
     patched = torch.empty(len(queries), len(layers), dtype=torch.long)
     clean = torch.empty(len(queries), dtype=torch.long)
     lengths = token_counts(adapter, queries)
-    for indices in plan_batches(lengths, budget.max_tokens(adapter), rows_per_prompt=variants):
-        encoded = adapter.encode([queries[i] for i in indices])
-        n = len(indices)
-        prefix_out = adapter.model(
-            **adapter.full_inputs(adapter.prefix(encoded)), use_cache=True, logits_to_keep=1
-        )
-        cache = prefix_out.past_key_values
-        cache.batch_repeat_interleave(variants)
-        repeated = adapter.repeat(encoded, variants)
-        query_rows = torch.arange(n) * variants
-        patches = {layer: (query_rows + j, vectors[j].expand(n, -1)) for j, layer in enumerate(layers)}
-        with patching_last_token(adapter.layers, patches, mode, scale):
-            out = adapter.model(
-                **adapter.last_token_inputs(repeated),
-                past_key_values=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            )
-        tokens = out.logits[:, -1, :].argmax(-1).view(n, variants)
-        patched[indices] = tokens[:, :-1]
-        clean[indices] = tokens[:, -1]
+    try:
+        for indices in plan_sweep_batches(adapter, lengths, len(layers), budget):
+            encoded = adapter.encode([queries[i] for i in indices])
+            patched_logits, clean_logits = sweep_logits(adapter, encoded, vectors, layers, mode, scale)
+            patched[indices] = patched_logits.argmax(-1)
+            clean[indices] = clean_logits.argmax(-1)
+    except FastPathUnavailable as reason:
+        warnings.warn(f"{adapter.name}: layer sweep runs in full ({reason})", stacklevel=2)
+        return _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale)
     return SweepResult(layers, patched, clean)
+
+
+def _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale) -> SweepResult:
+    """The exact plain path: a full forward of every query for each layer, batched in the budget."""
+    return sweep_naive(adapter, queries, vectors, layers, budget, batch_one=False, mode=mode, scale=scale)
+
+
+@torch.no_grad()
+def sweep_logits(
+    adapter: ModelAdapter,
+    encoded: Encoded,
+    vectors: torch.Tensor,
+    layers: Sequence[int],
+    mode: PatchMode = "replace",
+    scale: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token logits of one batch of queries: patched ``[n, len(layers), vocab]``, clean ``[n, vocab]``.
+
+    Raises ``FastPathUnavailable`` where the fast path cannot be exact (the caller runs the plain
+    path instead)."""
+    layers = list(layers)
+    n = encoded.batch_size
+    if encoded.seq_len < 2:
+        raise FastPathUnavailable("a query of one token has no prefix to cache")
+    prefix_out = adapter.model(
+        **adapter.full_inputs(adapter.prefix(encoded)), use_cache=True, logits_to_keep=1
+    )
+    prefix_cache = prefix_out.past_key_values  # A: n rows, prefix only; never handed to a forward
+    _check_cache(prefix_cache, adapter.num_layers, n)
+
+    # B: the clean last token; record each layer's call (shapes) and output at the last position
+    calls: list[Any] = [None] * adapter.num_layers
+    clean_out: list[torch.Tensor | None] = [None] * adapter.num_layers  # each [n, hidden]
+
+    def record_for(index: int):
+        def pre_hook(_module, args, kwargs):
+            calls[index] = _shapes((args, kwargs))
+
+        def hook(_module, _args, output):
+            clean_out[index] = _hidden(output)[:, -1, :].detach().clone()
+
+        return pre_hook, hook
+
+    with _hooked_both(adapter.layers, record_for):
+        clean_logits = adapter.model(
+            **adapter.last_token_inputs(encoded),
+            past_key_values=_fork(prefix_cache),
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[:, -1, :]  # [n, vocab]
+    if any(call is None for call in calls):
+        raise FastPathUnavailable("not every decoder layer ran in the last-token step")
+
+    # C: one block of n rows per patched layer, blocks sorted by layer (row b * n + q)
+    order = sorted(range(len(layers)), key=lambda i: (layers[i], i))
+    block_layers = [layers[i] for i in order]
+    block_vectors = vectors[order]  # [blocks, hidden]
+    blocks = len(order)
+    stepper = _RowStepper(
+        adapter, prefix_cache, calls, clean_out, block_layers, block_vectors, n, mode, scale
+    )
+    with _hooked_both(adapter.layers, stepper.hooks_for):
+        row_logits = adapter.model(
+            **adapter.last_token_inputs(_block_rows(adapter, encoded, blocks)),
+            past_key_values=_fork(prefix_cache),
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[:, -1, :]  # [rows, vocab]
+    if stepper.layers_run != adapter.num_layers:
+        raise FastPathUnavailable("not every decoder layer ran in the patched step")
+    patched = torch.empty(n, len(layers), row_logits.shape[-1], dtype=row_logits.dtype)
+    patched[:, order] = row_logits.view(blocks, n, -1).transpose(0, 1)
+    return patched, clean_logits
+
+
+# --- pass C: each decoder layer runs only the rows patched below it ---------------------------------
+
+
+class _RowStepper:
+    """Hooks for pass C. Rows are ``blocks x n``, block ``b`` patched at ``block_layers[b]``.
+
+    At layer ``k`` the first ``active = n * #(block_layers < k)`` rows run the layer; then the rows
+    patched at ``k`` enter with the patched value; the rest pass through untouched."""
+
+    def __init__(self, adapter, prefix_cache, calls, clean_out, block_layers, block_vectors, n, mode, scale):
+        self.prefix_cache = prefix_cache
+        self.calls = calls
+        self.clean_out = clean_out
+        self.block_layers = block_layers
+        self.block_vectors = block_vectors  # [blocks, hidden]
+        self.n = n
+        self.rows = n * len(block_layers)
+        self.mode, self.scale = mode, scale
+        self.layers_run = 0
+        self._full_input: torch.Tensor | None = None  # [rows, 1, hidden] the layer was given
+        self._count = 0
+
+    def hooks_for(self, index: int):
+        def pre_hook(_module, args, kwargs):
+            active = self.n * bisect.bisect_left(self.block_layers, index)
+            # no active row: run one row (results dropped) rather than skip, hooks cannot skip a call
+            count = active or (1 if self.rows > self.n else self.rows)
+            self._count, self._active = count, active
+            self._full_input = _hidden_argument(args, kwargs)
+            row_cache = _row_cache(self.prefix_cache, index, count, self.n)
+            return _take_rows((args, kwargs), self.calls[index], self.n, self.rows, count, row_cache)
+
+        def hook(_module, _args, output):
+            self.layers_run += 1
+            full = self._full_input
+            ran = _hidden(output)  # [count, 1, hidden]
+            first = bisect.bisect_left(self.block_layers, index)
+            last = bisect.bisect_right(self.block_layers, index)
+            parts = [ran] if self._active else []
+            if last > first:  # blocks patched at this layer enter here
+                parts.append(self._entering(index, first, last, ran.dtype))
+            parts.append(full[self.n * last :])
+            combined = torch.cat(parts, dim=0) if len(parts) > 1 else parts[0]  # [rows, 1, hidden]
+            self._full_input = None
+            return (combined, *output[1:]) if isinstance(output, tuple) else combined
+
+        return pre_hook, hook
+
+    def _entering(self, index: int, first: int, last: int, dtype: torch.dtype) -> torch.Tensor:
+        """``[(last - first) * n, 1, hidden]``: the layer-``index`` output of the rows patched there."""
+        values = self.block_vectors[first:last].to(dtype)[:, None, :]  # [blocks, 1, hidden]
+        if self.mode == "replace":
+            out = values.expand(-1, self.n, -1)
+        else:
+            clean = self.clean_out[index].to(dtype)[None, :, :]  # [1, n, hidden]
+            out = clean + self.scale * values
+        return out.reshape(-1, 1, values.shape[-1])
+
+
+def _hidden_argument(args: tuple, kwargs: dict) -> torch.Tensor:
+    if args:
+        return args[0]
+    if "hidden_states" in kwargs:
+        return kwargs["hidden_states"]
+    raise FastPathUnavailable("cannot find the hidden states a decoder layer is called with")
+
+
+def _block_rows(adapter: ModelAdapter, encoded: Encoded, blocks: int) -> Encoded:
+    """The batch ``blocks`` times, block-major (row ``b * n + q`` is query ``q``). ``adapter.repeat``
+    gives query-major rows with batch-first extras; this reorders them."""
+    repeated = adapter.repeat(encoded, blocks)
+    n = encoded.batch_size
+    order = torch.arange(n * blocks).view(n, blocks).t().reshape(-1)  # block-major -> query-major index
+    extra = {key: value[order] for key, value in repeated.extra.items()}
+    return Encoded(repeated.input_ids[order], repeated.attention_mask[order], extra)
+
+
+# --- caches -----------------------------------------------------------------------------------------
+
+_KNOWN_LAYERS = (DynamicLayer, DynamicSlidingWindowLayer)
+
+
+def _check_cache(cache, num_layers: int, n: int) -> None:
+    """The fast path re-reads each layer's prefix keys/values; it knows the dynamic cache layers only."""
+    if not isinstance(cache, Cache) or len(cache.layers) < num_layers:
+        raise FastPathUnavailable(f"prefix cache of type {type(cache).__name__} is not a per-layer cache")
+    for layer in cache.layers[:num_layers]:
+        if type(layer) not in _KNOWN_LAYERS:
+            raise FastPathUnavailable(f"unknown cache layer {type(layer).__name__}")
+        if not layer.is_initialized or layer.keys.shape[0] != n:
+            raise FastPathUnavailable("a cache layer holds no prefix")
+
+
+def _fork(cache: Cache) -> Cache:
+    """A cache whose updates do not reach ``cache`` (dynamic layers replace, never write, tensors)."""
+    forked = copy.copy(cache)
+    forked.layers = [copy.copy(layer) for layer in cache.layers]
+    return forked
+
+
+def _row_cache(prefix_cache: Cache, index: int, count: int, n: int) -> Cache:
+    """A cache for one layer's call on ``count`` rows: layer ``index`` holds the prefix keys/values
+    tiled block-major (``count`` is a multiple of ``n``, or 1 for a dropped row)."""
+    source = prefix_cache.layers[index]
+    layer = copy.copy(source)
+    if count % n == 0:
+        times = count // n
+        layer.keys = source.keys.repeat(times, 1, 1, 1) if times > 1 else source.keys
+        layer.values = source.values.repeat(times, 1, 1, 1) if times > 1 else source.values
+    else:
+        layer.keys, layer.values = source.keys[:count], source.values[:count]
+    cache = copy.copy(prefix_cache)
+    cache.layers = list(prefix_cache.layers)
+    cache.layers[index] = layer
+    return cache
+
+
+# --- layer arguments: find the batch dimension, take the first rows ---------------------------------
+
+
+class _CacheSlot:
+    """Stands for the cache argument in a recorded call."""
+
+
+def _shapes(tree):
+    """A layer call with tensors replaced by their shapes and caches by a marker."""
+    if isinstance(tree, Cache):
+        return _CacheSlot
+    if isinstance(tree, torch.Tensor):
+        return tuple(tree.shape)
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_shapes(v) for v in tree)
+    if isinstance(tree, dict):
+        return {k: _shapes(v) for k, v in tree.items()}
+    return None
+
+
+def _take_rows(tree, reference, n: int, rows: int, count: int, cache: Cache):
+    """``tree`` (a pass-C call on ``rows`` rows) cut to its first ``count`` rows, the cache swapped.
+
+    ``reference`` is the same layer's call in pass B (``n`` rows): the one dimension whose size
+    went from ``n`` to ``rows`` is the batch; arguments whose shape did not change are shared."""
+    if isinstance(tree, Cache):
+        return cache
+    if isinstance(tree, torch.Tensor):
+        if not isinstance(reference, tuple) or len(reference) != tree.ndim:
+            raise FastPathUnavailable("a layer argument changed rank between calls")
+        changed = [d for d in range(tree.ndim) if tree.shape[d] != reference[d]]
+        if not changed or count == rows:
+            return tree
+        if len(changed) != 1 or reference[changed[0]] != n or tree.shape[changed[0]] != rows:
+            raise FastPathUnavailable(f"cannot tell the batch dimension of a {tuple(tree.shape)} argument")
+        return tree.narrow(changed[0], 0, count)
+    if isinstance(tree, (tuple, list)):
+        if not isinstance(reference, (tuple, list)) or len(reference) != len(tree):
+            raise FastPathUnavailable("a layer's arguments changed between calls")
+        return type(tree)(
+            _take_rows(v, r, n, rows, count, cache) for v, r in zip(tree, reference, strict=True)
+        )
+    if isinstance(tree, dict):
+        if not isinstance(reference, dict) or reference.keys() != tree.keys():
+            raise FastPathUnavailable("a layer's keyword arguments changed between calls")
+        return {k: _take_rows(v, reference[k], n, rows, count, cache) for k, v in tree.items()}
+    return tree
+
+
+@contextmanager
+def _hooked_both(modules: Sequence[nn.Module], hooks_for) -> Iterator[None]:
+    """Forward pre-hooks (with kwargs) and forward hooks from ``hooks_for(i) -> (pre, post)``;
+    removed on exit, error or not."""
+    handles = []
+    try:
+        for index, module in enumerate(modules):
+            pre, post = hooks_for(index)
+            handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
+            handles.append(module.register_forward_hook(post))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @torch.no_grad()
