@@ -114,3 +114,27 @@ def test_contact_sheet_writes_png(tmp_path) -> None:
     out = im.contact_sheet(items, ["noto", "twemoji", "fluent", "openmoji"], tmp_path / "sheet.png")
     with Image.open(out) as img:
         assert img.format == "PNG" and img.width > 4 * 96 and img.height > 4 * 96
+
+
+def _flag(code: str) -> str:
+    return "-".join(f"{0x1F1E6 + ord(c) - ord('A'):x}" for c in code)
+
+
+def test_no_recognition_picture_carries_two_names() -> None:
+    """Territories flying their sovereign's flag (Svalbard, St. Martin, ...) draw the very same
+    picture; the recognition set keeps it once, under the sovereign's name."""
+    same = im.same_image_as("noto")
+    assert same[_flag("SJ")] == _flag("NO") and same[_flag("BV")] == _flag("NO")
+    assert same[_flag("MF")] == _flag("FR") and same[_flag("UM")] == _flag("US")
+    for style in im.TRAINING_STYLES:
+        mapping = im.same_image_as(style)
+        assert not set(mapping) & set(mapping.values()), style  # a kept entity is never dropped
+        distinct = im.recognition_set(styles=[style])
+        everything = im.recognition_set(styles=[style], distinct_images=False)
+        assert len(everything) - len(distinct) == len(mapping)
+        assert not set(mapping) & set(distinct.entities)
+    rs = im.recognition_set(styles=["noto"], distinct_images=False)
+    tile = {e: i for i, e in enumerate(rs.entities)}
+    norway, svalbard, sweden = (np.asarray(rs[tile[_flag(c)]].image, dtype=float) for c in ("NO", "SJ", "SE"))
+    assert np.abs(norway - svalbard).mean() < 2  # the same picture (up to WebP coding)
+    assert np.abs(norway - sweden).mean() > 20

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -373,24 +374,31 @@ def task_contact_sheet(
     tile: int = 96,
 ) -> Path:
     """Write a PNG grid showing what each task looks like: ``per_task`` items of ``split`` per
-    task (the first items with distinct labels, in split order), one column per style, each
-    row captioned ``task`` and ``input -> label``. Cells a style lacks are light grey."""
-    rows = []
+    task (in split order, the first with distinct labels whose picture no earlier row shows),
+    one column per style, each row captioned ``task`` and ``input -> label``. Cells a style
+    lacks are light grey."""
+    rows: list[tuple[str, str, str]] = []
     for task in map(_as_task, tasks):
         chosen: list[Item] = []
         for item in task.split(split):
-            if item.label not in {c.label for c in chosen}:
+            shown = {r[0] for r in rows} | {c.entity for c in chosen}
+            if item.entity not in shown and item.label not in {c.label for c in chosen}:
                 chosen.append(item)
             if len(chosen) == per_task:
                 break
-        rows += [(str(it.entity), task.name, f"{it.input} -> {it.label}") for it in chosen]
+        rows += [(str(it.entity), task.name, _ascii(f"{it.input} -> {it.label}")) for it in chosen]
     return _grid(rows, list(STYLES if styles is None else styles), Path(path), tile)
+
+
+def _ascii(text: str) -> str:
+    """Captions without accents: the default bitmap font draws only ASCII reliably."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
 def _grid(rows: list[tuple[str, str, str]], cols: list[str], out: Path, tile: int) -> Path:
     """Rows of (entity, caption, sub-caption) by style columns, as a PNG."""
     font = ImageFont.load_default()
-    label_w, head_h, pad = 170, 30, 2
+    label_w, head_h, pad = 200, 30, 2
     width = label_w + len(cols) * (tile + pad)
     height = head_h + max(1, len(rows)) * (tile + pad)
     sheet = Image.new("RGB", (width, height), (255, 255, 255))
@@ -402,8 +410,8 @@ def _grid(rows: list[tuple[str, str, str]], cols: list[str], out: Path, tile: in
             draw.text((x, 15), "(held out)", fill=(180, 0, 0), font=font)
     for i, (e, caption, sub) in enumerate(rows):
         y = head_h + i * (tile + pad)
-        draw.text((3, y + tile // 2 - 12), caption[:28], fill=(0, 0, 0), font=font)
-        draw.text((3, y + tile // 2 + 2), sub[:28], fill=(110, 110, 110), font=font)
+        draw.text((3, y + tile // 2 - 12), caption[:33], fill=(0, 0, 0), font=font)
+        draw.text((3, y + tile // 2 + 2), sub[:33], fill=(110, 110, 110), font=font)
         for j, s in enumerate(cols):
             x = label_w + j * (tile + pad)
             try:
