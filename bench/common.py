@@ -1,0 +1,160 @@
+"""Shared parts of the sweep benchmarks: model and unit set-up, timing, FLOP counts.
+
+Run by hand (never as tests). FLOPs are counted two ways:
+- *executed*: ``torch.utils.flop_counter.FlopCounterMode`` over a separate, untimed run of the same
+  work (it counts matmuls, batched matmuls and attention: 2 FLOPs per multiply-add; elementwise
+  ops, norms and softmax are not counted);
+- *floor*: what the sweep needs at least, from the model's shapes (``floor_flops``).
+A FLOP rate is FLOPs / wall seconds of the timed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import taskvec
+from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, task_vector_for
+from taskvec.models.adapter import ModelAdapter
+from taskvec.prompts.template import Prompt
+from taskvec.tasks.registry import load_task
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="smollm2-135m", help="a named model or HF id (taskvec models)")
+    parser.add_argument(
+        "--query", choices=["text", "image"], default=None, help="default: image if supported"
+    )
+    parser.add_argument("--style", default="noto", help="image style for image queries")
+    parser.add_argument("--template", default="paper")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for every peer (default 1)")
+
+
+def setup(args) -> tuple[ModelAdapter, str]:
+    torch.set_num_threads(args.threads)
+    adapter = taskvec.load_model(args.model)
+    query = args.query or ("image" if adapter.supports_images else "text")
+    return adapter, query
+
+
+@dataclass
+class Unit:
+    """One (task, seed): the validation queries and the task vectors of every layer."""
+
+    task: str
+    seed: int
+    queries: list[Prompt]
+    vectors: torch.Tensor  # [layers, hidden]
+
+
+def build_units(
+    adapter: ModelAdapter, args, query: str, tasks: Sequence[str], seeds: Sequence[int]
+) -> list[Unit]:
+    """The protocol's own prompts and vectors (``UnitPrompts``, ``task_vector_for``): text-ICL vectors."""
+    config = ExperimentConfig.create(
+        model=adapter.name,
+        tasks=list(tasks),
+        seeds=list(seeds),
+        query=query,
+        style=args.style,
+        template=args.template,
+    )
+    units = []
+    for name in tasks:
+        task = load_task(name)
+        for seed in seeds:
+            prompts = UnitPrompts(task, config, seed)
+            vectors = task_vector_for(adapter, prompts).vectors
+            units.append(Unit(name, seed, prompts.val_queries, vectors))
+    return units
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def executed_flops(fn: Callable[[], object]) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def matmul_rate(m: int, k: int, n: int, seconds: float = 2.0) -> float:
+    """FLOP/s of a plain float32 ``[m, k] @ [k, n]`` on this machine, best of several timed bursts."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    out = torch.empty(m, n)
+    torch.mm(a, b, out=out)
+    best = 0.0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        for _ in range(10):
+            torch.mm(a, b, out=out)
+        best = max(best, 10 * 2 * m * k * n / (time.perf_counter() - start))
+    return best
+
+
+def _text_config(adapter: ModelAdapter):
+    config = adapter.model.config
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def model_shapes(adapter: ModelAdapter) -> dict:
+    """Per-layer matmul weights, attention width (heads x head_dim) and head size, from the model."""
+    weights = (
+        sum(
+            module.weight.numel()
+            for layer in adapter.layers
+            for module in layer.modules()
+            if isinstance(module, nn.Linear)
+        )
+        / adapter.num_layers
+    )
+    text = _text_config(adapter)
+    heads = getattr(text, "num_attention_heads", None)
+    head_dim = getattr(text, "head_dim", None) or (adapter.hidden_size // heads if heads else None)
+    width = heads * head_dim if heads and head_dim else adapter.hidden_size
+    return {
+        "layer_weights": weights,
+        "attention_width": width,
+        "head": adapter.hidden_size * adapter.vocab_size,
+    }
+
+
+def floor_flops(adapter: ModelAdapter, lengths: Sequence[int], patched_layers: int) -> float:
+    """FLOPs the all-layer sweep needs at least: each query's prefix once through every layer, its
+    last token clean through every layer, each patched row from layer l+1 up (L(L-1)/2 steps when
+    all L layers are patched), attention over the prompt for each of those steps, one head per row."""
+    shapes = model_shapes(adapter)
+    layers = adapter.num_layers
+
+    def step(kv: int) -> float:  # one token through one layer, attending to kv positions
+        return 2 * shapes["layer_weights"] + 4 * shapes["attention_width"] * kv
+
+    total = 0.0
+    for length in lengths:
+        total += layers * sum(step(t) for t in range(1, length))  # prefix
+        total += layers * step(length)  # clean last token
+        total += patched_layers * (layers - 1) / 2 * step(length)  # patched rows, layers l+1..
+        total += (patched_layers + 1) * 2 * shapes["head"]
+    return total
+
+
+def per_forward_flops(adapter: ModelAdapter, lengths: Sequence[int], patched_layers: int) -> float:
+    """FLOPs of the paper's procedure: a full forward (last-position head) per query and layer, + clean."""
+    shapes = model_shapes(adapter)
+    step = lambda kv: 2 * shapes["layer_weights"] + 4 * shapes["attention_width"] * kv  # noqa: E731
+    one = [adapter.num_layers * sum(step(t) for t in range(1, n + 1)) + 2 * shapes["head"] for n in lengths]
+    return (patched_layers + 1) * sum(one)
+
+
+def token_lengths(adapter: ModelAdapter, queries: Sequence[Prompt]) -> list[int]:
+    return [int(adapter.encode([q]).attention_mask.sum()) for q in queries]

@@ -1,0 +1,160 @@
+"""The validation-split layer sweep, three ways, in one run on the same model, data and machine.
+
+    .venv/bin/python bench/peers.py                      # 6 tasks x 3 seeds, SmolLM2, 1 thread
+    .venv/bin/python bench/peers.py --units 2 --peers taskvec nnsight
+
+Peers (each sweeps every layer of every unit's 30 validation queries and runs them clean):
+  paper    the paper's procedure: one full forward per query per patched layer, batch 1, no cache
+           (``taskvec.patching.sweep.sweep_naive``), plus the clean runs
+  nnsight  the same sweep written with nnsight the way its docs show activation patching: per
+           layer one ``trace`` over the unit's queries (one batch), the vector written into the
+           layer's output at the last position, the argmax of the last logits saved; one clean trace
+  taskvec  ``taskvec.sweep`` (prefix once, patched rows from layer l+1, batched across layers and
+           queries)
+
+Every peer gets the same tokenised inputs (taskvec's left-padded encoding, explicit positions) and
+computes only the last position's logits, so the comparison is the work, not the tokeniser.
+Prints seconds, ratios, item-for-item equality with taskvec, and FLOP rates (see common.py).
+Needs the ``bench`` extra (nnsight) for the nnsight peer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    add_model_arguments,
+    build_units,
+    executed_flops,
+    floor_flops,
+    matmul_rate,
+    per_forward_flops,
+    setup,
+    timed,
+    token_lengths,
+)
+
+from taskvec.patching.sweep import SweepResult, sweep, sweep_naive  # noqa: E402
+
+TASKS = ["country_capital", "country_currency", "animal_latin", "animal_young", "food_color", "food_flavor"]
+
+
+def paper_peer(adapter, unit, layers) -> SweepResult:
+    return sweep_naive(adapter, unit.queries, unit.vectors[layers], layers, batch_one=True)
+
+
+def make_nnsight_peer(adapter):
+    from nnsight import NNsight
+
+    model = NNsight(adapter.model)
+    names = {module: name for name, module in adapter.model.named_modules()}
+    envoys = []
+    for layer in adapter.layers:  # the envoy of each decoder layer, found by its module path
+        envoy = model
+        for part in names[layer].split("."):
+            envoy = envoy[int(part)] if part.isdigit() else getattr(envoy, part)
+        envoys.append(envoy)
+
+    def run(adapter, unit, layers) -> SweepResult:
+        inputs = adapter.full_inputs(adapter.encode(unit.queries))
+        patched = torch.empty(len(unit.queries), len(layers), dtype=torch.long)
+        for j, layer in enumerate(layers):
+            with model.trace(**inputs, logits_to_keep=1):
+                envoys[layer].output[:, -1, :] = unit.vectors[layer]
+                tokens = model.output.logits[:, -1, :].argmax(-1).save()
+            patched[:, j] = tokens
+        with model.trace(**inputs, logits_to_keep=1):
+            clean = model.output.logits[:, -1, :].argmax(-1).save()
+        return SweepResult(list(layers), patched, torch.as_tensor(clean))
+
+    return run
+
+
+def taskvec_peer(adapter, unit, layers) -> SweepResult:
+    return sweep(adapter, unit.queries, unit.vectors[layers], layers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--tasks", nargs="+", default=TASKS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--units", type=int, default=None, help="only the first N (task, seed) units")
+    parser.add_argument("--peers", nargs="+", default=["paper", "nnsight", "taskvec"])
+    parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count (an extra taskvec run)")
+    args = parser.parse_args()
+
+    adapter, query = setup(args)
+    seconds, units = timed(lambda: build_units(adapter, args, query, args.tasks, args.seeds))
+    units = units[: args.units] if args.units else units
+    layers = list(range(adapter.num_layers))
+    lengths = [n for unit in units for n in token_lengths(adapter, unit.queries)]
+    print(
+        f"model {adapter.name}: {adapter.num_layers} layers, width {adapter.hidden_size}, vocab "
+        f"{adapter.vocab_size}; {query} queries, {len(units)} units, {len(lengths)} queries of "
+        f"{min(lengths)}-{max(lengths)} tokens; torch threads {torch.get_num_threads()}; "
+        f"vectors extracted in {seconds:.1f} s (not timed below)"
+    )
+
+    runners = {"paper": paper_peer, "taskvec": taskvec_peer}
+    if "nnsight" in args.peers:
+        runners["nnsight"] = make_nnsight_peer(adapter)
+    # peers take turns unit by unit, so a change in the machine's load hits all of them alike
+    times = {peer: 0.0 for peer in args.peers}
+    results = {peer: [] for peer in args.peers}
+    for i, unit in enumerate(units):
+        for peer in args.peers:
+            seconds, result = timed(lambda peer=peer, unit=unit: runners[peer](adapter, unit, layers))
+            times[peer] += seconds
+            results[peer].append(result)
+        row = "  ".join(f"{peer} {times[peer]:7.1f} s" for peer in args.peers)
+        print(f"  after unit {i + 1}/{len(units)} ({unit.task}, seed {unit.seed}): {row}", flush=True)
+    print("\n| peer | seconds | taskvec is faster by | predictions equal to taskvec |")
+    print("|---|---:|---:|---|")
+    for peer in args.peers:
+        same = "-"
+        if "taskvec" in results and peer != "taskvec":
+            total = sum(r.patched.numel() + r.clean.numel() for r in results["taskvec"])
+            equal = sum(
+                int((a.patched == b.patched).sum() + (a.clean == b.clean).sum())
+                for a, b in zip(results[peer], results["taskvec"], strict=True)
+            )
+            same = f"{equal}/{total}" + (" (all)" if equal == total else "")
+        ratio = f"{times[peer] / times['taskvec']:.1f}x" if "taskvec" in times else "-"
+        print(f"| {peer} | {times[peer]:.1f} | {ratio} | {same} |")
+
+    floor = floor_flops(adapter, lengths, len(layers))
+    full = per_forward_flops(adapter, lengths, len(layers))
+    print(
+        f"\nfloor {floor / 1e9:.1f} GFLOP; one forward per layer {full / 1e9:.1f} GFLOP ({full / floor:.1f}x)"
+    )
+    if args.no_flops or "taskvec" not in times:
+        return
+    counted = executed_flops(lambda: [taskvec_peer(adapter, u, layers) for u in units])
+    largest = max(
+        (m for m in adapter.layers[0].modules() if isinstance(m, nn.Linear)), key=lambda m: m.weight.numel()
+    )
+    k, n = largest.in_features, largest.out_features  # the layer's biggest matmul, at 1024 rows
+    reference = matmul_rate(1024, k, n)
+    rate = counted / times["taskvec"]
+    print(
+        f"taskvec executed {counted / 1e9:.1f} GFLOP (FlopCounterMode) in {times['taskvec']:.1f} s = "
+        f"{rate / 1e9:.1f} GFLOP/s; plain [1024 x {k}] @ [{k} x {n}] float32 matmul "
+        f"{reference / 1e9:.1f} GFLOP/s -> {100 * rate / reference:.0f}% of it"
+    )
+    for peer in args.peers:
+        if peer != "taskvec":
+            print(f"  {peer}: {full / times[peer] / 1e9:.1f} GFLOP/s on its {full / 1e9:.0f} GFLOP of work")
+
+
+if __name__ == "__main__":
+    main()
