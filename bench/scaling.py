@@ -11,6 +11,7 @@ query behind a neutral filler text (a LLaVA image is ~600 tokens of prefix).
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 from pathlib import Path
 
@@ -81,6 +82,8 @@ def main() -> None:
             f"{seconds / floor:.3f} | {seconds / ref[0]:.1f}x | {floor / ref[1]:.1f}x |",
             flush=True,
         )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB -> MB on Linux
+    print(f"peak RSS of this process {peak:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -174,7 +174,7 @@ def sweep_logits(
         ).logits[:, -1, :]  # [rows, vocab]
     if stepper.layers_run != adapter.num_layers:
         raise FastPathUnavailable("not every decoder layer ran in the patched step")
-    patched = torch.empty(n, len(layers), row_logits.shape[-1], dtype=row_logits.dtype)
+    patched = row_logits.new_empty(n, len(layers), row_logits.shape[-1])
     patched[:, order] = row_logits.view(blocks, n, -1).transpose(0, 1)
     return patched, clean_logits
 
@@ -198,15 +198,15 @@ class _RowStepper:
         self.rows = n * len(block_layers)
         self.mode, self.scale = mode, scale
         self.layers_run = 0
-        self._full_input: torch.Tensor | None = None  # [rows, 1, hidden] the layer was given
-        self._count = 0
+        self._full_input: torch.Tensor | None = None  # [rows, 1, hidden] the current layer was given
+        self._active = 0  # rows the current layer really runs
 
     def hooks_for(self, index: int):
         def pre_hook(_module, args, kwargs):
             active = self.n * bisect.bisect_left(self.block_layers, index)
             # no active row: run one row (results dropped) rather than skip, hooks cannot skip a call
             count = active or (1 if self.rows > self.n else self.rows)
-            self._count, self._active = count, active
+            self._active = active
             self._full_input = _hidden_argument(args, kwargs)
             row_cache = _row_cache(self.prefix_cache, index, count, self.n)
             return _take_rows((args, kwargs), self.calls[index], self.n, self.rows, count, row_cache)
@@ -219,7 +219,7 @@ class _RowStepper:
             last = bisect.bisect_right(self.block_layers, index)
             parts = [ran] if self._active else []
             if last > first:  # blocks patched at this layer enter here
-                parts.append(self._entering(index, first, last, ran.dtype))
+                parts.append(self._entering(index, first, last, ran))
             parts.append(full[self.n * last :])
             combined = torch.cat(parts, dim=0) if len(parts) > 1 else parts[0]  # [rows, 1, hidden]
             self._full_input = None
@@ -227,13 +227,13 @@ class _RowStepper:
 
         return pre_hook, hook
 
-    def _entering(self, index: int, first: int, last: int, dtype: torch.dtype) -> torch.Tensor:
+    def _entering(self, index: int, first: int, last: int, like: torch.Tensor) -> torch.Tensor:
         """``[(last - first) * n, 1, hidden]``: the layer-``index`` output of the rows patched there."""
-        values = self.block_vectors[first:last].to(dtype)[:, None, :]  # [blocks, 1, hidden]
+        values = self.block_vectors[first:last].to(like.device, like.dtype)[:, None, :]  # [blocks, 1, hidden]
         if self.mode == "replace":
             out = values.expand(-1, self.n, -1)
         else:
-            clean = self.clean_out[index].to(dtype)[None, :, :]  # [1, n, hidden]
+            clean = self.clean_out[index].to(like.dtype)[None, :, :]  # [1, n, hidden]
             out = clean + self.scale * values
         return out.reshape(-1, 1, values.shape[-1])
 
