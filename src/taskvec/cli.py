@@ -9,19 +9,45 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
-from taskvec.errors import TaskvecError
+from taskvec.errors import TaskvecError, TemplateError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+class _Commands(TyperGroup):
+    """Any command's ``TaskvecError`` (bad input or set-up) becomes one red line and exit code 2,
+    never a traceback; bugs still show theirs."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TaskvecError as error:
+            _fail(error)
+
+
+app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Build or inspect the task data and image suite.")
 app.add_typer(data_app, name="data")
 console = Console(stderr=True)
 
 
 def _fail(error: Exception) -> None:
-    console.print(f"[bold red]error:[/] {error}")
+    """Print ``error`` as a single red line (no wrapping, no markup from the message) and exit 2."""
+    message = " ".join(str(error).split())
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code=2)
+
+
+def _template_option(template: str | None):
+    """A template name, or the content of a template JSON file (a bad file is a TemplateError)."""
+    if not template or not template.endswith(".json"):
+        return template
+    try:
+        return json.loads(Path(template).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise TemplateError(f"template file {template}: cannot read it as JSON ({error})") from None
 
 
 @app.command()
@@ -48,7 +74,7 @@ def run(
     from taskvec.tasks.registry import resolve_task_names
 
     try:
-        template_value = json.loads(Path(template).read_text()) if template.endswith(".json") else template
+        template_value = _template_option(template)
         config = ExperimentConfig.create(
             model=model,
             tasks=resolve_task_names(tasks or ["all"]),
@@ -141,9 +167,7 @@ def analyze(
     from taskvec.tasks.registry import resolve_task_names
 
     try:
-        template_value = (
-            json.loads(Path(template).read_text()) if template and template.endswith(".json") else template
-        )
+        template_value = _template_option(template)
         result = run_analysis(
             run,
             out,

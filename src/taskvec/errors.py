@@ -32,6 +32,12 @@ class VectorMismatchError(TaskvecError, ValueError):
     """A task vector that does not fit the model it is used with."""
 
 
+class VectorFileError(VectorMismatchError):
+    """A saved task vector that is missing, unreadable, or fails its checksum (corrupt or edited).
+
+    A subclass of ``VectorMismatchError``: either way the vector must not be used."""
+
+
 class ConfigError(TaskvecError, ValueError):
     """Conflicting or impossible run options."""
 

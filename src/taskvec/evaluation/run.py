@@ -12,10 +12,17 @@ import pandas as pd
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from taskvec.errors import ConfigError, TaskFileError
-from taskvec.evaluation.protocol import ExperimentConfig, check_task_fits, patched_answers, run_unit
+from taskvec.errors import ConfigError, ImageError, MemoryBudgetError, TaskFileError, VectorMismatchError
+from taskvec.evaluation.protocol import (
+    ExperimentConfig,
+    UnitPrompts,
+    check_task_fits,
+    patched_answers,
+    run_unit,
+)
 from taskvec.evaluation.scoring import choose_layer, layer_curve, layer_scores, split_predictions
 from taskvec.models.adapter import ModelAdapter
+from taskvec.models.batching import token_counts
 from taskvec.models.registry import load_model
 from taskvec.report.run_folder import RunFolder
 from taskvec.tasks.registry import load_task
@@ -32,22 +39,50 @@ class RunResult:
 
 
 def validate_inputs(config: ExperimentConfig) -> list[Task]:
-    """Everything that can be checked without the model: tasks, split sizes, images."""
+    """Everything that can be checked without the model: options, tasks, split sizes, images."""
+    return _validate(config)[0]
+
+
+def _validate(config: ExperimentConfig) -> tuple[list[Task], str]:
+    """``validate_inputs``, also returning the hash of the images (``""`` for text-only runs)."""
+    check_options(config)
     tasks = [load_task(name) for name in config.tasks]
     for task in tasks:
         check_task_fits(task, config)
+    images = check_images(tasks, config.style) if config.needs_images else ""
+    return tasks, images
+
+
+def check_options(config: ExperimentConfig) -> None:
+    """Options that are each valid but contradict one another."""
+    if config.patch_mode == "replace" and config.patch_scale != 1.0:
+        raise ConfigError(
+            f"patch_scale {config.patch_scale} has no effect with patch_mode 'replace' (the vector "
+            "replaces the state); use patch_mode 'add' or drop patch_scale"
+        )
     if config.needs_images:
-        check_images(tasks, config.style)
-    return tasks
+        from taskvec.tasks.images import STYLES
+
+        if config.style not in STYLES:
+            raise ConfigError(f"style: unknown image style {config.style!r}; known styles: {list(STYLES)}")
 
 
-def check_images(tasks: list[Task], style: str) -> None:
-    """Every item's image must exist (in ``style`` for suite images) and decode fully."""
+def check_images(tasks: list[Task], style: str) -> str:
+    """Every item's image must exist (in ``style`` for suite images) and decode fully.
+
+    Returns a hash of the image bytes: pictures are task data, so they go into the run identity."""
     from taskvec.prompts.inputs import image_file, open_image
 
+    digest = hashlib.sha256()
     for task in tasks:
         for item in (*task.val, *task.test):
-            open_image(image_file(item, style), what=f"task {task.name!r}: item {item.id!r}")
+            try:
+                path = image_file(item, style)
+            except ImageError as error:
+                raise ImageError(f"task {task.name!r}: {error}") from None
+            open_image(path, what=f"task {task.name!r}: item {item.id!r}")
+            digest.update(f"{item.id}:{hashlib.sha256(path.read_bytes()).hexdigest()};".encode())
+    return digest.hexdigest()[:12]
 
 
 def check_model_fits(adapter: ModelAdapter, config: ExperimentConfig) -> None:
@@ -60,21 +95,45 @@ def check_model_fits(adapter: ModelAdapter, config: ExperimentConfig) -> None:
         )
 
 
-def run_identity(config: ExperimentConfig, tasks: list[Task], model_fingerprint: str = "") -> str:
-    """What a run folder's results depend on: the config, the task data and the weights."""
-    parts = [config.config_hash(), *(t.fingerprint() for t in tasks), model_fingerprint]
+def check_memory_budget(adapter: ModelAdapter, tasks: list[Task], config: ExperimentConfig) -> None:
+    """The longest prompt of each task must fit the budget on its own, checked before any forward
+    pass (a later, larger batch is split by the planners; only a single item can be too big)."""
+    max_tokens = config.budget().max_tokens(adapter)
+    for task in tasks:
+        prompts = UnitPrompts(task, config, config.seeds[0])
+        candidates = [*prompts.extraction, *prompts.test_base, *prompts.test_queries]
+        longest = max(token_counts(adapter, candidates))
+        if longest > max_tokens:
+            raise MemoryBudgetError(
+                f"task {task.name!r}: its longest prompt has {longest} tokens, but memory_budget_mb "
+                f"{config.memory_budget_mb} allows {max_tokens} tokens of {adapter.name} at once; "
+                "raise --memory-budget-mb or lower --n-examples"
+            )
+
+
+def run_identity(
+    config: ExperimentConfig, tasks: list[Task], model_fingerprint: str = "", data_fingerprint: str = ""
+) -> str:
+    """What a run folder's results depend on: the config (model name, template, layers, ...), the
+    task data (items and images) and the weights. It names the folder and keys its unit and vector
+    cache, so changing any of them never reuses a result computed under the old one."""
+    parts = [config.config_hash(), *(t.fingerprint() for t in tasks), model_fingerprint, data_fingerprint]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
 def check_labels_tokenize(adapter: ModelAdapter, tasks: list[Task]) -> None:
-    """A label the tokenizer turns into nothing can never be scored."""
+    """A label the tokenizer turns into nothing, or only into the model's special (control)
+    tokens, can never be scored as an answer."""
+    special = set(getattr(getattr(adapter, "tokenizer", None), "all_special_ids", None) or [])
     for task in tasks:
         for item in (*task.val, *task.test):
             for answer in item.answers:
-                if not adapter.text_token_ids(answer):
+                ids = adapter.text_token_ids(answer)
+                if not [i for i in ids if i not in special] or not adapter.decode(ids).strip():
                     raise TaskFileError(
                         f"task {task.name!r}: item {item.id!r}: answer {answer!r} tokenizes to nothing "
-                        f"under {adapter.name}"
+                        f"(or only to special tokens) under {adapter.name}; edit or drop the item in "
+                        f"{task.source or 'the task file'}"
                     )
 
 
@@ -93,8 +152,15 @@ def _versions() -> dict:
     }
 
 
-def default_run_dir(config: ExperimentConfig, tasks: list[Task], root: Path = Path("runs")) -> Path:
-    name = f"{config.model}-{config.spec}-{config.query}-{config.template.name}-{run_identity(config, tasks)}"
+def default_run_dir(
+    config: ExperimentConfig,
+    tasks: list[Task],
+    root: Path = Path("runs"),
+    model_fingerprint: str = "",
+    data_fingerprint: str = "",
+) -> Path:
+    identity = run_identity(config, tasks, model_fingerprint, data_fingerprint)
+    name = f"{config.model}-{config.spec}-{config.query}-{config.template.name}-{identity}"
     return root / name.replace("/", "_")
 
 
@@ -108,53 +174,87 @@ def _progress() -> Progress:
     )
 
 
+def _finished_unit(
+    folder: RunFolder, task: Task, seed: int, config: ExperimentConfig, adapter: ModelAdapter, identity: str
+) -> dict | None:
+    """A unit on disk counts as done only if it and its vector were computed under ``identity``
+    and the vector file is intact; anything else is recomputed."""
+    unit = folder.load_unit(task.name, seed, identity)
+    if unit is None:
+        return None
+    try:
+        vector = TaskVector.load(folder.vector_path(task.name, config.spec, seed), adapter, same_model=True)
+    except VectorMismatchError:
+        return None
+    meta = vector.meta
+    if (meta.run_identity, meta.task, meta.seed, meta.spec) != (identity, task.name, seed, config.spec):
+        return None
+    return unit
+
+
 def evaluate(
     config: ExperimentConfig,
     out: str | Path | None = None,
     adapter: ModelAdapter | None = None,
     show_progress: bool = True,
 ) -> RunResult:
-    """Run the paper's protocol for every task and seed of ``config`` into one run folder."""
+    """Run the paper's protocol for every task and seed of ``config`` into one run folder.
+
+    Everything is validated before the first forward pass and before the folder is written; an
+    interrupted run resumes from its finished units when called again with the same ``out``."""
     started = time.perf_counter()
-    tasks = validate_inputs(config)
-    folder = RunFolder(out or default_run_dir(config, tasks))
+    tasks, images = _validate(config)
+    if out is not None:
+        RunFolder(out).check_usable()
     if adapter is None:
         adapter = load_model(config.model)
     check_model_fits(adapter, config)
     torch.set_grad_enabled(False)
     check_labels_tokenize(adapter, tasks)
+    check_memory_budget(adapter, tasks, config)
+    identity = run_identity(config, tasks, adapter.fingerprint, images)
+    folder = RunFolder(out or default_run_dir(config, tasks, Path("runs"), adapter.fingerprint, images))
     resolved = {
         "experiment": config.model_dump(mode="json"),
         "model": adapter.describe(),
         "tasks": {t.name: {"source": t.source, "fingerprint": t.fingerprint()} for t in tasks},
+        "images": images,
         "versions": _versions(),
     }
-    folder.start(resolved, run_identity(config, tasks, adapter.fingerprint))
+    folder.start(resolved, identity)
 
-    units = []
-    pending = [(t, s) for t in tasks for s in config.seeds if folder.load_unit(t.name, s) is None]
+    done = {
+        (t.name, s): _finished_unit(folder, t, s, config, adapter, identity)
+        for t in tasks
+        for s in config.seeds
+    }
+    pending = [(t, s) for t in tasks for s in config.seeds if done[(t.name, s)] is None]
     with _progress() as progress:
         bar = progress.add_task(
             "units (task x seed)",
-            total=len(tasks) * len(config.seeds),
-            completed=len(tasks) * len(config.seeds) - len(pending),
+            total=len(done),
+            completed=len(done) - len(pending),
             visible=show_progress,
         )
         for task, seed in pending:
-            progress.update(bar, description=f"{task.name} seed {seed}")
+            progress.update(bar, description=f"{task.name} {config.spec} seed {seed}")
             unit, vector = run_unit(adapter, task, seed, config)
+            vector = TaskVector(vector.vectors, _provenance(vector, config, identity))
+            # the vector first: a unit on disk always has its vector (a kill in between recomputes)
             vector.save(folder.vector_path(task.name, config.spec, seed))
-            folder.save_unit(unit)
+            folder.save_unit(unit, identity)
+            done[(task.name, seed)] = unit
             progress.advance(bar)
-    units = [folder.load_unit(t.name, s) for t in tasks for s in config.seeds]
+    units = [done[(t.name, s)] for t in tasks for s in config.seeds]
 
     val_scores = layer_scores(units, "val")
     best = choose_layer(val_scores, config.selection_metric)
     answers = {}
     for task in tasks:
         for seed in config.seeds:
-            vector = TaskVector.load(folder.vector_path(task.name, config.spec, seed))
-            vector.check_fits(adapter, same_model=True)
+            vector = TaskVector.load(
+                folder.vector_path(task.name, config.spec, seed), adapter, same_model=True
+            )
             answers[(task.name, seed)] = patched_answers(adapter, task, seed, config, vector, best)
     predictions = split_predictions(units, best, answers)
 
@@ -167,10 +267,17 @@ def evaluate(
     return RunResult(folder, best, val_scores, predictions)
 
 
+def _provenance(vector: TaskVector, config: ExperimentConfig, identity: str):
+    """The vector's metadata with what the run knows: the full template and the cache key."""
+    return vector.meta.model_copy(
+        update={"template_spec": config.template.model_dump(mode="json"), "run_identity": identity}
+    )
+
+
 def _peak_rss_mb() -> float:
     import resource
 
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-__all__ = ["RunResult", "default_run_dir", "evaluate", "layer_curve", "validate_inputs"]
+__all__ = ["RunResult", "default_run_dir", "evaluate", "layer_curve", "run_identity", "validate_inputs"]

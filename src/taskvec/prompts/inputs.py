@@ -25,7 +25,10 @@ ACCEPTED_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA")
 def image_file(item: Item, style: str | None) -> Path:
     """Where an item's picture lives: a file named by the item, or the suite image of its entity."""
     if not item.entity:
-        raise ImageError(f"item {item.id!r} ({item.input}) has no entity, so it has no image")
+        raise ImageError(
+            f"item {item.id!r} ({item.input}) has no 'image' (or 'entity') field, so it has no picture; "
+            "add one or use text queries"
+        )
     if item.entity.lower().endswith(IMAGE_SUFFIXES):
         return Path(item.entity)
     if not style:
@@ -41,7 +44,9 @@ def image_file(item: Item, style: str | None) -> Path:
 def open_image(path: Path, what: str = "image") -> Image.Image:
     """Open and fully decode an image, refusing missing, truncated, huge or odd-mode files."""
     if not path.is_file():
-        raise ImageError(f"{what}: file not found: {path}")
+        raise ImageError(
+            f"{what}: image file not found: {path}; fix the item's 'image' field or add the file"
+        )
     try:
         with Image.open(path) as image:
             if image.width * image.height > MAX_IMAGE_PIXELS:
@@ -50,13 +55,18 @@ def open_image(path: Path, what: str = "image") -> Image.Image:
                     f"{MAX_IMAGE_PIXELS}-pixel limit; downscale it"
                 )
             if image.mode not in ACCEPTED_MODES:
-                raise ImageError(f"{what}: {path} has mode {image.mode!r}; save it as RGB")
+                raise ImageError(
+                    f"{what}: {path} has mode {image.mode!r} (accepted: {', '.join(ACCEPTED_MODES)}); "
+                    "save it as RGB"
+                )
             image.load()
             return ensure_rgb(image)
     except ImageError:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise ImageError(f"{what}: {path} is unreadable or truncated ({error})") from error
+        raise ImageError(
+            f"{what}: {path} is unreadable or truncated ({error}); re-export or replace the file"
+        ) from error
 
 
 def item_input(item: Item, modality: Modality, style: str | None = None) -> Input:

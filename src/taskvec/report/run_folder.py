@@ -2,7 +2,9 @@
 
 Every file is written to a temporary name and renamed into place. ``status.json`` says
 ``running`` until the very last write, which flips it to ``complete``; finished (task, seed)
-units live in ``units/`` and are reused when the same configuration is run again.
+units live in ``units/`` and are reused when the same configuration is run again. Each unit
+carries the run identity (config + task data + weights) it was computed under, and one that does
+not match, or does not parse, is recomputed rather than trusted.
 """
 
 from __future__ import annotations
@@ -66,24 +68,34 @@ class RunFolder:
     def status(self) -> dict:
         if not self.status_path.is_file():
             return {}
-        return json.loads(self.status_path.read_text())
+        return _read_json(self.status_path)
 
     def is_complete(self) -> bool:
         return self.status().get("state") == COMPLETE
 
+    def check_usable(self) -> None:
+        """Refuse, before any work, a path that is a file or a folder holding something else.
+
+        Hidden ``.*.tmp`` files are what a write killed half-way leaves; they do not count."""
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(f"{self.root} is a file, not a run folder; choose another --out")
+        if self.config_path.is_file() or not self.root.is_dir():
+            return
+        if any(not _is_temporary(p) for p in self.root.iterdir()):
+            raise ConfigError(f"{self.root} exists and is not a taskvec run folder; choose another --out")
+
     def start(self, config: dict, config_hash: str) -> bool:
         """Create the folder, or reopen it for the same configuration. Returns True if resuming."""
+        self.check_usable()
         if self.config_path.is_file():
-            existing = json.loads(self.config_path.read_text())
+            existing = _read_json(self.config_path)
             if existing.get("config_hash") != config_hash:
                 raise ConfigError(
-                    f"{self.root} holds a run of another configuration "
+                    f"{self.root} holds a run of another configuration, model or task data "
                     f"({existing.get('config_hash')} != {config_hash}); choose another --out"
                 )
             self._set_status(RUNNING, resumed=True)
             return True
-        if self.root.exists() and any(self.root.iterdir()):
-            raise ConfigError(f"{self.root} exists and is not a taskvec run folder; choose another --out")
         write_json(self.config_path, {**config, "config_hash": config_hash})
         self._set_status(RUNNING, resumed=False)
         return False
@@ -99,11 +111,41 @@ class RunFolder:
         write_json(self.status_path, status)
 
     # --- units -----------------------------------------------------------------------------
-    def load_unit(self, task: str, seed: int) -> dict | None:
+    def load_unit(self, task: str, seed: int, identity: str | None = None) -> dict | None:
+        """A finished unit, or None if it is missing, unreadable, or (given ``identity``) was
+        computed under another run identity: such a unit is recomputed, never reused."""
         path = self.unit_path(task, seed)
         if not path.is_file():
             return None
-        return json.loads(path.read_text())
+        try:
+            unit = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        if not isinstance(unit, dict) or unit.get("task") != task or unit.get("seed") != seed:
+            return None
+        if identity is not None and unit.get("run_identity") != identity:
+            return None
+        return unit
 
-    def save_unit(self, unit: dict) -> None:
+    def save_unit(self, unit: dict, identity: str | None = None) -> None:
+        """Store a finished unit, stamped with the run identity it was computed under."""
+        if identity is not None:
+            unit = {**unit, "run_identity": identity}
         write_json(self.unit_path(unit["task"], unit["seed"]), unit)
+
+
+def _is_temporary(path: Path) -> bool:
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
+def _read_json(path: Path) -> dict:
+    """A run-folder JSON file; a damaged one is reported by name, not as a traceback."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(
+            f"{path} is damaged ({error}); delete the run folder or choose another --out"
+        ) from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path} is damaged (not a JSON object); choose another --out")
+    return value

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,16 +40,21 @@ class ItemRecord(BaseModel):
     @field_validator("input", "output")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
+        if _is_blank(value):
+            raise ValueError("must not be blank (it has no visible character)")
         return value
 
     @field_validator("aliases")
     @classmethod
     def _aliases_not_blank(cls, value: list[str]) -> list[str]:
-        if any(not alias.strip() for alias in value):
-            raise ValueError("aliases must not be blank")
+        if any(_is_blank(alias) for alias in value):
+            raise ValueError("aliases must not be blank (no visible character)")
         return value
+
+
+def _is_blank(text: str) -> bool:
+    """Only spaces, control or format characters (e.g. a zero-width space): nothing to show or score."""
+    return all(char.isspace() or unicodedata.category(char) in ("Cc", "Cf") for char in text)
 
 
 class TaskFile(BaseModel):
@@ -62,6 +68,13 @@ class TaskFile(BaseModel):
     domain: str | None = None
     val: list[ItemRecord]
     test: list[ItemRecord]
+
+    @field_validator("name", "instruction")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if _is_blank(value):
+            raise ValueError("must not be blank (it has no visible character)")
+        return value
 
 
 @dataclass(frozen=True)
@@ -108,18 +121,28 @@ class Task:
         return hashlib.sha256(content.encode()).hexdigest()[:12]
 
     def __post_init__(self) -> None:
+        where = f"task {self.name!r}" + (f" ({self.source})" if self.source else "")
         for split in SPLITS:
             if not self.split(split):
-                raise TaskFileError(f"task {self.name!r}: the {split} split is empty")
+                raise TaskFileError(f"{where}: the {split} split is empty; add items to {split!r}")
         seen: dict[str, str] = {}
+        inputs: dict[str, str] = {}
         for split in SPLITS:
             for item in self.split(split):
                 if item.id in seen:
                     raise TaskFileError(
-                        f"task {self.name!r}: item id {item.id!r} appears twice "
+                        f"{where}: item id {item.id!r} appears twice "
                         f"({seen[item.id]} and {split}); ids must be unique across splits"
                     )
                 seen[item.id] = split
+                # the same query twice would let a demonstration give the query's own answer away
+                key = f"{item.input.strip().casefold()}\0{item.entity or ''}"
+                if key in inputs:
+                    raise TaskFileError(
+                        f"{where}: items {inputs[key]!r} and {item.id!r} have the same input "
+                        f"{item.input!r}; drop one (a query could be shown as its own demonstration)"
+                    )
+                inputs[key] = item.id
 
 
 def _items(records: Sequence[ItemRecord], folder: Path | None = None) -> tuple[Item, ...]:

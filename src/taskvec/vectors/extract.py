@@ -51,6 +51,7 @@ def extract(
     states = last_token_states(adapter, prompts, budget)
     meta = VectorMeta(
         model=adapter.name,
+        model_id=adapter.model_id,
         model_fingerprint=adapter.fingerprint,
         num_layers=adapter.num_layers,
         hidden_size=adapter.hidden_size,

@@ -1,7 +1,8 @@
 """``TaskVector``: per-layer mean residual states at the delimiter, with where they came from.
 
 Saved as safetensors (the tensor) plus the same metadata inside the file and in a JSON sidecar
-that people can read; loading checks the checksum, and using a vector checks the model.
+that people can read. Loading checks the file (shape, checksum) and, given a model, that the vector
+fits it; a vector is only ever used where its width and depth match.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict
-from safetensors.torch import load_file, save_file
+from pydantic import BaseModel, ConfigDict, ValidationError
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
-from taskvec.errors import VectorMismatchError
+from taskvec.errors import VectorFileError, VectorMismatchError
 from taskvec.models.adapter import ModelAdapter
 
 
@@ -37,6 +39,9 @@ class VectorMeta(BaseModel):
     seed: int | None
     template: str
     layers: list[int]
+    model_id: str = ""  # where the weights came from (hub id, folder or package file)
+    template_spec: dict = {}  # the template's fields, so a renamed or edited template is told apart
+    run_identity: str = ""  # the run that computed it (config + task data + weights); keys the cache
 
 
 @dataclass
@@ -56,14 +61,32 @@ class TaskVector:
             ) from None
 
     def checksum(self) -> str:
-        return hashlib.sha256(self.vectors.contiguous().numpy().tobytes()).hexdigest()[:16]
+        """SHA-256 of the values and the provenance: an edited tensor or edited metadata shows."""
+        digest = hashlib.sha256(self.vectors.detach().float().contiguous().numpy().tobytes())
+        digest.update(json.dumps(self.meta.model_dump(), sort_keys=True).encode())
+        return digest.hexdigest()[:16]
 
     def check_fits(self, adapter: ModelAdapter, same_model: bool = False) -> None:
-        """Refuse a vector of another width; with ``same_model``, also of other weights."""
+        """Refuse a vector of another width or depth; with ``same_model``, also of other weights.
+
+        Without ``same_model`` a vector may move between models of one architecture (the paper's
+        LLM -> VLM transfer), so only the shape of the residual stream is compared."""
         if self.meta.hidden_size != adapter.hidden_size:
             raise VectorMismatchError(
                 f"task vector from {self.meta.model} is {self.meta.hidden_size} wide but "
-                f"{adapter.name} has a {adapter.hidden_size}-wide residual stream"
+                f"{adapter.name} has a {adapter.hidden_size}-wide residual stream; extract the vector "
+                f"from {adapter.name} (or a model of the same width)"
+            )
+        if (
+            self.meta.num_layers != adapter.num_layers
+            or max(self.meta.layers, default=0) >= adapter.num_layers
+        ):
+            layers = self.meta.layers
+            span = f"{min(layers)}..{max(layers)}" if layers else "none"
+            raise VectorMismatchError(
+                f"task vector from {self.meta.model} holds layers {span} of a {self.meta.num_layers}-layer "
+                f"model, but {adapter.name} has {adapter.num_layers} decoder layers; extract it from "
+                f"{adapter.name}"
             )
         if same_model and self.meta.model_fingerprint != adapter.fingerprint:
             raise VectorMismatchError(
@@ -86,31 +109,53 @@ class TaskVector:
 
     # --- files -----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write ``<path>.safetensors`` and ``<path>.json`` (each atomically)."""
+        """Write ``<path>.safetensors`` and ``<path>.json`` (each via a temporary file and a rename)."""
         path = Path(path).with_suffix(".safetensors")
         path.parent.mkdir(parents=True, exist_ok=True)
         info = {**self.meta.model_dump(), "checksum": self.checksum()}
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         save_file({"vectors": self.vectors.contiguous()}, str(tmp), metadata={"taskvec": json.dumps(info)})
         os.replace(tmp, path)
         sidecar = path.with_suffix(".json")
-        tmp_json = sidecar.with_name(f".{sidecar.name}.tmp")
+        tmp_json = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
         tmp_json.write_text(json.dumps(info, indent=2))
         os.replace(tmp_json, sidecar)
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> TaskVector:
+    def load(
+        cls, path: str | Path, model: ModelAdapter | None = None, same_model: bool = False
+    ) -> TaskVector:
+        """Read a saved vector, refusing a missing, corrupt or edited file; given ``model``, also one
+        that does not fit it (``check_fits``)."""
         path = Path(path).with_suffix(".safetensors")
         if not path.is_file():
-            raise FileNotFoundError(f"no task vector file at {path}")
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as handle:
-            info = json.loads(handle.metadata()["taskvec"])
-        vectors = load_file(str(path))["vectors"]
-        checksum = info.pop("checksum")
-        vector = cls(vectors, VectorMeta.model_validate(info))
+            raise VectorFileError(f"no task vector file at {path}; save one with TaskVector.save")
+        try:
+            with safe_open(str(path), "pt") as handle:
+                info = json.loads((handle.metadata() or {})["taskvec"])
+                vectors = handle.get_tensor("vectors")
+            checksum = info.pop("checksum")
+            meta = VectorMeta.model_validate(info)
+        except (
+            SafetensorError,
+            OSError,
+            KeyError,
+            TypeError,
+            json.JSONDecodeError,
+            ValidationError,
+        ) as error:
+            raise VectorFileError(
+                f"{path} is not a readable taskvec vector ({type(error).__name__}: {error}); re-extract it"
+            ) from None
+        if tuple(vectors.shape) != (len(meta.layers), meta.hidden_size):
+            raise VectorFileError(
+                f"{path}: tensor of shape {tuple(vectors.shape)} does not match its metadata "
+                f"({len(meta.layers)} layers x {meta.hidden_size}); re-extract it"
+            )
+        vector = cls(vectors, meta)
         if vector.checksum() != checksum:
-            raise VectorMismatchError(f"{path}: checksum mismatch, the file is corrupt")
+            raise VectorFileError(f"{path}: checksum mismatch, the file is corrupt or edited; re-extract it")
+        if model is not None:
+            vector.check_fits(model, same_model=same_model)
         return vector

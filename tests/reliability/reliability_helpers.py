@@ -1,0 +1,62 @@
+"""Shared by the reliability tests: small task files, the base options and folder checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from taskvec.report.run_folder import RunFolder
+from taskvec.tasks.registry import builtin_task_path
+
+#: options every bad-input case starts from (one small built-in task, one seed, one layer)
+BASE = dict(tasks=["food_color"], seeds=[1], template="spaced", layers=[20])
+#: options of the tiny real runs (their task is a ``write_tiny_task`` file): one seed, one layer,
+#: two answer tokens, so that a whole run costs a few forward passes
+TINY = dict(seeds=[1], template="spaced", layers=[20], answer_tokens=2)
+
+
+def synthetic_items(n: int, **fields) -> list[dict]:
+    return [{"id": f"i{k}", "input": f"thing {k}", "output": f"label {k}", **fields} for k in range(n)]
+
+
+def write_task(folder: Path, name: str = "toy", **fields) -> Path:
+    """A task file of 6 + 2 synthetic items; ``fields`` replace any part of it."""
+    items = synthetic_items(8)
+    task = {"name": name, "instruction": "The label:", "val": items[:6], "test": items[6:], **fields}
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps(task, indent=1))
+    return path
+
+
+def write_tiny_task(folder: Path, name: str = "tiny_food", val: int = 7, test: int = 3, **fields) -> Path:
+    """The first ``val`` + ``test`` items of food_color as a task of their own: a real task small
+    enough that a whole run (extraction, sweep, xBase, report) takes a few seconds."""
+    source = json.loads(builtin_task_path("food_color").read_text())
+    return write_task(
+        folder,
+        name,
+        instruction=source["instruction"],
+        val=source["val"][:val],
+        test=source["test"][:test],
+        **fields,
+    )
+
+
+def snapshot(path: Path) -> dict[str, bytes] | bytes | None:
+    """Every file under ``path`` with its bytes (a file's bytes; None if nothing is there)."""
+    if not path.exists():
+        return None
+    if path.is_file():
+        return path.read_bytes()
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def assert_no_success(out: Path) -> None:
+    """No folder at ``out`` may claim a finished run: neither status 'complete' nor a report."""
+    if not out.is_dir():
+        return
+    status = RunFolder(out).status_path
+    if status.is_file():
+        assert json.loads(status.read_text()).get("state") != "complete", f"{out} claims success"
+    assert not (out / "report.md").exists(), f"{out} has a report"

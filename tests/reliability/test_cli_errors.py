@@ -1,0 +1,127 @@
+"""The ``taskvec`` command turns every ``TaskvecError`` into one red line and exit code 2, never a
+traceback; a bug (any other exception) is not disguised as a user error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from taskvec import errors
+from taskvec.cli import app
+from taskvec.errors import TaskvecError
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+ALL_ERRORS = [TaskvecError, *_subclasses(TaskvecError)]
+#: long, multi-line, and with text that looks like markup: it must still come out as one literal line
+MESSAGE = "task 'x': item 'y' is [bold]wrong[/bold]\n  second line " + "and a long tail " * 20
+
+
+def _error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("error:")]
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_every_error_class_is_defined_in_taskvec_errors():
+    assert {cls.__module__ for cls in ALL_ERRORS} == {errors.__name__}
+    assert len(ALL_ERRORS) >= 10
+
+
+@pytest.mark.parametrize("error", ALL_ERRORS, ids=[cls.__name__ for cls in ALL_ERRORS])
+def test_run_prints_any_taskvec_error_as_one_line_and_exits_2(error, tmp_path, monkeypatch):
+    def failing(*_args, **_kwargs):
+        raise error(MESSAGE)
+
+    monkeypatch.setattr("taskvec.evaluation.run.evaluate", failing)
+    result = _invoke("run", "--tasks", "food_color", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert _error_lines(result.output) == ["error: " + " ".join(MESSAGE.split())]
+
+
+@pytest.mark.parametrize(
+    ("make_args", "words"),
+    [
+        (lambda tmp: ["--tasks", "no_such_task"], "unknown task 'no_such_task'"),
+        (lambda tmp: ["--tasks", str(tmp / "absent.json")], "absent.json"),
+        (lambda tmp: ["--n-examples", "0"], "n_examples"),
+        (lambda tmp: ["--template", "fancy"], "unknown template 'fancy'"),
+        (
+            lambda tmp: [
+                "--template",
+                _file(tmp / "t.json", json.dumps({"name": "t", "output_prefix": "A"})),
+            ],
+            "output_prefix 'A' must end with the delimiter ':'",
+        ),
+        (lambda tmp: ["--template", _file(tmp / "t.json", "{not json")], "t.json: cannot read it as JSON"),
+        (lambda tmp: ["--out", _file(tmp / "taken", "x")], "is a file, not a run folder"),
+        (lambda tmp: ["--layer", "30"], "layer 30 is out of range for smollm2-135m"),
+        (lambda tmp: ["--memory-budget-mb", "0.05"], "raise --memory-budget-mb"),
+    ],
+    ids=[
+        "unknown task",
+        "missing task file",
+        "zero examples",
+        "unknown template",
+        "template without delimiter",
+        "template file not JSON",
+        "out is a file",
+        "layer out of range",
+        "memory budget",
+    ],
+)
+def test_run_reports_real_bad_input_in_one_line(make_args, words, smollm2, tmp_path, monkeypatch):
+    monkeypatch.setattr("taskvec.evaluation.run.load_model", lambda _name: smollm2)
+    args = [
+        "run",
+        "--tasks",
+        "food_color",
+        "--seed",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+        *make_args(tmp_path),
+    ]
+    result = _invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = _error_lines(result.output)
+    assert len(lines) == 1 and words in lines[0], result.output
+    assert not (tmp_path / "run").exists()
+
+
+def _file(path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def test_every_command_not_only_run_turns_taskvec_errors_into_one_line(monkeypatch):
+    def broken(_name):
+        raise errors.TaskFileError("food_color.json: val.0.output: Field required")
+
+    monkeypatch.setattr("taskvec.tasks.registry.load_task", broken)
+    result = _invoke("tasks")
+    assert result.exit_code == 2
+    assert _error_lines(result.output) == ["error: food_color.json: val.0.output: Field required"]
+
+
+def test_a_bug_is_not_disguised_as_a_user_error(tmp_path, monkeypatch):
+    def buggy(*_args, **_kwargs):
+        raise RuntimeError("a bug in taskvec")
+
+    monkeypatch.setattr("taskvec.evaluation.run.evaluate", buggy)
+    result = _invoke("run", "--tasks", "food_color", "--out", str(tmp_path / "run"))
+    assert result.exit_code != 2 and isinstance(result.exception, RuntimeError)
+    assert not _error_lines(result.output)
