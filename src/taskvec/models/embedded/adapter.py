@@ -1,0 +1,176 @@
+"""The embedded VLM seen through the one adapter interface every model family shares.
+
+Its "processor" is small and lives here: text runs are tokenised on their own and each image
+becomes ``K`` placeholder ids, exactly as transformers processors expand image tokens. Images
+are encoded once per distinct picture (by content) and the soft tokens travel in
+``Encoded.extra["image_embeds"]``, so a layer sweep or a prompt that repeats an image never
+runs the vision encoder twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from taskvec.errors import ModelSpecError
+from taskvec.models.adapter import Encoded, ModelAdapter
+from taskvec.models.embedded.model import EmbeddedVLM
+from taskvec.models.vision.efficientnet_lite import preprocess
+from taskvec.prompts.template import Prompt
+
+IMAGE_TOKEN = "<image>"
+
+
+def ensure_image_token(tokenizer) -> int:
+    """The placeholder id; added to the tokenizer as a special token when it lacks one. Its id
+    may lie past the LLM's embedding table: the model never looks it up (the slot is filled)."""
+    if IMAGE_TOKEN not in tokenizer.get_vocab():
+        tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
+    return int(tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
+
+
+class EmbeddedVLMAdapter(ModelAdapter):
+    """Adapter for :class:`EmbeddedVLM`; the decoder layers are the LLM's own."""
+
+    #: the LLM is used as it ships (never trained here), so LLM -> VLM transfer is exact on text
+    language_model_is_frozen = True
+    #: the named model the language model comes from (for LLM -> VLM transfer)
+    base_llm: str | None = None
+    #: measured first-token recognition (style -> domain -> accuracy) of the loaded weights
+    recognition: dict | None = None
+
+    def __init__(
+        self,
+        model: EmbeddedVLM,
+        tokenizer,
+        name: str,
+        model_id: str,
+        fingerprint: str = "",
+        image_size: int = 96,
+        image_cache_size: int = 4096,
+    ):
+        super().__init__(model, name, model_id, fingerprint)
+        self.tokenizer = tokenizer
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.image_size = image_size
+        self._special_prefix = self._leading_special_ids()
+        self._image_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._image_cache_size = image_cache_size
+
+    def _leading_special_ids(self) -> list[int]:
+        """What the tokenizer puts before any text (e.g. Gemma's ``<bos>``), found by comparing
+        a text tokenised with and without special tokens."""
+        with_specials = self.tokenizer("a")["input_ids"]
+        plain = self.tokenizer("a", add_special_tokens=False)["input_ids"]
+        return list(with_specials[: len(with_specials) - len(plain)])
+
+    # --- structure -------------------------------------------------------------------------
+    @property
+    def layers(self) -> nn.ModuleList:
+        return self.model.llm.get_decoder().layers
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.llm.config.get_text_config().hidden_size)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.model.llm.get_output_embeddings().weight.shape[0])
+
+    @property
+    def supports_images(self) -> bool:
+        return True
+
+    @property
+    def tokens_per_image(self) -> int:
+        return self.model.tokens_per_image
+
+    def final_norm(self) -> nn.Module:
+        return self.model.llm.get_decoder().norm
+
+    def unembedding(self) -> nn.Module:
+        return self.model.llm.get_output_embeddings()
+
+    # --- tokens ----------------------------------------------------------------------------
+    def prompt_ids(self, prompt: Prompt) -> tuple[list[int], list[Image.Image]]:
+        """Token ids of one prompt (``K`` placeholders per image) and its images in order."""
+        ids = list(self._special_prefix)
+        images: list[Image.Image] = []
+        for segment in prompt:
+            if isinstance(segment, str):
+                ids.extend(self.tokenizer(segment, add_special_tokens=False)["input_ids"])
+            elif isinstance(segment, Image.Image):
+                ids.extend([self.model.image_token_id] * self.tokens_per_image)
+                images.append(segment)
+            else:
+                raise ModelSpecError(f"prompt segment of type {type(segment).__name__} is not text or image")
+        return ids, images
+
+    def encode(self, prompts: Sequence[Prompt]) -> Encoded:
+        rows, all_images = [], []
+        for prompt in prompts:
+            ids, images = self.prompt_ids(prompt)
+            rows.append(ids)
+            all_images.extend(images)
+        width = max(len(r) for r in rows)
+        pad = int(self.tokenizer.pad_token_id)
+        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+        attention_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        extra = {"image_embeds": self.image_embeds(all_images)} if all_images else {}
+        return Encoded(input_ids, attention_mask, extra)
+
+    def decode(self, token_ids: Sequence[int] | torch.Tensor) -> str:
+        return self.tokenizer.decode([int(t) for t in token_ids], skip_special_tokens=False)
+
+    # --- images ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def image_embeds(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Soft tokens ``[images, K, hidden]``, computed once per distinct picture."""
+        keys = [_image_key(image) for image in images]
+        missing = {
+            key: image for key, image in zip(keys, images, strict=True) if key not in self._image_cache
+        }
+        if missing:
+            pixels = preprocess(list(missing.values()), size=self.image_size)
+            tokens = self.model.image_embeds(pixels)
+            for key, value in zip(missing, tokens, strict=True):
+                self._image_cache[key] = value
+        for key in keys:
+            self._image_cache.move_to_end(key)
+        while len(self._image_cache) > self._image_cache_size:
+            self._image_cache.popitem(last=False)
+        return torch.stack([self._image_cache[key] for key in keys])
+
+    def clear_image_cache(self) -> None:
+        self._image_cache.clear()
+
+    # --- forward passes --------------------------------------------------------------------
+    def repeat(self, encoded: Encoded, repeats: int) -> Encoded:
+        """Rows for the last-token step; images are already in the cached prefix."""
+        return Encoded(
+            encoded.input_ids.repeat_interleave(repeats, 0),
+            encoded.attention_mask.repeat_interleave(repeats, 0),
+            {},
+        )
+
+    def prefix(self, encoded: Encoded) -> Encoded:
+        """Everything but the last token; the last token is a delimiter, never an image."""
+        if bool((encoded.input_ids[:, -1] == self.model.image_token_id).any()):
+            raise ModelSpecError(f"{self.name}: a prompt ends with an image; prompts end with the delimiter")
+        return Encoded(encoded.input_ids[:, :-1], encoded.attention_mask[:, :-1], encoded.extra)
+
+
+def _image_key(image: Image.Image) -> str:
+    """Content hash of a picture (size, mode and pixels), so equal images share an encoding."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{image.size}{image.mode}".encode())
+    digest.update(np.asarray(image).tobytes())
+    return digest.hexdigest()

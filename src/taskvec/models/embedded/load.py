@@ -1,0 +1,161 @@
+"""Assemble the embedded VLM from its parts: a named LLM, the shipped recogniser and projector."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+
+from taskvec.errors import ModelSpecError
+from taskvec.models.embedded.adapter import EmbeddedVLMAdapter, ensure_image_token
+from taskvec.models.embedded.model import EmbeddedVLM, EntityNameProjector
+from taskvec.models.embedded.weights import WEIGHTS_DIR, load_weights
+from taskvec.models.families.causal_lm import CausalLMAdapter
+from taskvec.models.vision.efficientnet_lite import EfficientNetLite0
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A language model the embedded VLM can be built on."""
+
+    key: str
+    llm: str  # a named model of the registry
+    notice: str = ""
+
+
+BACKBONES: dict[str, Backbone] = {
+    b.key: b
+    for b in (
+        Backbone("smollm2", "smollm2-135m"),
+        Backbone(
+            "gemma3",
+            "gemma3-270m",
+            notice="Gemma is provided under and subject to the Gemma Terms of Use "
+            "(https://ai.google.dev/gemma/terms); see NOTICE-gemma.md.",
+        ),
+    )
+}
+RECOGNISER_FILE = "recogniser"
+
+
+def projector_file(backbone: str) -> str:
+    return f"projector-{backbone}"
+
+
+def backbone(key: str) -> Backbone:
+    try:
+        return BACKBONES[key]
+    except KeyError:
+        raise ModelSpecError(f"unknown embedded-VLM backbone {key!r}; known: {sorted(BACKBONES)}") from None
+
+
+def name_token_ids(tokenizer, names: list[str]) -> list[list[int]]:
+    """Each name's tokens as it follows a space (" France"), the form answers take."""
+    return [tokenizer(" " + name, add_special_tokens=False)["input_ids"] for name in names]
+
+
+def entity_names(entity_ids: list[str]) -> list[str]:
+    from taskvec.tasks.images import name_of
+
+    return [name_of(entity) for entity in entity_ids]
+
+
+def build_encoder(state: dict[str, torch.Tensor]) -> EfficientNetLite0:
+    """The fine-tuned encoder; every parameter must be in ``state`` except the ImageNet
+    classifier ``_fc``, which the VLM does not use and the shipped file leaves out."""
+    encoder = EfficientNetLite0()
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    if unexpected or any(not key.startswith("_fc.") for key in missing):
+        raise ModelSpecError(
+            f"encoder weights do not fit EfficientNet-Lite0: missing {missing}, extra {unexpected}"
+        )
+    return encoder.eval()
+
+
+def build_projector(
+    state: dict[str, torch.Tensor],
+    llm: CausalLMAdapter,
+    entity_ids: list[str],
+    tokens_per_image: int,
+    rank: int,
+) -> EntityNameProjector:
+    projector = EntityNameProjector(len(entity_ids), llm.hidden_size, tokens_per_image, visual_rank=rank)
+    projector.load_state_dict(state, strict=True)
+    projector.set_name_table(
+        llm.model.get_input_embeddings(), name_token_ids(llm.tokenizer, entity_names(entity_ids))
+    )
+    return projector.eval()
+
+
+def assemble(
+    llm: CausalLMAdapter,
+    encoder: EfficientNetLite0,
+    projector: EntityNameProjector,
+    name: str,
+    fingerprint: str,
+    image_size: int,
+) -> EmbeddedVLMAdapter:
+    """Wrap the parts into a model and its adapter (the LLM's weights are shared, not copied)."""
+    image_token_id = ensure_image_token(llm.tokenizer)
+    model = EmbeddedVLM(encoder, projector, llm.model, image_token_id)
+    return EmbeddedVLMAdapter(
+        model,
+        llm.tokenizer,
+        name=name,
+        model_id=f"{name} ({llm.model_id})",
+        fingerprint=fingerprint,
+        image_size=image_size,
+    )
+
+
+def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def load_embedded_vlm(key: str, options=None, weights_dir=WEIGHTS_DIR) -> EmbeddedVLMAdapter:
+    """The embedded VLM on backbone ``key`` with the shipped (or given) trained weights."""
+    from taskvec.models.registry import load_model
+
+    chosen = backbone(key)
+    recogniser, recogniser_info = load_weights(weights_dir / RECOGNISER_FILE)
+    projector, projector_info = load_weights(weights_dir / projector_file(key))
+    if projector_info["recogniser_sha256"] != recogniser_info["sha256"]:
+        raise ModelSpecError(
+            f"{projector_file(key)} was trained on another recogniser than the shipped one; "
+            f"retrain it with `taskvec align --stage projector --backbone {key}`"
+        )
+    llm = load_model(chosen.llm, options)
+    if not isinstance(llm, CausalLMAdapter):
+        raise ModelSpecError(f"backbone {chosen.llm} is not a text causal LM")
+    if projector_info["llm_fingerprint"] != llm.fingerprint:
+        raise ModelSpecError(
+            f"{projector_file(key)} was trained on other {chosen.llm} weights "
+            f"({projector_info['llm_fingerprint']} != {llm.fingerprint}); retrain with `taskvec align`"
+        )
+    entity_ids = recogniser_info["entity_ids"]
+    config = projector_info["config"]
+    encoder = build_encoder(_split(recogniser, "encoder."))
+    # the projector's classifier is the recogniser's entity head; the rest was trained on the LLM
+    projector_state = {
+        "classifier.weight": recogniser["head.weight"],
+        "classifier.bias": recogniser["head.bias"],
+        **_split(projector, "projector."),
+    }
+    projector_module = build_projector(
+        projector_state, llm, entity_ids, config["tokens_per_image"], config["visual_rank"]
+    )
+    fingerprint = hashlib.sha256(
+        f"{llm.fingerprint}|{recogniser_info['sha256']}|{projector_info['sha256']}".encode()
+    ).hexdigest()[:16]
+    adapter = assemble(
+        llm,
+        encoder,
+        projector_module,
+        name=f"embedded-vlm-{key}",
+        fingerprint=fingerprint,
+        image_size=recogniser_info["config"]["image_size"],
+    )
+    adapter.base_llm = chosen.llm
+    adapter.recognition = projector_info.get("recognition_strict")
+    return adapter

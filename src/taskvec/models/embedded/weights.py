@@ -1,0 +1,68 @@
+"""The trained parts of the embedded VLM: small safetensors files shipped with the package.
+
+Each file has a JSON sidecar with the training configuration, its hash, the command that
+reproduces it, the measured metrics and the SHA-256 of the tensor file. Loading checks the
+checksum, so a file that does not belong to its recorded configuration is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from taskvec.errors import ModelSpecError
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_weights(path: Path, tensors: dict[str, torch.Tensor], info: dict, dtype=torch.float16) -> Path:
+    """Write ``path`` (.safetensors) and its ``.json`` sidecar atomically; floats stored as
+    ``dtype`` (half precision keeps the shipped files at a few MB)."""
+    path = Path(path).with_suffix(".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stored = {
+        name: (t.detach().to(dtype) if t.is_floating_point() else t.detach()).contiguous()
+        for name, t in tensors.items()
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(stored, str(tmp))
+    os.replace(tmp, path)
+    sidecar = {**info, "config_hash": config_hash(info["config"]), "sha256": _sha256(path)}
+    tmp_json = path.with_name(f".{path.stem}.json.tmp")
+    tmp_json.write_text(json.dumps(sidecar, indent=1, ensure_ascii=False) + "\n")
+    os.replace(tmp_json, path.with_suffix(".json"))
+    return path
+
+
+def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors (as float32) and their sidecar; refuses missing or mismatching files."""
+    path = Path(path).with_suffix(".safetensors")
+    sidecar = path.with_suffix(".json")
+    if not path.is_file() or not sidecar.is_file():
+        raise ModelSpecError(
+            f"embedded VLM weights missing: {path} (+ .json); train them with `taskvec align`"
+        )
+    info = json.loads(sidecar.read_text())
+    if _sha256(path) != info.get("sha256"):
+        raise ModelSpecError(f"{path}: checksum does not match {sidecar.name}; the file is corrupt or stale")
+    if config_hash(info["config"]) != info.get("config_hash"):
+        raise ModelSpecError(f"{sidecar}: the recorded config does not match its hash")
+    tensors = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(str(path)).items()}
+    return tensors, info
