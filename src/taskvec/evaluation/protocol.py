@@ -204,12 +204,19 @@ def _texts(adapter: ModelAdapter, token_ids: Sequence[int]) -> list[str]:
 
 
 def run_unit(
-    adapter: ModelAdapter, task: Task, seed: int, config: ExperimentConfig
+    adapter: ModelAdapter,
+    task: Task,
+    seed: int,
+    config: ExperimentConfig,
+    vector_adapter: ModelAdapter | None = None,
 ) -> tuple[dict, TaskVector]:
-    """Compute one (task, seed) unit: its vector and every prediction the report needs."""
+    """Compute one (task, seed) unit: its vector and every prediction the report needs.
+
+    ``vector_adapter`` extracts the vector in another model of the same width (LLM -> VLM
+    transfer); by default the vector comes from ``adapter`` itself."""
     prompts = UnitPrompts(task, config, seed)
     layers = config.layers if config.layers is not None else list(range(adapter.num_layers))
-    vector = task_vector_for(adapter, prompts)
+    vector = task_vector_for(vector_adapter or adapter, prompts)
     vectors = vector.vectors[layers]  # [layers, hidden]
     budget = config.budget()
     mode, scale = config.patch_mode, config.patch_scale

@@ -197,11 +197,15 @@ def evaluate(
     out: str | Path | None = None,
     adapter: ModelAdapter | None = None,
     show_progress: bool = True,
+    vector_adapter: ModelAdapter | None = None,
 ) -> RunResult:
     """Run the paper's protocol for every task and seed of ``config`` into one run folder.
 
     Everything is validated before the first forward pass and before the folder is written; an
-    interrupted run resumes from its finished units when called again with the same ``out``."""
+    interrupted run resumes from its finished units when called again with the same ``out``.
+
+    ``vector_adapter`` extracts the task vectors in another model of the same width (LLM -> VLM
+    transfer: the base LLM's vectors patched into the VLM); by default ``adapter`` does both."""
     started = time.perf_counter()
     tasks, images = _validate(config)
     if out is not None:
@@ -212,11 +216,20 @@ def evaluate(
     torch.set_grad_enabled(False)
     check_labels_tokenize(adapter, tasks)
     check_memory_budget(adapter, tasks, config)
-    identity = run_identity(config, tasks, adapter.fingerprint, images)
-    folder = RunFolder(out or default_run_dir(config, tasks, Path("runs"), adapter.fingerprint, images))
+    source = vector_adapter or adapter
+    if (source.hidden_size, source.num_layers) != (adapter.hidden_size, adapter.num_layers):
+        raise VectorMismatchError(
+            f"vectors from {source.name} ({source.num_layers} layers x {source.hidden_size}) do not fit "
+            f"{adapter.name} ({adapter.num_layers} layers x {adapter.hidden_size}); LLM -> VLM transfer "
+            "needs the same depth and width"
+        )
+    fingerprint = adapter.fingerprint if source is adapter else f"{adapter.fingerprint}<-{source.fingerprint}"
+    identity = run_identity(config, tasks, fingerprint, images)
+    folder = RunFolder(out or default_run_dir(config, tasks, Path("runs"), fingerprint, images))
     resolved = {
         "experiment": config.model_dump(mode="json"),
         "model": adapter.describe(),
+        "vector_model": source.describe(),
         "tasks": {t.name: {"source": t.source, "fingerprint": t.fingerprint()} for t in tasks},
         "images": images,
         "versions": _versions(),
@@ -224,7 +237,7 @@ def evaluate(
     folder.start(resolved, identity)
 
     done = {
-        (t.name, s): _finished_unit(folder, t, s, config, adapter, identity)
+        (t.name, s): _finished_unit(folder, t, s, config, source, identity)
         for t in tasks
         for s in config.seeds
     }
@@ -238,7 +251,7 @@ def evaluate(
         )
         for task, seed in pending:
             progress.update(bar, description=f"{task.name} {config.spec} seed {seed}")
-            unit, vector = run_unit(adapter, task, seed, config)
+            unit, vector = run_unit(adapter, task, seed, config, source)
             vector = TaskVector(vector.vectors, _provenance(vector, config, identity))
             # the vector first: a unit on disk always has its vector (a kill in between recomputes)
             vector.save(folder.vector_path(task.name, config.spec, seed))
@@ -253,7 +266,7 @@ def evaluate(
     for task in tasks:
         for seed in config.seeds:
             vector = TaskVector.load(
-                folder.vector_path(task.name, config.spec, seed), adapter, same_model=True
+                folder.vector_path(task.name, config.spec, seed), source, same_model=True
             )
             answers[(task.name, seed)] = patched_answers(adapter, task, seed, config, vector, best)
     predictions = split_predictions(units, best, answers)

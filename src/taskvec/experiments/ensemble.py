@@ -1,0 +1,68 @@
+"""Instructions and ensembling (the paper's Fig. 8).
+
+An exemplar vector "from n examples" averages n / 5 task vectors of 5-shot prompts, drawn at
+random from the validation prompts; the instruction vector is the last token of the instruction
+alone; the ensemble is the mean of the two. All are patched at one layer into the test queries
+and scored case-insensitively, as in the paper's figure.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+
+from taskvec.evaluation.metrics import first_token_scores
+from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
+from taskvec.models.adapter import ModelAdapter
+from taskvec.patching.sweep import sweep
+from taskvec.tasks.task import Task
+from taskvec.vectors.extract import last_token_states
+
+EXAMPLES_PER_PROMPT = 5
+
+
+def ensemble_scores(
+    adapter: ModelAdapter,
+    task: Task,
+    config: ExperimentConfig,
+    seed: int,
+    layer: int,
+    counts: Sequence[int] = (5, 10, 15, 20, 25, 30),
+    metric: str = "paper_ci",
+) -> pd.DataFrame:
+    """Accuracy of instruction, exemplar and ensemble vectors for one task and seed.
+
+    Rows: ``kind`` (instruction / exemplars / ensemble), ``n`` (examples behind the exemplar
+    vector; 0 for the instruction alone), ``accuracy`` on the test split."""
+    prompts = UnitPrompts(task, config, seed)
+    budget = config.budget()
+    states = last_token_states(adapter, prompts.extraction, budget)[:, layer]  # [prompts, hidden]
+    instruction = last_token_states(adapter, [prompts.instruction], budget)[0, layer]  # [hidden]
+    rng = random.Random(f"ensemble/{task.name}/{seed}")
+    kinds, ns, vectors = ["instruction"], [0], [instruction]
+    for n in counts:
+        k = min(len(states), max(1, n // EXAMPLES_PER_PROMPT))
+        exemplars = states[rng.sample(range(len(states)), k)].mean(0)
+        kinds += ["exemplars", "ensemble"]
+        ns += [n, n]
+        vectors += [exemplars, (exemplars + instruction) / 2]
+    stacked = torch.stack(vectors)  # [variants, hidden]
+    result = sweep(adapter, prompts.test_queries, stacked, [layer] * len(vectors), budget)
+    rows = []
+    for column, (kind, n) in enumerate(zip(kinds, ns, strict=True)):
+        correct = [
+            first_token_scores(adapter.decode([int(token)]), item.answers, adapter.first_tokens_of)[metric]
+            for item, token in zip(task.test, result.patched[:, column], strict=True)
+        ]
+        accuracy = sum(correct) / len(correct)
+        rows.append({"task": task.name, "seed": seed, "kind": kind, "n": n, "accuracy": accuracy})
+    return pd.DataFrame(rows)
+
+
+def summarise_ensemble(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds of the task-averaged accuracy, per kind and n."""
+    per_seed = scores.groupby(["kind", "n", "seed"]).accuracy.mean()
+    return per_seed.groupby(["kind", "n"]).agg(["mean", "std"]).reset_index()

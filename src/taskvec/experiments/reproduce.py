@@ -1,0 +1,326 @@
+"""``taskvec reproduce``: every experiment of the paper on one model, into one report folder.
+
+1. the specification x query matrix, each image condition in a training style and the held-out
+   style (Tables 3 and 10);
+2. LLM -> VLM transfer: vectors from the base LLM patched into the VLM, and their similarity
+   (Table 4);
+3. instructions and ensembling (Fig. 8);
+4. task conflict (Fig. 9);
+5. the analyses (similarity heatmap, vector decodings, phases);
+
+then ``report.md`` / ``report.html`` with our numbers beside the paper's. Each stage writes its
+own files and is skipped when they exist, so an interrupted reproduction resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from taskvec.errors import ConfigError
+from taskvec.evaluation.run import RunResult, evaluate
+from taskvec.experiments.conditions import Condition, paper_conditions, run_conditions
+from taskvec.experiments.conflict import PAIRS, conflict_rows
+from taskvec.experiments.ensemble import ensemble_scores
+from taskvec.models.adapter import ModelAdapter
+from taskvec.report.run_folder import RunFolder, write_atomic
+from taskvec.tasks.registry import BUILTIN_TASKS, load_task
+from taskvec.tasks.task import Task
+from taskvec.vectors.task_vector import TaskVector
+
+
+class ReproduceConfig(BaseModel):
+    """What a reproduction runs; ``quick`` shrinks it to a smoke run of a few minutes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "embedded-vlm"
+    #: the base LLM for LLM -> VLM transfer (None: the model's own ``base_llm``, if it has one)
+    llm: str | None = None
+    template: str = "spaced"
+    #: image styles: a training style, then the held-out one
+    styles: list[str] = Field(default_factory=lambda: ["noto", "openmoji"], min_length=1)
+    tasks: list[str] = Field(default_factory=lambda: list(BUILTIN_TASKS), min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
+    ensemble_counts: list[int] = Field(default_factory=lambda: [5, 10, 15, 20, 25, 30])
+    conflict_items: int = Field(default=20, ge=1)
+    answer_tokens: int = Field(default=4, ge=1)
+    memory_budget_mb: float = Field(default=1024, gt=0)
+    quick: bool = False
+
+    @classmethod
+    def create(cls, **options) -> ReproduceConfig:
+        try:
+            config = cls(**options)
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            raise ConfigError(f"invalid reproduce options: {problems}") from None
+        if config.quick:
+            config = config.model_copy(
+                update={"seeds": config.seeds[:1], "ensemble_counts": [5, 10], "conflict_items": 4}
+            )
+        return config
+
+
+#: items per split in ``--quick`` runs (the full protocol uses every item)
+QUICK_ITEMS = {"val": 8, "test": 10}
+
+
+def quick_task_files(tasks: list[str], folder: Path) -> list[str]:
+    """Copies of the tasks cut to ``QUICK_ITEMS``, for the smoke run (their fingerprints differ,
+    so their results never mix with full runs)."""
+    paths = []
+    for name in tasks:
+        task = load_task(name)
+        records = {
+            "name": task.name,
+            "instruction": task.instruction,
+            "domain": task.domain,
+            **{
+                split: [
+                    {
+                        "id": i.id,
+                        "input": i.input,
+                        "output": i.label,
+                        "aliases": list(i.aliases),
+                        "entity": i.entity,
+                    }
+                    for i in task.split(split)[: QUICK_ITEMS[split]]
+                ]
+                for split in ("val", "test")
+            },
+        }
+        path = folder / f"{task.name}.json"
+        write_atomic(path, json.dumps(records, ensure_ascii=False, indent=1))
+        paths.append(str(path))
+    return paths
+
+
+class Reproduction:
+    """The state of one reproduction: its folder, model, options, and the stages' results."""
+
+    def __init__(
+        self, adapter: ModelAdapter, config: ReproduceConfig, root: Path, show_progress: bool = True
+    ):
+        self.adapter, self.config, self.root = adapter, config, Path(root)
+        self.show_progress = show_progress
+        self.folder = RunFolder(root)
+        self.task_names = list(config.tasks)
+        self.tasks: list[Task] = [load_task(name) for name in self.task_names]
+        self.conditions: dict[Condition, RunResult] = {}
+        self.transfer: dict[str, RunResult] = {}
+
+    def start(self) -> None:
+        """Open (or resume) the folder; a quick run then writes its cut-down task files."""
+        self.folder.start(
+            {"reproduce": self.config.model_dump(mode="json"), "model": self.adapter.describe()},
+            _identity(self.config, self.adapter, self.tasks),
+        )
+        if self.config.quick:
+            self.task_names = quick_task_files(self.task_names, self.root / "quick-tasks")
+            self.tasks = [load_task(name) for name in self.task_names]
+
+    # --- options shared by every protocol run ---------------------------------------------------
+    def run_options(self) -> dict:
+        layers = None
+        if self.config.quick:
+            last = self.adapter.num_layers - 1
+            layers = sorted({*range(0, last, 3), last})
+        return {
+            "tasks": self.task_names,
+            "template": self.config.template,
+            "seeds": self.config.seeds,
+            "layers": layers,
+            "answer_tokens": self.config.answer_tokens,
+            "memory_budget_mb": self.config.memory_budget_mb,
+        }
+
+    @property
+    def training_style(self) -> str:
+        return self.config.styles[0]
+
+    def main_condition(self, style: str | None = None) -> RunResult:
+        """Text ICL -> image queries: the paper's headline condition."""
+        return self.conditions[Condition("text-icl", "image", style or self.training_style)]
+
+    # --- stages ---------------------------------------------------------------------------------
+    def run_matrix(self) -> None:
+        conditions = paper_conditions(self.config.styles)
+        self.conditions = run_conditions(
+            self.adapter, conditions, self.root / "conditions", self.show_progress, **self.run_options()
+        )
+
+    def run_transfer(self, llm: ModelAdapter) -> None:
+        """Text-ICL vectors extracted in ``llm``, patched into the VLM's image queries."""
+        for style in self.config.styles:
+            condition = Condition("text-icl", "image", style)
+            config = condition.config(model=self.adapter.name, **self.run_options())
+            out = self.root / "transfer" / f"llm-{condition.name}"
+            self.transfer[style] = evaluate(config, out, self.adapter, self.show_progress, vector_adapter=llm)
+
+    def transfer_similarity(self) -> pd.DataFrame:
+        """Cosine similarity, at the VLM's chosen layer, of the LLM's text-ICL vector with the VLM's
+        text-ICL and image-ICL vectors of the same task, against other tasks' (the baseline)."""
+        style = self.training_style
+        layer = self.main_condition().best_layer
+        sources = {
+            "LLM text ICL": self.transfer[style],
+            "VLM text ICL": self.main_condition(),
+            "VLM image ICL": self.conditions[Condition("image-icl", "image", style)],
+        }
+        vectors = {}
+        for name, result in sources.items():
+            spec = "image-icl" if "image" in name else "text-icl"
+            for task in self.tasks:
+                for seed in self.config.seeds:
+                    vector = TaskVector.load(result.folder.vector_path(task.name, spec, seed))
+                    vectors[(name, task.name, seed)] = vector.at(layer)
+        rows = []
+        for other in ("VLM text ICL", "VLM image ICL"):
+            same, different = [], []
+            for seed in self.config.seeds:
+                for a in self.tasks:
+                    for b in self.tasks:
+                        cosine = float(
+                            torch.cosine_similarity(
+                                vectors[("LLM text ICL", a.name, seed)], vectors[(other, b.name, seed)], dim=0
+                            )
+                        )
+                        (same if a.name == b.name else different).append(cosine)
+            rows.append(
+                {
+                    "pair": f"LLM text ICL vs {other}",
+                    "layer": layer,
+                    "same task": sum(same) / len(same),
+                    "different tasks (baseline)": sum(different) / len(different),
+                }
+            )
+        return pd.DataFrame(rows).set_index("pair").round(4)
+
+    def run_ensemble(self) -> pd.DataFrame:
+        path = self.root / "tables" / "ensemble_scores.csv"
+        if path.is_file():
+            return pd.read_csv(path)
+        frames = []
+        for style in self.config.styles:
+            result = self.main_condition(style)
+            config = Condition("text-icl", "image", style).config(
+                model=self.adapter.name, **self.run_options()
+            )
+            for task in self.tasks:
+                for seed in self.config.seeds:
+                    scores = ensemble_scores(
+                        self.adapter, task, config, seed, result.best_layer, self.config.ensemble_counts
+                    )
+                    frames.append(scores.assign(style=style, layer=result.best_layer))
+        scores = pd.concat(frames, ignore_index=True)
+        write_atomic(path, scores.to_csv(index=False))
+        return scores
+
+    def run_conflict(self) -> pd.DataFrame:
+        path = self.root / "tables" / "conflict_outputs.csv"
+        if path.is_file():
+            return pd.read_csv(path)
+        result = self.main_condition()
+        layer, seed = result.best_layer, self.config.seeds[0]
+        config = Condition("text-icl", "image", self.training_style).config(
+            model=self.adapter.name, **self.run_options()
+        )
+        by_name = {t.name: t for t in self.tasks}
+        frames = []
+        for first, second in PAIRS:
+            if first not in by_name or second not in by_name:
+                continue
+            for prompted, patched in ((first, second), (second, first)):
+                vector = TaskVector.load(result.folder.vector_path(patched, "text-icl", seed)).at(layer)
+                frames.append(
+                    conflict_rows(
+                        self.adapter,
+                        by_name[prompted],
+                        by_name[patched],
+                        vector,
+                        layer,
+                        config,
+                        self.config.conflict_items,
+                    )
+                )
+        rows = pd.concat(frames, ignore_index=True).assign(layer=layer)
+        write_atomic(path, rows.to_csv(index=False))
+        return rows
+
+    def run_analysis(self):
+        from taskvec.analysis.run import AnalysisConfig, analyze
+
+        config = AnalysisConfig.create(
+            model=self.adapter.name,
+            tasks=self.task_names,
+            template=self.config.template,
+            style=self.training_style,
+            seed=self.config.seeds[0],
+            prompts=10 if self.config.quick else 50,
+            lens_prompts=4 if self.config.quick else 20,
+            layer=self.main_condition().best_layer,
+            embeddings=["pca"] if self.config.quick else ["tsne", "pca"],
+            memory_budget_mb=self.config.memory_budget_mb,
+        )
+        return analyze(self.adapter, config, self.root / "analysis", show_progress=self.show_progress)
+
+
+def base_llm(adapter: ModelAdapter, config: ReproduceConfig) -> ModelAdapter | None:
+    """The LLM the VLM was built on, loaded on its own (None when unknown: Table 4 is skipped)."""
+    from taskvec.models.registry import load_model
+
+    name = config.llm or getattr(adapter, "base_llm", None)
+    return load_model(name) if name else None
+
+
+def reproduce(
+    config: ReproduceConfig,
+    out: str | Path | None = None,
+    adapter: ModelAdapter | None = None,
+    show_progress: bool = True,
+) -> Path:
+    """Run every experiment and write the report; returns the path of ``report.md``."""
+    from taskvec.models.registry import load_model
+    from taskvec.report.reproduce import write_report
+
+    started = time.perf_counter()
+    adapter = adapter or load_model(config.model)
+    if not adapter.supports_images:
+        raise ConfigError(f"{adapter.name} is text-only; `taskvec reproduce` needs a vision-language model")
+    torch.set_grad_enabled(False)
+    root = Path(out or Path("runs") / f"reproduce-{config.model}{'-quick' if config.quick else ''}")
+    reproduction = Reproduction(adapter, config, root, show_progress)
+    reproduction.start()
+    timings: dict[str, float] = {}
+
+    def timed(name: str, step):
+        begun = time.perf_counter()
+        value = step()
+        timings[name] = round(time.perf_counter() - begun, 1)
+        return value
+
+    timed("matrix (Tables 3, 10)", reproduction.run_matrix)
+    llm = base_llm(adapter, config)
+    similarity = None
+    if llm is not None:
+        timed("LLM -> VLM (Table 4)", lambda: reproduction.run_transfer(llm))
+        similarity = reproduction.transfer_similarity()
+    ensemble = timed("ensembling (Fig. 8)", reproduction.run_ensemble)
+    conflict = timed("task conflict (Fig. 9)", reproduction.run_conflict)
+    analysis = timed("analyses", reproduction.run_analysis)
+    report = write_report(reproduction, ensemble, conflict, similarity, analysis, llm, timings)
+    reproduction.folder.finish(seconds=round(time.perf_counter() - started, 1), timings=timings)
+    return report
+
+
+def _identity(config: ReproduceConfig, adapter: ModelAdapter, tasks: list[Task]) -> str:
+    import hashlib
+
+    text = "|".join([config.model_dump_json(), adapter.fingerprint, *(t.fingerprint() for t in tasks)])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -1,0 +1,102 @@
+"""Alignment of the embedded VLM: the augmentations, and short training runs that must learn."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from taskvec.align.augment import affine, augment
+from taskvec.align.projector import (
+    AnswerBatch,
+    ProjectorConfig,
+    answer_loss,
+    pooled_features,
+    sample_sequences,
+    train_projector,
+)
+from taskvec.align.recogniser import (
+    Recogniser,
+    RecogniserConfig,
+    RecognitionData,
+    normalise,
+    to_tensor,
+    train_recogniser,
+)
+from taskvec.models.embedded.load import assemble, entity_names, name_token_ids
+from taskvec.models.embedded.model import EntityNameProjector
+from taskvec.models.vision.efficientnet_lite import load_pretrained
+from taskvec.tasks import images as suite
+
+
+def _small_data(entities_per_domain: int = 4) -> RecognitionData:
+    """Noto and Twemoji tiles of a few flags, animals and foods."""
+    chosen = [e for d in suite.TASK_DOMAINS for e in suite.entities(d)[:entities_per_domain]]
+    recognition = [r for r in suite.recognition_set(["noto", "twemoji"]) if r.entity in chosen]
+    arrays = to_tensor(np.stack([np.asarray(r.image) for r in recognition]))
+    index = {e: i for i, e in enumerate(chosen)}
+    return RecognitionData(
+        images=arrays,
+        labels=torch.tensor([index[r.entity] for r in recognition]),
+        flippable=torch.tensor([suite.entity_info(r.entity)["domain"] != "flags" for r in recognition]),
+        entity_ids=chosen,
+    )
+
+
+def test_geometry_leaves_the_uncovered_border_white():
+    black = torch.zeros(4, 3, 32, 32)
+    moved = affine(black, torch.Generator().manual_seed(0))
+    assert moved.shape == black.shape
+    corners = moved[:, :, [0, 0, -1, -1], [0, -1, 0, -1]]
+    assert (corners > 0.5).float().mean() > 0.5  # most corners are now outside the shrunk picture
+
+
+def test_augmentation_is_fixed_by_its_seed_and_stays_in_range():
+    images = torch.rand(6, 3, 48, 48)
+    first = augment(images, torch.Generator().manual_seed(7))
+    again = augment(images, torch.Generator().manual_seed(7))
+    other = augment(images, torch.Generator().manual_seed(8))
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert first.min() >= 0 and first.max() <= 1
+
+
+def _clean_loss(model: Recogniser, data: RecognitionData) -> float:
+    model.eval()
+    with torch.no_grad():
+        return float(F.cross_entropy(model(normalise(data.images)), data.labels))
+
+
+def test_a_few_recogniser_steps_lower_the_loss():
+    torch.set_num_threads(2)
+    data = _small_data()
+    config = RecogniserConfig(epochs=30 * 64 / len(data.labels), warmup_steps=3, lr_head=1e-2, seed=1)
+    torch.manual_seed(1)
+    before = _clean_loss(Recogniser(load_pretrained(), len(data.entity_ids)), data)
+    model, log = train_recogniser(config, data.entity_ids, data=data)
+    assert len(log) == 30
+    assert _clean_loss(model, data) < before - 0.5
+
+
+@pytest.mark.slow
+def test_a_few_projector_steps_lower_the_llm_loss(smollm2):
+    data = _small_data(entities_per_domain=3)
+    recogniser = Recogniser(load_pretrained(), len(data.entity_ids)).eval()
+    projector = EntityNameProjector(len(data.entity_ids), smollm2.hidden_size, tokens_per_image=4)
+    projector.classifier.load_state_dict(recogniser.head.state_dict())
+    names = entity_names(data.entity_ids)
+    projector.set_name_table(smollm2.model.get_input_embeddings(), name_token_ids(smollm2.tokenizer, names))
+    adapter = assemble(smollm2, recogniser.encoder, projector, "tiny-align", "test", 96)
+    config = ProjectorConfig(steps=12, batch_size=6, augmented_copies=0, lr=2e-2, max_context_examples=1)
+    features = pooled_features(recogniser, data, config).flatten(0, 1)
+    fixed = AnswerBatch(adapter, sample_sequences(adapter, data, names, config, random.Random(99), copies=1))
+    with torch.no_grad():
+        before = float(answer_loss(adapter, fixed, features))
+    with torch.enable_grad():
+        log = train_projector(adapter, recogniser, data, config)
+    with torch.no_grad():
+        after = float(answer_loss(adapter, fixed, features))
+    assert len(log) == config.steps
+    assert after < before
