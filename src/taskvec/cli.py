@@ -194,6 +194,78 @@ def analyze(
     console.print(f"analysis folder: [bold]{result.folder.root}[/] (summary.md)")
 
 
+@app.command()
+def reproduce(
+    model: Annotated[
+        str, typer.Option(help="a vision-language model: named, hub id or folder")
+    ] = "embedded-vlm",
+    llm: Annotated[
+        str | None, typer.Option(help="its base LLM for Table 4 (default: the model's own)")
+    ] = None,
+    template: Annotated[str, typer.Option(help="paper | spaced")] = "spaced",
+    styles: Annotated[
+        list[str] | None, typer.Option("--style", help="image styles: a training one, then held-out")
+    ] = None,
+    seeds: Annotated[list[int] | None, typer.Option("--seed", help="one per seed (default 1 2 3)")] = None,
+    quick: Annotated[bool, typer.Option(help="a few-minute smoke run: 1 seed, few items and layers")] = False,
+    memory_budget_mb: Annotated[float, typer.Option(help="bounds the batch size")] = 1024,
+    out: Annotated[Path | None, typer.Option(help="report folder (default runs/reproduce-<model>)")] = None,
+) -> None:
+    """Run every experiment of the paper (Tables 3, 4, 10; Figs. 8, 9; the analyses) and write
+    report.md / report.html with our numbers beside the paper's; an interrupted run resumes."""
+    from taskvec.experiments.reproduce import ReproduceConfig
+    from taskvec.experiments.reproduce import reproduce as run_reproduction
+
+    options = {"styles": styles, "seeds": seeds}
+    config = ReproduceConfig.create(
+        model=model,
+        llm=llm,
+        template=template,
+        quick=quick,
+        memory_budget_mb=memory_budget_mb,
+        **{k: v for k, v in options.items() if v},
+    )
+    console.print_json(config.model_dump_json())
+    report = run_reproduction(config, out)
+    console.print(f"report: [bold]{report}[/]")
+
+
+@app.command()
+def align(
+    stage: Annotated[str, typer.Option(help="all | recogniser | projector")] = "all",
+    backbone: Annotated[
+        list[str] | None, typer.Option("--backbone", help="smollm2 | gemma3 (repeatable; default both)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="fixes sampling, augmentation and initialisation")] = 0,
+    epochs: Annotated[float | None, typer.Option(help="stage 1 epochs (default: the shipped recipe)")] = None,
+    steps: Annotated[int | None, typer.Option(help="stage 2 steps (default: the shipped recipe)")] = None,
+    out: Annotated[Path | None, typer.Option(help="weights folder (default: the package's own)")] = None,
+) -> None:
+    """Train the embedded VLM: stage 1 fine-tunes EfficientNet-Lite0 into a recogniser of the
+    image suite's entities (names only), stage 2 trains the projector against each frozen LLM."""
+    from taskvec.align.run import ProjectorConfig, RecogniserConfig, align_projector, align_recogniser
+    from taskvec.errors import ConfigError
+    from taskvec.models.embedded.load import BACKBONES
+    from taskvec.models.embedded.weights import WEIGHTS_DIR
+
+    folder = out or WEIGHTS_DIR
+    if stage not in ("all", "recogniser", "projector"):
+        raise ConfigError(f"unknown stage {stage!r}; use all, recogniser or projector")
+    keys = backbone or list(BACKBONES)
+    for key in keys:
+        if key not in BACKBONES:
+            raise ConfigError(f"unknown backbone {key!r}; known: {sorted(BACKBONES)}")
+    if stage in ("all", "recogniser"):
+        options = {"seed": seed} | ({"epochs": epochs} if epochs is not None else {})
+        info = align_recogniser(RecogniserConfig(**options), folder)
+        console.print(f"recogniser: {info['train_seconds']} s, top-1 {info['classifier_top1']}")
+    if stage in ("all", "projector"):
+        for key in keys:
+            options = {"seed": seed} | ({"steps": steps} if steps is not None else {})
+            info = align_projector(key, ProjectorConfig(**options), folder)
+            console.print(f"projector {key}: {info['train_seconds']} s, {info['recognition_strict']}")
+
+
 @data_app.command("build")
 def data_build(
     workdir: Annotated[Path, typer.Option(help="where npm packages are fetched")] = Path("build/suite-src"),
