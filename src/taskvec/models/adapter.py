@@ -152,6 +152,16 @@ class ModelAdapter(ABC):
             "position_ids": encoded.position_ids()[:, -1:],
         }
 
+    def grow(self, encoded: Encoded, next_ids: torch.Tensor) -> Encoded:
+        """``encoded`` with a generated token ``next_ids: [batch, 1]`` appended to every row; its
+        ``last_token_inputs`` are the next decoding step's. Families with derived per-token inputs
+        (3-D positions, token types) override this."""
+        return Encoded(
+            torch.cat([encoded.input_ids, next_ids], dim=1),
+            torch.cat([encoded.attention_mask, torch.ones_like(next_ids)], dim=1),
+            {},
+        )
+
     def repeat(self, encoded: Encoded, repeats: int) -> Encoded:
         """Each prompt ``repeats`` times in a row (for one row per patched layer)."""
         extra = {k: v.repeat_interleave(repeats, 0) for k, v in encoded.extra.items()}

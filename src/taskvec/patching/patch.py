@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from taskvec.errors import VectorMismatchError
-from taskvec.models.adapter import Encoded, ModelAdapter
+from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
 from taskvec.patching.hooks import PatchMode, patching_last_token
 from taskvec.prompts.template import Prompt
@@ -30,16 +30,6 @@ class Patch:
                 f"vector of shape {tuple(self.vector.shape)} cannot be patched into {adapter.name}, "
                 f"whose residual stream is {adapter.hidden_size} wide"
             )
-
-
-def _step_inputs(encoded: Encoded, next_ids: torch.Tensor) -> tuple[Encoded, dict]:
-    mask = torch.cat([encoded.attention_mask, torch.ones_like(next_ids)], dim=1)
-    grown = Encoded(torch.cat([encoded.input_ids, next_ids], dim=1), mask, {})
-    return grown, {
-        "input_ids": next_ids,
-        "attention_mask": mask,
-        "position_ids": grown.position_ids()[:, -1:],
-    }
 
 
 @torch.no_grad()
@@ -73,7 +63,8 @@ def generate_ids(
         generated = [next_ids]
         cache = output.past_key_values
         for _ in range(max_new_tokens - 1):
-            encoded, step = _step_inputs(encoded, next_ids)
+            encoded = adapter.grow(encoded, next_ids)
+            step = adapter.last_token_inputs(encoded)
             output = adapter.model(**step, past_key_values=cache, use_cache=True, logits_to_keep=1)
             cache = output.past_key_values
             next_ids = output.logits[:, -1, :].argmax(-1, keepdim=True)

@@ -30,6 +30,7 @@ from tinyparts import (
 )
 
 from taskvec.models.registry import FAMILIES, TEXT_FAMILIES, LoadOptions, load_model
+from taskvec.patching.patch import generate_ids
 
 torch.set_num_threads(1)
 
@@ -104,6 +105,20 @@ def test_a_generation_step_continues_the_prompt(family):
         ).logits[:, -1]
         full = adapter.forward(grown).logits[:, -1]
     torch.testing.assert_close(step, full, atol=1e-4, rtol=1e-4)
+
+
+def test_generated_answers_equal_greedy_full_forwards(family):
+    """``generate_ids`` (cached steps) picks the tokens that re-running the whole prompt plus the
+    answer so far would pick, for every step of a multi-token answer."""
+    _case, adapter = family
+    prompts = [image_query(0), text_icl(1), *mixed_prompts()]
+    generated = generate_ids(adapter, prompts, max_new_tokens=3)
+    encoded = adapter.encode(prompts)
+    with torch.no_grad():
+        for step in range(3):
+            chosen = adapter.forward(encoded).logits[:, -1].argmax(-1, keepdim=True)  # [batch, 1]
+            assert chosen[:, 0].tolist() == [ids[step] for ids in generated]
+            encoded = adapter.grow(encoded, chosen)
 
 
 def test_fast_sweep_equals_naive_sweep(family):
