@@ -1,0 +1,244 @@
+"""Run folders on a tiny real task with SmolLM2: the cache of (task, seed) units and vectors is keyed
+by the run identity, so a changed model, template, layer set or task data is never served an old
+result; damaged units are recomputed; writes are atomic; saved vectors carry their provenance; and
+the same config and seed give the same bits.
+
+One base run (module fixture) is copied into each test's own folder. Its task file is named by a
+relative path, so a copy of the base folder run from the copy's directory has the very same
+configuration: only what a test changes differs."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+from reliability_helpers import TINY, snapshot, write_tiny_task
+
+from taskvec.errors import ConfigError, VectorMismatchError
+from taskvec.evaluation import run as run_module
+from taskvec.evaluation.protocol import ExperimentConfig, run_unit
+from taskvec.evaluation.run import evaluate, run_identity
+from taskvec.models.batching import plan_batches
+from taskvec.prompts.template import get_template
+from taskvec.report import run_folder
+from taskvec.report.run_folder import RunFolder
+from taskvec.tasks.registry import load_task
+from taskvec.vectors.task_vector import TaskVector
+
+TASK_FILE = "data/tiny_food.json"  # relative: resolved in the directory a test works in
+UNIT = ("tiny_food", 1)
+
+
+def _config(**changes) -> ExperimentConfig:
+    return ExperimentConfig.create(**{**TINY, "tasks": [TASK_FILE], **changes})
+
+
+def _run(config: ExperimentConfig, out: Path, adapter):
+    return evaluate(config, out, adapter=adapter, show_progress=False)
+
+
+def _identity(folder: Path) -> str:
+    return json.loads((folder / "config.json").read_text())["config_hash"]
+
+
+def _vector_path(folder: Path, seed: int = 1) -> Path:
+    return RunFolder(folder).vector_path("tiny_food", "text-icl", seed)
+
+
+@contextmanager
+def _cwd(path: Path) -> Iterator[None]:
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+@pytest.fixture(scope="module")
+def base(smollm2, tmp_path_factory) -> Path:
+    """A directory with ``data/tiny_food.json`` and ``run/``, a finished tiny run of ``_config()``."""
+    root = tmp_path_factory.mktemp("base")
+    write_tiny_task(root / "data")
+    with _cwd(root):
+        _run(_config(), root / "run", smollm2)
+    return root
+
+
+@pytest.fixture
+def work(base, tmp_path, monkeypatch) -> Path:
+    """A private copy of the base directory, made the working directory."""
+    shutil.copytree(base, tmp_path / "work")
+    monkeypatch.chdir(tmp_path / "work")
+    return tmp_path / "work"
+
+
+@pytest.fixture
+def unit_calls(monkeypatch) -> list[tuple[str, int]]:
+    """Every (task, seed) unit ``evaluate`` computes (rather than reuses) from now on."""
+    calls: list[tuple[str, int]] = []
+
+    def counted(adapter, task, seed, config, *more):
+        calls.append((task.name, seed))
+        return run_unit(adapter, task, seed, config, *more)
+
+    monkeypatch.setattr(run_module, "run_unit", counted)
+    return calls
+
+
+def _reweighed(adapter):
+    """The same network under another weights fingerprint: what an upgraded weights package or an
+    edited local checkpoint looks like to taskvec."""
+    other = copy.copy(adapter)
+    other._fingerprint = "f" * 16
+    return other
+
+
+def _edit_a_label() -> None:
+    task = json.loads(Path(TASK_FILE).read_text())
+    task["val"][0]["output"] = "purple"
+    Path(TASK_FILE).write_text(json.dumps(task))
+
+
+CHANGES = {
+    "model": lambda model: ({}, _reweighed(model)),
+    "template": lambda model: ({"template": "paper"}, model),
+    "layers": lambda model: ({"layers": [18, 20]}, model),
+    "task data": lambda model: (_edit_a_label() or {}, model),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_a_changed_model_template_layer_set_or_task_data_never_reuses_old_units(
+    change, smollm2, work, unit_calls
+):
+    old = work / "run"
+    options, adapter = CHANGES[change](smollm2)
+    config = _config(**options)
+    new_identity = run_identity(config, [load_task(TASK_FILE)], adapter.fingerprint)
+    assert new_identity != _identity(old)  # so the default folder, named by it, is another one
+
+    # the old folder refuses the changed run and keeps its results untouched
+    before = snapshot(old)
+    with pytest.raises(ConfigError, match="another configuration"):
+        _run(config, old, adapter)
+    assert snapshot(old) == before
+
+    # a folder keyed for the new run but holding the old units and vectors: everything recomputed
+    new = work / "new"
+    shutil.copytree(old, new)
+    config_file = new / "config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "config_hash": new_identity}))
+    result = _run(config, new, adapter)
+    assert unit_calls == [UNIT]
+    assert result.folder.load_unit(*UNIT, identity=new_identity) is not None
+    vector = TaskVector.load(_vector_path(new))
+    assert (vector.meta.run_identity, vector.meta.model_fingerprint) == (new_identity, adapter.fingerprint)
+    assert vector.meta.template == config.template.name
+
+
+def test_damaged_units_and_vectors_are_recomputed_bit_identically(smollm2, work, unit_calls):
+    out = work / "run"
+    folder = RunFolder(out)
+    original = snapshot(out)
+
+    folder.unit_path(*UNIT).write_text('{"task": "tiny_food", "se')  # a unit damaged by hand
+    _run(_config(), out, smollm2)
+    vector = _vector_path(out)
+    data = bytearray(vector.read_bytes())
+    data[-3] ^= 0x01  # one flipped bit in the saved vector
+    vector.write_bytes(bytes(data))
+    _run(_config(), out, smollm2)
+    assert unit_calls == [UNIT, UNIT]
+
+    # the control: an intact folder is reused as it is
+    _run(_config(), out, smollm2)
+    assert unit_calls == [UNIT, UNIT]
+    assert folder.is_complete()
+    now = snapshot(out)
+    for name in (
+        "predictions.jsonl",
+        "units/tiny_food__seed1.json",
+        "vectors/tiny_food__text-icl__seed1.safetensors",
+    ):
+        assert now[name] == original[name], name
+
+
+def test_same_config_and_seed_give_bit_identical_vectors_and_predictions(smollm2, work):
+    """A fresh run in another folder repeats the base run bit for bit; another seed does not."""
+    again = _run(_config(), work / "again", smollm2)
+    for name in (
+        "predictions.jsonl",
+        "units/tiny_food__seed1.json",
+        "vectors/tiny_food__text-icl__seed1.safetensors",
+    ):
+        assert (again.folder.root / name).read_bytes() == (work / "run" / name).read_bytes(), name
+    for table in sorted((work / "run" / "tables").glob("*.csv")):
+        assert (again.folder.root / "tables" / table.name).read_bytes() == table.read_bytes(), table.name
+    _unit, seed_2 = run_unit(smollm2, load_task(TASK_FILE), 2, _config())
+    assert not torch.equal(seed_2.vectors, TaskVector.load(_vector_path(work / "run")).vectors)
+
+
+def test_saved_vectors_carry_their_provenance_and_refuse_other_weights(smollm2, work):
+    path = _vector_path(work / "run")
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["model"] == "smollm2-135m"
+    assert sidecar["model_id"].endswith(".gguf")
+    assert sidecar["model_fingerprint"] == smollm2.fingerprint
+    assert sidecar["layers"] == list(range(30)) and sidecar["hidden_size"] == 576
+    assert (sidecar["task"], sidecar["spec"], sidecar["modality"]) == ("tiny_food", "text-icl", "text")
+    assert (sidecar["n_examples"], sidecar["n_prompts"], sidecar["seed"]) == (5, 7, 1)
+    assert sidecar["template"] == "spaced"
+    assert sidecar["template_spec"] == get_template("spaced").model_dump(mode="json")
+    assert sidecar["run_identity"] == _identity(work / "run")
+    vector = TaskVector.load(path, smollm2, same_model=True)
+    assert sidecar["checksum"] == vector.checksum()
+    assert vector.meta.model_dump() == {k: v for k, v in sidecar.items() if k != "checksum"}
+    with pytest.raises(VectorMismatchError, match="not from"):
+        TaskVector.load(path, _reweighed(smollm2), same_model=True)
+
+
+def test_a_folder_left_with_only_temporary_files_is_a_fresh_run_folder(tmp_path):
+    """A kill during the very first write leaves a hidden temp file; that is not a foreign folder."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".config.json.x1y2.tmp").write_text('{"half": ')
+    assert RunFolder(out).start({"experiment": {}}, "abc") is False  # a new run, not a refusal
+    assert RunFolder(out).status()["state"] == "running"
+    # the control: a visible file of someone else's makes the folder foreign
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / ".config.json.x1y2.tmp").write_text("")
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not a taskvec run folder"):
+        RunFolder(other).start({"experiment": {}}, "abc")
+    assert sorted(p.name for p in other.iterdir()) == [".config.json.x1y2.tmp", "notes.txt"]
+
+
+def test_an_interrupted_write_leaves_the_old_file_and_no_partial_one(tmp_path, monkeypatch):
+    target = tmp_path / "status.json"
+    run_folder.write_json(target, {"state": "running"})
+
+    def crash(_src, _dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(run_folder.os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        run_folder.write_json(target, {"state": "complete"})
+    assert json.loads(target.read_text()) == {"state": "running"}
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]
+
+
+def test_memory_budget_bounds_the_batches():
+    lengths = [10, 12, 9, 30, 11]
+    batches = list(plan_batches(lengths, max_tokens=40))
+    assert sorted(i for b in batches for i in b) == [0, 1, 2, 3, 4]
+    assert all(max(lengths[i] for i in b) * len(b) <= 40 for b in batches)
+    assert len(list(plan_batches(lengths, max_tokens=10_000))) == 1
