@@ -170,7 +170,7 @@ def load_task_file(path: str | Path) -> Task:
     """Read a task in the project's JSON format (both splits in one file)."""
     path = Path(path)
     if not path.is_file():
-        raise TaskFileError(f"task file not found: {path}")
+        raise TaskFileError(f"task file not found: {path}; check the path, or name a built-in task")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
@@ -195,7 +195,7 @@ def load_task_file(path: str | Path) -> Task:
 def _read_rows(path: Path) -> list[dict]:
     """Rows of a paper-style JSON list, a JSONL file or a CSV with a header."""
     if not path.is_file():
-        raise TaskFileError(f"task file not found: {path}")
+        raise TaskFileError(f"task file not found: {path}; check the path, or name a built-in task")
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix == ".jsonl":
