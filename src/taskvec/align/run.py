@@ -46,6 +46,12 @@ def _progress() -> Progress:
     )
 
 
+def _log_line(progress: Progress, stage: str, step: int, total: int, loss: float, every: int = 50) -> None:
+    """A plain line now and then, for logs and terminals without a live bar."""
+    if step % every == 0 or step + 1 == total:
+        progress.console.log(f"{stage}: step {step + 1}/{total} loss {loss:.4f}")
+
+
 def _write_log(path: Path, log: list[dict]) -> None:
     write_atomic(path, "".join(json.dumps(row) + "\n" for row in log))
 
@@ -59,6 +65,7 @@ def align_recogniser(config: RecogniserConfig, out: Path = WEIGHTS_DIR) -> dict:
 
         def on_step(step: int, total: int, loss: float) -> None:
             progress.update(bar, total=total, completed=step + 1, loss=loss)
+            _log_line(progress, "recogniser", step, total, loss)
 
         model, log = _train_recogniser(config, entity_ids, on_step)
     seconds = time.perf_counter() - started
@@ -117,6 +124,7 @@ def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, 
 
         def on_step(step: int, total: int, loss: float) -> None:
             progress.update(bar, completed=step + 1, loss=loss)
+            _log_line(progress, f"projector {key}", step, total, loss)
 
         with torch.enable_grad():
             log = train_projector(adapter, recogniser, data, config, on_step)

@@ -143,8 +143,10 @@ class Conv2dPad(nn.Conv2d):
             s = self.stride[0]
             top, bottom = self._pad_amounts(x.shape[-2], k, s)
             left, right = self._pad_amounts(x.shape[-1], k, s)
-            if top or bottom or left or right:
-                x = F.pad(x, (left, right, top, bottom))
+            if top == bottom and left == right:
+                # symmetric: let the convolution pad (no padded copy of the input)
+                return F.conv2d(x, self.weight, None, self.stride, (top, left), self.dilation, self.groups)
+            x = F.pad(x, (left, right, top, bottom))
         return F.conv2d(x, self.weight, None, self.stride, 0, self.dilation, self.groups)
 
 
@@ -174,7 +176,7 @@ class MBConvBlock(nn.Module):
         h = x
         if self.has_expand:
             h = F.relu6(self._bn0(self._expand_conv(h)))
-        h = F.relu6(self._bn1(self._depthwise_conv(h)))
+        h = F.relu6(self._bn1(self._depthwise_conv(h)), inplace=True)
         h = self._bn2(self._project_conv(h))
         if self.use_residual:
             h = h + x
