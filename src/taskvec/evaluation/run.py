@@ -4,6 +4,7 @@ score the test split and write the run folder."""
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,6 +235,9 @@ def evaluate(
         "images": images,
         "versions": _versions(),
     }
+    finished = _finished_run(folder, tasks, config, identity)
+    if finished is not None:
+        return finished
     folder.start(resolved, identity)
 
     done = {
@@ -278,6 +282,21 @@ def evaluate(
         best_layer=best, seconds=round(time.perf_counter() - started, 1), peak_rss_mb=_peak_rss_mb()
     )
     return RunResult(folder, best, val_scores, predictions)
+
+
+def _finished_run(folder: RunFolder, tasks: list[Task], config: ExperimentConfig, identity: str):
+    """A complete folder of this very run is read back instead of recomputed (its status is
+    written last, so 'complete' means every file is in place)."""
+    predictions_path = folder.path("predictions.jsonl")
+    if not folder.is_complete() or not predictions_path.is_file():
+        return None
+    if json.loads(folder.config_path.read_text()).get("config_hash") != identity:
+        return None
+    units = [folder.load_unit(t.name, s, identity) for t in tasks for s in config.seeds]
+    if any(unit is None for unit in units):
+        return None
+    predictions = pd.read_json(predictions_path, lines=True, dtype=False)
+    return RunResult(folder, int(folder.status()["best_layer"]), layer_scores(units, "val"), predictions)
 
 
 def _provenance(vector: TaskVector, config: ExperimentConfig, identity: str):
