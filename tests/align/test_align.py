@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -72,7 +73,8 @@ def _clean_loss(model: Recogniser, data: RecognitionData) -> float:
 def test_a_few_recogniser_steps_lower_the_loss():
     torch.set_num_threads(2)
     data = _small_data()
-    config = RecogniserConfig(epochs=30 * 64 / len(data.labels), warmup_steps=3, lr_head=1e-2, seed=1)
+    batches_per_epoch = math.ceil(len(data.labels) / RecogniserConfig().batch_size)
+    config = RecogniserConfig(epochs=30 / batches_per_epoch, warmup_steps=3, lr_head=1e-2, seed=1)
     torch.manual_seed(1)
     before = _clean_loss(Recogniser(load_pretrained(), len(data.entity_ids)), data)
     model, log = train_recogniser(config, data.entity_ids, data=data)
@@ -95,7 +97,7 @@ def test_a_few_projector_steps_lower_the_llm_loss(smollm2):
     with torch.no_grad():
         before = float(answer_loss(adapter, fixed, features))
     with torch.enable_grad():
-        log = train_projector(adapter, recogniser, data, config)
+        log = train_projector(adapter, features.view(1, *features.shape), data, config)
     with torch.no_grad():
         after = float(answer_loss(adapter, fixed, features))
     assert len(log) == config.steps

@@ -32,12 +32,12 @@ class ProjectorConfig(BaseModel):
 
     tokens_per_image: int = 4
     visual_rank: int = 64
-    steps: int = 300
+    steps: int = 200
     batch_size: int = 24
     lr: float = 3e-3
     max_context_examples: int = 3
     answer_tokens: int = 4
-    augmented_copies: int = 2
+    augmented_copies: int = 1
     templates: tuple[str, ...] = ("spaced", "paper")
     seed: int = 0
 
@@ -46,7 +46,7 @@ class ProjectorConfig(BaseModel):
 def pooled_features(recogniser: Recogniser, data: RecognitionData, config: ProjectorConfig) -> torch.Tensor:
     """``[copies, n, F]``: features of every tile, clean then ``augmented_copies`` augmented."""
     generator = torch.Generator().manual_seed(config.seed + 1)
-    encoder = recogniser.encoder.eval()
+    encoder = recogniser.encoder.eval().to(memory_format=torch.channels_last)
     copies = []
     for copy in range(1 + config.augmented_copies):
         chunks = []
@@ -54,7 +54,9 @@ def pooled_features(recogniser: Recogniser, data: RecognitionData, config: Proje
             images = data.images[start : start + 256]
             if copy:
                 images = augment(images, generator, data.flippable[start : start + 256])
-            chunks.append(encoder.forward_pooled(normalise(images)))
+            chunks.append(
+                encoder.forward_pooled(normalise(images).contiguous(memory_format=torch.channels_last))
+            )
         copies.append(torch.cat(chunks))
     return torch.stack(copies)
 
@@ -106,20 +108,21 @@ def sample_sequences(
     return sequences
 
 
+@torch.enable_grad()
 def train_projector(
     adapter: EmbeddedVLMAdapter,
-    recogniser: Recogniser,
+    features: torch.Tensor,
     data: RecognitionData,
     config: ProjectorConfig,
     on_step: Callable[[int, int, float], None] | None = None,
 ) -> list[dict]:
-    """Train ``adapter.model.projector`` in place against the frozen LLM; returns the loss log."""
+    """Train ``adapter.model.projector`` in place against the frozen LLM, on the recogniser's
+    ``features`` of the tiles (see :func:`pooled_features`); returns the loss log."""
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     model = adapter.model
     names = [_name for _name in _entity_names(data.entity_ids)]
-    features = pooled_features(recogniser, data, config)  # [copies, n, F]
-    copies = features.shape[0]
+    copies = features.shape[0]  # features: [copies, n, F] from ``pooled_features``
     flat = features.reshape(-1, features.shape[-1])
     model.llm.requires_grad_(False)
     model.encoder.requires_grad_(False)
@@ -143,7 +146,7 @@ def train_projector(
                 "stage": "projector",
                 "step": step,
                 "loss": round(loss.item(), 4),
-                "temperature": round(float(projector.log_temperature.exp()), 4),
+                "temperature": round(projector.log_temperature.exp().item(), 4),
                 "seconds": round(time.perf_counter() - started, 1),
             }
         )

@@ -103,6 +103,7 @@ def _frozen_in_eval(model: Recogniser, config: RecogniserConfig) -> None:
         module.eval()
 
 
+@torch.enable_grad()
 def train_recogniser(
     config: RecogniserConfig,
     entity_ids: list[str],

@@ -15,7 +15,7 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from taskvec.align.evaluate import classifier_accuracy, recognition_table, summarise
-from taskvec.align.projector import ProjectorConfig, train_projector
+from taskvec.align.projector import ProjectorConfig, pooled_features, train_projector
 from taskvec.align.recogniser import Recogniser, RecogniserConfig, RecognitionData
 from taskvec.align.recogniser import train_recogniser as _train_recogniser
 from taskvec.models.embedded.load import (
@@ -95,6 +95,7 @@ def load_recogniser(out: Path = WEIGHTS_DIR) -> tuple[Recogniser, dict]:
     return model.eval(), info
 
 
+@torch.no_grad()
 def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, options=None) -> dict:
     """Stage 2: train the projector against backbone ``key``; write ``projector-<key>``."""
     from taskvec.models.registry import load_model
@@ -126,11 +127,11 @@ def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, 
             progress.update(bar, completed=step + 1, loss=loss)
             _log_line(progress, f"projector {key}", step, total, loss)
 
+        features = cached_features(recogniser, data, config, recogniser_info["sha256"])
         with torch.enable_grad():
-            log = train_projector(adapter, recogniser, data, config, on_step)
+            log = train_projector(adapter, features, data, config, on_step)
     seconds = time.perf_counter() - started
     projector.eval()
-    torch.set_grad_enabled(False)
     rows = recognition_table(adapter)
     sample = check_sample_accuracy(adapter)
     _write_log(out / "logs" / f"{projector_file(key)}.jsonl", log)
@@ -151,6 +152,25 @@ def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, 
     }
     save_weights(out / projector_file(key), tensors, info)
     return info
+
+
+def cached_features(recogniser, data, config: ProjectorConfig, recogniser_sha: str) -> torch.Tensor:
+    """The recogniser's pooled features of the training tiles, computed once per recogniser and
+    augmentation setting and kept in the taskvec cache (both backbones train on the same ones)."""
+    import os
+
+    key = f"{recogniser_sha[:16]}-{config.augmented_copies}-{config.seed}-{len(data.labels)}"
+    root = Path(os.environ.get("TASKVEC_CACHE", Path.home() / ".cache" / "taskvec"))
+    path = root / "align" / f"features-{key}.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=True)
+    with torch.no_grad():
+        features = pooled_features(recogniser, data, config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(features, tmp)
+    tmp.replace(path)
+    return features
 
 
 def check_sample_accuracy(adapter) -> dict:

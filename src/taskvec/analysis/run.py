@@ -152,6 +152,7 @@ def _default_decode_layers(num_layers: int, chosen: int) -> list[int]:
     return sorted({num_layers // 4, num_layers // 2, chosen, num_layers - 1})
 
 
+@torch.no_grad()
 def analyze(
     adapter: ModelAdapter,
     config: AnalysisConfig,
@@ -164,7 +165,6 @@ def analyze(
     The decoding / similarity / embedding layer is ``config.layer``, else ``run_layer`` (the layer
     a ``taskvec run`` chose), else the layer where task tokens peak in the phase curves."""
     started = time.perf_counter()
-    torch.set_grad_enabled(False)
     specs = config.specs or default_specs(adapter)
     if "image-icl" in specs and not adapter.supports_images:
         raise ConfigError(f"{adapter.name} is text-only; drop image-icl from the specifications")

@@ -193,6 +193,7 @@ def _finished_unit(
     return unit
 
 
+@torch.no_grad()
 def evaluate(
     config: ExperimentConfig,
     out: str | Path | None = None,
@@ -214,7 +215,6 @@ def evaluate(
     if adapter is None:
         adapter = load_model(config.model)
     check_model_fits(adapter, config)
-    torch.set_grad_enabled(False)
     check_labels_tokenize(adapter, tasks)
     check_memory_budget(adapter, tasks, config)
     source = vector_adapter or adapter
@@ -235,7 +235,7 @@ def evaluate(
         "images": images,
         "versions": _versions(),
     }
-    finished = _finished_run(folder, tasks, config, identity)
+    finished = _finished_run(folder, tasks, config, source, identity)
     if finished is not None:
         return finished
     folder.start(resolved, identity)
@@ -284,15 +284,18 @@ def evaluate(
     return RunResult(folder, best, val_scores, predictions)
 
 
-def _finished_run(folder: RunFolder, tasks: list[Task], config: ExperimentConfig, identity: str):
+def _finished_run(
+    folder: RunFolder, tasks: list[Task], config: ExperimentConfig, source: ModelAdapter, identity: str
+):
     """A complete folder of this very run is read back instead of recomputed (its status is
-    written last, so 'complete' means every file is in place)."""
+    written last, so 'complete' means every file is in place); any damaged unit or vector sends
+    the run through the normal resume path."""
     predictions_path = folder.path("predictions.jsonl")
     if not folder.is_complete() or not predictions_path.is_file():
         return None
     if json.loads(folder.config_path.read_text()).get("config_hash") != identity:
         return None
-    units = [folder.load_unit(t.name, s, identity) for t in tasks for s in config.seeds]
+    units = [_finished_unit(folder, t, s, config, source, identity) for t in tasks for s in config.seeds]
     if any(unit is None for unit in units):
         return None
     predictions = pd.read_json(predictions_path, lines=True, dtype=False)

@@ -68,7 +68,7 @@ class ReproduceConfig(BaseModel):
 
 
 #: items per split in ``--quick`` runs (the full protocol uses every item)
-QUICK_ITEMS = {"val": 8, "test": 10}
+QUICK_ITEMS = {"val": 6, "test": 6}
 
 
 def quick_task_files(tasks: list[str], folder: Path) -> list[str]:
@@ -130,7 +130,7 @@ class Reproduction:
         layers = None
         if self.config.quick:
             last = self.adapter.num_layers - 1
-            layers = sorted({*range(0, last, 3), last})
+            layers = sorted({*range(0, last, 4), last})
         return {
             "tasks": self.task_names,
             "template": self.config.template,
@@ -254,7 +254,16 @@ class Reproduction:
         return rows
 
     def run_analysis(self):
-        from taskvec.analysis.run import AnalysisConfig, analyze
+        from taskvec.analysis.run import AnalysisConfig, AnalysisResult, analyze
+
+        folder = RunFolder(self.root / "analysis")
+        if folder.is_complete():  # read back: the report needs its tables, not its states
+            status = folder.status()
+            tables = {
+                "decodings_table": pd.read_csv(folder.path("tables", "decodings_table.csv"), index_col=0),
+                "phase_ranges": pd.read_csv(folder.path("tables", "phase_ranges.csv")),
+            }
+            return AnalysisResult(folder, status["layer"], status["layer_source"], tables)
 
         config = AnalysisConfig.create(
             model=self.adapter.name,
@@ -279,6 +288,7 @@ def base_llm(adapter: ModelAdapter, config: ReproduceConfig) -> ModelAdapter | N
     return load_model(name) if name else None
 
 
+@torch.no_grad()
 def reproduce(
     config: ReproduceConfig,
     out: str | Path | None = None,
@@ -293,7 +303,6 @@ def reproduce(
     adapter = adapter or load_model(config.model)
     if not adapter.supports_images:
         raise ConfigError(f"{adapter.name} is text-only; `taskvec reproduce` needs a vision-language model")
-    torch.set_grad_enabled(False)
     root = Path(out or Path("runs") / f"reproduce-{config.model}{'-quick' if config.quick else ''}")
     reproduction = Reproduction(adapter, config, root, show_progress)
     reproduction.start()

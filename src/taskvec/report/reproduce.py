@@ -172,7 +172,7 @@ def write_report(reproduction, ensemble, conflict, similarity, analysis, llm, ti
     lines = [f"# taskvec reproduction of *Task Vectors are Cross-Modal* on `{adapter.name}`", ""]
     if config.quick:
         lines += [
-            "> **Quick smoke run**: one seed, the first few items per split, every third layer. "
+            "> **Quick smoke run**: one seed, the first few items per split, every fourth layer. "
             "Numbers here check that the pipeline works; they are not results.",
             "",
         ]
@@ -362,10 +362,14 @@ def _analysis_section(analysis) -> list[str]:
         return ["Skipped.", ""]
     folder = analysis.folder.root
     lines = [f"Analyses at layer {analysis.layer} ({analysis.layer_source}); full output in `analysis/`.", ""]
-    for name in ("vector_decodings", "similarity_summary", "phase_ranges"):
+    titles = {
+        "decodings_table": "Top decodings of the task vectors (logit lens), per task and specification",
+        "phase_ranges": "Layers of the three phases (input, task, answer)",
+    }
+    for name, title in titles.items():
         table = analysis.tables.get(name)
         if table is not None:
-            lines += [f"**{name.replace('_', ' ')}**", "", _md(table), ""]
+            lines += [f"**{title}**", "", _md(table), ""]
     for plot in sorted((folder / "plots").glob("*.png")):
         lines += [f"![{plot.stem}](analysis/plots/{plot.name})", ""]
     return lines
