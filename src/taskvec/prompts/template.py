@@ -52,15 +52,18 @@ class PromptTemplate(BaseModel):
 
     def example(self, x: Input, y: str) -> Prompt:
         """A filled demonstration, followed by the example separator."""
-        return (
-            self.input_prefix,
-            x,
-            f"{self.separator}{self.output_prefix}{self.answer_prefix}{y}{self.example_separator}",
+        return merge_text(
+            (
+                self.input_prefix,
+                x,
+                f"{self.separator}{self.output_prefix}{self.answer_prefix}{y}{self.example_separator}",
+            )
         )
 
     def query(self, x: Input) -> Prompt:
-        """A bare query, ending at the delimiter (the position that predicts the answer)."""
-        return (self.input_prefix, x, f"{self.separator}{self.output_prefix}")
+        """A bare query, ending at the delimiter (the position that predicts the answer). Text runs
+        are joined, so a text query tokenises as one string in every adapter."""
+        return merge_text((self.input_prefix, x, f"{self.separator}{self.output_prefix}"))
 
     def icl(self, demos: Sequence[tuple[Input, str]], x: Input) -> Prompt:
         """Demonstrations then the query: the xBase prompt and the vector-extraction prompt."""
