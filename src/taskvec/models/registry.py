@@ -161,7 +161,7 @@ def _embedded(backbone: str) -> Callable[[LoadOptions], ModelAdapter]:
 
 
 #: the backbone of ``embedded-vlm``, chosen by the measured figures (see README)
-DEFAULT_EMBEDDED_BACKBONE = "smollm2"
+DEFAULT_EMBEDDED_BACKBONE = "gemma3"  # the better recognition figures (README, Embedded VLM)
 
 
 NAMED_MODELS: dict[str, NamedModel] = {

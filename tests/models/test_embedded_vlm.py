@@ -1,0 +1,101 @@
+"""The embedded VLM with its shipped weights: it loads, it sees, it is the LLM on text.
+
+Slow tests: they load the real SmolLM2 backbone and the shipped recogniser and projector.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from taskvec.align.run import check_sample_accuracy
+from taskvec.errors import ModelSpecError
+from taskvec.models.embedded.load import RECOGNISER_FILE, load_embedded_vlm, projector_file
+from taskvec.models.embedded.weights import WEIGHTS_DIR
+from taskvec.models.families.causal_lm import CausalLMAdapter
+from taskvec.patching.patch import first_token_ids
+from taskvec.patching.sweep import sweep, sweep_naive
+from taskvec.prompts.template import get_template
+from taskvec.tasks.images import load_image
+
+pytestmark = pytest.mark.slow
+
+FRANCE, DOG = "1f1eb-1f1f7", "1f415"
+
+
+@pytest.fixture(scope="module", params=["gemma3", "smollm2"])
+def backbone(request):
+    """Both shipped backbones (Gemma 3 is the default ``embedded-vlm``)."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def vlm(backbone):
+    return load_embedded_vlm(backbone)
+
+
+def test_shipped_weights_reproduce_the_recorded_recognition_sample(vlm, backbone):
+    sidecar = WEIGHTS_DIR / f"{projector_file(backbone)}.json"
+    recorded = json.loads(sidecar.read_text())["check_sample"]
+    assert check_sample_accuracy(vlm) == recorded
+
+
+def test_text_prompts_run_exactly_as_in_the_bare_llm(vlm):
+    """The language model is frozen and shared: on text, the VLM is the LLM."""
+    llm = CausalLMAdapter(vlm.model.llm, vlm.tokenizer, name="bare", model_id="bare")
+    template = get_template("spaced")
+    prompts = [template.icl([("France", "Paris")], "Japan"), template.query("Peru")]
+    vlm_inputs, llm_inputs = vlm.encode(prompts), llm.encode(prompts)
+    assert torch.equal(vlm_inputs.input_ids, llm_inputs.input_ids)
+    torch.testing.assert_close(vlm.forward(vlm_inputs).logits, llm.forward(llm_inputs).logits)
+
+
+def test_each_image_becomes_its_slots_and_identical_pictures_are_encoded_once(vlm):
+    template = get_template("spaced")
+    flag, dog = load_image(FRANCE, "noto"), load_image(DOG, "noto")
+    encoded = vlm.encode([template.icl([(flag, "France")], dog), template.query(flag.copy())])
+    slots = (encoded.input_ids == vlm.model.image_token_id).sum(-1)
+    assert slots.tolist() == [2 * vlm.tokens_per_image, vlm.tokens_per_image]
+    image_embeds = encoded.extra["image_embeds"]  # [3 images, K, hidden]
+    torch.testing.assert_close(image_embeds[0], image_embeds[2])  # the same flag twice
+    assert not torch.allclose(image_embeds[0], image_embeds[1])
+
+
+def test_fast_sweep_equals_the_naive_sweep_on_image_queries(vlm):
+    template = get_template("spaced")
+    queries = [template.query(load_image(e, "twemoji")) for e in (FRANCE, DOG)]
+    layers = [3, vlm.num_layers // 2, vlm.num_layers - 1]
+    vectors = torch.randn(len(layers), vlm.hidden_size) * 4
+    fast, naive = sweep(vlm, queries, vectors, layers), sweep_naive(vlm, queries, vectors, layers)
+    assert torch.equal(fast.patched, naive.patched) and torch.equal(fast.clean, naive.clean)
+
+
+def test_an_image_query_names_what_it_shows(vlm):
+    template = get_template("spaced")
+    [token] = first_token_ids(vlm, [template.query(load_image(DOG, "noto"))])
+    assert "dog" in vlm.decode([token]).lower()
+
+
+def test_weights_that_do_not_match_their_record_are_refused(tmp_path):
+    for name in (RECOGNISER_FILE, projector_file("smollm2")):
+        for suffix in (".safetensors", ".json"):
+            shutil.copy(WEIGHTS_DIR / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    sidecar = tmp_path / f"{projector_file('smollm2')}.json"
+    info = json.loads(sidecar.read_text())
+    info["config"]["steps"] += 1  # a config the file was not trained with
+    sidecar.write_text(json.dumps(info))
+    with pytest.raises(ModelSpecError, match="does not match its hash"):
+        load_embedded_vlm("smollm2", weights_dir=tmp_path)
+    with open(tmp_path / f"{RECOGNISER_FILE}.safetensors", "r+b") as handle:
+        handle.seek(-16, 2)
+        handle.write(b"\0" * 16)
+    with pytest.raises(ModelSpecError, match="checksum"):
+        load_embedded_vlm("smollm2", weights_dir=tmp_path)
+
+
+def test_unknown_backbone_is_refused():
+    with pytest.raises(ModelSpecError, match="unknown embedded-VLM backbone"):
+        load_embedded_vlm("gpt5")
