@@ -222,7 +222,7 @@ class Reproduction:
         write_atomic(path, scores.to_csv(index=False))
         return scores
 
-    def run_conflict(self) -> pd.DataFrame:
+    def run_conflict(self) -> pd.DataFrame | None:
         path = self.root / "tables" / "conflict_outputs.csv"
         if path.is_file():
             return pd.read_csv(path)
@@ -249,6 +249,8 @@ class Reproduction:
                         self.config.conflict_items,
                     )
                 )
+        if not frames:  # none of the conflicting pairs is among the chosen tasks
+            return None
         rows = pd.concat(frames, ignore_index=True).assign(layer=layer)
         write_atomic(path, rows.to_csv(index=False))
         return rows

@@ -263,6 +263,11 @@ def write_report(reproduction, ensemble, conflict, similarity, analysis, llm, ti
             ),
             "",
         ]
+    else:
+        lines += [
+            "Skipped: no conflicting pair of tasks (capital/currency, latin/young, color/flavor) was run.",
+            "",
+        ]
 
     lines += ["## 6. Inside the model", ""]
     lines += _analysis_section(analysis)

@@ -1,0 +1,77 @@
+"""``taskvec reproduce --quick`` on the real embedded VLM writes a complete, well-formed report.
+
+Two of the six tasks (flags, one conflicting pair) keep the test to a few CPU-minutes; every
+stage, table and plot is still produced."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from taskvec.experiments.reproduce import ReproduceConfig, reproduce
+from taskvec.models.registry import load_model
+
+pytestmark = pytest.mark.slow
+
+TASKS = ["country_capital", "country_currency"]  # a conflicting pair (Fig. 9)
+TABLES = [
+    "table3_noto_paper",
+    "table3_openmoji_paper",
+    "table3_noto_strict",
+    "table3_openmoji_strict",
+    "matrix_paper",
+    "matrix_strict",
+    "table4",
+    "table4_similarity",
+    "ensemble_noto",
+    "ensemble_openmoji",
+    "conflict_summary",
+    "claims",
+]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduce")
+    config = ReproduceConfig.create(quick=True, tasks=TASKS)
+    path = reproduce(config, out, adapter=load_model("embedded-vlm"), show_progress=False)
+    return out, path
+
+
+def test_the_report_and_every_table_and_plot_exist(report):
+    out, path = report
+    text = (out / "report.md").read_text()
+    assert str(out / "report.md") == path
+    for heading in ("Table 3", "Table 10", "Table 4", "Fig. 8", "Fig. 9", "Claims"):
+        assert heading in text
+    assert (out / "report.html").read_text().startswith("<!doctype html>")
+    for name in TABLES:
+        assert (out / "tables" / f"{name}.csv").is_file(), name
+        assert (out / "tables" / f"{name}.md").is_file(), name
+    for plot in ("layer_curves_noto", "layer_curves_openmoji", "ensemble_noto"):
+        assert (out / "plots" / f"{plot}.png").stat().st_size > 1000
+    assert any((out / "analysis" / "plots").glob("similarity*.png"))
+    assert '"state": "complete"' in (out / "status.json").read_text()
+
+
+def test_every_accuracy_is_a_fraction(report):
+    out, _ = report
+    for name, index in (("table3_noto_paper", 0), ("table3_openmoji_strict", 0), ("table4", [0, 1])):
+        table = pd.read_csv(out / "tables" / f"{name}.csv", index_col=index)
+        assert set(TASKS) <= set(table.columns), name
+        values = table.to_numpy().ravel()
+        assert len(values) and ((values >= 0) & (values <= 1)).all(), name
+    matrix = pd.read_csv(out / "tables" / "matrix_paper.csv", index_col=[0, 1]).drop(columns="layer")
+    assert ((matrix.to_numpy() >= 0) & (matrix.to_numpy() <= 1)).all()
+
+
+def test_a_finished_reproduction_resumes_without_recomputing(report):
+    out, _ = report
+    before = (out / "tables" / "conflict_outputs.csv").stat().st_mtime_ns
+    reproduce(
+        ReproduceConfig.create(quick=True, tasks=TASKS),
+        out,
+        adapter=load_model("embedded-vlm"),
+        show_progress=False,
+    )
+    assert (out / "tables" / "conflict_outputs.csv").stat().st_mtime_ns == before
