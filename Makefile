@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 reproduce: $(STAMP)
-	$(VENV)/bin/taskvec run --model smollm2-135m --tasks all --spec text-icl --query text --template spaced
+	$(VENV)/bin/taskvec reproduce
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
