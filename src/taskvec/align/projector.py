@@ -46,7 +46,7 @@ class ProjectorConfig(BaseModel):
 def pooled_features(recogniser: Recogniser, data: RecognitionData, config: ProjectorConfig) -> torch.Tensor:
     """``[copies, n, F]``: features of every tile, clean then ``augmented_copies`` augmented."""
     generator = torch.Generator().manual_seed(config.seed + 1)
-    encoder = recogniser.encoder.eval().to(memory_format=torch.channels_last)
+    encoder = recogniser.encoder.eval()
     copies = []
     for copy in range(1 + config.augmented_copies):
         chunks = []
@@ -54,9 +54,7 @@ def pooled_features(recogniser: Recogniser, data: RecognitionData, config: Proje
             images = data.images[start : start + 256]
             if copy:
                 images = augment(images, generator, data.flippable[start : start + 256])
-            chunks.append(
-                encoder.forward_pooled(normalise(images).contiguous(memory_format=torch.channels_last))
-            )
+            chunks.append(encoder.forward_pooled(normalise(images)))
         copies.append(torch.cat(chunks))
     return torch.stack(copies)
 

