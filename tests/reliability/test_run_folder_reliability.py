@@ -24,7 +24,7 @@ from reliability_helpers import TINY, snapshot, write_tiny_task
 from taskvec.errors import ConfigError, VectorMismatchError
 from taskvec.evaluation import run as run_module
 from taskvec.evaluation.protocol import ExperimentConfig, run_unit
-from taskvec.evaluation.run import evaluate, run_identity
+from taskvec.evaluation.run import evaluate, run_identity, unit_identity
 from taskvec.models.batching import plan_batches
 from taskvec.prompts.template import get_template
 from taskvec.report import run_folder
@@ -46,6 +46,10 @@ def _run(config: ExperimentConfig, out: Path, adapter):
 
 def _identity(folder: Path) -> str:
     return json.loads((folder / "config.json").read_text())["config_hash"]
+
+
+def _unit_identity(config: ExperimentConfig, adapter) -> str:
+    return unit_identity(config, load_task(TASK_FILE), adapter.fingerprint)
 
 
 def _vector_path(folder: Path, seed: int = 1) -> Path:
@@ -138,10 +142,34 @@ def test_a_changed_model_template_layer_set_or_task_data_never_reuses_old_units(
     config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "config_hash": new_identity}))
     result = _run(config, new, adapter)
     assert unit_calls == [UNIT]
-    assert result.folder.load_unit(*UNIT, identity=new_identity) is not None
+    new_unit = _unit_identity(config, adapter)
+    old_unit = json.loads(RunFolder(old).unit_path(*UNIT).read_text())["run_identity"]
+    assert new_unit != old_unit
+    assert result.folder.load_unit(*UNIT, identity=new_unit) is not None
     vector = TaskVector.load(_vector_path(new))
-    assert (vector.meta.run_identity, vector.meta.model_fingerprint) == (new_identity, adapter.fingerprint)
+    assert (vector.meta.run_identity, vector.meta.model_fingerprint) == (new_unit, adapter.fingerprint)
     assert vector.meta.template == config.template.name
+
+
+def test_adding_a_seed_to_a_finished_run_computes_only_the_new_units(smollm2, work, unit_calls):
+    out = work / "run"
+    before = snapshot(out)
+    result = _run(_config(seeds=[1, 2]), out, smollm2)
+    assert unit_calls == [("tiny_food", 2)]
+    assert _identity(out) == run_identity(_config(seeds=[1, 2]), [load_task(TASK_FILE)], smollm2.fingerprint)
+    assert RunFolder(out).status()["extended_from"] == _identity_of(before)
+    assert sorted(result.predictions["seed"].unique()) == [1, 2]
+    for name in ("units/tiny_food__seed1.json", "vectors/tiny_food__text-icl__seed1.safetensors"):
+        assert snapshot(out)[name] == before[name], name
+    # the control: a changed template is another lineage, refused, the folder untouched
+    extended = snapshot(out)
+    with pytest.raises(ConfigError, match="another configuration"):
+        _run(_config(seeds=[1, 2, 3], template="paper"), out, smollm2)
+    assert snapshot(out) == extended and unit_calls == [("tiny_food", 2)]
+
+
+def _identity_of(files: dict) -> str:
+    return json.loads(files["config.json"])["config_hash"]
 
 
 def test_damaged_units_and_vectors_are_recomputed_bit_identically(smollm2, work, unit_calls):
@@ -197,7 +225,7 @@ def test_saved_vectors_carry_their_provenance_and_refuse_other_weights(smollm2, 
     assert (sidecar["n_examples"], sidecar["n_prompts"], sidecar["seed"]) == (5, 7, 1)
     assert sidecar["template"] == "spaced"
     assert sidecar["template_spec"] == get_template("spaced").model_dump(mode="json")
-    assert sidecar["run_identity"] == _identity(work / "run")
+    assert sidecar["run_identity"] == _unit_identity(_config(), smollm2)
     vector = TaskVector.load(path, smollm2, same_model=True)
     assert sidecar["checksum"] == vector.checksum()
     assert vector.meta.model_dump() == {k: v for k, v in sidecar.items() if k != "checksum"}

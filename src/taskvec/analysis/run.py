@@ -152,6 +152,25 @@ def _default_decode_layers(num_layers: int, chosen: int) -> list[int]:
     return sorted({num_layers // 4, num_layers // 2, chosen, num_layers - 1})
 
 
+def finished_analysis(
+    adapter: ModelAdapter, config: AnalysisConfig, out: str | Path, tables: dict[str, int | None]
+) -> AnalysisResult | None:
+    """A complete analysis folder of exactly ``config`` read back, or None: its ``tables``
+    (name -> index column of the CSV), not its states."""
+    folder = RunFolder(out)
+    if not folder.is_complete() or not folder.config_path.is_file():
+        return None
+    prints = [load_task(name).fingerprint() for name in config.tasks]
+    if json.loads(folder.config_path.read_text()).get("config_hash") != _identity(config, adapter, prints):
+        return None
+    paths = {name: folder.path("tables", f"{name}.csv") for name in tables}
+    if not all(path.is_file() for path in paths.values()):
+        return None
+    frames = {name: pd.read_csv(path, index_col=tables[name]) for name, path in paths.items()}
+    status = folder.status()
+    return AnalysisResult(folder, status["layer"], status["layer_source"], frames)
+
+
 @torch.no_grad()
 def analyze(
     adapter: ModelAdapter,
@@ -159,11 +178,13 @@ def analyze(
     out: str | Path,
     run_layer: int | None = None,
     show_progress: bool = True,
+    replace: bool = False,
 ) -> AnalysisResult:
     """Run every analysis of ``config`` on ``adapter`` into the folder ``out``.
 
     The decoding / similarity / embedding layer is ``config.layer``, else ``run_layer`` (the layer
-    a ``taskvec run`` chose), else the layer where task tokens peak in the phase curves."""
+    a ``taskvec run`` chose), else the layer where task tokens peak in the phase curves. With
+    ``replace``, a folder holding another analysis is emptied rather than refused."""
     started = time.perf_counter()
     specs = config.specs or default_specs(adapter)
     if "image-icl" in specs and not adapter.supports_images:
@@ -177,6 +198,7 @@ def analyze(
     folder.start(
         {"analysis": config.model_dump(mode="json"), "specs": specs, "model": adapter.describe()},
         _identity(config, adapter, [t.fingerprint() for t in tasks]),
+        replace=replace,
     )
 
     collected: list[SpecStates] = []

@@ -44,13 +44,13 @@ def validate_inputs(config: ExperimentConfig) -> list[Task]:
     return _validate(config)[0]
 
 
-def _validate(config: ExperimentConfig) -> tuple[list[Task], str]:
-    """``validate_inputs``, also returning the hash of the images (``""`` for text-only runs)."""
+def _validate(config: ExperimentConfig) -> tuple[list[Task], dict[str, str]]:
+    """``validate_inputs``, also returning each task's image hash (``""`` for text-only runs)."""
     check_options(config)
     tasks = [load_task(name) for name in config.tasks]
     for task in tasks:
         check_task_fits(task, config)
-    images = check_images(tasks, config.style) if config.needs_images else ""
+    images = check_images(tasks, config.style) if config.needs_images else {t.name: "" for t in tasks}
     return tasks, images
 
 
@@ -68,14 +68,16 @@ def check_options(config: ExperimentConfig) -> None:
             raise ConfigError(f"style: unknown image style {config.style!r}; known styles: {list(STYLES)}")
 
 
-def check_images(tasks: list[Task], style: str) -> str:
+def check_images(tasks: list[Task], style: str) -> dict[str, str]:
     """Every item's image must exist (in ``style`` for suite images) and decode fully.
 
-    Returns a hash of the image bytes: pictures are task data, so they go into the run identity."""
+    Returns a hash of each task's image bytes: pictures are task data, so they go into the run
+    and unit identities."""
     from taskvec.prompts.inputs import image_file, open_image
 
-    digest = hashlib.sha256()
+    hashes = {}
     for task in tasks:
+        digest = hashlib.sha256()
         for item in (*task.val, *task.test):
             try:
                 path = image_file(item, style)
@@ -83,7 +85,16 @@ def check_images(tasks: list[Task], style: str) -> str:
                 raise ImageError(f"task {task.name!r}: {error}") from None
             open_image(path, what=f"task {task.name!r}: item {item.id!r}")
             digest.update(f"{item.id}:{hashlib.sha256(path.read_bytes()).hexdigest()};".encode())
-    return digest.hexdigest()[:12]
+        hashes[task.name] = digest.hexdigest()[:12]
+    return hashes
+
+
+def _images_hash(images: dict[str, str]) -> str:
+    """One hash of every task's images (``""`` when no task has images)."""
+    if not any(images.values()):
+        return ""
+    joined = ";".join(f"{name}:{images[name]}" for name in sorted(images))
+    return hashlib.sha256(joined.encode()).hexdigest()[:12]
 
 
 def check_model_fits(adapter: ModelAdapter, config: ExperimentConfig) -> None:
@@ -119,6 +130,24 @@ def run_identity(
     task data (items and images) and the weights. It names the folder and keys its unit and vector
     cache, so changing any of them never reuses a result computed under the old one."""
     parts = [config.config_hash(), *(t.fingerprint() for t in tasks), model_fingerprint, data_fingerprint]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
+def unit_identity(config: ExperimentConfig, task: Task, model_fingerprint: str = "", images: str = "") -> str:
+    """What one (task, seed) unit depends on: the config without its task and seed lists (a unit
+    is computed for its own task and seed only), the task's data and images, and the weights. It
+    keys the unit and vector cache, so a run that adds seeds reuses the units it already has."""
+    options = config.model_dump(mode="json", exclude={"tasks", "seeds"})
+    parts = [json.dumps(options, sort_keys=True), task.fingerprint(), model_fingerprint, images]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
+def _lineage(config: ExperimentConfig, tasks: list[Task], model_fingerprint: str, images: str) -> str:
+    """Runs that differ only in their seeds share a folder (each unit checks its own identity), so
+    adding seeds to a finished run computes only the new units."""
+    options = config.model_dump(mode="json", exclude={"seeds"})
+    prints = [t.fingerprint() for t in tasks]
+    parts = [json.dumps(options, sort_keys=True), *prints, model_fingerprint, images]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
@@ -178,8 +207,8 @@ def _progress() -> Progress:
 def _finished_unit(
     folder: RunFolder, task: Task, seed: int, config: ExperimentConfig, adapter: ModelAdapter, identity: str
 ) -> dict | None:
-    """A unit on disk counts as done only if it and its vector were computed under ``identity``
-    and the vector file is intact; anything else is recomputed."""
+    """A unit on disk counts as done only if it and its vector were computed under its unit
+    ``identity`` (``unit_identity``) and the vector file is intact; anything else is recomputed."""
     unit = folder.load_unit(task.name, seed, identity)
     if unit is None:
         return None
@@ -225,23 +254,26 @@ def evaluate(
             "needs the same depth and width"
         )
     fingerprint = adapter.fingerprint if source is adapter else f"{adapter.fingerprint}<-{source.fingerprint}"
-    identity = run_identity(config, tasks, fingerprint, images)
-    folder = RunFolder(out or default_run_dir(config, tasks, Path("runs"), fingerprint, images))
+    images_hash = _images_hash(images)
+    identity = run_identity(config, tasks, fingerprint, images_hash)
+    unit_ids = {t.name: unit_identity(config, t, fingerprint, images[t.name]) for t in tasks}
+    folder = RunFolder(out or default_run_dir(config, tasks, Path("runs"), fingerprint, images_hash))
     resolved = {
         "experiment": config.model_dump(mode="json"),
         "model": adapter.describe(),
         "vector_model": source.describe(),
         "tasks": {t.name: {"source": t.source, "fingerprint": t.fingerprint()} for t in tasks},
-        "images": images,
+        "images": images_hash,
+        "task_images": images,
         "versions": _versions(),
     }
-    finished = _finished_run(folder, tasks, config, source, identity)
+    finished = _finished_run(folder, tasks, config, source, identity, unit_ids)
     if finished is not None:
         return finished
-    folder.start(resolved, identity)
+    folder.start(resolved, identity, lineage=_lineage(config, tasks, fingerprint, images_hash))
 
     done = {
-        (t.name, s): _finished_unit(folder, t, s, config, source, identity)
+        (t.name, s): _finished_unit(folder, t, s, config, source, unit_ids[t.name])
         for t in tasks
         for s in config.seeds
     }
@@ -256,10 +288,10 @@ def evaluate(
         for task, seed in pending:
             progress.update(bar, description=f"{task.name} {config.spec} seed {seed}")
             unit, vector = run_unit(adapter, task, seed, config, source)
-            vector = TaskVector(vector.vectors, _provenance(vector, config, identity))
+            vector = TaskVector(vector.vectors, _provenance(vector, config, unit_ids[task.name]))
             # the vector first: a unit on disk always has its vector (a kill in between recomputes)
             vector.save(folder.vector_path(task.name, config.spec, seed))
-            folder.save_unit(unit, identity)
+            folder.save_unit(unit, unit_ids[task.name])
             done[(task.name, seed)] = unit
             progress.advance(bar)
     units = [done[(t.name, s)] for t in tasks for s in config.seeds]
@@ -285,7 +317,12 @@ def evaluate(
 
 
 def _finished_run(
-    folder: RunFolder, tasks: list[Task], config: ExperimentConfig, source: ModelAdapter, identity: str
+    folder: RunFolder,
+    tasks: list[Task],
+    config: ExperimentConfig,
+    source: ModelAdapter,
+    identity: str,
+    unit_ids: dict[str, str],
 ):
     """A complete folder of this very run is read back instead of recomputed (its status is
     written last, so 'complete' means every file is in place); any damaged unit or vector sends
@@ -295,7 +332,9 @@ def _finished_run(
         return None
     if json.loads(folder.config_path.read_text()).get("config_hash") != identity:
         return None
-    units = [_finished_unit(folder, t, s, config, source, identity) for t in tasks for s in config.seeds]
+    units = [
+        _finished_unit(folder, t, s, config, source, unit_ids[t.name]) for t in tasks for s in config.seeds
+    ]
     if any(unit is None for unit in units):
         return None
     predictions = pd.read_json(predictions_path, lines=True, dtype=False)
@@ -315,4 +354,12 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-__all__ = ["RunResult", "default_run_dir", "evaluate", "layer_curve", "run_identity", "validate_inputs"]
+__all__ = [
+    "RunResult",
+    "default_run_dir",
+    "evaluate",
+    "layer_curve",
+    "run_identity",
+    "unit_identity",
+    "validate_inputs",
+]

@@ -9,7 +9,9 @@
 5. the analyses (similarity heatmap, vector decodings, phases);
 
 then ``report.md`` / ``report.html`` with our numbers beside the paper's. Each stage writes its
-own files and is skipped when they exist, so an interrupted reproduction resumes.
+own files, stamped with what they were computed from (the reproduction and the chosen layer),
+and is skipped when they match, so an interrupted reproduction resumes, and one rerun with more
+seeds in the same folder computes only the new protocol units and the stages that depend on them.
 """
 
 from __future__ import annotations
@@ -114,12 +116,31 @@ class Reproduction:
         self.tasks: list[Task] = [load_task(name) for name in self.task_names]
         self.conditions: dict[Condition, RunResult] = {}
         self.transfer: dict[str, RunResult] = {}
+        self.identity = _identity(config, adapter, self.tasks)
+
+    def _stage_stamp(self) -> str:
+        """What the ensembling and conflict stages depend on beyond their own options: this
+        reproduction and the layer the main condition chose."""
+        return f"{self.identity}/layer{self.main_condition().best_layer}"
+
+    def _cached_table(self, path: Path) -> pd.DataFrame | None:
+        """A stage's table, if it was written for this very reproduction and layer."""
+        stamp = path.with_suffix(".stamp")
+        if path.is_file() and stamp.is_file() and stamp.read_text() == self._stage_stamp():
+            return pd.read_csv(path)
+        return None
+
+    def _write_table(self, path: Path, frame: pd.DataFrame) -> None:
+        path.with_suffix(".stamp").unlink(missing_ok=True)  # a kill between the writes recomputes
+        write_atomic(path, frame.to_csv(index=False))
+        write_atomic(path.with_suffix(".stamp"), self._stage_stamp())
 
     def start(self) -> None:
         """Open (or resume) the folder; a quick run then writes its cut-down task files."""
         self.folder.start(
             {"reproduce": self.config.model_dump(mode="json"), "model": self.adapter.describe()},
-            _identity(self.config, self.adapter, self.tasks),
+            self.identity,
+            lineage=_identity(self.config, self.adapter, self.tasks, exclude={"seeds"}),
         )
         if self.config.quick:
             self.task_names = quick_task_files(self.task_names, self.root / "quick-tasks")
@@ -204,8 +225,8 @@ class Reproduction:
 
     def run_ensemble(self) -> pd.DataFrame:
         path = self.root / "tables" / "ensemble_scores.csv"
-        if path.is_file():
-            return pd.read_csv(path)
+        if (cached := self._cached_table(path)) is not None:
+            return cached
         frames = []
         for style in self.config.styles:
             result = self.main_condition(style)
@@ -219,13 +240,13 @@ class Reproduction:
                     )
                     frames.append(scores.assign(style=style, layer=result.best_layer))
         scores = pd.concat(frames, ignore_index=True)
-        write_atomic(path, scores.to_csv(index=False))
+        self._write_table(path, scores)
         return scores
 
     def run_conflict(self) -> pd.DataFrame | None:
         path = self.root / "tables" / "conflict_outputs.csv"
-        if path.is_file():
-            return pd.read_csv(path)
+        if (cached := self._cached_table(path)) is not None:
+            return cached
         result = self.main_condition()
         layer, seed = result.best_layer, self.config.seeds[0]
         config = Condition("text-icl", "image", self.training_style).config(
@@ -252,20 +273,11 @@ class Reproduction:
         if not frames:  # none of the conflicting pairs is among the chosen tasks
             return None
         rows = pd.concat(frames, ignore_index=True).assign(layer=layer)
-        write_atomic(path, rows.to_csv(index=False))
+        self._write_table(path, rows)
         return rows
 
     def run_analysis(self):
-        from taskvec.analysis.run import AnalysisConfig, AnalysisResult, analyze
-
-        folder = RunFolder(self.root / "analysis")
-        if folder.is_complete():  # read back: the report needs its tables, not its states
-            status = folder.status()
-            tables = {
-                "decodings_table": pd.read_csv(folder.path("tables", "decodings_table.csv"), index_col=0),
-                "phase_ranges": pd.read_csv(folder.path("tables", "phase_ranges.csv")),
-            }
-            return AnalysisResult(folder, status["layer"], status["layer_source"], tables)
+        from taskvec.analysis.run import AnalysisConfig, analyze, finished_analysis
 
         config = AnalysisConfig.create(
             model=self.adapter.name,
@@ -279,7 +291,12 @@ class Reproduction:
             embeddings=["pca"] if self.config.quick else ["tsne", "pca"],
             memory_budget_mb=self.config.memory_budget_mb,
         )
-        return analyze(self.adapter, config, self.root / "analysis", show_progress=self.show_progress)
+        out = self.root / "analysis"
+        # the report needs the tables only; a folder of another analysis (another layer) is redone
+        tables = {"decodings_table": 0, "phase_ranges": None}
+        return finished_analysis(self.adapter, config, out, tables) or analyze(
+            self.adapter, config, out, show_progress=self.show_progress, replace=True
+        )
 
 
 def base_llm(adapter: ModelAdapter, config: ReproduceConfig) -> ModelAdapter | None:
@@ -330,8 +347,11 @@ def reproduce(
     return report
 
 
-def _identity(config: ReproduceConfig, adapter: ModelAdapter, tasks: list[Task]) -> str:
+def _identity(
+    config: ReproduceConfig, adapter: ModelAdapter, tasks: list[Task], exclude: set[str] | None = None
+) -> str:
     import hashlib
 
-    text = "|".join([config.model_dump_json(), adapter.fingerprint, *(t.fingerprint() for t in tasks)])
+    options = config.model_dump_json(exclude=exclude)
+    text = "|".join([options, adapter.fingerprint, *(t.fingerprint() for t in tasks)])
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -2,15 +2,17 @@
 
 Every file is written to a temporary name and renamed into place. ``status.json`` says
 ``running`` until the very last write, which flips it to ``complete``; finished (task, seed)
-units live in ``units/`` and are reused when the same configuration is run again. Each unit
-carries the run identity (config + task data + weights) it was computed under, and one that does
-not match, or does not parse, is recomputed rather than trusted.
+units live in ``units/`` and are reused when the same configuration is run again, or a wider one
+of the same *lineage* (the same settings with more seeds). Each unit carries the identity
+(config + task data + weights) it was computed under, and one that does not match, or does not
+parse, is recomputed rather than trusted.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,21 +86,41 @@ class RunFolder:
         if any(not _is_temporary(p) for p in self.root.iterdir()):
             raise ConfigError(f"{self.root} exists and is not a taskvec run folder; choose another --out")
 
-    def start(self, config: dict, config_hash: str) -> bool:
-        """Create the folder, or reopen it for the same configuration. Returns True if resuming."""
+    def start(self, config: dict, config_hash: str, lineage: str = "", replace: bool = False) -> bool:
+        """Create the folder, or reopen it. Returns True if earlier results may be reused.
+
+        A folder of the same ``config_hash`` resumes. One of another configuration but the same
+        non-empty ``lineage`` (e.g. the same run with fewer seeds) is *extended*: its config is
+        replaced and the caller reuses what still matches. Anything else is refused, or with
+        ``replace`` (a folder the caller owns, such as a stage of a reproduction) emptied first."""
         self.check_usable()
         if self.config_path.is_file():
             existing = _read_json(self.config_path)
-            if existing.get("config_hash") != config_hash:
+            if existing.get("config_hash") == config_hash:
+                self._set_status(RUNNING, resumed=True)
+                return True
+            if lineage and existing.get("lineage") == lineage:
+                self._set_status(RUNNING, resumed=True, extended_from=existing.get("config_hash"))
+                write_json(self.config_path, {**config, "config_hash": config_hash, "lineage": lineage})
+                return True
+            if not replace:
                 raise ConfigError(
                     f"{self.root} holds a run of another configuration, model or task data "
                     f"({existing.get('config_hash')} != {config_hash}); choose another --out"
                 )
-            self._set_status(RUNNING, resumed=True)
-            return True
-        write_json(self.config_path, {**config, "config_hash": config_hash})
+            self._clear()
+        write_json(self.config_path, {**config, "config_hash": config_hash, "lineage": lineage})
         self._set_status(RUNNING, resumed=False)
         return False
+
+    def _clear(self) -> None:
+        """Empty a run folder (its status first, so a kill half-way leaves no 'complete' folder)."""
+        self.status_path.unlink(missing_ok=True)
+        for path in self.root.iterdir():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
     def finish(self, **info) -> None:
         self._set_status(COMPLETE, **info)
