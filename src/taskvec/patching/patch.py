@@ -10,6 +10,7 @@ import torch
 from taskvec.errors import VectorMismatchError
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
+from taskvec.models.head import greedy_head
 from taskvec.patching.hooks import PatchMode, patching_last_token
 from taskvec.prompts.template import Prompt
 
@@ -40,7 +41,8 @@ def generate_ids(
     max_new_tokens: int = 1,
     budget: MemoryBudget | None = None,
 ) -> list[list[int]]:
-    """Greedy generation; the patch acts on the prompt's last token only (the paper's xPatch)."""
+    """Greedy generation; the patch acts on the prompt's last token only (the paper's xPatch).
+    Tokens are read with ``greedy_head`` (the exact argmax, without the float32 logits)."""
     if patch is not None:
         patch.check(adapter)
     budget = budget or MemoryBudget()
@@ -52,23 +54,24 @@ def generate_ids(
         patches = {}
         if patch is not None:
             patches = {patch.layer: (rows, patch.vector.expand(len(indices), -1))}
-        with patching_last_token(
-            adapter.layers,
-            patches,
-            patch.mode if patch else "replace",
-            patch.scale if patch else 1.0,
-        ):
-            output = adapter.forward(encoded, use_cache=max_new_tokens > 1)
-        next_ids = output.logits[:, -1, :].argmax(-1, keepdim=True)  # [batch, 1]
-        generated = [next_ids]
-        cache = output.past_key_values
-        for _ in range(max_new_tokens - 1):
-            encoded = adapter.grow(encoded, next_ids)
-            step = adapter.last_token_inputs(encoded)
-            output = adapter.model(**step, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        with greedy_head(adapter.unembedding()) as head:
+            with patching_last_token(
+                adapter.layers,
+                patches,
+                patch.mode if patch else "replace",
+                patch.scale if patch else 1.0,
+            ):
+                output = adapter.forward(encoded, use_cache=max_new_tokens > 1)
+            next_ids = head.last()[:, -1:]  # [batch, 1]
+            generated = [next_ids]
             cache = output.past_key_values
-            next_ids = output.logits[:, -1, :].argmax(-1, keepdim=True)
-            generated.append(next_ids)
+            for _ in range(max_new_tokens - 1):
+                encoded = adapter.grow(encoded, next_ids)
+                step = adapter.last_token_inputs(encoded)
+                output = adapter.model(**step, past_key_values=cache, use_cache=True, logits_to_keep=1)
+                cache = output.past_key_values
+                next_ids = head.last()[:, -1:]
+                generated.append(next_ids)
         tokens = torch.cat(generated, dim=1)
         for row, index in enumerate(indices):
             results[index] = tokens[row].tolist()

@@ -41,6 +41,7 @@ from transformers.cache_utils import Cache, DynamicLayer, DynamicSlidingWindowLa
 
 from taskvec.models.adapter import Encoded, ModelAdapter
 from taskvec.models.batching import MemoryBudget, plan_sweep_batches, token_counts
+from taskvec.models.head import greedy_head
 from taskvec.patching.hooks import PatchMode, _hidden
 from taskvec.patching.patch import Patch, first_token_ids
 from taskvec.prompts.template import Prompt
@@ -97,9 +98,10 @@ def sweep(
     try:
         for indices in plan_sweep_batches(adapter, lengths, len(layers), budget):
             encoded = adapter.encode([queries[i] for i in indices])
-            patched_logits, clean_logits = sweep_logits(adapter, encoded, vectors, layers, mode, scale)
-            patched[indices] = patched_logits.argmax(-1)
-            clean[indices] = clean_logits.argmax(-1)
+            with greedy_head(adapter.unembedding()) as head:
+                patched[indices], clean[indices] = _sweep_passes(
+                    adapter, encoded, vectors, layers, mode, scale, lambda _output: head.last()[:, -1]
+                )
     except FastPathUnavailable as reason:
         warnings.warn(f"{adapter.name}: layer sweep runs in full ({reason})", stacklevel=2)
         return _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale)
@@ -124,6 +126,15 @@ def sweep_logits(
 
     Raises ``FastPathUnavailable`` where the fast path cannot be exact (the caller runs the plain
     path instead)."""
+    return _sweep_passes(
+        adapter, encoded, vectors, layers, mode, scale, lambda output: output.logits[:, -1, :]
+    )
+
+
+def _sweep_passes(adapter, encoded, vectors, layers, mode, scale, read):
+    """Passes A, B and C on one batch; ``read(output)`` takes what the caller wants from the
+    model's output of passes B (``[n, ...]``) and C (``[rows, ...]``); returns them reordered to
+    patched ``[n, len(layers), ...]`` and clean ``[n, ...]``."""
     layers = list(layers)
     n = encoded.batch_size
     if encoded.seq_len < 2:
@@ -148,12 +159,14 @@ def sweep_logits(
         return pre_hook, hook
 
     with _hooked_both(adapter.layers, record_for):
-        clean_logits = adapter.model(
-            **adapter.last_token_inputs(encoded),
-            past_key_values=_fork(prefix_cache),
-            use_cache=True,
-            logits_to_keep=1,
-        ).logits[:, -1, :]  # [n, vocab]
+        clean = read(
+            adapter.model(
+                **adapter.last_token_inputs(encoded),
+                past_key_values=_fork(prefix_cache),
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        )
     if any(call is None for call in calls):
         raise FastPathUnavailable("not every decoder layer ran in the last-token step")
 
@@ -166,17 +179,19 @@ def sweep_logits(
         adapter, prefix_cache, calls, clean_out, block_layers, block_vectors, n, mode, scale
     )
     with _hooked_both(adapter.layers, stepper.hooks_for):
-        row_logits = adapter.model(
-            **adapter.last_token_inputs(_block_rows(adapter, encoded, blocks)),
-            past_key_values=_fork(prefix_cache),
-            use_cache=True,
-            logits_to_keep=1,
-        ).logits[:, -1, :]  # [rows, vocab]
+        rows = read(
+            adapter.model(
+                **adapter.last_token_inputs(_block_rows(adapter, encoded, blocks)),
+                past_key_values=_fork(prefix_cache),
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        )  # [rows, ...], row b * n + q
     if stepper.layers_run != adapter.num_layers:
         raise FastPathUnavailable("not every decoder layer ran in the patched step")
-    patched = row_logits.new_empty(n, len(layers), row_logits.shape[-1])
-    patched[:, order] = row_logits.view(blocks, n, -1).transpose(0, 1)
-    return patched, clean_logits
+    patched = rows.new_empty(n, len(layers), *rows.shape[1:])
+    patched[:, order] = rows.view(blocks, n, *rows.shape[1:]).transpose(0, 1)
+    return patched, clean
 
 
 # --- pass C: each decoder layer runs only the rows patched below it ---------------------------------
