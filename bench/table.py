@@ -1,0 +1,151 @@
+"""The whole paper-table run of one condition, timed by protocol step, with its peak memory.
+
+    .venv/bin/python bench/table.py     # embedded VLM, text ICL -> image (noto), 6 tasks x 3 seeds
+    .venv/bin/python bench/table.py --seeds 1 --threads 2
+
+It runs ``taskvec.evaluate`` (what ``taskvec run`` and ``taskvec reproduce`` run for every condition)
+into a fresh temporary folder: per unit the task vector, the validation and test sweeps of every
+layer, xBase and No Context answers; then the chosen layer's multi-token xPatch answers. Prints the
+wall time of each step, the peak RSS of the process, and, for the step that costs most (the xBase
+prompts: five examples and the query, a full forward each), the FLOPs of its prompt tokens and the
+rate they ran at, against a plain float32 matmul on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import matmul_rate, model_shapes  # noqa: E402
+
+import taskvec  # noqa: E402
+from taskvec.evaluation import protocol, run  # noqa: E402
+from taskvec.evaluation.protocol import ExperimentConfig  # noqa: E402
+from taskvec.models.batching import token_counts  # noqa: E402
+
+TASKS = ["country_capital", "country_currency", "animal_latin", "animal_young", "food_color", "food_flavor"]
+
+
+def instrument(seconds: dict[str, float], counts: dict[str, int]) -> None:
+    """Wrap the protocol's steps so each one's wall time adds up under its name."""
+
+    def timed(name, fn):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                seconds[name] += time.perf_counter() - start
+                counts[name] += 1
+
+        return wrapper
+
+    sweeps = iter(["val sweep", "test sweep"] * 10_000)
+    original_sweep = protocol.sweep
+    protocol.sweep = lambda *a, **k: timed(next(sweeps), original_sweep)(*a, **k)
+    protocol.task_vector_for = timed("task vector", protocol.task_vector_for)
+    # run_unit generates the xBase answers, then the No Context ones; patched_answers is timed whole
+    generations = iter(["xBase answers", "No Context answers"] * 10_000)
+    original_generate = protocol.generate_ids
+    in_patched_answers = [False]
+
+    def generate(*args, **kwargs):
+        if in_patched_answers[0]:
+            return original_generate(*args, **kwargs)
+        return timed(next(generations), original_generate)(*args, **kwargs)
+
+    protocol.generate_ids = generate
+    original_patched = run.patched_answers
+
+    def patched_answers(*args, **kwargs):
+        in_patched_answers[0] = True
+        try:
+            return original_patched(*args, **kwargs)
+        finally:
+            in_patched_answers[0] = False
+
+    run.patched_answers = timed("xPatch answers (chosen layer)", patched_answers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="embedded-vlm")
+    parser.add_argument("--spec", default="text-icl")
+    parser.add_argument("--query", default="image")
+    parser.add_argument("--style", default="noto")
+    parser.add_argument("--template", default="spaced")
+    parser.add_argument("--tasks", nargs="+", default=TASKS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--answer-tokens", type=int, default=4, help="as taskvec reproduce")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    loaded = time.perf_counter()
+    adapter = taskvec.load_model(args.model)
+    load_seconds = time.perf_counter() - loaded
+    config = ExperimentConfig.create(
+        model=adapter.name,
+        tasks=args.tasks,
+        seeds=args.seeds,
+        spec=args.spec,
+        query=args.query,
+        style=args.style,
+        template=args.template,
+        answer_tokens=args.answer_tokens,
+    )
+    seconds: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    instrument(seconds, counts)
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        result = run.evaluate(config, Path(folder) / "run", adapter, show_progress=True)
+        wall = time.perf_counter() - start
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    # the xBase prompts' FLOPs: every prompt token through every layer (attention not counted)
+    tokens = 0
+    for name in args.tasks:
+        for seed in args.seeds:
+            prompts = protocol.UnitPrompts(taskvec.load_task(name), config, seed)
+            tokens += sum(token_counts(adapter, prompts.test_base))
+    xbase_flops = tokens * 2 * model_shapes(adapter)["layer_weights"] * adapter.num_layers
+    rate = matmul_rate(256, adapter.hidden_size, 4 * adapter.hidden_size)
+
+    print(
+        f"\nmodel {adapter.name}: {args.spec} -> {args.query} ({args.style}), {len(args.tasks)} tasks x "
+        f"{len(args.seeds)} seeds, {args.threads} threads; model load {load_seconds:.1f} s (not counted)"
+    )
+    print(f"{'step':32s} {'calls':>6s} {'seconds':>9s} {'share':>6s}")
+    for name, value in sorted(seconds.items(), key=lambda kv: -kv[1]):
+        print(f"{name:32s} {counts[name]:6d} {value:9.1f} {value / wall:6.0%}")
+    other = wall - sum(seconds.values())
+    print(f"{'rest (validation, scoring, writing)':32s} {'':6s} {other:9.1f} {other / wall:6.0%}")
+    print(f"{'total (wall)':32s} {'':6s} {wall:9.1f}")
+    print(f"peak RSS {rss / 1024:.2f} GB; best layer {result.best_layer}")
+    xbase = seconds["xBase answers"]
+    print(
+        f"xBase prompts: {tokens} tokens, {xbase_flops / 1e12:.2f} TFLOP in the decoder layers alone "
+        f"-> {xbase_flops / xbase / 1e9:.0f} GFLOP/s over the whole xBase step; a plain float32 "
+        f"matmul [256 x {adapter.hidden_size}] @ [{adapter.hidden_size} x {4 * adapter.hidden_size}] "
+        f"runs at {rate / 1e9:.0f} GFLOP/s here"
+    )
+    print("test accuracy, paper metric, mean over seeds then tasks:")
+    frame = result.predictions.astype({"paper": float})
+    by_task = frame.groupby(["method", "task"])["paper"].mean()
+    print(by_task.groupby("method").mean().round(3).to_string())
+
+
+if __name__ == "__main__":
+    main()
