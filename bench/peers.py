@@ -4,13 +4,13 @@
     .venv/bin/python bench/peers.py --units 2 --peers taskvec nnsight
 
 Peers (each sweeps every layer of every unit's 30 validation queries and runs them clean):
-  paper    the paper's procedure: one full forward per query per patched layer, batch 1, no cache
-           (``taskvec.patching.sweep.sweep_naive``), plus the clean runs
+  paper    the paper's procedure: one full forward per query per patched layer, batch 1, no cache,
+           the argmax of its float32 logits, plus the clean runs
   nnsight  the same sweep written with nnsight the way its docs show activation patching: per
            layer one ``trace`` over the unit's queries (one batch), the vector written into the
            layer's output at the last position, the argmax of the last logits saved; one clean trace
   taskvec  ``taskvec.sweep`` (prefix once, patched rows from layer l+1, batched across layers and
-           queries)
+           queries, tokens read through ``greedy_head``: the exact argmax via a bfloat16 screen)
 
 Every peer gets the same tokenised inputs (taskvec's left-padded encoding, explicit positions) and
 computes only the last position's logits, so the comparison is the work, not the tokeniser.
@@ -42,13 +42,25 @@ from common import (  # noqa: E402
     token_lengths,
 )
 
-from taskvec.patching.sweep import SweepResult, sweep, sweep_naive  # noqa: E402
+from taskvec.patching.hooks import patching_last_token  # noqa: E402
+from taskvec.patching.sweep import SweepResult, sweep  # noqa: E402
 
 TASKS = ["country_capital", "country_currency", "animal_latin", "animal_young", "food_color", "food_flavor"]
 
 
 def paper_peer(adapter, unit, layers) -> SweepResult:
-    return sweep_naive(adapter, unit.queries, unit.vectors[layers], layers, batch_one=True)
+    """Per query (batch 1) and layer, a full forward with the vector written into the layer's
+    output at the last token, then the argmax of the float32 logits; and a clean forward."""
+    patched = torch.empty(len(unit.queries), len(layers), dtype=torch.long)
+    clean = torch.empty(len(unit.queries), dtype=torch.long)
+    row = torch.arange(1)
+    for q, query in enumerate(unit.queries):
+        encoded = adapter.encode([query])
+        for j, layer in enumerate(layers):
+            with patching_last_token(adapter.layers, {layer: (row, unit.vectors[layer][None])}):
+                patched[q, j] = adapter.forward(encoded).logits[0, -1].argmax()
+        clean[q] = adapter.forward(encoded).logits[0, -1].argmax()
+    return SweepResult(list(layers), patched, clean)
 
 
 def make_nnsight_peer(adapter):
