@@ -64,6 +64,8 @@ def run(
     selection_metric: Annotated[str, typer.Option(help="paper | paper_ci | strict")] = "paper",
     memory_budget_mb: Annotated[float, typer.Option(help="bounds the batch size")] = 1024,
     out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<model>-<spec>-...)")] = None,
+    dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
+    device_map: Annotated[str | None, typer.Option(help=DEVICE_MAP_HELP)] = None,
 ) -> None:
     """Extract task vectors, sweep layers on val, and report No Context / majority / xBase / xPatch
     on test, mean ± std over seeds, into one run folder (an interrupted run resumes)."""
@@ -89,7 +91,7 @@ def run(
             memory_budget_mb=memory_budget_mb,
         )
         console.print_json(config.model_dump_json())
-        result = evaluate(config, out)
+        result = evaluate(config, out, load_options=_load_options(dtype, device_map))
     except (TaskvecError, ValidationError, FileNotFoundError) as error:
         _fail(error)
         return
@@ -99,6 +101,16 @@ def run(
             continue
         _print_frame(format_summary(table), f"{metric} (test, layer {result.best_layer})")
     console.print(f"run folder: [bold]{result.folder.root}[/]")
+
+
+DTYPE_HELP = "weights dtype: float32 | bfloat16 | float16 (other numerics get their own run identity)"
+DEVICE_MAP_HELP = "accelerate placement for HF models, e.g. auto or cuda:0 (default: the CPU)"
+
+
+def _load_options(dtype: str, device_map: str | None):
+    from taskvec.models.registry import LoadOptions
+
+    return LoadOptions(dtype=dtype, device_map=device_map)
 
 
 def _print_frame(frame, title: str) -> None:
@@ -210,6 +222,8 @@ def reproduce(
     quick: Annotated[bool, typer.Option(help="a few-minute smoke run: 1 seed, few items and layers")] = False,
     memory_budget_mb: Annotated[float, typer.Option(help="bounds the batch size")] = 1024,
     out: Annotated[Path | None, typer.Option(help="report folder (default runs/reproduce-<model>)")] = None,
+    dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
+    device_map: Annotated[str | None, typer.Option(help=DEVICE_MAP_HELP)] = None,
 ) -> None:
     """Run every experiment of the paper (Tables 3, 4, 10; Figs. 8, 9; the analyses) and write
     report.md / report.html with our numbers beside the paper's; an interrupted run resumes."""
@@ -226,7 +240,7 @@ def reproduce(
         **{k: v for k, v in options.items() if v},
     )
     console.print_json(config.model_dump_json())
-    report = run_reproduction(config, out)
+    report = run_reproduction(config, out, load_options=_load_options(dtype, device_map))
     console.print(f"report: [bold]{report}[/]")
 
 

@@ -24,7 +24,7 @@ from taskvec.evaluation.protocol import (
 from taskvec.evaluation.scoring import choose_layer, layer_curve, layer_scores, split_predictions
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import token_counts
-from taskvec.models.registry import load_model
+from taskvec.models.registry import LoadOptions, load_model
 from taskvec.report.run_folder import RunFolder
 from taskvec.tasks.registry import load_task
 from taskvec.tasks.task import Task
@@ -229,6 +229,7 @@ def evaluate(
     adapter: ModelAdapter | None = None,
     show_progress: bool = True,
     vector_adapter: ModelAdapter | None = None,
+    load_options: LoadOptions | None = None,
 ) -> RunResult:
     """Run the paper's protocol for every task and seed of ``config`` into one run folder.
 
@@ -236,13 +237,14 @@ def evaluate(
     interrupted run resumes from its finished units when called again with the same ``out``.
 
     ``vector_adapter`` extracts the task vectors in another model of the same width (LLM -> VLM
-    transfer: the base LLM's vectors patched into the VLM); by default ``adapter`` does both."""
+    transfer: the base LLM's vectors patched into the VLM); by default ``adapter`` does both.
+    ``load_options`` (dtype, device map) apply when the model is loaded here."""
     started = time.perf_counter()
     tasks, images = _validate(config)
     if out is not None:
         RunFolder(out).check_usable()
     if adapter is None:
-        adapter = load_model(config.model)
+        adapter = load_model(config.model, load_options)
     check_model_fits(adapter, config)
     check_labels_tokenize(adapter, tasks)
     check_memory_budget(adapter, tasks, config)

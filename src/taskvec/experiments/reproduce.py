@@ -30,6 +30,7 @@ from taskvec.experiments.conditions import Condition, paper_conditions, run_cond
 from taskvec.experiments.conflict import PAIRS, conflict_rows
 from taskvec.experiments.ensemble import ensemble_scores
 from taskvec.models.adapter import ModelAdapter
+from taskvec.models.registry import LoadOptions
 from taskvec.report.run_folder import RunFolder, write_atomic
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
 from taskvec.tasks.task import Task
@@ -299,12 +300,14 @@ class Reproduction:
         )
 
 
-def base_llm(adapter: ModelAdapter, config: ReproduceConfig) -> ModelAdapter | None:
+def base_llm(
+    adapter: ModelAdapter, config: ReproduceConfig, load_options: LoadOptions | None = None
+) -> ModelAdapter | None:
     """The LLM the VLM was built on, loaded on its own (None when unknown: Table 4 is skipped)."""
     from taskvec.models.registry import load_model
 
     name = config.llm or getattr(adapter, "base_llm", None)
-    return load_model(name) if name else None
+    return load_model(name, load_options) if name else None
 
 
 @torch.no_grad()
@@ -313,13 +316,15 @@ def reproduce(
     out: str | Path | None = None,
     adapter: ModelAdapter | None = None,
     show_progress: bool = True,
+    load_options: LoadOptions | None = None,
 ) -> Path:
-    """Run every experiment and write the report; returns the path of ``report.md``."""
+    """Run every experiment and write the report; returns the path of ``report.md``.
+    ``load_options`` (dtype, device map) apply to the models loaded here (the VLM, its LLM)."""
     from taskvec.models.registry import load_model
     from taskvec.report.reproduce import write_report
 
     started = time.perf_counter()
-    adapter = adapter or load_model(config.model)
+    adapter = adapter or load_model(config.model, load_options)
     if not adapter.supports_images:
         raise ConfigError(f"{adapter.name} is text-only; `taskvec reproduce` needs a vision-language model")
     root = Path(out or Path("runs") / f"reproduce-{config.model}{'-quick' if config.quick else ''}")
@@ -334,7 +339,7 @@ def reproduce(
         return value
 
     timed("matrix (Tables 3, 10)", reproduction.run_matrix)
-    llm = base_llm(adapter, config)
+    llm = base_llm(adapter, config, load_options)
     similarity = None
     if llm is not None:
         timed("LLM -> VLM (Table 4)", lambda: reproduction.run_transfer(llm))

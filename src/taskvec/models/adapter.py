@@ -57,6 +57,13 @@ class ModelAdapter(ABC):
         self.name = name
         self.model_id = model_id
         self._fingerprint = fingerprint
+        self.numerics = ""  # "" = float32 on the CPU; else e.g. "bfloat16+device_map=auto"
+
+    def mark_numerics(self, numerics: str) -> None:
+        """Record non-default numerics (dtype, quantisation, device) in the fingerprint: the same
+        weights computed in bfloat16 give other numbers."""
+        self.numerics = numerics
+        self._fingerprint = f"{self._fingerprint}@{numerics}"
 
     # --- structure -------------------------------------------------------------------------
     @property
@@ -196,6 +203,7 @@ class ModelAdapter(ABC):
             "model_id": self.model_id,
             "family": type(self).__name__,
             "fingerprint": self.fingerprint,
+            "numerics": self.numerics or "float32",
             "num_layers": self.num_layers,
             "hidden_size": self.hidden_size,
             "supports_images": self.supports_images,

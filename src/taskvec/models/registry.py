@@ -39,6 +39,17 @@ class LoadOptions:
     load_in_4bit: bool = False
     cache_dir: Path | None = None
 
+    def numerics(self) -> str:
+        """'' for the default (float32 on the CPU); otherwise what changes the numbers: the dtype,
+        4-bit weights, the device map. It is appended to the weights fingerprint, so results
+        computed under other numerics never mix in one run folder or vector check."""
+        parts = [] if self.dtype == "float32" else [self.dtype]
+        if self.load_in_4bit:
+            parts.append("nf4")
+        if self.device_map and self.device_map != "cpu":
+            parts.append(f"device_map={self.device_map}")
+        return "+".join(parts)
+
     def torch_dtype(self) -> torch.dtype:
         dtype = getattr(torch, self.dtype, None)
         if not isinstance(dtype, torch.dtype):
@@ -251,6 +262,14 @@ def register_family(model_type: str, loader: Callable[[str, LoadOptions], ModelA
 def load_model(name: str, options: LoadOptions | None = None) -> ModelAdapter:
     """Load a named model, or a hub id / local folder whose ``model_type`` has an adapter."""
     options = options or LoadOptions()
+    options.torch_dtype()  # an unknown dtype fails before anything loads
+    adapter = _load(name, options)
+    if options.numerics():
+        adapter.mark_numerics(options.numerics())
+    return adapter
+
+
+def _load(name: str, options: LoadOptions) -> ModelAdapter:
     if name in NAMED_MODELS:
         return NAMED_MODELS[name].load(options)
     model_type = _model_type(name)

@@ -56,6 +56,18 @@ def test_dtype_and_device_map_reach_transformers(tmp_path):
         reference = original.forward(original.encode(prompts)).logits
     assert ours.dtype == torch.bfloat16
     torch.testing.assert_close(ours.float(), reference, atol=0.05, rtol=0.05)
+    # other numerics, other identity: results and vectors of the two never mix
+    default = load_model(str(tmp_path), LoadOptions(cache_dir=tmp_path / "cache"))
+    assert loaded.fingerprint == f"{default.fingerprint}@bfloat16+device_map=auto"
+    assert (loaded.describe()["numerics"], default.describe()["numerics"]) == (
+        "bfloat16+device_map=auto",
+        "float32",
+    )
+
+
+def test_an_unknown_dtype_is_refused_before_loading(tmp_path):
+    with pytest.raises(ModelSpecError, match="unknown dtype 'float8'"):
+        load_model(str(tmp_path / "no-such-model"), LoadOptions(dtype="float8"))
 
 
 def test_an_unknown_dtype_is_refused():
