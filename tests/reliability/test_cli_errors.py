@@ -83,7 +83,7 @@ def test_run_prints_any_taskvec_error_as_one_line_and_exits_2(error, tmp_path, m
     ],
 )
 def test_run_reports_real_bad_input_in_one_line(make_args, words, smollm2, tmp_path, monkeypatch):
-    monkeypatch.setattr("taskvec.evaluation.run.load_model", lambda _name: smollm2)
+    monkeypatch.setattr("taskvec.evaluation.run.load_model", lambda _name, _options=None: smollm2)
     args = [
         "run",
         "--tasks",
