@@ -158,10 +158,8 @@ def finished_analysis(
     """A complete analysis folder of exactly ``config`` read back, or None: its ``tables``
     (name -> index column of the CSV), not its states."""
     folder = RunFolder(out)
-    if not folder.is_complete() or not folder.config_path.is_file():
-        return None
     prints = [load_task(name).fingerprint() for name in config.tasks]
-    if json.loads(folder.config_path.read_text()).get("config_hash") != _identity(config, adapter, prints):
+    if not folder.is_complete_for(_identity(config, adapter, prints)):
         return None
     paths = {name: folder.path("tables", f"{name}.csv") for name in tables}
     if not all(path.is_file() for path in paths.values()):

@@ -127,27 +127,32 @@ def run_identity(
     config: ExperimentConfig, tasks: list[Task], model_fingerprint: str = "", data_fingerprint: str = ""
 ) -> str:
     """What a run folder's results depend on: the config (model name, template, layers, ...), the
-    task data (items and images) and the weights. It names the folder and keys its unit and vector
-    cache, so changing any of them never reuses a result computed under the old one."""
-    parts = [config.config_hash(), *(t.fingerprint() for t in tasks), model_fingerprint, data_fingerprint]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+    task data (items and images) and the weights. It names the folder, and a folder of another
+    identity is refused (or, if only the seeds differ, extended), so changing any of them never
+    reuses a result computed under the old one; units carry their own ``unit_identity``."""
+    prints = [t.fingerprint() for t in tasks]
+    return _digest(config.config_hash(), *prints, model_fingerprint, data_fingerprint)
 
 
 def unit_identity(config: ExperimentConfig, task: Task, model_fingerprint: str = "", images: str = "") -> str:
     """What one (task, seed) unit depends on: the config without its task and seed lists (a unit
     is computed for its own task and seed only), the task's data and images, and the weights. It
     keys the unit and vector cache, so a run that adds seeds reuses the units it already has."""
-    options = config.model_dump(mode="json", exclude={"tasks", "seeds"})
-    parts = [json.dumps(options, sort_keys=True), task.fingerprint(), model_fingerprint, images]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+    return _digest(_settings(config, {"tasks", "seeds"}), task.fingerprint(), model_fingerprint, images)
 
 
 def _lineage(config: ExperimentConfig, tasks: list[Task], model_fingerprint: str, images: str) -> str:
     """Runs that differ only in their seeds share a folder (each unit checks its own identity), so
     adding seeds to a finished run computes only the new units."""
-    options = config.model_dump(mode="json", exclude={"seeds"})
     prints = [t.fingerprint() for t in tasks]
-    parts = [json.dumps(options, sort_keys=True), *prints, model_fingerprint, images]
+    return _digest(_settings(config, {"seeds"}), *prints, model_fingerprint, images)
+
+
+def _settings(config: ExperimentConfig, exclude: set[str]) -> str:
+    return json.dumps(config.model_dump(mode="json", exclude=exclude), sort_keys=True)
+
+
+def _digest(*parts: str) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
@@ -330,9 +335,7 @@ def _finished_run(
     written last, so 'complete' means every file is in place); any damaged unit or vector sends
     the run through the normal resume path."""
     predictions_path = folder.path("predictions.jsonl")
-    if not folder.is_complete() or not predictions_path.is_file():
-        return None
-    if json.loads(folder.config_path.read_text()).get("config_hash") != identity:
+    if not folder.is_complete_for(identity) or not predictions_path.is_file():
         return None
     units = [
         _finished_unit(folder, t, s, config, source, unit_ids[t.name]) for t in tasks for s in config.seeds

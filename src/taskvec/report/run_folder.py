@@ -75,6 +75,12 @@ class RunFolder:
     def is_complete(self) -> bool:
         return self.status().get("state") == COMPLETE
 
+    def is_complete_for(self, config_hash: str) -> bool:
+        """Complete, and computed under ``config_hash`` (so it may be read back as it is)."""
+        if not self.is_complete() or not self.config_path.is_file():
+            return False
+        return _read_json(self.config_path).get("config_hash") == config_hash
+
     def check_usable(self) -> None:
         """Refuse, before any work, a path that is a file or a folder holding something else.
 
