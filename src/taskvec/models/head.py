@@ -7,9 +7,12 @@ bfloat16 matmul runs about three times faster than a float32 one. ``greedy_head`
 giving up exactness:
 
 1. bfloat16 logits of every token (products summed in float32, the result rounded to bfloat16);
-2. a bound on their error: rounding ``h`` and ``w_i`` (relative error ``u = 2^-8`` each) and the
-   result moves ``h . w_i`` by at most about ``3u |h| . |w_i| <= 3u ||h|| ||w_i||``, plus float32
-   summation order (``n 2^-24``, negligible); we allow ``MARGIN = 2^-5``, over 2.5 times that;
+2. a bound on their error, per row: writing ``h~``, ``w~`` for the bfloat16 copies,
+   ``|h.w - h~.w~| <= ||h~|| ||w - w~|| + ||h - h~|| ||w~|| + ||h - h~|| ||w - w~||`` (norms of
+   the rounding residues, measured: the hidden row's exactly, the weight's as its largest over
+   tokens), plus float32 summation (``2n 2^-24 ||h~|| ||w~||``) and the rounding of the result
+   (``2^-7`` of its size, enough for truncation); we allow ``SAFETY = 2`` times that. On Gemma 3
+   it is about 1.5 logits, a fifth of the Cauchy-Schwarz ``3u ||h|| max ||w||`` bound;
 3. float32 logits of the few tokens whose bfloat16 logit lies within twice the bound of the best
    (on Gemma 3 the median is one token; the true argmax is always among them);
 4. the argmax among those (ties go to the lowest token id, as with ``torch.argmax``).
@@ -31,8 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: the error bound used, relative to ``||h|| ||w||``: 2.7 times the bfloat16 rounding bound
-MARGIN = 2.0**-5
+#: how many times the rounding bound of a bfloat16 logit the screen allows for
+SAFETY = 2.0
+#: relative error of a float32 result that bfloat16 rounds (2^-8) or truncates (2^-7)
+RESULT_ROUNDING = 2.0**-7
 #: rows screened at once (bounds the bfloat16 logits held: rows x vocabulary)
 CHUNK_ROWS = 128
 #: candidates looked for among the top-k bfloat16 logits before falling back to a full scan
@@ -80,31 +85,50 @@ def _plain_argmax(head: nn.Module, rows: torch.Tensor) -> torch.Tensor:
 
 
 class _Screen:
-    """bfloat16 copy of a float32 linear head, and the largest row norm of its weight."""
+    """bfloat16 copy of a float32 linear head, and the sizes its error bound needs."""
 
     def __init__(self, head: nn.Linear):
         weight = head.weight.detach()
         self.weight = weight
         self.bias = head.bias.detach() if head.bias is not None else None
         self.weight16 = weight.to(torch.bfloat16)
-        self.max_norm = float(weight.norm(dim=-1).max())
+        residue = weight - self.weight16.float()
+        self.max_norm16 = float(self.weight16.float().norm(dim=-1).max())
+        self.max_residue = float(residue.norm(dim=-1).max())
+        self.max_bias = float(self.bias.abs().max()) if self.bias is not None else 0.0
+        self.summation = 2 * weight.shape[-1] * 2.0**-24  # float32 sums of n exact products
         self.key = _weight_key(head)
 
     def __call__(self, rows: torch.Tensor) -> torch.Tensor:
         return torch.cat([self._chunk(rows[s : s + CHUNK_ROWS]) for s in range(0, len(rows), CHUNK_ROWS)])
 
+    def bound(self, x: torch.Tensor, x16: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+        """Per row, how far any bfloat16 logit within twice this bound of ``best`` (the row's
+        largest) can be from its float32 value, times ``SAFETY``."""
+        rounded = x16.float()
+        norm16, residue = rounded.norm(dim=-1), (x - rounded).norm(dim=-1)
+        inputs = (
+            norm16 * self.max_residue
+            + residue * self.max_norm16
+            + residue * self.max_residue
+            + self.summation * norm16 * self.max_norm16
+        )
+        # the result's rounding scales with |logit| <= |best| + 2 * bound (+ |bias|); solve for it
+        result = RESULT_ROUNDING * (best.abs() + self.max_bias)
+        return SAFETY * (inputs + result) / (1 - 2 * SAFETY * RESULT_ROUNDING)
+
     def _chunk(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.weight.dtype)
         if not bool(torch.isfinite(x).all()):
             return self._exact(x, None).argmax(-1)
-        approx = F.linear(x.to(torch.bfloat16), self.weight16)  # [rows, vocab]
+        x16 = x.to(torch.bfloat16)
+        approx = F.linear(x16, self.weight16)  # [rows, vocab]
         if self.bias is not None:
             approx = approx.float() + self.bias
-        gap = 2 * MARGIN * self.max_norm * x.norm(dim=-1)  # [rows]: how far below the best to look
         k = min(TOP_K, approx.shape[-1])
         top = approx.topk(k, dim=-1)
         values = top.values.float()
-        reach = values[:, 0] - gap  # [rows] the true argmax's bfloat16 logit is at least this
+        reach = values[:, 0] - 2 * self.bound(x, x16, values[:, 0])  # the true argmax's is above
         inside = values[:, -1] < reach  # the row's candidates all lie in its top k
         candidates = [top.indices[inside][values[inside] >= reach[inside, None]]]
         if not bool(inside.all()):
@@ -153,4 +177,4 @@ def _accumulates_in_float32() -> bool:
     return bool((total.float() == 4096).all())
 
 
-__all__ = ["GreedyReader", "MARGIN", "greedy_head"]
+__all__ = ["SAFETY", "GreedyReader", "greedy_head"]
