@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from taskvec.models import head as head_module
-from taskvec.models.head import greedy_head
+from taskvec.models.head import greedy_head, unread_head
 
 torch.set_num_threads(1)
 
@@ -106,3 +106,14 @@ def test_the_head_is_restored_after_the_block_even_on_error():
     torch.testing.assert_close(head(hidden), F.linear(hidden, head.weight))
     with greedy_head(head) as reader, pytest.raises(RuntimeError, match="has not run"):
         reader.last()
+
+
+def test_an_unread_head_computes_nothing_and_is_restored():
+    head = linear_head()
+    calls = []
+    head.register_forward_hook(lambda _m, args, _out: calls.append(args[0].shape))
+    hidden = torch.randn(2, 5, 64)
+    with unread_head(head):
+        placeholder = head(hidden)
+        assert placeholder.shape == (2, 5, 1) and not placeholder.any()
+    assert torch.equal(head(hidden), F.linear(hidden, head.weight, head.bias))

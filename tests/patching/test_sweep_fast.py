@@ -253,3 +253,22 @@ def test_sweep_batches_fit_the_budget_whatever_the_number_of_queries(text_lm):
         largest[count] = max(len(b) for b in batches)
     assert largest[30] < 30  # the budget, not the data, sets the batch
     assert largest[300] == largest[30]  # more queries mean more batches, not bigger ones
+
+
+def test_the_unembedding_runs_only_for_the_rows_that_are_read(text_lm, monkeypatch):
+    """Pass A fills the prefix cache and nobody reads its logits: the head sees n clean rows
+    (pass B) and n x layers patched rows (pass C), nothing more."""
+    import taskvec.models.head as head_module
+
+    screened = []
+    screen_call = head_module._Screen.__call__
+
+    def counted(self, rows):
+        screened.append(len(rows))
+        return screen_call(self, rows)
+
+    monkeypatch.setattr(head_module._Screen, "__call__", counted)
+    queries, layers = text_queries(4), list(range(text_lm.num_layers))
+    result = sweep(text_lm, queries, far_vectors(text_lm), layers)
+    assert screened == [4, 4 * len(layers)]
+    assert result.patched.shape == (4, len(layers))

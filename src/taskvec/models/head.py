@@ -70,11 +70,37 @@ def greedy_head(head: nn.Module) -> Iterator[GreedyReader]:
         reader.calls.append(ids.reshape(hidden.shape[:-1]))
         return hidden.new_zeros(*hidden.shape[:-1], 1)
 
-    head.forward = forward  # an instance attribute shadows the class's forward
-    try:
+    with _forward_replaced(head, forward):
         yield reader
+
+
+@contextmanager
+def unread_head(head: nn.Module) -> Iterator[None]:
+    """Within the block, ``head`` computes nothing and returns a ``[..., 1]`` placeholder: for
+    forwards run for their cache or hidden states only (a sweep's prefix, extraction), where a
+    262k-token unembedding would be the largest cost and nobody reads it."""
+
+    def forward(hidden: torch.Tensor) -> torch.Tensor:
+        return hidden.new_zeros(*hidden.shape[:-1], 1)
+
+    with _forward_replaced(head, forward):
+        yield
+
+
+@contextmanager
+def _forward_replaced(module: nn.Module, forward) -> Iterator[None]:
+    """An instance attribute shadows the class's forward; whatever was there before (an outer
+    block's replacement) comes back afterwards, so the blocks nest."""
+    missing = object()
+    previous = module.__dict__.get("forward", missing)
+    module.forward = forward
+    try:
+        yield
     finally:
-        del head.forward
+        if previous is missing:
+            del module.forward
+        else:
+            module.forward = previous
 
 
 def _plain_argmax(head: nn.Module, rows: torch.Tensor) -> torch.Tensor:
@@ -177,4 +203,4 @@ def _accumulates_in_float32() -> bool:
     return bool((total.float() == 4096).all())
 
 
-__all__ = ["SAFETY", "GreedyReader", "greedy_head"]
+__all__ = ["SAFETY", "GreedyReader", "greedy_head", "unread_head"]

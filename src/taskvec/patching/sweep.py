@@ -41,7 +41,7 @@ from transformers.cache_utils import Cache, DynamicLayer, DynamicSlidingWindowLa
 
 from taskvec.models.adapter import Encoded, ModelAdapter
 from taskvec.models.batching import MemoryBudget, plan_sweep_batches, token_counts
-from taskvec.models.head import greedy_head
+from taskvec.models.head import greedy_head, unread_head
 from taskvec.patching.hooks import PatchMode, _hidden
 from taskvec.patching.patch import Patch, first_token_ids
 from taskvec.prompts.template import Prompt
@@ -139,9 +139,10 @@ def _sweep_passes(adapter, encoded, vectors, layers, mode, scale, read):
     n = encoded.batch_size
     if encoded.seq_len < 2:
         raise FastPathUnavailable("a query of one token has no prefix to cache")
-    prefix_out = adapter.model(
-        **adapter.full_inputs(adapter.prefix(encoded)), use_cache=True, logits_to_keep=1
-    )
+    with unread_head(adapter.unembedding()):
+        prefix_out = adapter.model(
+            **adapter.full_inputs(adapter.prefix(encoded)), use_cache=True, logits_to_keep=1
+        )
     prefix_cache = prefix_out.past_key_values  # A: n rows, prefix only; never handed to a forward
     _check_cache(prefix_cache, adapter.num_layers, n)
 

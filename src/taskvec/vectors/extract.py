@@ -8,6 +8,7 @@ import torch
 
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
+from taskvec.models.head import unread_head
 from taskvec.patching.hooks import recording_last_token
 from taskvec.prompts.template import Prompt
 from taskvec.vectors.task_vector import TaskVector, VectorMeta
@@ -23,7 +24,7 @@ def last_token_states(
     lengths = token_counts(adapter, prompts)
     for indices in plan_batches(lengths, budget.max_tokens(adapter)):
         encoded = adapter.encode([prompts[i] for i in indices])
-        with recording_last_token(adapter.layers) as records:
+        with recording_last_token(adapter.layers) as records, unread_head(adapter.unembedding()):
             adapter.forward(encoded)
         states[indices] = torch.stack(records, dim=1).float()  # [batch, layers, hidden]
     return states
