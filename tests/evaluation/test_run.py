@@ -3,12 +3,14 @@
 import json
 
 import pytest
+from PIL import Image
 
 from taskvec.errors import ConfigError, LayerError, ModelSpecError, TaskFileError
 from taskvec.evaluation import protocol
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.run import evaluate
 from taskvec.evaluation.scoring import layer_curve
+from taskvec.evaluation.shared import prompts_digest
 from taskvec.report.run_folder import RunFolder
 
 CONFIG = dict(tasks=["country_capital"], seeds=[1], template="spaced")
@@ -102,3 +104,11 @@ def test_unit_prompts_end_at_the_delimiter_and_never_show_the_query_as_a_demo():
         assert item.id not in {d.id for d in demos}
         assert prompt[-1].endswith(f"Q: {item.input}\nA:")
     assert all(q[-1].endswith("A:") for q in prompts.test_queries)
+
+
+def test_the_prompt_digest_sees_every_pixel_and_character():
+    red, blue = Image.new("RGB", (4, 4), "red"), Image.new("RGB", (4, 4), "blue")
+    assert prompts_digest([("Q:", red, "\nA:")]) == prompts_digest([("Q:", red.copy(), "\nA:")])
+    assert prompts_digest([("Q:", red, "\nA:")]) != prompts_digest([("Q:", blue, "\nA:")])
+    assert prompts_digest([("Q:", "\nA:")]) != prompts_digest([("Q:\nA:",)])
+    assert prompts_digest([("Q:",), ("A:",)]) != prompts_digest([("Q:", "A:")])

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from taskvec.errors import ConfigError, LayerError
 from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRICS
+from taskvec.evaluation.shared import SharedWork, compute_or_share
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import MemoryBudget
 from taskvec.patching.hooks import PatchMode
@@ -209,21 +210,38 @@ def run_unit(
     seed: int,
     config: ExperimentConfig,
     vector_adapter: ModelAdapter | None = None,
+    shared: SharedWork | None = None,
 ) -> tuple[dict, TaskVector]:
     """Compute one (task, seed) unit: its vector and every prediction the report needs.
 
     ``vector_adapter`` extracts the vector in another model of the same width (LLM -> VLM
-    transfer); by default the vector comes from ``adapter`` itself."""
+    transfer); by default the vector comes from ``adapter`` itself. ``shared`` lends the vector
+    and the No Context answers from another run that had the very same prompts."""
     prompts = UnitPrompts(task, config, seed)
     layers = config.layers if config.layers is not None else list(range(adapter.num_layers))
-    vector = task_vector_for(vector_adapter or adapter, prompts)
-    vectors = vector.vectors[layers]  # [layers, hidden]
+    source = vector_adapter or adapter
     budget = config.budget()
+    vector = compute_or_share(
+        shared,
+        "task vector",
+        source,
+        [*prompts.extraction, prompts.instruction],
+        (config.spec, config.n_examples, config.template.name, task.name, seed, config.memory_budget_mb),
+        lambda: task_vector_for(source, prompts),
+    )
+    vectors = vector.vectors[layers]  # [layers, hidden]
     mode, scale = config.patch_mode, config.patch_scale
     val = sweep(adapter, prompts.val_queries, vectors, layers, budget, mode, scale)
     test = sweep(adapter, prompts.test_queries, vectors, layers, budget, mode, scale)
     base_answers = generate_ids(adapter, prompts.test_base, None, config.answer_tokens, budget)
-    clean_answers = generate_ids(adapter, prompts.test_queries, None, config.answer_tokens, budget)
+    clean_answers = compute_or_share(
+        shared,
+        "no-context answers",
+        adapter,
+        prompts.test_queries,
+        (config.answer_tokens, config.memory_budget_mb),
+        lambda: generate_ids(adapter, prompts.test_queries, None, config.answer_tokens, budget),
+    )
 
     def describe(item: Item) -> dict:
         return {

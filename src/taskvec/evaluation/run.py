@@ -22,6 +22,7 @@ from taskvec.evaluation.protocol import (
     run_unit,
 )
 from taskvec.evaluation.scoring import choose_layer, layer_curve, layer_scores, split_predictions
+from taskvec.evaluation.shared import SharedWork
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import token_counts
 from taskvec.models.registry import LoadOptions, load_model
@@ -235,6 +236,7 @@ def evaluate(
     show_progress: bool = True,
     vector_adapter: ModelAdapter | None = None,
     load_options: LoadOptions | None = None,
+    shared: SharedWork | None = None,
 ) -> RunResult:
     """Run the paper's protocol for every task and seed of ``config`` into one run folder.
 
@@ -243,7 +245,8 @@ def evaluate(
 
     ``vector_adapter`` extracts the task vectors in another model of the same width (LLM -> VLM
     transfer: the base LLM's vectors patched into the VLM); by default ``adapter`` does both.
-    ``load_options`` (dtype, device map) apply when the model is loaded here."""
+    ``load_options`` (dtype, device map) apply when the model is loaded here. ``shared`` lets
+    the runs of one reproduction compute results with identical inputs once (``SharedWork``)."""
     started = time.perf_counter()
     tasks, images = _validate(config)
     if out is not None:
@@ -294,7 +297,7 @@ def evaluate(
         )
         for task, seed in pending:
             progress.update(bar, description=f"{task.name} {config.spec} seed {seed}")
-            unit, vector = run_unit(adapter, task, seed, config, source)
+            unit, vector = run_unit(adapter, task, seed, config, source, shared)
             vector = TaskVector(vector.vectors, _provenance(vector, config, unit_ids[task.name]))
             # the vector first: a unit on disk always has its vector (a kill in between recomputes)
             vector.save(folder.vector_path(task.name, config.spec, seed))

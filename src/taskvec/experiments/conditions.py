@@ -17,6 +17,7 @@ import pandas as pd
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.run import RunResult, evaluate
 from taskvec.evaluation.scoring import summary_table
+from taskvec.evaluation.shared import SharedWork
 from taskvec.models.adapter import ModelAdapter
 
 SPEC_NAMES = {"text-icl": "Text ICL", "image-icl": "Image ICL", "instruction": "Instruction"}
@@ -72,13 +73,15 @@ def run_conditions(
     conditions: Sequence[Condition],
     root: Path,
     show_progress: bool = True,
+    shared: SharedWork | None = None,
     **options,
 ) -> dict[Condition, RunResult]:
-    """One :func:`evaluate` run per condition under ``root/<condition>``; finished runs resume."""
+    """One :func:`evaluate` run per condition under ``root/<condition>``; finished runs resume.
+    With ``shared``, conditions with the same extraction prompts or queries compute them once."""
     results = {}
     for condition in conditions:
         config = condition.config(model=adapter.name, **options)
-        results[condition] = evaluate(config, root / condition.name, adapter, show_progress)
+        results[condition] = evaluate(config, root / condition.name, adapter, show_progress, shared=shared)
     return results
 
 

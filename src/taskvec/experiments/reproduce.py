@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taskvec.errors import ConfigError
 from taskvec.evaluation.run import RunResult, evaluate
+from taskvec.evaluation.shared import SharedWork
 from taskvec.experiments.conditions import Condition, paper_conditions, run_conditions
 from taskvec.experiments.conflict import PAIRS, conflict_rows
 from taskvec.experiments.ensemble import ensemble_scores
@@ -117,6 +118,7 @@ class Reproduction:
         self.tasks: list[Task] = [load_task(name) for name in self.task_names]
         self.conditions: dict[Condition, RunResult] = {}
         self.transfer: dict[str, RunResult] = {}
+        self.shared = SharedWork()  # vectors and No Context answers the conditions have in common
         self.identity = _identity(config, adapter, self.tasks)
 
     def _stage_stamp(self) -> str:
@@ -174,7 +176,12 @@ class Reproduction:
     def run_matrix(self) -> None:
         conditions = paper_conditions(self.config.styles)
         self.conditions = run_conditions(
-            self.adapter, conditions, self.root / "conditions", self.show_progress, **self.run_options()
+            self.adapter,
+            conditions,
+            self.root / "conditions",
+            self.show_progress,
+            self.shared,
+            **self.run_options(),
         )
 
     def run_transfer(self, llm: ModelAdapter) -> None:
@@ -183,7 +190,9 @@ class Reproduction:
             condition = Condition("text-icl", "image", style)
             config = condition.config(model=self.adapter.name, **self.run_options())
             out = self.root / "transfer" / f"llm-{condition.name}"
-            self.transfer[style] = evaluate(config, out, self.adapter, self.show_progress, vector_adapter=llm)
+            self.transfer[style] = evaluate(
+                config, out, self.adapter, self.show_progress, vector_adapter=llm, shared=self.shared
+            )
 
     def transfer_similarity(self) -> pd.DataFrame:
         """Cosine similarity, at the VLM's chosen layer, of the LLM's text-ICL vector with the VLM's

@@ -7,8 +7,13 @@ import pandas as pd
 import pytest
 import test_llava
 import test_qwen2_vl
+import torch
 
+from taskvec.evaluation.shared import SharedWork
+from taskvec.experiments.conditions import Condition, run_conditions
 from taskvec.experiments.reproduce import ReproduceConfig, reproduce
+from taskvec.report.run_folder import RunFolder
+from taskvec.vectors.task_vector import TaskVector
 
 BUILDERS = {"llava": test_llava.build_llava, "qwen2_vl": lambda: test_qwen2_vl.build("qwen2_vl")}
 
@@ -34,3 +39,34 @@ def test_a_quick_reproduction_on_a_tiny_family_writes_the_whole_report(family, t
     ]
     assert ((table >= 0) & (table <= 1)).all().all()
     assert '"state": "complete"' in (tmp_path / "status.json").read_text()
+
+
+def test_conditions_with_the_same_prompts_compute_them_once(tmp_path):
+    """Within a reproduction, text ICL -> text and -> image extract the same vectors, and every
+    image-query condition of a style asks the same No Context answers: with one ``SharedWork``
+    each is computed once, and the shared results are the ones an unshared run computes."""
+    adapter = test_llava.build_llava()
+    options = dict(tasks=["country_capital"], seeds=[1], layers=[0, 1], answer_tokens=2)
+    conditions = [
+        Condition("text-icl", "text"),
+        Condition("text-icl", "image", "noto"),
+        Condition("instruction", "image", "noto"),
+    ]
+    shared = SharedWork()
+    results = run_conditions(adapter, conditions, tmp_path / "shared", False, shared, **options)
+    # computed: text-ICL vector, text No Context, image No Context, instruction vector
+    assert (shared.computed, shared.reused) == (4, 2)
+    alone = run_conditions(adapter, conditions[1:2], tmp_path / "alone", False, None, **options)
+
+    def unit(result):
+        return RunFolder(result.folder.root).load_unit("country_capital", 1)
+
+    def vector(result, spec):
+        return TaskVector.load(result.folder.vector_path("country_capital", spec, 1)).vectors
+
+    text_to_image, instruction = results[conditions[1]], results[conditions[2]]
+    assert unit(text_to_image)["test"] == unit(alone[conditions[1]])["test"]
+    assert torch.equal(vector(text_to_image, "text-icl"), vector(alone[conditions[1]], "text-icl"))
+    assert torch.equal(vector(text_to_image, "text-icl"), vector(results[conditions[0]], "text-icl"))
+    no_context = [[row["no_context_answer"] for row in unit(r)["test"]] for r in (text_to_image, instruction)]
+    assert no_context[0] == no_context[1]

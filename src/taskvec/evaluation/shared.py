@@ -1,0 +1,83 @@
+"""Work that several runs of one reproduction would repeat, done once.
+
+A reproduction is ten ordinary runs (one per specification x query cell) plus the LLM -> VLM
+transfer, and some of their inputs coincide exactly: every text-ICL cell extracts its vectors from
+the same text prompts, both image-ICL cells of a style from the same image prompts, and every cell
+whose queries are the same pictures (or the same words) asks the same No Context answers. Those
+results are pure functions of the weights and the prompts, so a ``SharedWork`` handed to each run
+keys them by exactly that (the model, a digest of every prompt's text and pixels, the options that
+shape the result) and returns the first computation to the later runs. Each run still writes its
+own complete folder; only the arithmetic is not redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Hashable, Sequence
+from typing import TypeVar
+
+from PIL import Image
+
+from taskvec.models.adapter import ModelAdapter
+from taskvec.prompts.template import Prompt
+
+T = TypeVar("T")
+
+
+class SharedWork:
+    """Results keyed by (what, model, prompts, options), kept for the life of the object."""
+
+    def __init__(self) -> None:
+        self._results: dict[tuple, object] = {}
+        self.computed = 0
+        self.reused = 0
+
+    def get(
+        self,
+        what: str,
+        adapter: ModelAdapter,
+        prompts: Sequence[Prompt],
+        options: Hashable,
+        compute: Callable[[], T],
+    ) -> T:
+        """``compute()``, or its result from an earlier call with the same key. The result is
+        handed out as is: callers treat it as read-only."""
+        key = (what, id(adapter), adapter.fingerprint, prompts_digest(prompts), options)
+        if key in self._results:
+            self.reused += 1
+            return self._results[key]  # type: ignore[return-value]
+        result = compute()
+        self._results[key] = result
+        self.computed += 1
+        return result
+
+
+def prompts_digest(prompts: Sequence[Prompt]) -> str:
+    """A digest of the prompts' segments in order: text as UTF-8, images as mode, size and pixels."""
+    digest = hashlib.sha256()
+    for prompt in prompts:
+        digest.update(b"\x00prompt")
+        for segment in prompt:
+            if isinstance(segment, Image.Image):
+                digest.update(f"\x00image:{segment.mode}:{segment.size}:".encode())
+                digest.update(segment.tobytes())
+            else:
+                digest.update(b"\x00text:" + segment.encode())
+    return digest.hexdigest()
+
+
+def compute_or_share(
+    shared: SharedWork | None,
+    what: str,
+    adapter: ModelAdapter,
+    prompts: Sequence[Prompt],
+    options: Hashable,
+    compute: Callable[[], T],
+) -> T:
+    """``compute()`` when nothing is shared, else through ``shared``."""
+    if shared is None:
+        return compute()
+    return shared.get(what, adapter, prompts, options, compute)
+
+
+__all__ = ["SharedWork", "compute_or_share", "prompts_digest"]
