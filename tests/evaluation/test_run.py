@@ -10,7 +10,7 @@ from taskvec.evaluation import protocol
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.run import evaluate
 from taskvec.evaluation.scoring import layer_curve
-from taskvec.evaluation.shared import prompts_digest
+from taskvec.models.shared_work import prompts_digest
 from taskvec.report.run_folder import RunFolder
 
 CONFIG = dict(tasks=["country_capital"], seeds=[1], template="spaced")

@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from taskvec.errors import ConfigError, LayerError
 from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRICS
-from taskvec.evaluation.shared import SharedWork, compute_or_share
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import MemoryBudget
+from taskvec.models.shared_work import SharedWork, compute_or_share
 from taskvec.patching.hooks import PatchMode
 from taskvec.patching.patch import Patch, generate_ids
 from taskvec.patching.sweep import sweep
@@ -178,10 +178,13 @@ class UnitPrompts:
         return item_input(item, modality, self.config.style)
 
 
-def task_vector_for(adapter: ModelAdapter, prompts: UnitPrompts) -> TaskVector:
+def task_vector_for(
+    adapter: ModelAdapter, prompts: UnitPrompts, shared: SharedWork | None = None
+) -> TaskVector:
     """The unit's task vector for its specification (all layers)."""
     config, task = prompts.config, prompts.task
-    common = dict(task=task.name, seed=prompts.seed, template=config.template.name, budget=config.budget())
+    common = dict(task=task.name, seed=prompts.seed, template=config.template.name)
+    common.update(budget=config.budget(), shared=shared)
     exemplar = None
     if config.spec != "instruction":
         exemplar = extract(
@@ -221,14 +224,7 @@ def run_unit(
     layers = config.layers if config.layers is not None else list(range(adapter.num_layers))
     source = vector_adapter or adapter
     budget = config.budget()
-    vector = compute_or_share(
-        shared,
-        "task vector",
-        source,
-        [*prompts.extraction, prompts.instruction],
-        (config.spec, config.n_examples, config.template.name, task.name, seed, config.memory_budget_mb),
-        lambda: task_vector_for(source, prompts),
-    )
+    vector = task_vector_for(source, prompts, shared)
     vectors = vector.vectors[layers]  # [layers, hidden]
     mode, scale = config.patch_mode, config.patch_scale
     val = sweep(adapter, prompts.val_queries, vectors, layers, budget, mode, scale)
@@ -239,7 +235,7 @@ def run_unit(
         "no-context answers",
         adapter,
         prompts.test_queries,
-        (config.answer_tokens, config.memory_budget_mb),
+        (config.answer_tokens, budget),
         lambda: generate_ids(adapter, prompts.test_queries, None, config.answer_tokens, budget),
     )
 

@@ -22,10 +22,10 @@ from taskvec.evaluation.protocol import (
     run_unit,
 )
 from taskvec.evaluation.scoring import choose_layer, layer_curve, layer_scores, split_predictions
-from taskvec.evaluation.shared import SharedWork
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import token_counts
 from taskvec.models.registry import LoadOptions, load_model
+from taskvec.models.shared_work import SharedWork
 from taskvec.report.run_folder import RunFolder
 from taskvec.tasks.registry import load_task
 from taskvec.tasks.task import Task

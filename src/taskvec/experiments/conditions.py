@@ -17,8 +17,8 @@ import pandas as pd
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.run import RunResult, evaluate
 from taskvec.evaluation.scoring import summary_table
-from taskvec.evaluation.shared import SharedWork
 from taskvec.models.adapter import ModelAdapter
+from taskvec.models.shared_work import SharedWork
 
 SPEC_NAMES = {"text-icl": "Text ICL", "image-icl": "Image ICL", "instruction": "Instruction"}
 

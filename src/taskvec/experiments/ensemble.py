@@ -17,6 +17,7 @@ import torch
 from taskvec.evaluation.metrics import first_token_scores
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
 from taskvec.models.adapter import ModelAdapter
+from taskvec.models.shared_work import SharedWork
 from taskvec.patching.sweep import sweep
 from taskvec.tasks.task import Task
 from taskvec.vectors.extract import last_token_states
@@ -32,6 +33,7 @@ def ensemble_scores(
     layer: int,
     counts: Sequence[int] = (5, 10, 15, 20, 25, 30),
     metric: str = "paper_ci",
+    shared: SharedWork | None = None,
 ) -> pd.DataFrame:
     """Accuracy of instruction, exemplar and ensemble vectors for one task and seed.
 
@@ -39,8 +41,8 @@ def ensemble_scores(
     vector; 0 for the instruction alone), ``accuracy`` on the test split."""
     prompts = UnitPrompts(task, config, seed)
     budget = config.budget()
-    states = last_token_states(adapter, prompts.extraction, budget)[:, layer]  # [prompts, hidden]
-    instruction = last_token_states(adapter, [prompts.instruction], budget)[0, layer]  # [hidden]
+    states = last_token_states(adapter, prompts.extraction, budget, shared)[:, layer]  # [prompts, hidden]
+    instruction = last_token_states(adapter, [prompts.instruction], budget, shared)[0, layer]  # [hidden]
     rng = random.Random(f"ensemble/{task.name}/{seed}")
     kinds, ns, vectors = ["instruction"], [0], [instruction]
     for n in counts:

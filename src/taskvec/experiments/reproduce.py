@@ -26,12 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taskvec.errors import ConfigError
 from taskvec.evaluation.run import RunResult, evaluate
-from taskvec.evaluation.shared import SharedWork
 from taskvec.experiments.conditions import Condition, paper_conditions, run_conditions
 from taskvec.experiments.conflict import PAIRS, conflict_rows
 from taskvec.experiments.ensemble import ensemble_scores
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.registry import LoadOptions
+from taskvec.models.shared_work import SharedWork
 from taskvec.report.run_folder import RunFolder, write_atomic
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
 from taskvec.tasks.task import Task
@@ -118,7 +118,7 @@ class Reproduction:
         self.tasks: list[Task] = [load_task(name) for name in self.task_names]
         self.conditions: dict[Condition, RunResult] = {}
         self.transfer: dict[str, RunResult] = {}
-        self.shared = SharedWork()  # vectors and No Context answers the conditions have in common
+        self.shared = SharedWork()  # delimiter states and No Context answers runs have in common
         self.identity = _identity(config, adapter, self.tasks)
 
     def _stage_stamp(self) -> str:
@@ -246,7 +246,13 @@ class Reproduction:
             for task in self.tasks:
                 for seed in self.config.seeds:
                     scores = ensemble_scores(
-                        self.adapter, task, config, seed, result.best_layer, self.config.ensemble_counts
+                        self.adapter,
+                        task,
+                        config,
+                        seed,
+                        result.best_layer,
+                        self.config.ensemble_counts,
+                        shared=self.shared,
                     )
                     frames.append(scores.assign(style=style, layer=result.best_layer))
         scores = pd.concat(frames, ignore_index=True)

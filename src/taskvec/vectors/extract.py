@@ -9,17 +9,30 @@ import torch
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
 from taskvec.models.head import unread_head
+from taskvec.models.shared_work import SharedWork, compute_or_share
 from taskvec.patching.hooks import recording_last_token
 from taskvec.prompts.template import Prompt
 from taskvec.vectors.task_vector import TaskVector, VectorMeta
 
 
-@torch.no_grad()
 def last_token_states(
-    adapter: ModelAdapter, prompts: Sequence[Prompt], budget: MemoryBudget | None = None
+    adapter: ModelAdapter,
+    prompts: Sequence[Prompt],
+    budget: MemoryBudget | None = None,
+    shared: SharedWork | None = None,
 ) -> torch.Tensor:
-    """Every decoder layer's output at each prompt's last token: ``[prompts, layers, hidden]``."""
+    """Every decoder layer's output at each prompt's last token: ``[prompts, layers, hidden]``.
+
+    With ``shared``, prompts whose states were computed before are not run again (the result is
+    then shared: treat it as read-only)."""
     budget = budget or MemoryBudget()
+    return compute_or_share(
+        shared, "last-token states", adapter, prompts, budget, lambda: _run(adapter, prompts, budget)
+    )
+
+
+@torch.no_grad()
+def _run(adapter: ModelAdapter, prompts: Sequence[Prompt], budget: MemoryBudget) -> torch.Tensor:
     states = torch.empty(len(prompts), adapter.num_layers, adapter.hidden_size)
     lengths = token_counts(adapter, prompts)
     for indices in plan_batches(lengths, budget.max_tokens(adapter)):
@@ -41,6 +54,7 @@ def extract(
     seed: int | None = None,
     template: str = "",
     budget: MemoryBudget | None = None,
+    shared: SharedWork | None = None,
 ) -> TaskVector:
     """The task vector of ``prompts``: per-layer mean of the delimiter's residual state.
 
@@ -49,7 +63,7 @@ def extract(
     """
     if not prompts:
         raise ValueError("extract needs at least one prompt")
-    states = last_token_states(adapter, prompts, budget)
+    states = last_token_states(adapter, prompts, budget, shared)
     meta = VectorMeta(
         model=adapter.name,
         model_id=adapter.model_id,

@@ -9,9 +9,9 @@ import test_llava
 import test_qwen2_vl
 import torch
 
-from taskvec.evaluation.shared import SharedWork
 from taskvec.experiments.conditions import Condition, run_conditions
 from taskvec.experiments.reproduce import ReproduceConfig, reproduce
+from taskvec.models.shared_work import SharedWork
 from taskvec.report.run_folder import RunFolder
 from taskvec.vectors.task_vector import TaskVector
 

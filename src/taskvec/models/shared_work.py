@@ -1,13 +1,14 @@
 """Work that several runs of one reproduction would repeat, done once.
 
-A reproduction is ten ordinary runs (one per specification x query cell) plus the LLM -> VLM
-transfer, and some of their inputs coincide exactly: every text-ICL cell extracts its vectors from
-the same text prompts, both image-ICL cells of a style from the same image prompts, and every cell
-whose queries are the same pictures (or the same words) asks the same No Context answers. Those
-results are pure functions of the weights and the prompts, so a ``SharedWork`` handed to each run
-keys them by exactly that (the model, a digest of every prompt's text and pixels, the options that
-shape the result) and returns the first computation to the later runs. Each run still writes its
-own complete folder; only the arithmetic is not redone.
+A reproduction is ten ordinary runs (one per specification x query cell), the LLM -> VLM transfer
+and the ensembling stage, and some of their inputs coincide exactly: every text-ICL cell (and the
+ensembling) reads the delimiter states of the same text prompts, both image-ICL cells of a style
+those of the same image prompts, and every cell whose queries are the same pictures (or the same
+words) asks the same No Context answers. Those results are pure functions of the weights and the
+prompts, so a ``SharedWork`` handed to each run keys them by exactly that (the model, a digest of
+every prompt's text and pixels, the options that shape the result) and returns the first
+computation to the later runs. Each run still writes its own complete folder; only the
+arithmetic is not redone.
 """
 
 from __future__ import annotations
