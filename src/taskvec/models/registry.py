@@ -107,13 +107,17 @@ def load_gguf_causal_lm(
     fingerprint = file_fingerprint(gguf_path)
     model_class = model_class or AutoModelForCausalLM
     cached = cache_root(options) / "models" / f"{name}-{fingerprint}"
+    if not (cached / _WEIGHTS).is_file():
+        folder, filename = str(gguf_path.parent), gguf_path.name
+        with torch.random.fork_rng(devices=[]):  # see below
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+            model = model_class.from_pretrained(folder, gguf_file=filename, **options.hf_kwargs())
+            _save_atomically(model, tokenizer, cached)
+    # Always load the cached copy when there is one: a first (dequantizing) load then leaves the
+    # global random state exactly where every later load does, so a seeded run that builds
+    # modules after loading (``taskvec align``) gives the same weights with a cold or warm cache.
     if (cached / _WEIGHTS).is_file():
         model, tokenizer = _load_cached(cached, model_class, options)
-    else:
-        folder, filename = str(gguf_path.parent), gguf_path.name
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
-        model = model_class.from_pretrained(folder, gguf_file=filename, **options.hf_kwargs())
-        _save_atomically(model, tokenizer, cached)
     return CausalLMAdapter(model, tokenizer, name=name, model_id=str(gguf_path), fingerprint=fingerprint)
 
 
