@@ -26,24 +26,16 @@ T = TypeVar("T")
 
 
 class SharedWork:
-    """Results keyed by (what, model, prompts, options), kept for the life of the object."""
+    """Results by key, kept for the life of the object (see ``compute_or_share`` for the key)."""
 
     def __init__(self) -> None:
         self._results: dict[tuple, object] = {}
         self.computed = 0
         self.reused = 0
 
-    def get(
-        self,
-        what: str,
-        adapter: ModelAdapter,
-        prompts: Sequence[Prompt],
-        options: Hashable,
-        compute: Callable[[], T],
-    ) -> T:
+    def get(self, key: tuple, compute: Callable[[], T]) -> T:
         """``compute()``, or its result from an earlier call with the same key. The result is
         handed out as is: callers treat it as read-only."""
-        key = (what, id(adapter), adapter.fingerprint, prompts_digest(prompts), options)
         if key in self._results:
             self.reused += 1
             return self._results[key]  # type: ignore[return-value]
@@ -75,10 +67,12 @@ def compute_or_share(
     options: Hashable,
     compute: Callable[[], T],
 ) -> T:
-    """``compute()`` when nothing is shared, else through ``shared``."""
+    """``compute()`` when nothing is shared, else through ``shared``, keyed by ``what`` is
+    computed, the model (object and weights), every prompt's content, and ``options``."""
     if shared is None:
         return compute()
-    return shared.get(what, adapter, prompts, options, compute)
+    key = (what, id(adapter), adapter.fingerprint, prompts_digest(prompts), options)
+    return shared.get(key, compute)
 
 
 __all__ = ["SharedWork", "compute_or_share", "prompts_digest"]
