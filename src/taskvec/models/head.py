@@ -118,9 +118,12 @@ class _Screen:
         self.weight = weight
         self.bias = head.bias.detach() if head.bias is not None else None
         self.weight16 = weight.to(torch.bfloat16)
-        residue = weight - self.weight16.float()
-        self.max_norm16 = float(self.weight16.float().norm(dim=-1).max())
-        self.max_residue = float(residue.norm(dim=-1).max())
+        self.max_norm16, self.max_residue = 0.0, 0.0
+        for start in range(0, len(weight), 8192):  # in slices: no float32 copy of the whole head
+            rounded = self.weight16[start : start + 8192].float()
+            self.max_norm16 = max(self.max_norm16, float(rounded.norm(dim=-1).max()))
+            residue = (weight[start : start + 8192] - rounded).norm(dim=-1)
+            self.max_residue = max(self.max_residue, float(residue.max()))
         self.max_bias = float(self.bias.abs().max()) if self.bias is not None else 0.0
         self.summation = 2 * weight.shape[-1] * 2.0**-24  # float32 sums of n exact products
         self.key = _weight_key(head)
