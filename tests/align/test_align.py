@@ -15,6 +15,7 @@ from taskvec.align.projector import (
     AnswerBatch,
     ProjectorConfig,
     answer_loss,
+    new_projector,
     pooled_features,
     sample_sequences,
     train_projector,
@@ -102,3 +103,16 @@ def test_a_few_projector_steps_lower_the_llm_loss(smollm2):
         after = float(answer_loss(adapter, fixed, features))
     assert len(log) == config.steps
     assert after < before
+
+
+def test_a_new_projector_depends_on_its_seed_alone():
+    """Stage 2 builds its projector after loading the LLM, which draws from torch's (randomly
+    seeded) global generator: the projector's initial weights must not depend on that."""
+    config = ProjectorConfig(seed=3)
+    torch.manual_seed(123)
+    first = new_projector(10, 32, config).state_dict()
+    torch.randn(1000)  # whatever ran before
+    second = new_projector(10, 32, config).state_dict()
+    other = new_projector(10, 32, ProjectorConfig(seed=4)).state_dict()
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    assert not torch.equal(first["visual_down.weight"], other["visual_down.weight"])

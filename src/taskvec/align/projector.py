@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from taskvec.align.augment import augment
 from taskvec.align.recogniser import Recogniser, RecognitionData, normalise
 from taskvec.models.embedded.adapter import EmbeddedVLMAdapter
+from taskvec.models.embedded.model import EntityNameProjector
 from taskvec.prompts.template import get_template
 
 
@@ -40,6 +41,17 @@ class ProjectorConfig(BaseModel):
     augmented_copies: int = 1
     templates: tuple[str, ...] = ("spaced", "paper")
     seed: int = 0
+
+
+def new_projector(num_entities: int, hidden_size: int, config: ProjectorConfig) -> EntityNameProjector:
+    """A projector whose random initialisation follows ``config.seed`` alone. torch seeds its
+    default generator at random in every process, and loading the LLM draws from it, so a
+    projector built without this starts from different weights on every run."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return EntityNameProjector(
+            num_entities, hidden_size, config.tokens_per_image, visual_rank=config.visual_rank
+        )
 
 
 @torch.no_grad()

@@ -16,7 +16,7 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from taskvec.align.evaluate import classifier_accuracy, recognition_table, summarise
-from taskvec.align.projector import ProjectorConfig, pooled_features, train_projector
+from taskvec.align.projector import ProjectorConfig, new_projector, pooled_features, train_projector
 from taskvec.align.recogniser import Recogniser, RecogniserConfig, RecognitionData
 from taskvec.align.recogniser import train_recogniser as _train_recogniser
 from taskvec.models.embedded.load import (
@@ -28,7 +28,6 @@ from taskvec.models.embedded.load import (
     name_token_ids,
     projector_file,
 )
-from taskvec.models.embedded.model import EntityNameProjector
 from taskvec.models.embedded.weights import WEIGHTS_DIR, load_weights, save_weights
 from taskvec.report.run_folder import write_atomic
 from taskvec.tasks import images as suite
@@ -104,9 +103,7 @@ def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, 
     recogniser, recogniser_info = load_recogniser(out)
     entity_ids = recogniser_info["entity_ids"]
     llm = load_model(backbone(key).llm, options)
-    projector = EntityNameProjector(
-        len(entity_ids), llm.hidden_size, config.tokens_per_image, visual_rank=config.visual_rank
-    )
+    projector = new_projector(len(entity_ids), llm.hidden_size, config)
     projector.classifier.load_state_dict(recogniser.head.state_dict())
     projector.set_name_table(
         llm.model.get_input_embeddings(), name_token_ids(llm.tokenizer, entity_names(entity_ids))
