@@ -62,6 +62,9 @@ def run(
     seeds: Annotated[list[int] | None, typer.Option("--seed", help="one per seed (default 1 2 3)")] = None,
     layers: Annotated[list[int] | None, typer.Option("--layer", help="restrict the sweep")] = None,
     selection_metric: Annotated[str, typer.Option(help="paper | paper_ci | strict")] = "paper",
+    test_layers: Annotated[
+        str, typer.Option(help="all: test xPatch at every layer | chosen: at the val-chosen layer")
+    ] = "all",
     memory_budget_mb: Annotated[float, typer.Option(help="bounds the batch size")] = 1024,
     out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<model>-<spec>-...)")] = None,
     dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
@@ -88,6 +91,7 @@ def run(
             seeds=seeds or [1, 2, 3],
             layers=layers,
             selection_metric=selection_metric,
+            test_layers=test_layers,
             memory_budget_mb=memory_budget_mb,
         )
         console.print_json(config.model_dump_json())

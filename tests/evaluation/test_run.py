@@ -112,3 +112,25 @@ def test_the_prompt_digest_sees_every_pixel_and_character():
     assert prompts_digest([("Q:", red, "\nA:")]) != prompts_digest([("Q:", blue, "\nA:")])
     assert prompts_digest([("Q:", "\nA:")]) != prompts_digest([("Q:\nA:",)])
     assert prompts_digest([("Q:",), ("A:",)]) != prompts_digest([("Q:", "A:")])
+
+
+def test_chosen_layer_test_split_gives_the_same_predictions_without_the_test_sweep(
+    capital_run, smollm2, tmp_path, monkeypatch
+):
+    """``test_layers="chosen"`` skips the all-layer test sweep; the layer choice and every test
+    prediction stay those of the full run (xPatch read from the chosen layer's answers)."""
+    swept = []
+    real_sweep = protocol.sweep
+    monkeypatch.setattr(
+        protocol,
+        "sweep",
+        lambda adapter, queries, *a, **k: swept.append(len(queries)) or real_sweep(adapter, queries, *a, **k),
+    )
+    config = ExperimentConfig(**CONFIG, test_layers="chosen")
+    chosen = evaluate(config, tmp_path / "chosen", adapter=smollm2, show_progress=False)
+    assert swept == [30]  # the validation sweep only
+    assert chosen.best_layer == capital_run.best_layer
+    columns = ["item", "method", "prediction", "answer", "paper", "strict", "exact"]
+    assert chosen.predictions[columns].equals(capital_run.predictions[columns])
+    tables = chosen.folder.root / "tables"
+    assert (tables / "val_curve_paper.csv").is_file() and not (tables / "test_curve_paper.csv").exists()

@@ -69,7 +69,23 @@ def test_std_is_over_seeds():
 def test_exact_metric_is_missing_until_answers_are_generated():
     predictions = split_predictions([_unit(1)], 1, {})
     assert predictions[predictions.method == "xpatch"]["exact"].isna().all()
-    with_answers = split_predictions([_unit(1)], 1, {("toy", 1): [" x", " q"]})
+    with_answers = split_predictions([_unit(1)], 1, {("toy", 1): [(" x", " x"), (" q", " q")]})
     xpatch = with_answers[with_answers.method == "xpatch"]
     assert xpatch["exact"].tolist() == [True, False]
     assert isinstance(summary_table(with_answers, "exact"), pd.DataFrame)
+
+
+def test_a_unit_without_a_test_sweep_scores_xpatch_from_the_chosen_layer_answers():
+    """``test_layers="chosen"``: no per-layer test predictions; xPatch is the first token of the
+    answer generated at the chosen layer, and no test curve is made up."""
+    unit = _unit(1)
+    unit["test_layers"] = []
+    for row in unit["test"]:
+        row["xpatch"] = []
+    answers = {("toy", 1): [(" x", " x y"), (" q", " q")]}
+    predictions = split_predictions([unit], 1, answers)
+    xpatch = predictions[predictions.method == "xpatch"]
+    assert xpatch["prediction"].tolist() == [" x", " q"]
+    assert xpatch["paper"].tolist() == [True, False]
+    assert layer_scores([unit], "test").empty
+    assert not layer_scores([unit], "val").empty

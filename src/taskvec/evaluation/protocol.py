@@ -69,6 +69,10 @@ class ExperimentConfig(BaseModel):
     patch_mode: PatchMode = "replace"
     patch_scale: float = 1.0
     answer_tokens: int = Field(default=6, ge=1)
+    #: test-split xPatch at ``all`` layers (per-layer test curves; the units do not depend on the
+    #: layer choice) or only at the layer ``chosen`` on validation (what the paper reports; the
+    #: test sweep is about a fifth of a run's work)
+    test_layers: Literal["all", "chosen"] = "all"
     memory_budget_mb: float = Field(default=1024, gt=0)
 
     @field_validator("template", mode="before")
@@ -228,7 +232,9 @@ def run_unit(
     vectors = vector.vectors[layers]  # [layers, hidden]
     mode, scale = config.patch_mode, config.patch_scale
     val = sweep(adapter, prompts.val_queries, vectors, layers, budget, mode, scale)
-    test = sweep(adapter, prompts.test_queries, vectors, layers, budget, mode, scale)
+    test = None
+    if config.test_layers == "all":
+        test = sweep(adapter, prompts.test_queries, vectors, layers, budget, mode, scale)
     base_answers = generate_ids(adapter, prompts.test_base, None, config.answer_tokens, budget)
     clean_answers = compute_or_share(
         shared,
@@ -264,14 +270,23 @@ def run_unit(
                 **describe(item),
                 "demos": [d.id for d in demos],
                 "majority": majority_label([d.label for d in demos]) if config.spec != "instruction" else "",
-                "no_context": adapter.decode([int(test.clean[i])]),
+                "no_context": adapter.decode(
+                    [int(test.clean[i])] if test is not None else clean_answers[i][:1]
+                ),
                 "no_context_answer": adapter.decode(clean_answers[i]),
                 "xbase": adapter.decode(base_answers[i][:1]),
                 "xbase_answer": adapter.decode(base_answers[i]),
-                "xpatch": _texts(adapter, test.patched[i].tolist()),
+                "xpatch": _texts(adapter, test.patched[i].tolist()) if test is not None else [],
             }
         )
-    unit = {"task": task.name, "seed": seed, "layers": layers, "val": val_rows, "test": test_rows}
+    unit = {
+        "task": task.name,
+        "seed": seed,
+        "layers": layers,
+        "test_layers": layers if test is not None else [],
+        "val": val_rows,
+        "test": test_rows,
+    }
     return unit, vector
 
 
@@ -282,12 +297,13 @@ def patched_answers(
     config: ExperimentConfig,
     vector: TaskVector,
     layer: int,
-) -> list[str]:
-    """Multi-token xPatch answers on the test split at the chosen layer (for the exact metric)."""
+) -> list[tuple[str, str]]:
+    """xPatch on the test split at the chosen layer: each answer's first token and its whole
+    greedy answer (for the exact metric)."""
     prompts = [config.template.query(item_input(q, config.query, config.style)) for q in task.test]
     patch = Patch(layer, vector.at(layer), config.patch_mode, config.patch_scale)
     ids = generate_ids(adapter, prompts, patch, config.answer_tokens, config.budget())
-    return [adapter.decode(x) for x in ids]
+    return [(adapter.decode(x[:1]), adapter.decode(x)) for x in ids]
 
 
 def select_layer(curve: dict[int, float]) -> int:

@@ -34,11 +34,13 @@ def _majority(label: str, row: dict) -> dict[str, bool]:
 
 
 def layer_scores(units: Iterable[dict], split: str) -> pd.DataFrame:
-    """xPatch correctness per (task, seed, item, layer, metric) on one split."""
+    """xPatch correctness per (task, seed, item, layer, metric) on one split (none for a test
+    split swept at the chosen layer only)."""
     records = []
     for unit in units:
+        layers = unit.get("test_layers", unit["layers"]) if split == "test" else unit["layers"]
         for row in unit[split]:
-            for layer, prediction in zip(unit["layers"], row["xpatch"], strict=True):
+            for layer, prediction in zip(layers, row["xpatch"], strict=True):
                 for metric, ok in _first_token(prediction, row).items():
                     records.append((unit["task"], unit["seed"], row["id"], layer, metric, ok))
     return pd.DataFrame.from_records(records, columns=["task", "seed", "item", "layer", "metric", "correct"])
@@ -60,10 +62,14 @@ def choose_layer(val_scores: pd.DataFrame, metric: str) -> int:
 
 
 def split_predictions(units: Iterable[dict], layer: int, patched_answers: dict) -> pd.DataFrame:
-    """One row per (task, seed, item, method) on the test split, with every metric."""
+    """One row per (task, seed, item, method) on the test split, with every metric.
+
+    ``patched_answers[(task, seed)]`` holds each test item's xPatch ``(first token, answer)`` at
+    ``layer``; the first token comes from the unit's test sweep when it has one."""
     records = []
     for unit in units:
-        column = unit["layers"].index(layer)
+        swept = layer in unit.get("test_layers", unit["layers"])
+        column = unit.get("test_layers", unit["layers"]).index(layer) if swept else None
         answers = patched_answers.get((unit["task"], unit["seed"]), [])
         for i, row in enumerate(unit["test"]):
             base = {
@@ -76,7 +82,10 @@ def split_predictions(units: Iterable[dict], layer: int, patched_answers: dict) 
             methods = {
                 "no_context": (row["no_context"], row["no_context_answer"]),
                 "xbase": (row["xbase"], row["xbase_answer"]),
-                "xpatch": (row["xpatch"][column], answers[i] if answers else None),
+                "xpatch": (
+                    row["xpatch"][column] if swept else answers[i][0],
+                    answers[i][1] if answers else None,
+                ),
             }
             for method, (first, full) in methods.items():
                 scores = _first_token(first, row)

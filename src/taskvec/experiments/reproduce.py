@@ -162,6 +162,8 @@ class Reproduction:
             "layers": layers,
             "answer_tokens": self.config.answer_tokens,
             "memory_budget_mb": self.config.memory_budget_mb,
+            # the report reads the test split at the chosen layer only (as the paper does)
+            "test_layers": "chosen",
         }
 
     @property

@@ -80,7 +80,8 @@ def write_run_outputs(
     for metric in FIRST_TOKEN_METRICS:
         val_curve = layer_curve(val_scores, metric)
         write_table(folder, f"val_curve_{metric}", val_curve.round(4))
-        write_table(folder, f"test_curve_{metric}", layer_curve(test_scores, metric).round(4))
+        if not test_scores.empty:  # swept at every layer (``test_layers="all"``)
+            write_table(folder, f"test_curve_{metric}", layer_curve(test_scores, metric).round(4))
     curve = layer_curve(val_scores, config.selection_metric)
     plot_curves(
         curve,
