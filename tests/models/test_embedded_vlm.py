@@ -13,13 +13,18 @@ import torch
 
 from taskvec.align.run import check_sample_accuracy
 from taskvec.errors import ModelSpecError
+from taskvec.evaluation.protocol import ExperimentConfig
+from taskvec.evaluation.run import evaluate
+from taskvec.experiments.reproduce import quick_task_files
 from taskvec.models.embedded.load import RECOGNISER_FILE, load_embedded_vlm, projector_file
 from taskvec.models.embedded.weights import WEIGHTS_DIR
 from taskvec.models.families.causal_lm import CausalLMAdapter
-from taskvec.patching.patch import first_token_ids
+from taskvec.models.shared_work import SharedWork
+from taskvec.patching.patch import first_token_ids, generate_ids
 from taskvec.patching.sweep import sweep, sweep_naive
 from taskvec.prompts.template import get_template
 from taskvec.tasks.images import load_image
+from taskvec.vectors.extract import last_token_states
 
 pytestmark = pytest.mark.slow
 
@@ -51,6 +56,43 @@ def test_text_prompts_run_exactly_as_in_the_bare_llm(vlm):
     vlm_inputs, llm_inputs = vlm.encode(prompts), llm.encode(prompts)
     assert torch.equal(vlm_inputs.input_ids, llm_inputs.input_ids)
     torch.testing.assert_close(vlm.forward(vlm_inputs).logits, llm.forward(llm_inputs).logits)
+
+
+def test_on_text_the_vlm_computes_like_its_language_models_adapter(vlm):
+    """What lets shared work (and Table 4) treat the VLM's text runs as its LLM's: the delimiter
+    states and greedy answers of text prompts are bit-identical through either adapter; a prompt
+    with an image is the VLM's own."""
+    llm = vlm.text_adapter
+    template = get_template("spaced")
+    text = [template.icl([("France", "Paris"), ("Peru", "Lima")], "Japan"), template.query("Chile")]
+    assert vlm.computes_like(text) is llm
+    assert vlm.computes_like([template.query(load_image(DOG, "noto"))]) is vlm
+    assert torch.equal(last_token_states(vlm, text), last_token_states(llm, text))
+    assert generate_ids(vlm, text, None, 3) == generate_ids(llm, text, None, 3)
+
+
+def test_llm_to_vlm_runs_reuse_the_vlm_runs_outright(vlm, tmp_path):
+    """With one ``SharedWork``, the LLM -> VLM run after the VLM -> VLM run computes nothing: same
+    vectors, sweeps and answers, so the same predictions."""
+    tasks = quick_task_files(["country_capital"], tmp_path)
+    config = ExperimentConfig(
+        model=vlm.name,
+        tasks=tasks,
+        spec="text-icl",
+        query="image",
+        seeds=[1],
+        layers=[9, 11],
+        answer_tokens=2,
+    )
+    shared = SharedWork()
+    own = evaluate(config, tmp_path / "vlm", vlm, show_progress=False, shared=shared)
+    computed = shared.computed
+    transfer = evaluate(
+        config, tmp_path / "llm", vlm, show_progress=False, vector_adapter=vlm.text_adapter, shared=shared
+    )
+    assert shared.computed == computed and shared.reused >= 5
+    columns = ["item", "method", "prediction", "answer"]
+    assert transfer.predictions[columns].equals(own.predictions[columns])
 
 
 def test_each_image_becomes_its_slots_and_identical_pictures_are_encoded_once(vlm):

@@ -16,13 +16,14 @@ import random
 from collections.abc import Sequence
 from typing import Literal
 
+import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from taskvec.errors import ConfigError, LayerError
 from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRICS
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import MemoryBudget
-from taskvec.models.shared_work import SharedWork, compute_or_share
+from taskvec.models.shared_work import SharedWork, compute_or_share, tensor_digest
 from taskvec.patching.hooks import PatchMode
 from taskvec.patching.patch import Patch, generate_ids
 from taskvec.patching.sweep import sweep
@@ -207,6 +208,48 @@ def task_vector_for(
     return TaskVector.mean([instruction, exemplar], spec="ensemble")
 
 
+def _swept(
+    adapter: ModelAdapter,
+    queries: Sequence[Prompt],
+    vectors: torch.Tensor,
+    layers: list[int],
+    config: ExperimentConfig,
+    shared: SharedWork | None,
+):
+    """The layer sweep, or its result from a run that swept the same queries with the same
+    vectors (LLM -> VLM transfer on a frozen language model)."""
+    budget, mode, scale = config.budget(), config.patch_mode, config.patch_scale
+    options = (tensor_digest(vectors), tuple(layers), budget, mode, scale)
+    return compute_or_share(
+        shared,
+        "sweep",
+        adapter,
+        queries,
+        options,
+        lambda: sweep(adapter, queries, vectors, layers, budget, mode, scale),
+    )
+
+
+def _answers(
+    adapter: ModelAdapter,
+    prompts: Sequence[Prompt],
+    patch: Patch | None,
+    config: ExperimentConfig,
+    shared: SharedWork | None,
+) -> list[list[int]]:
+    """Greedy answers (``config.answer_tokens``), or those of a run that asked the same."""
+    budget = config.budget()
+    patch_key = None if patch is None else (patch.layer, tensor_digest(patch.vector), patch.mode, patch.scale)
+    return compute_or_share(
+        shared,
+        "greedy answers",
+        adapter,
+        prompts,
+        (patch_key, config.answer_tokens, budget),
+        lambda: generate_ids(adapter, prompts, patch, config.answer_tokens, budget),
+    )
+
+
 def _texts(adapter: ModelAdapter, token_ids: Sequence[int]) -> list[str]:
     return [adapter.decode([t]) for t in token_ids]
 
@@ -227,23 +270,14 @@ def run_unit(
     prompts = UnitPrompts(task, config, seed)
     layers = config.layers if config.layers is not None else list(range(adapter.num_layers))
     source = vector_adapter or adapter
-    budget = config.budget()
     vector = task_vector_for(source, prompts, shared)
     vectors = vector.vectors[layers]  # [layers, hidden]
-    mode, scale = config.patch_mode, config.patch_scale
-    val = sweep(adapter, prompts.val_queries, vectors, layers, budget, mode, scale)
+    val = _swept(adapter, prompts.val_queries, vectors, layers, config, shared)
     test = None
     if config.test_layers == "all":
-        test = sweep(adapter, prompts.test_queries, vectors, layers, budget, mode, scale)
-    base_answers = generate_ids(adapter, prompts.test_base, None, config.answer_tokens, budget)
-    clean_answers = compute_or_share(
-        shared,
-        "no-context answers",
-        adapter,
-        prompts.test_queries,
-        (config.answer_tokens, budget),
-        lambda: generate_ids(adapter, prompts.test_queries, None, config.answer_tokens, budget),
-    )
+        test = _swept(adapter, prompts.test_queries, vectors, layers, config, shared)
+    base_answers = _answers(adapter, prompts.test_base, None, config, shared)
+    clean_answers = _answers(adapter, prompts.test_queries, None, config, shared)
 
     def describe(item: Item) -> dict:
         return {
@@ -297,12 +331,13 @@ def patched_answers(
     config: ExperimentConfig,
     vector: TaskVector,
     layer: int,
+    shared: SharedWork | None = None,
 ) -> list[tuple[str, str]]:
     """xPatch on the test split at the chosen layer: each answer's first token and its whole
     greedy answer (for the exact metric)."""
     prompts = [config.template.query(item_input(q, config.query, config.style)) for q in task.test]
     patch = Patch(layer, vector.at(layer), config.patch_mode, config.patch_scale)
-    ids = generate_ids(adapter, prompts, patch, config.answer_tokens, config.budget())
+    ids = _answers(adapter, prompts, patch, config, shared)
     return [(adapter.decode(x[:1]), adapter.decode(x)) for x in ids]
 
 

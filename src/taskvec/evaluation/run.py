@@ -314,7 +314,7 @@ def evaluate(
             vector = TaskVector.load(
                 folder.vector_path(task.name, config.spec, seed), source, same_model=True
             )
-            answers[(task.name, seed)] = patched_answers(adapter, task, seed, config, vector, best)
+            answers[(task.name, seed)] = patched_answers(adapter, task, seed, config, vector, best, shared)
     predictions = split_predictions(units, best, answers)
 
     from taskvec.report.tables import write_run_outputs

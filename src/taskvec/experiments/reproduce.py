@@ -320,9 +320,12 @@ class Reproduction:
 def base_llm(
     adapter: ModelAdapter, config: ReproduceConfig, load_options: LoadOptions | None = None
 ) -> ModelAdapter | None:
-    """The LLM the VLM was built on, loaded on its own (None when unknown: Table 4 is skipped)."""
+    """The LLM the VLM was built on (None when unknown: Table 4 is skipped). A VLM that holds its
+    base LLM's own adapter (the embedded VLM) lends it; any other is loaded on its own."""
     from taskvec.models.registry import load_model
 
+    if config.llm is None and getattr(adapter, "text_adapter", None) is not None:
+        return adapter.text_adapter
     name = config.llm or getattr(adapter, "base_llm", None)
     return load_model(name, load_options) if name else None
 

@@ -85,6 +85,12 @@ class ModelAdapter(ABC):
         """Identifies the exact weights (a hash), so saved vectors and caches can be checked."""
         return self._fingerprint
 
+    def computes_like(self, prompts: Sequence[Prompt]) -> ModelAdapter:
+        """The adapter whose computation on ``prompts`` this one repeats exactly (itself, unless a
+        family knows better: the embedded VLM on text is its frozen language model). Work shared
+        between runs (``SharedWork``) is keyed by it, so identical arithmetic is done once."""
+        return self
+
     def check_layer(self, layer: int) -> int:
         if not isinstance(layer, int) or layer < 0 or layer >= self.num_layers:
             raise LayerError(

@@ -4,19 +4,23 @@ A reproduction is ten ordinary runs (one per specification x query cell), the LL
 and the ensembling stage, and some of their inputs coincide exactly: every text-ICL cell (and the
 ensembling) reads the delimiter states of the same text prompts, both image-ICL cells of a style
 those of the same image prompts, and every cell whose queries are the same pictures (or the same
-words) asks the same No Context answers. Those results are pure functions of the weights and the
-prompts, so a ``SharedWork`` handed to each run keys them by exactly that (the model, a digest of
-every prompt's text and pixels, the options that shape the result) and returns the first
-computation to the later runs. Each run still writes its own complete folder; only the
-arithmetic is not redone.
+words) asks the same No Context answers. Where the VLM's language model is the base LLM itself
+(the embedded VLM), the LLM -> VLM runs repeat the VLM -> VLM ones outright: the same vectors,
+sweeps and answers. Those results are pure functions of the weights and the inputs, so a
+``SharedWork`` handed to each run keys them by exactly that (the model that computes them, a
+digest of every prompt's text and pixels, the options and vectors that shape the result) and
+returns the first computation to the later runs. Each run still writes its own complete folder;
+only the arithmetic is not redone.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
 
+import torch
 from PIL import Image
 
 from taskvec.models.adapter import ModelAdapter
@@ -30,18 +34,26 @@ class SharedWork:
 
     def __init__(self) -> None:
         self._results: dict[tuple, object] = {}
-        self.computed = 0
-        self.reused = 0
+        #: (what, "computed" | "reused") -> count; ``what`` is the key's first element
+        self.tally: Counter[tuple[str, str]] = Counter()
+
+    @property
+    def computed(self) -> int:
+        return sum(n for (_, outcome), n in self.tally.items() if outcome == "computed")
+
+    @property
+    def reused(self) -> int:
+        return sum(n for (_, outcome), n in self.tally.items() if outcome == "reused")
 
     def get(self, key: tuple, compute: Callable[[], T]) -> T:
         """``compute()``, or its result from an earlier call with the same key. The result is
         handed out as is: callers treat it as read-only."""
         if key in self._results:
-            self.reused += 1
+            self.tally[(str(key[0]), "reused")] += 1
             return self._results[key]  # type: ignore[return-value]
         result = compute()
         self._results[key] = result
-        self.computed += 1
+        self.tally[(str(key[0]), "computed")] += 1
         return result
 
 
@@ -71,8 +83,19 @@ def compute_or_share(
     computed, the model (object and weights), every prompt's content, and ``options``."""
     if shared is None:
         return compute()
-    key = (what, id(adapter), adapter.fingerprint, prompts_digest(prompts), options)
+    owner = adapter.computes_like(prompts)
+    key = (what, id(owner), owner.fingerprint, prompts_digest(prompts), options)
     return shared.get(key, compute)
 
 
-__all__ = ["SharedWork", "compute_or_share", "prompts_digest"]
+def tensor_digest(tensor: torch.Tensor | None) -> str:
+    """A digest of a tensor's dtype, shape and values, to key work that depends on it."""
+    if tensor is None:
+        return ""
+    tensor = tensor.detach().cpu().contiguous()
+    digest = hashlib.sha256(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
+    digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+__all__ = ["SharedWork", "compute_or_share", "prompts_digest", "tensor_digest"]

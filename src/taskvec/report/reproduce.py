@@ -349,8 +349,9 @@ def _transfer_section(reproduction, similarity, llm) -> list[str]:
     if same_weights:
         lines += [
             f"The embedded VLM's language model is `{llm.name}` itself, frozen: on text prompts the two "
-            "compute the same function, so the LLM's text-ICL vectors equal the VLM's and the two rows "
-            "must agree. They are still computed separately (the LLM loaded from its own package).",
+            "run the very same modules on the same tokens (tested bit for bit), so the LLM's text-ICL "
+            "vectors are the VLM's and the two rows agree by construction. This stage therefore computes "
+            "nothing new: the LLM -> VLM runs share the VLM -> VLM runs' vectors, sweeps and answers.",
             "",
         ]
     if similarity is not None:

@@ -54,8 +54,12 @@ def test_conditions_with_the_same_prompts_compute_them_once(tmp_path):
     ]
     shared = SharedWork()
     results = run_conditions(adapter, conditions, tmp_path / "shared", False, shared, **options)
-    # computed: text-ICL vector, text No Context, image No Context, instruction vector
-    assert (shared.computed, shared.reused) == (4, 2)
+    # reused: the text-ICL vector (text -> image) and the image No Context answers (instruction)
+    reused = {what: n for (what, outcome), n in shared.tally.items() if outcome == "reused"}
+    assert reused == {"last-token states": 1, "greedy answers": 1}
+    computed = {what: n for (what, outcome), n in shared.tally.items() if outcome == "computed"}
+    # per condition: val and test sweeps; xBase, No Context (but once) and chosen-layer xPatch answers
+    assert computed == {"last-token states": 2, "sweep": 6, "greedy answers": 8}
     alone = run_conditions(adapter, conditions[1:2], tmp_path / "alone", False, None, **options)
 
     def unit(result):

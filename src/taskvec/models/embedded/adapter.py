@@ -44,6 +44,8 @@ class EmbeddedVLMAdapter(ModelAdapter):
     base_llm: str | None = None
     #: measured first-token recognition (style -> domain -> accuracy) of the loaded weights
     recognition: dict | None = None
+    #: the adapter of the LLM this VLM is built on (same modules and tokenizer), if known
+    text_adapter: ModelAdapter | None = None
 
     def __init__(
         self,
@@ -98,6 +100,14 @@ class EmbeddedVLMAdapter(ModelAdapter):
 
     def unembedding(self) -> nn.Module:
         return self.model.llm.get_output_embeddings()
+
+    def computes_like(self, prompts: Sequence[Prompt]) -> ModelAdapter:
+        """On prompts without images the VLM runs its frozen LLM's very modules on the same
+        tokens (tested bit for bit), so it computes like the LLM's own adapter."""
+        has_image = any(isinstance(segment, Image.Image) for prompt in prompts for segment in prompt)
+        if self.text_adapter is None or has_image:
+            return self
+        return self.text_adapter.computes_like(prompts)
 
     # --- tokens ----------------------------------------------------------------------------
     def prompt_ids(self, prompt: Prompt) -> tuple[list[int], list[Image.Image]]:

@@ -99,7 +99,7 @@ def assemble(
     """Wrap the parts into a model and its adapter (the LLM's weights are shared, not copied)."""
     image_token_id = ensure_image_token(llm.tokenizer)
     model = EmbeddedVLM(encoder, projector, llm.model, image_token_id)
-    return EmbeddedVLMAdapter(
+    adapter = EmbeddedVLMAdapter(
         model,
         llm.tokenizer,
         name=name,
@@ -107,6 +107,8 @@ def assemble(
         fingerprint=fingerprint,
         image_size=image_size,
     )
+    adapter.text_adapter = llm
+    return adapter
 
 
 def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
