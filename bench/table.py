@@ -4,8 +4,9 @@
     .venv/bin/python bench/table.py --seeds 1 --threads 2
 
 It runs ``taskvec.evaluate`` (what ``taskvec run`` and ``taskvec reproduce`` run for every condition)
-into a fresh temporary folder: per unit the task vector, the validation and test sweeps of every
-layer, xBase and No Context answers; then the chosen layer's multi-token xPatch answers. Prints the
+into a fresh temporary folder: per unit the task vector, the validation sweep of every layer (and
+the test sweep with ``--test-layers all``; ``reproduce`` reads the test split at the chosen layer
+only), xBase and No Context answers; then the chosen layer's multi-token xPatch answers. Prints the
 wall time of each step, the peak RSS of the process, and, for the step that costs most (the xBase
 prompts: five examples and the query, a full forward each), the FLOPs of its prompt tokens and the
 rate they ran at, against a plain float32 matmul on this machine.
@@ -35,7 +36,7 @@ from taskvec.models.batching import token_counts  # noqa: E402
 TASKS = ["country_capital", "country_currency", "animal_latin", "animal_young", "food_color", "food_flavor"]
 
 
-def instrument(seconds: dict[str, float], counts: dict[str, int]) -> None:
+def instrument(seconds: dict[str, float], counts: dict[str, int], test_sweep: bool) -> None:
     """Wrap the protocol's steps so each one's wall time adds up under its name."""
 
     def timed(name, fn):
@@ -49,7 +50,7 @@ def instrument(seconds: dict[str, float], counts: dict[str, int]) -> None:
 
         return wrapper
 
-    sweeps = iter(["val sweep", "test sweep"] * 10_000)
+    sweeps = iter((["val sweep", "test sweep"] if test_sweep else ["val sweep"]) * 10_000)
     original_sweep = protocol.sweep
     protocol.sweep = lambda *a, **k: timed(next(sweeps), original_sweep)(*a, **k)
     protocol.task_vector_for = timed("task vector", protocol.task_vector_for)
@@ -88,6 +89,9 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=TASKS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--answer-tokens", type=int, default=4, help="as taskvec reproduce")
+    parser.add_argument(
+        "--test-layers", default="chosen", choices=["all", "chosen"], help="as taskvec reproduce: chosen"
+    )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -104,10 +108,11 @@ def main() -> None:
         style=args.style,
         template=args.template,
         answer_tokens=args.answer_tokens,
+        test_layers=args.test_layers,
     )
     seconds: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
-    instrument(seconds, counts)
+    instrument(seconds, counts, args.test_layers == "all")
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         result = run.evaluate(config, Path(folder) / "run", adapter, show_progress=True)
