@@ -31,7 +31,18 @@ if TYPE_CHECKING:
     from taskvec.tasks.task import Item, Split, Task
 
 SUITE_DIR: Path = Path(__file__).parent / "suite"
-STYLES: tuple[str, ...] = ("noto", "twemoji", "fluent", "fluent_flat", "flag_icons", "openmoji")
+STYLES: tuple[str, ...] = (
+    "noto",
+    "twemoji",
+    "fluent",
+    "fluent_flat",
+    "flag_icons",
+    "noto_v1",
+    "emojione",
+    "fxemoji",
+    "streamline",
+    "openmoji",
+)
 HELD_OUT_STYLE: str = "openmoji"
 TRAINING_STYLES: tuple[str, ...] = tuple(s for s in STYLES if s != HELD_OUT_STYLE)
 TASK_DOMAINS: tuple[str, ...] = ("flags", "animals", "foods")

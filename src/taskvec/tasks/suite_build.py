@@ -13,7 +13,16 @@ style           source                            licence      native          h
 ``fluent_flat`` npm ``fluentui-emoji`` (flat)      MIT          SVG             no
 ``flag_icons``  npm ``flag-icons`` (4x3)           MIT          SVG             no
 ``openmoji``    npm ``openmoji`` (color)           CC-BY-SA-4.0 SVG             **yes**
+``noto_v1``     npm ``@iconify-json/noto-v1``      Apache-2.0   SVG             no
+``emojione``    npm ``@iconify-json/emojione``     CC-BY-4.0    SVG             no
+``fxemoji``     npm ``@iconify-json/fxemoji``      Apache-2.0   SVG             no
+``streamline``  npm ``@iconify-json/streamline-     CC-BY-4.0    SVG             no
+                emojis``
 ==============  ================================  ===========  ==============  =========
+
+The last four are older or other emoji sets in Iconify's JSON format (one SVG body per icon,
+named by the emoji's CLDR / Unicode name); they add drawings, not entities, so a recogniser
+learns what a dog looks like across many artists (OpenMoji stays unseen).
 
 Entities, categories and names come from npm ``emoji-datasource`` (``unified``, ``name``,
 ``category``, ``subcategory``) and the CLDR short names shipped in OpenMoji's
@@ -68,6 +77,17 @@ NPM_PINS: dict[str, str] = {
     "fluentui-emoji": "1.3.0",
     "openmoji": "17.0.0",
     "flag-icons": "7.5.0",
+    "@iconify-json/noto-v1": "1.2.5",
+    "@iconify-json/emojione": "1.2.3",
+    "@iconify-json/fxemoji": "1.2.2",
+    "@iconify-json/streamline-emojis": "1.2.4",
+}
+#: styles drawn from an Iconify JSON icon set: style -> npm package
+ICONIFY_STYLES: dict[str, str] = {
+    "noto_v1": "@iconify-json/noto-v1",
+    "emojione": "@iconify-json/emojione",
+    "fxemoji": "@iconify-json/fxemoji",
+    "streamline": "@iconify-json/streamline-emojis",
 }
 DEBIAN_NOTO = ("fonts-noto-color-emoji", "2.042-0+deb12u1")
 SYSTEM_NOTO = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
@@ -130,8 +150,41 @@ STYLE_INFO: dict[str, dict[str, object]] = {
         "native_resolution": "SVG (72x72 viewBox)",
         "held_out": True,
     },
+    "noto_v1": {
+        "source": "npm:@iconify-json/noto-v1 (Noto Emoji v1, Google)",
+        "version": NPM_PINS["@iconify-json/noto-v1"],
+        "licence": "Apache-2.0",
+        "licence_file": "LICENSES/iconify-noto-v1.txt",
+        "native_resolution": "SVG (128x128 viewBox)",
+        "held_out": False,
+    },
+    "emojione": {
+        "source": "npm:@iconify-json/emojione (Emoji One 2.3, colour)",
+        "version": NPM_PINS["@iconify-json/emojione"],
+        "licence": "CC-BY-4.0",
+        "licence_file": "LICENSES/iconify-emojione.txt",
+        "native_resolution": "SVG (64x64 viewBox)",
+        "held_out": False,
+    },
+    "fxemoji": {
+        "source": "npm:@iconify-json/fxemoji (Firefox OS Emoji, Mozilla)",
+        "version": NPM_PINS["@iconify-json/fxemoji"],
+        "licence": "Apache-2.0",
+        "licence_file": "LICENSES/iconify-fxemoji.txt",
+        "native_resolution": "SVG (512x512 viewBox)",
+        "held_out": False,
+    },
+    "streamline": {
+        "source": "npm:@iconify-json/streamline-emojis (Streamline Emojis)",
+        "version": NPM_PINS["@iconify-json/streamline-emojis"],
+        "licence": "CC-BY-4.0",
+        "licence_file": "LICENSES/iconify-streamline-emojis.txt",
+        "native_resolution": "SVG (48x48 viewBox)",
+        "held_out": False,
+    },
 }
-STYLES: tuple[str, ...] = tuple(STYLE_INFO)
+#: training styles in the order they were added, the held-out style last
+STYLES: tuple[str, ...] = (*(s for s in STYLE_INFO if s != HELD_OUT_STYLE), HELD_OUT_STYLE)
 
 
 # --------------------------------------------------------------------------- keys
@@ -349,6 +402,72 @@ def flag_icons_index(folder: Path) -> dict[str, Path]:
     return idx
 
 
+class IconifySet:
+    """An icon set in Iconify's JSON format: SVG bodies by icon name, plain aliases, categories.
+
+    Icons are named by slugs of their emoji's name ("dog", "flag-for-france", "redapple"), so an
+    entity is matched by its CLDR and Unicode names; a match must agree on being a flag (an icon
+    in the set's ``Flags`` category draws a flag entity and only such), which keeps "turkey" the
+    bird apart from "turkey" the flag. An icon claimed by several entities goes to the one whose
+    own name gives it and is dropped otherwise."""
+
+    def __init__(self, package: Path):
+        data = json.loads((package / "icons.json").read_text(encoding="utf-8"))
+        self.icons: dict[str, dict] = data["icons"]
+        self.defaults = {k: data[k] for k in ("left", "top", "width", "height") if k in data}
+        self.aliases = {
+            name: alias["parent"]
+            for name, alias in data.get("aliases", {}).items()
+            if set(alias) == {"parent"}  # an alias that flips or rotates draws something else
+        }
+        meta = json.loads((package / "metadata.json").read_text(encoding="utf-8"))
+        self.flags = {
+            self._resolve(n)
+            for c, names in meta.get("categories", {}).items()
+            if "flag" in c.lower()
+            for n in names
+        }
+
+    def _resolve(self, name: str) -> str:
+        while name not in self.icons and name in self.aliases:
+            name = self.aliases[name]
+        return name
+
+    def svg(self, name: str) -> str:
+        icon = self.icons[self._resolve(name)]
+        box = {**{"left": 0, "top": 0, "width": 16, "height": 16}, **self.defaults, **icon}
+        return (
+            '<svg xmlns="http://www.w3.org/2000/svg" '
+            f'viewBox="{box["left"]} {box["top"]} {box["width"]} {box["height"]}">{icon["body"]}</svg>'
+        )
+
+    @staticmethod
+    def _candidates(e: Entity) -> list[str]:
+        slugs = [slugify(e.name), slugify(e.unicode_name)]
+        if e.domain == "flags":
+            slugs = [f"{prefix}{slug}" for slug in slugs for prefix in ("flag-for-", "flag-", "")]
+        return [v for slug in slugs for v in (slug, slug.replace("-", ""))]
+
+    def index(self, entities: list[Entity]) -> dict[str, str]:
+        """``entity -> icon name`` for every entity the set draws."""
+        known = set(self.icons) | set(self.aliases)
+        claims: dict[str, list[tuple[bool, Entity]]] = {}
+        for e in entities:
+            for rank, candidate in enumerate(self._candidates(e)):
+                if candidate not in known:
+                    continue
+                if (self._resolve(candidate) in self.flags) != (e.domain == "flags"):
+                    continue
+                claims.setdefault(self._resolve(candidate), []).append((rank == 0, e))
+                break
+        idx: dict[str, str] = {}
+        for icon, claimants in claims.items():
+            own = [e for exact, e in claimants if exact]
+            if len(claimants) == 1 or len(own) == 1:
+                idx[(own or [claimants[0][1]])[0].entity] = icon
+        return idx
+
+
 class NotoFont:
     """Read glyph PNGs straight from the CBDT table (native 136x128), sequences via GSUB."""
 
@@ -417,10 +536,14 @@ def normalise(rgba: Image.Image, size: int, margin: float = MARGIN, outline: boo
     return canvas.convert("RGB")
 
 
-def render_svg(path: Path, px: int) -> Image.Image:
+def render_svg(source: Path | str, px: int) -> Image.Image:
+    """Render an SVG file, or an SVG document given as a string, at ``px`` x ``px``."""
     import resvg_py
 
-    data = resvg_py.svg_to_bytes(svg_path=str(path), width=px, height=px)
+    if isinstance(source, str) and source.startswith("<svg"):
+        data = resvg_py.svg_to_bytes(svg_string=source, width=px, height=px)
+    else:
+        data = resvg_py.svg_to_bytes(svg_path=str(source), width=px, height=px)
     return Image.open(io.BytesIO(bytes(data))).convert("RGBA")
 
 
@@ -433,7 +556,9 @@ def _render_job(
         font = _noto_cache(src.split("#", 1)[0])
         raw = Image.open(io.BytesIO(font.png(src.split("#", 1)[1]))).convert("RGBA")
     else:
-        raw = render_svg(Path(src), 2 * (TASK_SIZE if is_task else RECOG_SIZE))
+        raw = render_svg(
+            src if src.startswith("<svg") else Path(src), 2 * (TASK_SIZE if is_task else RECOG_SIZE)
+        )
     frame = style == "flag_icons"
     task = normalise(raw, TASK_SIZE, outline=frame) if is_task else None
     recog = normalise(raw, RECOG_SIZE, outline=frame)
@@ -524,6 +649,24 @@ def write_licences(out: Path, pkgs: dict[str, Path]) -> None:
             head = "Package licence file" if fname == "twemoji.txt" else "Licence"
             body += f"\n----- {head} ({src.name}) -----\n\n" + src.read_text(encoding="utf-8")
         (lic / fname).write_text(body, encoding="utf-8")
+    for style, package in ICONIFY_STYLES.items():
+        _write_iconify_licence(lic / Path(str(STYLE_INFO[style]["licence_file"])).name, style, pkgs[package])
+
+
+def _write_iconify_licence(path: Path, style: str, package: Path) -> None:
+    """Attribution of an Iconify icon set, from the set's own ``info.json`` (author, licence)."""
+    info = json.loads((package / "info.json").read_text(encoding="utf-8"))
+    meta = json.loads((package / "package.json").read_text(encoding="utf-8"))
+    author, licence = info.get("author", {}), info.get("license", {})
+    path.write_text(
+        f"{info.get('name', style)}{' ' + info['version'] if info.get('version') else ''}, "
+        f"by {author.get('name', '?')} ({author.get('url', '')}),\n"
+        f"via npm {meta['name']} {meta['version']} (Iconify JSON).\n"
+        f"Licence: {licence.get('title', '?')} ({licence.get('spdx', '?')}): {licence.get('url', '')}\n"
+        f"Images in style '{style}' were rendered from the icon set's SVG bodies (resvg), cropped,\n"
+        "rescaled and placed on a white background (task images and recognition tiles).\n",
+        encoding="utf-8",
+    )
 
 
 # --------------------------------------------------------------------------- build
@@ -600,6 +743,10 @@ def build_suite(
         "flag_icons": flag_icons_index(pkgs["flag-icons"] / "flags" / "4x3"),
         "openmoji": _svg_index(pkgs["openmoji"] / "color" / "svg"),
     }
+    iconify: dict[str, dict[str, str]] = {}  # style -> entity -> SVG document
+    for style, package in ICONIFY_STYLES.items():
+        icon_set = IconifySet(pkgs[package])
+        iconify[style] = {ent: icon_set.svg(icon) for ent, icon in icon_set.index(entities).items()}
 
     jobs: list[tuple[str, str, str, bool]] = []
     for e in entities:
@@ -615,6 +762,9 @@ def build_suite(
             p = idx.get(e.entity)
             if p is not None:
                 jobs.append((style, e.entity, str(p), is_task))
+        for style, drawn in iconify.items():
+            if e.entity in drawn:
+                jobs.append((style, e.entity, drawn[e.entity], is_task))
     log(f"[suite] {len(entities)} entities, {len(jobs)} render jobs")
 
     if out_dir.exists():

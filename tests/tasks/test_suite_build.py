@@ -1,0 +1,56 @@
+"""Matching an Iconify icon set's names to suite entities (``taskvec data build``).
+
+Iconify sets name icons by slugs of the emoji's name; the build must pick each entity's icon by
+its CLDR or Unicode name, keep flags and non-flags apart (the bird "turkey" is not the flag
+"turkey"), follow plain aliases only, and never give one icon to two entities."""
+
+from __future__ import annotations
+
+import json
+
+from taskvec.tasks.suite_build import Entity, IconifySet
+
+
+def _entity(key: str, name: str, domain: str, unicode_name: str | None = None) -> Entity:
+    return Entity(key, key, name, unicode_name or name, domain, "", "", 0)
+
+
+def _icon_set(tmp_path, icons: dict, aliases: dict, flags: list[str]) -> IconifySet:
+    body = '<rect width="4" height="4" fill="#123456"/>'
+    (tmp_path / "icons.json").write_text(
+        json.dumps({"icons": {n: {"body": body} for n in icons}, "aliases": aliases, "width": 8, "height": 8})
+    )
+    (tmp_path / "metadata.json").write_text(json.dumps({"categories": {"Flags": flags, "Animals": []}}))
+    return IconifySet(tmp_path)
+
+
+def test_entities_match_their_icons_by_name_and_flags_stay_flags(tmp_path):
+    icons = ["dog", "turkey", "flag-for-france", "mousefacex", "redapple", "cat-face"]
+    aliases = {"cat": {"parent": "cat-face"}, "mirrored-dog": {"parent": "dog", "hFlip": True}}
+    icon_set = _icon_set(tmp_path, icons, aliases, flags=["turkey", "flag-for-france"])
+    entities = [
+        _entity("1f415", "dog", "animals"),
+        _entity("1f983", "turkey", "animals"),  # the bird: only a flag is called "turkey" here
+        _entity("1f1f9-1f1f7", "Türkiye", "flags", "flag: Turkey"),
+        _entity("1f1eb-1f1f7", "France", "flags"),
+        _entity("1f34e", "red apple", "foods"),  # "redapple": the hyphen-less spelling
+        _entity("1f408", "cat", "animals"),  # through a plain alias
+    ]
+    index = icon_set.index(entities)
+    assert index == {
+        "1f415": "dog",
+        "1f1eb-1f1f7": "flag-for-france",
+        "1f34e": "redapple",
+        "1f408": "cat-face",
+    }
+    assert "mirrored-dog" not in icon_set.aliases  # a flipped alias draws something else
+    assert icon_set.svg("cat").startswith('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 8 8">')
+
+
+def test_an_icon_two_entities_claim_goes_to_the_one_it_names(tmp_path):
+    icon_set = _icon_set(tmp_path, ["mouse"], {}, flags=[])
+    own = _entity("1f401", "mouse", "animals")
+    other = _entity("1f42d", "mouse face", "animals", unicode_name="mouse")  # claims it by its Unicode name
+    assert icon_set.index([other, own]) == {"1f401": "mouse"}
+    # with no entity named by it exactly, nobody gets it
+    assert icon_set.index([other, _entity("1f400", "rat", "animals", unicode_name="mouse")]) == {}
