@@ -14,6 +14,7 @@ import hashlib
 import json
 import random
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Literal
 
 import torch
@@ -150,34 +151,57 @@ def check_task_fits(task: Task, config: ExperimentConfig) -> None:
 
 
 class UnitPrompts:
-    """The prompts of one unit, built once from the task, config and seed."""
+    """The prompts of one unit, from the task, config and seed; each kind is built when first
+    asked for (a reproduction asks some units for their xBase prompts only)."""
 
     def __init__(self, task: Task, config: ExperimentConfig, seed: int):
         self.task, self.config, self.seed = task, config, seed
-        template = config.template
         rng = unit_rng(task, seed)
         self.val_demos = [sample_demos(task.val, config.n_examples, rng, exclude=q) for q in task.val]
         self.test_demos = [sample_demos(task.val, config.n_examples, rng) for _ in task.test]
-        demo_in = config.demo_modality
-        self.extraction: list[Prompt] = [
-            template.icl([(self._input(d, demo_in), d.label) for d in demos], self._input(q, demo_in))
-            for q, demos in zip(task.val, self.val_demos, strict=True)
+
+    @cached_property
+    def extraction(self) -> list[Prompt]:
+        demo_in = self.config.demo_modality
+        return [
+            self.config.template.icl(self._demos(demos, demo_in), self._input(q, demo_in))
+            for q, demos in zip(self.task.val, self.val_demos, strict=True)
         ]
-        self.instruction: Prompt = instruction_prompt(task.instruction)
-        self.val_queries = [template.query(self._input(q, config.query)) for q in task.val]
-        self.test_queries = [template.query(self._input(q, config.query)) for q in task.test]
-        if config.spec == "instruction":
-            self.test_base = [
-                template.instructed(task.instruction, self._input(q, config.query)) for q in task.test
-            ]
-        else:
-            self.test_base = [
-                template.icl(
-                    [(self._input(d, demo_in), d.label) for d in demos],
-                    self._input(q, config.query),
-                )
-                for q, demos in zip(task.test, self.test_demos, strict=True)
-            ]
+
+    @cached_property
+    def instruction(self) -> Prompt:
+        return instruction_prompt(self.task.instruction)
+
+    @cached_property
+    def val_queries(self) -> list[Prompt]:
+        return [self.config.template.query(self._input(q, self.config.query)) for q in self.task.val]
+
+    @cached_property
+    def test_queries(self) -> list[Prompt]:
+        return [self.config.template.query(self._input(q, self.config.query)) for q in self.task.test]
+
+    @cached_property
+    def test_examples(self) -> list[Prompt]:
+        """The demonstrations each xBase prompt begins with (empty for instruction runs)."""
+        if self.config.spec == "instruction":
+            return [() for _ in self.task.test]
+        demo_in = self.config.demo_modality
+        return [self.config.template.examples(self._demos(demos, demo_in)) for demos in self.test_demos]
+
+    @cached_property
+    def test_base(self) -> list[Prompt]:
+        """xBase: the demonstrations (or the instruction) and the query in one prompt."""
+        template, query = self.config.template, self.config.query
+        if self.config.spec == "instruction":
+            return [template.instructed(self.task.instruction, self._input(q, query)) for q in self.task.test]
+        demo_in = self.config.demo_modality
+        return [
+            template.icl(self._demos(demos, demo_in), self._input(q, query))
+            for q, demos in zip(self.task.test, self.test_demos, strict=True)
+        ]
+
+    def _demos(self, demos: list[Item], modality: Modality) -> list[tuple]:
+        return [(self._input(d, modality), d.label) for d in demos]
 
     def _input(self, item: Item, modality: Modality):
         return item_input(item, modality, self.config.style)
@@ -238,16 +262,20 @@ def _answers(
     shared: SharedWork | None,
 ) -> list[list[int]]:
     """Greedy answers (``config.answer_tokens``), or those of a run that asked the same."""
-    budget = config.budget()
-    patch_key = None if patch is None else (patch.layer, tensor_digest(patch.vector), patch.mode, patch.scale)
     return compute_or_share(
         shared,
         "greedy answers",
         adapter,
         prompts,
-        (patch_key, config.answer_tokens, budget),
-        lambda: generate_ids(adapter, prompts, patch, config.answer_tokens, budget),
+        answer_options(patch, config),
+        lambda: generate_ids(adapter, prompts, patch, config.answer_tokens, config.budget()),
     )
+
+
+def answer_options(patch: Patch | None, config: ExperimentConfig) -> tuple:
+    """What greedy answers depend on beyond the model and prompts (their ``SharedWork`` options)."""
+    patch_key = None if patch is None else (patch.layer, tensor_digest(patch.vector), patch.mode, patch.scale)
+    return (patch_key, config.answer_tokens, config.budget())
 
 
 def _texts(adapter: ModelAdapter, token_ids: Sequence[int]) -> list[str]:
@@ -267,6 +295,8 @@ def run_unit(
     ``vector_adapter`` extracts the vector in another model of the same width (LLM -> VLM
     transfer); by default the vector comes from ``adapter`` itself. ``shared`` lends the vector
     and the No Context answers from another run that had the very same prompts."""
+    if shared is not None:
+        shared.starting_unit(task, seed, config)
     prompts = UnitPrompts(task, config, seed)
     layers = config.layers if config.layers is not None else list(range(adapter.num_layers))
     source = vector_adapter or adapter
@@ -351,6 +381,7 @@ def select_layer(curve: dict[int, float]) -> int:
 
 __all__ = [
     "ExperimentConfig",
+    "answer_options",
     "FIRST_TOKEN_METRICS",
     "METRICS",
     "SPECS",

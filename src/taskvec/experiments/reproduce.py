@@ -25,6 +25,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taskvec.errors import ConfigError
+from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, answer_options
 from taskvec.evaluation.run import RunResult, evaluate
 from taskvec.experiments.conditions import Condition, paper_conditions, run_conditions
 from taskvec.experiments.conflict import PAIRS, conflict_rows
@@ -32,6 +33,7 @@ from taskvec.experiments.ensemble import ensemble_scores
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.registry import LoadOptions
 from taskvec.models.shared_work import SharedWork
+from taskvec.patching.shared_prefix import generate_ids_after_prefixes
 from taskvec.report.run_folder import RunFolder, write_atomic
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
 from taskvec.tasks.task import Task
@@ -177,6 +179,7 @@ class Reproduction:
     # --- stages ---------------------------------------------------------------------------------
     def run_matrix(self) -> None:
         conditions = paper_conditions(self.config.styles)
+        self.share_demonstrations(conditions)
         self.conditions = run_conditions(
             self.adapter,
             conditions,
@@ -185,6 +188,36 @@ class Reproduction:
             self.shared,
             **self.run_options(),
         )
+
+    def share_demonstrations(self, conditions: list[Condition]) -> None:
+        """Conditions with the same examples (text ICL -> text and -> image in each style; image
+        ICL of a style -> image and -> text) ask xBase prompts that differ only in their query.
+        As the first of them starts a unit, the unit's examples are run once for all of them and
+        every query on top (``generate_ids_after_prefixes``); the others are handed their answers."""
+        if not self.adapter.continues_cached_prefix:
+            return
+        groups: dict[tuple, list[ExperimentConfig]] = {}
+        for condition in conditions:
+            if condition.spec != "instruction":
+                same_examples = (condition.spec, condition.style if condition.spec == "image-icl" else None)
+                config = condition.config(model=self.adapter.name, **self.run_options())
+                groups.setdefault(same_examples, []).append(config)
+        group_of = {c.config_hash(): g for g in groups.values() if len(g) > 1 for c in g}
+        provided: set[tuple] = set()
+
+        def hook(task: Task, seed: int, config: ExperimentConfig) -> None:
+            group = group_of.get(config.config_hash())
+            if group is None or (task.name, seed, id(group)) in provided:
+                return
+            provided.add((task.name, seed, id(group)))
+            units = [UnitPrompts(task, member, seed) for member in group]
+            keys = [
+                SharedWork.key("greedy answers", self.adapter, u.test_base, answer_options(None, u.config))
+                for u in units
+            ]
+            self.shared.provide(keys, lambda: _answers_sharing_examples(self.adapter, units))
+
+        self.shared.unit_hooks.append(hook)
 
     def run_transfer(self, llm: ModelAdapter) -> None:
         """Text-ICL vectors extracted in ``llm``, patched into the VLM's image queries."""
@@ -370,6 +403,19 @@ def reproduce(
     report = write_report(reproduction, ensemble, conflict, similarity, analysis, llm, timings)
     reproduction.folder.finish(seconds=round(time.perf_counter() - started, 1), timings=timings)
     return report
+
+
+def _answers_sharing_examples(adapter: ModelAdapter, units: list[UnitPrompts]) -> list[list[list[int]]]:
+    """xBase answers of units whose prompts begin with the same examples: ``[unit][item]``."""
+    config = units[0].config
+    per_item = generate_ids_after_prefixes(
+        adapter,
+        units[0].test_examples,
+        [list(prompts) for prompts in zip(*(u.test_base for u in units), strict=True)],
+        config.answer_tokens,
+        config.budget(),
+    )
+    return [[answers[j] for answers in per_item] for j in range(len(units))]
 
 
 def _identity(

@@ -21,6 +21,10 @@ from taskvec.errors import LayerError
 from taskvec.prompts.template import Prompt
 
 
+class NotAPrefix(ValueError):
+    """A prompt's tokens do not begin with the tokens of the prefix it was said to continue."""
+
+
 @dataclass
 class Encoded:
     """A left-padded batch: the last column is every prompt's last (delimiter) token."""
@@ -183,6 +187,24 @@ class ModelAdapter(ABC):
             encoded.attention_mask.repeat_interleave(repeats, 0),
             extra,
         )
+
+    #: whether ``continuation`` can feed a prompt's rest to a cached prefix (plain positions and
+    #: per-image inputs); families with derived per-token inputs (3-D positions) cannot
+    continues_cached_prefix: bool = False
+
+    def continuation(self, prefix: Prompt, prompt: Prompt) -> tuple[list[int], dict[str, torch.Tensor]]:
+        """The token ids of ``prompt`` after those of ``prefix``, and the extra inputs (image
+        embeddings) they need; raises ``NotAPrefix`` if ``prompt`` does not tokenise as ``prefix``
+        followed by more tokens."""
+        raise NotImplementedError(f"{type(self).__name__} cannot continue a cached prefix")
+
+    @staticmethod
+    def _rest(prefix_ids: Sequence[int], prompt_ids: Sequence[int]) -> list[int]:
+        """``prompt_ids`` after ``prefix_ids``; raises ``NotAPrefix`` unless they begin with it."""
+        n = len(prefix_ids)
+        if len(prompt_ids) <= n or list(prompt_ids[:n]) != list(prefix_ids):
+            raise NotAPrefix("the prompt's tokens do not continue the prefix's")
+        return list(prompt_ids[n:])
 
     @property
     def prefix_cache_is_exact(self) -> bool:

@@ -34,6 +34,10 @@ class SharedWork:
 
     def __init__(self) -> None:
         self._results: dict[tuple, object] = {}
+        self._providers: dict[tuple, Callable[[], None]] = {}
+        #: called with ``(task, seed, config)`` as a protocol unit starts, so a reproduction can
+        #: ``provide`` work the unit shares with units of other runs (see ``starting_unit``)
+        self.unit_hooks: list[Callable[..., None]] = []
         #: (what, "computed" | "reused") -> count; ``what`` is the key's first element
         self.tally: Counter[tuple[str, str]] = Counter()
 
@@ -45,9 +49,40 @@ class SharedWork:
     def reused(self) -> int:
         return sum(n for (_, outcome), n in self.tally.items() if outcome == "reused")
 
+    @staticmethod
+    def key(what: str, adapter: ModelAdapter, prompts: Sequence[Prompt], options: Hashable) -> tuple:
+        """What a result is keyed by: what is computed, the model that computes it (object and
+        weights), every prompt's content, and the options that shape it."""
+        owner = adapter.computes_like(prompts)
+        return (what, id(owner), owner.fingerprint, prompts_digest(prompts), options)
+
+    def provide(self, keys: Sequence[tuple], compute: Callable[[], Sequence[object]]) -> None:
+        """One computation that gives the results of several keys at once (``compute()`` returns
+        them in the order of ``keys``); it runs when the first of them is asked for."""
+
+        def run() -> None:
+            for key in keys:
+                self._providers.pop(key, None)
+            for key, result in zip(keys, compute(), strict=True):
+                if key not in self._results:
+                    self._results[key] = result
+                    self.tally[(str(key[0]), "computed")] += 1
+
+        for key in keys:
+            if key not in self._results:
+                self._providers[key] = run
+
+    def starting_unit(self, task, seed: int, config) -> None:
+        """A protocol unit of ``config`` for ``task`` and ``seed`` is about to be computed."""
+        for hook in self.unit_hooks:
+            hook(task, seed, config)
+
     def get(self, key: tuple, compute: Callable[[], T]) -> T:
-        """``compute()``, or its result from an earlier call with the same key. The result is
-        handed out as is: callers treat it as read-only."""
+        """``compute()``, or its result from an earlier call with the same key (or from a
+        ``provide``d computation). The result is handed out as is: callers treat it as read-only."""
+        if key not in self._results and key in self._providers:
+            self._providers[key]()
+            return self._results[key]  # type: ignore[return-value]
         if key in self._results:
             self.tally[(str(key[0]), "reused")] += 1
             return self._results[key]  # type: ignore[return-value]
@@ -83,9 +118,7 @@ def compute_or_share(
     computed, the model (object and weights), every prompt's content, and ``options``."""
     if shared is None:
         return compute()
-    owner = adapter.computes_like(prompts)
-    key = (what, id(owner), owner.fingerprint, prompts_digest(prompts), options)
-    return shared.get(key, compute)
+    return shared.get(SharedWork.key(what, adapter, prompts, options), compute)
 
 
 def tensor_digest(tensor: torch.Tensor | None) -> str:

@@ -163,7 +163,7 @@ def _sweep_passes(adapter, encoded, vectors, layers, mode, scale, read):
         clean = read(
             adapter.model(
                 **adapter.last_token_inputs(encoded),
-                past_key_values=_fork(prefix_cache),
+                past_key_values=fork_cache(prefix_cache),
                 use_cache=True,
                 logits_to_keep=1,
             )
@@ -183,7 +183,7 @@ def _sweep_passes(adapter, encoded, vectors, layers, mode, scale, read):
         rows = read(
             adapter.model(
                 **adapter.last_token_inputs(_block_rows(adapter, encoded, blocks)),
-                past_key_values=_fork(prefix_cache),
+                past_key_values=fork_cache(prefix_cache),
                 use_cache=True,
                 logits_to_keep=1,
             )
@@ -288,7 +288,7 @@ def _check_cache(cache, num_layers: int, n: int) -> None:
             raise FastPathUnavailable("a cache layer holds no prefix")
 
 
-def _fork(cache: Cache) -> Cache:
+def fork_cache(cache: Cache) -> Cache:
     """A cache whose updates do not reach ``cache`` (dynamic layers replace, never write, tensors)."""
     forked = copy.copy(cache)
     forked.layers = [copy.copy(layer) for layer in cache.layers]

@@ -65,13 +65,16 @@ class PromptTemplate(BaseModel):
         are joined, so a text query tokenises as one string in every adapter."""
         return merge_text((self.input_prefix, x, f"{self.separator}{self.output_prefix}"))
 
-    def icl(self, demos: Sequence[tuple[Input, str]], x: Input) -> Prompt:
-        """Demonstrations then the query: the xBase prompt and the vector-extraction prompt."""
+    def examples(self, demos: Sequence[tuple[Input, str]]) -> Prompt:
+        """The demonstrations alone: what an ICL prompt holds before its query."""
         segments: list[Segment] = []
         for demo_x, demo_y in demos:
             segments.extend(self.example(demo_x, demo_y))
-        segments.extend(self.query(x))
         return merge_text(segments)
+
+    def icl(self, demos: Sequence[tuple[Input, str]], x: Input) -> Prompt:
+        """Demonstrations then the query: the xBase prompt and the vector-extraction prompt."""
+        return merge_text([*self.examples(demos), *self.query(x)])
 
     def instructed(self, instruction: str, x: Input) -> Prompt:
         """An instruction followed by the query (the instruction-spec xBase)."""

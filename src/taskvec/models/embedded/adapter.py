@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 
 from taskvec.errors import ModelSpecError
-from taskvec.models.adapter import Encoded, ModelAdapter
+from taskvec.models.adapter import Encoded, ModelAdapter, NotAPrefix
 from taskvec.models.embedded.model import EmbeddedVLM
 from taskvec.models.vision.efficientnet_lite import preprocess
 from taskvec.prompts.template import Prompt
@@ -136,6 +136,17 @@ class EmbeddedVLMAdapter(ModelAdapter):
         attention_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
         extra = {"image_embeds": self.image_embeds(all_images)} if all_images else {}
         return Encoded(input_ids, attention_mask, extra)
+
+    continues_cached_prefix = True
+
+    def continuation(self, prefix: Prompt, prompt: Prompt) -> tuple[list[int], dict[str, torch.Tensor]]:
+        prefix_ids, prefix_images = self.prompt_ids(prefix)
+        ids, images = self.prompt_ids(prompt)
+        rest = self._rest(prefix_ids, ids)
+        if [_image_key(i) for i in images[: len(prefix_images)]] != [_image_key(i) for i in prefix_images]:
+            raise NotAPrefix("the prompt's images do not begin with the prefix's")
+        later = images[len(prefix_images) :]
+        return rest, ({"image_embeds": self.image_embeds(later)} if later else {})
 
     def decode(self, token_ids: Sequence[int] | torch.Tensor) -> str:
         return self.tokenizer.decode([int(t) for t in token_ids], skip_special_tokens=False)

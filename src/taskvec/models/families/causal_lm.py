@@ -51,6 +51,12 @@ class CausalLMAdapter(ModelAdapter):
         batch = self.tokenizer(texts, return_tensors="pt", padding=True)
         return Encoded(batch["input_ids"], batch["attention_mask"])
 
+    continues_cached_prefix = True
+
+    def continuation(self, prefix: Prompt, prompt: Prompt) -> tuple[list[int], dict[str, torch.Tensor]]:
+        ids = self.tokenizer([self.text_of(prefix), self.text_of(prompt)])["input_ids"]
+        return self._rest(ids[0], ids[1]), {}
+
     def decode(self, token_ids: Sequence[int] | torch.Tensor) -> str:
         return self.tokenizer.decode([int(t) for t in token_ids], skip_special_tokens=False)
 
