@@ -15,6 +15,7 @@ from taskvec.align.projector import (
     AnswerBatch,
     ProjectorConfig,
     answer_loss,
+    calibrated_temperature,
     new_projector,
     pooled_features,
     sample_sequences,
@@ -116,3 +117,20 @@ def test_a_new_projector_depends_on_its_seed_alone():
     other = new_projector(10, 32, ProjectorConfig(seed=4)).state_dict()
     assert all(torch.equal(first[name], second[name]) for name in first)
     assert not torch.equal(first["visual_down.weight"], other["visual_down.weight"])
+
+
+def test_calibration_finds_the_temperature_that_fits_the_augmented_copies():
+    """Two entities, logits (2, 0) on every augmented picture, the first entity right on 90% of
+    them: the NLL is least where softmax(2 / T) gives 0.9, T = 2 / ln 9 = 0.91. The clean copy
+    (always right, which would call for a colder T) is left out."""
+    classifier = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        classifier.weight.copy_(torch.eye(2))
+    labels = torch.tensor([0] * 9 + [1])
+    augmented = torch.tensor([[2.0, 0.0]] * 10)
+    clean = torch.stack([F.one_hot(label, 2).float() * 20 for label in labels])
+    features = torch.stack([clean, augmented, augmented])  # [copies, n, features]
+    temperature = calibrated_temperature(classifier, features, labels)
+    assert abs(temperature - 2 / math.log(9)) < 0.05
+    with pytest.raises(ValueError, match="augmented copies"):
+        calibrated_temperature(classifier, features[:1], labels)

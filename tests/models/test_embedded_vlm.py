@@ -15,14 +15,17 @@ from taskvec.align.run import check_sample_accuracy
 from taskvec.errors import ModelSpecError
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.run import evaluate
-from taskvec.experiments.reproduce import quick_task_files
+from taskvec.experiments.conditions import Condition, run_conditions
+from taskvec.experiments.reproduce import ReproduceConfig, Reproduction, quick_task_files
 from taskvec.models.embedded.load import RECOGNISER_FILE, load_embedded_vlm, projector_file
 from taskvec.models.embedded.weights import WEIGHTS_DIR
 from taskvec.models.families.causal_lm import CausalLMAdapter
 from taskvec.models.shared_work import SharedWork
 from taskvec.patching.patch import first_token_ids, generate_ids
+from taskvec.patching.shared_prefix import generate_ids_after_prefixes
 from taskvec.patching.sweep import sweep, sweep_naive
 from taskvec.prompts.template import get_template
+from taskvec.report.run_folder import RunFolder
 from taskvec.tasks.images import load_image
 from taskvec.vectors.extract import last_token_states
 
@@ -93,6 +96,44 @@ def test_llm_to_vlm_runs_reuse_the_vlm_runs_outright(vlm, tmp_path):
     assert shared.computed == computed and shared.reused >= 5
     columns = ["item", "method", "prediction", "answer"]
     assert transfer.predictions[columns].equals(own.predictions[columns])
+
+
+def test_prompts_sharing_their_examples_answer_as_whole_prompts(vlm):
+    """xBase of conditions with the same examples (text or picture demonstrations, text or
+    picture queries): the examples run once, the answers are those of the whole prompts."""
+    template = get_template("spaced")
+    france, peru, dog = (load_image(e, "noto") for e in (FRANCE, "1f1f5-1f1ea", DOG))
+    text_demos = [("France", "Paris"), ("Peru", "Lima")]
+    image_demos = [(france, "Paris"), (peru, "Lima")]
+    prefixes = [template.examples(text_demos), template.examples(image_demos)]
+    prompts = [
+        [template.icl(text_demos, "Japan"), template.icl(text_demos, france), template.icl(text_demos, dog)],
+        [template.icl(image_demos, france), template.icl(image_demos, "Chile")],
+    ]
+    shared = generate_ids_after_prefixes(vlm, prefixes, prompts, 3)
+    assert shared == [generate_ids(vlm, group, None, 3) for group in prompts]
+
+
+def test_a_reproduction_runs_shared_examples_once_with_the_answers_of_separate_runs(vlm, tmp_path):
+    """Text ICL -> text and -> image put the same examples before their queries: in a
+    reproduction one computation answers both conditions' xBase prompts, and the units are those
+    of separate runs."""
+    config = ReproduceConfig.create(model=vlm.name, quick=True, tasks=["country_capital"])
+    reproduction = Reproduction(vlm, config, tmp_path / "together", show_progress=False)
+    reproduction.start()
+    conditions = [Condition("text-icl", "text"), Condition("text-icl", "image", "noto")]
+    reproduction.share_demonstrations(conditions)
+    options = reproduction.run_options()
+    together = run_conditions(vlm, conditions, tmp_path / "together", False, reproduction.shared, **options)
+    # the second condition's xBase answers were handed over, not computed again
+    assert reproduction.shared.tally[("greedy answers", "reused")] >= 1
+    for condition in conditions:
+        alone = run_conditions(vlm, [condition], tmp_path / condition.name, False, None, **options)[condition]
+
+        def unit(result):
+            return RunFolder(result.folder.root).load_unit("country_capital", 1)
+
+        assert unit(together[condition])["test"] == unit(alone)["test"]
 
 
 def test_each_image_becomes_its_slots_and_identical_pictures_are_encoded_once(vlm):

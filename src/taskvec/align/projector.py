@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
+from torch import nn
 
 from taskvec.align.augment import augment
 from taskvec.align.recogniser import Recogniser, RecognitionData, normalise
@@ -38,8 +39,12 @@ class ProjectorConfig(BaseModel):
     lr: float = 3e-3
     max_context_examples: int = 3
     answer_tokens: int = 4
-    augmented_copies: int = 1
+    #: augmented copies of every tile's features beside the clean one: pictures the recogniser is
+    #: less sure of, so the projector learns what to make of a spread posterior
+    augmented_copies: int = 3
     templates: tuple[str, ...] = ("spaced", "paper")
+    #: start the posterior's temperature at the recogniser's calibrated one (``calibrated_temperature``)
+    calibrate_temperature: bool = True
     seed: int = 0
 
 
@@ -69,6 +74,22 @@ def pooled_features(recogniser: Recogniser, data: RecognitionData, config: Proje
             chunks.append(encoder.forward_pooled(normalise(images)))
         copies.append(torch.cat(chunks))
     return torch.stack(copies)
+
+
+@torch.no_grad()
+def calibrated_temperature(classifier: nn.Linear, features: torch.Tensor, labels: torch.Tensor) -> float:
+    """Temperature scaling (Guo et al. 2017) of the recogniser on the augmented copies of the
+    tiles (``features[1:]``, pictures it is less sure of): the T that minimises the negative
+    log-likelihood of the true entity, on a log grid from 0.1 to 2. Label smoothing leaves the
+    posterior flatter than the recogniser's accuracy warrants, and the projector mixes the names
+    by that posterior, so stage 2 starts from the calibrated one. No held-out picture is used."""
+    if features.shape[0] < 2:
+        raise ValueError("calibration needs augmented copies of the features (augmented_copies >= 1)")
+    logits = torch.cat([classifier(copy) for copy in features[1:]])  # [copies * n, entities]
+    targets = labels.repeat(features.shape[0] - 1)
+    grid = torch.logspace(math.log10(0.1), math.log10(2.0), 61)
+    losses = torch.stack([F.cross_entropy(logits / t, targets) for t in grid])
+    return float(grid[int(losses.argmin())])
 
 
 class AnswerBatch:

@@ -29,7 +29,7 @@ class RecogniserConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     image_size: int = 96
-    epochs: float = 8.0
+    epochs: float = 16.0
     batch_size: int = 64
     lr_backbone: float = 1.5e-3
     lr_head: float = 4e-3

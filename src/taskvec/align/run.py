@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import time
 from pathlib import Path
 
@@ -16,7 +17,13 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from taskvec.align.evaluate import classifier_accuracy, recognition_table, summarise
-from taskvec.align.projector import ProjectorConfig, new_projector, pooled_features, train_projector
+from taskvec.align.projector import (
+    ProjectorConfig,
+    calibrated_temperature,
+    new_projector,
+    pooled_features,
+    train_projector,
+)
 from taskvec.align.recogniser import Recogniser, RecogniserConfig, RecognitionData
 from taskvec.align.recogniser import train_recogniser as _train_recogniser
 from taskvec.models.embedded.load import (
@@ -126,6 +133,10 @@ def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, 
             _log_line(progress, f"projector {key}", step, total, loss)
 
         features = cached_features(recogniser, data, config, recogniser_info["sha256"])
+        temperature = None
+        if config.calibrate_temperature:
+            temperature = calibrated_temperature(projector.classifier, features, data.labels)
+            projector.log_temperature.fill_(math.log(temperature))
         with torch.enable_grad():
             log = train_projector(adapter, features, data, config, on_step)
     seconds = time.perf_counter() - started
@@ -142,6 +153,8 @@ def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, 
         "llm": backbone(key).llm,
         "llm_fingerprint": llm.fingerprint,
         "recogniser_sha256": recogniser_info["sha256"],
+        "calibrated_temperature": temperature,
+        "learned_temperature": round(float(projector.log_temperature.exp()), 4),
         "train_seconds": round(seconds, 1),
         "final_loss": log[-1]["loss"],
         "recognition_strict": summarise(rows).to_dict(orient="index"),
