@@ -1,0 +1,158 @@
+"""What an exact greedy token costs: full-vocabulary scans of the unembedding, on real sweep rows.
+
+    .venv/bin/python bench/head.py --model embedded-vlm          # Gemma 3: 262k x 640 head
+    .venv/bin/python bench/head.py --model embedded-vlm --units 3
+
+Every prediction of the layer sweep is the argmax over the whole vocabulary of one hidden row, and
+an exact argmax must rule out every token. This benchmark captures the rows the unembedding sees
+in the sweeps of the first units (the protocol's own val queries and text-ICL vectors), then
+times, per row and in chunks of 128 rows, the scans one could screen with:
+
+  float32    ``F.linear`` in float32 (what the plain path and the peers compute)
+  bfloat16   ``F.linear`` in bfloat16 (``greedy_head``'s screen)
+  int8       ``torch._int_mm`` on per-row / per-token scaled int8 copies (where the CPU has it)
+  greedy     ``greedy_head`` end to end (screen, bound, candidates, float32 check)
+
+and counts, per row, the candidates each screen leaves under a rigorous rounding bound (the
+rows whose true argmax could be any of them): for bfloat16 the bound ``greedy_head`` uses, for
+int8 ``||h~|| ||w - w~|| + ||h - h~|| ||w~|| + ||h - h~|| ||w - w~||`` per token. A screen is only
+as cheap as its scan plus the float32 work on its candidates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import add_model_arguments, build_units, setup, timed  # noqa: E402
+from peers import TASKS  # noqa: E402
+
+from taskvec.models.head import _screen_for, greedy_head  # noqa: E402
+from taskvec.patching.sweep import sweep  # noqa: E402
+
+CHUNK = 128
+
+
+def captured_rows(adapter, units) -> torch.Tensor:
+    """The hidden rows the unembedding receives in the sweeps of ``units``: ``[rows, hidden]``."""
+    rows = []
+    head = adapter.unembedding()
+    handle = head.register_forward_pre_hook(
+        lambda _m, args: rows.append(args[0].reshape(-1, args[0].shape[-1]))
+    )
+    try:
+        for unit in units:
+            sweep(adapter, unit.queries, unit.vectors, list(range(adapter.num_layers)))
+    finally:
+        handle.remove()
+    return torch.cat(rows).float()
+
+
+def per_row_ms(fn, rows: torch.Tensor) -> float:
+    fn(rows[:CHUNK])  # warm-up
+    seconds, _ = timed(lambda: [fn(rows[s : s + CHUNK]) for s in range(0, len(rows), CHUNK)])
+    return 1000 * seconds / len(rows)
+
+
+def int8_copy(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 per row: values and scales."""
+    scale = x.abs().amax(-1).clamp_min(1e-30) / 127
+    return (x / scale[:, None]).round().to(torch.int8), scale
+
+
+def bf16_candidates(screen, rows: torch.Tensor) -> torch.Tensor:
+    counts = []
+    for s in range(0, len(rows), CHUNK):
+        x = rows[s : s + CHUNK]
+        x16 = x.to(torch.bfloat16)
+        approx = F.linear(x16, screen.weight16).float()
+        best = approx.max(-1).values
+        reach = best - 2 * screen.bound(x, x16, best)
+        counts.append((approx >= reach[:, None]).sum(-1))
+    return torch.cat(counts)
+
+
+def int8_candidates(weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    wq, ws = int8_copy(weight)
+    w_rounded = wq.float() * ws[:, None]
+    w_residue = (weight - w_rounded).norm(dim=-1)
+    w_norm = w_rounded.norm(dim=-1)
+    counts = []
+    for s in range(0, len(rows), CHUNK):
+        x = rows[s : s + CHUNK]
+        xq, xs = int8_copy(x)
+        x_rounded = xq.float() * xs[:, None]
+        x_residue = (x - x_rounded).norm(dim=-1)[:, None]
+        approx = F.linear(x_rounded, w_rounded)
+        bound = (
+            x_rounded.norm(dim=-1)[:, None] * w_residue
+            + x_residue * w_norm
+            + x_residue * w_residue
+            + 2 * weight.shape[-1] * 2.0**-24 * x_rounded.norm(dim=-1)[:, None] * w_norm  # float32 sums
+        )
+        lower = (approx - bound).max(-1).values
+        counts.append((approx + bound >= lower[:, None]).sum(-1))
+    return torch.cat(counts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--units", type=int, default=2, help="(task, seed) units whose sweep rows are used")
+    args = parser.parse_args()
+    adapter, query = setup(args)
+    units = build_units(adapter, args, query, TASKS[: args.units], [1])
+    rows = captured_rows(adapter, units)
+    head = adapter.unembedding()
+    weight = head.weight.detach().float()
+    screen = _screen_for(head)
+    print(
+        f"model {adapter.name}: head {tuple(weight.shape)}; {len(rows)} sweep rows of {len(units)} units; "
+        f"torch threads {torch.get_num_threads()}; chunks of {CHUNK} rows"
+    )
+
+    def greedy(x):
+        with greedy_head(head) as reader:
+            head(x)
+        return reader.last()
+
+    timings = {
+        "float32 scan": per_row_ms(lambda x: F.linear(x, weight), rows),
+        "bfloat16 scan": per_row_ms(lambda x: F.linear(x.bfloat16(), weight.bfloat16()), rows)
+        if screen is None
+        else per_row_ms(lambda x: F.linear(x.bfloat16(), screen.weight16), rows),
+        "greedy_head (exact)": per_row_ms(greedy, rows),
+    }
+    wq_t = int8_copy(weight)[0].t().contiguous()
+    try:
+        timings["int8 scan (_int_mm)"] = per_row_ms(lambda x: torch._int_mm(int8_copy(x)[0], wq_t), rows)
+    except RuntimeError as error:  # no int8 matmul for this CPU / build
+        print(f"int8 scan unavailable: {error}")
+    exact = torch.cat([F.linear(rows[s : s + CHUNK], weight).argmax(-1) for s in range(0, len(rows), CHUNK)])
+    same = bool(torch.equal(greedy(rows), exact))
+    print("\n| scan | ms per row |")
+    print("|---|---:|")
+    for name, ms in timings.items():
+        print(f"| {name} | {ms:.2f} |")
+    print(f"\ngreedy_head ids equal the float32 argmax on every row: {same}")
+    quantiles = torch.tensor([0.5, 0.9, 0.99])
+    for name, counts in (
+        ("bfloat16 (greedy_head's bound)", bf16_candidates(screen, rows) if screen is not None else None),
+        ("int8 (rigorous bound)", int8_candidates(weight, rows)),
+    ):
+        if counts is not None:
+            q = counts.float().quantile(quantiles).tolist()
+            spread = f"median {q[0]:.0f}, p90 {q[1]:.0f}, p99 {q[2]:.0f}, max {int(counts.max())}"
+            print(f"candidates per row, {name}: {spread}")
+
+
+if __name__ == "__main__":
+    main()
