@@ -32,6 +32,7 @@ import taskvec  # noqa: E402
 from taskvec.evaluation import protocol, run  # noqa: E402
 from taskvec.evaluation.protocol import ExperimentConfig  # noqa: E402
 from taskvec.models.batching import token_counts  # noqa: E402
+from taskvec.models.registry import LoadOptions  # noqa: E402
 
 TASKS = ["country_capital", "country_currency", "animal_latin", "animal_young", "food_color", "food_flavor"]
 
@@ -93,11 +94,12 @@ def main() -> None:
         "--test-layers", default="chosen", choices=["all", "chosen"], help="as taskvec reproduce: chosen"
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtype", default="float32", help="as taskvec reproduce --dtype")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     loaded = time.perf_counter()
-    adapter = taskvec.load_model(args.model)
+    adapter = taskvec.load_model(args.model, LoadOptions(dtype=args.dtype))
     load_seconds = time.perf_counter() - loaded
     config = ExperimentConfig.create(
         model=adapter.name,

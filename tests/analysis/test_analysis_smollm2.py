@@ -15,9 +15,11 @@ import torch
 from typer.testing import CliRunner
 
 from taskvec.analysis import collect, decode_vector, lens_logits, phase_curve, phase_masses, token_sets
+from taskvec.analysis.collect import unit_config
 from taskvec.analysis.lens import MASS
 from taskvec.errors import ConfigError
-from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
+from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, task_vector_for
+from taskvec.models.shared_work import SharedWork
 from taskvec.prompts.template import PAPER
 from taskvec.tasks.registry import load_task
 from taskvec.vectors.extract import last_token_states
@@ -114,3 +116,16 @@ def test_analyze_command_writes_tables_plots_and_summary(smollm2, tmp_path, monk
     summary = (folder / "summary.md").read_text()
     assert "layer **12**" in summary and "Three phases" in summary and "plots/phases.png" in summary
     assert len(list((folder / "vectors").glob("*.safetensors"))) == 4
+
+
+def test_an_analysis_borrows_the_protocol_units_delimiter_states(smollm2, capital):
+    """A reproduction's analysis reads the vectors its seed-1 units computed: the same vector,
+    no second forward pass of the extraction prompts."""
+    shared = SharedWork()
+    config = unit_config(smollm2, capital, "text-icl", PAPER, "noto", 5, 1, 1024)
+    unit_vector = task_vector_for(smollm2, UnitPrompts(capital, config, 1), shared)
+    assert shared.tally[("last-token states", "computed")] == 1
+    got = collect(smollm2, capital, "text-icl", PAPER, prompts=2, shared=shared)
+    assert torch.equal(got.vector.vectors, unit_vector.vectors)
+    assert shared.tally[("last-token states", "reused")] == 1
+    assert shared.tally[("last-token states", "computed")] == 1

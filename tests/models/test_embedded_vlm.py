@@ -20,6 +20,7 @@ from taskvec.experiments.reproduce import ReproduceConfig, Reproduction, quick_t
 from taskvec.models.embedded.load import RECOGNISER_FILE, load_embedded_vlm, projector_file
 from taskvec.models.embedded.weights import WEIGHTS_DIR
 from taskvec.models.families.causal_lm import CausalLMAdapter
+from taskvec.models.registry import LoadOptions, load_model
 from taskvec.models.shared_work import SharedWork
 from taskvec.patching.patch import first_token_ids, generate_ids
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
@@ -160,6 +161,17 @@ def test_an_image_query_names_what_it_shows(vlm):
     template = get_template("spaced")
     [token] = first_token_ids(vlm, [template.query(load_image(DOG, "noto"))])
     assert "dog" in vlm.decode([token]).lower()
+
+
+def test_the_projector_runs_on_its_llm_weights_in_bfloat16_under_their_own_identity(vlm, backbone):
+    """A projector is bound to its LLM's weights, not their precision; bfloat16 numbers are told
+    apart from float32 ones by the fingerprint."""
+    half = load_model(f"embedded-vlm-{backbone}", LoadOptions(dtype="bfloat16"))
+    assert half.fingerprint == f"{vlm.fingerprint}@bfloat16"
+    assert half.text_adapter.weights_fingerprint == vlm.text_adapter.weights_fingerprint
+    assert all(p.dtype == torch.bfloat16 for p in half.layers.parameters())
+    [token] = first_token_ids(half, [get_template("spaced").query(load_image(DOG, "noto"))])
+    assert "dog" in half.decode([token]).lower()
 
 
 def test_weights_that_do_not_match_their_record_are_refused(tmp_path):

@@ -15,6 +15,7 @@ import torch
 from taskvec.errors import ConfigError
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
 from taskvec.models.adapter import ModelAdapter
+from taskvec.models.shared_work import SharedWork
 from taskvec.prompts.template import PromptTemplate
 from taskvec.tasks.task import Task
 from taskvec.vectors.extract import extract, last_token_states
@@ -79,14 +80,16 @@ def collect(
     prompts: int = 100,
     extraction_prompts: int | None = None,
     memory_budget_mb: float = 1024,
+    shared: SharedWork | None = None,
 ) -> SpecStates:
     """Task vector and per-prompt states of ``task`` specified by ``spec`` (see the module doc).
 
     ``extraction_prompts`` caps the validation prompts averaged into the vector (default: all, as
-    the protocol does); ``prompts`` caps the per-prompt test-split states."""
+    the protocol does); ``prompts`` caps the per-prompt test-split states. ``shared`` lends the
+    delimiter states of prompts a protocol run already ran (a reproduction's seed-1 vectors)."""
     config = unit_config(adapter, task, spec, template, style, n_examples, seed, memory_budget_mb)
     unit = UnitPrompts(task, config, seed)
-    common = dict(task=task.name, seed=seed, template=template.name, budget=config.budget())
+    common = dict(task=task.name, seed=seed, template=template.name, budget=config.budget(), shared=shared)
     if spec == "instruction":
         vector = extract(adapter, [unit.instruction], spec=spec, modality="text", **common)
     else:

@@ -37,6 +37,7 @@ from taskvec.analysis.similarity import cosine_matrix, similarity_by_layer
 from taskvec.analysis.token_sets import load_words, token_sets
 from taskvec.errors import ConfigError
 from taskvec.models.adapter import ModelAdapter
+from taskvec.models.shared_work import SharedWork
 from taskvec.prompts.template import PromptTemplate, get_template
 from taskvec.report.run_folder import RunFolder, write_atomic
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
@@ -177,12 +178,14 @@ def analyze(
     run_layer: int | None = None,
     show_progress: bool = True,
     replace: bool = False,
+    shared: SharedWork | None = None,
 ) -> AnalysisResult:
     """Run every analysis of ``config`` on ``adapter`` into the folder ``out``.
 
     The decoding / similarity / embedding layer is ``config.layer``, else ``run_layer`` (the layer
     a ``taskvec run`` chose), else the layer where task tokens peak in the phase curves. With
-    ``replace``, a folder holding another analysis is emptied rather than refused."""
+    ``replace``, a folder holding another analysis is emptied rather than refused. ``shared``
+    lends the vectors' delimiter states from protocol runs of the same prompts (a reproduction's)."""
     started = time.perf_counter()
     specs = config.specs or default_specs(adapter)
     if "image-icl" in specs and not adapter.supports_images:
@@ -226,6 +229,7 @@ def analyze(
                 prompts=config.prompts,
                 extraction_prompts=config.extraction_prompts,
                 memory_budget_mb=config.memory_budget_mb,
+                shared=shared,
             )
             got.vector.save(folder.path("vectors", f"{task.name}__{spec}"))
             collected.append(got)

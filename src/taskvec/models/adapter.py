@@ -86,8 +86,15 @@ class ModelAdapter(ABC):
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the exact weights (a hash), so saved vectors and caches can be checked."""
+        """Identifies the exact weights (a hash) and non-default numerics, so saved vectors and
+        caches can be checked."""
         return self._fingerprint
+
+    @property
+    def weights_fingerprint(self) -> str:
+        """The weights alone, whatever precision they compute in (what a projector trained on
+        them is bound to)."""
+        return self._fingerprint.split("@", 1)[0]
 
     def computes_like(self, prompts: Sequence[Prompt]) -> ModelAdapter:
         """The adapter whose computation on ``prompts`` this one repeats exactly (itself, unless a

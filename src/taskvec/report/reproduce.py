@@ -301,7 +301,8 @@ def _setup_section(reproduction, llm, timings: dict) -> list[str]:
         "## Set-up",
         "",
         f"- model: `{adapter.name}` ({described.get('model_id')}), {adapter.num_layers} decoder layers, "
-        f"width {adapter.hidden_size}, fingerprint `{adapter.fingerprint}`",
+        f"width {adapter.hidden_size}, computing in {described['numerics']}, fingerprint "
+        f"`{adapter.fingerprint}`",
         f"- template `{config.template}`, {len(config.seeds)} seed(s) {config.seeds}, N = 5 examples per "
         "prompt, demonstrations drawn per query from the validation split",
         f"- image styles: {', '.join(config.styles)} (the first is a training style of the embedded VLM; "

@@ -130,10 +130,11 @@ def load_embedded_vlm(key: str, options=None, weights_dir=WEIGHTS_DIR) -> Embedd
     llm = load_model(chosen.llm, options)
     if not isinstance(llm, CausalLMAdapter):
         raise ModelSpecError(f"backbone {chosen.llm} is not a text causal LM")
-    if projector_info["llm_fingerprint"] != llm.fingerprint:
+    if projector_info["llm_fingerprint"] != llm.weights_fingerprint:
         raise ModelSpecError(
             f"{projector_file(key)} was trained on other {chosen.llm} weights "
-            f"({projector_info['llm_fingerprint']} != {llm.fingerprint}); retrain with `taskvec align`"
+            f"({projector_info['llm_fingerprint']} != {llm.weights_fingerprint}); "
+            "retrain with `taskvec align`"
         )
     entity_ids = recogniser_info["entity_ids"]
     config = projector_info["config"]
@@ -148,7 +149,7 @@ def load_embedded_vlm(key: str, options=None, weights_dir=WEIGHTS_DIR) -> Embedd
         projector_state, llm, entity_ids, config["tokens_per_image"], config["visual_rank"]
     )
     fingerprint = hashlib.sha256(
-        f"{llm.fingerprint}|{recogniser_info['sha256']}|{projector_info['sha256']}".encode()
+        f"{llm.weights_fingerprint}|{recogniser_info['sha256']}|{projector_info['sha256']}".encode()
     ).hexdigest()[:16]
     adapter = assemble(
         llm,
