@@ -60,14 +60,13 @@ class ModelAdapter(ABC):
         self.model = model.eval()
         self.name = name
         self.model_id = model_id
-        self._fingerprint = fingerprint
+        self._weights_fingerprint = fingerprint
         self.numerics = ""  # "" = float32 on the CPU; else e.g. "bfloat16+device_map=auto"
 
     def mark_numerics(self, numerics: str) -> None:
         """Record non-default numerics (dtype, quantisation, device) in the fingerprint: the same
         weights computed in bfloat16 give other numbers."""
         self.numerics = numerics
-        self._fingerprint = f"{self._fingerprint}@{numerics}"
 
     # --- structure -------------------------------------------------------------------------
     @property
@@ -88,13 +87,15 @@ class ModelAdapter(ABC):
     def fingerprint(self) -> str:
         """Identifies the exact weights (a hash) and non-default numerics, so saved vectors and
         caches can be checked."""
-        return self._fingerprint
+        if self.numerics:
+            return f"{self._weights_fingerprint}@{self.numerics}"
+        return self._weights_fingerprint
 
     @property
     def weights_fingerprint(self) -> str:
         """The weights alone, whatever precision they compute in (what a projector trained on
         them is bound to)."""
-        return self._fingerprint.split("@", 1)[0]
+        return self._weights_fingerprint
 
     def computes_like(self, prompts: Sequence[Prompt]) -> ModelAdapter:
         """The adapter whose computation on ``prompts`` this one repeats exactly (itself, unless a
