@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from taskvec.analysis import collect, decode_vector, lens_logits, phase_curve, phase_masses, token_sets
 from taskvec.analysis.collect import unit_config
-from taskvec.analysis.lens import MASS
+from taskvec.analysis.lens import MASS, lens_top1
 from taskvec.errors import ConfigError
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, task_vector_for
 from taskvec.models.shared_work import SharedWork
@@ -129,3 +129,8 @@ def test_an_analysis_borrows_the_protocol_units_delimiter_states(smollm2, capita
     assert torch.equal(got.vector.vectors, unit_vector.vectors)
     assert shared.tally[("last-token states", "reused")] == 1
     assert shared.tally[("last-token states", "computed")] == 1
+
+
+def test_top1_lens_tokens_are_the_argmax_of_the_lens_logits(smollm2, capital_states):
+    states = capital_states.states  # [prompts, layers, hidden]
+    assert torch.equal(lens_top1(smollm2, states), lens_logits(smollm2, states).argmax(-1))

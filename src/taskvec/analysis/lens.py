@@ -15,6 +15,7 @@ import torch
 
 from taskvec.analysis.token_sets import PHASES, TokenSets
 from taskvec.models.adapter import ModelAdapter
+from taskvec.models.head import greedy_head
 
 #: column of each phase's probability mass in the frames below ("task" alone would clash with the
 #: column naming the task)
@@ -29,6 +30,17 @@ def lens_logits(adapter: ModelAdapter, states: torch.Tensor) -> torch.Tensor:
     head = adapter.unembedding()
     weight = next(head.parameters())
     return adapter.logit_lens(states.to(device=weight.device, dtype=weight.dtype)).float().cpu()
+
+
+@torch.no_grad()
+def lens_top1(adapter: ModelAdapter, states: torch.Tensor) -> torch.Tensor:
+    """The argmax of ``lens_logits`` for states ``[..., hidden]`` -> ``[...]``, without the logits:
+    ``greedy_head`` finds the same token at bfloat16 speed."""
+    head = adapter.unembedding()
+    weight = next(head.parameters())
+    with greedy_head(head) as reader:
+        adapter.logit_lens(states.to(device=weight.device, dtype=weight.dtype))
+    return reader.last().cpu()
 
 
 def lens_probs(adapter: ModelAdapter, states: torch.Tensor) -> torch.Tensor:
@@ -101,7 +113,7 @@ def top1_decodings(adapter: ModelAdapter, states: torch.Tensor, layers: Sequence
     rows = []
     for layer in layers:
         adapter.check_layer(layer)
-        best = lens_logits(adapter, states[:, layer]).argmax(-1)  # [prompts]
+        best = lens_top1(adapter, states[:, layer])  # [prompts]
         for prompt, token_id in enumerate(best.tolist()):
             token = adapter.decode([token_id])
             rows.append({"prompt": prompt, "layer": layer, "token_id": token_id, "token": token})
