@@ -101,7 +101,7 @@ def _reweighed(adapter):
     """The same network under another weights fingerprint: what an upgraded weights package or an
     edited local checkpoint looks like to taskvec."""
     other = copy.copy(adapter)
-    other._fingerprint = "f" * 16
+    other._weights_fingerprint = "f" * 16
     return other
 
 
