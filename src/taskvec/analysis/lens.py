@@ -22,24 +22,24 @@ from taskvec.models.head import greedy_head
 MASS: dict[str, str] = {phase: f"{phase}_mass" for phase in PHASES}
 
 
+def _as_head_input(adapter: ModelAdapter, states: torch.Tensor) -> torch.Tensor:
+    """States cast to the head's dtype and device, so float32 states read a bf16 model."""
+    weight = next(adapter.unembedding().parameters())
+    return states.to(device=weight.device, dtype=weight.dtype)
+
+
 @torch.no_grad()
 def lens_logits(adapter: ModelAdapter, states: torch.Tensor) -> torch.Tensor:
-    """Vocabulary logits of residual states ``[..., hidden]`` -> ``[..., vocab]`` (float32).
-
-    States are cast to the head's dtype and device, so float32 states read a bf16 model."""
-    head = adapter.unembedding()
-    weight = next(head.parameters())
-    return adapter.logit_lens(states.to(device=weight.device, dtype=weight.dtype)).float().cpu()
+    """Vocabulary logits of residual states ``[..., hidden]`` -> ``[..., vocab]`` (float32)."""
+    return adapter.logit_lens(_as_head_input(adapter, states)).float().cpu()
 
 
 @torch.no_grad()
 def lens_top1(adapter: ModelAdapter, states: torch.Tensor) -> torch.Tensor:
     """The argmax of ``lens_logits`` for states ``[..., hidden]`` -> ``[...]``, without the logits:
     ``greedy_head`` finds the same token at bfloat16 speed."""
-    head = adapter.unembedding()
-    weight = next(head.parameters())
-    with greedy_head(head) as reader:
-        adapter.logit_lens(states.to(device=weight.device, dtype=weight.dtype))
+    with greedy_head(adapter.unembedding()) as reader:
+        adapter.logit_lens(_as_head_input(adapter, states))
     return reader.last().cpu()
 
 
