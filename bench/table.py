@@ -55,27 +55,12 @@ def instrument(seconds: dict[str, float], counts: dict[str, int], test_sweep: bo
     original_sweep = protocol.sweep
     protocol.sweep = lambda *a, **k: timed(next(sweeps), original_sweep)(*a, **k)
     protocol.task_vector_for = timed("task vector", protocol.task_vector_for)
-    # run_unit generates the xBase answers, then the No Context ones; patched_answers is timed whole
+    # run_unit generates the xBase answers, then the No Context ones (protocol.generate_ids); the
+    # chosen layer's xPatch answers (all seeds of a task at once) go through patched_answers
     generations = iter(["xBase answers", "No Context answers"] * 10_000)
     original_generate = protocol.generate_ids
-    in_patched_answers = [False]
-
-    def generate(*args, **kwargs):
-        if in_patched_answers[0]:
-            return original_generate(*args, **kwargs)
-        return timed(next(generations), original_generate)(*args, **kwargs)
-
-    protocol.generate_ids = generate
-    original_patched = run.patched_answers
-
-    def patched_answers(*args, **kwargs):
-        in_patched_answers[0] = True
-        try:
-            return original_patched(*args, **kwargs)
-        finally:
-            in_patched_answers[0] = False
-
-    run.patched_answers = timed("xPatch answers (chosen layer)", patched_answers)
+    protocol.generate_ids = lambda *a, **k: timed(next(generations), original_generate)(*a, **k)
+    run.patched_answers = timed("xPatch answers (chosen layer)", run.patched_answers)
 
 
 def main() -> None:

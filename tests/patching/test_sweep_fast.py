@@ -15,7 +15,7 @@ import torch
 from tinyparts import image_query, make_tokenizer, seeded, text_query
 from transformers import AutoConfig, AutoModelForCausalLM
 
-import taskvec.patching.sweep as sweep_module
+import taskvec.patching.kv_cache as kv_cache
 from taskvec.models.batching import MemoryBudget, plan_sweep_batches
 from taskvec.models.families.causal_lm import CausalLMAdapter
 from taskvec.patching.hooks import patching_last_token
@@ -203,7 +203,7 @@ def test_one_token_queries_run_the_plain_path(text_lm):
 
 
 def test_an_unknown_cache_runs_the_plain_path(text_lm, monkeypatch):
-    monkeypatch.setattr(sweep_module, "_KNOWN_LAYERS", ())
+    monkeypatch.setattr(kv_cache, "FORKABLE_LAYERS", ())
     queries = text_queries(3)
     vectors = far_vectors(text_lm)
     layers = list(range(text_lm.num_layers))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Literal
 
@@ -26,7 +26,7 @@ from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import MemoryBudget
 from taskvec.models.shared_work import SharedWork, compute_or_share, tensor_digest
 from taskvec.patching.hooks import PatchMode
-from taskvec.patching.patch import Patch, generate_ids
+from taskvec.patching.patch import Patch, generate_ids, generate_ids_under_patches
 from taskvec.patching.sweep import sweep
 from taskvec.prompts.inputs import Modality, item_input, sample_demos
 from taskvec.prompts.template import (
@@ -274,8 +274,11 @@ def _answers(
 
 def answer_options(patch: Patch | None, config: ExperimentConfig) -> tuple:
     """What greedy answers depend on beyond the model and prompts (their ``SharedWork`` options)."""
-    patch_key = None if patch is None else (patch.layer, tensor_digest(patch.vector), patch.mode, patch.scale)
-    return (patch_key, config.answer_tokens, config.budget())
+    return (_patch_key(patch), config.answer_tokens, config.budget())
+
+
+def _patch_key(patch: Patch | None) -> tuple | None:
+    return None if patch is None else (patch.layer, tensor_digest(patch.vector), patch.mode, patch.scale)
 
 
 def _texts(adapter: ModelAdapter, token_ids: Sequence[int]) -> list[str]:
@@ -357,18 +360,30 @@ def run_unit(
 def patched_answers(
     adapter: ModelAdapter,
     task: Task,
-    seed: int,
     config: ExperimentConfig,
-    vector: TaskVector,
+    vectors: Mapping[int, TaskVector],
     layer: int,
     shared: SharedWork | None = None,
-) -> list[tuple[str, str]]:
-    """xPatch on the test split at the chosen layer: each answer's first token and its whole
-    greedy answer (for the exact metric)."""
+) -> dict[int, list[tuple[str, str]]]:
+    """xPatch on the test split at the chosen layer with each seed's vector (``vectors[seed]``):
+    per seed, each answer's first token and its whole greedy answer (for the exact metric). The
+    seeds patch the same queries, so each query's tokens before the patched one run once."""
     prompts = [config.template.query(item_input(q, config.query, config.style)) for q in task.test]
-    patch = Patch(layer, vector.at(layer), config.patch_mode, config.patch_scale)
-    ids = _answers(adapter, prompts, patch, config, shared)
-    return [(adapter.decode(x[:1]), adapter.decode(x)) for x in ids]
+    seeds = list(vectors)
+    patches = [Patch(layer, vectors[s].at(layer), config.patch_mode, config.patch_scale) for s in seeds]
+    options = (tuple(_patch_key(p) for p in patches), config.answer_tokens, config.budget())
+    ids = compute_or_share(
+        shared,
+        "patched answers",
+        adapter,
+        prompts,
+        options,
+        lambda: generate_ids_under_patches(adapter, prompts, patches, config.answer_tokens, config.budget()),
+    )
+    return {
+        seed: [(adapter.decode(x[:1]), adapter.decode(x)) for x in answers]
+        for seed, answers in zip(seeds, ids, strict=True)
+    }
 
 
 def select_layer(curve: dict[int, float]) -> int:

@@ -310,11 +310,12 @@ def evaluate(
     best = choose_layer(val_scores, config.selection_metric)
     answers = {}
     for task in tasks:
-        for seed in config.seeds:
-            vector = TaskVector.load(
-                folder.vector_path(task.name, config.spec, seed), source, same_model=True
-            )
-            answers[(task.name, seed)] = patched_answers(adapter, task, seed, config, vector, best, shared)
+        vectors = {
+            seed: TaskVector.load(folder.vector_path(task.name, config.spec, seed), source, same_model=True)
+            for seed in config.seeds
+        }
+        for seed, seed_answers in patched_answers(adapter, task, config, vectors, best, shared).items():
+            answers[(task.name, seed)] = seed_answers
     predictions = split_predictions(units, best, answers)
 
     from taskvec.report.tables import write_run_outputs

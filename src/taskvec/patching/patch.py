@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import torch
 
 from taskvec.errors import VectorMismatchError
-from taskvec.models.adapter import ModelAdapter
+from taskvec.models.adapter import Encoded, ModelAdapter
 from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
-from taskvec.models.head import greedy_head
+from taskvec.models.head import greedy_head, unread_head
 from taskvec.patching.hooks import PatchMode, patching_last_token
+from taskvec.patching.kv_cache import fork_cache, unforkable_reason
 from taskvec.prompts.template import Prompt
 
 
@@ -50,32 +51,106 @@ def generate_ids(
     results: list[list[int]] = [[] for _ in prompts]
     for indices in plan_batches(lengths, budget.max_tokens(adapter) // max(1, max_new_tokens)):
         encoded = adapter.encode([prompts[i] for i in indices])
-        rows = torch.arange(len(indices))
-        patches = {}
-        if patch is not None:
-            patches = {patch.layer: (rows, patch.vector.expand(len(indices), -1))}
         with greedy_head(adapter.unembedding()) as head:
-            with patching_last_token(
-                adapter.layers,
-                patches,
-                patch.mode if patch else "replace",
-                patch.scale if patch else 1.0,
-            ):
+            with _patching(adapter, patch, len(indices)):
                 output = adapter.forward(encoded, use_cache=max_new_tokens > 1)
-            next_ids = head.last()[:, -1:]  # [batch, 1]
-            generated = [next_ids]
-            cache = output.past_key_values
-            for _ in range(max_new_tokens - 1):
-                encoded = adapter.grow(encoded, next_ids)
-                step = adapter.last_token_inputs(encoded)
-                output = adapter.model(**step, past_key_values=cache, use_cache=True, logits_to_keep=1)
-                cache = output.past_key_values
-                next_ids = head.last()[:, -1:]
-                generated.append(next_ids)
-        tokens = torch.cat(generated, dim=1)
+            tokens = greedy_continue(adapter, head, encoded, output, max_new_tokens)
         for row, index in enumerate(indices):
             results[index] = tokens[row].tolist()
     return results
+
+
+@torch.no_grad()
+def generate_ids_under_patches(
+    adapter: ModelAdapter,
+    prompts: Sequence[Prompt],
+    patches: Sequence[Patch | None],
+    max_new_tokens: int = 1,
+    budget: MemoryBudget | None = None,
+) -> list[list[list[int]]]:
+    """Greedy answers of every prompt under each patch (``None``: clean), ``[patch][prompt]``.
+
+    A patch changes the prompt's last token only, so everything before it is the same under every
+    patch: it runs once per prompt into a KV cache, and each patch's row continues from there (the
+    last token, then the answer). Several seeds' vectors, or a control and its patched run, cost
+    one prompt forward instead of one each. Families whose prefix sees the last token, and
+    one-token prompts, run whole through ``generate_ids``, once per patch."""
+    for patch in patches:
+        if patch is not None:
+            patch.check(adapter)
+    budget = budget or MemoryBudget()
+    lengths = token_counts(adapter, prompts)
+    if not patches or not adapter.prefix_cache_is_exact or min(lengths, default=2) < 2:
+        return [generate_ids(adapter, prompts, patch, max_new_tokens, budget) for patch in patches]
+    results: list[list[list[int]]] = [[[] for _ in prompts] for _ in patches]
+    max_tokens = budget.max_tokens(adapter) // max_new_tokens
+    # the prefix's cache, and a fork of it growing by the answer, at a time
+    for indices in plan_batches(lengths, max_tokens, rows_per_prompt=1):
+        batch = [prompts[i] for i in indices]
+        answers = _answers_under_patches(adapter, batch, patches, max_new_tokens, budget)
+        for v, variant in enumerate(answers):
+            for index, answer in zip(indices, variant, strict=True):
+                results[v][index] = answer
+    return results
+
+
+def _answers_under_patches(
+    adapter: ModelAdapter,
+    prompts: list[Prompt],
+    patches: Sequence[Patch | None],
+    max_new_tokens: int,
+    budget: MemoryBudget,
+) -> list[list[list[int]]]:
+    """One batch of ``generate_ids_under_patches``: the prefix once, then each patch's last token
+    and answer from a fork of its cache (the batch as encoded: families derive per-row inputs of
+    later steps, e.g. 3-D positions after an image, from the whole encoding)."""
+    encoded = adapter.encode(prompts)
+    with unread_head(adapter.unembedding()):
+        prefix = adapter.model(
+            **adapter.full_inputs(adapter.prefix(encoded)), use_cache=True, logits_to_keep=1
+        )
+    if unforkable_reason(prefix.past_key_values, adapter.num_layers, encoded.batch_size):
+        return [generate_ids(adapter, prompts, patch, max_new_tokens, budget) for patch in patches]
+    answers = []
+    for patch in patches:
+        with greedy_head(adapter.unembedding()) as head:
+            with _patching(adapter, patch, encoded.batch_size):
+                output = adapter.model(
+                    **adapter.last_token_inputs(encoded),
+                    past_key_values=fork_cache(prefix.past_key_values),
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+            answers.append(greedy_continue(adapter, head, encoded, output, max_new_tokens).tolist())
+    return answers
+
+
+def _patching(adapter: ModelAdapter, patch: Patch | None, rows: int):
+    """``patch`` on the last token of every one of ``rows`` rows (nothing for ``None``)."""
+    if patch is None:
+        return patching_last_token(adapter.layers, {})
+    values = patch.vector.expand(rows, -1)
+    return patching_last_token(
+        adapter.layers, {patch.layer: (torch.arange(rows), values)}, patch.mode, patch.scale
+    )
+
+
+def greedy_continue(
+    adapter: ModelAdapter, head, encoded: Encoded, output, max_new_tokens: int
+) -> torch.Tensor:
+    """``[rows, max_new_tokens]``: the token ``head`` (a ``greedy_head``) read from ``output``, the
+    model's forward of ``encoded``, then each next greedy token, one cached step at a time."""
+    next_ids = head.last()[:, -1:]  # [rows, 1]
+    generated = [next_ids]
+    cache = output.past_key_values
+    for _ in range(max_new_tokens - 1):
+        encoded = adapter.grow(encoded, next_ids)
+        step = adapter.last_token_inputs(encoded)
+        output = adapter.model(**step, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        cache = output.past_key_values
+        next_ids = head.last()[:, -1:]
+        generated.append(next_ids)
+    return torch.cat(generated, dim=1)
 
 
 def first_token_ids(
@@ -97,14 +172,17 @@ def generate(
     budget: MemoryBudget | None = None,
 ) -> list[str]:
     """Greedy answers as text (cut at the first newline: answers are one line)."""
-    texts = []
-    for ids in generate_ids(adapter, prompts, patch, max_new_tokens, budget):
-        text = adapter.decode(ids)
-        if stop_at_newline and max_new_tokens > 1:
-            stripped = text.lstrip("\n ")
-            text = text[: len(text) - len(stripped)] + stripped.split("\n", 1)[0]
-        texts.append(text)
-    return texts
+    ids = generate_ids(adapter, prompts, patch, max_new_tokens, budget)
+    return [answer_text(adapter, answer, stop_at_newline) for answer in ids]
+
+
+def answer_text(adapter: ModelAdapter, ids: Sequence[int], stop_at_newline: bool = True) -> str:
+    """Generated ids as text, cut at the first newline after the answer began (answers are one line)."""
+    text = adapter.decode(ids)
+    if stop_at_newline and len(ids) > 1:
+        stripped = text.lstrip("\n ")
+        text = text[: len(text) - len(stripped)] + stripped.split("\n", 1)[0]
+    return text
 
 
 def patch(

@@ -24,8 +24,8 @@ import torch
 from taskvec.models.adapter import Encoded, ModelAdapter, NotAPrefix
 from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
 from taskvec.models.head import greedy_head, unread_head
-from taskvec.patching.patch import generate_ids
-from taskvec.patching.sweep import fork_cache
+from taskvec.patching.kv_cache import cache_rows
+from taskvec.patching.patch import generate_ids, greedy_continue
 from taskvec.prompts.template import Prompt
 
 
@@ -97,7 +97,7 @@ def _run_batch(
     for length in sorted(by_length):
         cells = by_length[length]
         rows = [r for r, _ in cells]
-        cached = _rows_cache(cache, rows, len(prefixes))
+        cached = cache_rows(cache, torch.tensor(rows))
         tokens = _continue(
             adapter, _rows(encoded, rows), cached, [continuations[r][j] for r, j in cells], max_new_tokens
         )
@@ -130,34 +130,12 @@ def _continue(
             logits_to_keep=1,
             **extra,
         )
-        next_ids = head.last()[:, -1:]
-        generated = [next_ids]
-        cache = output.past_key_values
-        for _ in range(max_new_tokens - 1):
-            full = adapter.grow(full, next_ids)
-            output = adapter.model(
-                **adapter.last_token_inputs(full), past_key_values=cache, use_cache=True, logits_to_keep=1
-            )
-            cache = output.past_key_values
-            next_ids = head.last()[:, -1:]
-            generated.append(next_ids)
-    return torch.cat(generated, 1).tolist()
+        return greedy_continue(adapter, head, full, output, max_new_tokens).tolist()
 
 
 def _rows(encoded: Encoded, rows: list[int]) -> Encoded:
     index = torch.tensor(rows)
     return Encoded(encoded.input_ids[index], encoded.attention_mask[index])
-
-
-def _rows_cache(cache, rows: list[int], n: int):
-    """A fork of ``cache`` holding ``rows`` of its ``n`` (all of them: the cache itself, forked)."""
-    forked = fork_cache(cache)
-    if rows == list(range(n)):
-        return forked
-    index = torch.tensor(rows)
-    for layer in forked.layers:
-        layer.keys, layer.values = layer.keys[index], layer.values[index]
-    return forked
 
 
 __all__ = ["generate_ids_after_prefixes"]

@@ -37,12 +37,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers.cache_utils import Cache, DynamicLayer, DynamicSlidingWindowLayer
+from transformers.cache_utils import Cache
 
 from taskvec.models.adapter import Encoded, ModelAdapter
 from taskvec.models.batching import MemoryBudget, plan_sweep_batches, token_counts
 from taskvec.models.head import greedy_head, unread_head
 from taskvec.patching.hooks import PatchMode, _hidden
+from taskvec.patching.kv_cache import fork_cache, unforkable_reason
 from taskvec.patching.patch import Patch, first_token_ids
 from taskvec.prompts.template import Prompt
 
@@ -274,25 +275,11 @@ def _block_rows(adapter: ModelAdapter, encoded: Encoded, blocks: int) -> Encoded
 
 # --- caches -----------------------------------------------------------------------------------------
 
-_KNOWN_LAYERS = (DynamicLayer, DynamicSlidingWindowLayer)
-
 
 def _check_cache(cache, num_layers: int, n: int) -> None:
     """The fast path re-reads each layer's prefix keys/values; it knows the dynamic cache layers only."""
-    if not isinstance(cache, Cache) or len(cache.layers) < num_layers:
-        raise FastPathUnavailable(f"prefix cache of type {type(cache).__name__} is not a per-layer cache")
-    for layer in cache.layers[:num_layers]:
-        if type(layer) not in _KNOWN_LAYERS:
-            raise FastPathUnavailable(f"unknown cache layer {type(layer).__name__}")
-        if not layer.is_initialized or layer.keys.shape[0] != n:
-            raise FastPathUnavailable("a cache layer holds no prefix")
-
-
-def fork_cache(cache: Cache) -> Cache:
-    """A cache whose updates do not reach ``cache`` (dynamic layers replace, never write, tensors)."""
-    forked = copy.copy(cache)
-    forked.layers = [copy.copy(layer) for layer in cache.layers]
-    return forked
+    if reason := unforkable_reason(cache, num_layers, n):
+        raise FastPathUnavailable(reason)
 
 
 def _row_cache(prefix_cache: Cache, index: int, count: int, n: int) -> Cache:

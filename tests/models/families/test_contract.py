@@ -30,7 +30,7 @@ from tinyparts import (
 )
 
 from taskvec.models.registry import FAMILIES, TEXT_FAMILIES, LoadOptions, load_model
-from taskvec.patching.patch import generate_ids
+from taskvec.patching.patch import Patch, generate_ids, generate_ids_under_patches
 
 torch.set_num_threads(1)
 
@@ -119,6 +119,20 @@ def test_generated_answers_equal_greedy_full_forwards(family):
             chosen = adapter.forward(encoded).logits[:, -1].argmax(-1, keepdim=True)  # [batch, 1]
             assert chosen[:, 0].tolist() == [ids[step] for ids in generated]
             encoded = adapter.grow(encoded, chosen)
+
+
+def test_answers_under_several_patches_equal_one_run_per_patch(family):
+    """``generate_ids_under_patches`` (each prompt's tokens before the patched one run once, for
+    all patches) picks the tokens of one ``generate_ids`` run per patch, images in the prefix."""
+    _case, adapter = family
+    prompts = [image_query(0), image_query(1), text_query(2), *mixed_prompts()]
+    far = task_vectors(adapter, [image_icl(0), image_icl(1)]) + 3 * torch.randn(
+        adapter.num_layers, adapter.hidden_size, generator=torch.Generator().manual_seed(2)
+    )
+    patches = [None, Patch(1, far[1]), Patch(1, far[2 % adapter.num_layers]), Patch(0, far[0], "add", 0.5)]
+    expected = [generate_ids(adapter, prompts, p, 3) for p in patches]
+    assert generate_ids_under_patches(adapter, prompts, patches, 3) == expected
+    assert any(answers != expected[0] for answers in expected[1:]), "no patch changed any answer"
 
 
 def test_fast_sweep_equals_naive_sweep(family):

@@ -1,0 +1,47 @@
+"""Forks of a transformers KV cache: continuing a cached prefix without changing it.
+
+A prefix runs once into a ``Cache``; several continuations (one per patched layer, per query, per
+patch) then run from it. A dynamic cache layer replaces its tensors on update rather than writing
+into them, so a shallow copy of the cache and its layers is enough to keep the prefix intact.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from transformers.cache_utils import Cache, DynamicLayer, DynamicSlidingWindowLayer
+
+#: the cache layers a fork can continue: they replace their tensors on update, batch first
+FORKABLE_LAYERS = (DynamicLayer, DynamicSlidingWindowLayer)
+
+
+def unforkable_reason(cache, num_layers: int, rows: int) -> str | None:
+    """Why ``cache`` (a prefix of ``rows`` rows through ``num_layers`` decoder layers) cannot be
+    forked and continued row by row, or None if it can."""
+    if not isinstance(cache, Cache) or len(cache.layers) < num_layers:
+        return f"prefix cache of type {type(cache).__name__} is not a per-layer cache"
+    for layer in cache.layers[:num_layers]:
+        if type(layer) not in FORKABLE_LAYERS:
+            return f"unknown cache layer {type(layer).__name__}"
+        if not layer.is_initialized or layer.keys.shape[0] != rows:
+            return "a cache layer holds no prefix"
+    return None
+
+
+def fork_cache(cache: Cache) -> Cache:
+    """A cache whose updates do not reach ``cache`` (dynamic layers replace, never write, tensors)."""
+    forked = copy.copy(cache)
+    forked.layers = [copy.copy(layer) for layer in cache.layers]
+    return forked
+
+
+def cache_rows(cache: Cache, index: torch.Tensor) -> Cache:
+    """A fork of ``cache`` whose batch row ``i`` is row ``index[i]`` of ``cache`` (rows may repeat)."""
+    forked = fork_cache(cache)
+    for layer in forked.layers:
+        layer.keys, layer.values = layer.keys[index], layer.values[index]
+    return forked
+
+
+__all__ = ["FORKABLE_LAYERS", "cache_rows", "fork_cache", "unforkable_reason"]

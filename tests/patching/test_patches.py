@@ -1,0 +1,132 @@
+"""Prompts answered under several patches at once (``generate_ids_under_patches``) answer what one
+``generate_ids`` run per patch answers, token for token, while each prompt's tokens before the
+patched one run once: on tiny LMs of every attention scheme the engine meets, with patches of
+different layers, modes and scales and a clean control among them, within small budgets, and on
+the real SmolLM2. Where the prefix cannot be continued, the prompts run whole, once per patch."""
+
+import pytest
+import test_paligemma
+import torch
+from test_sweep_fast import ARCHITECTURES, text_queries, tiny_text_lm
+from tinyparts import image_query
+
+import taskvec.patching.kv_cache as kv_cache
+from taskvec.errors import VectorMismatchError
+from taskvec.models.batching import MemoryBudget, token_counts
+from taskvec.patching.hooks import hooked
+from taskvec.patching.patch import Patch, generate_ids, generate_ids_under_patches
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module", params=list(ARCHITECTURES))
+def text_lm(request):
+    return tiny_text_lm(request.param)
+
+
+def mixed_patches(adapter) -> list[Patch | None]:
+    """A clean control, two patches at one layer, and ones of other layers, modes and scales."""
+    vectors = 3 * torch.randn(4, adapter.hidden_size, generator=torch.Generator().manual_seed(0))
+    last = adapter.num_layers - 1
+    return [
+        None,
+        Patch(1, vectors[0]),
+        Patch(1, vectors[1]),
+        Patch(0, vectors[2], "add", 0.5),
+        Patch(last, vectors[3], "add", 2.0),
+    ]
+
+
+def one_run_per_patch(adapter, prompts, patches, tokens, budget=None) -> list[list[list[int]]]:
+    return [generate_ids(adapter, prompts, p, tokens, budget) for p in patches]
+
+
+def sequence_lengths_through_first_layer(adapter, run) -> list[int]:
+    """The sequence length of every call of the first decoder layer while ``run()`` runs."""
+    lengths = []
+
+    def hook_for(_index):
+        return lambda _module, _inputs, output: lengths.append(
+            (output[0] if isinstance(output, tuple) else output).shape[1]
+        )
+
+    with hooked(adapter.layers[:1], hook_for):
+        run()
+    return lengths
+
+
+def test_answers_equal_one_run_per_patch_on_tiny_lms(text_lm):
+    prompts = text_queries(5)
+    patches = mixed_patches(text_lm)
+    expected = one_run_per_patch(text_lm, prompts, patches, 3)
+    assert generate_ids_under_patches(text_lm, prompts, patches, 3) == expected
+    # the patches matter: a function that ignored them would pass otherwise
+    assert any(answers != expected[0] for answers in expected[1:])
+
+
+def test_each_prompt_runs_once_before_its_patched_token(text_lm):
+    prompts = text_queries(5)
+    longest = max(token_counts(text_lm, prompts))
+    patches = mixed_patches(text_lm)
+    calls = sequence_lengths_through_first_layer(
+        text_lm, lambda: generate_ids_under_patches(text_lm, prompts, patches, 3)
+    )
+    # one prefix forward, then per patch the patched last token and two answer tokens, one at a time
+    assert calls == [longest - 1] + [1, 1, 1] * len(patches)
+
+
+def test_small_budgets_split_the_prompts_without_changing_answers(text_lm):
+    prompts = text_queries(6)
+    patches = mixed_patches(text_lm)
+    longest = max(token_counts(text_lm, prompts))
+    tight = MemoryBudget(2 * len(patches) * longest * 2 * MemoryBudget().token_bytes(text_lm))
+    calls = sequence_lengths_through_first_layer(
+        text_lm, lambda: generate_ids_under_patches(text_lm, prompts, patches, 2, tight)
+    )
+    assert sum(length > 1 for length in calls) > 1  # the prompts went in several batches
+    assert generate_ids_under_patches(text_lm, prompts, patches, 2, tight) == one_run_per_patch(
+        text_lm, prompts, patches, 2
+    )
+
+
+def test_an_unknown_cache_runs_the_prompts_whole(monkeypatch):
+    lm = tiny_text_lm("llama-gqa")
+    monkeypatch.setattr(kv_cache, "FORKABLE_LAYERS", ())
+    prompts, patches = text_queries(4), mixed_patches(lm)
+    calls = sequence_lengths_through_first_layer(
+        lm, lambda: generate_ids_under_patches(lm, prompts, patches, 2)
+    )
+    assert sum(length > 1 for length in calls) == 1 + len(patches)  # the prefix, then whole per patch
+    assert generate_ids_under_patches(lm, prompts, patches, 2) == one_run_per_patch(lm, prompts, patches, 2)
+
+
+def test_a_family_whose_prefix_sees_the_last_token_runs_whole():
+    vlm = test_paligemma.build()
+    assert not vlm.prefix_cache_is_exact
+    prompts = [image_query(0), image_query(1), *text_queries(2)]
+    patches = mixed_patches(vlm)
+    calls = sequence_lengths_through_first_layer(
+        vlm, lambda: generate_ids_under_patches(vlm, prompts, patches, 2)
+    )
+    assert sum(length > 1 for length in calls) == len(patches)  # a whole forward per patch
+    assert generate_ids_under_patches(vlm, prompts, patches, 2) == one_run_per_patch(vlm, prompts, patches, 2)
+
+
+def test_a_bad_patch_is_refused_before_any_forward():
+    lm = tiny_text_lm("llama-gqa")
+    with pytest.raises(VectorMismatchError, match="cannot be patched"):
+        generate_ids_under_patches(lm, text_queries(2), [None, Patch(0, torch.zeros(lm.hidden_size + 1))])
+
+
+@pytest.mark.slow
+def test_answers_equal_one_run_per_patch_on_smollm2(smollm2):
+    from taskvec.prompts.template import SPACED
+    from taskvec.vectors.extract import last_token_states
+
+    demos = [("France", "Paris"), ("Japan", "Tokyo"), ("Peru", "Lima"), ("Kenya", "Nairobi")]
+    states = last_token_states(smollm2, [SPACED.icl(demos[:3], "Italy"), SPACED.icl(demos[1:], "Spain")])
+    prompts = [SPACED.query(country) for country in ("Egypt", "Chile", "Norway", "India", "Cuba")]
+    patches = [None, *(Patch(layer, states[0, layer]) for layer in (8, 12, 16)), Patch(12, states[1, 12])]
+    expected = one_run_per_patch(smollm2, prompts, patches, 3)
+    assert generate_ids_under_patches(smollm2, prompts, patches, 3) == expected
+    assert any(answers != expected[0] for answers in expected[1:])
