@@ -1,4 +1,5 @@
-"""The protocol end to end on the real SmolLM2 (one task, one seed, spaced template)."""
+"""The protocol end to end on the real SmolLM2 (one task, one seed, spaced template), and how a
+run shares work between its seeds (on a tiny LLaVA)."""
 
 import json
 
@@ -12,6 +13,7 @@ from taskvec.evaluation.run import evaluate
 from taskvec.evaluation.scoring import layer_curve
 from taskvec.models.shared_work import prompts_digest
 from taskvec.report.run_folder import RunFolder
+from taskvec.tasks.registry import load_task
 
 CONFIG = dict(tasks=["country_capital"], seeds=[1], template="spaced")
 
@@ -134,3 +136,42 @@ def test_chosen_layer_test_split_gives_the_same_predictions_without_the_test_swe
     assert chosen.predictions[columns].equals(capital_run.predictions[columns])
     tables = chosen.folder.root / "tables"
     assert (tables / "val_curve_paper.csv").is_file() and not (tables / "test_curve_paper.csv").exists()
+
+
+def test_the_seeds_of_a_run_share_their_queries_work(tmp_path, monkeypatch):
+    """A task's seeds ask the same test queries: a run computes their No Context answers once and
+    the seeds' chosen-layer xPatch answers in one pass over the queries (xBase differs by seed)."""
+    import test_llava
+
+    adapter = test_llava.build_llava()
+    answered, patched = [], []
+    real_generate, real_under_patches = protocol.generate_ids, protocol.generate_ids_under_patches
+    monkeypatch.setattr(
+        protocol,
+        "generate_ids",
+        lambda a, prompts, *r, **k: (
+            answered.append(prompts_digest(prompts)) or real_generate(a, prompts, *r, **k)
+        ),
+    )
+    monkeypatch.setattr(
+        protocol,
+        "generate_ids_under_patches",
+        lambda a, prompts, patches, *r: (
+            patched.append(len(patches)) or real_under_patches(a, prompts, patches, *r)
+        ),
+    )
+    config = ExperimentConfig(
+        tasks=["country_capital"],
+        seeds=[1, 2, 3],
+        layers=[0, 1],
+        query="image",
+        answer_tokens=2,
+        test_layers="chosen",
+        model=adapter.name,
+    )
+    evaluate(config, tmp_path / "run", adapter=adapter, show_progress=False)
+    task = load_task("country_capital")
+    queries = prompts_digest(protocol.UnitPrompts(task, config, 1).test_queries)
+    assert answered.count(queries) == 1  # No Context, for all three seeds
+    assert len(answered) == 1 + 3  # and each seed's xBase prompts
+    assert patched == [3]

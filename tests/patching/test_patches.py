@@ -79,7 +79,7 @@ def test_small_budgets_split_the_prompts_without_changing_answers(text_lm):
     prompts = text_queries(6)
     patches = mixed_patches(text_lm)
     longest = max(token_counts(text_lm, prompts))
-    tight = MemoryBudget(2 * len(patches) * longest * 2 * MemoryBudget().token_bytes(text_lm))
+    tight = MemoryBudget(2 * 2 * longest * 2 * MemoryBudget().token_bytes(text_lm))  # two prompts a batch
     calls = sequence_lengths_through_first_layer(
         text_lm, lambda: generate_ids_under_patches(text_lm, prompts, patches, 2, tight)
     )

@@ -245,8 +245,9 @@ def evaluate(
 
     ``vector_adapter`` extracts the task vectors in another model of the same width (LLM -> VLM
     transfer: the base LLM's vectors patched into the VLM); by default ``adapter`` does both.
-    ``load_options`` (dtype, device map) apply when the model is loaded here. ``shared`` lets
-    the runs of one reproduction compute results with identical inputs once (``SharedWork``)."""
+    ``load_options`` (dtype, device map) apply when the model is loaded here. Results with
+    identical inputs are computed once (``SharedWork``): within the run (the seeds' No Context
+    answers) and, with ``shared``, across the runs of one reproduction."""
     started = time.perf_counter()
     tasks, images = _validate(config)
     if out is not None:
@@ -257,6 +258,8 @@ def evaluate(
     check_labels_tokenize(adapter, tasks)
     check_memory_budget(adapter, tasks, config)
     source = vector_adapter or adapter
+    # a task's seeds ask the same queries: their No Context answers are computed once
+    shared = shared if shared is not None else SharedWork()
     if (source.hidden_size, source.num_layers) != (adapter.hidden_size, adapter.num_layers):
         raise VectorMismatchError(
             f"vectors from {source.name} ({source.num_layers} layers x {source.hidden_size}) do not fit "

@@ -85,7 +85,7 @@ def generate_ids_under_patches(
     results: list[list[list[int]]] = [[[] for _ in prompts] for _ in patches]
     max_tokens = budget.max_tokens(adapter) // max_new_tokens
     # the prefix's cache, and a fork of it growing by the answer, at a time
-    for indices in plan_batches(lengths, max_tokens, rows_per_prompt=1):
+    for indices in plan_batches(lengths, max_tokens, rows_per_prompt=2):
         batch = [prompts[i] for i in indices]
         answers = _answers_under_patches(adapter, batch, patches, max_new_tokens, budget)
         for v, variant in enumerate(answers):

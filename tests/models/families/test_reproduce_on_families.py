@@ -58,8 +58,8 @@ def test_conditions_with_the_same_prompts_compute_them_once(tmp_path):
     reused = {what: n for (what, outcome), n in shared.tally.items() if outcome == "reused"}
     assert reused == {"last-token states": 1, "greedy answers": 1}
     computed = {what: n for (what, outcome), n in shared.tally.items() if outcome == "computed"}
-    # per condition: val and test sweeps; xBase, No Context (but once) and chosen-layer xPatch answers
-    assert computed == {"last-token states": 2, "sweep": 6, "greedy answers": 8}
+    # per condition: val and test sweeps, xBase and No Context (but once), chosen-layer xPatch
+    assert computed == {"last-token states": 2, "sweep": 6, "greedy answers": 5, "patched answers": 3}
     alone = run_conditions(adapter, conditions[1:2], tmp_path / "alone", False, None, **options)
 
     def unit(result):
