@@ -33,12 +33,16 @@ from taskvec.evaluation import protocol, run  # noqa: E402
 from taskvec.evaluation.protocol import ExperimentConfig  # noqa: E402
 from taskvec.models.batching import token_counts  # noqa: E402
 from taskvec.models.registry import LoadOptions  # noqa: E402
+from taskvec.models.shared_work import prompts_digest  # noqa: E402
 
 TASKS = ["country_capital", "country_currency", "animal_latin", "animal_young", "food_color", "food_flavor"]
 
 
-def instrument(seconds: dict[str, float], counts: dict[str, int], test_sweep: bool) -> None:
-    """Wrap the protocol's steps so each one's wall time adds up under its name."""
+def instrument(
+    seconds: dict[str, float], counts: dict[str, int], test_sweep: bool, queries: set[str]
+) -> None:
+    """Wrap the protocol's steps so each one's wall time adds up under its name (``queries``: the
+    digests of the bare test queries, to tell No Context answers from xBase ones)."""
 
     def timed(name, fn):
         def wrapper(*args, **kwargs):
@@ -55,11 +59,15 @@ def instrument(seconds: dict[str, float], counts: dict[str, int], test_sweep: bo
     original_sweep = protocol.sweep
     protocol.sweep = lambda *a, **k: timed(next(sweeps), original_sweep)(*a, **k)
     protocol.task_vector_for = timed("task vector", protocol.task_vector_for)
-    # run_unit generates the xBase answers, then the No Context ones (protocol.generate_ids); the
-    # chosen layer's xPatch answers (all seeds of a task at once) go through patched_answers
-    generations = iter(["xBase answers", "No Context answers"] * 10_000)
+    # run_unit generates xBase answers and No Context ones (the bare queries, once for all seeds)
+    # through protocol.generate_ids; the chosen layer's xPatch answers through patched_answers
     original_generate = protocol.generate_ids
-    protocol.generate_ids = lambda *a, **k: timed(next(generations), original_generate)(*a, **k)
+
+    def generate(adapter, prompts, *args, **kwargs):
+        name = "No Context answers" if prompts_digest(prompts) in queries else "xBase answers"
+        return timed(name, original_generate)(adapter, prompts, *args, **kwargs)
+
+    protocol.generate_ids = generate
     run.patched_answers = timed("xPatch answers (chosen layer)", run.patched_answers)
 
 
@@ -99,7 +107,8 @@ def main() -> None:
     )
     seconds: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
-    instrument(seconds, counts, args.test_layers == "all")
+    units = [protocol.UnitPrompts(taskvec.load_task(t), config, s) for t in args.tasks for s in args.seeds]
+    instrument(seconds, counts, args.test_layers == "all", {prompts_digest(u.test_queries) for u in units})
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         result = run.evaluate(config, Path(folder) / "run", adapter, show_progress=True)
@@ -107,11 +116,7 @@ def main() -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     # the xBase prompts' FLOPs: every prompt token through every layer (attention not counted)
-    tokens = 0
-    for name in args.tasks:
-        for seed in args.seeds:
-            prompts = protocol.UnitPrompts(taskvec.load_task(name), config, seed)
-            tokens += sum(token_counts(adapter, prompts.test_base))
+    tokens = sum(sum(token_counts(adapter, unit.test_base)) for unit in units)
     xbase_flops = tokens * 2 * model_shapes(adapter)["layer_weights"] * adapter.num_layers
     rate = matmul_rate(256, adapter.hidden_size, 4 * adapter.hidden_size)
 

@@ -83,9 +83,9 @@ def generate_ids_under_patches(
     if not patches or not adapter.prefix_cache_is_exact or min(lengths, default=2) < 2:
         return [generate_ids(adapter, prompts, patch, max_new_tokens, budget) for patch in patches]
     results: list[list[list[int]]] = [[[] for _ in prompts] for _ in patches]
-    max_tokens = budget.max_tokens(adapter) // max_new_tokens
-    # the prefix's cache, and a fork of it growing by the answer, at a time
-    for indices in plan_batches(lengths, max_tokens, rows_per_prompt=2):
+    # a prompt of L tokens holds its prefix's cache and one fork of it growing by the answer at a
+    # time: 2 L + new <= (new + 2) L tokens
+    for indices in plan_batches(lengths, budget.max_tokens(adapter) // (max_new_tokens + 2)):
         batch = [prompts[i] for i in indices]
         answers = _answers_under_patches(adapter, batch, patches, max_new_tokens, budget)
         for v, variant in enumerate(answers):
