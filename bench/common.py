@@ -22,6 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import taskvec
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, task_vector_for
 from taskvec.models.adapter import ModelAdapter
+from taskvec.models.registry import LoadOptions
 from taskvec.prompts.template import Prompt
 from taskvec.tasks.registry import load_task
 
@@ -34,11 +35,16 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style", default="noto", help="image style for image queries")
     parser.add_argument("--template", default="paper")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for every peer (default 1)")
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        help="what the model computes in, for every peer (as taskvec run --dtype)",
+    )
 
 
 def setup(args) -> tuple[ModelAdapter, str]:
     torch.set_num_threads(args.threads)
-    adapter = taskvec.load_model(args.model)
+    adapter = taskvec.load_model(args.model, LoadOptions(dtype=args.dtype))
     query = args.query or ("image" if adapter.supports_images else "text")
     return adapter, query
 
@@ -87,10 +93,10 @@ def executed_flops(fn: Callable[[], object]) -> int:
     return int(counter.get_total_flops())
 
 
-def matmul_rate(m: int, k: int, n: int, seconds: float = 2.0) -> float:
-    """FLOP/s of a plain float32 ``[m, k] @ [k, n]`` on this machine, best of several timed bursts."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    out = torch.empty(m, n)
+def matmul_rate(m: int, k: int, n: int, seconds: float = 2.0, dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of a plain ``[m, k] @ [k, n]`` in ``dtype`` on this machine, best of several timed bursts."""
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+    out = torch.empty(m, n, dtype=dtype)
     torch.mm(a, b, out=out)
     best = 0.0
     deadline = time.perf_counter() + seconds

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/peers.py                      # 6 tasks x 3 seeds, SmolLM2, 1 thread
     .venv/bin/python bench/peers.py --units 2 --peers taskvec nnsight
+    .venv/bin/python bench/peers.py --model embedded-vlm --dtype bfloat16   # every peer in bfloat16
 
 Peers (each sweeps every layer of every unit's 30 validation queries and runs them clean):
   paper    the paper's procedure: one full forward per query per patched layer, batch 1, no cache,
@@ -165,11 +166,13 @@ def report_flops(adapter, units, layers, times, full, peers) -> None:
     k, n = largest.in_features, largest.out_features  # the layer's biggest matmul, at 1024 rows
     # timed again right next to the matmul, so both see the same load on the machine
     seconds, _ = timed(lambda: [taskvec_peer(adapter, u, layers) for u in units])
-    reference = matmul_rate(1024, k, n)
+    dtype = largest.weight.dtype  # the reference multiplies in what the model computes in
+    reference = matmul_rate(1024, k, n, dtype=dtype)
     rate = counted / seconds
+    dtype_name = str(dtype).removeprefix("torch.")
     print(
         f"taskvec executed {counted / 1e9:.1f} GFLOP (FlopCounterMode) in {seconds:.1f} s (re-timed) = "
-        f"{rate / 1e9:.1f} GFLOP/s; plain [1024 x {k}] @ [{k} x {n}] float32 matmul "
+        f"{rate / 1e9:.1f} GFLOP/s; plain [1024 x {k}] @ [{k} x {n}] {dtype_name} matmul "
         f"{reference / 1e9:.1f} GFLOP/s -> {100 * rate / reference:.0f}% of it"
     )
     for peer in peers:
