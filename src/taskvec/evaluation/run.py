@@ -258,8 +258,9 @@ def evaluate(
     check_labels_tokenize(adapter, tasks)
     check_memory_budget(adapter, tasks, config)
     source = vector_adapter or adapter
-    # a task's seeds ask the same queries: their No Context answers are computed once
-    shared = shared if shared is not None else SharedWork()
+    # a task's seeds ask the same queries: their No Context answers are computed once (a run's
+    # other work differs from seed to seed and is not kept)
+    shared = shared if shared is not None else SharedWork(only={"greedy answers"})
     if (source.hidden_size, source.num_layers) != (adapter.hidden_size, adapter.num_layers):
         raise VectorMismatchError(
             f"vectors from {source.name} ({source.num_layers} layers x {source.hidden_size}) do not fit "

@@ -30,9 +30,11 @@ T = TypeVar("T")
 
 
 class SharedWork:
-    """Results by key, kept for the life of the object (see ``compute_or_share`` for the key)."""
+    """Results by key, kept for the life of the object (see ``compute_or_share`` for the key).
+    With ``only``, results of other kinds (a key's first element) are computed and not kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, only: set[str] | None = None) -> None:
+        self.only = only
         self._results: dict[tuple, object] = {}
         self._providers: dict[tuple, Callable[[], None]] = {}
         #: called with ``(task, seed, config)`` as a protocol unit starts, so a reproduction can
@@ -87,7 +89,8 @@ class SharedWork:
             self.tally[(str(key[0]), "reused")] += 1
             return self._results[key]  # type: ignore[return-value]
         result = compute()
-        self._results[key] = result
+        if self.only is None or key[0] in self.only:
+            self._results[key] = result
         self.tally[(str(key[0]), "computed")] += 1
         return result
 
