@@ -54,6 +54,15 @@ def test_the_report_and_every_table_and_plot_exist(report):
     assert '"state": "complete"' in (out / "status.json").read_text()
 
 
+def test_the_report_says_what_each_condition_of_the_matrix_took(report):
+    out, _ = report
+    line = next(x for x in (out / "report.md").read_text().splitlines() if "the matrix by condition" in x)
+    timings = line.split("): ", 1)[1].split(", ")
+    assert len(timings) == 10  # every specification x query, each image cell in two styles
+    assert "Text ICL -> image (noto)" in line and "Image ICL (openmoji) -> text" in line
+    assert all(float(t.rsplit(" ", 1)[1]) > 0 for t in timings)
+
+
 def test_every_accuracy_is_a_fraction(report):
     out, _ = report
     for name, index in (("table3_noto_paper", 0), ("table3_openmoji_strict", 0), ("table4", [0, 1])):

@@ -14,7 +14,13 @@ import taskvec.patching.kv_cache as kv_cache
 from taskvec.errors import VectorMismatchError
 from taskvec.models.batching import MemoryBudget, token_counts
 from taskvec.patching.hooks import hooked
-from taskvec.patching.patch import Patch, generate_ids, generate_ids_under_patches
+from taskvec.patching.patch import (
+    Patch,
+    generate,
+    generate_ids,
+    generate_ids_under_patches,
+    generate_under_patches,
+)
 
 torch.set_num_threads(1)
 
@@ -130,3 +136,10 @@ def test_answers_equal_one_run_per_patch_on_smollm2(smollm2):
     expected = one_run_per_patch(smollm2, prompts, patches, 3)
     assert generate_ids_under_patches(smollm2, prompts, patches, 3) == expected
     assert any(answers != expected[0] for answers in expected[1:])
+
+
+def test_texts_under_patches_are_those_of_generate():
+    lm = tiny_text_lm("llama-gqa")
+    prompts, patches = text_queries(4), mixed_patches(lm)
+    texts = generate_under_patches(lm, prompts, patches, max_new_tokens=3)
+    assert texts == [generate(lm, prompts, p, max_new_tokens=3) for p in patches]

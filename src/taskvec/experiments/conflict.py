@@ -13,7 +13,7 @@ import pandas as pd
 from taskvec.evaluation.metrics import paper_match
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.models.adapter import ModelAdapter
-from taskvec.patching.patch import Patch, answer_text, generate_ids_under_patches
+from taskvec.patching.patch import Patch, generate_under_patches
 from taskvec.prompts.inputs import item_input
 from taskvec.tasks.task import Item, Task
 
@@ -52,11 +52,9 @@ def conflict_rows(
         config.template.instructed(prompted.instruction, item_input(item, config.query, config.style))
         for item, _ in pairs
     ]
-    # the control and the patched run share each query's tokens before the patched one
-    runs = generate_ids_under_patches(
-        adapter, queries, [None, Patch(layer, vector)], config.answer_tokens, config.budget()
+    control, steered = generate_under_patches(
+        adapter, queries, [None, Patch(layer, vector)], config.answer_tokens, budget=config.budget()
     )
-    control, steered = ([answer_text(adapter, ids) for ids in run] for run in runs)
     rows = []
     for (item_a, item_b), before, after in zip(pairs, control, steered, strict=True):
         rows.append(

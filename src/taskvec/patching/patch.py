@@ -173,10 +173,25 @@ def generate(
 ) -> list[str]:
     """Greedy answers as text (cut at the first newline: answers are one line)."""
     ids = generate_ids(adapter, prompts, patch, max_new_tokens, budget)
-    return [answer_text(adapter, answer, stop_at_newline) for answer in ids]
+    return [_answer_text(adapter, answer, stop_at_newline) for answer in ids]
 
 
-def answer_text(adapter: ModelAdapter, ids: Sequence[int], stop_at_newline: bool = True) -> str:
+def generate_under_patches(
+    adapter: ModelAdapter,
+    prompts: Sequence[Prompt],
+    patches: Sequence[Patch | None],
+    max_new_tokens: int = 1,
+    stop_at_newline: bool = True,
+    budget: MemoryBudget | None = None,
+) -> list[list[str]]:
+    """Greedy answers as text under each patch (``None``: clean), ``[patch][prompt]``: a control
+    and its patched runs, or several vectors, compared on the same prompts (each prompt's tokens
+    before the patched one run once)."""
+    runs = generate_ids_under_patches(adapter, prompts, patches, max_new_tokens, budget)
+    return [[_answer_text(adapter, ids, stop_at_newline) for ids in run] for run in runs]
+
+
+def _answer_text(adapter: ModelAdapter, ids: Sequence[int], stop_at_newline: bool = True) -> str:
     """Generated ids as text, cut at the first newline after the answer began (answers are one line)."""
     text = adapter.decode(ids)
     if stop_at_newline and len(ids) > 1:

@@ -313,6 +313,11 @@ def _setup_section(reproduction, llm, timings: dict) -> list[str]:
         if llm is not None
         else "- base LLM: none known; Table 4 skipped",
         "- wall time per stage (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()),
+        "- the matrix by condition (s; the first condition of a group that shares examples or queries "
+        "computes what they share, later ones reuse it; a resumed condition counts its last part only): "
+        + ", ".join(
+            f"{c.label} {r.folder.status().get('seconds')}" for c, r in reproduction.conditions.items()
+        ),
         "",
     ]
     recognition = getattr(adapter, "recognition", None)
