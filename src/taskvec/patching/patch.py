@@ -10,7 +10,7 @@ import torch
 from taskvec.errors import VectorMismatchError
 from taskvec.models.adapter import Encoded, ModelAdapter
 from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
-from taskvec.models.head import greedy_head, unread_head
+from taskvec.models.head import GreedyReader, greedy_head, unread_head
 from taskvec.patching.hooks import PatchMode, patching_last_token
 from taskvec.patching.kv_cache import fork_cache, unforkable_reason
 from taskvec.prompts.template import Prompt
@@ -136,9 +136,9 @@ def _patching(adapter: ModelAdapter, patch: Patch | None, rows: int):
 
 
 def greedy_continue(
-    adapter: ModelAdapter, head, encoded: Encoded, output, max_new_tokens: int
+    adapter: ModelAdapter, head: GreedyReader, encoded: Encoded, output, max_new_tokens: int
 ) -> torch.Tensor:
-    """``[rows, max_new_tokens]``: the token ``head`` (a ``greedy_head``) read from ``output``, the
+    """``[rows, max_new_tokens]``: the token ``head`` (a ``greedy_head`` reader) read from ``output``, the
     model's forward of ``encoded``, then each next greedy token, one cached step at a time."""
     next_ids = head.last()[:, -1:]  # [rows, 1]
     generated = [next_ids]
