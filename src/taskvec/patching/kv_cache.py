@@ -12,6 +12,9 @@ import copy
 import torch
 from transformers.cache_utils import Cache, DynamicLayer, DynamicSlidingWindowLayer
 
+from taskvec.models.adapter import Encoded, ModelAdapter
+from taskvec.models.head import unread_head
+
 #: the cache layers a fork can continue: they replace their tensors on update, batch first
 FORKABLE_LAYERS = (DynamicLayer, DynamicSlidingWindowLayer)
 
@@ -29,6 +32,15 @@ def unforkable_reason(cache, num_layers: int, rows: int) -> str | None:
     return None
 
 
+def run_prefix(adapter: ModelAdapter, encoded: Encoded) -> Cache:
+    """The KV cache of every prompt's tokens but its last (``adapter.prefix``), the head unread."""
+    with unread_head(adapter.unembedding()):
+        output = adapter.model(
+            **adapter.full_inputs(adapter.prefix(encoded)), use_cache=True, logits_to_keep=1
+        )
+    return output.past_key_values
+
+
 def fork_cache(cache: Cache) -> Cache:
     """A cache whose updates do not reach ``cache`` (dynamic layers replace, never write, tensors)."""
     forked = copy.copy(cache)
@@ -39,9 +51,12 @@ def fork_cache(cache: Cache) -> Cache:
 def cache_rows(cache: Cache, index: torch.Tensor) -> Cache:
     """A fork of ``cache`` whose batch row ``i`` is row ``index[i]`` of ``cache`` (rows may repeat)."""
     forked = fork_cache(cache)
+    rows = forked.layers[0].keys.shape[0] if forked.layers else 0
+    if torch.equal(index, torch.arange(rows)):
+        return forked  # every row in order: nothing to copy
     for layer in forked.layers:
         layer.keys, layer.values = layer.keys[index], layer.values[index]
     return forked
 
 
-__all__ = ["FORKABLE_LAYERS", "cache_rows", "fork_cache", "unforkable_reason"]
+__all__ = ["FORKABLE_LAYERS", "cache_rows", "fork_cache", "run_prefix", "unforkable_reason"]

@@ -10,9 +10,9 @@ import torch
 from taskvec.errors import VectorMismatchError
 from taskvec.models.adapter import Encoded, ModelAdapter
 from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
-from taskvec.models.head import GreedyReader, greedy_head, unread_head
+from taskvec.models.head import GreedyReader, greedy_head
 from taskvec.patching.hooks import PatchMode, patching_last_token
-from taskvec.patching.kv_cache import fork_cache, unforkable_reason
+from taskvec.patching.kv_cache import fork_cache, run_prefix, unforkable_reason
 from taskvec.prompts.template import Prompt
 
 
@@ -105,19 +105,16 @@ def _answers_under_patches(
     and answer from a fork of its cache (the batch as encoded: families derive per-row inputs of
     later steps, e.g. 3-D positions after an image, from the whole encoding)."""
     encoded = adapter.encode(prompts)
-    with unread_head(adapter.unembedding()):
-        prefix = adapter.model(
-            **adapter.full_inputs(adapter.prefix(encoded)), use_cache=True, logits_to_keep=1
-        )
-    if unforkable_reason(prefix.past_key_values, adapter.num_layers, encoded.batch_size):
+    prefix = run_prefix(adapter, encoded)
+    if unforkable_reason(prefix, adapter.num_layers, encoded.batch_size):
         return [generate_ids(adapter, prompts, patch, max_new_tokens, budget) for patch in patches]
     answers = []
-    for patch in patches:
-        with greedy_head(adapter.unembedding()) as head:
+    with greedy_head(adapter.unembedding()) as head:
+        for patch in patches:
             with _patching(adapter, patch, encoded.batch_size):
                 output = adapter.model(
                     **adapter.last_token_inputs(encoded),
-                    past_key_values=fork_cache(prefix.past_key_values),
+                    past_key_values=fork_cache(prefix),
                     use_cache=True,
                     logits_to_keep=1,
                 )

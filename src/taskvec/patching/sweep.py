@@ -41,9 +41,9 @@ from transformers.cache_utils import Cache
 
 from taskvec.models.adapter import Encoded, ModelAdapter
 from taskvec.models.batching import MemoryBudget, plan_sweep_batches, token_counts
-from taskvec.models.head import greedy_head, unread_head
+from taskvec.models.head import greedy_head
 from taskvec.patching.hooks import PatchMode, _hidden
-from taskvec.patching.kv_cache import fork_cache, unforkable_reason
+from taskvec.patching.kv_cache import fork_cache, run_prefix, unforkable_reason
 from taskvec.patching.patch import Patch, first_token_ids
 from taskvec.prompts.template import Prompt
 
@@ -140,11 +140,7 @@ def _sweep_passes(adapter, encoded, vectors, layers, mode, scale, read):
     n = encoded.batch_size
     if encoded.seq_len < 2:
         raise FastPathUnavailable("a query of one token has no prefix to cache")
-    with unread_head(adapter.unembedding()):
-        prefix_out = adapter.model(
-            **adapter.full_inputs(adapter.prefix(encoded)), use_cache=True, logits_to_keep=1
-        )
-    prefix_cache = prefix_out.past_key_values  # A: n rows, prefix only; never handed to a forward
+    prefix_cache = run_prefix(adapter, encoded)  # A: n rows, prefix only; never handed to a forward
     _check_cache(prefix_cache, adapter.num_layers, n)
 
     # B: the clean last token; record each layer's call (shapes) and output at the last position
