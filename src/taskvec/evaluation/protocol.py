@@ -26,7 +26,7 @@ from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import MemoryBudget
 from taskvec.models.shared_work import SharedWork, compute_or_share, tensor_digest
 from taskvec.patching.hooks import PatchMode
-from taskvec.patching.patch import Patch, generate_ids, generate_ids_under_patches
+from taskvec.patching.patch import Patch, generate_ids, generate_ids_under_patches, line_complete
 from taskvec.patching.sweep import sweep
 from taskvec.prompts.inputs import Modality, item_input, sample_demos
 from taskvec.prompts.template import (
@@ -42,6 +42,9 @@ from taskvec.vectors.task_vector import TaskVector
 
 Spec = Literal["text-icl", "image-icl", "instruction", "ensemble"]
 SPECS: tuple[str, ...] = ("text-icl", "image-icl", "instruction", "ensemble")
+#: where greedy answers stop (``line_complete``): an answer is one line, so generating past its
+#: end changes no score; part of the answers' sharing key
+ANSWERS_END = "end of line"
 
 
 class ExperimentConfig(BaseModel):
@@ -261,20 +264,23 @@ def _answers(
     config: ExperimentConfig,
     shared: SharedWork | None,
 ) -> list[list[int]]:
-    """Greedy answers (``config.answer_tokens``), or those of a run that asked the same."""
+    """Greedy answers (one line, at most ``config.answer_tokens``), or those of a run that asked
+    the same."""
     return compute_or_share(
         shared,
         "greedy answers",
         adapter,
         prompts,
         answer_options(patch, config),
-        lambda: generate_ids(adapter, prompts, patch, config.answer_tokens, config.budget()),
+        lambda: generate_ids(
+            adapter, prompts, patch, config.answer_tokens, config.budget(), line_complete(adapter)
+        ),
     )
 
 
 def answer_options(patch: Patch | None, config: ExperimentConfig) -> tuple:
     """What greedy answers depend on beyond the model and prompts (their ``SharedWork`` options)."""
-    return (_patch_key(patch), config.answer_tokens, config.budget())
+    return (_patch_key(patch), config.answer_tokens, ANSWERS_END, config.budget())
 
 
 def _patch_key(patch: Patch | None) -> tuple | None:
@@ -371,14 +377,16 @@ def patched_answers(
     prompts = [config.template.query(item_input(q, config.query, config.style)) for q in task.test]
     seeds = list(vectors)
     patches = [Patch(layer, vectors[s].at(layer), config.patch_mode, config.patch_scale) for s in seeds]
-    options = (tuple(_patch_key(p) for p in patches), config.answer_tokens, config.budget())
+    options = (tuple(_patch_key(p) for p in patches), config.answer_tokens, ANSWERS_END, config.budget())
     ids = compute_or_share(
         shared,
         "patched answers",
         adapter,
         prompts,
         options,
-        lambda: generate_ids_under_patches(adapter, prompts, patches, config.answer_tokens, config.budget()),
+        lambda: generate_ids_under_patches(
+            adapter, prompts, patches, config.answer_tokens, config.budget(), line_complete(adapter)
+        ),
     )
     return {
         seed: [(adapter.decode(x[:1]), adapter.decode(x)) for x in answers]

@@ -33,6 +33,7 @@ from taskvec.experiments.ensemble import ensemble_scores
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.registry import LoadOptions
 from taskvec.models.shared_work import SharedWork
+from taskvec.patching.patch import line_complete
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
 from taskvec.report.run_folder import RunFolder, write_atomic
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
@@ -414,6 +415,7 @@ def _answers_sharing_examples(adapter: ModelAdapter, units: list[UnitPrompts]) -
         [list(prompts) for prompts in zip(*(u.test_base for u in units), strict=True)],
         config.answer_tokens,
         config.budget(),
+        line_complete(adapter),
     )
     return [[answers[j] for answers in per_item] for j in range(len(units))]
 

@@ -187,14 +187,12 @@ class ModelAdapter(ABC):
             {},
         )
 
-    def repeat(self, encoded: Encoded, repeats: int) -> Encoded:
-        """Each prompt ``repeats`` times in a row (for one row per patched layer)."""
-        extra = {k: v.repeat_interleave(repeats, 0) for k, v in encoded.extra.items()}
-        return Encoded(
-            encoded.input_ids.repeat_interleave(repeats, 0),
-            encoded.attention_mask.repeat_interleave(repeats, 0),
-            extra,
-        )
+    def rows(self, encoded: Encoded, index: torch.Tensor) -> Encoded:
+        """Rows ``index`` of ``encoded`` (they may repeat), for steps whose prompt is already in a
+        cache: a sweep's patched rows, the answers still being generated. Extras are batch first;
+        families whose extras are per image (pixels, image embeddings) drop them here."""
+        extra = {key: value[index] for key, value in encoded.extra.items()}
+        return Encoded(encoded.input_ids[index], encoded.attention_mask[index], extra)
 
     #: whether ``continuation`` can feed a prompt's rest to a cached prefix (plain positions and
     #: per-image inputs); families with derived per-token inputs (3-D positions) cannot

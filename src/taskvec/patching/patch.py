@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -12,8 +12,11 @@ from taskvec.models.adapter import Encoded, ModelAdapter
 from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
 from taskvec.models.head import GreedyReader, greedy_head
 from taskvec.patching.hooks import PatchMode, patching_last_token
-from taskvec.patching.kv_cache import fork_cache, run_prefix, unforkable_reason
+from taskvec.patching.kv_cache import cache_rows, fork_cache, run_prefix, unforkable_reason
 from taskvec.prompts.template import Prompt
+
+#: whether an answer, given its ids so far, is complete (its row then stops generating)
+AnswerComplete = Callable[[list[int]], bool]
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,12 @@ def generate_ids(
     patch: Patch | None = None,
     max_new_tokens: int = 1,
     budget: MemoryBudget | None = None,
+    until: AnswerComplete | None = None,
 ) -> list[list[int]]:
     """Greedy generation; the patch acts on the prompt's last token only (the paper's xPatch).
-    Tokens are read with ``greedy_head`` (the exact argmax, without the float32 logits)."""
+    Tokens are read with ``greedy_head`` (the exact argmax, without the float32 logits). An answer
+    ends after ``max_new_tokens``, or earlier where ``until`` says it is complete (e.g.
+    ``line_complete``): the same tokens, cut there."""
     if patch is not None:
         patch.check(adapter)
     budget = budget or MemoryBudget()
@@ -54,9 +60,9 @@ def generate_ids(
         with greedy_head(adapter.unembedding()) as head:
             with _patching(adapter, patch, len(indices)):
                 output = adapter.forward(encoded, use_cache=max_new_tokens > 1)
-            tokens = greedy_continue(adapter, head, encoded, output, max_new_tokens)
-        for row, index in enumerate(indices):
-            results[index] = tokens[row].tolist()
+            answers = greedy_continue(adapter, head, encoded, output, max_new_tokens, until)
+        for index, answer in zip(indices, answers, strict=True):
+            results[index] = answer
     return results
 
 
@@ -67,8 +73,10 @@ def generate_ids_under_patches(
     patches: Sequence[Patch | None],
     max_new_tokens: int = 1,
     budget: MemoryBudget | None = None,
+    until: AnswerComplete | None = None,
 ) -> list[list[list[int]]]:
-    """Greedy answers of every prompt under each patch (``None``: clean), ``[patch][prompt]``.
+    """Greedy answers of every prompt under each patch (``None``: clean), ``[patch][prompt]``,
+    ending as in ``generate_ids``.
 
     A patch changes the prompt's last token only, so everything before it is the same under every
     patch: it runs once per prompt into a KV cache, and each patch's row continues from there (the
@@ -81,13 +89,13 @@ def generate_ids_under_patches(
     budget = budget or MemoryBudget()
     lengths = token_counts(adapter, prompts)
     if not patches or not adapter.prefix_cache_is_exact or min(lengths, default=2) < 2:
-        return [generate_ids(adapter, prompts, patch, max_new_tokens, budget) for patch in patches]
+        return [generate_ids(adapter, prompts, patch, max_new_tokens, budget, until) for patch in patches]
     results: list[list[list[int]]] = [[[] for _ in prompts] for _ in patches]
     # a prompt of L tokens holds its prefix's cache and one fork of it growing by the answer at a
     # time: 2 L + new <= (new + 2) L tokens
     for indices in plan_batches(lengths, budget.max_tokens(adapter) // (max_new_tokens + 2)):
         batch = [prompts[i] for i in indices]
-        answers = _answers_under_patches(adapter, batch, patches, max_new_tokens, budget)
+        answers = _answers_under_patches(adapter, batch, patches, max_new_tokens, budget, until)
         for v, variant in enumerate(answers):
             for index, answer in zip(indices, variant, strict=True):
                 results[v][index] = answer
@@ -100,6 +108,7 @@ def _answers_under_patches(
     patches: Sequence[Patch | None],
     max_new_tokens: int,
     budget: MemoryBudget,
+    until: AnswerComplete | None,
 ) -> list[list[list[int]]]:
     """One batch of ``generate_ids_under_patches``: the prefix once, then each patch's last token
     and answer from a fork of its cache (the batch as encoded: families derive per-row inputs of
@@ -107,7 +116,7 @@ def _answers_under_patches(
     encoded = adapter.encode(prompts)
     prefix = run_prefix(adapter, encoded)
     if unforkable_reason(prefix, adapter.num_layers, encoded.batch_size):
-        return [generate_ids(adapter, prompts, patch, max_new_tokens, budget) for patch in patches]
+        return [generate_ids(adapter, prompts, patch, max_new_tokens, budget, until) for patch in patches]
     answers = []
     with greedy_head(adapter.unembedding()) as head:
         for patch in patches:
@@ -118,7 +127,7 @@ def _answers_under_patches(
                     use_cache=True,
                     logits_to_keep=1,
                 )
-            answers.append(greedy_continue(adapter, head, encoded, output, max_new_tokens).tolist())
+            answers.append(greedy_continue(adapter, head, encoded, output, max_new_tokens, until))
     return answers
 
 
@@ -133,21 +142,39 @@ def _patching(adapter: ModelAdapter, patch: Patch | None, rows: int):
 
 
 def greedy_continue(
-    adapter: ModelAdapter, head: GreedyReader, encoded: Encoded, output, max_new_tokens: int
-) -> torch.Tensor:
-    """``[rows, max_new_tokens]``: the token ``head`` (a ``greedy_head`` reader) read from ``output``, the
-    model's forward of ``encoded``, then each next greedy token, one cached step at a time."""
-    next_ids = head.last()[:, -1:]  # [rows, 1]
-    generated = [next_ids]
+    adapter: ModelAdapter,
+    head: GreedyReader,
+    encoded: Encoded,
+    output,
+    max_new_tokens: int,
+    until: AnswerComplete | None = None,
+) -> list[list[int]]:
+    """Each row's answer: the token ``head`` (a ``greedy_head`` reader) read from ``output``, the
+    model's forward of ``encoded``, then each next greedy token, one cached step at a time, up to
+    ``max_new_tokens``. A row whose answer is complete (``until``) stops there and leaves the
+    batch with its cache rows, so later steps cost only the answers still going (a cache that
+    cannot be forked keeps its rows; their answers end all the same)."""
+    answers = [[token] for token in head.last()[:, -1].tolist()]
+    complete = [until is not None and until(answer) for answer in answers]
+    live = list(range(len(answers)))  # the answer each row of the batch continues
     cache = output.past_key_values
     for _ in range(max_new_tokens - 1):
-        encoded = adapter.grow(encoded, next_ids)
+        going = [row for row, a in enumerate(live) if not complete[a]]
+        if not going:
+            break
+        if len(going) < len(live) and unforkable_reason(cache, adapter.num_layers, len(live)) is None:
+            index = torch.tensor(going)
+            encoded, cache = adapter.rows(encoded, index), cache_rows(cache, index)
+            live = [live[row] for row in going]
+        encoded = adapter.grow(encoded, torch.tensor([[answers[a][-1]] for a in live]))
         step = adapter.last_token_inputs(encoded)
         output = adapter.model(**step, past_key_values=cache, use_cache=True, logits_to_keep=1)
         cache = output.past_key_values
-        next_ids = head.last()[:, -1:]
-        generated.append(next_ids)
-    return torch.cat(generated, dim=1)
+        for a, token in zip(live, head.last()[:, -1].tolist(), strict=True):
+            if not complete[a]:
+                answers[a].append(token)
+                complete[a] = until is not None and until(answers[a])
+    return answers
 
 
 def first_token_ids(
@@ -168,8 +195,10 @@ def generate(
     stop_at_newline: bool = True,
     budget: MemoryBudget | None = None,
 ) -> list[str]:
-    """Greedy answers as text (cut at the first newline: answers are one line)."""
-    ids = generate_ids(adapter, prompts, patch, max_new_tokens, budget)
+    """Greedy answers as text (by default one line: generation stops at its end, the text is cut
+    there)."""
+    until = line_complete(adapter) if stop_at_newline else None
+    ids = generate_ids(adapter, prompts, patch, max_new_tokens, budget, until)
     return [_answer_text(adapter, answer, stop_at_newline) for answer in ids]
 
 
@@ -184,17 +213,31 @@ def generate_under_patches(
     """Greedy answers as text under each patch (``None``: clean), ``[patch][prompt]``: a control
     and its patched runs, or several vectors, compared on the same prompts (each prompt's tokens
     before the patched one run once)."""
-    runs = generate_ids_under_patches(adapter, prompts, patches, max_new_tokens, budget)
+    until = line_complete(adapter) if stop_at_newline else None
+    runs = generate_ids_under_patches(adapter, prompts, patches, max_new_tokens, budget, until)
     return [[_answer_text(adapter, ids, stop_at_newline) for ids in run] for run in runs]
 
 
 def _answer_text(adapter: ModelAdapter, ids: Sequence[int], stop_at_newline: bool = True) -> str:
-    """Generated ids as text, cut at the first newline after the answer began (answers are one line)."""
+    """Generated ids as text, cut where the answer's line ends (answers are one line)."""
     text = adapter.decode(ids)
-    if stop_at_newline and len(ids) > 1:
-        stripped = text.lstrip("\n ")
-        text = text[: len(text) - len(stripped)] + stripped.split("\n", 1)[0]
-    return text
+    end = answer_line_end(text) if stop_at_newline else None
+    return text if end is None else text[:end]
+
+
+def answer_line_end(text: str) -> int | None:
+    """Where the answer's line ends in generated text: the first newline after its first
+    character that is not a newline or space (those may open an answer); None while open."""
+    start = len(text) - len(text.lstrip("\n "))
+    end = text.find("\n", start)
+    return None if end < 0 else end
+
+
+def line_complete(adapter: ModelAdapter) -> AnswerComplete:
+    """``until`` for one-line answers: complete once their line has ended. Cutting there keeps
+    every line-based reading of the answer (``_answer_text``, the first line the exact metric
+    reads) what the full ``max_new_tokens`` would give."""
+    return lambda ids: answer_line_end(adapter.decode(ids)) is not None
 
 
 def patch(

@@ -25,7 +25,7 @@ from taskvec.models.adapter import Encoded, ModelAdapter, NotAPrefix
 from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
 from taskvec.models.head import greedy_head, unread_head
 from taskvec.patching.kv_cache import cache_rows
-from taskvec.patching.patch import generate_ids, greedy_continue
+from taskvec.patching.patch import AnswerComplete, generate_ids, greedy_continue
 from taskvec.prompts.template import Prompt
 
 
@@ -36,6 +36,7 @@ def generate_ids_after_prefixes(
     prompts: Sequence[Sequence[Prompt]],
     max_new_tokens: int = 1,
     budget: MemoryBudget | None = None,
+    until: AnswerComplete | None = None,
 ) -> list[list[list[int]]]:
     """``prompts[i]`` are whole prompts that begin with ``prefixes[i]``; returns the greedy answer
     ids of each, ``[i][j]``, as ``generate_ids`` would give them, running each prefix once."""
@@ -64,13 +65,13 @@ def generate_ids_after_prefixes(
         for batch in batches:
             rows = [shared[b] for b in batch]
             answers = _run_batch(
-                adapter, [prefixes[i] for i in rows], [continuations[i] for i in rows], max_new_tokens
+                adapter, [prefixes[i] for i in rows], [continuations[i] for i in rows], max_new_tokens, until
             )
             for i, row_answers in zip(rows, answers, strict=True):
                 results[i] = row_answers
     whole = [(i, j) for i, group in enumerate(results) for j, answer in enumerate(group) if answer is None]
     if whole:
-        ids = generate_ids(adapter, [prompts[i][j] for i, j in whole], None, max_new_tokens, budget)
+        ids = generate_ids(adapter, [prompts[i][j] for i, j in whole], None, max_new_tokens, budget, until)
         for (i, j), answer in zip(whole, ids, strict=True):
             results[i][j] = answer
     return results  # type: ignore[return-value]
@@ -81,6 +82,7 @@ def _run_batch(
     prefixes: list[Prompt],
     continuations: list[list[tuple[list[int], dict]]],
     max_new_tokens: int,
+    until: AnswerComplete | None,
 ) -> list[list[list[int]]]:
     """One batch of prefixes (left-padded, run once), each continued by each of its prompts. The
     continuations run in groups of equal length, so every row's tokens stay contiguous at the end
@@ -96,10 +98,14 @@ def _run_batch(
             by_length.setdefault(len(ids), []).append((r, j))
     for length in sorted(by_length):
         cells = by_length[length]
-        rows = [r for r, _ in cells]
-        cached = cache_rows(cache, torch.tensor(rows))
+        rows = torch.tensor([r for r, _ in cells])
         tokens = _continue(
-            adapter, _rows(encoded, rows), cached, [continuations[r][j] for r, j in cells], max_new_tokens
+            adapter,
+            adapter.rows(encoded, rows),
+            cache_rows(cache, rows),
+            [continuations[r][j] for r, j in cells],
+            max_new_tokens,
+            until,
         )
         answers.update(zip(cells, tokens, strict=True))
     return [[answers[(r, j)] for j in range(len(pieces))] for r, pieces in enumerate(continuations)]
@@ -111,6 +117,7 @@ def _continue(
     cache,
     pieces: list[tuple[list[int], dict]],
     max_new_tokens: int,
+    until: AnswerComplete | None,
 ) -> list[list[int]]:
     """Greedy answers of ``prefix`` rows (their cache given) continued by ``pieces`` of equal
     length (ids and extra inputs each)."""
@@ -130,12 +137,7 @@ def _continue(
             logits_to_keep=1,
             **extra,
         )
-        return greedy_continue(adapter, head, full, output, max_new_tokens).tolist()
-
-
-def _rows(encoded: Encoded, rows: list[int]) -> Encoded:
-    index = torch.tensor(rows)
-    return Encoded(encoded.input_ids[index], encoded.attention_mask[index])
+        return greedy_continue(adapter, head, full, output, max_new_tokens, until)
 
 
 __all__ = ["generate_ids_after_prefixes"]

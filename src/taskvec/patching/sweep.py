@@ -260,13 +260,8 @@ def _hidden_argument(args: tuple, kwargs: dict) -> torch.Tensor:
 
 
 def _block_rows(adapter: ModelAdapter, encoded: Encoded, blocks: int) -> Encoded:
-    """The batch ``blocks`` times, block-major (row ``b * n + q`` is query ``q``). ``adapter.repeat``
-    gives query-major rows with batch-first extras; this reorders them."""
-    repeated = adapter.repeat(encoded, blocks)
-    n = encoded.batch_size
-    order = torch.arange(n * blocks).view(n, blocks).t().reshape(-1)  # block-major -> query-major index
-    extra = {key: value[order] for key, value in repeated.extra.items()}
-    return Encoded(repeated.input_ids[order], repeated.attention_mask[order], extra)
+    """The batch ``blocks`` times, block-major (row ``b * n + q`` is query ``q``)."""
+    return adapter.rows(encoded, torch.arange(encoded.batch_size).repeat(blocks))
 
 
 # --- caches -----------------------------------------------------------------------------------------

@@ -148,7 +148,10 @@ def cached_last_step(adapter, encoded: Encoded, repeats: int = 2):
         cache.batch_repeat_interleave(repeats)
         with capturing_all(adapter.layers) as states:
             out = adapter.forward(
-                adapter.repeat(encoded, repeats), past_key_values=cache, use_cache=True, last_only=True
+                adapter.rows(encoded, torch.arange(encoded.batch_size).repeat_interleave(repeats)),
+                past_key_values=cache,
+                use_cache=True,
+                last_only=True,
             )
     return out.logits[:, -1], [s[:, -1] for s in states]
 

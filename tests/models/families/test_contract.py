@@ -135,6 +135,26 @@ def test_answers_under_several_patches_equal_one_run_per_patch(family):
     assert any(answers != expected[0] for answers in expected[1:]), "no patch changed any answer"
 
 
+def test_answers_that_end_early_are_the_full_answers_cut_there(family):
+    """A row whose answer is complete leaves the batch with its cache rows and per-token inputs
+    (Qwen's 3-D positions, Mllama's image mask); the rows still going answer as before."""
+    _case, adapter = family
+    prompts = [image_query(0), image_query(1), text_icl(1), text_query(2), *mixed_prompts()]
+    full = generate_ids(adapter, prompts, None, 4)
+
+    def until(ids: list[int]) -> bool:
+        """After two tokens, unless the answer begins like the first prompt's: that runs on."""
+        return len(ids) == 2 and ids != full[0][:2]
+
+    ended = generate_ids(adapter, prompts, None, 4, until=until)
+    assert ended == [answer[:2] if until(answer[:2]) else answer for answer in full]
+    if any(until(answer[:2]) for answer in full):  # not where the tiny model answers all alike
+        assert {len(answer) for answer in ended} == {2, 4}
+    patches = [None, Patch(1, 3 * torch.ones(adapter.hidden_size))]
+    expected = [generate_ids(adapter, prompts, p, 4, until=until) for p in patches]
+    assert generate_ids_under_patches(adapter, prompts, patches, 4, until=until) == expected
+
+
 def test_fast_sweep_equals_naive_sweep(family):
     _case, adapter = family
     vectors = task_vectors(adapter, [image_icl(0), image_icl(1)])

@@ -27,8 +27,9 @@ from transformers import (
 )
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
+from taskvec.models.adapter import Encoded
 from taskvec.models.families.qwen2_5_vl import Qwen25VLAdapter
-from taskvec.models.families.qwen2_vl import Qwen2VLAdapter
+from taskvec.models.families.qwen2_vl import ROPE_KEY, Qwen2VLAdapter
 from taskvec.models.families.qwen3_vl import Qwen3VLAdapter
 from taskvec.models.families.vlm import without_video
 
@@ -126,3 +127,23 @@ def test_positions_are_the_models_own_mrope():
         # the last-token step uses the last column
         last = adapter.last_token_inputs(encoded)["position_ids"]
         torch.testing.assert_close(last, positions[:, :, -1:])
+
+
+def test_generated_tokens_are_positioned_as_the_model_would_place_them():
+    """``grow`` extends the stored 3-D positions by one past the last on every axis, without the
+    images; that is what ``get_rope_index`` gives the grown batch, also for rows taken apart."""
+    for case in CASES:
+        adapter = case.build()
+        encoded = adapter.encode([image_icl(0), text_query(1), image_query(2)])
+        grown = adapter.grow(
+            adapter.grow(encoded, torch.tensor([[5], [6], [7]])), torch.tensor([[8], [9], [4]])
+        )
+        fresh = Encoded(
+            grown.input_ids, grown.attention_mask, {k: v for k, v in grown.extra.items() if k != ROPE_KEY}
+        )
+        expected = adapter.rope_positions(fresh)  # [3, batch, seq]
+        torch.testing.assert_close(adapter.full_inputs(grown)["position_ids"], expected, rtol=0, atol=0)
+        rows = torch.tensor([2, 0])
+        picked = adapter.rows(grown, rows)
+        assert "pixel_values" not in picked.extra
+        torch.testing.assert_close(adapter.last_token_inputs(picked)["position_ids"], expected[:, rows, -1:])

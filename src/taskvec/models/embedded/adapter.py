@@ -174,13 +174,9 @@ class EmbeddedVLMAdapter(ModelAdapter):
         self._image_cache.clear()
 
     # --- forward passes --------------------------------------------------------------------
-    def repeat(self, encoded: Encoded, repeats: int) -> Encoded:
-        """Rows for the last-token step; images are already in the cached prefix."""
-        return Encoded(
-            encoded.input_ids.repeat_interleave(repeats, 0),
-            encoded.attention_mask.repeat_interleave(repeats, 0),
-            {},
-        )
+    def rows(self, encoded: Encoded, index: torch.Tensor) -> Encoded:
+        """Rows of the batch for steps after the cached prompt: its images are in the cache."""
+        return Encoded(encoded.input_ids[index], encoded.attention_mask[index], {})
 
     def prefix(self, encoded: Encoded) -> Encoded:
         """Everything but the last token; the last token is a delimiter, never an image."""

@@ -40,7 +40,6 @@ class MllamaAdapter(VisionLanguageAdapter):
     """``MllamaForConditionalGeneration``; text model ``model.model.language_model``."""
 
     nested_images = True  # the processor wants one image list per prompt
-    per_row_keys = (MASK_KEY,)
     per_token_keys = (MASK_KEY,)
 
     def finish_encoding(self, encoded: Encoded) -> Encoded:

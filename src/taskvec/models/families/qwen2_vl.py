@@ -20,13 +20,13 @@ from taskvec.models.adapter import Encoded
 from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
 from taskvec.models.registry import register_family
 
-ROPE_KEY = "rope_position_ids"  # [batch, 3, seq] in Encoded.extra (batch first, so rows repeat)
+ROPE_KEY = "rope_position_ids"  # [batch, seq, 3] in Encoded.extra: a per-token input
 
 
 class Qwen2VLAdapter(VisionLanguageAdapter):
     """``Qwen2VLForConditionalGeneration``; text model at ``model.model.language_model``."""
 
-    per_row_keys = (ROPE_KEY,)
+    per_token_keys = (*VisionLanguageAdapter.per_token_keys, ROPE_KEY)
 
     def image_placeholder(self) -> str:
         # the chat template's convention: <|vision_start|><|image_pad|><|vision_end|>
@@ -37,8 +37,16 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
         return f"{start}{self.processor.image_token}{end}"
 
     def finish_encoding(self, encoded: Encoded) -> Encoded:
-        encoded.extra[ROPE_KEY] = self.rope_positions(encoded).permute(1, 0, 2).contiguous()
+        if ROPE_KEY not in encoded.extra:  # a grown batch carries them already (see below)
+            encoded.extra[ROPE_KEY] = self.rope_positions(encoded).permute(1, 2, 0).contiguous()
         return encoded
+
+    def generated_token_inputs(self, key: str, value: torch.Tensor) -> torch.Tensor:
+        """A generated token is text after the prompt's last (text) token: one past it on every
+        axis, as ``get_rope_index`` counts text (tested against it). Its images are not needed."""
+        if key == ROPE_KEY:
+            return value[:, -1:] + 1
+        return super().generated_token_inputs(key, value)
 
     def rope_positions(self, encoded: Encoded) -> torch.Tensor:
         """``[3, batch, seq]`` M-RoPE positions, as transformers computes them for a full forward."""
@@ -59,8 +67,8 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
     def _positions(self, encoded: Encoded) -> torch.Tensor:
         rope = encoded.extra.get(ROPE_KEY)
         if rope is None:
-            rope = self.rope_positions(encoded).permute(1, 0, 2)
-        return rope[:, :, : encoded.seq_len].permute(1, 0, 2)  # [3, batch, seq]
+            return self.rope_positions(encoded)
+        return rope[:, : encoded.seq_len].permute(2, 0, 1)  # [3, batch, seq]
 
     def full_inputs(self, encoded: Encoded) -> dict:
         inputs = super().full_inputs(encoded)

@@ -24,9 +24,8 @@ class VisionLanguageAdapter(ModelAdapter):
 
     #: attribute of the language model holding the final norm
     norm_attribute: str = "norm"
-    #: ``Encoded.extra`` keys the last-token step needs, repeated with the rows (see ``repeat``)
-    per_row_keys: tuple[str, ...] = ()
-    #: ``Encoded.extra`` keys that hold one value per token ``[batch, seq]``; cut to the prefix
+    #: ``Encoded.extra`` keys that hold one value per token (``[batch, seq, ...]``): cut to the
+    #: prefix, grown by each generated token, kept in the rows of later steps
     per_token_keys: tuple[str, ...] = ("token_type_ids", "mm_token_type_ids")
     #: whether prompts without any image may be encoded
     allows_text_only: bool = True
@@ -134,16 +133,11 @@ class VisionLanguageAdapter(ModelAdapter):
                 inputs[key] = inputs[key][:, : encoded.seq_len]
         return inputs
 
-    def repeat(self, encoded: Encoded, repeats: int) -> Encoded:
-        """Rows for the last-token step: pixels are not needed there (the images are in the cache)."""
-        extra = {
-            k: encoded.extra[k].repeat_interleave(repeats, 0) for k in self.per_row_keys if k in encoded.extra
-        }
-        return Encoded(
-            encoded.input_ids.repeat_interleave(repeats, 0),
-            encoded.attention_mask.repeat_interleave(repeats, 0),
-            extra,
-        )
+    def rows(self, encoded: Encoded, index: torch.Tensor) -> Encoded:
+        """Rows for steps after the cached prompt: pixels are not needed there (the images are in
+        the cache); per-token inputs are (a step reads its token's column)."""
+        extra = {key: encoded.extra[key][index] for key in self.per_token_keys if key in encoded.extra}
+        return Encoded(encoded.input_ids[index], encoded.attention_mask[index], extra)
 
     def grow(self, encoded: Encoded, next_ids: torch.Tensor) -> Encoded:
         """``encoded`` with one generated token ``next_ids: [batch, 1]`` appended to every row.
