@@ -139,3 +139,6 @@ def test_line_ends_keep_what_the_answers_say_on_smollm2(smollm2):
         assert short_text.split("\n", 1)[0] == text.split("\n", 1)[0]  # the line the exact metric reads
         assert exact_match(short_text, ["Berlin"]) == exact_match(text, ["Berlin"])
     assert generate(smollm2, prompts, max_new_tokens=6) == [_answer_text(smollm2, a) for a in full]
+    assert generate(smollm2, prompts, max_new_tokens=6, stop_at_newline=False) == [
+        smollm2.decode(a) for a in full
+    ]

@@ -1,0 +1,83 @@
+"""What ending each answer where its line ends saves, by answer length.
+
+    .venv/bin/python bench/answers.py                       # embedded VLM, 6 tasks, seed 1
+    .venv/bin/python bench/answers.py --tokens 4 12 --repeats 3
+
+The protocol's answers are one line (``line_complete``): a row stops generating there and leaves
+the batch. This times ``generate_ids`` on the protocol's own test prompts of one seed, the bare
+image queries (No Context) and the xBase prompts (text examples + image query), with and without
+that rule, alternating, and prints the median seconds, the mean answer length and whether every
+answer's line is the same both ways.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import timed  # noqa: E402
+from table import TASKS  # noqa: E402
+
+import taskvec  # noqa: E402
+from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts  # noqa: E402
+from taskvec.models.registry import LoadOptions  # noqa: E402
+from taskvec.patching.patch import _answer_text, generate_ids, line_complete  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="embedded-vlm")
+    parser.add_argument("--style", default="noto")
+    parser.add_argument("--template", default="spaced")
+    parser.add_argument(
+        "--tokens", nargs="+", type=int, default=[4, 12], help="max new tokens (4: reproduce)"
+    )
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtype", default="float32")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    adapter = taskvec.load_model(args.model, LoadOptions(dtype=args.dtype))
+    config = ExperimentConfig.create(
+        model=adapter.name, tasks=TASKS, query="image", style=args.style, template=args.template
+    )
+    units = [UnitPrompts(taskvec.load_task(task), config, 1) for task in TASKS]
+    sets = {
+        "bare queries (No Context)": [q for u in units for q in u.test_queries],
+        "xBase (text ICL -> image)": [p for u in units for p in u.test_base],
+    }
+    until = line_complete(adapter)
+    generate_ids(adapter, sets["bare queries (No Context)"][:16], None, 2)  # warm-up
+    print(f"model {adapter.name}, {args.dtype}, {torch.get_num_threads()} threads; median of {args.repeats}")
+    print("\n| prompts | max new tokens | whole (s) | to the line's end (s) | mean length | lines equal |")
+    print("|---|---:|---:|---:|---:|:---:|")
+    for name, prompts in sets.items():
+        for tokens in args.tokens:
+            seconds: dict[str, list[float]] = {"whole": [], "line": []}
+            answers = {}
+            for _ in range(args.repeats):
+                for label, rule in (("whole", None), ("line", until)):
+                    elapsed, answers[label] = timed(
+                        lambda p=prompts, n=tokens, r=rule: generate_ids(adapter, p, None, n, until=r)
+                    )
+                    seconds[label].append(elapsed)
+            same = [_answer_text(adapter, a) for a in answers["whole"]] == [
+                _answer_text(adapter, a) for a in answers["line"]
+            ]
+            length = sum(map(len, answers["line"])) / len(prompts)
+            print(
+                f"| {name}, {len(prompts)} | {tokens} | {statistics.median(seconds['whole']):.1f} "
+                f"| {statistics.median(seconds['line']):.1f} | {length:.2f} | {same} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
