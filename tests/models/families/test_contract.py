@@ -77,7 +77,7 @@ def test_patching_changes_only_the_last_position_and_later(family):
 
 
 def test_the_cached_last_token_step_is_exact_where_declared(family):
-    """The adapter's prefix / repeat / last-token inputs reproduce a full forward, row for row, in
+    """The adapter's prefix / rows / last-token inputs reproduce a full forward, row for row, in
     every family that declares its prefix cache exact; where it declares it inexact (PaliGemma's
     bidirectional prefix), the cached step would indeed be wrong."""
     _case, adapter = family

@@ -144,8 +144,8 @@ class VisionLanguageAdapter(ModelAdapter):
 
         The result is a valid batch for a full forward, and its ``last_token_inputs`` are the next
         decoding step's (given the cache so far): per-token inputs grow with the token (a generated
-        token is text) and derived inputs are recomputed, e.g. Qwen2-VL's 3-D positions, which do
-        not follow ``cumsum(mask) - 1`` after an image."""
+        token is text; ``generated_token_inputs``), e.g. Qwen2-VL's 3-D positions, which do not
+        follow ``cumsum(mask) - 1`` after an image, and ``finish_encoding`` adds what is missing."""
         extra = dict(encoded.extra)
         for key in self.per_token_keys:
             if key in extra:
