@@ -6,12 +6,11 @@ which leaves every line-based reading of it unchanged (checked on SmolLM2's real
 
 import pytest
 import torch
-from test_patches import mixed_patches, sequence_lengths_through_first_layer
+from test_patches import mixed_patches, sequence_lengths_through_first_layer, shapes_through_first_layer
 from test_sweep_fast import ARCHITECTURES, text_queries, tiny_text_lm
 
 import taskvec.patching.kv_cache as kv_cache
 from taskvec.evaluation.metrics import exact_match
-from taskvec.patching.hooks import hooked
 from taskvec.patching.patch import (
     _answer_text,
     answer_line_end,
@@ -45,16 +44,7 @@ def cut(answer: list[int], until) -> list[int]:
 
 
 def batch_sizes_through_first_layer(adapter, run) -> list[int]:
-    sizes = []
-
-    def hook_for(_index):
-        return lambda _module, _inputs, output: sizes.append(
-            (output[0] if isinstance(output, tuple) else output).shape[0]
-        )
-
-    with hooked(adapter.layers[:1], hook_for):
-        run()
-    return sizes
+    return [shape[0] for shape in shapes_through_first_layer(adapter, run)]
 
 
 def test_answers_that_end_early_are_the_full_answers_cut_there(text_lm):

@@ -47,18 +47,23 @@ def one_run_per_patch(adapter, prompts, patches, tokens, budget=None) -> list[li
     return [generate_ids(adapter, prompts, p, tokens, budget) for p in patches]
 
 
-def sequence_lengths_through_first_layer(adapter, run) -> list[int]:
-    """The sequence length of every call of the first decoder layer while ``run()`` runs."""
-    lengths = []
+def shapes_through_first_layer(adapter, run) -> list[torch.Size]:
+    """The output shape ``[batch, seq, hidden]`` of every call of the first decoder layer while
+    ``run()`` runs."""
+    shapes = []
 
     def hook_for(_index):
-        return lambda _module, _inputs, output: lengths.append(
-            (output[0] if isinstance(output, tuple) else output).shape[1]
+        return lambda _module, _inputs, output: shapes.append(
+            (output[0] if isinstance(output, tuple) else output).shape
         )
 
     with hooked(adapter.layers[:1], hook_for):
         run()
-    return lengths
+    return shapes
+
+
+def sequence_lengths_through_first_layer(adapter, run) -> list[int]:
+    return [shape[1] for shape in shapes_through_first_layer(adapter, run)]
 
 
 def test_answers_equal_one_run_per_patch_on_tiny_lms(text_lm):
