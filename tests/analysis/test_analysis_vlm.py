@@ -13,8 +13,10 @@ import torch
 from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
-from taskvec.analysis import AnalysisConfig, analyze, collect, lens_logits
-from taskvec.analysis.lens import MASS
+from taskvec.analysis import AnalysisConfig, analyze, collect, lens_logits, lens_probs
+from taskvec.analysis import lens as lens_module
+from taskvec.analysis.lens import MASS, decode_vector, phase_masses, vector_decodings
+from taskvec.analysis.token_sets import TokenSets
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
 from taskvec.models.families.llava import LlavaAdapter
 from taskvec.prompts.template import PAPER
@@ -66,6 +68,33 @@ def test_logit_lens_at_the_last_layer_is_the_vlms_own_logits(tiny_vlm):
         own = tiny_vlm.forward(tiny_vlm.encode(prompts)).logits[:, -1].float()
     torch.testing.assert_close(lens_logits(tiny_vlm, got.states[:, -1]), own, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(got.states, last_token_states(tiny_vlm, prompts))
+
+
+def test_lens_read_in_chunks_of_states_gives_each_prompts_own_distribution(tiny_vlm, monkeypatch):
+    """Phase masses and vector decodings read many states per pass over the head; chunks that
+    cut prompts and vectors apart give what one prompt's (one vector's) softmax gives."""
+    generator = torch.Generator().manual_seed(0)
+    states = 3 * torch.randn(4, tiny_vlm.num_layers, tiny_vlm.hidden_size, generator=generator)
+    sets = TokenSets("t", {"input": (1, 5), "task": (7,), "answer": (2, 3, 11)})
+    monkeypatch.setattr(lens_module, "LENS_CHUNK_BYTES", 3 * 4 * tiny_vlm.vocab_size)  # 3 states
+    masses = phase_masses(tiny_vlm, states, sets)
+    assert len(masses) == 4 * tiny_vlm.num_layers
+    for prompt in range(4):
+        probs = lens_probs(tiny_vlm, states[prompt])  # [layers, vocab]
+        got = masses[masses["prompt"] == prompt].sort_values("layer")
+        assert got["layer"].tolist() == list(range(tiny_vlm.num_layers))
+        for phase, ids in sets.ids.items():
+            expected = probs[:, list(ids)].sum(-1).numpy()
+            np.testing.assert_allclose(got[MASS[phase]].to_numpy(), expected, rtol=1e-5, atol=1e-7)
+
+    vectors = {("t", f"spec{i}"): states[i] for i in range(4)}
+    decodings = vector_decodings(tiny_vlm, vectors, layer=1, k=3)
+    for i in range(4):
+        one = decode_vector(tiny_vlm, states[i, 1], k=3)
+        got = decodings[decodings["spec"] == f"spec{i}"].reset_index(drop=True)
+        assert got["token_id"].tolist() == lens_probs(tiny_vlm, states[i, 1]).topk(3).indices.tolist()
+        assert got["token_id"].tolist() == one["token_id"].tolist()
+        np.testing.assert_allclose(got["prob"].to_numpy(), one["prob"].to_numpy(), rtol=1e-5)
 
 
 def test_analyze_runs_text_image_and_instruction_specs(tiny_vlm, tmp_path):

@@ -3,12 +3,13 @@
 Everything goes through ``ModelAdapter.final_norm`` and ``unembedding``, so the same code reads a
 text LLM, an HF VLM or the embedded VLM. States come from ``taskvec.vectors.extract``
 (``last_token_states``: ``[prompts, layers, hidden]``) or are task vectors (``[layers, hidden]``).
-The vocabulary is large, so distributions are computed one prompt at a time and reduced at once.
+The vocabulary is large, so distributions are computed for a chunk of states at a time (many
+states per pass over the unembedding's weight, a bounded block of logits) and reduced at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -20,6 +21,10 @@ from taskvec.models.head import greedy_head
 #: column of each phase's probability mass in the frames below ("task" alone would clash with the
 #: column naming the task)
 MASS: dict[str, str] = {phase: f"{phase}_mass" for phase in PHASES}
+
+#: bytes of float32 logits held at once (states x vocabulary): Gemma 3's 262k tokens read 64
+#: states per pass over the head's weight, a matmul instead of a weight-bound vector product
+LENS_CHUNK_BYTES = 64 << 20
 
 
 def _as_head_input(adapter: ModelAdapter, states: torch.Tensor) -> torch.Tensor:
@@ -48,18 +53,32 @@ def lens_probs(adapter: ModelAdapter, states: torch.Tensor) -> torch.Tensor:
     return lens_logits(adapter, states).softmax(-1)
 
 
+def lens_chunks(adapter: ModelAdapter, states: torch.Tensor) -> Iterator[tuple[slice, torch.Tensor]]:
+    """``lens_logits`` of states ``[rows, hidden]``, a chunk of rows at a time (at most
+    ``LENS_CHUNK_BYTES`` of logits): ``(rows of the chunk, their logits [chunk, vocab])``."""
+    size = max(1, LENS_CHUNK_BYTES // (4 * adapter.vocab_size))
+    for start in range(0, len(states), size):
+        rows = slice(start, min(start + size, len(states)))
+        yield rows, lens_logits(adapter, states[rows])
+
+
 def phase_masses(adapter: ModelAdapter, states: torch.Tensor, sets: TokenSets) -> pd.DataFrame:
     """Probability mass on each phase's tokens, per prompt and layer.
 
     ``states: [prompts, layers, hidden]`` -> rows (prompt, layer, input_mass, task_mass, answer_mass)."""
+    prompts, layers = states.shape[:2]
     index = {phase: torch.tensor(sets.ids[phase], dtype=torch.long) for phase in PHASES}
-    rows = []
-    for prompt, per_layer in enumerate(states):
-        probs = lens_probs(adapter, per_layer)  # [layers, vocab]
-        masses = {phase: probs[:, ids].sum(-1).tolist() for phase, ids in index.items()}
-        for layer in range(probs.shape[0]):
-            rows.append({"prompt": prompt, "layer": layer, **{MASS[p]: masses[p][layer] for p in PHASES}})
-    return pd.DataFrame(rows, columns=["prompt", "layer", *MASS.values()])
+    masses = {phase: torch.zeros(prompts * layers) for phase in PHASES}
+    for rows, logits in lens_chunks(adapter, states.reshape(prompts * layers, -1)):
+        log_total = logits.logsumexp(-1, keepdim=True)
+        for phase, ids in index.items():
+            masses[phase][rows] = (logits[:, ids] - log_total).exp().sum(-1)
+    frame = {
+        "prompt": torch.arange(prompts).repeat_interleave(layers).tolist(),
+        "layer": torch.arange(layers).repeat(prompts).tolist(),
+        **{MASS[phase]: masses[phase].tolist() for phase in PHASES},
+    }
+    return pd.DataFrame(frame, columns=["prompt", "layer", *MASS.values()])
 
 
 def phase_curve(masses: pd.DataFrame) -> pd.DataFrame:
@@ -140,16 +159,26 @@ def top1_distribution(top1: pd.DataFrame, keep: int = 10) -> pd.DataFrame:
 
 def decode_vector(adapter: ModelAdapter, vector: torch.Tensor, k: int = 5) -> pd.DataFrame:
     """Top-``k`` tokens of one residual vector ``[hidden]``: rank, token_id, token, prob."""
-    probs = lens_probs(adapter, vector)
-    top = probs.topk(k)
-    return pd.DataFrame(
-        {
-            "rank": range(1, k + 1),
-            "token_id": top.indices.tolist(),
-            "token": adapter.decode_each(top.indices),
-            "prob": top.values.tolist(),
-        }
-    )
+    return _decode_rows(adapter, vector[None], k)[0]
+
+
+def _decode_rows(adapter: ModelAdapter, states: torch.Tensor, k: int) -> list[pd.DataFrame]:
+    """``decode_vector`` of each row of ``states [rows, hidden]``, the rows read in chunks."""
+    frames = []
+    for _, logits in lens_chunks(adapter, states):
+        top = logits.softmax(-1).topk(k)
+        for values, indices in zip(top.values, top.indices, strict=True):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "rank": range(1, k + 1),
+                        "token_id": indices.tolist(),
+                        "token": adapter.decode_each(indices),
+                        "prob": values.tolist(),
+                    }
+                )
+            )
+    return frames
 
 
 def vector_decodings(
@@ -160,8 +189,8 @@ def vector_decodings(
     Long format: task, spec, layer, rank, token_id, token, prob."""
     adapter.check_layer(layer)
     frames = []
-    for (task, spec), vector in vectors.items():
-        frame = decode_vector(adapter, vector[layer], k)
+    decoded = _decode_rows(adapter, torch.stack([vector[layer] for vector in vectors.values()]), k)
+    for (task, spec), frame in zip(vectors, decoded, strict=True):
         frame.insert(0, "layer", layer)
         frame.insert(0, "spec", spec)
         frame.insert(0, "task", task)
