@@ -79,11 +79,12 @@ def test_each_prompt_runs_once_before_its_patched_token(text_lm):
     prompts = text_queries(5)
     longest = max(token_counts(text_lm, prompts))
     patches = mixed_patches(text_lm)
-    calls = sequence_lengths_through_first_layer(
+    shapes = shapes_through_first_layer(
         text_lm, lambda: generate_ids_under_patches(text_lm, prompts, patches, 3)
     )
-    # one prefix forward, then per patch the patched last token and two answer tokens, one at a time
-    assert calls == [longest - 1] + [1, 1, 1] * len(patches)
+    # one prefix forward, then the patched last token and two answer tokens, one at a time, the
+    # rows of every patch (of all modes and scales) in one batch
+    assert [tuple(shape[:2]) for shape in shapes] == [(5, longest - 1)] + [(5 * len(patches), 1)] * 3
 
 
 def test_small_budgets_split_the_prompts_without_changing_answers(text_lm):

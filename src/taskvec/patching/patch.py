@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -12,7 +13,7 @@ from taskvec.models.adapter import Encoded, ModelAdapter
 from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
 from taskvec.models.head import GreedyReader, greedy_head
 from taskvec.patching.hooks import PatchMode, patching_last_token
-from taskvec.patching.kv_cache import cache_rows, fork_cache, run_prefix, unforkable_reason
+from taskvec.patching.kv_cache import cache_rows, run_prefix, unforkable_reason
 from taskvec.prompts.template import Prompt
 
 #: whether an answer, given its ids so far, is complete (its row then stops generating)
@@ -80,9 +81,10 @@ def generate_ids_under_patches(
 
     A patch changes the prompt's last token only, so everything before it is the same under every
     patch: it runs once per prompt into a KV cache, and each patch's row continues from there (the
-    last token, then the answer). Several seeds' vectors, or a control and its patched run, cost
-    one prompt forward instead of one each. Families whose prefix sees the last token, and
-    one-token prompts, run whole through ``generate_ids``, once per patch."""
+    last token, then the answer), the rows of all patches in one batch. Several seeds' vectors, or
+    a control and its patched run, cost one prompt forward instead of one each, and their answers
+    share each decoding step. Families whose prefix sees the last token, and one-token prompts,
+    run whole through ``generate_ids``, once per patch."""
     for patch in patches:
         if patch is not None:
             patch.check(adapter)
@@ -91,9 +93,9 @@ def generate_ids_under_patches(
     if not patches or not adapter.prefix_cache_is_exact or min(lengths, default=2) < 2:
         return [generate_ids(adapter, prompts, patch, max_new_tokens, budget, until) for patch in patches]
     results: list[list[list[int]]] = [[[] for _ in prompts] for _ in patches]
-    # a prompt of L tokens holds its prefix's cache and one fork of it growing by the answer at a
-    # time: 2 L + new <= (new + 2) L tokens
-    for indices in plan_batches(lengths, budget.max_tokens(adapter) // (max_new_tokens + 2)):
+    # a prompt of L tokens holds its prefix's cache and a fork of it per patch growing by the answer
+    held = [n + len(patches) * (n + max_new_tokens) for n in lengths]
+    for indices in plan_batches(held, budget.max_tokens(adapter)):
         batch = [prompts[i] for i in indices]
         answers = _answers_under_patches(adapter, batch, patches, max_new_tokens, budget, until)
         for v, variant in enumerate(answers):
@@ -110,35 +112,48 @@ def _answers_under_patches(
     budget: MemoryBudget,
     until: AnswerComplete | None,
 ) -> list[list[list[int]]]:
-    """One batch of ``generate_ids_under_patches``: the prefix once, then each patch's last token
-    and answer from a fork of its cache (the batch as encoded: families derive per-row inputs of
-    later steps, e.g. 3-D positions after an image, from the whole encoding)."""
+    """One batch of ``generate_ids_under_patches``: the prefix once, then every patch's rows (patch
+    by patch, each a fork of the prefix's cache rows) take their last token and answer together."""
     encoded = adapter.encode(prompts)
     prefix = run_prefix(adapter, encoded)
     if unforkable_reason(prefix, adapter.num_layers, encoded.batch_size):
         return [generate_ids(adapter, prompts, patch, max_new_tokens, budget, until) for patch in patches]
-    answers = []
+    n = encoded.batch_size
+    index = torch.arange(n).repeat(len(patches))
+    rows = adapter.rows(encoded, index)
     with greedy_head(adapter.unembedding()) as head:
-        for patch in patches:
-            with _patching(adapter, patch, encoded.batch_size):
-                output = adapter.model(
-                    **adapter.last_token_inputs(encoded),
-                    past_key_values=fork_cache(prefix),
-                    use_cache=True,
-                    logits_to_keep=1,
-                )
-            answers.append(greedy_continue(adapter, head, encoded, output, max_new_tokens, until))
-    return answers
+        with _patching_each(adapter, patches, n):
+            output = adapter.model(
+                **adapter.last_token_inputs(rows),
+                past_key_values=cache_rows(prefix, index),
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        answers = greedy_continue(adapter, head, rows, output, max_new_tokens, until)
+    return [answers[p * n : (p + 1) * n] for p in range(len(patches))]
 
 
 def _patching(adapter: ModelAdapter, patch: Patch | None, rows: int):
     """``patch`` on the last token of every one of ``rows`` rows (nothing for ``None``)."""
-    if patch is None:
-        return patching_last_token(adapter.layers, {})
-    values = patch.vector.expand(rows, -1)
-    return patching_last_token(
-        adapter.layers, {patch.layer: (torch.arange(rows), values)}, patch.mode, patch.scale
-    )
+    return _patching_each(adapter, [patch], rows)
+
+
+@contextmanager
+def _patching_each(adapter: ModelAdapter, patches: Sequence[Patch | None], rows: int) -> Iterator[None]:
+    """``patches[p]`` on the last token of rows ``p * rows`` to ``(p + 1) * rows`` (``None``:
+    those rows run clean); patches of one mode and scale share a hook per layer."""
+    kinds: dict[tuple[PatchMode, float], dict[int, tuple[list, list]]] = {}
+    for p, patch in enumerate(patches):
+        if patch is not None:
+            by_layer = kinds.setdefault((patch.mode, patch.scale), {})
+            patched_rows, values = by_layer.setdefault(patch.layer, ([], []))
+            patched_rows.append(torch.arange(p * rows, (p + 1) * rows))
+            values.append(patch.vector.expand(rows, -1))
+    with ExitStack() as stack:
+        for (mode, scale), by_layer in kinds.items():
+            layers = {layer: (torch.cat(r), torch.cat(v)) for layer, (r, v) in by_layer.items()}
+            stack.enter_context(patching_last_token(adapter.layers, layers, mode, scale))
+        yield
 
 
 def greedy_continue(
