@@ -29,32 +29,35 @@ def ensemble_scores(
     adapter: ModelAdapter,
     task: Task,
     config: ExperimentConfig,
-    seed: int,
+    seeds: Sequence[int],
     layer: int,
     counts: Sequence[int] = (5, 10, 15, 20, 25, 30),
     metric: str = "paper_ci",
     shared: SharedWork | None = None,
 ) -> pd.DataFrame:
-    """Accuracy of instruction, exemplar and ensemble vectors for one task and seed.
+    """Accuracy of instruction, exemplar and ensemble vectors for one task and each seed.
 
-    Rows: ``kind`` (instruction / exemplars / ensemble), ``n`` (examples behind the exemplar
-    vector; 0 for the instruction alone), ``accuracy`` on the test split."""
-    prompts = UnitPrompts(task, config, seed)
+    Rows: ``seed``, ``kind`` (instruction / exemplars / ensemble), ``n`` (examples behind the
+    exemplar vector; 0 for the instruction alone), ``accuracy`` on the test split. The seeds'
+    vectors patch the same test queries: one sweep runs the queries once for all of them."""
     budget = config.budget()
-    states = last_token_states(adapter, prompts.extraction, budget, shared)[:, layer]  # [prompts, hidden]
-    instruction = last_token_states(adapter, [prompts.instruction], budget, shared)[0, layer]  # [hidden]
-    rng = random.Random(f"ensemble/{task.name}/{seed}")
-    kinds, ns, vectors = ["instruction"], [0], [instruction]
-    for n in counts:
-        k = min(len(states), max(1, n // EXAMPLES_PER_PROMPT))
-        exemplars = states[rng.sample(range(len(states)), k)].mean(0)
-        kinds += ["exemplars", "ensemble"]
-        ns += [n, n]
-        vectors += [exemplars, (exemplars + instruction) / 2]
-    stacked = torch.stack(vectors)  # [variants, hidden]
-    result = sweep(adapter, prompts.test_queries, stacked, [layer] * len(vectors), budget)
+    labels, vectors = [], []
+    for seed in seeds:
+        prompts = UnitPrompts(task, config, seed)
+        states = last_token_states(adapter, prompts.extraction, budget, shared)[:, layer]  # [prompts, hidden]
+        instruction = last_token_states(adapter, [prompts.instruction], budget, shared)[0, layer]  # [hidden]
+        rng = random.Random(f"ensemble/{task.name}/{seed}")
+        labels.append((seed, "instruction", 0))
+        vectors.append(instruction)
+        for n in counts:
+            k = min(len(states), max(1, n // EXAMPLES_PER_PROMPT))
+            exemplars = states[rng.sample(range(len(states)), k)].mean(0)
+            labels += [(seed, "exemplars", n), (seed, "ensemble", n)]
+            vectors += [exemplars, (exemplars + instruction) / 2]
+    queries = UnitPrompts(task, config, seeds[0]).test_queries  # the same for every seed
+    result = sweep(adapter, queries, torch.stack(vectors), [layer] * len(vectors), budget)
     rows = []
-    for column, (kind, n) in enumerate(zip(kinds, ns, strict=True)):
+    for column, (seed, kind, n) in enumerate(labels):
         correct = [
             first_token_scores(adapter.decode([int(token)]), item.answers, adapter.first_tokens_of)[metric]
             for item, token in zip(task.test, result.patched[:, column], strict=True)

@@ -280,17 +280,16 @@ class Reproduction:
                 model=self.adapter.name, **self.run_options()
             )
             for task in self.tasks:
-                for seed in self.config.seeds:
-                    scores = ensemble_scores(
-                        self.adapter,
-                        task,
-                        config,
-                        seed,
-                        result.best_layer,
-                        self.config.ensemble_counts,
-                        shared=self.shared,
-                    )
-                    frames.append(scores.assign(style=style, layer=result.best_layer))
+                scores = ensemble_scores(
+                    self.adapter,
+                    task,
+                    config,
+                    self.config.seeds,
+                    result.best_layer,
+                    self.config.ensemble_counts,
+                    shared=self.shared,
+                )
+                frames.append(scores.assign(style=style, layer=result.best_layer))
         scores = pd.concat(frames, ignore_index=True)
         self._write_table(path, scores)
         return scores
