@@ -1,0 +1,118 @@
+"""Three of the reproduction's steps, timed alone, as `taskvec reproduce` runs them.
+
+    .venv/bin/python bench/stages.py                      # embedded VLM, noto, layer 11
+    .venv/bin/python bench/stages.py --repeats 2 --steps xpatch ensemble
+
+  xpatch     the chosen layer's xPatch answers of six tasks under each seed's text-ICL vector
+             (``patched_answers``: every seed's rows decode in one batch)
+  ensemble   Fig. 8 for one style: instruction, exemplar and ensemble vectors of three seeds,
+             patched into each task's test queries in one sweep (``ensemble_scores``)
+  analyses   the analysis stage (logit-lens phase masses, top-1 tokens, decodings, similarity,
+             embeddings) after the seed-1 vectors it borrows, as the reproduction hands them over
+
+Inputs every step needs (vectors, delimiter states) are computed first and not timed. Prints the
+seconds of each repeat and the process's peak RSS. To compare with an earlier commit, run the
+same file with that commit's package first on the path
+(``git worktree add /tmp/old <commit>; PYTHONPATH=/tmp/old/src python bench/stages.py``) if the
+functions it calls have not changed their signatures since.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import timed  # noqa: E402
+from table import TASKS  # noqa: E402
+
+import taskvec  # noqa: E402
+from taskvec.analysis.collect import unit_config  # noqa: E402
+from taskvec.analysis.run import AnalysisConfig, analyze  # noqa: E402
+from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, patched_answers, task_vector_for  # noqa: E402
+from taskvec.experiments.ensemble import ensemble_scores  # noqa: E402
+from taskvec.models.registry import LoadOptions  # noqa: E402
+from taskvec.models.shared_work import SharedWork  # noqa: E402
+from taskvec.prompts.template import get_template  # noqa: E402
+from taskvec.vectors.extract import last_token_states  # noqa: E402
+
+SEEDS = [1, 2, 3]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="embedded-vlm")
+    parser.add_argument("--style", default="noto")
+    parser.add_argument("--template", default="spaced")
+    parser.add_argument("--layer", type=int, default=11, help="the chosen layer (reproduce's: 11)")
+    parser.add_argument("--steps", nargs="+", default=["xpatch", "ensemble", "analyses"])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtype", default="float32")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    adapter = taskvec.load_model(args.model, LoadOptions(dtype=args.dtype))
+    config = ExperimentConfig.create(
+        model=adapter.name,
+        tasks=TASKS,
+        spec="text-icl",
+        query="image",
+        style=args.style,
+        template=args.template,
+        answer_tokens=4,  # as reproduce asks them
+    )
+    tasks = [taskvec.load_task(name) for name in TASKS]
+    shared = SharedWork()
+    units = {(t.name, s): UnitPrompts(t, config, s) for t in tasks for s in SEEDS}
+    vectors = {key: task_vector_for(adapter, unit, shared) for key, unit in units.items()}
+    for unit in units.values():
+        last_token_states(adapter, [unit.instruction], config.budget(), shared)
+    if "analyses" in args.steps:  # the seed-1 vectors of every specification, as the matrix leaves them
+        for task in tasks:
+            for spec in ("text-icl", "image-icl", "instruction"):
+                spec_config = unit_config(
+                    adapter, task, spec, get_template(args.template), args.style, 5, 1, 1024
+                )
+                task_vector_for(adapter, UnitPrompts(task, spec_config, 1), shared)
+
+    def xpatch() -> None:
+        for task in tasks:
+            patched_answers(adapter, task, config, {s: vectors[(task.name, s)] for s in SEEDS}, args.layer)
+
+    def ensemble() -> None:
+        for task in tasks:
+            ensemble_scores(adapter, task, config, SEEDS, args.layer, shared=shared)
+
+    def analyses() -> None:
+        analysis = AnalysisConfig.create(
+            model=adapter.name,
+            template=args.template,
+            style=args.style,
+            seed=1,
+            prompts=50,
+            lens_prompts=20,
+            layer=args.layer,
+            embeddings=["tsne", "pca"],
+        )
+        with tempfile.TemporaryDirectory() as out:
+            analyze(adapter, analysis, Path(out) / "analysis", show_progress=False, shared=shared)
+
+    steps = {"xpatch": xpatch, "ensemble": ensemble, "analyses": analyses}
+    threads = torch.get_num_threads()
+    print(f"model {adapter.name}, {args.dtype}, {args.style}, layer {args.layer}, {threads} threads")
+    for name in args.steps:
+        seconds = [timed(steps[name])[0] for _ in range(args.repeats)]
+        print(f"{name}: " + ", ".join(f"{s:.1f} s" for s in seconds), flush=True)
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
+
+
+if __name__ == "__main__":
+    main()
