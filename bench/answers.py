@@ -21,12 +21,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import timed  # noqa: E402
+from common import add_reproduction_arguments, load_for_reproduction, timed  # noqa: E402
 from table import TASKS  # noqa: E402
 
 import taskvec  # noqa: E402
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts  # noqa: E402
-from taskvec.models.registry import LoadOptions  # noqa: E402
 from taskvec.patching.patch import _answer_text, generate_ids, line_complete  # noqa: E402
 
 
@@ -34,18 +33,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="embedded-vlm")
-    parser.add_argument("--style", default="noto")
-    parser.add_argument("--template", default="spaced")
+    add_reproduction_arguments(parser)
     parser.add_argument(
         "--tokens", nargs="+", type=int, default=[4, 12], help="max new tokens (4: reproduce)"
     )
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--dtype", default="float32")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    adapter = taskvec.load_model(args.model, LoadOptions(dtype=args.dtype))
+    adapter = load_for_reproduction(args)
     config = ExperimentConfig.create(
         model=adapter.name, tasks=TASKS, query="image", style=args.style, template=args.template
     )

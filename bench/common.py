@@ -42,6 +42,21 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_reproduction_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the scripts that time steps as ``taskvec reproduce`` runs them (its defaults)."""
+    parser.add_argument("--model", default="embedded-vlm")
+    parser.add_argument("--style", default="noto")
+    parser.add_argument("--template", default="spaced")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtype", default="float32", help="as taskvec reproduce --dtype")
+
+
+def load_for_reproduction(args) -> ModelAdapter:
+    """``args.model`` in ``args.dtype``, with torch on ``args.threads`` threads."""
+    torch.set_num_threads(args.threads)
+    return taskvec.load_model(args.model, LoadOptions(dtype=args.dtype))
+
+
 def setup(args) -> tuple[ModelAdapter, str]:
     torch.set_num_threads(args.threads)
     adapter = taskvec.load_model(args.model, LoadOptions(dtype=args.dtype))

@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import timed  # noqa: E402
+from common import add_reproduction_arguments, load_for_reproduction, timed  # noqa: E402
 from table import TASKS  # noqa: E402
 
 import taskvec  # noqa: E402
@@ -37,7 +37,6 @@ from taskvec.analysis.collect import unit_config  # noqa: E402
 from taskvec.analysis.run import AnalysisConfig, analyze  # noqa: E402
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, patched_answers, task_vector_for  # noqa: E402
 from taskvec.experiments.ensemble import ensemble_scores  # noqa: E402
-from taskvec.models.registry import LoadOptions  # noqa: E402
 from taskvec.models.shared_work import SharedWork  # noqa: E402
 from taskvec.prompts.template import get_template  # noqa: E402
 from taskvec.vectors.extract import last_token_states  # noqa: E402
@@ -49,17 +48,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="embedded-vlm")
-    parser.add_argument("--style", default="noto")
-    parser.add_argument("--template", default="spaced")
+    add_reproduction_arguments(parser)
     parser.add_argument("--layer", type=int, default=11, help="the chosen layer (reproduce's: 11)")
     parser.add_argument("--steps", nargs="+", default=["xpatch", "ensemble", "analyses"])
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--dtype", default="float32")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    adapter = taskvec.load_model(args.model, LoadOptions(dtype=args.dtype))
+    adapter = load_for_reproduction(args)
     config = ExperimentConfig.create(
         model=adapter.name,
         tasks=TASKS,

@@ -22,17 +22,14 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import matmul_rate, model_shapes  # noqa: E402
+from common import add_reproduction_arguments, load_for_reproduction, matmul_rate, model_shapes  # noqa: E402
 
 import taskvec  # noqa: E402
 from taskvec.evaluation import protocol, run  # noqa: E402
 from taskvec.evaluation.protocol import ExperimentConfig  # noqa: E402
 from taskvec.models.batching import token_counts  # noqa: E402
-from taskvec.models.registry import LoadOptions  # noqa: E402
 from taskvec.models.shared_work import prompts_digest  # noqa: E402
 
 TASKS = ["country_capital", "country_currency", "animal_latin", "animal_young", "food_color", "food_flavor"]
@@ -75,24 +72,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="embedded-vlm")
+    add_reproduction_arguments(parser)
     parser.add_argument("--spec", default="text-icl")
     parser.add_argument("--query", default="image")
-    parser.add_argument("--style", default="noto")
-    parser.add_argument("--template", default="spaced")
     parser.add_argument("--tasks", nargs="+", default=TASKS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--answer-tokens", type=int, default=4, help="as taskvec reproduce")
     parser.add_argument(
         "--test-layers", default="chosen", choices=["all", "chosen"], help="as taskvec reproduce: chosen"
     )
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--dtype", default="float32", help="as taskvec reproduce --dtype")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
 
     loaded = time.perf_counter()
-    adapter = taskvec.load_model(args.model, LoadOptions(dtype=args.dtype))
+    adapter = load_for_reproduction(args)
     load_seconds = time.perf_counter() - loaded
     config = ExperimentConfig.create(
         model=adapter.name,

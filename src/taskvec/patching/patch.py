@@ -59,7 +59,7 @@ def generate_ids(
     for indices in plan_batches(lengths, budget.max_tokens(adapter) // max(1, max_new_tokens)):
         encoded = adapter.encode([prompts[i] for i in indices])
         with greedy_head(adapter.unembedding()) as head:
-            with _patching(adapter, patch, len(indices)):
+            with _patching_each(adapter, [patch], len(indices)):
                 output = adapter.forward(encoded, use_cache=max_new_tokens > 1)
             answers = greedy_continue(adapter, head, encoded, output, max_new_tokens, until)
         for index, answer in zip(indices, answers, strict=True):
@@ -131,11 +131,6 @@ def _answers_under_patches(
             )
         answers = greedy_continue(adapter, head, rows, output, max_new_tokens, until)
     return [answers[p * n : (p + 1) * n] for p in range(len(patches))]
-
-
-def _patching(adapter: ModelAdapter, patch: Patch | None, rows: int):
-    """``patch`` on the last token of every one of ``rows`` rows (nothing for ``None``)."""
-    return _patching_each(adapter, [patch], rows)
 
 
 @contextmanager
