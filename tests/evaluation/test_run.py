@@ -175,3 +175,28 @@ def test_the_seeds_of_a_run_share_their_queries_work(tmp_path, monkeypatch):
     assert answered.count(queries) == 1  # No Context, for all three seeds
     assert len(answered) == 1 + 3  # and each seed's xBase prompts
     assert patched == [3]
+
+
+def test_an_instruction_runs_xbase_prompts_run_the_instruction_once(smollm2, tmp_path, monkeypatch):
+    """Every xBase prompt of an instruction run begins with the instruction: it runs once for all
+    queries, and the answers are those of the whole prompts."""
+    import taskvec.patching.shared_prefix as shared_prefix
+    from taskvec.patching.patch import generate_ids, line_complete
+
+    run = []
+    real_batch = shared_prefix._run_batch
+    monkeypatch.setattr(
+        shared_prefix,
+        "_run_batch",
+        lambda adapter, prefixes, *a: run.extend(prefixes) or real_batch(adapter, prefixes, *a),
+    )
+    config = ExperimentConfig(**{**CONFIG, "spec": "instruction"}, layers=[8], test_layers="chosen")
+    result = evaluate(config, tmp_path / "instruction", adapter=smollm2, show_progress=False)
+    task = load_task("country_capital")
+    assert run == [config.template.instruction_lead(task.instruction)]
+    prompts = protocol.UnitPrompts(task, config, 1).test_base
+    whole = generate_ids(
+        smollm2, prompts, None, config.answer_tokens, config.budget(), line_complete(smollm2)
+    )
+    unit = RunFolder(result.folder.root).load_unit("country_capital", 1)
+    assert [row["xbase_answer"] for row in unit["test"]] == [smollm2.decode(ids) for ids in whole]

@@ -70,6 +70,34 @@ def test_small_budgets_split_the_prefixes_without_changing_answers(text_lm):
     assert generate_ids_after_prefixes(text_lm, prefixes, prompts, 2, budget(3 * longest)) == roomy
 
 
+def test_groups_with_the_same_prefix_run_it_once_and_keep_their_own_answers(text_lm, monkeypatch):
+    """An instruction before every query (one group per item, all with the same prefix), with an
+    ICL group among them: each distinct prefix runs once, every group gets its own answers."""
+    instruction = "The colour of the thing:"
+    lead = SPACED.instruction_lead(instruction)
+    demos = [("cat", "dog"), ("sky", "moon")]
+    prefixes = [lead, lead, SPACED.examples(demos), lead]
+    prompts = [
+        [SPACED.instructed(instruction, "red sun"), SPACED.instructed(instruction, "Peru")],
+        [SPACED.instructed(instruction, "a dog")],
+        [SPACED.icl(demos, "the tall tree")],
+        [SPACED.instructed(instruction, "sky"), SPACED.instructed(instruction, "cat")],
+    ]
+    run = []
+    real_batch = shared_prefix._run_batch
+    monkeypatch.setattr(
+        shared_prefix,
+        "_run_batch",
+        lambda adapter, batch_prefixes, *a: (
+            run.extend(batch_prefixes) or real_batch(adapter, batch_prefixes, *a)
+        ),
+    )
+    shared = generate_ids_after_prefixes(text_lm, prefixes, prompts, 2)
+    assert sorted(run) == sorted([lead, SPACED.examples(demos)])
+    assert [len(group) for group in shared] == [2, 1, 1, 2]
+    assert shared == [generate_ids(text_lm, group, None, 2) for group in prompts]
+
+
 def test_a_prompt_that_does_not_continue_its_prefix_runs_whole(monkeypatch):
     lm = tiny_text_lm("llama-gqa")
     prefixes, prompts = groups(PAPER, count=2)

@@ -27,6 +27,7 @@ from taskvec.models.batching import MemoryBudget
 from taskvec.models.shared_work import SharedWork, compute_or_share, tensor_digest
 from taskvec.patching.hooks import PatchMode
 from taskvec.patching.patch import Patch, generate_ids, generate_ids_under_patches, line_complete
+from taskvec.patching.shared_prefix import generate_ids_after_prefixes
 from taskvec.patching.sweep import sweep
 from taskvec.prompts.inputs import Modality, item_input, sample_demos
 from taskvec.prompts.template import (
@@ -185,9 +186,10 @@ class UnitPrompts:
 
     @cached_property
     def test_examples(self) -> list[Prompt]:
-        """The demonstrations each xBase prompt begins with (empty for instruction runs)."""
+        """What each xBase prompt holds before its query: its demonstrations, or in instruction
+        runs the instruction (the same for every query)."""
         if self.config.spec == "instruction":
-            return [() for _ in self.task.test]
+            return [self.config.template.instruction_lead(self.task.instruction) for _ in self.task.test]
         demo_in = self.config.demo_modality
         return [self.config.template.examples(self._demos(demos, demo_in)) for demos in self.test_demos]
 
@@ -278,6 +280,27 @@ def _answers(
     )
 
 
+def _base_answers(
+    adapter: ModelAdapter, prompts: UnitPrompts, config: ExperimentConfig, shared: SharedWork | None
+) -> list[list[int]]:
+    """xBase answers (as ``_answers`` on ``prompts.test_base``). An instruction run's prompts all
+    begin with the instruction, which runs once for all of them (``generate_ids_after_prefixes``:
+    the whole prompts' answers); ICL prompts, each with examples of its own, run whole."""
+
+    def compute() -> list[list[int]]:
+        budget, until = config.budget(), line_complete(adapter)
+        if config.spec != "instruction":
+            return generate_ids(adapter, prompts.test_base, None, config.answer_tokens, budget, until)
+        groups = [[prompt] for prompt in prompts.test_base]
+        per_item = generate_ids_after_prefixes(
+            adapter, prompts.test_examples, groups, config.answer_tokens, budget, until
+        )
+        return [answers for (answers,) in per_item]
+
+    options = answer_options(None, config)
+    return compute_or_share(shared, "greedy answers", adapter, prompts.test_base, options, compute)
+
+
 def answer_options(patch: Patch | None, config: ExperimentConfig) -> tuple:
     """What greedy answers depend on beyond the model and prompts (their ``SharedWork`` options)."""
     return (_patch_key(patch), config.answer_tokens, ANSWERS_END, config.budget())
@@ -315,7 +338,7 @@ def run_unit(
     test = None
     if config.test_layers == "all":
         test = _swept(adapter, prompts.test_queries, vectors, layers, config, shared)
-    base_answers = _answers(adapter, prompts.test_base, None, config, shared)
+    base_answers = _base_answers(adapter, prompts, config, shared)
     clean_answers = _answers(adapter, prompts.test_queries, None, config, shared)
 
     def describe(item: Item) -> dict:

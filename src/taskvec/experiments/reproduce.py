@@ -192,17 +192,17 @@ class Reproduction:
 
     def share_demonstrations(self, conditions: list[Condition]) -> None:
         """Conditions with the same examples (text ICL -> text and -> image in each style; image
-        ICL of a style -> image and -> text) ask xBase prompts that differ only in their query.
-        As the first of them starts a unit, the unit's examples are run once for all of them and
+        ICL of a style -> image and -> text) or the same instruction (instruction -> text and ->
+        image in each style) ask xBase prompts that differ only in their query. As the first of
+        them starts a unit, the unit's examples (or instruction) are run once for all of them and
         every query on top (``generate_ids_after_prefixes``); the others are handed their answers."""
         if not self.adapter.continues_cached_prefix:
             return
         groups: dict[tuple, list[ExperimentConfig]] = {}
         for condition in conditions:
-            if condition.spec != "instruction":
-                same_examples = (condition.spec, condition.style if condition.spec == "image-icl" else None)
-                config = condition.config(model=self.adapter.name, **self.run_options())
-                groups.setdefault(same_examples, []).append(config)
+            same_lead = (condition.spec, condition.style if condition.spec == "image-icl" else None)
+            config = condition.config(model=self.adapter.name, **self.run_options())
+            groups.setdefault(same_lead, []).append(config)
         group_of = {c.config_hash(): g for g in groups.values() if len(g) > 1 for c in g}
         provided: set[tuple] = set()
 
@@ -406,7 +406,8 @@ def reproduce(
 
 
 def _answers_sharing_examples(adapter: ModelAdapter, units: list[UnitPrompts]) -> list[list[list[int]]]:
-    """xBase answers of units whose prompts begin with the same examples: ``[unit][item]``."""
+    """xBase answers of units whose prompts begin with the same examples or instruction:
+    ``[unit][item]``."""
     config = units[0].config
     per_item = generate_ids_after_prefixes(
         adapter,

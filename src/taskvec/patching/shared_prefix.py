@@ -24,6 +24,7 @@ import torch
 from taskvec.models.adapter import Encoded, ModelAdapter, NotAPrefix
 from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
 from taskvec.models.head import greedy_head, unread_head
+from taskvec.models.shared_work import prompts_digest
 from taskvec.patching.kv_cache import cache_rows
 from taskvec.patching.patch import AnswerComplete, generate_ids, greedy_continue
 from taskvec.prompts.template import Prompt
@@ -39,10 +40,38 @@ def generate_ids_after_prefixes(
     until: AnswerComplete | None = None,
 ) -> list[list[list[int]]]:
     """``prompts[i]`` are whole prompts that begin with ``prefixes[i]``; returns the greedy answer
-    ids of each, ``[i][j]``, as ``generate_ids`` would give them, running each prefix once."""
+    ids of each, ``[i][j]``, as ``generate_ids`` would give them, running each distinct prefix
+    once (groups with the same prefix, such as an instruction before every query, run together)."""
     if len(prefixes) != len(prompts):
         raise ValueError(f"{len(prefixes)} prefixes for {len(prompts)} groups of prompts")
-    budget = budget or MemoryBudget()
+    first: dict[str, int] = {}  # a prefix's digest -> its index among the distinct prefixes
+    distinct: list[Prompt] = []
+    merged: list[list[Prompt]] = []
+    starts: list[tuple[int, int]] = []  # per group: its distinct prefix, where its prompts start
+    for prefix, group in zip(prefixes, prompts, strict=True):
+        index = first.setdefault(prompts_digest([prefix]), len(distinct))
+        if index == len(distinct):
+            distinct.append(prefix)
+            merged.append([])
+        starts.append((index, len(merged[index])))
+        merged[index].extend(group)
+    answers = _after_distinct_prefixes(
+        adapter, distinct, merged, max_new_tokens, budget or MemoryBudget(), until
+    )
+    return [
+        answers[index][start : start + len(group)]
+        for (index, start), group in zip(starts, prompts, strict=True)
+    ]
+
+
+def _after_distinct_prefixes(
+    adapter: ModelAdapter,
+    prefixes: Sequence[Prompt],
+    prompts: Sequence[Sequence[Prompt]],
+    max_new_tokens: int,
+    budget: MemoryBudget,
+    until: AnswerComplete | None,
+) -> list[list[list[int]]]:
     results: list[list[list[int] | None]] = [[None] * len(group) for group in prompts]
     continuations: dict[int, list[tuple[list[int], dict]]] = {}
     if adapter.continues_cached_prefix:

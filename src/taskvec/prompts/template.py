@@ -76,9 +76,14 @@ class PromptTemplate(BaseModel):
         """Demonstrations then the query: the xBase prompt and the vector-extraction prompt."""
         return merge_text([*self.examples(demos), *self.query(x)])
 
+    def instruction_lead(self, instruction: str) -> Prompt:
+        """The instruction and its separator: what an instruction-spec xBase prompt holds before
+        its query (the same for every query, so it can run once for all)."""
+        return merge_text([instruction, self.instruction_separator])
+
     def instructed(self, instruction: str, x: Input) -> Prompt:
         """An instruction followed by the query (the instruction-spec xBase)."""
-        return merge_text([instruction, self.instruction_separator, *self.query(x)])
+        return merge_text([*self.instruction_lead(instruction), *self.query(x)])
 
 
 def instruction_prompt(instruction: str) -> Prompt:
