@@ -65,6 +65,8 @@ def instrument(
         return timed(name, original_generate)(adapter, prompts, *args, **kwargs)
 
     protocol.generate_ids = generate
+    # instruction runs' xBase prompts share the instruction: they run after it as a prefix
+    protocol.generate_ids_after_prefixes = timed("xBase answers", protocol.generate_ids_after_prefixes)
     run.patched_answers = timed("xPatch answers (chosen layer)", run.patched_answers)
 
 
@@ -107,8 +109,15 @@ def main() -> None:
         wall = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    # the xBase prompts' FLOPs: every prompt token through every layer (attention not counted)
-    tokens = sum(sum(token_counts(adapter, unit.test_base)) for unit in units)
+    # the xBase prompts' FLOPs: every token that runs through every layer (attention not counted);
+    # prompts a run answers once (an instruction run's are the same for every seed) count once,
+    # and an instruction, run once before all of a unit's queries, counts once
+    tokens = 0
+    for prompts in {prompts_digest(u.test_base): u for u in units}.values():
+        tokens += sum(token_counts(adapter, prompts.test_base))
+        if config.spec == "instruction":
+            lead = token_counts(adapter, prompts.test_examples[:1])[0]
+            tokens -= (len(prompts.test_base) - 1) * lead
     xbase_flops = tokens * 2 * model_shapes(adapter)["layer_weights"] * adapter.num_layers
     rate = matmul_rate(256, adapter.hidden_size, 4 * adapter.hidden_size)
 
