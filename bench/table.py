@@ -113,11 +113,11 @@ def main() -> None:
     # prompts a run answers once (an instruction run's are the same for every seed) count once,
     # and an instruction, run once before all of a unit's queries, counts once
     tokens = 0
-    for prompts in {prompts_digest(u.test_base): u for u in units}.values():
-        tokens += sum(token_counts(adapter, prompts.test_base))
+    for unit in {prompts_digest(u.test_base): u for u in units}.values():
+        tokens += sum(token_counts(adapter, unit.test_base))
         if config.spec == "instruction":
-            lead = token_counts(adapter, prompts.test_examples[:1])[0]
-            tokens -= (len(prompts.test_base) - 1) * lead
+            lead = token_counts(adapter, unit.test_examples[:1])[0]
+            tokens -= (len(unit.test_base) - 1) * lead
     xbase_flops = tokens * 2 * model_shapes(adapter)["layer_weights"] * adapter.num_layers
     rate = matmul_rate(256, adapter.hidden_size, 4 * adapter.hidden_size)
 

@@ -262,43 +262,23 @@ def _swept(
 def _answers(
     adapter: ModelAdapter,
     prompts: Sequence[Prompt],
-    patch: Patch | None,
     config: ExperimentConfig,
     shared: SharedWork | None,
+    leads: Sequence[Prompt] | None = None,
 ) -> list[list[int]]:
     """Greedy answers (one line, at most ``config.answer_tokens``), or those of a run that asked
-    the same."""
-    return compute_or_share(
-        shared,
-        "greedy answers",
-        adapter,
-        prompts,
-        answer_options(patch, config),
-        lambda: generate_ids(
-            adapter, prompts, patch, config.answer_tokens, config.budget(), line_complete(adapter)
-        ),
-    )
-
-
-def _base_answers(
-    adapter: ModelAdapter, prompts: UnitPrompts, config: ExperimentConfig, shared: SharedWork | None
-) -> list[list[int]]:
-    """xBase answers (as ``_answers`` on ``prompts.test_base``). An instruction run's prompts all
-    begin with the instruction, which runs once for all of them (``generate_ids_after_prefixes``:
-    the whole prompts' answers); ICL prompts, each with examples of its own, run whole."""
+    the same. With ``leads`` (what each prompt begins with), a lead the prompts have in common
+    runs once for all of them (``generate_ids_after_prefixes``), with the whole prompts' answers."""
 
     def compute() -> list[list[int]]:
         budget, until = config.budget(), line_complete(adapter)
-        if config.spec != "instruction":
-            return generate_ids(adapter, prompts.test_base, None, config.answer_tokens, budget, until)
-        groups = [[prompt] for prompt in prompts.test_base]
-        per_item = generate_ids_after_prefixes(
-            adapter, prompts.test_examples, groups, config.answer_tokens, budget, until
-        )
+        if leads is None:
+            return generate_ids(adapter, prompts, None, config.answer_tokens, budget, until)
+        groups = [[prompt] for prompt in prompts]
+        per_item = generate_ids_after_prefixes(adapter, leads, groups, config.answer_tokens, budget, until)
         return [answers for (answers,) in per_item]
 
-    options = answer_options(None, config)
-    return compute_or_share(shared, "greedy answers", adapter, prompts.test_base, options, compute)
+    return compute_or_share(shared, "greedy answers", adapter, prompts, answer_options(None, config), compute)
 
 
 def answer_options(patch: Patch | None, config: ExperimentConfig) -> tuple:
@@ -338,8 +318,11 @@ def run_unit(
     test = None
     if config.test_layers == "all":
         test = _swept(adapter, prompts.test_queries, vectors, layers, config, shared)
-    base_answers = _base_answers(adapter, prompts, config, shared)
-    clean_answers = _answers(adapter, prompts.test_queries, None, config, shared)
+    # an instruction run's xBase prompts all begin with the instruction; ICL prompts each with
+    # examples of their own, which would gain nothing from running apart from their query
+    leads = prompts.test_examples if config.spec == "instruction" else None
+    base_answers = _answers(adapter, prompts.test_base, config, shared, leads)
+    clean_answers = _answers(adapter, prompts.test_queries, config, shared)
 
     def describe(item: Item) -> dict:
         return {
