@@ -4,7 +4,7 @@
     .venv/bin/python bench/head.py --model embedded-vlm --units 3
 
 Every prediction of the layer sweep is the argmax over the whole vocabulary of one hidden row, and
-an exact argmax must rule out every token. This benchmark captures the rows the unembedding sees
+an exact argmax must rule out every token. This benchmark captures the rows the unembedding scans
 in the sweeps of the first units (the protocol's own val queries and text-ICL vectors), then
 times, per row and in chunks of 128 rows, the scans one could screen with:
 
@@ -15,8 +15,9 @@ times, per row and in chunks of 128 rows, the scans one could screen with:
 
 and counts, per row, the candidates each screen leaves under a rigorous rounding bound (the
 rows whose true argmax could be any of them): for bfloat16 the bound ``greedy_head`` uses, for
-int8 ``||h~|| ||w - w~|| + ||h - h~|| ||w~|| + ||h - h~|| ||w - w~||`` per token. A screen is only
-as cheap as its scan plus the float32 work on its candidates.
+int8 ``||h~|| ||w - w~|| + ||h - h~|| ||w~|| + ||h - h~|| ||w - w~||`` per token, and for skipping
+the scan by reusing the nearest other row's logits ``||h - h'|| ||w||``. A screen is only as cheap
+as its scan plus the float32 work on its candidates.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_model_arguments, build_units, setup, timed  # noqa: E402
 from peers import TASKS  # noqa: E402
 
+from taskvec.models import head as head_module  # noqa: E402
 from taskvec.models.head import _screen_for, greedy_head  # noqa: E402
 from taskvec.patching.sweep import sweep  # noqa: E402
 
@@ -40,17 +42,26 @@ CHUNK = 128
 
 
 def captured_rows(adapter, units) -> torch.Tensor:
-    """The hidden rows the unembedding receives in the sweeps of ``units``: ``[rows, hidden]``."""
-    rows = []
-    head = adapter.unembedding()
-    handle = head.register_forward_pre_hook(
-        lambda _m, args: rows.append(args[0].reshape(-1, args[0].shape[-1]))
-    )
+    """The hidden rows whose greedy token the sweeps of ``units`` read: ``[rows, hidden]``. Taken
+    where ``greedy_head`` scans (its screen, or the plain argmax where there is none), so the
+    prefix forwards that call the unembedding under ``unread_head`` add no rows."""
+    rows: list[torch.Tensor] = []
+    screen_call, plain_argmax = head_module._Screen.__call__, head_module._plain_argmax
+
+    def screened(screen, x):
+        rows.append(x.detach().clone())
+        return screen_call(screen, x)
+
+    def plain(head, x):
+        rows.append(x.detach().clone())
+        return plain_argmax(head, x)
+
+    head_module._Screen.__call__, head_module._plain_argmax = screened, plain
     try:
         for unit in units:
             sweep(adapter, unit.queries, unit.vectors, list(range(adapter.num_layers)))
     finally:
-        handle.remove()
+        head_module._Screen.__call__, head_module._plain_argmax = screen_call, plain_argmax
     return torch.cat(rows).float()
 
 
@@ -101,6 +112,36 @@ def int8_candidates(weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return torch.cat(counts)
 
 
+def nearest_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, the distance to its nearest other row and that row's index (among all rows: more
+    than a sweep would have at hand, so a best case for reusing a neighbour's logits)."""
+    distances = torch.cdist(rows, rows).fill_diagonal_(float("inf"))
+    return distances.min(-1)
+
+
+def neighbour_candidates(weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Candidates per row if a row skipped its scan and took the float32 logits of its nearest
+    other row ``h'``: each token's logit moves by at most ``|h - h'| |w|``, so every token whose
+    upper bound reaches the best lower bound stays a candidate."""
+    nearest, neighbours = nearest_rows(rows)
+    token_norms = weight.norm(dim=-1)
+    counts = []
+    for s in range(0, len(rows), CHUNK):
+        logits = F.linear(rows[neighbours[s : s + CHUNK]], weight)
+        reach = nearest[s : s + CHUNK, None] * token_norms
+        lower = (logits - reach).max(-1).values
+        counts.append((logits + reach >= lower[:, None]).sum(-1))
+    return torch.cat(counts)
+
+
+def best_logit_gaps(weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Per row, how far the best float32 logit lies above the second: what a bound must beat."""
+    best_two = torch.cat(
+        [F.linear(rows[s : s + CHUNK], weight).topk(2).values for s in range(0, len(rows), CHUNK)]
+    )
+    return best_two[:, 0] - best_two[:, 1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -147,11 +188,18 @@ def main() -> None:
     for name, counts in (
         ("bfloat16 (greedy_head's bound)", bf16_candidates(screen, rows) if screen is not None else None),
         ("int8 (rigorous bound)", int8_candidates(weight, rows)),
+        ("nearest other row's logits, no scan (rigorous bound)", neighbour_candidates(weight, rows)),
     ):
         if counts is not None:
             q = counts.float().quantile(quantiles).tolist()
             spread = f"median {q[0]:.0f}, p90 {q[1]:.0f}, p99 {q[2]:.0f}, max {int(counts.max())}"
             print(f"candidates per row, {name}: {spread}")
+    distance, norm = nearest_rows(rows)[0].median().item(), rows.norm(dim=-1).median().item()
+    print(f"distance to the nearest other row: median {distance:.1f} (row norms: median {norm:.1f})")
+    gaps = best_logit_gaps(weight, rows).quantile(quantiles).tolist()
+    print(
+        f"gap between the two best float32 logits: median {gaps[0]:.2f}, p90 {gaps[1]:.2f}, p99 {gaps[2]:.2f}"
+    )
 
 
 if __name__ == "__main__":
