@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 from taskvec.models.adapter import ModelAdapter
+from taskvec.prompts.inputs import image_digest
 from taskvec.prompts.template import Prompt
 
 T = TypeVar("T")
@@ -96,14 +97,14 @@ class SharedWork:
 
 
 def prompts_digest(prompts: Sequence[Prompt]) -> str:
-    """A digest of the prompts' segments in order: text as UTF-8, images as mode, size and pixels."""
+    """A digest of the prompts' segments in order: text as UTF-8, images by ``image_digest`` (mode,
+    size and pixels)."""
     digest = hashlib.sha256()
     for prompt in prompts:
         digest.update(b"\x00prompt")
         for segment in prompt:
             if isinstance(segment, Image.Image):
-                digest.update(f"\x00image:{segment.mode}:{segment.size}:".encode())
-                digest.update(segment.tobytes())
+                digest.update(f"\x00image:{image_digest(segment)}".encode())
             else:
                 digest.update(b"\x00text:" + segment.encode())
     return digest.hexdigest()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
+import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from PIL import Image
 
 from taskvec.errors import ImageError
@@ -20,6 +24,9 @@ MODALITIES: tuple[Modality, ...] = ("text", "image")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 MAX_IMAGE_PIXELS = 4096 * 4096
 ACCEPTED_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA")
+#: decoded pixels ``open_image`` keeps (a reproduction shows each suite picture thousands of
+#: times: as a demonstration in many prompts, in every condition and seed)
+DECODED_CACHE_BYTES = 256 << 20
 
 
 def image_file(item: Item, style: str | None) -> Path:
@@ -42,11 +49,27 @@ def image_file(item: Item, style: str | None) -> Path:
 
 
 def open_image(path: Path, what: str = "image") -> Image.Image:
-    """Open and fully decode an image, refusing missing, truncated, huge or odd-mode files."""
-    if not path.is_file():
+    """Open and fully decode an image, refusing missing, truncated, huge or odd-mode files.
+
+    A file read before and unchanged since (same inode, size, modification and change times) gives
+    the same decoded picture object again: pictures are values, never changed in place."""
+    try:
+        stat = path.stat()
+    except OSError:
+        stat = None
+    if stat is None or not path.is_file():
         raise ImageError(
             f"{what}: image file not found: {path}; fix the item's 'image' field or add the file"
         )
+    key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    image = _DECODED.get(key)
+    if image is None:
+        image = _decode(path, what)
+        _DECODED.put(key, image)
+    return image
+
+
+def _decode(path: Path, what: str) -> Image.Image:
     try:
         with Image.open(path) as image:
             if image.width * image.height > MAX_IMAGE_PIXELS:
@@ -67,6 +90,59 @@ def open_image(path: Path, what: str = "image") -> Image.Image:
         raise ImageError(
             f"{what}: {path} is unreadable or truncated ({error}); re-export or replace the file"
         ) from error
+
+
+class _DecodedPictures:
+    """The most recently used decoded pictures, by file, within ``DECODED_CACHE_BYTES``."""
+
+    def __init__(self) -> None:
+        self._pictures: OrderedDict[tuple, Image.Image] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: tuple) -> Image.Image | None:
+        image = self._pictures.get(key)
+        if image is not None:
+            self._pictures.move_to_end(key)
+        return image
+
+    def put(self, key: tuple, image: Image.Image) -> None:
+        self._pictures[key] = image
+        self._bytes += _size(image)
+        while self._bytes > DECODED_CACHE_BYTES and len(self._pictures) > 1:
+            _, dropped = self._pictures.popitem(last=False)
+            self._bytes -= _size(dropped)
+
+
+def _size(image: Image.Image) -> int:
+    return image.width * image.height * len(image.getbands())
+
+
+_DECODED = _DecodedPictures()
+
+
+def image_digest(image: Image.Image) -> str:
+    """Content hash of a picture (mode, size and pixels), computed once per picture object:
+    prompts repeat the same decoded pictures (``open_image``), and every content key of a prompt
+    (shared work, image encodings) would otherwise hash its pixels again."""
+    entry = _DIGESTS.get(id(image))
+    if entry is not None and entry[0]() is image:
+        return entry[1]
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{image.mode}:{image.size}:".encode())
+    digest.update(np.asarray(image).tobytes())
+    value = digest.hexdigest()
+    identity = id(image)
+
+    def forget(ref: weakref.ref) -> None:
+        if _DIGESTS.get(identity, (None,))[0] is ref:
+            del _DIGESTS[identity]
+
+    _DIGESTS[identity] = (weakref.ref(image, forget), value)
+    return value
+
+
+#: id of a live picture -> (a weak reference to it, its digest); entries leave with their picture
+_DIGESTS: dict[int, tuple[weakref.ref, str]] = {}
 
 
 def item_input(item: Item, modality: Modality, style: str | None = None) -> Input:

@@ -9,11 +9,9 @@ runs the vision encoder twice.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -22,6 +20,7 @@ from taskvec.errors import ModelSpecError
 from taskvec.models.adapter import Encoded, ModelAdapter, NotAPrefix
 from taskvec.models.embedded.model import EmbeddedVLM
 from taskvec.models.vision.efficientnet_lite import preprocess
+from taskvec.prompts.inputs import image_digest
 from taskvec.prompts.template import Prompt
 
 IMAGE_TOKEN = "<image>"
@@ -143,7 +142,7 @@ class EmbeddedVLMAdapter(ModelAdapter):
         prefix_ids, prefix_images = self.prompt_ids(prefix)
         ids, images = self.prompt_ids(prompt)
         rest = self._rest(prefix_ids, ids)
-        if [_image_key(i) for i in images[: len(prefix_images)]] != [_image_key(i) for i in prefix_images]:
+        if list(map(image_digest, images[: len(prefix_images)])) != list(map(image_digest, prefix_images)):
             raise NotAPrefix("the prompt's images do not begin with the prefix's")
         later = images[len(prefix_images) :]
         return rest, ({"image_embeds": self.image_embeds(later)} if later else {})
@@ -155,7 +154,7 @@ class EmbeddedVLMAdapter(ModelAdapter):
     @torch.no_grad()
     def image_embeds(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Soft tokens ``[images, K, hidden]``, computed once per distinct picture."""
-        keys = [_image_key(image) for image in images]
+        keys = [image_digest(image) for image in images]
         missing = {
             key: image for key, image in zip(keys, images, strict=True) if key not in self._image_cache
         }
@@ -183,11 +182,3 @@ class EmbeddedVLMAdapter(ModelAdapter):
         if bool((encoded.input_ids[:, -1] == self.model.image_token_id).any()):
             raise ModelSpecError(f"{self.name}: a prompt ends with an image; prompts end with the delimiter")
         return Encoded(encoded.input_ids[:, :-1], encoded.attention_mask[:, :-1], encoded.extra)
-
-
-def _image_key(image: Image.Image) -> str:
-    """Content hash of a picture (size, mode and pixels), so equal images share an encoding."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{image.size}{image.mode}".encode())
-    digest.update(np.asarray(image).tobytes())
-    return digest.hexdigest()

@@ -1,0 +1,84 @@
+"""Pictures as prompt inputs: a file is decoded once while it is unchanged, and a picture's content
+digest (what shared work and the image encodings are keyed by) follows its pixels."""
+
+from __future__ import annotations
+
+import gc
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from taskvec.errors import ImageError
+from taskvec.models.shared_work import prompts_digest
+from taskvec.prompts import inputs
+from taskvec.prompts.inputs import image_digest, open_image
+
+
+def save(path, colour, size=(8, 8)) -> None:
+    Image.new("RGB", size, colour).save(path)
+
+
+def test_an_unchanged_file_gives_the_same_decoded_picture(tmp_path):
+    path = tmp_path / "red.png"
+    save(path, (255, 0, 0))
+    first = open_image(path)
+    assert open_image(path) is first
+    assert np.asarray(first)[0, 0].tolist() == [255, 0, 0]
+
+
+def test_a_rewritten_file_is_decoded_again(tmp_path):
+    path = tmp_path / "picture.png"
+    save(path, (255, 0, 0))
+    before = open_image(path)
+    save(path, (0, 0, 255))  # same size on disk, new pixels
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    after = open_image(path)
+    assert after is not before
+    assert np.asarray(after)[0, 0].tolist() == [0, 0, 255]
+
+
+def test_a_file_removed_after_it_was_read_is_refused(tmp_path):
+    path = tmp_path / "gone.png"
+    save(path, (0, 255, 0))
+    open_image(path)
+    path.unlink()
+    with pytest.raises(ImageError, match="image file not found"):
+        open_image(path)
+
+
+def test_the_decoded_pictures_stay_within_their_byte_budget(tmp_path, monkeypatch):
+    monkeypatch.setattr(inputs, "_DECODED", inputs._DecodedPictures())
+    monkeypatch.setattr(inputs, "DECODED_CACHE_BYTES", 2 * 8 * 8 * 3)  # two 8x8 RGB pictures
+    paths = [tmp_path / f"{i}.png" for i in range(3)]
+    for i, path in enumerate(paths):
+        save(path, (i, i, i))
+    first = open_image(paths[0])
+    assert open_image(paths[0]) is first
+    open_image(paths[1])
+    open_image(paths[2])  # over budget: the least recently used, the first, leaves
+    assert open_image(paths[0]) is not first
+    assert open_image(paths[2]) is open_image(paths[2])
+
+
+def test_image_digest_follows_the_pixels_not_the_object():
+    red, also_red = Image.new("RGB", (4, 4), (255, 0, 0)), Image.new("RGB", (4, 4), (255, 0, 0))
+    blue = Image.new("RGB", (4, 4), (0, 0, 255))
+    assert image_digest(red) == image_digest(also_red) == image_digest(red)
+    assert image_digest(red) != image_digest(blue)
+    assert image_digest(red) != image_digest(Image.new("RGB", (2, 8), (255, 0, 0)))  # same bytes, shape
+    assert image_digest(red) != image_digest(red.convert("RGBA"))
+    assert prompts_digest([["Q:", red, "\nA:"]]) == prompts_digest([["Q:", also_red, "\nA:"]])
+    assert prompts_digest([["Q:", red, "\nA:"]]) != prompts_digest([["Q:", blue, "\nA:"]])
+
+
+def test_a_pictures_remembered_digest_leaves_with_it():
+    picture = Image.new("RGB", (4, 4), (1, 2, 3))
+    image_digest(picture)
+    identity = id(picture)
+    assert identity in inputs._DIGESTS
+    del picture
+    gc.collect()
+    assert identity not in inputs._DIGESTS
