@@ -27,7 +27,9 @@ class _Commands(TyperGroup):
             _fail(error)
 
 
-app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(
+    cls=_Commands, add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode="markdown"
+)
 data_app = typer.Typer(no_args_is_help=True, help="Build or inspect the task data and image suite.")
 app.add_typer(data_app, name="data")
 console = Console(stderr=True)
@@ -66,11 +68,13 @@ def run(
         str, typer.Option(help="all: test xPatch at every layer | chosen: at the val-chosen layer")
     ] = "all",
     memory_budget_mb: Annotated[float, typer.Option(help="bounds the batch size")] = 1024,
-    out: Annotated[Path | None, typer.Option(help="run folder (default: runs/<model>-<spec>-...)")] = None,
+    out: Annotated[Path | None, typer.Option(help="run folder (default: `runs/<model>-<spec>-...`)")] = None,
     dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
     device_map: Annotated[str | None, typer.Option(help=DEVICE_MAP_HELP)] = None,
 ) -> None:
-    """Extract task vectors, sweep layers on val, and report No Context / majority / xBase / xPatch
+    """Score task vectors on tasks: xPatch and xBase against No Context and majority.
+
+    Extract task vectors, sweep layers on val, and report No Context / majority / xBase / xPatch
     on test, mean ± std over seeds, into one run folder (an interrupted run resumes)."""
     from taskvec.evaluation.protocol import ExperimentConfig
     from taskvec.evaluation.run import evaluate
@@ -129,7 +133,7 @@ def _print_frame(frame, title: str) -> None:
 
 @app.command()
 def models() -> None:
-    """List the named models and the model families (HF ``model_type``) with an adapter."""
+    """List the named models and the model families (HF `model_type`) with an adapter."""
     from taskvec.models.registry import FAMILIES, NAMED_MODELS
 
     table = Table(title="named models")
@@ -175,9 +179,11 @@ def analyze(
     top_k: Annotated[int | None, typer.Option(help="tokens per task-vector decoding")] = None,
     token_sets: Annotated[Path | None, typer.Option(help="token-set JSON (input/task/answer words)")] = None,
     embedding: Annotated[list[str] | None, typer.Option("--embedding", help="tsne | pca | umap")] = None,
-    out: Annotated[Path | None, typer.Option(help="folder (default: <run>/analysis or runs/...)")] = None,
+    out: Annotated[Path | None, typer.Option(help="folder (default: `<run>/analysis` or `runs/...`)")] = None,
 ) -> None:
-    """Logit-lens phases, top-1 and task-vector decodings, similarity and embedding plots: PNG plots,
+    """Decode and compare task vectors: logit lens, similarity, embedding plots.
+
+    Logit-lens phases, top-1 and task-vector decodings, similarity and embedding plots: PNG plots,
     CSV + Markdown tables and summary.md in one folder."""
     from taskvec.analysis.run import run_analysis
     from taskvec.tasks.registry import resolve_task_names
@@ -225,12 +231,14 @@ def reproduce(
     seeds: Annotated[list[int] | None, typer.Option("--seed", help="one per seed (default 1 2 3)")] = None,
     quick: Annotated[bool, typer.Option(help="a few-minute smoke run: 1 seed, few items and layers")] = False,
     memory_budget_mb: Annotated[float, typer.Option(help="bounds the batch size")] = 1024,
-    out: Annotated[Path | None, typer.Option(help="report folder (default runs/reproduce-<model>)")] = None,
+    out: Annotated[Path | None, typer.Option(help="report folder (default: `runs/reproduce-<model>`)")] = None,
     dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
     device_map: Annotated[str | None, typer.Option(help=DEVICE_MAP_HELP)] = None,
 ) -> None:
-    """Run every experiment of the paper (Tables 3, 4, 10; Figs. 8, 9; the analyses) and write
-    report.md / report.html with our numbers beside the paper's; an interrupted run resumes."""
+    """Run every experiment of the paper and write the report beside its numbers.
+
+    Tables 3, 4, 10; Figs. 8, 9; the analyses. Writes report.md / report.html with our numbers
+    beside the paper's; an interrupted run resumes."""
     from taskvec.experiments.reproduce import ReproduceConfig
     from taskvec.experiments.reproduce import reproduce as run_reproduction
 
@@ -259,8 +267,10 @@ def align(
     steps: Annotated[int | None, typer.Option(help="stage 2 steps (default: the shipped recipe)")] = None,
     out: Annotated[Path | None, typer.Option(help="weights folder (default: the package's own)")] = None,
 ) -> None:
-    """Train the embedded VLM: stage 1 fine-tunes EfficientNet-Lite0 into a recogniser of the
-    image suite's entities (names only), stage 2 trains the projector against each frozen LLM."""
+    """Train the embedded VLM's recogniser and projector (its weights ship with taskvec).
+
+    Stage 1 fine-tunes EfficientNet-Lite0 into a recogniser of the image suite's entities (names
+    only), stage 2 trains the projector against each frozen LLM."""
     from taskvec.align.run import ProjectorConfig, RecogniserConfig, align_projector, align_recogniser
     from taskvec.errors import ConfigError
     from taskvec.models.embedded.load import BACKBONES
