@@ -231,7 +231,7 @@ def reproduce(
     seeds: Annotated[list[int] | None, typer.Option("--seed", help="one per seed (default 1 2 3)")] = None,
     quick: Annotated[bool, typer.Option(help="a few-minute smoke run: 1 seed, few items and layers")] = False,
     memory_budget_mb: Annotated[float, typer.Option(help="bounds the batch size")] = 1024,
-    out: Annotated[Path | None, typer.Option(help="report folder (default: `runs/reproduce-<model>`)")] = None,
+    out: Annotated[Path | None, typer.Option(help="report folder (default `runs/reproduce-<model>`)")] = None,
     dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
     device_map: Annotated[str | None, typer.Option(help=DEVICE_MAP_HELP)] = None,
 ) -> None:

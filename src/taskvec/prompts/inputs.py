@@ -53,14 +53,11 @@ def open_image(path: Path, what: str = "image") -> Image.Image:
 
     A file read before and unchanged since (same inode, size, modification and change times) gives
     the same decoded picture object again: pictures are values, never changed in place."""
-    try:
-        stat = path.stat()
-    except OSError:
-        stat = None
-    if stat is None or not path.is_file():
+    if not path.is_file():
         raise ImageError(
             f"{what}: image file not found: {path}; fix the item's 'image' field or add the file"
         )
+    stat = path.stat()
     key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
     image = _DECODED.get(key)
     if image is None:
