@@ -58,7 +58,7 @@ def open_image(path: Path, what: str = "image") -> Image.Image:
             f"{what}: image file not found: {path}; fix the item's 'image' field or add the file"
         )
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    key = (str(path.absolute()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
     image = _DECODED.get(key)
     if image is None:
         image = _decode(path, what)
