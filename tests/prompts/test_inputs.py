@@ -74,11 +74,27 @@ def test_image_digest_follows_the_pixels_not_the_object():
     assert prompts_digest([["Q:", red, "\nA:"]]) != prompts_digest([["Q:", blue, "\nA:"]])
 
 
-def test_a_pictures_remembered_digest_leaves_with_it():
-    picture = Image.new("RGB", (4, 4), (1, 2, 3))
-    image_digest(picture)
+def test_a_picture_changed_in_place_gets_its_new_digest():
+    picture = Image.new("RGB", (4, 4), (255, 0, 0))
+    before = image_digest(picture)
+    picture.paste((0, 0, 255), (0, 0, 2, 2))
+    assert image_digest(picture) != before
+
+
+def test_a_decoded_pictures_digest_is_taken_once_and_leaves_with_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(inputs, "_DECODED", inputs._DecodedPictures())
+    monkeypatch.setattr(inputs, "DECODED_CACHE_BYTES", 8 * 8 * 3)  # one 8x8 RGB picture
+    path, other = tmp_path / "picture.png", tmp_path / "other.png"
+    save(path, (1, 2, 3))
+    save(other, (4, 5, 6))
+    hash_pixels, hashed = inputs._hash_pixels, []
+    monkeypatch.setattr(inputs, "_hash_pixels", lambda image: hashed.append(image) or hash_pixels(image))
+    picture = open_image(path)
+    assert image_digest(picture) == image_digest(picture) == hash_pixels(Image.new("RGB", (8, 8), (1, 2, 3)))
+    assert hashed == [picture]  # once, when it was decoded
+    hashed.clear()
     identity = id(picture)
-    assert identity in inputs._DIGESTS
+    open_image(other)  # the one-picture cache lets go of the first
     del picture
     gc.collect()
     assert identity not in inputs._DIGESTS

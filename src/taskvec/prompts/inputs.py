@@ -52,7 +52,8 @@ def open_image(path: Path, what: str = "image") -> Image.Image:
     """Open and fully decode an image, refusing missing, truncated, huge or odd-mode files.
 
     A file read before and unchanged since (same inode, size, modification and change times) gives
-    the same decoded picture object again: pictures are values, never changed in place."""
+    the same decoded picture object again, its digest taken once: the picture is shared by every
+    prompt that shows it, so it must never be changed in place (make a new one)."""
     if not path.is_file():
         raise ImageError(
             f"{what}: image file not found: {path}; fix the item's 'image' field or add the file"
@@ -62,6 +63,7 @@ def open_image(path: Path, what: str = "image") -> Image.Image:
     image = _DECODED.get(key)
     if image is None:
         image = _decode(path, what)
+        _remember_digest(image)
         _DECODED.put(key, image)
     return image
 
@@ -118,27 +120,35 @@ _DECODED = _DecodedPictures()
 
 
 def image_digest(image: Image.Image) -> str:
-    """Content hash of a picture (mode, size and pixels), computed once per picture object:
-    prompts repeat the same decoded pictures (``open_image``), and every content key of a prompt
-    (shared work, image encodings) would otherwise hash its pixels again."""
-    entry = _DIGESTS.get(id(image))
-    if entry is not None and entry[0]() is image:
-        return entry[1]
+    """Content hash of a picture (mode, size and pixels). Pictures from ``open_image`` were hashed
+    when decoded (prompts show them thousands of times, and every content key of a prompt, shared
+    work or an image encoding, asks); any other picture is hashed on every call, so one changed in
+    place is never taken for what it was."""
+    known = _DIGESTS.get(id(image))
+    if known is not None and known[0]() is image:
+        return known[1]
+    return _hash_pixels(image)
+
+
+def _hash_pixels(image: Image.Image) -> str:
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"{image.mode}:{image.size}:".encode())
     digest.update(np.asarray(image).tobytes())
-    value = digest.hexdigest()
+    return digest.hexdigest()
+
+
+def _remember_digest(image: Image.Image) -> None:
     identity = id(image)
 
     def forget(ref: weakref.ref) -> None:
         if _DIGESTS.get(identity, (None,))[0] is ref:
             del _DIGESTS[identity]
 
-    _DIGESTS[identity] = (weakref.ref(image, forget), value)
-    return value
+    _DIGESTS[identity] = (weakref.ref(image, forget), _hash_pixels(image))
 
 
-#: id of a live picture -> (a weak reference to it, its digest); entries leave with their picture
+#: digests of the live pictures ``open_image`` decoded: id -> (a weak reference to the picture,
+#: its digest); an entry leaves with its picture
 _DIGESTS: dict[int, tuple[weakref.ref, str]] = {}
 
 
