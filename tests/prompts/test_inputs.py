@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from taskvec.errors import ImageError
+from taskvec.lru import LruCache
 from taskvec.models.shared_work import prompts_digest
 from taskvec.prompts import inputs
 from taskvec.prompts.inputs import image_digest, open_image
@@ -50,8 +51,7 @@ def test_a_file_removed_after_it_was_read_is_refused(tmp_path):
 
 
 def test_the_decoded_pictures_stay_within_their_byte_budget(tmp_path, monkeypatch):
-    monkeypatch.setattr(inputs, "_DECODED", inputs._DecodedPictures())
-    monkeypatch.setattr(inputs, "DECODED_CACHE_BYTES", 2 * 8 * 8 * 3)  # two 8x8 RGB pictures
+    monkeypatch.setattr(inputs, "_DECODED", LruCache(2 * 8 * 8 * 3, inputs._size))  # two 8x8 RGB pictures
     paths = [tmp_path / f"{i}.png" for i in range(3)]
     for i, path in enumerate(paths):
         save(path, (i, i, i))
@@ -82,8 +82,7 @@ def test_a_picture_changed_in_place_gets_its_new_digest():
 
 
 def test_a_decoded_pictures_digest_is_taken_once_and_leaves_with_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(inputs, "_DECODED", inputs._DecodedPictures())
-    monkeypatch.setattr(inputs, "DECODED_CACHE_BYTES", 8 * 8 * 3)  # one 8x8 RGB picture
+    monkeypatch.setattr(inputs, "_DECODED", LruCache(8 * 8 * 3, inputs._size))  # one 8x8 RGB picture
     path, other = tmp_path / "picture.png", tmp_path / "other.png"
     save(path, (1, 2, 3))
     save(other, (4, 5, 6))

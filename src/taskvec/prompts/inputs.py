@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import random
 import weakref
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -14,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from taskvec.errors import ImageError
+from taskvec.lru import LruCache
 from taskvec.prompts.template import Input
 from taskvec.tasks.task import Item
 
@@ -91,32 +91,11 @@ def _decode(path: Path, what: str) -> Image.Image:
         ) from error
 
 
-class _DecodedPictures:
-    """The most recently used decoded pictures, by file, within ``DECODED_CACHE_BYTES``."""
-
-    def __init__(self) -> None:
-        self._pictures: OrderedDict[tuple, Image.Image] = OrderedDict()
-        self._bytes = 0
-
-    def get(self, key: tuple) -> Image.Image | None:
-        image = self._pictures.get(key)
-        if image is not None:
-            self._pictures.move_to_end(key)
-        return image
-
-    def put(self, key: tuple, image: Image.Image) -> None:
-        self._pictures[key] = image
-        self._bytes += _size(image)
-        while self._bytes > DECODED_CACHE_BYTES and len(self._pictures) > 1:
-            _, dropped = self._pictures.popitem(last=False)
-            self._bytes -= _size(dropped)
-
-
 def _size(image: Image.Image) -> int:
     return image.width * image.height * len(image.getbands())
 
 
-_DECODED = _DecodedPictures()
+_DECODED: LruCache[tuple, Image.Image] = LruCache(DECODED_CACHE_BYTES, _size)
 
 
 def image_digest(image: Image.Image) -> str:

@@ -9,7 +9,6 @@ runs the vision encoder twice.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -17,6 +16,7 @@ from PIL import Image
 from torch import nn
 
 from taskvec.errors import ModelSpecError
+from taskvec.lru import LruCache
 from taskvec.models.adapter import Encoded, ModelAdapter, NotAPrefix
 from taskvec.models.embedded.model import EmbeddedVLM
 from taskvec.models.vision.efficientnet_lite import preprocess
@@ -63,8 +63,7 @@ class EmbeddedVLMAdapter(ModelAdapter):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.image_size = image_size
         self._special_prefix = self._leading_special_ids()
-        self._image_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
-        self._image_cache_size = image_cache_size
+        self._image_cache: LruCache[str, torch.Tensor] = LruCache(image_cache_size)
 
     def _leading_special_ids(self) -> list[int]:
         """What the tokenizer puts before any text (e.g. Gemma's ``<bos>``), found by comparing
@@ -155,19 +154,14 @@ class EmbeddedVLMAdapter(ModelAdapter):
     def image_embeds(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Soft tokens ``[images, K, hidden]``, computed once per distinct picture."""
         keys = [image_digest(image) for image in images]
-        missing = {
-            key: image for key, image in zip(keys, images, strict=True) if key not in self._image_cache
-        }
+        found = {key: self._image_cache.get(key) for key in keys}
+        missing = {key: image for key, image in zip(keys, images, strict=True) if found[key] is None}
         if missing:
             pixels = preprocess(list(missing.values()), size=self.image_size)
-            tokens = self.model.image_embeds(pixels)
-            for key, value in zip(missing, tokens, strict=True):
-                self._image_cache[key] = value
-        for key in keys:
-            self._image_cache.move_to_end(key)
-        while len(self._image_cache) > self._image_cache_size:
-            self._image_cache.popitem(last=False)
-        return torch.stack([self._image_cache[key] for key in keys])
+            for key, value in zip(missing, self.model.image_embeds(pixels), strict=True):
+                found[key] = value
+                self._image_cache.put(key, value)
+        return torch.stack([found[key] for key in keys])
 
     def clear_image_cache(self) -> None:
         self._image_cache.clear()
