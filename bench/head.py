@@ -15,9 +15,10 @@ times, per row and in chunks of 128 rows, the scans one could screen with:
 
 and counts, per row, the candidates each screen leaves under a rigorous rounding bound (the
 rows whose true argmax could be any of them): for bfloat16 the bound ``greedy_head`` uses, for
-int8 ``||h~|| ||w - w~|| + ||h - h~|| ||w~|| + ||h - h~|| ||w - w~||`` per token, and for skipping
-the scan by reusing the nearest other row's logits ``||h - h'|| ||w||``. A screen is only as cheap
-as its scan plus the float32 work on its candidates.
+int8 ``||h~|| ||w - w~|| + ||h - h~|| ||w~|| + ||h - h~|| ||w - w~||`` per token, for skipping
+the scan by reusing the nearest other row's logits ``||h - h'|| ||w||``, and for a shorter scan
+over the rows' k leading principal directions ``||h_rest|| ||w_rest||`` (rounding aside). A
+screen is only as cheap as its scan plus the float32 work on its candidates.
 """
 
 from __future__ import annotations
@@ -134,6 +135,27 @@ def neighbour_candidates(weight: torch.Tensor, rows: torch.Tensor) -> torch.Tens
     return torch.cat(counts)
 
 
+def subspace_candidates(weight: torch.Tensor, rows: torch.Tensor, dims: int) -> torch.Tensor:
+    """Candidates per row if a scan read only ``dims`` leading principal directions of the rows
+    (fitted on the even rows, counted on the odd ones, so out of sample) and bounded the rest of
+    each logit by ``|h_rest| |w_rest|``: a scan ``dims / hidden`` as long, exact only where the
+    bound leaves few candidates."""
+    fit, held_out = rows[0::2], rows[1::2]
+    basis = torch.linalg.svd(fit, full_matrices=False).Vh[:dims]  # [dims, hidden]
+    projected = weight @ basis.T  # [vocab, dims]
+    rest_norms = (weight.norm(dim=-1) ** 2 - projected.norm(dim=-1) ** 2).clamp_min(0).sqrt()
+    counts = []
+    for s in range(0, len(held_out), CHUNK):
+        x = held_out[s : s + CHUNK]
+        coordinates = x @ basis.T
+        x_rest = (x.norm(dim=-1) ** 2 - coordinates.norm(dim=-1) ** 2).clamp_min(0).sqrt()
+        partial = F.linear(coordinates, projected)
+        reach = x_rest[:, None] * rest_norms
+        lower = (partial - reach).max(-1).values
+        counts.append((partial + reach >= lower[:, None]).sum(-1))
+    return torch.cat(counts)
+
+
 def best_logit_gaps(weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """Per row, how far the best float32 logit lies above the second: what a bound must beat."""
     best_two = torch.cat(
@@ -189,6 +211,13 @@ def main() -> None:
         ("bfloat16 (greedy_head's bound)", bf16_candidates(screen, rows) if screen is not None else None),
         ("int8 (rigorous bound)", int8_candidates(weight, rows)),
         ("nearest other row's logits, no scan (rigorous bound)", neighbour_candidates(weight, rows)),
+        *(
+            (
+                f"{k} of {weight.shape[-1]} principal directions (rigorous bound, held-out rows)",
+                subspace_candidates(weight, rows, k),
+            )
+            for k in (128, 256, 384, 512)
+        ),
     ):
         if counts is not None:
             q = counts.float().quantile(quantiles).tolist()

@@ -1,0 +1,230 @@
+"""What a reproduction computes, stage by stage, and how long that would take at the matmul rate.
+
+    .venv/bin/python bench/arithmetic.py --quick                 # the smoke run (about 3 minutes)
+    .venv/bin/python bench/arithmetic.py --out /tmp/arithmetic   # the whole reproduction
+
+Runs ``taskvec reproduce`` on the embedded VLM into a fresh folder (an existing one is refused:
+a resumed run would skip its work) with counters on the decoder layers and the unembedding, and
+prints, per stage and per condition of the matrix, the seconds it took, the arithmetic it did and
+the rate it reached; then this machine's plain matmul rates, timed right after (float32: the
+decoder layer's largest shape at 1,024 rows; bfloat16: the head's screen, 128 rows x the whole
+vocabulary), and the time the same arithmetic would take at those rates. That time is a floor for
+the reproduction as the protocol defines it: it only shrinks with less arithmetic.
+
+Counted from shapes (``common.model_shapes``), 2 FLOPs per multiply-add:
+
+- decoder: every token a decoder layer runs, padding included: 2 x the layer's matmul weights, plus
+  4 x the attention width x the positions it attends to;
+- head: every row the unembedding scans, 2 x hidden x vocabulary: rows of ``greedy_head``'s
+  bfloat16 screen, and float32 rows (the logit lens, the plain argmax); rows under
+  ``unread_head`` compute nothing and are not counted.
+
+Not counted: the vision encoder, norms and elementwise work, and the float32 logits of
+``greedy_head``'s few candidates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import matmul_rate, model_shapes  # noqa: E402
+
+import taskvec  # noqa: E402
+from taskvec.experiments import conditions as conditions_module  # noqa: E402
+from taskvec.experiments.reproduce import ReproduceConfig, Reproduction, reproduce  # noqa: E402
+from taskvec.models import head as head_module  # noqa: E402
+from taskvec.models.adapter import ModelAdapter  # noqa: E402
+from taskvec.models.registry import LoadOptions  # noqa: E402
+
+STAGES = ("run_matrix", "run_transfer", "run_ensemble", "run_conflict", "run_analysis")
+
+
+class Tally:
+    """Running totals of what the model computed, and snapshots of them at named moments."""
+
+    def __init__(self) -> None:
+        self.totals: Counter[str] = Counter()
+        self.marks: list[tuple[str, float, Counter[str]]] = []
+
+    def mark(self, name: str) -> None:
+        self.marks.append((name, time.perf_counter(), Counter(self.totals)))
+
+    def spans(self) -> list[tuple[str, float, Counter[str]]]:
+        """(name, seconds, counts) between each ``start X`` and its ``end X``."""
+        opened: dict[str, tuple[float, Counter[str]]] = {}
+        spans = []
+        for name, moment, totals in self.marks:
+            kind, _, what = name.partition(" ")
+            if kind == "start":
+                opened[what] = (moment, totals)
+            else:
+                begun, before = opened.pop(what)
+                spans.append((what, moment - begun, totals - before))
+        return spans
+
+
+@contextmanager
+def counting(adapter: ModelAdapter, tally: Tally):
+    """Count the decoder's token steps and the head's rows while the block runs."""
+    head = adapter.unembedding()
+
+    def layer_step(module, args, kwargs):
+        hidden = args[0] if args else kwargs["hidden_states"]
+        batch, tokens = hidden.shape[:2]
+        mask = kwargs.get("attention_mask")
+        if isinstance(mask, dict):  # per attention type (full, sliding): the same length
+            mask = next(iter(mask.values()))
+        if isinstance(mask, torch.Tensor):
+            attended = mask.shape[-1]
+        else:
+            cache = kwargs.get("past_key_values")
+            attended = tokens + (cache.get_seq_length() if cache is not None else 0)
+        tally.totals["layer tokens"] += batch * tokens
+        tally.totals["attended positions"] += batch * tokens * attended
+
+    screen_chunk, linear_forward = head_module._Screen._chunk, nn.Linear.forward
+
+    def counted_chunk(screen, x):
+        tally.totals["head rows bfloat16"] += x.shape[0]
+        return screen_chunk(screen, x)
+
+    def counted_forward(module, x):
+        if module is head:
+            tally.totals["head rows float32"] += x.reshape(-1, x.shape[-1]).shape[0]
+        return linear_forward(module, x)
+
+    handles = [layer.register_forward_pre_hook(layer_step, with_kwargs=True) for layer in adapter.layers]
+    head_module._Screen._chunk, nn.Linear.forward = counted_chunk, counted_forward
+    try:
+        yield
+    finally:
+        head_module._Screen._chunk, nn.Linear.forward = screen_chunk, linear_forward
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def marking(tally: Tally):
+    """Mark the start and end of each stage of the reproduction and each condition of its matrix."""
+    originals = {name: getattr(Reproduction, name) for name in STAGES}
+    evaluate = conditions_module.evaluate
+
+    def marked(name, fn):
+        def run(*args, **kwargs):
+            tally.mark(f"start {name}")
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                tally.mark(f"end {name}")
+
+        return run
+
+    for name, fn in originals.items():
+        setattr(Reproduction, name, marked(name.removeprefix("run_"), fn))
+    conditions_module.evaluate = lambda config, out, *a, **k: marked(f"  {out.name}", evaluate)(
+        config, out, *a, **k
+    )
+    try:
+        yield
+    finally:
+        for name, fn in originals.items():
+            setattr(Reproduction, name, fn)
+        conditions_module.evaluate = evaluate
+
+
+def gflop(counts: Counter[str], shapes: dict) -> dict[str, float]:
+    """Decoder, bfloat16 head and float32 head GFLOP of ``counts``."""
+    decoder = 2 * shapes["layer_weights"] * counts["layer tokens"]
+    decoder += 4 * shapes["attention_width"] * counts["attended positions"]
+    return {
+        "decoder": decoder / 1e9,
+        "head bfloat16": 2 * shapes["head"] * counts["head rows bfloat16"] / 1e9,
+        "head float32": 2 * shapes["head"] * counts["head rows float32"] / 1e9,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="embedded-vlm")
+    parser.add_argument("--quick", action="store_true", help="the smoke run (taskvec reproduce --quick)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="a fresh report folder (default: a temporary one)"
+    )
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--dtype", default="float32", help="as taskvec reproduce --dtype")
+    args = parser.parse_args()
+    if args.out is not None and args.out.exists():
+        sys.exit(f"{args.out} exists: a resumed reproduction would skip work; give a fresh folder")
+    torch.set_num_threads(args.threads)
+
+    adapter = taskvec.load_model(args.model, LoadOptions(dtype=args.dtype))
+    shapes = model_shapes(adapter)
+    config = ReproduceConfig.create(model=args.model, quick=args.quick)
+    tally = Tally()
+    out = args.out or Path(f"/tmp/taskvec-arithmetic-{int(time.time())}")
+    begun = time.perf_counter()
+    with counting(adapter, tally), marking(tally):
+        reproduce(config, out, adapter=adapter, show_progress=False)
+    wall = time.perf_counter() - begun
+
+    rates = {  # GFLOP/s of plain matmuls, timed after the run
+        "decoder float32": matmul_rate(1024, adapter.hidden_size, 2048) / 1e9,
+        "decoder bfloat16": matmul_rate(1024, adapter.hidden_size, 2048, dtype=torch.bfloat16) / 1e9,
+        "head bfloat16": matmul_rate(128, adapter.hidden_size, adapter.vocab_size, dtype=torch.bfloat16)
+        / 1e9,
+    }
+    decoder_rate = rates["decoder bfloat16" if args.dtype == "bfloat16" else "decoder float32"]
+
+    def at_rates(work: dict[str, float], decoder: float = decoder_rate) -> float:
+        """Seconds ``work`` takes at the plain matmul rates (the float32 head rows at the decoder's)."""
+        return (work["decoder"] + work["head float32"]) / decoder + work["head bfloat16"] / rates[
+            "head bfloat16"
+        ]
+
+    print(
+        f"{args.model} ({args.dtype}), {'--quick' if args.quick else 'full'} reproduction into {out}, "
+        f"{torch.get_num_threads()} threads: {wall:.1f} s wall, peak RSS "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB"
+    )
+    print(
+        "plain matmuls right after, GFLOP/s: "
+        + ", ".join(f"{name} {rate:.0f}" for name, rate in rates.items())
+        + f" (decoder: [1024 x {adapter.hidden_size}] @ [{adapter.hidden_size} x 2048]; head: "
+        f"[128 x {adapter.hidden_size}] @ [{adapter.hidden_size} x {adapter.vocab_size}])\n"
+    )
+    print("| stage | seconds | decoder GFLOP | head GFLOP (bf16 / f32) | GFLOP/s | seconds at matmul rates |")
+    print("|---|---:|---:|---:|---:|---:|")
+    totals: Counter[str] = Counter()
+    for name, seconds, counts in tally.spans():
+        work = gflop(counts, shapes)
+        print(
+            f"| {name} | {seconds:.1f} | {work['decoder']:,.0f} | {work['head bfloat16']:,.0f} / "
+            f"{work['head float32']:,.0f} | {sum(work.values()) / seconds:.0f} | {at_rates(work):.1f} |"
+        )
+        if not name.startswith(" "):  # conditions are inside the matrix
+            totals += counts
+    work = gflop(totals, shapes)
+    print(
+        f"\nall stages: {sum(work.values()):,.0f} GFLOP ({work['decoder']:,.0f} decoder, "
+        f"{work['head bfloat16']:,.0f} bfloat16 head, {work['head float32']:,.0f} float32 head) "
+        f"in {wall:.1f} s = {sum(work.values()) / wall:.0f} GFLOP/s; at the plain matmul rates "
+        f"{at_rates(work) / 60:.1f} min, with the decoder's at the bfloat16 rate "
+        f"{at_rates(work, rates['decoder bfloat16']) / 60:.1f} min"
+    )
+
+
+if __name__ == "__main__":
+    main()
