@@ -19,6 +19,8 @@ Counted from shapes (``common.model_shapes``), 2 FLOPs per multiply-add:
   bfloat16 screen, and float32 rows (the logit lens, the plain argmax); rows under
   ``unread_head`` compute nothing and are not counted.
 
+Before the run the counters are checked against ``torch.utils.flop_counter`` on one small forward.
+
 Not counted: the vision encoder, norms and elementwise work, and the float32 logits of
 ``greedy_head``'s few candidates.
 """
@@ -35,6 +37,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -45,6 +48,7 @@ from taskvec.experiments import conditions as conditions_module  # noqa: E402
 from taskvec.experiments.reproduce import ReproduceConfig, Reproduction, reproduce  # noqa: E402
 from taskvec.models import head as head_module  # noqa: E402
 from taskvec.models.adapter import ModelAdapter  # noqa: E402
+from taskvec.models.head import greedy_head  # noqa: E402
 from taskvec.models.registry import LoadOptions  # noqa: E402
 
 STAGES = ("run_matrix", "run_transfer", "run_ensemble", "run_conflict", "run_analysis")
@@ -154,6 +158,29 @@ def gflop(counts: Counter[str], shapes: dict) -> dict[str, float]:
     }
 
 
+@torch.no_grad()
+def check_counts(adapter: ModelAdapter, shapes: dict) -> None:
+    """The counters against ``FlopCounterMode`` on one forward of a few prompts and one greedy step:
+    their matmul FLOPs must agree (FlopCounterMode leaves out attention on the CPU)."""
+    template = taskvec.get_template("spaced")
+    demos = [("France", "Paris"), ("Peru", "Lima")]
+    encoded = adapter.encode(
+        [template.icl(demos, query) for query in ("Japan", "Kenya", "the Czech Republic")]
+    )
+    tally = Tally()
+    with counting(adapter, tally), FlopCounterMode(display=False) as counter:
+        output = adapter.forward(encoded, use_cache=True)
+        grown = adapter.grow(encoded, output.logits[:, -1].argmax(-1, keepdim=True))
+        with greedy_head(adapter.unembedding()):
+            adapter.forward(grown, past_key_values=output.past_key_values, last_only=True)
+    work = gflop(tally.totals, shapes)
+    attention = 4 * shapes["attention_width"] * tally.totals["attended positions"] / 1e9
+    counted, measured = sum(work.values()) - attention, counter.get_total_flops() / 1e9
+    if abs(counted - measured) > 0.01 * measured:
+        sys.exit(f"the counters disagree with FlopCounterMode: {counted:.3f} against {measured:.3f} GFLOP")
+    print(f"counters checked: {counted:.3f} GFLOP of matmuls counted, {measured:.3f} by FlopCounterMode")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -172,6 +199,7 @@ def main() -> None:
 
     adapter = taskvec.load_model(args.model, LoadOptions(dtype=args.dtype))
     shapes = model_shapes(adapter)
+    check_counts(adapter, shapes)
     config = ReproduceConfig.create(model=args.model, quick=args.quick)
     tally = Tally()
     out = args.out or Path(f"/tmp/taskvec-arithmetic-{int(time.time())}")
