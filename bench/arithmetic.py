@@ -16,7 +16,8 @@ Counted from shapes (``common.model_shapes``), 2 FLOPs per multiply-add:
 - decoder: every token a decoder layer runs, padding included: 2 x the layer's matmul weights, plus
   4 x the attention width x the positions it attends to;
 - head: every row the unembedding scans, 2 x hidden x vocabulary: rows of ``greedy_head``'s
-  bfloat16 screen, and float32 rows (the logit lens, the plain argmax); rows under
+  bfloat16 screen, and plain rows in the model's dtype (the logit lens, the plain argmax, every
+  row of a bfloat16 model); rows under
   ``unread_head`` compute nothing and are not counted.
 
 Before the run the counters are checked against ``torch.utils.flop_counter`` on one small forward.
@@ -105,7 +106,7 @@ def counting(adapter: ModelAdapter, tally: Tally):
 
     def counted_forward(module, x):
         if module is head:
-            tally.totals["head rows float32"] += x.reshape(-1, x.shape[-1]).shape[0]
+            tally.totals["head rows plain"] += x.reshape(-1, x.shape[-1]).shape[0]
         return linear_forward(module, x)
 
     handles = [layer.register_forward_pre_hook(layer_step, with_kwargs=True) for layer in adapter.layers]
@@ -148,13 +149,13 @@ def marking(tally: Tally):
 
 
 def gflop(counts: Counter[str], shapes: dict) -> dict[str, float]:
-    """Decoder, bfloat16 head and float32 head GFLOP of ``counts``."""
+    """Decoder, screened head and plain head GFLOP of ``counts``."""
     decoder = 2 * shapes["layer_weights"] * counts["layer tokens"]
     decoder += 4 * shapes["attention_width"] * counts["attended positions"]
     return {
         "decoder": decoder / 1e9,
         "head bfloat16": 2 * shapes["head"] * counts["head rows bfloat16"] / 1e9,
-        "head float32": 2 * shapes["head"] * counts["head rows float32"] / 1e9,
+        "head plain": 2 * shapes["head"] * counts["head rows plain"] / 1e9,
     }
 
 
@@ -217,8 +218,8 @@ def main() -> None:
     decoder_rate = rates["decoder bfloat16" if args.dtype == "bfloat16" else "decoder float32"]
 
     def at_rates(work: dict[str, float], decoder: float = decoder_rate) -> float:
-        """Seconds ``work`` takes at the plain matmul rates (the float32 head rows at the decoder's)."""
-        return (work["decoder"] + work["head float32"]) / decoder + work["head bfloat16"] / rates[
+        """Seconds ``work`` takes at the plain matmul rates (the plain head rows at the decoder's)."""
+        return (work["decoder"] + work["head plain"]) / decoder + work["head bfloat16"] / rates[
             "head bfloat16"
         ]
 
@@ -233,21 +234,23 @@ def main() -> None:
         + f" (decoder: [1024 x {adapter.hidden_size}] @ [{adapter.hidden_size} x 2048]; head: "
         f"[128 x {adapter.hidden_size}] @ [{adapter.hidden_size} x {adapter.vocab_size}])\n"
     )
-    print("| stage | seconds | decoder GFLOP | head GFLOP (bf16 / f32) | GFLOP/s | seconds at matmul rates |")
+    print(
+        "| stage | seconds | decoder GFLOP | head GFLOP (bf16 screen / plain) | GFLOP/s | s at matmul rates |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     totals: Counter[str] = Counter()
     for name, seconds, counts in tally.spans():
         work = gflop(counts, shapes)
         print(
             f"| {name} | {seconds:.1f} | {work['decoder']:,.0f} | {work['head bfloat16']:,.0f} / "
-            f"{work['head float32']:,.0f} | {sum(work.values()) / seconds:.0f} | {at_rates(work):.1f} |"
+            f"{work['head plain']:,.0f} | {sum(work.values()) / seconds:.0f} | {at_rates(work):.1f} |"
         )
         if not name.startswith(" "):  # conditions are inside the matrix
             totals += counts
     work = gflop(totals, shapes)
     print(
         f"\nall stages: {sum(work.values()):,.0f} GFLOP ({work['decoder']:,.0f} decoder, "
-        f"{work['head bfloat16']:,.0f} bfloat16 head, {work['head float32']:,.0f} float32 head) "
+        f"{work['head bfloat16']:,.0f} bfloat16 screen head, {work['head plain']:,.0f} plain head) "
         f"in {wall:.1f} s = {sum(work.values()) / wall:.0f} GFLOP/s; at the plain matmul rates "
         f"{at_rates(work) / 60:.1f} min, with the decoder's at the bfloat16 rate "
         f"{at_rates(work, rates['decoder bfloat16']) / 60:.1f} min"
