@@ -11,7 +11,7 @@ decoder layer's largest shape at 1,024 rows; bfloat16: the head's screen, 128 ro
 vocabulary), and the time the same arithmetic would take at those rates. That time is a floor for
 the reproduction as the protocol defines it: it only shrinks with less arithmetic.
 
-Counted from shapes (``common.model_shapes``), 2 FLOPs per multiply-add:
+Counted from shapes (``common.model_shapes``, ``common.layer_flops``), 2 FLOPs per multiply-add:
 
 - decoder: every token a decoder layer runs, padding included: 2 x the layer's matmul weights, plus
   4 x the attention width x the positions it attends to;
@@ -42,7 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import matmul_rate, model_shapes  # noqa: E402
+from common import layer_flops, matmul_rate, model_shapes  # noqa: E402
 
 import taskvec  # noqa: E402
 from taskvec.experiments import conditions as conditions_module  # noqa: E402
@@ -135,11 +135,12 @@ def marking(tally: Tally):
 
         return run
 
+    def evaluate_marked(config, out, *args, **kwargs):
+        return marked(f"  {out.name}", evaluate)(config, out, *args, **kwargs)
+
     for name, fn in originals.items():
         setattr(Reproduction, name, marked(name.removeprefix("run_"), fn))
-    conditions_module.evaluate = lambda config, out, *a, **k: marked(f"  {out.name}", evaluate)(
-        config, out, *a, **k
-    )
+    conditions_module.evaluate = evaluate_marked
     try:
         yield
     finally:
@@ -150,8 +151,7 @@ def marking(tally: Tally):
 
 def gflop(counts: Counter[str], shapes: dict) -> dict[str, float]:
     """Decoder, screened head and plain head GFLOP of ``counts``."""
-    decoder = 2 * shapes["layer_weights"] * counts["layer tokens"]
-    decoder += 4 * shapes["attention_width"] * counts["attended positions"]
+    decoder = layer_flops(shapes, counts["layer tokens"], counts["attended positions"])
     return {
         "decoder": decoder / 1e9,
         "head bfloat16": 2 * shapes["head"] * counts["head rows bfloat16"] / 1e9,
@@ -175,7 +175,7 @@ def check_counts(adapter: ModelAdapter, shapes: dict) -> None:
         with greedy_head(adapter.unembedding()):
             adapter.forward(grown, past_key_values=output.past_key_values, last_only=True)
     work = gflop(tally.totals, shapes)
-    attention = 4 * shapes["attention_width"] * tally.totals["attended positions"] / 1e9
+    attention = layer_flops(shapes, 0, tally.totals["attended positions"]) / 1e9
     counted, measured = sum(work.values()) - attention, counter.get_total_flops() / 1e9
     if abs(counted - measured) > 0.01 * measured:
         sys.exit(f"the counters disagree with FlopCounterMode: {counted:.3f} against {measured:.3f} GFLOP")

@@ -150,6 +150,12 @@ def model_shapes(adapter: ModelAdapter) -> dict:
     }
 
 
+def layer_flops(shapes: dict, tokens: float, attended: float) -> float:
+    """FLOPs of ``tokens`` token steps through one decoder layer that attend to ``attended``
+    positions in all: the layer's matmuls per token, scores and weighted values per position."""
+    return 2 * shapes["layer_weights"] * tokens + 4 * shapes["attention_width"] * attended
+
+
 def floor_flops(adapter: ModelAdapter, lengths: Sequence[int], patched_layers: int) -> float:
     """FLOPs the all-layer sweep needs at least: each query's prefix once through every layer, its
     last token clean through every layer, each patched row from layer l+1 up (L(L-1)/2 steps when
@@ -158,7 +164,7 @@ def floor_flops(adapter: ModelAdapter, lengths: Sequence[int], patched_layers: i
     layers = adapter.num_layers
 
     def step(kv: int) -> float:  # one token through one layer, attending to kv positions
-        return 2 * shapes["layer_weights"] + 4 * shapes["attention_width"] * kv
+        return layer_flops(shapes, 1, kv)
 
     total = 0.0
     for length in lengths:
@@ -172,7 +178,7 @@ def floor_flops(adapter: ModelAdapter, lengths: Sequence[int], patched_layers: i
 def per_forward_flops(adapter: ModelAdapter, lengths: Sequence[int], patched_layers: int) -> float:
     """FLOPs of the paper's procedure: a full forward (last-position head) per query and layer, + clean."""
     shapes = model_shapes(adapter)
-    step = lambda kv: 2 * shapes["layer_weights"] + 4 * shapes["attention_width"] * kv  # noqa: E731
+    step = lambda kv: layer_flops(shapes, 1, kv)  # noqa: E731
     one = [adapter.num_layers * sum(step(t) for t in range(1, n + 1)) + 2 * shapes["head"] for n in lengths]
     return (patched_layers + 1) * sum(one)
 
