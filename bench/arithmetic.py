@@ -6,10 +6,14 @@
 Runs ``taskvec reproduce`` on the embedded VLM into a fresh folder (an existing one is refused:
 a resumed run would skip its work) with counters on the decoder layers and the unembedding, and
 prints, per stage and per condition of the matrix, the seconds it took, the arithmetic it did and
-the rate it reached; then this machine's plain matmul rates, timed right after (float32: the
-decoder layer's largest shape at 1,024 rows; bfloat16: the head's screen, 128 rows x the whole
-vocabulary), and the time the same arithmetic would take at those rates. That time is a floor for
-the reproduction as the protocol defines it: it only shrinks with less arithmetic.
+the rate it reached; then this machine's plain matmul rates, timed right after (the decoder
+layer's largest shape at 1,024 rows; the head, 128 rows x the whole vocabulary, as the bfloat16
+screen and in the model's dtype), and the time the same arithmetic would take at those rates. That
+time is a floor for the reproduction as the protocol defines it: it only shrinks with less
+arithmetic. Last, the rate the model's own forward reaches on the reproduction's longest prompts
+(image-ICL xBase prompts, whole batches, the head unread: norms, activations and attention
+included), and the time the arithmetic would take with every decoder step at that rate: what a
+run made of nothing but such forwards would need.
 
 Counted from shapes (``common.model_shapes``, ``common.layer_flops``), 2 FLOPs per multiply-add:
 
@@ -45,11 +49,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import layer_flops, matmul_rate, model_shapes  # noqa: E402
 
 import taskvec  # noqa: E402
+from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts  # noqa: E402
 from taskvec.experiments import conditions as conditions_module  # noqa: E402
 from taskvec.experiments.reproduce import ReproduceConfig, Reproduction, reproduce  # noqa: E402
 from taskvec.models import head as head_module  # noqa: E402
 from taskvec.models.adapter import ModelAdapter  # noqa: E402
-from taskvec.models.head import greedy_head  # noqa: E402
+from taskvec.models.head import greedy_head, unread_head  # noqa: E402
 from taskvec.models.registry import LoadOptions  # noqa: E402
 
 STAGES = ("run_matrix", "run_transfer", "run_ensemble", "run_conflict", "run_analysis")
@@ -182,6 +187,38 @@ def check_counts(adapter: ModelAdapter, shapes: dict) -> None:
     print(f"counters checked: {counted:.3f} GFLOP of matmuls counted, {measured:.3f} by FlopCounterMode")
 
 
+@torch.no_grad()
+def forward_rate(
+    adapter: ModelAdapter, shapes: dict, config: ReproduceConfig, sizes: tuple[int, ...] = (25, 50, 100)
+) -> tuple[float, str]:
+    """The best decoder GFLOP/s the model's own forward reaches on the reproduction's longest
+    prompts (the first task's image-ICL xBase prompts in the training style), in batches of each
+    of ``sizes`` prompts, the head unread; and what was run."""
+    experiment = ExperimentConfig.create(
+        model=adapter.name,
+        tasks=config.tasks[:1],
+        spec="image-icl",
+        query="image",
+        style=config.styles[0],
+        template=config.template,
+    )
+    prompts = UnitPrompts(taskvec.load_task(config.tasks[0]), experiment, config.seeds[0]).test_base
+    best = 0.0
+    with unread_head(adapter.unembedding()):
+        for size in sizes:
+            encoded = adapter.encode(prompts[:size])
+            tally = Tally()
+            with counting(adapter, tally):
+                adapter.forward(encoded)  # also the warm-up
+            work = gflop(tally.totals, shapes)["decoder"]
+            for _ in range(3):
+                start = time.perf_counter()
+                adapter.forward(encoded)
+                best = max(best, work / (time.perf_counter() - start))
+    shape = f"{config.tasks[0]}'s image-ICL xBase prompts ({config.styles[0]}), batches of {sizes}"
+    return best, shape
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -209,19 +246,25 @@ def main() -> None:
         reproduce(config, out, adapter=adapter, show_progress=False)
     wall = time.perf_counter() - begun
 
+    hidden, vocab = adapter.hidden_size, adapter.vocab_size
     rates = {  # GFLOP/s of plain matmuls, timed after the run
-        "decoder float32": matmul_rate(1024, adapter.hidden_size, 2048) / 1e9,
-        "decoder bfloat16": matmul_rate(1024, adapter.hidden_size, 2048, dtype=torch.bfloat16) / 1e9,
-        "head bfloat16": matmul_rate(128, adapter.hidden_size, adapter.vocab_size, dtype=torch.bfloat16)
-        / 1e9,
+        "decoder float32": matmul_rate(1024, hidden, 2048) / 1e9,
+        "decoder bfloat16": matmul_rate(1024, hidden, 2048, dtype=torch.bfloat16) / 1e9,
+        "head bfloat16": matmul_rate(128, hidden, vocab, dtype=torch.bfloat16) / 1e9,
     }
-    decoder_rate = rates["decoder bfloat16" if args.dtype == "bfloat16" else "decoder float32"]
+    if args.dtype != "bfloat16":  # the plain head rows' own rate
+        rates[f"head {args.dtype}"] = matmul_rate(128, hidden, vocab, dtype=getattr(torch, args.dtype)) / 1e9
+    decoder_rate = rates[f"decoder {args.dtype}"]
+    model_rate, model_forwards = forward_rate(adapter, shapes, config)
 
     def at_rates(work: dict[str, float], decoder: float = decoder_rate) -> float:
-        """Seconds ``work`` takes at the plain matmul rates (the plain head rows at the decoder's)."""
-        return (work["decoder"] + work["head plain"]) / decoder + work["head bfloat16"] / rates[
-            "head bfloat16"
-        ]
+        """Seconds ``work`` takes with the decoder at ``decoder`` GFLOP/s and the head's rows at
+        the plain rates of the head's shape (the screen in bfloat16, plain rows in the model's dtype)."""
+        return (
+            work["decoder"] / decoder
+            + work["head plain"] / rates[f"head {args.dtype}"]
+            + work["head bfloat16"] / rates["head bfloat16"]
+        )
 
     print(
         f"{args.model} ({args.dtype}), {'--quick' if args.quick else 'full'} reproduction into {out}, "
@@ -232,7 +275,11 @@ def main() -> None:
         "plain matmuls right after, GFLOP/s: "
         + ", ".join(f"{name} {rate:.0f}" for name, rate in rates.items())
         + f" (decoder: [1024 x {adapter.hidden_size}] @ [{adapter.hidden_size} x 2048]; head: "
-        f"[128 x {adapter.hidden_size}] @ [{adapter.hidden_size} x {adapter.vocab_size}])\n"
+        f"[128 x {adapter.hidden_size}] @ [{adapter.hidden_size} x {adapter.vocab_size}])"
+    )
+    print(
+        f"the model's own forward ({model_forwards}, head unread): at best {model_rate:.0f} "
+        "GFLOP/s in the decoder\n"
     )
     print(
         "| stage | seconds | decoder GFLOP | head GFLOP (bf16 screen / plain) | GFLOP/s | s at matmul rates |"
@@ -253,7 +300,8 @@ def main() -> None:
         f"{work['head bfloat16']:,.0f} bfloat16 screen head, {work['head plain']:,.0f} plain head) "
         f"in {wall:.1f} s = {sum(work.values()) / wall:.0f} GFLOP/s; at the plain matmul rates "
         f"{at_rates(work) / 60:.1f} min, with the decoder's at the bfloat16 rate "
-        f"{at_rates(work, rates['decoder bfloat16']) / 60:.1f} min"
+        f"{at_rates(work, rates['decoder bfloat16']) / 60:.1f} min; with every decoder step at the "
+        f"model's best forward rate and the head at its plain rates {at_rates(work, model_rate) / 60:.1f} min"
     )
 
 
