@@ -2,6 +2,7 @@
 files."""
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ import torch
 
 from taskvec.analysis.embedding import cluster_purity, embed, embedding_frame, umap_available
 from taskvec.analysis.lens import MASS, layer_ranges, phase_ranges, top1_distribution
+from taskvec.analysis.plots import plot_top1, token_label
 from taskvec.analysis.similarity import cosine_matrix, pair_summary, similarity_by_layer
 from taskvec.analysis.token_sets import PHASES, instruction_words, load_words
 from taskvec.errors import TaskFileError
@@ -138,3 +140,16 @@ def test_token_set_file_errors_name_the_problem(tmp_path):
 def test_tasks_without_listed_words_fall_back_to_their_instruction():
     task = load_task("country_currency")  # "The last word of the official currency of the country:"
     assert instruction_words(task) == ["currency", "country"]
+
+
+def test_token_labels_escape_what_the_font_cannot_draw_and_plots_draw_every_label(tmp_path):
+    assert token_label(" Paris") == "' Paris'"  # the leading space stays visible
+    assert token_label("é\n") == "'é\\n'"
+    assert token_label("隸") == "'\\u96b8'"  # CJK: not in the plots' default font
+    distribution = pd.DataFrame(
+        {"task": "t", "layer": [3, 3, 3], "token": ["隸", " Paris", "【"], "share": [0.5, 0.3, 0.2]}
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*missing from font")
+        path = plot_top1(distribution, tmp_path / "top1.png")
+    assert path.stat().st_size > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import cache
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib import font_manager, ft2font  # noqa: E402
 
 from taskvec.analysis.token_sets import PHASES  # noqa: E402
 
@@ -27,6 +29,27 @@ def save(figure, path: Path) -> Path:
     plt.close(figure)
     tmp.replace(path)
     return path
+
+
+@cache
+def _font_codepoints() -> frozenset[int]:
+    """The characters the plots' default font draws."""
+    path = font_manager.findfont(font_manager.FontProperties())
+    return frozenset(ft2font.FT2Font(path).get_charmap())
+
+
+def token_label(token: str) -> str:
+    """A decoded token as a plot label: its ``repr`` (spaces and newlines visible), with every
+    character the font cannot draw written as its escape (``\\u96b8``) instead of an empty box."""
+    drawable = _font_codepoints()
+
+    def shown(char: str) -> str:
+        code = ord(char)
+        if code in drawable:
+            return char
+        return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+    return "".join(shown(char) for char in repr(token))
 
 
 def plot_phases(curves: pd.DataFrame, path: Path, title: str = "", relative: bool = False) -> Path:
@@ -78,7 +101,8 @@ def plot_top1(distribution: pd.DataFrame, path: Path, title: str = "", keep: int
         for c, layer in enumerate(layers):
             axis = axes[r][c]
             part = distribution[(distribution["task"] == task) & (distribution["layer"] == layer)].head(keep)
-            axis.barh([repr(t) for t in part["token"]][::-1], list(part["share"])[::-1], color="tab:gray")
+            labels = [token_label(t) for t in part["token"]]
+            axis.barh(labels[::-1], list(part["share"])[::-1], color="tab:gray")
             axis.set_xlim(0, 1)
             axis.tick_params(labelsize=6)
             if r == 0:
