@@ -52,6 +52,7 @@ def test_the_report_and_every_table_and_plot_exist(report):
         assert (out / "plots" / f"{plot}.png").stat().st_size > 1000
     assert any((out / "analysis" / "plots").glob("similarity*.png"))
     assert '"state": "complete"' in (out / "status.json").read_text()
+    assert "| ('" not in text  # row labels of several levels are columns, not Python tuples
 
 
 def test_the_report_says_what_each_condition_of_the_matrix_took(report):

@@ -12,6 +12,7 @@ from taskvec.experiments import paper  # noqa: E402
 from taskvec.experiments.conditions import Condition, layer_curves, matrix, table3_with_std  # noqa: E402
 from taskvec.experiments.conflict import conflict_summary  # noqa: E402
 from taskvec.experiments.ensemble import summarise_ensemble  # noqa: E402
+from taskvec.report.markdown import markdown_table  # noqa: E402
 from taskvec.report.run_folder import write_atomic  # noqa: E402
 
 METRIC_NOTES = {
@@ -25,12 +26,12 @@ def _cells(mean: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:
 
 
 def _md(frame: pd.DataFrame) -> str:
-    return frame.to_markdown()
+    return markdown_table(frame)
 
 
 def _save_table(root, name: str, frame: pd.DataFrame) -> None:
     write_atomic(root / "tables" / f"{name}.csv", frame.to_csv())
-    write_atomic(root / "tables" / f"{name}.md", frame.to_markdown() + "\n")
+    write_atomic(root / "tables" / f"{name}.md", markdown_table(frame) + "\n")
 
 
 def _save_plot(figure, path) -> str:
@@ -348,7 +349,8 @@ def _transfer_section(reproduction, similarity, llm) -> list[str]:
             per_task = scores.groupby("task").mean()
             per_task["average"] = scores.groupby("seed").mean().mean()
             rows[(style, name)] = per_task
-    table = pd.DataFrame(rows).T.round(3)
+    table = pd.DataFrame(rows).T.round(3).rename_axis(["style", "vectors"])
+    table = table[[t.name for t in reproduction.tasks if t.name in table.columns] + ["average"]]
     _save_table(reproduction.root, "table4", table)
     same_weights = getattr(reproduction.adapter, "language_model_is_frozen", False)
     lines += [_md(table), ""]

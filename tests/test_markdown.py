@@ -1,0 +1,25 @@
+"""Report tables in Markdown: labels of several levels as columns and headers, not tuples."""
+
+import pandas as pd
+
+from taskvec.report.markdown import markdown_table
+
+
+def test_row_levels_become_columns_and_column_levels_join():
+    rows = pd.MultiIndex.from_tuples([("noto", "VLM"), ("openmoji", "LLM")], names=["style", "vectors"])
+    columns = pd.MultiIndex.from_tuples([("country_capital", "text-icl"), ("country_capital", "image-icl")])
+    frame = pd.DataFrame([[0.5, 0.25], [0.75, 1.0]], index=rows, columns=columns)
+    header, rule, first, second = markdown_table(frame).splitlines()
+    cells = [cell.strip() for cell in header.strip("|").split("|")]
+    assert cells == ["style", "vectors", "country_capital / text-icl", "country_capital / image-icl"]
+    assert [c.strip() for c in first.strip("|").split("|")] == ["noto", "VLM", "0.5", "0.25"]
+    assert "(" not in second and rule.count("|") == 5
+
+
+def test_unnamed_levels_get_empty_headers_and_plain_frames_print_as_pandas_does():
+    rows = pd.MultiIndex.from_tuples([("a", "b")])
+    text = markdown_table(pd.DataFrame({"x": [1]}, index=rows))
+    assert "('a', 'b')" not in text and "| a " in text
+    plain = pd.DataFrame({"x": [1, 2]}, index=pd.Index(["r", "s"], name="row"))
+    assert markdown_table(plain) == plain.to_markdown()
+    assert markdown_table(plain, index=False) == plain.to_markdown(index=False)
