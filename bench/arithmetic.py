@@ -215,8 +215,8 @@ def forward_rate(
                 start = time.perf_counter()
                 adapter.forward(encoded)
                 best = max(best, work / (time.perf_counter() - start))
-    shape = f"{config.tasks[0]}'s image-ICL xBase prompts ({config.styles[0]}), batches of {sizes}"
-    return best, shape
+    what = f"{config.tasks[0]}'s image-ICL xBase prompts ({config.styles[0]}), batches of {sizes}"
+    return best, what
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from taskvec.report.markdown import markdown_table
+from taskvec.report.markdown import markdown_table, write_table
 
 
 def test_row_levels_become_columns_and_column_levels_join():
@@ -23,3 +23,12 @@ def test_unnamed_levels_get_empty_headers_and_plain_frames_print_as_pandas_does(
     plain = pd.DataFrame({"x": [1, 2]}, index=pd.Index(["r", "s"], name="row"))
     assert markdown_table(plain) == plain.to_markdown()
     assert markdown_table(plain, index=False) == plain.to_markdown(index=False)
+
+
+def test_write_table_puts_the_markdown_beside_the_csv(tmp_path):
+    frame = pd.DataFrame({"accuracy": [0.5]}, index=pd.MultiIndex.from_tuples([("noto", "xPatch")]))
+    markdown = write_table(tmp_path / "tables" / "t.csv", frame)
+    assert (tmp_path / "tables" / "t.md").read_text() == markdown + "\n"
+    back = pd.read_csv(tmp_path / "tables" / "t.csv", index_col=[0, 1])
+    assert back.loc[("noto", "xPatch"), "accuracy"] == 0.5
+    assert not list((tmp_path / "tables").glob(".*"))  # no temporary file left behind

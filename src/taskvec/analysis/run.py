@@ -39,7 +39,7 @@ from taskvec.errors import ConfigError
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.shared_work import SharedWork
 from taskvec.prompts.template import PromptTemplate, get_template
-from taskvec.report.markdown import markdown_table
+from taskvec.report.markdown import write_table
 from taskvec.report.run_folder import RunFolder, write_atomic
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
 
@@ -144,10 +144,7 @@ def _identity(config: AnalysisConfig, adapter: ModelAdapter, task_prints: list[s
 
 
 def _write_table(folder: RunFolder, name: str, frame: pd.DataFrame, index: bool = True) -> str:
-    write_atomic(folder.path("tables", f"{name}.csv"), frame.to_csv(index=index))
-    markdown = markdown_table(frame, index=index)
-    write_atomic(folder.path("tables", f"{name}.md"), markdown + "\n")
-    return markdown
+    return write_table(folder.path("tables", f"{name}.csv"), frame, index)
 
 
 def _default_decode_layers(num_layers: int, chosen: int) -> list[int]:

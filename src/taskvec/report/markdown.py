@@ -1,8 +1,13 @@
-"""Markdown tables for the reports: pandas' own, with labels of several levels made readable."""
+"""Tables for the reports, as CSV and Markdown: pandas' Markdown, with labels of several levels
+made readable."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
+
+from taskvec.report.run_folder import write_atomic
 
 
 def markdown_table(frame: pd.DataFrame, index: bool = True) -> str:
@@ -17,3 +22,12 @@ def markdown_table(frame: pd.DataFrame, index: bool = True) -> str:
         frame = pd.concat([levels, frame.reset_index(drop=True)], axis=1)
         index = False
     return frame.to_markdown(index=index)
+
+
+def write_table(csv_path: Path, frame: pd.DataFrame, index: bool = True) -> str:
+    """``frame`` as ``csv_path`` and, beside it, as Markdown (``.md``), each written atomically;
+    returns the Markdown."""
+    write_atomic(csv_path, frame.to_csv(index=index))
+    markdown = markdown_table(frame, index=index)
+    write_atomic(csv_path.with_suffix(".md"), markdown + "\n")
+    return markdown

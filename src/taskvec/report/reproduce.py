@@ -12,7 +12,7 @@ from taskvec.experiments import paper  # noqa: E402
 from taskvec.experiments.conditions import Condition, layer_curves, matrix, table3_with_std  # noqa: E402
 from taskvec.experiments.conflict import conflict_summary  # noqa: E402
 from taskvec.experiments.ensemble import summarise_ensemble  # noqa: E402
-from taskvec.report.markdown import markdown_table  # noqa: E402
+from taskvec.report.markdown import markdown_table, write_table  # noqa: E402
 from taskvec.report.run_folder import write_atomic  # noqa: E402
 
 METRIC_NOTES = {
@@ -30,8 +30,7 @@ def _md(frame: pd.DataFrame) -> str:
 
 
 def _save_table(root, name: str, frame: pd.DataFrame) -> None:
-    write_atomic(root / "tables" / f"{name}.csv", frame.to_csv())
-    write_atomic(root / "tables" / f"{name}.md", markdown_table(frame) + "\n")
+    write_table(root / "tables" / f"{name}.csv", frame)
 
 
 def _save_plot(figure, path) -> str:

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRICS  # noqa: E402
 from taskvec.evaluation.protocol import ExperimentConfig  # noqa: E402
 from taskvec.evaluation.scoring import layer_curve, summary_table  # noqa: E402
-from taskvec.report.markdown import markdown_table  # noqa: E402
+from taskvec.report.markdown import write_table as write_table_files  # noqa: E402
 from taskvec.report.run_folder import RunFolder, write_atomic  # noqa: E402
 
 METHOD_NAMES = {
@@ -32,10 +32,7 @@ def format_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_table(folder: RunFolder, name: str, frame: pd.DataFrame) -> str:
-    write_atomic(folder.path("tables", f"{name}.csv"), frame.to_csv())
-    markdown = markdown_table(frame)
-    write_atomic(folder.path("tables", f"{name}.md"), markdown + "\n")
-    return markdown
+    return write_table_files(folder.path("tables", f"{name}.csv"), frame)
 
 
 def plot_curves(curve: pd.DataFrame, best: int, title: str, path) -> None:
