@@ -73,6 +73,8 @@ def test_on_text_the_vlm_computes_like_its_language_models_adapter(vlm):
     assert vlm.computes_like([template.query(load_image(DOG, "noto"))]) is vlm
     assert torch.equal(last_token_states(vlm, text), last_token_states(llm, text))
     assert generate_ids(vlm, text, None, 3) == generate_ids(llm, text, None, 3)
+    # where the weights come from, as reports and vector files record it: the parts and the LLM's file
+    assert vlm.model_id.startswith("EfficientNet-Lite0") and vlm.model_id.endswith(f" on {llm.model_id}")
 
 
 def test_llm_to_vlm_runs_reuse_the_vlm_runs_outright(vlm, tmp_path):

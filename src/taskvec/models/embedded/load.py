@@ -103,7 +103,7 @@ def assemble(
         model,
         llm.tokenizer,
         name=name,
-        model_id=f"{name} ({llm.model_id})",
+        model_id=f"EfficientNet-Lite0 encoder + entity-name projector on {llm.model_id}",
         fingerprint=fingerprint,
         image_size=image_size,
     )
