@@ -27,7 +27,7 @@ def test_unnamed_levels_get_empty_headers_and_plain_frames_print_as_pandas_does(
 
 def test_write_table_puts_the_markdown_beside_the_csv(tmp_path):
     frame = pd.DataFrame({"accuracy": [0.5]}, index=pd.MultiIndex.from_tuples([("noto", "xPatch")]))
-    markdown = write_table(tmp_path / "tables" / "t.csv", frame)
+    markdown = write_table(tmp_path, "t", frame)
     assert (tmp_path / "tables" / "t.md").read_text() == markdown + "\n"
     back = pd.read_csv(tmp_path / "tables" / "t.csv", index_col=[0, 1])
     assert back.loc[("noto", "xPatch"), "accuracy"] == 0.5

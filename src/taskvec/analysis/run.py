@@ -143,10 +143,6 @@ def _identity(config: AnalysisConfig, adapter: ModelAdapter, task_prints: list[s
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _write_table(folder: RunFolder, name: str, frame: pd.DataFrame, index: bool = True) -> str:
-    return write_table(folder.path("tables", f"{name}.csv"), frame, index)
-
-
 def _default_decode_layers(num_layers: int, chosen: int) -> list[int]:
     return sorted({num_layers // 4, num_layers // 2, chosen, num_layers - 1})
 
@@ -306,13 +302,13 @@ def analyze(
     for method, frame in embeddings.items():
         write_atomic(folder.path("tables", f"embedding_{method}.csv"), frame.to_csv(index=False))
     markdown = {
-        "phase_ranges": _write_table(folder, "phase_ranges", ranges.reset_index(), index=False),
-        "phase_ranges_by_task": _write_table(
-            folder, "phase_ranges_by_task", per_task_ranges.reset_index(), index=False
+        "phase_ranges": write_table(folder.root, "phase_ranges", ranges.reset_index(), index=False),
+        "phase_ranges_by_task": write_table(
+            folder.root, "phase_ranges_by_task", per_task_ranges.reset_index(), index=False
         ),
-        "decodings": _write_table(folder, "decodings_table", wide),
-        "similarity": _write_table(folder, f"similarity_layer{layer}", matrix.round(4)),
-        "similarity_by_layer": _write_table(folder, "similarity_by_layer", by_layer.round(4)),
+        "decodings": write_table(folder.root, "decodings_table", wide),
+        "similarity": write_table(folder.root, f"similarity_layer{layer}", matrix.round(4)),
+        "similarity_by_layer": write_table(folder.root, "similarity_by_layer", by_layer.round(4)),
     }
     model = adapter.name
     plot_paths = [

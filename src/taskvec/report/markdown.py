@@ -24,9 +24,10 @@ def markdown_table(frame: pd.DataFrame, index: bool = True) -> str:
     return frame.to_markdown(index=index)
 
 
-def write_table(csv_path: Path, frame: pd.DataFrame, index: bool = True) -> str:
-    """``frame`` as ``csv_path`` and, beside it, as Markdown (``.md``), each written atomically;
-    returns the Markdown."""
+def write_table(root: Path, name: str, frame: pd.DataFrame, index: bool = True) -> str:
+    """``frame`` as ``root/tables/<name>.csv`` and, beside it, as Markdown (``.md``), each written
+    atomically; returns the Markdown."""
+    csv_path = Path(root) / "tables" / f"{name}.csv"
     write_atomic(csv_path, frame.to_csv(index=index))
     markdown = markdown_table(frame, index=index)
     write_atomic(csv_path.with_suffix(".md"), markdown + "\n")

@@ -29,10 +29,6 @@ def _md(frame: pd.DataFrame) -> str:
     return markdown_table(frame)
 
 
-def _save_table(root, name: str, frame: pd.DataFrame) -> None:
-    write_table(root / "tables" / f"{name}.csv", frame)
-
-
 def _save_plot(figure, path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")
@@ -181,8 +177,8 @@ def write_report(reproduction, ensemble, conflict, similarity, analysis, llm, ti
     for metric in ("paper", "strict"):
         for style in config.styles:
             mean, std = table3_with_std(reproduction.conditions, style, metric)
-            _save_table(root, f"table3_{style}_{metric}", mean.round(4))
-            _save_table(root, f"table3_{style}_{metric}_std", std.round(4))
+            write_table(root, f"table3_{style}_{metric}", mean.round(4))
+            write_table(root, f"table3_{style}_{metric}_std", std.round(4))
     lines += ["## 1. Cross-modal transfer (Table 3)", ""]
     lines += [
         "Image queries, test split, mean ± std over seeds; the layer is chosen on the validation split "
@@ -204,7 +200,7 @@ def write_report(reproduction, ensemble, conflict, similarity, analysis, llm, ti
     lines += ["## 2. Specification x query (Table 10)", ""]
     for metric in ("paper", "strict"):
         table = matrix(reproduction.conditions, metric).round(3)
-        _save_table(root, f"matrix_{metric}", table)
+        write_table(root, f"matrix_{metric}", table)
         if metric == "paper":
             lines += [_md(table), ""]
     lines += ["The paper (Idefics2 / Mantis-Fuyu, patch rows):", ""]
@@ -214,7 +210,7 @@ def write_report(reproduction, ensemble, conflict, similarity, analysis, llm, ti
     for style in config.styles:
         chosen = {c: r for c, r in reproduction.conditions.items() if c.style in (style, None)}
         curves = layer_curves(chosen, "paper")
-        _save_table(root, f"layer_curves_{style}", curves.round(4))
+        write_table(root, f"layer_curves_{style}", curves.round(4))
         name = plot_layer_curves(
             curves, root / "plots" / f"layer_curves_{style}.png", f"xPatch per layer ({style})"
         )
@@ -227,7 +223,7 @@ def write_report(reproduction, ensemble, conflict, similarity, analysis, llm, ti
     if ensemble is not None and len(ensemble):
         for style in config.styles:
             summary = summarise_ensemble(ensemble[ensemble["style"] == style]).round(3)
-            _save_table(root, f"ensemble_{style}", summary.set_index(["kind", "n"]))
+            write_table(root, f"ensemble_{style}", summary.set_index(["kind", "n"]))
             name = plot_ensemble(
                 summary, root / "plots" / f"ensemble_{style}.png", f"instruction + exemplars ({style})"
             )
@@ -246,7 +242,7 @@ def write_report(reproduction, ensemble, conflict, similarity, analysis, llm, ti
     lines += ["## 5. Task conflict (Fig. 9)", ""]
     if conflict is not None and len(conflict):
         summary = conflict_summary(conflict)
-        _save_table(root, "conflict_summary", summary)
+        write_table(root, "conflict_summary", summary)
         layer = int(conflict["layer"].iloc[0])
         lines += [
             f"The prompt is task A's instruction + an image query (`{reproduction.training_style}`); "
@@ -273,7 +269,7 @@ def write_report(reproduction, ensemble, conflict, similarity, analysis, llm, ti
     lines += _analysis_section(analysis)
 
     verdicts = claims(reproduction, ensemble, conflict, "paper")
-    _save_table(root, "claims", verdicts.set_index(["style", "claim"]))
+    write_table(root, "claims", verdicts.set_index(["style", "claim"]))
     lines += ["## Claims, one by one", "", "Metric: " + METRIC_NOTES["paper"] + ".", ""]
     lines += [_md(verdicts.set_index(["style", "claim"])), ""]
     lines += [
@@ -350,7 +346,7 @@ def _transfer_section(reproduction, similarity, llm) -> list[str]:
             rows[(style, name)] = per_task
     table = pd.DataFrame(rows).T.round(3).rename_axis(["style", "vectors"])
     table = table[[t.name for t in reproduction.tasks if t.name in table.columns] + ["average"]]
-    _save_table(reproduction.root, "table4", table)
+    write_table(reproduction.root, "table4", table)
     same_weights = getattr(reproduction.adapter, "language_model_is_frozen", False)
     lines += [_md(table), ""]
     if same_weights:
@@ -362,7 +358,7 @@ def _transfer_section(reproduction, similarity, llm) -> list[str]:
             "",
         ]
     if similarity is not None:
-        _save_table(reproduction.root, "table4_similarity", similarity)
+        write_table(reproduction.root, "table4_similarity", similarity)
         lines += ["Cosine similarity of task vectors (mean over tasks and seeds):", "", _md(similarity), ""]
     lines += ["The paper (Table 4):", ""]
     for model, rows in paper.TABLE4.items():

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRICS  # noqa: E402
 from taskvec.evaluation.protocol import ExperimentConfig  # noqa: E402
 from taskvec.evaluation.scoring import layer_curve, summary_table  # noqa: E402
-from taskvec.report.markdown import write_table as write_table_files  # noqa: E402
+from taskvec.report.markdown import write_table  # noqa: E402
 from taskvec.report.run_folder import RunFolder, write_atomic  # noqa: E402
 
 METHOD_NAMES = {
@@ -29,10 +29,6 @@ def format_summary(table: pd.DataFrame) -> pd.DataFrame:
     mean, std = table["mean"], table["std"]
     cells = mean.map(lambda v: f"{v:.2f}") + " ± " + std.map(lambda v: f"{v:.2f}")
     return cells.rename(columns=METHOD_NAMES)
-
-
-def write_table(folder: RunFolder, name: str, frame: pd.DataFrame) -> str:
-    return write_table_files(folder.path("tables", f"{name}.csv"), frame)
 
 
 def plot_curves(curve: pd.DataFrame, best: int, title: str, path) -> None:
@@ -73,13 +69,15 @@ def write_run_outputs(
         table = summary_table(predictions, metric)
         if table.empty:
             continue
-        write_table(folder, f"summary_{metric}", table)
-        sections.append((metric, write_table(folder, f"summary_{metric}_formatted", format_summary(table))))
+        write_table(folder.root, f"summary_{metric}", table)
+        sections.append(
+            (metric, write_table(folder.root, f"summary_{metric}_formatted", format_summary(table)))
+        )
     for metric in FIRST_TOKEN_METRICS:
         val_curve = layer_curve(val_scores, metric)
-        write_table(folder, f"val_curve_{metric}", val_curve.round(4))
+        write_table(folder.root, f"val_curve_{metric}", val_curve.round(4))
         if not test_scores.empty:  # swept at every layer (``test_layers="all"``)
-            write_table(folder, f"test_curve_{metric}", layer_curve(test_scores, metric).round(4))
+            write_table(folder.root, f"test_curve_{metric}", layer_curve(test_scores, metric).round(4))
     curve = layer_curve(val_scores, config.selection_metric)
     plot_curves(
         curve,
