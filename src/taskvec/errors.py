@@ -38,6 +38,10 @@ class VectorFileError(VectorMismatchError):
     A subclass of ``VectorMismatchError``: either way the vector must not be used."""
 
 
+class DeviceError(TaskvecError, ValueError):
+    """A device this machine's torch cannot compute on (no CUDA build, no such GPU)."""
+
+
 class ConfigError(TaskvecError, ValueError):
     """Conflicting or impossible run options."""
 

@@ -418,11 +418,13 @@ def run_analysis(
     run: str | Path | None = None,
     out: str | Path | None = None,
     adapter: ModelAdapter | None = None,
+    load_options=None,
     **options,
 ) -> AnalysisResult:
     """What ``taskvec analyze`` does: options from ``run`` (a ``taskvec run`` folder) and/or
     ``options``, the model loaded by name, results into ``out`` (default ``<run>/analysis`` or
-    ``runs/<model>-analysis-<template>-<hash>``)."""
+    ``runs/<model>-analysis-<template>-<hash>``); ``load_options`` (dtype, device) apply to the model
+    loaded here."""
     from taskvec.models.registry import load_model
 
     options = {k: v for k, v in options.items() if v is not None}
@@ -432,5 +434,5 @@ def run_analysis(
     else:
         config, run_layer = AnalysisConfig.create(**options), None
         out = out or default_analysis_dir(config)
-    adapter = adapter or load_model(config.model)
+    adapter = adapter or load_model(config.model, load_options)
     return analyze(adapter, config, out, run_layer=run_layer)

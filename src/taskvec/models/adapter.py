@@ -41,9 +41,21 @@ class Encoded:
     def seq_len(self) -> int:
         return int(self.input_ids.shape[1])
 
+    @property
+    def device(self) -> torch.device:
+        return self.input_ids.device
+
     def position_ids(self) -> torch.Tensor:
         """Positions that ignore left padding, so padded and unpadded runs agree."""
         return (self.attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+    def to(self, device: torch.device | str) -> Encoded:
+        """The batch on ``device`` (where the model reads its inputs); no copy if it is there."""
+        return Encoded(
+            self.input_ids.to(device),
+            self.attention_mask.to(device),
+            {key: value.to(device) for key, value in self.extra.items()},
+        )
 
 
 class ModelAdapter(ABC):
@@ -103,6 +115,14 @@ class ModelAdapter(ABC):
         between runs (``SharedWork``) is keyed by it, so identical arithmetic is done once."""
         return self
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model reads its inputs: the device of its input embeddings (the first device
+        of a model spread over several). ``encode`` puts batches there; every tensor the engine
+        makes to meet them is made there too, and results leave the public API on the CPU."""
+        weight = self.model.get_input_embeddings().weight
+        return torch.device("cpu") if weight.device.type == "meta" else weight.device
+
     def check_layer(self, layer: int) -> int:
         if not isinstance(layer, int) or layer < 0 or layer >= self.num_layers:
             raise LayerError(
@@ -114,7 +134,13 @@ class ModelAdapter(ABC):
     # --- tokens ----------------------------------------------------------------------------
     @abstractmethod
     def encode(self, prompts: Sequence[Prompt]) -> Encoded:
-        """Tokenise prompts (expanding images into their placeholder tokens), left-padded."""
+        """Tokenise prompts (expanding images into their placeholder tokens), left-padded, on
+        ``self.device``."""
+
+    def token_count(self, prompt: Prompt) -> int:
+        """Length of one prompt in tokens (images counted as their placeholder tokens); for
+        planning batches, so it never needs the model's device."""
+        return int(self.encode([prompt]).attention_mask.sum())
 
     @abstractmethod
     def decode(self, token_ids: Sequence[int] | torch.Tensor) -> str:

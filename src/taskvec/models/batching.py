@@ -41,7 +41,7 @@ class MemoryBudget:
 
 def token_counts(adapter: ModelAdapter, prompts: Sequence[Prompt]) -> list[int]:
     """Length of each prompt in tokens (images counted as their placeholder tokens)."""
-    return [int(adapter.encode([p]).attention_mask.sum()) for p in prompts]
+    return [adapter.token_count(p) for p in prompts]
 
 
 def _plan(lengths: Sequence[int], cost, limit: int, max_prompts: int, too_big) -> Iterator[list[int]]:

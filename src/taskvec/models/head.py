@@ -201,7 +201,7 @@ def _screen_for(head: nn.Module) -> _Screen | None:
 def _accumulates_in_float32() -> bool:
     """The bound assumes bfloat16 products summed in float32; a sum of 4096 ones tells (in
     bfloat16 it would stop at 256)."""
-    ones = torch.ones(2, 4096, dtype=torch.bfloat16)
+    ones = torch.ones(2, 4096, dtype=torch.bfloat16, device="cpu")  # the CPU backend is the question
     total = F.linear(ones, ones)
     return bool((total.float() == 4096).all())
 

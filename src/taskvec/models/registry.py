@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from taskvec.errors import ModelSpecError
+from taskvec.errors import DeviceError, ModelSpecError
 from taskvec.models.adapter import ModelAdapter, file_fingerprint
 from taskvec.models.families.causal_lm import CausalLMAdapter
 
@@ -28,8 +28,9 @@ from taskvec.models.families.causal_lm import CausalLMAdapter
 class LoadOptions:
     """How to load weights, passed to transformers' ``from_pretrained``.
 
-    ``dtype``: a torch dtype name ("float32", "bfloat16", "float16"). ``device_map``: accelerate's
-    placement ("auto" spreads the layers over the GPUs and CPU, "cuda:0", "cpu"); needs
+    ``dtype``: a torch dtype name ("float32", "bfloat16", "float16"). ``device``: where the whole
+    model computes ("cpu", "cuda", "cuda:1"); weights load straight onto it. ``device_map``:
+    accelerate's placement instead ("auto" spreads the layers over the GPUs and CPU); needs
     ``accelerate``. ``load_in_4bit``: NF4 weights via bitsandbytes (installed separately, needs a
     GPU), computing in ``dtype``. Hooks see the decoder layers' outputs in the compute dtype.
     """
@@ -38,17 +39,49 @@ class LoadOptions:
     device_map: str | None = None
     load_in_4bit: bool = False
     cache_dir: Path | None = None
+    device: str | None = None
 
     def numerics(self) -> str:
         """'' for the default (float32 on the CPU); otherwise what changes the numbers: the dtype,
-        4-bit weights, the device map. It is appended to the weights fingerprint, so results
-        computed under other numerics never mix in one run folder or vector check."""
+        4-bit weights, the device (its kind: every GPU of a kind computes alike), the device map.
+        It is appended to the weights fingerprint, so results computed under other numerics never
+        mix in one run folder or vector check."""
         parts = [] if self.dtype == "float32" else [self.dtype]
         if self.load_in_4bit:
             parts.append("nf4")
+        device = self.torch_device()
+        if device is not None and device.type != "cpu":
+            parts.append(device.type)
         if self.device_map and self.device_map != "cpu":
             parts.append(f"device_map={self.device_map}")
         return "+".join(parts)
+
+    def torch_device(self) -> torch.device | None:
+        """``device`` checked against this machine: one clear error before anything loads."""
+        if self.device is None:
+            return None
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as error:
+            raise DeviceError(f"unknown device {self.device!r}: use cpu, cuda or cuda:N") from error
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                cuda = torch.version.cuda
+                build = "a CPU-only build" if cuda is None else f"built for CUDA {cuda}"
+                raise DeviceError(
+                    f"device {self.device!r} needs CUDA, but this torch {torch.__version__} ({build}) "
+                    "sees no GPU; install a CUDA build of torch or use --device cpu"
+                )
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise DeviceError(
+                    f"device {self.device!r}: this machine has {torch.cuda.device_count()} GPU(s), "
+                    f"cuda:0..cuda:{torch.cuda.device_count() - 1}"
+                )
+        elif device.type != "cpu":
+            raise DeviceError(f"unsupported device {self.device!r}: use cpu, cuda or cuda:N")
+        if self.device_map is not None and device.type != "cpu":
+            raise DeviceError("give --device or --device-map, not both")
+        return device
 
     def torch_dtype(self) -> torch.dtype:
         dtype = getattr(torch, self.dtype, None)
@@ -58,8 +91,11 @@ class LoadOptions:
 
     def hf_kwargs(self) -> dict:
         kwargs: dict = {"dtype": self.torch_dtype()}
+        device = self.torch_device()
         if self.device_map:
             kwargs["device_map"] = self.device_map
+        elif device is not None and device.type != "cpu":
+            kwargs["device_map"] = str(device)  # straight onto the GPU, never a CPU copy first
         if self.load_in_4bit:
             if importlib.util.find_spec("bitsandbytes") is None:
                 raise ModelSpecError("load_in_4bit needs bitsandbytes: pip install bitsandbytes")
@@ -111,7 +147,8 @@ def load_gguf_causal_lm(
         folder, filename = str(gguf_path.parent), gguf_path.name
         with torch.random.fork_rng(devices=[]):  # see below
             tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
-            model = model_class.from_pretrained(folder, gguf_file=filename, **options.hf_kwargs())
+            on_cpu = LoadOptions(dtype=options.dtype)  # dequantized and saved on the CPU
+            model = model_class.from_pretrained(folder, gguf_file=filename, **on_cpu.hf_kwargs())
             _save_atomically(model, tokenizer, cached)
     # Always load the cached copy when there is one: a first (dequantizing) load then leaves the
     # global random state exactly where every later load does, so a seeded run that builds
@@ -266,8 +303,11 @@ def register_family(model_type: str, loader: Callable[[str, LoadOptions], ModelA
 def load_model(name: str, options: LoadOptions | None = None) -> ModelAdapter:
     """Load a named model, or a hub id / local folder whose ``model_type`` has an adapter."""
     options = options or LoadOptions()
-    options.torch_dtype()  # an unknown dtype fails before anything loads
+    options.torch_dtype()  # an unknown dtype or device fails before anything loads
+    device = options.torch_device()
     adapter = _load(name, options)
+    if device is not None and options.device_map is None:
+        adapter.model.to(device)  # parts a loader built on the CPU (the embedded VLM's encoder)
     if options.numerics():
         adapter.mark_numerics(options.numerics())
     return adapter

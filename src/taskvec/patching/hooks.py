@@ -69,12 +69,13 @@ def patching_last_token(
         rows, values = patches[chosen[position]]
 
         def hook(_module, _inputs, output):
-            hidden = _hidden(output)
-            values_here = values.to(hidden.dtype)
+            hidden = _hidden(output)  # on this layer's device (one of several, for a spread model)
+            rows_here = rows.to(hidden.device)
+            values_here = values.to(hidden.device, hidden.dtype)
             if mode == "replace":
-                hidden[rows, -1, :] = values_here
+                hidden[rows_here, -1, :] = values_here
             else:
-                hidden[rows, -1, :] += scale * values_here
+                hidden[rows_here, -1, :] += scale * values_here
             return output
 
         return hook

@@ -52,10 +52,11 @@ def cache_rows(cache: Cache, index: torch.Tensor) -> Cache:
     """A fork of ``cache`` whose batch row ``i`` is row ``index[i]`` of ``cache`` (rows may repeat)."""
     forked = fork_cache(cache)
     rows = forked.layers[0].keys.shape[0] if forked.layers else 0
-    if torch.equal(index, torch.arange(rows)):
+    if len(index) == rows and torch.equal(index, torch.arange(rows, device=index.device)):
         return forked  # every row in order: nothing to copy
     for layer in forked.layers:
-        layer.keys, layer.values = layer.keys[index], layer.values[index]
+        here = index.to(layer.keys.device)  # a model spread over devices caches each layer on its own
+        layer.keys, layer.values = layer.keys[here], layer.values[here]
     return forked
 
 

@@ -119,7 +119,7 @@ def _answers_under_patches(
     if unforkable_reason(prefix, adapter.num_layers, encoded.batch_size):
         return [generate_ids(adapter, prompts, patch, max_new_tokens, budget, until) for patch in patches]
     n = encoded.batch_size
-    index = torch.arange(n).repeat(len(patches))
+    index = torch.arange(n, device=encoded.device).repeat(len(patches))
     rows = adapter.rows(encoded, index)
     with greedy_head(adapter.unembedding()) as head:
         with _patching_each(adapter, patches, n):
@@ -138,12 +138,13 @@ def _patching_each(adapter: ModelAdapter, patches: Sequence[Patch | None], rows:
     """``patches[p]`` on the last token of rows ``p * rows`` to ``(p + 1) * rows`` (``None``:
     those rows run clean); patches of one mode and scale share a hook per layer."""
     kinds: dict[tuple[PatchMode, float], dict[int, tuple[list, list]]] = {}
+    device = adapter.device
     for p, patch in enumerate(patches):
         if patch is not None:
             by_layer = kinds.setdefault((patch.mode, patch.scale), {})
             patched_rows, values = by_layer.setdefault(patch.layer, ([], []))
-            patched_rows.append(torch.arange(p * rows, (p + 1) * rows))
-            values.append(patch.vector.expand(rows, -1))
+            patched_rows.append(torch.arange(p * rows, (p + 1) * rows, device=device))
+            values.append(patch.vector.to(device).expand(rows, -1))
     with ExitStack() as stack:
         for (mode, scale), by_layer in kinds.items():
             layers = {layer: (torch.cat(r), torch.cat(v)) for layer, (r, v) in by_layer.items()}
@@ -173,10 +174,11 @@ def greedy_continue(
         if not going:
             break
         if len(going) < len(live) and unforkable_reason(cache, adapter.num_layers, len(live)) is None:
-            index = torch.tensor(going)
+            index = torch.tensor(going, device=encoded.device)
             encoded, cache = adapter.rows(encoded, index), cache_rows(cache, index)
             live = [live[row] for row in going]
-        encoded = adapter.grow(encoded, torch.tensor([[answers[a][-1]] for a in live]))
+        next_ids = torch.tensor([[answers[a][-1]] for a in live], device=encoded.device)  # [rows, 1]
+        encoded = adapter.grow(encoded, next_ids)
         step = adapter.last_token_inputs(encoded)
         output = adapter.model(**step, past_key_values=cache, use_cache=True, logits_to_keep=1)
         cache = output.past_key_values

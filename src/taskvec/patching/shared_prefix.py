@@ -127,7 +127,7 @@ def _run_batch(
             by_length.setdefault(len(ids), []).append((r, j))
     for length in sorted(by_length):
         cells = by_length[length]
-        rows = torch.tensor([r for r, _ in cells])
+        rows = torch.tensor([r for r, _ in cells], device=encoded.device)
         tokens = _continue(
             adapter,
             adapter.rows(encoded, rows),
@@ -150,12 +150,12 @@ def _continue(
 ) -> list[list[int]]:
     """Greedy answers of ``prefix`` rows (their cache given) continued by ``pieces`` of equal
     length (ids and extra inputs each)."""
-    ids = torch.tensor([p for p, _ in pieces])  # [rows, length]
+    ids = torch.tensor([p for p, _ in pieces], device=prefix.device)  # [rows, length]
     full = Encoded(
         torch.cat([prefix.input_ids, ids], 1), torch.cat([prefix.attention_mask, torch.ones_like(ids)], 1)
     )
     keys = sorted({key for _, e in pieces for key in e})  # per-image inputs, in row order
-    extra = {key: torch.cat([e[key] for _, e in pieces if key in e]) for key in keys}
+    extra = {key: torch.cat([e[key] for _, e in pieces if key in e]).to(prefix.device) for key in keys}
     with greedy_head(adapter.unembedding()) as head:
         output = adapter.model(
             input_ids=ids,

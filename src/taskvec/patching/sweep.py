@@ -93,16 +93,17 @@ def sweep(
     budget = budget or MemoryBudget()
     if not adapter.prefix_cache_is_exact or not layers:
         return _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale)
-    patched = torch.empty(len(queries), len(layers), dtype=torch.long)
-    clean = torch.empty(len(queries), dtype=torch.long)
+    patched = torch.empty(len(queries), len(layers), dtype=torch.long, device="cpu")
+    clean = torch.empty(len(queries), dtype=torch.long, device="cpu")
     lengths = token_counts(adapter, queries)
     try:
         for indices in plan_sweep_batches(adapter, lengths, len(layers), budget):
             encoded = adapter.encode([queries[i] for i in indices])
             with greedy_head(adapter.unembedding()) as head:
-                patched[indices], clean[indices] = _sweep_passes(
+                batch_patched, batch_clean = _sweep_passes(
                     adapter, encoded, vectors, layers, mode, scale, lambda _output: head.last()[:, -1]
                 )
+            patched[indices], clean[indices] = batch_patched.cpu(), batch_clean.cpu()
     except FastPathUnavailable as reason:
         warnings.warn(f"{adapter.name}: layer sweep runs in full ({reason})", stacklevel=2)
         return _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale)
@@ -123,13 +124,15 @@ def sweep_logits(
     mode: PatchMode = "replace",
     scale: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next-token logits of one batch of queries: patched ``[n, len(layers), vocab]``, clean ``[n, vocab]``.
+    """Next-token logits of one batch of queries: patched ``[n, len(layers), vocab]``, clean ``[n, vocab]``
+    (on the CPU).
 
     Raises ``FastPathUnavailable`` where the fast path cannot be exact (the caller runs the plain
     path instead)."""
-    return _sweep_passes(
+    patched, clean = _sweep_passes(
         adapter, encoded, vectors, layers, mode, scale, lambda output: output.logits[:, -1, :]
     )
+    return patched.cpu(), clean.cpu()
 
 
 def _sweep_passes(adapter, encoded, vectors, layers, mode, scale, read):
@@ -246,7 +249,7 @@ class _RowStepper:
         if self.mode == "replace":
             out = values.expand(-1, self.n, -1)
         else:
-            clean = self.clean_out[index].to(like.dtype)[None, :, :]  # [1, n, hidden]
+            clean = self.clean_out[index].to(like.device, like.dtype)[None, :, :]  # [1, n, hidden]
             out = clean + self.scale * values
         return out.reshape(-1, 1, values.shape[-1])
 
@@ -261,7 +264,7 @@ def _hidden_argument(args: tuple, kwargs: dict) -> torch.Tensor:
 
 def _block_rows(adapter: ModelAdapter, encoded: Encoded, blocks: int) -> Encoded:
     """The batch ``blocks`` times, block-major (row ``b * n + q`` is query ``q``)."""
-    return adapter.rows(encoded, torch.arange(encoded.batch_size).repeat(blocks))
+    return adapter.rows(encoded, torch.arange(encoded.batch_size, device=encoded.device).repeat(blocks))
 
 
 # --- caches -----------------------------------------------------------------------------------------
@@ -369,14 +372,14 @@ def sweep_naive(
     """The paper's procedure: a full forward of each query for each patched layer (no cache)."""
     layers = list(layers)
     _check(adapter, vectors, layers)
-    patched = torch.empty(len(queries), len(layers), dtype=torch.long)
+    patched = torch.empty(len(queries), len(layers), dtype=torch.long, device="cpu")
     groups = [[q] for q in queries] if batch_one else [list(queries)]
     for j, layer in enumerate(layers):
         column = []
         for group in groups:
             column.extend(first_token_ids(adapter, group, Patch(layer, vectors[j], mode, scale), budget))
-        patched[:, j] = torch.tensor(column)
+        patched[:, j] = torch.tensor(column, device="cpu")
     clean = []
     for group in groups:
         clean.extend(first_token_ids(adapter, group, None, budget))
-    return SweepResult(layers, patched, torch.tensor(clean))
+    return SweepResult(layers, patched, torch.tensor(clean, dtype=torch.long, device="cpu"))

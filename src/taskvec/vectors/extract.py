@@ -33,13 +33,14 @@ def last_token_states(
 
 @torch.no_grad()
 def _run(adapter: ModelAdapter, prompts: Sequence[Prompt], budget: MemoryBudget) -> torch.Tensor:
-    states = torch.empty(len(prompts), adapter.num_layers, adapter.hidden_size)
+    states = torch.empty(len(prompts), adapter.num_layers, adapter.hidden_size, device="cpu")
     lengths = token_counts(adapter, prompts)
     for indices in plan_batches(lengths, budget.max_tokens(adapter)):
         encoded = adapter.encode([prompts[i] for i in indices])
         with recording_last_token(adapter.layers) as records, unread_head(adapter.unembedding()):
             adapter.forward(encoded)
-        states[indices] = torch.stack(records, dim=1).float()  # [batch, layers, hidden]
+        device = records[0].device  # a model spread over devices records each layer on its own
+        states[indices] = torch.stack([r.to(device) for r in records], dim=1).float().cpu()
     return states
 
 

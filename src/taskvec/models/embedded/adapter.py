@@ -130,10 +130,14 @@ class EmbeddedVLMAdapter(ModelAdapter):
             all_images.extend(images)
         width = max(len(r) for r in rows)
         pad = int(self.tokenizer.pad_token_id)
-        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
-        attention_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        device = self.device
+        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
+        attention_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
         extra = {"image_embeds": self.image_embeds(all_images)} if all_images else {}
         return Encoded(input_ids, attention_mask, extra)
+
+    def token_count(self, prompt: Prompt) -> int:
+        return len(self.prompt_ids(prompt)[0])
 
     continues_cached_prefix = True
 
@@ -157,7 +161,7 @@ class EmbeddedVLMAdapter(ModelAdapter):
         found = {key: self._image_cache.get(key) for key in keys}
         missing = {key: image for key, image in zip(keys, images, strict=True) if found[key] is None}
         if missing:
-            pixels = preprocess(list(missing.values()), size=self.image_size)
+            pixels = preprocess(list(missing.values()), size=self.image_size).to(self.device)
             for key, value in zip(missing, self.model.image_embeds(pixels), strict=True):
                 found[key] = value
                 self._image_cache.put(key, value)

@@ -73,7 +73,8 @@ class EntityNameProjector(nn.Module):
         for entity, ids in enumerate(name_token_ids):
             ids = ids[:k]
             if ids:
-                vectors = embeddings(torch.tensor(ids)).float()  # [len, hidden]
+                ids_here = torch.tensor(ids, device=embeddings.weight.device)
+                vectors = embeddings(ids_here).float().to(table.device)  # [len, hidden]
                 table[entity, k - len(ids) :] = vectors
         self.name_table.copy_(table)
 

@@ -49,7 +49,10 @@ class CausalLMAdapter(ModelAdapter):
     def encode(self, prompts: Sequence[Prompt]) -> Encoded:
         texts = [self.text_of(p) for p in prompts]
         batch = self.tokenizer(texts, return_tensors="pt", padding=True)
-        return Encoded(batch["input_ids"], batch["attention_mask"])
+        return Encoded(batch["input_ids"], batch["attention_mask"]).to(self.device)
+
+    def token_count(self, prompt: Prompt) -> int:
+        return len(self.tokenizer(self.text_of(prompt))["input_ids"])
 
     continues_cached_prefix = True
 

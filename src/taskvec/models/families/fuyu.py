@@ -87,8 +87,10 @@ class FuyuAdapter(VisionLanguageAdapter):
             sequences.append(ids)
         width = max(len(s) for s in sequences)
         pad = tokenizer.pad_token_id
-        out["input_ids"] = torch.tensor([[pad] * (width - len(s)) + s for s in sequences])
-        out["attention_mask"] = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences])
+        out["input_ids"] = torch.tensor([[pad] * (width - len(s)) + s for s in sequences], device=self.device)
+        out["attention_mask"] = torch.tensor(
+            [[0] * (width - len(s)) + [1] * len(s) for s in sequences], device=self.device
+        )
         return out
 
 

@@ -46,7 +46,7 @@ class MllamaAdapter(VisionLanguageAdapter):
         if MASK_KEY not in encoded.extra:  # a text-only batch: no token sees an image
             tiles = self.model.config.vision_config.max_num_tiles
             encoded.extra[MASK_KEY] = torch.zeros(
-                encoded.batch_size, encoded.seq_len, 1, tiles, dtype=torch.long
+                encoded.batch_size, encoded.seq_len, 1, tiles, dtype=torch.long, device=encoded.device
             )
         return encoded
 
@@ -64,6 +64,7 @@ class MllamaAdapter(VisionLanguageAdapter):
                 images * tiles * vlm.vision_model.num_patches,
                 self.hidden_size,
                 dtype=dtype,
+                device=encoded.device,
             )
         vision = vlm.vision_model(**{k: encoded.extra[k] for k in VISION_KEYS}).last_hidden_state
         states = vlm.multi_modal_projector(vision)  # [batch, images, tiles, patches, hidden]

@@ -114,7 +114,7 @@ class VisionLanguageAdapter(ModelAdapter):
         if not bool(attention_mask[:, -1].all()):
             raise ModelSpecError(f"{self.name}: the processor did not pad on the left")
         extra = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
-        return self.finish_encoding(Encoded(input_ids, attention_mask, extra))
+        return self.finish_encoding(Encoded(input_ids, attention_mask, extra).to(self.device))
 
     def finish_encoding(self, encoded: Encoded) -> Encoded:
         """Hook for families that add derived inputs (e.g. 3-D rope positions)."""
