@@ -1,0 +1,70 @@
+"""The engine on a CUDA device (skipped without one; ``bench/gpu.py`` is the full check at the
+paper's shapes). Every family's tiny model moves to the GPU; the fast paths must give the plain
+paths' tokens there too, and results must come back on the CPU."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from cases import CASES
+from tinyllm import tiny_llm
+from tinyparts import image
+
+from taskvec.patching.patch import Patch, generate_ids, generate_ids_under_patches, line_complete
+from taskvec.patching.sweep import sweep, sweep_naive
+from taskvec.prompts.template import PAPER
+from taskvec.vectors.extract import last_token_states
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+
+def _check_on_cuda(adapter, prompts, queries) -> None:
+    adapter.model.to("cuda")
+    assert adapter.device.type == "cuda"
+    layers = list(range(adapter.num_layers))
+    states = last_token_states(adapter, prompts)
+    assert states.device.type == "cpu"
+    vectors = states.mean(0)
+    fast = sweep(adapter, queries, vectors, layers)
+    naive = sweep_naive(adapter, queries, vectors, layers, batch_one=True)
+    assert fast.patched.device.type == "cpu" and fast.clean.device.type == "cpu"
+    assert torch.equal(fast.patched, naive.patched) and torch.equal(fast.clean, naive.clean)
+    patch = Patch(layers[-1], vectors[-1])
+    until = line_complete(adapter)
+    alone = [generate_ids(adapter, queries, p, 4, until=until) for p in (None, patch)]
+    assert generate_ids_under_patches(adapter, queries, [None, patch], 4, until=until) == alone
+
+
+def test_text_lm_on_cuda():
+    demos = "Q:France\nA:Paris\n\nQ:Spain\nA:Madrid\n\n"
+    prompts = [[demos + "Q:Italy\nA:"], [demos + "Q:Peru\nA:"]]
+    _check_on_cuda(tiny_llm("llama", layers=3), prompts, [["Q:Italy\nA:"], ["Q:Peru and Chile\nA:"]])
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_every_family_on_cuda(case):
+    adapter = case.build()
+    try:
+        prompts = [PAPER.icl([(image(1), "a"), (image(2), "b")], image(3 + i)) for i in range(2)]
+        _check_on_cuda(adapter, prompts, [PAPER.query(image(5)), PAPER.query(image(6))])
+    finally:
+        adapter.model.to("cpu")  # the cached tiny model is shared with the CPU tests
+
+
+def test_taskvec_run_on_a_saved_folder_on_cuda(tmp_path):
+    adapter = CASES[0].build()  # LLaVA
+    adapter.model.save_pretrained(tmp_path / "model")
+    adapter.processor.save_pretrained(tmp_path / "model")
+    command = [
+        sys.executable, "-m", "taskvec.cli", "run", "--model", str(tmp_path / "model"), "--device", "cuda",
+        "-t", "country_capital", "--query", "image", "--seed", "1", "--layer", "0", "--layer", "1",
+        "--test-layers", "chosen", "--out", str(tmp_path / "run"),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    model = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
+    assert model["numerics"] == "cuda"
