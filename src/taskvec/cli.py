@@ -280,6 +280,7 @@ def align(
     epochs: Annotated[float | None, typer.Option(help="stage 1 epochs (default: the shipped recipe)")] = None,
     steps: Annotated[int | None, typer.Option(help="stage 2 steps (default: the shipped recipe)")] = None,
     out: Annotated[Path | None, typer.Option(help="weights folder (default: the package's own)")] = None,
+    device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
 ) -> None:
     """Train the embedded VLM's recogniser and projector (its weights ship with taskvec).
 
@@ -291,6 +292,7 @@ def align(
     from taskvec.models.embedded.weights import WEIGHTS_DIR
 
     folder = out or WEIGHTS_DIR
+    load_options = _load_options("float32", device, None)  # a bad device fails before any training
     if stage not in ("all", "recogniser", "projector"):
         raise ConfigError(f"unknown stage {stage!r}; use all, recogniser or projector")
     keys = backbone or list(BACKBONES)
@@ -299,12 +301,12 @@ def align(
             raise ConfigError(f"unknown backbone {key!r}; known: {sorted(BACKBONES)}")
     if stage in ("all", "recogniser"):
         options = {"seed": seed} | ({"epochs": epochs} if epochs is not None else {})
-        info = align_recogniser(RecogniserConfig(**options), folder)
+        info = align_recogniser(RecogniserConfig(**options), folder, device or "cpu")
         console.print(f"recogniser: {info['train_seconds']} s, top-1 {info['classifier_top1']}")
     if stage in ("all", "projector"):
         for key in keys:
             options = {"seed": seed} | ({"steps": steps} if steps is not None else {})
-            info = align_projector(key, ProjectorConfig(**options), folder)
+            info = align_projector(key, ProjectorConfig(**options), folder, load_options)
             console.print(f"projector {key}: {info['train_seconds']} s, {info['recognition_strict']}")
 
 

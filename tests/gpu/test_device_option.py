@@ -24,7 +24,9 @@ def _never_load(monkeypatch):
     monkeypatch.setattr("taskvec.models.registry._load", refuse)
 
 
-@pytest.mark.parametrize("command", [["run", "-t", "country_capital"], ["reproduce", "--quick"], ["analyze"]])
+@pytest.mark.parametrize(
+    "command", [["run", "-t", "country_capital"], ["reproduce", "--quick"], ["analyze"], ["align"]]
+)
 def test_cuda_without_cuda_is_one_line_before_loading(command, no_cuda, monkeypatch, tmp_path):
     _never_load(monkeypatch)
     result = CliRunner().invoke(app, [*command, "--device", "cuda", "--out", str(tmp_path / "out")])

@@ -99,16 +99,17 @@ class AnswerBatch:
         # each sequence: (prompt ids, image feature rows, answer ids)
         pad = int(adapter.tokenizer.pad_token_id)
         width = max(len(ids) + len(answer) for ids, _, answer in sequences)
-        self.input_ids = torch.full((len(sequences), width), pad)
-        self.attention_mask = torch.zeros(len(sequences), width, dtype=torch.long)
-        self.targets = torch.full((len(sequences), width), -100)
+        device = adapter.device
+        self.input_ids = torch.full((len(sequences), width), pad, device=device)
+        self.attention_mask = torch.zeros(len(sequences), width, dtype=torch.long, device=device)
+        self.targets = torch.full((len(sequences), width), -100, device=device)
         self.feature_rows: list[int] = []
         for row, (ids, features, answer) in enumerate(sequences):
             full = ids + answer
-            self.input_ids[row, : len(full)] = torch.tensor(full)
+            self.input_ids[row, : len(full)] = torch.tensor(full, device=device)
             self.attention_mask[row, : len(full)] = 1
             # position p predicts token p + 1: the answer is predicted from the delimiter on
-            self.targets[row, len(ids) - 1 : len(full) - 1] = torch.tensor(answer)
+            self.targets[row, len(ids) - 1 : len(full) - 1] = torch.tensor(answer, device=device)
             self.feature_rows.extend(features)
 
 
@@ -154,7 +155,7 @@ def train_projector(
     model = adapter.model
     names = [_name for _name in _entity_names(data.entity_ids)]
     copies = features.shape[0]  # features: [copies, n, F] from ``pooled_features``
-    flat = features.reshape(-1, features.shape[-1])
+    flat = features.reshape(-1, features.shape[-1]).to(adapter.device)
     model.llm.requires_grad_(False)
     model.encoder.requires_grad_(False)
     projector = model.projector

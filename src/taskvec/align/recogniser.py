@@ -47,8 +47,8 @@ def to_tensor(arrays: np.ndarray) -> torch.Tensor:
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
     """[0, 1] RGB -> the encoder's input range."""
-    mean = torch.tensor(NORM_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(NORM_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(NORM_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(NORM_STD, device=images.device).view(1, 3, 1, 1)
     return (images - mean) / std
 
 
@@ -109,13 +109,15 @@ def train_recogniser(
     entity_ids: list[str],
     on_step: Callable[[int, int, float], None] | None = None,
     data: RecognitionData | None = None,
+    device: torch.device | str = "cpu",
 ) -> tuple[Recogniser, list[dict]]:
-    """Fine-tune the ImageNet encoder as an entity classifier; returns it and a loss log.
-    ``data`` defaults to the whole recognition set (the training styles)."""
+    """Fine-tune the ImageNet encoder as an entity classifier on ``device``; returns it (on the
+    CPU) and a loss log. ``data`` defaults to the whole recognition set (the training styles);
+    sampling and augmentation stay on the CPU, so the batches are the same on any device."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     data = data or RecognitionData.training(entity_ids)
-    model = Recogniser(load_pretrained(), len(entity_ids))
+    model = Recogniser(load_pretrained(), len(entity_ids)).to(device)
     optimiser = torch.optim.AdamW(_parameter_groups(model, config), weight_decay=config.weight_decay)
     base_lrs = [group["lr"] for group in optimiser.param_groups]
     steps_per_epoch = math.ceil(len(data.labels) / config.batch_size)
@@ -134,15 +136,16 @@ def train_recogniser(
             group["lr"] = base * scale
         model.train()
         _frozen_in_eval(model, config)
-        images = augment(data.images[batch], generator, data.flippable[batch])
+        images = augment(data.images[batch], generator, data.flippable[batch]).to(device)
+        labels = data.labels[batch].to(device)
         if config.image_size != images.shape[-1]:
             images = F.interpolate(images, size=config.image_size, mode="bilinear", antialias=True)
         logits = model(normalise(images))
-        loss = F.cross_entropy(logits, data.labels[batch], label_smoothing=config.label_smoothing)
+        loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-        accuracy = float((logits.argmax(-1) == data.labels[batch]).float().mean())
+        accuracy = float((logits.argmax(-1) == labels).float().mean())
         log.append(
             {
                 "stage": "recogniser",
@@ -154,4 +157,4 @@ def train_recogniser(
         )
         if on_step is not None:
             on_step(step, total, loss.item())
-    return model.eval(), log
+    return model.eval().cpu(), log

@@ -63,8 +63,9 @@ def _write_log(path: Path, log: list[dict]) -> None:
     write_atomic(path, "".join(json.dumps(row) + "\n" for row in log))
 
 
-def align_recogniser(config: RecogniserConfig, out: Path = WEIGHTS_DIR) -> dict:
-    """Stage 1: fine-tune the encoder as an entity recogniser; write ``recogniser.safetensors``."""
+def align_recogniser(config: RecogniserConfig, out: Path = WEIGHTS_DIR, device: str = "cpu") -> dict:
+    """Stage 1: fine-tune the encoder as an entity recogniser on ``device``; write
+    ``recogniser.safetensors``."""
     entity_ids = suite.entities()
     started = time.perf_counter()
     with _progress() as progress:
@@ -74,7 +75,7 @@ def align_recogniser(config: RecogniserConfig, out: Path = WEIGHTS_DIR) -> dict:
             progress.update(bar, total=total, completed=step + 1, loss=loss)
             _log_line(progress, "recogniser", step, total, loss)
 
-        model, log = _train_recogniser(config, entity_ids, on_step)
+        model, log = _train_recogniser(config, entity_ids, on_step, device=device)
     seconds = time.perf_counter() - started
     accuracy = classifier_accuracy(model.encoder, model.head, config.image_size)
     tensors = {
@@ -104,7 +105,8 @@ def load_recogniser(out: Path = WEIGHTS_DIR) -> tuple[Recogniser, dict]:
 
 @torch.no_grad()
 def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, options=None) -> dict:
-    """Stage 2: train the projector against backbone ``key``; write ``projector-<key>``."""
+    """Stage 2: train the projector against backbone ``key``; write ``projector-<key>``.
+    ``options`` (dtype, device) apply to the LLM; the encoder and projector join it there."""
     from taskvec.models.registry import load_model
 
     recogniser, recogniser_info = load_recogniser(out)
@@ -123,6 +125,7 @@ def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, 
         "training",
         recogniser_info["config"]["image_size"],
     )
+    adapter.model.to(llm.device)  # the encoder and projector join the LLM on its device
     data = RecognitionData.training(entity_ids)
     started = time.perf_counter()
     with _progress() as progress:
@@ -144,9 +147,8 @@ def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, 
     rows = recognition_table(adapter)
     sample = check_sample_accuracy(adapter)
     _write_log(out / "logs" / f"{projector_file(key)}.jsonl", log)
-    tensors = {
-        f"projector.{k}": v for k, v in projector.state_dict().items() if not k.startswith("classifier.")
-    }
+    state = projector.state_dict()
+    tensors = {f"projector.{k}": v.cpu() for k, v in state.items() if not k.startswith("classifier.")}
     info = {
         "config": config.model_dump(mode="json"),
         "backbone": key,
