@@ -47,22 +47,27 @@ def captured_rows(adapter, units) -> torch.Tensor:
     where ``greedy_head`` scans (its screen, or the plain argmax where there is none), so the
     prefix forwards that call the unembedding under ``unread_head`` add no rows."""
     rows: list[torch.Tensor] = []
-    screen_call, plain_argmax = head_module._Screen.__call__, head_module._plain_argmax
+    screen_call, own_forward = head_module._Screen.__call__, head_module._own_forward
 
     def screened(screen, x):
         rows.append(x.detach().clone())
         return screen_call(screen, x)
 
-    def plain(head, x):
-        rows.append(x.detach().clone())
-        return plain_argmax(head, x)
+    def plain(module):
+        forward = own_forward(module)
 
-    head_module._Screen.__call__, head_module._plain_argmax = screened, plain
+        def recorded(x):
+            rows.append(x.detach().clone())
+            return forward(x)
+
+        return recorded
+
+    head_module._Screen.__call__, head_module._own_forward = screened, plain
     try:
         for unit in units:
             sweep(adapter, unit.queries, unit.vectors, list(range(adapter.num_layers)))
     finally:
-        head_module._Screen.__call__, head_module._plain_argmax = screen_call, plain_argmax
+        head_module._Screen.__call__, head_module._own_forward = screen_call, own_forward
     return torch.cat(rows).float()
 
 

@@ -19,8 +19,9 @@ giving up exactness:
 
 Inside the block the unembedding returns a placeholder of width 1 instead of logits; the ids are
 read from the context object. Where the screen cannot be trusted (weights not float32, not on the
-CPU, or a backend that does not accumulate bfloat16 products in float32) it computes the float32
-logits and takes their argmax, so the answer is the same either way.
+CPU, or a backend that does not accumulate bfloat16 products in float32) it computes the logits
+through the module's own forward (with whatever wraps it: accelerate's hooks bring offloaded
+weights in) and takes their argmax, so the answer is the same either way.
 """
 
 from __future__ import annotations
@@ -63,10 +64,11 @@ def greedy_head(head: nn.Module) -> Iterator[GreedyReader]:
     returning logits; its output is a ``[..., 1]`` placeholder that must not be read."""
     reader = GreedyReader()
     screen = _screen_for(head)
+    own_forward = _own_forward(head)
 
     def forward(hidden: torch.Tensor) -> torch.Tensor:
         rows = hidden.reshape(-1, hidden.shape[-1])
-        ids = screen(rows) if screen is not None else _plain_argmax(head, rows)
+        ids = screen(rows) if screen is not None else own_forward(rows).argmax(-1)
         reader.calls.append(ids.reshape(hidden.shape[:-1]))
         return hidden.new_zeros(*hidden.shape[:-1], 1)
 
@@ -87,12 +89,25 @@ def unread_head(head: nn.Module) -> Iterator[None]:
         yield
 
 
+#: each module's forward as it was before the outermost block replaced it (the class's, or a
+#: wrapper such as accelerate's, which loads offloaded weights and moves inputs to their device)
+_OWN_FORWARDS: weakref.WeakKeyDictionary[nn.Module, object] = weakref.WeakKeyDictionary()
+
+
+def _own_forward(module: nn.Module):
+    """The module's forward without any of these blocks: what computes its real output."""
+    return _OWN_FORWARDS.get(module, module.forward)
+
+
 @contextmanager
 def _forward_replaced(module: nn.Module, forward) -> Iterator[None]:
-    """An instance attribute shadows the class's forward; whatever was there before (an outer
-    block's replacement) comes back afterwards, so the blocks nest."""
+    """An instance attribute shadows the forward; whatever was there before (an outer block's
+    replacement, or a wrapper of the module's own) comes back afterwards, so the blocks nest."""
     missing = object()
     previous = module.__dict__.get("forward", missing)
+    outermost = module not in _OWN_FORWARDS
+    if outermost:
+        _OWN_FORWARDS[module] = module.forward
     module.forward = forward
     try:
         yield
@@ -101,10 +116,8 @@ def _forward_replaced(module: nn.Module, forward) -> Iterator[None]:
             del module.forward
         else:
             module.forward = previous
-
-
-def _plain_argmax(head: nn.Module, rows: torch.Tensor) -> torch.Tensor:
-    return type(head).forward(head, rows).argmax(-1)
+        if outermost:
+            del _OWN_FORWARDS[module]
 
 
 # --- the screen -------------------------------------------------------------------------------------
