@@ -30,7 +30,9 @@ LENS_CHUNK_BYTES = 64 << 20
 def _as_head_input(adapter: ModelAdapter, states: torch.Tensor) -> torch.Tensor:
     """States cast to the head's dtype and device, so float32 states read a bf16 model."""
     weight = next(adapter.unembedding().parameters())
-    return states.to(device=weight.device, dtype=weight.dtype)
+    # an offloaded head's weights are on "meta" until accelerate's hook brings them in
+    device = adapter.device if weight.device.type == "meta" else weight.device
+    return states.to(device=device, dtype=weight.dtype)
 
 
 @torch.no_grad()
