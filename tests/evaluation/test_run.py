@@ -12,7 +12,7 @@ from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.run import evaluate
 from taskvec.evaluation.scoring import layer_curve
 from taskvec.models.shared_work import prompts_digest
-from taskvec.report.run_folder import RunFolder
+from taskvec.storage.run_folder import RunFolder
 from taskvec.tasks.registry import load_task
 
 CONFIG = dict(tasks=["country_capital"], seeds=[1], template="spaced")

@@ -26,7 +26,7 @@ from taskvec.patching.patch import first_token_ids, generate_ids
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
 from taskvec.patching.sweep import sweep, sweep_naive
 from taskvec.prompts.template import get_template
-from taskvec.report.run_folder import RunFolder
+from taskvec.storage.run_folder import RunFolder
 from taskvec.tasks.images import load_image
 from taskvec.vectors.extract import last_token_states
 

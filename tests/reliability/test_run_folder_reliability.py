@@ -28,7 +28,7 @@ from taskvec.evaluation.run import evaluate, run_identity, unit_identity
 from taskvec.models.batching import plan_batches
 from taskvec.prompts.template import get_template
 from taskvec.report import run_folder
-from taskvec.report.run_folder import RunFolder
+from taskvec.storage.run_folder import RunFolder
 from taskvec.tasks.registry import load_task
 from taskvec.vectors.task_vector import TaskVector
 

@@ -36,7 +36,7 @@ from taskvec.models.embedded.load import (
     projector_file,
 )
 from taskvec.models.embedded.weights import WEIGHTS_DIR, load_weights, save_weights
-from taskvec.report.run_folder import write_atomic
+from taskvec.storage.run_folder import write_atomic
 from taskvec.tasks import images as suite
 
 #: the fixed recognition sample whose accuracy the shipped weights must reproduce (tests)

@@ -39,8 +39,8 @@ from taskvec.errors import ConfigError
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.shared_work import SharedWork
 from taskvec.prompts.template import PromptTemplate, get_template
-from taskvec.report.markdown import write_table
-from taskvec.report.run_folder import RunFolder, write_atomic
+from taskvec.storage.markdown import write_table
+from taskvec.storage.run_folder import RunFolder, write_atomic
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
 
 

@@ -26,7 +26,7 @@ from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import token_counts
 from taskvec.models.registry import LoadOptions, load_model
 from taskvec.models.shared_work import SharedWork
-from taskvec.report.run_folder import RunFolder
+from taskvec.storage.run_folder import RunFolder
 from taskvec.tasks.registry import load_task
 from taskvec.tasks.task import Task
 from taskvec.vectors.task_vector import TaskVector

@@ -35,7 +35,7 @@ from taskvec.models.registry import LoadOptions
 from taskvec.models.shared_work import SharedWork
 from taskvec.patching.patch import line_complete
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
-from taskvec.report.run_folder import RunFolder, write_atomic
+from taskvec.storage.run_folder import RunFolder, write_atomic
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
 from taskvec.tasks.task import Task
 from taskvec.vectors.task_vector import TaskVector

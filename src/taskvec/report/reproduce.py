@@ -12,8 +12,8 @@ from taskvec.experiments import paper  # noqa: E402
 from taskvec.experiments.conditions import Condition, layer_curves, matrix, table3_with_std  # noqa: E402
 from taskvec.experiments.conflict import conflict_summary  # noqa: E402
 from taskvec.experiments.ensemble import summarise_ensemble  # noqa: E402
-from taskvec.report.markdown import markdown_table, write_table  # noqa: E402
-from taskvec.report.run_folder import write_atomic  # noqa: E402
+from taskvec.storage.markdown import markdown_table, write_table  # noqa: E402
+from taskvec.storage.run_folder import write_atomic  # noqa: E402
 
 METRIC_NOTES = {
     "paper": "the paper's first-token prefix rule",

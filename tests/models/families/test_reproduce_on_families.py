@@ -12,7 +12,7 @@ import torch
 from taskvec.experiments.conditions import Condition, run_conditions
 from taskvec.experiments.reproduce import ReproduceConfig, reproduce
 from taskvec.models.shared_work import SharedWork
-from taskvec.report.run_folder import RunFolder
+from taskvec.storage.run_folder import RunFolder
 from taskvec.vectors.task_vector import TaskVector
 
 BUILDERS = {"llava": test_llava.build_llava, "qwen2_vl": lambda: test_qwen2_vl.build("qwen2_vl")}

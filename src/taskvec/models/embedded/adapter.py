@@ -16,12 +16,12 @@ from PIL import Image
 from torch import nn
 
 from taskvec.errors import ModelSpecError
-from taskvec.lru import LruCache
 from taskvec.models.adapter import Encoded, ModelAdapter, NotAPrefix
 from taskvec.models.embedded.model import EmbeddedVLM
 from taskvec.models.vision.efficientnet_lite import preprocess
 from taskvec.prompts.inputs import image_digest
 from taskvec.prompts.template import Prompt
+from taskvec.storage.lru import LruCache
 
 IMAGE_TOKEN = "<image>"
 
