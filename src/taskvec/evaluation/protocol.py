@@ -5,7 +5,7 @@ and average the delimiter states of those prompts into the task vector (all laye
 sweep every layer on the bare validation queries; on the test split record No Context, the
 majority label of the demonstrations, xBase (demonstrations + query in one prompt) and xPatch at
 every layer. The layer is chosen afterwards from the validation curves alone
-(``select_layer``), so units are independent and a run can resume unit by unit.
+(``scoring.select_layer``), so units are independent and a run can resume unit by unit.
 """
 
 from __future__ import annotations
@@ -400,14 +400,6 @@ def patched_answers(
     }
 
 
-def select_layer(curve: dict[int, float]) -> int:
-    """The layer with the best mean validation accuracy; ties go to the lowest layer."""
-    if not curve:
-        raise ValueError("no layers to choose from")
-    best = max(curve.values())
-    return min(layer for layer, score in curve.items() if score == best)
-
-
 __all__ = [
     "ExperimentConfig",
     "answer_options",
@@ -418,6 +410,5 @@ __all__ = [
     "check_task_fits",
     "patched_answers",
     "run_unit",
-    "select_layer",
     "task_vector_for",
 ]
