@@ -51,11 +51,11 @@ from common import layer_flops, matmul_rate, model_shapes  # noqa: E402
 import taskvec  # noqa: E402
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts  # noqa: E402
 from taskvec.experiments import conditions as conditions_module  # noqa: E402
-from taskvec.experiments.reproduce import ReproduceConfig, Reproduction, reproduce  # noqa: E402
 from taskvec.models import head as head_module  # noqa: E402
 from taskvec.models.adapter import ModelAdapter  # noqa: E402
 from taskvec.models.head import greedy_head, unread_head  # noqa: E402
 from taskvec.models.registry import LoadOptions  # noqa: E402
+from taskvec.pipelines.reproduce import ReproduceConfig, Reproduction, reproduce  # noqa: E402
 
 STAGES = ("run_matrix", "run_transfer", "run_ensemble", "run_conflict", "run_analysis")
 

@@ -34,10 +34,10 @@ from table import TASKS  # noqa: E402
 
 import taskvec  # noqa: E402
 from taskvec.analysis.collect import unit_config  # noqa: E402
-from taskvec.analysis.run import AnalysisConfig, analyze  # noqa: E402
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, patched_answers, task_vector_for  # noqa: E402
 from taskvec.experiments.ensemble import ensemble_scores  # noqa: E402
 from taskvec.models.shared_work import SharedWork  # noqa: E402
+from taskvec.pipelines.analyze import AnalysisConfig, analyze  # noqa: E402
 from taskvec.prompts.template import get_template  # noqa: E402
 from taskvec.vectors.extract import last_token_states  # noqa: E402
 

@@ -16,10 +16,10 @@ evaluation -> report/analysis, with the ``taskvec`` command on top.
 __version__ = "0.1.0"
 
 from taskvec.evaluation.protocol import ExperimentConfig  # noqa: E402
-from taskvec.evaluation.run import evaluate  # noqa: E402
 from taskvec.models.registry import load_model  # noqa: E402
 from taskvec.patching.patch import Patch, generate, generate_under_patches, patch  # noqa: E402
 from taskvec.patching.sweep import sweep  # noqa: E402
+from taskvec.pipelines.evaluate import evaluate  # noqa: E402
 from taskvec.prompts.template import PromptTemplate, get_template  # noqa: E402
 from taskvec.tasks.registry import load_task  # noqa: E402
 from taskvec.tasks.task import Item, Task  # noqa: E402

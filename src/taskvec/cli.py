@@ -77,8 +77,8 @@ def run(
     Extract task vectors, sweep layers on val, and report No Context / majority / xBase / xPatch
     on test, mean ± std over seeds, into one run folder (an interrupted run resumes)."""
     from taskvec.evaluation.protocol import ExperimentConfig
-    from taskvec.evaluation.run import evaluate
     from taskvec.evaluation.scoring import summary_table
+    from taskvec.pipelines.evaluate import evaluate
     from taskvec.report.tables import format_summary
     from taskvec.tasks.registry import resolve_task_names
 
@@ -185,7 +185,7 @@ def analyze(
 
     Logit-lens phases, top-1 and task-vector decodings, similarity and embedding plots: PNG plots,
     CSV + Markdown tables and summary.md in one folder."""
-    from taskvec.analysis.run import run_analysis
+    from taskvec.pipelines.analyze import run_analysis
     from taskvec.tasks.registry import resolve_task_names
 
     try:
@@ -239,8 +239,8 @@ def reproduce(
 
     Tables 3, 4, 10; Figs. 8, 9; the analyses. Writes report.md / report.html with our numbers
     beside the paper's; an interrupted run resumes."""
-    from taskvec.experiments.reproduce import ReproduceConfig
-    from taskvec.experiments.reproduce import reproduce as run_reproduction
+    from taskvec.pipelines.reproduce import ReproduceConfig
+    from taskvec.pipelines.reproduce import reproduce as run_reproduction
 
     options = {"styles": styles, "seeds": seeds}
     config = ReproduceConfig.create(

@@ -13,12 +13,13 @@ import torch
 from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
-from taskvec.analysis import AnalysisConfig, analyze, collect, lens_logits, lens_probs
+from taskvec.analysis import collect, lens_logits, lens_probs
 from taskvec.analysis import lens as lens_module
 from taskvec.analysis.lens import MASS, decode_vector, phase_masses, vector_decodings
 from taskvec.analysis.token_sets import TokenSets
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
 from taskvec.models.families.llava import LlavaAdapter
+from taskvec.pipelines.analyze import AnalysisConfig, analyze
 from taskvec.prompts.template import PAPER
 from taskvec.tasks.registry import load_task
 from taskvec.vectors.extract import last_token_states

@@ -9,9 +9,9 @@ from PIL import Image
 from taskvec.errors import ConfigError, LayerError, ModelSpecError, TaskFileError
 from taskvec.evaluation import protocol
 from taskvec.evaluation.protocol import ExperimentConfig
-from taskvec.evaluation.run import evaluate
 from taskvec.evaluation.scoring import layer_curve
 from taskvec.models.shared_work import prompts_digest
+from taskvec.pipelines.evaluate import evaluate
 from taskvec.storage.run_folder import RunFolder
 from taskvec.tasks.registry import load_task
 
@@ -61,7 +61,7 @@ def test_rerun_reuses_finished_units_and_gives_the_same_table(capital_run, smoll
     def fail(*_args, **_kwargs):
         raise AssertionError("a finished unit was recomputed")
 
-    monkeypatch.setattr("taskvec.evaluation.run.run_unit", fail)
+    monkeypatch.setattr("taskvec.pipelines.evaluate.run_unit", fail)
     again = evaluate(
         ExperimentConfig(**CONFIG), capital_run.folder.root, adapter=smollm2, show_progress=False
     )

@@ -28,7 +28,7 @@ from taskvec.errors import (
     VectorMismatchError,
 )
 from taskvec.evaluation.protocol import ExperimentConfig
-from taskvec.evaluation.run import evaluate
+from taskvec.pipelines.evaluate import evaluate
 from taskvec.vectors.task_vector import TaskVector, VectorMeta
 
 

@@ -22,10 +22,10 @@ import torch
 from reliability_helpers import TINY, snapshot, write_tiny_task
 
 from taskvec.errors import ConfigError, VectorMismatchError
-from taskvec.evaluation import run as run_module
 from taskvec.evaluation.protocol import ExperimentConfig, run_unit
-from taskvec.evaluation.run import evaluate, run_identity, unit_identity
 from taskvec.models.batching import plan_batches
+from taskvec.pipelines import evaluate as run_module
+from taskvec.pipelines.evaluate import evaluate, run_identity, unit_identity
 from taskvec.prompts.template import get_template
 from taskvec.report import run_folder
 from taskvec.storage.run_folder import RunFolder

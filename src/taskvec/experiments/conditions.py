@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 
 from taskvec.evaluation.protocol import ExperimentConfig
-from taskvec.evaluation.run import RunResult, evaluate
 from taskvec.evaluation.scoring import summary_table
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.shared_work import SharedWork
+from taskvec.pipelines.evaluate import RunResult, evaluate
 
 SPEC_NAMES = {"text-icl": "Text ICL", "image-icl": "Image ICL", "instruction": "Instruction"}
 

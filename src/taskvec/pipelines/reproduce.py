@@ -26,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taskvec.errors import ConfigError
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, answer_options
-from taskvec.evaluation.run import RunResult, evaluate
 from taskvec.experiments.conditions import Condition, paper_conditions, run_conditions
 from taskvec.experiments.conflict import PAIRS, conflict_rows
 from taskvec.experiments.ensemble import ensemble_scores
@@ -35,6 +34,7 @@ from taskvec.models.registry import LoadOptions
 from taskvec.models.shared_work import SharedWork
 from taskvec.patching.patch import line_complete
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
+from taskvec.pipelines.evaluate import RunResult, evaluate
 from taskvec.storage.run_folder import RunFolder, write_atomic
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
 from taskvec.tasks.task import Task
@@ -328,7 +328,7 @@ class Reproduction:
         return rows
 
     def run_analysis(self):
-        from taskvec.analysis.run import AnalysisConfig, analyze, finished_analysis
+        from taskvec.pipelines.analyze import AnalysisConfig, analyze, finished_analysis
 
         config = AnalysisConfig.create(
             model=self.adapter.name,
