@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from taskvec.evaluation.result import RunResult
 from taskvec.experiments.conditions import Condition, matrix, paper_conditions, table3_with_std
-from taskvec.pipelines.evaluate import RunResult
 
 
 def _predictions(correct: dict[tuple[str, int, str], list[bool]]) -> pd.DataFrame:

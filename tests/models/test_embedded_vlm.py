@@ -14,7 +14,7 @@ import torch
 from taskvec.align.run import check_sample_accuracy
 from taskvec.errors import ModelSpecError
 from taskvec.evaluation.protocol import ExperimentConfig
-from taskvec.experiments.conditions import Condition, run_conditions
+from taskvec.experiments.conditions import Condition
 from taskvec.models.embedded.load import RECOGNISER_FILE, load_embedded_vlm, projector_file
 from taskvec.models.embedded.weights import WEIGHTS_DIR
 from taskvec.models.families.causal_lm import CausalLMAdapter
@@ -24,7 +24,7 @@ from taskvec.patching.patch import first_token_ids, generate_ids
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
 from taskvec.patching.sweep import sweep, sweep_naive
 from taskvec.pipelines.evaluate import evaluate
-from taskvec.pipelines.reproduce import ReproduceConfig, Reproduction, quick_task_files
+from taskvec.pipelines.reproduce import ReproduceConfig, Reproduction, quick_task_files, run_conditions
 from taskvec.prompts.template import get_template
 from taskvec.storage.run_folder import RunFolder
 from taskvec.tasks.images import load_image

@@ -37,6 +37,7 @@ from taskvec.analysis.similarity import cosine_matrix, similarity_by_layer
 from taskvec.analysis.token_sets import load_words, token_sets
 from taskvec.errors import ConfigError
 from taskvec.models.adapter import ModelAdapter
+from taskvec.models.registry import load_model
 from taskvec.models.shared_work import SharedWork
 from taskvec.prompts.template import PromptTemplate, get_template
 from taskvec.storage.markdown import write_table
@@ -423,8 +424,6 @@ def run_analysis(
     """What ``taskvec analyze`` does: options from ``run`` (a ``taskvec run`` folder) and/or
     ``options``, the model loaded by name, results into ``out`` (default ``<run>/analysis`` or
     ``runs/<model>-analysis-<template>-<hash>``)."""
-    from taskvec.models.registry import load_model
-
     options = {k: v for k, v in options.items() if v is not None}
     if run is not None:
         config, run_layer = from_run_folder(run, **options)

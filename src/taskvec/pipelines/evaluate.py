@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -21,23 +20,17 @@ from taskvec.evaluation.protocol import (
     patched_answers,
     run_unit,
 )
+from taskvec.evaluation.result import RunResult
 from taskvec.evaluation.scoring import choose_layer, layer_curve, layer_scores, split_predictions
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import token_counts
 from taskvec.models.registry import LoadOptions, load_model
 from taskvec.models.shared_work import SharedWork
+from taskvec.report.tables import write_run_outputs
 from taskvec.storage.run_folder import RunFolder
 from taskvec.tasks.registry import load_task
 from taskvec.tasks.task import Task
 from taskvec.vectors.task_vector import TaskVector
-
-
-@dataclass
-class RunResult:
-    folder: RunFolder
-    best_layer: int
-    val_scores: pd.DataFrame
-    predictions: pd.DataFrame
 
 
 def validate_inputs(config: ExperimentConfig) -> list[Task]:
@@ -321,8 +314,6 @@ def evaluate(
         for seed, seed_answers in patched_answers(adapter, task, config, vectors, best, shared).items():
             answers[(task.name, seed)] = seed_answers
     predictions = split_predictions(units, best, answers)
-
-    from taskvec.report.tables import write_run_outputs
 
     write_run_outputs(folder, config, val_scores, predictions, best, layer_scores(units, "test"))
     folder.finish(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -26,15 +27,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taskvec.errors import ConfigError
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, answer_options
-from taskvec.experiments.conditions import Condition, paper_conditions, run_conditions
+from taskvec.experiments.conditions import Condition, paper_conditions
 from taskvec.experiments.conflict import PAIRS, conflict_rows
 from taskvec.experiments.ensemble import ensemble_scores
 from taskvec.models.adapter import ModelAdapter
-from taskvec.models.registry import LoadOptions
+from taskvec.models.registry import LoadOptions, load_model
 from taskvec.models.shared_work import SharedWork
 from taskvec.patching.patch import line_complete
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
+from taskvec.pipelines.analyze import AnalysisConfig, analyze, finished_analysis
 from taskvec.pipelines.evaluate import RunResult, evaluate
+from taskvec.report.reproduce import write_report
 from taskvec.storage.run_folder import RunFolder, write_atomic
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
 from taskvec.tasks.task import Task
@@ -106,6 +109,23 @@ def quick_task_files(tasks: list[str], folder: Path) -> list[str]:
         write_atomic(path, json.dumps(records, ensure_ascii=False, indent=1))
         paths.append(str(path))
     return paths
+
+
+def run_conditions(
+    adapter: ModelAdapter,
+    conditions: Sequence[Condition],
+    root: Path,
+    show_progress: bool = True,
+    shared: SharedWork | None = None,
+    **options,
+) -> dict[Condition, RunResult]:
+    """One :func:`evaluate` run per condition under ``root/<condition>``; finished runs resume.
+    With ``shared``, conditions with the same extraction prompts or queries compute them once."""
+    results = {}
+    for condition in conditions:
+        config = condition.config(model=adapter.name, **options)
+        results[condition] = evaluate(config, root / condition.name, adapter, show_progress, shared=shared)
+    return results
 
 
 class Reproduction:
@@ -328,8 +348,6 @@ class Reproduction:
         return rows
 
     def run_analysis(self):
-        from taskvec.pipelines.analyze import AnalysisConfig, analyze, finished_analysis
-
         config = AnalysisConfig.create(
             model=self.adapter.name,
             tasks=self.task_names,
@@ -355,8 +373,6 @@ def base_llm(
 ) -> ModelAdapter | None:
     """The LLM the VLM was built on (None when unknown: Table 4 is skipped). A VLM that holds its
     base LLM's own adapter (the embedded VLM) lends it; any other is loaded on its own."""
-    from taskvec.models.registry import load_model
-
     if config.llm is None and getattr(adapter, "text_adapter", None) is not None:
         return adapter.text_adapter
     name = config.llm or getattr(adapter, "base_llm", None)
@@ -373,9 +389,6 @@ def reproduce(
 ) -> Path:
     """Run every experiment and write the report; returns the path of ``report.md``.
     ``load_options`` (dtype, device map) apply to the models loaded here (the VLM, its LLM)."""
-    from taskvec.models.registry import load_model
-    from taskvec.report.reproduce import write_report
-
     started = time.perf_counter()
     adapter = adapter or load_model(config.model, load_options)
     if not adapter.supports_images:

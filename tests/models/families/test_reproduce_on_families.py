@@ -9,9 +9,9 @@ import test_llava
 import test_qwen2_vl
 import torch
 
-from taskvec.experiments.conditions import Condition, run_conditions
+from taskvec.experiments.conditions import Condition
 from taskvec.models.shared_work import SharedWork
-from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
+from taskvec.pipelines.reproduce import ReproduceConfig, reproduce, run_conditions
 from taskvec.storage.run_folder import RunFolder
 from taskvec.vectors.task_vector import TaskVector
 
