@@ -21,7 +21,7 @@ from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3I
 from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
 
 from taskvec.models.families.idefics3 import Idefics3Adapter
-from taskvec.models.families.vlm import without_video
+from taskvec.models.vlm import without_video
 
 TILE, PATCH, SCALE = 56, 14, 2
 SEQ_LEN = (TILE // PATCH) ** 2 // SCALE**2  # image tokens per tile: 4

@@ -13,7 +13,7 @@ from transformers import InternVLConfig, InternVLForConditionalGeneration, Inter
 from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
 
 from taskvec.models.families.internvl import InternVLAdapter
-from taskvec.models.families.vlm import without_video
+from taskvec.models.vlm import without_video
 
 TILE, PATCH = 56, 14
 PER_TILE = (TILE // PATCH) ** 2 // 4

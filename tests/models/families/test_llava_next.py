@@ -24,7 +24,7 @@ from transformers.models.llava_onevision.image_processing_pil_llava_onevision im
 
 from taskvec.models.families.llava_next import LlavaNextAdapter
 from taskvec.models.families.llava_onevision import LlavaOnevisionAdapter
-from taskvec.models.families.vlm import without_video
+from taskvec.models.vlm import without_video
 
 SIDE, PATCH = 28, 14
 PINPOINTS = [[28, 28], [28, 56], [56, 28], [56, 56]]

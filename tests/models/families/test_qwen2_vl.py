@@ -31,7 +31,7 @@ from taskvec.models.adapter import Encoded
 from taskvec.models.families.qwen2_5_vl import Qwen25VLAdapter
 from taskvec.models.families.qwen2_vl import ROPE_KEY, Qwen2VLAdapter
 from taskvec.models.families.qwen3_vl import Qwen3VLAdapter
-from taskvec.models.families.vlm import without_video
+from taskvec.models.vlm import without_video
 
 SPECIALS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 TOKENS = 6  # a 4 x 6 patch grid merged 2 x 2

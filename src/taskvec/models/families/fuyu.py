@@ -25,8 +25,8 @@ import math
 import torch
 from torch import nn
 
-from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
 from taskvec.models.registry import register_family
+from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 
 class FuyuAdapter(VisionLanguageAdapter):

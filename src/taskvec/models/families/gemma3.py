@@ -10,8 +10,8 @@ drops them after the first step too).
 
 from __future__ import annotations
 
-from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
 from taskvec.models.registry import register_family
+from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 
 class Gemma3Adapter(VisionLanguageAdapter):

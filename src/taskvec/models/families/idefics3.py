@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
 from taskvec.models.registry import register_family
+from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 
 class Idefics3Adapter(VisionLanguageAdapter):

@@ -13,8 +13,8 @@ not this format; use their ``-hf`` conversions.
 
 from __future__ import annotations
 
-from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
 from taskvec.models.registry import register_family
+from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 
 class InternVLAdapter(VisionLanguageAdapter):

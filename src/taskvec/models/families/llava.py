@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
 from taskvec.models.registry import register_family
+from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 
 class LlavaAdapter(VisionLanguageAdapter):

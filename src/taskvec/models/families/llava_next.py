@@ -5,8 +5,8 @@ after each row of features; the processor computes that count from ``image_sizes
 
 from __future__ import annotations
 
-from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
 from taskvec.models.registry import register_family
+from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 
 class LlavaNextAdapter(VisionLanguageAdapter):

@@ -6,8 +6,8 @@ back to an images-only processor when it cannot build one."""
 from __future__ import annotations
 
 from taskvec.models.families.llava_next import LlavaNextAdapter
-from taskvec.models.families.vlm import hf_loader
 from taskvec.models.registry import register_family
+from taskvec.models.vlm import hf_loader
 
 
 class LlavaOnevisionAdapter(LlavaNextAdapter):

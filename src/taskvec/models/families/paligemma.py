@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 
 from taskvec.models.adapter import Encoded
-from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
 from taskvec.models.registry import register_family
+from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 
 class PaliGemmaAdapter(VisionLanguageAdapter):

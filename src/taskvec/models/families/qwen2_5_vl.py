@@ -7,8 +7,8 @@ images), so the Qwen2-VL adapter serves it unchanged.
 from __future__ import annotations
 
 from taskvec.models.families.qwen2_vl import Qwen2VLAdapter
-from taskvec.models.families.vlm import hf_loader
 from taskvec.models.registry import register_family
+from taskvec.models.vlm import hf_loader
 
 
 class Qwen25VLAdapter(Qwen2VLAdapter):

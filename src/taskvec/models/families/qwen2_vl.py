@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 
 from taskvec.models.adapter import Encoded
-from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
 from taskvec.models.registry import register_family
+from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 ROPE_KEY = "rope_position_ids"  # [batch, seq, 3] in Encoded.extra: a per-token input
 

@@ -11,8 +11,8 @@ delimiter are the decoder layers' outputs as everywhere else.
 from __future__ import annotations
 
 from taskvec.models.families.qwen2_vl import Qwen2VLAdapter
-from taskvec.models.families.vlm import hf_loader
 from taskvec.models.registry import register_family
+from taskvec.models.vlm import hf_loader
 
 
 class Qwen3VLAdapter(Qwen2VLAdapter):
