@@ -13,7 +13,6 @@ not this format; use their ``-hf`` conversions.
 
 from __future__ import annotations
 
-from taskvec.models.registry import register_family
 from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 
@@ -22,4 +21,6 @@ class InternVLAdapter(VisionLanguageAdapter):
 
 
 load = hf_loader(InternVLAdapter, video_processor_class="InternVLProcessor")
-register_family("internvl", load)
+
+#: the HF model types this family serves, and their loaders (found by models.registry)
+MODEL_TYPES = {"internvl": load}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from taskvec.models.registry import register_family
 from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 
@@ -11,4 +10,6 @@ class LlavaAdapter(VisionLanguageAdapter):
 
 
 load = hf_loader(LlavaAdapter)
-register_family("llava", load)
+
+#: the HF model types this family serves, and their loaders (found by models.registry)
+MODEL_TYPES = {"llava": load}
