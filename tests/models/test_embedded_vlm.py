@@ -15,7 +15,7 @@ from taskvec.align.run import check_sample_accuracy
 from taskvec.errors import ModelSpecError
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.experiments.conditions import Condition
-from taskvec.models.embedded.load import RECOGNISER_FILE, load_embedded_vlm, projector_file
+from taskvec.models.embedded.load import BACKBONES, RECOGNISER_FILE, load_embedded_vlm, projector_file
 from taskvec.models.embedded.weights import WEIGHTS_DIR
 from taskvec.models.families.causal_lm import CausalLMAdapter
 from taskvec.models.registry import LoadOptions, load_model
@@ -50,6 +50,16 @@ def test_shipped_weights_reproduce_the_recorded_recognition_sample(vlm, backbone
     sidecar = WEIGHTS_DIR / f"{projector_file(backbone)}.json"
     recorded = json.loads(sidecar.read_text())["check_sample"]
     assert check_sample_accuracy(vlm) == recorded
+
+
+def test_the_vlm_declares_its_base_language_model(vlm, backbone):
+    """LLM -> VLM transfer reads the base LLM from the adapter's hook, not by probing attributes."""
+    base = vlm.base_language_model()
+    assert base.adapter is vlm.text_adapter
+    assert base.name == vlm.base_llm == BACKBONES[backbone].llm
+    assert base.frozen and vlm.language_model_is_frozen
+    assert vlm.recognition is not None
+    assert vlm.text_adapter.base_language_model() is None  # a plain LLM knows of none
 
 
 def test_text_prompts_run_exactly_as_in_the_bare_llm(vlm):

@@ -46,6 +46,19 @@ class Encoded:
         return (self.attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+@dataclass(frozen=True)
+class BaseLanguageModel:
+    """What a vision-language model knows of the language model it is built on, for LLM -> VLM
+    transfer (see ``ModelAdapter.base_language_model``)."""
+
+    #: a name ``load_model`` loads it by (None: not known)
+    name: str | None = None
+    #: its own adapter, when the VLM holds one (the very modules and tokenizer it runs on text)
+    adapter: ModelAdapter | None = None
+    #: the VLM's language model is this LLM's weights unchanged (never trained with the VLM)
+    frozen: bool = False
+
+
 class ModelAdapter(ABC):
     """A causal (vision-)language model seen as: prompts -> tokens -> decoder layers -> logits."""
 
@@ -102,6 +115,17 @@ class ModelAdapter(ABC):
         family knows better: the embedded VLM on text is its frozen language model). Work shared
         between runs (``SharedWork``) is keyed by it, so identical arithmetic is done once."""
         return self
+
+    def base_language_model(self) -> BaseLanguageModel | None:
+        """The language model this (vision-language) model is built on, for LLM -> VLM transfer:
+        the base LLM's task vectors patched into this model. None (the default) where it is not
+        known; ``taskvec reproduce --llm`` then names it, or Table 4 is skipped.
+
+            >>> vlm = load_model("embedded-vlm")
+            >>> vlm.base_language_model().name
+            'gemma3-270m'
+        """
+        return None
 
     def check_layer(self, layer: int) -> int:
         if not isinstance(layer, int) or layer < 0 or layer >= self.num_layers:

@@ -373,9 +373,10 @@ def base_llm(
 ) -> ModelAdapter | None:
     """The LLM the VLM was built on (None when unknown: Table 4 is skipped). A VLM that holds its
     base LLM's own adapter (the embedded VLM) lends it; any other is loaded on its own."""
-    if config.llm is None and getattr(adapter, "text_adapter", None) is not None:
-        return adapter.text_adapter
-    name = config.llm or getattr(adapter, "base_llm", None)
+    base = adapter.base_language_model()
+    if config.llm is None and base is not None and base.adapter is not None:
+        return base.adapter
+    name = config.llm or (base.name if base is not None else None)
     return load_model(name, load_options) if name else None
 
 

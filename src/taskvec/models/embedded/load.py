@@ -96,6 +96,8 @@ def assemble(
     name: str,
     fingerprint: str,
     image_size: int,
+    base_llm: str | None = None,
+    recognition: dict | None = None,
 ) -> EmbeddedVLMAdapter:
     """Wrap the parts into a model and its adapter (the LLM's weights are shared, not copied)."""
     image_token_id = ensure_image_token(llm.tokenizer)
@@ -107,8 +109,10 @@ def assemble(
         model_id=f"EfficientNet-Lite0 encoder + entity-name projector on {llm.model_id}",
         fingerprint=fingerprint,
         image_size=image_size,
+        text_adapter=llm,
+        base_llm=base_llm,
+        recognition=recognition,
     )
-    adapter.text_adapter = llm
     return adapter
 
 
@@ -157,7 +161,7 @@ def load_embedded_vlm(key: str, options=None, weights_dir=WEIGHTS_DIR) -> Embedd
         name=f"embedded-vlm-{key}",
         fingerprint=fingerprint,
         image_size=recogniser_info["config"]["image_size"],
+        base_llm=chosen.llm,
+        recognition=projector_info.get("recognition_strict"),
     )
-    adapter.base_llm = chosen.llm
-    adapter.recognition = projector_info.get("recognition_strict")
     return adapter
