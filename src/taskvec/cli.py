@@ -14,6 +14,8 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from taskvec.errors import TaskvecError, TemplateError
+from taskvec.models.registry import DEFAULT_MODEL, DEFAULT_VLM
+from taskvec.tasks.images import DEFAULT_STYLE
 
 
 class _Commands(TyperGroup):
@@ -54,11 +56,11 @@ def _template_option(template: str | None):
 
 @app.command()
 def run(
-    model: Annotated[str, typer.Option(help="named model, hub id or local folder")] = "smollm2-135m",
+    model: Annotated[str, typer.Option(help="named model, hub id or local folder")] = DEFAULT_MODEL,
     tasks: Annotated[list[str] | None, typer.Option("--tasks", "-t", help="names, 'all' or files")] = None,
     spec: Annotated[str, typer.Option(help="text-icl | image-icl | instruction | ensemble")] = "text-icl",
     query: Annotated[str, typer.Option(help="text | image")] = "text",
-    style: Annotated[str, typer.Option(help="image style for image inputs")] = "noto",
+    style: Annotated[str, typer.Option(help="image style for image inputs")] = DEFAULT_STYLE,
     template: Annotated[str, typer.Option(help="paper | spaced | a template JSON file")] = "paper",
     n_examples: Annotated[int, typer.Option(help="demonstrations per prompt")] = 5,
     seeds: Annotated[list[int] | None, typer.Option("--seed", help="one per seed (default 1 2 3)")] = None,
@@ -220,7 +222,7 @@ def analyze(
 def reproduce(
     model: Annotated[
         str, typer.Option(help="a vision-language model: named, hub id or folder")
-    ] = "embedded-vlm",
+    ] = DEFAULT_VLM,
     llm: Annotated[
         str | None, typer.Option(help="its base LLM for Table 4 (default: the model's own)")
     ] = None,

@@ -15,7 +15,7 @@ import json
 import random
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -24,6 +24,7 @@ from taskvec.errors import ConfigError, LayerError
 from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRICS
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import MemoryBudget
+from taskvec.models.registry import DEFAULT_MODEL
 from taskvec.models.shared_work import SharedWork, compute_or_share, tensor_digest
 from taskvec.patching.hooks import PatchMode
 from taskvec.patching.patch import Patch, generate_ids, generate_ids_under_patches, line_complete
@@ -37,12 +38,14 @@ from taskvec.prompts.template import (
     instruction_prompt,
     majority_label,
 )
+from taskvec.tasks.images import DEFAULT_STYLE
+from taskvec.tasks.registry import BUILTIN_TASKS
 from taskvec.tasks.task import Item, Task
 from taskvec.vectors.extract import extract
 from taskvec.vectors.task_vector import TaskVector
 
 Spec = Literal["text-icl", "image-icl", "instruction", "ensemble"]
-SPECS: tuple[str, ...] = ("text-icl", "image-icl", "instruction", "ensemble")
+SPECS: tuple[str, ...] = get_args(Spec)
 #: where greedy answers stop (``line_complete``): an answer is one line, so generating past its
 #: end changes no score; part of the answers' sharing key
 ANSWERS_END = "end of line"
@@ -53,20 +56,11 @@ class ExperimentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "smollm2-135m"
-    tasks: list[str] = Field(
-        default_factory=lambda: [
-            "country_capital",
-            "country_currency",
-            "animal_latin",
-            "animal_young",
-            "food_color",
-            "food_flavor",
-        ]
-    )
+    model: str = DEFAULT_MODEL
+    tasks: list[str] = Field(default_factory=lambda: list(BUILTIN_TASKS))
     spec: Spec = "text-icl"
     query: Modality = "text"
-    style: str = "noto"
+    style: str = DEFAULT_STYLE
     template: PromptTemplate = Field(default_factory=lambda: get_template("paper"))
     n_examples: int = Field(default=5, ge=1)
     seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)

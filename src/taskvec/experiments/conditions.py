@@ -17,6 +17,7 @@ import pandas as pd
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.result import RunResult
 from taskvec.evaluation.scoring import summary_table
+from taskvec.tasks.images import DEFAULT_STYLE
 
 SPEC_NAMES = {"text-icl": "Text ICL", "image-icl": "Image ICL", "instruction": "Instruction"}
 
@@ -49,7 +50,7 @@ class Condition:
 
     def config(self, **options) -> ExperimentConfig:
         return ExperimentConfig.create(
-            spec=self.spec, query=self.query, style=self.style or "noto", **options
+            spec=self.spec, query=self.query, style=self.style or DEFAULT_STYLE, **options
         )
 
 

@@ -43,6 +43,11 @@ def _embedded(backbone: str) -> Callable[[LoadOptions], ModelAdapter]:
     return load
 
 
+#: the model ``taskvec run`` and ``taskvec analyze`` use unless told otherwise
+DEFAULT_MODEL = "smollm2-135m"
+#: the vision-language model ``taskvec reproduce`` uses unless told otherwise
+DEFAULT_VLM = "embedded-vlm"
+
 #: the backbone of ``embedded-vlm``, chosen by the measured figures (see README)
 DEFAULT_EMBEDDED_BACKBONE = "gemma3"  # the better recognition figures (README, Embedded VLM)
 
@@ -61,7 +66,7 @@ NAMED_MODELS: dict[str, NamedModel] = {
             GGUF_LLMS["gemma3-270m"],
         ),
         NamedModel(
-            "embedded-vlm",
+            DEFAULT_VLM,
             f"the embedded VLM (EfficientNet-Lite0 + projector + {DEFAULT_EMBEDDED_BACKBONE}), the default",
             _embedded(DEFAULT_EMBEDDED_BACKBONE),
         ),
@@ -166,6 +171,8 @@ def _model_type(name: str) -> str:
 
 
 __all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_VLM",
     "FAMILY_PACKAGE",
     "NAMED_MODELS",
     "LoadOptions",

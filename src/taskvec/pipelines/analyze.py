@@ -37,11 +37,12 @@ from taskvec.analysis.similarity import cosine_matrix, similarity_by_layer
 from taskvec.analysis.token_sets import load_words, token_sets
 from taskvec.errors import ConfigError
 from taskvec.models.adapter import ModelAdapter
-from taskvec.models.registry import load_model
+from taskvec.models.registry import DEFAULT_MODEL, load_model
 from taskvec.models.shared_work import SharedWork
 from taskvec.prompts.template import PromptTemplate, get_template
 from taskvec.storage.markdown import write_table
 from taskvec.storage.run_folder import RunFolder, write_atomic
+from taskvec.tasks.images import DEFAULT_STYLE
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
 
 
@@ -50,12 +51,12 @@ class AnalysisConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "smollm2-135m"
+    model: str = DEFAULT_MODEL
     tasks: list[str] = Field(default_factory=lambda: list(BUILTIN_TASKS), min_length=1)
     #: None: every specification the model can read (image ICL only for VLMs)
     specs: list[str] | None = None
     template: PromptTemplate = Field(default_factory=lambda: get_template("spaced"))
-    style: str = "noto"
+    style: str = DEFAULT_STYLE
     n_examples: int = Field(default=5, ge=1)
     seed: int = 1
     #: per-prompt test-split states per (task, spec): top-1 decodings and embeddings
@@ -127,10 +128,10 @@ def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int |
         raise ConfigError(f"{folder.root} is not a taskvec run folder (no config.json)")
     experiment = json.loads(folder.config_path.read_text()).get("experiment", {})
     options = {
-        "model": experiment.get("model", "smollm2-135m"),
+        "model": experiment.get("model", DEFAULT_MODEL),
         "tasks": experiment.get("tasks", list(BUILTIN_TASKS)),
         "template": experiment.get("template", "paper"),
-        "style": experiment.get("style", "noto"),
+        "style": experiment.get("style", DEFAULT_STYLE),
         "n_examples": experiment.get("n_examples", 5),
         "seed": (experiment.get("seeds") or [1])[0],
     }

@@ -31,7 +31,7 @@ from taskvec.experiments.conditions import Condition, paper_conditions
 from taskvec.experiments.conflict import PAIRS, conflict_rows
 from taskvec.experiments.ensemble import ensemble_scores
 from taskvec.models.adapter import ModelAdapter
-from taskvec.models.registry import LoadOptions, load_model
+from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model
 from taskvec.models.shared_work import SharedWork
 from taskvec.patching.patch import line_complete
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
@@ -39,6 +39,7 @@ from taskvec.pipelines.analyze import AnalysisConfig, analyze, finished_analysis
 from taskvec.pipelines.evaluate import RunResult, evaluate
 from taskvec.report.reproduce import write_report
 from taskvec.storage.run_folder import RunFolder, write_atomic
+from taskvec.tasks.images import DEFAULT_STYLE, HELD_OUT_STYLE
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
 from taskvec.tasks.task import Task
 from taskvec.vectors.task_vector import TaskVector
@@ -49,12 +50,12 @@ class ReproduceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "embedded-vlm"
+    model: str = DEFAULT_VLM
     #: the base LLM for LLM -> VLM transfer (None: the model's own ``base_llm``, if it has one)
     llm: str | None = None
     template: str = "spaced"
     #: image styles: a training style, then the held-out one
-    styles: list[str] = Field(default_factory=lambda: ["noto", "openmoji"], min_length=1)
+    styles: list[str] = Field(default_factory=lambda: [DEFAULT_STYLE, HELD_OUT_STYLE], min_length=1)
     tasks: list[str] = Field(default_factory=lambda: list(BUILTIN_TASKS), min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
     ensemble_counts: list[int] = Field(default_factory=lambda: [5, 10, 15, 20, 25, 30])

@@ -44,6 +44,8 @@ STYLES: tuple[str, ...] = (
     "openmoji",
 )
 HELD_OUT_STYLE: str = "openmoji"
+#: the style of image inputs unless one is chosen (a training style of the embedded VLM)
+DEFAULT_STYLE: str = "noto"
 TRAINING_STYLES: tuple[str, ...] = tuple(s for s in STYLES if s != HELD_OUT_STYLE)
 TASK_DOMAINS: tuple[str, ...] = ("flags", "animals", "foods")
 DOMAINS: tuple[str, ...] = (*TASK_DOMAINS, "other")
@@ -171,7 +173,7 @@ def task_styles(task: Task | str) -> list[str]:
 
 
 def task_images(
-    task: Task | str, split: Split = "test", style: str = "noto", *, skip_missing: bool = False
+    task: Task | str, split: Split = "test", style: str = DEFAULT_STYLE, *, skip_missing: bool = False
 ) -> Iterator[tuple[Item, Image.Image]]:
     """``(item, 224x224 RGB picture)`` for every item of a split of a task, in split order.
 
