@@ -10,16 +10,16 @@ every layer. The layer is chosen afterwards from the validation curves alone
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Literal, get_args
+from typing import ClassVar, Literal, get_args
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
+from taskvec.config import Options, digest
 from taskvec.errors import ConfigError, LayerError
 from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRICS
 from taskvec.models.adapter import ModelAdapter
@@ -51,10 +51,10 @@ SPECS: tuple[str, ...] = get_args(Spec)
 ANSWERS_END = "end of line"
 
 
-class ExperimentConfig(BaseModel):
+class ExperimentConfig(Options):
     """Everything that determines a run's numbers; its hash names the run and keys its caches."""
 
-    model_config = ConfigDict(extra="forbid")
+    kind: ClassVar[str] = "run options"
 
     model: str = DEFAULT_MODEL
     tasks: list[str] = Field(default_factory=lambda: list(BUILTIN_TASKS))
@@ -107,17 +107,6 @@ class ExperimentConfig(BaseModel):
             value = sorted(set(value))
         return value
 
-    @classmethod
-    def create(cls, **options) -> ExperimentConfig:
-        """Build a config, turning pydantic's report into a ``ConfigError`` that names the field."""
-        try:
-            return cls(**options)
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in error.errors()
-            )
-            raise ConfigError(f"invalid run options: {problems}") from None
-
     @property
     def demo_modality(self) -> Modality:
         return "image" if self.spec == "image-icl" else "text"
@@ -127,8 +116,7 @@ class ExperimentConfig(BaseModel):
         return self.query == "image" or self.spec == "image-icl"
 
     def config_hash(self) -> str:
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:10]
+        return digest(json.dumps(self.model_dump(mode="json"), sort_keys=True), length=10)
 
     def budget(self) -> MemoryBudget:
         return MemoryBudget.from_mb(self.memory_budget_mb)

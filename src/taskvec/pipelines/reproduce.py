@@ -20,11 +20,13 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
+from taskvec.config import Options, digest
 from taskvec.errors import ConfigError
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, answer_options
 from taskvec.experiments.conditions import Condition, paper_conditions
@@ -45,10 +47,10 @@ from taskvec.tasks.task import Task
 from taskvec.vectors.task_vector import TaskVector
 
 
-class ReproduceConfig(BaseModel):
+class ReproduceConfig(Options):
     """What a reproduction runs; ``quick`` shrinks it to a smoke run of a few minutes."""
 
-    model_config = ConfigDict(extra="forbid")
+    kind: ClassVar[str] = "reproduce options"
 
     model: str = DEFAULT_VLM
     #: the base LLM for LLM -> VLM transfer (None: the model's own ``base_llm``, if it has one)
@@ -66,11 +68,7 @@ class ReproduceConfig(BaseModel):
 
     @classmethod
     def create(cls, **options) -> ReproduceConfig:
-        try:
-            config = cls(**options)
-        except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-            raise ConfigError(f"invalid reproduce options: {problems}") from None
+        config = super().create(**options)
         if config.quick:
             config = config.model_copy(
                 update={"seeds": config.seeds[:1], "ensemble_counts": [5, 10], "conflict_items": 4}
@@ -438,8 +436,5 @@ def _answers_sharing_examples(adapter: ModelAdapter, units: list[UnitPrompts]) -
 def _identity(
     config: ReproduceConfig, adapter: ModelAdapter, tasks: list[Task], exclude: set[str] | None = None
 ) -> str:
-    import hashlib
-
-    options = config.model_dump_json(exclude=exclude)
-    text = "|".join([options, adapter.fingerprint, *(t.fingerprint() for t in tasks)])
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    prints = [t.fingerprint() for t in tasks]
+    return digest(config.model_dump_json(exclude=exclude), adapter.fingerprint, *prints)
