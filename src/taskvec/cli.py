@@ -296,15 +296,30 @@ def align(
             console.print(f"projector {key}: {info['train_seconds']} s, {info['recognition_strict']}")
 
 
+#: the image-suite builder: a script of the repository (it needs npm and apt), not of the package
+SUITE_BUILDER = Path(__file__).resolve().parents[2] / "scripts" / "suite_build.py"
+
+
 @data_app.command("build")
 def data_build(
     workdir: Annotated[Path, typer.Option(help="where npm packages are fetched")] = Path("build/suite-src"),
     out: Annotated[Path | None, typer.Option(help="suite folder (default: the package's own)")] = None,
 ) -> None:
-    """Fetch the emoji and flag packages from npm and render the image suite (needs npm)."""
-    from taskvec.tasks import suite_build
+    """Fetch the emoji and flag packages from npm and render the image suite (needs npm and a
+    checkout of the repository: it runs `scripts/suite_build.py`)."""
+    import runpy
 
-    suite_build.main_build(workdir, out)
+    from taskvec.errors import ConfigError
+
+    if not SUITE_BUILDER.is_file():
+        raise ConfigError(
+            "the image-suite builder is not part of the installed package: it is "
+            "scripts/suite_build.py in the taskvec repository. Clone the repository, install it "
+            "(`pip install -e .`), then run `taskvec data build` there, or "
+            "`python scripts/suite_build.py --out <suite folder>`; it needs npm, apt-get (or "
+            "--noto-font), resvg-py and fonttools. The installed package already ships the suite."
+        )
+    runpy.run_path(str(SUITE_BUILDER))["main_build"](workdir, out)
 
 
 if __name__ == "__main__":
