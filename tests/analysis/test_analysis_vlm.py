@@ -3,13 +3,12 @@ the real task images go through the same analyses as text and produce well-forme
 model is random, so nothing here is about what it decodes."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers.tinyparts import make_tokenizer, seeded, tiny_text_config
 from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
@@ -23,9 +22,6 @@ from taskvec.pipelines.analyze import AnalysisConfig, analyze
 from taskvec.prompts.template import PAPER
 from taskvec.tasks.registry import load_task
 from taskvec.vectors.extract import last_token_states
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "models" / "families"))
-from tinyparts import make_tokenizer, seeded, tiny_text_config  # noqa: E402
 
 SPECS = ["text-icl", "image-icl", "instruction"]
 

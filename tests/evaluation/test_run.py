@@ -141,9 +141,9 @@ def test_chosen_layer_test_split_gives_the_same_predictions_without_the_test_swe
 def test_the_seeds_of_a_run_share_their_queries_work(tmp_path, monkeypatch):
     """A task's seeds ask the same test queries: a run computes their No Context answers once and
     the seeds' chosen-layer xPatch answers in one pass over the queries (xBase differs by seed)."""
-    import test_llava
+    from helpers.families import llava
 
-    adapter = test_llava.build_llava()
+    adapter = llava.build_llava()
     answered, patched = [], []
     real_generate, real_under_patches = protocol.generate_ids, protocol.generate_ids_under_patches
     monkeypatch.setattr(

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from reliability_helpers import write_tiny_task
+from helpers.reliability import write_tiny_task
 
 from taskvec.storage.run_folder import RunFolder
 

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-from tinyparts import image_count
 
+from helpers.tinyparts import image_count
 from taskvec.models.adapter import Encoded
 from taskvec.models.vlm import VisionLanguageAdapter
 from taskvec.patching.hooks import _hidden, patching_last_token
