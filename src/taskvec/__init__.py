@@ -1,7 +1,8 @@
 """taskvec: task vectors in language and vision-language models.
 
-The data flow, one sub-package each: tasks -> prompts -> models -> vectors -> patching ->
-evaluation -> report/analysis, with the ``taskvec`` command on top.
+The data flow, one sub-package each, each importing only from those before it: tasks -> prompts
+-> models -> patching -> vectors -> evaluation -> analysis / experiments -> report -> pipelines,
+with the ``taskvec`` command on top (storage, config and errors at the bottom; see DEVELOPERS.md).
 
     >>> import taskvec
     >>> model = taskvec.load_model("smollm2-135m")

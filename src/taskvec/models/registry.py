@@ -48,8 +48,8 @@ DEFAULT_MODEL = "smollm2-135m"
 #: the vision-language model ``taskvec reproduce`` uses unless told otherwise
 DEFAULT_VLM = "embedded-vlm"
 
-#: the backbone of ``embedded-vlm``, chosen by the measured figures (see README)
-DEFAULT_EMBEDDED_BACKBONE = "gemma3"  # the better recognition figures (README, Embedded VLM)
+#: the backbone of ``embedded-vlm``, chosen by the measured figures (docs/embedded-vlm.md)
+DEFAULT_EMBEDDED_BACKBONE = "gemma3"  # the better recognition figures
 
 
 NAMED_MODELS: dict[str, NamedModel] = {
