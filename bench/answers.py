@@ -1,7 +1,7 @@
 """What ending each answer where its line ends saves, by answer length.
 
-    .venv/bin/python bench/answers.py                       # embedded VLM, 6 tasks, seed 1
-    .venv/bin/python bench/answers.py --tokens 4 12 --repeats 3
+    .venv/bin/python -m bench.answers                       # embedded VLM, 6 tasks, seed 1
+    .venv/bin/python -m bench.answers --tokens 4 12 --repeats 3
 
 The protocol's answers are one line (``line_complete``): a row stops generating there and leaves
 the batch. This times ``generate_ids`` on the protocol's own test prompts of one seed, the bare
@@ -14,19 +14,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import add_reproduction_arguments, load_for_reproduction, timed  # noqa: E402
-from table import TASKS  # noqa: E402
-
-import taskvec  # noqa: E402
-from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts  # noqa: E402
-from taskvec.patching.patch import _answer_text, generate_ids, line_complete  # noqa: E402
+import taskvec
+from bench.common import add_reproduction_arguments, load_for_reproduction, timed
+from bench.table import TASKS
+from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
+from taskvec.patching.patch import _answer_text, generate_ids, line_complete
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """What a reproduction computes, stage by stage, and how long that would take at the matmul rate.
 
-    .venv/bin/python bench/arithmetic.py --quick                 # the smoke run (about 3 minutes)
-    .venv/bin/python bench/arithmetic.py --out /tmp/arithmetic   # the whole reproduction
+    .venv/bin/python -m bench.arithmetic --quick                 # the smoke run (about 3 minutes)
+    .venv/bin/python -m bench.arithmetic --out /tmp/arithmetic   # the whole reproduction
 
 Runs ``taskvec reproduce`` on the embedded VLM into a fresh folder (an existing one is refused:
 a resumed run would skip its work) with counters on the decoder layers and the unembedding, and
@@ -44,18 +44,15 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import layer_flops, matmul_rate, model_shapes  # noqa: E402
-
-import taskvec  # noqa: E402
-from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts  # noqa: E402
-from taskvec.experiments import conditions as conditions_module  # noqa: E402
-from taskvec.experiments.reproduce import ReproduceConfig, Reproduction, reproduce  # noqa: E402
-from taskvec.models import head as head_module  # noqa: E402
-from taskvec.models.adapter import ModelAdapter  # noqa: E402
-from taskvec.models.head import greedy_head, unread_head  # noqa: E402
-from taskvec.models.registry import LoadOptions  # noqa: E402
+import taskvec
+from bench.common import layer_flops, matmul_rate, model_shapes
+from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
+from taskvec.models import head as head_module
+from taskvec.models.adapter import ModelAdapter
+from taskvec.models.head import greedy_head, unread_head
+from taskvec.models.registry import LoadOptions
+from taskvec.pipelines import reproduce as reproduce_module
+from taskvec.pipelines.reproduce import ReproduceConfig, Reproduction, reproduce
 
 STAGES = ("run_matrix", "run_transfer", "run_ensemble", "run_conflict", "run_analysis")
 
@@ -128,7 +125,7 @@ def counting(adapter: ModelAdapter, tally: Tally):
 def marking(tally: Tally):
     """Mark the start and end of each stage of the reproduction and each condition of its matrix."""
     originals = {name: getattr(Reproduction, name) for name in STAGES}
-    evaluate = conditions_module.evaluate
+    evaluate = reproduce_module.evaluate
 
     def marked(name, fn):
         def run(*args, **kwargs):
@@ -145,13 +142,13 @@ def marking(tally: Tally):
 
     for name, fn in originals.items():
         setattr(Reproduction, name, marked(name.removeprefix("run_"), fn))
-    conditions_module.evaluate = evaluate_marked
+    reproduce_module.evaluate = evaluate_marked
     try:
         yield
     finally:
         for name, fn in originals.items():
             setattr(Reproduction, name, fn)
-        conditions_module.evaluate = evaluate
+        reproduce_module.evaluate = evaluate
 
 
 def gflop(counts: Counter[str], shapes: dict) -> dict[str, float]:

@@ -1,7 +1,7 @@
 """What an exact greedy token costs: full-vocabulary scans of the unembedding, on real sweep rows.
 
-    .venv/bin/python bench/head.py --model embedded-vlm          # Gemma 3: 262k x 640 head
-    .venv/bin/python bench/head.py --model embedded-vlm --units 3
+    .venv/bin/python -m bench.head --model embedded-vlm          # Gemma 3: 262k x 640 head
+    .venv/bin/python -m bench.head --model embedded-vlm --units 3
 
 Every prediction of the layer sweep is the argmax over the whole vocabulary of one hidden row, and
 an exact argmax must rule out every token. This benchmark captures the rows the unembedding scans
@@ -24,20 +24,15 @@ screen is only as cheap as its scan plus the float32 work on its candidates.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import add_model_arguments, build_units, setup, timed  # noqa: E402
-from peers import TASKS  # noqa: E402
-
-from taskvec.models import head as head_module  # noqa: E402
-from taskvec.models.head import _screen_for, greedy_head  # noqa: E402
-from taskvec.patching.sweep import sweep  # noqa: E402
+from bench.common import add_model_arguments, build_units, setup, timed
+from bench.peers import TASKS
+from taskvec.models import head as head_module
+from taskvec.models.head import _screen_for, greedy_head
+from taskvec.patching.sweep import sweep
 
 CHUNK = 128
 

@@ -1,8 +1,8 @@
 """The validation-split layer sweep, three ways, in one run on the same model, data and machine.
 
-    .venv/bin/python bench/peers.py                      # 6 tasks x 3 seeds, SmolLM2, 1 thread
-    .venv/bin/python bench/peers.py --units 2 --peers taskvec nnsight
-    .venv/bin/python bench/peers.py --model embedded-vlm --dtype bfloat16   # every peer in bfloat16
+    .venv/bin/python -m bench.peers                      # 6 tasks x 3 seeds, SmolLM2, 1 thread
+    .venv/bin/python -m bench.peers --units 2 --peers taskvec nnsight
+    .venv/bin/python -m bench.peers --model embedded-vlm --dtype bfloat16   # every peer in bfloat16
 
 Peers (each sweeps every layer of every unit's 30 validation queries and runs them clean):
   paper    the paper's procedure: one full forward per query per patched layer, batch 1, no cache,
@@ -23,15 +23,11 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
-from pathlib import Path
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from bench.common import (
     add_model_arguments,
     build_units,
     executed_flops,
@@ -42,11 +38,11 @@ from common import (  # noqa: E402
     timed,
     token_lengths,
 )
+from taskvec.patching.hooks import patching_last_token
+from taskvec.patching.sweep import SweepResult, sweep
+from taskvec.tasks.registry import BUILTIN_TASKS
 
-from taskvec.patching.hooks import patching_last_token  # noqa: E402
-from taskvec.patching.sweep import SweepResult, sweep  # noqa: E402
-
-TASKS = ["country_capital", "country_currency", "animal_latin", "animal_young", "food_color", "food_flavor"]
+TASKS = list(BUILTIN_TASKS)
 
 
 def paper_peer(adapter, unit, layers) -> SweepResult:

@@ -1,6 +1,6 @@
 """How the taskvec sweep's time grows with the number of queries and the prompt length.
 
-    .venv/bin/python bench/scaling.py                    # 30/100/300 queries; 10/100/600-token prompts
+    .venv/bin/python -m bench.scaling                    # 30/100/300 queries; 10/100/600-token prompts
 
 Each row sweeps every layer of the model for its queries (one task vector, country_capital seed 1)
 and compares the time with the floor's prediction (``common.floor_flops``): if the engine runs at
@@ -12,20 +12,15 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench.common import add_model_arguments, build_units, floor_flops, setup, timed, token_lengths
+from taskvec.patching.sweep import sweep
+from taskvec.prompts.template import get_template
+from taskvec.tasks.registry import BUILTIN_TASKS, load_task
 
-from common import add_model_arguments, build_units, floor_flops, setup, timed, token_lengths  # noqa: E402
-
-from taskvec.patching.sweep import sweep  # noqa: E402
-from taskvec.prompts.template import get_template  # noqa: E402
-from taskvec.tasks.registry import load_task  # noqa: E402
-
-TASKS = ["country_capital", "country_currency", "animal_latin", "animal_young", "food_color", "food_flavor"]
+TASKS = list(BUILTIN_TASKS)
 FILLER = "The notes below were written by a careful reader who checks every fact twice before use. "
 
 

@@ -1,7 +1,7 @@
 """Three of the reproduction's steps, timed alone, as `taskvec reproduce` runs them.
 
-    .venv/bin/python bench/stages.py                      # embedded VLM, noto, layer 11
-    .venv/bin/python bench/stages.py --repeats 2 --steps xpatch ensemble
+    .venv/bin/python -m bench.stages                      # embedded VLM, noto, layer 11
+    .venv/bin/python -m bench.stages --repeats 2 --steps xpatch ensemble
 
   xpatch     the chosen layer's xPatch answers of six tasks under each seed's text-ICL vector
              (``patched_answers``: every seed's rows decode in one batch)
@@ -13,7 +13,7 @@
 Inputs every step needs (vectors, delimiter states) are computed first and not timed. Prints the
 seconds of each repeat and the process's peak RSS. To compare with an earlier commit, run the
 same file with that commit's package first on the path
-(``git worktree add /tmp/old <commit>; PYTHONPATH=/tmp/old/src python bench/stages.py``) if the
+(``git worktree add /tmp/old <commit>; PYTHONPATH=/tmp/old/src python -m bench.stages``) if the
 functions it calls have not changed their signatures since.
 """
 
@@ -21,25 +21,21 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import add_reproduction_arguments, load_for_reproduction, timed  # noqa: E402
-from table import TASKS  # noqa: E402
-
-import taskvec  # noqa: E402
-from taskvec.analysis.collect import unit_config  # noqa: E402
-from taskvec.analysis.run import AnalysisConfig, analyze  # noqa: E402
-from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, patched_answers, task_vector_for  # noqa: E402
-from taskvec.experiments.ensemble import ensemble_scores  # noqa: E402
-from taskvec.models.shared_work import SharedWork  # noqa: E402
-from taskvec.prompts.template import get_template  # noqa: E402
-from taskvec.vectors.extract import last_token_states  # noqa: E402
+import taskvec
+from bench.common import add_reproduction_arguments, load_for_reproduction, timed
+from bench.table import TASKS
+from taskvec.analysis.collect import unit_config
+from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, patched_answers, task_vector_for
+from taskvec.experiments.ensemble import ensemble_scores
+from taskvec.models.shared_work import SharedWork
+from taskvec.pipelines.analyze import AnalysisConfig, analyze
+from taskvec.prompts.template import get_template
+from taskvec.vectors.extract import last_token_states
 
 SEEDS = [1, 2, 3]
 

@@ -1,7 +1,7 @@
 """The whole paper-table run of one condition, timed by protocol step, with its peak memory.
 
-    .venv/bin/python bench/table.py     # embedded VLM, text ICL -> image (noto), 6 tasks x 3 seeds
-    .venv/bin/python bench/table.py --seeds 1 --threads 2
+    .venv/bin/python -m bench.table     # embedded VLM, text ICL -> image (noto), 6 tasks x 3 seeds
+    .venv/bin/python -m bench.table --seeds 1 --threads 2
 
 It runs ``taskvec.evaluate`` (what ``taskvec run`` and ``taskvec reproduce`` run for every condition)
 into a fresh temporary folder: per unit the task vector, the validation sweep of every layer (and
@@ -16,23 +16,21 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import taskvec
+from bench.common import add_reproduction_arguments, load_for_reproduction, matmul_rate, model_shapes
+from taskvec.evaluation import protocol
+from taskvec.evaluation.protocol import ExperimentConfig
+from taskvec.models.batching import token_counts
+from taskvec.models.shared_work import prompts_digest
+from taskvec.pipelines import evaluate as run
+from taskvec.tasks.registry import BUILTIN_TASKS
 
-from common import add_reproduction_arguments, load_for_reproduction, matmul_rate, model_shapes  # noqa: E402
-
-import taskvec  # noqa: E402
-from taskvec.evaluation import protocol, run  # noqa: E402
-from taskvec.evaluation.protocol import ExperimentConfig  # noqa: E402
-from taskvec.models.batching import token_counts  # noqa: E402
-from taskvec.models.shared_work import prompts_digest  # noqa: E402
-
-TASKS = ["country_capital", "country_currency", "animal_latin", "animal_young", "food_color", "food_flavor"]
+TASKS = list(BUILTIN_TASKS)
 
 
 def instrument(

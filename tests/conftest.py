@@ -1,20 +1,23 @@
 """Shared fixtures. The real SmolLM2 loads once per test session (~2 s from the dequantized
-cache, ~20 s the first time on a fresh machine). The family tests' tiny-model builders
-(``tests/models/families``) serve the engine and protocol tests too."""
+cache, ~20 s the first time on a fresh machine). Tiny models and other builders live in
+``tests/helpers`` (imported as ``helpers.<module>``)."""
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from taskvec.models.registry import load_model
 
-FAMILIES = Path(__file__).resolve().parent / "models" / "families"
-if str(FAMILIES) not in sys.path:
-    sys.path.insert(0, str(FAMILIES))
+#: fixtures that load a real pretrained model: every test that uses one, directly or through
+#: another fixture, is marked ``slow`` (``pytest -m "not slow"`` skips them)
+REAL_MODEL_FIXTURES = {"smollm2"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

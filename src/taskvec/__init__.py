@@ -1,7 +1,8 @@
 """taskvec: task vectors in language and vision-language models.
 
-The data flow, one sub-package each: tasks -> prompts -> models -> vectors -> patching ->
-evaluation -> report/analysis, with the ``taskvec`` command on top.
+The data flow, one sub-package each, each importing only from those before it: tasks -> prompts
+-> models -> patching -> vectors -> evaluation -> analysis / experiments -> report -> pipelines,
+with the ``taskvec`` command on top (storage, config and errors at the bottom; see DEVELOPERS.md).
 
     >>> import taskvec
     >>> model = taskvec.load_model("smollm2-135m")
@@ -16,10 +17,10 @@ evaluation -> report/analysis, with the ``taskvec`` command on top.
 __version__ = "0.1.0"
 
 from taskvec.evaluation.protocol import ExperimentConfig  # noqa: E402
-from taskvec.evaluation.run import evaluate  # noqa: E402
 from taskvec.models.registry import load_model  # noqa: E402
 from taskvec.patching.patch import Patch, generate, generate_under_patches, patch  # noqa: E402
 from taskvec.patching.sweep import sweep  # noqa: E402
+from taskvec.pipelines.evaluate import evaluate  # noqa: E402
 from taskvec.prompts.template import PromptTemplate, get_template  # noqa: E402
 from taskvec.tasks.registry import load_task  # noqa: E402
 from taskvec.tasks.task import Item, Task  # noqa: E402

@@ -14,6 +14,8 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from taskvec.errors import TaskvecError, TemplateError
+from taskvec.models.registry import DEFAULT_MODEL, DEFAULT_VLM
+from taskvec.tasks.images import DEFAULT_STYLE
 
 
 class _Commands(TyperGroup):
@@ -54,11 +56,11 @@ def _template_option(template: str | None):
 
 @app.command()
 def run(
-    model: Annotated[str, typer.Option(help="named model, hub id or local folder")] = "smollm2-135m",
+    model: Annotated[str, typer.Option(help="named model, hub id or local folder")] = DEFAULT_MODEL,
     tasks: Annotated[list[str] | None, typer.Option("--tasks", "-t", help="names, 'all' or files")] = None,
     spec: Annotated[str, typer.Option(help="text-icl | image-icl | instruction | ensemble")] = "text-icl",
     query: Annotated[str, typer.Option(help="text | image")] = "text",
-    style: Annotated[str, typer.Option(help="image style for image inputs")] = "noto",
+    style: Annotated[str, typer.Option(help="image style for image inputs")] = DEFAULT_STYLE,
     template: Annotated[str, typer.Option(help="paper | spaced | a template JSON file")] = "paper",
     n_examples: Annotated[int, typer.Option(help="demonstrations per prompt")] = 5,
     seeds: Annotated[list[int] | None, typer.Option("--seed", help="one per seed (default 1 2 3)")] = None,
@@ -78,8 +80,8 @@ def run(
     Extract task vectors, sweep layers on val, and report No Context / majority / xBase / xPatch
     on test, mean ± std over seeds, into one run folder (an interrupted run resumes)."""
     from taskvec.evaluation.protocol import ExperimentConfig
-    from taskvec.evaluation.run import evaluate
     from taskvec.evaluation.scoring import summary_table
+    from taskvec.pipelines.evaluate import evaluate
     from taskvec.report.tables import format_summary
     from taskvec.tasks.registry import resolve_task_names
 
@@ -196,7 +198,7 @@ def analyze(
 
     Logit-lens phases, top-1 and task-vector decodings, similarity and embedding plots: PNG plots,
     CSV + Markdown tables and summary.md in one folder."""
-    from taskvec.analysis.run import run_analysis
+    from taskvec.pipelines.analyze import run_analysis
     from taskvec.tasks.registry import resolve_task_names
 
     try:
@@ -232,7 +234,7 @@ def analyze(
 def reproduce(
     model: Annotated[
         str, typer.Option(help="a vision-language model: named, hub id or folder")
-    ] = "embedded-vlm",
+    ] = DEFAULT_VLM,
     llm: Annotated[
         str | None, typer.Option(help="its base LLM for Table 4 (default: the model's own)")
     ] = None,
@@ -252,8 +254,8 @@ def reproduce(
 
     Tables 3, 4, 10; Figs. 8, 9; the analyses. Writes report.md / report.html with our numbers
     beside the paper's; an interrupted run resumes."""
-    from taskvec.experiments.reproduce import ReproduceConfig
-    from taskvec.experiments.reproduce import reproduce as run_reproduction
+    from taskvec.pipelines.reproduce import ReproduceConfig
+    from taskvec.pipelines.reproduce import reproduce as run_reproduction
 
     load_options = _load_options(dtype, device, device_map)
     options = {"styles": styles, "seeds": seeds}
@@ -310,15 +312,30 @@ def align(
             console.print(f"projector {key}: {info['train_seconds']} s, {info['recognition_strict']}")
 
 
+#: the image-suite builder: a script of the repository (it needs npm and apt), not of the package
+SUITE_BUILDER = Path(__file__).resolve().parents[2] / "scripts" / "suite_build.py"
+
+
 @data_app.command("build")
 def data_build(
     workdir: Annotated[Path, typer.Option(help="where npm packages are fetched")] = Path("build/suite-src"),
     out: Annotated[Path | None, typer.Option(help="suite folder (default: the package's own)")] = None,
 ) -> None:
-    """Fetch the emoji and flag packages from npm and render the image suite (needs npm)."""
-    from taskvec.tasks import suite_build
+    """Fetch the emoji and flag packages from npm and render the image suite (needs npm and a
+    checkout of the repository: it runs `scripts/suite_build.py`)."""
+    import runpy
 
-    suite_build.main_build(workdir, out)
+    from taskvec.errors import ConfigError
+
+    if not SUITE_BUILDER.is_file():
+        raise ConfigError(
+            "the image-suite builder is not part of the installed package: it is "
+            "scripts/suite_build.py in the taskvec repository. Clone the repository, install it "
+            "(`pip install -e .`), then run `taskvec data build` there, or "
+            "`python scripts/suite_build.py --out <suite folder>`; it needs npm, apt-get (or "
+            "--noto-font), resvg-py and fonttools. The installed package already ships the suite."
+        )
+    runpy.run_path(str(SUITE_BUILDER))["main_build"](workdir, out)
 
 
 if __name__ == "__main__":

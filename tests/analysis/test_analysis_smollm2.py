@@ -84,10 +84,9 @@ def test_image_icl_on_a_text_model_is_refused(smollm2, capital):
 
 def test_analyze_command_writes_tables_plots_and_summary(smollm2, tmp_path, monkeypatch):
     """`taskvec analyze --run`: takes the run's settings and chosen layer, writes into <run>/analysis."""
-    import taskvec.models.registry as registry
     from taskvec.cli import app
 
-    monkeypatch.setattr(registry, "load_model", lambda name, *a, **k: smollm2)
+    monkeypatch.setattr("taskvec.pipelines.analyze.load_model", lambda name, *a, **k: smollm2)
     run = tmp_path / "run"
     run.mkdir()
     experiment = ExperimentConfig(tasks=["country_capital", "food_color"], template="paper", seeds=[2])

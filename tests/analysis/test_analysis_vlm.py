@@ -3,28 +3,25 @@ the real task images go through the same analyses as text and produce well-forme
 model is random, so nothing here is about what it decodes."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers.tinyparts import make_tokenizer, seeded, tiny_text_config
 from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
-from taskvec.analysis import AnalysisConfig, analyze, collect, lens_logits, lens_probs
+from taskvec.analysis import collect, lens_logits, lens_probs
 from taskvec.analysis import lens as lens_module
 from taskvec.analysis.lens import MASS, decode_vector, phase_masses, vector_decodings
 from taskvec.analysis.token_sets import TokenSets
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
 from taskvec.models.families.llava import LlavaAdapter
+from taskvec.pipelines.analyze import AnalysisConfig, analyze
 from taskvec.prompts.template import PAPER
 from taskvec.tasks.registry import load_task
 from taskvec.vectors.extract import last_token_states
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "models" / "families"))
-from tinyparts import make_tokenizer, seeded, tiny_text_config  # noqa: E402
 
 SPECS = ["text-icl", "image-icl", "instruction"]
 

@@ -9,10 +9,10 @@ from PIL import Image
 from taskvec.errors import ConfigError, LayerError, ModelSpecError, TaskFileError
 from taskvec.evaluation import protocol
 from taskvec.evaluation.protocol import ExperimentConfig
-from taskvec.evaluation.run import evaluate
 from taskvec.evaluation.scoring import layer_curve
 from taskvec.models.shared_work import prompts_digest
-from taskvec.report.run_folder import RunFolder
+from taskvec.pipelines.evaluate import evaluate
+from taskvec.storage.run_folder import RunFolder
 from taskvec.tasks.registry import load_task
 
 CONFIG = dict(tasks=["country_capital"], seeds=[1], template="spaced")
@@ -61,7 +61,7 @@ def test_rerun_reuses_finished_units_and_gives_the_same_table(capital_run, smoll
     def fail(*_args, **_kwargs):
         raise AssertionError("a finished unit was recomputed")
 
-    monkeypatch.setattr("taskvec.evaluation.run.run_unit", fail)
+    monkeypatch.setattr("taskvec.pipelines.evaluate.run_unit", fail)
     again = evaluate(
         ExperimentConfig(**CONFIG), capital_run.folder.root, adapter=smollm2, show_progress=False
     )
@@ -141,9 +141,9 @@ def test_chosen_layer_test_split_gives_the_same_predictions_without_the_test_swe
 def test_the_seeds_of_a_run_share_their_queries_work(tmp_path, monkeypatch):
     """A task's seeds ask the same test queries: a run computes their No Context answers once and
     the seeds' chosen-layer xPatch answers in one pass over the queries (xBase differs by seed)."""
-    import test_llava
+    from helpers.families import llava
 
-    adapter = test_llava.build_llava()
+    adapter = llava.build_llava()
     answered, patched = [], []
     real_generate, real_under_patches = protocol.generate_ids, protocol.generate_ids_under_patches
     monkeypatch.setattr(

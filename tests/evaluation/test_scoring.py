@@ -1,8 +1,13 @@
 import pandas as pd
 import pytest
 
-from taskvec.evaluation.protocol import select_layer
-from taskvec.evaluation.scoring import choose_layer, layer_scores, split_predictions, summary_table
+from taskvec.evaluation.scoring import (
+    choose_layer,
+    layer_scores,
+    select_layer,
+    split_predictions,
+    summary_table,
+)
 
 
 def _row(item, label, no_context, xbase, majority, xpatch):

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from taskvec.experiments.reproduce import ReproduceConfig, reproduce
 from taskvec.models.registry import load_model
+from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from taskvec.evaluation.run import RunResult
+from taskvec.evaluation.result import RunResult
 from taskvec.experiments.conditions import Condition, matrix, paper_conditions, table3_with_std
 
 

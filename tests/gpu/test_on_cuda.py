@@ -10,9 +10,9 @@ import sys
 
 import pytest
 import torch
-from cases import CASES
-from tinyllm import tiny_llm
-from tinyparts import image
+from helpers.families import CASES
+from helpers.tinyllm import tiny_llm
+from helpers.tinyparts import image
 
 from taskvec.patching.patch import Patch, generate_ids, generate_ids_under_patches, line_complete
 from taskvec.patching.sweep import sweep, sweep_naive
@@ -56,7 +56,7 @@ def test_every_family_on_cuda(case):
 
 
 def test_taskvec_run_on_a_saved_folder_on_cuda(tmp_path):
-    adapter = CASES[0].build()  # LLaVA
+    adapter = next(case for case in CASES if case.model_type == "llava").build()
     adapter.model.save_pretrained(tmp_path / "model")
     adapter.processor.save_pretrained(tmp_path / "model")
     command = [

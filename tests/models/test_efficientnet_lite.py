@@ -14,14 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
-try:
-    from taskvec.models.vision import efficientnet_lite as enl
-except ImportError:  # running from a checkout without installing the package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-    from taskvec.models.vision import efficientnet_lite as enl
-
 from PIL import Image
+
+from taskvec.models.vision import efficientnet_lite as enl
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 NOTO_EMOJI_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"

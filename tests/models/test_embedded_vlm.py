@@ -14,10 +14,8 @@ import torch
 from taskvec.align.run import check_sample_accuracy
 from taskvec.errors import ModelSpecError
 from taskvec.evaluation.protocol import ExperimentConfig
-from taskvec.evaluation.run import evaluate
-from taskvec.experiments.conditions import Condition, run_conditions
-from taskvec.experiments.reproduce import ReproduceConfig, Reproduction, quick_task_files
-from taskvec.models.embedded.load import RECOGNISER_FILE, load_embedded_vlm, projector_file
+from taskvec.experiments.conditions import Condition
+from taskvec.models.embedded.load import BACKBONES, RECOGNISER_FILE, load_embedded_vlm, projector_file
 from taskvec.models.embedded.weights import WEIGHTS_DIR
 from taskvec.models.families.causal_lm import CausalLMAdapter
 from taskvec.models.registry import LoadOptions, load_model
@@ -25,8 +23,10 @@ from taskvec.models.shared_work import SharedWork
 from taskvec.patching.patch import first_token_ids, generate_ids
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
 from taskvec.patching.sweep import sweep, sweep_naive
+from taskvec.pipelines.evaluate import evaluate
+from taskvec.pipelines.reproduce import ReproduceConfig, Reproduction, quick_task_files, run_conditions
 from taskvec.prompts.template import get_template
-from taskvec.report.run_folder import RunFolder
+from taskvec.storage.run_folder import RunFolder
 from taskvec.tasks.images import load_image
 from taskvec.vectors.extract import last_token_states
 
@@ -50,6 +50,16 @@ def test_shipped_weights_reproduce_the_recorded_recognition_sample(vlm, backbone
     sidecar = WEIGHTS_DIR / f"{projector_file(backbone)}.json"
     recorded = json.loads(sidecar.read_text())["check_sample"]
     assert check_sample_accuracy(vlm) == recorded
+
+
+def test_the_vlm_declares_its_base_language_model(vlm, backbone):
+    """LLM -> VLM transfer reads the base LLM from the adapter's hook, not by probing attributes."""
+    base = vlm.base_language_model()
+    assert base.adapter is vlm.text_adapter
+    assert base.name == vlm.base_llm == BACKBONES[backbone].llm
+    assert base.frozen and vlm.language_model_is_frozen
+    assert vlm.recognition is not None
+    assert vlm.text_adapter.base_language_model() is None  # a plain LLM knows of none
 
 
 def test_text_prompts_run_exactly_as_in_the_bare_llm(vlm):

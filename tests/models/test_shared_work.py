@@ -1,7 +1,7 @@
 """``SharedWork`` hands out the first computation of a key to later askers; with ``only`` it keeps
 just the kinds of results worth keeping, computing the others afresh each time."""
 
-import test_llava
+from helpers.families import llava
 
 from taskvec.models.shared_work import SharedWork
 from taskvec.prompts.template import PAPER
@@ -10,7 +10,7 @@ PROMPTS = [PAPER.query("cat"), PAPER.query("sky")]
 
 
 def test_a_kept_kind_is_computed_once_and_others_every_time():
-    adapter = test_llava.build_llava()
+    adapter = llava.build_llava()
     shared = SharedWork(only={"greedy answers"})
     calls = []
 
@@ -31,7 +31,7 @@ def test_a_kept_kind_is_computed_once_and_others_every_time():
 
 
 def test_without_only_every_kind_is_kept():
-    adapter = test_llava.build_llava()
+    adapter = llava.build_llava()
     shared, calls = SharedWork(), []
     for _ in range(2):
         key = SharedWork.key("last-token states", adapter, PROMPTS, ())

@@ -6,8 +6,8 @@ which leaves every line-based reading of it unchanged (checked on SmolLM2's real
 
 import pytest
 import torch
-from test_patches import mixed_patches, sequence_lengths_through_first_layer, shapes_through_first_layer
-from test_sweep_fast import ARCHITECTURES, text_queries, tiny_text_lm
+from helpers.patches import mixed_patches, sequence_lengths_through_first_layer, shapes_through_first_layer
+from helpers.tinyllm import ARCHITECTURES, text_queries, tiny_text_lm
 
 import taskvec.patching.kv_cache as kv_cache
 from taskvec.evaluation.metrics import exact_match

@@ -28,9 +28,9 @@ from contextlib import contextmanager
 
 import pytest
 import torch
-from cases import CASES
-from tinyllm import tiny_llm
-from tinyparts import image
+from helpers.families import CASES
+from helpers.tinyllm import tiny_llm
+from helpers.tinyparts import image
 from torch.overrides import TorchFunctionMode
 
 import taskvec.patching.sweep as sweep_module

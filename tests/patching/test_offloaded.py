@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tinyllm import tiny_llm
+from helpers.tinyllm import tiny_llm
 from transformers import AutoModelForCausalLM
 
 from taskvec.models.families.causal_lm import CausalLMAdapter

@@ -5,15 +5,15 @@ different layers, modes and scales and a clean control among them, within small 
 the real SmolLM2. Where the prefix cannot be continued, the prompts run whole, once per patch."""
 
 import pytest
-import test_paligemma
 import torch
-from test_sweep_fast import ARCHITECTURES, text_queries, tiny_text_lm
-from tinyparts import image_query
+from helpers.families import paligemma
+from helpers.patches import mixed_patches, sequence_lengths_through_first_layer, shapes_through_first_layer
+from helpers.tinyllm import ARCHITECTURES, text_queries, tiny_text_lm
+from helpers.tinyparts import image_query
 
 import taskvec.patching.kv_cache as kv_cache
 from taskvec.errors import VectorMismatchError
 from taskvec.models.batching import MemoryBudget, token_counts
-from taskvec.patching.hooks import hooked
 from taskvec.patching.patch import (
     Patch,
     generate,
@@ -30,40 +30,8 @@ def text_lm(request):
     return tiny_text_lm(request.param)
 
 
-def mixed_patches(adapter) -> list[Patch | None]:
-    """A clean control, two patches at one layer, and ones of other layers, modes and scales."""
-    vectors = 3 * torch.randn(4, adapter.hidden_size, generator=torch.Generator().manual_seed(0))
-    last = adapter.num_layers - 1
-    return [
-        None,
-        Patch(1, vectors[0]),
-        Patch(1, vectors[1]),
-        Patch(0, vectors[2], "add", 0.5),
-        Patch(last, vectors[3], "add", 2.0),
-    ]
-
-
 def one_run_per_patch(adapter, prompts, patches, tokens, budget=None) -> list[list[list[int]]]:
     return [generate_ids(adapter, prompts, p, tokens, budget) for p in patches]
-
-
-def shapes_through_first_layer(adapter, run) -> list[torch.Size]:
-    """The output shape ``[batch, seq, hidden]`` of every call of the first decoder layer while
-    ``run()`` runs."""
-    shapes = []
-
-    def hook_for(_index):
-        return lambda _module, _inputs, output: shapes.append(
-            (output[0] if isinstance(output, tuple) else output).shape
-        )
-
-    with hooked(adapter.layers[:1], hook_for):
-        run()
-    return shapes
-
-
-def sequence_lengths_through_first_layer(adapter, run) -> list[int]:
-    return [shape[1] for shape in shapes_through_first_layer(adapter, run)]
 
 
 def test_answers_equal_one_run_per_patch_on_tiny_lms(text_lm):
@@ -113,7 +81,7 @@ def test_an_unknown_cache_runs_the_prompts_whole(monkeypatch):
 
 
 def test_a_family_whose_prefix_sees_the_last_token_runs_whole():
-    vlm = test_paligemma.build()
+    vlm = paligemma.build()
     assert not vlm.prefix_cache_is_exact
     prompts = [image_query(0), image_query(1), *text_queries(2)]
     patches = mixed_patches(vlm)

@@ -4,10 +4,10 @@ engine meets (sliding windows shorter than the prompts included), and on the rea
 that does not continue its prefix, or a family that cannot continue a cached prefix, runs whole."""
 
 import pytest
-import test_llava
 import torch
-from test_sweep_fast import ARCHITECTURES, tiny_text_lm
-from tinyparts import image_query
+from helpers.families import llava
+from helpers.tinyllm import ARCHITECTURES, tiny_text_lm
+from helpers.tinyparts import image_query
 
 import taskvec.patching.shared_prefix as shared_prefix
 from taskvec.models.batching import MemoryBudget, token_counts
@@ -109,7 +109,7 @@ def test_a_prompt_that_does_not_continue_its_prefix_runs_whole(monkeypatch):
 
 
 def test_a_family_without_prefix_continuation_runs_whole(monkeypatch):
-    vlm = test_llava.build_llava()
+    vlm = llava.build_llava()
     assert not vlm.continues_cached_prefix
     prefixes = [PAPER.examples([("cat", "dog")])]
     prompts = [[PAPER.icl([("cat", "dog")], "sky"), (*PAPER.examples([("cat", "dog")]), *image_query(0))]]

@@ -12,19 +12,16 @@ import warnings
 
 import pytest
 import torch
-from tinyparts import image_query, make_tokenizer, seeded, text_query
-from transformers import AutoConfig, AutoModelForCausalLM
+from helpers.tinyllm import ARCHITECTURES, text_queries, tiny_text_lm
+from helpers.tinyparts import image_query, text_query
 
 import taskvec.patching.kv_cache as kv_cache
 from taskvec.models.batching import MemoryBudget, plan_sweep_batches
-from taskvec.models.families.causal_lm import CausalLMAdapter
 from taskvec.patching.hooks import patching_last_token
 from taskvec.patching.sweep import FastPathUnavailable, sweep, sweep_logits, sweep_naive
 from taskvec.prompts.template import PAPER
 
 torch.set_num_threads(1)
-
-WORDS = ["cat", "a dog", "red sun", "sky", "the tall tree", "Peru"]
 
 
 def plain_logits(adapter, encoded, vectors, layers, mode="replace", scale=1.0):
@@ -56,58 +53,9 @@ def assert_same(adapter, encoded, vectors, layers, mode="replace", scale=1.0, at
     assert (plain_patched.argmax(-1) != plain_clean.argmax(-1)[:, None]).any()
 
 
-# --- tiny text LMs: one per attention / norm / position scheme ---------------------------------------
-
-TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4, vocab_size=320)
-ARCHITECTURES = {
-    "llama-gqa": dict(model_type="llama", num_key_value_heads=2),
-    "qwen2-sliding": dict(
-        model_type="qwen2", num_key_value_heads=2, use_sliding_window=True, sliding_window=3
-    ),
-    "mistral-sliding": dict(model_type="mistral", num_key_value_heads=1, sliding_window=4),
-    "gemma2-softcap": dict(
-        model_type="gemma2",
-        num_key_value_heads=2,
-        head_dim=8,
-        sliding_window=3,
-        final_logit_softcapping=5.0,
-        attn_logit_softcapping=10.0,
-        query_pre_attn_scalar=8,
-    ),
-    "gemma3-hybrid": dict(
-        model_type="gemma3_text",
-        num_key_value_heads=2,
-        head_dim=8,
-        sliding_window=3,
-        query_pre_attn_scalar=8,
-        layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
-    ),
-    "persimmon-partial-rotary": dict(model_type="persimmon", partial_rotary_factor=0.5, qk_layernorm=True),
-}
-
-
-def tiny_text_lm(name: str) -> CausalLMAdapter:
-    tokenizer = make_tokenizer([])
-    options = dict(TEXT, **ARCHITECTURES[name])
-    model_type = options.pop("model_type")
-    config = AutoConfig.for_model(
-        model_type,
-        **options,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    model = seeded(AutoModelForCausalLM.from_config, config, seed=1)
-    return CausalLMAdapter(model, tokenizer, name=f"tiny-{name}", model_id="tiny")
-
-
 @pytest.fixture(scope="module", params=list(ARCHITECTURES))
 def text_lm(request):
     return tiny_text_lm(request.param)
-
-
-def text_queries(count: int = 5):
-    return [PAPER.query(WORDS[i % len(WORDS)]) for i in range(count)]  # uneven lengths: left padding
 
 
 @pytest.mark.parametrize("mode", ["replace", "add"])
@@ -165,7 +113,7 @@ def test_fast_logits_equal_full_forwards_on_smollm2(smollm2, mode):
 
 
 def _family_cases():
-    from cases import CASES
+    from helpers.families import CASES
 
     return CASES
 

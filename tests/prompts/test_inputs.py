@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from taskvec.errors import ImageError
-from taskvec.lru import LruCache
 from taskvec.models.shared_work import prompts_digest
 from taskvec.prompts import inputs
 from taskvec.prompts.inputs import image_digest, open_image
+from taskvec.storage.lru import LruCache
 
 
 def save(path, colour, size=(8, 8)) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.reliability import BASE, assert_no_success, snapshot, synthetic_items, write_task
 from PIL import Image
-from reliability_helpers import BASE, assert_no_success, snapshot, synthetic_items, write_task
 
 from taskvec.errors import (
     ConfigError,
@@ -28,7 +28,7 @@ from taskvec.errors import (
     VectorMismatchError,
 )
 from taskvec.evaluation.protocol import ExperimentConfig
-from taskvec.evaluation.run import evaluate
+from taskvec.pipelines.evaluate import evaluate
 from taskvec.vectors.task_vector import TaskVector, VectorMeta
 
 

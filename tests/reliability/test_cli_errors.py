@@ -43,7 +43,7 @@ def test_run_prints_any_taskvec_error_as_one_line_and_exits_2(error, tmp_path, m
     def failing(*_args, **_kwargs):
         raise error(MESSAGE)
 
-    monkeypatch.setattr("taskvec.evaluation.run.evaluate", failing)
+    monkeypatch.setattr("taskvec.pipelines.evaluate.evaluate", failing)
     result = _invoke("run", "--tasks", "food_color", "--out", str(tmp_path / "run"))
     assert result.exit_code == 2
     assert isinstance(result.exception, SystemExit)
@@ -83,7 +83,7 @@ def test_run_prints_any_taskvec_error_as_one_line_and_exits_2(error, tmp_path, m
     ],
 )
 def test_run_reports_real_bad_input_in_one_line(make_args, words, smollm2, tmp_path, monkeypatch):
-    monkeypatch.setattr("taskvec.evaluation.run.load_model", lambda _name, _options=None: smollm2)
+    monkeypatch.setattr("taskvec.pipelines.evaluate.load_model", lambda _name, _options=None: smollm2)
     args = [
         "run",
         "--tasks",
@@ -121,7 +121,7 @@ def test_a_bug_is_not_disguised_as_a_user_error(tmp_path, monkeypatch):
     def buggy(*_args, **_kwargs):
         raise RuntimeError("a bug in taskvec")
 
-    monkeypatch.setattr("taskvec.evaluation.run.evaluate", buggy)
+    monkeypatch.setattr("taskvec.pipelines.evaluate.evaluate", buggy)
     result = _invoke("run", "--tasks", "food_color", "--out", str(tmp_path / "run"))
     assert result.exit_code != 2 and isinstance(result.exception, RuntimeError)
     assert not _error_lines(result.output)

@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from reliability_helpers import write_tiny_task
+from helpers.reliability import write_tiny_task
 
-from taskvec.report.run_folder import RunFolder
+from taskvec.storage.run_folder import RunFolder
 
 TASK = "tiny_food"
 #: two runs go side by side on a small machine: one thread each instead of two fighting over cores

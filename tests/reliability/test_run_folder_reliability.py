@@ -19,16 +19,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from reliability_helpers import TINY, snapshot, write_tiny_task
+from helpers.reliability import TINY, snapshot, write_tiny_task
 
 from taskvec.errors import ConfigError, VectorMismatchError
-from taskvec.evaluation import run as run_module
 from taskvec.evaluation.protocol import ExperimentConfig, run_unit
-from taskvec.evaluation.run import evaluate, run_identity, unit_identity
 from taskvec.models.batching import plan_batches
+from taskvec.pipelines import evaluate as run_module
+from taskvec.pipelines.evaluate import evaluate, run_identity, unit_identity
 from taskvec.prompts.template import get_template
-from taskvec.report import run_folder
-from taskvec.report.run_folder import RunFolder
+from taskvec.storage import run_folder
+from taskvec.storage.run_folder import RunFolder
 from taskvec.tasks.registry import load_task
 from taskvec.vectors.task_vector import TaskVector
 

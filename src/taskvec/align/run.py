@@ -36,7 +36,7 @@ from taskvec.models.embedded.load import (
     projector_file,
 )
 from taskvec.models.embedded.weights import WEIGHTS_DIR, load_weights, save_weights
-from taskvec.report.run_folder import write_atomic
+from taskvec.storage.run_folder import write_atomic
 from taskvec.tasks import images as suite
 
 #: the fixed recognition sample whose accuracy the shipped weights must reproduce (tests)
@@ -170,7 +170,7 @@ def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, 
 def cached_features(recogniser, data, config: ProjectorConfig, recogniser_sha: str) -> torch.Tensor:
     """The recogniser's pooled features of the training tiles, computed once per recogniser and
     augmentation setting and kept in the taskvec cache (both backbones train on the same ones)."""
-    from taskvec.models.registry import cache_root
+    from taskvec.models.loading import cache_root
 
     key = f"{recogniser_sha[:16]}-{config.augmented_copies}-{config.seed}-{len(data.labels)}"
     path = cache_root() / "align" / f"features-{key}.pt"

@@ -1,6 +1,7 @@
 """Looking inside: logit lens (three phases, top-1 decodings), task-vector decodings, similarity
 between specifications and 2-D maps of task vectors. Library functions return data frames and
-tensors; ``taskvec.analysis.plots`` draws them; ``analyze`` runs them all into one folder."""
+tensors; ``taskvec.analysis.plots`` draws them; ``taskvec.pipelines.analyze`` runs them all into one
+folder."""
 
 from taskvec.analysis.collect import SpecStates, collect
 from taskvec.analysis.embedding import cluster_purity, embed, embedding_frame
@@ -17,18 +18,14 @@ from taskvec.analysis.lens import (
     top1_distribution,
     vector_decodings,
 )
-from taskvec.analysis.run import AnalysisConfig, AnalysisResult, analyze, from_run_folder
 from taskvec.analysis.similarity import cosine_matrix, pair_summary, similarity_by_layer
 from taskvec.analysis.token_sets import PHASES, TokenSets, load_words, token_sets
 
 __all__ = [
     "MASS",
     "PHASES",
-    "AnalysisConfig",
-    "AnalysisResult",
     "SpecStates",
     "TokenSets",
-    "analyze",
     "cluster_purity",
     "collect",
     "cosine_matrix",
@@ -36,7 +33,6 @@ __all__ = [
     "decodings_table",
     "embed",
     "embedding_frame",
-    "from_run_folder",
     "lens_logits",
     "lens_probs",
     "load_words",

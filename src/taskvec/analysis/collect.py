@@ -13,15 +13,16 @@ from dataclasses import dataclass
 import torch
 
 from taskvec.errors import ConfigError
-from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
+from taskvec.evaluation.protocol import SPECS, ExperimentConfig, UnitPrompts
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.shared_work import SharedWork
 from taskvec.prompts.template import PromptTemplate
+from taskvec.tasks.images import DEFAULT_STYLE
 from taskvec.tasks.task import Task
 from taskvec.vectors.extract import extract, last_token_states
 from taskvec.vectors.task_vector import TaskVector
 
-ANALYSIS_SPECS: tuple[str, ...] = ("text-icl", "image-icl", "instruction")
+ANALYSIS_SPECS: tuple[str, ...] = tuple(s for s in SPECS if s != "ensemble")
 
 
 @dataclass
@@ -74,7 +75,7 @@ def collect(
     spec: str,
     template: PromptTemplate,
     *,
-    style: str = "noto",
+    style: str = DEFAULT_STYLE,
     n_examples: int = 5,
     seed: int = 1,
     prompts: int = 100,

@@ -5,25 +5,26 @@ and average the delimiter states of those prompts into the task vector (all laye
 sweep every layer on the bare validation queries; on the test split record No Context, the
 majority label of the demonstrations, xBase (demonstrations + query in one prompt) and xPatch at
 every layer. The layer is chosen afterwards from the validation curves alone
-(``select_layer``), so units are independent and a run can resume unit by unit.
+(``scoring.select_layer``), so units are independent and a run can resume unit by unit.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Literal
+from typing import ClassVar, Literal, get_args
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
+from taskvec.config import Options, digest
 from taskvec.errors import ConfigError, LayerError
 from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRICS
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import MemoryBudget
+from taskvec.models.registry import DEFAULT_MODEL
 from taskvec.models.shared_work import SharedWork, compute_or_share, tensor_digest
 from taskvec.patching.hooks import PatchMode
 from taskvec.patching.patch import Patch, generate_ids, generate_ids_under_patches, line_complete
@@ -37,36 +38,29 @@ from taskvec.prompts.template import (
     instruction_prompt,
     majority_label,
 )
+from taskvec.tasks.images import DEFAULT_STYLE
+from taskvec.tasks.registry import BUILTIN_TASKS
 from taskvec.tasks.task import Item, Task
 from taskvec.vectors.extract import extract
 from taskvec.vectors.task_vector import TaskVector
 
 Spec = Literal["text-icl", "image-icl", "instruction", "ensemble"]
-SPECS: tuple[str, ...] = ("text-icl", "image-icl", "instruction", "ensemble")
+SPECS: tuple[str, ...] = get_args(Spec)
 #: where greedy answers stop (``line_complete``): an answer is one line, so generating past its
 #: end changes no score; part of the answers' sharing key
 ANSWERS_END = "end of line"
 
 
-class ExperimentConfig(BaseModel):
+class ExperimentConfig(Options):
     """Everything that determines a run's numbers; its hash names the run and keys its caches."""
 
-    model_config = ConfigDict(extra="forbid")
+    kind: ClassVar[str] = "run options"
 
-    model: str = "smollm2-135m"
-    tasks: list[str] = Field(
-        default_factory=lambda: [
-            "country_capital",
-            "country_currency",
-            "animal_latin",
-            "animal_young",
-            "food_color",
-            "food_flavor",
-        ]
-    )
+    model: str = DEFAULT_MODEL
+    tasks: list[str] = Field(default_factory=lambda: list(BUILTIN_TASKS))
     spec: Spec = "text-icl"
     query: Modality = "text"
-    style: str = "noto"
+    style: str = DEFAULT_STYLE
     template: PromptTemplate = Field(default_factory=lambda: get_template("paper"))
     n_examples: int = Field(default=5, ge=1)
     seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
@@ -113,17 +107,6 @@ class ExperimentConfig(BaseModel):
             value = sorted(set(value))
         return value
 
-    @classmethod
-    def create(cls, **options) -> ExperimentConfig:
-        """Build a config, turning pydantic's report into a ``ConfigError`` that names the field."""
-        try:
-            return cls(**options)
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in error.errors()
-            )
-            raise ConfigError(f"invalid run options: {problems}") from None
-
     @property
     def demo_modality(self) -> Modality:
         return "image" if self.spec == "image-icl" else "text"
@@ -133,8 +116,7 @@ class ExperimentConfig(BaseModel):
         return self.query == "image" or self.spec == "image-icl"
 
     def config_hash(self) -> str:
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:10]
+        return digest(json.dumps(self.model_dump(mode="json"), sort_keys=True), length=10)
 
     def budget(self) -> MemoryBudget:
         return MemoryBudget.from_mb(self.memory_budget_mb)
@@ -400,14 +382,6 @@ def patched_answers(
     }
 
 
-def select_layer(curve: dict[int, float]) -> int:
-    """The layer with the best mean validation accuracy; ties go to the lowest layer."""
-    if not curve:
-        raise ValueError("no layers to choose from")
-    best = max(curve.values())
-    return min(layer for layer, score in curve.items() if score == best)
-
-
 __all__ = [
     "ExperimentConfig",
     "answer_options",
@@ -418,6 +392,5 @@ __all__ = [
     "check_task_fits",
     "patched_answers",
     "run_unit",
-    "select_layer",
     "task_vector_for",
 ]

@@ -12,9 +12,16 @@ from taskvec.evaluation.metrics import (
     first_token_scores,
     paper_match,
 )
-from taskvec.evaluation.protocol import select_layer
 
 METHODS = ("no_context", "majority", "xbase", "xpatch")
+
+
+def select_layer(curve: dict[int, float]) -> int:
+    """The layer with the best mean validation accuracy; ties go to the lowest layer."""
+    if not curve:
+        raise ValueError("no layers to choose from")
+    best = max(curve.values())
+    return min(layer for layer, score in curve.items() if score == best)
 
 
 def _first_token(prediction: str, row: dict) -> dict[str, bool]:

@@ -2,23 +2,22 @@
 
 A *condition* is how the task is specified (text examples, image examples, an instruction) and
 how it is queried (text or image), with the image style where images appear. Each condition is
-an ordinary :func:`taskvec.evaluate` run in its own folder, so it validates, resumes and writes
-its tables like any run; the tables here only rearrange their test summaries.
+an ordinary :func:`taskvec.evaluate` run in its own folder (``pipelines.reproduce.run_conditions``),
+so it validates, resumes and writes its tables like any run; the tables here only rearrange their
+test summaries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
 from taskvec.evaluation.protocol import ExperimentConfig
-from taskvec.evaluation.run import RunResult, evaluate
+from taskvec.evaluation.result import RunResult
 from taskvec.evaluation.scoring import summary_table
-from taskvec.models.adapter import ModelAdapter
-from taskvec.models.shared_work import SharedWork
+from taskvec.tasks.images import DEFAULT_STYLE
 
 SPEC_NAMES = {"text-icl": "Text ICL", "image-icl": "Image ICL", "instruction": "Instruction"}
 
@@ -51,7 +50,7 @@ class Condition:
 
     def config(self, **options) -> ExperimentConfig:
         return ExperimentConfig.create(
-            spec=self.spec, query=self.query, style=self.style or "noto", **options
+            spec=self.spec, query=self.query, style=self.style or DEFAULT_STYLE, **options
         )
 
 
@@ -66,23 +65,6 @@ def paper_conditions(styles: Sequence[str]) -> list[Condition]:
             Condition("instruction", "image", style),
         ]
     return conditions
-
-
-def run_conditions(
-    adapter: ModelAdapter,
-    conditions: Sequence[Condition],
-    root: Path,
-    show_progress: bool = True,
-    shared: SharedWork | None = None,
-    **options,
-) -> dict[Condition, RunResult]:
-    """One :func:`evaluate` run per condition under ``root/<condition>``; finished runs resume.
-    With ``shared``, conditions with the same extraction prompts or queries compute them once."""
-    results = {}
-    for condition in conditions:
-        config = condition.config(model=adapter.name, **options)
-        results[condition] = evaluate(config, root / condition.name, adapter, show_progress, shared=shared)
-    return results
 
 
 def method_summary(result: RunResult, metric: str) -> pd.DataFrame:

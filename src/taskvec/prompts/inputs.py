@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image
 
 from taskvec.errors import ImageError
-from taskvec.lru import LruCache
 from taskvec.prompts.template import Input
+from taskvec.storage.lru import LruCache
 from taskvec.tasks.task import Item
 
 Modality = Literal["text", "image"]

@@ -12,8 +12,9 @@ from taskvec.experiments import paper  # noqa: E402
 from taskvec.experiments.conditions import Condition, layer_curves, matrix, table3_with_std  # noqa: E402
 from taskvec.experiments.conflict import conflict_summary  # noqa: E402
 from taskvec.experiments.ensemble import summarise_ensemble  # noqa: E402
-from taskvec.report.markdown import markdown_table, write_table  # noqa: E402
-from taskvec.report.run_folder import write_atomic  # noqa: E402
+from taskvec.models.embedded.adapter import EmbeddedVLMAdapter  # noqa: E402
+from taskvec.storage.markdown import markdown_table, write_table  # noqa: E402
+from taskvec.storage.run_folder import write_atomic  # noqa: E402
 
 METRIC_NOTES = {
     "paper": "the paper's first-token prefix rule",
@@ -316,7 +317,7 @@ def _setup_section(reproduction, llm, timings: dict) -> list[str]:
         ),
         "",
     ]
-    recognition = getattr(adapter, "recognition", None)
+    recognition = adapter.recognition if isinstance(adapter, EmbeddedVLMAdapter) else None
     if recognition:
         lines += [
             "The embedded VLM's first-token recognition of the task entities (bare image query, strict):",
@@ -347,7 +348,8 @@ def _transfer_section(reproduction, similarity, llm) -> list[str]:
     table = pd.DataFrame(rows).T.round(3).rename_axis(["style", "vectors"])
     table = table[[t.name for t in reproduction.tasks if t.name in table.columns] + ["average"]]
     write_table(reproduction.root, "table4", table)
-    same_weights = getattr(reproduction.adapter, "language_model_is_frozen", False)
+    base = reproduction.adapter.base_language_model()
+    same_weights = base is not None and base.frozen
     lines += [_md(table), ""]
     if same_weights:
         lines += [

@@ -13,8 +13,8 @@ import pandas as pd  # noqa: E402
 from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRICS  # noqa: E402
 from taskvec.evaluation.protocol import ExperimentConfig  # noqa: E402
 from taskvec.evaluation.scoring import layer_curve, summary_table  # noqa: E402
-from taskvec.report.markdown import write_table  # noqa: E402
-from taskvec.report.run_folder import RunFolder, write_atomic  # noqa: E402
+from taskvec.storage.markdown import write_table  # noqa: E402
+from taskvec.storage.run_folder import RunFolder, write_atomic  # noqa: E402
 
 METHOD_NAMES = {
     "no_context": "No Context",

@@ -1,7 +1,7 @@
 """Loader for the real-image suite (emoji + flag images in several visual styles).
 
 The suite lives in ``taskvec/tasks/suite`` (package data, built by
-``python -m taskvec.tasks.suite_build``; see ``suite/README.md``):
+``taskvec data build``, i.e. the repository's ``scripts/suite_build.py``; see ``suite/README.md``):
 
 * TASK images -- every entity of the task domains (flags, animals, foods) in every style
   that has it, 224x224 RGB on white: ``suite/images/<style>/<entity>.webp``.
@@ -44,6 +44,8 @@ STYLES: tuple[str, ...] = (
     "openmoji",
 )
 HELD_OUT_STYLE: str = "openmoji"
+#: the style of image inputs unless one is chosen (a training style of the embedded VLM)
+DEFAULT_STYLE: str = "noto"
 TRAINING_STYLES: tuple[str, ...] = tuple(s for s in STYLES if s != HELD_OUT_STYLE)
 TASK_DOMAINS: tuple[str, ...] = ("flags", "animals", "foods")
 DOMAINS: tuple[str, ...] = (*TASK_DOMAINS, "other")
@@ -51,8 +53,8 @@ TASK_IMAGE_SIZE: tuple[int, int] = (224, 224)
 RECOGNITION_IMAGE_SIZE: tuple[int, int] = (96, 96)
 
 BUILD_HINT = (
-    "build the suite with `python -m taskvec.tasks.suite_build` (or `taskvec data build`); "
-    "it needs npm, resvg-py and fontTools"
+    "build the suite with `taskvec data build` from a checkout of the taskvec repository (it runs "
+    "scripts/suite_build.py); it needs npm, resvg-py and fontTools"
 )
 
 
@@ -171,7 +173,7 @@ def task_styles(task: Task | str) -> list[str]:
 
 
 def task_images(
-    task: Task | str, split: Split = "test", style: str = "noto", *, skip_missing: bool = False
+    task: Task | str, split: Split = "test", style: str = DEFAULT_STYLE, *, skip_missing: bool = False
 ) -> Iterator[tuple[Item, Image.Image]]:
     """``(item, 224x224 RGB picture)`` for every item of a split of a task, in split order.
 

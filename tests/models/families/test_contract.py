@@ -7,8 +7,7 @@ and loading through the registry from a local folder.
 
 import pytest
 import torch
-from cases import CASES
-from contract import (
+from helpers.contract import (
     cached_last_step,
     check_cached_step_equals_full_forward,
     check_last_layer_patch_decodes_the_vector,
@@ -19,7 +18,8 @@ from contract import (
     count_tokens,
     task_vectors,
 )
-from tinyparts import (
+from helpers.families import CASES
+from helpers.tinyparts import (
     image_examples_text_query,
     image_icl,
     image_query,

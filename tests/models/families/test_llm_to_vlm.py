@@ -4,10 +4,10 @@ of another width is refused, with the widths named, before any forward pass."""
 
 import pytest
 import torch
-from cases import CASES
-from contract import check_last_layer_patch_decodes_the_vector
-from tinyllm import tiny_llm
-from tinyparts import image_query, text_examples_image_query, text_icl, text_query
+from helpers.contract import check_last_layer_patch_decodes_the_vector
+from helpers.families import CASES
+from helpers.tinyllm import tiny_llm
+from helpers.tinyparts import image_query, text_examples_image_query, text_icl, text_query
 
 from taskvec.errors import VectorMismatchError
 from taskvec.patching.patch import Patch, first_token_ids

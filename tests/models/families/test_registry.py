@@ -5,9 +5,9 @@ import importlib.util
 
 import pytest
 import torch
-from cases import CASES
-from tinyllm import tiny_llm
-from tinyparts import text_icl
+from helpers.families import CASES
+from helpers.tinyllm import tiny_llm
+from helpers.tinyparts import text_icl
 from transformers import BertConfig
 
 from taskvec.errors import ModelSpecError

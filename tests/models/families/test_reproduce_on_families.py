@@ -5,17 +5,16 @@ run, the tables and the report's shape are what is tested."""
 
 import pandas as pd
 import pytest
-import test_llava
-import test_qwen2_vl
 import torch
+from helpers.families import llava, qwen2_vl
 
-from taskvec.experiments.conditions import Condition, run_conditions
-from taskvec.experiments.reproduce import ReproduceConfig, reproduce
+from taskvec.experiments.conditions import Condition
 from taskvec.models.shared_work import SharedWork
-from taskvec.report.run_folder import RunFolder
+from taskvec.pipelines.reproduce import ReproduceConfig, reproduce, run_conditions
+from taskvec.storage.run_folder import RunFolder
 from taskvec.vectors.task_vector import TaskVector
 
-BUILDERS = {"llava": test_llava.build_llava, "qwen2_vl": lambda: test_qwen2_vl.build("qwen2_vl")}
+BUILDERS = {"llava": llava.build_llava, "qwen2_vl": lambda: qwen2_vl.build("qwen2_vl")}
 
 
 @pytest.mark.parametrize("family", BUILDERS)
@@ -45,7 +44,7 @@ def test_conditions_with_the_same_prompts_compute_them_once(tmp_path):
     """Within a reproduction, text ICL -> text and -> image extract the same vectors, and every
     image-query condition of a style asks the same No Context answers: with one ``SharedWork``
     each is computed once, and the shared results are the ones an unshared run computes."""
-    adapter = test_llava.build_llava()
+    adapter = llava.build_llava()
     options = dict(tasks=["country_capital"], seeds=[1], layers=[0, 1], answer_tokens=2)
     conditions = [
         Condition("text-icl", "text"),

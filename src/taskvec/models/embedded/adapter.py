@@ -16,12 +16,12 @@ from PIL import Image
 from torch import nn
 
 from taskvec.errors import ModelSpecError
-from taskvec.lru import LruCache
-from taskvec.models.adapter import Encoded, ModelAdapter, NotAPrefix
+from taskvec.models.adapter import BaseLanguageModel, Encoded, ModelAdapter, NotAPrefix
 from taskvec.models.embedded.model import EmbeddedVLM
 from taskvec.models.vision.efficientnet_lite import preprocess
 from taskvec.prompts.inputs import image_digest
 from taskvec.prompts.template import Prompt
+from taskvec.storage.lru import LruCache
 
 IMAGE_TOKEN = "<image>"
 
@@ -35,16 +35,13 @@ def ensure_image_token(tokenizer) -> int:
 
 
 class EmbeddedVLMAdapter(ModelAdapter):
-    """Adapter for :class:`EmbeddedVLM`; the decoder layers are the LLM's own."""
+    """Adapter for :class:`EmbeddedVLM`; the decoder layers are the LLM's own.
 
-    #: the LLM is used as it ships (never trained here), so LLM -> VLM transfer is exact on text
-    language_model_is_frozen = True
-    #: the named model the language model comes from (for LLM -> VLM transfer)
-    base_llm: str | None = None
-    #: measured first-token recognition (style -> domain -> accuracy) of the loaded weights
-    recognition: dict | None = None
-    #: the adapter of the LLM this VLM is built on (same modules and tokenizer), if known
-    text_adapter: ModelAdapter | None = None
+    Besides the adapter interface it knows its parts: ``text_adapter``, the adapter of the LLM it
+    is built on (same modules and tokenizer); ``base_llm``, that LLM's name; ``recognition``, the
+    measured first-token recognition (style -> domain -> accuracy) of the loaded weights; and
+    ``language_model_is_frozen``: the LLM is used as it ships (never trained here), so LLM -> VLM
+    transfer is exact on text."""
 
     def __init__(
         self,
@@ -55,8 +52,15 @@ class EmbeddedVLMAdapter(ModelAdapter):
         fingerprint: str = "",
         image_size: int = 96,
         image_cache_size: int = 4096,
+        text_adapter: ModelAdapter | None = None,
+        base_llm: str | None = None,
+        recognition: dict | None = None,
     ):
         super().__init__(model, name, model_id, fingerprint)
+        self.text_adapter = text_adapter
+        self.base_llm = base_llm
+        self.recognition = recognition
+        self.language_model_is_frozen = True
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
@@ -106,6 +110,9 @@ class EmbeddedVLMAdapter(ModelAdapter):
         if self.text_adapter is None or has_image:
             return self
         return self.text_adapter.computes_like(prompts)
+
+    def base_language_model(self) -> BaseLanguageModel:
+        return BaseLanguageModel(self.base_llm, self.text_adapter, self.language_model_is_frozen)
 
     # --- tokens ----------------------------------------------------------------------------
     def prompt_ids(self, prompt: Prompt) -> tuple[list[int], list[Image.Image]]:

@@ -12,6 +12,7 @@ from taskvec.models.embedded.adapter import EmbeddedVLMAdapter, ensure_image_tok
 from taskvec.models.embedded.model import EmbeddedVLM, EntityNameProjector
 from taskvec.models.embedded.weights import WEIGHTS_DIR, load_weights
 from taskvec.models.families.causal_lm import CausalLMAdapter
+from taskvec.models.gguf import load_gguf_llm
 from taskvec.models.vision.efficientnet_lite import EfficientNetLite0
 
 
@@ -20,7 +21,7 @@ class Backbone:
     """A language model the embedded VLM can be built on."""
 
     key: str
-    llm: str  # a named model of the registry
+    llm: str  # a named GGUF language model (``models.gguf.GGUF_LLMS``)
     notice: str = ""
 
 
@@ -95,6 +96,8 @@ def assemble(
     name: str,
     fingerprint: str,
     image_size: int,
+    base_llm: str | None = None,
+    recognition: dict | None = None,
 ) -> EmbeddedVLMAdapter:
     """Wrap the parts into a model and its adapter (the LLM's weights are shared, not copied)."""
     image_token_id = ensure_image_token(llm.tokenizer)
@@ -106,8 +109,10 @@ def assemble(
         model_id=f"EfficientNet-Lite0 encoder + entity-name projector on {llm.model_id}",
         fingerprint=fingerprint,
         image_size=image_size,
+        text_adapter=llm,
+        base_llm=base_llm,
+        recognition=recognition,
     )
-    adapter.text_adapter = llm
     return adapter
 
 
@@ -117,8 +122,6 @@ def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Ten
 
 def load_embedded_vlm(key: str, options=None, weights_dir=WEIGHTS_DIR) -> EmbeddedVLMAdapter:
     """The embedded VLM on backbone ``key`` with the shipped (or given) trained weights."""
-    from taskvec.models.registry import load_model
-
     chosen = backbone(key)
     recogniser, recogniser_info = load_weights(weights_dir / RECOGNISER_FILE)
     projector, projector_info = load_weights(weights_dir / projector_file(key))
@@ -127,7 +130,7 @@ def load_embedded_vlm(key: str, options=None, weights_dir=WEIGHTS_DIR) -> Embedd
             f"{projector_file(key)} was trained on another recogniser than the shipped one; "
             f"retrain it with `taskvec align --stage projector --backbone {key}`"
         )
-    llm = load_model(chosen.llm, options)
+    llm = load_gguf_llm(chosen.llm, options)
     if not isinstance(llm, CausalLMAdapter):
         raise ModelSpecError(f"backbone {chosen.llm} is not a text causal LM")
     if projector_info["llm_fingerprint"] != llm.weights_fingerprint:
@@ -158,7 +161,7 @@ def load_embedded_vlm(key: str, options=None, weights_dir=WEIGHTS_DIR) -> Embedd
         name=f"embedded-vlm-{key}",
         fingerprint=fingerprint,
         image_size=recogniser_info["config"]["image_size"],
+        base_llm=chosen.llm,
+        recognition=projector_info.get("recognition_strict"),
     )
-    adapter.base_llm = chosen.llm
-    adapter.recognition = projector_info.get("recognition_strict")
     return adapter

@@ -1,32 +1,8 @@
 """Model families: one adapter file per family. ``causal_lm`` serves text-only LMs; the others
-are vision-language families that register their ``model_type`` with the registry.
+are vision-language families.
 
-``register_all`` imports every family module (each calls ``register_family`` on import). The
-registry calls it at its end, so loading ``taskvec.models.registry`` makes every family available
-without an import cycle (family modules import the registry).
+Each module declares ``MODEL_TYPES``, the HF ``model_type``s it serves mapped to their loaders;
+``taskvec.models.registry.discover_families`` finds the modules with ``pkgutil`` when a family is
+first needed. Nothing here registers anything on import. Adding a family is adding one module (and
+its test under ``tests/models/families/``).
 """
-
-from __future__ import annotations
-
-import importlib
-
-FAMILY_MODULES = (
-    "llava",
-    "llava_next",
-    "llava_onevision",
-    "idefics2",
-    "idefics3",
-    "qwen2_vl",
-    "qwen2_5_vl",
-    "qwen3_vl",
-    "gemma3",
-    "paligemma",
-    "fuyu",
-    "internvl",
-    "mllama",
-)
-
-
-def register_all() -> None:
-    for module in FAMILY_MODULES:
-        importlib.import_module(f"{__name__}.{module}")

@@ -13,6 +13,7 @@ from torch import nn
 
 from taskvec.errors import ModelSpecError
 from taskvec.models.adapter import Encoded, ModelAdapter
+from taskvec.models.loading import LoadOptions, weights_fingerprint
 from taskvec.prompts.template import Prompt
 
 
@@ -68,3 +69,21 @@ class CausalLMAdapter(ModelAdapter):
 
     def unembedding(self) -> nn.Module:
         return self.model.get_output_embeddings()
+
+
+def load(model_id: str, options: LoadOptions) -> ModelAdapter:
+    """A text causal LM from a hub id or local folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_id, **options.hf_kwargs())
+    tokenizer = AutoTokenizer.from_pretrained(model_id)
+    fingerprint = weights_fingerprint(model_id, model, options)
+    return CausalLMAdapter(model, tokenizer, name=model_id, model_id=model_id, fingerprint=fingerprint)
+
+
+#: text-only model types served by ``CausalLMAdapter``: the base LLMs of the VLM families (Vicuna and
+#: Llama are "llama"; Mistral, Qwen2 / 2.5, Qwen3, Gemma 1 / 2 / 3, Phi-3) for LLM -> VLM transfer
+TEXT_FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3")
+
+#: the HF model types this family serves, and their loaders (found by models.registry)
+MODEL_TYPES = dict.fromkeys(TEXT_FAMILIES, load)

@@ -25,8 +25,7 @@ import math
 import torch
 from torch import nn
 
-from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
-from taskvec.models.registry import register_family
+from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 
 class FuyuAdapter(VisionLanguageAdapter):
@@ -95,4 +94,6 @@ class FuyuAdapter(VisionLanguageAdapter):
 
 
 load = hf_loader(FuyuAdapter, model_class="FuyuForCausalLM")
-register_family("fuyu", load)
+
+#: the HF model types this family serves, and their loaders (found by models.registry)
+MODEL_TYPES = {"fuyu": load}

@@ -10,8 +10,7 @@ drops them after the first step too).
 
 from __future__ import annotations
 
-from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
-from taskvec.models.registry import register_family
+from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 
 class Gemma3Adapter(VisionLanguageAdapter):
@@ -21,4 +20,6 @@ class Gemma3Adapter(VisionLanguageAdapter):
 
 
 load = hf_loader(Gemma3Adapter)
-register_family("gemma3", load)
+
+#: the HF model types this family serves, and their loaders (found by models.registry)
+MODEL_TYPES = {"gemma3": load}

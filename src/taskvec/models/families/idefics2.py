@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
-from taskvec.models.registry import register_family
+from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 
 class Idefics2Adapter(VisionLanguageAdapter):
@@ -19,4 +18,6 @@ class Idefics2Adapter(VisionLanguageAdapter):
 
 
 load = hf_loader(Idefics2Adapter)
-register_family("idefics2", load)
+
+#: the HF model types this family serves, and their loaders (found by models.registry)
+MODEL_TYPES = {"idefics2": load}

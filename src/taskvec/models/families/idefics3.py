@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
-from taskvec.models.registry import register_family
+from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 
 class Idefics3Adapter(VisionLanguageAdapter):
@@ -27,5 +26,6 @@ class Idefics3Adapter(VisionLanguageAdapter):
 
 load = hf_loader(Idefics3Adapter)
 load_smolvlm = hf_loader(Idefics3Adapter, video_processor_class="SmolVLMProcessor")
-register_family("idefics3", load)
-register_family("smolvlm", load_smolvlm)
+
+#: the HF model types this family serves, and their loaders (found by models.registry)
+MODEL_TYPES = {"idefics3": load, "smolvlm": load_smolvlm}

@@ -13,8 +13,7 @@ not this format; use their ``-hf`` conversions.
 
 from __future__ import annotations
 
-from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
-from taskvec.models.registry import register_family
+from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 
 class InternVLAdapter(VisionLanguageAdapter):
@@ -22,4 +21,6 @@ class InternVLAdapter(VisionLanguageAdapter):
 
 
 load = hf_loader(InternVLAdapter, video_processor_class="InternVLProcessor")
-register_family("internvl", load)
+
+#: the HF model types this family serves, and their loaders (found by models.registry)
+MODEL_TYPES = {"internvl": load}

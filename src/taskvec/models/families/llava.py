@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
-from taskvec.models.registry import register_family
+from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 
 class LlavaAdapter(VisionLanguageAdapter):
@@ -11,4 +10,6 @@ class LlavaAdapter(VisionLanguageAdapter):
 
 
 load = hf_loader(LlavaAdapter)
-register_family("llava", load)
+
+#: the HF model types this family serves, and their loaders (found by models.registry)
+MODEL_TYPES = {"llava": load}

@@ -5,8 +5,7 @@ after each row of features; the processor computes that count from ``image_sizes
 
 from __future__ import annotations
 
-from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
-from taskvec.models.registry import register_family
+from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 
 class LlavaNextAdapter(VisionLanguageAdapter):
@@ -14,4 +13,6 @@ class LlavaNextAdapter(VisionLanguageAdapter):
 
 
 load = hf_loader(LlavaNextAdapter)
-register_family("llava_next", load)
+
+#: the HF model types this family serves, and their loaders (found by models.registry)
+MODEL_TYPES = {"llava_next": load}

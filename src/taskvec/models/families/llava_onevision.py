@@ -6,8 +6,7 @@ back to an images-only processor when it cannot build one."""
 from __future__ import annotations
 
 from taskvec.models.families.llava_next import LlavaNextAdapter
-from taskvec.models.families.vlm import hf_loader
-from taskvec.models.registry import register_family
+from taskvec.models.vlm import hf_loader
 
 
 class LlavaOnevisionAdapter(LlavaNextAdapter):
@@ -15,4 +14,6 @@ class LlavaOnevisionAdapter(LlavaNextAdapter):
 
 
 load = hf_loader(LlavaOnevisionAdapter, video_processor_class="LlavaOnevisionProcessor")
-register_family("llava_onevision", load)
+
+#: the HF model types this family serves, and their loaders (found by models.registry)
+MODEL_TYPES = {"llava_onevision": load}

@@ -29,8 +29,7 @@ from __future__ import annotations
 import torch
 
 from taskvec.models.adapter import Encoded
-from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
-from taskvec.models.registry import register_family
+from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 MASK_KEY = "cross_attention_mask"  # [batch, seq, images, tiles]: which image tiles each token sees
 VISION_KEYS = ("pixel_values", "aspect_ratio_ids", "aspect_ratio_mask")
@@ -91,4 +90,6 @@ class MllamaAdapter(VisionLanguageAdapter):
 
 
 load = hf_loader(MllamaAdapter)
-register_family("mllama", load)
+
+#: the HF model types this family serves, and their loaders (found by models.registry)
+MODEL_TYPES = {"mllama": load}

@@ -19,8 +19,7 @@ from __future__ import annotations
 import torch
 
 from taskvec.models.adapter import Encoded
-from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
-from taskvec.models.registry import register_family
+from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 
 class PaliGemmaAdapter(VisionLanguageAdapter):
@@ -72,4 +71,6 @@ class PaliGemmaAdapter(VisionLanguageAdapter):
 
 
 load = hf_loader(PaliGemmaAdapter)
-register_family("paligemma", load)
+
+#: the HF model types this family serves, and their loaders (found by models.registry)
+MODEL_TYPES = {"paligemma": load}

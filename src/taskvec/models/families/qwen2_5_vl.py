@@ -7,8 +7,7 @@ images), so the Qwen2-VL adapter serves it unchanged.
 from __future__ import annotations
 
 from taskvec.models.families.qwen2_vl import Qwen2VLAdapter
-from taskvec.models.families.vlm import hf_loader
-from taskvec.models.registry import register_family
+from taskvec.models.vlm import hf_loader
 
 
 class Qwen25VLAdapter(Qwen2VLAdapter):
@@ -16,4 +15,6 @@ class Qwen25VLAdapter(Qwen2VLAdapter):
 
 
 load = hf_loader(Qwen25VLAdapter, video_processor_class="Qwen2_5_VLProcessor")
-register_family("qwen2_5_vl", load)
+
+#: the HF model types this family serves, and their loaders (found by models.registry)
+MODEL_TYPES = {"qwen2_5_vl": load}

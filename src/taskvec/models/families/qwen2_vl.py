@@ -17,8 +17,7 @@ from __future__ import annotations
 import torch
 
 from taskvec.models.adapter import Encoded
-from taskvec.models.families.vlm import VisionLanguageAdapter, hf_loader
-from taskvec.models.registry import register_family
+from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
 
 ROPE_KEY = "rope_position_ids"  # [batch, seq, 3] in Encoded.extra: a per-token input
 
@@ -85,4 +84,6 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
 
 
 load = hf_loader(Qwen2VLAdapter, video_processor_class="Qwen2VLProcessor")
-register_family("qwen2_vl", load)
+
+#: the HF model types this family serves, and their loaders (found by models.registry)
+MODEL_TYPES = {"qwen2_vl": load}

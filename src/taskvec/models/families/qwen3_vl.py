@@ -11,8 +11,7 @@ delimiter are the decoder layers' outputs as everywhere else.
 from __future__ import annotations
 
 from taskvec.models.families.qwen2_vl import Qwen2VLAdapter
-from taskvec.models.families.vlm import hf_loader
-from taskvec.models.registry import register_family
+from taskvec.models.vlm import hf_loader
 
 
 class Qwen3VLAdapter(Qwen2VLAdapter):
@@ -20,4 +19,6 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
 
 
 load = hf_loader(Qwen3VLAdapter, video_processor_class="Qwen3VLProcessor")
-register_family("qwen3_vl", load)
+
+#: the HF model types this family serves, and their loaders (found by models.registry)
+MODEL_TYPES = {"qwen3_vl": load}

@@ -16,6 +16,7 @@ from torch import nn
 
 from taskvec.errors import ModelSpecError
 from taskvec.models.adapter import Encoded, ModelAdapter
+from taskvec.models.loading import weights_fingerprint
 from taskvec.prompts.template import Prompt
 
 
@@ -221,8 +222,6 @@ def hf_loader(
 
     def load(model_id: str, options) -> VisionLanguageAdapter:
         import transformers
-
-        from taskvec.models.registry import weights_fingerprint
 
         model = getattr(transformers, model_class).from_pretrained(model_id, **options.hf_kwargs())
         processor = _load_processor(model_id, video_processor_class)

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from taskvec.report.markdown import markdown_table, write_table
+from taskvec.storage.markdown import markdown_table, write_table
 
 
 def test_row_levels_become_columns_and_column_levels_join():

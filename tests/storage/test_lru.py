@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taskvec.lru import LruCache
+from taskvec.storage.lru import LruCache
 
 
 def test_the_least_recently_used_leave_first_by_count():

@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-from tinyparts import image_count
 
+from helpers.tinyparts import image_count
 from taskvec.models.adapter import Encoded
-from taskvec.models.families.vlm import VisionLanguageAdapter
+from taskvec.models.vlm import VisionLanguageAdapter
 from taskvec.patching.hooks import _hidden, patching_last_token
 from taskvec.patching.patch import Patch, first_token_ids
 from taskvec.patching.sweep import sweep, sweep_naive

@@ -3,11 +3,11 @@ token is dropped by the "default" feature strategy). The shared checks are in te
 
 from functools import cache
 
-from contract import FamilyCase
-from tinyparts import make_tokenizer, seeded, tiny_text_config
 from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
+from helpers.contract import FamilyCase
+from helpers.tinyparts import make_tokenizer, seeded, tiny_text_config
 from taskvec.models.families.llava import LlavaAdapter
 
 

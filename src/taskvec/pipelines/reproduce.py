@@ -18,40 +18,46 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
+from taskvec.config import Options, digest
 from taskvec.errors import ConfigError
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, answer_options
-from taskvec.evaluation.run import RunResult, evaluate
-from taskvec.experiments.conditions import Condition, paper_conditions, run_conditions
+from taskvec.experiments.conditions import Condition, paper_conditions
 from taskvec.experiments.conflict import PAIRS, conflict_rows
 from taskvec.experiments.ensemble import ensemble_scores
 from taskvec.models.adapter import ModelAdapter
-from taskvec.models.registry import LoadOptions
+from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model
 from taskvec.models.shared_work import SharedWork
 from taskvec.patching.patch import line_complete
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
-from taskvec.report.run_folder import RunFolder, write_atomic
+from taskvec.pipelines.analyze import AnalysisConfig, analyze, finished_analysis
+from taskvec.pipelines.evaluate import RunResult, evaluate
+from taskvec.report.reproduce import write_report
+from taskvec.storage.run_folder import RunFolder, write_atomic
+from taskvec.tasks.images import DEFAULT_STYLE, HELD_OUT_STYLE
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
 from taskvec.tasks.task import Task
 from taskvec.vectors.task_vector import TaskVector
 
 
-class ReproduceConfig(BaseModel):
+class ReproduceConfig(Options):
     """What a reproduction runs; ``quick`` shrinks it to a smoke run of a few minutes."""
 
-    model_config = ConfigDict(extra="forbid")
+    kind: ClassVar[str] = "reproduce options"
 
-    model: str = "embedded-vlm"
+    model: str = DEFAULT_VLM
     #: the base LLM for LLM -> VLM transfer (None: the model's own ``base_llm``, if it has one)
     llm: str | None = None
     template: str = "spaced"
     #: image styles: a training style, then the held-out one
-    styles: list[str] = Field(default_factory=lambda: ["noto", "openmoji"], min_length=1)
+    styles: list[str] = Field(default_factory=lambda: [DEFAULT_STYLE, HELD_OUT_STYLE], min_length=1)
     tasks: list[str] = Field(default_factory=lambda: list(BUILTIN_TASKS), min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
     ensemble_counts: list[int] = Field(default_factory=lambda: [5, 10, 15, 20, 25, 30])
@@ -62,11 +68,7 @@ class ReproduceConfig(BaseModel):
 
     @classmethod
     def create(cls, **options) -> ReproduceConfig:
-        try:
-            config = cls(**options)
-        except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-            raise ConfigError(f"invalid reproduce options: {problems}") from None
+        config = super().create(**options)
         if config.quick:
             config = config.model_copy(
                 update={"seeds": config.seeds[:1], "ensemble_counts": [5, 10], "conflict_items": 4}
@@ -106,6 +108,23 @@ def quick_task_files(tasks: list[str], folder: Path) -> list[str]:
         write_atomic(path, json.dumps(records, ensure_ascii=False, indent=1))
         paths.append(str(path))
     return paths
+
+
+def run_conditions(
+    adapter: ModelAdapter,
+    conditions: Sequence[Condition],
+    root: Path,
+    show_progress: bool = True,
+    shared: SharedWork | None = None,
+    **options,
+) -> dict[Condition, RunResult]:
+    """One :func:`evaluate` run per condition under ``root/<condition>``; finished runs resume.
+    With ``shared``, conditions with the same extraction prompts or queries compute them once."""
+    results = {}
+    for condition in conditions:
+        config = condition.config(model=adapter.name, **options)
+        results[condition] = evaluate(config, root / condition.name, adapter, show_progress, shared=shared)
+    return results
 
 
 class Reproduction:
@@ -328,8 +347,6 @@ class Reproduction:
         return rows
 
     def run_analysis(self):
-        from taskvec.analysis.run import AnalysisConfig, analyze, finished_analysis
-
         config = AnalysisConfig.create(
             model=self.adapter.name,
             tasks=self.task_names,
@@ -355,11 +372,10 @@ def base_llm(
 ) -> ModelAdapter | None:
     """The LLM the VLM was built on (None when unknown: Table 4 is skipped). A VLM that holds its
     base LLM's own adapter (the embedded VLM) lends it; any other is loaded on its own."""
-    from taskvec.models.registry import load_model
-
-    if config.llm is None and getattr(adapter, "text_adapter", None) is not None:
-        return adapter.text_adapter
-    name = config.llm or getattr(adapter, "base_llm", None)
+    base = adapter.base_language_model()
+    if config.llm is None and base is not None and base.adapter is not None:
+        return base.adapter
+    name = config.llm or (base.name if base is not None else None)
     return load_model(name, load_options) if name else None
 
 
@@ -373,9 +389,6 @@ def reproduce(
 ) -> Path:
     """Run every experiment and write the report; returns the path of ``report.md``.
     ``load_options`` (dtype, device map) apply to the models loaded here (the VLM, its LLM)."""
-    from taskvec.models.registry import load_model
-    from taskvec.report.reproduce import write_report
-
     started = time.perf_counter()
     adapter = adapter or load_model(config.model, load_options)
     if not adapter.supports_images:
@@ -423,8 +436,5 @@ def _answers_sharing_examples(adapter: ModelAdapter, units: list[UnitPrompts]) -
 def _identity(
     config: ReproduceConfig, adapter: ModelAdapter, tasks: list[Task], exclude: set[str] | None = None
 ) -> str:
-    import hashlib
-
-    options = config.model_dump_json(exclude=exclude)
-    text = "|".join([options, adapter.fingerprint, *(t.fingerprint() for t in tasks)])
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    prints = [t.fingerprint() for t in tasks]
+    return digest(config.model_dump_json(exclude=exclude), adapter.fingerprint, *prints)

@@ -8,53 +8,50 @@ CSV + Markdown tables, PNG plots, the task vectors and ``summary.md``; like a ru
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from pydantic import Field, field_validator
 
 from taskvec.analysis import plots
 from taskvec.analysis.collect import ANALYSIS_SPECS, SpecStates, collect, default_specs
-from taskvec.analysis.embedding import METHODS, cluster_purity, embedding_frame
+from taskvec.analysis.embedding import METHODS
 from taskvec.analysis.lens import (
-    MASS,
-    decodings_table,
     layer_ranges,
     phase_curve,
     phase_masses,
-    phase_ranges,
-    top1_decodings,
-    top1_distribution,
-    vector_decodings,
 )
-from taskvec.analysis.similarity import cosine_matrix, similarity_by_layer
+from taskvec.analysis.results import AnalysisTables, analysis_tables
 from taskvec.analysis.token_sets import load_words, token_sets
+from taskvec.config import Options, digest
 from taskvec.errors import ConfigError
 from taskvec.models.adapter import ModelAdapter
+from taskvec.models.registry import DEFAULT_MODEL, load_model
 from taskvec.models.shared_work import SharedWork
+from taskvec.pipelines.progress import progress_bar
 from taskvec.prompts.template import PromptTemplate, get_template
-from taskvec.report.markdown import write_table
-from taskvec.report.run_folder import RunFolder, write_atomic
+from taskvec.storage.markdown import write_table
+from taskvec.storage.run_folder import RunFolder, write_atomic
+from taskvec.tasks.images import DEFAULT_STYLE
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
 
 
-class AnalysisConfig(BaseModel):
+class AnalysisConfig(Options):
     """What the analyses read; its hash (with the weights and task data) names the folder's content."""
 
-    model_config = ConfigDict(extra="forbid")
+    kind: ClassVar[str] = "analysis options"
 
-    model: str = "smollm2-135m"
+    model: str = DEFAULT_MODEL
     tasks: list[str] = Field(default_factory=lambda: list(BUILTIN_TASKS), min_length=1)
     #: None: every specification the model can read (image ICL only for VLMs)
     specs: list[str] | None = None
     template: PromptTemplate = Field(default_factory=lambda: get_template("spaced"))
-    style: str = "noto"
+    style: str = DEFAULT_STYLE
     n_examples: int = Field(default=5, ge=1)
     seed: int = 1
     #: per-prompt test-split states per (task, spec): top-1 decodings and embeddings
@@ -95,17 +92,6 @@ class AnalysisConfig(BaseModel):
             raise ValueError(f"embedding methods must be some of {list(METHODS)}, got {unknown}")
         return value
 
-    @classmethod
-    def create(cls, **options) -> AnalysisConfig:
-        """Build a config, turning pydantic's report into a ``ConfigError`` that names the field."""
-        try:
-            return cls(**options)
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in error.errors()
-            )
-            raise ConfigError(f"invalid analysis options: {problems}") from None
-
 
 @dataclass
 class AnalysisResult:
@@ -126,10 +112,10 @@ def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int |
         raise ConfigError(f"{folder.root} is not a taskvec run folder (no config.json)")
     experiment = json.loads(folder.config_path.read_text()).get("experiment", {})
     options = {
-        "model": experiment.get("model", "smollm2-135m"),
+        "model": experiment.get("model", DEFAULT_MODEL),
         "tasks": experiment.get("tasks", list(BUILTIN_TASKS)),
         "template": experiment.get("template", "paper"),
-        "style": experiment.get("style", "noto"),
+        "style": experiment.get("style", DEFAULT_STYLE),
         "n_examples": experiment.get("n_examples", 5),
         "seed": (experiment.get("seeds") or [1])[0],
     }
@@ -139,12 +125,7 @@ def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int |
 
 
 def _identity(config: AnalysisConfig, adapter: ModelAdapter, task_prints: list[str]) -> str:
-    text = "|".join([config.model_dump_json(), adapter.fingerprint, *task_prints])
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _default_decode_layers(num_layers: int, chosen: int) -> list[int]:
-    return sorted({num_layers // 4, num_layers // 2, chosen, num_layers - 1})
+    return digest(config.model_dump_json(), adapter.fingerprint, *task_prints)
 
 
 def finished_analysis(
@@ -198,14 +179,7 @@ def analyze(
 
     collected: list[SpecStates] = []
     sets_frames, curve_frames = [], []
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        disable=not show_progress,
-    )
-    with progress:
+    with progress_bar(show_progress) as progress:
         bar = progress.add_task("states", total=len(tasks) * len(specs))
         for task, spec in [(t, s) for t in tasks for s in specs]:
             progress.update(bar, description=f"{task.name} {spec}")
@@ -233,70 +207,49 @@ def analyze(
             curve_frames.append(curve)
             progress.advance(bar)
 
-    tables: dict[str, pd.DataFrame] = {}
-    curves = pd.concat(curve_frames, ignore_index=True)
-    tables["phase_curves"] = curves
-    mean_curves = curves.groupby(["spec", "layer"], sort=False)[list(MASS.values())].mean()
-    ranges = pd.concat({spec: phase_ranges(mean_curves.loc[spec]) for spec in specs}, names=["spec"])
-    tables["phase_ranges"] = ranges
-    per_task_ranges = pd.concat(
-        {
-            (task, spec): phase_ranges(group.set_index("layer")[list(MASS.values())])
-            for (task, spec), group in curves.groupby(["task", "spec"], sort=False)
-        },
-        names=["task", "spec"],
+    results = analysis_tables(
+        adapter,
+        collected,
+        curve_frames,
+        sets_frames,
+        specs,
+        [t.name for t in tasks],
+        layer=config.layer,
+        run_layer=run_layer,
+        decode_layers=config.decode_layers,
+        top_k=config.top_k,
+        embeddings=config.embeddings,
+        seed=config.seed,
     )
-    tables["phase_ranges_by_task"] = per_task_ranges
-    tables["token_sets"] = pd.concat(sets_frames, ignore_index=True)
+    markdown, plot_paths = _write_tables_and_plots(folder, adapter.name, specs, results)
+    layer, source = results.layer, results.layer_source
+    summary = _summary(
+        config,
+        adapter,
+        specs,
+        layer,
+        source,
+        results.decode_layers,
+        results.tables["similarity_by_layer"],
+        results.purity,
+        markdown,
+    )
+    summary += ["## Files", "", *[f"- `{p.relative_to(folder.root)}`" for p in plot_paths]]
+    summary += ["- `tables/` (CSV + Markdown), `vectors/` (task vectors, safetensors + JSON)", ""]
+    write_atomic(folder.path("summary.md"), "\n".join(summary))
+    folder.finish(layer=layer, layer_source=source, seconds=round(time.perf_counter() - started, 1))
+    return AnalysisResult(folder, layer, source, results.tables, collected)
 
-    if config.layer is not None:
-        layer, source = config.layer, "given"
-    elif run_layer is not None:
-        layer, source = adapter.check_layer(int(run_layer)), "chosen by the run on its validation split"
-    else:
-        task_curve = curves.groupby("layer")[MASS["task"]].mean()
-        layer, source = int(task_curve.idxmax()), "peak of the mean task-token mass"
 
-    decode_layers = config.decode_layers or _default_decode_layers(adapter.num_layers, layer)
-    top1_frames = []
-    for got in collected:
-        frame = top1_decodings(adapter, got.states, decode_layers)
-        frame.insert(0, "spec", got.spec)
-        frame.insert(0, "task", got.task)
-        top1_frames.append(frame)
-    top1 = pd.concat(top1_frames, ignore_index=True)
-    tables["top1"] = top1
-    distribution = pd.concat(
-        [
-            top1_distribution(group).assign(task=task, spec=spec)
-            for (task, spec), group in top1.groupby(["task", "spec"], sort=False)
-        ],
-        ignore_index=True,
-    )[["task", "spec", "layer", "token", "count", "share"]]
-    tables["top1_distribution"] = distribution
-
-    vectors = {(got.task, got.spec): got.vector.vectors for got in collected}
-    decodings = vector_decodings(adapter, vectors, layer, config.top_k)
-    tables["decodings"] = decodings
-    wide = decodings_table(decodings)
-    wide = wide[[s for s in specs if s in wide.columns]].reindex([t.name for t in tasks])
-    tables["decodings_table"] = wide
-
-    matrix = cosine_matrix({key: v[layer] for key, v in vectors.items()})
-    tables["similarity"] = matrix
-    by_layer = similarity_by_layer(vectors)
-    tables["similarity_by_layer"] = by_layer
-
-    embeddings, purity = {}, {}
-    points = {(got.task, got.spec): got.states[:, layer] for got in collected}
-    if sum(p.shape[0] for p in points.values()) >= 3:
-        for method in config.embeddings:
-            frame = embedding_frame(points, method, seed=config.seed)
-            embeddings[method] = frame
-            purity[method] = cluster_purity(frame)
-            tables[f"embedding_{method}"] = frame
-
-    # --- files -------------------------------------------------------------------------------
+def _write_tables_and_plots(
+    folder: RunFolder, model: str, specs: list[str], results: AnalysisTables
+) -> tuple[dict[str, str], list[Path]]:
+    """The tables as CSV (+ Markdown for those the summary shows) and the plots; returns the
+    Markdown by name and the plots' paths."""
+    tables, layer, embeddings = results.tables, results.layer, results.embeddings
+    ranges, per_task_ranges = tables["phase_ranges"], tables["phase_ranges_by_task"]
+    wide, matrix, by_layer = tables["decodings_table"], tables["similarity"], tables["similarity_by_layer"]
+    curves, distribution = tables["phase_curves"], tables["top1_distribution"]
     for name in ("phase_curves", "top1", "decodings", "token_sets", "top1_distribution"):
         write_atomic(folder.path("tables", f"{name}.csv"), tables[name].to_csv(index=False))
     for method, frame in embeddings.items():
@@ -310,7 +263,6 @@ def analyze(
         "similarity": write_table(folder.root, f"similarity_layer{layer}", matrix.round(4)),
         "similarity_by_layer": write_table(folder.root, "similarity_by_layer", by_layer.round(4)),
     }
-    model = adapter.name
     plot_paths = [
         plots.plot_phases(curves, folder.path("plots", "phases.png"), f"{model}: logit lens"),
         plots.plot_phases(
@@ -342,12 +294,7 @@ def analyze(
             for method, frame in embeddings.items()
         ],
     ]
-    summary = _summary(config, adapter, specs, layer, source, decode_layers, by_layer, purity, markdown)
-    summary += ["## Files", "", *[f"- `{p.relative_to(folder.root)}`" for p in plot_paths]]
-    summary += ["- `tables/` (CSV + Markdown), `vectors/` (task vectors, safetensors + JSON)", ""]
-    write_atomic(folder.path("summary.md"), "\n".join(summary))
-    folder.finish(layer=layer, layer_source=source, seconds=round(time.perf_counter() - started, 1))
-    return AnalysisResult(folder, layer, source, tables, collected)
+    return markdown, plot_paths
 
 
 def _summary(
@@ -410,8 +357,8 @@ def _summary(
 
 
 def default_analysis_dir(config: AnalysisConfig, root: Path = Path("runs")) -> Path:
-    digest = hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:10]
-    return root / f"{config.model}-analysis-{config.template.name}-{digest}".replace("/", "_")
+    identity = digest(config.model_dump_json(), length=10)
+    return root / f"{config.model}-analysis-{config.template.name}-{identity}".replace("/", "_")
 
 
 def run_analysis(
@@ -425,8 +372,6 @@ def run_analysis(
     ``options``, the model loaded by name, results into ``out`` (default ``<run>/analysis`` or
     ``runs/<model>-analysis-<template>-<hash>``); ``load_options`` (dtype, device) apply to the model
     loaded here."""
-    from taskvec.models.registry import load_model
-
     options = {k: v for k, v in options.items() if v is not None}
     if run is not None:
         config, run_layer = from_run_folder(run, **options)

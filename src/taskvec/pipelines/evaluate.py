@@ -6,13 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from taskvec.config import digest
 from taskvec.errors import ConfigError, ImageError, MemoryBudgetError, TaskFileError, VectorMismatchError
 from taskvec.evaluation.protocol import (
     ExperimentConfig,
@@ -21,23 +20,18 @@ from taskvec.evaluation.protocol import (
     patched_answers,
     run_unit,
 )
+from taskvec.evaluation.result import RunResult
 from taskvec.evaluation.scoring import choose_layer, layer_curve, layer_scores, split_predictions
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import token_counts
 from taskvec.models.registry import LoadOptions, load_model
 from taskvec.models.shared_work import SharedWork
-from taskvec.report.run_folder import RunFolder
+from taskvec.pipelines.progress import progress_bar
+from taskvec.report.tables import write_run_outputs
+from taskvec.storage.run_folder import RunFolder
 from taskvec.tasks.registry import load_task
 from taskvec.tasks.task import Task
 from taskvec.vectors.task_vector import TaskVector
-
-
-@dataclass
-class RunResult:
-    folder: RunFolder
-    best_layer: int
-    val_scores: pd.DataFrame
-    predictions: pd.DataFrame
 
 
 def validate_inputs(config: ExperimentConfig) -> list[Task]:
@@ -78,15 +72,15 @@ def check_images(tasks: list[Task], style: str) -> dict[str, str]:
 
     hashes = {}
     for task in tasks:
-        digest = hashlib.sha256()
+        hasher = hashlib.sha256()
         for item in (*task.val, *task.test):
             try:
                 path = image_file(item, style)
             except ImageError as error:
                 raise ImageError(f"task {task.name!r}: {error}") from None
             open_image(path, what=f"task {task.name!r}: item {item.id!r}")
-            digest.update(f"{item.id}:{hashlib.sha256(path.read_bytes()).hexdigest()};".encode())
-        hashes[task.name] = digest.hexdigest()[:12]
+            hasher.update(f"{item.id}:{hashlib.sha256(path.read_bytes()).hexdigest()};".encode())
+        hashes[task.name] = hasher.hexdigest()[:12]
     return hashes
 
 
@@ -94,8 +88,7 @@ def _images_hash(images: dict[str, str]) -> str:
     """One hash of every task's images (``""`` when no task has images)."""
     if not any(images.values()):
         return ""
-    joined = ";".join(f"{name}:{images[name]}" for name in sorted(images))
-    return hashlib.sha256(joined.encode()).hexdigest()[:12]
+    return digest(";".join(f"{name}:{images[name]}" for name in sorted(images)))
 
 
 def check_model_fits(adapter: ModelAdapter, config: ExperimentConfig) -> None:
@@ -132,29 +125,25 @@ def run_identity(
     identity is refused (or, if only the seeds differ, extended), so changing any of them never
     reuses a result computed under the old one; units carry their own ``unit_identity``."""
     prints = [t.fingerprint() for t in tasks]
-    return _digest(config.config_hash(), *prints, model_fingerprint, data_fingerprint)
+    return digest(config.config_hash(), *prints, model_fingerprint, data_fingerprint)
 
 
 def unit_identity(config: ExperimentConfig, task: Task, model_fingerprint: str = "", images: str = "") -> str:
     """What one (task, seed) unit depends on: the config without its task and seed lists (a unit
     is computed for its own task and seed only), the task's data and images, and the weights. It
     keys the unit and vector cache, so a run that adds seeds reuses the units it already has."""
-    return _digest(_settings(config, {"tasks", "seeds"}), task.fingerprint(), model_fingerprint, images)
+    return digest(_settings(config, {"tasks", "seeds"}), task.fingerprint(), model_fingerprint, images)
 
 
 def _lineage(config: ExperimentConfig, tasks: list[Task], model_fingerprint: str, images: str) -> str:
     """Runs that differ only in their seeds share a folder (each unit checks its own identity), so
     adding seeds to a finished run computes only the new units."""
     prints = [t.fingerprint() for t in tasks]
-    return _digest(_settings(config, {"seeds"}), *prints, model_fingerprint, images)
+    return digest(_settings(config, {"seeds"}), *prints, model_fingerprint, images)
 
 
 def _settings(config: ExperimentConfig, exclude: set[str]) -> str:
     return json.dumps(config.model_dump(mode="json", exclude=exclude), sort_keys=True)
-
-
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
 def check_labels_tokenize(adapter: ModelAdapter, tasks: list[Task]) -> None:
@@ -198,16 +187,6 @@ def default_run_dir(
     identity = run_identity(config, tasks, model_fingerprint, data_fingerprint)
     name = f"{config.model}-{config.spec}-{config.query}-{config.template.name}-{identity}"
     return root / name.replace("/", "_")
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
 
 
 def _finished_unit(
@@ -292,13 +271,8 @@ def evaluate(
         for s in config.seeds
     }
     pending = [(t, s) for t in tasks for s in config.seeds if done[(t.name, s)] is None]
-    with _progress() as progress:
-        bar = progress.add_task(
-            "units (task x seed)",
-            total=len(done),
-            completed=len(done) - len(pending),
-            visible=show_progress,
-        )
+    with progress_bar(show_progress) as progress:
+        bar = progress.add_task("units (task x seed)", total=len(done), completed=len(done) - len(pending))
         for task, seed in pending:
             progress.update(bar, description=f"{task.name} {config.spec} seed {seed}")
             unit, vector = run_unit(adapter, task, seed, config, source, shared)
@@ -321,8 +295,6 @@ def evaluate(
         for seed, seed_answers in patched_answers(adapter, task, config, vectors, best, shared).items():
             answers[(task.name, seed)] = seed_answers
     predictions = split_predictions(units, best, answers)
-
-    from taskvec.report.tables import write_run_outputs
 
     write_run_outputs(folder, config, val_scores, predictions, best, layer_scores(units, "test"))
     folder.finish(

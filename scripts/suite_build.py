@@ -42,7 +42,8 @@ Every image is RGB on a white background: the source is rendered with alpha, cro
 its visible content, scaled to fit ``size*(1-2*margin)`` keeping the aspect ratio and
 centred on a white square (so 4x3 flags become a 224x168 flag on a 224x224 white square).
 
-Run:  ``python -m taskvec.tasks.suite_build --workdir /tmp/suite-src --out src/taskvec/tasks/suite``
+Run:  ``python scripts/suite_build.py --workdir /tmp/suite-src`` (or ``taskvec data build`` from a
+checkout). It is a repository script, not part of the installed package.
 
 Build-time requirements: ``npm``, ``apt-get``/``dpkg-deb`` (or ``--noto-font PATH``),
 ``resvg-py``, ``fontTools``, ``Pillow``, ``numpy``.
@@ -874,6 +875,10 @@ def summarise(manifest: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+#: the package's suite folder in this checkout (the default output)
+SUITE_DIR = Path(__file__).resolve().parents[1] / "src" / "taskvec" / "tasks" / "suite"
+
+
 def main_build(workdir: Path, out: Path | None = None, *, workers: int = 2) -> dict[str, object]:
     """What ``taskvec data build`` runs: build into ``out`` (default: the package's suite) and
     print the per-domain/style counts, so the CLI needs no knowledge of the build's options."""
@@ -884,18 +889,16 @@ def main_build(workdir: Path, out: Path | None = None, *, workers: int = 2) -> d
             __import__(module)
         except ImportError:
             raise SystemExit(f"`taskvec data build` needs {pip_name}: pip install {pip_name}") from None
-    out_dir = Path(out) if out else Path(__file__).parent / "suite"
+    out_dir = Path(out) if out else SUITE_DIR
     manifest = build_suite(Path(workdir), out_dir, workers=workers)
     print(summarise(manifest))
     return manifest
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m taskvec.tasks.suite_build", description=__doc__.split("\n")[0]
-    )
+    ap = argparse.ArgumentParser(prog="python scripts/suite_build.py", description=__doc__.split("\n")[0])
     ap.add_argument("--workdir", type=Path, default=Path("build/suite-src"), help="download/extract dir")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "suite", help="suite output dir")
+    ap.add_argument("--out", type=Path, default=SUITE_DIR, help="suite output dir")
     ap.add_argument("--noto-font", type=Path, default=None, help="NotoColorEmoji.ttf to use (skip apt)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="keep N entities per domain (smoke build)")

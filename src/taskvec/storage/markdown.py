@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from taskvec.report.run_folder import write_atomic
+from taskvec.storage.run_folder import write_atomic
 
 
 def markdown_table(frame: pd.DataFrame, index: bool = True) -> str:

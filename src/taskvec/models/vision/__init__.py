@@ -1,0 +1,1 @@
+"""Vision parts built here (EfficientNet-Lite0, the embedded VLM's encoder)."""

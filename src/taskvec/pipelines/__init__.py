@@ -1,0 +1,7 @@
+"""Run pipelines: one place for run folders, config creation, identities and progress. Each
+validates its inputs, runs the pure computations below it and writes one folder.
+
+- ``evaluate``: the paper's protocol over tasks and seeds (``taskvec run``);
+- ``analyze``: logit lens, decodings, similarity, embeddings (``taskvec analyze``);
+- ``reproduce``: every experiment of the paper and its report (``taskvec reproduce``).
+"""

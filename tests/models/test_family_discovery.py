@@ -1,0 +1,80 @@
+"""Families are found, not registered: a module of the families package that declares
+``MODEL_TYPES`` is loadable with no other edit, and one that declares none fails loudly."""
+
+import sys
+import textwrap
+
+import pytest
+from transformers import GPT2Config
+
+import taskvec.models.registry as registry
+from taskvec.errors import ModelSpecError
+from taskvec.models.registry import discover_families, load_model
+
+TOY_FAMILY = """
+    MODEL_TYPES = {"gpt2": lambda model_id, options: ("toy adapter", model_id)}
+"""
+
+
+def family_package(root, name: str, modules: dict[str, str]) -> str:
+    package = root / name
+    package.mkdir()
+    (package / "__init__.py").write_text('"""families for a test"""\n')
+    for module, source in modules.items():
+        (package / f"{module}.py").write_text(textwrap.dedent(source))
+    return name
+
+
+@pytest.fixture
+def families_from(tmp_path, monkeypatch):
+    """Point the registry at a package built in ``tmp_path``; the real families come back after."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    created = []
+
+    def use(name: str, modules: dict[str, str]) -> str:
+        created.append(family_package(tmp_path, name, modules))
+        monkeypatch.setattr(registry, "FAMILY_PACKAGE", name)
+        registry.families.cache_clear()
+        return name
+
+    yield use
+    registry.families.cache_clear()
+    for name in created:
+        for module in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
+            del sys.modules[module]
+
+
+def test_a_family_file_dropped_into_the_package_is_loadable(families_from, tmp_path):
+    families_from("dropped_families", {"toy": TOY_FAMILY, "_helper": "NOT_A_FAMILY = True\n"})
+    assert set(registry.FAMILIES) == {"gpt2"}  # helpers (``_name``) are not families
+    GPT2Config().save_pretrained(tmp_path / "model")
+    assert load_model(str(tmp_path / "model")) == ("toy adapter", str(tmp_path / "model"))
+
+
+def test_a_family_file_without_model_types_fails_loudly(families_from):
+    families_from("silent_families", {"toy": TOY_FAMILY, "forgotten": "class ForgottenAdapter: ...\n"})
+    with pytest.raises(ModelSpecError, match="silent_families.forgotten declares no model type"):
+        registry.families()
+
+
+def test_two_families_claiming_one_model_type_fail_loudly(families_from):
+    families_from("twin_families", {"first": TOY_FAMILY, "second": TOY_FAMILY})
+    with pytest.raises(ModelSpecError, match="claimed by twin_families.first and twin_families.second"):
+        registry.families()
+
+
+def test_importing_the_registry_imports_no_vision_family():
+    """Discovery is lazy: a fresh interpreter that imports the registry has loaded no VLM family."""
+    import subprocess
+
+    code = (
+        "import sys, taskvec.models.registry; "
+        "print(sorted(m for m in sys.modules if m.startswith('taskvec.models.families.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['taskvec.models.families.causal_lm']"
+
+
+def test_the_shipped_families_all_declare_their_types():
+    found = discover_families(registry.FAMILY_PACKAGE)
+    assert {"llama", "llava", "idefics3", "smolvlm", "qwen2_vl", "mllama"} <= set(found)
