@@ -1,8 +1,8 @@
 """The GPU check: taskvec at the paper's model sizes, random weights built on the device itself.
 
-    python bench/gpu.py --out gpu.json                  # LLaVA-1.5-7B, Idefics2-8B, Qwen2-VL-7B shapes
-    python bench/gpu.py --models llava --loop-queries 30
-    python bench/gpu.py --smoke                          # tiny shapes: the whole check in seconds (CPU too)
+    python -m bench.gpu --out gpu.json                  # LLaVA-1.5-7B, Idefics2-8B, Qwen2-VL-7B shapes
+    python -m bench.gpu --models llava --loop-queries 30
+    python -m bench.gpu --smoke                          # tiny shapes: the whole check in seconds (CPU too)
 
 No hub is needed: each model is built from its config at the real shape (LLaVA-1.5-7B: CLIP
 ViT-L/14-336 + Llama-2-7B; Idefics2-8B: SigLIP-so400m at 980 px, a perceiver of 64 latents,
@@ -180,7 +180,7 @@ def build_qwen2_vl(device: str, dtype: torch.dtype, smoke: bool) -> ModelAdapter
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     from taskvec.models.families.qwen2_vl import Qwen2VLAdapter
-    from taskvec.models.families.vlm import without_video
+    from taskvec.models.vlm import without_video
 
     specials = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
     tokenizer = byte_tokenizer(specials, bos=False)
