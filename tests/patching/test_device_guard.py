@@ -167,3 +167,14 @@ def test_engine_makes_no_tensor_without_a_device_embedded_vlm():
     with device_guard():
         guarded = _engine_results(adapter, prompts, queries)
     _assert_same(guarded, plain)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_token_count_is_the_encoded_length_without_the_models_device(case):
+    """Batch planning counts tokens from the processor's own output (no transfer, no derived
+    inputs); the count must be what ``encode`` gives."""
+    adapter = case.build()
+    two_images = ["Q:", image(2), "\nA:b\n\nQ:", image(3), "\nA:"]
+    prompts = [["Q:", image(1), "\nA:"], ["Q:cat and dog\nA:"], two_images]
+    for prompt in prompts:
+        assert adapter.token_count(prompt) == int(adapter.encode([prompt]).attention_mask.sum())

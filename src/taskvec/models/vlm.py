@@ -108,6 +108,15 @@ class VisionLanguageAdapter(ModelAdapter):
         )
 
     def encode(self, prompts: Sequence[Prompt]) -> Encoded:
+        return self.finish_encoding(self._processed(prompts).to(self.device))
+
+    def token_count(self, prompt: Prompt) -> int:
+        """From the processor's output where it stands (no transfer to the model's device, no
+        derived inputs)."""
+        return int(self._processed([prompt]).attention_mask.sum())
+
+    def _processed(self, prompts: Sequence[Prompt]) -> Encoded:
+        """The processor's batch as it makes it (on the CPU for transformers' processors)."""
         texts, images = zip(*(self.split(p) for p in prompts), strict=True)
         batch = dict(self.run_processor(list(texts), list(images)))
         input_ids = batch.pop("input_ids")
@@ -115,7 +124,7 @@ class VisionLanguageAdapter(ModelAdapter):
         if not bool(attention_mask[:, -1].all()):
             raise ModelSpecError(f"{self.name}: the processor did not pad on the left")
         extra = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
-        return self.finish_encoding(Encoded(input_ids, attention_mask, extra).to(self.device))
+        return Encoded(input_ids, attention_mask, extra)
 
     def finish_encoding(self, encoded: Encoded) -> Encoded:
         """Hook for families that add derived inputs (e.g. 3-D rope positions)."""
