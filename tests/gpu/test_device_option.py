@@ -55,3 +55,19 @@ def test_a_gpu_index_past_the_machines_gpus_is_refused(monkeypatch):
     assert LoadOptions(device="cuda:0", dtype="bfloat16").numerics() == "bfloat16+cuda"
     with pytest.raises(DeviceError, match="not both"):
         LoadOptions(device="cuda", device_map="auto").torch_device()
+
+
+def test_plain_cuda_under_a_launcher_is_the_ranks_own_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert LoadOptions(device="cuda").torch_device() == torch.device("cuda", 2)
+    assert LoadOptions(device="cuda:0").torch_device() == torch.device("cuda", 0)  # named: kept
+
+
+def test_python_dash_m_taskvec_is_the_command():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "taskvec", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "Usage: taskvec" in done.stdout

@@ -24,7 +24,8 @@ class LoadOptions:
     """How to load weights, passed to transformers' ``from_pretrained``.
 
     ``dtype``: a torch dtype name ("float32", "bfloat16", "float16"). ``device``: where the whole
-    model computes ("cpu", "cuda", "cuda:1"); weights load straight onto it. ``device_map``:
+    model computes ("cpu", "cuda", "cuda:1"; plain "cuda" under a launcher is the rank's
+    ``cuda:$LOCAL_RANK``); weights load straight onto it. ``device_map``:
     accelerate's placement instead ("auto" spreads the layers over the GPUs and CPU); needs
     ``accelerate``. ``load_in_4bit``: NF4 weights via bitsandbytes (installed separately, needs a
     GPU), computing in ``dtype``. Hooks see the decoder layers' outputs in the compute dtype.
@@ -59,6 +60,9 @@ class LoadOptions:
             device = torch.device(self.device)
         except (RuntimeError, TypeError) as error:
             raise DeviceError(f"unknown device {self.device!r}: use cpu, cuda or cuda:N") from error
+        if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+            # under a launcher (torchrun, accelerate launch) each rank takes its own GPU
+            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         if device.type == "cuda":
             if not torch.cuda.is_available():
                 cuda = torch.version.cuda
