@@ -366,6 +366,8 @@ def check_model(shape: Shape, args, device: str) -> Row:
         lambda: timed(lambda: sweep(adapter, queries, vectors, layers, BIG_BUDGET))
     )
     again, _ = timed(lambda: sweep(adapter, queries, vectors, layers, BIG_BUDGET))
+    if args.profile:
+        row.facts["sweep_profile"] = profile(lambda: sweep(adapter, queries, vectors, layers, BIG_BUDGET))
     loop_n = min(args.loop_queries or shape.loop_queries, len(queries))
     loop_seconds, loop = timed(lambda: paper_loop(adapter, queries[:loop_n], vectors, layers))
     scale = len(queries) / loop_n
@@ -410,6 +412,22 @@ def check_model(shape: Shape, args, device: str) -> Row:
     )
     row.facts["bfloat16_honesty"] = honesty(fast, loop, loop_n, reference, gaps)
     return row
+
+
+def profile(fn: Callable[[], object], rows: int = 15) -> str:
+    """The ops that took the most device (else CPU) time in one call of ``fn``: where the time over
+    the floor goes."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with torch_profile(activities=activities) as prof:
+        fn()
+        synchronize()
+    key = "cuda_time_total" if torch.cuda.is_available() else "cpu_time_total"
+    table = prof.key_averages().table(sort_by=key, row_limit=rows)
+    print(table, flush=True)
+    return table
 
 
 @torch.no_grad()
@@ -505,6 +523,7 @@ def main() -> None:
     parser.add_argument("--exact-queries", type=int, default=4, help="float32 loop-vs-sweep queries")
     parser.add_argument("--smoke", action="store_true", help="tiny shapes (runs on a CPU in seconds)")
     parser.add_argument("--no-nnsight", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="print where one sweep's time goes")
     parser.add_argument("--cli", action="store_true", help="also run `taskvec run` on a saved folder")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=None, help="write every figure as JSON here")
@@ -519,7 +538,8 @@ def main() -> None:
             row = Row(key, error=f"{type(error).__name__}: {error}")
             traceback.print_exc()
         row.facts["wall_s"] = round(time.perf_counter() - started, 1)
-        print(f"{key}: {json.dumps(row.facts)}" + (f" ERROR {row.error}" if row.error else ""), flush=True)
+        shown = {name: value for name, value in row.facts.items() if name != "sweep_profile"}
+        print(f"{key}: {json.dumps(shown)}" + (f" ERROR {row.error}" if row.error else ""), flush=True)
         rows.append(row)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

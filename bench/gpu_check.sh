@@ -20,4 +20,4 @@ export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
 timeout 150 python3 -m pytest -q -p no:cacheprovider -m gpu tests/gpu 2>&1 | tail -8
-timeout 420 python3 -m bench.gpu --cli --out "$out/gpu.json" 2>&1 | grep -v "Loading weights\|Writing model" | tee "$out/gpu.log"
+timeout 420 python3 -m bench.gpu --cli --profile --out "$out/gpu.json" 2>&1 | grep -v "Loading weights\|Writing model" | tee "$out/gpu.log"
