@@ -85,8 +85,9 @@ def calibrated_temperature(classifier: nn.Linear, features: torch.Tensor, labels
     by that posterior, so stage 2 starts from the calibrated one. No held-out picture is used."""
     if features.shape[0] < 2:
         raise ValueError("calibration needs augmented copies of the features (augmented_copies >= 1)")
-    logits = torch.cat([classifier(copy) for copy in features[1:]])  # [copies * n, entities]
-    targets = labels.repeat(features.shape[0] - 1)
+    device = classifier.weight.device  # the features and labels may still be on the CPU
+    logits = torch.cat([classifier(copy.to(device)) for copy in features[1:]])  # [copies * n, entities]
+    targets = labels.to(device).repeat(features.shape[0] - 1)
     grid = torch.logspace(math.log10(0.1), math.log10(2.0), 61)
     losses = torch.stack([F.cross_entropy(logits / t, targets) for t in grid])
     return float(grid[int(losses.argmin())])
