@@ -3,6 +3,7 @@ numbers beside the paper's, and the copy in docs/ in step with the code."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -150,3 +151,15 @@ def test_layer_curves_tick_whole_layers_and_draw_the_baselines(tmp_path, kept_fi
     published = paper.TABLE3["Idefics2"]["Text ICL xPatch"][-1]
     assert {0.05, 0.04, published} <= set(flat.values())
     assert any("No Context" in label for label in flat) and any("paper" in label for label in flat)
+
+
+def test_a_model_loaded_from_a_local_file_is_named_by_the_file_alone(tmp_path):
+    folder = tmp_path / "reproduce"
+    shutil.copytree(DOCS, folder, ignore=shutil.ignore_patterns("*.png"))
+    config = json.loads((folder / "config.json").read_text())
+    config["model"]["model_id"] = "EfficientNet-Lite0 encoder + entity-name projector on /tmp/c/gguf/g.gguf"
+    (folder / "config.json").write_text(json.dumps(config))
+    reproduce.render_report(folder)
+    for name in ("report.md", "report.html"):
+        text = (folder / name).read_text()
+        assert "/tmp/" not in text and "projector on g.gguf" in text
