@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import font_manager, ft2font  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from taskvec.analysis.token_sets import PHASES  # noqa: E402
 
@@ -20,12 +21,14 @@ SPEC_LINES = {"text-icl": "-", "image-icl": "--", "instruction": ":"}
 SPEC_MARKERS = {"text-icl": "o", "image-icl": "^", "instruction": "s"}
 
 
-def save(figure, path: Path) -> Path:
-    """Write a PNG atomically (a temporary file renamed into place) and close the figure."""
+def save(figure, path: Path, dpi: int = 130) -> Path:
+    """Write a PNG atomically (a temporary file renamed into place) and close the figure. The
+    picture is cut to what the figure draws (``bbox_inches="tight"``), so a legend or label
+    placed outside the axes is never clipped."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(tmp, dpi=130)
+    figure.savefig(tmp, dpi=dpi, bbox_inches="tight", pad_inches=0.1)
     plt.close(figure)
     tmp.replace(path)
     return path
@@ -36,6 +39,11 @@ def _font_codepoints() -> frozenset[int]:
     """The characters the plots' default font draws."""
     path = font_manager.findfont(font_manager.FontProperties())
     return frozenset(ft2font.FT2Font(path).get_charmap())
+
+
+def integer_layers(axis) -> None:
+    """Layer axes tick at whole layers only (never 2.5)."""
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def token_label(token: str) -> str:
@@ -61,7 +69,14 @@ def plot_phases(curves: pd.DataFrame, path: Path, title: str = "", relative: boo
     tasks = list(dict.fromkeys(curves["task"]))
     cols = min(3, len(tasks))
     rows = math.ceil(len(tasks) / cols)
-    figure, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False, sharey=True)
+    figure, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(4.2 * cols, 3.2 * rows + 0.8),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+    )
     for axis, task in zip(axes.flat, tasks, strict=False):
         for spec, group in curves[curves["task"] == task].groupby("spec", sort=False):
             for phase in PHASES:
@@ -78,24 +93,45 @@ def plot_phases(curves: pd.DataFrame, path: Path, title: str = "", relative: boo
         axis.set_title(task, fontsize=9)
         axis.set_xlabel("layer")
         axis.set_ylim(-0.02, 1.02)
+        integer_layers(axis)
     for axis in axes.flat[len(tasks) :]:
         axis.axis("off")
     axes[0][0].set_ylabel("mass / its peak" if relative else "probability mass")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=7)
+    # below the panels, inside the figure's layout (constrained layout makes room for it)
+    figure.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)), fontsize=7)
     figure.suptitle(title or "logit lens at the delimiter: input / task / answer tokens")
-    figure.tight_layout(rect=(0, 0.08, 1, 0.97))
     return save(figure, path)
+
+
+def uniform_layers(distribution: pd.DataFrame) -> dict[int, str]:
+    """Layers at which every prompt of every task decodes to one and the same token: ``layer ->
+    token``. Such a layer says only that the lens reads one token there, which a column of
+    identical full bars would repeat once per task."""
+    uniform = {}
+    for layer, part in distribution.groupby("layer"):
+        tops = part.sort_values("share", ascending=False).groupby("task", sort=False).head(1)
+        tokens = set(tops["token"])
+        if len(tokens) == 1 and (tops["share"] >= 1.0).all():
+            uniform[int(layer)] = tokens.pop()
+    return uniform
 
 
 def plot_top1(distribution: pd.DataFrame, path: Path, title: str = "", keep: int = 8) -> Path:
     """Top-1 decoded tokens at chosen layers (paper Fig. 4): one panel per (task, layer).
 
-    ``distribution``: rows (task, layer, token, share)."""
+    ``distribution``: rows (task, layer, token, share). A layer where every prompt of every task
+    decodes to one token gets no column of identical bars: a note under the panels names it."""
     tasks = list(dict.fromkeys(distribution["task"]))
-    layers = sorted(distribution["layer"].unique())
+    uniform = uniform_layers(distribution)
+    layers = [layer for layer in sorted(distribution["layer"].unique()) if int(layer) not in uniform]
+    layers = layers or sorted(distribution["layer"].unique())
     figure, axes = plt.subplots(
-        len(tasks), len(layers), figsize=(3.0 * len(layers), 1.9 * len(tasks)), squeeze=False
+        len(tasks),
+        len(layers),
+        figsize=(3.0 * len(layers), 1.9 * len(tasks) + 0.6),
+        squeeze=False,
+        layout="constrained",
     )
     for r, task in enumerate(tasks):
         for c, layer in enumerate(layers):
@@ -110,19 +146,36 @@ def plot_top1(distribution: pd.DataFrame, path: Path, title: str = "", keep: int
             if c == 0:
                 axis.set_ylabel(task, fontsize=8)
     figure.suptitle(title or "top-1 logit-lens token at the delimiter (share of prompts)")
-    figure.tight_layout()
+    shown = [layer for layer in uniform if layer not in layers]
+    if shown:
+        note = "; ".join(f"layer {layer} ({token_label(uniform[layer])})" for layer in shown)
+        text = f"Not drawn: {note}, where every prompt of every task decodes to that token"
+        figure.supxlabel(text, fontsize=8)
     return save(figure, path)
 
 
+def similarity_range(values) -> tuple[float, float]:
+    """The colour range of a cosine heatmap: the data's own range, widened to steps of 0.05, so
+    that values that all lie between 0.85 and 1 still show their structure."""
+    low, high = float(pd.Series(values).min()), float(pd.Series(values).max())
+    low, high = math.floor(low * 20) / 20, math.ceil(high * 20) / 20
+    if high - low < 0.05:
+        low, high = low - 0.05, high + 0.05
+    return low, high
+
+
 def plot_similarity(matrix: pd.DataFrame, path: Path, title: str = "") -> Path:
-    """Heatmap of a ``cosine_matrix`` (rows and columns: task / spec)."""
+    """Heatmap of a ``cosine_matrix`` (rows and columns: task / spec); the colour scale spans the
+    data's range (see ``similarity_range``), not 0 to 1."""
     labels = [f"{task} / {spec}" for task, spec in matrix.index]
     size = max(4.0, 0.38 * len(labels) + 2)
     figure, axis = plt.subplots(figsize=(size + 1, size))
-    image = axis.imshow(matrix.to_numpy(), vmin=min(0.0, float(matrix.min().min())), vmax=1, cmap="viridis")
+    values = matrix.to_numpy()
+    low, high = similarity_range(values.ravel())
+    image = axis.imshow(values, vmin=low, vmax=high, cmap="viridis")
     axis.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
     axis.set_yticks(range(len(labels)), labels, fontsize=7)
-    figure.colorbar(image, ax=axis, fraction=0.046, label="cosine similarity")
+    figure.colorbar(image, ax=axis, fraction=0.046, label="cosine similarity (scale fitted to the data)")
     axis.set_title(title or "task-vector cosine similarity", fontsize=9)
     figure.tight_layout()
     return save(figure, path)
@@ -146,6 +199,7 @@ def plot_similarity_by_layer(frame: pd.DataFrame, path: Path, title: str = "") -
             style = baselines.get(column, {})
             axis.plot(frame.index, frame[column], label=label, **style)
     axis.set_xlabel("layer")
+    integer_layers(axis)
     axis.set_ylabel("mean cosine similarity")
     axis.set_title(title or "task-vector similarity per layer", fontsize=9)
     axis.legend(fontsize=7)
@@ -175,3 +229,39 @@ def plot_embedding(frame: pd.DataFrame, path: Path, title: str = "") -> Path:
     axis.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
     figure.tight_layout()
     return save(figure, path)
+
+
+def redraw(folder: Path, model: str) -> list[Path]:
+    """The figures of a finished analysis folder drawn again from its tables (``tables/*.csv``),
+    with no model: what the analysis would draw today from the same numbers. The embedding maps,
+    whose titles need the analysis layer, are left as they are."""
+    folder = Path(folder)
+    tables, out = folder / "tables", folder / "plots"
+    curves = pd.read_csv(tables / "phase_curves.csv")
+    distribution = pd.read_csv(tables / "top1_distribution.csv", keep_default_na=False, na_values=[])
+    distribution["share"] = distribution["share"].astype(float)
+    paths = [
+        plot_phases(curves, out / "phases.png", f"{model}: logit lens"),
+        plot_phases(
+            curves,
+            out / "phases_relative.png",
+            f"{model}: logit lens, each curve relative to its peak",
+            relative=True,
+        ),
+    ]
+    for spec in dict.fromkeys(distribution["spec"]):
+        paths.append(
+            plot_top1(
+                distribution[distribution["spec"] == spec],
+                out / f"top1_{spec}.png",
+                f"{model}, {spec}: top-1 logit-lens token (share of prompts)",
+            )
+        )
+    for table in sorted(tables.glob("similarity_layer*.csv")):
+        layer = table.stem.removeprefix("similarity_layer")
+        matrix = pd.read_csv(table, header=[0, 1], index_col=[0, 1])
+        paths.append(plot_similarity(matrix, out / f"{table.stem}.png", f"{model}: cosine, layer {layer}"))
+    by_layer = pd.read_csv(tables / "similarity_by_layer.csv", index_col=0)
+    title = f"{model}: task-vector similarity"
+    paths.append(plot_similarity_by_layer(by_layer, out / "similarity_by_layer.png", title))
+    return paths

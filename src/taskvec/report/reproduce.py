@@ -1,12 +1,31 @@
-"""The reproduction report: our tables beside the paper's, plots, and a verdict per claim."""
+"""The reproduction report: our tables beside the paper's, plots, and a verdict per claim.
+
+Two steps. ``write_report`` turns a finished reproduction into files: every table as CSV +
+Markdown under ``tables/``, the plots, and ``report_context.json`` (what the report states beyond
+its tables: the tasks' sizes, the base LLM, timings, the analysis layer). ``render_report`` then
+writes ``report.md`` and ``report.html`` (a Jinja2 template with its stylesheet, under
+``templates/``) from those files alone, with no model, so a copied reproduction re-renders with
+the current code::
+
+    python -m taskvec.report.reproduce --render docs/reproduce-embedded-vlm [--plots]
+"""
 
 from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from taskvec.experiments import paper  # noqa: E402
 from taskvec.experiments.conditions import Condition, layer_curves, matrix, table3_with_std  # noqa: E402
@@ -14,40 +33,155 @@ from taskvec.experiments.conflict import conflict_summary  # noqa: E402
 from taskvec.experiments.ensemble import summarise_ensemble  # noqa: E402
 from taskvec.models.embedded.adapter import EmbeddedVLMAdapter  # noqa: E402
 from taskvec.storage.markdown import markdown_table, write_table  # noqa: E402
-from taskvec.storage.run_folder import write_atomic  # noqa: E402
+from taskvec.storage.run_folder import write_atomic, write_json  # noqa: E402
 
 METRIC_NOTES = {
     "paper": "the paper's first-token prefix rule",
     "strict": "the first token must be one of the label's own first tokens",
 }
+CONTEXT_FILE = "report_context.json"
+#: the claims table's note where a claim holds by construction rather than by experiment
+BY_CONSTRUCTION = (
+    "by construction: the VLM's language model is this LLM itself, frozen, so on text prompts "
+    "both compute the same task vectors; equal numbers here are no evidence of transfer"
+)
+#: the paper's model whose numbers the layer curves draw as a reference line
+REFERENCE_MODEL = "Idefics2"
 
 
+# --- the numbers ----------------------------------------------------------------------------------
 def _cells(mean: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:
     return mean.round(2).map("{:.2f}".format) + " ± " + std.round(2).map("{:.2f}".format)
 
 
-def _md(frame: pd.DataFrame) -> str:
-    return markdown_table(frame)
+def _verdict(ok: bool | None) -> str:
+    return {True: "yes", False: "no", None: "n/a"}[ok]
 
 
+def claims(
+    reproduction, ensemble: pd.DataFrame | None, conflict: pd.DataFrame | None, metric: str
+) -> pd.DataFrame:
+    """The paper's claims, each with its published figure and ours, per image style. ``note``
+    says where a verdict holds by construction (the LLM -> VLM claim on a VLM whose language
+    model is that LLM, frozen) rather than by experiment."""
+    base = reproduction.adapter.base_language_model()
+    frozen = base is not None and base.frozen
+    rows = []
+    for style in reproduction.config.styles:
+        mean, _ = table3_with_std(reproduction.conditions, style, metric)
+        avg = mean["average"]
+        text_to_image = float(avg["Text ICL xPatch"])
+        checks = [
+            (
+                "Text ICL xPatch beats Text ICL xBase on image queries",
+                "0.51 vs 0.18 (Idefics2)",
+                f"{text_to_image:.2f} vs {avg['Text ICL xBase']:.2f}",
+                text_to_image > avg["Text ICL xBase"],
+                "",
+            ),
+            (
+                "Text ICL xPatch is far above No Context",
+                "0.51 vs 0.01",
+                f"{text_to_image:.2f} vs {avg['No Context']:.2f}",
+                text_to_image > avg["No Context"] + 0.1,
+                "",
+            ),
+            (
+                "Text-ICL vectors patch image queries at least as well as image-ICL vectors",
+                "0.51 vs 0.31",
+                f"{text_to_image:.2f} vs {avg['Image ICL Patch']:.2f}",
+                text_to_image >= avg["Image ICL Patch"],
+                "",
+            ),
+        ]
+        image_to_text = reproduction.conditions.get(Condition("image-icl", "text", style))
+        if image_to_text is not None:
+            summary = image_to_text.predictions
+            got = summary[summary.method == "xpatch"].groupby(["task", "seed"])[metric].mean().mean()
+            base = summary[summary.method == "no_context"].groupby(["task", "seed"])[metric].mean().mean()
+            checks.append(
+                (
+                    "Image-ICL vectors transfer to text queries (Image ICL -> text xPatch > No Context)",
+                    "0.42 (Idefics2)",
+                    f"{got:.2f} vs {base:.2f}",
+                    got > base + 0.1,
+                    "",
+                )
+            )
+        if style in reproduction.transfer:
+            llm = reproduction.transfer[style].predictions
+            llm_acc = llm[llm.method == "xpatch"].groupby(["task", "seed"])[metric].mean().mean()
+            checks.append(
+                (
+                    "LLM -> VLM xPatch about as good as VLM -> VLM",
+                    "0.52 vs 0.51 (Idefics2)",
+                    f"{llm_acc:.2f} vs {text_to_image:.2f}",
+                    llm_acc >= text_to_image - 0.05,
+                    BY_CONSTRUCTION if frozen else "",
+                )
+            )
+        if ensemble is not None and len(ensemble):
+            summary = summarise_ensemble(ensemble[ensemble["style"] == style])
+            five = summary[summary.n == min(reproduction.config.ensemble_counts)]
+            exemplar = float(five[five.kind == "exemplars"]["mean"].iloc[0])
+            mixed = float(five[five.kind == "ensemble"]["mean"].iloc[0])
+            checks.append(
+                (
+                    "Instruction + exemplar ensemble beats exemplars alone at the smallest n",
+                    "ensemble above exemplars (Fig. 8)",
+                    f"{mixed:.2f} vs {exemplar:.2f}",
+                    mixed > exemplar,
+                    "",
+                )
+            )
+        if conflict is not None and len(conflict) and style == reproduction.training_style:
+            wins = float(conflict.fits_patched.mean())
+            followed = float(conflict.control_fits_prompted.mean())
+            checks.append(
+                (
+                    "A patched task overrides a conflicting instruction",
+                    "patched task answered (Fig. 9)",
+                    f"patched task {wins:.2f} (control follows prompt {followed:.2f})",
+                    wins > 0.5,
+                    "",
+                )
+            )
+        for claim, published, ours, ok, note in checks:
+            held = _verdict(ok) + (", by construction" if note else "")
+            rows.append(
+                {"style": style, "claim": claim, "paper": published, "ours": ours, "held": held, "note": note}
+            )
+    return pd.DataFrame(rows)
+
+
+# --- plots ------------------------------------------------------------------------------------------
 def _save_plot(figure, path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(tmp, dpi=120)
+    figure.savefig(tmp, dpi=120, bbox_inches="tight", pad_inches=0.1)
     plt.close(figure)
     tmp.replace(path)
     return path.name
 
 
-def plot_layer_curves(curves: pd.DataFrame, path, title: str) -> str:
-    figure, axis = plt.subplots(figsize=(7.5, 4))
+def plot_layer_curves(
+    curves: pd.DataFrame, path, title: str, references: dict[str, float] | None = None
+) -> str:
+    """Validation accuracy per patched layer, one line per condition; ``references`` (label ->
+    accuracy) are drawn as horizontal lines (the unpatched baselines, the paper's figure)."""
+    figure, axis = plt.subplots(figsize=(8.5, 4.2))
     for label, row in curves.iterrows():
-        axis.plot(row.index, row.values, label=label, linewidth=1.8)
+        axis.plot([int(layer) for layer in row.index], row.values, label=label, linewidth=1.8)
+    for (label, value), style in zip((references or {}).items(), ("--", ":", "-."), strict=False):
+        axis.axhline(
+            value, color="grey" if style != "-." else "black", linestyle=style, linewidth=1.2, label=label
+        )
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("patched decoder layer")
     axis.set_ylabel("validation accuracy (avg of tasks)")
     axis.set_ylim(-0.02, 1.02)
     axis.set_title(title)
-    axis.legend(fontsize=7)
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     figure.tight_layout()
     return _save_plot(figure, path)
 
@@ -62,6 +196,7 @@ def plot_ensemble(summary: pd.DataFrame, path, title: str) -> str:
         axis.axhline(
             float(instruction["mean"].iloc[0]), linestyle="--", color="grey", label="instruction only"
         )
+    axis.set_xticks(sorted(int(n) for n in summary.n.unique()))
     axis.set_xlabel("examples behind the exemplar vector (n)")
     axis.set_ylabel("test accuracy (case-insensitive)")
     axis.set_ylim(-0.02, 1.02)
@@ -71,271 +206,89 @@ def plot_ensemble(summary: pd.DataFrame, path, title: str) -> str:
     return _save_plot(figure, path)
 
 
-def _verdict(ok: bool | None) -> str:
-    return {True: "yes", False: "no", None: "n/a"}[ok]
+def layer_references(table3_mean: pd.DataFrame) -> dict[str, float]:
+    """The horizontal lines of a style's layer curves: the unpatched baselines of image queries
+    (test split) and the paper's Text ICL xPatch on image queries."""
+    refs = {}
+    for row in ("Text ICL xBase", "No Context"):
+        if row in table3_mean.index:
+            refs[f"{row}, image queries (test)"] = float(table3_mean.loc[row, "average"])
+    published = paper.TABLE3[REFERENCE_MODEL]["Text ICL xPatch"]
+    refs[f"paper ({REFERENCE_MODEL}): Text ICL xPatch, image queries"] = published[-1]
+    return refs
 
 
-def claims(
-    reproduction, ensemble: pd.DataFrame | None, conflict: pd.DataFrame | None, metric: str
-) -> pd.DataFrame:
-    """The paper's claims, each with its published figure and ours, per image style."""
-    rows = []
-    for style in reproduction.config.styles:
-        mean, _ = table3_with_std(reproduction.conditions, style, metric)
-        avg = mean["average"]
-        text_to_image = float(avg["Text ICL xPatch"])
-        checks = [
-            (
-                "Text ICL xPatch beats Text ICL xBase on image queries",
-                "0.51 vs 0.18 (Idefics2)",
-                f"{text_to_image:.2f} vs {avg['Text ICL xBase']:.2f}",
-                text_to_image > avg["Text ICL xBase"],
-            ),
-            (
-                "Text ICL xPatch is far above No Context",
-                "0.51 vs 0.01",
-                f"{text_to_image:.2f} vs {avg['No Context']:.2f}",
-                text_to_image > avg["No Context"] + 0.1,
-            ),
-            (
-                "Text-ICL vectors patch image queries at least as well as image-ICL vectors",
-                "0.51 vs 0.31",
-                f"{text_to_image:.2f} vs {avg['Image ICL Patch']:.2f}",
-                text_to_image >= avg["Image ICL Patch"],
-            ),
-        ]
-        image_to_text = reproduction.conditions.get(Condition("image-icl", "text", style))
-        if image_to_text is not None:
-            summary = image_to_text.predictions
-            got = summary[summary.method == "xpatch"].groupby(["task", "seed"])[metric].mean().mean()
-            base = summary[summary.method == "no_context"].groupby(["task", "seed"])[metric].mean().mean()
-            checks.append(
-                (
-                    "Image-ICL vectors transfer to text queries (Image ICL -> text xPatch > No Context)",
-                    "0.42 (Idefics2)",
-                    f"{got:.2f} vs {base:.2f}",
-                    got > base + 0.1,
-                )
+def _draw_plots(root: Path, styles: list[str]) -> None:
+    """The report's own figures, from its tables."""
+    for style in styles:
+        curves = pd.read_csv(root / "tables" / f"layer_curves_{style}.csv", index_col=0)
+        mean = pd.read_csv(root / "tables" / f"table3_{style}_paper.csv", index_col=0)
+        plot_layer_curves(
+            curves,
+            root / "plots" / f"layer_curves_{style}.png",
+            f"xPatch per layer ({style})",
+            layer_references(mean),
+        )
+        ensemble = root / "tables" / f"ensemble_{style}.csv"
+        if ensemble.is_file():
+            plot_ensemble(
+                pd.read_csv(ensemble),
+                root / "plots" / f"ensemble_{style}.png",
+                f"instruction + exemplars ({style})",
             )
-        if style in reproduction.transfer:
-            llm = reproduction.transfer[style].predictions
-            llm_acc = llm[llm.method == "xpatch"].groupby(["task", "seed"])[metric].mean().mean()
-            checks.append(
-                (
-                    "LLM -> VLM xPatch about as good as VLM -> VLM",
-                    "0.52 vs 0.51 (Idefics2)",
-                    f"{llm_acc:.2f} vs {text_to_image:.2f}",
-                    llm_acc >= text_to_image - 0.05,
-                )
-            )
-        if ensemble is not None and len(ensemble):
-            summary = summarise_ensemble(ensemble[ensemble["style"] == style])
-            five = summary[summary.n == min(reproduction.config.ensemble_counts)]
-            exemplar = float(five[five.kind == "exemplars"]["mean"].iloc[0])
-            mixed = float(five[five.kind == "ensemble"]["mean"].iloc[0])
-            checks.append(
-                (
-                    "Instruction + exemplar ensemble beats exemplars alone at the smallest n",
-                    "ensemble above exemplars (Fig. 8)",
-                    f"{mixed:.2f} vs {exemplar:.2f}",
-                    mixed > exemplar,
-                )
-            )
-        if conflict is not None and len(conflict) and style == reproduction.training_style:
-            wins = float(conflict.fits_patched.mean())
-            followed = float(conflict.control_fits_prompted.mean())
-            checks.append(
-                (
-                    "A patched task overrides a conflicting instruction",
-                    "patched task answered (Fig. 9)",
-                    f"patched task {wins:.2f} (control follows prompt {followed:.2f})",
-                    wins > 0.5,
-                )
-            )
-        for claim, published, ours, ok in checks:
-            rows.append(
-                {"style": style, "claim": claim, "paper": published, "ours": ours, "held": _verdict(ok)}
-            )
-    return pd.DataFrame(rows)
 
 
+# --- from a reproduction to files -----------------------------------------------------------------
 def write_report(reproduction, ensemble, conflict, similarity, analysis, llm, timings: dict) -> str:
-    """Tables (CSV + Markdown), plots, ``report.md`` and ``report.html``; returns the report path."""
-    import markdown
-
+    """Tables (CSV + Markdown), plots, ``report_context.json``, then ``report.md`` and
+    ``report.html`` rendered from them; returns the report path."""
     root = reproduction.root
     config = reproduction.config
     adapter = reproduction.adapter
-    lines = [f"# taskvec reproduction of *Task Vectors are Cross-Modal* on `{adapter.name}`", ""]
-    if config.quick:
-        lines += [
-            "> **Quick smoke run**: one seed, the first few items per split, every fourth layer. "
-            "Numbers here check that the pipeline works; they are not results.",
-            "",
-        ]
-    lines += _setup_section(reproduction, llm, timings)
-
     for metric in ("paper", "strict"):
         for style in config.styles:
             mean, std = table3_with_std(reproduction.conditions, style, metric)
             write_table(root, f"table3_{style}_{metric}", mean.round(4))
             write_table(root, f"table3_{style}_{metric}_std", std.round(4))
-    lines += ["## 1. Cross-modal transfer (Table 3)", ""]
-    lines += [
-        "Image queries, test split, mean ± std over seeds; the layer is chosen on the validation split "
-        "per row (see Table 10 for the layers). Metric: " + METRIC_NOTES["paper"] + "; the strict "
-        "metric (" + METRIC_NOTES["strict"] + ") follows each table.",
-        "",
-    ]
-    for style in config.styles:
-        held = " (held-out style)" if style != reproduction.training_style else " (a training style)"
-        mean, std = table3_with_std(reproduction.conditions, style, "paper")
-        strict_mean, strict_std = table3_with_std(reproduction.conditions, style, "strict")
-        lines += [f"### Images in `{style}`{held}", "", _md(_cells(mean, std)), ""]
-        lines += ["Strict metric:", "", _md(_cells(strict_mean, strict_std)), ""]
-    lines += ["### The paper (Table 3, arXiv v1)", ""]
-    for model, rows in paper.TABLE3.items():
-        lines += [f"**{model}**", "", _md(paper.frame(rows)), ""]
-    lines += [f"Majority (the paper's 'Random' row): {paper.MAJORITY}", ""]
-
-    lines += ["## 2. Specification x query (Table 10)", ""]
-    for metric in ("paper", "strict"):
-        table = matrix(reproduction.conditions, metric).round(3)
-        write_table(root, f"matrix_{metric}", table)
-        if metric == "paper":
-            lines += [_md(table), ""]
-    lines += ["The paper (Idefics2 / Mantis-Fuyu, patch rows):", ""]
-    for model, rows in paper.MATRIX.items():
-        lines += [f"**{model}**", "", _md(paper.frame(rows)), ""]
-    lines += ["Validation curves the layers were chosen from:", ""]
+        write_table(root, f"matrix_{metric}", matrix(reproduction.conditions, metric).round(3))
     for style in config.styles:
         chosen = {c: r for c, r in reproduction.conditions.items() if c.style in (style, None)}
-        curves = layer_curves(chosen, "paper")
-        write_table(root, f"layer_curves_{style}", curves.round(4))
-        name = plot_layer_curves(
-            curves, root / "plots" / f"layer_curves_{style}.png", f"xPatch per layer ({style})"
-        )
-        lines += [f"![per-layer validation accuracy, {style}](plots/{name})", ""]
-
-    lines += ["## 3. LLM -> VLM transfer (Table 4)", ""]
-    lines += _transfer_section(reproduction, similarity, llm)
-
-    lines += ["## 4. Instructions and ensembling (Fig. 8)", ""]
+        write_table(root, f"layer_curves_{style}", layer_curves(chosen, "paper").round(4))
+    if llm is not None:
+        write_table(root, "table4", _table4(reproduction))
+        if similarity is not None:
+            write_table(root, "table4_similarity", similarity)
     if ensemble is not None and len(ensemble):
         for style in config.styles:
             summary = summarise_ensemble(ensemble[ensemble["style"] == style]).round(3)
             write_table(root, f"ensemble_{style}", summary.set_index(["kind", "n"]))
-            name = plot_ensemble(
-                summary, root / "plots" / f"ensemble_{style}.png", f"instruction + exemplars ({style})"
-            )
-            layer = int(ensemble[ensemble["style"] == style]["layer"].iloc[0])
-            lines += [
-                f"Images in `{style}`, patched at layer {layer} (the Text ICL -> image layer), test split, "
-                "case-insensitive as in the paper; n = examples behind the exemplar vector (n / 5 five-shot "
-                "prompts averaged); n = 0 is the instruction alone.",
-                "",
-                _md(summary.set_index(["kind", "n"])),
-                "",
-                f"![ensembling, {style}](plots/{name})",
-                "",
-            ]
-
-    lines += ["## 5. Task conflict (Fig. 9)", ""]
     if conflict is not None and len(conflict):
-        summary = conflict_summary(conflict)
-        write_table(root, "conflict_summary", summary)
-        layer = int(conflict["layer"].iloc[0])
-        lines += [
-            f"The prompt is task A's instruction + an image query (`{reproduction.training_style}`); "
-            f"task B's text-ICL vector is patched at layer {layer}; {config.answer_tokens} greedy tokens.",
-            "",
-            _md(summary),
-            "",
-            "Examples:",
-            "",
-            _md(
-                conflict.groupby(["prompted", "patched"])
-                .head(2)[["prompted", "patched", "input", "control", "output", "patched_label"]]
-                .set_index(["prompted", "patched"])
-            ),
-            "",
-        ]
-    else:
-        lines += [
-            "Skipped: no conflicting pair of tasks (capital/currency, latin/young, color/flavor) was run.",
-            "",
-        ]
-
-    lines += ["## 6. Inside the model", ""]
-    lines += _analysis_section(analysis)
-
-    verdicts = claims(reproduction, ensemble, conflict, "paper")
-    write_table(root, "claims", verdicts.set_index(["style", "claim"]))
-    lines += ["## Claims, one by one", "", "Metric: " + METRIC_NOTES["paper"] + ".", ""]
-    lines += [_md(verdicts.set_index(["style", "claim"])), ""]
-    lines += [
-        "## Files",
-        "",
-        "`conditions/<spec>__<query>[-style]/` one protocol run per condition (config, per-item "
-        "predictions, per-layer curves, vectors); `transfer/` the LLM -> VLM runs; `tables/` every table "
-        "as CSV + Markdown; `plots/`; `analysis/` the analyses.",
-        "",
-    ]
-    text = "\n".join(lines)
-    write_atomic(root / "report.md", text)
-    html = markdown.markdown(text, extensions=["tables"])
-    write_atomic(
-        root / "report.html",
-        f"<!doctype html><meta charset='utf-8'><title>taskvec reproduction</title>\n{html}\n",
+        write_table(root, "conflict_summary", conflict_summary(conflict))
+    write_table(
+        root, "claims", claims(reproduction, ensemble, conflict, "paper").set_index(["style", "claim"])
     )
-    return str(root / "report.md")
+    _draw_plots(root, list(config.styles))
+    write_json(
+        root / CONTEXT_FILE,
+        {
+            "training_style": reproduction.training_style,
+            "tasks": [{"name": t.name, "val": len(t.val), "test": len(t.test)} for t in reproduction.tasks],
+            "llm": llm.name if llm is not None else None,
+            "llm_is_the_frozen_language_model": llm is not None and _frozen_base(adapter),
+            "timings": timings,
+            "condition_seconds": {
+                c.label: r.folder.status().get("seconds") for c, r in reproduction.conditions.items()
+            },
+            "recognition": (adapter.recognition if isinstance(adapter, EmbeddedVLMAdapter) else None) or None,
+            "analysis": None
+            if analysis is None
+            else {"layer": int(analysis.layer), "layer_source": analysis.layer_source},
+        },
+    )
+    return str(render_report(root))
 
 
-def _setup_section(reproduction, llm, timings: dict) -> list[str]:
-    config, adapter = reproduction.config, reproduction.adapter
-    described = adapter.describe()
-    lines = [
-        "## Set-up",
-        "",
-        f"- model: `{adapter.name}` ({described.get('model_id')}), {adapter.num_layers} decoder layers, "
-        f"width {adapter.hidden_size}, computing in {described['numerics']}, fingerprint "
-        f"`{adapter.fingerprint}`",
-        f"- template `{config.template}`, {len(config.seeds)} seed(s) {config.seeds}, N = 5 examples per "
-        "prompt, demonstrations drawn per query from the validation split",
-        f"- image styles: {', '.join(config.styles)} (the first is a training style of the embedded VLM; "
-        "`openmoji` is held out of its training)",
-        "- tasks: "
-        + ", ".join(f"{t.name} ({len(t.val)} val / {len(t.test)} test)" for t in reproduction.tasks),
-        f"- base LLM for Table 4: `{llm.name}`"
-        if llm is not None
-        else "- base LLM: none known; Table 4 skipped",
-        "- wall time per stage (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()),
-        "- the matrix by condition (s; the first condition of a group that shares examples or queries "
-        "computes what they share, later ones reuse it; a resumed condition counts its last part only): "
-        + ", ".join(
-            f"{c.label} {r.folder.status().get('seconds')}" for c, r in reproduction.conditions.items()
-        ),
-        "",
-    ]
-    recognition = adapter.recognition if isinstance(adapter, EmbeddedVLMAdapter) else None
-    if recognition:
-        lines += [
-            "The embedded VLM's first-token recognition of the task entities (bare image query, strict):",
-            "",
-            _md(pd.DataFrame(recognition).T),
-            "",
-            "Its projector mixes the LLM's own embeddings of entity names by the recogniser's posterior "
-            "(plus learned image slots and a low-rank visual term), so its image tokens start near the text "
-            "of the object's name: cross-modal transfer is an easier test here than in the paper's VLMs.",
-            "",
-        ]
-    return lines
-
-
-def _transfer_section(reproduction, similarity, llm) -> list[str]:
-    if llm is None:
-        return ["No base LLM is known for this model (pass `--llm`), so this experiment was skipped.", ""]
-    lines = []
+def _table4(reproduction) -> pd.DataFrame:
     rows = {}
     for style, result in reproduction.transfer.items():
         vlm = reproduction.main_condition(style).predictions
@@ -346,44 +299,515 @@ def _transfer_section(reproduction, similarity, llm) -> list[str]:
             per_task["average"] = scores.groupby("seed").mean().mean()
             rows[(style, name)] = per_task
     table = pd.DataFrame(rows).T.round(3).rename_axis(["style", "vectors"])
-    table = table[[t.name for t in reproduction.tasks if t.name in table.columns] + ["average"]]
-    write_table(reproduction.root, "table4", table)
-    base = reproduction.adapter.base_language_model()
-    same_weights = base is not None and base.frozen
-    lines += [_md(table), ""]
-    if same_weights:
-        lines += [
-            f"The embedded VLM's language model is `{llm.name}` itself, frozen: on text prompts the two "
+    return table[[t.name for t in reproduction.tasks if t.name in table.columns] + ["average"]]
+
+
+# --- the document ---------------------------------------------------------------------------------
+@dataclass
+class Table:
+    """A table of the report; rows whose ``source`` (a column or index level) names the paper
+    are the paper's numbers, set beside ours."""
+
+    frame: pd.DataFrame
+    caption: str = ""
+    index: bool = True
+
+
+@dataclass
+class Figure:
+    path: str  # relative to the report
+    caption: str
+
+
+@dataclass
+class Section:
+    title: str  # Markdown
+    level: int
+    blocks: list = field(default_factory=list)  # Markdown text | Table | Figure
+    anchor: str = ""
+
+
+def _slug(title: str, taken: set[str]) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "section"
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    taken.add(slug)
+    return slug
+
+
+def _public(text: str) -> str:
+    """``text`` without local directories: an absolute path is shown by its file name."""
+    return re.sub(r"(?<![\w.])/(?:[^\s/()]+/)+([^\s/()]+)", r"\1", str(text))
+
+
+def _number(value: float | int | str, digits: int) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.{digits}f}"
+
+
+def _paper_values(values: tuple[float, ...], columns) -> list[str]:
+    published = dict(zip(paper.TASK_COLUMNS, values, strict=True))
+    return [_number(published[c], 2) if c in published else "" for c in columns]
+
+
+def table3_beside_paper(mean: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:
+    """Our Table 3 (mean ± std) with, under each of our rows, the paper's rows of the same name
+    (one per model; the paper's 'Random' row under Majority). Index: (method, source)."""
+    ours = _cells(mean, std)
+    rows, index = [], []
+    for method, cells in ours.iterrows():
+        rows.append(list(cells))
+        index.append((method, "ours"))
+        published = [(m, table.get(method)) for m, table in paper.TABLE3.items()]
+        if method == "Majority":
+            published = [("'Random' row, all models", paper.MAJORITY)]
+        for model, values in published:
+            if values is not None:
+                rows.append(_paper_values(values, ours.columns))
+                index.append((method, f"paper: {model}"))
+    return pd.DataFrame(
+        rows, columns=ours.columns, index=pd.MultiIndex.from_tuples(index, names=["method", "source"])
+    )
+
+
+def matrix_beside_paper(table: pd.DataFrame) -> pd.DataFrame:
+    """Our specification x query matrix with the paper's patch rows (appendix) under our patch
+    row of the same specification and query. Index: (condition, method, source)."""
+    columns = list(table.columns)
+    rows, index = [], []
+    for (condition, method), values in table.iterrows():
+        rows.append([_number(int(v), 0) if c == "layer" else _number(v, 3) for c, v in values.items()])
+        index.append((condition, method, "ours"))
+        generic = re.sub(r" \([^)]*\)", "", condition)
+        if method in ("Patch", "xPatch"):
+            for model, published in paper.MATRIX.items():
+                if generic in published:
+                    rows.append([""] + _paper_values(published[generic], columns[1:]))
+                    index.append((condition, method, f"paper: {model}"))
+    names = ["condition", "method", "source"]
+    return pd.DataFrame(rows, columns=columns, index=pd.MultiIndex.from_tuples(index, names=names))
+
+
+def table4_beside_paper(table: pd.DataFrame) -> pd.DataFrame:
+    """Our Table 4 (per style) and the paper's (per model) in one table. Index: (source, vectors)."""
+    rows, index = [], []
+    for (style, vectors), values in table.iterrows():
+        rows.append([_number(v, 3) for v in values])
+        index.append((f"ours ({style})", vectors))
+    for model, published in paper.TABLE4.items():
+        for vectors, values in published.items():
+            rows.append(_paper_values(values, table.columns))
+            index.append((f"paper: {model}", vectors))
+    return pd.DataFrame(
+        rows, columns=table.columns, index=pd.MultiIndex.from_tuples(index, names=["source", "vectors"])
+    )
+
+
+class _Folder:
+    """The files of a reproduction folder the report is rendered from."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.config = json.loads((self.root / "config.json").read_text())
+        self.context = json.loads((self.root / CONTEXT_FILE).read_text())
+
+    def table(self, name: str, index_col=0, folder: str = "tables") -> pd.DataFrame | None:
+        path = self.root / folder / f"{name}.csv"
+        return pd.read_csv(path, index_col=index_col) if path.is_file() else None
+
+    def task_order(self, columns) -> list[str]:
+        tasks = [t["name"] for t in self.context["tasks"]]
+        return [t for t in tasks if t in columns] + [c for c in columns if c not in tasks]
+
+
+def _document(folder: _Folder) -> tuple[str, list[str], list[Section]]:
+    """The report's title, its notices and its sections."""
+    run, model = folder.config["reproduce"], folder.config["model"]
+    styles = run["styles"]
+    title = f"taskvec reproduction of *Task Vectors are Cross-Modal* on `{model['name']}`"
+    notices = []
+    if run.get("quick"):
+        notices.append(
+            "**Quick smoke run**: one seed, the first few items per split, every fourth layer. "
+            "Numbers here check that the pipeline works; they are not results."
+        )
+    sections = [_setup(folder)]
+
+    sections.append(
+        Section(
+            "1. Cross-modal transfer (Table 3)",
+            2,
+            [
+                "Image queries, test split; ours: mean ± std over seeds, the paper's (arXiv v1) under "
+                "each of our rows. The layer is chosen on the validation split per row (see Table 10 "
+                "for the layers). Metric: "
+                + METRIC_NOTES["paper"]
+                + "; the strict metric ("
+                + METRIC_NOTES["strict"]
+                + ", which the paper does not report) follows each table."
+            ],
+        )
+    )
+    for style in styles:
+        held = " (a training style)" if style == folder.context["training_style"] else " (held-out style)"
+        mean, std = folder.table(f"table3_{style}_paper"), folder.table(f"table3_{style}_paper_std")
+        strict = _cells(folder.table(f"table3_{style}_strict"), folder.table(f"table3_{style}_strict_std"))
+        sections.append(
+            Section(
+                f"Images in `{style}`{held}",
+                3,
+                [
+                    Table(
+                        table3_beside_paper(mean, std),
+                        "Ours beside the paper (its LLaVA-1.5, Mantis-Fuyu, Idefics2)",
+                    ),
+                    Table(strict, "Strict metric (ours)"),
+                ],
+            )
+        )
+
+    layers = Section(
+        "2. Specification x query (Table 10)",
+        2,
+        [
+            "Test split, the paper's metric; Base / xBase: examples and query in one prompt, Patch / "
+            "xPatch: the task vector patched at `layer` (chosen on the validation split). Under our "
+            "patch rows, the paper's (appendix; Idefics2 and Mantis-Fuyu, patch rows only).",
+            Table(matrix_beside_paper(folder.table("matrix_paper", [0, 1]))),
+            "Validation curves the layers were chosen from; the horizontal lines are the unpatched "
+            "baselines of image queries (test split) and the paper's Text ICL xPatch on image queries "
+            f"({REFERENCE_MODEL}):",
+        ],
+    )
+    layers.blocks += [
+        Figure(f"plots/layer_curves_{style}.png", f"per-layer validation accuracy, {style}")
+        for style in styles
+    ]
+    sections.append(layers)
+    sections.append(Section("3. LLM -> VLM transfer (Table 4)", 2, _transfer_blocks(folder)))
+    sections.append(Section("4. Instructions and ensembling (Fig. 8)", 2, _ensemble_blocks(folder, styles)))
+    sections.append(Section("5. Task conflict (Fig. 9)", 2, _conflict_blocks(folder)))
+    sections.append(Section("6. Inside the model", 2, _analysis_blocks(folder)))
+    verdicts = folder.table("claims", [0, 1]).fillna("")
+    sections.append(
+        Section(
+            "Claims, one by one",
+            2,
+            [
+                "Metric: " + METRIC_NOTES["paper"] + ". `held` says whether our numbers agree with the "
+                "claim; `note` says where they cannot disagree.",
+                Table(verdicts),
+            ],
+        )
+    )
+    sections.append(
+        Section(
+            "Files",
+            2,
+            [
+                "`conditions/<spec>__<query>[-style]/` one protocol run per condition (config, per-item "
+                "predictions, per-layer curves, vectors); `transfer/` the LLM -> VLM runs; `tables/` every "
+                "table as CSV + Markdown; `plots/`; `analysis/` the analyses; `report_context.json` what "
+                "this report states beyond its tables."
+            ],
+        )
+    )
+    taken: set[str] = set()
+    for section in sections:
+        section.anchor = _slug(section.title, taken)
+    return title, notices, sections
+
+
+def _setup(folder: _Folder) -> Section:
+    run, model, context = folder.config["reproduce"], folder.config["model"], folder.context
+    llm = context["llm"]
+    lines = [
+        f"- model: `{model['name']}` ({_public(model.get('model_id'))}), {model['num_layers']} decoder "
+        f"layers, width {model['hidden_size']}, computing in {model['numerics']}, fingerprint "
+        f"`{model['fingerprint']}`",
+        f"- template `{run['template']}`, {len(run['seeds'])} seed(s) {run['seeds']}, N = 5 examples per "
+        "prompt, demonstrations drawn per query from the validation split",
+        f"- image styles: {', '.join(run['styles'])} (`{context['training_style']}` is a training style of "
+        "the embedded VLM; `openmoji` is held out of its training)",
+        "- tasks: " + ", ".join(f"{t['name']} ({t['val']} val / {t['test']} test)" for t in context["tasks"]),
+        f"- base LLM for Table 4: `{llm}`" if llm is not None else "- base LLM: none known; Table 4 skipped",
+        "- wall time per stage (s): " + ", ".join(f"{k} {v}" for k, v in context["timings"].items()),
+    ]
+    if context.get("condition_seconds"):
+        lines.append(
+            "- the matrix by condition (s; the first condition of a group that shares examples or queries "
+            "computes what they share, later ones reuse it; a resumed condition counts its last part only): "
+            + ", ".join(f"{label} {seconds}" for label, seconds in context["condition_seconds"].items())
+        )
+    blocks: list = ["\n".join(lines)]
+    if context.get("recognition"):
+        blocks += [
+            "The embedded VLM's first-token recognition of the task entities (bare image query, strict):",
+            Table(pd.DataFrame(context["recognition"]).T),
+            "Its projector mixes the LLM's own embeddings of entity names by the recogniser's posterior "
+            "(plus learned image slots and a low-rank visual term), so its image tokens start near the text "
+            "of the object's name: cross-modal transfer is an easier test here than in the paper's VLMs.",
+        ]
+    return Section("Set-up", 2, blocks)
+
+
+def _transfer_blocks(folder: _Folder) -> list:
+    llm = folder.context["llm"]
+    table = folder.table("table4", [0, 1])
+    if llm is None or table is None:
+        return ["No base LLM is known for this model (pass `--llm`), so this experiment was skipped."]
+    table = table.rename_axis(["style", "vectors"])[folder.task_order(table.columns)]
+    blocks: list = [
+        "Image queries, test split, the paper's metric; our rows per image style, the paper's per model.",
+        Table(table4_beside_paper(table)),
+    ]
+    if folder.context.get("llm_is_the_frozen_language_model"):
+        blocks.append(
+            f"The embedded VLM's language model is `{llm}` itself, frozen: on text prompts the two "
             "run the very same modules on the same tokens (tested bit for bit), so the LLM's text-ICL "
             "vectors are the VLM's and the two rows agree by construction. This stage therefore computes "
-            "nothing new: the LLM -> VLM runs share the VLM -> VLM runs' vectors, sweeps and answers.",
-            "",
-        ]
+            "nothing new: the LLM -> VLM runs share the VLM -> VLM runs' vectors, sweeps and answers."
+        )
+    similarity = folder.table("table4_similarity")
     if similarity is not None:
-        write_table(reproduction.root, "table4_similarity", similarity)
-        lines += ["Cosine similarity of task vectors (mean over tasks and seeds):", "", _md(similarity), ""]
-    lines += ["The paper (Table 4):", ""]
-    for model, rows in paper.TABLE4.items():
-        lines += [f"**{model}**", "", _md(paper.frame(rows)), ""]
-    return lines
+        blocks += ["Cosine similarity of task vectors (mean over tasks and seeds):", Table(similarity)]
+    return blocks
 
 
-def _analysis_section(analysis) -> list[str]:
+def _ensemble_blocks(folder: _Folder, styles: list[str]) -> list:
+    scores = folder.table("ensemble_scores", None)
+    blocks: list = []
+    for style in styles:
+        summary = folder.table(f"ensemble_{style}", [0, 1])
+        if summary is None or scores is None:
+            continue
+        layer = int(scores[scores["style"] == style]["layer"].iloc[0])
+        blocks += [
+            f"Images in `{style}`, patched at layer {layer} (the Text ICL -> image layer), test split, "
+            "case-insensitive as in the paper; n = examples behind the exemplar vector (n / 5 five-shot "
+            "prompts averaged); n = 0 is the instruction alone.",
+            Table(summary),
+            Figure(f"plots/ensemble_{style}.png", f"ensembling, {style}"),
+        ]
+    return blocks or ["Skipped."]
+
+
+def _conflict_blocks(folder: _Folder) -> list:
+    summary = folder.table("conflict_summary", [0, 1])
+    rows = folder.table("conflict_outputs", None)
+    if summary is None or rows is None or not len(rows):
+        return [
+            "Skipped: no conflicting pair of tasks (capital/currency, latin/young, color/flavor) was run."
+        ]
+    run = folder.config["reproduce"]
+    examples = (
+        rows.groupby(["prompted", "patched"], sort=False)
+        .head(2)[["prompted", "patched", "input", "control", "output", "patched_label"]]
+        .set_index(["prompted", "patched"])
+    )
+    return [
+        f"The prompt is task A's instruction + an image query (`{folder.context['training_style']}`); "
+        f"task B's text-ICL vector is patched at layer {int(rows['layer'].iloc[0])}; "
+        f"{run['answer_tokens']} greedy tokens.",
+        Table(summary),
+        "Examples:",
+        Table(examples.fillna("")),
+    ]
+
+
+def _analysis_blocks(folder: _Folder) -> list:
+    analysis = folder.context.get("analysis")
     if analysis is None:
-        return ["Skipped.", ""]
-    folder = analysis.folder.root
-    lines = [f"Analyses at layer {analysis.layer} ({analysis.layer_source}); full output in `analysis/`.", ""]
+        return ["Skipped."]
+    blocks: list = [
+        f"Analyses at layer {analysis['layer']} ({analysis['layer_source']}); full output in `analysis/`."
+    ]
     titles = {
-        "decodings_table": "Top decodings of the task vectors (logit lens), per task and specification",
-        "phase_ranges": "Layers of the three phases (input, task, answer)",
+        ("decodings_table", 0): "Top decodings of the task vectors (logit lens), per task and specification",
+        ("phase_ranges", None): "Layers of the three phases (input, task, answer)",
     }
-    for name, title in titles.items():
-        table = analysis.tables.get(name)
+    for (name, index), title in titles.items():
+        table = folder.table(name, index, folder="analysis/tables")
         if table is not None:
-            lines += [f"**{title}**", "", _md(table), ""]
-    for plot in sorted((folder / "plots").glob("*.png")):
-        lines += [f"![{plot.stem}](analysis/plots/{plot.name})", ""]
-    return lines
+            blocks.append(Table(table, title, index=index is not None))
+    for plot in sorted((folder.root / "analysis" / "plots").glob("*.png")):
+        blocks.append(Figure(f"analysis/plots/{plot.name}", plot.stem))
+    return blocks
 
 
-__all__ = ["claims", "write_report"]
+# --- Markdown and HTML ----------------------------------------------------------------------------
+def _markdown(title: str, notices: list[str], sections: list[Section]) -> str:
+    lines = [f"# {title}", ""]
+    for notice in notices:
+        lines += [f"> {notice}", ""]
+    for section in sections:
+        lines += [f"{'#' * section.level} {section.title}", ""]
+        for block in section.blocks:
+            if isinstance(block, Table):
+                if block.caption:
+                    lines += [f"**{block.caption}**", ""]
+                lines += [markdown_table(block.frame, index=block.index), ""]
+            elif isinstance(block, Figure):
+                lines += [f"![{block.caption}]({block.path})", ""]
+            else:
+                lines += [block, ""]
+    return "\n".join(lines)
+
+
+def _inline_html(text: str) -> str:
+    """One line of the report's Markdown (titles, captions) as HTML: `code`, **strong**, *em*;
+    never a list or a paragraph, whatever the line starts with ("1. Cross-modal ...")."""
+    from markupsafe import escape
+
+    html = str(escape(text))
+    html = re.sub(r"`([^`]+)`", r"<code>\1</code>", html)
+    html = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", html)
+    return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", html)
+
+
+_NUMBER = re.compile(r"-?\d+(\.\d+)?(e-?\d+)?( ± \d+(\.\d+)?)?")
+
+
+def _cell_text(value) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:g}"
+    return str(value)
+
+
+def _table_html(table: Table, escape) -> str:
+    """A table as HTML: index levels as leading header columns, columns of numbers right-aligned,
+    the paper's rows (a ``source`` naming the paper) marked ``class="paper"``."""
+    frame = table.frame
+    if isinstance(frame.columns, pd.MultiIndex):
+        frame = frame.set_axis([" / ".join(map(str, label)) for label in frame.columns], axis=1)
+    levels = list(frame.index.names) if table.index else []
+    keys = [k if isinstance(k, tuple) else (k,) for k in frame.index] if table.index else [()] * len(frame)
+    columns = {name: [_cell_text(v) for v in frame[name]] for name in frame.columns}
+    numeric = {name: all(not t or _NUMBER.fullmatch(t) for t in texts) for name, texts in columns.items()}
+    head = "".join(f"<th>{escape('' if n is None else str(n))}</th>" for n in levels)
+    head += "".join(f"<th{' class=num' if numeric[c] else ''}>{escape(str(c))}</th>" for c in frame.columns)
+    source = [str(k[levels.index("source")]) for k in keys] if "source" in levels else None
+    if source is None and "source" in columns:
+        source = columns["source"]
+    body = []
+    for row, key in enumerate(keys):
+        marker = ' class="paper"' if source is not None and source[row].startswith("paper") else ""
+        parts = [f'<th scope="row">{escape(str(k))}</th>' for k in key]
+        for name, texts in columns.items():
+            cell = escape(texts[row])
+            parts.append(f'<td class="num">{cell}</td>' if numeric[name] else f"<td>{cell}</td>")
+        body.append(f"<tr{marker}>" + "".join(parts) + "</tr>")
+    return (
+        "<table>\n<thead><tr>" + head + "</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>"
+    )
+
+
+def _html(title: str, notices: list[str], sections: list[Section]) -> str:
+    from jinja2 import Environment, PackageLoader, select_autoescape
+    from markupsafe import Markup, escape
+
+    environment = Environment(
+        loader=PackageLoader("taskvec.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    rendered = []
+    for section in sections:
+        blocks = []
+        for block in section.blocks:
+            if isinstance(block, Table):
+                blocks.append(
+                    {
+                        "kind": "table",
+                        "caption": Markup(_inline_html(block.caption)),
+                        "html": Markup(_table_html(block, escape)),
+                    }
+                )
+            elif isinstance(block, Figure):
+                blocks.append({"kind": "figure", "path": block.path, "caption": block.caption})
+            else:
+                blocks.append(
+                    {
+                        "kind": "text",
+                        "html": Markup(_block_html(block)),
+                    }
+                )
+        rendered.append(
+            {
+                "title": Markup(_inline_html(section.title)),
+                "level": section.level,
+                "anchor": section.anchor,
+                "blocks": blocks,
+            }
+        )
+    contents = []
+    for section in rendered:
+        if section["level"] == 2 or not contents:
+            contents.append({**section, "children": []})
+        else:
+            contents[-1]["children"].append(section)
+    stylesheet = resources.files("taskvec.report").joinpath("templates", "report.css").read_text()
+    return environment.get_template("report.html.j2").render(
+        title=Markup(_inline_html(title)),
+        title_text=re.sub(r"[*`]", "", title),
+        notices=[Markup(_inline_html(n)) for n in notices],
+        sections=rendered,
+        contents=contents,
+        stylesheet=Markup(stylesheet),
+    )
+
+
+def _block_html(text: str) -> str:
+    import markdown
+
+    return markdown.markdown(text)
+
+
+def render_report(folder: str | Path, plots: bool = False) -> Path:
+    """Write ``report.md`` and ``report.html`` of the reproduction in ``folder`` from its files
+    (``config.json``, ``report_context.json``, ``tables/``, ``analysis/tables/``, the plots), with
+    no model; with ``plots``, draw the figures again from the tables first. Returns the path of
+    ``report.md``. Equal files give equal reports, byte for byte."""
+    root = Path(folder)
+    source = _Folder(root)
+    if plots:
+        from taskvec.analysis import plots as analysis_plots
+
+        _draw_plots(root, list(source.config["reproduce"]["styles"]))
+        if (root / "analysis" / "tables").is_dir():
+            analysis_plots.redraw(root / "analysis", source.config["model"]["name"])
+    title, notices, sections = _document(source)
+    write_atomic(root / "report.md", _markdown(title, notices, sections))
+    write_atomic(root / "report.html", _html(title, notices, sections))
+    return root / "report.md"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m taskvec.report.reproduce",
+        description="Render report.md and report.html of a reproduction folder from its tables "
+        "(no model runs).",
+    )
+    parser.add_argument("--render", metavar="FOLDER", required=True, help="the reproduction folder")
+    parser.add_argument("--plots", action="store_true", help="draw the figures again from the tables first")
+    args = parser.parse_args(argv)
+    print(render_report(args.render, plots=args.plots))
+
+
+__all__ = ["claims", "render_report", "write_report"]
+
+if __name__ == "__main__":
+    main()
+
+
+def _frozen_base(adapter) -> bool:
+    """Whether the model's language model is its base LLM unchanged (LLM -> VLM identical by
+    construction)."""
+    base = adapter.base_language_model()
+    return base is not None and base.frozen

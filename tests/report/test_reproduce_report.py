@@ -1,0 +1,165 @@
+"""The reproduction report: rendered from its files with no model, read well in a browser, our
+numbers beside the paper's, and the copy in docs/ in step with the code."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from taskvec.experiments import paper
+from taskvec.report import reproduce
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "reproduce-embedded-vlm"
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> Path:
+    """The committed reproduction in docs/, rendered again from its committed files."""
+    folder = tmp_path_factory.mktemp("docs") / "reproduce"
+    shutil.copytree(DOCS, folder)
+    for name in ("report.md", "report.html"):
+        (folder / name).unlink()
+    reproduce.main(["--render", str(folder)])
+    return folder
+
+
+def _tables(markdown: str) -> list[str]:
+    """The Markdown tables of a report, each as one block of lines."""
+    return [block for block in markdown.split("\n\n") if block.startswith("|")]
+
+
+def test_the_committed_report_is_what_the_code_renders_from_the_committed_tables(rendered):
+    for name in ("report.md", "report.html"):
+        assert (rendered / name).read_text() == (DOCS / name).read_text(), (
+            f"docs/reproduce-embedded-vlm/{name} is out of step with the code: run "
+            "python -m taskvec.report.reproduce --render docs/reproduce-embedded-vlm"
+        )
+
+
+def test_rendering_twice_gives_the_same_bytes(rendered):
+    before = (rendered / "report.html").read_bytes()
+    reproduce.render_report(rendered)
+    assert (rendered / "report.html").read_bytes() == before
+
+
+def test_the_html_report_has_a_stylesheet_a_contents_list_and_figures_that_fit():
+    html = (DOCS / "report.html").read_text()
+    style = re.search(r"<style>(.*?)</style>", html, re.S)
+    assert style, "no stylesheet"
+    css = style.group(1)
+    assert re.search(r"body\s*{[^}]*font-family:[^;]*sans-serif", css)
+    assert re.search(r"th, td\s*{[^}]*border:", css) and "nth-child(even)" in css  # bordered, zebra
+    assert re.search(r"figure img\s*{[^}]*max-width: 100%", css)
+    nav = re.search(r'<nav class="contents".*?</nav>', html, re.S)
+    assert nav, "no contents list"
+    anchors = re.findall(r'<section id="([^"]+)"', html)
+    assert len(anchors) >= 10
+    for anchor in anchors:
+        assert f'href="#{anchor}"' in nav.group(0), anchor
+    assert len(set(anchors)) == len(anchors)
+
+
+def test_our_numbers_stand_beside_the_papers_in_one_table():
+    text = (DOCS / "report.md").read_text()
+    assert "(0.0, 0.12" not in text  # the paper's Majority row was printed as a Python tuple
+    table3 = [t for t in _tables(text) if re.search(r"\| Text ICL xPatch +\| ours", t)]
+    assert len(table3) == 2  # one per image style
+    for table in table3:
+        assert "| paper: Idefics2" in table and "| paper: LLaVA-1.5" in table
+        assert re.search(r"\| Majority +\| paper: 'Random' row, all models +\| 0\.00 +\| 0\.12", table)
+    matrix = next(t for t in _tables(text) if "| condition" in t)
+    assert "| ours " in matrix and "| paper: Idefics2 " in matrix
+    table4 = next(t for t in _tables(text) if "| LLM -> VLM xPatch" in t)
+    assert "| ours (noto)" in table4 and "| paper: Idefics2 (Mistral -> Idefics2)" in table4
+    html = (DOCS / "report.html").read_text()
+    ours = [t for t in re.findall(r"<table>.*?</table>", html, re.S) if 'scope="row">ours<' in t]
+    assert len(ours) == 3  # Table 3 in two styles, Table 10
+    assert all('<tr class="paper">' in table for table in ours)
+
+
+def test_table4_columns_follow_the_task_order():
+    text = (DOCS / "report.md").read_text()
+    table4 = next(t for t in _tables(text) if "| LLM -> VLM xPatch" in t)
+    header = [cell.strip() for cell in table4.splitlines()[0].strip("|").split("|")]
+    assert header[2:] == list(paper.TASK_COLUMNS)
+
+
+def test_the_claims_table_says_the_llm_to_vlm_claim_holds_by_construction():
+    text = (DOCS / "report.md").read_text()
+    claims = next(t for t in _tables(text) if "| claim" in t)
+    header = [cell.strip() for cell in claims.splitlines()[0].strip("|").split("|")]
+    assert "note" in header
+    rows = [line for line in claims.splitlines() if "LLM -> VLM xPatch about as good" in line]
+    assert rows and all("by construction" in row for row in rows)
+    others = [line for line in claims.splitlines()[2:] if line not in rows]
+    assert not any("by construction" in row for row in others)
+
+
+def test_the_committed_report_names_no_local_directory():
+    for name in ("report.md", "report.html"):
+        text = (DOCS / name).read_text()
+        assert not re.search(r"(?<![\w.])/(tmp|home|work|root|Users|var)/", text), name
+    assert "gemma-3-270m-q4_k_m.gguf" in (DOCS / "report.md").read_text()
+
+
+def test_table3_beside_the_paper_puts_each_models_row_under_ours():
+    mean = pd.DataFrame(
+        {task: [0.5, 0.25] for task in paper.TASK_COLUMNS}, index=["Majority", "Text ICL xPatch"]
+    )
+    frame = reproduce.table3_beside_paper(mean, mean * 0)
+    assert list(frame.index) == [
+        ("Majority", "ours"),
+        ("Majority", "paper: 'Random' row, all models"),
+        ("Text ICL xPatch", "ours"),
+        ("Text ICL xPatch", "paper: LLaVA-1.5"),
+        ("Text ICL xPatch", "paper: Mantis-Fuyu"),
+        ("Text ICL xPatch", "paper: Idefics2"),
+    ]
+    assert frame.loc[("Text ICL xPatch", "paper: Idefics2"), "average"] == "0.51"
+    assert frame.loc[("Text ICL xPatch", "ours"), "average"] == "0.25 ± 0.00"
+
+
+@pytest.fixture
+def kept_figures(monkeypatch):
+    monkeypatch.setattr(plt, "close", lambda *args, **kwargs: None)
+    plt.close("all")
+    yield
+    monkeypatch.undo()
+    plt.close("all")
+
+
+def test_layer_curves_tick_whole_layers_and_draw_the_baselines(tmp_path, kept_figures):
+    curves = pd.DataFrame(
+        np.linspace(0, 0.5, 36).reshape(2, 18), index=["Text ICL -> text", "Text ICL -> image (noto)"]
+    )
+    curves.columns = [str(layer) for layer in range(18)]  # as read back from the CSV
+    mean = pd.DataFrame({"average": [0.05, 0.04]}, index=["Text ICL xBase", "No Context"])
+    reproduce.plot_layer_curves(curves, tmp_path / "curves.png", "t", reproduce.layer_references(mean))
+    axis = plt.gcf().axes[0]
+    axis.figure.canvas.draw()
+    ticks = [label.get_text().replace("\N{MINUS SIGN}", "-") for label in axis.get_xticklabels()]
+    assert ticks and all(t.lstrip("-").isdigit() for t in ticks), ticks
+    flat = {line.get_label(): float(line.get_ydata()[0]) for line in axis.get_lines()}
+    flat = {label: y for label, y in flat.items() if "->" not in label}  # the horizontal lines
+    published = paper.TABLE3["Idefics2"]["Text ICL xPatch"][-1]
+    assert {0.05, 0.04, published} <= set(flat.values())
+    assert any("No Context" in label for label in flat) and any("paper" in label for label in flat)
+
+
+def test_a_model_loaded_from_a_local_file_is_named_by_the_file_alone(tmp_path):
+    folder = tmp_path / "reproduce"
+    shutil.copytree(DOCS, folder, ignore=shutil.ignore_patterns("*.png"))
+    config = json.loads((folder / "config.json").read_text())
+    config["model"]["model_id"] = "EfficientNet-Lite0 encoder + entity-name projector on /tmp/c/gguf/g.gguf"
+    (folder / "config.json").write_text(json.dumps(config))
+    reproduce.render_report(folder)
+    for name in ("report.md", "report.html"):
+        text = (folder / name).read_text()
+        assert "/tmp/" not in text and "projector on g.gguf" in text
