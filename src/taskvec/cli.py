@@ -13,18 +13,23 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from taskvec.errors import TaskvecError, TemplateError
+from taskvec.errors import TaskvecError, TemplateError, storage_error
 
 
 class _Commands(TyperGroup):
-    """Any command's ``TaskvecError`` (bad input or set-up) becomes one red line and exit code 2,
-    never a traceback; bugs still show theirs."""
+    """Any command's ``TaskvecError`` (bad input or set-up), or a write that fails for lack of
+    space or permission, becomes one red line and exit code 2, never a traceback; bugs still show
+    theirs."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except TaskvecError as error:
             _fail(error)
+        except OSError as error:  # a full disk, a read-only or forbidden place: not a bug
+            if storage_error(error) is error:
+                raise
+            _fail(storage_error(error))
 
 
 app = typer.Typer(
