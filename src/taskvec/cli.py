@@ -52,9 +52,15 @@ def _template_option(template: str | None):
     if not template or not template.endswith(".json"):
         return template
     try:
-        return json.loads(Path(template).read_text(encoding="utf-8"))
+        value = json.loads(Path(template).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise TemplateError(f"template file {template}: cannot read it as JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise TemplateError(
+            f"template file {template}: holds a JSON {type(value).__name__}, not an object of "
+            "template fields (name, output_prefix, ...)"
+        )
+    return value
 
 
 @app.command()

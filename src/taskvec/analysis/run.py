@@ -71,7 +71,7 @@ class AnalysisConfig(BaseModel):
     #: a token-set file (``taskvec/analysis/data/token_sets.json`` layout); None: the shipped one
     token_sets: str | None = None
     embeddings: list[str] = Field(default_factory=lambda: ["tsne", "pca"])
-    memory_budget_mb: float = Field(default=1024, gt=0)
+    memory_budget_mb: float = Field(default=1024, gt=0, allow_inf_nan=False)
 
     @field_validator("template", mode="before")
     @classmethod

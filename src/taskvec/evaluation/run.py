@@ -57,6 +57,12 @@ def _validate(config: ExperimentConfig) -> tuple[list[Task], dict[str, str]]:
 
 def check_options(config: ExperimentConfig) -> None:
     """Options that are each valid but contradict one another."""
+    default_examples = ExperimentConfig.model_fields["n_examples"].default
+    if config.spec == "instruction" and config.n_examples != default_examples:
+        raise ConfigError(
+            f"n_examples {config.n_examples} has no effect with spec 'instruction' (an instruction "
+            "has no demonstrations); drop --n-examples"
+        )
     if config.patch_mode == "replace" and config.patch_scale != 1.0:
         raise ConfigError(
             f"patch_scale {config.patch_scale} has no effect with patch_mode 'replace' (the vector "

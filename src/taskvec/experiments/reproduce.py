@@ -57,7 +57,7 @@ class ReproduceConfig(BaseModel):
     ensemble_counts: list[int] = Field(default_factory=lambda: [5, 10, 15, 20, 25, 30])
     conflict_items: int = Field(default=20, ge=1)
     answer_tokens: int = Field(default=4, ge=1)
-    memory_budget_mb: float = Field(default=1024, gt=0)
+    memory_budget_mb: float = Field(default=1024, gt=0, allow_inf_nan=False)
     quick: bool = False
 
     @classmethod

@@ -39,6 +39,9 @@ class LoadOptions:
     load_in_4bit: bool = False
     cache_dir: Path | None = None
 
+    def __post_init__(self) -> None:
+        self.torch_dtype()  # an unknown or non-floating dtype fails here, before anything loads
+
     def numerics(self) -> str:
         """'' for the default (float32 on the CPU); otherwise what changes the numbers: the dtype,
         4-bit weights, the device map. It is appended to the weights fingerprint, so results
@@ -52,8 +55,11 @@ class LoadOptions:
 
     def torch_dtype(self) -> torch.dtype:
         dtype = getattr(torch, self.dtype, None)
-        if not isinstance(dtype, torch.dtype):
-            raise ModelSpecError(f"unknown dtype {self.dtype!r}: use e.g. float32, bfloat16, float16")
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ModelSpecError(
+                f"unknown or non-floating dtype {self.dtype!r}: weights load in a floating dtype, "
+                "e.g. float32, bfloat16, float16"
+            )
         return dtype
 
     def hf_kwargs(self) -> dict:
@@ -297,11 +303,41 @@ def _model_type(name: str) -> str:
         )
     from transformers import AutoConfig
 
+    if not local.exists():
+        _check_hub_reachable(name)
     try:
         config = AutoConfig.from_pretrained(str(local) if local.exists() else name)
     except (OSError, ValueError, KeyError) as error:
         raise ModelSpecError(f"cannot read a model config from {name!r}: {error}") from error
+    if local.is_dir() and not any(p.name.endswith(_WEIGHT_SUFFIXES) for p in local.iterdir()):
+        raise ModelSpecError(
+            f"{name}: the folder has a config.json but no weights ({', '.join(_WEIGHT_SUFFIXES)} files); "
+            "copy the model's weight files into it"
+        )
     return str(config.model_type)
+
+
+def _check_hub_reachable(name: str) -> None:
+    """A hub id neither in the local cache nor reachable fails at once, in one line, instead of
+    after half a minute of retries (a set ``HF_HUB_OFFLINE`` or proxy is left to huggingface_hub)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.HF_HUB_OFFLINE or any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy")):
+        return
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return  # cached: huggingface_hub falls back to it
+    endpoint = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=5).close()
+    except OSError as error:
+        raise ModelSpecError(
+            f"{name!r} is no local folder, not in the Hugging Face cache, and the hub "
+            f"({constants.ENDPOINT}) cannot be reached ({error}); connect to the network, or download "
+            "the model and pass its folder"
+        ) from None
 
 
 # Vision-language families register themselves on import; done last, so the family modules find

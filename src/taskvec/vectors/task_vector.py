@@ -163,6 +163,29 @@ class TaskVector:
         vector = cls(vectors, meta)
         if vector.checksum() != checksum:
             raise VectorFileError(f"{path}: checksum mismatch, the file is corrupt or edited; re-extract it")
+        _check_sidecar(path, {**info, "checksum": checksum})
         if model is not None:
             vector.check_fits(model, same_model=same_model)
         return vector
+
+
+def _check_sidecar(path: Path, info: dict) -> None:
+    """The JSON sidecar people read must say what the safetensors file holds: one that disagrees
+    (edited, or left from another vector) is refused rather than trusted by a reader. A vector
+    saved without one (or whose sidecar was deleted) loads."""
+    sidecar = path.with_suffix(".json")
+    if not sidecar.is_file():
+        return
+    try:
+        told = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise VectorFileError(f"{sidecar} is not readable JSON ({error}); delete it or re-extract") from None
+    if not isinstance(told, dict):
+        raise VectorFileError(f"{sidecar} is not a JSON object; delete it or re-extract the vector")
+    differ = sorted(key for key in {*told, *info} if told.get(key) != info.get(key))
+    if differ:
+        key = differ[0]
+        raise VectorFileError(
+            f"{sidecar} disagrees with {path.name} on {', '.join(differ)} (e.g. {key}: "
+            f"{told.get(key)!r} != {info.get(key)!r}); delete the sidecar or re-extract the vector"
+        )
