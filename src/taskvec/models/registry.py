@@ -289,6 +289,7 @@ def _load(name: str, options: LoadOptions) -> ModelAdapter:
             f"no adapter for model_type {model_type!r} (from {name!r}); supported model types: "
             f"text {sorted(TEXT_FAMILIES)}, vision-language {vision}; named models: {sorted(NAMED_MODELS)}"
         )
+    _check_has_weights(name)
     return FAMILIES[model_type](name, options)
 
 
@@ -309,12 +310,17 @@ def _model_type(name: str) -> str:
         config = AutoConfig.from_pretrained(str(local) if local.exists() else name)
     except (OSError, ValueError, KeyError) as error:
         raise ModelSpecError(f"cannot read a model config from {name!r}: {error}") from error
+    return str(config.model_type)
+
+
+def _check_has_weights(name: str) -> None:
+    """A local folder with a config but no weight files fails in one line, not deep in loading."""
+    local = Path(name).expanduser()
     if local.is_dir() and not any(p.name.endswith(_WEIGHT_SUFFIXES) for p in local.iterdir()):
         raise ModelSpecError(
             f"{name}: the folder has a config.json but no weights ({', '.join(_WEIGHT_SUFFIXES)} files); "
             "copy the model's weight files into it"
         )
-    return str(config.model_type)
 
 
 def _check_hub_reachable(name: str) -> None:
