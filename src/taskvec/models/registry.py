@@ -55,10 +55,12 @@ class LoadOptions:
 
     def torch_dtype(self) -> torch.dtype:
         dtype = getattr(torch, self.dtype, None)
-        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        if not isinstance(dtype, torch.dtype):
+            raise ModelSpecError(f"unknown dtype {self.dtype!r}: use e.g. float32, bfloat16, float16")
+        if not dtype.is_floating_point:
             raise ModelSpecError(
-                f"unknown or non-floating dtype {self.dtype!r}: weights load in a floating dtype, "
-                "e.g. float32, bfloat16, float16"
+                f"dtype {self.dtype!r} is not a floating dtype; weights load in one, e.g. float32, "
+                "bfloat16, float16"
             )
         return dtype
 
