@@ -107,3 +107,24 @@ def test_two_commands_on_one_folder_never_leave_tables_that_disagree_with_the_co
     predictions = pd.read_json(out / "predictions.jsonl", lines=True)
     assert sorted(predictions["seed"].unique()) == [1, 2]
     assert "seeds [1, 2]" in (out / "report.md").read_text()
+
+
+def test_analyze_and_reproduce_refuse_a_folder_another_process_holds(smollm2, tmp_path):
+    from types import SimpleNamespace
+
+    from taskvec.analysis.run import run_analysis
+    from taskvec.experiments.reproduce import ReproduceConfig, reproduce
+
+    out = tmp_path / "busy"
+    holder = _holder(out)
+    try:
+        with pytest.raises(FolderBusyError, match="in use by another taskvec command"):
+            run_analysis(out=out, adapter=smollm2, tasks=["food_color"], specs=["text-icl"])
+        # the reproduction is refused before it uses its model: a stand-in VLM is enough
+        stand_in = SimpleNamespace(name="stand-in", supports_images=True, fingerprint="0" * 16)
+        with pytest.raises(FolderBusyError, match="in use by another taskvec command"):
+            reproduce(ReproduceConfig.create(quick=True), out, adapter=stand_in, show_progress=False)
+        assert sorted(p.name for p in out.iterdir()) == [".taskvec.lock"]
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()

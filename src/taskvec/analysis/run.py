@@ -432,5 +432,7 @@ def run_analysis(
     else:
         config, run_layer = AnalysisConfig.create(**options), None
         out = out or default_analysis_dir(config)
+    RunFolder(out).check_usable()
     adapter = adapter or load_model(config.model)
-    return analyze(adapter, config, out, run_layer=run_layer)
+    with RunFolder(out).lock():  # one command per folder
+        return analyze(adapter, config, out, run_layer=run_layer)
