@@ -15,7 +15,7 @@ import time
 
 import pytest
 import torch
-from reliability_helpers import write_task
+from reliability_helpers import synthetic_items, write_task
 from typer.testing import CliRunner
 
 from taskvec.cli import app
@@ -199,3 +199,21 @@ def test_run_folder_files_get_the_mode_the_umask_gives(mask, mode, tmp_path):
     finally:
         os.umask(previous)
     assert stat.S_IMODE(written.stat().st_mode) == mode == stat.S_IMODE(plain.stat().st_mode)
+
+
+def test_an_image_file_without_an_image_suffix_is_read_as_that_file(tmp_path):
+    """The control of the 'neither a file nor an entity' row of the bad-input table: a picture
+    named without a suffix, next to the task file, is that picture (it was read as code points)."""
+    from PIL import Image
+
+    from taskvec.evaluation.protocol import ExperimentConfig
+    from taskvec.evaluation.run import validate_inputs
+    from taskvec.prompts.inputs import image_file
+
+    (tmp_path / "pics").mkdir()
+    Image.new("RGB", (32, 32), (10, 200, 10)).save(tmp_path / "pics" / "cat", format="PNG")
+    items = synthetic_items(8, image="pics/cat")
+    path = write_task(tmp_path, "toy", val=items[:6], test=items[6:])
+    config = ExperimentConfig.create(tasks=[str(path)], query="image", seeds=[1], layers=[20])
+    (task,) = validate_inputs(config)
+    assert image_file(task.test[0], "noto") == (tmp_path / "pics" / "cat").resolve()
