@@ -335,8 +335,11 @@ def _check_hub_reachable(name: str) -> None:
 
     if constants.HF_HUB_OFFLINE or any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy")):
         return
-    if isinstance(try_to_load_from_cache(name, "config.json"), str):
-        return  # cached: huggingface_hub falls back to it
+    try:
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return  # cached: huggingface_hub falls back to it
+    except ValueError:  # not a valid hub id: AutoConfig says so
+        return
     endpoint = urlparse(constants.ENDPOINT)
     try:
         socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=5).close()

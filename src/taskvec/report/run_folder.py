@@ -99,7 +99,8 @@ class FolderLock:
     ``with FolderLock(root):`` refuses at once (``FolderBusyError``) if another process holds it;
     ``wait`` seconds waits that long first (``None``: as long as it takes). The lock is released
     on exit and by the OS when its holder dies; the lock file itself stays (deleting it would let
-    two processes lock two different files). Re-entering it in the holding thread is allowed."""
+    two processes lock two different files). The same object may be re-entered by the thread
+    that holds it; any other ``FolderLock`` of the folder, even in this process, is refused."""
 
     def __init__(self, root: str | Path, wait: float | None = 0):
         self.root = Path(root)
