@@ -13,20 +13,25 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from taskvec.errors import TaskvecError, TemplateError
+from taskvec.errors import TaskvecError, TemplateError, storage_error
 from taskvec.models.registry import DEFAULT_MODEL, DEFAULT_VLM
 from taskvec.tasks.images import DEFAULT_STYLE
 
 
 class _Commands(TyperGroup):
-    """Any command's ``TaskvecError`` (bad input or set-up) becomes one red line and exit code 2,
-    never a traceback; bugs still show theirs."""
+    """Any command's ``TaskvecError`` (bad input or set-up), or a write that fails for lack of
+    space or permission, becomes one red line and exit code 2, never a traceback; bugs still show
+    theirs."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except TaskvecError as error:
             _fail(error)
+        except OSError as error:  # a full disk, a read-only or forbidden place: not a bug
+            if storage_error(error) is error:
+                raise
+            _fail(storage_error(error))
 
 
 app = typer.Typer(
@@ -49,9 +54,15 @@ def _template_option(template: str | None):
     if not template or not template.endswith(".json"):
         return template
     try:
-        return json.loads(Path(template).read_text(encoding="utf-8"))
+        value = json.loads(Path(template).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise TemplateError(f"template file {template}: cannot read it as JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise TemplateError(
+            f"template file {template}: holds a JSON {type(value).__name__}, not an object of "
+            "template fields (name, output_prefix, ...)"
+        )
+    return value
 
 
 @app.command()

@@ -1,5 +1,10 @@
 """Errors that name the problem; raised before the first forward pass wherever possible."""
 
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
 
 class TaskvecError(Exception):
     """Base class: a problem with the user's input or set-up, never a bug in taskvec."""
@@ -48,3 +53,37 @@ class ConfigError(TaskvecError, ValueError):
 
 class MemoryBudgetError(TaskvecError, MemoryError):
     """A single item does not fit in the memory budget."""
+
+
+class FolderBusyError(TaskvecError, RuntimeError):
+    """A run folder another taskvec process is writing to (it holds the folder's lock)."""
+
+
+class StorageError(TaskvecError, OSError):
+    """A file that cannot be written: no space left, a read-only or forbidden place.
+
+    Raised with what to do; the run folder stays as it was (writes are atomic), so the same
+    command resumes once the cause is fixed."""
+
+
+#: errors of the place written to, not of taskvec: each becomes a ``StorageError`` that says so
+_STORAGE_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
+def storage_error(error: OSError, path: str | Path | None = None) -> OSError:
+    """``error`` as a one-line ``StorageError`` naming ``path`` and the cure, if it is a fault of
+    the place written to (full, read-only, forbidden); any other ``OSError`` as it is."""
+    reason = _STORAGE_ERRNOS.get(error.errno)
+    if reason is None:
+        return error
+    path = path or error.filename or "a file"
+    return StorageError(
+        f"{path}: {reason} (Errno {error.errno}); free space or fix the permissions and run the "
+        "same command again (a run folder resumes where it stopped), or choose another --out"
+    )

@@ -60,6 +60,12 @@ def _task(ctx: Context, **fields) -> dict:
 _items = synthetic_items
 
 
+def _not_utf8(ctx: Context) -> dict:
+    path = write_task(ctx.tmp, "toy")
+    path.write_bytes(path.read_bytes().replace(b"thing 3", "th\u00efng 3".encode("latin-1")))
+    return {"tasks": [str(path)]}
+
+
 def _malformed_json(ctx: Context) -> dict:
     (ctx.tmp / "broken.json").write_text('{"name": ')
     return {"tasks": [str(ctx.tmp / "broken.json")]}
@@ -72,6 +78,11 @@ def _image_task(ctx: Context, make_image: Callable[[Path], None] | None) -> dict
     return {**_task(ctx, val=items[:6], test=items[6:]), "query": "image"}
 
 
+def _image_field_that_is_no_file_nor_emoji(ctx: Context) -> dict:
+    items = _items(8, image="photos/dog")  # no suffix, no such file: once read as code points 'p' 'h' ...
+    return {**_task(ctx, val=items[:6], test=items[6:]), "query": "image"}
+
+
 def _truncated_png(path: Path) -> None:
     Image.new("RGB", (64, 64), (200, 10, 10)).save(path)
     path.write_bytes(path.read_bytes()[:60])
@@ -81,6 +92,13 @@ def _unknown_family(ctx: Context) -> dict:
     folder = ctx.tmp / "bert-model"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    return {"model": str(folder)}
+
+
+def _config_without_weights(ctx: Context) -> dict:
+    folder = ctx.tmp / "llama-no-weights"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "num_hidden_layers": 2}))
     return {"model": str(folder)}
 
 
@@ -156,6 +174,13 @@ def _truncated_vector(ctx: Context) -> dict:
     return {"load_vector": path}
 
 
+def _sidecar_of_another_vector(ctx: Context) -> dict:
+    path = _vector(ctx).save(ctx.tmp / "vectors" / "toy")
+    other = _vector(ctx, seed=2).save(ctx.tmp / "vectors" / "other")
+    path.with_suffix(".json").write_bytes(other.with_suffix(".json").read_bytes())
+    return {"load_vector": path}
+
+
 def _edited_vector_metadata(ctx: Context) -> dict:
     path = _vector(ctx).save(ctx.tmp / "vectors" / "toy")
     raw = path.read_bytes()
@@ -173,6 +198,7 @@ BAD_INPUTS = [
         TaskFileError,
         ("absent.json", "not found"),
     ),
+    Bad("task file not UTF-8", _not_utf8, TaskFileError, ("toy.json", "not UTF-8", "0xef")),
     Bad(
         "malformed JSON",
         _malformed_json,
@@ -250,6 +276,12 @@ BAD_INPUTS = [
     ),
     Bad("unknown template", lambda c: {"template": "fancy"}, TemplateError, ("'fancy'", "known")),
     Bad(
+        "template that is a list",
+        lambda c: {"template": [{"name": "t"}]},
+        TemplateError,
+        ("object of template fields", "not a list"),
+    ),
+    Bad(
         "template with an unknown field",
         lambda c: {"template": {"name": "t", "colour": "red"}},
         ConfigError,
@@ -282,6 +314,12 @@ BAD_INPUTS = [
         ("'i0'", "picture.png", "5000x5000", "downscale"),
     ),
     Bad(
+        "image field neither an image file nor a suite entity",
+        _image_field_that_is_no_file_nor_emoji,
+        ImageError,
+        ("'i0'", "'photos/dog'", "neither an image file", "nor an image-suite entity"),
+    ),
+    Bad(
         "image query for items without images",
         lambda c: {**_task(c, val=_items(6), test=_items(8)[6:]), "query": "image"},
         ImageError,
@@ -301,6 +339,12 @@ BAD_INPUTS = [
         lambda c: {"model": str(c.tmp / "no-such-folder")},
         ModelSpecError,
         ("no-such-folder", "no such folder"),
+    ),
+    Bad(
+        "model folder with a config but no weights",
+        _config_without_weights,
+        ModelSpecError,
+        ("llama-no-weights", "no weights"),
     ),
     Bad(
         "weights package not installed",
@@ -335,6 +379,18 @@ BAD_INPUTS = [
         ("patch_scale", "patch_mode 'add'"),
     ),
     Bad(
+        "examples with an instruction spec",
+        lambda c: {"spec": "instruction", "n_examples": 3},
+        ConfigError,
+        ("n_examples 3", "'instruction'", "--n-examples"),
+    ),
+    Bad(
+        "infinite memory budget",
+        lambda c: {"memory_budget_mb": float("inf")},
+        ConfigError,
+        ("memory_budget_mb", "finite number"),
+    ),
+    Bad(
         "memory budget smaller than one item",
         lambda c: {"memory_budget_mb": 0.05},
         MemoryBudgetError,
@@ -365,6 +421,12 @@ BAD_INPUTS = [
         _edited_vector_metadata,
         VectorFileError,
         ("toy.safetensors", "checksum mismatch"),
+    ),
+    Bad(
+        "vector sidecar that disagrees with its file",
+        _sidecar_of_another_vector,
+        VectorFileError,
+        ("toy.json", "disagrees with toy.safetensors", "seed"),
     ),
     Bad(
         "missing vector file",

@@ -10,18 +10,20 @@ configuration: only what a test changes differs."""
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
-from helpers.reliability import TINY, snapshot, write_tiny_task
+from helpers.reliability import TINY, assert_no_success, snapshot, write_tiny_task
 
-from taskvec.errors import ConfigError, VectorMismatchError
+from taskvec.errors import ConfigError, StorageError, VectorMismatchError
 from taskvec.evaluation.protocol import ExperimentConfig, run_unit
 from taskvec.models.batching import plan_batches
 from taskvec.pipelines import evaluate as run_module
@@ -166,6 +168,56 @@ def test_adding_a_seed_to_a_finished_run_computes_only_the_new_units(smollm2, wo
     with pytest.raises(ConfigError, match="another configuration"):
         _run(_config(seeds=[1, 2, 3], template="paper"), out, smollm2)
     assert snapshot(out) == extended and unit_calls == [("tiny_food", 2)]
+
+
+def test_fewer_seeds_than_a_complete_folder_holds_are_refused_and_more_extend_it(smollm2, work, unit_calls):
+    """A complete seeds-1-2 folder run again with seed 1 only used to rewrite its tables with seed 1
+    alone (the 2-seed config and numbers gone); it is refused, naming the folder's seeds."""
+    out = work / "run"
+    _run(_config(seeds=[1, 2]), out, smollm2)
+    before = snapshot(out)
+    for seeds in ([1], [2, 3]):
+        with pytest.raises(ConfigError, match=r"complete run of seeds \[1, 2\].*another --out"):
+            _run(_config(seeds=seeds), out, smollm2)
+        assert snapshot(out) == before, seeds
+    result = _run(_config(seeds=[3, 2, 1]), out, smollm2)  # the control: more seeds extend it
+    assert unit_calls == [("tiny_food", 2), ("tiny_food", 3)]
+    assert sorted(result.predictions["seed"].unique()) == [1, 2, 3]
+    assert json.loads((out / "config.json").read_text())["experiment"]["seeds"] == [3, 2, 1]
+
+
+def test_a_full_disk_stops_the_run_safely_and_the_same_command_resumes(smollm2, work, monkeypatch):
+    """Errno 28 while the tables are written: a ``StorageError`` (one line in the CLI), the folder
+    still 'running' with no half-written file, and the same call afterwards finishes it with the
+    numbers of an undisturbed run."""
+    out, replace = work / "full", run_folder.os.replace
+
+    def full_disk(src, dst):
+        if "tables" in str(dst):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return replace(src, dst)
+
+    monkeypatch.setattr(run_folder.os, "replace", full_disk)
+    with pytest.raises(StorageError, match=r"tables.*no space left on the device \(Errno 28\)"):
+        _run(_config(), out, smollm2)
+    assert_no_success(out)
+    assert RunFolder(out).status()["state"] == "running"
+    assert not [p.name for p in out.rglob("*.tmp")]
+    monkeypatch.setattr(run_folder.os, "replace", replace)
+    _run(_config(), out, smollm2)
+    assert RunFolder(out).is_complete()
+    for name in ("predictions.jsonl", "tables/summary_paper.csv"):
+        assert (out / name).read_bytes() == (work / "run" / name).read_bytes(), name
+
+
+def test_every_run_folder_file_has_the_mode_the_umask_gives(work):
+    """The run folder is shared like any results: mkstemp's private 0600 is not kept."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    files = [p for p in (work / "run").rglob("*") if p.is_file()]
+    assert {"config.json", "status.json", "predictions.jsonl", "report.md"} <= {p.name for p in files}
+    modes = {str(p.relative_to(work)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files}
+    assert set(modes.values()) == {oct(0o666 & ~umask)}, modes
 
 
 def _identity_of(files: dict) -> str:

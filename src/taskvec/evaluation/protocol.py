@@ -73,7 +73,7 @@ class ExperimentConfig(Options):
     #: layer choice) or only at the layer ``chosen`` on validation (what the paper reports; the
     #: test sweep is about a fifth of a run's work)
     test_layers: Literal["all", "chosen"] = "all"
-    memory_budget_mb: float = Field(default=1024, gt=0)
+    memory_budget_mb: float = Field(default=1024, gt=0, allow_inf_nan=False)
 
     @field_validator("template", mode="before")
     @classmethod

@@ -37,6 +37,9 @@ class LoadOptions:
     cache_dir: Path | None = None
     device: str | None = None
 
+    def __post_init__(self) -> None:
+        self.torch_dtype()  # an unknown or non-floating dtype fails here, before anything loads
+
     def numerics(self) -> str:
         """'' for the default (float32 on the CPU); otherwise what changes the numbers: the dtype,
         4-bit weights, the device (its kind: every GPU of a kind computes alike), the device map.
@@ -86,6 +89,11 @@ class LoadOptions:
         dtype = getattr(torch, self.dtype, None)
         if not isinstance(dtype, torch.dtype):
             raise ModelSpecError(f"unknown dtype {self.dtype!r}: use e.g. float32, bfloat16, float16")
+        if not dtype.is_floating_point:
+            raise ModelSpecError(
+                f"dtype {self.dtype!r} is not a floating dtype; weights load in one, e.g. float32, "
+                "bfloat16, float16"
+            )
         return dtype
 
     def hf_kwargs(self) -> dict:
@@ -121,7 +129,7 @@ def cache_root(options: LoadOptions | None = None) -> Path:
     return Path(os.environ.get("TASKVEC_CACHE", Path.home() / ".cache" / "taskvec"))
 
 
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
 
 def weights_fingerprint(model_id: str, model, options: LoadOptions) -> str:
@@ -132,7 +140,7 @@ def weights_fingerprint(model_id: str, model, options: LoadOptions) -> str:
     if not folder.is_dir():
         return getattr(model.config, "_commit_hash", None) or ""
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES)):
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)):
         digest.update(f"{path.name}:{_cached_file_fingerprint(path, options)};".encode())
     return digest.hexdigest()[:16]
 

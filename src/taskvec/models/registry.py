@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,7 +25,13 @@ from taskvec.models.adapter import ModelAdapter
 from taskvec.models.embedded.load import load_embedded_vlm
 from taskvec.models.families.causal_lm import TEXT_FAMILIES
 from taskvec.models.gguf import GGUF_LLMS, load_gguf_causal_lm
-from taskvec.models.loading import LoadOptions, cache_root, weights_fingerprint, with_numerics
+from taskvec.models.loading import (
+    WEIGHT_SUFFIXES,
+    LoadOptions,
+    cache_root,
+    weights_fingerprint,
+    with_numerics,
+)
 
 Loader = Callable[[str, LoadOptions], ModelAdapter]
 
@@ -153,6 +160,7 @@ def _load(name: str, options: LoadOptions) -> ModelAdapter:
             f"no adapter for model_type {model_type!r} (from {name!r}); supported model types: "
             f"text {sorted(TEXT_FAMILIES)}, vision-language {vision}; named models: {sorted(NAMED_MODELS)}"
         )
+    _check_has_weights(name)
     return known[model_type](name, options)
 
 
@@ -167,11 +175,49 @@ def _model_type(name: str) -> str:
         )
     from transformers import AutoConfig
 
+    if not local.exists():
+        _check_hub_reachable(name)
     try:
         config = AutoConfig.from_pretrained(str(local) if local.exists() else name)
     except (OSError, ValueError, KeyError) as error:
         raise ModelSpecError(f"cannot read a model config from {name!r}: {error}") from error
     return str(config.model_type)
+
+
+def _check_has_weights(name: str) -> None:
+    """A local folder with a config but no weight files fails in one line, not deep in loading."""
+    local = Path(name).expanduser()
+    if local.is_dir() and not any(p.name.endswith(WEIGHT_SUFFIXES) for p in local.iterdir()):
+        raise ModelSpecError(
+            f"{name}: the folder has a config.json but no weights ({', '.join(WEIGHT_SUFFIXES)} files); "
+            "copy the model's weight files into it"
+        )
+
+
+def _check_hub_reachable(name: str) -> None:
+    """A hub id neither in the local cache nor reachable fails at once, in one line, instead of
+    after half a minute of retries (a set ``HF_HUB_OFFLINE`` or proxy is left to huggingface_hub)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.HF_HUB_OFFLINE or any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy")):
+        return
+    try:
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return  # cached: huggingface_hub falls back to it
+    except ValueError:  # not a valid hub id: AutoConfig says so
+        return
+    endpoint = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=5).close()
+    except OSError as error:
+        raise ModelSpecError(
+            f"{name!r} is no local folder, not in the Hugging Face cache, and the hub "
+            f"({constants.ENDPOINT}) cannot be reached ({error}); connect to the network, or download "
+            "the model and pass its folder"
+        ) from None
 
 
 __all__ = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -36,6 +37,19 @@ class Patch:
                 f"vector of shape {tuple(self.vector.shape)} cannot be patched into {adapter.name}, "
                 f"whose residual stream is {adapter.hidden_size} wide"
             )
+        check_finite(self.vector, f"the vector patched at layer {self.layer}")
+        if not math.isfinite(self.scale):
+            raise VectorMismatchError(f"patch scale {self.scale} is not a finite number")
+
+
+def check_finite(vectors: torch.Tensor, what: str = "the vector") -> None:
+    """Refuse NaN or infinite values: patched in, they silently turn every answer into noise."""
+    bad = int((~torch.isfinite(vectors)).sum())
+    if bad:
+        raise VectorMismatchError(
+            f"{what} has {bad} NaN or infinite value(s) of {vectors.numel()}; it cannot be patched "
+            "(re-extract it, or check the model's dtype for overflow)"
+        )
 
 
 @torch.no_grad()

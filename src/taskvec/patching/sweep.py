@@ -44,7 +44,7 @@ from taskvec.models.batching import MemoryBudget, plan_sweep_batches, token_coun
 from taskvec.models.head import greedy_head
 from taskvec.patching.hooks import PatchMode, _hidden
 from taskvec.patching.kv_cache import fork_cache, run_prefix, unforkable_reason
-from taskvec.patching.patch import Patch, first_token_ids
+from taskvec.patching.patch import Patch, check_finite, first_token_ids
 from taskvec.prompts.template import Prompt
 
 
@@ -64,6 +64,7 @@ def _check(adapter: ModelAdapter, vectors: torch.Tensor, layers: Sequence[int]) 
         raise ValueError(f"expected vectors [{len(layers)}, hidden], got {tuple(vectors.shape)}")
     if layers:
         Patch(layers[0], vectors[0]).check(adapter)
+        check_finite(vectors, "the swept vectors")
 
 
 class FastPathUnavailable(Exception):

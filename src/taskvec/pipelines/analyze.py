@@ -68,7 +68,7 @@ class AnalysisConfig(Options):
     #: a token-set file (``taskvec/analysis/data/token_sets.json`` layout); None: the shipped one
     token_sets: str | None = None
     embeddings: list[str] = Field(default_factory=lambda: ["tsne", "pca"])
-    memory_budget_mb: float = Field(default=1024, gt=0)
+    memory_budget_mb: float = Field(default=1024, gt=0, allow_inf_nan=False)
 
     @field_validator("template", mode="before")
     @classmethod
@@ -379,5 +379,7 @@ def run_analysis(
     else:
         config, run_layer = AnalysisConfig.create(**options), None
         out = out or default_analysis_dir(config)
+    RunFolder(out).check_usable()
     adapter = adapter or load_model(config.model, load_options)
-    return analyze(adapter, config, out, run_layer=run_layer)
+    with RunFolder(out).lock():  # one command per folder
+        return analyze(adapter, config, out, run_layer=run_layer)

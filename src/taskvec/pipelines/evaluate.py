@@ -51,6 +51,12 @@ def _validate(config: ExperimentConfig) -> tuple[list[Task], dict[str, str]]:
 
 def check_options(config: ExperimentConfig) -> None:
     """Options that are each valid but contradict one another."""
+    default_examples = ExperimentConfig.model_fields["n_examples"].default
+    if config.spec == "instruction" and config.n_examples != default_examples:
+        raise ConfigError(
+            f"n_examples {config.n_examples} has no effect with spec 'instruction' (an instruction "
+            "has no demonstrations); drop --n-examples"
+        )
     if config.patch_mode == "replace" and config.patch_scale != 1.0:
         raise ConfigError(
             f"patch_scale {config.patch_scale} has no effect with patch_mode 'replace' (the vector "
@@ -260,47 +266,72 @@ def evaluate(
         "task_images": images,
         "versions": _versions(),
     }
-    finished = _finished_run(folder, tasks, config, source, identity, unit_ids)
-    if finished is not None:
-        return finished
-    folder.start(resolved, identity, lineage=_lineage(config, tasks, fingerprint, images_hash))
+    lineage = _lineage(config, tasks, fingerprint, images_hash)
+    folder.refuse_other_run(identity, lineage)  # before the lock: another run's folder stays untouched
+    with folder.lock():  # one command per folder: a second one is refused, never mixed in
+        finished = _finished_run(folder, tasks, config, source, identity, unit_ids)
+        if finished is not None:
+            return finished
+        _refuse_fewer_seeds(folder, config, identity, lineage)
+        folder.start(resolved, identity, lineage=lineage)
 
-    done = {
-        (t.name, s): _finished_unit(folder, t, s, config, source, unit_ids[t.name])
-        for t in tasks
-        for s in config.seeds
-    }
-    pending = [(t, s) for t in tasks for s in config.seeds if done[(t.name, s)] is None]
-    with progress_bar(show_progress) as progress:
-        bar = progress.add_task("units (task x seed)", total=len(done), completed=len(done) - len(pending))
-        for task, seed in pending:
-            progress.update(bar, description=f"{task.name} {config.spec} seed {seed}")
-            unit, vector = run_unit(adapter, task, seed, config, source, shared)
-            vector = TaskVector(vector.vectors, _provenance(vector, config, unit_ids[task.name]))
-            # the vector first: a unit on disk always has its vector (a kill in between recomputes)
-            vector.save(folder.vector_path(task.name, config.spec, seed))
-            folder.save_unit(unit, unit_ids[task.name])
-            done[(task.name, seed)] = unit
-            progress.advance(bar)
-    units = [done[(t.name, s)] for t in tasks for s in config.seeds]
-
-    val_scores = layer_scores(units, "val")
-    best = choose_layer(val_scores, config.selection_metric)
-    answers = {}
-    for task in tasks:
-        vectors = {
-            seed: TaskVector.load(folder.vector_path(task.name, config.spec, seed), source, same_model=True)
-            for seed in config.seeds
+        done = {
+            (t.name, s): _finished_unit(folder, t, s, config, source, unit_ids[t.name])
+            for t in tasks
+            for s in config.seeds
         }
-        for seed, seed_answers in patched_answers(adapter, task, config, vectors, best, shared).items():
-            answers[(task.name, seed)] = seed_answers
-    predictions = split_predictions(units, best, answers)
+        pending = [(t, s) for t in tasks for s in config.seeds if done[(t.name, s)] is None]
+        with progress_bar(show_progress) as progress:
+            bar = progress.add_task(
+                "units (task x seed)", total=len(done), completed=len(done) - len(pending)
+            )
+            for task, seed in pending:
+                progress.update(bar, description=f"{task.name} {config.spec} seed {seed}")
+                unit, vector = run_unit(adapter, task, seed, config, source, shared)
+                vector = TaskVector(vector.vectors, _provenance(vector, config, unit_ids[task.name]))
+                # the vector first: a unit on disk always has its vector (a kill in between recomputes)
+                vector.save(folder.vector_path(task.name, config.spec, seed))
+                folder.save_unit(unit, unit_ids[task.name])
+                done[(task.name, seed)] = unit
+                progress.advance(bar)
+        units = [done[(t.name, s)] for t in tasks for s in config.seeds]
 
-    write_run_outputs(folder, config, val_scores, predictions, best, layer_scores(units, "test"))
-    folder.finish(
-        best_layer=best, seconds=round(time.perf_counter() - started, 1), peak_rss_mb=_peak_rss_mb()
-    )
-    return RunResult(folder, best, val_scores, predictions)
+        val_scores = layer_scores(units, "val")
+        best = choose_layer(val_scores, config.selection_metric)
+        answers = {}
+        for task in tasks:
+            vectors = {
+                seed: TaskVector.load(
+                    folder.vector_path(task.name, config.spec, seed), source, same_model=True
+                )
+                for seed in config.seeds
+            }
+            for seed, seed_answers in patched_answers(adapter, task, config, vectors, best, shared).items():
+                answers[(task.name, seed)] = seed_answers
+        predictions = split_predictions(units, best, answers)
+        write_run_outputs(folder, config, val_scores, predictions, best, layer_scores(units, "test"))
+        folder.finish(
+            best_layer=best, seconds=round(time.perf_counter() - started, 1), peak_rss_mb=_peak_rss_mb()
+        )
+        return RunResult(folder, best, val_scores, predictions)
+
+
+def _refuse_fewer_seeds(folder: RunFolder, config: ExperimentConfig, identity: str, lineage: str) -> None:
+    """A complete run is extended to more seeds, never shrunk: a command that leaves out one of a
+    complete folder's seeds would rewrite its tables without it."""
+    existing = folder.config()
+    if not folder.is_complete() or existing.get("config_hash") == identity:
+        return
+    if existing.get("lineage") != lineage:
+        return
+    seeds = existing.get("experiment", {}).get("seeds", [])
+    dropped = sorted(set(seeds) - set(config.seeds))
+    if dropped:
+        raise ConfigError(
+            f"{folder.root} holds a complete run of seeds {seeds}; this command asks for seeds "
+            f"{config.seeds}, which would drop seed(s) {dropped} from its tables; ask for all of "
+            f"{seeds} (and more) to extend it, or choose another --out"
+        )
 
 
 def _finished_run(

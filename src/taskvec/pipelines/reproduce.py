@@ -63,7 +63,7 @@ class ReproduceConfig(Options):
     ensemble_counts: list[int] = Field(default_factory=lambda: [5, 10, 15, 20, 25, 30])
     conflict_items: int = Field(default=20, ge=1)
     answer_tokens: int = Field(default=4, ge=1)
-    memory_budget_mb: float = Field(default=1024, gt=0)
+    memory_budget_mb: float = Field(default=1024, gt=0, allow_inf_nan=False)
     quick: bool = False
 
     @classmethod
@@ -395,27 +395,29 @@ def reproduce(
         raise ConfigError(f"{adapter.name} is text-only; `taskvec reproduce` needs a vision-language model")
     root = Path(out or Path("runs") / f"reproduce-{config.model}{'-quick' if config.quick else ''}")
     reproduction = Reproduction(adapter, config, root, show_progress)
-    reproduction.start()
-    timings: dict[str, float] = {}
+    reproduction.folder.check_usable()
+    with reproduction.folder.lock():  # one command per folder (its stages' folders lock too)
+        reproduction.start()
+        timings: dict[str, float] = {}
 
-    def timed(name: str, step):
-        begun = time.perf_counter()
-        value = step()
-        timings[name] = round(time.perf_counter() - begun, 1)
-        return value
+        def timed(name: str, step):
+            begun = time.perf_counter()
+            value = step()
+            timings[name] = round(time.perf_counter() - begun, 1)
+            return value
 
-    timed("matrix (Tables 3, 10)", reproduction.run_matrix)
-    llm = base_llm(adapter, config, load_options)
-    similarity = None
-    if llm is not None:
-        timed("LLM -> VLM (Table 4)", lambda: reproduction.run_transfer(llm))
-        similarity = reproduction.transfer_similarity()
-    ensemble = timed("ensembling (Fig. 8)", reproduction.run_ensemble)
-    conflict = timed("task conflict (Fig. 9)", reproduction.run_conflict)
-    analysis = timed("analyses", reproduction.run_analysis)
-    report = write_report(reproduction, ensemble, conflict, similarity, analysis, llm, timings)
-    reproduction.folder.finish(seconds=round(time.perf_counter() - started, 1), timings=timings)
-    return report
+        timed("matrix (Tables 3, 10)", reproduction.run_matrix)
+        llm = base_llm(adapter, config, load_options)
+        similarity = None
+        if llm is not None:
+            timed("LLM -> VLM (Table 4)", lambda: reproduction.run_transfer(llm))
+            similarity = reproduction.transfer_similarity()
+        ensemble = timed("ensembling (Fig. 8)", reproduction.run_ensemble)
+        conflict = timed("task conflict (Fig. 9)", reproduction.run_conflict)
+        analysis = timed("analyses", reproduction.run_analysis)
+        report = write_report(reproduction, ensemble, conflict, similarity, analysis, llm, timings)
+        reproduction.folder.finish(seconds=round(time.perf_counter() - started, 1), timings=timings)
+        return report
 
 
 def _answers_sharing_examples(adapter: ModelAdapter, units: list[UnitPrompts]) -> list[list[list[int]]]:

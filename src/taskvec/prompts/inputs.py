@@ -36,11 +36,22 @@ def image_file(item: Item, style: str | None) -> Path:
             f"item {item.id!r} ({item.input}) has no 'image' (or 'entity') field, so it has no picture; "
             "add one or use text queries"
         )
-    if item.entity.lower().endswith(IMAGE_SUFFIXES):
+    if item.entity.lower().endswith(IMAGE_SUFFIXES) or Path(item.entity).is_file():
         return Path(item.entity)
     if not style:
         raise ImageError("image inputs need a style (e.g. 'noto'); see taskvec.tasks.images")
-    from taskvec.tasks.images import image_path
+    from taskvec.tasks.images import image_path, load_manifest, normalise_entity
+
+    try:
+        known = normalise_entity(item.entity) in load_manifest()["entities"]
+    except FileNotFoundError:
+        known = True  # no suite built: ``image_path`` says how to build it
+    if not known:
+        raise ImageError(
+            f"item {item.id!r} ({item.input}): image {item.entity!r} is neither an image file (no such "
+            f"file; image files end in {', '.join(IMAGE_SUFFIXES)}) nor an image-suite entity (an emoji "
+            "or its code points, e.g. 1f415); fix the item's 'image' field"
+        )
 
     try:
         return image_path(item.entity, style)

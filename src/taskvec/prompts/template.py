@@ -130,6 +130,11 @@ def get_template(name_or_template: str | PromptTemplate | dict) -> PromptTemplat
         return name_or_template
     if isinstance(name_or_template, dict):
         return PromptTemplate.model_validate(name_or_template)
+    if not isinstance(name_or_template, str):
+        raise TemplateError(
+            f"a template is a name ({sorted(TEMPLATES)}) or an object of template fields, not a "
+            f"{type(name_or_template).__name__}"
+        )
     try:
         return TEMPLATES[name_or_template]
     except KeyError:

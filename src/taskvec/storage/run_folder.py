@@ -6,6 +6,11 @@ units live in ``units/`` and are reused when the same configuration is run again
 of the same *lineage* (the same settings with more seeds). Each unit carries the identity
 (config + task data + weights) it was computed under, and one that does not match, or does not
 parse, is recomputed rather than trusted.
+
+One process writes a folder at a time: ``RunFolder.lock()`` holds an OS file lock on
+``.taskvec.lock`` inside it (released when the holder exits, even by ``kill -9``); a second
+command on the same folder is refused (or waits) instead of mixing its results in. Files get the
+mode the umask gives (0644 under umask 0022), as any other file the user writes.
 """
 
 from __future__ import annotations
@@ -14,28 +19,115 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from taskvec.errors import ConfigError
+import filelock
+
+from taskvec.errors import ConfigError, FolderBusyError, StorageError, storage_error
 
 RUNNING, COMPLETE = "running", "complete"
+LOCK_NAME = ".taskvec.lock"
+
+
+@contextmanager
+def storage_errors(path: Path) -> Iterator[None]:
+    """Writes in this block that fail for lack of space or permission raise a ``StorageError``."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except OSError as error:
+        raise storage_error(error, path) from None
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux reports it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path: Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data.encode() if isinstance(data, str) else data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename.
+
+    The file gets the mode a plain ``open`` would (``0666`` less the umask), not ``mkstemp``'s
+    private 0600. A full disk or a read-only folder is a ``StorageError``; the old file stays."""
+    with storage_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(handle, 0o666 & ~_umask())
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data.encode() if isinstance(data, str) else data)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
+
+
+def check_writable(root: Path) -> None:
+    """Refuse, before any work, an output folder that cannot be written (read-only, forbidden or
+    full): a file is created and removed in it, or in its nearest existing parent."""
+    place = root
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        return  # a file in the way: ``check_usable`` names it
+    try:
+        handle, probe = tempfile.mkstemp(dir=place, prefix=".taskvec-probe.", suffix=".tmp")
+    except OSError as error:
+        raise storage_error(error, root) from None
+    os.close(handle)
+    os.unlink(probe)
+
+
+class FolderLock:
+    """One writer per folder: an exclusive OS lock on ``<folder>/.taskvec.lock``.
+
+    ``with FolderLock(root):`` refuses at once (``FolderBusyError``) if another process holds it;
+    ``wait`` seconds waits that long first (``None``: as long as it takes). The lock is released
+    on exit and by the OS when its holder dies; the lock file itself stays (deleting it would let
+    two processes lock two different files). The same object may be re-entered by the thread
+    that holds it; any other ``FolderLock`` of the folder, even in this process, is refused."""
+
+    def __init__(self, root: str | Path, wait: float | None = 0):
+        self.root = Path(root)
+        self.path = self.root / LOCK_NAME
+        self.wait = wait
+        self._lock = filelock.FileLock(self.path, timeout=-1 if wait is None else wait)
+
+    def __enter__(self) -> FolderLock:
+        with storage_errors(self.path):
+            self.root.mkdir(parents=True, exist_ok=True)
+            try:
+                self._lock.acquire()
+            except filelock.Timeout:
+                waited = f" (waited {self.wait:g} s)" if self.wait else ""
+                raise FolderBusyError(
+                    f"{self.root} is in use by another taskvec command{waited}; wait until it "
+                    "finishes, or choose another --out"
+                ) from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+    @property
+    def is_locked(self) -> bool:
+        """Whether this object holds the lock now."""
+        return self._lock.is_locked
 
 
 def write_json(path: Path, value) -> Path:
@@ -66,7 +158,15 @@ class RunFolder:
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
 
+    def lock(self, wait: float | None = 0) -> FolderLock:
+        """The folder's writer lock (``with folder.lock(): ...``); see ``FolderLock``."""
+        return FolderLock(self.root, wait)
+
     # --- state -----------------------------------------------------------------------------
+    def config(self) -> dict:
+        """The folder's ``config.json`` (``{}`` if there is none)."""
+        return _read_json(self.config_path) if self.config_path.is_file() else {}
+
     def status(self) -> dict:
         if not self.status_path.is_file():
             return {}
@@ -82,11 +182,14 @@ class RunFolder:
         return _read_json(self.config_path).get("config_hash") == config_hash
 
     def check_usable(self) -> None:
-        """Refuse, before any work, a path that is a file or a folder holding something else.
+        """Refuse, before any work, a path that is a file, a folder holding something else, or a
+        place that cannot be written.
 
-        Hidden ``.*.tmp`` files are what a write killed half-way leaves; they do not count."""
+        Hidden ``.*.tmp`` files are what a write killed half-way leaves, and the lock file what
+        any run leaves; they do not count."""
         if self.root.exists() and not self.root.is_dir():
             raise ConfigError(f"{self.root} is a file, not a run folder; choose another --out")
+        check_writable(self.root)
         if self.config_path.is_file() or not self.root.is_dir():
             return
         if any(not _is_temporary(p) for p in self.root.iterdir()):
@@ -119,10 +222,26 @@ class RunFolder:
         self._set_status(RUNNING, resumed=False)
         return False
 
+    def refuse_other_run(self, config_hash: str, lineage: str = "") -> None:
+        """Refuse a folder holding a run of another configuration and lineage; checked (without
+        writing anything) before the folder is locked, and again by ``start`` under the lock."""
+        if not self.config_path.is_file():
+            return
+        existing = _read_json(self.config_path)
+        if existing.get("config_hash") == config_hash or (lineage and existing.get("lineage") == lineage):
+            return
+        raise ConfigError(
+            f"{self.root} holds a run of another configuration, model or task data "
+            f"({existing.get('config_hash')} != {config_hash}); choose another --out"
+        )
+
     def _clear(self) -> None:
-        """Empty a run folder (its status first, so a kill half-way leaves no 'complete' folder)."""
+        """Empty a run folder (its status first, so a kill half-way leaves no 'complete' folder);
+        the lock file stays, held by the caller."""
         self.status_path.unlink(missing_ok=True)
         for path in self.root.iterdir():
+            if path.name == LOCK_NAME:
+                continue
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
             else:
@@ -163,7 +282,7 @@ class RunFolder:
 
 
 def _is_temporary(path: Path) -> bool:
-    return path.name.startswith(".") and path.name.endswith(".tmp")
+    return path.name == LOCK_NAME or (path.name.startswith(".") and path.name.endswith(".tmp"))
 
 
 def _read_json(path: Path) -> dict:

@@ -175,6 +175,8 @@ def load_task_file(path: str | Path) -> Task:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise TaskFileError(f"{path}: not valid JSON ({error})") from error
+    except UnicodeDecodeError as error:
+        raise TaskFileError(_not_utf8(path, error)) from None
     try:
         record = TaskFile.model_validate(raw)
     except ValidationError as error:
@@ -192,11 +194,21 @@ def load_task_file(path: str | Path) -> Task:
     )
 
 
+def _not_utf8(path: Path, error: UnicodeDecodeError) -> str:
+    return (
+        f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start}); "
+        "save the file as UTF-8"
+    )
+
+
 def _read_rows(path: Path) -> list[dict]:
     """Rows of a paper-style JSON list, a JSONL file or a CSV with a header."""
     if not path.is_file():
         raise TaskFileError(f"task file not found: {path}; check the path, or name a built-in task")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise TaskFileError(_not_utf8(path, error)) from None
     try:
         if path.suffix == ".jsonl":
             return [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -216,8 +228,11 @@ _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
 
 def _resolve_image(entity: str | None, folder: Path) -> str | None:
-    """Image paths in a task file are relative to that file; suite entity ids stay as they are."""
-    if entity and entity.lower().endswith(_IMAGE_SUFFIXES) and not Path(entity).is_absolute():
+    """Image paths in a task file are relative to that file (a value with an image suffix, or one
+    that names a file there); suite entity ids stay as they are."""
+    if not entity or Path(entity).is_absolute():
+        return entity
+    if entity.lower().endswith(_IMAGE_SUFFIXES) or (folder / entity).is_file():
         return str((folder / entity).resolve())
     return entity
 

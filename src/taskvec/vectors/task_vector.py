@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
-from taskvec.errors import VectorFileError, VectorMismatchError
+from taskvec.errors import VectorFileError, VectorMismatchError, storage_error
 from taskvec.models.adapter import ModelAdapter
 
 
@@ -111,15 +111,22 @@ class TaskVector:
     def save(self, path: str | Path) -> Path:
         """Write ``<path>.safetensors`` and ``<path>.json`` (each via a temporary file and a rename)."""
         path = Path(path).with_suffix(".safetensors")
-        path.parent.mkdir(parents=True, exist_ok=True)
         info = {**self.meta.model_dump(), "checksum": self.checksum()}
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        save_file({"vectors": self.vectors.contiguous()}, str(tmp), metadata={"taskvec": json.dumps(info)})
-        os.replace(tmp, path)
         sidecar = path.with_suffix(".json")
         tmp_json = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
-        tmp_json.write_text(json.dumps(info, indent=2))
-        os.replace(tmp_json, sidecar)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # bytes written by ``open``: the file gets the umask's mode (save_file's is 0600)
+            tensors = {"vectors": self.vectors.contiguous()}
+            tmp.write_bytes(save(tensors, metadata={"taskvec": json.dumps(info)}))
+            os.replace(tmp, path)
+            tmp_json.write_text(json.dumps(info, indent=2))
+            os.replace(tmp_json, sidecar)
+        except OSError as error:  # a full disk or read-only folder: one clear error, no temp files
+            tmp.unlink(missing_ok=True)
+            tmp_json.unlink(missing_ok=True)
+            raise storage_error(error, path) from None
         return path
 
     @classmethod
@@ -156,6 +163,29 @@ class TaskVector:
         vector = cls(vectors, meta)
         if vector.checksum() != checksum:
             raise VectorFileError(f"{path}: checksum mismatch, the file is corrupt or edited; re-extract it")
+        _check_sidecar(path, {**info, "checksum": checksum})
         if model is not None:
             vector.check_fits(model, same_model=same_model)
         return vector
+
+
+def _check_sidecar(path: Path, info: dict) -> None:
+    """The JSON sidecar people read must say what the safetensors file holds: one that disagrees
+    (edited, or left from another vector) is refused rather than trusted by a reader. A vector
+    saved without one (or whose sidecar was deleted) loads."""
+    sidecar = path.with_suffix(".json")
+    if not sidecar.is_file():
+        return
+    try:
+        told = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise VectorFileError(f"{sidecar} is not readable JSON ({error}); delete it or re-extract") from None
+    if not isinstance(told, dict):
+        raise VectorFileError(f"{sidecar} is not a JSON object; delete it or re-extract the vector")
+    differ = sorted(key for key in {*told, *info} if told.get(key) != info.get(key))
+    if differ:
+        key = differ[0]
+        raise VectorFileError(
+            f"{sidecar} disagrees with {path.name} on {', '.join(differ)} (e.g. {key}: "
+            f"{told.get(key)!r} != {info.get(key)!r}); delete the sidecar or re-extract the vector"
+        )

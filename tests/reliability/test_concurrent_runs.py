@@ -1,0 +1,130 @@
+"""One writer per run folder. Two ``taskvec run`` commands on one ``--out`` used to both exit 0 and
+leave a 'complete' folder whose config said seeds [1] while its predictions and tables held seeds
+1 and 2; now the folder's lock refuses the second command in one line, and a complete folder's
+tables always match its config. The lock is the run folder's own (``RunFolder.lock``), so other
+processes (the ranks of one launch) can share a folder through it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers.reliability import write_tiny_task
+from typer.testing import CliRunner
+
+from taskvec.cli import app
+from taskvec.errors import FolderBusyError
+from taskvec.storage.run_folder import RunFolder
+
+#: two processes side by side on a small machine: one thread each
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+HOLD = """
+import sys, time
+from taskvec.storage.run_folder import RunFolder
+with RunFolder(sys.argv[1]).lock():
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def _run_args(task_file: Path, out: Path, *seeds: int) -> list[str]:
+    seed_args = [arg for seed in seeds for arg in ("--seed", str(seed))]
+    return [
+        "run", "--tasks", str(task_file), *seed_args,
+        "--layer", "18", "--layer", "20", "--template", "spaced", "--out", str(out),
+    ]  # fmt: skip
+
+
+def _error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("error:")]
+
+
+def _holder(out: Path) -> subprocess.Popen:
+    """Another process holding the folder's lock (a running command, or a rank of one launch)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE, env=ENV, text=True
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_command_on_a_folder_another_process_holds_is_refused_in_one_line(smollm2, tmp_path, monkeypatch):
+    monkeypatch.setattr("taskvec.pipelines.evaluate.load_model", lambda _name, _options=None: smollm2)
+    task_file, out = write_tiny_task(tmp_path / "data"), tmp_path / "run"
+    holder = _holder(out)
+    try:
+        result = CliRunner().invoke(app, _run_args(task_file, out, 1))
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        lines = _error_lines(result.output)
+        assert len(lines) == 1 and str(out) in lines[0] and "in use by another taskvec command" in lines[0]
+        assert sorted(p.name for p in out.iterdir()) == [".taskvec.lock"]  # nothing else written
+        started = time.monotonic()
+        with pytest.raises(FolderBusyError, match=r"waited 0.3 s"), RunFolder(out).lock(wait=0.3):
+            pass
+        assert time.monotonic() - started >= 0.3
+    finally:
+        holder.send_signal(signal.SIGKILL)  # the OS releases a dead holder's lock
+        holder.wait()
+    result = CliRunner().invoke(app, _run_args(task_file, out, 1))
+    assert result.exit_code == 0, result.output
+    assert RunFolder(out).is_complete()
+
+
+def test_two_commands_on_one_folder_never_leave_tables_that_disagree_with_the_config(smollm2, tmp_path):
+    """The issue's reproduction: seeds 1 2 in the background, then seed 1 on the same folder once
+    its config.json exists. The second is refused (one line, exit 2); the first completes, and the
+    folder's config, predictions and tables all say seeds 1 and 2."""
+    # ``smollm2`` only makes sure the dequantized weights cache exists before the subprocesses start
+    task_file, out = write_tiny_task(tmp_path / "data"), tmp_path / "race"
+    command = [sys.executable, "-m", "taskvec.cli"]
+    with (tmp_path / "first.log").open("wb") as log:
+        first = subprocess.Popen(
+            command + _run_args(task_file, out, 1, 2), stdout=log, stderr=subprocess.STDOUT, env=ENV
+        )
+    deadline = time.monotonic() + 600  # a guard against hanging, not a timing assertion
+    while not (out / "config.json").exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = subprocess.run(command + _run_args(task_file, out, 1), capture_output=True, text=True, env=ENV)
+    assert first.wait() == 0, (tmp_path / "first.log").read_text()[-2000:]
+
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert "Traceback" not in second.stderr
+    lines = _error_lines(second.stderr)
+    # refused by the lock while the first runs, or (had the first already finished) because seed 1
+    # alone would shrink its complete seeds-1-2 run
+    assert len(lines) == 1 and ("in use by another" in lines[0] or "drop seed(s) [2]" in lines[0]), lines
+    folder = RunFolder(out)
+    assert folder.is_complete()
+    assert json.loads(folder.config_path.read_text())["experiment"]["seeds"] == [1, 2]
+    predictions = pd.read_json(out / "predictions.jsonl", lines=True)
+    assert sorted(predictions["seed"].unique()) == [1, 2]
+    assert "seeds [1, 2]" in (out / "report.md").read_text()
+
+
+def test_analyze_and_reproduce_refuse_a_folder_another_process_holds(smollm2, tmp_path):
+    from types import SimpleNamespace
+
+    from taskvec.pipelines.analyze import run_analysis
+    from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
+
+    out = tmp_path / "busy"
+    holder = _holder(out)
+    try:
+        with pytest.raises(FolderBusyError, match="in use by another taskvec command"):
+            run_analysis(out=out, adapter=smollm2, tasks=["food_color"], specs=["text-icl"])
+        # the reproduction is refused before it uses its model: a stand-in VLM is enough
+        stand_in = SimpleNamespace(name="stand-in", supports_images=True, fingerprint="0" * 16)
+        with pytest.raises(FolderBusyError, match="in use by another taskvec command"):
+            reproduce(ReproduceConfig.create(quick=True), out, adapter=stand_in, show_progress=False)
+        assert sorted(p.name for p in out.iterdir()) == [".taskvec.lock"]
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
