@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from taskvec.models.adapter import ModelAdapter
+from taskvec.models.adapter import ModelAdapter, require_adapter
 from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
 from taskvec.models.head import unread_head
 from taskvec.models.shared_work import SharedWork, compute_or_share
@@ -62,6 +62,7 @@ def extract(
     Each prompt must end at the delimiter that precedes an answer (an ICL prompt ending "A:",
     or an instruction), which is how ``taskvec.prompts`` builds them.
     """
+    adapter = require_adapter(adapter, "extract")
     if not prompts:
         raise ValueError("extract needs at least one prompt")
     states = last_token_states(adapter, prompts, budget, shared)
