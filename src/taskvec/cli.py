@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -20,13 +21,97 @@ from taskvec.tasks.images import DEFAULT_STYLE
 
 class _Commands(TyperGroup):
     """Any command's ``TaskvecError`` (bad input or set-up) becomes one red line and exit code 2,
-    never a traceback; bugs still show theirs."""
+    never a traceback; bugs still show theirs. Options that take several values take them as users
+    type them (``--tasks a b``, ``--tasks a,b``, ``--seed 1,2,3``, repeated flags); help pages
+    show no type of a flag."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except TaskvecError as error:
             _fail(error)
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and not hasattr(command, "commands"):  # a command, not a group
+            _RESOLVED[_COMMAND] = command
+            _quiet_flags(command, ctx)
+            rest = spread_lists(command, rest)
+        return name, command, rest
+
+
+_COMMAND = "command"
+_RESOLVED: dict = {}  # the command being run, for error messages that name its flags
+_NUMBER = re.compile(r"-\d+(\.\d*)?")
+
+
+def _options(command) -> list:
+    return [p for p in command.params if p.param_type_name == "option"]
+
+
+def _quiet_flags(command, ctx) -> None:
+    """Flags (``--quick``, ``--help``) take no value: the help shows none (not ``<bool>``); options
+    that take several show ``<int> ...``, not ``<list[int]>``."""
+    for param in command.get_params(ctx):
+        if param.param_type_name == "option" and param.is_flag:
+            param.metavar = ""
+        elif param.param_type_name == "option" and param.multiple and param.metavar is None:
+            shown = param.display_type_rich(ctx) or ""
+            param.metavar = re.sub(r"^<list\[(.*)\]>$", r"<\1> ...", shown)
+
+
+def spread_lists(command, args: list[str]) -> list[str]:
+    """``args`` with every value of a multiple option as its own ``--flag value``: the values that
+    follow such a flag up to the next option (``--tasks a b``) and comma-separated ones
+    (``--tasks a,b``, ``--seed 1,2,3``; a path that exists is never split)."""
+    multiple = {opt for p in _options(command) if p.multiple for opt in p.opts}
+    spread: list[str] = []
+    current: str | None = None  # the multiple option whose values are being read
+    awaiting = False  # its flag was the last token (its first value is next)
+    for index, token in enumerate(args):
+        if token == "--":
+            return spread + args[index:]
+        if token.startswith("-") and not _NUMBER.fullmatch(token):
+            flag, equals, value = token.partition("=")
+            current, awaiting = (flag, not equals) if flag in multiple else (None, False)
+            if current and equals:
+                spread += [v for piece in _pieces(value) for v in (flag, piece)]
+            else:
+                spread.append(token)
+            continue
+        if current is None:
+            spread.append(token)
+            continue
+        pieces = _pieces(token)
+        if awaiting and pieces:
+            spread.append(pieces.pop(0))
+        spread += [v for piece in pieces for v in (current, piece)]
+        awaiting = False
+    return spread
+
+
+def _pieces(value: str) -> list[str]:
+    if "," not in value or Path(value).exists():
+        return [value]
+    return [piece.strip() for piece in value.split(",") if piece.strip()]
+
+
+def _flag_names(error: Exception, message: str) -> str:
+    """A config error's fields (``test_layers``) named as the command's flags (``--test-layers``)."""
+    fields = getattr(error, "fields", None)
+    command = _RESOLVED.get(_COMMAND)
+    if not fields or command is None:
+        return message
+    flags = {}
+    for param in _options(command):
+        if param.opts:
+            flag = max(param.opts, key=len)
+            flags[param.name] = flags[f"{param.name}s"] = flag
+    for field, _ in fields:
+        head = field.split(".")[0]
+        if head in flags:
+            message = re.sub(rf"(?<![\w-]){re.escape(head)}(?=[.:])", flags[head], message)
+    return message
 
 
 app = typer.Typer(
@@ -39,7 +124,7 @@ console = Console(stderr=True)
 
 def _fail(error: Exception) -> None:
     """Print ``error`` as a single red line (no wrapping, no markup from the message) and exit 2."""
-    message = " ".join(str(error).split())
+    message = _flag_names(error, " ".join(str(error).split()))
     console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code=2)
 
