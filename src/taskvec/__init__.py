@@ -10,7 +10,9 @@ with the ``taskvec`` command on top (storage, config and errors at the bottom; s
     >>> template = taskvec.get_template("spaced")
     >>> demos = [(d.input, d.label) for d in task.val[:5]]
     >>> prompts = [template.icl(demos, q.input) for q in task.val[5:]]
-    >>> vector = taskvec.extract(model, prompts, task=task.name, spec="text-icl")
+    >>> vector = taskvec.extract(
+    ...     model, prompts, task=task.name, spec="text-icl", n_examples=5, template=template
+    ... )
     >>> taskvec.patch(model, [template.query("France")], vector.at(20), layer=20)
 """
 

@@ -278,7 +278,7 @@ def evaluate(
             unit, vector = run_unit(adapter, task, seed, config, source, shared)
             vector = TaskVector(vector.vectors, _provenance(vector, config, unit_ids[task.name]))
             # the vector first: a unit on disk always has its vector (a kill in between recomputes)
-            vector.save(folder.vector_path(task.name, config.spec, seed))
+            vector.save(folder.vector_path(task.name, config.spec, seed), overwrite=True)
             folder.save_unit(unit, unit_ids[task.name])
             done[(task.name, seed)] = unit
             progress.advance(bar)
