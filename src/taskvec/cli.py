@@ -30,6 +30,11 @@ class _Commands(TyperGroup):
             return super().invoke(ctx)
         except TaskvecError as error:
             _fail(error)
+        except KeyboardInterrupt:
+            command = getattr(_RESOLVED.get(_COMMAND), "name", "")
+            again = " run the same command again to resume where it stopped" if command in _RESUMABLE else ""
+            console.print(f"[bold yellow]interrupted[/]{';' if again else ''}{again}", highlight=False)
+            raise typer.Exit(code=130) from None
 
     def resolve_command(self, ctx, args):
         name, command, rest = super().resolve_command(ctx, args)
@@ -41,6 +46,7 @@ class _Commands(TyperGroup):
 
 
 _COMMAND = "command"
+_RESUMABLE = ("run", "reproduce")  # commands whose finished work a rerun keeps
 _RESOLVED: dict = {}  # the command being run, for error messages that name its flags
 _NUMBER = re.compile(r"-\d+(\.\d*)?")
 
@@ -159,6 +165,7 @@ def run(
     dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
     device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
     device_map: Annotated[str | None, typer.Option(help=DEVICE_MAP_HELP)] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help=VERBOSE_HELP)] = False,
 ) -> None:
     """Score task vectors on tasks: xPatch and xBase against No Context and majority.
 
@@ -187,7 +194,8 @@ def run(
             memory_budget_mb=memory_budget_mb,
         )
         options = _load_options(dtype, device, device_map)  # a bad device fails before anything loads
-        console.print_json(config.model_dump_json())
+        if verbose:
+            console.print_json(config.model_dump_json())
         result = evaluate(config, out, load_options=options)
     except (TaskvecError, ValidationError, FileNotFoundError) as error:
         _fail(error)
@@ -200,6 +208,7 @@ def run(
     console.print(f"run folder: [bold]{result.folder.root}[/]")
 
 
+VERBOSE_HELP = "print the resolved configuration first (it is always in the folder's config.json)"
 DTYPE_HELP = "weights dtype: float32 | bfloat16 | float16 (other numerics get their own run identity)"
 DEVICE_HELP = "where the model computes: cpu | cuda | cuda:N (default: the CPU)"
 DEVICE_MAP_HELP = "accelerate placement for HF models instead of --device, e.g. auto"
@@ -334,6 +343,7 @@ def reproduce(
     dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
     device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
     device_map: Annotated[str | None, typer.Option(help=DEVICE_MAP_HELP)] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help=VERBOSE_HELP)] = False,
 ) -> None:
     """Run every experiment of the paper and write the report beside its numbers.
 
@@ -352,7 +362,8 @@ def reproduce(
         memory_budget_mb=memory_budget_mb,
         **{k: v for k, v in options.items() if v},
     )
-    console.print_json(config.model_dump_json())
+    if verbose:
+        console.print_json(config.model_dump_json())
     report = run_reproduction(config, out, load_options=load_options)
     console.print(f"report: [bold]{report}[/]")
 
