@@ -42,6 +42,9 @@ class _Commands(TyperGroup):
             _RESOLVED[_COMMAND] = command
             _quiet_flags(command, ctx)
             rest = spread_lists(command, rest)
+            options_file = _options_file(rest)
+            if options_file is not None:  # the file's values are defaults: flags override them
+                ctx.default_map = {**(ctx.default_map or {}), name: read_options_file(command, options_file)}
         return name, command, rest
 
 
@@ -94,6 +97,63 @@ def spread_lists(command, args: list[str]) -> list[str]:
         spread += [v for piece in pieces for v in (current, piece)]
         awaiting = False
     return spread
+
+
+def _options_file(args: list[str]) -> Path | None:
+    """The file named by ``--config`` among ``args`` (the last one given), if any."""
+    found = None
+    for index, token in enumerate(args):
+        if token == "--":
+            break
+        if token == "--config" and index + 1 < len(args):
+            found = args[index + 1]
+        elif token.startswith("--config="):
+            found = token.removeprefix("--config=")
+    return Path(found) if found else None
+
+
+def read_options_file(command, path: Path) -> dict:
+    """A YAML file of a command's options (keys as flags or as names: ``n-examples``,
+    ``n_examples``, ``seed`` / ``seeds``) as click defaults; a list option also takes one value or
+    a comma-separated string. Unknown keys are refused with the closest option named."""
+    import difflib
+
+    import yaml
+
+    from taskvec.errors import ConfigError
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        problem = " ".join(str(error).split())
+        raise ConfigError(f"--config {path}: cannot read it as YAML ({problem})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"--config {path}: expected a mapping of option: value, not {type(raw).__name__}")
+    names = {}
+    for param in _options(command):
+        if param.name in ("options_file", "help") or param.name.startswith("_"):
+            continue
+        keys = {param.name}
+        if param.multiple:  # seed / seeds, layer / layers
+            keys |= {f"{param.name}s", param.name.removesuffix("s")}
+        keys |= {opt.lstrip("-").replace("-", "_") for opt in param.opts if opt.startswith("--")}
+        names.update(dict.fromkeys(keys, param))
+    defaults = {}
+    for key, value in raw.items():
+        param = names.get(str(key).lstrip("-").replace("-", "_"))
+        if param is None:
+            close = difflib.get_close_matches(str(key), sorted(names), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"--config {path}: unknown option {key!r}{hint}; see taskvec {command.name} --help"
+            )
+        if param.multiple:
+            values = value if isinstance(value, list) else [value]
+            value = [piece for v in values for piece in (_pieces(v) if isinstance(v, str) else [v])]
+        defaults[param.name] = value
+    return defaults
 
 
 def _pieces(value: str) -> list[str]:
@@ -166,6 +226,9 @@ def run(
     device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
     device_map: Annotated[str | None, typer.Option(help=DEVICE_MAP_HELP)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help=VERBOSE_HELP)] = False,
+    options_file: Annotated[
+        Path | None, typer.Option("--config", help="a YAML file of these options; flags override it")
+    ] = None,
 ) -> None:
     """Score task vectors on tasks: xPatch and xBase against No Context and majority.
 
