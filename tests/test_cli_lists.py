@@ -66,7 +66,12 @@ def test_errors_name_the_flag_not_the_field(seen):
     assert "test_layers" not in result.output
 
 
+def _help(*command: str) -> str:
+    return CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"}).output
+
+
 def test_help_shows_no_bool_beside_flags():
-    text = CliRunner().invoke(app, ["reproduce", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"}).output
+    text = _help("reproduce")
     assert "--quick" in text and "<bool>" not in text
     assert "<list[" not in text and "<int> ..." in text
+    assert "<bool>" not in _help("data", "build")  # commands of the data group too

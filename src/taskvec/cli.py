@@ -183,7 +183,9 @@ def _flag_names(error: Exception, message: str) -> str:
 app = typer.Typer(
     cls=_Commands, add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode="markdown"
 )
-data_app = typer.Typer(no_args_is_help=True, help="Build or inspect the task data and image suite.")
+data_app = typer.Typer(
+    cls=_Commands, no_args_is_help=True, help="Build or inspect the task data and image suite."
+)
 app.add_typer(data_app, name="data")
 console = Console(stderr=True)
 
