@@ -10,7 +10,9 @@ with the ``taskvec`` command on top (storage, config and errors at the bottom; s
     >>> template = taskvec.get_template("spaced")
     >>> demos = [(d.input, d.label) for d in task.val[:5]]
     >>> prompts = [template.icl(demos, q.input) for q in task.val[5:]]
-    >>> vector = taskvec.extract(model, prompts, task=task.name, spec="text-icl")
+    >>> vector = taskvec.extract(
+    ...     model, prompts, task=task.name, spec="text-icl", n_examples=5, template=template
+    ... )
     >>> taskvec.patch(model, [template.query("France")], vector.at(20), layer=20)
 """
 
@@ -21,6 +23,7 @@ from taskvec.models.registry import load_model  # noqa: E402
 from taskvec.patching.patch import Patch, generate, generate_under_patches, patch  # noqa: E402
 from taskvec.patching.sweep import sweep  # noqa: E402
 from taskvec.pipelines.evaluate import evaluate  # noqa: E402
+from taskvec.pipelines.results import load_run  # noqa: E402
 from taskvec.prompts.template import PromptTemplate, get_template  # noqa: E402
 from taskvec.tasks.registry import load_task  # noqa: E402
 from taskvec.tasks.task import Item, Task  # noqa: E402
@@ -40,6 +43,7 @@ __all__ = [
     "generate_under_patches",
     "get_template",
     "load_model",
+    "load_run",
     "load_task",
     "patch",
     "sweep",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +22,8 @@ from taskvec.tasks.images import DEFAULT_STYLE
 class _Commands(TyperGroup):
     """Any command's ``TaskvecError`` (bad input or set-up), or a write that fails for lack of
     space or permission, becomes one red line and exit code 2, never a traceback; bugs still show
-    theirs."""
+    theirs. Options that take several values take them as users type them (``--tasks a b``,
+    ``--tasks a,b``, ``--seed 1,2,3``, repeated flags); help pages show no type of a flag."""
 
     def invoke(self, ctx):
         try:
@@ -32,19 +34,169 @@ class _Commands(TyperGroup):
             if storage_error(error) is error:
                 raise
             _fail(storage_error(error))
+        except KeyboardInterrupt:
+            command = getattr(_RESOLVED.get(_COMMAND), "name", "")
+            again = " run the same command again to resume where it stopped" if command in _RESUMABLE else ""
+            console.print(f"[bold yellow]interrupted[/]{';' if again else ''}{again}", highlight=False)
+            raise typer.Exit(code=130) from None
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and not hasattr(command, "commands"):  # a command, not a group
+            _RESOLVED[_COMMAND] = command
+            _quiet_flags(command, ctx)
+            rest = spread_lists(command, rest)
+            options_file = _options_file(rest)
+            if options_file is not None:  # the file's values are defaults: flags override them
+                ctx.default_map = {**(ctx.default_map or {}), name: read_options_file(command, options_file)}
+        return name, command, rest
+
+
+_COMMAND = "command"
+_RESUMABLE = ("run", "reproduce")  # commands whose finished work a rerun keeps
+_RESOLVED: dict = {}  # the command being run, for error messages that name its flags
+_NUMBER = re.compile(r"-\d+(\.\d*)?")
+
+
+def _options(command) -> list:
+    return [p for p in command.params if p.param_type_name == "option"]
+
+
+def _quiet_flags(command, ctx) -> None:
+    """Flags (``--quick``, ``--help``) take no value: the help shows none (not ``<bool>``); options
+    that take several show ``<int> ...``, not ``<list[int]>``."""
+    for param in command.get_params(ctx):
+        if param.param_type_name == "option" and param.is_flag:
+            param.metavar = ""
+        elif param.param_type_name == "option" and param.multiple and param.metavar is None:
+            shown = param.display_type_rich(ctx) or ""
+            param.metavar = re.sub(r"^<list\[(.*)\]>$", r"<\1> ...", shown)
+
+
+def spread_lists(command, args: list[str]) -> list[str]:
+    """``args`` with every value of a multiple option as its own ``--flag value``: the values that
+    follow such a flag up to the next option (``--tasks a b``) and comma-separated ones
+    (``--tasks a,b``, ``--seed 1,2,3``; a path that exists is never split)."""
+    multiple = {opt for p in _options(command) if p.multiple for opt in p.opts}
+    spread: list[str] = []
+    current: str | None = None  # the multiple option whose values are being read
+    awaiting = False  # its flag was the last token (its first value is next)
+    for index, token in enumerate(args):
+        if token == "--":
+            return spread + args[index:]
+        if token.startswith("-") and not _NUMBER.fullmatch(token):
+            flag, equals, value = token.partition("=")
+            current, awaiting = (flag, not equals) if flag in multiple else (None, False)
+            if current and equals:
+                spread += [v for piece in _pieces(value) for v in (flag, piece)]
+            else:
+                spread.append(token)
+            continue
+        if current is None:
+            spread.append(token)
+            continue
+        pieces = _pieces(token)
+        if awaiting and pieces:
+            spread.append(pieces.pop(0))
+        spread += [v for piece in pieces for v in (current, piece)]
+        awaiting = False
+    return spread
+
+
+def _options_file(args: list[str]) -> Path | None:
+    """The file named by ``--config`` among ``args`` (the last one given), if any."""
+    found = None
+    for index, token in enumerate(args):
+        if token == "--":
+            break
+        if token == "--config" and index + 1 < len(args):
+            found = args[index + 1]
+        elif token.startswith("--config="):
+            found = token.removeprefix("--config=")
+    return Path(found) if found else None
+
+
+def read_options_file(command, path: Path) -> dict:
+    """A YAML file of a command's options (keys as flags or as names: ``n-examples``,
+    ``n_examples``, ``seed`` / ``seeds``) as click defaults; a list option also takes one value or
+    a comma-separated string. Unknown keys are refused with the closest option named."""
+    import difflib
+
+    import yaml
+
+    from taskvec.errors import ConfigError
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        problem = " ".join(str(error).split())
+        raise ConfigError(f"--config {path}: cannot read it as YAML ({problem})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"--config {path}: expected a mapping of option: value, not {type(raw).__name__}")
+    names = {}
+    for param in _options(command):
+        if param.name in ("options_file", "help") or param.name.startswith("_"):
+            continue
+        keys = {param.name}
+        if param.multiple:  # seed / seeds, layer / layers
+            keys |= {f"{param.name}s", param.name.removesuffix("s")}
+        keys |= {opt.lstrip("-").replace("-", "_") for opt in param.opts if opt.startswith("--")}
+        names.update(dict.fromkeys(keys, param))
+    defaults = {}
+    for key, value in raw.items():
+        param = names.get(str(key).lstrip("-").replace("-", "_"))
+        if param is None:
+            close = difflib.get_close_matches(str(key), sorted(names), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"--config {path}: unknown option {key!r}{hint}; see taskvec {command.name} --help"
+            )
+        if param.multiple:
+            values = value if isinstance(value, list) else [value]
+            value = [piece for v in values for piece in (_pieces(v) if isinstance(v, str) else [v])]
+        defaults[param.name] = value
+    return defaults
+
+
+def _pieces(value: str) -> list[str]:
+    if "," not in value or Path(value).exists():
+        return [value]
+    return [piece.strip() for piece in value.split(",") if piece.strip()]
+
+
+def _flag_names(error: Exception, message: str) -> str:
+    """A config error's fields (``test_layers``) named as the command's flags (``--test-layers``)."""
+    fields = getattr(error, "fields", None)
+    command = _RESOLVED.get(_COMMAND)
+    if not fields or command is None:
+        return message
+    flags = {}
+    for param in _options(command):
+        if param.opts:
+            flag = max(param.opts, key=len)
+            flags[param.name] = flags[f"{param.name}s"] = flag
+    for field, _ in fields:
+        head = field.split(".")[0]
+        if head in flags:
+            message = re.sub(rf"(?<![\w-]){re.escape(head)}(?=[.:])", flags[head], message)
+    return message
 
 
 app = typer.Typer(
     cls=_Commands, add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode="markdown"
 )
-data_app = typer.Typer(no_args_is_help=True, help="Build or inspect the task data and image suite.")
+data_app = typer.Typer(
+    cls=_Commands, no_args_is_help=True, help="Build or inspect the task data and image suite."
+)
 app.add_typer(data_app, name="data")
 console = Console(stderr=True)
 
 
 def _fail(error: Exception) -> None:
     """Print ``error`` as a single red line (no wrapping, no markup from the message) and exit 2."""
-    message = " ".join(str(error).split())
+    message = _flag_names(error, " ".join(str(error).split()))
     console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code=2)
 
@@ -85,6 +237,10 @@ def run(
     dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
     device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
     device_map: Annotated[str | None, typer.Option(help=DEVICE_MAP_HELP)] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help=VERBOSE_HELP)] = False,
+    options_file: Annotated[
+        Path | None, typer.Option("--config", help="a YAML file of these options; flags override it")
+    ] = None,
 ) -> None:
     """Score task vectors on tasks: xPatch and xBase against No Context and majority.
 
@@ -113,7 +269,8 @@ def run(
             memory_budget_mb=memory_budget_mb,
         )
         options = _load_options(dtype, device, device_map)  # a bad device fails before anything loads
-        console.print_json(config.model_dump_json())
+        if verbose:
+            console.print_json(config.model_dump_json())
         result = evaluate(config, out, load_options=options)
     except (TaskvecError, ValidationError, FileNotFoundError) as error:
         _fail(error)
@@ -126,6 +283,7 @@ def run(
     console.print(f"run folder: [bold]{result.folder.root}[/]")
 
 
+VERBOSE_HELP = "print the resolved configuration first (it is always in the folder's config.json)"
 DTYPE_HELP = "weights dtype: float32 | bfloat16 | float16 (other numerics get their own run identity)"
 DEVICE_HELP = "where the model computes: cpu | cuda | cuda:N (default: the CPU)"
 DEVICE_MAP_HELP = "accelerate placement for HF models instead of --device, e.g. auto"
@@ -260,6 +418,7 @@ def reproduce(
     dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
     device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
     device_map: Annotated[str | None, typer.Option(help=DEVICE_MAP_HELP)] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help=VERBOSE_HELP)] = False,
 ) -> None:
     """Run every experiment of the paper and write the report beside its numbers.
 
@@ -278,7 +437,8 @@ def reproduce(
         memory_budget_mb=memory_budget_mb,
         **{k: v for k, v in options.items() if v},
     )
-    console.print_json(config.model_dump_json())
+    if verbose:
+        console.print_json(config.model_dump_json())
     report = run_reproduction(config, out, load_options=load_options)
     console.print(f"report: [bold]{report}[/]")
 

@@ -31,10 +31,10 @@ class Options(BaseModel):
         try:
             return cls(**options)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in error.errors()
-            )
-            raise ConfigError(f"invalid {cls.kind}: {problems}") from None
+            problems = [(".".join(str(p) for p in e["loc"]) or "config", e["msg"]) for e in error.errors()]
+            failure = ConfigError(f"invalid {cls.kind}: " + "; ".join(f"{f}: {m}" for f, m in problems))
+            failure.fields = problems  # the command line names them by their flags
+            raise failure from None
 
 
 def digest(*parts: str, length: int = 12) -> str:

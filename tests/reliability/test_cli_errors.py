@@ -56,7 +56,7 @@ def test_run_prints_any_taskvec_error_as_one_line_and_exits_2(error, tmp_path, m
     [
         (lambda tmp: ["--tasks", "no_such_task"], "unknown task 'no_such_task'"),
         (lambda tmp: ["--tasks", str(tmp / "absent.json")], "absent.json"),
-        (lambda tmp: ["--n-examples", "0"], "n_examples"),
+        (lambda tmp: ["--n-examples", "0"], "--n-examples: "),
         (lambda tmp: ["--template", "fancy"], "unknown template 'fancy'"),
         (
             lambda tmp: [

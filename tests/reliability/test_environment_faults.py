@@ -84,7 +84,7 @@ def test_a_memory_budget_that_is_not_a_finite_positive_number_is_refused_before_
     budget, tmp_path, no_model_load
 ):
     result = _cli("run", "-t", "food_color", "--memory-budget-mb", budget, "--out", str(tmp_path / "r"))
-    _one_line(result, "memory_budget_mb")
+    _one_line(result, "--memory-budget-mb")  # the flag, as the user typed it
     assert not (tmp_path / "r").exists()
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from taskvec.errors import LayerError
+from taskvec.errors import LayerError, ModelSpecError
 from taskvec.prompts.template import Prompt
 
 
@@ -292,6 +292,17 @@ class ModelAdapter(ABC):
             "hidden_size": self.hidden_size,
             "supports_images": self.supports_images,
         }
+
+
+def require_adapter(model, caller: str) -> ModelAdapter:
+    """``model`` if it is a taskvec model; a transformers model (or anything else) is refused with
+    one line that says how to wrap it."""
+    if isinstance(model, ModelAdapter):
+        return model
+    raise ModelSpecError(
+        f"{caller} takes a taskvec model, not a {type(model).__name__}: wrap a transformers model "
+        f"with taskvec.load_model(hf_model, tokenizer_or_processor) first"
+    )
 
 
 def file_fingerprint(path: str | Path, chunk: int = 1 << 20) -> str:

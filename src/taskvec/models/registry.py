@@ -12,6 +12,8 @@ Importing this module imports no family. Adding a family is adding one file (and
 
 from __future__ import annotations
 
+import copy
+import difflib
 import functools
 import importlib
 import os
@@ -29,6 +31,7 @@ from taskvec.models.loading import (
     WEIGHT_SUFFIXES,
     LoadOptions,
     cache_root,
+    state_dict_fingerprint,
     weights_fingerprint,
     with_numerics,
 )
@@ -138,8 +141,28 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def load_model(name: str, options: LoadOptions | None = None) -> ModelAdapter:
-    """Load a named model, or a hub id / local folder whose ``model_type`` has an adapter."""
+def load_model(
+    name, tokenizer=None, options: LoadOptions | None = None, *, model_name: str | None = None
+) -> ModelAdapter:
+    """Load a named model, or a hub id / local folder whose ``model_type`` has an adapter; or wrap
+    a transformers model already in memory with its tokenizer (text) or processor (VLM)::
+
+        >>> hf_model = AutoModelForCausalLM.from_pretrained("HuggingFaceTB/SmolLM2-135M")
+        >>> model = taskvec.load_model(hf_model, AutoTokenizer.from_pretrained(...))
+
+    The family comes from ``hf_model.config.model_type``; the caller's tokenizer / processor is
+    copied, never changed (taskvec pads on the left); the fingerprint is a hash of the weights
+    (``state_dict_fingerprint``). ``options`` (a ``LoadOptions``) only applies to loading by name."""
+    if not isinstance(name, str | Path):
+        return _wrap_loaded(name, tokenizer, model_name)
+    if isinstance(tokenizer, LoadOptions) and options is None:
+        tokenizer, options = None, tokenizer  # load_model(name, options), as before
+    if tokenizer is not None:
+        raise ModelSpecError(
+            "a tokenizer goes with a model already in memory: load_model(hf_model, tokenizer); "
+            f"{name!r} is loaded with its own"
+        )
+    name = str(name)
     options = options or LoadOptions()
     options.torch_dtype()  # an unknown dtype or device fails before anything loads
     device = options.torch_device()
@@ -147,6 +170,46 @@ def load_model(name: str, options: LoadOptions | None = None) -> ModelAdapter:
     if device is not None and options.device_map is None:
         adapter.model.to(device)  # parts a loader built on the CPU (the embedded VLM's encoder)
     return with_numerics(adapter, options)
+
+
+def _wrap_loaded(model, tokenizer, model_name: str | None) -> ModelAdapter:
+    """An adapter around a transformers model in memory (see ``load_model``)."""
+    if isinstance(model, ModelAdapter):
+        return model
+    config = getattr(model, "config", None)
+    model_type = getattr(config, "model_type", None)
+    if not isinstance(model_type, str):
+        raise ModelSpecError(
+            f"load_model takes a model name, hub id or folder, or a transformers model with its "
+            f"tokenizer; got a {type(model).__name__} without config.model_type"
+        )
+    known = families()
+    if model_type not in known:
+        raise ModelSpecError(
+            f"no adapter for model_type {model_type!r} ({type(model).__name__})"
+            f"{_did_you_mean(model_type, known)}; supported model types: {sorted(known)}"
+        )
+    adapter_class = getattr(known[model_type], "adapter_class", None)
+    if adapter_class is None:
+        raise ModelSpecError(f"the {model_type!r} family cannot wrap a model in memory; load it by name")
+    if tokenizer is None:
+        raise ModelSpecError(
+            f"load_model({type(model).__name__}) needs its tokenizer (text models) or processor "
+            "(vision-language models): load_model(hf_model, tokenizer_or_processor)"
+        )
+    name = model_name or getattr(config, "_name_or_path", "") or type(model).__name__
+    return adapter_class(
+        model,
+        copy.deepcopy(tokenizer),  # taskvec pads on the left; the caller's tokenizer stays as it is
+        name=name,
+        model_id=name,
+        fingerprint=state_dict_fingerprint(model),
+    )
+
+
+def _did_you_mean(name: str, choices) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _load(name: str, options: LoadOptions) -> ModelAdapter:
@@ -170,8 +233,8 @@ def _model_type(name: str) -> str:
         raise ModelSpecError(f"cannot read a model config from {name!r}: no such folder")
     if not local.exists() and "/" not in name:
         raise ModelSpecError(
-            f"unknown model {name!r}: named models are {sorted(NAMED_MODELS)}; "
-            "otherwise pass a hub id (org/name) or a local folder"
+            f"unknown model {name!r}{_did_you_mean(name, NAMED_MODELS)}: named models are "
+            f"{sorted(NAMED_MODELS)}; otherwise pass a hub id (org/name) or a local folder"
         )
     from transformers import AutoConfig
 
@@ -233,5 +296,6 @@ __all__ = [
     "families",
     "load_gguf_causal_lm",
     "load_model",
+    "state_dict_fingerprint",
     "weights_fingerprint",
 ]

@@ -238,6 +238,7 @@ def hf_loader(
         return adapter_class(model, processor, name=model_id, model_id=model_id, fingerprint=fingerprint)
 
     load.__doc__ = f"Load a {adapter_class.__name__} model from a hub id or local folder."
+    load.adapter_class = adapter_class  # what wraps a model already in memory (registry.load_model)
     return load
 
 

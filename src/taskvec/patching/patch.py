@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from taskvec.errors import VectorMismatchError
-from taskvec.models.adapter import Encoded, ModelAdapter
+from taskvec.models.adapter import Encoded, ModelAdapter, require_adapter
 from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
 from taskvec.models.head import GreedyReader, greedy_head
 from taskvec.patching.hooks import PatchMode, patching_last_token
@@ -276,4 +276,5 @@ def patch(
     max_new_tokens: int = 1,
 ) -> list[str]:
     """Patch ``vector`` into the last token of each prompt at ``layer`` and generate."""
+    adapter = require_adapter(adapter, "patch")
     return generate(adapter, prompts, Patch(layer, vector, mode, scale), max_new_tokens)

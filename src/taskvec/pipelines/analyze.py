@@ -199,7 +199,7 @@ def analyze(
                 memory_budget_mb=config.memory_budget_mb,
                 shared=shared,
             )
-            got.vector.save(folder.path("vectors", f"{task.name}__{spec}"))
+            got.vector.save(folder.path("vectors", f"{task.name}__{spec}"), overwrite=True)
             collected.append(got)
             curve = phase_curve(phase_masses(adapter, got.states[: config.lens_prompts], sets)).reset_index()
             curve.insert(0, "spec", spec)

@@ -27,6 +27,7 @@ from taskvec.models.batching import token_counts
 from taskvec.models.registry import LoadOptions, load_model
 from taskvec.models.shared_work import SharedWork
 from taskvec.pipelines.progress import progress_bar
+from taskvec.pipelines.results import canonical_layers, with_run_columns, write_results
 from taskvec.report.tables import write_run_outputs
 from taskvec.storage.run_folder import RunFolder
 from taskvec.tasks.registry import load_task
@@ -290,7 +291,7 @@ def evaluate(
                 unit, vector = run_unit(adapter, task, seed, config, source, shared)
                 vector = TaskVector(vector.vectors, _provenance(vector, config, unit_ids[task.name]))
                 # the vector first: a unit on disk always has its vector (a kill in between recomputes)
-                vector.save(folder.vector_path(task.name, config.spec, seed))
+                vector.save(folder.vector_path(task.name, config.spec, seed), overwrite=True)
                 folder.save_unit(unit, unit_ids[task.name])
                 done[(task.name, seed)] = unit
                 progress.advance(bar)
@@ -308,8 +309,13 @@ def evaluate(
             }
             for seed, seed_answers in patched_answers(adapter, task, config, vectors, best, shared).items():
                 answers[(task.name, seed)] = seed_answers
-        predictions = split_predictions(units, best, answers)
-        write_run_outputs(folder, config, val_scores, predictions, best, layer_scores(units, "test"))
+        predictions = with_run_columns(split_predictions(units, best, answers), config, best, adapter.name)
+
+        test_scores = layer_scores(units, "test")
+        write_run_outputs(folder, config, val_scores, predictions, best, test_scores)
+        write_results(
+            folder.root, resolved, predictions, val_scores, test_scores, best, config.selection_metric
+        )
         folder.finish(
             best_layer=best, seconds=round(time.perf_counter() - started, 1), peak_rss_mb=_peak_rss_mb()
         )
@@ -353,7 +359,7 @@ def _finished_run(
     ]
     if any(unit is None for unit in units):
         return None
-    predictions = pd.read_json(predictions_path, lines=True, dtype=False)
+    predictions = canonical_layers(pd.read_json(predictions_path, lines=True, dtype=False))
     return RunResult(folder, int(folder.status()["best_layer"]), layer_scores(units, "val"), predictions)
 
 

@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from datetime import timedelta
+
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 
-def progress_bar(show: bool = True) -> Progress:
-    """Description, bar, done/total, time elapsed and remaining."""
+class SteadyTimeRemaining(ProgressColumn):
+    """Time remaining from the mean time per step since the bar appeared.
+
+    rich's ``TimeRemainingColumn`` estimates the speed from the last ``speed_estimate_period``
+    (30 s) of progress only, so a bar whose steps take minutes never shows an estimate. Steps done
+    before the bar appeared (a resumed run's finished units) are not counted as work of this run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._start: dict = {}  # task id -> its completed count when first drawn
+
+    def render(self, task: Task) -> Text:
+        start = self._start.setdefault(task.id, task.completed)
+        if task.finished:
+            return Text("0:00:00", style="progress.remaining")
+        done = task.completed - start
+        if done <= 0 or task.total is None or not task.elapsed:
+            return Text("-:--:--", style="progress.remaining")
+        remaining = task.elapsed / done * (task.total - task.completed)
+        return Text(f"~{timedelta(seconds=round(remaining))} left", style="progress.remaining")
+
+
+def progress_bar(show: bool = True, get_time=None) -> Progress:
+    """Description, bar, done/total, time elapsed and remaining (``get_time``: a clock, for tests)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        SteadyTimeRemaining(),
         disable=not show,
+        get_time=get_time,
     )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 from importlib import resources
 from pathlib import Path
 
 from taskvec.errors import TaskFileError
-from taskvec.tasks.task import Task, load_task_file
+from taskvec.tasks.task import Task, load_rows_task, load_task_file
 
 BUILTIN_TASKS: tuple[str, ...] = (
     "country_capital",
@@ -18,27 +19,49 @@ BUILTIN_TASKS: tuple[str, ...] = (
 )
 
 
+#: the official code's task names (``country-capital``), accepted for the built-in tasks
+TASK_ALIASES: dict[str, str] = {name.replace("_", "-"): name for name in BUILTIN_TASKS}
+
+
+def canonical_task_name(name: str) -> str:
+    """The built-in name of an official alias (``country-capital`` -> ``country_capital``);
+    anything else as it is."""
+    return TASK_ALIASES.get(name, name)
+
+
 def builtin_task_path(name: str) -> Path:
     return Path(str(resources.files("taskvec.tasks") / "data" / f"{name}.json"))
 
 
 def load_task(name_or_path: str | Path) -> Task:
-    """A built-in task by name (``country_capital``) or a task file by path."""
-    text = str(name_or_path)
+    """A built-in task by name (``country_capital``, or the official ``country-capital``) or a task
+    file by path: the project's JSON, or rows (CSV, JSONL, the paper's JSON list; see
+    docs/task-files.md)."""
+    text = canonical_task_name(str(name_or_path))
     if text in BUILTIN_TASKS:
         return load_task_file(builtin_task_path(text))
     path = Path(text)
+    if path.suffix in (".csv", ".jsonl"):
+        return load_rows_task(path, _builtin_instruction)
     if path.suffix == ".json" or path.exists():
-        return load_task_file(path)
+        return load_task_file(path, _builtin_instruction)
+    close = difflib.get_close_matches(text, [*BUILTIN_TASKS, *TASK_ALIASES], n=1)
+    hint = f" (did you mean {canonical_task_name(close[0])!r}?)" if close else ""
     raise TaskFileError(
-        f"unknown task {text!r}: built-in tasks are {list(BUILTIN_TASKS)}; "
-        "otherwise give the path of a task JSON file"
+        f"unknown task {text!r}{hint}: built-in tasks are {list(BUILTIN_TASKS)}; "
+        "otherwise give the path of a task file (.json, .jsonl or .csv; docs/task-files.md)"
     )
 
 
+def _builtin_instruction(name: str) -> str | None:
+    """The instruction of the built-in task ``name`` (or its official alias), if it is one."""
+    name = canonical_task_name(name)
+    return load_task_file(builtin_task_path(name)).instruction if name in BUILTIN_TASKS else None
+
+
 def resolve_task_names(names: list[str]) -> list[str]:
-    """Expand ``all`` into the six built-in tasks."""
+    """Expand ``all`` into the six built-in tasks; official names become the built-in ones."""
     resolved: list[str] = []
     for name in names:
-        resolved.extend(BUILTIN_TASKS if name == "all" else [name])
+        resolved.extend(BUILTIN_TASKS if name == "all" else [canonical_task_name(name)])
     return resolved

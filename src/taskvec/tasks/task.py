@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -166,8 +166,9 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def load_task_file(path: str | Path) -> Task:
-    """Read a task in the project's JSON format (both splits in one file)."""
+def load_task_file(path: str | Path, instruction_of: Callable[[str], str | None] | None = None) -> Task:
+    """Read a task in the project's JSON format (both splits in one file), or a JSON list of items
+    (the paper's annotation shape: ``load_rows_task``, with ``instruction_of``)."""
     path = Path(path)
     if not path.is_file():
         raise TaskFileError(f"task file not found: {path}; check the path, or name a built-in task")
@@ -177,6 +178,8 @@ def load_task_file(path: str | Path) -> Task:
         raise TaskFileError(f"{path}: not valid JSON ({error})") from error
     except UnicodeDecodeError as error:
         raise TaskFileError(_not_utf8(path, error)) from None
+    if isinstance(raw, list):  # the paper's annotation shape: a list of items, one split per file
+        return load_rows_task(path, instruction_of)
     try:
         record = TaskFile.model_validate(raw)
     except ValidationError as error:
@@ -281,6 +284,56 @@ def load_split_files(val_path: str | Path, test_path: str | Path, name: str, ins
 
 
 _PAPER_NAME = re.compile(r"^(?P<task>.+)_(?P<split>val|test)\.(json|jsonl|csv)$")
+
+
+def load_rows_task(path: str | Path, instruction_of: Callable[[str], str | None] | None = None) -> Task:
+    """A task given as one file of rows (CSV, JSONL, or a JSON list in the paper's annotation shape).
+
+    Its splits: a ``split`` column (``val`` / ``test``) in the file, or, for a file named like the
+    paper's ``{task}_val.jsonl``, its sibling ``{task}_test.jsonl`` (either file may be given).
+    Its instruction: an ``instruction`` column (the first row that has one), else
+    ``instruction_of(task name)`` (the built-in task of that name)."""
+    path = Path(path)
+    rows = _read_rows(path)
+    paper = _PAPER_NAME.match(path.name)
+    name = paper["task"] if paper else path.stem
+    if any(isinstance(row, dict) and "split" in row for row in rows):
+        splits = {split: [r for r in rows if str(r.get("split", "")).strip() == split] for split in SPLITS}
+        odd = sorted({str(r.get("split")) for r in rows if str(r.get("split", "")).strip() not in SPLITS})
+        if odd:
+            raise TaskFileError(f"{path}: split must be val or test, not {odd}")
+        sources = {split: path for split in SPLITS}
+    elif paper:
+        sources = {}
+        for split in SPLITS:
+            suffixes = dict.fromkeys((path.suffix, ".json", ".jsonl", ".csv"))  # its own kind first
+            files = [path.with_name(f"{name}_{split}{suffix}") for suffix in suffixes]
+            found = next((file for file in files if file.is_file()), None)
+            if found is None:
+                raise TaskFileError(f"{path}: its {split} split {name}_{split}{path.suffix} is not beside it")
+            sources[split] = found
+        splits = {split: _read_rows(sources[split]) for split in SPLITS}
+    else:
+        raise TaskFileError(
+            f"{path}: a task of rows needs its two splits: a 'split' column (val or test), or two "
+            "files named <task>_val and <task>_test (see docs/task-files.md)"
+        )
+    rows = [row for split_rows in splits.values() for row in split_rows if isinstance(row, dict)]
+    given = next((text for row in rows if (text := str(row.get("instruction") or "")).strip()), None)
+    instruction = given or (instruction_of(name) if instruction_of else None)
+    if not instruction:
+        raise TaskFileError(
+            f"{path}: task {name!r} has no instruction: add an 'instruction' column (or key) to a row, "
+            "or write the task as one JSON file (docs/task-files.md)"
+        )
+    records = {split: _records_from_rows(sources[split], splits[split], f"{split}-") for split in SPLITS}
+    return Task(
+        name=name,
+        instruction=instruction,
+        val=_items(records["val"]),
+        test=_items(records["test"]),
+        source=" + ".join(sorted({str(p) for p in sources.values()})),
+    )
 
 
 def load_paper_task(folder: str | Path, task: str, instruction: str) -> Task:

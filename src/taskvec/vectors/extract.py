@@ -6,12 +6,12 @@ from collections.abc import Sequence
 
 import torch
 
-from taskvec.models.adapter import ModelAdapter
+from taskvec.models.adapter import ModelAdapter, require_adapter
 from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
 from taskvec.models.head import unread_head
 from taskvec.models.shared_work import SharedWork, compute_or_share
 from taskvec.patching.hooks import recording_last_token
-from taskvec.prompts.template import Prompt
+from taskvec.prompts.template import Prompt, PromptTemplate
 from taskvec.vectors.task_vector import TaskVector, VectorMeta
 
 
@@ -53,15 +53,18 @@ def extract(
     modality: str = "text",
     n_examples: int = 0,
     seed: int | None = None,
-    template: str = "",
+    template: str | PromptTemplate = "",
     budget: MemoryBudget | None = None,
     shared: SharedWork | None = None,
 ) -> TaskVector:
     """The task vector of ``prompts``: per-layer mean of the delimiter's residual state.
 
     Each prompt must end at the delimiter that precedes an answer (an ICL prompt ending "A:",
-    or an instruction), which is how ``taskvec.prompts`` builds them.
+    or an instruction), which is how ``taskvec.prompts`` builds them. ``n_examples`` and
+    ``template`` (a name or the ``PromptTemplate`` itself, whose fields are then recorded too) are
+    what the prompts were built with: they go into ``vector.meta``.
     """
+    adapter = require_adapter(adapter, "extract")
     if not prompts:
         raise ValueError("extract needs at least one prompt")
     states = last_token_states(adapter, prompts, budget, shared)
@@ -77,7 +80,8 @@ def extract(
         n_examples=n_examples,
         n_prompts=len(prompts),
         seed=seed,
-        template=template,
+        template=template.name if isinstance(template, PromptTemplate) else template,
+        template_spec=template.model_dump(mode="json") if isinstance(template, PromptTemplate) else {},
         layers=list(range(adapter.num_layers)),
     )
     return TaskVector(states.mean(0), meta)

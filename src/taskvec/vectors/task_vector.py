@@ -107,13 +107,32 @@ class TaskVector:
         )
         return TaskVector(stacked, meta)
 
+    def __repr__(self) -> str:
+        meta = self.meta
+        layers, hidden = len(meta.layers), meta.hidden_size
+        seed = "" if meta.seed is None else f", seed={meta.seed}"
+        return (
+            f"TaskVector(task={meta.task!r}, spec={meta.spec!r}, model={meta.model!r}, "
+            f"{layers} layers x {hidden}{seed})"
+        )
+
     # --- files -----------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write ``<path>.safetensors`` and ``<path>.json`` (each via a temporary file and a rename)."""
-        path = Path(path).with_suffix(".safetensors")
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write ``<path>.safetensors`` and ``<path>.json`` (each via a temporary file and a rename).
+
+        The name is kept as given (``save("capital.v1")`` writes ``capital.v1.safetensors``; a
+        trailing ``.safetensors`` or ``.json`` is not doubled). A file there that holds another
+        vector is refused unless ``overwrite``; the same vector again is a no-op rewrite."""
+        path = vector_file(path)
         info = {**self.meta.model_dump(), "checksum": self.checksum()}
+        if path.exists() and not overwrite and _saved_checksum(path) != info["checksum"]:
+            raise VectorFileError(
+                f"{path} already holds another task vector; pass overwrite=True to replace it, "
+                "or save under another name"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        sidecar = path.with_suffix(".json")
+        sidecar = _sidecar(path)
         tmp_json = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,7 +154,7 @@ class TaskVector:
     ) -> TaskVector:
         """Read a saved vector, refusing a missing, corrupt or edited file; given ``model``, also one
         that does not fit it (``check_fits``)."""
-        path = Path(path).with_suffix(".safetensors")
+        path = vector_file(path)
         if not path.is_file():
             raise VectorFileError(f"no task vector file at {path}; save one with TaskVector.save")
         try:
@@ -173,7 +192,7 @@ def _check_sidecar(path: Path, info: dict) -> None:
     """The JSON sidecar people read must say what the safetensors file holds: one that disagrees
     (edited, or left from another vector) is refused rather than trusted by a reader. A vector
     saved without one (or whose sidecar was deleted) loads."""
-    sidecar = path.with_suffix(".json")
+    sidecar = _sidecar(path)
     if not sidecar.is_file():
         return
     try:
@@ -189,3 +208,25 @@ def _check_sidecar(path: Path, info: dict) -> None:
             f"{sidecar} disagrees with {path.name} on {', '.join(differ)} (e.g. {key}: "
             f"{told.get(key)!r} != {info.get(key)!r}); delete the sidecar or re-extract the vector"
         )
+
+
+def vector_file(path: str | Path) -> Path:
+    """The ``.safetensors`` file of a vector saved as ``path``: the name as given, with the suffix
+    added (``capital.v1`` -> ``capital.v1.safetensors``), never replacing a dotted part of it."""
+    path = Path(path)
+    if path.suffix in (".safetensors", ".json"):
+        path = path.with_suffix("")
+    return path.with_name(path.name + ".safetensors")
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(".safetensors") + ".json")
+
+
+def _saved_checksum(path: Path) -> str | None:
+    """The checksum recorded in a saved vector file (None where it cannot be read)."""
+    try:
+        with safe_open(str(path), "pt") as handle:
+            return json.loads((handle.metadata() or {})["taskvec"]).get("checksum")
+    except (SafetensorError, OSError, KeyError, TypeError, ValueError):
+        return None

@@ -81,6 +81,9 @@ def load(model_id: str, options: LoadOptions) -> ModelAdapter:
     return CausalLMAdapter(model, tokenizer, name=model_id, model_id=model_id, fingerprint=fingerprint)
 
 
+load.adapter_class = CausalLMAdapter  # what wraps a model already in memory (registry.load_model)
+
+
 #: text-only model types served by ``CausalLMAdapter``: the base LLMs of the VLM families (Vicuna and
 #: Llama are "llama"; Mistral, Qwen2 / 2.5, Qwen3, Gemma 1 / 2 / 3, Phi-3) for LLM -> VLM transfer
 TEXT_FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3")

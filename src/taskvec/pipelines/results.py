@@ -1,0 +1,178 @@
+"""A run's results as other tools read them: ``results.json``, a tidy CSV, ``load_run``.
+
+``results.json`` holds what a run computed and what it depends on (the resolved config, versions,
+the chosen layer, per-task metrics with mean / std / n over seeds), never a time or a duration
+(those are in ``status.json``), so equal runs give equal files. ``tables/results_long.csv`` is
+the same numbers and the layer sweeps in long form, one value a row::
+
+    task, seed, split, method, metric, layer, value
+
+``split`` is ``test`` (the reported numbers; xPatch at the chosen layer), ``val_sweep`` or
+``test_sweep`` (xPatch at every swept layer); ``seed`` is empty on ``average`` rows of no seed.
+``load_run(folder)`` reads that table back as a pandas frame (``what="predictions"``: the
+per-item rows of ``predictions.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from taskvec.errors import ConfigError
+from taskvec.evaluation.metrics import METRICS
+from taskvec.evaluation.protocol import ExperimentConfig
+from taskvec.storage.run_folder import write_atomic, write_json
+
+RESULTS_FILE = "results.json"
+TIDY_TABLE = "results_long"
+TIDY_COLUMNS = ["task", "seed", "split", "method", "metric", "layer", "value"]
+#: what each prediction row says of the run it came from (beside task, seed, item, method)
+RUN_COLUMNS = ("model", "spec", "query", "style", "layer")
+
+
+def with_run_columns(
+    predictions: pd.DataFrame, config: ExperimentConfig, layer: int, model: str
+) -> pd.DataFrame:
+    """``predictions`` with the run's model (the name of the model that answered), spec, query and
+    style on every row, and the layer an xPatch answer was read at (none for the methods that patch
+    nothing). ``style`` is empty where no picture is shown (text queries and examples)."""
+    frame = predictions.copy()
+    frame["model"] = model
+    frame["spec"] = config.spec
+    frame["query"] = config.query
+    frame["style"] = config.style if config.needs_images else None
+    frame["layer"] = pd.Series(
+        [layer if method == "xpatch" else None for method in frame["method"]], index=frame.index, dtype=object
+    )
+    return frame
+
+
+def canonical_layers(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Predictions read back from ``predictions.jsonl`` as ``with_run_columns`` made them: the
+    layer an int or None (JSON readers make the column float with NaN)."""
+    if "layer" not in predictions.columns:
+        return predictions
+    frame = predictions.copy()
+    frame["layer"] = pd.Series(
+        [None if pd.isna(v) else int(v) for v in frame["layer"]], index=frame.index, dtype=object
+    )
+    for column in ("style",):
+        if column in frame.columns:
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    return frame
+
+
+def tidy_results(
+    predictions: pd.DataFrame, val_scores: pd.DataFrame, test_scores: pd.DataFrame, layer: int
+) -> pd.DataFrame:
+    """Every number of a run in long form (see the module docstring), in a stable order."""
+    rows = []
+    for metric in METRICS:
+        scored = predictions.dropna(subset=[metric])
+        per_seed = scored.assign(value=scored[metric].astype(float)).groupby(["task", "seed", "method"]).value
+        for (task, seed, method), value in per_seed.mean().items():
+            rows.append((task, seed, "test", method, metric, layer if method == "xpatch" else None, value))
+    for split, scores in (("val_sweep", val_scores), ("test_sweep", test_scores)):
+        if scores.empty:
+            continue
+        means = scores.assign(value=scores.correct.astype(float)).groupby(["task", "seed", "metric", "layer"])
+        for (task, seed, metric, swept), value in means.value.mean().items():
+            rows.append((task, seed, split, "xpatch", metric, int(swept), value))
+    frame = pd.DataFrame.from_records(rows, columns=TIDY_COLUMNS)
+    frame["seed"] = frame["seed"].astype("Int64")
+    frame["layer"] = frame["layer"].astype("Int64")
+    frame["value"] = frame["value"].round(6)
+    order = ["split", "task", "method", "metric", "layer", "seed"]
+    return frame.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def metric_summary(predictions: pd.DataFrame) -> dict:
+    """``{task: {method: {metric: {mean, std, n}}}}`` over seeds (per-seed accuracy over items;
+    ``std`` with ddof 0, as the summary tables; ``n`` seeds), with an ``average`` task (the mean
+    over tasks of each seed)."""
+    summary: dict = {}
+    for metric in METRICS:
+        scored = predictions.dropna(subset=[metric])
+        if scored.empty:
+            continue
+        values = scored.assign(value=scored[metric].astype(float))
+        per_seed = values.groupby(["task", "method", "seed"]).value.mean()
+        average = per_seed.groupby(["method", "seed"]).mean()
+        groups = [*((task, per_seed.xs(task)) for task in dict.fromkeys(scored.task)), ("average", average)]
+        for task, by_method in groups:
+            for method, values in by_method.groupby(level="method"):
+                entry = summary.setdefault(task, {}).setdefault(method, {})
+                entry[metric] = {
+                    "mean": round(float(values.mean()), 6),
+                    "std": round(float(values.std(ddof=0)), 6),
+                    "n": int(values.size),
+                }
+    return summary
+
+
+def write_results(
+    root: Path,
+    resolved: dict,
+    predictions: pd.DataFrame,
+    val_scores: pd.DataFrame,
+    test_scores: pd.DataFrame,
+    layer: int,
+    selection_metric: str,
+) -> None:
+    """``results.json`` and ``tables/results_long.csv`` of a finished run (``resolved``: the
+    run's config.json content)."""
+    write_json(
+        root / RESULTS_FILE,
+        {
+            "config": resolved,
+            "versions": resolved.get("versions", {}),
+            "chosen_layer": int(layer),
+            "selection_metric": selection_metric,
+            "results": metric_summary(predictions),
+        },
+    )
+    tidy = tidy_results(predictions, val_scores, test_scores, layer)
+    write_atomic(root / "tables" / f"{TIDY_TABLE}.csv", tidy.to_csv(index=False))
+
+
+def load_run(folder: str | Path, what: str = "results") -> pd.DataFrame:
+    """A ``taskvec run`` folder as one pandas frame.
+
+    ``what="results"``: every number in long form (``task, seed, split, method, metric, layer,
+    value``); ``what="predictions"``: one row per (task, seed, item, method). The frame's
+    ``attrs`` hold the run's ``config``, ``chosen_layer`` and ``selection_metric``
+    (from results.json)::
+
+        >>> frame = taskvec.load_run("runs/smollm2-135m-text-icl-text-spaced-1a2b3c")
+        >>> frame.query("split == 'test' and metric == 'paper'").groupby("method").value.mean()
+    """
+    root = Path(folder)
+    results_path = root / RESULTS_FILE
+    if not results_path.is_file():
+        raise ConfigError(
+            f"{root} holds no {RESULTS_FILE}: not a finished taskvec run folder (or one written by an "
+            "older taskvec: run the same command again to complete it)"
+        )
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    if what == "results":
+        frame = pd.read_csv(
+            root / "tables" / f"{TIDY_TABLE}.csv",
+            dtype={"seed": "Int64", "layer": "Int64"},
+            keep_default_na=False,  # a task named "NA" stays a name
+            na_values={"seed": [""], "layer": [""]},
+        )
+    elif what == "predictions":
+        frame = canonical_layers(pd.read_json(root / "predictions.jsonl", lines=True, dtype=False))
+    else:
+        raise ConfigError(f"load_run: what must be 'results' or 'predictions', not {what!r}")
+    frame.attrs.update(
+        config=results["config"],
+        chosen_layer=results["chosen_layer"],
+        selection_metric=results["selection_metric"],
+    )
+    return frame
+
+
+__all__ = ["load_run", "metric_summary", "tidy_results", "with_run_columns", "write_results"]

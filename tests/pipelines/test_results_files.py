@@ -1,0 +1,70 @@
+"""A run's results as other tools load them: results.json (config, versions, chosen layer,
+mean / std / n per task and method, no times), a tidy long CSV, predictions.jsonl rows that say
+which model, spec, query, style and layer they came from, and taskvec.load_run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers.reliability import TINY, write_tiny_task
+from helpers.tinyllm import tiny_llm
+
+import taskvec
+from taskvec.evaluation.protocol import ExperimentConfig
+from taskvec.pipelines.evaluate import evaluate
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    task = write_tiny_task(root / "data")
+    adapter = tiny_llm("llama", layers=3)
+    config = ExperimentConfig.create(**{**TINY, "layers": None, "tasks": [str(task)], "seeds": [1, 2]})
+    first = evaluate(config, root / "one", adapter=adapter, show_progress=False)
+    second = evaluate(config, root / "two", adapter=adapter, show_progress=False)
+    return first, second
+
+
+def test_results_json_holds_config_versions_layer_and_metrics_without_times(runs):
+    first, second = runs
+    results = json.loads((first.folder.root / "results.json").read_text())
+    assert results["chosen_layer"] == first.best_layer
+    assert results["config"]["experiment"]["seeds"] == [1, 2]
+    assert set(results["versions"]) >= {"torch", "transformers", "taskvec"}
+    entry = results["results"]["tiny_food"]["xpatch"]["paper"]
+    assert set(entry) == {"mean", "std", "n"} and entry["n"] == 2
+    assert set(results["results"]["average"]) >= {"xpatch", "xbase", "no_context"}
+    text = (first.folder.root / "results.json").read_text()
+    assert "seconds" not in text and "complete_at" not in text
+    assert text == (second.folder.root / "results.json").read_text()  # equal runs, equal files
+
+
+def test_the_tidy_table_and_load_run(runs):
+    first, _ = runs
+    frame = taskvec.load_run(first.folder.root)
+    assert list(frame.columns) == ["task", "seed", "split", "method", "metric", "layer", "value"]
+    assert set(frame.split) == {"test", "val_sweep", "test_sweep"}
+    xpatch = frame[(frame.split == "test") & (frame.method == "xpatch")]
+    assert set(xpatch.layer) == {first.best_layer}
+    assert frame[(frame.split == "test") & (frame.method == "xbase")].layer.isna().all()
+    assert set(frame[frame.split == "val_sweep"].layer) == {0, 1, 2}
+    mean = xpatch[xpatch.metric == "paper"].value.mean()
+    results = json.loads((first.folder.root / "results.json").read_text())
+    assert mean == pytest.approx(results["results"]["tiny_food"]["xpatch"]["paper"]["mean"])
+    assert frame.attrs["chosen_layer"] == first.best_layer
+
+
+def test_prediction_rows_say_where_they_came_from(runs):
+    first, _ = runs
+    rows = [json.loads(line) for line in (first.folder.root / "predictions.jsonl").read_text().splitlines()]
+    for row in rows:
+        assert (row["model"], row["spec"], row["query"], row["style"]) == (
+            "tiny-llama-32",
+            "text-icl",
+            "text",
+            None,  # text queries and examples show no picture
+        )
+        assert row["layer"] == (first.best_layer if row["method"] == "xpatch" else None)
+    loaded = taskvec.load_run(first.folder.root, what="predictions")
+    assert loaded.equals(first.predictions)

@@ -1,0 +1,73 @@
+"""``taskvec run --config run.yaml``: every option of ``run`` from a YAML file (keys as flags or
+names), flags on the command line override it, unknown keys are refused with a suggestion."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from taskvec.cli import app
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.fixture
+def seen(monkeypatch):
+    configs = []
+
+    def capture(config, out, load_options=None, **_kwargs):
+        configs.append((config, out, load_options))
+        raise _Stop
+
+    monkeypatch.setattr("taskvec.pipelines.evaluate.evaluate", capture)
+    return configs
+
+
+def _run(*args: str):
+    return CliRunner().invoke(app, ["run", *args], env={"COLUMNS": "200", "NO_COLOR": "1"})
+
+
+YAML = """\
+tasks: [country-capital, food_color]
+seed: 1,2
+n-examples: 4
+test_layers: chosen
+template: paper
+layer: [3, 5]
+out: runs/from-yaml
+dtype: bfloat16
+verbose: true
+"""
+
+
+def test_every_option_comes_from_the_file(tmp_path, seen):
+    path = tmp_path / "run.yaml"
+    path.write_text(YAML)
+    result = _run("--config", str(path))
+    assert isinstance(result.exception, _Stop), result.output
+    config, out, load_options = seen[0]
+    assert config.tasks == ["country_capital", "food_color"]
+    assert config.seeds == [1, 2] and config.layers == [3, 5]
+    assert (config.n_examples, config.test_layers, config.template.name) == (4, "chosen", "paper")
+    assert str(out) == "runs/from-yaml" and load_options.dtype == "bfloat16"
+    assert '"n_examples": 4' in result.output  # verbose: true prints the config
+
+
+def test_flags_override_the_file(tmp_path, seen):
+    path = tmp_path / "run.yaml"
+    path.write_text(YAML)
+    _run("--n-examples", "3", "--config", str(path), "--seed", "7", "-t", "animal_young")
+    config = seen[0][0]
+    assert config.n_examples == 3 and config.seeds == [7] and config.tasks == ["animal_young"]
+    assert config.test_layers == "chosen"  # what the flags leave alone still comes from the file
+
+
+def test_an_unknown_key_is_refused_with_the_closest_option(tmp_path, seen):
+    path = tmp_path / "run.yaml"
+    path.write_text("n_example: 4\n")
+    result = _run("--config", str(path))
+    assert result.exit_code == 2
+    assert "unknown option 'n_example' (did you mean 'n_examples'?)" in result.output
+    assert not seen

@@ -1,0 +1,77 @@
+"""The command line takes lists as users type them (``--tasks a b``, ``--tasks a,b``, ``--seed
+1,2,3``, repeated flags), names flags in its errors (``--test-layers``, not ``test_layers``) and
+shows no ``<bool>`` beside a flag in its help."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from taskvec.cli import app
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.fixture
+def seen(monkeypatch):
+    """The config ``taskvec run`` would evaluate (the run itself is stopped there)."""
+    configs = []
+
+    def capture(config, *_args, **_kwargs):
+        configs.append(config)
+        raise _Stop
+
+    monkeypatch.setattr("taskvec.pipelines.evaluate.evaluate", capture)
+    return configs
+
+
+def _run(*args: str):
+    return CliRunner().invoke(app, ["run", *args], env={"COLUMNS": "200", "NO_COLOR": "1"})
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--tasks", "country_capital", "food_color", "--seed", "1", "2"],
+        ["--tasks", "country_capital,food_color", "--seed", "1,2"],
+        ["-t", "country_capital", "-t", "food_color", "--seed", "1", "--seed", "2"],
+        ["--tasks=country_capital,food_color", "--seed=1,2"],
+        ["--seed", "1", "--tasks", "country_capital", "--seed", "2", "-t", "food_color"],
+    ],
+    ids=["spaces", "commas", "repeated", "equals", "mixed"],
+)
+def test_lists_are_read_as_users_type_them(args, seen):
+    result = _run(*args, "--layer", "0,1", "--n-examples", "4")
+    assert isinstance(result.exception, _Stop), result.output
+    config = seen[0]
+    assert config.tasks == ["country_capital", "food_color"]
+    assert config.seeds == [1, 2]
+    assert config.layers == [0, 1]
+    assert config.n_examples == 4
+
+
+def test_a_task_file_whose_path_has_a_comma_is_not_split(tmp_path, seen):
+    path = tmp_path / "a,b.json"
+    path.write_text("{}")
+    _run("--tasks", str(path))
+    assert seen and seen[0].tasks == [str(path)]
+
+
+def test_errors_name_the_flag_not_the_field(seen):
+    result = _run("--tasks", "food_color", "--test-layers", "some")
+    assert result.exit_code == 2
+    assert "--test-layers: Input should be 'all' or 'chosen'" in result.output
+    assert "test_layers" not in result.output
+
+
+def _help(*command: str) -> str:
+    return CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"}).output
+
+
+def test_help_shows_no_bool_beside_flags():
+    text = _help("reproduce")
+    assert "--quick" in text and "<bool>" not in text
+    assert "<list[" not in text and "<int> ..." in text
+    assert "<bool>" not in _help("data", "build")  # commands of the data group too
