@@ -127,10 +127,10 @@ def test_curated_splits_are_the_build_scripts_stratified_split(name):
 
 
 def test_the_image_suite_page_states_the_split_sizes():
-    page = (REPO / "docs" / "image-suite.md").read_text(encoding="utf-8")
+    readme = (REPO / "docs" / "image-suite.md").read_text(encoding="utf-8")
     for name in BUILTIN_TASKS:
         task = load_task(name)
-        row = re.search(rf"^\|\s*`{name}`\s*\|[^|]*\|\s*(\d+)\s*\|\s*(\d+)\s*\|", page, re.MULTILINE)
+        row = re.search(rf"^\|\s*`{name}`\s*\|[^|]*\|\s*(\d+)\s*\|\s*(\d+)\s*\|", readme, re.MULTILINE)
         assert row, f"docs/image-suite.md has no row for {name}"
         assert (int(row[1]), int(row[2])) == (len(task.val), len(task.test)), name
 
