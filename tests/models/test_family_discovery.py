@@ -5,7 +5,7 @@ import sys
 import textwrap
 
 import pytest
-from transformers import GPT2Config
+from transformers import GPT2Config, GPT2LMHeadModel
 
 import taskvec.models.registry as registry
 from taskvec.errors import ModelSpecError
@@ -47,7 +47,9 @@ def families_from(tmp_path, monkeypatch):
 def test_a_family_file_dropped_into_the_package_is_loadable(families_from, tmp_path):
     families_from("dropped_families", {"toy": TOY_FAMILY, "_helper": "NOT_A_FAMILY = True\n"})
     assert set(registry.FAMILIES) == {"gpt2"}  # helpers (``_name``) are not families
-    GPT2Config().save_pretrained(tmp_path / "model")
+    # a model folder as users have them: config and weights (a folder without weights is refused)
+    tiny = GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=16, n_positions=8)
+    GPT2LMHeadModel(tiny).save_pretrained(tmp_path / "model")
     assert load_model(str(tmp_path / "model")) == ("toy adapter", str(tmp_path / "model"))
 
 
