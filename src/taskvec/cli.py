@@ -224,7 +224,9 @@ def run(
     spec: Annotated[str, typer.Option(help="text-icl | image-icl | instruction | ensemble")] = "text-icl",
     query: Annotated[str, typer.Option(help="text | image")] = "text",
     style: Annotated[str, typer.Option(help="image style for image inputs")] = DEFAULT_STYLE,
-    template: Annotated[str, typer.Option(help="paper | spaced | a template JSON file")] = "paper",
+    template: Annotated[
+        str, typer.Option(help="paper (default: the paper's protocol, comparable) | spaced | a template JSON")
+    ] = "paper",
     n_examples: Annotated[int, typer.Option(help="demonstrations per prompt")] = 5,
     seeds: Annotated[list[int] | None, typer.Option("--seed", help="one per seed (default 1 2 3)")] = None,
     layers: Annotated[list[int] | None, typer.Option("--layer", help="restrict the sweep")] = None,
@@ -346,7 +348,10 @@ def analyze(
     spec: Annotated[
         list[str] | None, typer.Option("--spec", help="text-icl | image-icl | instruction (default: all)")
     ] = None,
-    template: Annotated[str | None, typer.Option(help="paper | spaced (default) | a template JSON")] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(help="paper | spaced (default, as reproduce: small models' tokens begin with a space)"),
+    ] = None,
     style: Annotated[str | None, typer.Option(help="image style for image inputs")] = None,
     n_examples: Annotated[int | None, typer.Option(help="demonstrations per prompt")] = None,
     seed: Annotated[int | None, typer.Option(help="demonstration sampling seed")] = None,
@@ -407,7 +412,9 @@ def reproduce(
     llm: Annotated[
         str | None, typer.Option(help="its base LLM for Table 4 (default: the model's own)")
     ] = None,
-    template: Annotated[str, typer.Option(help="paper | spaced")] = "spaced",
+    template: Annotated[
+        str, typer.Option(help="paper | spaced (default: the embedded VLM's tokens begin with a space)")
+    ] = "spaced",
     styles: Annotated[
         list[str] | None, typer.Option("--style", help="image styles: a training one, then held-out")
     ] = None,

@@ -24,7 +24,7 @@ from taskvec.evaluation.result import RunResult
 from taskvec.evaluation.scoring import choose_layer, layer_curve, layer_scores, split_predictions
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import token_counts
-from taskvec.models.registry import LoadOptions, load_model
+from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model
 from taskvec.models.shared_work import SharedWork
 from taskvec.pipelines.progress import progress_bar
 from taskvec.pipelines.results import canonical_layers, with_run_columns, write_results
@@ -104,7 +104,7 @@ def check_model_fits(adapter: ModelAdapter, config: ExperimentConfig) -> None:
     if config.needs_images and not adapter.supports_images:
         raise ConfigError(
             f"{adapter.name} is text-only, but spec {config.spec!r} / query {config.query!r} "
-            "needs images; use a vision-language model"
+            f"needs images; use a vision-language model, e.g. --model {DEFAULT_VLM}"
         )
 
 

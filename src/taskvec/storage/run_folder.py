@@ -248,10 +248,14 @@ class RunFolder:
                 path.unlink()
 
     def finish(self, **info) -> None:
-        self._set_status(COMPLETE, **info)
+        """Mark the folder complete with what the finished run reports (layer, seconds, ...)."""
+        self._set_status(COMPLETE, **info, outcome=sorted(info))
 
     def _set_status(self, state: str, **info) -> None:
         status = self.status()
+        if state == RUNNING:  # a resumed or extended run: the last completion's figures are stale
+            for key in [*status.pop("outcome", []), f"{COMPLETE}_at"]:
+                status.pop(key, None)
         status.update(info)
         status["state"] = state
         status[f"{state}_at"] = datetime.now(UTC).isoformat(timespec="seconds")
