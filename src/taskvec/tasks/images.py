@@ -68,8 +68,12 @@ class SuiteImageNotFound(FileNotFoundError):
 
 
 def normalise_entity(entity: str) -> str:
-    """Accept ``"1F415"``, ``"2764-FE0F"``, ``"U+1F415"`` or the emoji itself; return the key."""
+    """Accept ``"1F415"``, ``"2764-FE0F"``, ``"U+1F415"``, the emoji itself or its CLDR short name
+    (``"pizza"``, ``"France"``: the suite's names, any case); return the key."""
     s = entity.strip()
+    by_name = _keys_by_name().get(s.casefold())
+    if by_name is not None:
+        return by_name
     if s and not re.fullmatch(r"(?i)(u\+)?[0-9a-f]{1,6}([-_ ](u\+)?[0-9a-f]{1,6})*", s):
         parts = [f"{ord(c):x}" for c in s]  # the emoji characters themselves
     else:
@@ -83,6 +87,21 @@ def _manifest(suite_dir: Path) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"suite manifest missing at {path}; {BUILD_HINT}")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=1)
+def _keys_by_name() -> dict[str, str]:
+    """Entity keys by their CLDR short name (case-folded); a name two entities share is left out
+    (neither is meant more than the other). Empty where the suite is not built."""
+    try:
+        entries = load_manifest()["entities"].values()
+    except FileNotFoundError:
+        return {}
+    keys: dict[str, str | None] = {}
+    for entry in entries:
+        name = str(entry["name"]).casefold()
+        keys[name] = None if name in keys else entry["entity"]
+    return {name: key for name, key in keys.items() if key is not None}
 
 
 def load_manifest() -> dict[str, Any]:
