@@ -26,7 +26,7 @@ from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import token_counts
 from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model
 from taskvec.models.shared_work import SharedWork
-from taskvec.pipelines.progress import progress_bar
+from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.results import canonical_layers, with_run_columns, write_results
 from taskvec.report.tables import write_run_outputs
 from taskvec.storage.run_folder import RunFolder
@@ -239,6 +239,7 @@ def evaluate(
     if out is not None:
         RunFolder(out).check_usable()
     if adapter is None:
+        announce(f"loading {config.model} ...", show_progress)
         adapter = load_model(config.model, load_options)
     check_model_fits(adapter, config)
     check_labels_tokenize(adapter, tasks)
@@ -296,6 +297,7 @@ def evaluate(
                 done[(task.name, seed)] = unit
                 progress.advance(bar)
         units = [done[(t.name, s)] for t in tasks for s in config.seeds]
+        announce("answering test items at the chosen layer, then writing tables and plots ...", show_progress)
 
         val_scores = layer_scores(units, "val")
         best = choose_layer(val_scores, config.selection_metric)

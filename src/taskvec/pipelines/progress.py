@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
+
+_STDERR = Console(stderr=True)
 
 
 class SteadyTimeRemaining(ProgressColumn):
@@ -41,3 +44,10 @@ def progress_bar(show: bool = True, get_time=None) -> Progress:
         disable=not show,
         get_time=get_time,
     )
+
+
+def announce(message: str, show: bool = True) -> None:
+    """One line on stderr before a long step that has no bar (loading a model, writing the tables
+    and plots), so the screen never sits silent for minutes."""
+    if show:
+        _STDERR.print(f"[dim]{message}[/]", highlight=False)
