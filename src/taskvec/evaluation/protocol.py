@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import ClassVar, Literal, get_args
 
@@ -283,27 +283,42 @@ def run_unit(
     config: ExperimentConfig,
     vector_adapter: ModelAdapter | None = None,
     shared: SharedWork | None = None,
+    on_step: Callable[[int, int, str], None] | None = None,
 ) -> tuple[dict, TaskVector]:
     """Compute one (task, seed) unit: its vector and every prediction the report needs.
 
     ``vector_adapter`` extracts the vector in another model of the same width (LLM -> VLM
     transfer); by default the vector comes from ``adapter`` itself. ``shared`` lends the vector
-    and the No Context answers from another run that had the very same prompts."""
+    and the No Context answers from another run that had the very same prompts. ``on_step(done,
+    total, name)`` is told before each of the unit's steps (a unit takes minutes on a CPU)."""
+    steps = ["task vector", "layer sweep (val)"]
+    steps += ["layer sweep (test)"] if config.test_layers == "all" else []
+    steps += ["xBase answers", "No Context answers"]
+
+    def step(name: str) -> None:
+        if on_step is not None:
+            on_step(steps.index(name), len(steps), name)
+
     if shared is not None:
         shared.starting_unit(task, seed, config)
     prompts = UnitPrompts(task, config, seed)
     layers = config.layers if config.layers is not None else list(range(adapter.num_layers))
     source = vector_adapter or adapter
+    step("task vector")
     vector = task_vector_for(source, prompts, shared)
     vectors = vector.vectors[layers]  # [layers, hidden]
+    step("layer sweep (val)")
     val = _swept(adapter, prompts.val_queries, vectors, layers, config, shared)
     test = None
     if config.test_layers == "all":
+        step("layer sweep (test)")
         test = _swept(adapter, prompts.test_queries, vectors, layers, config, shared)
     # an instruction run's xBase prompts all begin with the instruction; ICL prompts each with
     # examples of their own, which would gain nothing from running apart from their query
     leads = prompts.test_examples if config.spec == "instruction" else None
+    step("xBase answers")
     base_answers = _answers(adapter, prompts.test_base, config, shared, leads)
+    step("No Context answers")
     clean_answers = _answers(adapter, prompts.test_queries, config, shared)
 
     def describe(item: Item) -> dict:

@@ -287,9 +287,17 @@ def evaluate(
             bar = progress.add_task(
                 "units (task x seed)", total=len(done), completed=len(done) - len(pending)
             )
+            steps = progress.add_task("", total=None, visible=bool(pending))  # inside the unit
+
+            def on_step(done: int, total: int, name: str) -> None:
+                progress.update(steps, description=f"  {name}", total=total, completed=done)
+
             for task, seed in pending:
                 progress.update(bar, description=f"{task.name} {config.spec} seed {seed}")
-                unit, vector = run_unit(adapter, task, seed, config, source, shared)
+                progress.reset(steps)
+                unit, vector = run_unit(adapter, task, seed, config, source, shared, on_step)
+                last = next(t for t in progress.tasks if t.id == steps)
+                progress.update(steps, completed=last.total or 0)  # the unit's last step is done too
                 vector = TaskVector(vector.vectors, _provenance(vector, config, unit_ids[task.name]))
                 # the vector first: a unit on disk always has its vector (a kill in between recomputes)
                 vector.save(folder.vector_path(task.name, config.spec, seed), overwrite=True)
