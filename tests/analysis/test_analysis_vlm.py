@@ -1,4 +1,4 @@
-"""The image path on a tiny random LLaVA (built like tests/models/families): image-ICL prompts of
+"""The image path on a tiny random LLaVA (tests/helpers/families/llava.py): image-ICL prompts of
 the real task images go through the same analyses as text and produce well-formed output. The
 model is random, so nothing here is about what it decodes."""
 
@@ -8,9 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers.tinyparts import make_tokenizer, seeded, tiny_text_config
-from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
-from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
+from helpers.families.llava import build_llava
 
 from taskvec.analysis import collect, lens_logits, lens_probs
 from taskvec.analysis import lens as lens_module
@@ -28,31 +26,7 @@ SPECS = ["text-icl", "image-icl", "instruction"]
 
 @pytest.fixture(scope="module")
 def tiny_vlm() -> LlavaAdapter:
-    tokenizer = make_tokenizer(["<image>"], named={"image_token": "<image>"})
-    processor = LlavaProcessor(
-        image_processor=LlavaImageProcessorPil(
-            size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}
-        ),
-        tokenizer=tokenizer,
-        patch_size=14,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,
-    )
-    config = LlavaConfig(
-        vision_config=dict(
-            model_type="clip_vision_model",
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=28,
-            patch_size=14,
-        ),
-        text_config=dict(model_type="llama", **tiny_text_config()),
-        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-        vision_feature_layer=-1,
-    )
-    return LlavaAdapter.from_parts(seeded(LlavaForConditionalGeneration, config), processor, "tiny-llava")
+    return build_llava.__wrapped__()  # the family tests' tiny LLaVA, a fresh (uncached) instance
 
 
 def test_logit_lens_at_the_last_layer_is_the_vlms_own_logits(tiny_vlm):
