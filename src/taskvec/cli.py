@@ -405,6 +405,53 @@ def analyze(
 
 
 @app.command()
+def verify(
+    run: Annotated[Path, typer.Argument(help="a `taskvec run` folder", show_default=False)],
+    model: Annotated[
+        str | None, typer.Option(help="named model, hub id or folder (default: the run's own)")
+    ] = None,
+    task_files: Annotated[
+        list[Path] | None, typer.Option("--task-file", help="a run task's file that moved (matched by name)")
+    ] = None,
+    dtype: Annotated[str | None, typer.Option(help="weights dtype (default: the run's)")] = None,
+    device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
+    device_map: Annotated[str | None, typer.Option(help=DEVICE_MAP_HELP)] = None,
+) -> None:
+    """Re-derive every task vector of a run from its folder, the model and the task files.
+
+    Builds each vector's prompts again from the demonstrations the vector records, extracts it
+    again and compares it with the saved one (bitwise, and within a stated tolerance); a task file
+    or picture that changed since the run is refused. Exit code 1 if a vector differs."""
+    from taskvec.models.registry import load_model
+    from taskvec.pipelines.verify import verify_run
+
+    options = None
+    if dtype or device or device_map:
+        options = _load_options(dtype or "float32", device, device_map)
+    adapter = load_model(model, options) if model else None
+    result = verify_run(run, adapter, task_files=task_files or [], load_options=options, show_progress=True)
+    table = Table(title=f"re-derived vectors of {run}")
+    for column in ("task", "seed", "spec", "bitwise equal", "max |diff|", "within tolerance", "prompts"):
+        table.add_column(column)
+    for check in result.checks:
+        prompts = "rebuilt" if check.prompts_rebuilt else "DIFFER"
+        prompts += "" if check.sampling_agrees else " (not today's draw)"
+        table.add_row(
+            check.task,
+            str(check.seed),
+            check.spec,
+            "yes" if check.equal else "no",
+            f"{check.max_abs_diff:.3g}",
+            "yes" if check.close else "NO",
+            prompts,
+        )
+    Console().print(table)
+    console.print(result.summary(), highlight=False, soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(code=1)
+
+
+@app.command()
 def reproduce(
     model: Annotated[
         str, typer.Option(help="a vision-language model: named, hub id or folder")

@@ -42,6 +42,7 @@ from taskvec.tasks.images import DEFAULT_STYLE
 from taskvec.tasks.registry import BUILTIN_TASKS
 from taskvec.tasks.task import Item, Task
 from taskvec.vectors.extract import extract
+from taskvec.vectors.provenance import icl_sources, instruction_source
 from taskvec.vectors.task_vector import TaskVector
 
 Spec = Literal["text-icl", "image-icl", "instruction", "ensemble"]
@@ -209,11 +210,21 @@ def task_vector_for(
             spec=config.spec if config.spec != "ensemble" else "text-icl",
             modality=config.demo_modality,
             n_examples=config.n_examples,
+            sources=icl_sources(
+                task, task.val, prompts.val_demos, prompts.extraction, config.demo_modality, config.style
+            ),
             **common,
         )
     if config.spec in ("text-icl", "image-icl"):
         return exemplar
-    instruction = extract(adapter, [prompts.instruction], spec="instruction", modality="text", **common)
+    instruction = extract(
+        adapter,
+        [prompts.instruction],
+        spec="instruction",
+        modality="text",
+        sources=[instruction_source(task.instruction, prompts.instruction)],
+        **common,
+    )
     if config.spec == "instruction":
         return instruction
     return TaskVector.mean([instruction, exemplar], spec="ensemble")
