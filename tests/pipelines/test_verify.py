@@ -136,46 +136,78 @@ def test_an_old_vector_without_sources_keeps_its_checksum(tmp_path):
     assert torch.equal(TaskVector.load(path).vectors, saved.vectors)
 
 
-def test_an_image_icl_run_records_its_pictures_and_rederives(tmp_path):
-    """Image ICL on a tiny LLaVA: each demonstration records the picture shown (its file relative
-    to the task file, and its SHA-256), and the run re-derives bitwise."""
-    import hashlib
-
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory):
+    """Image ICL on a tiny LLaVA, over a task whose items bring their own (transparent) pictures."""
     from helpers.families import llava
     from PIL import Image
 
-    folder = tmp_path / "data"
+    root = tmp_path_factory.mktemp("image-run")
+    folder = root / "data"
     task_file = write_tiny_task(folder)
     data = json.loads(task_file.read_text())
     (folder / "pics").mkdir()
     for k, item in enumerate(data["val"] + data["test"]):
-        Image.new("RGBA", (20 + k, 16), (40 * k % 255, 90, 200, 128)).save(
-            folder / "pics" / f"{item['id']}.png"
-        )
+        picture = Image.new("RGBA", (20 + k, 16), (40 * k % 255, 90, 200, 128))
+        picture.save(folder / "pics" / f"{item['id']}.png")
         item.pop("entity")
         item["image"] = f"pics/{item['id']}.png"
     task_file.write_text(json.dumps(data))
     adapter = llava.build_llava()
     options = {**TINY, "layers": [1], "tasks": [str(task_file)], "spec": "image-icl", "model": adapter.name}
-    result = evaluate(
-        ExperimentConfig.create(**options), tmp_path / "run", adapter=adapter, show_progress=False
-    )
-    vector = TaskVector.load(result.folder.vector_path("tiny_food", "image-icl", 1))
+    result = evaluate(ExperimentConfig.create(**options), root / "run", adapter=adapter, show_progress=False)
+    return folder, result.folder, adapter
+
+
+def test_an_image_icl_run_records_its_pictures_and_rederives(image_run):
+    """Each demonstration records the picture shown (its file relative to the task file, and its
+    SHA-256), and the run re-derives bitwise; a changed picture is refused."""
+    import hashlib
+
+    from PIL import Image
+
+    data, folder, adapter = image_run
+    vector = TaskVector.load(folder.vector_path("tiny_food", "image-icl", 1))
     demo = vector.meta.sources[0].demos[0]
     assert (demo.picture.root, demo.picture.path) == ("task file", f"pics/{demo.id}.png")
-    assert demo.picture.sha256 == hashlib.sha256((folder / demo.picture.path).read_bytes()).hexdigest()
+    assert demo.picture.sha256 == hashlib.sha256((data / demo.picture.path).read_bytes()).hexdigest()
     assert vector.meta.sources[0].query.picture is not None  # the query is shown as a picture too
-    (check,) = verify_run(result.folder.root, adapter).checks
+    (check,) = verify_run(folder.root, adapter).checks
     assert check.equal and check.prompts_rebuilt
-    Image.new("RGBA", (20, 16), "red").save(folder / demo.picture.path)  # a picture changes
-    with pytest.raises(TaskFileError, match="pictures .* changed"):
-        verify_run(result.folder.root, adapter)
+    original = (data / demo.picture.path).read_bytes()
+    Image.new("RGBA", (20, 16), "red").save(data / demo.picture.path)  # a picture changes
+    try:
+        with pytest.raises(TaskFileError, match="pictures .* changed"):
+            verify_run(folder.root, adapter)
+    finally:
+        (data / demo.picture.path).write_bytes(original)
 
 
-def test_suite_pictures_are_recorded_relative_to_the_suite():
+def test_the_run_records_the_pictures_it_showed_not_only_the_style(image_run):
+    """config.json lists each picture shown (image ICL: the val split's) with its file and SHA-256;
+    no style, since a task's own pictures have none."""
+    import hashlib
+
+    from taskvec.tasks.task import load_task_file
+
+    data, folder, _ = image_run
+    pictures = json.loads(folder.config_path.read_text())["pictures"]
+    task = load_task_file(data / "tiny_food.json")
+    assert pictures["style"] is None
+    shown = pictures["tasks"]["tiny_food"]
+    assert list(shown) == [item.id for item in task.val]
+    for item_id, picture in shown.items():
+        assert (picture["root"], picture["path"]) == ("task file", f"pics/{item_id}.png")
+        assert picture["sha256"] == hashlib.sha256((data / picture["path"]).read_bytes()).hexdigest()
+
+
+def test_suite_pictures_are_recorded_relative_to_the_suite_with_the_style():
     from taskvec.tasks.registry import load_task
-    from taskvec.vectors.provenance import picture_of
+    from taskvec.vectors.provenance import pictures_shown
 
     task = load_task("food_color")
-    picture = picture_of(task.val[0], "noto", task)
-    assert (picture.root, picture.path) == ("suite", f"images/noto/{task.val[0].entity}.webp")
+    pictures = pictures_shown([task], "openmoji", ["val", "test"])
+    assert pictures["style"] == "openmoji"
+    first = pictures["tasks"]["food_color"][task.val[0].id]
+    assert (first["root"], first["path"]) == ("suite", f"images/openmoji/{task.val[0].entity}.webp")
+    assert len(pictures["tasks"]["food_color"]) == len(task.val) + len(task.test)

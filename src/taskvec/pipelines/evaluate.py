@@ -32,6 +32,7 @@ from taskvec.report.tables import write_run_outputs
 from taskvec.storage.run_folder import RunFolder
 from taskvec.tasks.registry import load_task
 from taskvec.tasks.task import Task
+from taskvec.vectors.provenance import pictures_shown
 from taskvec.vectors.task_vector import TaskVector
 
 
@@ -268,6 +269,9 @@ def evaluate(
         "task_images": images,
         "versions": _versions(),
     }
+    if config.needs_images:  # the pictures shown (image ICL shows the val split's; image queries both)
+        splits = ("val", "test") if config.query == "image" else ("val",)
+        resolved["pictures"] = pictures_shown(tasks, config.style, splits)
     lineage = _lineage(config, tasks, fingerprint, images_hash)
     folder.refuse_other_run(identity, lineage)  # before the lock: another run's folder stays untouched
     with folder.lock():  # one command per folder: a second one is refused, never mixed in

@@ -94,6 +94,25 @@ def picture_of(item: Item, style: str | None, task: Task) -> Picture:
     return Picture(**_place(path, task), sha256=hashlib.sha256(path.read_bytes()).hexdigest())
 
 
+def pictures_shown(tasks: Sequence[Task], style: str, splits: Sequence[Split]) -> dict:
+    """The pictures a run shows of the items of ``splits``, for its ``config.json``: per task,
+    per item id, the file (relative to the suite or the task file) and its SHA-256. ``style`` is
+    the run's, recorded only where a suite picture is shown (``None`` where every picture is a
+    task's own file, which no style changes)."""
+    pictures = {
+        task.name: {item.id: picture_of(item, style, task) for split in splits for item in task.split(split)}
+        for task in tasks
+    }
+    uses_suite = any(p.root == "suite" for shown in pictures.values() for p in shown.values())
+    return {
+        "style": style if uses_suite else None,
+        "tasks": {
+            name: {item: p.model_dump(mode="json") for item, p in shown.items()}
+            for name, shown in pictures.items()
+        },
+    }
+
+
 def _place(path: Path, task: Task) -> dict:
     """``root`` and ``path`` of a picture: relative to the suite, or to its task file's folder."""
     resolved = path.resolve()
