@@ -406,9 +406,14 @@ def analyze(
 
 @app.command()
 def verify(
-    run: Annotated[Path, typer.Argument(help="a `taskvec run` folder", show_default=False)],
+    run: Annotated[
+        Path,
+        typer.Argument(
+            help="a `taskvec run` folder, or a folder of runs (a reproduction)", show_default=False
+        ),
+    ],
     model: Annotated[
-        str | None, typer.Option(help="named model, hub id or folder (default: the run's own)")
+        str | None, typer.Option(help="named model, hub id or folder (default: each run's own)")
     ] = None,
     task_files: Annotated[
         list[Path] | None, typer.Option("--task-file", help="a run task's file that moved (matched by name)")
@@ -423,31 +428,39 @@ def verify(
     again and compares it with the saved one (bitwise, and within a stated tolerance); a task file
     or picture that changed since the run is refused. Exit code 1 if a vector differs."""
     from taskvec.models.registry import load_model
-    from taskvec.pipelines.verify import verify_run
+    from taskvec.pipelines.verify import verify_runs
 
     options = None
     if dtype or device or device_map:
         options = _load_options(dtype or "float32", device, device_map)
     adapter = load_model(model, options) if model else None
-    result = verify_run(run, adapter, task_files=task_files or [], load_options=options, show_progress=True)
+    results = verify_runs(run, adapter, task_files=task_files or [], load_options=options, show_progress=True)
     table = Table(title=f"re-derived vectors of {run}")
-    for column in ("task", "seed", "spec", "bitwise equal", "max |diff|", "within tolerance", "prompts"):
+    columns = ["run"] if len(results) > 1 else []
+    columns += ["task", "seed", "spec", "bitwise equal", "max |diff|", "within tolerance", "prompts"]
+    for column in columns:
         table.add_column(column)
-    for check in result.checks:
-        prompts = "rebuilt" if check.prompts_rebuilt else "DIFFER"
-        prompts += "" if check.sampling_agrees else " (not today's draw)"
-        table.add_row(
-            check.task,
-            str(check.seed),
-            check.spec,
-            "yes" if check.equal else "no",
-            f"{check.max_abs_diff:.3g}",
-            "yes" if check.close else "NO",
-            prompts,
-        )
+    for result in results:
+        where = [str(result.folder.relative_to(run))] if len(results) > 1 else []
+        for check in result.checks:
+            prompts = "rebuilt" if check.prompts_rebuilt else "DIFFER"
+            prompts += "" if check.sampling_agrees else " (not today's draw)"
+            equal, close = "yes" if check.equal else "no", "yes" if check.close else "NO"
+            table.add_row(
+                *where,
+                check.task,
+                str(check.seed),
+                check.spec,
+                equal,
+                f"{check.max_abs_diff:.3g}",
+                close,
+                prompts,
+            )
     Console().print(table)
-    console.print(result.summary(), highlight=False, soft_wrap=True)
-    if not result.ok:
+    for result in results:
+        prefix = f"{result.folder.relative_to(run)}: " if len(results) > 1 else ""
+        console.print(prefix + result.summary(), highlight=False, soft_wrap=True)
+    if not all(result.ok for result in results):
         raise typer.Exit(code=1)
 
 

@@ -211,3 +211,24 @@ def test_suite_pictures_are_recorded_relative_to_the_suite_with_the_style():
     first = pictures["tasks"]["food_color"][task.val[0].id]
     assert (first["root"], first["path"]) == ("suite", f"images/openmoji/{task.val[0].entity}.webp")
     assert len(pictures["tasks"]["food_color"]) == len(task.val) + len(task.test)
+
+
+def test_a_folder_of_runs_is_verified_run_by_run_and_a_differing_vector_exits_1(tmp_path, monkeypatch):
+    """``taskvec verify`` on a folder of runs (a reproduction's stages) checks each, loading the
+    model once; a vector that does not re-derive within the tolerance makes it exit with 1."""
+    _run(tmp_path / "a", seeds=(1,))
+    _run(tmp_path / "b", seeds=(1,), spec="instruction")
+    loaded = []
+    monkeypatch.setattr("taskvec.pipelines.verify.load_model", lambda *a, **k: loaded.append(a) or _adapter())
+    env = {"COLUMNS": "200", "NO_COLOR": "1"}
+    result = CliRunner().invoke(app, ["verify", str(tmp_path)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "a/run: 1 of 1 vectors re-derived bitwise equal" in result.output
+    assert "b/run: 1 of 1 vectors re-derived bitwise equal" in result.output
+    assert len(loaded) == 1
+    path = tmp_path / "a" / "run" / "vectors" / "tiny_food__text-icl__seed1.safetensors"
+    saved = TaskVector.load(path)
+    TaskVector(saved.vectors + 1, saved.meta).save(path, overwrite=True)  # another vector, same record
+    result = CliRunner().invoke(app, ["verify", str(tmp_path)], env=env)
+    assert result.exit_code == 1
+    assert "a/run: 0 of 1 vectors re-derived bitwise equal, 0 of 1 within" in result.output

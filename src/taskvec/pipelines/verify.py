@@ -104,12 +104,18 @@ def verify_run(
     matched to the run's tasks by their name. Raises a ``TaskvecError`` (one line) for a task file
     or picture that changed since the run, other weights, or vectors without recorded sources."""
     folder = RunFolder(run)
-    recorded = _run_config(folder)
-    config = ExperimentConfig.create(**recorded["experiment"])
-    tasks = _tasks(folder, recorded, config, task_files)
-    if config.needs_images:
-        _check_pictures(folder, tasks, config, recorded)
-    vectors = {(t.name, s): _saved_vector(folder, t, config, s) for t in tasks for s in config.seeds}
+    given = _given(task_files, [folder])
+    return _verify(folder, adapter, given, load_options, show_progress)
+
+
+def _verify(
+    folder: RunFolder,
+    adapter: ModelAdapter | None,
+    given: Mapping[str, Task],
+    load_options: LoadOptions | None,
+    show_progress: bool,
+) -> Verification:
+    recorded, config, tasks, vectors = _inputs(folder, given)
     if adapter is None:
         name = _model_name(recorded)
         announce(f"loading {name} ...", show_progress)
@@ -127,6 +133,55 @@ def verify_run(
                 verification.checks.append(_check(adapter, task, seed, config, saved, path, tolerance))
                 progress.advance(bar)
     return verification
+
+
+def run_folders(root: str | Path) -> list[Path]:
+    """``root`` if it is a run folder, else every run folder under it (a reproduction's stages:
+    one ``taskvec run`` folder per condition), in path order."""
+    root = Path(root)
+    if _is_run(root):
+        return [root]
+    found = sorted(path.parent for path in root.rglob("config.json") if _is_run(path.parent))
+    if not found:
+        raise ConfigError(f"{root} is not a taskvec run folder and holds none (no config.json of a run)")
+    return found
+
+
+def verify_runs(
+    root: str | Path,
+    adapter: ModelAdapter | None = None,
+    *,
+    task_files: Sequence[str | Path] = (),
+    load_options: LoadOptions | None = None,
+    show_progress: bool = False,
+) -> list[Verification]:
+    """``verify_run`` on every run folder of ``root`` (``run_folders``), each model loaded once.
+    Every folder's inputs are checked before any model loads."""
+    folders = [RunFolder(folder) for folder in run_folders(root)]
+    given = _given(task_files, folders)
+    for folder in folders:  # a changed task file or a vector without sources: refused before any work
+        _inputs(folder, given)
+    models: dict[tuple, ModelAdapter] = {}
+    verifications = []
+    for folder in folders:
+        model = adapter
+        if model is None:
+            recorded = folder.config()
+            options = load_options or LoadOptions(dtype=_run_dtype(recorded))
+            key = (_model_name(recorded), options)
+            if key not in models:
+                announce(f"loading {key[0]} ...", show_progress)
+                models[key] = load_model(key[0], options)
+            model = models[key]
+        verifications.append(_verify(folder, model, given, load_options, show_progress))
+    return verifications
+
+
+def _is_run(folder: Path) -> bool:
+    try:
+        return bool(RunFolder(folder).config().get("experiment"))
+    except ConfigError:  # a damaged config.json is not a run's
+        return False
 
 
 def rederive(adapter: ModelAdapter, task: Task, seed: int, config: ExperimentConfig, saved: TaskVector):
@@ -196,6 +251,31 @@ def _item(task: Task, shown: Shown | None, saved: TaskVector) -> Item:
     return item
 
 
+def _given(task_files: Sequence[str | Path], folders: Sequence[RunFolder]) -> dict[str, Task]:
+    """The tasks of ``--task-file`` by name; one that none of ``folders`` ran is refused."""
+    given = {task.name: task for task in (load_task(str(path)) for path in task_files)}
+    ran = {name for folder in folders for name in _run_config(folder).get("tasks", {})}
+    unknown = sorted(set(given) - ran)
+    if unknown:
+        where = folders[0].root if len(folders) == 1 else f"the {len(folders)} runs"
+        raise TaskFileError(
+            f"--task-file gives task(s) {unknown}, which {where} did not run (tasks: {sorted(ran)})"
+        )
+    return given
+
+
+def _inputs(folder: RunFolder, given: Mapping[str, Task]):
+    """What a re-derivation needs from a folder and the task files, checked: the recorded config,
+    the options, the tasks (their fingerprints) and pictures, and the saved vectors."""
+    recorded = _run_config(folder)
+    config = ExperimentConfig.create(**recorded["experiment"])
+    tasks = _tasks(folder, recorded, config, given)
+    if config.needs_images:
+        _check_pictures(folder, tasks, config, recorded)
+    vectors = {(t.name, s): _saved_vector(folder, t, config, s) for t in tasks for s in config.seeds}
+    return recorded, config, tasks, vectors
+
+
 def _run_config(folder: RunFolder) -> dict:
     recorded = folder.config()
     if not recorded.get("experiment"):
@@ -206,17 +286,11 @@ def _run_config(folder: RunFolder) -> dict:
 
 
 def _tasks(
-    folder: RunFolder, recorded: dict, config: ExperimentConfig, task_files: Sequence[str | Path]
+    folder: RunFolder, recorded: dict, config: ExperimentConfig, given: Mapping[str, Task]
 ) -> list[Task]:
-    """The run's tasks, read again, each refused if its fingerprint is not the recorded one."""
-    given = {task.name: task for task in (load_task(str(path)) for path in task_files)}
+    """The run's tasks, read again (``given`` ones as given), each refused if its fingerprint is
+    not the recorded one."""
     prints: Mapping[str, dict] = recorded.get("tasks", {})
-    unknown = sorted(set(given) - set(prints))
-    if unknown:
-        raise TaskFileError(
-            f"--task-file gives task(s) {unknown}, which {folder.root} did not run "
-            f"(its tasks: {list(prints)})"
-        )
     if len(prints) != len(config.tasks):
         raise ConfigError(f"{folder.root}/config.json does not record a fingerprint for each of its tasks")
     tasks = []
@@ -308,4 +382,14 @@ def _check_weights(folder: RunFolder, adapter: ModelAdapter, vectors) -> bool:
     return same
 
 
-__all__ = ["FLOAT32", "OTHER_NUMERICS", "Tolerance", "VectorCheck", "Verification", "rederive", "verify_run"]
+__all__ = [
+    "FLOAT32",
+    "OTHER_NUMERICS",
+    "Tolerance",
+    "VectorCheck",
+    "Verification",
+    "rederive",
+    "run_folders",
+    "verify_run",
+    "verify_runs",
+]
