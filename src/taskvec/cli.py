@@ -437,7 +437,16 @@ def verify(
     results = verify_runs(run, adapter, task_files=task_files or [], load_options=options, show_progress=True)
     table = Table(title=f"re-derived vectors of {run}")
     columns = ["run"] if len(results) > 1 else []
-    columns += ["task", "seed", "spec", "bitwise equal", "max |diff|", "within tolerance", "prompts"]
+    columns += [
+        "task",
+        "seed",
+        "spec",
+        "bitwise equal",
+        "max |diff|",
+        "rel. error",
+        "within tolerance",
+        "prompts",
+    ]
     for column in columns:
         table.add_column(column)
     for result in results:
@@ -453,6 +462,7 @@ def verify(
                 check.spec,
                 equal,
                 f"{check.max_abs_diff:.3g}",
+                f"{check.rel_l2:.2g}",
                 close,
                 prompts,
             )

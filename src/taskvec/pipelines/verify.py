@@ -7,7 +7,8 @@ from those records (not by sampling again), each vector is extracted again throu
 own code (``task_vector_for``), and compared with the saved one:
 
 - ``equal``: bitwise, as expected on the same machine with the same numerics (dtype, device);
-- ``close``: within ``Tolerance`` (another machine's float order, or other numerics).
+- ``close``: within ``Tolerance``, a relative error per layer (another machine's float order,
+  or other numerics).
 
 Nothing that cannot give the same vector is run: a task file whose fingerprint differs from the
 recorded one, changed pictures, other weights, or a vector that records no sources are refused
@@ -16,6 +17,7 @@ in one line before the model loads (weights: before any forward pass).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,16 +39,19 @@ from taskvec.vectors.task_vector import TaskVector
 
 @dataclass(frozen=True)
 class Tolerance:
-    """``close`` means ``|re-derived - saved| <= atol + rtol * |saved|`` for every value."""
+    """``close`` means ``||re-derived - saved|| <= rel_l2 * ||saved||`` at every layer (L2 norms
+    of the layer's vector). Relative per layer, not per value: a layer's vector holds values of
+    every size (a few reach hundreds), and other numerics move each in proportion to the whole."""
 
-    rtol: float
-    atol: float
+    rel_l2: float
 
 
 #: float32 on both sides (another machine, another BLAS or thread count): summation order only
-FLOAT32 = Tolerance(rtol=1e-3, atol=1e-4)
-#: other numerics than the run's (e.g. a bfloat16 GPU run re-derived in float32 on a CPU)
-OTHER_NUMERICS = Tolerance(rtol=5e-2, atol=5e-2)
+FLOAT32 = Tolerance(rel_l2=1e-4)
+#: other numerics than the run's (e.g. a bfloat16 GPU run re-derived in float32 on a CPU): a
+#: float32 SmolLM2 vector re-derived in bfloat16 on the CPU is 0.0078 off at its worst layer,
+#: in float16 0.0009 (docs/reliability.md)
+OTHER_NUMERICS = Tolerance(rel_l2=2e-2)
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ class VectorCheck:
     equal: bool  # bitwise
     close: bool  # within the verification's tolerance
     max_abs_diff: float
-    max_rel_diff: float  # max |diff| / max |saved|
+    rel_l2: float  # the largest ||diff|| / ||saved|| of a layer
     prompts_rebuilt: bool  # every rebuilt prompt has the recorded digest (text and pixels)
     sampling_agrees: bool  # today's seeded sampling draws the recorded demonstrations too
 
@@ -81,7 +86,7 @@ class Verification:
         equal = sum(check.equal for check in self.checks)
         close = sum(check.close for check in self.checks)
         total = len(self.checks)
-        tolerance = f"rtol {self.tolerance.rtol:g}, atol {self.tolerance.atol:g}"
+        tolerance = f"{self.tolerance.rel_l2:g} relative error per layer"
         numerics = "same weights and numerics" if self.same_numerics else "same weights, other numerics"
         return (
             f"{equal} of {total} vectors re-derived bitwise equal, {close} of {total} within "
@@ -215,17 +220,17 @@ def _check(
     again, sampling_agrees = rederive(adapter, task, seed, config, saved)
     new, old = again.vectors.float(), saved.vectors.float()  # [layers, hidden]
     same_shape = new.shape == old.shape
-    diff = (new - old).abs() if same_shape else torch.full((1,), float("inf"))
-    scale = old.abs().max().item() or 1.0
+    diff = (new - old) if same_shape else torch.full((1, 1), float("inf"))
+    rel_l2 = (diff.norm(dim=-1) / old.norm(dim=-1).clamp_min(1e-12)).max().item() if same_shape else math.inf
     return VectorCheck(
         task=task.name,
         seed=seed,
         spec=config.spec,
         path=path,
         equal=same_shape and torch.equal(again.vectors, saved.vectors),
-        close=same_shape and torch.allclose(new, old, rtol=tolerance.rtol, atol=tolerance.atol),
-        max_abs_diff=diff.max().item(),
-        max_rel_diff=diff.max().item() / scale,
+        close=rel_l2 <= tolerance.rel_l2,
+        max_abs_diff=diff.abs().max().item(),
+        rel_l2=rel_l2,
         prompts_rebuilt=[s.digest for s in again.meta.sources] == [s.digest for s in saved.meta.sources],
         sampling_agrees=sampling_agrees,
     )
