@@ -28,8 +28,8 @@ def _adapter(seed: int = 3):
     return load_model(tiny.model, tiny.tokenizer)
 
 
-def _run(root, spec="text-icl", seeds=(1, 2), **options):
-    task = write_tiny_task(root / "data")
+def _run(root, spec="text-icl", seeds=(1, 2), name="tiny_food", **options):
+    task = write_tiny_task(root / "data", name)
     config = ExperimentConfig.create(
         **{**TINY, "layers": [1], "tasks": [str(task)], "seeds": list(seeds), "spec": spec, **options}
     )
@@ -232,3 +232,10 @@ def test_a_folder_of_runs_is_verified_run_by_run_and_a_differing_vector_exits_1(
     result = CliRunner().invoke(app, ["verify", str(tmp_path)], env=env)
     assert result.exit_code == 1
     assert "a/run: 0 of 1 vectors re-derived bitwise equal, 0 of 1 within" in result.output
+
+
+def test_a_task_file_named_like_a_builtin_task_is_read_from_its_file(tmp_path):
+    """A reproduction's quick tasks are files named like the built-in tasks (fewer items)."""
+    _, folder = _run(tmp_path, seeds=(1,), name="food_color")
+    (check,) = verify_run(folder.root, _adapter()).checks
+    assert check.task == "food_color" and check.equal

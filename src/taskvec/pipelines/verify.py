@@ -31,7 +31,7 @@ from taskvec.models.registry import LoadOptions, load_model
 from taskvec.pipelines.evaluate import check_images
 from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.storage.run_folder import RunFolder
-from taskvec.tasks.registry import BUILTIN_TASKS, load_task
+from taskvec.tasks.registry import BUILTIN_TASKS, canonical_task_name, load_task
 from taskvec.tasks.task import Item, Task
 from taskvec.vectors.provenance import Shown
 from taskvec.vectors.task_vector import TaskVector
@@ -313,10 +313,10 @@ def _tasks(
 
 
 def _reload(name: str, source: str, entry: str, folder: RunFolder) -> Task:
-    """A task as the run named it: a built-in by name, else its recorded file, else the entry the
-    run was given (the recorded file is absolute where the run got an absolute path)."""
-    if name in BUILTIN_TASKS:
-        return load_task(name)
+    """A task as the run named it: a built-in by name (the installed one), else its recorded file,
+    else the path the run was given (a file named like a built-in task is a file)."""
+    if canonical_task_name(entry) in BUILTIN_TASKS:
+        return load_task(entry)
     for place in (source, entry):
         if place and " + " not in place and Path(place).exists():
             return load_task(place)
