@@ -17,7 +17,7 @@ from taskvec.errors import ModelSpecError, TaskFileError, VectorFileError
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
 from taskvec.models.registry import load_model
 from taskvec.pipelines.evaluate import evaluate
-from taskvec.pipelines.verify import verify_run
+from taskvec.pipelines.verify import verify_run, verify_runs
 from taskvec.tasks.task import load_task_file
 from taskvec.vectors.task_vector import TaskVector
 
@@ -239,3 +239,20 @@ def test_a_task_file_named_like_a_builtin_task_is_read_from_its_file(tmp_path):
     _, folder = _run(tmp_path, seeds=(1,), name="food_color")
     (check,) = verify_run(folder.root, _adapter()).checks
     assert check.task == "food_color" and check.equal
+
+
+def test_an_llm_to_vlm_run_is_rederived_with_the_llm_it_took_its_vectors_from(tmp_path, monkeypatch):
+    """A transfer run (vectors of the base LLM patched into the VLM) is verified with the LLM,
+    loaded by the name its config.json records for the vector model."""
+    from helpers.families import llava
+
+    vlm, llm = llava.build_llava(), tiny_llm("llama", hidden=32, layers=3)
+    task = write_tiny_task(tmp_path / "data")
+    options = {**TINY, "layers": [1], "tasks": [str(task)], "query": "image", "model": vlm.name}
+    config = ExperimentConfig.create(**options)
+    evaluate(config, tmp_path / "run", vlm, show_progress=False, vector_adapter=llm)
+    loaded = []
+    monkeypatch.setattr("taskvec.pipelines.verify.load_model", lambda name, *a: loaded.append(name) or llm)
+    (verification,) = verify_runs(tmp_path)
+    assert loaded == [llm.name] and verification.model == llm.name
+    assert [check.equal for check in verification.checks] == [True]

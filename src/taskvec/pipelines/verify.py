@@ -356,9 +356,9 @@ def _saved_vector(folder: RunFolder, task: Task, config: ExperimentConfig, seed:
 def _model_name(recorded: dict) -> str:
     """The model the vectors were extracted from: the run's own, or its vector model (LLM -> VLM)."""
     model, source = recorded.get("model", {}), recorded.get("vector_model", {})
-    if not source or source.get("fingerprint") == model.get("fingerprint"):
+    if not source or source == model:
         return recorded["experiment"]["model"]
-    return source.get("model_id") or source["name"]
+    return source["name"]  # what load_model was given: a named model, hub id or folder
 
 
 def _run_dtype(recorded: dict) -> str:
