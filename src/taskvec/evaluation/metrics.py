@@ -38,8 +38,8 @@ METRIC_NOTES = {
     "paper": "the paper's first-token prefix rule (comparable to its tables)",
     "whole_label": "the greedy answer begins with the whole label or an alias, then ends or a non-letter",
     "paper_ci": "the paper's rule, case-insensitive",
-    "strict": "the first token is one of the label's own first tokens (a lone letter where the "
-    "tokenizer starts the label with it)",
+    "strict": "the first token is one of the label's own first tokens, even a lone letter where the "
+    "tokenizer starts the label with it",
     "exact": "the whole greedy answer line equals the label or an alias",
 }
 
