@@ -107,7 +107,7 @@ def choose_layers(val_scores: pd.DataFrame, metric: str, selection: LayerSelecti
     if selection not in LAYER_SELECTIONS:
         raise ValueError(f"layer selection must be one of {LAYER_SELECTIONS}, got {selection!r}")
     curve = layer_curve(val_scores, metric)
-    tasks = [task for task in dict.fromkeys(val_scores.task)]
+    tasks = list(dict.fromkeys(val_scores.task))
     if selection == "shared":
         layer = _best(curve.loc["average"])
         return {task: layer for task in tasks}
