@@ -540,19 +540,20 @@ def _document(folder: _Folder) -> tuple[str, list[str], list[Section]]:
     has_whole = folder.table(f"table3_{styles[0]}_whole_label") is not None
     intro = (
         "Image queries, test split; ours: mean ± std over seeds, the paper's (arXiv v1) under "
-        "each of our rows. " + _layer_sentence(run) + " Metric: `paper`, " + METRIC_NOTES["paper"]
+        "each of our rows. " + _layer_sentence(run) + " Metric: `paper`, " + METRIC_NOTES["paper"] + "."
     )
     if has_whole:
         intro += (
-            "; under each of our rows, `whole_label`: "
+            " Under each of our rows, the same by `whole_label`: "
             + METRIC_NOTES["whole_label"]
-            + ", which credits no lone letter and no echo of the item (docs/metrics.md). Label prior: "
-            "the most frequent validation label answered for every test item; the test split's "
-            "top-label share is what answering any one label scores at most. " + COLLAPSE_NOTE
+            + "; it credits no lone letter and no echo of the item (docs/metrics.md says what each "
+            "metric credits). Label prior: the most frequent validation label answered for every test "
+            "item; the test split's top-label share (reference row) is the most any one constant answer "
+            "scores. " + COLLAPSE_NOTE + "."
         )
     intro += (
-        "; the strict metric (" + METRIC_NOTES["strict"] + ", which the paper does not report) follows "
-        "each table."
+        " The strict metric (" + METRIC_NOTES["strict"] + "), which the paper does not report, follows "
+        "each table" + (", then each method's answer diversity." if has_whole else ".")
     )
     sections.append(Section("1. Cross-modal transfer (Table 3)", 2, [intro]))
     for style in styles:
@@ -835,7 +836,7 @@ def _inline_html(text: str) -> str:
     return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", html)
 
 
-_NUMBER = re.compile(r"-?\d+(\.\d+)?(e-?\d+)?( ± \d+(\.\d+)?)?")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?(e-?\d+)?( ± \d+(\.\d+)?)?( †)?")  # † marks a collapsed method
 
 
 def _cell_text(value) -> str:
