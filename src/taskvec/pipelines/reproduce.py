@@ -171,7 +171,9 @@ class Reproduction:
         self.folder.start(
             {"reproduce": self.config.model_dump(mode="json"), "model": self.adapter.describe()},
             self.identity,
-            lineage=_identity(self.config, self.adapter, self.tasks, exclude={"seeds"}),
+            # more seeds, or another layer selection, extend a reproduction (each condition reuses
+            # its units: they depend on neither)
+            lineage=_identity(self.config, self.adapter, self.tasks, exclude={"seeds", "layer_selection"}),
         )
         if self.config.quick:
             self.task_names = quick_task_files(self.task_names, self.root / "quick-tasks")
