@@ -139,3 +139,36 @@ def test_table3_by_the_whole_label_metric_and_its_diversity_flags():
     assert diversity.loc[("Text ICL xPatch", "collapsed"), "capital"] == 0.0
     assert diversity.loc[("Text ICL xPatch", "top_share"), "capital"] == pytest.approx(0.5)
     assert diversity.loc[("Text ICL xPatch", "distinct"), "capital"] == pytest.approx(0.75)
+
+
+def test_the_claims_check_the_label_prior_and_collapse_and_stand_whole_label_beside_paper():
+    from types import SimpleNamespace
+
+    from taskvec.report.reproduce import claims_beside
+
+    text = {
+        ("capital", 1, "no_context"): [False] * 4,
+        ("capital", 1, "xbase"): [False] * 4,
+        ("capital", 1, "label_prior"): [False, False, True, True],  # L2 for every item
+        ("capital", 1, "xpatch"): [True, True, True, False],
+    }
+    whole = {("capital", 1, "xpatch"): [True, False, False, False]}
+    results = {
+        Condition("text-icl", "image", "noto"): RunResult(None, 7, pd.DataFrame(), _predictions(text, whole)),
+        Condition("image-icl", "image", "noto"): _result(text, layer=3),
+    }
+    reproduction = SimpleNamespace(
+        adapter=SimpleNamespace(base_language_model=lambda: None),
+        config=SimpleNamespace(styles=["noto"]),
+        conditions=results,
+        transfer={},
+        training_style="noto",
+        main_condition=lambda style=None: results[Condition("text-icl", "image", style or "noto")],
+    )
+    table = claims_beside(reproduction, None, None).set_index("claim")
+    prior = table.loc["Text ICL xPatch beats the label prior (the most frequent val label for every item)"]
+    assert (prior["ours"], prior["held"]) == ("0.75 vs 0.50", "yes")
+    assert (prior["ours (whole_label)"], prior["held (whole_label)"]) == ("0.25 vs 0.50", "no")
+    collapse = table.loc["Text ICL xPatch's answers on image queries do not collapse onto one answer"]
+    # xPatch answers L0 L1 L2 w: no collapse; by no metric (its whole_label cells say so)
+    assert collapse["held"] == "yes" and collapse["held (whole_label)"] == "-"

@@ -116,8 +116,8 @@ def claims(
             (
                 "Text ICL xPatch's answers on image queries do not collapse onto one answer",
                 "not reported",
-                "collapsed on "
-                + ", ".join(f"{t} ({r.top_answer!r} for {r.top_share:.2f})" for t, r in collapsed.iterrows())
+                f"collapsed on {len(collapsed)} of {len(xpatch)} tasks: "
+                + ", ".join(f"{t} ({r.top_answer!r} {r.top_share:.2f})" for t, r in collapsed.iterrows())
                 if len(collapsed)
                 else f"no task (top answer's share at most {xpatch.top_share.max():.2f})",
                 not len(collapsed),
