@@ -27,6 +27,7 @@ from taskvec.models.batching import token_counts
 from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model
 from taskvec.models.shared_work import SharedWork
 from taskvec.pipelines.progress import announce, progress_bar
+from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.pipelines.results import canonical_layers, with_run_columns, write_results
 from taskvec.report.tables import write_run_outputs
 from taskvec.storage.run_folder import RunFolder
@@ -269,20 +270,30 @@ def evaluate(
         "versions": _versions(),
     }
     lineage = _lineage(config, tasks, fingerprint, images_hash)
+    ranks = current_ranks()
+    show_progress = show_progress and ranks.is_main
     folder.refuse_other_run(identity, lineage)  # before the lock: another run's folder stays untouched
-    with folder.lock():  # one command per folder: a second one is refused, never mixed in
-        finished = _finished_run(folder, tasks, config, source, identity, unit_ids)
+    with ranks.folder_lock(folder):  # one command per folder: a second one is refused, never mixed in
+        finished = None
+        if ranks.is_main:
+            finished = _finished_run(folder, tasks, config, source, identity, unit_ids)
+            if finished is None:
+                _refuse_fewer_seeds(folder, config, identity, lineage)
+                folder.start(resolved, identity, lineage=lineage)
+        ranks.barrier()  # the folder is open (or complete) for every rank
+        if not ranks.is_main:
+            finished = _finished_run(folder, tasks, config, source, identity, unit_ids)
         if finished is not None:
             return finished
-        _refuse_fewer_seeds(folder, config, identity, lineage)
-        folder.start(resolved, identity, lineage=lineage)
 
         done = {
             (t.name, s): _finished_unit(folder, t, s, config, source, unit_ids[t.name])
             for t in tasks
             for s in config.seeds
         }
-        pending = [(t, s) for t in tasks for s in config.seeds if done[(t.name, s)] is None]
+        pending = {
+            _unit_key(t.name, s): (t, s) for t in tasks for s in config.seeds if done[(t.name, s)] is None
+        }
         with progress_bar(show_progress) as progress:
             bar = progress.add_task(
                 "units (task x seed)", total=len(done), completed=len(done) - len(pending)
@@ -292,7 +303,9 @@ def evaluate(
             def on_step(done: int, total: int, name: str) -> None:
                 progress.update(steps, description=f"  {name}", total=total, completed=done)
 
-            for task, seed in pending:
+            # in one process every pending unit in turn; under a launcher those this rank claims
+            for key in ranks.each(folder.path("units"), list(pending)):
+                task, seed = pending[key]
                 progress.update(bar, description=f"{task.name} {config.spec} seed {seed}")
                 progress.reset(steps)
                 unit, vector = run_unit(adapter, task, seed, config, source, shared, on_step)
@@ -304,6 +317,14 @@ def evaluate(
                 folder.save_unit(unit, unit_ids[task.name])
                 done[(task.name, seed)] = unit
                 progress.advance(bar)
+        ranks.barrier()  # every unit is on disk
+        if not ranks.is_main:
+            ranks.barrier()  # rank 0 assembles the tables, then every rank reads them back
+            return _finished_run(folder, tasks, config, source, identity, unit_ids)
+        for (name, seed), unit in done.items():  # units other ranks computed
+            if unit is None:
+                task = next(t for t in tasks if t.name == name)
+                done[(name, seed)] = _finished_unit(folder, task, seed, config, source, unit_ids[name])
         units = [done[(t.name, s)] for t in tasks for s in config.seeds]
         announce("answering test items at the chosen layer, then writing tables and plots ...", show_progress)
 
@@ -329,7 +350,9 @@ def evaluate(
         folder.finish(
             best_layer=best, seconds=round(time.perf_counter() - started, 1), peak_rss_mb=_peak_rss_mb()
         )
-        return RunResult(folder, best, val_scores, predictions)
+        result = RunResult(folder, best, val_scores, predictions)
+        ranks.barrier()  # the folder is complete for the other ranks
+        return result
 
 
 def _refuse_fewer_seeds(folder: RunFolder, config: ExperimentConfig, identity: str, lineage: str) -> None:
@@ -371,6 +394,11 @@ def _finished_run(
         return None
     predictions = canonical_layers(pd.read_json(predictions_path, lines=True, dtype=False))
     return RunResult(folder, int(folder.status()["best_layer"]), layer_scores(units, "val"), predictions)
+
+
+def _unit_key(task: str, seed: int) -> str:
+    """A unit's name in the claim record (its file name in ``units/``)."""
+    return f"{task}__seed{seed}"
 
 
 def _provenance(vector: TaskVector, config: ExperimentConfig, identity: str):
