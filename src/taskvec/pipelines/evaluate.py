@@ -236,6 +236,8 @@ def evaluate(
     identical inputs are computed once (``SharedWork``): within the run (the seeds' No Context
     answers) and, with ``shared``, across the runs of one reproduction."""
     started = time.perf_counter()
+    ranks = current_ranks()
+    show_progress = show_progress and ranks.is_main  # one bar per launch: rank 0's
     tasks, images = _validate(config)
     if out is not None:
         RunFolder(out).check_usable()
@@ -270,8 +272,6 @@ def evaluate(
         "versions": _versions(),
     }
     lineage = _lineage(config, tasks, fingerprint, images_hash)
-    ranks = current_ranks()
-    show_progress = show_progress and ranks.is_main
     folder.refuse_other_run(identity, lineage)  # before the lock: another run's folder stays untouched
     with ranks.folder_lock(folder):  # one command per folder: a second one is refused, never mixed in
         finished = None

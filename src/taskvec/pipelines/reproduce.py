@@ -175,9 +175,12 @@ class Reproduction:
                 self.identity,
                 lineage=_identity(self.config, self.adapter, self.tasks, exclude={"seeds"}),
             )
-        ranks.barrier()
+            if self.config.quick:
+                self.task_names = quick_task_files(self.task_names, self.root / "quick-tasks")
+        ranks.barrier()  # the folder and the quick task files are there for every rank
         if self.config.quick:
-            self.task_names = quick_task_files(self.task_names, self.root / "quick-tasks", ranks.is_main)
+            if not ranks.is_main:
+                self.task_names = quick_task_files(self.task_names, self.root / "quick-tasks", write=False)
             self.tasks = [load_task(name) for name in self.task_names]
 
     # --- options shared by every protocol run ---------------------------------------------------
