@@ -317,6 +317,9 @@ def evaluate(
                 folder.save_unit(unit, unit_ids[task.name])
                 done[(task.name, seed)] = unit
                 progress.advance(bar)
+                if ranks.parallel:  # the launch's units on disk, not only this rank's
+                    on_disk = sum(folder.unit_path(t.name, s).is_file() for t in tasks for s in config.seeds)
+                    progress.update(bar, completed=on_disk)
         ranks.barrier()  # every unit is on disk
         if not ranks.is_main:
             ranks.barrier()  # rank 0 assembles the tables, then every rank reads them back

@@ -33,6 +33,7 @@ from datetime import timedelta
 from functools import cache
 from pathlib import Path
 
+from taskvec.errors import ConfigError
 from taskvec.storage.claims import Claims
 from taskvec.storage.run_folder import RunFolder
 
@@ -91,6 +92,12 @@ def current() -> Ranks:
     import torch.distributed as dist
 
     if not dist.is_initialized():
+        missing = [name for name in ("RANK", "MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
+        if missing:
+            raise ConfigError(
+                f"WORLD_SIZE is {world}, but {', '.join(missing)} is not set: start the ranks with "
+                "torchrun or accelerate launch (docs/scaling-out.md), or unset WORLD_SIZE"
+            )
         dist.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
     rank = dist.get_rank()
     launch = [uuid.uuid4().hex if rank == 0 else None]
