@@ -4,6 +4,12 @@ One pass of forward runs per (task, specification) (``collect``) feeds all of th
 phases, top-1 decodings, task-vector decodings, similarity and embedding maps. The folder gets
 CSV + Markdown tables, PNG plots, the task vectors and ``summary.md``; like a run folder it says
 ``running`` in ``status.json`` until its last write.
+
+Each (task, specification) is a resumable piece: its states and phase curve go to
+``units/<task>__<spec>.safetensors`` (stamped with the analysis identity, beside its vector) as
+soon as they are computed, and the tables (similarity, embeddings, decodings, phase ranges) are
+assembled from the pieces on disk afterwards. An interrupted analysis keeps its pieces, and the
+ranks of a launch share them out (``pipelines.ranks``).
 """
 
 from __future__ import annotations

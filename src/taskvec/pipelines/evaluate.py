@@ -1,5 +1,6 @@
 """``evaluate``: validate everything, run the units (resuming finished ones), select the layer,
-score the test split and write the run folder."""
+score the test split and write the run folder. Under a launcher the ranks share the units and
+rank 0 writes the rest (``pipelines.ranks``)."""
 
 from __future__ import annotations
 
