@@ -136,7 +136,8 @@ def test_a_two_rank_run_writes_the_single_process_tables_also_after_a_rank_is_ki
     _finish(single, tmp_path / "single.log")
     _assert_same_tables(tmp_path / "ranks", tmp_path / "single")
     claims = json.loads((tmp_path / "ranks" / "units" / "claims.json").read_text())
-    assert sorted(claims) == [f"tiny_food__seed{s}" for s in (1, 2, 3)]
+    # the units, then the test answers at the chosen layer
+    assert sorted(claims) == ["answers/tiny_food", *(f"tiny_food__seed{s}" for s in (1, 2, 3))]
     assert {owner["rank"] for owner in claims.values()} == {0, 1}  # both ranks took units
     assert len({owner["launch"] for owner in claims.values()}) == 1
 

@@ -13,7 +13,14 @@ import pandas as pd
 import torch
 
 from taskvec.config import digest
-from taskvec.errors import ConfigError, ImageError, MemoryBudgetError, TaskFileError, VectorMismatchError
+from taskvec.errors import (
+    ConfigError,
+    ImageError,
+    MemoryBudgetError,
+    StorageError,
+    TaskFileError,
+    VectorMismatchError,
+)
 from taskvec.evaluation.protocol import (
     ExperimentConfig,
     UnitPrompts,
@@ -31,7 +38,7 @@ from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.pipelines.results import canonical_layers, with_run_columns, write_results
 from taskvec.report.tables import write_run_outputs
-from taskvec.storage.run_folder import RunFolder
+from taskvec.storage.run_folder import RunFolder, write_json
 from taskvec.tasks.registry import load_task
 from taskvec.tasks.task import Task
 from taskvec.vectors.task_vector import TaskVector
@@ -322,9 +329,6 @@ def evaluate(
                     on_disk = sum(folder.unit_path(t.name, s).is_file() for t in tasks for s in config.seeds)
                     progress.update(bar, completed=on_disk)
         ranks.barrier()  # every unit is on disk
-        if not ranks.is_main:
-            ranks.barrier()  # rank 0 assembles the tables, then every rank reads them back
-            return _finished_run(folder, tasks, config, source, identity, unit_ids)
         for (name, seed), unit in done.items():  # units other ranks computed
             if unit is None:
                 task = next(t for t in tasks if t.name == name)
@@ -333,9 +337,11 @@ def evaluate(
         announce("answering test items at the chosen layer, then writing tables and plots ...", show_progress)
 
         val_scores = layer_scores(units, "val")
-        best = choose_layer(val_scores, config.selection_metric)
+        best = choose_layer(val_scores, config.selection_metric)  # the same on every rank
         answers = {}
-        for task in tasks:
+        # in one process each task in turn; under a launcher each rank answers the tasks it claims
+        for key in ranks.each(folder.path("units"), [_answers_key(t.name) for t in tasks]):
+            task = next(t for t in tasks if _answers_key(t.name) == key)
             vectors = {
                 seed: TaskVector.load(
                     folder.vector_path(task.name, config.spec, seed), source, same_model=True
@@ -344,6 +350,16 @@ def evaluate(
             }
             for seed, seed_answers in patched_answers(adapter, task, config, vectors, best, shared).items():
                 answers[(task.name, seed)] = seed_answers
+            if ranks.parallel:  # for rank 0 to write the tables with
+                _save_answers(folder, task.name, answers, config.seeds, f"{unit_ids[task.name]}/layer{best}")
+        ranks.barrier()  # every task's test answers are there
+        if not ranks.is_main:
+            ranks.barrier()  # rank 0 writes the tables, then every rank reads them back
+            return _finished_run(folder, tasks, config, source, identity, unit_ids)
+        if ranks.parallel:
+            for task in tasks:
+                stamp = f"{unit_ids[task.name]}/layer{best}"
+                answers.update(_load_answers(folder, task.name, config.seeds, stamp))
         predictions = with_run_columns(split_predictions(units, best, answers), config, best, adapter.name)
 
         test_scores = layer_scores(units, "test")
@@ -403,6 +419,26 @@ def _finished_run(
 def _unit_key(task: str, seed: int) -> str:
     """A unit's name in the claim record (its file name in ``units/``)."""
     return f"{task}__seed{seed}"
+
+
+def _answers_key(task: str) -> str:
+    """A task's test answers at the chosen layer in the claim record (a launch's ranks share
+    them out; the file ``units/answers/<task>.json`` hands them to rank 0)."""
+    return f"answers/{task}"
+
+
+def _save_answers(folder: RunFolder, task: str, answers: dict, seeds: list[int], stamp: str) -> None:
+    rows = {str(seed): [list(pair) for pair in answers[(task, seed)]] for seed in seeds}
+    write_json(folder.path("units", f"{_answers_key(task)}.json"), {"stamp": stamp, "answers": rows})
+
+
+def _load_answers(folder: RunFolder, task: str, seeds: list[int], stamp: str) -> dict:
+    """``(task, seed) -> [(first token, answer)]`` as ``patched_answers`` gave them to the rank
+    that computed them (written this launch: ``stamp`` names the units and the layer)."""
+    saved = json.loads(folder.path("units", f"{_answers_key(task)}.json").read_text(encoding="utf-8"))
+    if saved["stamp"] != stamp:
+        raise StorageError(f"{folder.root}: the test answers of task {task!r} are of another run or layer")
+    return {(task, seed): [tuple(pair) for pair in saved["answers"][str(seed)]] for seed in seeds}
 
 
 def _provenance(vector: TaskVector, config: ExperimentConfig, identity: str):
