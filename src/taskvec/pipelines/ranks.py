@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
@@ -75,7 +76,7 @@ class Ranks:
         """The claim record of a folder's ``units``; None in one process (it takes every unit)."""
         return Claims(units, self.launch, self.rank) if self.parallel else None
 
-    def each(self, units: Path, keys: list[str]) -> list[str] | object:
+    def each(self, units: Path, keys: list[str]) -> Iterable[str]:
         """The keys this rank computes, in order: all of them in one process, else those it
         claims one at a time (a generator: each claim is made as the previous unit is done)."""
         claims = self.claims(units)
