@@ -279,6 +279,8 @@ def run(
     except (TaskvecError, ValidationError, FileNotFoundError) as error:
         _fail(error)
         return
+    if not _main_rank():
+        return  # under a launcher, rank 0 prints the tables once
     collapsed = collapsed_cells(result.predictions)
     layers = sorted(set(result.task_layers.values())) or [result.best_layer]
     where = f"layer {layers[0]}" if len(layers) == 1 else "layer per task"
@@ -415,6 +417,8 @@ def analyze(
     except (TaskvecError, ValidationError, FileNotFoundError) as error:
         _fail(error)
         return
+    if not _main_rank():
+        return  # under a launcher, rank 0 prints the tables once
     _print_frame(result.tables["decodings_table"], f"task-vector decodings, layer {result.layer}")
     console.print(f"analysis folder: [bold]{result.folder.root}[/] (summary.md)")
 
@@ -504,6 +508,9 @@ def reproduce(
         list[str] | None, typer.Option("--style", help="image styles: a training one, then held-out")
     ] = None,
     seeds: Annotated[list[int] | None, typer.Option("--seed", help="one per seed (default 1 2 3)")] = None,
+    tasks: Annotated[
+        list[str] | None, typer.Option("--tasks", "-t", help="built-in task names (default: all six)")
+    ] = None,
     quick: Annotated[bool, typer.Option(help="a few-minute smoke run: 1 seed, few items and layers")] = False,
     layer_selection: Annotated[str, typer.Option(help=LAYER_SELECTION_HELP)] = "shared",
     memory_budget_mb: Annotated[float, typer.Option(help="bounds the batch size")] = 1024,
@@ -521,7 +528,9 @@ def reproduce(
     from taskvec.pipelines.reproduce import reproduce as run_reproduction
 
     load_options = _load_options(dtype, device, device_map)
-    options = {"styles": styles, "seeds": seeds}
+    from taskvec.tasks.registry import resolve_task_names
+
+    options = {"styles": styles, "seeds": seeds, "tasks": resolve_task_names(tasks) if tasks else None}
     config = ReproduceConfig.create(
         model=model,
         llm=llm,
@@ -534,7 +543,15 @@ def reproduce(
     if verbose:
         console.print_json(config.model_dump_json())
     report = run_reproduction(config, out, load_options=load_options)
-    console.print(f"report: [bold]{report}[/]")
+    if _main_rank():
+        console.print(f"report: [bold]{report}[/]")
+
+
+def _main_rank() -> bool:
+    """Rank 0 of a launch (torchrun, accelerate launch), or the only process."""
+    from taskvec.pipelines.ranks import current
+
+    return current().is_main
 
 
 @app.command()

@@ -4,6 +4,12 @@ One pass of forward runs per (task, specification) (``collect``) feeds all of th
 phases, top-1 decodings, task-vector decodings, similarity and embedding maps. The folder gets
 CSV + Markdown tables, PNG plots, the task vectors and ``summary.md``; like a run folder it says
 ``running`` in ``status.json`` until its last write.
+
+Each (task, specification) is a resumable piece: its states and phase curve go to
+``units/<task>__<spec>.safetensors`` (stamped with the analysis identity, beside its vector) as
+soon as they are computed, and the tables (similarity, embeddings, decodings, phase ranges) are
+assembled from the pieces on disk afterwards. An interrupted analysis keeps its pieces, and the
+ranks of a launch share them out (``pipelines.ranks``).
 """
 
 from __future__ import annotations
@@ -17,28 +23,34 @@ from typing import ClassVar
 import pandas as pd
 import torch
 from pydantic import Field, field_validator
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file as load_tensors
+from safetensors.torch import save as save_tensors
 
 from taskvec.analysis import plots
 from taskvec.analysis.collect import ANALYSIS_SPECS, SpecStates, collect, default_specs
 from taskvec.analysis.embedding import METHODS
 from taskvec.analysis.lens import (
+    MASS,
     layer_ranges,
     phase_curve,
     phase_masses,
 )
 from taskvec.analysis.results import AnalysisTables, analysis_tables
-from taskvec.analysis.token_sets import load_words, token_sets
+from taskvec.analysis.token_sets import TokenSets, load_words, token_sets
 from taskvec.config import Options, digest
-from taskvec.errors import ConfigError
+from taskvec.errors import ConfigError, TaskvecError
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.registry import DEFAULT_MODEL, load_model
 from taskvec.models.shared_work import SharedWork
 from taskvec.pipelines.progress import progress_bar
+from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.prompts.template import PromptTemplate, get_template
 from taskvec.storage.markdown import write_table
 from taskvec.storage.run_folder import RunFolder, write_atomic
 from taskvec.tasks.images import DEFAULT_STYLE
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
+from taskvec.vectors.task_vector import TaskVector
 
 
 class AnalysisConfig(Options):
@@ -171,21 +183,31 @@ def analyze(
     tasks = [load_task(name) for name in config.tasks]
     words = load_words(config.token_sets)
     folder = RunFolder(out)
-    folder.start(
-        {"analysis": config.model_dump(mode="json"), "specs": specs, "model": adapter.describe()},
-        _identity(config, adapter, [t.fingerprint() for t in tasks]),
-        replace=replace,
-    )
+    identity = _identity(config, adapter, [t.fingerprint() for t in tasks])
+    ranks = current_ranks()
+    show_progress = show_progress and ranks.is_main
+    if ranks.is_main:
+        folder.start(
+            {"analysis": config.model_dump(mode="json"), "specs": specs, "model": adapter.describe()},
+            identity,
+            replace=replace,
+        )
+    ranks.barrier()  # the folder is open for every rank
 
-    collected: list[SpecStates] = []
-    sets_frames, curve_frames = [], []
+    # the states of each (task, spec) are a unit of their own (``units/<task>__<spec>``): an
+    # interrupted analysis keeps them, and under a launcher each rank computes those it claims
+    pieces = [(t, s) for t in tasks for s in specs]
+    pending = {
+        _piece_key(t.name, s): (t, s) for t, s in pieces if not _has_piece(folder, t.name, s, identity)
+    }
+    sets_of: dict[str, TokenSets] = {}
     with progress_bar(show_progress) as progress:
-        bar = progress.add_task("states", total=len(tasks) * len(specs))
-        for task, spec in [(t, s) for t in tasks for s in specs]:
+        bar = progress.add_task("states", total=len(pieces), completed=len(pieces) - len(pending))
+        for key in ranks.each(folder.path("units"), list(pending)):
+            task, spec = pending[key]
             progress.update(bar, description=f"{task.name} {spec}")
-            if spec == specs[0]:
-                sets = token_sets(adapter, task, config.template, words)
-                sets_frames.append(sets.frame(adapter))
+            if task.name not in sets_of:
+                sets_of[task.name] = token_sets(adapter, task, config.template, words)
             got = collect(
                 adapter,
                 task,
@@ -199,13 +221,30 @@ def analyze(
                 memory_budget_mb=config.memory_budget_mb,
                 shared=shared,
             )
+            curve = phase_curve(phase_masses(adapter, got.states[: config.lens_prompts], sets_of[task.name]))
+            # the vector first: a piece on disk always has its vector (a kill in between recomputes)
             got.vector.save(folder.path("vectors", f"{task.name}__{spec}"), overwrite=True)
-            collected.append(got)
-            curve = phase_curve(phase_masses(adapter, got.states[: config.lens_prompts], sets)).reset_index()
+            _save_piece(folder, task.name, spec, identity, got.states, curve)
+            progress.advance(bar)
+    ranks.barrier()  # every piece is on disk
+    if not ranks.is_main:
+        ranks.barrier()  # rank 0 assembles the tables; the other ranks read the status back
+        status = folder.status()
+        return AnalysisResult(folder, status["layer"], status["layer_source"])
+
+    # assembled from the pieces on disk, in one order, whoever computed them
+    collected: list[SpecStates] = []
+    sets_frames, curve_frames = [], []
+    for task in tasks:
+        sets_frames.append(token_sets(adapter, task, config.template, words).frame(adapter))
+        for spec in specs:
+            states, curve = _load_piece(folder, task.name, spec)
+            vector = TaskVector.load(folder.path("vectors", f"{task.name}__{spec}"))
+            collected.append(SpecStates(task.name, spec, vector, states))
+            curve = curve.reset_index()
             curve.insert(0, "spec", spec)
             curve.insert(0, "task", task.name)
             curve_frames.append(curve)
-            progress.advance(bar)
 
     results = analysis_tables(
         adapter,
@@ -238,7 +277,53 @@ def analyze(
     summary += ["- `tables/` (CSV + Markdown), `vectors/` (task vectors, safetensors + JSON)", ""]
     write_atomic(folder.path("summary.md"), "\n".join(summary))
     folder.finish(layer=layer, layer_source=source, seconds=round(time.perf_counter() - started, 1))
+    ranks.barrier()  # the folder is complete for the other ranks
     return AnalysisResult(folder, layer, source, results.tables, collected)
+
+
+def _piece_key(task: str, spec: str) -> str:
+    return f"{task}__{spec}"
+
+
+def _piece_path(folder: RunFolder, task: str, spec: str) -> Path:
+    return folder.path("units", f"{_piece_key(task, spec)}.safetensors")
+
+
+def _save_piece(
+    folder: RunFolder, task: str, spec: str, identity: str, states: torch.Tensor, curve: pd.DataFrame
+) -> None:
+    """One (task, spec)'s per-prompt states and phase curve, stamped with the analysis identity."""
+    tensors = {
+        "states": states.detach().to("cpu").contiguous(),  # [prompts, layers, hidden]
+        "curve": torch.tensor(curve[list(MASS.values())].to_numpy(), dtype=torch.float64),  # [layers, 3]
+        "curve_layers": torch.tensor(curve.index.to_numpy(), dtype=torch.int64),  # [layers]
+    }
+    meta = {"identity": identity, "task": task, "spec": spec}
+    write_atomic(_piece_path(folder, task, spec), save_tensors(tensors, metadata=meta))
+
+
+def _has_piece(folder: RunFolder, task: str, spec: str, identity: str) -> bool:
+    """A piece counts only if it parses, was computed under ``identity`` and has its vector."""
+    try:
+        with safe_open(str(_piece_path(folder, task, spec)), "pt") as handle:
+            meta = handle.metadata() or {}
+    except (SafetensorError, OSError):
+        return False
+    if (meta.get("identity"), meta.get("task"), meta.get("spec")) != (identity, task, spec):
+        return False
+    try:
+        TaskVector.load(folder.path("vectors", f"{task}__{spec}"))
+    except TaskvecError:
+        return False
+    return True
+
+
+def _load_piece(folder: RunFolder, task: str, spec: str) -> tuple[torch.Tensor, pd.DataFrame]:
+    """A piece's states and its phase curve, exactly as ``phase_curve`` made it."""
+    tensors = load_tensors(_piece_path(folder, task, spec))
+    index = pd.Index(tensors["curve_layers"].numpy(), name="layer")
+    curve = pd.DataFrame(tensors["curve"].numpy(), index=index, columns=list(MASS.values()))
+    return tensors["states"], curve
 
 
 def _write_tables_and_plots(
@@ -381,5 +466,5 @@ def run_analysis(
         out = out or default_analysis_dir(config)
     RunFolder(out).check_usable()
     adapter = adapter or load_model(config.model, load_options)
-    with RunFolder(out).lock():  # one command per folder
+    with current_ranks().folder_lock(RunFolder(out)):  # one command per folder (rank 0's)
         return analyze(adapter, config, out, run_layer=run_layer)

@@ -1,5 +1,6 @@
 """``evaluate``: validate everything, run the units (resuming finished ones), select the layer,
-score the test split and write the run folder."""
+score the test split and write the run folder. Under a launcher the ranks share the units and
+rank 0 writes the rest (``pipelines.ranks``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ import pandas as pd
 import torch
 
 from taskvec.config import digest
-from taskvec.errors import ConfigError, ImageError, MemoryBudgetError, TaskFileError, VectorMismatchError
+from taskvec.errors import (
+    ConfigError,
+    ImageError,
+    MemoryBudgetError,
+    StorageError,
+    TaskFileError,
+    VectorMismatchError,
+)
 from taskvec.evaluation.protocol import (
     ExperimentConfig,
     UnitPrompts,
@@ -33,9 +41,10 @@ from taskvec.models.batching import token_counts
 from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model
 from taskvec.models.shared_work import SharedWork
 from taskvec.pipelines.progress import announce, progress_bar
+from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.pipelines.results import canonical_layers, with_run_columns, write_results
 from taskvec.report.tables import write_run_outputs
-from taskvec.storage.run_folder import RunFolder
+from taskvec.storage.run_folder import RunFolder, write_json
 from taskvec.tasks.registry import load_task
 from taskvec.tasks.task import Task
 from taskvec.vectors.provenance import pictures_shown
@@ -245,6 +254,8 @@ def evaluate(
     identical inputs are computed once (``SharedWork``): within the run (the seeds' No Context
     answers) and, with ``shared``, across the runs of one reproduction."""
     started = time.perf_counter()
+    ranks = current_ranks()
+    show_progress = show_progress and ranks.is_main  # one bar per launch: rank 0's
     tasks, images = _validate(config)
     if out is not None:
         RunFolder(out).check_usable()
@@ -283,19 +294,27 @@ def evaluate(
         resolved["pictures"] = pictures_shown(tasks, config.style, splits)
     lineage = _lineage(config, tasks, fingerprint, images_hash)
     folder.refuse_other_run(identity, lineage)  # before the lock: another run's folder stays untouched
-    with folder.lock():  # one command per folder: a second one is refused, never mixed in
-        finished = _finished_run(folder, tasks, config, source, identity, unit_ids)
+    with ranks.folder_lock(folder):  # one command per folder: a second one is refused, never mixed in
+        finished = None
+        if ranks.is_main:
+            finished = _finished_run(folder, tasks, config, source, identity, unit_ids)
+            if finished is None:
+                _refuse_fewer_seeds(folder, config, identity, lineage)
+                folder.start(resolved, identity, lineage=lineage)
+        ranks.barrier()  # the folder is open (or complete) for every rank
+        if not ranks.is_main:
+            finished = _finished_run(folder, tasks, config, source, identity, unit_ids)
         if finished is not None:
             return finished
-        _refuse_fewer_seeds(folder, config, identity, lineage)
-        folder.start(resolved, identity, lineage=lineage)
 
         done = {
             (t.name, s): _finished_unit(folder, t, s, config, source, unit_ids[t.name])
             for t in tasks
             for s in config.seeds
         }
-        pending = [(t, s) for t in tasks for s in config.seeds if done[(t.name, s)] is None]
+        pending = {
+            _unit_key(t.name, s): (t, s) for t in tasks for s in config.seeds if done[(t.name, s)] is None
+        }
         with progress_bar(show_progress) as progress:
             bar = progress.add_task(
                 "units (task x seed)", total=len(done), completed=len(done) - len(pending)
@@ -305,7 +324,9 @@ def evaluate(
             def on_step(done: int, total: int, name: str) -> None:
                 progress.update(steps, description=f"  {name}", total=total, completed=done)
 
-            for task, seed in pending:
+            # in one process every pending unit in turn; under a launcher those this rank claims
+            for key in ranks.each(folder.path("units"), list(pending)):
+                task, seed = pending[key]
                 progress.update(bar, description=f"{task.name} {config.spec} seed {seed}")
                 progress.reset(steps)
                 unit, vector = run_unit(adapter, task, seed, config, source, shared, on_step)
@@ -317,14 +338,24 @@ def evaluate(
                 folder.save_unit(unit, unit_ids[task.name])
                 done[(task.name, seed)] = unit
                 progress.advance(bar)
+                if ranks.parallel:  # the launch's units on disk, not only this rank's
+                    on_disk = sum(folder.unit_path(t.name, s).is_file() for t in tasks for s in config.seeds)
+                    progress.update(bar, completed=on_disk)
+        ranks.barrier()  # every unit is on disk
+        for (name, seed), unit in done.items():  # units other ranks computed
+            if unit is None:
+                task = next(t for t in tasks if t.name == name)
+                done[(name, seed)] = _finished_unit(folder, task, seed, config, source, unit_ids[name])
         units = [done[(t.name, s)] for t in tasks for s in config.seeds]
         announce("answering test items at the chosen layer, then writing tables and plots ...", show_progress)
 
         val_scores = layer_scores(units, "val")
-        best = choose_layer(val_scores, config.selection_metric)
+        best = choose_layer(val_scores, config.selection_metric)  # the same on every rank
         task_layers = choose_layers(val_scores, config.selection_metric, config.layer_selection)
         answers = {}
-        for task in tasks:
+        # in one process each task in turn; under a launcher each rank answers the tasks it claims
+        for key in ranks.each(folder.path("units"), [_answers_key(t.name) for t in tasks]):
+            task = next(t for t in tasks if _answers_key(t.name) == key)
             vectors = {
                 seed: TaskVector.load(
                     folder.vector_path(task.name, config.spec, seed), source, same_model=True
@@ -334,6 +365,16 @@ def evaluate(
             layer = task_layers[task.name]
             for seed, seed_answers in patched_answers(adapter, task, config, vectors, layer, shared).items():
                 answers[(task.name, seed)] = seed_answers
+            if ranks.parallel:  # for rank 0 to write the tables with
+                _save_answers(folder, task.name, answers, config.seeds, f"{unit_ids[task.name]}/layer{layer}")
+        ranks.barrier()  # every task's test answers are there
+        if not ranks.is_main:
+            ranks.barrier()  # rank 0 writes the tables, then every rank reads them back
+            return _finished_run(folder, tasks, config, source, identity, unit_ids)
+        if ranks.parallel:
+            for task in tasks:
+                stamp = f"{unit_ids[task.name]}/layer{task_layers[task.name]}"
+                answers.update(_load_answers(folder, task.name, config.seeds, stamp))
         predictions = split_predictions(units, task_layers, answers)
         predictions = with_run_columns(predictions, config, task_layers, adapter.name)
 
@@ -348,7 +389,9 @@ def evaluate(
             seconds=round(time.perf_counter() - started, 1),
             peak_rss_mb=_peak_rss_mb(),
         )
-        return RunResult(folder, best, val_scores, predictions, task_layers, config.layer_selection)
+        result = RunResult(folder, best, val_scores, predictions, task_layers, config.layer_selection)
+        ranks.barrier()  # the folder is complete for the other ranks
+        return result
 
 
 def _refuse_fewer_seeds(folder: RunFolder, config: ExperimentConfig, identity: str, lineage: str) -> None:
@@ -395,6 +438,31 @@ def _finished_run(
     return RunResult(
         folder, int(status["best_layer"]), val_scores, predictions, task_layers, config.layer_selection
     )
+
+
+def _unit_key(task: str, seed: int) -> str:
+    """A unit's name in the claim record (its file name in ``units/``)."""
+    return f"{task}__seed{seed}"
+
+
+def _answers_key(task: str) -> str:
+    """A task's test answers at the chosen layer in the claim record (a launch's ranks share
+    them out; the file ``units/answers/<task>.json`` hands them to rank 0)."""
+    return f"answers/{task}"
+
+
+def _save_answers(folder: RunFolder, task: str, answers: dict, seeds: list[int], stamp: str) -> None:
+    rows = {str(seed): [list(pair) for pair in answers[(task, seed)]] for seed in seeds}
+    write_json(folder.path("units", f"{_answers_key(task)}.json"), {"stamp": stamp, "answers": rows})
+
+
+def _load_answers(folder: RunFolder, task: str, seeds: list[int], stamp: str) -> dict:
+    """``(task, seed) -> [(first token, answer)]`` as ``patched_answers`` gave them to the rank
+    that computed them (written this launch: ``stamp`` names the units and the layer)."""
+    saved = json.loads(folder.path("units", f"{_answers_key(task)}.json").read_text(encoding="utf-8"))
+    if saved["stamp"] != stamp:
+        raise StorageError(f"{folder.root}: the test answers of task {task!r} are of another run or layer")
+    return {(task, seed): [tuple(pair) for pair in saved["answers"][str(seed)]] for seed in seeds}
 
 
 def _provenance(vector: TaskVector, config: ExperimentConfig, identity: str):

@@ -40,6 +40,7 @@ from taskvec.patching.patch import line_complete
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
 from taskvec.pipelines.analyze import AnalysisConfig, analyze, finished_analysis
 from taskvec.pipelines.evaluate import RunResult, evaluate
+from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.report.reproduce import write_report
 from taskvec.storage.run_folder import RunFolder, write_atomic
 from taskvec.tasks.images import DEFAULT_STYLE, HELD_OUT_STYLE
@@ -83,11 +84,15 @@ class ReproduceConfig(Options):
 QUICK_ITEMS = {"val": 6, "test": 6}
 
 
-def quick_task_files(tasks: list[str], folder: Path) -> list[str]:
+def quick_task_files(tasks: list[str], folder: Path, write: bool = True) -> list[str]:
     """Copies of the tasks cut to ``QUICK_ITEMS``, for the smoke run (their fingerprints differ,
-    so their results never mix with full runs)."""
+    so their results never mix with full runs). ``write=False``: only their paths (the other
+    ranks of a launch read the files rank 0 wrote)."""
     paths = []
     for name in tasks:
+        if not write:
+            paths.append(str(folder / f"{load_task(name).name}.json"))
+            continue
         task = load_task(name)
         records = {
             "name": task.name,
@@ -167,16 +172,25 @@ class Reproduction:
         write_atomic(path.with_suffix(".stamp"), self._stage_stamp())
 
     def start(self) -> None:
-        """Open (or resume) the folder; a quick run then writes its cut-down task files."""
-        self.folder.start(
-            {"reproduce": self.config.model_dump(mode="json"), "model": self.adapter.describe()},
-            self.identity,
-            # more seeds, or another layer selection, extend a reproduction (each condition reuses
-            # its units: they depend on neither)
-            lineage=_identity(self.config, self.adapter, self.tasks, exclude={"seeds", "layer_selection"}),
-        )
+        """Open (or resume) the folder; a quick run then writes its cut-down task files (rank 0 of
+        a launch does both; the others wait for it)."""
+        ranks = current_ranks()
+        if ranks.is_main:
+            self.folder.start(
+                {"reproduce": self.config.model_dump(mode="json"), "model": self.adapter.describe()},
+                self.identity,
+                # more seeds, or another layer selection, extend a reproduction (each condition
+                # reuses its units: they depend on neither)
+                lineage=_identity(
+                    self.config, self.adapter, self.tasks, exclude={"seeds", "layer_selection"}
+                ),
+            )
+            if self.config.quick:
+                self.task_names = quick_task_files(self.task_names, self.root / "quick-tasks")
+        ranks.barrier()  # the folder and the quick task files are there for every rank
         if self.config.quick:
-            self.task_names = quick_task_files(self.task_names, self.root / "quick-tasks")
+            if not ranks.is_main:
+                self.task_names = quick_task_files(self.task_names, self.root / "quick-tasks", write=False)
             self.tasks = [load_task(name) for name in self.task_names]
 
     # --- options shared by every protocol run ---------------------------------------------------
@@ -406,7 +420,11 @@ def reproduce(
     root = Path(out or Path("runs") / f"reproduce-{config.model}{'-quick' if config.quick else ''}")
     reproduction = Reproduction(adapter, config, root, show_progress)
     reproduction.folder.check_usable()
-    with reproduction.folder.lock():  # one command per folder (its stages' folders lock too)
+    ranks = current_ranks()
+    # one command per folder (its stages' folders lock too); under a launcher, rank 0 holds the
+    # locks, every rank computes the units it claims in each stage, and rank 0 alone runs the
+    # stages that are not split into units (ensembling, conflict) and writes the report
+    with ranks.folder_lock(reproduction.folder):
         reproduction.start()
         timings: dict[str, float] = {}
 
@@ -418,15 +436,19 @@ def reproduce(
 
         timed("matrix (Tables 3, 10)", reproduction.run_matrix)
         llm = base_llm(adapter, config, load_options)
-        similarity = None
+        similarity = ensemble = conflict = None
         if llm is not None:
             timed("LLM -> VLM (Table 4)", lambda: reproduction.run_transfer(llm))
-            similarity = reproduction.transfer_similarity()
-        ensemble = timed("ensembling (Fig. 8)", reproduction.run_ensemble)
-        conflict = timed("task conflict (Fig. 9)", reproduction.run_conflict)
+            similarity = reproduction.transfer_similarity() if ranks.is_main else None
+        if ranks.is_main:
+            ensemble = timed("ensembling (Fig. 8)", reproduction.run_ensemble)
+            conflict = timed("task conflict (Fig. 9)", reproduction.run_conflict)
         analysis = timed("analyses", reproduction.run_analysis)
-        report = write_report(reproduction, ensemble, conflict, similarity, analysis, llm, timings)
-        reproduction.folder.finish(seconds=round(time.perf_counter() - started, 1), timings=timings)
+        report = str(reproduction.root / "report.md")
+        if ranks.is_main:
+            report = write_report(reproduction, ensemble, conflict, similarity, analysis, llm, timings)
+            reproduction.folder.finish(seconds=round(time.perf_counter() - started, 1), timings=timings)
+        ranks.barrier()  # the report is written
         return report
 
 

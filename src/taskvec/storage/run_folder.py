@@ -9,7 +9,9 @@ parse, is recomputed rather than trusted.
 
 One process writes a folder at a time: ``RunFolder.lock()`` holds an OS file lock on
 ``.taskvec.lock`` inside it (released when the holder exits, even by ``kill -9``); a second
-command on the same folder is refused (or waits) instead of mixing its results in. Files get the
+command on the same folder is refused (or waits) instead of mixing its results in. The ranks of
+one launch (torchrun, accelerate launch) count as one command: their rank 0 holds the lock and
+each rank writes the units it claimed (``storage.claims``, ``pipelines.ranks``). Files get the
 mode the umask gives (0644 under umask 0022), as any other file the user writes.
 """
 

@@ -1,0 +1,106 @@
+"""The ranks of a launch: one process (the default), or N under ``torchrun`` / ``accelerate launch``.
+
+A launcher starts the same command N times and tells each copy who it is in its environment
+(``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``). Each rank loads the
+model once (``--device cuda`` means ``cuda:$LOCAL_RANK``), and in every run folder:
+
+1. rank 0 takes the folder's writer lock (a second command on the folder is still refused) and
+   opens or resumes the folder; a barrier;
+2. every rank claims pending units from the folder's claim record (``storage.claims``) and
+   writes the units it claimed, atomically, as one process does;
+3. a barrier; rank 0 assembles the tables, plots and report from the units on disk; a barrier,
+   after which the other ranks read the finished folder back.
+
+The barriers go through ``torch.distributed`` on the gloo backend (CPU sockets; it works beside
+CUDA too, and needs nothing the launchers do not already set). We chose it over waiting on the
+folder (polling for a status file) because it is simpler to get right: a barrier cannot miss a
+state that was written and overwritten between two polls, it needs no poll interval, and when a
+rank dies its peers' barrier fails at once instead of waiting forever. The same channel hands every
+rank the *launch id* that rank 0 draws, which marks this launch's claims (see ``storage.claims``
+for how claims of a killed launch are taken over).
+
+Without a launcher (``WORLD_SIZE`` unset or 1) nothing here does anything: no process group, no
+claim record, the folder lock as before.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+
+from taskvec.errors import ConfigError
+from taskvec.storage.claims import Claims
+from taskvec.storage.run_folder import RunFolder
+
+#: how long a rank waits at a barrier for the others (rank 0 assembling a large run's tables, the
+#: slowest rank's last unit); a dead rank fails the barrier at once, so this bounds only a hang
+BARRIER_TIMEOUT = timedelta(hours=12)
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """Who this process is in its launch: ``rank`` of ``world``, in launch ``launch``."""
+
+    rank: int = 0
+    world: int = 1
+    launch: str = ""
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one that opens folders and assembles tables, plots and reports."""
+        return self.rank == 0
+
+    @property
+    def parallel(self) -> bool:
+        return self.world > 1
+
+    def barrier(self) -> None:
+        """Wait until every rank is here (nothing to wait for in one process)."""
+        if self.parallel:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def folder_lock(self, folder: RunFolder) -> AbstractContextManager:
+        """The folder's writer lock on rank 0, for the whole launch; nothing on the others (they
+        write their claimed units under rank 0's lock)."""
+        return folder.lock() if self.is_main else nullcontext()
+
+    def claims(self, units: Path) -> Claims | None:
+        """The claim record of a folder's ``units``; None in one process (it takes every unit)."""
+        return Claims(units, self.launch, self.rank) if self.parallel else None
+
+    def each(self, units: Path, keys: list[str]) -> Iterable[str]:
+        """The keys this rank computes, in order: all of them in one process, else those it
+        claims one at a time (a generator: each claim is made as the previous unit is done)."""
+        claims = self.claims(units)
+        return keys if claims is None else claims.take_each(keys)
+
+
+@cache
+def current() -> Ranks:
+    """This process's place in its launch, read from the launcher's environment once; under a
+    launcher, the gloo process group is set up here and rank 0's launch id handed to all."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return Ranks()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        missing = [name for name in ("RANK", "MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
+        if missing:
+            raise ConfigError(
+                f"WORLD_SIZE is {world}, but {', '.join(missing)} is not set: start the ranks with "
+                "torchrun or accelerate launch (docs/scaling-out.md), or unset WORLD_SIZE"
+            )
+        dist.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
+    rank = dist.get_rank()
+    launch = [uuid.uuid4().hex if rank == 0 else None]
+    dist.broadcast_object_list(launch, src=0)
+    return Ranks(rank, dist.get_world_size(), str(launch[0]))

@@ -1,0 +1,33 @@
+"""Who a process is in its launch comes from the launcher's environment: no launcher is one
+process of its own (no process group, no claim record); a half-set environment is one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskvec.errors import ConfigError
+from taskvec.pipelines import ranks
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    ranks.current.cache_clear()
+    yield monkeypatch
+    ranks.current.cache_clear()
+
+
+def test_without_a_launcher_a_process_is_the_only_rank_and_claims_nothing(fresh, tmp_path):
+    me = ranks.current()
+    assert (me.rank, me.world, me.is_main, me.parallel) == (0, 1, True, False)
+    assert me.claims(tmp_path / "units") is None
+    assert list(me.each(tmp_path / "units", ["a", "b"])) == ["a", "b"]
+    me.barrier()  # nothing to wait for
+    assert not (tmp_path / "units").exists()
+
+
+def test_a_world_size_without_the_rest_of_a_launchers_environment_is_one_line(fresh):
+    fresh.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="MASTER_ADDR.*torchrun or accelerate launch"):
+        ranks.current()
