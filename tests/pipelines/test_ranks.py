@@ -153,7 +153,9 @@ def test_a_two_rank_run_writes_the_single_process_tables_also_after_a_rank_is_ki
 def test_reproduce_quick_on_two_ranks_killed_and_relaunched_writes_the_single_process_tables(tmp_path):
     # the task subset of tests/experiments/test_reproduce.py, in the training style only (six
     # conditions of the matrix, not ten: the CI budget; every stage still runs)
+    # per-task layers: each task's test answers are saved and read back at its own layer
     args = ["reproduce", "--quick", "--tasks", "country_capital,country_currency", "--style", "noto"]
+    args += ["--layer-selection", "per-task"]
     single = _start(_single(args, tmp_path / "single"), tmp_path / "single.log")
     killed = tmp_path / "ranks"
     victim = _start(_launch(args, killed), tmp_path / "ranks.log")
