@@ -40,6 +40,7 @@ from taskvec.models.embedded.load import (
 )
 from taskvec.models.embedded.lora import lora_layers, lora_state
 from taskvec.models.embedded.weights import WEIGHTS_DIR, load_weights, save_weights
+from taskvec.models.loading import cache_root
 from taskvec.storage.run_folder import write_atomic
 from taskvec.tasks import images as suite
 
@@ -226,6 +227,10 @@ def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, optio
     seconds = time.perf_counter() - started
     projector.eval()
     llm_module = adapter.model.llm
+    # the trained tensors before anything else, so a failure below costs no retraining
+    checkpoint = io.BytesIO()
+    torch.save({"projector": projector.state_dict(), "lora": lora_state(llm_module), "log": log}, checkpoint)
+    write_atomic(cache_root() / "align" / f"{lora_file(key)}-trained.pt", checkpoint.getvalue())
     # measure what loading will give: the stored (half-precision) adapters, merged
     adapters = {name: tensor.detach().half().float() for name, tensor in lora_state(llm_module).items()}
     llm_module.load_state_dict(adapters, strict=False)
@@ -271,8 +276,6 @@ def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, optio
 def cached_features(recogniser, data, config: ProjectorConfig, recogniser_sha: str) -> torch.Tensor:
     """The recogniser's pooled features of the training tiles, computed once per recogniser and
     augmentation setting and kept in the taskvec cache (both backbones train on the same ones)."""
-    from taskvec.models.loading import cache_root
-
     key = f"{recogniser_sha[:16]}-{config.augmented_copies}-{config.seed}-{len(data.labels)}"
     path = cache_root() / "align" / f"features-{key}.pt"
     if path.is_file():
