@@ -63,10 +63,10 @@ class LoraStageConfig(BaseModel):
     rank: int = 8
     alpha: float = 16.0
     targets: tuple[str, ...] = DEFAULT_TARGETS
-    steps: int = 100
-    batch_size: int = 16  # image sequences per step
-    text_batch_size: int = 8  # text sequences per step (distillation)
-    lr_lora: float = 1e-3
+    steps: int = 60
+    batch_size: int = 12  # image sequences per step
+    text_batch_size: int = 6  # text sequences per step (distillation)
+    lr_lora: float = 2e-3
     lr_projector: float = 1e-3
     max_context_examples: int = 5
     answer_tokens: int = 4
