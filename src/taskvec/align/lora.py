@@ -63,15 +63,15 @@ class LoraStageConfig(BaseModel):
     rank: int = 8
     alpha: float = 16.0
     targets: tuple[str, ...] = DEFAULT_TARGETS
-    steps: int = 60
-    batch_size: int = 12  # image sequences per step
-    text_batch_size: int = 6  # text sequences per step (distillation)
+    steps: int = 40
+    batch_size: int = 8  # image sequences per step
+    text_batch_size: int = 4  # text sequences per step (distillation)
     lr_lora: float = 2e-3
     lr_projector: float = 1e-3
-    max_context_examples: int = 5
+    max_context_examples: int = 4
     answer_tokens: int = 4
     #: image sequences whose demonstrations are text, not images
-    cross_modal_share: float = 0.5
+    cross_modal_share: float = 0.6
     #: sequences whose relation is the name itself (the rest draw from ``RELATIONS``)
     name_share: float = 0.4
     distill_weight: float = 1.0
