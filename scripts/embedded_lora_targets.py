@@ -1,0 +1,94 @@
+"""The figures that tell the embedded VLM's two variants apart, without a whole reproduction.
+
+Runs, into a reproduction folder (``taskvec reproduce --out`` resumes from it later), the
+conditions those figures need: Text ICL -> text, Text ICL -> image in one style and LLM -> VLM
+transfer (Table 4) with the bare base LLM; then prints, per metric, Text ICL xBase / xPatch on
+image queries, Text ICL xPatch on text queries, Table 4's two rows and the cosine of the LLM's and
+the VLM's text-ICL vectors (same task vs different tasks, at the VLM's chosen layer)::
+
+    python scripts/embedded_lora_targets.py --model embedded-vlm-gemma3-lora --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from taskvec.experiments.conditions import Condition, method_summary
+from taskvec.models.registry import load_model
+from taskvec.pipelines.reproduce import ReproduceConfig, Reproduction, base_llm, run_conditions
+from taskvec.vectors.task_vector import TaskVector
+
+
+def _cosines(reproduction: Reproduction, style: str) -> dict[str, float]:
+    layer = reproduction.main_condition(style).best_layer
+    sources = {"llm": reproduction.transfer[style], "vlm": reproduction.main_condition(style)}
+    vectors = {
+        (name, task.name, seed): TaskVector.load(result.folder.vector_path(task.name, "text-icl", seed)).at(
+            layer
+        )
+        for name, result in sources.items()
+        for task in reproduction.tasks
+        for seed in reproduction.config.seeds
+    }
+    same, different = [], []
+    for seed in reproduction.config.seeds:
+        for a in reproduction.tasks:
+            for b in reproduction.tasks:
+                cosine = float(
+                    torch.cosine_similarity(
+                        vectors[("llm", a.name, seed)], vectors[("vlm", b.name, seed)], dim=0
+                    )
+                )
+                (same if a.name == b.name else different).append(cosine)
+    return {
+        "layer": layer,
+        "same task": sum(same) / len(same),
+        "different tasks": sum(different) / len(different),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="embedded-vlm-gemma3-lora")
+    parser.add_argument("--style", default="noto")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--quick", action="store_true", help="a smoke run (as `taskvec reproduce --quick`)")
+    args = parser.parse_args()
+    config = ReproduceConfig.create(model=args.model, styles=[args.style], quick=args.quick)
+    adapter = load_model(config.model)
+    reproduction = Reproduction(adapter, config, args.out)
+    reproduction.start()
+    conditions = [Condition("text-icl", "text"), Condition("text-icl", "image", args.style)]
+    reproduction.share_demonstrations(conditions)
+    reproduction.conditions = run_conditions(
+        adapter, conditions, args.out / "conditions", True, reproduction.shared, **reproduction.run_options()
+    )
+    llm = base_llm(adapter, config)
+    reproduction.run_transfer(llm)
+    columns = reproduction.transfer[args.style].predictions.columns
+    metrics = [c for c in columns if c in ("paper", "strict", "exact") or c.startswith("whole")]
+    figures: dict = {"model": adapter.name, "llm": llm.name, "style": args.style}
+    for metric in metrics:
+        text = method_summary(reproduction.conditions[conditions[0]], metric)
+        image = method_summary(reproduction.conditions[conditions[1]], metric)
+        transfer = method_summary(reproduction.transfer[args.style], metric)
+        figures[metric] = {
+            "Text ICL xBase, image queries": float(image[("mean", "xbase")]["average"]),
+            "Text ICL xPatch, image queries (VLM -> VLM)": float(image[("mean", "xpatch")]["average"]),
+            "LLM -> VLM xPatch, image queries": float(transfer[("mean", "xpatch")]["average"]),
+            "Text ICL Base, text queries": float(text[("mean", "xbase")]["average"]),
+            "Text ICL Patch, text queries": float(text[("mean", "xpatch")]["average"]),
+            "No Context, image queries": float(image[("mean", "no_context")]["average"]),
+        }
+    figures["cosine LLM vs VLM text-ICL vectors"] = _cosines(reproduction, args.style)
+    figures["recognition"] = adapter.recognition
+    print(json.dumps(figures, indent=1))
+    (args.out / "targets.json").write_text(json.dumps(figures, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
