@@ -12,7 +12,8 @@ never a task's labels or splits:
   followed by an image query, as stage 2 builds them; the demonstrations are images or, in
   ``cross_modal_share`` of the sequences, text (``Q: France\\nA: ...``), so the LLM learns to carry
   a mapping shown in text over to an image query. The mapping (a *relation*) is the name itself
-  in ``name_share`` of the sequences, otherwise one of ``RELATIONS``: the name in capitals, its
+  in ``name_share`` of the sequences and in every bare query (no example shows another
+  relation), otherwise one of ``RELATIONS``: the name in capitals, its
   first letter, or the suite's domain of the entity (``flags``, ``animals``, ``foods``,
   ``other``). None of these is a task's label.
 - **text sequences** (distillation, so text ICL is kept): the same relations on names written as
@@ -108,6 +109,8 @@ def sample_image_sequences(
         relation = _relation(rng, config)
         text_demos = rng.random() < config.cross_modal_share
         rows = [rng.randrange(n) for _ in range(rng.randint(0, config.max_context_examples) + 1)]
+        if len(rows) == 1:
+            relation = None  # a bare query shows no relation: its answer is the name
         entities = [int(data.labels[r]) for r in rows]
         demos = [
             (names[e] if text_demos else placeholder, _answer(relation, names[e], domains[e]))
