@@ -57,34 +57,53 @@ def main() -> None:
     parser.add_argument("--style", default="noto")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--quick", action="store_true", help="a smoke run (as `taskvec reproduce --quick`)")
+    parser.add_argument(
+        "--queries",
+        nargs="+",
+        default=["text", "image"],
+        choices=["text", "image"],
+        help="which Text ICL conditions to run (image also runs Table 4); two processes can share the work",
+    )
     args = parser.parse_args()
     config = ReproduceConfig.create(model=args.model, styles=[args.style], quick=args.quick)
     adapter = load_model(config.model)
     reproduction = Reproduction(adapter, config, args.out)
     reproduction.start()
-    conditions = [Condition("text-icl", "text"), Condition("text-icl", "image", args.style)]
+    wanted = {"text": Condition("text-icl", "text"), "image": Condition("text-icl", "image", args.style)}
+    conditions = [wanted[q] for q in args.queries]
     reproduction.share_demonstrations(conditions)
     reproduction.conditions = run_conditions(
         adapter, conditions, args.out / "conditions", True, reproduction.shared, **reproduction.run_options()
     )
-    llm = base_llm(adapter, config)
-    reproduction.run_transfer(llm)
-    columns = reproduction.transfer[args.style].predictions.columns
+    figures: dict = {"model": adapter.name, "style": args.style}
+    llm = None
+    if "image" in args.queries:
+        llm = base_llm(adapter, config)
+        reproduction.run_transfer(llm)
+        figures["llm"] = llm.name
+    columns = next(iter(reproduction.conditions.values())).predictions.columns
     metrics = [c for c in columns if c in ("paper", "strict", "exact") or c.startswith("whole")]
-    figures: dict = {"model": adapter.name, "llm": llm.name, "style": args.style}
+    rows = {
+        "text": {"Text ICL Base, text queries": "xbase", "Text ICL Patch, text queries": "xpatch"},
+        "image": {
+            "Text ICL xBase, image queries": "xbase",
+            "Text ICL xPatch, image queries (VLM -> VLM)": "xpatch",
+            "No Context, image queries": "no_context",
+        },
+    }
     for metric in metrics:
-        text = method_summary(reproduction.conditions[conditions[0]], metric)
-        image = method_summary(reproduction.conditions[conditions[1]], metric)
-        transfer = method_summary(reproduction.transfer[args.style], metric)
-        figures[metric] = {
-            "Text ICL xBase, image queries": float(image[("mean", "xbase")]["average"]),
-            "Text ICL xPatch, image queries (VLM -> VLM)": float(image[("mean", "xpatch")]["average"]),
-            "LLM -> VLM xPatch, image queries": float(transfer[("mean", "xpatch")]["average"]),
-            "Text ICL Base, text queries": float(text[("mean", "xbase")]["average"]),
-            "Text ICL Patch, text queries": float(text[("mean", "xpatch")]["average"]),
-            "No Context, image queries": float(image[("mean", "no_context")]["average"]),
-        }
-    figures["cosine LLM vs VLM text-ICL vectors"] = _cosines(reproduction, args.style)
+        figures[metric] = {}
+        for query in args.queries:
+            summary = method_summary(reproduction.conditions[wanted[query]], metric)
+            for name, method in rows[query].items():
+                figures[metric][name] = float(summary[("mean", method)]["average"])
+        if llm is not None:
+            transfer = method_summary(reproduction.transfer[args.style], metric)
+            figures[metric]["LLM -> VLM xPatch, image queries"] = float(
+                transfer[("mean", "xpatch")]["average"]
+            )
+    if llm is not None:
+        figures["cosine LLM vs VLM text-ICL vectors"] = _cosines(reproduction, args.style)
     figures["recognition"] = adapter.recognition
     print(json.dumps(figures, indent=1))
     (args.out / "targets.json").write_text(json.dumps(figures, indent=1) + "\n")
