@@ -77,11 +77,12 @@ def main() -> None:
         choices=["text", "image"],
         help="which Text ICL conditions to run (image also runs Table 4); two processes can share the work",
     )
+    parser.add_argument("--seed", type=int, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3)")
     parser.add_argument(
         "--layer", type=int, nargs="+", help="patch at these layers only (default: every layer, as reproduce)"
     )
     args = parser.parse_args()
-    config = ReproduceConfig.create(model=args.model, styles=[args.style], quick=args.quick)
+    config = ReproduceConfig.create(model=args.model, styles=[args.style], quick=args.quick, seeds=args.seed)
     adapter = load_model(config.model)
     reproduction = FixedLayerReproduction(adapter, config, args.out, layers=args.layer)
     reproduction.start()
