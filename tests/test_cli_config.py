@@ -71,3 +71,35 @@ def test_an_unknown_key_is_refused_with_the_closest_option(tmp_path, seen):
     assert result.exit_code == 2
     assert "unknown option 'n_example' (did you mean 'n_examples'?)" in result.output
     assert not seen
+
+
+def test_layer_selection_is_shared_unless_asked_and_a_bad_one_is_one_line(seen):
+    result = _run("-t", "food_color")
+    assert isinstance(result.exception, _Stop), result.output
+    assert seen[-1][0].layer_selection == "shared"
+    result = _run("-t", "food_color", "--layer-selection", "per-task")
+    assert isinstance(result.exception, _Stop), result.output
+    assert seen[-1][0].layer_selection == "per-task"
+    bad = _run("-t", "food_color", "--layer-selection", "best")
+    assert bad.exit_code == 2 and "--layer-selection" in bad.output and "per-task" in bad.output
+    assert len(seen) == 2  # refused before any run
+
+
+def test_reproduce_passes_its_layer_selection_to_every_condition(monkeypatch):
+    configs = []
+
+    def capture(config, out, load_options=None):
+        configs.append(config)
+        raise _Stop
+
+    monkeypatch.setattr("taskvec.pipelines.reproduce.reproduce", capture)
+    result = CliRunner().invoke(app, ["reproduce", "--quick", "--layer-selection", "per-task"])
+    assert isinstance(result.exception, _Stop), result.output
+    assert configs[0].layer_selection == "per-task"
+    from types import SimpleNamespace
+
+    from taskvec.pipelines.reproduce import Reproduction
+
+    adapter = SimpleNamespace(fingerprint="f", num_layers=18, name="m")
+    reproduction = Reproduction(adapter, configs[0], "unused", show_progress=False)
+    assert reproduction.run_options()["layer_selection"] == "per-task"

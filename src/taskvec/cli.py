@@ -231,6 +231,7 @@ def run(
     seeds: Annotated[list[int] | None, typer.Option("--seed", help="one per seed (default 1 2 3)")] = None,
     layers: Annotated[list[int] | None, typer.Option("--layer", help="restrict the sweep")] = None,
     selection_metric: Annotated[str, typer.Option(help="paper | paper_ci | strict")] = "paper",
+    layer_selection: Annotated[str, typer.Option(help=LAYER_SELECTION_HELP)] = "shared",
     test_layers: Annotated[
         str, typer.Option(help="all: test xPatch at every layer | chosen: at the val-chosen layer")
     ] = "all",
@@ -251,7 +252,7 @@ def run(
     from taskvec.evaluation.protocol import ExperimentConfig
     from taskvec.evaluation.scoring import summary_table
     from taskvec.pipelines.evaluate import evaluate
-    from taskvec.report.tables import format_summary
+    from taskvec.report.tables import COLLAPSE_RULE, collapsed_cells, format_summary, layer_text
     from taskvec.tasks.registry import resolve_task_names
 
     try:
@@ -267,6 +268,7 @@ def run(
             seeds=seeds or [1, 2, 3],
             layers=layers,
             selection_metric=selection_metric,
+            layer_selection=layer_selection,
             test_layers=test_layers,
             memory_budget_mb=memory_budget_mb,
         )
@@ -277,12 +279,25 @@ def run(
     except (TaskvecError, ValidationError, FileNotFoundError) as error:
         _fail(error)
         return
-    for metric in ("paper", "strict", "exact"):
+    collapsed = collapsed_cells(result.predictions)
+    layers = sorted(set(result.task_layers.values())) or [result.best_layer]
+    where = f"layer {layers[0]}" if len(layers) == 1 else "layer per task"
+    for metric in ("paper", "whole_label", "strict", "exact"):
         table = summary_table(result.predictions, metric)
         if table.empty:
             continue
-        _print_frame(format_summary(table), f"{metric} (test, layer {result.best_layer})")
+        _print_frame(format_summary(table, collapsed), f"{metric} (test, {where})")
+    selection = layer_text(result.task_layers, result.layer_selection, result.best_layer)
+    console.print(re.sub(r"[*`]", "", selection), highlight=False)
+    if collapsed:
+        console.print(COLLAPSE_RULE, highlight=False)
     console.print(f"run folder: [bold]{result.folder.root}[/]")
+
+
+LAYER_SELECTION_HELP = (
+    "shared (default, the paper's protocol): one layer for all tasks, the best of their mean val "
+    "curve | per-task: each task's own best val layer"
+)
 
 
 VERBOSE_HELP = "print the resolved configuration first (it is always in the folder's config.json)"
@@ -405,6 +420,76 @@ def analyze(
 
 
 @app.command()
+def verify(
+    run: Annotated[
+        Path,
+        typer.Argument(
+            help="a `taskvec run` folder, or a folder of runs (a reproduction)", show_default=False
+        ),
+    ],
+    model: Annotated[
+        str | None, typer.Option(help="named model, hub id or folder (default: each run's own)")
+    ] = None,
+    task_files: Annotated[
+        list[Path] | None, typer.Option("--task-file", help="a run task's file that moved (matched by name)")
+    ] = None,
+    dtype: Annotated[str | None, typer.Option(help="weights dtype (default: the run's)")] = None,
+    device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
+    device_map: Annotated[str | None, typer.Option(help=DEVICE_MAP_HELP)] = None,
+) -> None:
+    """Re-derive every task vector of a run from its folder, the model and the task files.
+
+    Builds each vector's prompts again from the demonstrations the vector records, extracts it
+    again and compares it with the saved one (bitwise, and within a stated tolerance); a task file
+    or picture that changed since the run is refused. Exit code 1 if a vector differs."""
+    from taskvec.models.registry import load_model
+    from taskvec.pipelines.verify import verify_runs
+
+    options = None
+    if dtype or device or device_map:
+        options = _load_options(dtype or "float32", device, device_map)
+    adapter = load_model(model, options) if model else None
+    results = verify_runs(run, adapter, task_files=task_files or [], load_options=options, show_progress=True)
+    table = Table(title=f"re-derived vectors of {run}")
+    columns = ["run"] if len(results) > 1 else []
+    columns += [
+        "task",
+        "seed",
+        "spec",
+        "bitwise equal",
+        "max |diff|",
+        "rel. error",
+        "within tolerance",
+        "prompts",
+    ]
+    for column in columns:
+        table.add_column(column)
+    for result in results:
+        where = [str(result.folder.relative_to(run))] if len(results) > 1 else []
+        for check in result.checks:
+            prompts = "rebuilt" if check.prompts_rebuilt else "DIFFER"
+            prompts += "" if check.sampling_agrees else " (not today's draw)"
+            equal, close = "yes" if check.equal else "no", "yes" if check.close else "NO"
+            table.add_row(
+                *where,
+                check.task,
+                str(check.seed),
+                check.spec,
+                equal,
+                f"{check.max_abs_diff:.3g}",
+                f"{check.rel_l2:.2g}",
+                close,
+                prompts,
+            )
+    Console().print(table)
+    for result in results:
+        prefix = f"{result.folder.relative_to(run)}: " if len(results) > 1 else ""
+        console.print(prefix + result.summary(), highlight=False, soft_wrap=True)
+    if not all(result.ok for result in results):
+        raise typer.Exit(code=1)
+
+
+@app.command()
 def reproduce(
     model: Annotated[
         str, typer.Option(help="a vision-language model: named, hub id or folder")
@@ -420,6 +505,7 @@ def reproduce(
     ] = None,
     seeds: Annotated[list[int] | None, typer.Option("--seed", help="one per seed (default 1 2 3)")] = None,
     quick: Annotated[bool, typer.Option(help="a few-minute smoke run: 1 seed, few items and layers")] = False,
+    layer_selection: Annotated[str, typer.Option(help=LAYER_SELECTION_HELP)] = "shared",
     memory_budget_mb: Annotated[float, typer.Option(help="bounds the batch size")] = 1024,
     out: Annotated[Path | None, typer.Option(help="report folder (default `runs/reproduce-<model>`)")] = None,
     dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
@@ -441,6 +527,7 @@ def reproduce(
         llm=llm,
         template=template,
         quick=quick,
+        layer_selection=layer_selection,
         memory_budget_mb=memory_budget_mb,
         **{k: v for k, v in options.items() if v},
     )

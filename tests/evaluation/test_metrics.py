@@ -40,3 +40,42 @@ def test_exact_is_case_insensitive_and_ignores_punctuation_but_not_echoes():
     assert exact_match(" euro.", ["euro"])
     assert not exact_match(" Guatemala", ["Guatemala City"])
     assert not exact_match("", ["x"])
+
+
+def test_whole_label_needs_the_whole_label_then_the_answers_end_or_a_non_letter():
+    from taskvec.evaluation.metrics import whole_label_match
+
+    assert whole_label_match(" Astana Kazakhstan.", ["Astana"])  # a right label the model goes on after
+    assert whole_label_match(" Port Moresby, Papua", ["Port Moresby"])
+    assert whole_label_match(" Madrid) Spain) Spain)", ["Madrid"])
+    assert whole_label_match(" astana", ["Astana"])  # case-insensitive
+    assert whole_label_match(' "Kyiv"', ["Kiev", "Kyiv"])  # an alias; quotes around it
+    assert not whole_label_match(" Astanaville", ["Astana"])  # the label, then more letters
+    assert not whole_label_match(" Kinshash", ["Kinshasa"])  # not the label
+    assert not whole_label_match(" S", ["Santiago"])  # a lone letter
+    assert not whole_label_match("", ["Santiago"])
+    assert not whole_label_match("\nSantiago", ["Santiago"])  # the answer line is empty
+
+
+def test_echoing_the_item_passes_the_first_token_metrics_but_not_whole_label():
+    """Mexico -> Mexico City: a model that names the country passes paper and strict (its first
+    token is the label's), not whole_label; Djibouti -> Djibouti is right by every metric."""
+    from taskvec.evaluation.metrics import whole_label_match
+
+    echo = first_token_scores(" Mexico", ["Mexico City"], lambda t: [" " + t.split()[0]])
+    assert echo["paper"] and echo["strict"]
+    assert not whole_label_match(" Mexico.", ["Mexico City"])
+    assert whole_label_match(" Djibouti", ["Djibouti"])
+
+
+def test_strict_credits_a_lone_letter_where_the_tokenizer_starts_the_label_with_it():
+    """Under a template with no space before the answer, a tokenizer may split "Santiago" as
+    "S" + "antiago": strict then credits "S" (it cannot tell Santiago from Sarajevo); whole_label
+    decides on the rest of the answer."""
+    from taskvec.evaluation.metrics import whole_label_match
+
+    santiago = ["S", " Santiago"]  # the label's first tokens, without and with a leading space
+    assert strict_match("S", santiago)
+    assert not whole_label_match("Sarajevo", ["Santiago"])
+    assert whole_label_match("Santiago", ["Santiago"])
+    assert not strict_match(" B", [" Berlin", "Ber"])  # a letter the label never starts with

@@ -48,13 +48,18 @@ def test_run_folder_is_complete_and_self_describing(capital_run):
         "tables/summary_paper.csv",
         "tables/val_curve_paper.csv",
         "tables/summary_exact_formatted.md",
+        "tables/summary_whole_label_formatted.md",
+        "tables/summary_paper_whole_label.md",
+        "tables/answer_diversity.csv",
         "vectors/country_capital__text-icl__seed1.safetensors",
         "vectors/country_capital__text-icl__seed1.json",
     ):
         assert (root / name).is_file(), name
     rows = [json.loads(line) for line in (root / "predictions.jsonl").read_text().splitlines()]
-    assert {r["method"] for r in rows} == {"no_context", "majority", "xbase", "xpatch"}
+    assert {r["method"] for r in rows} == {"no_context", "majority", "label_prior", "xbase", "xpatch"}
     assert len([r for r in rows if r["method"] == "xpatch"]) == 100
+    assert all(isinstance(r["whole_label"], bool) for r in rows)
+    assert config["experiment"]["layer_selection"] == "shared"
 
 
 def test_rerun_reuses_finished_units_and_gives_the_same_table(capital_run, smollm2, monkeypatch):
@@ -132,7 +137,7 @@ def test_chosen_layer_test_split_gives_the_same_predictions_without_the_test_swe
     chosen = evaluate(config, tmp_path / "chosen", adapter=smollm2, show_progress=False)
     assert swept == [30]  # the validation sweep only
     assert chosen.best_layer == capital_run.best_layer
-    columns = ["item", "method", "prediction", "answer", "paper", "strict", "exact"]
+    columns = ["item", "method", "prediction", "answer", "paper", "whole_label", "strict", "exact"]
     assert chosen.predictions[columns].equals(capital_run.predictions[columns])
     tables = chosen.folder.root / "tables"
     assert (tables / "val_curve_paper.csv").is_file() and not (tables / "test_curve_paper.csv").exists()

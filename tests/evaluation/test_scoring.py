@@ -2,7 +2,10 @@ import pandas as pd
 import pytest
 
 from taskvec.evaluation.scoring import (
+    answer_diversity,
     choose_layer,
+    choose_layers,
+    is_collapsed,
     layer_scores,
     select_layer,
     split_predictions,
@@ -94,3 +97,79 @@ def test_a_unit_without_a_test_sweep_scores_xpatch_from_the_chosen_layer_answers
     assert xpatch["paper"].tolist() == [True, False]
     assert layer_scores([unit], "test").empty
     assert not layer_scores([unit], "val").empty
+
+
+def _collapse_unit(seed: int, answers: list[str]) -> dict:
+    """Ten test items of ten labels, xPatch answering ``answers`` (one per item); the val split's
+    most frequent label is "v"."""
+    labels = [f"l{i}" for i in range(10)]
+    test = [_row(f"t{i}", label, " q", " q", "", [answers[i]]) for i, label in enumerate(labels)]
+    val = [
+        {"id": f"v{i}", "answers": [label], "label_first_tokens": [" " + label], "xpatch": [" q"]}
+        for i, label in enumerate(["w", "v", "v", "u"])
+    ]
+    return {"task": "toy", "seed": seed, "layers": [0], "val": val, "test": test}
+
+
+def test_label_prior_answers_the_most_frequent_val_label_for_every_item():
+    unit = _collapse_unit(1, [" q"] * 10)
+    unit["test"][3]["label"], unit["test"][3]["answers"] = "v", ["v"]
+    predictions = split_predictions([unit], 0, {})
+    prior = predictions[predictions.method == "label_prior"]
+    assert set(prior.prediction) == {"v"} and len(prior) == 10
+    assert prior["paper"].tolist() == [i == 3 for i in range(10)]
+    assert prior["whole_label"].tolist() == prior["paper"].tolist()
+    assert summary_table(predictions, "paper")["mean"].loc["toy", "label_prior"] == pytest.approx(0.1)
+
+
+def test_a_collapsed_method_is_flagged_and_a_diverse_one_is_not():
+    collapsed = _collapse_unit(1, [" l0"] * 8 + [" l8", " l9"])  # one answer for 8 of 10 items
+    diverse = _collapse_unit(1, [f" l{i}" for i in range(10)])
+    for unit, flagged in ((collapsed, True), (diverse, False)):
+        diversity = answer_diversity(split_predictions([unit], 0, {}))
+        row = diversity.loc[("toy", "xpatch")]
+        assert bool(row.collapsed) is flagged
+        assert row.label_share == pytest.approx(0.1)  # ten labels, one item each
+    row = answer_diversity(split_predictions([collapsed], 0, {})).loc[("toy", "xpatch")]
+    assert row.top_share == pytest.approx(0.8) and row.distinct == pytest.approx(0.3)
+    assert row.top_answer == "l0"
+    # the label prior answers one label for everything: collapsed by construction
+    assert answer_diversity(split_predictions([diverse], 0, {})).loc[("toy", "label_prior")].collapsed
+
+
+def test_collapse_is_judged_against_the_splits_own_top_label_share():
+    """The rule needs both: the top answer >= 0.5 of the items and >= 2x the split's top-label
+    share (where one label is 40% of the items, answering it for 60% is no collapse)."""
+    assert is_collapsed(0.5, 0.25) and not is_collapsed(0.49, 0.1)
+    assert not is_collapsed(0.6, 0.4) and not is_collapsed(0.79, 0.4) and is_collapsed(0.8, 0.4)
+
+
+def _curves_unit(task: str, seed: int, right: dict[int, int]) -> dict:
+    """Ten val items; at layer l the first ``right[l]`` are answered right."""
+    val = [
+        {
+            "id": f"v{i}",
+            "answers": ["x"],
+            "label_first_tokens": [" x"],
+            "xpatch": [" x" if i < right[layer] else " y" for layer in sorted(right)],
+        }
+        for i in range(10)
+    ]
+    test = [_row("a", "x", " q", " q", "", [" x" if layer == 0 else " y" for layer in sorted(right)])]
+    return {"task": task, "seed": seed, "layers": sorted(right), "val": val, "test": test}
+
+
+def test_per_task_and_shared_layer_selection_on_constructed_curves():
+    # task a peaks at layer 0 (0.6), task b at layer 2 (1.0); their mean peaks at layer 2 (0.7)
+    units = [_curves_unit("a", 1, {0: 6, 1: 5, 2: 4}), _curves_unit("b", 1, {0: 0, 1: 5, 2: 10})]
+    scores = layer_scores(units, "val")
+    assert choose_layers(scores, "paper", "shared") == {"a": 2, "b": 2}
+    assert choose_layers(scores, "paper", "per-task") == {"a": 0, "b": 2}
+    assert choose_layer(scores, "paper") == 2
+    # the per-task layer decides which sweep column is a task's xPatch answer
+    shared = split_predictions(units, {"a": 2, "b": 2}, {})
+    per_task = split_predictions(units, {"a": 0, "b": 2}, {})
+    a = lambda frame: frame[(frame.task == "a") & (frame.method == "xpatch")].paper.tolist()  # noqa: E731
+    assert a(shared) == [False] and a(per_task) == [True]
+    with pytest.raises(ValueError, match="layer selection"):
+        choose_layers(scores, "paper", "best")

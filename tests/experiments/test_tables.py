@@ -6,21 +6,34 @@ import pandas as pd
 import pytest
 
 from taskvec.evaluation.result import RunResult
-from taskvec.experiments.conditions import Condition, matrix, paper_conditions, table3_with_std
+from taskvec.experiments.conditions import (
+    TOP_LABEL_ROW,
+    Condition,
+    matrix,
+    paper_conditions,
+    table3_diversity,
+    table3_with_std,
+)
 
 
-def _predictions(correct: dict[tuple[str, int, str], list[bool]]) -> pd.DataFrame:
-    """Rows of (task, seed, method) -> per-item correctness, under every metric alike."""
+def _predictions(correct: dict[tuple[str, int, str], list[bool]], whole=None) -> pd.DataFrame:
+    """Rows of (task, seed, method) -> per-item correctness, under every metric alike (but
+    ``whole_label``, taken from ``whole`` where given). Item i's label is ``L<i>`` (capital has
+    one label twice); a right answer is the label, a wrong one ``"w"``."""
     rows = []
     for (task, seed, method), items in correct.items():
         for i, ok in enumerate(items):
+            label = f"L{min(i, 2)}" if task == "capital" else f"L{i}"
             rows.append(
                 {
                     "task": task,
                     "seed": seed,
                     "item": f"{task}-{i}",
+                    "label": label,
                     "method": method,
+                    "prediction": label if ok else "w",
                     "paper": ok,
+                    "whole_label": (whole or {}).get((task, seed, method), items)[i],
                     "paper_ci": ok,
                     "strict": ok,
                     "exact": ok,
@@ -88,3 +101,74 @@ def test_every_condition_of_the_matrix_is_run_once_per_style():
     image = [c for c in conditions if c.query == "image" or c.spec == "image-icl"]
     assert {c.style for c in image} == {"noto", "openmoji"}
     assert all(c.style is None for c in conditions if c not in image)
+
+
+def test_table3_has_the_label_prior_and_the_splits_top_label_share_for_reference():
+    case = _case()
+    text = case[Condition("text-icl", "image", "noto")]
+    rows = [
+        {**row, "method": "label_prior", "prediction": "L2", "paper": row["label"] == "L2"}
+        for row in text.predictions[text.predictions.method == "xbase"].to_dict("records")
+    ]
+    text.predictions = pd.concat([text.predictions, pd.DataFrame(rows)], ignore_index=True)
+    mean, std = table3_with_std(case, "noto", "paper")
+    assert mean.loc["Label prior", "capital"] == pytest.approx(0.5)  # L2 is items 2 and 3
+    assert mean.loc["Label prior", "colour"] == pytest.approx(0.25)  # item 2 alone
+    assert mean.loc[TOP_LABEL_ROW, "capital"] == pytest.approx(0.5)
+    assert mean.loc[TOP_LABEL_ROW, "colour"] == pytest.approx(0.25)
+    assert std.loc[TOP_LABEL_ROW].eq(0).all()
+
+
+def test_table3_by_the_whole_label_metric_and_its_diversity_flags():
+    text = {
+        ("capital", 1, "xpatch"): [True, True, True, True],
+        ("colour", 1, "xpatch"): [True, False, False, False],
+        ("capital", 1, "xbase"): [False] * 4,
+        ("colour", 1, "xbase"): [False] * 4,
+    }
+    whole = {("capital", 1, "xpatch"): [True, False, False, False]}
+    results = {
+        Condition("text-icl", "image", "noto"): RunResult(None, 7, pd.DataFrame(), _predictions(text, whole)),
+        Condition("image-icl", "image", "noto"): _result(text, layer=3),
+    }
+    assert table3_with_std(results, "noto", "paper")[0].loc["Text ICL xPatch", "capital"] == 1.0
+    assert table3_with_std(results, "noto", "whole_label")[0].loc["Text ICL xPatch", "capital"] == 0.25
+    diversity = table3_diversity(results, "noto")
+    # xBase answers "w" for every item: collapsed; xPatch on capital answers L0 L1 L2 L2: not
+    assert diversity.loc[("Text ICL xBase", "collapsed"), "capital"] == 1.0
+    assert diversity.loc[("Text ICL xPatch", "collapsed"), "capital"] == 0.0
+    assert diversity.loc[("Text ICL xPatch", "top_share"), "capital"] == pytest.approx(0.5)
+    assert diversity.loc[("Text ICL xPatch", "distinct"), "capital"] == pytest.approx(0.75)
+
+
+def test_the_claims_check_the_label_prior_and_collapse_and_stand_whole_label_beside_paper():
+    from types import SimpleNamespace
+
+    from taskvec.report.reproduce import claims_beside
+
+    text = {
+        ("capital", 1, "no_context"): [False] * 4,
+        ("capital", 1, "xbase"): [False] * 4,
+        ("capital", 1, "label_prior"): [False, False, True, True],  # L2 for every item
+        ("capital", 1, "xpatch"): [True, True, True, False],
+    }
+    whole = {("capital", 1, "xpatch"): [True, False, False, False]}
+    results = {
+        Condition("text-icl", "image", "noto"): RunResult(None, 7, pd.DataFrame(), _predictions(text, whole)),
+        Condition("image-icl", "image", "noto"): _result(text, layer=3),
+    }
+    reproduction = SimpleNamespace(
+        adapter=SimpleNamespace(base_language_model=lambda: None),
+        config=SimpleNamespace(styles=["noto"]),
+        conditions=results,
+        transfer={},
+        training_style="noto",
+        main_condition=lambda style=None: results[Condition("text-icl", "image", style or "noto")],
+    )
+    table = claims_beside(reproduction, None, None).set_index("claim")
+    prior = table.loc["Text ICL xPatch beats the label prior (the most frequent val label for every item)"]
+    assert (prior["ours"], prior["held"]) == ("0.75 vs 0.50", "yes")
+    assert (prior["ours (whole_label)"], prior["held (whole_label)"]) == ("0.25 vs 0.50", "no")
+    collapse = table.loc["Text ICL xPatch's answers on image queries do not collapse onto one answer"]
+    # xPatch answers L0 L1 L2 w: no collapse; by no metric (its whole_label cells say so)
+    assert collapse["held"] == "yes" and collapse["held (whole_label)"] == "-"

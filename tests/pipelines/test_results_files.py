@@ -68,3 +68,47 @@ def test_prediction_rows_say_where_they_came_from(runs):
         assert row["layer"] == (first.best_layer if row["method"] == "xpatch" else None)
     loaded = taskvec.load_run(first.folder.root, what="predictions")
     assert loaded.equals(first.predictions)
+
+
+def test_the_layer_selection_is_recorded_and_switching_it_reuses_the_units(tmp_path, monkeypatch):
+    """A run says which layer selection it used (config.json, results.json, status.json, the
+    report) and the layer each task was read at; the same run with the other selection in the
+    same folder computes no unit again (the units do not depend on it)."""
+    import shutil
+
+    first = write_tiny_task(tmp_path / "data")
+    second = write_tiny_task(tmp_path / "data", name="tiny_food_b", val=6)
+    adapter = tiny_llm("llama", layers=3)
+    options = {**TINY, "layers": None, "tasks": [str(first), str(second)]}
+    shared = evaluate(
+        ExperimentConfig.create(**options), tmp_path / "run", adapter=adapter, show_progress=False
+    )
+    assert shared.layer_selection == "shared"
+    assert set(shared.task_layers.values()) == {shared.best_layer}
+    shutil.copytree(tmp_path / "run", tmp_path / "per-task")
+
+    def fail(*_args, **_kwargs):
+        raise AssertionError("a finished unit was recomputed")
+
+    monkeypatch.setattr("taskvec.pipelines.evaluate.run_unit", fail)
+    config = ExperimentConfig.create(**options, layer_selection="per-task")
+    per_task = evaluate(config, tmp_path / "per-task", adapter=adapter, show_progress=False)
+    root = per_task.folder.root
+    assert json.loads((root / "config.json").read_text())["experiment"]["layer_selection"] == "per-task"
+    results = json.loads((root / "results.json").read_text())
+    assert results["layer_selection"] == "per-task"
+    assert results["chosen_layers"] == per_task.task_layers
+    assert results["chosen_layer"] == per_task.best_layer == shared.best_layer
+    assert json.loads((root / "status.json").read_text())["task_layers"] == per_task.task_layers
+    assert "layer selection `per-task`" in (root / "report.md").read_text()
+    for task, layer in per_task.task_layers.items():
+        rows = per_task.predictions[
+            (per_task.predictions.task == task) & (per_task.predictions.method == "xpatch")
+        ]
+        assert set(rows.layer) == {layer}
+    shared_results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert shared_results["layer_selection"] == "shared"
+    assert (
+        "answer_diversity" in shared_results
+        and "whole_label" in shared_results["results"]["average"]["xpatch"]
+    )

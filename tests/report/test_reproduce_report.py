@@ -163,3 +163,36 @@ def test_a_model_loaded_from_a_local_file_is_named_by_the_file_alone(tmp_path):
     for name in ("report.md", "report.html"):
         text = (folder / name).read_text()
         assert "/tmp/" not in text and "projector on g.gguf" in text
+
+
+def test_table3_beside_the_paper_puts_ours_by_whole_label_under_ours_and_marks_collapse():
+    tasks = list(paper.TASK_COLUMNS)
+    mean = pd.DataFrame(
+        {t: [0.5, 0.25, 0.1] for t in tasks},
+        index=["Majority", "Text ICL xPatch", "Top-label share (test split)"],
+    )
+    whole = mean * 0.5
+    collapsed = pd.DataFrame(0.0, index=["Majority", "Text ICL xPatch"], columns=tasks)
+    collapsed.loc["Text ICL xPatch", tasks[0]] = 1.0
+    frame = reproduce.table3_beside_paper(mean, mean * 0, (whole, whole * 0), collapsed)
+    assert frame.index[:4].tolist() == [
+        ("Majority", "ours"),
+        ("Majority", "ours, whole_label"),
+        ("Majority", "paper: 'Random' row, all models"),
+        ("Text ICL xPatch", "ours"),
+    ]
+    assert frame.loc[("Text ICL xPatch", "ours, whole_label"), "average"] == "0.12 ± 0.00"
+    assert frame.loc[("Text ICL xPatch", "ours"), tasks[0]] == "0.25 ± 0.00 †"
+    assert frame.loc[("Text ICL xPatch", "ours, whole_label"), tasks[0]] == "0.12 ± 0.00 †"
+    assert frame.loc[("Text ICL xPatch", "ours"), tasks[1]] == "0.25 ± 0.00"
+    assert frame.loc[("Top-label share (test split)", "reference"), "average"] == "0.10"
+
+
+def test_the_matrix_puts_ours_by_whole_label_under_ours_and_keeps_per_task_layers():
+    index = pd.MultiIndex.from_tuples([("Text ICL -> text", "Patch")], names=["condition", "method"])
+    table = pd.DataFrame({"layer": ["9/11"], "average": [0.5]}, index=index)
+    whole = table.assign(average=[0.3])
+    frame = reproduce.matrix_beside_paper(table, whole)
+    assert frame.loc[("Text ICL -> text", "Patch", "ours"), "layer"] == "9/11"
+    assert frame.loc[("Text ICL -> text", "Patch", "ours, whole_label"), "average"] == "0.300"
+    assert ("Text ICL -> text", "Patch", "paper: Idefics2") in frame.index

@@ -20,6 +20,7 @@ from taskvec.prompts.template import PromptTemplate
 from taskvec.tasks.images import DEFAULT_STYLE
 from taskvec.tasks.task import Task
 from taskvec.vectors.extract import extract, last_token_states
+from taskvec.vectors.provenance import icl_sources, instruction_source
 from taskvec.vectors.task_vector import TaskVector
 
 ANALYSIS_SPECS: tuple[str, ...] = tuple(s for s in SPECS if s != "ensemble")
@@ -92,11 +93,22 @@ def collect(
     unit = UnitPrompts(task, config, seed)
     common = dict(task=task.name, seed=seed, template=template.name, budget=config.budget(), shared=shared)
     if spec == "instruction":
-        vector = extract(adapter, [unit.instruction], spec=spec, modality="text", **common)
+        source = instruction_source(task.instruction, unit.instruction)
+        vector = extract(adapter, [unit.instruction], spec=spec, modality="text", sources=[source], **common)
     else:
         chosen = unit.extraction[:extraction_prompts] if extraction_prompts else unit.extraction
+        shown = len(chosen)  # the first validation queries, each with its demonstrations
+        sources = icl_sources(
+            task, task.val[:shown], unit.val_demos[:shown], chosen, config.demo_modality, style
+        )
         vector = extract(
-            adapter, chosen, spec=spec, modality=config.demo_modality, n_examples=n_examples, **common
+            adapter,
+            chosen,
+            spec=spec,
+            modality=config.demo_modality,
+            n_examples=n_examples,
+            sources=sources,
+            **common,
         )
     states = last_token_states(adapter, unit.test_base[:prompts], config.budget())
     return SpecStates(task.name, spec, vector, states)

@@ -5,7 +5,10 @@ and average the delimiter states of those prompts into the task vector (all laye
 sweep every layer on the bare validation queries; on the test split record No Context, the
 majority label of the demonstrations, xBase (demonstrations + query in one prompt) and xPatch at
 every layer. The layer is chosen afterwards from the validation curves alone
-(``scoring.select_layer``), so units are independent and a run can resume unit by unit.
+(``scoring.choose_layers``), so units are independent and a run can resume unit by unit: by
+default (``layer_selection="shared"``, the paper's protocol) one layer for all tasks of the run,
+the best of their mean validation curve, so a task's number depends on the tasks run beside it;
+with ``"per-task"`` each task's own best layer.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pydantic import Field, field_validator
 from taskvec.config import Options, digest
 from taskvec.errors import ConfigError, LayerError
 from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRICS
+from taskvec.evaluation.scoring import LayerSelection
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import MemoryBudget
 from taskvec.models.registry import DEFAULT_MODEL
@@ -42,6 +46,7 @@ from taskvec.tasks.images import DEFAULT_STYLE
 from taskvec.tasks.registry import BUILTIN_TASKS
 from taskvec.tasks.task import Item, Task
 from taskvec.vectors.extract import extract
+from taskvec.vectors.provenance import icl_sources, instruction_source
 from taskvec.vectors.task_vector import TaskVector
 
 Spec = Literal["text-icl", "image-icl", "instruction", "ensemble"]
@@ -66,6 +71,9 @@ class ExperimentConfig(Options):
     seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
     layers: list[int] | None = None
     selection_metric: Literal["paper", "paper_ci", "strict"] = "paper"
+    #: ``shared``: one layer for every task of the run, the best of their mean validation curve
+    #: (the paper's protocol); ``per-task``: each task's best layer on its own validation curve
+    layer_selection: LayerSelection = "shared"
     patch_mode: PatchMode = "replace"
     patch_scale: float = 1.0
     answer_tokens: int = Field(default=6, ge=1)
@@ -209,11 +217,21 @@ def task_vector_for(
             spec=config.spec if config.spec != "ensemble" else "text-icl",
             modality=config.demo_modality,
             n_examples=config.n_examples,
+            sources=icl_sources(
+                task, task.val, prompts.val_demos, prompts.extraction, config.demo_modality, config.style
+            ),
             **common,
         )
     if config.spec in ("text-icl", "image-icl"):
         return exemplar
-    instruction = extract(adapter, [prompts.instruction], spec="instruction", modality="text", **common)
+    instruction = extract(
+        adapter,
+        [prompts.instruction],
+        spec="instruction",
+        modality="text",
+        sources=[instruction_source(task.instruction, prompts.instruction)],
+        **common,
+    )
     if config.spec == "instruction":
         return instruction
     return TaskVector.mean([instruction, exemplar], spec="ensemble")

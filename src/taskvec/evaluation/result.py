@@ -1,9 +1,9 @@
-"""What a protocol run gives back: its folder, the chosen layer, the validation scores and the
+"""What a protocol run gives back: its folder, the chosen layer(s), the validation scores and the
 test predictions (the rows of ``predictions.jsonl``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -13,6 +13,15 @@ from taskvec.storage.run_folder import RunFolder
 @dataclass
 class RunResult:
     folder: RunFolder
+    #: the best layer of the tasks' mean validation curve: where every task's xPatch is read
+    #: under ``layer_selection="shared"`` (the default)
     best_layer: int
     val_scores: pd.DataFrame
     predictions: pd.DataFrame
+    #: the layer each task's xPatch was read at (empty: ``best_layer`` for every task)
+    task_layers: dict[str, int] = field(default_factory=dict)
+    layer_selection: str = "shared"
+
+    def layer_for(self, task: str) -> int:
+        """The layer ``task``'s xPatch was read at."""
+        return self.task_layers.get(task, self.best_layer)

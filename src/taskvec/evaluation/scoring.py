@@ -1,19 +1,37 @@
-"""Turn units of predictions into scores, the validation curve, the chosen layer and the table."""
+"""Turn units of predictions into scores, the validation curve, the chosen layer(s), the table,
+and the answer diversity that tells a method that knows the task from one that has collapsed.
+
+Baselines beside the methods: ``no_context`` (the bare query), ``majority`` (the majority label of
+each prompt's demonstrations) and ``label_prior`` (the most frequent *validation* label, answered
+for every test item: what knowing the label distribution alone scores).
+
+Layer selection (``LAYER_SELECTIONS``): ``shared``, the paper's protocol, picks one layer for all
+tasks of a run on their mean validation curve, so a task's number depends on the tasks run beside
+it; ``per-task`` picks each task's best layer on its own validation curve.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Literal, get_args
 
 import pandas as pd
 
 from taskvec.evaluation.metrics import (
     FIRST_TOKEN_METRICS,
-    exact_match,
+    answer_scores,
     first_token_scores,
     paper_match,
 )
 
-METHODS = ("no_context", "majority", "xbase", "xpatch")
+METHODS = ("no_context", "majority", "label_prior", "xbase", "xpatch")
+LayerSelection = Literal["shared", "per-task"]
+LAYER_SELECTIONS: tuple[str, ...] = get_args(LayerSelection)
+#: answer collapse: the top answer covers at least this share of a (task, seed)'s items ...
+COLLAPSE_SHARE = 0.5
+#: ... and at least this many times the test split's top-label share
+COLLAPSE_RATIO = 2.0
 
 
 def select_layer(curve: dict[int, float]) -> int:
@@ -29,15 +47,26 @@ def _first_token(prediction: str, row: dict) -> dict[str, bool]:
     return first_token_scores(prediction, row["answers"], lambda _text: tokens)
 
 
-def _majority(label: str, row: dict) -> dict[str, bool]:
-    """The majority baseline predicts a whole label, so it is scored as a string."""
+def _whole_label(label: str, row: dict) -> dict[str, bool]:
+    """A baseline that answers a whole label (majority, label prior) is scored as a string; its
+    ``strict`` is ``exact`` (a label is its own first token only if it is the same label)."""
     answers = row["answers"]
+    scores = answer_scores(label, answers)
     return {
         "paper": paper_match(label, answers[:1], True),
         "paper_ci": paper_match(label, answers[:1], False),
-        "strict": exact_match(label, answers),
-        "exact": exact_match(label, answers),
+        "strict": scores["exact"],
+        **scores,
     }
+
+
+def label_prior(unit: dict) -> str:
+    """The most frequent label of the unit's validation split (ties: the first to occur), the
+    ``label_prior`` baseline's answer to every test item."""
+    labels = [row["answers"][0] for row in unit["val"]]
+    counts = Counter(labels)
+    best = max(counts.values())
+    return next(label for label in labels if counts[label] == best)
 
 
 def layer_scores(units: Iterable[dict], split: str) -> pd.DataFrame:
@@ -62,19 +91,41 @@ def layer_curve(scores: pd.DataFrame, metric: str) -> pd.DataFrame:
     return per_task
 
 
-def choose_layer(val_scores: pd.DataFrame, metric: str) -> int:
-    """Best mean validation accuracy across tasks (and seeds); ties go to the lowest layer."""
-    curve = layer_curve(val_scores, metric).loc["average"]
+def _best(curve: pd.Series) -> int:
     return select_layer({int(layer): float(score) for layer, score in curve.items()})
 
 
-def split_predictions(units: Iterable[dict], layer: int, patched_answers: dict) -> pd.DataFrame:
+def choose_layer(val_scores: pd.DataFrame, metric: str) -> int:
+    """Best mean validation accuracy across tasks (and seeds); ties go to the lowest layer."""
+    return _best(layer_curve(val_scores, metric).loc["average"])
+
+
+def choose_layers(val_scores: pd.DataFrame, metric: str, selection: LayerSelection) -> dict[str, int]:
+    """The layer each task's xPatch is read at: ``shared``, the best of the tasks' mean validation
+    curve for all of them (``choose_layer``); ``per-task``, the best of each task's own validation
+    curve (its seeds' mean). Ties go to the lowest layer. Returns ``{task: layer}``."""
+    if selection not in LAYER_SELECTIONS:
+        raise ValueError(f"layer selection must be one of {LAYER_SELECTIONS}, got {selection!r}")
+    curve = layer_curve(val_scores, metric)
+    tasks = list(dict.fromkeys(val_scores.task))
+    if selection == "shared":
+        layer = _best(curve.loc["average"])
+        return {task: layer for task in tasks}
+    return {task: _best(curve.loc[task]) for task in tasks}
+
+
+def split_predictions(
+    units: Iterable[dict], layers: int | Mapping[str, int], patched_answers: dict
+) -> pd.DataFrame:
     """One row per (task, seed, item, method) on the test split, with every metric.
 
+    ``layers``: the layer each task's xPatch was read at (one int: the same for every task).
     ``patched_answers[(task, seed)]`` holds each test item's xPatch ``(first token, answer)`` at
-    ``layer``; the first token comes from the unit's test sweep when it has one."""
+    that layer; the first token comes from the unit's test sweep when it has one."""
     records = []
     for unit in units:
+        layer = layers if isinstance(layers, int) else layers[unit["task"]]
+        prior = label_prior(unit)
         swept = layer in unit.get("test_layers", unit["layers"])
         column = unit.get("test_layers", unit["layers"]).index(layer) if swept else None
         answers = patched_answers.get((unit["task"], unit["seed"]), [])
@@ -96,19 +147,84 @@ def split_predictions(units: Iterable[dict], layer: int, patched_answers: dict) 
             }
             for method, (first, full) in methods.items():
                 scores = _first_token(first, row)
-                scores["exact"] = exact_match(full, row["answers"]) if full is not None else None
+                if full is not None:
+                    scores.update(answer_scores(full, row["answers"]))
+                else:
+                    scores.update(whole_label=None, exact=None)
                 records.append({**base, "method": method, "prediction": first, "answer": full, **scores})
-            if row["majority"]:
-                records.append(
-                    {
-                        **base,
-                        "method": "majority",
-                        "prediction": row["majority"],
-                        "answer": row["majority"],
-                        **_majority(row["majority"], row),
-                    }
-                )
+            baselines = {"majority": row["majority"], "label_prior": prior}
+            for method, label in baselines.items():
+                if label:  # an instruction has no demonstrations, so no majority
+                    records.append(
+                        {
+                            **base,
+                            "method": method,
+                            "prediction": label,
+                            "answer": label,
+                            **_whole_label(label, row),
+                        }
+                    )
     return pd.DataFrame.from_records(records)
+
+
+def _answer_key(prediction: str) -> str:
+    return str(prediction).strip().lower()
+
+
+def top_label_share(predictions: pd.DataFrame) -> pd.Series:
+    """Per task, the share of its test items that carry the split's most frequent label."""
+    items = predictions.drop_duplicates(["task", "item"])
+    return items.groupby("task", sort=False).label.agg(
+        lambda labels: labels.value_counts().iloc[0] / len(labels)
+    )
+
+
+def answer_diversity(predictions: pd.DataFrame) -> pd.DataFrame:
+    """How varied each method's answers are, per (task, method), on the test split.
+
+    The answer is the ``prediction`` the first-token metrics score (stripped, case-folded): the
+    first generated token, or the whole label a baseline answers. Columns: ``distinct`` (distinct
+    answers / items) and ``top_share`` (the top answer's share of items), each a (task, seed)'s
+    value averaged over seeds; ``top_answer`` (over all seeds); ``label_share`` (the test split's
+    top-label share, what answering one label can score at most); ``collapsed``: ``top_share >=
+    COLLAPSE_SHARE`` and ``>= COLLAPSE_RATIO x label_share`` (a method that answers one thing for
+    most items, far more often than any label occurs). Rows follow the tasks' and ``METHODS``'
+    order."""
+    columns = ["task", "method", "items", "distinct", "top_share", "top_answer", "label_share", "collapsed"]
+    if predictions.empty:
+        return pd.DataFrame(columns=columns).set_index(["task", "method"])
+    shares = top_label_share(predictions)
+    keyed = predictions.assign(key=predictions.prediction.map(_answer_key))
+    rows = []
+    for (task, method), group in keyed.groupby(["task", "method"], sort=False):
+        per_seed = group.groupby("seed").key.agg(
+            items="size", distinct="nunique", top=lambda keys: keys.value_counts().iloc[0]
+        )
+        top_share = float((per_seed.top / per_seed["items"]).mean())
+        label_share = float(shares[task])
+        rows.append(
+            {
+                "task": task,
+                "method": method,
+                "items": int(per_seed["items"].iloc[0]),
+                "distinct": float((per_seed.distinct / per_seed["items"]).mean()),
+                "top_share": top_share,
+                "top_answer": group.key.value_counts().index[0],
+                "label_share": label_share,
+                "collapsed": is_collapsed(top_share, label_share),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=columns)
+    order = {m: i for i, m in enumerate(METHODS)}
+    tasks = {t: i for i, t in enumerate(dict.fromkeys(predictions.task))}
+    frame = frame.sort_values(["task", "method"], key=lambda c: c.map(tasks if c.name == "task" else order))
+    return frame.set_index(["task", "method"])
+
+
+def is_collapsed(top_share: float, label_share: float) -> bool:
+    """The collapse rule: the top answer covers at least half the items and at least twice the
+    share of the split's most frequent label."""
+    return top_share >= COLLAPSE_SHARE and top_share >= COLLAPSE_RATIO * label_share
 
 
 def summary_table(predictions: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -135,8 +251,14 @@ def summary_table(predictions: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 __all__ = [
     "FIRST_TOKEN_METRICS",
+    "LAYER_SELECTIONS",
     "METHODS",
+    "answer_diversity",
     "choose_layer",
+    "choose_layers",
+    "is_collapsed",
+    "label_prior",
+    "top_label_share",
     "layer_curve",
     "layer_scores",
     "summary_table",

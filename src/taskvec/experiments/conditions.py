@@ -16,7 +16,7 @@ import pandas as pd
 
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.result import RunResult
-from taskvec.evaluation.scoring import summary_table
+from taskvec.evaluation.scoring import answer_diversity, summary_table, top_label_share
 from taskvec.tasks.images import DEFAULT_STYLE
 
 SPEC_NAMES = {"text-icl": "Text ICL", "image-icl": "Image ICL", "instruction": "Instruction"}
@@ -84,35 +84,83 @@ def table3(results: dict[Condition, RunResult], style: str, metric: str) -> pd.D
     return table3_with_std(results, style, metric)[0]
 
 
+#: Table 3's rows: (the condition's spec, its method) of image queries
+TABLE3_ROWS = {
+    "No Context": ("text-icl", "no_context"),
+    "Majority": ("text-icl", "majority"),
+    "Label prior": ("text-icl", "label_prior"),
+    "Image ICL Base": ("image-icl", "xbase"),
+    "Image ICL Patch": ("image-icl", "xpatch"),
+    "Text ICL xBase": ("text-icl", "xbase"),
+    "Text ICL xPatch": ("text-icl", "xpatch"),
+}
+#: the reference row under Table 3: what answering the test split's most frequent label scores
+TOP_LABEL_ROW = "Top-label share (test split)"
+
+
 def table3_with_std(
     results: dict[Condition, RunResult], style: str, metric: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    text = method_summary(results[Condition("text-icl", "image", style)], metric)
-    image = method_summary(results[Condition("image-icl", "image", style)], metric)
-    rows = {
-        "No Context": cell(text, "no_context"),
-        "Majority": cell(text, "majority"),
-        "Image ICL Base": cell(image, "xbase"),
-        "Image ICL Patch": cell(image, "xpatch"),
-        "Text ICL xBase": cell(text, "xbase"),
-        "Text ICL xPatch": cell(text, "xpatch"),
+    """Table 3's rows (``TABLE3_ROWS``; Label prior: the most frequent validation label answered
+    for every test item) and, for reference, ``TOP_LABEL_ROW`` (std 0); tasks and average as
+    columns."""
+    summaries = {
+        spec: method_summary(results[Condition(spec, "image", style)], metric)
+        for spec in ("text-icl", "image-icl")
     }
+    rows = {
+        name: cell(summaries[spec], method)
+        for name, (spec, method) in TABLE3_ROWS.items()
+        if ("mean", method) in summaries[spec].columns
+    }
+    shares = top_label_share(results[Condition("text-icl", "image", style)].predictions)
+    shares["average"] = shares.mean()
+    rows[TOP_LABEL_ROW] = (shares, shares * 0.0)
     mean = pd.DataFrame({name: m for name, (m, _) in rows.items()}).T
     std = pd.DataFrame({name: s for name, (_, s) in rows.items()}).T
     return mean, std
 
 
+def table3_diversity(results: dict[Condition, RunResult], style: str) -> pd.DataFrame:
+    """Answer diversity of Table 3's rows on image queries in ``style``: one row per (Table 3 row,
+    measure) with measures ``top_share``, ``distinct`` and ``collapsed`` (1.0 or 0.0), tasks as
+    columns (``scoring.answer_diversity``)."""
+    frames = {}
+    for spec in ("text-icl", "image-icl"):
+        frames[spec] = answer_diversity(results[Condition(spec, "image", style)].predictions)
+    rows = {}
+    for name, (spec, method) in TABLE3_ROWS.items():
+        diversity = frames[spec]
+        if method not in diversity.index.get_level_values("method"):
+            continue
+        per_task = diversity.xs(method, level="method")
+        for measure in ("top_share", "distinct", "collapsed"):
+            rows[(name, measure)] = per_task[measure].astype(float)
+    table = pd.DataFrame(rows).T
+    table.index = table.index.set_names(["method", "measure"])
+    return table
+
+
+def layer_label(result: RunResult) -> int | str:
+    """The layer a condition's xPatch was read at: one number, or under per-task selection each
+    task's (``"9/11/11/12/11/10"`` in task order) when they differ."""
+    layers = [result.layer_for(task) for task in dict.fromkeys(result.predictions.task)]
+    if result.layer_selection != "per-task" or len(set(layers)) <= 1:
+        return layers[0] if layers else result.best_layer
+    return "/".join(str(layer) for layer in layers)
+
+
 def matrix(results: dict[Condition, RunResult], metric: str) -> pd.DataFrame:
     """The full specification x query matrix (the paper's Table 10): one row per condition with
     its prompt baseline (Base/xBase) and patch (Patch/xPatch) on every task and on average, and
-    the layer chosen on validation."""
+    the layer chosen on validation (``layer_label``)."""
     rows = []
     for condition, result in results.items():
         summary = method_summary(result, metric)
         for method, name in (("xbase", "Base"), ("xpatch", "Patch")):
             name = f"x{name}" if condition.cross_modal else name
             mean = summary[("mean", method)]
-            rows.append({"condition": condition.label, "method": name, "layer": result.best_layer, **mean})
+            rows.append({"condition": condition.label, "method": name, "layer": layer_label(result), **mean})
     return pd.DataFrame(rows).set_index(["condition", "method"])
 
 

@@ -21,7 +21,13 @@ from taskvec.evaluation.protocol import (
     run_unit,
 )
 from taskvec.evaluation.result import RunResult
-from taskvec.evaluation.scoring import choose_layer, layer_curve, layer_scores, split_predictions
+from taskvec.evaluation.scoring import (
+    choose_layer,
+    choose_layers,
+    layer_curve,
+    layer_scores,
+    split_predictions,
+)
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import token_counts
 from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model
@@ -32,6 +38,7 @@ from taskvec.report.tables import write_run_outputs
 from taskvec.storage.run_folder import RunFolder
 from taskvec.tasks.registry import load_task
 from taskvec.tasks.task import Task
+from taskvec.vectors.provenance import pictures_shown
 from taskvec.vectors.task_vector import TaskVector
 
 
@@ -138,15 +145,18 @@ def run_identity(
 def unit_identity(config: ExperimentConfig, task: Task, model_fingerprint: str = "", images: str = "") -> str:
     """What one (task, seed) unit depends on: the config without its task and seed lists (a unit
     is computed for its own task and seed only), the task's data and images, and the weights. It
-    keys the unit and vector cache, so a run that adds seeds reuses the units it already has."""
-    return digest(_settings(config, {"tasks", "seeds"}), task.fingerprint(), model_fingerprint, images)
+    keys the unit and vector cache, so a run that adds seeds reuses the units it already has. The
+    layer selection is left out: it is made after the units, from their validation curves."""
+    settings = _settings(config, {"tasks", "seeds", "layer_selection"})
+    return digest(settings, task.fingerprint(), model_fingerprint, images)
 
 
 def _lineage(config: ExperimentConfig, tasks: list[Task], model_fingerprint: str, images: str) -> str:
     """Runs that differ only in their seeds share a folder (each unit checks its own identity), so
-    adding seeds to a finished run computes only the new units."""
+    adding seeds to a finished run computes only the new units; so do runs that differ only in
+    their layer selection (the same units, other test answers)."""
     prints = [t.fingerprint() for t in tasks]
-    return digest(_settings(config, {"seeds"}), *prints, model_fingerprint, images)
+    return digest(_settings(config, {"seeds", "layer_selection"}), *prints, model_fingerprint, images)
 
 
 def _settings(config: ExperimentConfig, exclude: set[str]) -> str:
@@ -268,6 +278,9 @@ def evaluate(
         "task_images": images,
         "versions": _versions(),
     }
+    if config.needs_images:  # the pictures shown (image ICL shows the val split's; image queries both)
+        splits = ("val", "test") if config.query == "image" else ("val",)
+        resolved["pictures"] = pictures_shown(tasks, config.style, splits)
     lineage = _lineage(config, tasks, fingerprint, images_hash)
     folder.refuse_other_run(identity, lineage)  # before the lock: another run's folder stays untouched
     with folder.lock():  # one command per folder: a second one is refused, never mixed in
@@ -309,6 +322,7 @@ def evaluate(
 
         val_scores = layer_scores(units, "val")
         best = choose_layer(val_scores, config.selection_metric)
+        task_layers = choose_layers(val_scores, config.selection_metric, config.layer_selection)
         answers = {}
         for task in tasks:
             vectors = {
@@ -317,19 +331,24 @@ def evaluate(
                 )
                 for seed in config.seeds
             }
-            for seed, seed_answers in patched_answers(adapter, task, config, vectors, best, shared).items():
+            layer = task_layers[task.name]
+            for seed, seed_answers in patched_answers(adapter, task, config, vectors, layer, shared).items():
                 answers[(task.name, seed)] = seed_answers
-        predictions = with_run_columns(split_predictions(units, best, answers), config, best, adapter.name)
+        predictions = split_predictions(units, task_layers, answers)
+        predictions = with_run_columns(predictions, config, task_layers, adapter.name)
 
         test_scores = layer_scores(units, "test")
-        write_run_outputs(folder, config, val_scores, predictions, best, test_scores)
-        write_results(
-            folder.root, resolved, predictions, val_scores, test_scores, best, config.selection_metric
-        )
+        write_run_outputs(folder, config, val_scores, predictions, best, test_scores, task_layers)
+        scores = (val_scores, test_scores)
+        write_results(folder.root, resolved, predictions, *scores, best, config.selection_metric, task_layers)
         folder.finish(
-            best_layer=best, seconds=round(time.perf_counter() - started, 1), peak_rss_mb=_peak_rss_mb()
+            best_layer=best,
+            layer_selection=config.layer_selection,
+            task_layers=task_layers,
+            seconds=round(time.perf_counter() - started, 1),
+            peak_rss_mb=_peak_rss_mb(),
         )
-        return RunResult(folder, best, val_scores, predictions)
+        return RunResult(folder, best, val_scores, predictions, task_layers, config.layer_selection)
 
 
 def _refuse_fewer_seeds(folder: RunFolder, config: ExperimentConfig, identity: str, lineage: str) -> None:
@@ -370,7 +389,12 @@ def _finished_run(
     if any(unit is None for unit in units):
         return None
     predictions = canonical_layers(pd.read_json(predictions_path, lines=True, dtype=False))
-    return RunResult(folder, int(folder.status()["best_layer"]), layer_scores(units, "val"), predictions)
+    status = folder.status()
+    task_layers = {task: int(layer) for task, layer in status.get("task_layers", {}).items()}
+    val_scores = layer_scores(units, "val")
+    return RunResult(
+        folder, int(status["best_layer"]), val_scores, predictions, task_layers, config.layer_selection
+    )
 
 
 def _provenance(vector: TaskVector, config: ExperimentConfig, identity: str):

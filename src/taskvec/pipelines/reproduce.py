@@ -29,6 +29,7 @@ from pydantic import Field
 from taskvec.config import Options, digest
 from taskvec.errors import ConfigError
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, answer_options
+from taskvec.evaluation.scoring import LayerSelection
 from taskvec.experiments.conditions import Condition, paper_conditions
 from taskvec.experiments.conflict import PAIRS, conflict_rows
 from taskvec.experiments.ensemble import ensemble_scores
@@ -63,6 +64,8 @@ class ReproduceConfig(Options):
     ensemble_counts: list[int] = Field(default_factory=lambda: [5, 10, 15, 20, 25, 30])
     conflict_items: int = Field(default=20, ge=1)
     answer_tokens: int = Field(default=4, ge=1)
+    #: each condition's layer: ``shared`` by the six tasks (the paper's protocol) or ``per-task``
+    layer_selection: LayerSelection = "shared"
     memory_budget_mb: float = Field(default=1024, gt=0, allow_inf_nan=False)
     quick: bool = False
 
@@ -146,7 +149,10 @@ class Reproduction:
     def _stage_stamp(self) -> str:
         """What the ensembling and conflict stages depend on beyond their own options: this
         reproduction and the layer the main condition chose."""
-        return f"{self.identity}/layer{self.main_condition().best_layer}"
+        result = self.main_condition()
+        layers = ",".join(str(result.layer_for(t.name)) for t in self.tasks)
+        per_task = f"/{layers}" if result.layer_selection == "per-task" else ""
+        return f"{self.identity}/layer{result.best_layer}{per_task}"
 
     def _cached_table(self, path: Path) -> pd.DataFrame | None:
         """A stage's table, if it was written for this very reproduction and layer."""
@@ -165,7 +171,9 @@ class Reproduction:
         self.folder.start(
             {"reproduce": self.config.model_dump(mode="json"), "model": self.adapter.describe()},
             self.identity,
-            lineage=_identity(self.config, self.adapter, self.tasks, exclude={"seeds"}),
+            # more seeds, or another layer selection, extend a reproduction (each condition reuses
+            # its units: they depend on neither)
+            lineage=_identity(self.config, self.adapter, self.tasks, exclude={"seeds", "layer_selection"}),
         )
         if self.config.quick:
             self.task_names = quick_task_files(self.task_names, self.root / "quick-tasks")
@@ -183,6 +191,7 @@ class Reproduction:
             "seeds": self.config.seeds,
             "layers": layers,
             "answer_tokens": self.config.answer_tokens,
+            "layer_selection": self.config.layer_selection,
             "memory_budget_mb": self.config.memory_budget_mb,
             # the report reads the test split at the chosen layer only (as the paper does)
             "test_layers": "chosen",
@@ -304,11 +313,11 @@ class Reproduction:
                     task,
                     config,
                     self.config.seeds,
-                    result.best_layer,
+                    result.layer_for(task.name),
                     self.config.ensemble_counts,
                     shared=self.shared,
                 )
-                frames.append(scores.assign(style=style, layer=result.best_layer))
+                frames.append(scores.assign(style=style, layer=result.layer_for(task.name)))
         scores = pd.concat(frames, ignore_index=True)
         self._write_table(path, scores)
         return scores
@@ -318,7 +327,7 @@ class Reproduction:
         if (cached := self._cached_table(path)) is not None:
             return cached
         result = self.main_condition()
-        layer, seed = result.best_layer, self.config.seeds[0]
+        seed = self.config.seeds[0]
         config = Condition("text-icl", "image", self.training_style).config(
             model=self.adapter.name, **self.run_options()
         )
@@ -328,6 +337,7 @@ class Reproduction:
             if first not in by_name or second not in by_name:
                 continue
             for prompted, patched in ((first, second), (second, first)):
+                layer = result.layer_for(patched)  # where the patched task's vector is read
                 vector = TaskVector.load(result.folder.vector_path(patched, "text-icl", seed)).at(layer)
                 frames.append(
                     conflict_rows(
@@ -338,11 +348,11 @@ class Reproduction:
                         layer,
                         config,
                         self.config.conflict_items,
-                    )
+                    ).assign(layer=layer)
                 )
         if not frames:  # none of the conflicting pairs is among the chosen tasks
             return None
-        rows = pd.concat(frames, ignore_index=True).assign(layer=layer)
+        rows = pd.concat(frames, ignore_index=True)
         self._write_table(path, rows)
         return rows
 

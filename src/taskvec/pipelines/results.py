@@ -1,13 +1,14 @@
 """A run's results as other tools read them: ``results.json``, a tidy CSV, ``load_run``.
 
 ``results.json`` holds what a run computed and what it depends on (the resolved config, versions,
-the chosen layer, per-task metrics with mean / std / n over seeds), never a time or a duration
-(those are in ``status.json``), so equal runs give equal files. ``tables/results_long.csv`` is
+the layer selection and the layer each task was read at, per-task metrics with mean / std / n over
+seeds, each method's answer diversity and collapse flag), never a time or a duration (those are
+in ``status.json``), so equal runs give equal files. ``tables/results_long.csv`` is
 the same numbers and the layer sweeps in long form, one value a row::
 
     task, seed, split, method, metric, layer, value
 
-``split`` is ``test`` (the reported numbers; xPatch at the chosen layer), ``val_sweep`` or
+``split`` is ``test`` (the reported numbers; xPatch at the task's chosen layer), ``val_sweep`` or
 ``test_sweep`` (xPatch at every swept layer); ``seed`` is empty on ``average`` rows of no seed.
 ``load_run(folder)`` reads that table back as a pandas frame (``what="predictions"``: the
 per-item rows of ``predictions.jsonl``).
@@ -16,6 +17,7 @@ per-item rows of ``predictions.jsonl``).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +25,7 @@ import pandas as pd
 from taskvec.errors import ConfigError
 from taskvec.evaluation.metrics import METRICS
 from taskvec.evaluation.protocol import ExperimentConfig
+from taskvec.evaluation.scoring import answer_diversity
 from taskvec.storage.run_folder import write_atomic, write_json
 
 RESULTS_FILE = "results.json"
@@ -32,19 +35,29 @@ TIDY_COLUMNS = ["task", "seed", "split", "method", "metric", "layer", "value"]
 RUN_COLUMNS = ("model", "spec", "query", "style", "layer")
 
 
+def _layer_of(layers: int | Mapping[str, int], task: str) -> int:
+    return layers if isinstance(layers, int) else int(layers[task])
+
+
 def with_run_columns(
-    predictions: pd.DataFrame, config: ExperimentConfig, layer: int, model: str
+    predictions: pd.DataFrame, config: ExperimentConfig, layers: int | Mapping[str, int], model: str
 ) -> pd.DataFrame:
     """``predictions`` with the run's model (the name of the model that answered), spec, query and
-    style on every row, and the layer an xPatch answer was read at (none for the methods that patch
-    nothing). ``style`` is empty where no picture is shown (text queries and examples)."""
+    style on every row, and the layer an xPatch answer was read at (``layers``: one for every task,
+    or per task; none for the methods that patch nothing). ``style`` is empty where no picture is
+    shown (text queries and examples)."""
     frame = predictions.copy()
     frame["model"] = model
     frame["spec"] = config.spec
     frame["query"] = config.query
     frame["style"] = config.style if config.needs_images else None
     frame["layer"] = pd.Series(
-        [layer if method == "xpatch" else None for method in frame["method"]], index=frame.index, dtype=object
+        [
+            _layer_of(layers, task) if method == "xpatch" else None
+            for task, method in zip(frame["task"], frame["method"], strict=True)
+        ],
+        index=frame.index,
+        dtype=object,
     )
     return frame
 
@@ -65,15 +78,21 @@ def canonical_layers(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def tidy_results(
-    predictions: pd.DataFrame, val_scores: pd.DataFrame, test_scores: pd.DataFrame, layer: int
+    predictions: pd.DataFrame,
+    val_scores: pd.DataFrame,
+    test_scores: pd.DataFrame,
+    layers: int | Mapping[str, int],
 ) -> pd.DataFrame:
     """Every number of a run in long form (see the module docstring), in a stable order."""
     rows = []
     for metric in METRICS:
+        if metric not in predictions.columns:
+            continue
         scored = predictions.dropna(subset=[metric])
         per_seed = scored.assign(value=scored[metric].astype(float)).groupby(["task", "seed", "method"]).value
         for (task, seed, method), value in per_seed.mean().items():
-            rows.append((task, seed, "test", method, metric, layer if method == "xpatch" else None, value))
+            layer = _layer_of(layers, task) if method == "xpatch" else None
+            rows.append((task, seed, "test", method, metric, layer, value))
     for split, scores in (("val_sweep", val_scores), ("test_sweep", test_scores)):
         if scores.empty:
             continue
@@ -94,6 +113,8 @@ def metric_summary(predictions: pd.DataFrame) -> dict:
     over tasks of each seed)."""
     summary: dict = {}
     for metric in METRICS:
+        if metric not in predictions.columns:
+            continue
         scored = predictions.dropna(subset=[metric])
         if scored.empty:
             continue
@@ -112,6 +133,17 @@ def metric_summary(predictions: pd.DataFrame) -> dict:
     return summary
 
 
+def diversity_summary(predictions: pd.DataFrame) -> dict:
+    """``{task: {method: {items, distinct, top_share, top_answer, label_share, collapsed}}}``
+    (``scoring.answer_diversity``)."""
+    summary: dict = {}
+    for (task, method), row in answer_diversity(predictions).iterrows():
+        entry = {k: (round(float(v), 6) if isinstance(v, float) else v) for k, v in row.items()}
+        entry["items"], entry["collapsed"] = int(row["items"]), bool(row["collapsed"])
+        summary.setdefault(task, {})[method] = entry
+    return summary
+
+
 def write_results(
     root: Path,
     resolved: dict,
@@ -120,20 +152,27 @@ def write_results(
     test_scores: pd.DataFrame,
     layer: int,
     selection_metric: str,
+    task_layers: Mapping[str, int] | None = None,
 ) -> None:
     """``results.json`` and ``tables/results_long.csv`` of a finished run (``resolved``: the
-    run's config.json content)."""
+    run's config.json content; ``layer``: the best of the mean validation curve; ``task_layers``:
+    the layer each task's xPatch was read at, by default ``layer`` for all)."""
+    tasks = list(dict.fromkeys(predictions.task))
+    task_layers = {t: int(task_layers[t]) if task_layers else int(layer) for t in tasks}
     write_json(
         root / RESULTS_FILE,
         {
             "config": resolved,
             "versions": resolved.get("versions", {}),
+            "layer_selection": resolved.get("experiment", {}).get("layer_selection", "shared"),
             "chosen_layer": int(layer),
+            "chosen_layers": task_layers,
             "selection_metric": selection_metric,
             "results": metric_summary(predictions),
+            "answer_diversity": diversity_summary(predictions),
         },
     )
-    tidy = tidy_results(predictions, val_scores, test_scores, layer)
+    tidy = tidy_results(predictions, val_scores, test_scores, task_layers)
     write_atomic(root / "tables" / f"{TIDY_TABLE}.csv", tidy.to_csv(index=False))
 
 
@@ -142,8 +181,9 @@ def load_run(folder: str | Path, what: str = "results") -> pd.DataFrame:
 
     ``what="results"``: every number in long form (``task, seed, split, method, metric, layer,
     value``); ``what="predictions"``: one row per (task, seed, item, method). The frame's
-    ``attrs`` hold the run's ``config``, ``chosen_layer`` and ``selection_metric``
-    (from results.json)::
+    ``attrs`` hold the run's ``config``, ``chosen_layer`` (the best of the mean validation curve),
+    ``chosen_layers`` (the layer each task's xPatch was read at), ``layer_selection`` and
+    ``selection_metric`` (from results.json)::
 
         >>> frame = taskvec.load_run("runs/smollm2-135m-text-icl-text-spaced-1a2b3c")
         >>> frame.query("split == 'test' and metric == 'paper'").groupby("method").value.mean()
@@ -170,9 +210,18 @@ def load_run(folder: str | Path, what: str = "results") -> pd.DataFrame:
     frame.attrs.update(
         config=results["config"],
         chosen_layer=results["chosen_layer"],
+        chosen_layers=results.get("chosen_layers", {}),
+        layer_selection=results.get("layer_selection", "shared"),
         selection_metric=results["selection_metric"],
     )
     return frame
 
 
-__all__ = ["load_run", "metric_summary", "tidy_results", "with_run_columns", "write_results"]
+__all__ = [
+    "diversity_summary",
+    "load_run",
+    "metric_summary",
+    "tidy_results",
+    "with_run_columns",
+    "write_results",
+]

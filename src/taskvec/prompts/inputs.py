@@ -15,6 +15,7 @@ from PIL import Image
 from taskvec.errors import ImageError
 from taskvec.prompts.template import Input
 from taskvec.storage.lru import LruCache
+from taskvec.tasks.images import on_white
 from taskvec.tasks.task import Item
 
 Modality = Literal["text", "image"]
@@ -159,10 +160,5 @@ def sample_demos(pool: Sequence[Item], n: int, rng: random.Random, exclude: Item
     return rng.sample(candidates, n)
 
 
-def ensure_rgb(image: Image.Image) -> Image.Image:
-    """RGB on white: transparent pixels become white, as in the image suite."""
-    if image.mode == "RGB":
-        return image.copy()
-    rgba = image.convert("RGBA")
-    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(background, rgba).convert("RGB")
+#: RGB on white (transparent pixels white): one rule for a run's pictures and ``task_images``
+ensure_rgb = on_white

@@ -27,18 +27,28 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from taskvec.evaluation.metrics import METRIC_NOTES  # noqa: E402
+from taskvec.evaluation.scoring import answer_diversity  # noqa: E402
 from taskvec.experiments import paper  # noqa: E402
-from taskvec.experiments.conditions import Condition, layer_curves, matrix, table3_with_std  # noqa: E402
+from taskvec.experiments.conditions import (  # noqa: E402
+    TOP_LABEL_ROW,
+    Condition,
+    layer_curves,
+    matrix,
+    table3_diversity,
+    table3_with_std,
+)
 from taskvec.experiments.conflict import conflict_summary  # noqa: E402
 from taskvec.experiments.ensemble import summarise_ensemble  # noqa: E402
 from taskvec.models.embedded.adapter import EmbeddedVLMAdapter  # noqa: E402
 from taskvec.storage.markdown import markdown_table, write_table  # noqa: E402
 from taskvec.storage.run_folder import write_atomic, write_json  # noqa: E402
 
-METRIC_NOTES = {
-    "paper": "the paper's first-token prefix rule",
-    "strict": "the first token must be one of the label's own first tokens",
-}
+#: the metrics of the report's tables: the paper's, then the whole-label one beside it, then strict
+REPORT_METRICS = ("paper", "whole_label", "strict")
+COLLAPSED_MARK = "†"
+#: a claim whose measure is no accuracy of Table 3 (its own score, or the answers' diversity)
+METRIC_FREE = "metric-free"
 CONTEXT_FILE = "report_context.json"
 #: the claims table's note where a claim holds by construction rather than by experiment
 BY_CONSTRUCTION = (
@@ -71,6 +81,9 @@ def claims(
         mean, _ = table3_with_std(reproduction.conditions, style, metric)
         avg = mean["average"]
         text_to_image = float(avg["Text ICL xPatch"])
+        diversity = answer_diversity(reproduction.main_condition(style).predictions)
+        xpatch = diversity.xs("xpatch", level="method")
+        collapsed = xpatch[xpatch.collapsed]
         checks = [
             (
                 "Text ICL xPatch beats Text ICL xBase on image queries",
@@ -92,6 +105,23 @@ def claims(
                 f"{text_to_image:.2f} vs {avg['Image ICL Patch']:.2f}",
                 text_to_image >= avg["Image ICL Patch"],
                 "",
+            ),
+            (
+                "Text ICL xPatch beats the label prior (the most frequent val label for every item)",
+                "not reported",
+                f"{text_to_image:.2f} vs {avg['Label prior']:.2f}",
+                text_to_image > avg["Label prior"],
+                "",
+            ),
+            (
+                "Text ICL xPatch's answers on image queries do not collapse onto one answer",
+                "not reported",
+                f"collapsed on {len(collapsed)} of {len(xpatch)} tasks: "
+                + ", ".join(f"{t} ({r.top_answer!r} {r.top_share:.2f})" for t, r in collapsed.iterrows())
+                if len(collapsed)
+                else f"no task (top answer's share at most {xpatch.top_share.max():.2f})",
+                not len(collapsed),
+                METRIC_FREE,
             ),
         ]
         image_to_text = reproduction.conditions.get(Condition("image-icl", "text", style))
@@ -131,7 +161,7 @@ def claims(
                     "ensemble above exemplars (Fig. 8)",
                     f"{mixed:.2f} vs {exemplar:.2f}",
                     mixed > exemplar,
-                    "",
+                    METRIC_FREE,
                 )
             )
         if conflict is not None and len(conflict) and style == reproduction.training_style:
@@ -143,15 +173,41 @@ def claims(
                     "patched task answered (Fig. 9)",
                     f"patched task {wins:.2f} (control follows prompt {followed:.2f})",
                     wins > 0.5,
-                    "",
+                    METRIC_FREE,
                 )
             )
         for claim, published, ours, ok, note in checks:
-            held = _verdict(ok) + (", by construction" if note else "")
+            free = note == METRIC_FREE
+            held = _verdict(ok) + (", by construction" if note and not free else "")
             rows.append(
-                {"style": style, "claim": claim, "paper": published, "ours": ours, "held": held, "note": note}
+                {
+                    "style": style,
+                    "claim": claim,
+                    "paper": published,
+                    "ours": ours,
+                    "held": held,
+                    "note": "" if free else note,
+                    "metric_free": free,
+                }
             )
     return pd.DataFrame(rows)
+
+
+def claims_beside(reproduction, ensemble, conflict) -> pd.DataFrame:
+    """``claims`` by the paper's metric with, beside ``ours`` and ``held``, the same checks by the
+    whole-label metric (``-`` where a claim's measure is not a Table 3 accuracy: the ensembling
+    figure's own case-insensitive score, the conflict's answers, the diversity)."""
+    paper_rows = claims(reproduction, ensemble, conflict, "paper")
+    whole = claims(reproduction, ensemble, conflict, "whole_label")
+    free = paper_rows.pop("metric_free").to_numpy(dtype=bool)
+    table = paper_rows.assign(
+        **{
+            "ours (whole_label)": whole["ours"].where(~free, "-").to_numpy(),
+            "held (whole_label)": whole["held"].where(~free, "-").to_numpy(),
+        }
+    )
+    columns = ["style", "claim", "paper", "ours", "held", "ours (whole_label)", "held (whole_label)", "note"]
+    return table[columns]
 
 
 # --- plots ------------------------------------------------------------------------------------------
@@ -245,12 +301,14 @@ def write_report(reproduction, ensemble, conflict, similarity, analysis, llm, ti
     root = reproduction.root
     config = reproduction.config
     adapter = reproduction.adapter
-    for metric in ("paper", "strict"):
+    for metric in REPORT_METRICS:
         for style in config.styles:
             mean, std = table3_with_std(reproduction.conditions, style, metric)
             write_table(root, f"table3_{style}_{metric}", mean.round(4))
             write_table(root, f"table3_{style}_{metric}_std", std.round(4))
         write_table(root, f"matrix_{metric}", matrix(reproduction.conditions, metric).round(3))
+    for style in config.styles:
+        write_table(root, f"diversity_{style}", table3_diversity(reproduction.conditions, style).round(4))
     for style in config.styles:
         chosen = {c: r for c, r in reproduction.conditions.items() if c.style in (style, None)}
         write_table(root, f"layer_curves_{style}", layer_curves(chosen, "paper").round(4))
@@ -264,9 +322,7 @@ def write_report(reproduction, ensemble, conflict, similarity, analysis, llm, ti
             write_table(root, f"ensemble_{style}", summary.set_index(["kind", "n"]))
     if conflict is not None and len(conflict):
         write_table(root, "conflict_summary", conflict_summary(conflict))
-    write_table(
-        root, "claims", claims(reproduction, ensemble, conflict, "paper").set_index(["style", "claim"])
-    )
+    write_table(root, "claims", claims_beside(reproduction, ensemble, conflict).set_index(["style", "claim"]))
     _draw_plots(root, list(config.styles))
     write_json(
         root / CONTEXT_FILE,
@@ -289,15 +345,17 @@ def write_report(reproduction, ensemble, conflict, similarity, analysis, llm, ti
 
 
 def _table4(reproduction) -> pd.DataFrame:
+    """Table 4 by the paper's metric, each row followed by the same by the whole-label metric."""
     rows = {}
     for style, result in reproduction.transfer.items():
         vlm = reproduction.main_condition(style).predictions
         llm_rows = result.predictions
         for name, frame in (("VLM -> VLM xPatch", vlm), ("LLM -> VLM xPatch", llm_rows)):
-            scores = frame[frame.method == "xpatch"].groupby(["task", "seed"])["paper"].mean()
-            per_task = scores.groupby("task").mean()
-            per_task["average"] = scores.groupby("seed").mean().mean()
-            rows[(style, name)] = per_task
+            for metric, suffix in (("paper", ""), ("whole_label", " (whole_label)")):
+                scores = frame[frame.method == "xpatch"].groupby(["task", "seed"])[metric].mean()
+                per_task = scores.groupby("task").mean()
+                per_task["average"] = scores.groupby("seed").mean().mean()
+                rows[(style, name + suffix)] = per_task
     table = pd.DataFrame(rows).T.round(3).rename_axis(["style", "vectors"])
     return table[[t.name for t in reproduction.tasks if t.name in table.columns] + ["average"]]
 
@@ -354,14 +412,43 @@ def _paper_values(values: tuple[float, ...], columns) -> list[str]:
     return [_number(published[c], 2) if c in published else "" for c in columns]
 
 
-def table3_beside_paper(mean: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:
-    """Our Table 3 (mean ± std) with, under each of our rows, the paper's rows of the same name
-    (one per model; the paper's 'Random' row under Majority). Index: (method, source)."""
-    ours = _cells(mean, std)
+def _mark(cells: pd.DataFrame, collapsed: pd.DataFrame | None) -> pd.DataFrame:
+    """``cells`` with ``COLLAPSED_MARK`` where ``collapsed`` (methods x tasks, 1.0 = collapsed);
+    the label prior, one label for every item by construction, is not marked."""
+    if collapsed is None:
+        return cells
+    cells = cells.copy()
+    for method in cells.index.intersection(collapsed.index).drop("Label prior", errors="ignore"):
+        for task in cells.columns.intersection(collapsed.columns):
+            if collapsed.loc[method, task] == 1.0:
+                cells.loc[method, task] = f"{cells.loc[method, task]} {COLLAPSED_MARK}"
+    return cells
+
+
+def table3_beside_paper(
+    mean: pd.DataFrame,
+    std: pd.DataFrame,
+    whole: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    collapsed: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Our Table 3 (mean ± std) with, under each of our rows, ours by the whole-label metric
+    (``whole``: its mean and std) and the paper's rows of the same name (one per model; the
+    paper's 'Random' row under Majority). ``collapsed`` (methods x tasks, 1.0 where a method's
+    answers collapsed) marks our cells. ``TOP_LABEL_ROW`` is a reference, not a method: its
+    source says so. Index: (method, source)."""
+    ours = _mark(_cells(mean, std), collapsed)
+    whole_cells = _mark(_cells(*whole), collapsed) if whole is not None else None
     rows, index = [], []
     for method, cells in ours.iterrows():
+        if method == TOP_LABEL_ROW:
+            rows.append([_number(v, 2) for v in mean.loc[method]])
+            index.append((method, "reference"))
+            continue
         rows.append(list(cells))
         index.append((method, "ours"))
+        if whole_cells is not None and method in whole_cells.index:
+            rows.append(list(whole_cells.loc[method]))
+            index.append((method, "ours, whole_label"))
         published = [(m, table.get(method)) for m, table in paper.TABLE3.items()]
         if method == "Majority":
             published = [("'Random' row, all models", paper.MAJORITY)]
@@ -374,14 +461,27 @@ def table3_beside_paper(mean: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def matrix_beside_paper(table: pd.DataFrame) -> pd.DataFrame:
-    """Our specification x query matrix with the paper's patch rows (appendix) under our patch
-    row of the same specification and query. Index: (condition, method, source)."""
+def _layer_cell(value) -> str:
+    """A matrix row's layer: one number, or per-task layers (``"9/11/12"``) as they are."""
+    try:
+        return _number(int(value), 0)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def matrix_beside_paper(table: pd.DataFrame, whole: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Our specification x query matrix with, under each of our rows, the same by the whole-label
+    metric (``whole``, if given) and the paper's patch rows (appendix) under our patch row of the
+    same specification and query. Index: (condition, method, source)."""
     columns = list(table.columns)
     rows, index = [], []
     for (condition, method), values in table.iterrows():
-        rows.append([_number(int(v), 0) if c == "layer" else _number(v, 3) for c, v in values.items()])
+        rows.append([_layer_cell(v) if c == "layer" else _number(v, 3) for c, v in values.items()])
         index.append((condition, method, "ours"))
+        if whole is not None and (condition, method) in whole.index:
+            other = whole.loc[(condition, method)]
+            rows.append([_layer_cell(v) if c == "layer" else _number(v, 3) for c, v in other.items()])
+            index.append((condition, method, "ours, whole_label"))
         generic = re.sub(r" \([^)]*\)", "", condition)
         if method in ("Patch", "xPatch"):
             for model, published in paper.MATRIX.items():
@@ -437,47 +537,65 @@ def _document(folder: _Folder) -> tuple[str, list[str], list[Section]]:
         )
     sections = [_setup(folder)]
 
-    sections.append(
-        Section(
-            "1. Cross-modal transfer (Table 3)",
-            2,
-            [
-                "Image queries, test split; ours: mean ± std over seeds, the paper's (arXiv v1) under "
-                "each of our rows. The layer is chosen on the validation split per row (see Table 10 "
-                "for the layers). Metric: "
-                + METRIC_NOTES["paper"]
-                + "; the strict metric ("
-                + METRIC_NOTES["strict"]
-                + ", which the paper does not report) follows each table."
-            ],
-        )
+    has_whole = folder.table(f"table3_{styles[0]}_whole_label") is not None
+    intro = (
+        "Image queries, test split; ours: mean ± std over seeds, the paper's (arXiv v1) under "
+        "each of our rows. " + _layer_sentence(run) + " Metric: `paper`, " + METRIC_NOTES["paper"] + "."
     )
+    if has_whole:
+        intro += (
+            " Under each of our rows, the same by `whole_label`: "
+            + METRIC_NOTES["whole_label"]
+            + "; it credits no lone letter and no echo of the item (docs/metrics.md says what each "
+            "metric credits). Label prior: the most frequent validation label answered for every test "
+            "item; the test split's top-label share (reference row) is the most any one constant answer "
+            "scores. " + COLLAPSE_NOTE + "."
+        )
+    intro += (
+        " The strict metric (" + METRIC_NOTES["strict"] + "), which the paper does not report, follows "
+        "each table" + (", then each method's answer diversity." if has_whole else ".")
+    )
+    sections.append(Section("1. Cross-modal transfer (Table 3)", 2, [intro]))
     for style in styles:
         held = " (a training style)" if style == folder.context["training_style"] else " (held-out style)"
         mean, std = folder.table(f"table3_{style}_paper"), folder.table(f"table3_{style}_paper_std")
-        strict = _cells(folder.table(f"table3_{style}_strict"), folder.table(f"table3_{style}_strict_std"))
-        sections.append(
-            Section(
-                f"Images in `{style}`{held}",
-                3,
-                [
-                    Table(
-                        table3_beside_paper(mean, std),
-                        "Ours beside the paper (its LLaVA-1.5, Mantis-Fuyu, Idefics2)",
-                    ),
-                    Table(strict, "Strict metric (ours)"),
-                ],
+        diversity = folder.table(f"diversity_{style}", [0, 1])
+        collapsed = diversity.xs("collapsed", level="measure") if diversity is not None else None
+        whole = None
+        if has_whole:
+            whole = (
+                folder.table(f"table3_{style}_whole_label"),
+                folder.table(f"table3_{style}_whole_label_std"),
             )
-        )
+        strict_mean = folder.table(f"table3_{style}_strict").drop(index=[TOP_LABEL_ROW], errors="ignore")
+        strict_std = folder.table(f"table3_{style}_strict_std").drop(index=[TOP_LABEL_ROW], errors="ignore")
+        strict = _mark(_cells(strict_mean, strict_std), collapsed)
+        blocks = [
+            Table(
+                table3_beside_paper(mean, std, whole, collapsed),
+                "Ours beside the paper (its LLaVA-1.5, Mantis-Fuyu, Idefics2)",
+            ),
+            Table(strict, "Strict metric (ours)"),
+        ]
+        if diversity is not None:
+            blocks.append(Table(_diversity_cells(diversity), DIVERSITY_CAPTION))
+        sections.append(Section(f"Images in `{style}`{held}", 3, blocks))
 
     layers = Section(
         "2. Specification x query (Table 10)",
         2,
         [
-            "Test split, the paper's metric; Base / xBase: examples and query in one prompt, Patch / "
+            "Test split, the paper's metric"
+            + (", each of our rows followed by the same by `whole_label`" if has_whole else "")
+            + "; Base / xBase: examples and query in one prompt, Patch / "
             "xPatch: the task vector patched at `layer` (chosen on the validation split). Under our "
             "patch rows, the paper's (appendix; Idefics2 and Mantis-Fuyu, patch rows only).",
-            Table(matrix_beside_paper(folder.table("matrix_paper", [0, 1]))),
+            Table(
+                matrix_beside_paper(
+                    folder.table("matrix_paper", [0, 1]),
+                    folder.table("matrix_whole_label", [0, 1]) if has_whole else None,
+                )
+            ),
             "Validation curves the layers were chosen from; the horizontal lines are the unpatched "
             "baselines of image queries (test split) and the paper's Text ICL xPatch on image queries "
             f"({REFERENCE_MODEL}):",
@@ -498,7 +616,15 @@ def _document(folder: _Folder) -> tuple[str, list[str], list[Section]]:
             "Claims, one by one",
             2,
             [
-                "Metric: " + METRIC_NOTES["paper"] + ". `held` says whether our numbers agree with the "
+                "Metric: `paper`, "
+                + METRIC_NOTES["paper"]
+                + (
+                    "; beside it, the same checks by `whole_label` (`-`: the claim's measure is no Table 3 "
+                    "accuracy)"
+                    if "ours (whole_label)" in verdicts.columns
+                    else ""
+                )
+                + ". `held` says whether our numbers agree with the "
                 "claim; `note` says where they cannot disagree.",
                 Table(verdicts),
             ],
@@ -522,6 +648,41 @@ def _document(folder: _Folder) -> tuple[str, list[str], list[Section]]:
     for section in sections:
         section.anchor = _slug(section.title, taken)
     return title, notices, sections
+
+
+#: how Table 3 marks a collapsed method
+COLLAPSE_NOTE = (
+    f"{COLLAPSED_MARK}: the method's answers collapsed (its top answer, a first token, is at least half "
+    "of the items and at least twice the test split's top-label share), so its score says little "
+    "of the task"
+)
+DIVERSITY_CAPTION = (
+    "Answer diversity (ours): the top answer's share of items / distinct answers per item (first "
+    f"tokens, mean over seeds); {COLLAPSED_MARK}: collapsed"
+)
+
+
+def _diversity_cells(diversity: pd.DataFrame) -> pd.DataFrame:
+    """``diversity_<style>`` (rows (method, measure)) as one cell per method and task."""
+    top = diversity.xs("top_share", level="measure")
+    distinct = diversity.xs("distinct", level="measure")
+    collapsed = diversity.xs("collapsed", level="measure")
+    cells = top.map("{:.2f}".format) + " / " + distinct.map("{:.2f}".format)
+    return _mark(cells, collapsed)
+
+
+def _layer_sentence(run: dict) -> str:
+    """How each condition's layer was chosen (``layer_selection`` of the reproduction)."""
+    if run.get("layer_selection", "shared") == "per-task":
+        return (
+            "Layer selection `per-task`: each task's xPatch is read at its own best validation layer, "
+            "per condition (Table 10 lists them)."
+        )
+    return (
+        "Layer selection `shared` (the paper's protocol): one layer per condition for all tasks, the "
+        "best of their mean validation curve (Table 10 lists it), so a task's number depends on the "
+        "tasks run beside it; `--layer-selection per-task` gives each task its own."
+    )
 
 
 def _setup(folder: _Folder) -> Section:
@@ -564,7 +725,13 @@ def _transfer_blocks(folder: _Folder) -> list:
         return ["No base LLM is known for this model (pass `--llm`), so this experiment was skipped."]
     table = table.rename_axis(["style", "vectors"])[folder.task_order(table.columns)]
     blocks: list = [
-        "Image queries, test split, the paper's metric; our rows per image style, the paper's per model.",
+        "Image queries, test split, the paper's metric"
+        + (
+            " (rows marked `(whole_label)`: the same by the whole-label metric)"
+            if any("whole_label" in str(v) for v in table.index.get_level_values("vectors"))
+            else ""
+        )
+        + "; our rows per image style, the paper's per model.",
         Table(table4_beside_paper(table)),
     ]
     if folder.context.get("llm_is_the_frozen_language_model"):
@@ -775,7 +942,7 @@ def _inline_html(text: str) -> str:
     return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", html)
 
 
-_NUMBER = re.compile(r"-?\d+(\.\d+)?(e-?\d+)?( ± \d+(\.\d+)?)?")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?(e-?\d+)?( ± \d+(\.\d+)?)?( †)?")  # † marks a collapsed method
 
 
 def _cell_text(value) -> str:

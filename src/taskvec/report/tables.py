@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import matplotlib
 
@@ -10,25 +11,94 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRICS  # noqa: E402
+from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRIC_NOTES, METRICS  # noqa: E402
 from taskvec.evaluation.protocol import ExperimentConfig  # noqa: E402
-from taskvec.evaluation.scoring import layer_curve, summary_table  # noqa: E402
+from taskvec.evaluation.scoring import (  # noqa: E402
+    COLLAPSE_RATIO,
+    COLLAPSE_SHARE,
+    answer_diversity,
+    choose_layers,
+    layer_curve,
+    summary_table,
+)
 from taskvec.storage.markdown import write_table  # noqa: E402
 from taskvec.storage.run_folder import RunFolder, write_atomic  # noqa: E402
 
 METHOD_NAMES = {
     "no_context": "No Context",
     "majority": "Majority",
+    "label_prior": "Label prior",
     "xbase": "xBase",
     "xpatch": "xPatch",
 }
+#: what marks a collapsed method's cell in a table
+COLLAPSED_MARK = "†"
+COLLAPSE_RULE = (
+    f"{COLLAPSED_MARK} collapsed: the method's top answer (first token) is at least "
+    f"{COLLAPSE_SHARE:g} of the items and at least {COLLAPSE_RATIO:g}x the share of the test split's "
+    "most frequent label (the label prior, one label by construction, is not marked)"
+)
+#: the metrics every summary shows side by side: the paper's and the one that needs the whole label
+HEADLINE_METRICS = ("paper", "whole_label")
 
 
-def format_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """``mean ± std`` strings, methods as columns in the paper's order."""
+def collapsed_cells(predictions: pd.DataFrame) -> set[tuple[str, str]]:
+    """The (task, method) pairs whose answers collapsed (``scoring.answer_diversity``), but for
+    the label prior, which answers one label by construction."""
+    diversity = answer_diversity(predictions)
+    return {key for key, flag in diversity["collapsed"].items() if flag and key[1] != "label_prior"}
+
+
+def format_summary(table: pd.DataFrame, collapsed: set[tuple[str, str]] = frozenset()) -> pd.DataFrame:
+    """``mean ± std`` strings, methods as columns in the paper's order; a collapsed (task,
+    method) gets ``COLLAPSED_MARK``."""
     mean, std = table["mean"], table["std"]
     cells = mean.map(lambda v: f"{v:.2f}") + " ± " + std.map(lambda v: f"{v:.2f}")
+    for task, method in collapsed:
+        if task in cells.index and method in cells.columns:
+            cells.loc[task, method] += f" {COLLAPSED_MARK}"
     return cells.rename(columns=METHOD_NAMES)
+
+
+def summary_beside(predictions: pd.DataFrame, metrics=HEADLINE_METRICS) -> pd.DataFrame:
+    """The formatted summaries of ``metrics`` side by side: columns (method, metric), methods in
+    the paper's order, each metric's cell beside the other's; collapsed cells marked."""
+    collapsed = collapsed_cells(predictions)
+    formatted = {}
+    for metric in metrics:
+        table = summary_table(predictions, metric) if metric in predictions.columns else pd.DataFrame()
+        if not table.empty:
+            formatted[metric] = format_summary(table, collapsed)
+    if not formatted:
+        return pd.DataFrame()
+    first = next(iter(formatted.values()))
+    columns = [
+        (method, metric) for method in first.columns for metric in formatted if method in formatted[metric]
+    ]
+    return pd.DataFrame(
+        {(method, metric): formatted[metric][method] for method, metric in columns}, index=first.index
+    )
+
+
+def diversity_table(predictions: pd.DataFrame) -> pd.DataFrame:
+    """``scoring.answer_diversity`` rounded, methods by their table names."""
+    diversity = answer_diversity(predictions).reset_index()
+    diversity["method"] = diversity["method"].map(lambda m: METHOD_NAMES.get(m, m))
+    return diversity.set_index(["task", "method"]).round({"distinct": 3, "top_share": 3, "label_share": 3})
+
+
+def layer_text(layers: Mapping[str, int], selection: str, best: int) -> str:
+    """How the run chose its layer(s), in one line of Markdown."""
+    if selection == "shared":
+        return (
+            f"layer selection `shared` (the paper's protocol): **{best}** for every task, the best of "
+            "their mean validation curve (a task's layer depends on the tasks run beside it)"
+        )
+    per_task = ", ".join(f"{task} {layer}" for task, layer in layers.items())
+    return (
+        f"layer selection `per-task`: each task's best layer on its own validation curve: {per_task} "
+        f"(the tasks' mean curve would choose {best})"
+    )
 
 
 def plot_curves(curve: pd.DataFrame, best: int, title: str, path) -> None:
@@ -57,22 +127,31 @@ def write_run_outputs(
     predictions: pd.DataFrame,
     best: int,
     test_scores: pd.DataFrame,
+    task_layers: Mapping[str, int] | None = None,
 ) -> None:
-    """Everything a reader needs: predictions, tables per metric, curves, plot, report.md."""
+    """Everything a reader needs: predictions, tables per metric (and ``paper`` beside
+    ``whole_label``), answer diversity, curves, plot, report.md. ``best``: the best layer of the
+    mean validation curve; ``task_layers``: the layer each task's xPatch was read at (by default
+    ``best`` for all)."""
+    tasks = list(dict.fromkeys(predictions.task))
+    task_layers = dict(task_layers) if task_layers else {task: best for task in tasks}
     write_atomic(
         folder.path("predictions.jsonl"),
         "\n".join(json.dumps(r, ensure_ascii=False, default=str) for r in predictions.to_dict("records"))
         + "\n",
     )
+    collapsed = collapsed_cells(predictions)
+    headline = write_table(folder.root, "summary_paper_whole_label", summary_beside(predictions))
+    diversity = write_table(folder.root, "answer_diversity", diversity_table(predictions))
+    per_task_best = choose_layers(val_scores, config.selection_metric, "per-task")
     sections = []
     for metric in METRICS:
         table = summary_table(predictions, metric)
         if table.empty:
             continue
         write_table(folder.root, f"summary_{metric}", table)
-        sections.append(
-            (metric, write_table(folder.root, f"summary_{metric}_formatted", format_summary(table)))
-        )
+        formatted = format_summary(table, collapsed)
+        sections.append((metric, write_table(folder.root, f"summary_{metric}_formatted", formatted)))
     for metric in FIRST_TOKEN_METRICS:
         val_curve = layer_curve(val_scores, metric)
         write_table(folder.root, f"val_curve_{metric}", val_curve.round(4))
@@ -91,29 +170,78 @@ def write_run_outputs(
         "xPatch validation accuracy per layer (strict)",
         folder.path("plots", "val_curve_strict.png"),
     )
-    write_atomic(folder.path("report.md"), run_report(config, best, sections))
+    report = run_report(
+        config,
+        best,
+        sections,
+        task_layers=task_layers,
+        headline=headline,
+        diversity=diversity,
+        collapsed=collapsed,
+        per_task_best=per_task_best,
+    )
+    write_atomic(folder.path("report.md"), report)
 
 
-def run_report(config: ExperimentConfig, best: int, sections: list[tuple[str, str]]) -> str:
+def run_report(
+    config: ExperimentConfig,
+    best: int,
+    sections: list[tuple[str, str]],
+    task_layers: Mapping[str, int] | None = None,
+    headline: str = "",
+    diversity: str = "",
+    collapsed: set[tuple[str, str]] = frozenset(),
+    per_task_best: Mapping[str, int] | None = None,
+) -> str:
+    task_layers = task_layers or {}
     lines = [
         f"# taskvec run: {config.model}, {config.spec} -> {config.query} queries",
         "",
         f"- template `{config.template.name}`, {config.n_examples} examples, seeds {config.seeds}",
-        f"- layer chosen on the validation split by `{config.selection_metric}`: **{best}**",
-        "- test split, mean ± std over seeds; xPatch at the chosen layer",
+        f"- {layer_text(task_layers, config.layer_selection, best)}; chosen on the validation split "
+        f"by `{config.selection_metric}`",
+    ]
+    if config.layer_selection == "shared" and per_task_best and len(per_task_best) > 1:
+        per_task = ", ".join(f"{task} {layer}" for task, layer in per_task_best.items())
+        lines.append(f"- each task's own best validation layer (`--layer-selection per-task`): {per_task}")
+    lines += [
+        "- test split, mean ± std over seeds; xPatch at the chosen layer; Label prior: the most "
+        "frequent validation label answered for every test item",
         "",
     ]
-    notes = {
-        "paper": "the paper's first-token prefix rule (comparable to its tables)",
-        "paper_ci": "the paper's rule, case-insensitive",
-        "strict": "first token must be the label's own first token",
-        "exact": "the whole greedy answer line equals the label or an alias",
-    }
+    if headline:
+        lines += [
+            "## paper beside whole_label",
+            "",
+            f"`paper`: {METRIC_NOTES['paper']}; `whole_label`: {METRIC_NOTES['whole_label']} "
+            "(docs/metrics.md says what each metric credits).",
+            "",
+            headline,
+            "",
+        ]
+    if collapsed:
+        named = ", ".join(f"{METHOD_NAMES.get(m, m)} on {t}" for t, m in sorted(collapsed))
+        lines += [f"**Answer collapse**: {named}. {COLLAPSE_RULE}.", ""]
+    else:
+        rule = COLLAPSE_RULE.removeprefix(f"{COLLAPSED_MARK} collapsed: ")
+        lines += [f"No method's answers collapsed (collapse: {rule}).", ""]
     for metric, markdown in sections:
-        lines += [f"## {metric}: {notes[metric]}", "", markdown, ""]
+        lines += [f"## {metric}: {METRIC_NOTES[metric]}", "", markdown, ""]
+    if diversity:
+        lines += [
+            "## Answer diversity",
+            "",
+            "Per method, on the test split: `distinct` answers (first tokens) per item and the `top_share` "
+            "of the most frequent answer, each averaged over seeds; `label_share`: the test split's "
+            f"most frequent label's share. {COLLAPSE_RULE}.",
+            "",
+            diversity,
+            "",
+        ]
     lines += [
-        "Files: `tables/` (CSV + Markdown per metric, per-layer curves), `plots/val_curve.png`, "
-        "`predictions.jsonl`, `units/` (raw predictions per task and seed), `vectors/`.",
+        "Files: `tables/` (CSV + Markdown per metric, per-layer curves, answer_diversity), "
+        "`plots/val_curve.png`, `predictions.jsonl`, `units/` (raw predictions per task and seed), "
+        "`vectors/`, `results.json` (every number, the layer selection and the layers).",
         "",
     ]
     return "\n".join(lines)

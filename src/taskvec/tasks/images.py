@@ -174,32 +174,61 @@ def _as_task(task: Task | str) -> Task:
     return task
 
 
+#: what an item's own picture file may end in (a value naming an existing file counts too)
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+
+def is_image_file(entity: str) -> bool:
+    """Whether an item's ``image`` / ``entity`` value is a picture file of its own (an image
+    suffix, or an existing file) rather than an image-suite entity."""
+    return entity.lower().endswith(IMAGE_SUFFIXES) or Path(entity).is_file()
+
+
+def on_white(image: Image.Image) -> Image.Image:
+    """RGB on white: transparent pixels become white, as in the image suite (a new picture)."""
+    if image.mode == "RGB":
+        return image.copy()
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
 def _item_image(item: Item, style: str) -> Image.Image:
-    """The picture of a task item: a suite entity in ``style``, or an image file path."""
+    """The picture of a task item: a suite entity in ``style``, or its own file (at its own size,
+    on white, whatever the style)."""
     if not item.entity:
         raise SuiteImageNotFound("", style, f"item {item.id!r} ({item.input}) has no entity")
-    if Path(item.entity).suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"):
+    if is_image_file(item.entity):
         with Image.open(item.entity) as im:
-            return im.convert("RGB")
+            im.load()
+            return on_white(im)
     return load_image(item.entity, style)
 
 
 def task_styles(task: Task | str) -> list[str]:
-    """Styles that have a picture for every item of both splits (flags: no ``fluent``)."""
+    """Styles that have a picture for every item of both splits (flags: no ``fluent``); an item
+    with a picture file of its own has it in every style."""
     task = _as_task(task)
     items = (*task.val, *task.test)
-    return [s for s in STYLES if all(item.entity and s in styles_for(item.entity) for item in items)]
+
+    def has(item: Item, style: str) -> bool:
+        return bool(item.entity) and (is_image_file(item.entity) or style in styles_for(item.entity))
+
+    return [s for s in STYLES if all(has(item, s) for item in items)]
 
 
 def task_images(
     task: Task | str, split: Split = "test", style: str = DEFAULT_STYLE, *, skip_missing: bool = False
 ) -> Iterator[tuple[Item, Image.Image]]:
-    """``(item, 224x224 RGB picture)`` for every item of a split of a task, in split order.
+    """``(item, RGB picture)`` for every item of a split of a task, in split order.
 
     ``task`` is a :class:`~taskvec.tasks.task.Task` (the object the protocol uses) or a
-    built-in task name. A style that lacks an item's picture raises
-    :class:`SuiteImageNotFound`, so an evaluation never silently runs on a subset; with
-    ``skip_missing=True`` such items are left out instead.
+    built-in task name. A suite entity's picture is the 224x224 one in ``style``. An item with a
+    picture file of its own (a task file's ``image``) gets that file as a run shows it: at its
+    own size, transparent pixels on white, and the same whatever ``style`` says (styles are the
+    suite's). A style that lacks an item's suite picture raises :class:`SuiteImageNotFound`, so
+    an evaluation never silently runs on a subset; with ``skip_missing=True`` such items are
+    left out instead.
     """
     task = _as_task(task)
     for item in task.split(split):

@@ -12,6 +12,7 @@ from taskvec.models.head import unread_head
 from taskvec.models.shared_work import SharedWork, compute_or_share
 from taskvec.patching.hooks import recording_last_token
 from taskvec.prompts.template import Prompt, PromptTemplate
+from taskvec.vectors.provenance import PromptSource
 from taskvec.vectors.task_vector import TaskVector, VectorMeta
 
 
@@ -56,17 +57,23 @@ def extract(
     template: str | PromptTemplate = "",
     budget: MemoryBudget | None = None,
     shared: SharedWork | None = None,
+    sources: Sequence[PromptSource] | None = None,
 ) -> TaskVector:
     """The task vector of ``prompts``: per-layer mean of the delimiter's residual state.
 
     Each prompt must end at the delimiter that precedes an answer (an ICL prompt ending "A:",
     or an instruction), which is how ``taskvec.prompts`` builds them. ``n_examples`` and
     ``template`` (a name or the ``PromptTemplate`` itself, whose fields are then recorded too) are
-    what the prompts were built with: they go into ``vector.meta``.
+    what the prompts were built with: they go into ``vector.meta``, with ``sources`` (one
+    ``PromptSource`` per prompt, in order: which items built it; ``vectors.provenance``).
     """
     adapter = require_adapter(adapter, "extract")
     if not prompts:
         raise ValueError("extract needs at least one prompt")
+    if sources is not None and len(sources) != len(prompts):
+        raise ValueError(
+            f"extract got {len(sources)} sources for {len(prompts)} prompts; give one per prompt"
+        )
     states = last_token_states(adapter, prompts, budget, shared)
     meta = VectorMeta(
         model=adapter.name,
@@ -83,5 +90,6 @@ def extract(
         template=template.name if isinstance(template, PromptTemplate) else template,
         template_spec=template.model_dump(mode="json") if isinstance(template, PromptTemplate) else {},
         layers=list(range(adapter.num_layers)),
+        sources=list(sources or []),
     )
     return TaskVector(states.mean(0), meta)

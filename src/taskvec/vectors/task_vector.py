@@ -20,6 +20,7 @@ from safetensors.torch import save
 
 from taskvec.errors import VectorFileError, VectorMismatchError, storage_error
 from taskvec.models.adapter import ModelAdapter
+from taskvec.vectors.provenance import PromptSource
 
 
 class VectorMeta(BaseModel):
@@ -42,6 +43,17 @@ class VectorMeta(BaseModel):
     model_id: str = ""  # where the weights came from (hub id, folder or package file)
     template_spec: dict = {}  # the template's fields, so a renamed or edited template is told apart
     run_identity: str = ""  # the run that computed it (config + task data + weights); keys the cache
+    #: what each averaged prompt was built from, in order (``vectors.provenance``); empty where
+    #: the caller did not say (``extract`` without ``sources``, vectors saved before it was kept)
+    sources: list[PromptSource] = []
+
+    def recorded(self) -> dict:
+        """The metadata as saved (and checksummed). No ``sources`` key where there are none, so a
+        vector saved before sources were recorded keeps its checksum and sidecar."""
+        info = self.model_dump(mode="json")
+        if not info["sources"]:
+            del info["sources"]
+        return info
 
 
 @dataclass
@@ -63,7 +75,7 @@ class TaskVector:
     def checksum(self) -> str:
         """SHA-256 of the values and the provenance: an edited tensor or edited metadata shows."""
         digest = hashlib.sha256(self.vectors.detach().float().contiguous().numpy().tobytes())
-        digest.update(json.dumps(self.meta.model_dump(), sort_keys=True).encode())
+        digest.update(json.dumps(self.meta.recorded(), sort_keys=True).encode())
         return digest.hexdigest()[:16]
 
     def check_fits(self, adapter: ModelAdapter, same_model: bool = False) -> None:
@@ -103,7 +115,11 @@ class TaskVector:
                 raise VectorMismatchError("can only average task vectors over the same layers and width")
         stacked = torch.stack([v.vectors for v in vectors]).mean(0)
         meta = first.meta.model_copy(
-            update={"spec": spec, "n_prompts": sum(v.meta.n_prompts for v in vectors)}
+            update={
+                "spec": spec,
+                "n_prompts": sum(v.meta.n_prompts for v in vectors),
+                "sources": [source for v in vectors for source in v.meta.sources],
+            }
         )
         return TaskVector(stacked, meta)
 
@@ -124,7 +140,7 @@ class TaskVector:
         trailing ``.safetensors`` or ``.json`` is not doubled). A file there that holds another
         vector is refused unless ``overwrite``; the same vector again is a no-op rewrite."""
         path = vector_file(path)
-        info = {**self.meta.model_dump(), "checksum": self.checksum()}
+        info = {**self.meta.recorded(), "checksum": self.checksum()}
         if path.exists() and not overwrite and _saved_checksum(path) != info["checksum"]:
             raise VectorFileError(
                 f"{path} already holds another task vector; pass overwrite=True to replace it, "

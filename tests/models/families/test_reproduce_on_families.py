@@ -31,10 +31,12 @@ def test_a_quick_reproduction_on_a_tiny_family_writes_the_whole_report(family, t
     assert list(table.index) == [
         "No Context",
         "Majority",
+        "Label prior",
         "Image ICL Base",
         "Image ICL Patch",
         "Text ICL xBase",
         "Text ICL xPatch",
+        "Top-label share (test split)",
     ]
     assert ((table >= 0) & (table <= 1)).all().all()
     assert '"state": "complete"' in (tmp_path / "status.json").read_text()
