@@ -556,7 +556,9 @@ def _main_rank() -> bool:
 
 @app.command()
 def align(
-    stage: Annotated[str, typer.Option(help="all | recogniser | projector")] = "all",
+    stage: Annotated[
+        str, typer.Option(help="all | recogniser | projector | lora (projector + LoRA on the LLM)")
+    ] = "all",
     backbone: Annotated[
         list[str] | None, typer.Option("--backbone", help="smollm2 | gemma3 (repeatable; default both)")
     ] = None,
@@ -569,16 +571,25 @@ def align(
     """Train the embedded VLM's recogniser and projector (its weights ship with taskvec).
 
     Stage 1 fine-tunes EfficientNet-Lite0 into a recogniser of the image suite's entities (names
-    only), stage 2 trains the projector against each frozen LLM."""
-    from taskvec.align.run import ProjectorConfig, RecogniserConfig, align_projector, align_recogniser
+    only), stage 2 trains the projector against each frozen LLM. ``--stage lora`` (not part of
+    ``all``) then tunes the projector together with LoRA adapters on the LLM (the weights of
+    ``embedded-vlm-<backbone>-lora``)."""
+    from taskvec.align.run import (
+        LoraStageConfig,
+        ProjectorConfig,
+        RecogniserConfig,
+        align_lora,
+        align_projector,
+        align_recogniser,
+    )
     from taskvec.errors import ConfigError
     from taskvec.models.embedded.load import BACKBONES
     from taskvec.models.embedded.weights import WEIGHTS_DIR
 
     folder = out or WEIGHTS_DIR
     load_options = _load_options("float32", device, None)  # a bad device fails before any training
-    if stage not in ("all", "recogniser", "projector"):
-        raise ConfigError(f"unknown stage {stage!r}; use all, recogniser or projector")
+    if stage not in ("all", "recogniser", "projector", "lora"):
+        raise ConfigError(f"unknown stage {stage!r}; use all, recogniser, projector or lora")
     keys = backbone or list(BACKBONES)
     for key in keys:
         if key not in BACKBONES:
@@ -592,6 +603,11 @@ def align(
             options = {"seed": seed} | ({"steps": steps} if steps is not None else {})
             info = align_projector(key, ProjectorConfig(**options), folder, load_options)
             console.print(f"projector {key}: {info['train_seconds']} s, {info['recognition_strict']}")
+    if stage == "lora":
+        for key in keys:
+            options = {"seed": seed} | ({"steps": steps} if steps is not None else {})
+            info = align_lora(key, LoraStageConfig(**options), folder, load_options)
+            console.print(f"lora {key}: {info['train_seconds']} s, {info['recognition_strict']}")
 
 
 #: the image-suite builder: a script of the repository (it needs npm and apt), not of the package

@@ -17,6 +17,7 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from taskvec.align.evaluate import classifier_accuracy, recognition_table, summarise
+from taskvec.align.lora import LoraStageConfig, train_lora
 from taskvec.align.projector import (
     ProjectorConfig,
     calibrated_temperature,
@@ -26,16 +27,20 @@ from taskvec.align.projector import (
 )
 from taskvec.align.recogniser import Recogniser, RecogniserConfig, RecognitionData
 from taskvec.align.recogniser import train_recogniser as _train_recogniser
+from taskvec.errors import ModelSpecError
 from taskvec.models.embedded.load import (
     RECOGNISER_FILE,
     assemble,
     backbone,
     build_encoder,
     entity_names,
+    lora_file,
     name_token_ids,
     projector_file,
 )
+from taskvec.models.embedded.lora import lora_layers, lora_state
 from taskvec.models.embedded.weights import WEIGHTS_DIR, load_weights, save_weights
+from taskvec.models.loading import cache_root
 from taskvec.storage.run_folder import write_atomic
 from taskvec.tasks import images as suite
 
@@ -167,11 +172,110 @@ def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, 
     return info
 
 
+@torch.no_grad()
+def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, options=None) -> dict:
+    """Stage 2 with a tuned LLM (``align.lora``): start from the shipped projector of ``key``
+    (in ``out``), train it further together with LoRA adapters on the LLM; write ``lora-<key>``,
+    the weights of ``embedded-vlm-<key>-lora``. The recogniser and its features are reused."""
+    from taskvec.models.registry import load_model
+
+    recogniser, recogniser_info = load_recogniser(out)
+    start_state, start_info = load_weights(out / projector_file(key))
+    if start_info["recogniser_sha256"] != recogniser_info["sha256"]:
+        raise ModelSpecError(
+            f"{projector_file(key)} was trained on another recogniser; run `taskvec align --stage "
+            f"projector --backbone {key}` first"
+        )
+    projector_config = ProjectorConfig(**start_info["config"])
+    entity_ids = recogniser_info["entity_ids"]
+    llm = load_model(backbone(key).llm, options)
+    projector = new_projector(len(entity_ids), llm.hidden_size, projector_config)
+    projector.load_state_dict(
+        {
+            "classifier.weight": recogniser.head.weight,
+            "classifier.bias": recogniser.head.bias,
+            **{k[len("projector.") :]: v for k, v in start_state.items()},
+        }
+    )
+    projector.set_name_table(
+        llm.model.get_input_embeddings(), name_token_ids(llm.tokenizer, entity_names(entity_ids))
+    )
+    adapter = assemble(
+        llm,
+        recogniser.encoder,
+        projector,
+        f"embedded-vlm-{key}-lora",
+        "training",
+        recogniser_info["config"]["image_size"],
+        tuned=True,
+    )
+    adapter.model.to(llm.device)
+    data = RecognitionData.training(entity_ids)
+    names = entity_names(entity_ids)
+    domains = [suite.entity_info(entity)["domain"] for entity in entity_ids]
+    started = time.perf_counter()
+    with _progress() as progress:
+        bar = progress.add_task(f"stage 2 + LoRA ({key})", total=config.steps, loss=float("nan"))
+
+        def on_step(step: int, total: int, loss: float) -> None:
+            progress.update(bar, completed=step + 1, loss=loss)
+            _log_line(progress, f"lora {key}", step, total, loss, every=5)
+
+        features = cached_features(recogniser, data, projector_config, recogniser_info["sha256"])
+        with torch.enable_grad():
+            log = train_lora(adapter, features, data, names, domains, config, on_step)
+    seconds = time.perf_counter() - started
+    projector.eval()
+    llm_module = adapter.model.llm
+    # the trained tensors before anything else, so a failure below costs no retraining
+    checkpoint = io.BytesIO()
+    torch.save({"projector": projector.state_dict(), "lora": lora_state(llm_module), "log": log}, checkpoint)
+    write_atomic(cache_root() / "align" / f"{lora_file(key)}-trained.pt", checkpoint.getvalue())
+    # measure what loading will give: the stored (half-precision) adapters, merged
+    adapters = {name: tensor.detach().half().float() for name, tensor in lora_state(llm_module).items()}
+    llm_module.load_state_dict(adapters, strict=False)
+    for layer in lora_layers(llm_module):
+        layer.merge()
+    rows = recognition_table(adapter)
+    sample = check_sample_accuracy(adapter)
+    _write_log(out / "logs" / f"{lora_file(key)}.jsonl", log)
+    tensors = {
+        **{
+            f"projector.{k}": v.cpu()
+            for k, v in projector.state_dict().items()
+            if not k.startswith("classifier.")
+        },
+        **{f"lora.{k}": v.cpu() for k, v in adapters.items()},
+    }
+    info = {
+        "config": config.model_dump(mode="json"),
+        "projector_config": projector_config.model_dump(mode="json"),
+        "backbone": key,
+        "llm": backbone(key).llm,
+        "llm_fingerprint": llm.weights_fingerprint,
+        "recogniser_sha256": recogniser_info["sha256"],
+        "start_projector_sha256": start_info["sha256"],
+        "training_data": (
+            "entity names of the image suite and relations computed from a name (itself, in "
+            "capitals, its first letter, its suite domain); image sequences with image or text "
+            "demonstrations (cross-entropy on the image query's answer), text sequences "
+            "distilled from the frozen LLM (KL at each answer's first token); no task label, "
+            "no task split"
+        ),
+        "train_seconds": round(seconds, 1),
+        "final_loss": log[-1]["loss"],
+        "recognition_strict": summarise(rows).to_dict(orient="index"),
+        "check_sample": sample,
+        "command": f"taskvec align --stage lora --backbone {key} --seed {config.seed}"
+        + (f" --steps {config.steps}" if config.steps != LoraStageConfig().steps else ""),
+    }
+    save_weights(out / lora_file(key), tensors, info)
+    return info
+
+
 def cached_features(recogniser, data, config: ProjectorConfig, recogniser_sha: str) -> torch.Tensor:
     """The recogniser's pooled features of the training tiles, computed once per recogniser and
     augmentation setting and kept in the taskvec cache (both backbones train on the same ones)."""
-    from taskvec.models.loading import cache_root
-
     key = f"{recogniser_sha[:16]}-{config.augmented_copies}-{config.seed}-{len(data.labels)}"
     path = cache_root() / "align" / f"features-{key}.pt"
     if path.is_file():
@@ -197,8 +301,10 @@ def check_sample_accuracy(adapter) -> dict:
 
 __all__ = [
     "CHECK_SAMPLE",
+    "LoraStageConfig",
     "ProjectorConfig",
     "RecogniserConfig",
+    "align_lora",
     "align_projector",
     "align_recogniser",
     "check_sample_accuracy",

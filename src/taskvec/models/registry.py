@@ -46,9 +46,9 @@ class NamedModel:
     load: Callable[[LoadOptions], ModelAdapter]
 
 
-def _embedded(backbone: str) -> Callable[[LoadOptions], ModelAdapter]:
+def _embedded(backbone: str, tuned: bool = False) -> Callable[[LoadOptions], ModelAdapter]:
     def load(options: LoadOptions) -> ModelAdapter:
-        return load_embedded_vlm(backbone, options)
+        return load_embedded_vlm(backbone, options, tuned=tuned)
 
     return load
 
@@ -89,6 +89,12 @@ NAMED_MODELS: dict[str, NamedModel] = {
             "embedded-vlm-gemma3",
             "EfficientNet-Lite0 + entity-name projector + Gemma 3 270M (frozen; Gemma Terms of Use)",
             _embedded("gemma3"),
+        ),
+        NamedModel(
+            "embedded-vlm-gemma3-lora",
+            "embedded-vlm-gemma3 with its Gemma 3 270M tuned by LoRA in alignment (as LLaVA tunes its "
+            "LLM; Gemma Terms of Use)",
+            _embedded("gemma3", tuned=True),
         ),
     )
 }

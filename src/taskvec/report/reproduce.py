@@ -630,6 +630,8 @@ def _document(folder: _Folder) -> tuple[str, list[str], list[Section]]:
             ],
         )
     )
+    if folder.context.get("compare_with"):
+        sections.append(Section("Both embedded variants side by side", 2, _variants_blocks(folder)))
     sections.append(
         Section(
             "Files",
@@ -806,6 +808,110 @@ def _analysis_blocks(folder: _Folder) -> list:
     return blocks
 
 
+# --- two variants of one model, side by side -------------------------------------------------------
+#: Table 3 rows (image queries) the side-by-side summary shows
+VARIANT_ROWS = ("No Context", "Text ICL xBase", "Text ICL xPatch", "Image ICL Base", "Image ICL Patch")
+
+
+def _mean_recognition(context: dict) -> float | None:
+    """Mean strict recognition over the embedded VLM's training styles (the held-out style left out)."""
+    from taskvec.tasks.images import TRAINING_STYLES
+
+    recognition = context.get("recognition")
+    if not recognition:
+        return None
+    cells = [
+        value
+        for style, row in recognition.items()
+        if style in TRAINING_STYLES
+        for value in row.values()
+        if value is not None and not (isinstance(value, float) and math.isnan(value))
+    ]
+    return sum(cells) / len(cells) if cells else None
+
+
+def _shared_metrics(folders: list[_Folder], style: str) -> list[str]:
+    """The metrics whose Table 3 every folder has, ``paper`` first."""
+    found = [
+        {p.stem[len(f"table3_{style}_") :] for p in (f.root / "tables").glob(f"table3_{style}_*.csv")}
+        for f in folders
+    ]
+    metrics = {m for m in set.intersection(*found) if not m.endswith("_std")}
+    return sorted(metrics, key=lambda m: (m != "paper", m))
+
+
+def variant_summary(folders: list[_Folder]) -> pd.DataFrame:
+    """The figures that tell the variants apart, one column per folder's model: Table 3 averages
+    on image queries per style and metric, text -> text xPatch, Table 4 and its cosine, and
+    recognition."""
+    names = [f.config["model"]["name"] for f in folders]
+    styles = [
+        s
+        for s in folders[0].config["reproduce"]["styles"]
+        if all(s in f.config["reproduce"]["styles"] for f in folders[1:])
+    ]
+    rows: dict[tuple[str, str], list] = {}
+    for style in styles:
+        for metric in _shared_metrics(folders, style):
+            tables = [f.table(f"table3_{style}_{metric}") for f in folders]
+            for row in VARIANT_ROWS:
+                rows[(f"Table 3, images in `{style}`, {metric}", row)] = [
+                    float(t.loc[row, "average"]) if row in t.index else None for t in tables
+                ]
+    matrices = [f.table("matrix_paper", [0, 1]) for f in folders]
+    key = ("Text ICL -> text", "Patch")
+    rows[("text -> text, paper", "Text ICL xPatch")] = [
+        float(m.loc[key, "average"]) if key in m.index else None for m in matrices
+    ]
+    for style in styles:
+        for vectors in ("VLM -> VLM xPatch", "LLM -> VLM xPatch"):
+            values = []
+            for f in folders:
+                table = f.table("table4", [0, 1])
+                present = table is not None and (style, vectors) in table.index
+                values.append(float(table.loc[(style, vectors), "average"]) if present else None)
+            rows[(f"Table 4, images in `{style}`, paper", vectors)] = values
+    for pair in ("LLM text ICL vs VLM text ICL", "LLM text ICL vs VLM image ICL"):
+        values = []
+        for f in folders:
+            table = f.table("table4_similarity")
+            values.append(
+                float(table.loc[pair, "same task"]) if table is not None and pair in table.index else None
+            )
+        rows[("Table 4 cosine (same task)", pair)] = values
+    rows[("recognition", "mean strict, training styles")] = [_mean_recognition(f.context) for f in folders]
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=names)
+    frame.index = pd.MultiIndex.from_tuples(frame.index, names=["figure", "row"])
+    return frame.map(lambda v: _number(v, 3) if v is not None else "")
+
+
+def variant_claims(folders: list[_Folder]) -> pd.DataFrame:
+    """The claims table of each folder's model beside each other: ours and the verdict per model."""
+    merged = None
+    for f in folders:
+        name = f.config["model"]["name"]
+        table = f.table("claims", [0, 1]).fillna("")
+        part = table[["ours", "held"]].rename(columns={"ours": f"{name}: ours", "held": f"{name}: held"})
+        merged = table[["paper"]].join(part) if merged is None else merged.join(part, how="left")
+    return merged.fillna("")
+
+
+def _variants_blocks(folder: _Folder) -> list:
+    other = _Folder(folder.root / folder.context["compare_with"])
+    folders = [folder, other]
+    names = [f"`{f.config['model']['name']}`" for f in folders]
+    blocks: list = [
+        f"This report's model, {names[0]}, beside {names[1]} (its reproduction: "
+        f"`{folder.context['compare_with']}`), same protocol. One embedded VLM keeps its language model "
+        "frozen, so on text it is its base LLM and Table 4 holds by construction; the other's language "
+        "model was tuned with LoRA during alignment (`taskvec align --stage lora`), so its text-ICL "
+        "vectors are its own and Table 4 is an experiment.",
+        Table(variant_summary(folders), "Figures that tell the variants apart (6-task means over seeds)"),
+        Table(variant_claims(folders), "The paper's claims on both (the paper's metric)"),
+    ]
+    return blocks
+
+
 # --- Markdown and HTML ----------------------------------------------------------------------------
 def _markdown(title: str, notices: list[str], sections: list[Section]) -> str:
     lines = [f"# {title}", ""]
@@ -963,11 +1069,31 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--render", metavar="FOLDER", required=True, help="the reproduction folder")
     parser.add_argument("--plots", action="store_true", help="draw the figures again from the tables first")
+    parser.add_argument(
+        "--compare-with",
+        metavar="FOLDER",
+        help="another reproduction of a variant of the model (e.g. the embedded VLM with a frozen and "
+        "with a LoRA-tuned LLM), shown side by side; recorded in report_context.json",
+    )
     args = parser.parse_args(argv)
+    if args.compare_with:
+        compare_with(args.render, args.compare_with)
     print(render_report(args.render, plots=args.plots))
 
 
-__all__ = ["claims", "render_report", "write_report"]
+def compare_with(folder: str | Path, other: str | Path) -> None:
+    """Record ``other`` (a reproduction folder, stored relative to ``folder``) as the variant the
+    report of ``folder`` shows side by side with its own model."""
+    import os
+
+    root, other = Path(folder), Path(other)
+    _Folder(other)  # a folder without config.json / report_context.json fails here, in one line
+    context = json.loads((root / CONTEXT_FILE).read_text())
+    context["compare_with"] = os.path.relpath(other.resolve(), root.resolve())
+    write_json(root / CONTEXT_FILE, context)
+
+
+__all__ = ["claims", "compare_with", "render_report", "variant_claims", "variant_summary", "write_report"]
 
 if __name__ == "__main__":
     main()

@@ -41,7 +41,8 @@ class EmbeddedVLMAdapter(ModelAdapter):
     is built on (same modules and tokenizer); ``base_llm``, that LLM's name; ``recognition``, the
     measured first-token recognition (style -> domain -> accuracy) of the loaded weights; and
     ``language_model_is_frozen``: the LLM is used as it ships (never trained here), so LLM -> VLM
-    transfer is exact on text."""
+    transfer is exact on text. The variant whose LLM was tuned with LoRA has it False and no
+    ``text_adapter`` (its text computations are its own, not the base LLM's)."""
 
     def __init__(
         self,
@@ -55,12 +56,13 @@ class EmbeddedVLMAdapter(ModelAdapter):
         text_adapter: ModelAdapter | None = None,
         base_llm: str | None = None,
         recognition: dict | None = None,
+        language_model_is_frozen: bool = True,
     ):
         super().__init__(model, name, model_id, fingerprint)
         self.text_adapter = text_adapter
         self.base_llm = base_llm
         self.recognition = recognition
-        self.language_model_is_frozen = True
+        self.language_model_is_frozen = language_model_is_frozen
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:

@@ -9,6 +9,7 @@ import torch
 
 from taskvec.errors import ModelSpecError
 from taskvec.models.embedded.adapter import EmbeddedVLMAdapter, ensure_image_token
+from taskvec.models.embedded.lora import load_lora
 from taskvec.models.embedded.model import EmbeddedVLM, EntityNameProjector
 from taskvec.models.embedded.weights import WEIGHTS_DIR, load_weights
 from taskvec.models.families.causal_lm import CausalLMAdapter
@@ -42,6 +43,11 @@ RECOGNISER_FILE = "recogniser"
 
 def projector_file(backbone: str) -> str:
     return f"projector-{backbone}"
+
+
+def lora_file(backbone: str) -> str:
+    """The tuned variant's weights: its projector and the LLM's LoRA adapters (``lora.`` keys)."""
+    return f"lora-{backbone}"
 
 
 def backbone(key: str) -> Backbone:
@@ -98,8 +104,10 @@ def assemble(
     image_size: int,
     base_llm: str | None = None,
     recognition: dict | None = None,
+    tuned: bool = False,
 ) -> EmbeddedVLMAdapter:
-    """Wrap the parts into a model and its adapter (the LLM's weights are shared, not copied)."""
+    """Wrap the parts into a model and its adapter (the LLM's weights are shared, not copied).
+    ``tuned``: the LLM's weights were changed (LoRA), so it does not lend its text adapter."""
     image_token_id = ensure_image_token(llm.tokenizer)
     model = EmbeddedVLM(encoder, projector, llm.model, image_token_id)
     adapter = EmbeddedVLMAdapter(
@@ -109,9 +117,10 @@ def assemble(
         model_id=f"EfficientNet-Lite0 encoder + entity-name projector on {llm.model_id}",
         fingerprint=fingerprint,
         image_size=image_size,
-        text_adapter=llm,
+        text_adapter=None if tuned else llm,
         base_llm=base_llm,
         recognition=recognition,
+        language_model_is_frozen=not tuned,
     )
     return adapter
 
@@ -120,27 +129,36 @@ def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Ten
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def load_embedded_vlm(key: str, options=None, weights_dir=WEIGHTS_DIR) -> EmbeddedVLMAdapter:
-    """The embedded VLM on backbone ``key`` with the shipped (or given) trained weights."""
+def load_embedded_vlm(
+    key: str, options=None, weights_dir=WEIGHTS_DIR, tuned: bool = False
+) -> EmbeddedVLMAdapter:
+    """The embedded VLM on backbone ``key`` with the shipped (or given) trained weights;
+    ``tuned``: the variant whose LLM carries the LoRA adapters of ``lora-<key>`` (merged)."""
     chosen = backbone(key)
     recogniser, recogniser_info = load_weights(weights_dir / RECOGNISER_FILE)
-    projector, projector_info = load_weights(weights_dir / projector_file(key))
+    trained = lora_file(key) if tuned else projector_file(key)
+    projector, projector_info = load_weights(weights_dir / trained)
+    stage = "lora" if tuned else "projector"
     if projector_info["recogniser_sha256"] != recogniser_info["sha256"]:
         raise ModelSpecError(
-            f"{projector_file(key)} was trained on another recogniser than the shipped one; "
-            f"retrain it with `taskvec align --stage projector --backbone {key}`"
+            f"{trained} was trained on another recogniser than the shipped one; "
+            f"retrain it with `taskvec align --stage {stage} --backbone {key}`"
         )
     llm = load_gguf_llm(chosen.llm, options)
     if not isinstance(llm, CausalLMAdapter):
         raise ModelSpecError(f"backbone {chosen.llm} is not a text causal LM")
     if projector_info["llm_fingerprint"] != llm.weights_fingerprint:
         raise ModelSpecError(
-            f"{projector_file(key)} was trained on other {chosen.llm} weights "
+            f"{trained} was trained on other {chosen.llm} weights "
             f"({projector_info['llm_fingerprint']} != {llm.weights_fingerprint}); "
-            "retrain with `taskvec align`"
+            f"retrain with `taskvec align --stage {stage}`"
         )
     entity_ids = recogniser_info["entity_ids"]
-    config = projector_info["config"]
+    # the tuned variant's sidecar holds the LoRA stage's config and the projector's it started from
+    config = projector_info["projector_config"] if tuned else projector_info["config"]
+    if tuned:
+        lora = projector_info["config"]
+        load_lora(llm.model, _split(projector, "lora."), lora["rank"], lora["alpha"], tuple(lora["targets"]))
     encoder = build_encoder(_split(recogniser, "encoder."))
     # the projector's classifier is the recogniser's entity head; the rest was trained on the LLM
     projector_state = {
@@ -158,10 +176,11 @@ def load_embedded_vlm(key: str, options=None, weights_dir=WEIGHTS_DIR) -> Embedd
         llm,
         encoder,
         projector_module,
-        name=f"embedded-vlm-{key}",
+        name=f"embedded-vlm-{key}" + ("-lora" if tuned else ""),
         fingerprint=fingerprint,
         image_size=recogniser_info["config"]["image_size"],
         base_llm=chosen.llm,
         recognition=projector_info.get("recognition_strict"),
+        tuned=tuned,
     )
     return adapter

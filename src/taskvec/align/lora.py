@@ -1,0 +1,249 @@
+"""Stage 2 with a tuned language model: projector and LoRA adapters on the LLM, trained together.
+
+LLaVA trains its projector against a frozen LLM, then tunes projector and LLM together on
+instruction data. Here the first step is the shipped projector (``taskvec align --stage
+projector``), which this stage starts from; the second tunes it further together with LoRA
+adapters on the LLM's decoder (``models.embedded.lora``), on the same recogniser's features.
+
+What it trains on — names of the image suite's entities and what can be computed from a name,
+never a task's labels or splits:
+
+- **image sequences** (cross-entropy on the query's answer): ``Q: <image>\\nA: answer`` examples
+  followed by an image query, as stage 2 builds them; the demonstrations are images or, in
+  ``cross_modal_share`` of the sequences, text (``Q: France\\nA: ...``), so the LLM learns to carry
+  a mapping shown in text over to an image query. The mapping (a *relation*) is the name itself
+  in ``name_share`` of the sequences and in every bare query (no example shows another
+  relation), otherwise one of ``RELATIONS``: the name in capitals, its
+  first letter, or the suite's domain of the entity (``flags``, ``animals``, ``foods``,
+  ``other``). None of these is a task's label.
+- **text sequences** (distillation, so text ICL is kept): the same relations on names written as
+  text, demonstrations and query; the loss is the KL divergence from the *frozen* LLM's
+  next-token distribution (adapters switched off) to the tuned one's, at every position that
+  predicts an answer's first token. No target comes from data: the teacher is the bare LLM.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict
+
+from taskvec.align.projector import AnswerBatch, _lm_logits, answer_loss
+from taskvec.align.recogniser import RecognitionData
+from taskvec.models.embedded.adapter import EmbeddedVLMAdapter
+from taskvec.models.embedded.lora import DEFAULT_TARGETS, adapters_disabled, add_lora
+from taskvec.prompts.template import get_template
+
+
+def _upper(name: str, domain: str) -> str:
+    return name.upper()
+
+
+def _initial(name: str, domain: str) -> str:
+    return name[:1]
+
+
+def _domain(name: str, domain: str) -> str:
+    return domain
+
+
+#: what an answer can be besides the name; computed from the name or the suite's domain only
+RELATIONS: dict[str, Callable[[str, str], str]] = {"upper": _upper, "initial": _initial, "domain": _domain}
+
+
+class LoraStageConfig(BaseModel):
+    """Everything the LoRA stage depends on; part of the shipped adapter's checksum."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rank: int = 8
+    alpha: float = 16.0
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+    steps: int = 40
+    batch_size: int = 8  # image sequences per step
+    text_batch_size: int = 4  # text sequences per step (distillation)
+    lr_lora: float = 2e-3
+    lr_projector: float = 1e-3
+    max_context_examples: int = 4
+    answer_tokens: int = 4
+    #: image sequences whose demonstrations are text, not images
+    cross_modal_share: float = 0.6
+    #: sequences whose relation is the name itself (the rest draw from ``RELATIONS``)
+    name_share: float = 0.4
+    distill_weight: float = 1.0
+    templates: tuple[str, ...] = ("spaced", "paper")
+    seed: int = 0
+
+
+def _relation(rng: random.Random, config: LoraStageConfig) -> Callable[[str, str], str] | None:
+    """None: the name itself."""
+    return None if rng.random() < config.name_share else RELATIONS[rng.choice(sorted(RELATIONS))]
+
+
+def _answer(relation, name: str, domain: str) -> str:
+    return name if relation is None else relation(name, domain)
+
+
+def sample_image_sequences(
+    adapter: EmbeddedVLMAdapter,
+    data: RecognitionData,
+    names: list[str],
+    domains: list[str],
+    config: LoraStageConfig,
+    rng: random.Random,
+    copies: int,
+) -> list[tuple[list[int], list[int], list[int]]]:
+    """Image-query sequences with image or text demonstrations; see :class:`AnswerBatch`."""
+    from PIL import Image
+
+    placeholder = Image.new("RGB", (1, 1))  # stands for an image while tokenising
+    n = len(data.labels)
+    sequences = []
+    for _ in range(config.batch_size):
+        template = get_template(rng.choice(config.templates))
+        relation = _relation(rng, config)
+        text_demos = rng.random() < config.cross_modal_share
+        rows = [rng.randrange(n) for _ in range(rng.randint(0, config.max_context_examples) + 1)]
+        if len(rows) == 1:
+            relation = None  # a bare query shows no relation: its answer is the name
+        entities = [int(data.labels[r]) for r in rows]
+        demos = [
+            (names[e] if text_demos else placeholder, _answer(relation, names[e], domains[e]))
+            for e in entities[:-1]
+        ]
+        ids, images = adapter.prompt_ids(template.icl(demos, placeholder))
+        query = entities[-1]
+        answer_text = template.answer_prefix + _answer(relation, names[query], domains[query])
+        answer = adapter.tokenizer(answer_text, add_special_tokens=False)["input_ids"][: config.answer_tokens]
+        image_rows = rows if not text_demos else rows[-1:]
+        feature_rows = [rng.randrange(copies) * n + r for r in image_rows]
+        assert len(images) == len(feature_rows)
+        sequences.append((ids, feature_rows, answer))
+    return sequences
+
+
+class TextBatch:
+    """Text-only ICL sequences (left-aligned, right-padded) and the positions that predict each
+    example's and the query's first answer token (their delimiters)."""
+
+    def __init__(self, adapter: EmbeddedVLMAdapter, prompts: list[tuple[list[int], list[int]]]):
+        # each prompt: (token ids, lengths of its queries' prefixes, each ending at a delimiter)
+        pad = int(adapter.tokenizer.pad_token_id)
+        width = max(len(ids) for ids, _ in prompts)
+        device = adapter.device
+        self.input_ids = torch.full((len(prompts), width), pad, device=device)
+        self.attention_mask = torch.zeros(len(prompts), width, dtype=torch.long, device=device)
+        self.positions = torch.zeros(len(prompts), width, dtype=torch.bool, device=device)
+        for row, (ids, ends) in enumerate(prompts):
+            self.input_ids[row, : len(ids)] = torch.tensor(ids, device=device)
+            self.attention_mask[row, : len(ids)] = 1
+            for end in ends:
+                self.positions[row, end - 1] = True
+
+
+def sample_text_prompts(
+    adapter: EmbeddedVLMAdapter,
+    names: list[str],
+    domains: list[str],
+    config: LoraStageConfig,
+    rng: random.Random,
+) -> list[tuple[list[int], list[int]]]:
+    """Text ICL prompts of a relation on entity names: token ids (examples then a query) and the
+    prefix lengths that end at each delimiter (where a token of the prefix's own tokenisation
+    differs from the whole prompt's, that position is left out)."""
+    prompts = []
+    for _ in range(config.text_batch_size):
+        template = get_template(rng.choice(config.templates))
+        relation = _relation(rng, config)
+        entities = [rng.randrange(len(names)) for _ in range(rng.randint(1, config.max_context_examples) + 1)]
+        demos = [(names[e], _answer(relation, names[e], domains[e])) for e in entities[:-1]]
+        ids = adapter.prompt_ids(template.icl(demos, names[entities[-1]]))[0]
+        ends = []
+        for k in range(len(demos) + 1):
+            query = demos[k][0] if k < len(demos) else names[entities[-1]]
+            prefix = adapter.prompt_ids(template.icl(demos[:k], query))[0]
+            if ids[: len(prefix)] == prefix:
+                ends.append(len(prefix))
+        prompts.append((ids, ends))
+    return prompts
+
+
+def distillation_loss(adapter: EmbeddedVLMAdapter, batch: TextBatch) -> torch.Tensor:
+    """KL(frozen LLM || tuned LLM) of the next token at ``batch.positions``."""
+    llm = adapter.model.llm
+    decoder = llm.get_decoder()
+    with torch.no_grad(), adapters_disabled(llm):
+        hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+        teacher = F.log_softmax(_lm_logits(llm, hidden[batch.positions]).float(), dim=-1)
+    hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+    student = F.log_softmax(_lm_logits(llm, hidden[batch.positions]).float(), dim=-1)
+    return F.kl_div(student, teacher, log_target=True, reduction="batchmean")
+
+
+@torch.enable_grad()
+def train_lora(
+    adapter: EmbeddedVLMAdapter,
+    features: torch.Tensor,
+    data: RecognitionData,
+    names: list[str],
+    domains: list[str],
+    config: LoraStageConfig,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> list[dict]:
+    """Add LoRA adapters to ``adapter.model.llm`` and train them with the projector, in place
+    (the adapters stay unmerged); returns the loss log. ``features``: ``[copies, n, F]``."""
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    model = adapter.model
+    copies = features.shape[0]
+    flat = features.reshape(-1, features.shape[-1]).to(adapter.device)
+    model.encoder.requires_grad_(False)
+    model.llm.requires_grad_(False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)  # the adapters' initialisation follows the seed alone
+        add_lora(model.llm, config.rank, config.alpha, config.targets)
+    projector = model.projector
+    projector.classifier.requires_grad_(False)
+    lora = [p for p in model.llm.parameters() if p.requires_grad]
+    projector_params = [p for p in projector.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(
+        [{"params": lora, "lr": config.lr_lora}, {"params": projector_params, "lr": config.lr_projector}],
+        weight_decay=0.0,
+    )
+    base_lrs = [config.lr_lora, config.lr_projector]
+    log = []
+    started = time.perf_counter()
+    for step in range(config.steps):
+        scale = min(1.0, (step + 1) / 10) * 0.5 * (1 + math.cos(math.pi * step / config.steps))
+        for group, base in zip(optimiser.param_groups, base_lrs, strict=True):
+            group["lr"] = base * scale
+        batch = AnswerBatch(
+            adapter, sample_image_sequences(adapter, data, names, domains, config, rng, copies)
+        )
+        image_loss = answer_loss(adapter, batch, flat)
+        text_loss = distillation_loss(
+            adapter, TextBatch(adapter, sample_text_prompts(adapter, names, domains, config, rng))
+        )
+        loss = image_loss + config.distill_weight * text_loss
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        log.append(
+            {
+                "stage": "lora",
+                "step": step,
+                "loss": round(loss.item(), 4),
+                "image_loss": round(image_loss.item(), 4),
+                "text_kl": round(text_loss.item(), 5),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+        if on_step is not None:
+            on_step(step, config.steps, loss.item())
+    adapter.clear_image_cache()
+    return log

@@ -1,0 +1,151 @@
+"""The LoRA stage of alignment on a tiny Gemma 3 LM: adapters that start as a no-op, a teacher
+that is the bare LLM, training that learns, and stored adapters that load back merged."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+import torch
+from helpers.tinyllm import tiny_text_lm
+
+from taskvec.align.lora import (
+    RELATIONS,
+    LoraStageConfig,
+    TextBatch,
+    distillation_loss,
+    sample_image_sequences,
+    sample_text_prompts,
+    train_lora,
+)
+from taskvec.align.projector import AnswerBatch, answer_loss
+from taskvec.align.recogniser import RecognitionData
+from taskvec.errors import ModelSpecError
+from taskvec.models.embedded.load import assemble
+from taskvec.models.embedded.lora import adapters_disabled, add_lora, load_lora, lora_layers, lora_state
+from taskvec.models.embedded.model import EntityNameProjector
+from taskvec.models.vision.efficientnet_lite import FEATURE_DIM, EfficientNetLite0
+from taskvec.prompts.template import get_template
+
+NAMES = ["France", "Peru", "dog", "cat", "rice", "apple"]
+DOMAINS = ["flags", "flags", "animals", "animals", "foods", "foods"]
+
+
+def _text_logits(llm, prompts) -> torch.Tensor:
+    encoded = llm.encode(prompts)
+    with torch.no_grad():
+        return llm.forward(encoded).logits
+
+
+def _prompts():
+    template = get_template("spaced")
+    return [template.icl([("France", "Paris")], "Peru"), template.query("dog")]
+
+
+def test_fresh_adapters_change_nothing_and_switched_off_give_the_bare_llm():
+    llm = tiny_text_lm("gemma3-hybrid")
+    bare = _text_logits(llm, _prompts())
+    add_lora(llm.model, rank=4, alpha=8, targets=("q_proj", "v_proj", "down_proj"))
+    assert len(lora_layers(llm.model)) == 3 * llm.num_layers
+    assert all("lora_" in n for n, p in llm.model.named_parameters() if p.requires_grad)
+    torch.testing.assert_close(_text_logits(llm, _prompts()), bare)  # B starts at zero
+    for name, tensor in lora_state(llm.model).items():
+        if "lora_B" in name:
+            tensor.normal_()
+    assert not torch.allclose(_text_logits(llm, _prompts()), bare)
+    with adapters_disabled(llm.model):
+        torch.testing.assert_close(_text_logits(llm, _prompts()), bare, atol=1e-6, rtol=1e-6)
+    assert not torch.allclose(_text_logits(llm, _prompts()), bare)  # on again afterwards
+
+
+def test_stored_adapters_load_back_merged_and_misfits_are_refused():
+    llm = tiny_text_lm("gemma3-hybrid")
+    targets = ("q_proj", "o_proj", "up_proj")
+    fresh = copy.deepcopy(llm.model)
+    add_lora(llm.model, rank=4, alpha=8, targets=targets)
+    state = lora_state(llm.model)
+    for tensor in state.values():
+        tensor.normal_(std=0.2)
+    tuned = _text_logits(llm, _prompts())
+    llm.model = fresh
+    load_lora(fresh, {k: v.clone() for k, v in state.items()}, rank=4, alpha=8, targets=targets)
+    assert all(layer.merged for layer in lora_layers(fresh))
+    torch.testing.assert_close(_text_logits(llm, _prompts()), tuned, atol=1e-5, rtol=1e-4)
+    other = tiny_text_lm("gemma3-hybrid").model
+    with pytest.raises(ModelSpecError, match="do not fit"):
+        load_lora(other, dict(list(state.items())[1:]), rank=4, alpha=8, targets=targets)
+
+
+def _tiny_vlm():
+    llm = tiny_text_lm("gemma3-hybrid")
+    projector = EntityNameProjector(len(NAMES), llm.hidden_size, tokens_per_image=2, visual_rank=4)
+    projector.set_name_table(
+        llm.model.get_input_embeddings(), [llm.tokenizer(" " + n)["input_ids"][-2:] for n in NAMES]
+    )
+    adapter = assemble(llm, EfficientNetLite0(), projector, "tiny-vlm-lora", "test", 32, tuned=True)
+    data = RecognitionData(
+        images=torch.zeros(12, 3, 8, 8),
+        labels=torch.arange(12) % len(NAMES),
+        flippable=torch.ones(12, dtype=torch.bool),
+        entity_ids=NAMES,
+    )
+    return adapter, data
+
+
+def test_training_sequences_hold_text_demonstrations_and_relations_of_names_only():
+    adapter, data = _tiny_vlm()
+    config = LoraStageConfig(batch_size=40, cross_modal_share=0.5, name_share=0.4)
+    sequences = sample_image_sequences(adapter, data, NAMES, DOMAINS, config, random.Random(0), copies=2)
+    image_id = adapter.model.image_token_id
+    images_per_sequence = [
+        sum(t == image_id for t in ids) // adapter.tokens_per_image for ids, _, _ in sequences
+    ]
+    assert all(count == len(rows) for count, (_, rows, _) in zip(images_per_sequence, sequences, strict=True))
+    # some sequences have text demonstrations before their one image query, others image demos
+    demos_in_text = [rows for (ids, rows, _), n in zip(sequences, images_per_sequence, strict=True) if n == 1]
+    assert demos_in_text and len(demos_in_text) < len(sequences)
+    answers = {adapter.tokenizer.decode(answer) for _, _, answer in sequences}
+    allowed = {
+        f(n, d)[:3]
+        for n, d in zip(NAMES, DOMAINS, strict=True)
+        for f in [*RELATIONS.values(), lambda n, d: n]
+    }
+    assert {a.strip()[:3] for a in answers} <= {a[:3] for a in allowed}
+    prompts = sample_text_prompts(adapter, NAMES, DOMAINS, config, random.Random(1))
+    batch = TextBatch(adapter, prompts)
+    # one distilled position per example and query, each at a delimiter
+    assert int(batch.positions.sum()) == sum(len(ends) for _, ends in prompts) > len(prompts)
+    delimiter = batch.input_ids[batch.positions]
+    assert all(adapter.tokenizer.decode([int(t)]).endswith(":") for t in delimiter)
+
+
+def test_a_few_lora_steps_lower_the_image_loss_and_move_text_logits_off_the_bare_llm():
+    torch.manual_seed(0)
+    adapter, data = _tiny_vlm()
+    features = torch.randn(1, len(data.labels), FEATURE_DIM)
+    config = LoraStageConfig(
+        rank=4, steps=15, batch_size=8, text_batch_size=4, lr_lora=2e-2, lr_projector=2e-2, seed=2
+    )
+    fixed = AnswerBatch(
+        adapter, sample_image_sequences(adapter, data, NAMES, DOMAINS, config, random.Random(9), copies=1)
+    )
+    flat = features[0]
+    with torch.no_grad():
+        before = float(answer_loss(adapter, fixed, flat))
+    bare = _text_logits(adapter, _prompts())
+    log = train_lora(adapter, features, data, NAMES, DOMAINS, config)
+    with torch.no_grad():
+        after = float(answer_loss(adapter, fixed, flat))
+        kl = float(
+            distillation_loss(
+                adapter,
+                TextBatch(adapter, sample_text_prompts(adapter, NAMES, DOMAINS, config, random.Random(3))),
+            )
+        )
+    assert len(log) == config.steps and {"image_loss", "text_kl"} <= set(log[0])
+    assert after < before
+    assert kl >= 0
+    assert not torch.allclose(_text_logits(adapter, _prompts()), bare)
+    with adapters_disabled(adapter.model.llm):
+        torch.testing.assert_close(_text_logits(adapter, _prompts()), bare, atol=1e-6, rtol=1e-6)
