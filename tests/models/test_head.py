@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from taskvec.models import head as head_module
-from taskvec.models.head import greedy_head, unread_head
+from taskvec.models.head import greedy_head, unread_head, watching_head
 
 torch.set_num_threads(1)
 
@@ -117,3 +117,39 @@ def test_an_unread_head_computes_nothing_and_is_restored():
         placeholder = head(hidden)
         assert placeholder.shape == (2, 5, 1) and not placeholder.any()
     assert torch.equal(head(hidden), F.linear(hidden, head.weight, head.bias))
+
+
+def test_a_watcher_sees_every_row_the_head_computes_logits_for_and_by_which_path():
+    screened, plain = linear_head(), linear_head().to(torch.bfloat16)  # float32 is screened
+    hidden = torch.randn(2, 3, 64)
+    seen = []
+
+    def watch(rows, path):
+        seen.append((path, rows.clone()))
+
+    with watching_head(screened, watch), watching_head(plain, watch):
+        ids = greedy(screened, hidden)
+        greedy(plain, hidden.bfloat16())
+        logits = screened(hidden[0])
+        with unread_head(screened):
+            screened(hidden)
+    assert [(path, tuple(rows.shape)) for path, rows in seen] == [
+        ("screened", (6, 64)),
+        ("plain", (6, 64)),
+        ("logits", (3, 64)),
+    ]  # nothing under unread_head
+    assert torch.equal(seen[0][1], hidden.reshape(6, 64)) and torch.equal(seen[2][1], hidden[0])
+    assert torch.equal(ids, F.linear(hidden, screened.weight).argmax(-1))  # watching changes nothing
+    torch.testing.assert_close(logits, F.linear(hidden[0], screened.weight, screened.bias))
+
+
+def test_a_watcher_stops_at_the_end_of_its_block_even_on_error():
+    head = linear_head()
+    seen = []
+    with pytest.raises(RuntimeError, match="boom"), watching_head(head, lambda rows, path: seen.append(path)):
+        head(torch.randn(1, 64))
+        raise RuntimeError("boom")
+    greedy(head, torch.randn(1, 64))
+    head(torch.randn(1, 64))
+    assert seen == ["logits"]
+    assert not head._forward_pre_hooks and head not in head_module._WATCHERS

@@ -9,13 +9,17 @@ every layer. The layer is chosen afterwards from the validation curves alone
 default (``layer_selection="shared"``, the paper's protocol) one layer for all tasks of the run,
 the best of their mean validation curve, so a task's number depends on the tasks run beside it;
 with ``"per-task"`` each task's own best layer.
+
+``observing_steps`` tells a caller as each step of a unit (and the chosen layer's xPatch answers)
+starts and ends, so a benchmark can time them without patching the functions they call.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from functools import cached_property
 from typing import ClassVar, Literal, get_args
 
@@ -54,6 +58,40 @@ SPECS: tuple[str, ...] = get_args(Spec)
 #: where greedy answers stop (``line_complete``): an answer is one line, so generating past its
 #: end changes no score; part of the answers' sharing key
 ANSWERS_END = "end of line"
+
+#: ``observer(moment, step)``: a protocol step (``run_unit``'s "task vector", "layer sweep (val)",
+#: "layer sweep (test)", "xBase answers", "No Context answers"; ``patched_answers``'s "xPatch
+#: answers") starts or ends
+StepObserver = Callable[[Literal["start", "end"], str], None]
+_STEP_OBSERVERS: list[StepObserver] = []
+
+
+@contextmanager
+def observing_steps(observer: StepObserver) -> Iterator[None]:
+    """Within the block, ``observer("start" | "end", step)`` is told as each protocol step starts
+    and ends, in this process. Why: a benchmark times the steps of a whole run (``bench/table.py``)
+    through this instead of patching them; with no observer a step costs one list check."""
+    _STEP_OBSERVERS.append(observer)
+    try:
+        yield
+    finally:
+        _STEP_OBSERVERS.remove(observer)
+
+
+def _observed(step: str):
+    """A block that tells the step observers (if any) that ``step`` starts, then ends."""
+    return _telling(list(_STEP_OBSERVERS), step) if _STEP_OBSERVERS else nullcontext()
+
+
+@contextmanager
+def _telling(observers: list[StepObserver], step: str) -> Iterator[None]:
+    for observer in observers:
+        observer("start", step)
+    try:
+        yield
+    finally:
+        for observer in observers:
+            observer("end", step)
 
 
 class ExperimentConfig(Options):
@@ -313,31 +351,33 @@ def run_unit(
     steps += ["layer sweep (test)"] if config.test_layers == "all" else []
     steps += ["xBase answers", "No Context answers"]
 
-    def step(name: str) -> None:
+    def step(name: str):
+        """Tell ``on_step`` that step ``name`` starts; the block it returns is the step."""
         if on_step is not None:
             on_step(steps.index(name), len(steps), name)
+        return _observed(name)
 
     if shared is not None:
         shared.starting_unit(task, seed, config)
     prompts = UnitPrompts(task, config, seed)
     layers = config.layers if config.layers is not None else list(range(adapter.num_layers))
     source = vector_adapter or adapter
-    step("task vector")
-    vector = task_vector_for(source, prompts, shared)
+    with step("task vector"):
+        vector = task_vector_for(source, prompts, shared)
     vectors = vector.vectors[layers]  # [layers, hidden]
-    step("layer sweep (val)")
-    val = _swept(adapter, prompts.val_queries, vectors, layers, config, shared)
+    with step("layer sweep (val)"):
+        val = _swept(adapter, prompts.val_queries, vectors, layers, config, shared)
     test = None
     if config.test_layers == "all":
-        step("layer sweep (test)")
-        test = _swept(adapter, prompts.test_queries, vectors, layers, config, shared)
+        with step("layer sweep (test)"):
+            test = _swept(adapter, prompts.test_queries, vectors, layers, config, shared)
     # an instruction run's xBase prompts all begin with the instruction; ICL prompts each with
     # examples of their own, which would gain nothing from running apart from their query
     leads = prompts.test_examples if config.spec == "instruction" else None
-    step("xBase answers")
-    base_answers = _answers(adapter, prompts.test_base, config, shared, leads)
-    step("No Context answers")
-    clean_answers = _answers(adapter, prompts.test_queries, config, shared)
+    with step("xBase answers"):
+        base_answers = _answers(adapter, prompts.test_base, config, shared, leads)
+    with step("No Context answers"):
+        clean_answers = _answers(adapter, prompts.test_queries, config, shared)
 
     def describe(item: Item) -> dict:
         return {
@@ -399,16 +439,17 @@ def patched_answers(
     seeds = list(vectors)
     patches = [Patch(layer, vectors[s].at(layer), config.patch_mode, config.patch_scale) for s in seeds]
     options = (tuple(_patch_key(p) for p in patches), config.answer_tokens, ANSWERS_END, config.budget())
-    ids = compute_or_share(
-        shared,
-        "patched answers",
-        adapter,
-        prompts,
-        options,
-        lambda: generate_ids_under_patches(
-            adapter, prompts, patches, config.answer_tokens, config.budget(), line_complete(adapter)
-        ),
-    )
+    with _observed("xPatch answers"):
+        ids = compute_or_share(
+            shared,
+            "patched answers",
+            adapter,
+            prompts,
+            options,
+            lambda: generate_ids_under_patches(
+                adapter, prompts, patches, config.answer_tokens, config.budget(), line_complete(adapter)
+            ),
+        )
     return {
         seed: [(adapter.decode(x[:1]), adapter.decode(x)) for x in answers]
         for seed, answers in zip(seeds, ids, strict=True)
@@ -421,8 +462,10 @@ __all__ = [
     "FIRST_TOKEN_METRICS",
     "METRICS",
     "SPECS",
+    "StepObserver",
     "UnitPrompts",
     "check_task_fits",
+    "observing_steps",
     "patched_answers",
     "run_unit",
     "task_vector_for",

@@ -22,14 +22,18 @@ read from the context object. Where the screen cannot be trusted (weights not fl
 CPU, or a backend that does not accumulate bfloat16 products in float32) it computes the logits
 through the module's own forward (with whatever wraps it: accelerate's hooks bring offloaded
 weights in) and takes their argmax, so the answer is the same either way.
+
+``watching_head`` lets a caller see the rows the head computes logits for, and by which path,
+without reaching into these internals (the benchmarks count and capture them through it).
 """
 
 from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -68,6 +72,8 @@ def greedy_head(head: nn.Module) -> Iterator[GreedyReader]:
 
     def forward(hidden: torch.Tensor) -> torch.Tensor:
         rows = hidden.reshape(-1, hidden.shape[-1])
+        for watcher in _WATCHERS.get(head, ()):
+            watcher(rows, "screened" if screen is not None else "plain")
         ids = screen(rows) if screen is not None else own_forward(rows).argmax(-1)
         reader.calls.append(ids.reshape(hidden.shape[:-1]))
         return hidden.new_zeros(*hidden.shape[:-1], 1)
@@ -87,6 +93,44 @@ def unread_head(head: nn.Module) -> Iterator[None]:
 
     with _forward_replaced(head, forward):
         yield
+
+
+#: how the head handled a row: inside ``greedy_head``, ``"screened"`` by its bfloat16 screen (and
+#: float32 logits of the few candidates) or ``"plain"`` by the module's own forward (every logit,
+#: then the argmax); ``"logits"`` an ordinary call, every logit handed to the caller
+HeadPath = Literal["screened", "plain", "logits"]
+#: ``observer(rows, path)`` is told of ``[rows, hidden]`` hidden rows the head computes logits for
+HeadWatcher = Callable[[torch.Tensor, HeadPath], None]
+_WATCHERS: weakref.WeakKeyDictionary[nn.Module, list[HeadWatcher]] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def watching_head(head: nn.Module, observer: HeadWatcher) -> Iterator[None]:
+    """Within the block, ``observer(rows, path)`` is told of every batch of hidden rows ``head``
+    computes logits for, before it does: rows ``greedy_head`` reads (``"screened"``, or
+    ``"plain"`` where it has no screen) and rows of ordinary calls (``"logits"``); rows under
+    ``unread_head`` compute nothing and are not told. ``rows`` is the head's own input
+    (``[rows, hidden]``): an observer that keeps it keeps a copy. Why: benchmarks count and capture
+    the head's work through this, not by patching the internals; without a watcher nothing runs.
+
+        >>> with watching_head(adapter.unembedding(), lambda rows, path: seen.append((len(rows), path))):
+        ...     taskvec.sweep(adapter, queries, vectors, layers)
+    """
+
+    def ordinary_call(module: nn.Module, args: tuple) -> None:
+        if args and module not in _OWN_FORWARDS:  # in greedy_head / unread_head the block tells
+            observer(args[0].reshape(-1, args[0].shape[-1]), "logits")
+
+    watchers = _WATCHERS.setdefault(head, [])
+    watchers.append(observer)
+    handle = head.register_forward_pre_hook(ordinary_call)
+    try:
+        yield
+    finally:
+        handle.remove()
+        watchers.remove(observer)
+        if not watchers:
+            del _WATCHERS[head]
 
 
 #: each module's forward as it was before the outermost block replaced it (the class's, or a
@@ -219,4 +263,4 @@ def _accumulates_in_float32() -> bool:
     return bool((total.float() == 4096).all())
 
 
-__all__ = ["SAFETY", "GreedyReader", "greedy_head", "unread_head"]
+__all__ = ["SAFETY", "GreedyReader", "HeadPath", "HeadWatcher", "greedy_head", "unread_head", "watching_head"]

@@ -12,15 +12,19 @@ then ``report.md`` / ``report.html`` with our numbers beside the paper's. Each s
 own files, stamped with what they were computed from (the reproduction and the chosen layer),
 and is skipped when they match, so an interrupted reproduction resumes, and one rerun with more
 seeds in the same folder computes only the new protocol units and the stages that depend on them.
+An optional ``StageObserver`` is told as each stage and each condition run starts and ends (how
+``bench/arithmetic.py`` splits a reproduction's time and arithmetic by stage).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import pandas as pd
 import torch
@@ -118,20 +122,57 @@ def quick_task_files(tasks: list[str], folder: Path, write: bool = True) -> list
     return paths
 
 
+#: ``observer(moment, stage, run)``: a stage of a reproduction ("matrix", "transfer", "ensemble",
+#: "conflict", "analysis"; ``run`` None) or one run of a stage (``run``: its folder's name) starts
+#: or ends. Why: a benchmark splits a reproduction's cost by stage without patching its methods.
+StageObserver = Callable[[Literal["start", "end"], str, str | None], None]
+
+
+@contextmanager
+def _observed(observer: StageObserver | None, stage: str, run: str | None = None) -> Iterator[None]:
+    """The block is ``stage`` (or its ``run``) for ``observer``: told as it starts and ends."""
+    if observer is None:
+        yield
+        return
+    observer("start", stage, run)
+    try:
+        yield
+    finally:
+        observer("end", stage, run)
+
+
+def _stage(name: str):
+    """A ``Reproduction`` method that is the stage ``name`` for its observer."""
+
+    def stage(method):
+        @functools.wraps(method)
+        def run(self, *args, **kwargs):
+            with _observed(self.observer, name):
+                return method(self, *args, **kwargs)
+
+        return run
+
+    return stage
+
+
 def run_conditions(
     adapter: ModelAdapter,
     conditions: Sequence[Condition],
     root: Path,
     show_progress: bool = True,
     shared: SharedWork | None = None,
+    observer: StageObserver | None = None,
     **options,
 ) -> dict[Condition, RunResult]:
     """One :func:`evaluate` run per condition under ``root/<condition>``; finished runs resume.
-    With ``shared``, conditions with the same extraction prompts or queries compute them once."""
+    With ``shared``, conditions with the same extraction prompts or queries compute them once;
+    ``observer`` is told as each run starts and ends (the stage "matrix")."""
     results = {}
     for condition in conditions:
         config = condition.config(model=adapter.name, **options)
-        results[condition] = evaluate(config, root / condition.name, adapter, show_progress, shared=shared)
+        out = root / condition.name
+        with _observed(observer, "matrix", condition.name):
+            results[condition] = evaluate(config, out, adapter, show_progress, shared=shared)
     return results
 
 
@@ -139,10 +180,16 @@ class Reproduction:
     """The state of one reproduction: its folder, model, options, and the stages' results."""
 
     def __init__(
-        self, adapter: ModelAdapter, config: ReproduceConfig, root: Path, show_progress: bool = True
+        self,
+        adapter: ModelAdapter,
+        config: ReproduceConfig,
+        root: Path,
+        show_progress: bool = True,
+        observer: StageObserver | None = None,
     ):
         self.adapter, self.config, self.root = adapter, config, Path(root)
         self.show_progress = show_progress
+        self.observer = observer
         self.folder = RunFolder(root)
         self.task_names = list(config.tasks)
         self.tasks: list[Task] = [load_task(name) for name in self.task_names]
@@ -220,6 +267,7 @@ class Reproduction:
         return self.conditions[Condition("text-icl", "image", style or self.training_style)]
 
     # --- stages ---------------------------------------------------------------------------------
+    @_stage("matrix")
     def run_matrix(self) -> None:
         conditions = paper_conditions(self.config.styles)
         self.share_demonstrations(conditions)
@@ -229,6 +277,7 @@ class Reproduction:
             self.root / "conditions",
             self.show_progress,
             self.shared,
+            self.observer,
             **self.run_options(),
         )
 
@@ -262,15 +311,17 @@ class Reproduction:
 
         self.shared.unit_hooks.append(hook)
 
+    @_stage("transfer")
     def run_transfer(self, llm: ModelAdapter) -> None:
         """Text-ICL vectors extracted in ``llm``, patched into the VLM's image queries."""
         for style in self.config.styles:
             condition = Condition("text-icl", "image", style)
             config = condition.config(model=self.adapter.name, **self.run_options())
             out = self.root / "transfer" / f"llm-{condition.name}"
-            self.transfer[style] = evaluate(
-                config, out, self.adapter, self.show_progress, vector_adapter=llm, shared=self.shared
-            )
+            with _observed(self.observer, "transfer", out.name):
+                self.transfer[style] = evaluate(
+                    config, out, self.adapter, self.show_progress, vector_adapter=llm, shared=self.shared
+                )
 
     def transfer_similarity(self) -> pd.DataFrame:
         """Cosine similarity, at the VLM's chosen layer, of the LLM's text-ICL vector with the VLM's
@@ -311,6 +362,7 @@ class Reproduction:
             )
         return pd.DataFrame(rows).set_index("pair").round(4)
 
+    @_stage("ensemble")
     def run_ensemble(self) -> pd.DataFrame:
         path = self.root / "tables" / "ensemble_scores.csv"
         if (cached := self._cached_table(path)) is not None:
@@ -336,6 +388,7 @@ class Reproduction:
         self._write_table(path, scores)
         return scores
 
+    @_stage("conflict")
     def run_conflict(self) -> pd.DataFrame | None:
         path = self.root / "tables" / "conflict_outputs.csv"
         if (cached := self._cached_table(path)) is not None:
@@ -370,6 +423,7 @@ class Reproduction:
         self._write_table(path, rows)
         return rows
 
+    @_stage("analysis")
     def run_analysis(self):
         config = AnalysisConfig.create(
             model=self.adapter.name,
@@ -410,15 +464,17 @@ def reproduce(
     adapter: ModelAdapter | None = None,
     show_progress: bool = True,
     load_options: LoadOptions | None = None,
+    observer: StageObserver | None = None,
 ) -> Path:
     """Run every experiment and write the report; returns the path of ``report.md``.
-    ``load_options`` (dtype, device map) apply to the models loaded here (the VLM, its LLM)."""
+    ``load_options`` (dtype, device map) apply to the models loaded here (the VLM, its LLM);
+    ``observer`` is told as each stage and each of its runs starts and ends."""
     started = time.perf_counter()
     adapter = adapter or load_model(config.model, load_options)
     if not adapter.supports_images:
         raise ConfigError(f"{adapter.name} is text-only; `taskvec reproduce` needs a vision-language model")
     root = Path(out or Path("runs") / f"reproduce-{config.model}{'-quick' if config.quick else ''}")
-    reproduction = Reproduction(adapter, config, root, show_progress)
+    reproduction = Reproduction(adapter, config, root, show_progress, observer)
     reproduction.folder.check_usable()
     ranks = current_ranks()
     # one command per folder (its stages' folders lock too); under a launcher, rank 0 holds the
