@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.answers                       # embedded VLM, 6 tasks, seed 1
     .venv/bin/python -m bench.answers --tokens 4 12 --repeats 3
+    .venv/bin/python -m bench.answers --model DIR --tasks country_capital --tokens 2 --repeats 1  # smallest
 
 The protocol's answers are one line (``line_complete``): a row stops generating there and leaves
 the batch. This times ``generate_ids`` on the protocol's own test prompts of one seed, the bare
@@ -24,7 +25,7 @@ from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
 from taskvec.patching.patch import _answer_text, generate_ids, line_complete
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -33,12 +34,13 @@ def main() -> None:
         "--tokens", nargs="+", type=int, default=[4, 12], help="max new tokens (4: reproduce)"
     )
     parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args()
+    parser.add_argument("--tasks", nargs="+", default=TASKS, help="built-in tasks or task files")
+    args = parser.parse_args(argv)
     adapter = load_for_reproduction(args)
     config = ExperimentConfig.create(
-        model=adapter.name, tasks=TASKS, query="image", style=args.style, template=args.template
+        model=adapter.name, tasks=args.tasks, query="image", style=args.style, template=args.template
     )
-    units = [UnitPrompts(taskvec.load_task(task), config, 1) for task in TASKS]
+    units = [UnitPrompts(taskvec.load_task(task), config, 1) for task in args.tasks]
     sets = {
         "bare queries (No Context)": [q for u in units for q in u.test_queries],
         "xBase (text ICL -> image)": [p for u in units for p in u.test_base],

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.arithmetic --quick                 # the smoke run (about 3 minutes)
     .venv/bin/python -m bench.arithmetic --out /tmp/arithmetic   # the whole reproduction
+    .venv/bin/python -m bench.arithmetic --smallest --model DIR  # the smallest run (tests/test_bench.py)
 
 Runs ``taskvec reproduce`` on the embedded VLM into a fresh folder (an existing one is refused:
 a resumed run would skip its work) with counters on the decoder layers and the unembedding, and
@@ -41,20 +42,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import taskvec
-from bench.common import layer_flops, matmul_rate, model_shapes
+from bench.common import add_rate_argument, layer_flops, matmul_rate, model_shapes
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
-from taskvec.models import head as head_module
 from taskvec.models.adapter import ModelAdapter
-from taskvec.models.head import greedy_head, unread_head
+from taskvec.models.head import greedy_head, unread_head, watching_head
 from taskvec.models.registry import LoadOptions
-from taskvec.pipelines import reproduce as reproduce_module
-from taskvec.pipelines.reproduce import ReproduceConfig, Reproduction, reproduce
-
-STAGES = ("run_matrix", "run_transfer", "run_ensemble", "run_conflict", "run_analysis")
+from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
 
 
 class Tally:
@@ -84,7 +80,6 @@ class Tally:
 @contextmanager
 def counting(adapter: ModelAdapter, tally: Tally):
     """Count the decoder's token steps and the head's rows while the block runs."""
-    head = adapter.unembedding()
 
     def layer_step(module, args, kwargs):
         hidden = args[0] if args else kwargs["hidden_states"]
@@ -100,55 +95,26 @@ def counting(adapter: ModelAdapter, tally: Tally):
         tally.totals["layer tokens"] += batch * tokens
         tally.totals["attended positions"] += batch * tokens * attended
 
-    screen_chunk, linear_forward = head_module._Screen._chunk, nn.Linear.forward
-
-    def counted_chunk(screen, x):
-        tally.totals["head rows bfloat16"] += x.shape[0]
-        return screen_chunk(screen, x)
-
-    def counted_forward(module, x):
-        if module is head:
-            tally.totals["head rows plain"] += x.reshape(-1, x.shape[-1]).shape[0]
-        return linear_forward(module, x)
+    def head_rows(rows, path):
+        tally.totals["head rows bfloat16" if path == "screened" else "head rows plain"] += rows.shape[0]
 
     handles = [layer.register_forward_pre_hook(layer_step, with_kwargs=True) for layer in adapter.layers]
-    head_module._Screen._chunk, nn.Linear.forward = counted_chunk, counted_forward
     try:
-        yield
+        with watching_head(adapter.unembedding(), head_rows):
+            yield
     finally:
-        head_module._Screen._chunk, nn.Linear.forward = screen_chunk, linear_forward
         for handle in handles:
             handle.remove()
 
 
-@contextmanager
-def marking(tally: Tally):
-    """Mark the start and end of each stage of the reproduction and each condition of its matrix."""
-    originals = {name: getattr(Reproduction, name) for name in STAGES}
-    evaluate = reproduce_module.evaluate
+def marker(tally: Tally):
+    """A reproduction's stage observer that marks the start and end of each stage and of each
+    condition of its matrix (and of the transfer) in ``tally``."""
 
-    def marked(name, fn):
-        def run(*args, **kwargs):
-            tally.mark(f"start {name}")
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                tally.mark(f"end {name}")
+    def observe(moment, stage, run):
+        tally.mark(f"{moment} {f'  {run}' if run else stage}")
 
-        return run
-
-    def evaluate_marked(config, out, *args, **kwargs):
-        return marked(f"  {out.name}", evaluate)(config, out, *args, **kwargs)
-
-    for name, fn in originals.items():
-        setattr(Reproduction, name, marked(name.removeprefix("run_"), fn))
-    reproduce_module.evaluate = evaluate_marked
-    try:
-        yield
-    finally:
-        for name, fn in originals.items():
-            setattr(Reproduction, name, fn)
-        reproduce_module.evaluate = evaluate
+    return observe
 
 
 def gflop(counts: Counter[str], shapes: dict) -> dict[str, float]:
@@ -216,18 +182,24 @@ def forward_rate(
     return best, what
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default="embedded-vlm")
     parser.add_argument("--quick", action="store_true", help="the smoke run (taskvec reproduce --quick)")
     parser.add_argument(
+        "--smallest",
+        action="store_true",
+        help="the smallest run: --quick on the first task and style only, one small batch forward",
+    )
+    parser.add_argument(
         "--out", type=Path, default=None, help="a fresh report folder (default: a temporary one)"
     )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--dtype", default="float32", help="as taskvec reproduce --dtype")
-    args = parser.parse_args()
+    add_rate_argument(parser)
+    args = parser.parse_args(argv)
     if args.out is not None and args.out.exists():
         sys.exit(f"{args.out} exists: a resumed reproduction would skip work; give a fresh folder")
     torch.set_num_threads(args.threads)
@@ -235,24 +207,31 @@ def main() -> None:
     adapter = taskvec.load_model(args.model, LoadOptions(dtype=args.dtype))
     shapes = model_shapes(adapter)
     check_counts(adapter, shapes)
-    config = ReproduceConfig.create(model=args.model, quick=args.quick)
+    config = ReproduceConfig.create(model=args.model, quick=args.quick or args.smallest)
+    if args.smallest:
+        config = ReproduceConfig.create(
+            model=args.model, quick=True, tasks=config.tasks[:1], styles=config.styles[:1]
+        )
+    seconds = args.rate_seconds
     tally = Tally()
     out = args.out or Path(f"/tmp/taskvec-arithmetic-{int(time.time())}")
     begun = time.perf_counter()
-    with counting(adapter, tally), marking(tally):
-        reproduce(config, out, adapter=adapter, show_progress=False)
+    with counting(adapter, tally):
+        reproduce(config, out, adapter=adapter, show_progress=False, observer=marker(tally))
     wall = time.perf_counter() - begun
 
     hidden, vocab = adapter.hidden_size, adapter.vocab_size
     rates = {  # GFLOP/s of plain matmuls, timed after the run
-        "decoder float32": matmul_rate(1024, hidden, 2048) / 1e9,
-        "decoder bfloat16": matmul_rate(1024, hidden, 2048, dtype=torch.bfloat16) / 1e9,
-        "head bfloat16": matmul_rate(128, hidden, vocab, dtype=torch.bfloat16) / 1e9,
+        "decoder float32": matmul_rate(1024, hidden, 2048, seconds) / 1e9,
+        "decoder bfloat16": matmul_rate(1024, hidden, 2048, seconds, torch.bfloat16) / 1e9,
+        "head bfloat16": matmul_rate(128, hidden, vocab, seconds, torch.bfloat16) / 1e9,
     }
     if args.dtype != "bfloat16":  # the plain head rows' own rate
-        rates[f"head {args.dtype}"] = matmul_rate(128, hidden, vocab, dtype=getattr(torch, args.dtype)) / 1e9
+        dtype = getattr(torch, args.dtype)
+        rates[f"head {args.dtype}"] = matmul_rate(128, hidden, vocab, seconds, dtype) / 1e9
     decoder_rate = rates[f"decoder {args.dtype}"]
-    model_rate, model_forwards = forward_rate(adapter, shapes, config)
+    sizes = (2,) if args.smallest else (25, 50, 100)
+    model_rate, model_forwards = forward_rate(adapter, shapes, config, sizes)
 
     def at_rates(work: dict[str, float], decoder: float = decoder_rate) -> float:
         """Seconds ``work`` takes with the decoder at ``decoder`` GFLOP/s and the head's rows at
@@ -264,7 +243,7 @@ def main() -> None:
         )
 
     print(
-        f"{args.model} ({args.dtype}), {'--quick' if args.quick else 'full'} reproduction into {out}, "
+        f"{args.model} ({args.dtype}), {'--quick' if config.quick else 'full'} reproduction into {out}, "
         f"{torch.get_num_threads()} threads: {wall:.1f} s wall, peak RSS "
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB"
     )

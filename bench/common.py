@@ -40,6 +40,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default="float32",
         help="what the model computes in, for every peer (as taskvec run --dtype)",
     )
+    add_rate_argument(parser)
+
+
+def add_rate_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rate-seconds", type=float, default=2.0, help="how long each plain matmul rate is timed"
+    )
 
 
 def add_reproduction_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +56,7 @@ def add_reproduction_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--template", default="spaced")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtype", default="float32", help="as taskvec reproduce --dtype")
+    add_rate_argument(parser)
 
 
 def load_for_reproduction(args) -> ModelAdapter:

@@ -4,6 +4,8 @@
     python -m bench.gpu --models llava --loop-queries 30
     python -m bench.gpu --smoke                          # tiny shapes: the whole check in seconds (CPU too)
 
+At the paper's sizes it needs CUDA (and says so, without it); ``--smoke`` runs on the CPU.
+
 No hub is needed: each model is built from its config at the real shape (LLaVA-1.5-7B: CLIP
 ViT-L/14-336 + Llama-2-7B; Idefics2-8B: SigLIP-so400m at 980 px, a perceiver of 64 latents,
 Mistral-7B; Qwen2-VL-7B: its 675M ViT + Qwen2-7B) with random weights, directly on the device, and
@@ -386,6 +388,8 @@ def check_model(shape: Shape, args, device: str) -> Row:
         agreement_with_loop_bf16=agreement(fast, loop, loop_n),
     )
     peer = None if args.no_nnsight else nnsight_peer(adapter)
+    if peer is None and not args.no_nnsight:
+        print("nnsight is not installed (the `bench` extra): the nnsight peer is skipped", flush=True)
     if peer is not None:
         try:
             peer(queries[:2], vectors, layers)  # warm-up
@@ -508,7 +512,7 @@ def check_cli(device: str, smoke: bool) -> Row:
     return row
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -527,7 +531,14 @@ def main() -> None:
     parser.add_argument("--cli", action="store_true", help="also run `taskvec run` on a saved folder")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=None, help="write every figure as JSON here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit(f"--device {args.device}: no CUDA device here (torch.cuda.is_available() is False)")
+    if not args.smoke and not args.device.startswith("cuda"):
+        sys.exit(
+            "bench.gpu at the paper's model sizes needs CUDA (7B-parameter models built on the device); "
+            f"--device is {args.device}: --smoke runs the same check at tiny shapes on the CPU"
+        )
 
     rows: list[Row] = []
     for key in args.models:

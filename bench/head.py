@@ -30,39 +30,25 @@ import torch.nn.functional as F
 
 from bench.common import add_model_arguments, build_units, setup, timed
 from bench.peers import TASKS
-from taskvec.models import head as head_module
-from taskvec.models.head import _screen_for, greedy_head
+from taskvec.models.head import _screen_for, greedy_head, watching_head
 from taskvec.patching.sweep import sweep
 
 CHUNK = 128
 
 
 def captured_rows(adapter, units) -> torch.Tensor:
-    """The hidden rows whose greedy token the sweeps of ``units`` read: ``[rows, hidden]``. Taken
-    where ``greedy_head`` scans (its screen, or the plain argmax where there is none), so the
-    prefix forwards that call the unembedding under ``unread_head`` add no rows."""
+    """The hidden rows whose greedy token the sweeps of ``units`` read: ``[rows, hidden]``, as
+    ``greedy_head`` sees them (``watching_head``), so the prefix forwards that call the unembedding
+    under ``unread_head`` add no rows."""
     rows: list[torch.Tensor] = []
-    screen_call, own_forward = head_module._Screen.__call__, head_module._own_forward
 
-    def screened(screen, x):
-        rows.append(x.detach().clone())
-        return screen_call(screen, x)
-
-    def plain(module):
-        forward = own_forward(module)
-
-        def recorded(x):
+    def read(x: torch.Tensor, path: str) -> None:
+        if path != "logits":  # greedy_head's rows: screened, or plain where it has no screen
             rows.append(x.detach().clone())
-            return forward(x)
 
-        return recorded
-
-    head_module._Screen.__call__, head_module._own_forward = screened, plain
-    try:
+    with watching_head(adapter.unembedding(), read):
         for unit in units:
             sweep(adapter, unit.queries, unit.vectors, list(range(adapter.num_layers)))
-    finally:
-        head_module._Screen.__call__, head_module._own_forward = screen_call, own_forward
     return torch.cat(rows).float()
 
 
@@ -164,13 +150,13 @@ def best_logit_gaps(weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return best_two[:, 0] - best_two[:, 1]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_model_arguments(parser)
     parser.add_argument("--units", type=int, default=2, help="(task, seed) units whose sweep rows are used")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     adapter, query = setup(args)
     units = build_units(adapter, args, query, TASKS[: args.units], [1])
     rows = captured_rows(adapter, units)

@@ -22,6 +22,7 @@ Needs the ``bench`` extra (nnsight) for the nnsight peer.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import resource
 
 import torch
@@ -91,7 +92,7 @@ def taskvec_peer(adapter, unit, layers) -> SweepResult:
     return sweep(adapter, unit.queries, unit.vectors[layers], layers)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -101,8 +102,11 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=None, help="only the first N (task, seed) units")
     parser.add_argument("--peers", nargs="+", default=["paper", "nnsight", "taskvec"])
     parser.add_argument("--no-flops", action="store_true", help="skip the FLOP count (an extra taskvec run)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
+    if "nnsight" in args.peers and importlib.util.find_spec("nnsight") is None:
+        print("nnsight is not installed (the `bench` extra): the nnsight peer is skipped")
+        args.peers = [peer for peer in args.peers if peer != "nnsight"]
     adapter, query = setup(args)
     seconds, units = timed(lambda: build_units(adapter, args, query, args.tasks, args.seeds))
     units = units[: args.units] if args.units else units
@@ -148,12 +152,12 @@ def main() -> None:
         f"\nfloor {floor / 1e9:.1f} GFLOP; one forward per layer {full / 1e9:.1f} GFLOP ({full / floor:.1f}x)"
     )
     if not args.no_flops and "taskvec" in times:
-        report_flops(adapter, units, layers, times, full, args.peers)
+        report_flops(adapter, units, layers, times, full, args.peers, args.rate_seconds)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB -> MB on Linux
     print(f"peak RSS of this process {peak:.0f} MB")
 
 
-def report_flops(adapter, units, layers, times, full, peers) -> None:
+def report_flops(adapter, units, layers, times, full, peers, rate_seconds: float) -> None:
     """taskvec's achieved FLOP rate (executed FLOPs / its timed seconds) against a plain matmul."""
     counted = executed_flops(lambda: [taskvec_peer(adapter, u, layers) for u in units])
     largest = max(
@@ -163,7 +167,7 @@ def report_flops(adapter, units, layers, times, full, peers) -> None:
     # timed again right next to the matmul, so both see the same load on the machine
     seconds, _ = timed(lambda: [taskvec_peer(adapter, u, layers) for u in units])
     dtype = largest.weight.dtype  # the reference multiplies in what the model computes in
-    reference = matmul_rate(1024, k, n, dtype=dtype)
+    reference = matmul_rate(1024, k, n, rate_seconds, dtype)
     rate = counted / seconds
     dtype_name = str(dtype).removeprefix("torch.")
     print(

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.ranks                      # 1 x 2 threads, 1 x 1 thread, 2 ranks x 1 thread
     .venv/bin/python -m bench.ranks --tasks country_capital country_currency
+    .venv/bin/python -m bench.ranks --smallest --model DIR --tasks country_capital --style noto
 
 Each configuration runs the whole command in a fresh folder as a subprocess and reports its wall
 time, the CPU time of all its processes, the units it wrote (protocol units of every condition and
@@ -56,25 +57,35 @@ def tables(out: Path) -> dict[str, bytes]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tasks", nargs="+", default=None, help="built-in tasks (default: all six)")
-    args = parser.parse_args()
+    parser.add_argument("--model", default=None, help="as taskvec reproduce --model (default: its own)")
+    parser.add_argument("--style", nargs="+", default=None, help="as taskvec reproduce --style")
+    parser.add_argument(
+        "--smallest", action="store_true", help=f"only the configuration {CONFIGURATIONS[1][0]!r}"
+    )
+    args = parser.parse_args(argv)
     extra = ["--tasks", ",".join(args.tasks)] if args.tasks else []
+    extra += ["--model", args.model] if args.model else []
+    extra += [option for style in args.style or [] for option in ("--style", style)]
+    configurations = CONFIGURATIONS[1:2] if args.smallest else CONFIGURATIONS
     print(f"{os.cpu_count()} CPUs; reproduce --quick {' '.join(extra)}")
     columns = ["configuration", "wall (s)", "CPU (s)", "units", "units/s", "load before", "load after"]
     print("| " + " | ".join([*columns, "tables as 1 thread"]) + " |")
     print("|---|---:|---:|---:|---:|---|---|---|")
     reference = None
     with tempfile.TemporaryDirectory(prefix="bench-ranks-") as root:
-        for name, ranks, threads in CONFIGURATIONS:
+        for name, ranks, threads in configurations:
             out = Path(root) / name.replace(" ", "_")
             env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
             before, cpu_before = os.getloadavg(), _children_cpu()
             started = time.perf_counter()
-            subprocess.run(command(ranks, extra, out), env=env, check=True, capture_output=True)
+            done = subprocess.run(command(ranks, extra, out), env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                sys.exit(f"{name}: taskvec reproduce exited {done.returncode}\n{done.stderr[-3000:]}")
             seconds = time.perf_counter() - started
             after, cpu = os.getloadavg(), _children_cpu() - cpu_before
             units = units_written(out)

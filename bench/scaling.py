@@ -45,7 +45,7 @@ def with_prefix(adapter, queries, tokens: int) -> list:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--counts", nargs="+", type=int, default=[30, 100, 300])
     parser.add_argument("--lengths", nargs="+", type=int, default=[10, 100, 600])
     parser.add_argument("--length-queries", type=int, default=30, help="queries per prompt-length row")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.query = "text"  # prompt lengths are set with text; image prefixes are one length only
     adapter, _ = setup(args)
     template = get_template(args.template)

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.stages                      # embedded VLM, noto, layer 11
     .venv/bin/python -m bench.stages --repeats 2 --steps xpatch ensemble
+    .venv/bin/python -m bench.stages --model DIR --tasks country_capital --seeds 1 --layer 1 --quick
 
   xpatch     the chosen layer's xPatch answers of six tasks under each seed's text-ICL vector
              (``patched_answers``: every seed's rows decode in one batch)
@@ -37,10 +38,8 @@ from taskvec.pipelines.analyze import AnalysisConfig, analyze
 from taskvec.prompts.template import get_template
 from taskvec.vectors.extract import last_token_states
 
-SEEDS = [1, 2, 3]
 
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -48,49 +47,56 @@ def main() -> None:
     parser.add_argument("--layer", type=int, default=11, help="the chosen layer (reproduce's: 11)")
     parser.add_argument("--steps", nargs="+", default=["xpatch", "ensemble", "analyses"])
     parser.add_argument("--repeats", type=int, default=1)
-    args = parser.parse_args()
+    parser.add_argument("--tasks", nargs="+", default=TASKS, help="built-in tasks or task files")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument(
+        "--quick", action="store_true", help="the analyses as taskvec reproduce --quick runs them"
+    )
+    args = parser.parse_args(argv)
+    seeds = args.seeds
     adapter = load_for_reproduction(args)
     config = ExperimentConfig.create(
         model=adapter.name,
-        tasks=TASKS,
+        tasks=args.tasks,
         spec="text-icl",
         query="image",
         style=args.style,
         template=args.template,
         answer_tokens=4,  # as reproduce asks them
     )
-    tasks = [taskvec.load_task(name) for name in TASKS]
+    tasks = [taskvec.load_task(name) for name in args.tasks]
     shared = SharedWork()
-    units = {(t.name, s): UnitPrompts(t, config, s) for t in tasks for s in SEEDS}
+    units = {(t.name, s): UnitPrompts(t, config, s) for t in tasks for s in seeds}
     vectors = {key: task_vector_for(adapter, unit, shared) for key, unit in units.items()}
     for unit in units.values():
         last_token_states(adapter, [unit.instruction], config.budget(), shared)
-    if "analyses" in args.steps:  # the seed-1 vectors of every specification, as the matrix leaves them
+    if "analyses" in args.steps:  # the first seed's vectors of every specification, as the matrix leaves them
         for task in tasks:
             for spec in ("text-icl", "image-icl", "instruction"):
                 spec_config = unit_config(
-                    adapter, task, spec, get_template(args.template), args.style, 5, 1, 1024
+                    adapter, task, spec, get_template(args.template), args.style, 5, seeds[0], 1024
                 )
-                task_vector_for(adapter, UnitPrompts(task, spec_config, 1), shared)
+                task_vector_for(adapter, UnitPrompts(task, spec_config, seeds[0]), shared)
 
     def xpatch() -> None:
         for task in tasks:
-            patched_answers(adapter, task, config, {s: vectors[(task.name, s)] for s in SEEDS}, args.layer)
+            patched_answers(adapter, task, config, {s: vectors[(task.name, s)] for s in seeds}, args.layer)
 
     def ensemble() -> None:
         for task in tasks:
-            ensemble_scores(adapter, task, config, SEEDS, args.layer, shared=shared)
+            ensemble_scores(adapter, task, config, seeds, args.layer, shared=shared)
 
     def analyses() -> None:
         analysis = AnalysisConfig.create(
             model=adapter.name,
+            tasks=args.tasks,
             template=args.template,
             style=args.style,
-            seed=1,
-            prompts=50,
-            lens_prompts=20,
+            seed=seeds[0],
+            prompts=10 if args.quick else 50,
+            lens_prompts=4 if args.quick else 20,
             layer=args.layer,
-            embeddings=["tsne", "pca"],
+            embeddings=["pca"] if args.quick else ["tsne", "pca"],
         )
         with tempfile.TemporaryDirectory() as out:
             analyze(adapter, analysis, Path(out) / "analysis", show_progress=False, shared=shared)

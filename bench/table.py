@@ -27,48 +27,36 @@ from taskvec.evaluation import protocol
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.models.batching import token_counts
 from taskvec.models.shared_work import prompts_digest
-from taskvec.pipelines import evaluate as run
+from taskvec.pipelines.evaluate import evaluate
 from taskvec.tasks.registry import BUILTIN_TASKS
 
 TASKS = list(BUILTIN_TASKS)
 
 
-def instrument(
-    seconds: dict[str, float], counts: dict[str, int], test_sweep: bool, queries: set[str]
-) -> None:
-    """Wrap the protocol's steps so each one's wall time adds up under its name (``queries``: the
-    digests of the bare test queries, to tell No Context answers from xBase ones)."""
-
-    def timed(name, fn):
-        def wrapper(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                seconds[name] += time.perf_counter() - start
-                counts[name] += 1
-
-        return wrapper
-
-    sweeps = iter((["val sweep", "test sweep"] if test_sweep else ["val sweep"]) * 10_000)
-    original_sweep = protocol.sweep
-    protocol.sweep = lambda *a, **k: timed(next(sweeps), original_sweep)(*a, **k)
-    protocol.task_vector_for = timed("task vector", protocol.task_vector_for)
-    # run_unit generates xBase answers and No Context ones (the bare queries, once for all seeds)
-    # through protocol.generate_ids; the chosen layer's xPatch answers through patched_answers
-    original_generate = protocol.generate_ids
-
-    def generate(adapter, prompts, *args, **kwargs):
-        name = "No Context answers" if prompts_digest(prompts) in queries else "xBase answers"
-        return timed(name, original_generate)(adapter, prompts, *args, **kwargs)
-
-    protocol.generate_ids = generate
-    # instruction runs' xBase prompts share the instruction: they run after it as a prefix
-    protocol.generate_ids_after_prefixes = timed("xBase answers", protocol.generate_ids_after_prefixes)
-    run.patched_answers = timed("xPatch answers (chosen layer)", run.patched_answers)
+#: the protocol's steps (``protocol.observing_steps``) as this table names them
+STEPS = {
+    "layer sweep (val)": "val sweep",
+    "layer sweep (test)": "test sweep",
+    "xPatch answers": "xPatch answers (chosen layer)",
+}
 
 
-def main() -> None:
+def step_timer(seconds: dict[str, float], counts: dict[str, int]) -> protocol.StepObserver:
+    """A step observer that adds each step's wall time up under its name."""
+    started: dict[str, float] = {}
+
+    def observe(moment: str, step: str) -> None:
+        if moment == "start":
+            started[step] = time.perf_counter()
+            return
+        name = STEPS.get(step, step)
+        seconds[name] += time.perf_counter() - started.pop(step)
+        counts[name] += 1
+
+    return observe
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -81,7 +69,7 @@ def main() -> None:
     parser.add_argument(
         "--test-layers", default="chosen", choices=["all", "chosen"], help="as taskvec reproduce: chosen"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     loaded = time.perf_counter()
     adapter = load_for_reproduction(args)
@@ -100,10 +88,9 @@ def main() -> None:
     seconds: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     units = [protocol.UnitPrompts(taskvec.load_task(t), config, s) for t in args.tasks for s in args.seeds]
-    instrument(seconds, counts, args.test_layers == "all", {prompts_digest(u.test_queries) for u in units})
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, protocol.observing_steps(step_timer(seconds, counts)):
         start = time.perf_counter()
-        result = run.evaluate(config, Path(folder) / "run", adapter, show_progress=True)
+        result = evaluate(config, Path(folder) / "run", adapter, show_progress=True)
         wall = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -117,7 +104,7 @@ def main() -> None:
             lead = token_counts(adapter, unit.test_examples[:1])[0]
             tokens -= (len(unit.test_base) - 1) * lead
     xbase_flops = tokens * 2 * model_shapes(adapter)["layer_weights"] * adapter.num_layers
-    rate = matmul_rate(256, adapter.hidden_size, 4 * adapter.hidden_size)
+    rate = matmul_rate(256, adapter.hidden_size, 4 * adapter.hidden_size, args.rate_seconds)
 
     print(
         f"\nmodel {adapter.name}: {args.spec} -> {args.query} ({args.style}), {len(args.tasks)} tasks x "
