@@ -299,49 +299,69 @@ def write_report(reproduction, ensemble, conflict, similarity, analysis, llm, ti
     """Tables (CSV + Markdown), plots, ``report_context.json``, then ``report.md`` and
     ``report.html`` rendered from them; returns the report path."""
     root = reproduction.root
-    config = reproduction.config
-    adapter = reproduction.adapter
+    _write_matrix_tables(root, reproduction)
+    if llm is not None:
+        _write_transfer_tables(root, reproduction, similarity)
+    _write_ensemble_and_conflict_tables(root, list(reproduction.config.styles), ensemble, conflict)
+    write_table(root, "claims", claims_beside(reproduction, ensemble, conflict).set_index(["style", "claim"]))
+    _draw_plots(root, list(reproduction.config.styles))
+    write_json(root / CONTEXT_FILE, _context(reproduction, analysis, llm, timings))
+    return str(render_report(root))
+
+
+def _write_matrix_tables(root: Path, reproduction) -> None:
+    """Table 3 per style and metric (mean and std), Table 10 per metric, each style's answer
+    diversity and validation layer curves."""
+    conditions, styles = reproduction.conditions, reproduction.config.styles
     for metric in REPORT_METRICS:
-        for style in config.styles:
-            mean, std = table3_with_std(reproduction.conditions, style, metric)
+        for style in styles:
+            mean, std = table3_with_std(conditions, style, metric)
             write_table(root, f"table3_{style}_{metric}", mean.round(4))
             write_table(root, f"table3_{style}_{metric}_std", std.round(4))
-        write_table(root, f"matrix_{metric}", matrix(reproduction.conditions, metric).round(3))
-    for style in config.styles:
-        write_table(root, f"diversity_{style}", table3_diversity(reproduction.conditions, style).round(4))
-    for style in config.styles:
-        chosen = {c: r for c, r in reproduction.conditions.items() if c.style in (style, None)}
+        write_table(root, f"matrix_{metric}", matrix(conditions, metric).round(3))
+    for style in styles:
+        write_table(root, f"diversity_{style}", table3_diversity(conditions, style).round(4))
+    for style in styles:
+        chosen = {c: r for c, r in conditions.items() if c.style in (style, None)}
         write_table(root, f"layer_curves_{style}", layer_curves(chosen, "paper").round(4))
-    if llm is not None:
-        write_table(root, "table4", _table4(reproduction))
-        if similarity is not None:
-            write_table(root, "table4_similarity", similarity)
+
+
+def _write_transfer_tables(root: Path, reproduction, similarity: pd.DataFrame | None) -> None:
+    """Table 4 and, where computed, the similarity of the LLM's and the VLM's vectors."""
+    write_table(root, "table4", _table4(reproduction))
+    if similarity is not None:
+        write_table(root, "table4_similarity", similarity)
+
+
+def _write_ensemble_and_conflict_tables(
+    root: Path, styles: list[str], ensemble: pd.DataFrame | None, conflict: pd.DataFrame | None
+) -> None:
+    """Fig. 8's scores per style and Fig. 9's summary, where those stages ran."""
     if ensemble is not None and len(ensemble):
-        for style in config.styles:
+        for style in styles:
             summary = summarise_ensemble(ensemble[ensemble["style"] == style]).round(3)
             write_table(root, f"ensemble_{style}", summary.set_index(["kind", "n"]))
     if conflict is not None and len(conflict):
         write_table(root, "conflict_summary", conflict_summary(conflict))
-    write_table(root, "claims", claims_beside(reproduction, ensemble, conflict).set_index(["style", "claim"]))
-    _draw_plots(root, list(config.styles))
-    write_json(
-        root / CONTEXT_FILE,
-        {
-            "training_style": reproduction.training_style,
-            "tasks": [{"name": t.name, "val": len(t.val), "test": len(t.test)} for t in reproduction.tasks],
-            "llm": llm.name if llm is not None else None,
-            "llm_is_the_frozen_language_model": llm is not None and _frozen_base(adapter),
-            "timings": timings,
-            "condition_seconds": {
-                c.label: r.folder.status().get("seconds") for c, r in reproduction.conditions.items()
-            },
-            "recognition": (adapter.recognition if isinstance(adapter, EmbeddedVLMAdapter) else None) or None,
-            "analysis": None
-            if analysis is None
-            else {"layer": int(analysis.layer), "layer_source": analysis.layer_source},
+
+
+def _context(reproduction, analysis, llm, timings: dict) -> dict:
+    """What the report states beyond its tables (``report_context.json``)."""
+    adapter = reproduction.adapter
+    return {
+        "training_style": reproduction.training_style,
+        "tasks": [{"name": t.name, "val": len(t.val), "test": len(t.test)} for t in reproduction.tasks],
+        "llm": llm.name if llm is not None else None,
+        "llm_is_the_frozen_language_model": llm is not None and _frozen_base(adapter),
+        "timings": timings,
+        "condition_seconds": {
+            c.label: r.folder.status().get("seconds") for c, r in reproduction.conditions.items()
         },
-    )
-    return str(render_report(root))
+        "recognition": (adapter.recognition if isinstance(adapter, EmbeddedVLMAdapter) else None) or None,
+        "analysis": None
+        if analysis is None
+        else {"layer": int(analysis.layer), "layer_source": analysis.layer_source},
+    }
 
 
 def _table4(reproduction) -> pd.DataFrame:
@@ -535,9 +555,35 @@ def _document(folder: _Folder) -> tuple[str, list[str], list[Section]]:
             "**Quick smoke run**: one seed, the first few items per split, every fourth layer. "
             "Numbers here check that the pipeline works; they are not results."
         )
-    sections = [_setup(folder)]
+    sections = [
+        _setup(folder),
+        *_table3_sections(folder),
+        _matrix_section(folder),
+        Section("3. LLM -> VLM transfer (Table 4)", 2, _transfer_blocks(folder)),
+        Section("4. Instructions and ensembling (Fig. 8)", 2, _ensemble_blocks(folder, styles)),
+        Section("5. Task conflict (Fig. 9)", 2, _conflict_blocks(folder)),
+        Section("6. Inside the model", 2, _analysis_blocks(folder)),
+        _claims_section(folder),
+    ]
+    if folder.context.get("compare_with"):
+        sections.append(Section("Both embedded variants side by side", 2, _variants_blocks(folder)))
+    sections.append(Section("Files", 2, [FILES_NOTE]))
+    taken: set[str] = set()
+    for section in sections:
+        section.anchor = _slug(section.title, taken)
+    return title, notices, sections
 
-    has_whole = folder.table(f"table3_{styles[0]}_whole_label") is not None
+
+def _has_whole_label(folder: _Folder) -> bool:
+    """Whether the reproduction scored the whole-label metric beside the paper's (older ones did not)."""
+    return folder.table(f"table3_{folder.config['reproduce']['styles'][0]}_whole_label") is not None
+
+
+def _table3_sections(folder: _Folder) -> list[Section]:
+    """Table 3: what it shows, then one section per image style (ours beside the paper's, the
+    strict metric, the answers' diversity)."""
+    run = folder.config["reproduce"]
+    has_whole = _has_whole_label(folder)
     intro = (
         "Image queries, test split; ours: mean ± std over seeds, the paper's (arXiv v1) under "
         "each of our rows. " + _layer_sentence(run) + " Metric: `paper`, " + METRIC_NOTES["paper"] + "."
@@ -555,33 +601,43 @@ def _document(folder: _Folder) -> tuple[str, list[str], list[Section]]:
         " The strict metric (" + METRIC_NOTES["strict"] + "), which the paper does not report, follows "
         "each table" + (", then each method's answer diversity." if has_whole else ".")
     )
-    sections.append(Section("1. Cross-modal transfer (Table 3)", 2, [intro]))
-    for style in styles:
+    sections = [Section("1. Cross-modal transfer (Table 3)", 2, [intro])]
+    for style in run["styles"]:
         held = " (a training style)" if style == folder.context["training_style"] else " (held-out style)"
-        mean, std = folder.table(f"table3_{style}_paper"), folder.table(f"table3_{style}_paper_std")
-        diversity = folder.table(f"diversity_{style}", [0, 1])
-        collapsed = diversity.xs("collapsed", level="measure") if diversity is not None else None
-        whole = None
-        if has_whole:
-            whole = (
-                folder.table(f"table3_{style}_whole_label"),
-                folder.table(f"table3_{style}_whole_label_std"),
-            )
-        strict_mean = folder.table(f"table3_{style}_strict").drop(index=[TOP_LABEL_ROW], errors="ignore")
-        strict_std = folder.table(f"table3_{style}_strict_std").drop(index=[TOP_LABEL_ROW], errors="ignore")
-        strict = _mark(_cells(strict_mean, strict_std), collapsed)
-        blocks = [
-            Table(
-                table3_beside_paper(mean, std, whole, collapsed),
-                "Ours beside the paper (its LLaVA-1.5, Mantis-Fuyu, Idefics2)",
-            ),
-            Table(strict, "Strict metric (ours)"),
-        ]
-        if diversity is not None:
-            blocks.append(Table(_diversity_cells(diversity), DIVERSITY_CAPTION))
-        sections.append(Section(f"Images in `{style}`{held}", 3, blocks))
+        sections.append(Section(f"Images in `{style}`{held}", 3, _table3_blocks(folder, style, has_whole)))
+    return sections
 
-    layers = Section(
+
+def _table3_blocks(folder: _Folder, style: str, has_whole: bool) -> list:
+    """One style's Table 3 beside the paper's, by the strict metric, and its answer diversity."""
+    mean, std = folder.table(f"table3_{style}_paper"), folder.table(f"table3_{style}_paper_std")
+    diversity = folder.table(f"diversity_{style}", [0, 1])
+    collapsed = diversity.xs("collapsed", level="measure") if diversity is not None else None
+    whole = None
+    if has_whole:
+        whole = (
+            folder.table(f"table3_{style}_whole_label"),
+            folder.table(f"table3_{style}_whole_label_std"),
+        )
+    strict_mean = folder.table(f"table3_{style}_strict").drop(index=[TOP_LABEL_ROW], errors="ignore")
+    strict_std = folder.table(f"table3_{style}_strict_std").drop(index=[TOP_LABEL_ROW], errors="ignore")
+    strict = _mark(_cells(strict_mean, strict_std), collapsed)
+    blocks = [
+        Table(
+            table3_beside_paper(mean, std, whole, collapsed),
+            "Ours beside the paper (its LLaVA-1.5, Mantis-Fuyu, Idefics2)",
+        ),
+        Table(strict, "Strict metric (ours)"),
+    ]
+    if diversity is not None:
+        blocks.append(Table(_diversity_cells(diversity), DIVERSITY_CAPTION))
+    return blocks
+
+
+def _matrix_section(folder: _Folder) -> Section:
+    """Table 10 beside the paper's patch rows, and the validation curves the layers came from."""
+    has_whole = _has_whole_label(folder)
+    section = Section(
         "2. Specification x query (Table 10)",
         2,
         [
@@ -601,53 +657,42 @@ def _document(folder: _Folder) -> tuple[str, list[str], list[Section]]:
             f"({REFERENCE_MODEL}):",
         ],
     )
-    layers.blocks += [
+    section.blocks += [
         Figure(f"plots/layer_curves_{style}.png", f"per-layer validation accuracy, {style}")
-        for style in styles
+        for style in folder.config["reproduce"]["styles"]
     ]
-    sections.append(layers)
-    sections.append(Section("3. LLM -> VLM transfer (Table 4)", 2, _transfer_blocks(folder)))
-    sections.append(Section("4. Instructions and ensembling (Fig. 8)", 2, _ensemble_blocks(folder, styles)))
-    sections.append(Section("5. Task conflict (Fig. 9)", 2, _conflict_blocks(folder)))
-    sections.append(Section("6. Inside the model", 2, _analysis_blocks(folder)))
+    return section
+
+
+def _claims_section(folder: _Folder) -> Section:
+    """The paper's claims one by one, each with our verdict."""
     verdicts = folder.table("claims", [0, 1]).fillna("")
-    sections.append(
-        Section(
-            "Claims, one by one",
-            2,
-            [
-                "Metric: `paper`, "
-                + METRIC_NOTES["paper"]
-                + (
-                    "; beside it, the same checks by `whole_label` (`-`: the claim's measure is no Table 3 "
-                    "accuracy)"
-                    if "ours (whole_label)" in verdicts.columns
-                    else ""
-                )
-                + ". `held` says whether our numbers agree with the "
-                "claim; `note` says where they cannot disagree.",
-                Table(verdicts),
-            ],
-        )
+    return Section(
+        "Claims, one by one",
+        2,
+        [
+            "Metric: `paper`, "
+            + METRIC_NOTES["paper"]
+            + (
+                "; beside it, the same checks by `whole_label` (`-`: the claim's measure is no Table 3 "
+                "accuracy)"
+                if "ours (whole_label)" in verdicts.columns
+                else ""
+            )
+            + ". `held` says whether our numbers agree with the "
+            "claim; `note` says where they cannot disagree.",
+            Table(verdicts),
+        ],
     )
-    if folder.context.get("compare_with"):
-        sections.append(Section("Both embedded variants side by side", 2, _variants_blocks(folder)))
-    sections.append(
-        Section(
-            "Files",
-            2,
-            [
-                "`conditions/<spec>__<query>[-style]/` one protocol run per condition (config, per-item "
-                "predictions, per-layer curves, vectors); `transfer/` the LLM -> VLM runs; `tables/` every "
-                "table as CSV + Markdown; `plots/`; `analysis/` the analyses; `report_context.json` what "
-                "this report states beyond its tables."
-            ],
-        )
-    )
-    taken: set[str] = set()
-    for section in sections:
-        section.anchor = _slug(section.title, taken)
-    return title, notices, sections
+
+
+#: the report's last section: where each file of the folder is
+FILES_NOTE = (
+    "`conditions/<spec>__<query>[-style]/` one protocol run per condition (config, per-item "
+    "predictions, per-layer curves, vectors); `transfer/` the LLM -> VLM runs; `tables/` every "
+    "table as CSV + Markdown; `plots/`; `analysis/` the analyses; `report_context.json` what "
+    "this report states beyond its tables."
+)
 
 
 #: how Table 3 marks a collapsed method
