@@ -15,40 +15,15 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from taskvec.experiments.conditions import Condition, method_summary
 from taskvec.models.registry import load_model
 from taskvec.pipelines.reproduce import ReproduceConfig, Reproduction, base_llm, run_conditions
-from taskvec.vectors.task_vector import TaskVector
 
 
 def _cosines(reproduction: Reproduction, style: str) -> dict[str, float]:
-    layer = reproduction.main_condition(style).best_layer
-    sources = {"llm": reproduction.transfer[style], "vlm": reproduction.main_condition(style)}
-    vectors = {
-        (name, task.name, seed): TaskVector.load(result.folder.vector_path(task.name, "text-icl", seed)).at(
-            layer
-        )
-        for name, result in sources.items()
-        for task in reproduction.tasks
-        for seed in reproduction.config.seeds
-    }
-    same, different = [], []
-    for seed in reproduction.config.seeds:
-        for a in reproduction.tasks:
-            for b in reproduction.tasks:
-                cosine = float(
-                    torch.cosine_similarity(
-                        vectors[("llm", a.name, seed)], vectors[("vlm", b.name, seed)], dim=0
-                    )
-                )
-                (same if a.name == b.name else different).append(cosine)
-    return {
-        "layer": layer,
-        "same task": sum(same) / len(same),
-        "different tasks": sum(different) / len(different),
-    }
+    """Table 4's cosine of the LLM's and the VLM's text-ICL vectors, as the reproduction computes it."""
+    layer, same, different = reproduction.llm_cosines(Condition("text-icl", "image", style))
+    return {"layer": layer, "same task": same, "different tasks": different}
 
 
 class FixedLayerReproduction(Reproduction):

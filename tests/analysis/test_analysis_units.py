@@ -12,7 +12,7 @@ import torch
 from taskvec.analysis.embedding import cluster_purity, embed, embedding_frame, umap_available
 from taskvec.analysis.lens import MASS, layer_ranges, phase_ranges, top1_distribution
 from taskvec.analysis.plots import plot_top1, token_label
-from taskvec.analysis.similarity import cosine_matrix, pair_summary, similarity_by_layer
+from taskvec.analysis.similarity import cosine_matrix, pair_summary, same_task_cosines, similarity_by_layer
 from taskvec.analysis.token_sets import PHASES, instruction_words, load_words
 from taskvec.errors import TaskFileError
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
@@ -79,6 +79,25 @@ def test_similarity_by_layer_reads_every_layer():
     assert frame.loc[0, "same_task"] == pytest.approx(0.0)
     assert frame.loc[1, "same_task"] == pytest.approx(1.0)
     assert frame.loc[1, "margin"] == pytest.approx(1.0)  # same_task 1 - different_both 0
+
+
+def test_same_task_cosines_pair_every_task_of_one_source_with_every_task_of_the_other_per_seed():
+    generator = torch.Generator().manual_seed(0)
+    tasks, seeds = ["a", "b", "c"], [1, 2]
+    directions = {t: torch.randn(16, generator=generator) for t in tasks}  # one direction per task
+    first = {(t, s): directions[t] + 0.1 * torch.randn(16, generator=generator) for t in tasks for s in seeds}
+    second = {(t, s): 3 * directions[t] for t in tasks for s in seeds}
+    same, different = same_task_cosines(first, second, tasks, seeds)
+
+    def cosine(x, y):
+        return float(x @ y / (x.norm() * y.norm()))
+
+    pairs = [(a, b, s) for s in seeds for a in tasks for b in tasks]
+    assert same == pytest.approx(np.mean([cosine(first[a, s], second[b, s]) for a, b, s in pairs if a == b]))
+    assert different == pytest.approx(
+        np.mean([cosine(first[a, s], second[b, s]) for a, b, s in pairs if a != b])
+    )
+    assert same > 0.9 and abs(different) < same  # near copies of one direction against the others
 
 
 def test_embedding_frame_labels_every_point_and_separated_clusters_are_pure():

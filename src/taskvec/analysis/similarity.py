@@ -9,7 +9,7 @@ baseline for "same task, other specification" is "other task, other specificatio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -61,3 +61,21 @@ def similarity_by_layer(vectors: Mapping[Key, torch.Tensor]) -> pd.DataFrame:
         summary = pair_summary(cosine_matrix({k: v[layer] for k, v in vectors.items()}))
         rows.append({"layer": layer, **summary, "margin": summary["same_task"] - summary["different_both"]})
     return pd.DataFrame(rows).set_index("layer")
+
+
+def same_task_cosines(
+    first: Mapping[tuple[str, int], torch.Tensor],
+    second: Mapping[tuple[str, int], torch.Tensor],
+    tasks: Sequence[str],
+    seeds: Sequence[int],
+) -> tuple[float, float]:
+    """Mean cosine of ``first[(task, seed)]`` with ``second[(other task, seed)]`` (vectors
+    ``[hidden]`` of one layer, from two sources: e.g. the LLM's and the VLM's, Table 4), over every
+    pair of tasks of each seed: (same task, different tasks). The second is the baseline."""
+    same, different = [], []
+    for seed in seeds:
+        for a in tasks:
+            for b in tasks:
+                cosine = float(torch.cosine_similarity(first[(a, seed)], second[(b, seed)], dim=0))
+                (same if a == b else different).append(cosine)
+    return sum(same) / len(same), sum(different) / len(different)

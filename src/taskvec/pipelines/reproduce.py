@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 from pydantic import Field
 
+from taskvec.analysis.similarity import same_task_cosines
 from taskvec.config import Options, digest
 from taskvec.errors import ConfigError
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, answer_options
@@ -327,40 +328,44 @@ class Reproduction:
         """Cosine similarity, at the VLM's chosen layer, of the LLM's text-ICL vector with the VLM's
         text-ICL and image-ICL vectors of the same task, against other tasks' (the baseline)."""
         style = self.training_style
-        layer = self.main_condition().best_layer
-        sources = {
-            "LLM text ICL": self.transfer[style],
-            "VLM text ICL": self.main_condition(),
-            "VLM image ICL": self.conditions[Condition("image-icl", "image", style)],
-        }
-        vectors = {}
-        for name, result in sources.items():
-            spec = "image-icl" if "image" in name else "text-icl"
-            for task in self.tasks:
-                for seed in self.config.seeds:
-                    vector = TaskVector.load(result.folder.vector_path(task.name, spec, seed))
-                    vectors[(name, task.name, seed)] = vector.at(layer)
         rows = []
-        for other in ("VLM text ICL", "VLM image ICL"):
-            same, different = [], []
-            for seed in self.config.seeds:
-                for a in self.tasks:
-                    for b in self.tasks:
-                        cosine = float(
-                            torch.cosine_similarity(
-                                vectors[("LLM text ICL", a.name, seed)], vectors[(other, b.name, seed)], dim=0
-                            )
-                        )
-                        (same if a.name == b.name else different).append(cosine)
+        for other, condition in (
+            ("VLM text ICL", Condition("text-icl", "image", style)),
+            ("VLM image ICL", Condition("image-icl", "image", style)),
+        ):
+            layer, same, different = self.llm_cosines(condition)
             rows.append(
                 {
                     "pair": f"LLM text ICL vs {other}",
                     "layer": layer,
-                    "same task": sum(same) / len(same),
-                    "different tasks (baseline)": sum(different) / len(different),
+                    "same task": same,
+                    "different tasks (baseline)": different,
                 }
             )
         return pd.DataFrame(rows).set_index("pair").round(4)
+
+    def llm_cosines(self, condition: Condition) -> tuple[int, float, float]:
+        """The layer the main condition of ``condition``'s style chose, and there the mean cosine of
+        the LLM's text-ICL vectors (transfer in that style) with ``condition``'s vectors of the same
+        task and of different tasks (``same_task_cosines``, over the reproduction's seeds)."""
+        style = condition.style or self.training_style
+        layer = self.main_condition(style).best_layer
+        llm = self.transfer[style]
+        same, different = same_task_cosines(
+            self._vectors_at(llm, "text-icl", layer),
+            self._vectors_at(self.conditions[condition], condition.spec, layer),
+            [t.name for t in self.tasks],
+            self.config.seeds,
+        )
+        return layer, same, different
+
+    def _vectors_at(self, result: RunResult, spec: str, layer: int) -> dict[tuple[str, int], torch.Tensor]:
+        """A run's ``spec`` vectors at ``layer``, by (task, seed): ``[hidden]`` each."""
+        return {
+            (task.name, seed): TaskVector.load(result.folder.vector_path(task.name, spec, seed)).at(layer)
+            for task in self.tasks
+            for seed in self.config.seeds
+        }
 
     @_stage("ensemble")
     def run_ensemble(self) -> pd.DataFrame:
