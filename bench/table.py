@@ -7,9 +7,11 @@ It runs ``taskvec.evaluate`` (what ``taskvec run`` and ``taskvec reproduce`` run
 into a fresh temporary folder: per unit the task vector, the validation sweep of every layer (and
 the test sweep with ``--test-layers all``; ``reproduce`` reads the test split at the chosen layer
 only), xBase and No Context answers; then the chosen layer's multi-token xPatch answers. Prints the
-wall time of each step, the peak RSS of the process, and, for the step that costs most (the xBase
-prompts: five examples and the query, a full forward each), the FLOPs of its prompt tokens and the
-rate they ran at, against a plain float32 matmul on this machine.
+wall time of each step (``protocol.observing_steps``; ``calls``: the units that ran it, a step that
+another seed already computed, like the No Context answers, taking no time), the peak RSS of the
+process, and, for the step that costs most (the xBase prompts: five examples and the query, a
+full forward each), the FLOPs of its prompt tokens and the rate they ran at, against a plain
+float32 matmul on this machine.
 """
 
 from __future__ import annotations
