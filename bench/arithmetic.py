@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.arithmetic --quick                 # the smoke run (about 3 minutes)
     .venv/bin/python -m bench.arithmetic --out /tmp/arithmetic   # the whole reproduction
-    .venv/bin/python -m bench.arithmetic --smallest --model DIR  # the smallest run (tests/test_bench.py)
+    .venv/bin/python -m bench.arithmetic --smallest --model DIR  # the smallest run (its CI test)
 
 Runs ``taskvec reproduce`` on the embedded VLM into a fresh folder (an existing one is refused:
 a resumed run would skip its work) with counters on the decoder layers and the unembedding, and
