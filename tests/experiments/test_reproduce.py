@@ -36,10 +36,16 @@ TABLES = [
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def vlm():
+    """The embedded VLM, loaded once for the module (the reproduction and its resumption)."""
+    return load_model("embedded-vlm")
+
+
+@pytest.fixture(scope="module")
+def report(vlm, tmp_path_factory):
     out = tmp_path_factory.mktemp("reproduce")
     config = ReproduceConfig.create(quick=True, tasks=TASKS)
-    path = reproduce(config, out, adapter=load_model("embedded-vlm"), show_progress=False)
+    path = reproduce(config, out, adapter=vlm, show_progress=False)
     return out, path
 
 
@@ -80,13 +86,8 @@ def test_every_accuracy_is_a_fraction(report):
     assert ((matrix.to_numpy() >= 0) & (matrix.to_numpy() <= 1)).all()
 
 
-def test_a_finished_reproduction_resumes_without_recomputing(report):
+def test_a_finished_reproduction_resumes_without_recomputing(report, vlm):
     out, _ = report
     before = (out / "tables" / "conflict_outputs.csv").stat().st_mtime_ns
-    reproduce(
-        ReproduceConfig.create(quick=True, tasks=TASKS),
-        out,
-        adapter=load_model("embedded-vlm"),
-        show_progress=False,
-    )
+    reproduce(ReproduceConfig.create(quick=True, tasks=TASKS), out, adapter=vlm, show_progress=False)
     assert (out / "tables" / "conflict_outputs.csv").stat().st_mtime_ns == before

@@ -32,15 +32,20 @@ def tuned():
     return load_model("embedded-vlm-gemma3-lora")
 
 
+@pytest.fixture(scope="module")
+def frozen():
+    """The variant without LoRA, loaded once for the module."""
+    return load_model("embedded-vlm-gemma3")
+
+
 def _logits(adapter, prompts) -> torch.Tensor:
     return adapter.forward(adapter.encode(prompts)).logits
 
 
-def test_text_logits_differ_from_the_bare_llm_while_the_frozen_variants_equal_it(tuned):
+def test_text_logits_differ_from_the_bare_llm_while_the_frozen_variants_equal_it(tuned, frozen):
     template = get_template("spaced")
     prompts = [template.icl([("France", "Paris"), ("Peru", "Lima")], "Japan"), template.query("Chile")]
     bare = load_model("gemma3-270m")
-    frozen = load_model("embedded-vlm-gemma3")
     with torch.no_grad():
         reference = _logits(bare, prompts)
         torch.testing.assert_close(_logits(frozen, prompts), reference)
@@ -48,7 +53,7 @@ def test_text_logits_differ_from_the_bare_llm_while_the_frozen_variants_equal_it
     assert difference > 1e-2
 
 
-def test_the_tuned_variant_declares_its_base_llm_as_changed(tuned):
+def test_the_tuned_variant_declares_its_base_llm_as_changed(tuned, frozen):
     """Table 4 then loads the bare LLM on its own instead of borrowing the VLM's modules."""
     base = tuned.base_language_model()
     assert base.name == "gemma3-270m" and base.adapter is None and not base.frozen
@@ -56,7 +61,7 @@ def test_the_tuned_variant_declares_its_base_llm_as_changed(tuned):
     assert lora_layers(tuned.model.llm) and all(layer.merged for layer in lora_layers(tuned.model.llm))
     template = get_template("spaced")
     assert tuned.computes_like([template.query("Chile")]) is tuned
-    assert tuned.fingerprint != load_embedded_vlm("gemma3").fingerprint
+    assert tuned.fingerprint != frozen.fingerprint
 
 
 def test_the_tuned_variant_still_names_what_it_sees(tuned):

@@ -68,6 +68,9 @@ def test_prediction_rows_say_where_they_came_from(runs):
         assert row["layer"] == (first.best_layer if row["method"] == "xpatch" else None)
     loaded = taskvec.load_run(first.folder.root, what="predictions")
     assert loaded.equals(first.predictions)
+    # nor does the recorded config name a style: --style changes nothing in a text run
+    assert json.loads(first.folder.config_path.read_text())["experiment"]["style"] is None
+    assert loaded.attrs["config"]["experiment"]["style"] is None
 
 
 def test_the_layer_selection_is_recorded_and_switching_it_reuses_the_units(tmp_path, monkeypatch):

@@ -194,6 +194,10 @@ def test_the_run_records_the_pictures_it_showed_not_only_the_style(image_run):
     pictures = json.loads(folder.config_path.read_text())["pictures"]
     task = load_task_file(data / "tiny_food.json")
     assert pictures["style"] is None
+    # nor do the options (the run's --style changed nothing) or the rows, which say "own files"
+    assert json.loads(folder.config_path.read_text())["experiment"]["style"] is None
+    rows = [json.loads(line) for line in folder.path("predictions.jsonl").read_text().splitlines()]
+    assert {row["style"] for row in rows} == {"own files"}
     shown = pictures["tasks"]["tiny_food"]
     assert list(shown) == [item.id for item in task.val]
     for item_id, picture in shown.items():
@@ -250,7 +254,8 @@ def test_an_llm_to_vlm_run_is_rederived_with_the_llm_it_took_its_vectors_from(tm
     task = write_tiny_task(tmp_path / "data")
     options = {**TINY, "layers": [1], "tasks": [str(task)], "query": "image", "model": vlm.name}
     config = ExperimentConfig.create(**options)
-    evaluate(config, tmp_path / "run", vlm, show_progress=False, vector_adapter=llm)
+    result = evaluate(config, tmp_path / "run", vlm, show_progress=False, vector_adapter=llm)
+    assert set(result.predictions["style"]) == {"noto"}  # the suite's pictures, drawn in noto
     loaded = []
     monkeypatch.setattr("taskvec.pipelines.verify.load_model", lambda name, *a: loaded.append(name) or llm)
     (verification,) = verify_runs(tmp_path)

@@ -38,7 +38,7 @@ from taskvec.patching.hooks import PatchMode
 from taskvec.patching.patch import Patch, generate_ids, generate_ids_under_patches, line_complete
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
 from taskvec.patching.sweep import sweep
-from taskvec.prompts.inputs import Modality, item_input, sample_demos
+from taskvec.prompts.inputs import Modality, is_own_picture, item_input, sample_demos
 from taskvec.prompts.template import (
     Prompt,
     PromptTemplate,
@@ -48,7 +48,7 @@ from taskvec.prompts.template import (
 )
 from taskvec.tasks.images import DEFAULT_STYLE
 from taskvec.tasks.registry import BUILTIN_TASKS
-from taskvec.tasks.task import Item, Task
+from taskvec.tasks.task import Item, Split, Task
 from taskvec.vectors.extract import extract
 from taskvec.vectors.provenance import icl_sources, instruction_source
 from taskvec.vectors.task_vector import TaskVector
@@ -103,7 +103,9 @@ class ExperimentConfig(Options):
     tasks: list[str] = Field(default_factory=lambda: list(BUILTIN_TASKS))
     spec: Spec = "text-icl"
     query: Modality = "text"
-    style: str = DEFAULT_STYLE
+    #: the image-suite style pictures are drawn in; a run records and hashes it only where it
+    #: draws one (``as_run``), so it is None in the config of a run that draws no picture
+    style: str | None = DEFAULT_STYLE
     template: PromptTemplate = Field(default_factory=lambda: get_template("paper"))
     n_examples: int = Field(default=5, ge=1)
     seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
@@ -160,6 +162,28 @@ class ExperimentConfig(Options):
     @property
     def needs_images(self) -> bool:
         return self.query == "image" or self.spec == "image-icl"
+
+    @property
+    def picture_splits(self) -> tuple[Split, ...]:
+        """The splits whose pictures a run shows: image ICL shows the val split's (demonstrations
+        and extraction queries), image queries both splits'; none for text-only runs."""
+        if self.query == "image":
+            return ("val", "test")
+        return ("val",) if self.spec == "image-icl" else ()
+
+    def shown_style(self, task: Task) -> str | None:
+        """The style ``task``'s pictures are drawn in this run: ``style`` where the run shows one
+        of its image-suite pictures, None where it shows none (text examples and queries) or only
+        the task's own image files, which no style changes."""
+        drawn = any(not is_own_picture(item) for split in self.picture_splits for item in task.split(split))
+        return self.style if drawn else None
+
+    def as_run(self, tasks: Sequence[Task]) -> ExperimentConfig:
+        """These options as a run of ``tasks`` records and hashes them: ``style`` None unless
+        a picture is drawn in it (``shown_style``), so a ``--style`` that changes nothing changes
+        neither the run's identity nor its folder."""
+        drawn = any(self.shown_style(task) for task in tasks)
+        return self.model_copy(update={"style": self.style if drawn else None})
 
     def config_hash(self) -> str:
         return digest(json.dumps(self.model_dump(mode="json"), sort_keys=True), length=10)

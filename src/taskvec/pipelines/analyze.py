@@ -127,7 +127,7 @@ def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int |
         "model": experiment.get("model", DEFAULT_MODEL),
         "tasks": experiment.get("tasks", list(BUILTIN_TASKS)),
         "template": experiment.get("template", "paper"),
-        "style": experiment.get("style", DEFAULT_STYLE),
+        "style": experiment.get("style") or DEFAULT_STYLE,  # null: the run drew no picture
         "n_examples": experiment.get("n_examples", 5),
         "seed": (experiment.get("seeds") or [1])[0],
     }

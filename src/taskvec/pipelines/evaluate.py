@@ -82,7 +82,7 @@ def check_options(config: ExperimentConfig) -> None:
     if config.needs_images:
         from taskvec.tasks.images import STYLES
 
-        if config.style not in STYLES:
+        if config.style is not None and config.style not in STYLES:  # None: a task's own files
             raise ConfigError(f"style: unknown image style {config.style!r}; known styles: {list(STYLES)}")
 
 
@@ -146,9 +146,10 @@ def run_identity(
     """What a run folder's results depend on: the config (model name, template, layers, ...), the
     task data (items and images) and the weights. It names the folder, and a folder of another
     identity is refused (or, if only the seeds differ, extended), so changing any of them never
-    reuses a result computed under the old one; units carry their own ``unit_identity``."""
+    reuses a result computed under the old one; units carry their own ``unit_identity``. The
+    style counts only where a picture is drawn in it (``ExperimentConfig.as_run``)."""
     prints = [t.fingerprint() for t in tasks]
-    return digest(config.config_hash(), *prints, model_fingerprint, data_fingerprint)
+    return digest(config.as_run(tasks).config_hash(), *prints, model_fingerprint, data_fingerprint)
 
 
 def unit_identity(config: ExperimentConfig, task: Task, model_fingerprint: str = "", images: str = "") -> str:
@@ -156,7 +157,7 @@ def unit_identity(config: ExperimentConfig, task: Task, model_fingerprint: str =
     is computed for its own task and seed only), the task's data and images, and the weights. It
     keys the unit and vector cache, so a run that adds seeds reuses the units it already has. The
     layer selection is left out: it is made after the units, from their validation curves."""
-    settings = _settings(config, {"tasks", "seeds", "layer_selection"})
+    settings = _settings(config.as_run([task]), {"tasks", "seeds", "layer_selection"})
     return digest(settings, task.fingerprint(), model_fingerprint, images)
 
 
@@ -165,7 +166,8 @@ def _lineage(config: ExperimentConfig, tasks: list[Task], model_fingerprint: str
     adding seeds to a finished run computes only the new units; so do runs that differ only in
     their layer selection (the same units, other test answers)."""
     prints = [t.fingerprint() for t in tasks]
-    return digest(_settings(config, {"seeds", "layer_selection"}), *prints, model_fingerprint, images)
+    settings = _settings(config.as_run(tasks), {"seeds", "layer_selection"})
+    return digest(settings, *prints, model_fingerprint, images)
 
 
 def _settings(config: ExperimentConfig, exclude: set[str]) -> str:
@@ -281,7 +283,7 @@ def evaluate(
     unit_ids = {t.name: unit_identity(config, t, fingerprint, images[t.name]) for t in tasks}
     folder = RunFolder(out or default_run_dir(config, tasks, Path("runs"), fingerprint, images_hash))
     resolved = {
-        "experiment": config.model_dump(mode="json"),
+        "experiment": config.as_run(tasks).model_dump(mode="json"),  # the style only where drawn
         "model": adapter.describe(),
         "vector_model": source.describe(),
         "tasks": {t.name: {"source": t.source, "fingerprint": t.fingerprint()} for t in tasks},
@@ -293,6 +295,7 @@ def evaluate(
         splits = ("val", "test") if config.query == "image" else ("val",)
         resolved["pictures"] = pictures_shown(tasks, config.style, splits)
     lineage = _lineage(config, tasks, fingerprint, images_hash)
+    _refuse_style_counted(folder, config, tasks, fingerprint, images_hash)
     folder.refuse_other_run(identity, lineage)  # before the lock: another run's folder stays untouched
     with ranks.folder_lock(folder):  # one command per folder: a second one is refused, never mixed in
         finished = None
@@ -376,7 +379,7 @@ def evaluate(
                 stamp = f"{unit_ids[task.name]}/layer{task_layers[task.name]}"
                 answers.update(_load_answers(folder, task.name, config.seeds, stamp))
         predictions = split_predictions(units, task_layers, answers)
-        predictions = with_run_columns(predictions, config, task_layers, adapter.name)
+        predictions = with_run_columns(predictions, config, task_layers, adapter.name, tasks)
 
         test_scores = layer_scores(units, "test")
         write_run_outputs(folder, config, val_scores, predictions, best, test_scores, task_layers)
@@ -392,6 +395,28 @@ def evaluate(
         result = RunResult(folder, best, val_scores, predictions, task_layers, config.layer_selection)
         ranks.barrier()  # the folder is complete for the other ranks
         return result
+
+
+def _refuse_style_counted(
+    folder: RunFolder, config: ExperimentConfig, tasks: list[Task], fingerprint: str, images: str
+) -> None:
+    """A folder of this very run written by a taskvec whose run identity still counted the
+    ``--style`` of a run that draws no picture in it: its units are stamped with that identity, so
+    it is refused with what to do rather than taken for another configuration."""
+    existing = folder.config()
+    style = existing.get("experiment", {}).get("style")
+    if not style or config.as_run(tasks).style is not None:
+        return
+    then = config.model_copy(update={"style": style})  # the options as that taskvec hashed them
+    prints = [t.fingerprint() for t in tasks]
+    old_identity = digest(then.config_hash(), *prints, fingerprint, images)
+    old_lineage = digest(_settings(then, {"seeds", "layer_selection"}), *prints, fingerprint, images)
+    if existing.get("config_hash") == old_identity or existing.get("lineage") == old_lineage:
+        raise ConfigError(
+            f"{folder.root} was written by an older taskvec, whose run identity counted --style "
+            f"{style!r} although this run draws no picture in a style; it cannot be resumed or read "
+            "back: delete it or choose another --out, and run again"
+        )
 
 
 def _refuse_fewer_seeds(folder: RunFolder, config: ExperimentConfig, identity: str, lineage: str) -> None:

@@ -17,7 +17,7 @@ per-item rows of ``predictions.jsonl``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -27,12 +27,15 @@ from taskvec.evaluation.metrics import METRICS
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.scoring import answer_diversity
 from taskvec.storage.run_folder import write_atomic, write_json
+from taskvec.tasks.task import Task
 
 RESULTS_FILE = "results.json"
 TIDY_TABLE = "results_long"
 TIDY_COLUMNS = ["task", "seed", "split", "method", "metric", "layer", "value"]
 #: what each prediction row says of the run it came from (beside task, seed, item, method)
 RUN_COLUMNS = ("model", "spec", "query", "style", "layer")
+#: ``style`` of the rows of a task whose pictures shown are all its own image files
+OWN_FILES = "own files"
 
 
 def _layer_of(layers: int | Mapping[str, int], task: str) -> int:
@@ -40,17 +43,24 @@ def _layer_of(layers: int | Mapping[str, int], task: str) -> int:
 
 
 def with_run_columns(
-    predictions: pd.DataFrame, config: ExperimentConfig, layers: int | Mapping[str, int], model: str
+    predictions: pd.DataFrame,
+    config: ExperimentConfig,
+    layers: int | Mapping[str, int],
+    model: str,
+    tasks: Sequence[Task],
 ) -> pd.DataFrame:
     """``predictions`` with the run's model (the name of the model that answered), spec, query and
     style on every row, and the layer an xPatch answer was read at (``layers``: one for every task,
-    or per task; none for the methods that patch nothing). ``style`` is empty where no picture is
-    shown (text queries and examples)."""
+    or per task; none for the methods that patch nothing). ``style`` says which pictures the run
+    showed of the row's task (``tasks``): the style the image suite drew them in, ``OWN_FILES``
+    where they are all the task's own image files, empty where none is shown (text queries and
+    examples)."""
     frame = predictions.copy()
     frame["model"] = model
     frame["spec"] = config.spec
     frame["query"] = config.query
-    frame["style"] = config.style if config.needs_images else None
+    shown = {t.name: (config.shown_style(t) or OWN_FILES) if config.needs_images else None for t in tasks}
+    frame["style"] = pd.Series([shown[task] for task in frame["task"]], index=frame.index, dtype=object)
     frame["layer"] = pd.Series(
         [
             _layer_of(layers, task) if method == "xpatch" else None
@@ -221,6 +231,7 @@ __all__ = [
     "diversity_summary",
     "load_run",
     "metric_summary",
+    "OWN_FILES",
     "tidy_results",
     "with_run_columns",
     "write_results",

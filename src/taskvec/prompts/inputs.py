@@ -30,6 +30,13 @@ ACCEPTED_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA")
 DECODED_CACHE_BYTES = 256 << 20
 
 
+def is_own_picture(item: Item) -> bool:
+    """Whether an item's picture is an image file of its own (no style draws it), not an
+    image-suite entity drawn in the run's style."""
+    entity = item.entity or ""
+    return bool(entity) and (entity.lower().endswith(IMAGE_SUFFIXES) or Path(entity).is_file())
+
+
 def image_file(item: Item, style: str | None) -> Path:
     """Where an item's picture lives: a file named by the item, or the suite image of its entity."""
     if not item.entity:
@@ -37,7 +44,7 @@ def image_file(item: Item, style: str | None) -> Path:
             f"item {item.id!r} ({item.input}) has no 'image' (or 'entity') field, so it has no picture; "
             "add one or use text queries"
         )
-    if item.entity.lower().endswith(IMAGE_SUFFIXES) or Path(item.entity).is_file():
+    if is_own_picture(item):
         return Path(item.entity)
     if not style:
         raise ImageError("image inputs need a style (e.g. 'noto'); see taskvec.tasks.images")
