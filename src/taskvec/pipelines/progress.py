@@ -43,13 +43,14 @@ class _Count(ProgressColumn):
         return Text(f"{task.completed:.0f}/{total}" + (f" {unit}" if unit else ""), style="progress.download")
 
 
-def progress_bar(show: bool = True, get_time=None) -> Progress:
-    """Description, bar, done/total (and its ``unit`` field), time elapsed and remaining
-    (``get_time``: a clock, for tests)."""
+def progress_bar(show: bool = True, get_time=None, *extra: ProgressColumn) -> Progress:
+    """Description, bar, done/total (and its ``unit`` field), any ``extra`` columns, time elapsed
+    and remaining (``get_time``: a clock, for tests)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         _Count(),
+        *extra,
         TimeElapsedColumn(),
         SteadyTimeRemaining(),
         disable=not show,
