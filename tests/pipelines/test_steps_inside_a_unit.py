@@ -6,7 +6,7 @@ import torch
 from helpers.reliability import TINY, write_tiny_task
 from helpers.tinyllm import tiny_llm
 
-from taskvec.evaluation.protocol import ExperimentConfig, run_unit
+from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, run_unit, task_vector_for
 from taskvec.tasks.task import load_task_file
 
 
@@ -77,3 +77,16 @@ def test_each_step_counts_its_work_as_it_goes(tmp_path):
     # listening changes nothing
     quiet_unit, quiet_vector = run_unit(adapter, task, 1, config)
     assert unit == quiet_unit and torch.equal(vector.vectors, quiet_vector.vectors)
+
+
+def test_an_ensemble_vector_counts_its_icl_prompts_then_its_instruction(tmp_path):
+    task = load_task_file(write_tiny_task(tmp_path))
+    config = ExperimentConfig.create(
+        **{**TINY, "tasks": [task.name], "spec": "ensemble", "memory_budget_mb": 1.0}
+    )
+    told: list[tuple[int, int]] = []
+    task_vector_for(
+        tiny_llm("llama", layers=3), UnitPrompts(task, config, 1), None, lambda *n: told.append(n)
+    )
+    total = len(task.val) + 1
+    assert told[-2:] == [(len(task.val), total), (total, total)] and {t for _, t in told} == {total}

@@ -50,6 +50,7 @@ from taskvec.vectors.provenance import icl_sources, instruction_source
 from taskvec.vectors.task_vector import TaskVector
 
 Spec = Literal["text-icl", "image-icl", "instruction", "ensemble"]
+SPECS: tuple[str, ...] = get_args(Spec)
 #: what ``run_unit``'s ``on_progress`` counts in each of its steps
 STEP_COUNTS = {
     "task vector": "prompts",
@@ -58,7 +59,6 @@ STEP_COUNTS = {
     "xBase answers": "answers",
     "No Context answers": "answers",
 }
-SPECS: tuple[str, ...] = get_args(Spec)
 #: where greedy answers stop (``line_complete``): an answer is one line, so generating past its
 #: end changes no score; part of the answers' sharing key
 ANSWERS_END = "end of line"
@@ -221,8 +221,8 @@ def task_vector_for(
     config, task = prompts.config, prompts.task
     common = dict(task=task.name, seed=prompts.seed, template=config.template.name)
     common.update(budget=config.budget(), shared=shared)
-    icl = len(prompts.extraction) if config.spec != "instruction" else 0
     total = _extraction_prompts(prompts)
+    icl = total - (config.spec in ("instruction", "ensemble"))  # the instruction comes last
     exemplar = None
     if config.spec != "instruction":
         exemplar = extract(
@@ -338,7 +338,7 @@ def run_unit(
     and the No Context answers from another run that had the very same prompts. ``on_step(done,
     total, name)`` is told before each of the unit's steps (a unit takes minutes on a CPU), and
     ``on_progress(done, total)`` how far the current step is, in the unit ``STEP_COUNTS`` names
-    (told after each batch; a step whose result is shared tells nothing)."""
+    (told as it starts and after each batch; a step whose result is shared tells its start only)."""
     steps = ["task vector", "layer sweep (val)"]
     steps += ["layer sweep (test)"] if config.test_layers == "all" else []
     steps += ["xBase answers", "No Context answers"]
