@@ -574,7 +574,10 @@ def align(
     only), stage 2 trains the projector against each frozen LLM. ``--stage lora`` (not part of
     ``all``) then tunes the projector together with LoRA adapters on the LLM (the weights of
     ``embedded-vlm-<backbone>-lora``)."""
-    from taskvec.align.run import (
+    from taskvec.errors import ConfigError
+    from taskvec.models.embedded.load import BACKBONES
+    from taskvec.models.embedded.weights import WEIGHTS_DIR
+    from taskvec.pipelines.align import (
         LoraStageConfig,
         ProjectorConfig,
         RecogniserConfig,
@@ -582,9 +585,6 @@ def align(
         align_projector,
         align_recogniser,
     )
-    from taskvec.errors import ConfigError
-    from taskvec.models.embedded.load import BACKBONES
-    from taskvec.models.embedded.weights import WEIGHTS_DIR
 
     folder = out or WEIGHTS_DIR
     load_options = _load_options("float32", device, None)  # a bad device fails before any training

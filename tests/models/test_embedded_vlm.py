@@ -11,7 +11,7 @@ import shutil
 import pytest
 import torch
 
-from taskvec.align.run import check_sample_accuracy
+from taskvec.align.evaluate import check_sample_accuracy
 from taskvec.errors import ModelSpecError
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.experiments.conditions import Condition

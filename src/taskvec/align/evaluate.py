@@ -15,6 +15,9 @@ from taskvec.patching.patch import first_token_ids
 from taskvec.prompts.template import get_template
 from taskvec.tasks import images as suite
 
+#: the fixed recognition sample whose accuracy the shipped weights must reproduce (tests)
+CHECK_SAMPLE = {"styles": ("twemoji", "openmoji"), "per_domain": 8}
+
 
 def domain_images(style: str, domain: str, limit: int | None = None) -> list[tuple[str, str]]:
     """``(entity, name)`` of every entity of ``domain`` with a task image in ``style``."""
@@ -59,6 +62,17 @@ def recognition_table(
             if pairs:
                 rows += [{**r, "domain": domain} for r in recognise(adapter, pairs, style, template)]
     return pd.DataFrame(rows)
+
+
+def check_sample_accuracy(adapter: ModelAdapter) -> dict:
+    """Recognition on a small fixed sample (the shipped weights must reproduce it exactly)."""
+    sample = {}
+    for style in CHECK_SAMPLE["styles"]:
+        for domain in suite.TASK_DOMAINS:
+            rows = recognition_table(adapter, (style,), (domain,), limit=CHECK_SAMPLE["per_domain"])
+            if len(rows):
+                sample[f"{style}/{domain}"] = int(rows.correct.sum())
+    return sample
 
 
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import torch
 from taskvec.errors import ConfigError
 from taskvec.evaluation.protocol import SPECS, ExperimentConfig, UnitPrompts
 from taskvec.models.adapter import ModelAdapter
+from taskvec.models.batching import OnProgress, progress_from
 from taskvec.models.shared_work import SharedWork
 from taskvec.prompts.template import PromptTemplate
 from taskvec.tasks.images import DEFAULT_STYLE
@@ -83,20 +84,30 @@ def collect(
     extraction_prompts: int | None = None,
     memory_budget_mb: float = 1024,
     shared: SharedWork | None = None,
+    on_progress: OnProgress | None = None,
 ) -> SpecStates:
     """Task vector and per-prompt states of ``task`` specified by ``spec`` (see the module doc).
 
     ``extraction_prompts`` caps the validation prompts averaged into the vector (default: all, as
     the protocol does); ``prompts`` caps the per-prompt test-split states. ``shared`` lends the
-    delimiter states of prompts a protocol run already ran (a reproduction's seed-1 vectors)."""
+    delimiter states of prompts a protocol run already ran (a reproduction's seed-1 vectors).
+    ``on_progress(done, total)`` is told the prompts run (the vector's, then the test split's)."""
     config = unit_config(adapter, task, spec, template, style, n_examples, seed, memory_budget_mb)
     unit = UnitPrompts(task, config, seed)
     common = dict(task=task.name, seed=seed, template=template.name, budget=config.budget(), shared=shared)
+    chosen = []  # the validation prompts averaged into the vector (ICL specifications)
+    if spec != "instruction":
+        chosen = unit.extraction[:extraction_prompts] if extraction_prompts else unit.extraction
+    tested = unit.test_base[:prompts]
+    first = len(chosen) or 1  # the vector's prompts (or the instruction)
+    total = first + len(tested)
+    if on_progress is not None:
+        on_progress(0, total)
+    common["on_progress"] = progress_from(on_progress, 0, total)
     if spec == "instruction":
         source = instruction_source(task.instruction, unit.instruction)
         vector = extract(adapter, [unit.instruction], spec=spec, modality="text", sources=[source], **common)
     else:
-        chosen = unit.extraction[:extraction_prompts] if extraction_prompts else unit.extraction
         shown = len(chosen)  # the first validation queries, each with its demonstrations
         sources = icl_sources(
             task, task.val[:shown], unit.val_demos[:shown], chosen, config.demo_modality, style
@@ -110,5 +121,7 @@ def collect(
             sources=sources,
             **common,
         )
-    states = last_token_states(adapter, unit.test_base[:prompts], config.budget())
+    states = last_token_states(
+        adapter, tested, config.budget(), on_progress=progress_from(on_progress, first, total)
+    )
     return SpecStates(task.name, spec, vector, states)

@@ -31,7 +31,7 @@ from taskvec.errors import ConfigError, LayerError
 from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRICS
 from taskvec.evaluation.scoring import LayerSelection
 from taskvec.models.adapter import ModelAdapter
-from taskvec.models.batching import MemoryBudget
+from taskvec.models.batching import MemoryBudget, OnProgress, progress_from
 from taskvec.models.registry import DEFAULT_MODEL
 from taskvec.models.shared_work import SharedWork, compute_or_share, tensor_digest
 from taskvec.patching.hooks import PatchMode
@@ -55,6 +55,14 @@ from taskvec.vectors.task_vector import TaskVector
 
 Spec = Literal["text-icl", "image-icl", "instruction", "ensemble"]
 SPECS: tuple[str, ...] = get_args(Spec)
+#: what ``run_unit``'s ``on_progress`` counts in each of its steps
+STEP_COUNTS = {
+    "task vector": "prompts",
+    "layer sweep (val)": "rows (query x layer)",
+    "layer sweep (test)": "rows (query x layer)",
+    "xBase answers": "answers",
+    "No Context answers": "answers",
+}
 #: where greedy answers stop (``line_complete``): an answer is one line, so generating past its
 #: end changes no score; part of the answers' sharing key
 ANSWERS_END = "end of line"
@@ -265,12 +273,18 @@ class UnitPrompts:
 
 
 def task_vector_for(
-    adapter: ModelAdapter, prompts: UnitPrompts, shared: SharedWork | None = None
+    adapter: ModelAdapter,
+    prompts: UnitPrompts,
+    shared: SharedWork | None = None,
+    on_progress: OnProgress | None = None,
 ) -> TaskVector:
-    """The unit's task vector for its specification (all layers)."""
+    """The unit's task vector for its specification (all layers); ``on_progress(done, total)``
+    is told the prompts run (the ICL prompts, then the instruction)."""
     config, task = prompts.config, prompts.task
     common = dict(task=task.name, seed=prompts.seed, template=config.template.name)
     common.update(budget=config.budget(), shared=shared)
+    total = _extraction_prompts(prompts)
+    icl = total - (config.spec in ("instruction", "ensemble"))  # the instruction comes last
     exemplar = None
     if config.spec != "instruction":
         exemplar = extract(
@@ -282,6 +296,7 @@ def task_vector_for(
             sources=icl_sources(
                 task, task.val, prompts.val_demos, prompts.extraction, config.demo_modality, config.style
             ),
+            on_progress=progress_from(on_progress, 0, total),
             **common,
         )
     if config.spec in ("text-icl", "image-icl"):
@@ -292,11 +307,19 @@ def task_vector_for(
         spec="instruction",
         modality="text",
         sources=[instruction_source(task.instruction, prompts.instruction)],
+        on_progress=progress_from(on_progress, icl, total),
         **common,
     )
     if config.spec == "instruction":
         return instruction
     return TaskVector.mean([instruction, exemplar], spec="ensemble")
+
+
+def _extraction_prompts(prompts: UnitPrompts) -> int:
+    """How many prompts ``task_vector_for`` runs: the ICL prompts and/or the instruction."""
+    spec = prompts.config.spec
+    icl = len(prompts.task.val) if spec != "instruction" else 0  # one extraction prompt per val item
+    return icl + (1 if spec in ("instruction", "ensemble") else 0)
 
 
 def _swept(
@@ -306,6 +329,7 @@ def _swept(
     layers: list[int],
     config: ExperimentConfig,
     shared: SharedWork | None,
+    on_progress: OnProgress | None = None,
 ):
     """The layer sweep, or its result from a run that swept the same queries with the same
     vectors (LLM -> VLM transfer on a frozen language model)."""
@@ -317,7 +341,7 @@ def _swept(
         adapter,
         queries,
         options,
-        lambda: sweep(adapter, queries, vectors, layers, budget, mode, scale),
+        lambda: sweep(adapter, queries, vectors, layers, budget, mode, scale, on_progress),
     )
 
 
@@ -327,6 +351,7 @@ def _answers(
     config: ExperimentConfig,
     shared: SharedWork | None,
     leads: Sequence[Prompt] | None = None,
+    on_progress: OnProgress | None = None,
 ) -> list[list[int]]:
     """Greedy answers (one line, at most ``config.answer_tokens``), or those of a run that asked
     the same. With ``leads`` (what each prompt begins with), a lead the prompts have in common
@@ -335,9 +360,11 @@ def _answers(
     def compute() -> list[list[int]]:
         budget, until = config.budget(), line_complete(adapter)
         if leads is None:
-            return generate_ids(adapter, prompts, None, config.answer_tokens, budget, until)
+            return generate_ids(adapter, prompts, None, config.answer_tokens, budget, until, on_progress)
         groups = [[prompt] for prompt in prompts]
-        per_item = generate_ids_after_prefixes(adapter, leads, groups, config.answer_tokens, budget, until)
+        per_item = generate_ids_after_prefixes(
+            adapter, leads, groups, config.answer_tokens, budget, until, on_progress
+        )
         return [answers for (answers,) in per_item]
 
     return compute_or_share(shared, "greedy answers", adapter, prompts, answer_options(None, config), compute)
@@ -364,21 +391,27 @@ def run_unit(
     vector_adapter: ModelAdapter | None = None,
     shared: SharedWork | None = None,
     on_step: Callable[[int, int, str], None] | None = None,
+    on_progress: OnProgress | None = None,
 ) -> tuple[dict, TaskVector]:
     """Compute one (task, seed) unit: its vector and every prediction the report needs.
 
     ``vector_adapter`` extracts the vector in another model of the same width (LLM -> VLM
     transfer); by default the vector comes from ``adapter`` itself. ``shared`` lends the vector
     and the No Context answers from another run that had the very same prompts. ``on_step(done,
-    total, name)`` is told before each of the unit's steps (a unit takes minutes on a CPU)."""
+    total, name)`` is told before each of the unit's steps (a unit takes minutes on a CPU), and
+    ``on_progress(done, total)`` how far the current step is, in the unit ``STEP_COUNTS`` names
+    (told as it starts and after each batch; a step whose result is shared tells its start only)."""
     steps = ["task vector", "layer sweep (val)"]
     steps += ["layer sweep (test)"] if config.test_layers == "all" else []
     steps += ["xBase answers", "No Context answers"]
 
-    def step(name: str):
-        """Tell ``on_step`` that step ``name`` starts; the block it returns is the step."""
+    def step(name: str, total: int):
+        """Tell ``on_step`` that step ``name`` starts and ``on_progress`` how much it has to do
+        (``STEP_COUNTS`` says in what); the block it returns is the step."""
         if on_step is not None:
             on_step(steps.index(name), len(steps), name)
+        if on_progress is not None:
+            on_progress(0, total)
         return _observed(name)
 
     if shared is not None:
@@ -386,22 +419,22 @@ def run_unit(
     prompts = UnitPrompts(task, config, seed)
     layers = config.layers if config.layers is not None else list(range(adapter.num_layers))
     source = vector_adapter or adapter
-    with step("task vector"):
-        vector = task_vector_for(source, prompts, shared)
+    with step("task vector", _extraction_prompts(prompts)):
+        vector = task_vector_for(source, prompts, shared, on_progress)
     vectors = vector.vectors[layers]  # [layers, hidden]
-    with step("layer sweep (val)"):
-        val = _swept(adapter, prompts.val_queries, vectors, layers, config, shared)
+    with step("layer sweep (val)", len(task.val) * len(layers)):
+        val = _swept(adapter, prompts.val_queries, vectors, layers, config, shared, on_progress)
     test = None
     if config.test_layers == "all":
-        with step("layer sweep (test)"):
-            test = _swept(adapter, prompts.test_queries, vectors, layers, config, shared)
+        with step("layer sweep (test)", len(task.test) * len(layers)):
+            test = _swept(adapter, prompts.test_queries, vectors, layers, config, shared, on_progress)
     # an instruction run's xBase prompts all begin with the instruction; ICL prompts each with
     # examples of their own, which would gain nothing from running apart from their query
     leads = prompts.test_examples if config.spec == "instruction" else None
-    with step("xBase answers"):
-        base_answers = _answers(adapter, prompts.test_base, config, shared, leads)
-    with step("No Context answers"):
-        clean_answers = _answers(adapter, prompts.test_queries, config, shared)
+    with step("xBase answers", len(task.test)):
+        base_answers = _answers(adapter, prompts.test_base, config, shared, leads, on_progress)
+    with step("No Context answers", len(task.test)):
+        clean_answers = _answers(adapter, prompts.test_queries, config, shared, on_progress=on_progress)
 
     def describe(item: Item) -> dict:
         return {
@@ -455,10 +488,12 @@ def patched_answers(
     vectors: Mapping[int, TaskVector],
     layer: int,
     shared: SharedWork | None = None,
+    on_progress: OnProgress | None = None,
 ) -> dict[int, list[tuple[str, str]]]:
     """xPatch on the test split at the chosen layer with each seed's vector (``vectors[seed]``):
     per seed, each answer's first token and its whole greedy answer (for the exact metric). The
-    seeds patch the same queries, so each query's tokens before the patched one run once."""
+    seeds patch the same queries, so each query's tokens before the patched one run once.
+    ``on_progress(done, total)`` is told the answers (item x seed) given after each batch."""
     prompts = [config.template.query(item_input(q, config.query, config.style)) for q in task.test]
     seeds = list(vectors)
     patches = [Patch(layer, vectors[s].at(layer), config.patch_mode, config.patch_scale) for s in seeds]
@@ -471,7 +506,13 @@ def patched_answers(
             prompts,
             options,
             lambda: generate_ids_under_patches(
-                adapter, prompts, patches, config.answer_tokens, config.budget(), line_complete(adapter)
+                adapter,
+                prompts,
+                patches,
+                config.answer_tokens,
+                config.budget(),
+                line_complete(adapter),
+                on_progress,
             ),
         )
     return {
@@ -486,6 +527,7 @@ __all__ = [
     "FIRST_TOKEN_METRICS",
     "METRICS",
     "SPECS",
+    "STEP_COUNTS",
     "StepObserver",
     "UnitPrompts",
     "check_task_fits",

@@ -11,7 +11,7 @@ import torch
 
 from taskvec.errors import VectorMismatchError
 from taskvec.models.adapter import Encoded, ModelAdapter, require_adapter
-from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
+from taskvec.models.batching import MemoryBudget, OnProgress, plan_batches, progress_from, token_counts
 from taskvec.models.head import GreedyReader, greedy_head
 from taskvec.patching.hooks import PatchMode, patching_last_token
 from taskvec.patching.kv_cache import cache_rows, run_prefix, unforkable_reason
@@ -60,16 +60,19 @@ def generate_ids(
     max_new_tokens: int = 1,
     budget: MemoryBudget | None = None,
     until: AnswerComplete | None = None,
+    on_progress: OnProgress | None = None,
 ) -> list[list[int]]:
     """Greedy generation; the patch acts on the prompt's last token only (the paper's xPatch).
     Tokens are read with ``greedy_head`` (the exact argmax, without the float32 logits). An answer
     ends after ``max_new_tokens``, or earlier where ``until`` says it is complete (e.g.
-    ``line_complete``): the same tokens, cut there."""
+    ``line_complete``): the same tokens, cut there. ``on_progress(done, total)`` is told the
+    prompts answered after each batch."""
     if patch is not None:
         patch.check(adapter)
     budget = budget or MemoryBudget()
     lengths = token_counts(adapter, prompts)
     results: list[list[int]] = [[] for _ in prompts]
+    done = 0
     for indices in plan_batches(lengths, budget.max_tokens(adapter) // max(1, max_new_tokens)):
         encoded = adapter.encode([prompts[i] for i in indices])
         with greedy_head(adapter.unembedding()) as head:
@@ -78,6 +81,9 @@ def generate_ids(
             answers = greedy_continue(adapter, head, encoded, output, max_new_tokens, until)
         for index, answer in zip(indices, answers, strict=True):
             results[index] = answer
+        done += len(indices)
+        if on_progress is not None:
+            on_progress(done, len(prompts))
     return results
 
 
@@ -89,9 +95,11 @@ def generate_ids_under_patches(
     max_new_tokens: int = 1,
     budget: MemoryBudget | None = None,
     until: AnswerComplete | None = None,
+    on_progress: OnProgress | None = None,
 ) -> list[list[list[int]]]:
     """Greedy answers of every prompt under each patch (``None``: clean), ``[patch][prompt]``,
-    ending as in ``generate_ids``.
+    ending as in ``generate_ids``; ``on_progress(done, total)`` is told the answers (prompt x
+    patch) given after each batch.
 
     A patch changes the prompt's last token only, so everything before it is the same under every
     patch: it runs once per prompt into a KV cache, and each patch's row continues from there (the
@@ -104,17 +112,33 @@ def generate_ids_under_patches(
             patch.check(adapter)
     budget = budget or MemoryBudget()
     lengths = token_counts(adapter, prompts)
+    total = len(prompts) * len(patches)
     if not patches or not adapter.prefix_cache_is_exact or min(lengths, default=2) < 2:
-        return [generate_ids(adapter, prompts, patch, max_new_tokens, budget, until) for patch in patches]
+        return [
+            generate_ids(
+                adapter,
+                prompts,
+                patch,
+                max_new_tokens,
+                budget,
+                until,
+                progress_from(on_progress, p * len(prompts), total),
+            )
+            for p, patch in enumerate(patches)
+        ]
     results: list[list[list[int]]] = [[[] for _ in prompts] for _ in patches]
     # a prompt of L tokens holds its prefix's cache and a fork of it per patch growing by the answer
     held = [n + len(patches) * (n + max_new_tokens) for n in lengths]
+    done = 0
     for indices in plan_batches(held, budget.max_tokens(adapter)):
         batch = [prompts[i] for i in indices]
         answers = _answers_under_patches(adapter, batch, patches, max_new_tokens, budget, until)
         for v, variant in enumerate(answers):
             for index, answer in zip(indices, variant, strict=True):
                 results[v][index] = answer
+        done += len(indices) * len(patches)
+        if on_progress is not None:
+            on_progress(done, total)
     return results
 
 

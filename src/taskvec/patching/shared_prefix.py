@@ -22,7 +22,7 @@ from contextlib import suppress
 import torch
 
 from taskvec.models.adapter import Encoded, ModelAdapter, NotAPrefix
-from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
+from taskvec.models.batching import MemoryBudget, OnProgress, plan_batches, progress_from, token_counts
 from taskvec.models.head import greedy_head, unread_head
 from taskvec.models.shared_work import prompts_digest
 from taskvec.patching.kv_cache import cache_rows
@@ -38,10 +38,12 @@ def generate_ids_after_prefixes(
     max_new_tokens: int = 1,
     budget: MemoryBudget | None = None,
     until: AnswerComplete | None = None,
+    on_progress: OnProgress | None = None,
 ) -> list[list[list[int]]]:
     """``prompts[i]`` are whole prompts that begin with ``prefixes[i]``; returns the greedy answer
     ids of each, ``[i][j]``, as ``generate_ids`` would give them, running each distinct prefix
-    once (groups with the same prefix, such as an instruction before every query, run together)."""
+    once (groups with the same prefix, such as an instruction before every query, run together).
+    ``on_progress(done, total)`` is told the prompts answered after each batch."""
     if len(prefixes) != len(prompts):
         raise ValueError(f"{len(prefixes)} prefixes for {len(prompts)} groups of prompts")
     first: dict[str, int] = {}  # a prefix's digest -> its index among the distinct prefixes
@@ -56,7 +58,7 @@ def generate_ids_after_prefixes(
         starts.append((index, len(merged[index])))
         merged[index].extend(group)
     answers = _after_distinct_prefixes(
-        adapter, distinct, merged, max_new_tokens, budget or MemoryBudget(), until
+        adapter, distinct, merged, max_new_tokens, budget or MemoryBudget(), until, on_progress
     )
     return [
         answers[index][start : start + len(group)]
@@ -71,8 +73,10 @@ def _after_distinct_prefixes(
     max_new_tokens: int,
     budget: MemoryBudget,
     until: AnswerComplete | None,
+    on_progress: OnProgress | None = None,
 ) -> list[list[list[int]]]:
     results: list[list[list[int] | None]] = [[None] * len(group) for group in prompts]
+    total, done = sum(len(group) for group in prompts), 0
     continuations: dict[int, list[tuple[list[int], dict]]] = {}
     if adapter.continues_cached_prefix:
         for i, (prefix, group) in enumerate(zip(prefixes, prompts, strict=True)):
@@ -98,9 +102,15 @@ def _after_distinct_prefixes(
             )
             for i, row_answers in zip(rows, answers, strict=True):
                 results[i] = row_answers
+            done += sum(len(prompts[i]) for i in rows)
+            if on_progress is not None:
+                on_progress(done, total)
     whole = [(i, j) for i, group in enumerate(results) for j, answer in enumerate(group) if answer is None]
     if whole:
-        ids = generate_ids(adapter, [prompts[i][j] for i, j in whole], None, max_new_tokens, budget, until)
+        told = progress_from(on_progress, done, total)
+        ids = generate_ids(
+            adapter, [prompts[i][j] for i, j in whole], None, max_new_tokens, budget, until, told
+        )
         for (i, j), answer in zip(whole, ids, strict=True):
             results[i][j] = answer
     return results  # type: ignore[return-value]

@@ -40,7 +40,7 @@ from torch import nn
 from transformers.cache_utils import Cache
 
 from taskvec.models.adapter import Encoded, ModelAdapter
-from taskvec.models.batching import MemoryBudget, plan_sweep_batches, token_counts
+from taskvec.models.batching import MemoryBudget, OnProgress, plan_sweep_batches, token_counts
 from taskvec.models.head import greedy_head
 from taskvec.patching.hooks import PatchMode, _hidden
 from taskvec.patching.kv_cache import fork_cache, run_prefix, unforkable_reason
@@ -80,12 +80,14 @@ def sweep(
     budget: MemoryBudget | None = None,
     mode: PatchMode = "replace",
     scale: float = 1.0,
+    on_progress: OnProgress | None = None,
 ) -> SweepResult:
     """Patch ``vectors[i]`` at layer ``layers[i]`` into every query; one row per (query, layer).
 
     ``vectors: [len(layers), hidden]``. Batches of queries are chosen within ``budget``; each runs
     passes A, B and C (module docstring). Falls back to the plain path, with a warning, where the
-    fast path does not apply.
+    fast path does not apply. ``on_progress(done, total)`` is told the (query, layer) rows done
+    after each batch.
     """
     layers = list(layers)
     _check(adapter, vectors, layers)
@@ -93,10 +95,11 @@ def sweep(
         raise ValueError(f"unknown patch mode {mode!r}; use 'replace' or 'add'")
     budget = budget or MemoryBudget()
     if not adapter.prefix_cache_is_exact or not layers:
-        return _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale)
+        return _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale, on_progress)
     patched = torch.empty(len(queries), len(layers), dtype=torch.long, device="cpu")
     clean = torch.empty(len(queries), dtype=torch.long, device="cpu")
     lengths = token_counts(adapter, queries)
+    done = 0  # queries
     try:
         for indices in plan_sweep_batches(adapter, lengths, len(layers), budget):
             encoded = adapter.encode([queries[i] for i in indices])
@@ -105,15 +108,28 @@ def sweep(
                     adapter, encoded, vectors, layers, mode, scale, lambda _output: head.last()[:, -1]
                 )
             patched[indices], clean[indices] = batch_patched.cpu(), batch_clean.cpu()
+            done += len(indices)
+            if on_progress is not None:
+                on_progress(done * len(layers), len(queries) * len(layers))
     except FastPathUnavailable as reason:
         warnings.warn(f"{adapter.name}: layer sweep runs in full ({reason})", stacklevel=2)
-        return _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale)
+        return _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale, on_progress)
     return SweepResult(layers, patched, clean)
 
 
-def _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale) -> SweepResult:
+def _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale, on_progress=None) -> SweepResult:
     """The exact plain path: a full forward of every query for each layer, batched in the budget."""
-    return sweep_naive(adapter, queries, vectors, layers, budget, batch_one=False, mode=mode, scale=scale)
+    return sweep_naive(
+        adapter,
+        queries,
+        vectors,
+        layers,
+        budget,
+        batch_one=False,
+        mode=mode,
+        scale=scale,
+        on_progress=on_progress,
+    )
 
 
 @torch.no_grad()
@@ -369,8 +385,10 @@ def sweep_naive(
     batch_one: bool = True,
     mode: PatchMode = "replace",
     scale: float = 1.0,
+    on_progress: OnProgress | None = None,
 ) -> SweepResult:
-    """The paper's procedure: a full forward of each query for each patched layer (no cache)."""
+    """The paper's procedure: a full forward of each query for each patched layer (no cache).
+    ``on_progress(done, total)`` is told the (query, layer) rows done as they are."""
     layers = list(layers)
     _check(adapter, vectors, layers)
     patched = torch.empty(len(queries), len(layers), dtype=torch.long, device="cpu")
@@ -379,6 +397,8 @@ def sweep_naive(
         column = []
         for group in groups:
             column.extend(first_token_ids(adapter, group, Patch(layer, vectors[j], mode, scale), budget))
+            if on_progress is not None:
+                on_progress(j * len(queries) + len(column), len(queries) * len(layers))
         patched[:, j] = torch.tensor(column, device="cpu")
     clean = []
     for group in groups:

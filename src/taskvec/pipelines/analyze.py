@@ -43,7 +43,7 @@ from taskvec.errors import ConfigError, TaskvecError
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.registry import DEFAULT_MODEL, load_model
 from taskvec.models.shared_work import SharedWork
-from taskvec.pipelines.progress import progress_bar
+from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.prompts.template import PromptTemplate, get_template
 from taskvec.storage.markdown import write_table
@@ -203,9 +203,16 @@ def analyze(
     sets_of: dict[str, TokenSets] = {}
     with progress_bar(show_progress) as progress:
         bar = progress.add_task("states", total=len(pieces), completed=len(pieces) - len(pending))
+        # inside the piece: its prompts (the vector's, then the test split's), counted as they run
+        inside = progress.add_task("  prompts", total=None, visible=bool(pending), unit="prompts")
+
+        def on_progress(count: int, total: int) -> None:
+            progress.update(inside, total=total, completed=count)
+
         for key in ranks.each(folder.path("units"), list(pending)):
             task, spec = pending[key]
             progress.update(bar, description=f"{task.name} {spec}")
+            progress.reset(inside)
             if task.name not in sets_of:
                 sets_of[task.name] = token_sets(adapter, task, config.template, words)
             got = collect(
@@ -220,6 +227,7 @@ def analyze(
                 extraction_prompts=config.extraction_prompts,
                 memory_budget_mb=config.memory_budget_mb,
                 shared=shared,
+                on_progress=on_progress,
             )
             curve = phase_curve(phase_masses(adapter, got.states[: config.lens_prompts], sets_of[task.name]))
             # the vector first: a piece on disk always has its vector (a kill in between recomputes)
@@ -232,6 +240,7 @@ def analyze(
         status = folder.status()
         return AnalysisResult(folder, status["layer"], status["layer_source"])
 
+    announce("decoding and comparing the vectors, then writing tables and plots ...", show_progress)
     # assembled from the pieces on disk, in one order, whoever computed them
     collected: list[SpecStates] = []
     sets_frames, curve_frames = [], []

@@ -22,6 +22,7 @@ from taskvec.errors import (
     VectorMismatchError,
 )
 from taskvec.evaluation.protocol import (
+    STEP_COUNTS,
     ExperimentConfig,
     UnitPrompts,
     check_task_fits,
@@ -37,7 +38,7 @@ from taskvec.evaluation.scoring import (
     split_predictions,
 )
 from taskvec.models.adapter import ModelAdapter
-from taskvec.models.batching import token_counts
+from taskvec.models.batching import progress_from, token_counts
 from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model
 from taskvec.models.shared_work import SharedWork
 from taskvec.pipelines.progress import announce, progress_bar
@@ -322,17 +323,21 @@ def evaluate(
             bar = progress.add_task(
                 "units (task x seed)", total=len(done), completed=len(done) - len(pending)
             )
-            steps = progress.add_task("", total=None, visible=bool(pending))  # inside the unit
+            # inside the unit: its current step, counted as it goes (prompts, sweep rows, answers)
+            steps = progress.add_task("", total=None, visible=bool(pending))
 
-            def on_step(done: int, total: int, name: str) -> None:
-                progress.update(steps, description=f"  {name}", total=total, completed=done)
+            def on_step(index: int, count: int, name: str) -> None:
+                description = f"  {name} (step {index + 1}/{count})"
+                progress.reset(steps, description=description, unit=STEP_COUNTS.get(name, ""))
+
+            def on_progress(count: int, total: int) -> None:
+                progress.update(steps, total=total, completed=count)
 
             # in one process every pending unit in turn; under a launcher those this rank claims
             for key in ranks.each(folder.path("units"), list(pending)):
                 task, seed = pending[key]
                 progress.update(bar, description=f"{task.name} {config.spec} seed {seed}")
-                progress.reset(steps)
-                unit, vector = run_unit(adapter, task, seed, config, source, shared, on_step)
+                unit, vector = run_unit(adapter, task, seed, config, source, shared, on_step, on_progress)
                 last = next(t for t in progress.tasks if t.id == steps)
                 progress.update(steps, completed=last.total or 0)  # the unit's last step is done too
                 vector = TaskVector(vector.vectors, _provenance(vector, config, unit_ids[task.name]))
@@ -350,26 +355,37 @@ def evaluate(
                 task = next(t for t in tasks if t.name == name)
                 done[(name, seed)] = _finished_unit(folder, task, seed, config, source, unit_ids[name])
         units = [done[(t.name, s)] for t in tasks for s in config.seeds]
-        announce("answering test items at the chosen layer, then writing tables and plots ...", show_progress)
 
         val_scores = layer_scores(units, "val")
         best = choose_layer(val_scores, config.selection_metric)  # the same on every rank
         task_layers = choose_layers(val_scores, config.selection_metric, config.layer_selection)
         answers = {}
-        # in one process each task in turn; under a launcher each rank answers the tasks it claims
-        for key in ranks.each(folder.path("units"), [_answers_key(t.name) for t in tasks]):
-            task = next(t for t in tasks if _answers_key(t.name) == key)
-            vectors = {
-                seed: TaskVector.load(
-                    folder.vector_path(task.name, config.spec, seed), source, same_model=True
-                )
-                for seed in config.seeds
-            }
-            layer = task_layers[task.name]
-            for seed, seed_answers in patched_answers(adapter, task, config, vectors, layer, shared).items():
-                answers[(task.name, seed)] = seed_answers
-            if ranks.parallel:  # for rank 0 to write the tables with
-                _save_answers(folder, task.name, answers, config.seeds, f"{unit_ids[task.name]}/layer{layer}")
+        with progress_bar(show_progress) as progress:
+            total = len(config.seeds) * sum(len(t.test) for t in tasks)
+            bar = progress.add_task("test answers at the chosen layer", total=total, unit="answers")
+            answered = 0  # (item, seed) answers of the tasks before this one
+            # in one process each task in turn; under a launcher each rank answers the tasks it claims
+            for key in ranks.each(folder.path("units"), [_answers_key(t.name) for t in tasks]):
+                task = next(t for t in tasks if _answers_key(t.name) == key)
+                vectors = {
+                    seed: TaskVector.load(
+                        folder.vector_path(task.name, config.spec, seed), source, same_model=True
+                    )
+                    for seed in config.seeds
+                }
+                layer = task_layers[task.name]
+                progress.update(bar, description=f"{task.name}: test answers at layer {layer}")
+                told = progress_from(lambda count, _: progress.update(bar, completed=count), answered, total)
+                for seed, seed_answers in patched_answers(
+                    adapter, task, config, vectors, layer, shared, told
+                ).items():
+                    answers[(task.name, seed)] = seed_answers
+                answered += len(config.seeds) * len(task.test)
+                progress.update(bar, completed=answered)
+                if ranks.parallel:  # for rank 0 to write the tables with
+                    stamp = f"{unit_ids[task.name]}/layer{layer}"
+                    _save_answers(folder, task.name, answers, config.seeds, stamp)
+        announce("writing tables and plots ...", show_progress)
         ranks.barrier()  # every task's test answers are there
         if not ranks.is_main:
             ranks.barrier()  # rank 0 writes the tables, then every rank reads them back

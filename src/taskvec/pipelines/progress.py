@@ -20,10 +20,11 @@ class SteadyTimeRemaining(ProgressColumn):
 
     def __init__(self) -> None:
         super().__init__()
-        self._start: dict = {}  # task id -> its completed count when first drawn
+        self._start: dict = {}  # (task id, start time) -> its completed count when first drawn
 
     def render(self, task: Task) -> Text:
-        start = self._start.setdefault(task.id, task.completed)
+        # keyed by the start time too: a line ``reset`` for its next step counts from there
+        start = self._start.setdefault((task.id, task.start_time), task.completed)
         if task.finished:
             return Text("0:00:00", style="progress.remaining")
         done = task.completed - start
@@ -33,12 +34,23 @@ class SteadyTimeRemaining(ProgressColumn):
         return Text(f"~{timedelta(seconds=round(remaining))} left", style="progress.remaining")
 
 
-def progress_bar(show: bool = True, get_time=None) -> Progress:
-    """Description, bar, done/total, time elapsed and remaining (``get_time``: a clock, for tests)."""
+class _Count(ProgressColumn):
+    """``done/total``, then what is counted where the line says it (its ``unit`` field)."""
+
+    def render(self, task: Task) -> Text:
+        total = "?" if task.total is None else f"{task.total:.0f}"
+        unit = task.fields.get("unit", "")
+        return Text(f"{task.completed:.0f}/{total}" + (f" {unit}" if unit else ""), style="progress.download")
+
+
+def progress_bar(show: bool = True, get_time=None, *extra: ProgressColumn) -> Progress:
+    """Description, bar, done/total (and its ``unit`` field), any ``extra`` columns, time elapsed
+    and remaining (``get_time``: a clock, for tests)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
+        _Count(),
+        *extra,
         TimeElapsedColumn(),
         SteadyTimeRemaining(),
         disable=not show,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from taskvec.models.adapter import ModelAdapter, require_adapter
-from taskvec.models.batching import MemoryBudget, plan_batches, token_counts
+from taskvec.models.batching import MemoryBudget, OnProgress, plan_batches, token_counts
 from taskvec.models.head import unread_head
 from taskvec.models.shared_work import SharedWork, compute_or_share
 from taskvec.patching.hooks import recording_last_token
@@ -21,27 +21,40 @@ def last_token_states(
     prompts: Sequence[Prompt],
     budget: MemoryBudget | None = None,
     shared: SharedWork | None = None,
+    on_progress: OnProgress | None = None,
 ) -> torch.Tensor:
     """Every decoder layer's output at each prompt's last token: ``[prompts, layers, hidden]``.
 
     With ``shared``, prompts whose states were computed before are not run again (the result is
-    then shared: treat it as read-only)."""
+    then shared: treat it as read-only). ``on_progress(done, total)`` is told the prompts run
+    after each batch."""
     budget = budget or MemoryBudget()
     return compute_or_share(
-        shared, "last-token states", adapter, prompts, budget, lambda: _run(adapter, prompts, budget)
+        shared,
+        "last-token states",
+        adapter,
+        prompts,
+        budget,
+        lambda: _run(adapter, prompts, budget, on_progress),
     )
 
 
 @torch.no_grad()
-def _run(adapter: ModelAdapter, prompts: Sequence[Prompt], budget: MemoryBudget) -> torch.Tensor:
+def _run(
+    adapter: ModelAdapter, prompts: Sequence[Prompt], budget: MemoryBudget, on_progress: OnProgress | None
+) -> torch.Tensor:
     states = torch.empty(len(prompts), adapter.num_layers, adapter.hidden_size, device="cpu")
     lengths = token_counts(adapter, prompts)
+    done = 0
     for indices in plan_batches(lengths, budget.max_tokens(adapter)):
         encoded = adapter.encode([prompts[i] for i in indices])
         with recording_last_token(adapter.layers) as records, unread_head(adapter.unembedding()):
             adapter.forward(encoded)
         device = records[0].device  # a model spread over devices records each layer on its own
         states[indices] = torch.stack([r.to(device) for r in records], dim=1).float().cpu()
+        done += len(indices)
+        if on_progress is not None:
+            on_progress(done, len(prompts))
     return states
 
 
@@ -58,6 +71,7 @@ def extract(
     budget: MemoryBudget | None = None,
     shared: SharedWork | None = None,
     sources: Sequence[PromptSource] | None = None,
+    on_progress: OnProgress | None = None,
 ) -> TaskVector:
     """The task vector of ``prompts``: per-layer mean of the delimiter's residual state.
 
@@ -66,6 +80,7 @@ def extract(
     ``template`` (a name or the ``PromptTemplate`` itself, whose fields are then recorded too) are
     what the prompts were built with: they go into ``vector.meta``, with ``sources`` (one
     ``PromptSource`` per prompt, in order: which items built it; ``vectors.provenance``).
+    ``on_progress(done, total)`` is told the prompts run after each batch.
     """
     adapter = require_adapter(adapter, "extract")
     if not prompts:
@@ -74,7 +89,7 @@ def extract(
         raise ValueError(
             f"extract got {len(sources)} sources for {len(prompts)} prompts; give one per prompt"
         )
-    states = last_token_states(adapter, prompts, budget, shared)
+    states = last_token_states(adapter, prompts, budget, shared, on_progress)
     meta = VectorMeta(
         model=adapter.name,
         model_id=adapter.model_id,

@@ -2,7 +2,8 @@
 
 Stage 1 (the recogniser) does not depend on the LLM and is shared by every backbone; stage 2
 (the projector) is trained per backbone. Each writes a small safetensors file with a sidecar
-holding its configuration, the measured metrics and the loss log's path.
+holding its configuration, the measured metrics and the loss log's path. The training itself is
+``taskvec.align``'s; this pipeline loads the parts, shows the progress and writes the weights.
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ import time
 from pathlib import Path
 
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress, TextColumn
 
-from taskvec.align.evaluate import classifier_accuracy, recognition_table, summarise
+from taskvec.align.evaluate import (
+    check_sample_accuracy,
+    classifier_accuracy,
+    recognition_table,
+    summarise,
+)
 from taskvec.align.lora import LoraStageConfig, train_lora
 from taskvec.align.projector import (
     ProjectorConfig,
@@ -28,6 +34,7 @@ from taskvec.align.projector import (
 from taskvec.align.recogniser import Recogniser, RecogniserConfig, RecognitionData
 from taskvec.align.recogniser import train_recogniser as _train_recogniser
 from taskvec.errors import ModelSpecError
+from taskvec.models.embedded.adapter import EmbeddedVLMAdapter
 from taskvec.models.embedded.load import (
     RECOGNISER_FILE,
     assemble,
@@ -39,23 +46,19 @@ from taskvec.models.embedded.load import (
     projector_file,
 )
 from taskvec.models.embedded.lora import lora_layers, lora_state
+from taskvec.models.embedded.model import EntityNameProjector
 from taskvec.models.embedded.weights import WEIGHTS_DIR, load_weights, save_weights
+from taskvec.models.families.causal_lm import CausalLMAdapter
 from taskvec.models.loading import cache_root
+from taskvec.pipelines.progress import progress_bar
 from taskvec.storage.run_folder import write_atomic
 from taskvec.tasks import images as suite
 
-#: the fixed recognition sample whose accuracy the shipped weights must reproduce (tests)
-CHECK_SAMPLE = {"styles": ("twemoji", "openmoji"), "per_domain": 8}
 
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.3f}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
+def training_bar(show: bool = True, get_time=None) -> Progress:
+    """The pipelines' bar (its time left holds for steps of minutes), with each stage's last loss
+    (a ``loss`` field); ``get_time``: a clock, for tests."""
+    return progress_bar(show, get_time, TextColumn("loss {task.fields[loss]:.3f}"))
 
 
 def _log_line(progress: Progress, stage: str, step: int, total: int, loss: float, every: int = 50) -> None:
@@ -73,7 +76,7 @@ def align_recogniser(config: RecogniserConfig, out: Path = WEIGHTS_DIR, device: 
     ``recogniser.safetensors``."""
     entity_ids = suite.entities()
     started = time.perf_counter()
-    with _progress() as progress:
+    with training_bar() as progress:
         bar = progress.add_task("stage 1: recogniser", total=None, loss=float("nan"))
 
         def on_step(step: int, total: int, loss: float) -> None:
@@ -119,21 +122,10 @@ def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, 
     llm = load_model(backbone(key).llm, options)
     projector = new_projector(len(entity_ids), llm.hidden_size, config)
     projector.classifier.load_state_dict(recogniser.head.state_dict())
-    projector.set_name_table(
-        llm.model.get_input_embeddings(), name_token_ids(llm.tokenizer, entity_names(entity_ids))
-    )
-    adapter = assemble(
-        llm,
-        recogniser.encoder,
-        projector,
-        f"embedded-vlm-{key}",
-        "training",
-        recogniser_info["config"]["image_size"],
-    )
-    adapter.model.to(llm.device)  # the encoder and projector join the LLM on its device
+    adapter = training_vlm(llm, recogniser, recogniser_info, projector, f"embedded-vlm-{key}")
     data = RecognitionData.training(entity_ids)
     started = time.perf_counter()
-    with _progress() as progress:
+    with training_bar() as progress:
         bar = progress.add_task(f"stage 2: projector ({key})", total=config.steps, loss=float("nan"))
 
         def on_step(step: int, total: int, loss: float) -> None:
@@ -197,24 +189,14 @@ def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, optio
             **{k[len("projector.") :]: v for k, v in start_state.items()},
         }
     )
-    projector.set_name_table(
-        llm.model.get_input_embeddings(), name_token_ids(llm.tokenizer, entity_names(entity_ids))
+    adapter = training_vlm(
+        llm, recogniser, recogniser_info, projector, f"embedded-vlm-{key}-lora", tuned=True
     )
-    adapter = assemble(
-        llm,
-        recogniser.encoder,
-        projector,
-        f"embedded-vlm-{key}-lora",
-        "training",
-        recogniser_info["config"]["image_size"],
-        tuned=True,
-    )
-    adapter.model.to(llm.device)
     data = RecognitionData.training(entity_ids)
     names = entity_names(entity_ids)
     domains = [suite.entity_info(entity)["domain"] for entity in entity_ids]
     started = time.perf_counter()
-    with _progress() as progress:
+    with training_bar() as progress:
         bar = progress.add_task(f"stage 2 + LoRA ({key})", total=config.steps, loss=float("nan"))
 
         def on_step(step: int, total: int, loss: float) -> None:
@@ -273,6 +255,25 @@ def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, optio
     return info
 
 
+def training_vlm(
+    llm: CausalLMAdapter,
+    recogniser: Recogniser,
+    recogniser_info: dict,
+    projector: EntityNameProjector,
+    name: str,
+    tuned: bool = False,
+) -> EmbeddedVLMAdapter:
+    """The VLM stage 2 trains: ``projector`` (its name table filled from ``llm``'s embeddings of
+    the recogniser's entity names) between the recogniser's encoder and ``llm``, all on the LLM's
+    device. ``tuned``: the LLM's own weights are trained too (LoRA)."""
+    names = entity_names(recogniser_info["entity_ids"])
+    projector.set_name_table(llm.model.get_input_embeddings(), name_token_ids(llm.tokenizer, names))
+    image_size = recogniser_info["config"]["image_size"]
+    adapter = assemble(llm, recogniser.encoder, projector, name, "training", image_size, tuned=tuned)
+    adapter.model.to(llm.device)  # the encoder and projector join the LLM on its device
+    return adapter
+
+
 def cached_features(recogniser, data, config: ProjectorConfig, recogniser_sha: str) -> torch.Tensor:
     """The recogniser's pooled features of the training tiles, computed once per recogniser and
     augmentation setting and kept in the taskvec cache (both backbones train on the same ones)."""
@@ -288,25 +289,14 @@ def cached_features(recogniser, data, config: ProjectorConfig, recogniser_sha: s
     return features
 
 
-def check_sample_accuracy(adapter) -> dict:
-    """Recognition on a small fixed sample (the shipped weights must reproduce it exactly)."""
-    sample = {}
-    for style in CHECK_SAMPLE["styles"]:
-        for domain in suite.TASK_DOMAINS:
-            rows = recognition_table(adapter, (style,), (domain,), limit=CHECK_SAMPLE["per_domain"])
-            if len(rows):
-                sample[f"{style}/{domain}"] = int(rows.correct.sum())
-    return sample
-
-
 __all__ = [
-    "CHECK_SAMPLE",
     "LoraStageConfig",
     "ProjectorConfig",
     "RecogniserConfig",
     "align_lora",
     "align_projector",
     "align_recogniser",
-    "check_sample_accuracy",
     "load_recogniser",
+    "training_bar",
+    "training_vlm",
 ]
