@@ -16,18 +16,29 @@ import pytest
 from taskvec.experiments import paper
 from taskvec.report import reproduce
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "reproduce-embedded-vlm"
+DOCS_ROOT = Path(__file__).resolve().parents[2] / "docs"
+#: the committed reproductions: the frozen-LLM embedded VLM, and beside it the LoRA-tuned variant
+COMMITTED = ("reproduce-embedded-vlm", "reproduce-embedded-vlm-lora")
+DOCS = DOCS_ROOT / COMMITTED[0]
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> Path:
-    """The committed reproduction in docs/, rendered again from its committed files."""
-    folder = tmp_path_factory.mktemp("docs") / "reproduce"
-    shutil.copytree(DOCS, folder)
-    for name in ("report.md", "report.html"):
-        (folder / name).unlink()
-    reproduce.main(["--render", str(folder)])
-    return folder
+def rendered_root(tmp_path_factory) -> Path:
+    """The committed reproductions in docs/, rendered again from their committed files (side by
+    side: each report reads the other's tables, so both are copied as siblings)."""
+    root = tmp_path_factory.mktemp("docs")
+    for name in COMMITTED:
+        shutil.copytree(DOCS_ROOT / name, root / name)
+        for report in ("report.md", "report.html"):
+            (root / name / report).unlink()
+    for name in COMMITTED:
+        reproduce.main(["--render", str(root / name)])
+    return root
+
+
+@pytest.fixture(scope="module")
+def rendered(rendered_root) -> Path:
+    return rendered_root / COMMITTED[0]
 
 
 def _tables(markdown: str) -> list[str]:
@@ -35,12 +46,21 @@ def _tables(markdown: str) -> list[str]:
     return [block for block in markdown.split("\n\n") if block.startswith("|")]
 
 
-def test_the_committed_report_is_what_the_code_renders_from_the_committed_tables(rendered):
-    for name in ("report.md", "report.html"):
-        assert (rendered / name).read_text() == (DOCS / name).read_text(), (
-            f"docs/reproduce-embedded-vlm/{name} is out of step with the code: run "
-            "python -m taskvec.report.reproduce --render docs/reproduce-embedded-vlm"
+@pytest.mark.parametrize("name", COMMITTED)
+def test_the_committed_report_is_what_the_code_renders_from_the_committed_tables(rendered_root, name):
+    for report in ("report.md", "report.html"):
+        assert (rendered_root / name / report).read_text() == (DOCS_ROOT / name / report).read_text(), (
+            f"docs/{name}/{report} is out of step with the code: run "
+            f"python -m taskvec.report.reproduce --render docs/{name}"
         )
+
+
+def test_each_committed_reproduction_shows_the_other_variant_beside_it():
+    for name in COMMITTED:
+        text = (DOCS_ROOT / name / "report.md").read_text()
+        other = next(n for n in COMMITTED if n != name)
+        assert f"`../{other}`" in text
+        assert "The paper's claims on both" in text
 
 
 def test_rendering_twice_gives_the_same_bytes(rendered):
@@ -102,11 +122,12 @@ def test_the_claims_table_says_the_llm_to_vlm_claim_holds_by_construction():
     assert not any("by construction" in row for row in others)
 
 
-def test_the_committed_report_names_no_local_directory():
-    for name in ("report.md", "report.html"):
-        text = (DOCS / name).read_text()
-        assert not re.search(r"(?<![\w.])/(tmp|home|work|root|Users|var)/", text), name
-    assert "gemma-3-270m-q4_k_m.gguf" in (DOCS / "report.md").read_text()
+@pytest.mark.parametrize("name", COMMITTED)
+def test_the_committed_report_names_no_local_directory(name):
+    for report in ("report.md", "report.html", "config.json"):
+        text = (DOCS_ROOT / name / report).read_text()
+        assert not re.search(r"(?<![\w.])/(tmp|home|work|root|Users|var)/", text), report
+    assert "gemma-3-270m-q4_k_m.gguf" in (DOCS_ROOT / name / "report.md").read_text()
 
 
 def test_table3_beside_the_paper_puts_each_models_row_under_ours():
@@ -154,8 +175,9 @@ def test_layer_curves_tick_whole_layers_and_draw_the_baselines(tmp_path, kept_fi
 
 
 def test_a_model_loaded_from_a_local_file_is_named_by_the_file_alone(tmp_path):
-    folder = tmp_path / "reproduce"
-    shutil.copytree(DOCS, folder, ignore=shutil.ignore_patterns("*.png"))
+    for name in COMMITTED:  # siblings: the report shows the other variant beside its own
+        shutil.copytree(DOCS_ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("*.png"))
+    folder = tmp_path / COMMITTED[0]
     config = json.loads((folder / "config.json").read_text())
     config["model"]["model_id"] = "EfficientNet-Lite0 encoder + entity-name projector on /tmp/c/gguf/g.gguf"
     (folder / "config.json").write_text(json.dumps(config))

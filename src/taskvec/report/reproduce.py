@@ -887,8 +887,8 @@ def _shared_metrics(folders: list[_Folder], style: str) -> list[str]:
 
 def variant_summary(folders: list[_Folder]) -> pd.DataFrame:
     """The figures that tell the variants apart, one column per folder's model: Table 3 averages
-    on image queries per style and metric, text -> text xPatch, Table 4 and its cosine, and
-    recognition."""
+    on image queries per style and metric, text -> text Base and Patch and Table 4 (the paper's
+    metric and the whole-label one), Table 4's cosine, and recognition."""
     names = [f.config["model"]["name"] for f in folders]
     styles = [
         s
@@ -903,19 +903,22 @@ def variant_summary(folders: list[_Folder]) -> pd.DataFrame:
                 rows[(f"Table 3, images in `{style}`, {metric}", row)] = [
                     float(t.loc[row, "average"]) if row in t.index else None for t in tables
                 ]
-    matrices = [f.table("matrix_paper", [0, 1]) for f in folders]
-    key = ("Text ICL -> text", "Patch")
-    rows[("text -> text, paper", "Text ICL xPatch")] = [
-        float(m.loc[key, "average"]) if key in m.index else None for m in matrices
-    ]
+    for metric in ("paper", "whole_label"):
+        matrices = [f.table(f"matrix_{metric}", [0, 1]) for f in folders]
+        for method, row in (("Base", "Text ICL Base"), ("Patch", "Text ICL Patch")):
+            key = ("Text ICL -> text", method)
+            rows[(f"text -> text, {metric}", row)] = [
+                float(m.loc[key, "average"]) if m is not None and key in m.index else None for m in matrices
+            ]
     for style in styles:
-        for vectors in ("VLM -> VLM xPatch", "LLM -> VLM xPatch"):
-            values = []
-            for f in folders:
-                table = f.table("table4", [0, 1])
-                present = table is not None and (style, vectors) in table.index
-                values.append(float(table.loc[(style, vectors), "average"]) if present else None)
-            rows[(f"Table 4, images in `{style}`, paper", vectors)] = values
+        for metric, suffix in (("paper", ""), ("whole_label", " (whole_label)")):
+            for vectors in ("VLM -> VLM xPatch", "LLM -> VLM xPatch"):
+                values = []
+                for f in folders:
+                    table = f.table("table4", [0, 1])
+                    present = table is not None and (style, vectors + suffix) in table.index
+                    values.append(float(table.loc[(style, vectors + suffix), "average"]) if present else None)
+                rows[(f"Table 4, images in `{style}`, {metric}", vectors)] = values
     for pair in ("LLM text ICL vs VLM text ICL", "LLM text ICL vs VLM image ICL"):
         values = []
         for f in folders:
