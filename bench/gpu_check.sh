@@ -11,7 +11,7 @@ if [ "${1:-}" = "--fetch" ]; then
   exec python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d .whl transformers==5.23.0 pydantic==2.14.4 pydantic-core==2.50.5 annotated-types typing-inspection \
-    typing_extensions==4.16.0 gguf nnsight greenlet websocket-client zstandard
+    typing_extensions==4.16.0 gguf nnsight greenlet websocket-client zstandard peft
 fi
 out=${1:-gpu-check}
 mkdir -p "$out"

@@ -9,7 +9,6 @@ import torch
 
 from taskvec.errors import ModelSpecError
 from taskvec.models.embedded.adapter import EmbeddedVLMAdapter, ensure_image_token
-from taskvec.models.embedded.lora import load_lora
 from taskvec.models.embedded.model import EmbeddedVLM, EntityNameProjector
 from taskvec.models.embedded.weights import WEIGHTS_DIR, load_weights
 from taskvec.models.families.causal_lm import CausalLMAdapter
@@ -129,12 +128,25 @@ def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Ten
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
+def _lora_loader(key: str):
+    """``models.embedded.lora.load_lora``, imported only for the tuned variant: the package imports
+    without peft (a GPU machine that brings its own torch may not have it)."""
+    try:
+        from taskvec.models.embedded.lora import load_lora
+    except ImportError as error:
+        raise ModelSpecError(
+            f"embedded-vlm-{key}-lora needs peft, which is not installed ({error}): pip install peft"
+        ) from error
+    return load_lora
+
+
 def load_embedded_vlm(
     key: str, options=None, weights_dir=WEIGHTS_DIR, tuned: bool = False
 ) -> EmbeddedVLMAdapter:
     """The embedded VLM on backbone ``key`` with the shipped (or given) trained weights;
     ``tuned``: the variant whose LLM carries the LoRA adapters of ``lora-<key>`` (merged)."""
     chosen = backbone(key)
+    load_lora = _lora_loader(key) if tuned else None  # before any weights load
     recogniser, recogniser_info = load_weights(weights_dir / RECOGNISER_FILE)
     trained = lora_file(key) if tuned else projector_file(key)
     projector, projector_info = load_weights(weights_dir / trained)
