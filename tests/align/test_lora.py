@@ -118,6 +118,11 @@ def test_training_sequences_hold_text_demonstrations_and_relations_of_names_only
     assert int(batch.positions.sum()) == sum(len(ends) for _, ends in prompts) > len(prompts)
     delimiter = batch.input_ids[batch.positions]
     assert all(adapter.tokenizer.decode([int(t)]).endswith(":") for t in delimiter)
+    # distilled at every token: every real position of each sequence, and no padding
+    everywhere = TextBatch(adapter, prompts, every_token=True)
+    assert torch.equal(everywhere.positions, everywhere.attention_mask.bool())
+    assert int(everywhere.positions.sum()) == sum(len(ids) for ids, _ in prompts)
+    assert bool((everywhere.positions | ~batch.positions).all())  # the delimiters among them
 
 
 def test_a_few_lora_steps_lower_the_image_loss_and_move_text_logits_off_the_bare_llm():

@@ -28,6 +28,7 @@ import math
 import random
 import time
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -76,6 +77,9 @@ class LoraStageConfig(BaseModel):
     #: sequences whose relation is the name itself (the rest draw from ``RELATIONS``)
     name_share: float = 0.4
     distill_weight: float = 1.0
+    #: where the text sequences are distilled: ``answers`` (each answer's first token) or
+    #: ``every_token`` (the next-token distribution at every position of the sequence)
+    distill_at: Literal["answers", "every_token"] = "answers"
     templates: tuple[str, ...] = ("spaced", "paper")
     seed: int = 0
 
@@ -128,10 +132,16 @@ def sample_image_sequences(
 
 
 class TextBatch:
-    """Text-only ICL sequences (left-aligned, right-padded) and the positions that predict each
-    example's and the query's first answer token (their delimiters)."""
+    """Text-only ICL sequences (left-aligned, right-padded) and the positions distilled: those that
+    predict each example's and the query's first answer token (their delimiters), or with
+    ``every_token`` every position of each sequence."""
 
-    def __init__(self, adapter: EmbeddedVLMAdapter, prompts: list[tuple[list[int], list[int]]]):
+    def __init__(
+        self,
+        adapter: EmbeddedVLMAdapter,
+        prompts: list[tuple[list[int], list[int]]],
+        every_token: bool = False,
+    ):
         # each prompt: (token ids, lengths of its queries' prefixes, each ending at a delimiter)
         pad = int(adapter.tokenizer.pad_token_id)
         width = max(len(ids) for ids, _ in prompts)
@@ -144,6 +154,8 @@ class TextBatch:
             self.attention_mask[row, : len(ids)] = 1
             for end in ends:
                 self.positions[row, end - 1] = True
+        if every_token:
+            self.positions = self.attention_mask.bool()
 
 
 def sample_text_prompts(
@@ -227,7 +239,12 @@ def train_lora(
         )
         image_loss = answer_loss(adapter, batch, flat)
         text_loss = distillation_loss(
-            adapter, TextBatch(adapter, sample_text_prompts(adapter, names, domains, config, rng))
+            adapter,
+            TextBatch(
+                adapter,
+                sample_text_prompts(adapter, names, domains, config, rng),
+                every_token=config.distill_at == "every_token",
+            ),
         )
         loss = image_loss + config.distill_weight * text_loss
         optimiser.zero_grad(set_to_none=True)
