@@ -22,7 +22,7 @@ import taskvec
 from bench.common import add_reproduction_arguments, load_for_reproduction, timed
 from bench.table import TASKS
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
-from taskvec.patching.patch import _answer_text, generate_ids, line_complete
+from taskvec.patching.patch import answer_text, generate_ids, line_complete
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> None:
                         lambda p=prompts, n=tokens, r=rule: generate_ids(adapter, p, None, n, until=r)
                     )
                     seconds[label].append(elapsed)
-            same = [_answer_text(adapter, a) for a in answers["whole"]] == [
-                _answer_text(adapter, a) for a in answers["line"]
+            same = [answer_text(adapter, a) for a in answers["whole"]] == [
+                answer_text(adapter, a) for a in answers["line"]
             ]
             length = sum(map(len, answers["line"])) / len(prompts)
             print(

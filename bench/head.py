@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from bench.common import add_model_arguments, build_units, setup, timed
 from bench.peers import TASKS
-from taskvec.models.head import _screen_for, greedy_head, watching_head
+from taskvec.models.head import greedy_head, head_screen, watching_head
 from taskvec.patching.sweep import sweep
 
 CHUNK = 128
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = captured_rows(adapter, units)
     head = adapter.unembedding()
     weight = head.weight.detach().float()
-    screen = _screen_for(head)
+    screen = head_screen(head)
     print(
         f"model {adapter.name}: head {tuple(weight.shape)}; {len(rows)} sweep rows of {len(units)} units; "
         f"torch threads {torch.get_num_threads()}; chunks of {CHUNK} rows"

@@ -45,3 +45,18 @@ def test_a_benchmark_says_what_it_does_and_parses_its_options(name, capsys):
         module.main(["--help"])
     assert done.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+def test_no_benchmark_imports_a_private_name_of_the_package():
+    """What a benchmark needs from taskvec has a public name (a private one changes silently)."""
+    import ast
+
+    private = [
+        f"{path.name}: {node.module}.{alias.name}"
+        for path in sorted((ROOT / "bench").glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("taskvec")
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
+    assert private == []

@@ -12,8 +12,8 @@ from helpers.tinyllm import ARCHITECTURES, text_queries, tiny_text_lm
 import taskvec.patching.kv_cache as kv_cache
 from taskvec.evaluation.metrics import exact_match
 from taskvec.patching.patch import (
-    _answer_text,
     answer_line_end,
+    answer_text,
     generate,
     generate_ids,
     generate_ids_under_patches,
@@ -125,10 +125,10 @@ def test_line_ends_keep_what_the_answers_say_on_smollm2(smollm2):
     assert any(len(answer) < 6 for answer in ended), "no line ended within six tokens"
     for whole, short in zip(full, ended, strict=True):
         text, short_text = smollm2.decode(whole), smollm2.decode(short)
-        assert _answer_text(smollm2, short) == _answer_text(smollm2, whole)
+        assert answer_text(smollm2, short) == answer_text(smollm2, whole)
         assert short_text.split("\n", 1)[0] == text.split("\n", 1)[0]  # the line the exact metric reads
         assert exact_match(short_text, ["Berlin"]) == exact_match(text, ["Berlin"])
-    assert generate(smollm2, prompts, max_new_tokens=6) == [_answer_text(smollm2, a) for a in full]
+    assert generate(smollm2, prompts, max_new_tokens=6) == [answer_text(smollm2, a) for a in full]
     assert generate(smollm2, prompts, max_new_tokens=6, stop_at_newline=False) == [
         smollm2.decode(a) for a in full
     ]

@@ -209,13 +209,13 @@ def test_the_unembedding_runs_only_for_the_rows_that_are_read(text_lm, monkeypat
     import taskvec.models.head as head_module
 
     screened = []
-    screen_call = head_module._Screen.__call__
+    screen_call = head_module.HeadScreen.__call__
 
     def counted(self, rows):
         screened.append(len(rows))
         return screen_call(self, rows)
 
-    monkeypatch.setattr(head_module._Screen, "__call__", counted)
+    monkeypatch.setattr(head_module.HeadScreen, "__call__", counted)
     queries, layers = text_queries(4), list(range(text_lm.num_layers))
     result = sweep(text_lm, queries, far_vectors(text_lm), layers)
     assert screened == [4, 4 * len(layers)]

@@ -113,3 +113,89 @@ def test_the_test_answers_after_the_units_have_a_bar_of_their_own(tmp_path, monk
     assert len(rows) > 1 and all("test answers at layer 1" in row for row in rows)
     assert "/12 answers" in rows[0] and "~" in rows[0]  # 6 items x 2 seeds, with an estimate
     assert "12/12 answers" in rows[-1]
+
+
+def test_the_bars_go_to_stderr_not_stdout(capsys):
+    """stdout is for what a command prints as its result (it may be piped); bars are not that."""
+    with progress_bar(show=True) as progress:
+        progress.advance(progress.add_task("units", total=2))
+    out, err = capsys.readouterr()
+    assert "1/2" in err and out == ""
+
+
+def _stage_rows(rows: list, clock: _Clock, bars: list):
+    """A wrapper for an engine function a stage calls with ``on_progress``: each batch takes a
+    minute on ``clock``, and the bar's row is kept (with the minutes since the bar began) as the
+    call starts and after each batch."""
+
+    def wrap(real):
+        def wrapper(*args, on_progress, **kwargs):
+            rows.append((clock.now - bars[-1].started, _row(bars[-1].progress)))
+
+            def told(done: int, total: int) -> None:
+                clock.now += 60
+                on_progress(done, total)
+                rows.append((clock.now - bars[-1].started, _row(bars[-1].progress)))
+
+            return real(*args, on_progress=told, **kwargs)
+
+        return wrapper
+
+    return wrap
+
+
+def _eta_agrees(elapsed: float, row: str, total: int) -> bool:
+    """The row's estimate is the mean time per answer since the bar began times those left."""
+    import re
+    from datetime import timedelta
+
+    done = int(re.search(rf"(\d+)/{total} answers", row).group(1))
+    if done in (0, total):
+        return True
+    return f"~{timedelta(seconds=round(elapsed / done * (total - done)))} left" in row
+
+
+def test_ensembling_and_task_conflict_count_their_answers_with_an_eta(tmp_path, monkeypatch):
+    """``taskvec reproduce``'s stages after the matrix show a bar each: the answers of the
+    ensembling (Fig. 8) and task-conflict (Fig. 9) stages, with the steady estimate."""
+    from types import SimpleNamespace
+
+    from helpers.families.llava import build_llava
+    from helpers.reliability import write_tiny_task
+
+    import taskvec.pipelines.reproduce as pipeline
+    from taskvec.experiments.conditions import Condition
+
+    clock, bars, rows = _Clock(), [], []
+
+    def clocked_bar(show):
+        bars.append(SimpleNamespace(progress=progress_bar(show, clock), started=clock.now))
+        return bars[-1].progress
+
+    monkeypatch.setattr(pipeline, "progress_bar", clocked_bar)
+    wrap = _stage_rows(rows, clock, bars)
+    monkeypatch.setattr(pipeline, "ensemble_scores", wrap(pipeline.ensemble_scores))
+    monkeypatch.setattr(pipeline, "conflict_rows", wrap(pipeline.conflict_rows))
+    # a conflicting pair (Fig. 9) of tiny tasks: the same 7 + 3 items under the pair's names
+    tasks = [
+        str(write_tiny_task(tmp_path / "data", name)) for name in ("country_capital", "country_currency")
+    ]
+    adapter = build_llava()
+    config = pipeline.ReproduceConfig.create(
+        model=adapter.name, tasks=tasks, seeds=[1], styles=["noto"], ensemble_counts=[5]
+    )
+    reproduction = pipeline.Reproduction(adapter, config, tmp_path / "reproduce", show_progress=True)
+    main = Condition("text-icl", "image", "noto")
+    options = {**reproduction.run_options(), "layers": [1]}
+    reproduction.conditions = pipeline.run_conditions(adapter, [main], tmp_path / "runs", False, **options)
+
+    reproduction.run_ensemble()  # per task 3 test queries x 3 vectors (instruction, 5 exemplars, ensemble)
+    assert all("ensembling" in row and "/18 answers" in row for _, row in rows)
+    assert "0/18 answers" in rows[0][1] and "18/18 answers" in rows[-1][1]
+    assert any("~" in row for _, row in rows) and all(_eta_agrees(t, row, 18) for t, row in rows)
+
+    rows.clear()
+    reproduction.run_conflict()  # both directions: 3 shared items x (control, patched)
+    assert all("conflict" in row and "/12 answers" in row for _, row in rows)
+    assert "country_currency <- country_capital" in rows[-1][1] and "12/12" in rows[-1][1]
+    assert any("~" in row for _, row in rows) and all(_eta_agrees(t, row, 12) for t, row in rows)

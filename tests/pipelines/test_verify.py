@@ -261,3 +261,37 @@ def test_an_llm_to_vlm_run_is_rederived_with_the_llm_it_took_its_vectors_from(tm
     (verification,) = verify_runs(tmp_path)
     assert loaded == [llm.name] and verification.model == llm.name
     assert [check.equal for check in verification.checks] == [True]
+
+
+def test_one_bar_counts_the_vectors_of_every_run_with_an_eta(tmp_path, monkeypatch):
+    """``taskvec verify`` on a folder of runs shows one bar over all their vectors, and the time
+    left from the mean time per vector (here a minute each on a fake clock)."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    import taskvec.pipelines.verify as verify
+    from taskvec.pipelines.progress import progress_bar
+
+    _run(tmp_path / "a", seeds=(1, 2))
+    _run(tmp_path / "b", seeds=(1,), spec="instruction")
+    now, bars, rows = [1000.0], [], []
+    monkeypatch.setattr(
+        verify, "progress_bar", lambda show: bars.append(progress_bar(show, lambda: now[0])) or bars[-1]
+    )
+    real_check = verify._check
+
+    def check(*args):
+        out = StringIO()
+        Console(file=out, width=200, color_system=None).print(bars[-1].make_tasks_table(bars[-1].tasks))
+        rows.append(out.getvalue())
+        now[0] += 60
+        return real_check(*args)
+
+    monkeypatch.setattr(verify, "_check", check)
+    verifications = verify_runs(tmp_path, _adapter(), show_progress=True)
+    assert [len(v.checks) for v in verifications] == [2, 1] and all(v.ok for v in verifications)
+    assert len(bars) == 1 and "0/3 vectors" in rows[0]
+    assert "a/run: tiny_food seed 1" in rows[0] and "a/run: tiny_food seed 2" in rows[1]
+    assert "b/run: tiny_food seed 1" in rows[2]
+    assert "2/3 vectors" in rows[2] and "~0:01:00 left" in rows[2]  # two vectors in two minutes

@@ -367,7 +367,10 @@ def _answers(
         )
         return [answers for (answers,) in per_item]
 
-    return compute_or_share(shared, "greedy answers", adapter, prompts, answer_options(None, config), compute)
+    options = answer_options(None, config)
+    # a reproduction may provide these answers with other runs' (``SharedWork.provide``): that
+    # computation, if it runs now, counts on ``on_progress`` too
+    return compute_or_share(shared, "greedy answers", adapter, prompts, options, compute, on_progress)
 
 
 def answer_options(patch: Patch | None, config: ExperimentConfig) -> tuple:

@@ -13,6 +13,7 @@ import pandas as pd
 from taskvec.evaluation.metrics import paper_match
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.models.adapter import ModelAdapter
+from taskvec.models.batching import OnProgress
 from taskvec.patching.patch import Patch, generate_under_patches
 from taskvec.prompts.inputs import item_input
 from taskvec.tasks.task import Item, Task
@@ -44,16 +45,23 @@ def conflict_rows(
     layer: int,
     config: ExperimentConfig,
     limit: int | None = None,
+    on_progress: OnProgress | None = None,
 ) -> pd.DataFrame:
     """One row per shared item: the control and the patched generation, and which task each
-    answer fits."""
+    answer fits. ``on_progress(done, total)`` is told the answers given (item x control and
+    patched run; ``total``: ``conflict_answers``) after each batch."""
     pairs = shared_items(prompted, patched, limit)
     queries = [
         config.template.instructed(prompted.instruction, item_input(item, config.query, config.style))
         for item, _ in pairs
     ]
     control, steered = generate_under_patches(
-        adapter, queries, [None, Patch(layer, vector)], config.answer_tokens, budget=config.budget()
+        adapter,
+        queries,
+        [None, Patch(layer, vector)],
+        config.answer_tokens,
+        budget=config.budget(),
+        on_progress=on_progress,
     )
     rows = []
     for (item_a, item_b), before, after in zip(pairs, control, steered, strict=True):
@@ -73,6 +81,12 @@ def conflict_rows(
             }
         )
     return pd.DataFrame(rows)
+
+
+def conflict_answers(prompted: Task, patched: Task, limit: int | None = None) -> int:
+    """How many answers ``conflict_rows`` counts on ``on_progress``: each shared item's control
+    and patched run."""
+    return 2 * len(shared_items(prompted, patched, limit))
 
 
 def conflict_summary(rows: pd.DataFrame) -> pd.DataFrame:

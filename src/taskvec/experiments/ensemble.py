@@ -17,6 +17,7 @@ import torch
 from taskvec.evaluation.metrics import first_token_scores
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
 from taskvec.models.adapter import ModelAdapter
+from taskvec.models.batching import OnProgress
 from taskvec.models.shared_work import SharedWork
 from taskvec.patching.sweep import sweep
 from taskvec.tasks.task import Task
@@ -34,12 +35,16 @@ def ensemble_scores(
     counts: Sequence[int] = (5, 10, 15, 20, 25, 30),
     metric: str = "paper_ci",
     shared: SharedWork | None = None,
+    on_progress: OnProgress | None = None,
 ) -> pd.DataFrame:
     """Accuracy of instruction, exemplar and ensemble vectors for one task and each seed.
 
     Rows: ``seed``, ``kind`` (instruction / exemplars / ensemble), ``n`` (examples behind the
     exemplar vector; 0 for the instruction alone), ``accuracy`` on the test split. The seeds'
-    vectors patch the same test queries: one sweep runs the queries once for all of them."""
+    vectors patch the same test queries: one sweep runs the queries once for all of them.
+    ``on_progress(done, total)`` is told that sweep's answers (test query x vector, ``total``:
+    ``ensemble_answers``) after each batch; the vectors' extraction, before it, is not counted
+    (in a reproduction its prompts' states were computed by the runs before)."""
     budget = config.budget()
     labels, vectors = [], []
     for seed in seeds:
@@ -55,7 +60,8 @@ def ensemble_scores(
             labels += [(seed, "exemplars", n), (seed, "ensemble", n)]
             vectors += [exemplars, (exemplars + instruction) / 2]
     queries = UnitPrompts(task, config, seeds[0]).test_queries  # the same for every seed
-    result = sweep(adapter, queries, torch.stack(vectors), [layer] * len(vectors), budget)
+    layers = [layer] * len(vectors)
+    result = sweep(adapter, queries, torch.stack(vectors), layers, budget, on_progress=on_progress)
     rows = []
     for column, (seed, kind, n) in enumerate(labels):
         correct = [
@@ -65,6 +71,12 @@ def ensemble_scores(
         accuracy = sum(correct) / len(correct)
         rows.append({"task": task.name, "seed": seed, "kind": kind, "n": n, "accuracy": accuracy})
     return pd.DataFrame(rows)
+
+
+def ensemble_answers(task: Task, seeds: Sequence[int], counts: Sequence[int]) -> int:
+    """How many answers ``ensemble_scores`` counts on ``on_progress``: each test query under each
+    vector (per seed the instruction's, and an exemplar and an ensemble vector per count)."""
+    return len(task.test) * len(seeds) * (1 + 2 * len(counts))
 
 
 def summarise_ensemble(scores: pd.DataFrame) -> pd.DataFrame:

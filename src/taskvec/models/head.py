@@ -67,7 +67,7 @@ def greedy_head(head: nn.Module) -> Iterator[GreedyReader]:
     """Within the block, ``head`` (the model's unembedding) records exact argmax ids instead of
     returning logits; its output is a ``[..., 1]`` placeholder that must not be read."""
     reader = GreedyReader()
-    screen = _screen_for(head)
+    screen = head_screen(head)
     own_forward = _own_forward(head)
 
     def forward(hidden: torch.Tensor) -> torch.Tensor:
@@ -167,8 +167,10 @@ def _forward_replaced(module: nn.Module, forward) -> Iterator[None]:
 # --- the screen -------------------------------------------------------------------------------------
 
 
-class _Screen:
-    """bfloat16 copy of a float32 linear head, and the sizes its error bound needs."""
+class HeadScreen:
+    """bfloat16 copy of a float32 linear head, and the sizes its error bound needs: calling it on
+    ``[rows, hidden]`` gives each row's exact argmax id; ``weight16`` is the copy it scans and
+    ``bound`` the per-row error it allows for."""
 
     def __init__(self, head: nn.Linear):
         weight = head.weight.detach()
@@ -231,7 +233,7 @@ class _Screen:
         return F.linear(x, self.weight[tokens], bias)
 
 
-_SCREENS: weakref.WeakKeyDictionary[nn.Module, _Screen] = weakref.WeakKeyDictionary()
+_SCREENS: weakref.WeakKeyDictionary[nn.Module, HeadScreen] = weakref.WeakKeyDictionary()
 
 
 def _weight_key(head: nn.Linear) -> tuple:
@@ -239,8 +241,11 @@ def _weight_key(head: nn.Linear) -> tuple:
     return (head.weight.data_ptr(), head.weight._version, tuple(head.weight.shape))
 
 
-def _screen_for(head: nn.Module) -> _Screen | None:
-    """The bfloat16 screen for ``head``, or None where it would not be exact or not faster."""
+def head_screen(head: nn.Module) -> HeadScreen | None:
+    """The bfloat16 screen ``greedy_head`` uses for ``head`` (built once per weight), or None
+    where it would not be exact or not faster. Public for ``bench/head.py``, which times its scan
+    and counts the candidates its bound leaves beside other screens' (reading the screen itself,
+    not a copy of its rules that could drift from it)."""
     if not isinstance(head, nn.Linear) or type(head).forward is not nn.Linear.forward:
         return None
     if head.weight.dtype != torch.float32 or head.weight.device.type != "cpu":
@@ -249,7 +254,7 @@ def _screen_for(head: nn.Module) -> _Screen | None:
         return None
     screen = _SCREENS.get(head)
     if screen is None or screen.key != _weight_key(head):
-        screen = _Screen(head)
+        screen = HeadScreen(head)
         _SCREENS[head] = screen
     return screen
 
@@ -263,4 +268,14 @@ def _accumulates_in_float32() -> bool:
     return bool((total.float() == 4096).all())
 
 
-__all__ = ["SAFETY", "GreedyReader", "HeadPath", "HeadWatcher", "greedy_head", "unread_head", "watching_head"]
+__all__ = [
+    "SAFETY",
+    "GreedyReader",
+    "HeadPath",
+    "HeadScreen",
+    "HeadWatcher",
+    "greedy_head",
+    "head_screen",
+    "unread_head",
+    "watching_head",
+]

@@ -28,6 +28,8 @@ from taskvec.prompts.inputs import image_digest
 from taskvec.prompts.template import Prompt
 
 T = TypeVar("T")
+#: ``on_progress(done, total)``, as ``batching.OnProgress`` (a sibling module: not imported here)
+OnProgress = Callable[[int, int], None]
 
 
 class SharedWork:
@@ -37,7 +39,7 @@ class SharedWork:
     def __init__(self, only: set[str] | None = None) -> None:
         self.only = only
         self._results: dict[tuple, object] = {}
-        self._providers: dict[tuple, Callable[[], None]] = {}
+        self._providers: dict[tuple, Callable[[OnProgress | None], None]] = {}
         #: called with ``(task, seed, config)`` as a protocol unit starts, so a reproduction can
         #: ``provide`` work the unit shares with units of other runs (see ``starting_unit``)
         self.unit_hooks: list[Callable[..., None]] = []
@@ -59,14 +61,17 @@ class SharedWork:
         owner = adapter.computes_like(prompts)
         return (what, id(owner), owner.fingerprint, prompts_digest(prompts), options)
 
-    def provide(self, keys: Sequence[tuple], compute: Callable[[], Sequence[object]]) -> None:
-        """One computation that gives the results of several keys at once (``compute()`` returns
-        them in the order of ``keys``); it runs when the first of them is asked for."""
+    def provide(
+        self, keys: Sequence[tuple], compute: Callable[[OnProgress | None], Sequence[object]]
+    ) -> None:
+        """One computation that gives the results of several keys at once (``compute(on_progress)``
+        returns them in the order of ``keys``); it runs when the first of them is asked for, and
+        tells the ``on_progress`` of that ``get`` how far its whole work is (every key's)."""
 
-        def run() -> None:
+        def run(on_progress: OnProgress | None) -> None:
             for key in keys:
                 self._providers.pop(key, None)
-            for key, result in zip(keys, compute(), strict=True):
+            for key, result in zip(keys, compute(on_progress), strict=True):
                 if key not in self._results:
                     self._results[key] = result
                     self.tally[(str(key[0]), "computed")] += 1
@@ -80,11 +85,12 @@ class SharedWork:
         for hook in self.unit_hooks:
             hook(task, seed, config)
 
-    def get(self, key: tuple, compute: Callable[[], T]) -> T:
+    def get(self, key: tuple, compute: Callable[[], T], on_progress: OnProgress | None = None) -> T:
         """``compute()``, or its result from an earlier call with the same key (or from a
-        ``provide``d computation). The result is handed out as is: callers treat it as read-only."""
+        ``provide``d computation, which is told ``on_progress`` if it runs now: ``compute``
+        tells its own). The result is handed out as is: callers treat it as read-only."""
         if key not in self._results and key in self._providers:
-            self._providers[key]()
+            self._providers[key](on_progress)
             return self._results[key]  # type: ignore[return-value]
         if key in self._results:
             self.tally[(str(key[0]), "reused")] += 1
@@ -117,12 +123,15 @@ def compute_or_share(
     prompts: Sequence[Prompt],
     options: Hashable,
     compute: Callable[[], T],
+    on_progress: OnProgress | None = None,
 ) -> T:
     """``compute()`` when nothing is shared, else through ``shared``, keyed by ``what`` is
-    computed, the model (object and weights), every prompt's content, and ``options``."""
+    computed, the model (object and weights), every prompt's content, and ``options``.
+    ``on_progress``: what a ``provide``d computation that runs for this call tells how far it is
+    (``compute`` is handed its own)."""
     if shared is None:
         return compute()
-    return shared.get(SharedWork.key(what, adapter, prompts, options), compute)
+    return shared.get(SharedWork.key(what, adapter, prompts, options), compute, on_progress)
 
 
 def tensor_digest(tensor: torch.Tensor | None) -> str:

@@ -249,7 +249,7 @@ def generate(
     there)."""
     until = line_complete(adapter) if stop_at_newline else None
     ids = generate_ids(adapter, prompts, patch, max_new_tokens, budget, until)
-    return [_answer_text(adapter, answer, stop_at_newline) for answer in ids]
+    return [answer_text(adapter, answer, stop_at_newline) for answer in ids]
 
 
 def generate_under_patches(
@@ -259,17 +259,22 @@ def generate_under_patches(
     max_new_tokens: int = 1,
     stop_at_newline: bool = True,
     budget: MemoryBudget | None = None,
+    on_progress: OnProgress | None = None,
 ) -> list[list[str]]:
     """Greedy answers as text under each patch (``None``: clean), ``[patch][prompt]``: a control
     and its patched runs, or several vectors, compared on the same prompts (each prompt's tokens
-    before the patched one run once)."""
+    before the patched one run once). ``on_progress(done, total)`` is told the answers (prompt x
+    patch) given after each batch."""
     until = line_complete(adapter) if stop_at_newline else None
-    runs = generate_ids_under_patches(adapter, prompts, patches, max_new_tokens, budget, until)
-    return [[_answer_text(adapter, ids, stop_at_newline) for ids in run] for run in runs]
+    runs = generate_ids_under_patches(adapter, prompts, patches, max_new_tokens, budget, until, on_progress)
+    return [[answer_text(adapter, ids, stop_at_newline) for ids in run] for run in runs]
 
 
-def _answer_text(adapter: ModelAdapter, ids: Sequence[int], stop_at_newline: bool = True) -> str:
-    """Generated ids as text, cut where the answer's line ends (answers are one line)."""
+def answer_text(adapter: ModelAdapter, ids: Sequence[int], stop_at_newline: bool = True) -> str:
+    """Generated ids as text, cut where the answer's line ends (answers are one line): what
+    ``generate`` returns for them. Public so that code holding ids from ``generate_ids`` (e.g.
+    ``bench/answers.py``, which checks that ending at the line gives the same lines) reads them
+    as the package does."""
     text = adapter.decode(ids)
     end = answer_line_end(text) if stop_at_newline else None
     return text if end is None else text[:end]
@@ -285,7 +290,7 @@ def answer_line_end(text: str) -> int | None:
 
 def line_complete(adapter: ModelAdapter) -> AnswerComplete:
     """``until`` for one-line answers: complete once their line has ended. Cutting there keeps
-    every line-based reading of the answer (``_answer_text``, the first line the exact metric
+    every line-based reading of the answer (``answer_text``, the first line the exact metric
     reads) what the full ``max_new_tokens`` would give."""
     return lambda ids: answer_line_end(adapter.decode(ids)) is not None
 

@@ -1,4 +1,5 @@
-"""The pipelines' progress bar (on stderr; ``show=False`` keeps it silent)."""
+"""The pipelines' progress bars and announcements, on stderr (stdout stays for what a command
+prints as its result, which may be piped); ``show=False`` keeps them silent."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+#: the one console of the bars and announcements (rich's default console writes to stdout); it
+#: looks up ``sys.stderr`` as it writes, so a redirected stderr is followed
 _STDERR = Console(stderr=True)
 
 
@@ -45,7 +48,7 @@ class _Count(ProgressColumn):
 
 def progress_bar(show: bool = True, get_time=None, *extra: ProgressColumn) -> Progress:
     """Description, bar, done/total (and its ``unit`` field), any ``extra`` columns, time elapsed
-    and remaining (``get_time``: a clock, for tests)."""
+    and remaining (``get_time``: a clock, for tests), drawn on stderr."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -54,6 +57,7 @@ def progress_bar(show: bool = True, get_time=None, *extra: ProgressColumn) -> Pr
         TimeElapsedColumn(),
         SteadyTimeRemaining(),
         disable=not show,
+        console=_STDERR,
         get_time=get_time,
     )
 

@@ -36,15 +36,17 @@ from taskvec.errors import ConfigError
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, answer_options
 from taskvec.evaluation.scoring import LayerSelection
 from taskvec.experiments.conditions import Condition, paper_conditions
-from taskvec.experiments.conflict import PAIRS, conflict_rows
-from taskvec.experiments.ensemble import ensemble_scores
+from taskvec.experiments.conflict import PAIRS, conflict_answers, conflict_rows
+from taskvec.experiments.ensemble import ensemble_answers, ensemble_scores
 from taskvec.models.adapter import ModelAdapter
+from taskvec.models.batching import OnProgress, progress_from
 from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model
 from taskvec.models.shared_work import SharedWork
 from taskvec.patching.patch import line_complete
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
 from taskvec.pipelines.analyze import AnalysisConfig, analyze, finished_analysis
 from taskvec.pipelines.evaluate import RunResult, evaluate
+from taskvec.pipelines.progress import progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.report.reproduce import write_report
 from taskvec.storage.run_folder import RunFolder, write_atomic
@@ -308,7 +310,7 @@ class Reproduction:
                 SharedWork.key("greedy answers", self.adapter, u.test_base, answer_options(None, u.config))
                 for u in units
             ]
-            self.shared.provide(keys, lambda: _answers_sharing_examples(self.adapter, units))
+            self.shared.provide(keys, lambda told: _answers_sharing_examples(self.adapter, units, told))
 
         self.shared.unit_hooks.append(hook)
 
@@ -373,22 +375,26 @@ class Reproduction:
         if (cached := self._cached_table(path)) is not None:
             return cached
         frames = []
-        for style in self.config.styles:
-            result = self.main_condition(style)
-            config = Condition("text-icl", "image", style).config(
-                model=self.adapter.name, **self.run_options()
-            )
-            for task in self.tasks:
-                scores = ensemble_scores(
-                    self.adapter,
-                    task,
-                    config,
-                    self.config.seeds,
-                    result.layer_for(task.name),
-                    self.config.ensemble_counts,
-                    shared=self.shared,
+        seeds, counts = self.config.seeds, self.config.ensemble_counts
+        each = [ensemble_answers(task, seeds, counts) for task in self.tasks]
+        with self._stage_bar("ensembling (Fig. 8)", len(self.config.styles) * sum(each)) as told:
+            for style in self.config.styles:
+                result = self.main_condition(style)
+                config = Condition("text-icl", "image", style).config(
+                    model=self.adapter.name, **self.run_options()
                 )
-                frames.append(scores.assign(style=style, layer=result.layer_for(task.name)))
+                for task, answers in zip(self.tasks, each, strict=True):
+                    scores = ensemble_scores(
+                        self.adapter,
+                        task,
+                        config,
+                        seeds,
+                        result.layer_for(task.name),
+                        counts,
+                        shared=self.shared,
+                        on_progress=told(f"ensembling: {task.name} ({style})", answers),
+                    )
+                    frames.append(scores.assign(style=style, layer=result.layer_for(task.name)))
         scores = pd.concat(frames, ignore_index=True)
         self._write_table(path, scores)
         return scores
@@ -404,29 +410,57 @@ class Reproduction:
             model=self.adapter.name, **self.run_options()
         )
         by_name = {t.name: t for t in self.tasks}
+        directions = [
+            (by_name[prompted], by_name[patched])
+            for first, second in PAIRS
+            if first in by_name and second in by_name
+            for prompted, patched in ((first, second), (second, first))
+        ]
+        if not directions:  # none of the conflicting pairs is among the chosen tasks
+            return None
+        limit = self.config.conflict_items
+        each = [conflict_answers(prompted, patched, limit) for prompted, patched in directions]
         frames = []
-        for first, second in PAIRS:
-            if first not in by_name or second not in by_name:
-                continue
-            for prompted, patched in ((first, second), (second, first)):
-                layer = result.layer_for(patched)  # where the patched task's vector is read
-                vector = TaskVector.load(result.folder.vector_path(patched, "text-icl", seed)).at(layer)
+        with self._stage_bar("task conflict (Fig. 9)", sum(each)) as told:
+            for (prompted, patched), answers in zip(directions, each, strict=True):
+                layer = result.layer_for(patched.name)  # where the patched task's vector is read
+                saved = TaskVector.load(result.folder.vector_path(patched.name, "text-icl", seed))
+                vector = saved.at(layer)
+                description = f"conflict: {prompted.name} <- {patched.name}"  # the vector patched in
                 frames.append(
                     conflict_rows(
                         self.adapter,
-                        by_name[prompted],
-                        by_name[patched],
+                        prompted,
+                        patched,
                         vector,
                         layer,
                         config,
-                        self.config.conflict_items,
+                        limit,
+                        on_progress=told(description, answers),
                     ).assign(layer=layer)
                 )
-        if not frames:  # none of the conflicting pairs is among the chosen tasks
-            return None
         rows = pd.concat(frames, ignore_index=True)
         self._write_table(path, rows)
         return rows
+
+    @contextmanager
+    def _stage_bar(self, name: str, total: int) -> Iterator[Callable[[str, int], OnProgress]]:
+        """A bar of ``total`` answers for a stage that is not split into units (rank 0 alone runs
+        it, and alone shows it). The block is handed ``told(description, part)``: the
+        ``on_progress`` of its next part (``part`` answers), which the bar names ``description``."""
+        show = self.show_progress and current_ranks().is_main
+        with progress_bar(show) as progress:
+            bar = progress.add_task(name, total=total, unit="answers")
+            before = 0  # answers of the parts before this one
+
+            def told(description: str, part: int) -> OnProgress:
+                nonlocal before
+                start, before = before, before + part
+                progress.update(bar, description=description, completed=start)
+                return progress_from(lambda done, _: progress.update(bar, completed=done), start, total)
+
+            yield told
+            progress.update(bar, completed=total)
 
     @_stage("analysis")
     def run_analysis(self):
@@ -513,9 +547,11 @@ def reproduce(
         return report
 
 
-def _answers_sharing_examples(adapter: ModelAdapter, units: list[UnitPrompts]) -> list[list[list[int]]]:
+def _answers_sharing_examples(
+    adapter: ModelAdapter, units: list[UnitPrompts], on_progress: OnProgress | None = None
+) -> list[list[list[int]]]:
     """xBase answers of units whose prompts begin with the same examples or instruction:
-    ``[unit][item]``."""
+    ``[unit][item]``; ``on_progress(done, total)`` is told the answers (item x unit) given."""
     config = units[0].config
     per_item = generate_ids_after_prefixes(
         adapter,
@@ -524,6 +560,7 @@ def _answers_sharing_examples(adapter: ModelAdapter, units: list[UnitPrompts]) -
         config.answer_tokens,
         config.budget(),
         line_complete(adapter),
+        on_progress,
     )
     return [[answers[j] for answers in per_item] for j in range(len(units))]
 

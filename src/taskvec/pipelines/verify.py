@@ -18,6 +18,7 @@ in one line before the model loads (weights: before any forward pass).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,33 +111,7 @@ def verify_run(
     or picture that changed since the run, other weights, or vectors without recorded sources."""
     folder = RunFolder(run)
     given = _given(task_files, [folder])
-    return _verify(folder, adapter, given, load_options, show_progress)
-
-
-def _verify(
-    folder: RunFolder,
-    adapter: ModelAdapter | None,
-    given: Mapping[str, Task],
-    load_options: LoadOptions | None,
-    show_progress: bool,
-) -> Verification:
-    recorded, config, tasks, vectors = _inputs(folder, given)
-    if adapter is None:
-        name = _model_name(recorded)
-        announce(f"loading {name} ...", show_progress)
-        adapter = load_model(name, load_options or LoadOptions(dtype=_run_dtype(recorded)))
-    same_numerics = _check_weights(folder, adapter, vectors.values())
-    tolerance = FLOAT32 if same_numerics and not adapter.numerics else OTHER_NUMERICS
-    verification = Verification(folder.root, adapter.name, same_numerics, tolerance)
-    with progress_bar(show_progress) as progress:
-        bar = progress.add_task("re-deriving vectors", total=len(vectors))
-        for task in tasks:
-            for seed in config.seeds:
-                progress.update(bar, description=f"{task.name} seed {seed}")
-                saved = vectors[(task.name, seed)]
-                path = folder.vector_path(task.name, config.spec, seed)
-                verification.checks.append(_check(adapter, task, seed, config, saved, path, tolerance))
-                progress.advance(bar)
+    (verification,) = _verify_all([folder], adapter, given, load_options, show_progress)
     return verification
 
 
@@ -164,21 +139,52 @@ def verify_runs(
     Every folder's inputs are checked before any model loads."""
     folders = [RunFolder(folder) for folder in run_folders(root)]
     given = _given(task_files, folders)
-    for folder in folders:  # a changed task file or a vector without sources: refused before any work
-        _inputs(folder, given)
+    return _verify_all(folders, adapter, given, load_options, show_progress)
+
+
+def _verify_all(
+    folders: Sequence[RunFolder],
+    adapter: ModelAdapter | None,
+    given: Mapping[str, Task],
+    load_options: LoadOptions | None,
+    show_progress: bool,
+) -> list[Verification]:
+    """Every folder's inputs are checked before any model loads, and each folder's model (loaded
+    once, ``adapter`` if given) against its vectors' weights before the first vector is
+    re-derived; then one bar counts the vectors of all the folders as they are re-derived."""
+    inputs = [_inputs(folder, given) for folder in folders]  # a changed task file: refused here
     models: dict[tuple, ModelAdapter] = {}
-    verifications = []
-    for folder in folders:
+    verifications, work = [], []
+    for folder, (recorded, config, tasks, vectors) in zip(folders, inputs, strict=True):
         model = adapter
         if model is None:
-            recorded = folder.config()
             options = load_options or LoadOptions(dtype=_run_dtype(recorded))
             key = (_model_name(recorded), options)
             if key not in models:
                 announce(f"loading {key[0]} ...", show_progress)
                 models[key] = load_model(key[0], options)
             model = models[key]
-        verifications.append(_verify(folder, model, given, load_options, show_progress))
+        same_numerics = _check_weights(folder, model, vectors.values())
+        tolerance = FLOAT32 if same_numerics and not model.numerics else OTHER_NUMERICS
+        verification = Verification(folder.root, model.name, same_numerics, tolerance)
+        verifications.append(verification)
+        work += [
+            (verification, folder, model, config, task, seed, vectors)
+            for task in tasks
+            for seed in config.seeds
+        ]
+    # each run by its place among the others (a reproduction's: conditions/<condition>)
+    common = Path(os.path.commonpath([folder.root.resolve() for folder in folders]))
+    with progress_bar(show_progress) as progress:
+        bar = progress.add_task("re-deriving vectors", total=len(work), unit="vectors")
+        for verification, folder, model, config, task, seed, vectors in work:
+            where = f"{folder.root.resolve().relative_to(common)}: " if len(folders) > 1 else ""
+            progress.update(bar, description=f"{where}{task.name} seed {seed}")
+            path = folder.vector_path(task.name, config.spec, seed)
+            saved = vectors[(task.name, seed)]
+            check = _check(model, task, seed, config, saved, path, verification.tolerance)
+            verification.checks.append(check)
+            progress.advance(bar)
     return verifications
 
 
