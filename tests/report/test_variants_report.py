@@ -43,10 +43,11 @@ def test_a_report_shows_the_other_variants_figures_and_claims_beside_its_own(two
     assert json.loads((tuned / "report_context.json").read_text())["compare_with"] == "../frozen"
     summary = reproduce.variant_summary([reproduce._Folder(tuned), reproduce._Folder(frozen)])
     assert list(summary.columns) == ["embedded-vlm-gemma3-lora", "embedded-vlm-gemma3"]
-    xbase = summary.loc[("Table 3, images in `noto`, paper", "Text ICL xBase")]
+    xbase = summary.loc[("Table 3, images in noto, paper", "Text ICL xBase")]
     assert xbase.tolist() == ["0.456", "0.054"]
-    table4 = summary.loc[("Table 4, images in `noto`, paper", "LLM -> VLM xPatch")]
+    table4 = summary.loc[("Table 4, images in noto, paper", "LLM -> VLM xPatch")]
     assert table4.tolist() == ["0.123", "0.372"]
+    assert not any("`" in part for label in summary.index for part in label)  # HTML shows cells as text
     recognition = summary.loc[("recognition", "mean strict, training styles")]
     assert recognition.iloc[1] == "0.957"  # the shipped weights' sidecar figures, openmoji left out
     report = (tuned / "report.md").read_text()

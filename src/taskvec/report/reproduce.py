@@ -900,7 +900,7 @@ def variant_summary(folders: list[_Folder]) -> pd.DataFrame:
         for metric in _shared_metrics(folders, style):
             tables = [f.table(f"table3_{style}_{metric}") for f in folders]
             for row in VARIANT_ROWS:
-                rows[(f"Table 3, images in `{style}`, {metric}", row)] = [
+                rows[(f"Table 3, images in {style}, {metric}", row)] = [
                     float(t.loc[row, "average"]) if row in t.index else None for t in tables
                 ]
     for metric in ("paper", "whole_label"):
@@ -918,7 +918,7 @@ def variant_summary(folders: list[_Folder]) -> pd.DataFrame:
                     table = f.table("table4", [0, 1])
                     present = table is not None and (style, vectors + suffix) in table.index
                     values.append(float(table.loc[(style, vectors + suffix), "average"]) if present else None)
-                rows[(f"Table 4, images in `{style}`, {metric}", vectors)] = values
+                rows[(f"Table 4, images in {style}, {metric}", vectors)] = values
     for pair in ("LLM text ICL vs VLM text ICL", "LLM text ICL vs VLM image ICL"):
         values = []
         for f in folders:
