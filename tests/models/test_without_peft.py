@@ -16,7 +16,9 @@ WITHOUT_PEFT = "import sys; sys.modules['peft'] = None; "
 
 def _python(code: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *sys.path])}
-    return subprocess.run([sys.executable, "-c", WITHOUT_PEFT + code], capture_output=True, text=True, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_PEFT + code], capture_output=True, text=True, env=env
+    )
 
 
 def test_the_package_and_its_cli_import_without_peft():
