@@ -183,6 +183,21 @@ def test_a_complete_folder_an_older_taskvec_wrote_reads_back_and_is_found_comple
     assert json.loads((old / "config.json").read_text())["experiment"]["style"] == "noto"
 
 
+def test_the_same_command_without_out_finds_the_folder_an_older_taskvec_named(tmp_path, monkeypatch):
+    """Without ``--out`` the folder is named by the run identity: the older one's is still found."""
+    task = load_task_file(write_tiny_task(tmp_path / "data"))
+    adapter = tiny_llm("llama", layers=3)
+    config = _config(task, layers=[1])
+    monkeypatch.chdir(tmp_path)
+    with _older_taskvec(monkeypatch):
+        written = evaluate(config, adapter=adapter, show_progress=False)
+    assert written.folder.root != default_run_dir(config, [task], model_fingerprint=adapter.fingerprint)
+    computed = _counting_units(monkeypatch)
+    again = evaluate(config, adapter=adapter, show_progress=False)
+    assert (again.folder.root, computed) == (written.folder.root, [])
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [written.folder.root.name]
+
+
 def test_a_reproductions_text_condition_written_by_an_older_taskvec_resumes(tmp_path, monkeypatch):
     """``taskvec reproduce`` runs each condition through ``run_conditions`` into
     ``conditions/<name>``: an older reproduction's text condition, killed after its first unit,

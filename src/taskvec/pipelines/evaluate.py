@@ -254,9 +254,23 @@ def default_run_dir(
     model_fingerprint: str = "",
     data_fingerprint: str = "",
 ) -> Path:
-    identity = run_identity(config, tasks, model_fingerprint, data_fingerprint)
+    return _run_dir(root, config, run_identity(config, tasks, model_fingerprint, data_fingerprint))
+
+
+def _run_dir(root: Path, config: ExperimentConfig, identity: str) -> Path:
     name = f"{config.model}-{config.spec}-{config.query}-{config.template.name}-{identity}"
     return root / name.replace("/", "_")
+
+
+def _default_folder(config: ExperimentConfig, tasks: list[Task], fingerprint: str, images: str) -> Path:
+    """``default_run_dir``, or where this run has none yet but an older taskvec, whose identity
+    still counted the ``--style`` of a run that draws no picture in it, wrote one: that folder
+    (named by that identity), so the same command resumes or reads it back (``_Hashing``)."""
+    path = default_run_dir(config, tasks, Path("runs"), fingerprint, images)
+    if path.exists() or config.as_run(tasks).style is not None:
+        return path
+    older = _run_dir(Path("runs"), config, _run_identity(config, tasks, fingerprint, images))
+    return older if RunFolder(older).config_path.is_file() else path
 
 
 def _finished_unit(
@@ -321,7 +335,7 @@ def evaluate(
         )
     fingerprint = adapter.fingerprint if source is adapter else f"{adapter.fingerprint}<-{source.fingerprint}"
     images_hash = _images_hash(images)
-    folder = RunFolder(out or default_run_dir(config, tasks, Path("runs"), fingerprint, images_hash))
+    folder = RunFolder(out or _default_folder(config, tasks, fingerprint, images_hash))
     hashing = _Hashing.for_folder(folder, config, tasks, fingerprint, images_hash)
     identity = _run_identity(hashing.of(tasks), tasks, fingerprint, images_hash)
     unit_ids = {t.name: _unit_identity(hashing.of([t]), t, fingerprint, images[t.name]) for t in tasks}
