@@ -1,14 +1,17 @@
 """``--style`` counts only where a picture is drawn in it: a run that shows no picture (text
 examples and queries) or only its tasks' own image files has the same identity and folder under
 every style and records ``style: null``; its prediction rows say what was shown (the style, "own
-files", or nothing); a folder an older taskvec wrote for such a run is refused with one line."""
+files", or nothing); a folder an older taskvec wrote for such a run (its identity still counted
+the style) resumes and reads back under the identity it was written with."""
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import pandas as pd
 import pytest
+from helpers.families.llava import build_llava
 from helpers.reliability import TINY, snapshot, write_tiny_task
 from helpers.tinyllm import tiny_llm
 from PIL import Image
@@ -16,8 +19,11 @@ from PIL import Image
 from taskvec.config import digest
 from taskvec.errors import ConfigError
 from taskvec.evaluation.protocol import ExperimentConfig
+from taskvec.experiments.conditions import Condition
+from taskvec.pipelines import evaluate as evaluate_module
 from taskvec.pipelines.evaluate import default_run_dir, evaluate, run_identity, unit_identity
-from taskvec.pipelines.results import OWN_FILES, with_run_columns
+from taskvec.pipelines.reproduce import run_conditions
+from taskvec.pipelines.results import OWN_FILES, load_run, with_run_columns
 from taskvec.tasks.task import load_task_file
 
 
@@ -84,22 +90,143 @@ def test_prediction_rows_say_which_pictures_were_shown(tmp_path):
     assert with_run_columns(rows, text, 3, "m", tasks)["style"].tolist() == [None, None]
 
 
-def test_a_folder_an_older_taskvec_wrote_for_a_text_run_is_refused_with_one_line(tmp_path):
-    """Before, the style counted in every run's identity: a folder written then for this very text
-    run (identity of its options with ``style: noto``) is refused, named, and left untouched."""
+@contextmanager
+def _older_taskvec(monkeypatch):
+    """Runs as the taskvec before ``as_run`` wrote them: the style counted in every identity and
+    recorded in config.json whether or not a picture is drawn in it."""
+    with monkeypatch.context() as patched:
+        patched.setattr(ExperimentConfig, "as_run", lambda self, tasks: self)
+        yield
+
+
+def _interrupted_after_first_unit(monkeypatch):
+    """``run_unit`` as a kill after the first finished unit leaves it."""
+    real, calls = evaluate_module.run_unit, []
+
+    def run_unit(adapter, task, seed, *rest):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(seed)
+        return real(adapter, task, seed, *rest)
+
+    monkeypatch.setattr(evaluate_module, "run_unit", run_unit)
+
+
+def _counting_units(monkeypatch) -> list:
+    real, computed = evaluate_module.run_unit, []
+
+    def run_unit(adapter, task, seed, *rest):
+        computed.append((task.name, seed))
+        return real(adapter, task, seed, *rest)
+
+    monkeypatch.setattr(evaluate_module, "run_unit", run_unit)
+    return computed
+
+
+def _outputs(folder):
+    """What a finished run hands its reader: tables, predictions and results.json."""
+    files = snapshot(folder)
+    return {name: data for name, data in files.items() if name.startswith("tables/")} | {
+        name: files[name] for name in ("predictions.jsonl", "results.json")
+    }
+
+
+def test_an_interrupted_folder_an_older_taskvec_wrote_resumes_under_its_own_identity(tmp_path, monkeypatch):
+    """Before, the style counted in every run's identity: a text run's folder written then is
+    resumed under the identity it was written with, its finished unit reused, and ends with the
+    tables of a fresh run; its config.json keeps what it recorded."""
+    task = load_task_file(write_tiny_task(tmp_path / "data"))
+    adapter = tiny_llm("llama", layers=3)
+    config = _config(task, layers=[1], seeds=[1, 2])
+    old = tmp_path / "old"
+    with _older_taskvec(monkeypatch), monkeypatch.context() as killed:
+        _interrupted_after_first_unit(killed)
+        with pytest.raises(KeyboardInterrupt):
+            evaluate(config, old, adapter=adapter, show_progress=False)
+    then = digest(config.config_hash(), task.fingerprint(), adapter.fingerprint, "")  # the old formula
+    recorded = json.loads((old / "config.json").read_text())
+    assert (recorded["config_hash"], recorded["experiment"]["style"]) == (then, "noto")
+    finished = old / "units" / f"{task.name}__seed1.json"
+    kept = (finished.read_bytes(), finished.stat().st_mtime_ns)
+    assert not (old / "units" / f"{task.name}__seed2.json").exists()
+
+    computed = _counting_units(monkeypatch)
+    result = evaluate(config, old, adapter=adapter, show_progress=False)
+    assert computed == [(task.name, 2)]  # seed 1 was reused, not recomputed
+    assert (finished.read_bytes(), finished.stat().st_mtime_ns) == kept
+    assert json.loads((old / "config.json").read_text()) == recorded
+    stamps = {json.loads(p.read_bytes())["run_identity"] for p in (old / "units").glob("*.json")}
+    assert len(stamps) == 1  # the new unit stamped as the reused one
+    fresh = evaluate(config, tmp_path / "fresh", adapter=adapter, show_progress=False)
+    assert _outputs(old) == _outputs(tmp_path / "fresh")
+    assert result.best_layer == fresh.best_layer
+
+
+def test_a_complete_folder_an_older_taskvec_wrote_reads_back_and_is_found_complete(tmp_path, monkeypatch):
+    task = load_task_file(write_tiny_task(tmp_path / "data"))
+    adapter = tiny_llm("llama", layers=3)
+    config = _config(task, spec="instruction", layers=[1])
+    old = tmp_path / "old"
+    with _older_taskvec(monkeypatch):
+        written = evaluate(config, old, adapter=adapter, show_progress=False)
+    frame = load_run(old)
+    before = snapshot(old)
+    computed = _counting_units(monkeypatch)
+    again = evaluate(config, old, adapter=adapter, show_progress=False)  # the same command again
+    assert computed == []
+    assert snapshot(old) == before
+    assert (again.best_layer, again.task_layers) == (written.best_layer, written.task_layers)
+    pd.testing.assert_frame_equal(load_run(old), frame)
+    # another seed extends it under the same (older) identity: only the new seed's unit is computed
+    evaluate(config.model_copy(update={"seeds": [1, 2]}), old, adapter=adapter, show_progress=False)
+    assert computed == [(task.name, 2)]
+    assert json.loads((old / "config.json").read_text())["experiment"]["style"] == "noto"
+
+
+def test_the_same_command_without_out_finds_the_folder_an_older_taskvec_named(tmp_path, monkeypatch):
+    """Without ``--out`` the folder is named by the run identity: the older one's is still found."""
     task = load_task_file(write_tiny_task(tmp_path / "data"))
     adapter = tiny_llm("llama", layers=3)
     config = _config(task, layers=[1])
-    then = digest(config.config_hash(), task.fingerprint(), adapter.fingerprint, "")  # the old formula
+    monkeypatch.chdir(tmp_path)
+    with _older_taskvec(monkeypatch):
+        written = evaluate(config, adapter=adapter, show_progress=False)
+    assert written.folder.root != default_run_dir(config, [task], model_fingerprint=adapter.fingerprint)
+    computed = _counting_units(monkeypatch)
+    again = evaluate(config, adapter=adapter, show_progress=False)
+    assert (again.folder.root, computed) == (written.folder.root, [])
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [written.folder.root.name]
+
+
+def test_a_reproductions_text_condition_written_by_an_older_taskvec_resumes(tmp_path, monkeypatch):
+    """``taskvec reproduce`` runs each condition through ``run_conditions`` into
+    ``conditions/<name>``: an older reproduction's text condition, killed after its first unit,
+    is completed in place (a whole reproduction is the slow ``tests/experiments/test_reproduce.py``)."""
+    task = str(write_tiny_task(tmp_path / "task", test=2))
+    condition = Condition("text-icl", "text")
+    root = tmp_path / "conditions"
+    vlm = build_llava()
+    options = dict(tasks=[task], seeds=[1, 2], layers=[1], answer_tokens=2)
+    with _older_taskvec(monkeypatch), monkeypatch.context() as killed:
+        _interrupted_after_first_unit(killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_conditions(vlm, [condition], root, False, **options)
+    computed = _counting_units(monkeypatch)
+    results = run_conditions(vlm, [condition], root, False, **options)
+    assert [seed for _, seed in computed] == [2]
+    assert results[condition].folder.is_complete()
+    assert json.loads((root / condition.name / "config.json").read_text())["experiment"]["style"] == "noto"
+
+
+def test_a_folder_of_another_run_with_a_recorded_style_stays_another_configuration(tmp_path):
+    task = load_task_file(write_tiny_task(tmp_path / "data"))
+    adapter = tiny_llm("llama", layers=3)
+    config = _config(task, layers=[1])
     out = tmp_path / "run"
     out.mkdir()
-    recorded = {"experiment": config.model_dump(mode="json"), "config_hash": then, "lineage": "older"}
+    recorded = {"experiment": config.model_dump(mode="json"), "config_hash": "0" * 12, "lineage": "older"}
     (out / "config.json").write_text(json.dumps(recorded))
     before = snapshot(out)
-    with pytest.raises(ConfigError, match=r"written by an older taskvec.*--style 'noto'.*delete it"):
-        evaluate(config, out, adapter=adapter, show_progress=False)
-    assert snapshot(out) == before
-    # a folder of another run stays "another configuration"
-    (out / "config.json").write_text(json.dumps({**recorded, "config_hash": "0" * 12}))
     with pytest.raises(ConfigError, match="another configuration"):
         evaluate(config, out, adapter=adapter, show_progress=False)
+    assert snapshot(out) == before

@@ -149,8 +149,13 @@ def run_identity(
     identity is refused (or, if only the seeds differ, extended), so changing any of them never
     reuses a result computed under the old one; units carry their own ``unit_identity``. The
     style counts only where a picture is drawn in it (``ExperimentConfig.as_run``)."""
+    return _run_identity(config.as_run(tasks), tasks, model_fingerprint, data_fingerprint)
+
+
+def _run_identity(hashed: ExperimentConfig, tasks: list[Task], model_fingerprint: str, data: str) -> str:
+    """``run_identity`` of options already as the run hashes them (``_Hashing``)."""
     prints = [t.fingerprint() for t in tasks]
-    return digest(config.as_run(tasks).config_hash(), *prints, model_fingerprint, data_fingerprint)
+    return digest(hashed.config_hash(), *prints, model_fingerprint, data)
 
 
 def unit_identity(config: ExperimentConfig, task: Task, model_fingerprint: str = "", images: str = "") -> str:
@@ -158,17 +163,53 @@ def unit_identity(config: ExperimentConfig, task: Task, model_fingerprint: str =
     is computed for its own task and seed only), the task's data and images, and the weights. It
     keys the unit and vector cache, so a run that adds seeds reuses the units it already has. The
     layer selection is left out: it is made after the units, from their validation curves."""
-    settings = _settings(config.as_run([task]), {"tasks", "seeds", "layer_selection"})
+    return _unit_identity(config.as_run([task]), task, model_fingerprint, images)
+
+
+def _unit_identity(hashed: ExperimentConfig, task: Task, model_fingerprint: str, images: str) -> str:
+    settings = _settings(hashed, {"tasks", "seeds", "layer_selection"})
     return digest(settings, task.fingerprint(), model_fingerprint, images)
 
 
-def _lineage(config: ExperimentConfig, tasks: list[Task], model_fingerprint: str, images: str) -> str:
+def _lineage(hashed: ExperimentConfig, tasks: list[Task], model_fingerprint: str, images: str) -> str:
     """Runs that differ only in their seeds share a folder (each unit checks its own identity), so
     adding seeds to a finished run computes only the new units; so do runs that differ only in
     their layer selection (the same units, other test answers)."""
     prints = [t.fingerprint() for t in tasks]
-    settings = _settings(config.as_run(tasks), {"seeds", "layer_selection"})
+    settings = _settings(hashed, {"seeds", "layer_selection"})
     return digest(settings, *prints, model_fingerprint, images)
+
+
+class _Hashing:
+    """How a run's identities count its options: as ``ExperimentConfig.as_run`` records them, or,
+    in a folder an older taskvec wrote for this very run when its identity still counted the
+    ``--style`` of a run that draws no picture in it, with that recorded style everywhere (the
+    older formula). Such a folder then resumes, and reads back, under the identity it was written
+    with: its units are reused and new ones stamped alike, never mixed with the new formula's."""
+
+    def __init__(self, config: ExperimentConfig, older_style: str | None = None):
+        self.config, self.older_style = config, older_style
+
+    @classmethod
+    def for_folder(
+        cls, folder: RunFolder, config: ExperimentConfig, tasks: list[Task], fingerprint: str, images: str
+    ) -> _Hashing:
+        existing = folder.config()
+        style = existing.get("experiment", {}).get("style")
+        if not style or config.as_run(tasks).style is not None:
+            return cls(config)
+        older = cls(config, style)
+        identity = _run_identity(older.of(tasks), tasks, fingerprint, images)
+        lineage = _lineage(older.of(tasks), tasks, fingerprint, images)
+        if existing.get("config_hash") == identity or existing.get("lineage") == lineage:
+            return older
+        return cls(config)  # another run's folder: refused as such
+
+    def of(self, tasks: list[Task]) -> ExperimentConfig:
+        """The options as hashed for (a unit of) ``tasks``."""
+        if self.older_style:
+            return self.config.model_copy(update={"style": self.older_style})
+        return self.config.as_run(tasks)
 
 
 def _settings(config: ExperimentConfig, exclude: set[str]) -> str:
@@ -213,9 +254,23 @@ def default_run_dir(
     model_fingerprint: str = "",
     data_fingerprint: str = "",
 ) -> Path:
-    identity = run_identity(config, tasks, model_fingerprint, data_fingerprint)
+    return _run_dir(root, config, run_identity(config, tasks, model_fingerprint, data_fingerprint))
+
+
+def _run_dir(root: Path, config: ExperimentConfig, identity: str) -> Path:
     name = f"{config.model}-{config.spec}-{config.query}-{config.template.name}-{identity}"
     return root / name.replace("/", "_")
+
+
+def _default_folder(config: ExperimentConfig, tasks: list[Task], fingerprint: str, images: str) -> Path:
+    """``default_run_dir``, or where this run has none yet but an older taskvec, whose identity
+    still counted the ``--style`` of a run that draws no picture in it, wrote one: that folder
+    (named by that identity), so the same command resumes or reads it back (``_Hashing``)."""
+    path = default_run_dir(config, tasks, Path("runs"), fingerprint, images)
+    if path.exists() or config.as_run(tasks).style is not None:
+        return path
+    older = _run_dir(Path("runs"), config, _run_identity(config, tasks, fingerprint, images))
+    return older if RunFolder(older).config_path.is_file() else path
 
 
 def _finished_unit(
@@ -280,11 +335,14 @@ def evaluate(
         )
     fingerprint = adapter.fingerprint if source is adapter else f"{adapter.fingerprint}<-{source.fingerprint}"
     images_hash = _images_hash(images)
-    identity = run_identity(config, tasks, fingerprint, images_hash)
-    unit_ids = {t.name: unit_identity(config, t, fingerprint, images[t.name]) for t in tasks}
-    folder = RunFolder(out or default_run_dir(config, tasks, Path("runs"), fingerprint, images_hash))
+    folder = RunFolder(out or _default_folder(config, tasks, fingerprint, images_hash))
+    hashing = _Hashing.for_folder(folder, config, tasks, fingerprint, images_hash)
+    identity = _run_identity(hashing.of(tasks), tasks, fingerprint, images_hash)
+    unit_ids = {t.name: _unit_identity(hashing.of([t]), t, fingerprint, images[t.name]) for t in tasks}
+    lineage = _lineage(hashing.of(tasks), tasks, fingerprint, images_hash)
     resolved = {
-        "experiment": config.as_run(tasks).model_dump(mode="json"),  # the style only where drawn
+        # the style only where drawn; config.json of an older folder keeps the style it recorded
+        "experiment": hashing.of(tasks).model_dump(mode="json"),
         "model": adapter.describe(),
         "vector_model": source.describe(),
         "tasks": {t.name: {"source": t.source, "fingerprint": t.fingerprint()} for t in tasks},
@@ -295,8 +353,6 @@ def evaluate(
     if config.needs_images:  # the pictures shown (image ICL shows the val split's; image queries both)
         splits = ("val", "test") if config.query == "image" else ("val",)
         resolved["pictures"] = pictures_shown(tasks, config.style, splits)
-    lineage = _lineage(config, tasks, fingerprint, images_hash)
-    _refuse_style_counted(folder, config, tasks, fingerprint, images_hash)
     folder.refuse_other_run(identity, lineage)  # before the lock: another run's folder stays untouched
     with ranks.folder_lock(folder):  # one command per folder: a second one is refused, never mixed in
         finished = None
@@ -400,7 +456,8 @@ def evaluate(
         test_scores = layer_scores(units, "test")
         write_run_outputs(folder, config, val_scores, predictions, best, test_scores, task_layers)
         scores = (val_scores, test_scores)
-        write_results(folder.root, resolved, predictions, *scores, best, config.selection_metric, task_layers)
+        shown = {**resolved, "experiment": config.as_run(tasks).model_dump(mode="json")}  # as a fresh run
+        write_results(folder.root, shown, predictions, *scores, best, config.selection_metric, task_layers)
         folder.finish(
             best_layer=best,
             layer_selection=config.layer_selection,
@@ -411,28 +468,6 @@ def evaluate(
         result = RunResult(folder, best, val_scores, predictions, task_layers, config.layer_selection)
         ranks.barrier()  # the folder is complete for the other ranks
         return result
-
-
-def _refuse_style_counted(
-    folder: RunFolder, config: ExperimentConfig, tasks: list[Task], fingerprint: str, images: str
-) -> None:
-    """A folder of this very run written by a taskvec whose run identity still counted the
-    ``--style`` of a run that draws no picture in it: its units are stamped with that identity, so
-    it is refused with what to do rather than taken for another configuration."""
-    existing = folder.config()
-    style = existing.get("experiment", {}).get("style")
-    if not style or config.as_run(tasks).style is not None:
-        return
-    then = config.model_copy(update={"style": style})  # the options as that taskvec hashed them
-    prints = [t.fingerprint() for t in tasks]
-    old_identity = digest(then.config_hash(), *prints, fingerprint, images)
-    old_lineage = digest(_settings(then, {"seeds", "layer_selection"}), *prints, fingerprint, images)
-    if existing.get("config_hash") == old_identity or existing.get("lineage") == old_lineage:
-        raise ConfigError(
-            f"{folder.root} was written by an older taskvec, whose run identity counted --style "
-            f"{style!r} although this run draws no picture in a style; it cannot be resumed or read "
-            "back: delete it or choose another --out, and run again"
-        )
 
 
 def _refuse_fewer_seeds(folder: RunFolder, config: ExperimentConfig, identity: str, lineage: str) -> None:
