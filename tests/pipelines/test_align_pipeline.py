@@ -3,11 +3,9 @@ alone, or with LoRA) trains the VLM that one function builds."""
 
 from __future__ import annotations
 
-from io import StringIO
-
 import torch
+from helpers.bars import FakeClock, bar_text
 from helpers.tinyllm import tiny_text_lm
-from rich.console import Console
 
 from taskvec.align.projector import ProjectorConfig, new_projector
 from taskvec.align.recogniser import Recogniser
@@ -18,29 +16,15 @@ from taskvec.pipelines.align import training_vlm as build
 from taskvec.tasks import images as suite
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _row(progress) -> str:
-    out = StringIO()
-    Console(file=out, width=200, color_system=None).print(progress.make_tasks_table(progress.tasks))
-    return out.getvalue()
-
-
 def test_the_training_bar_shows_an_eta_on_steps_of_minutes_and_the_loss():
-    clock = _Clock()
+    clock = FakeClock()
     progress = training_bar(show=True, get_time=clock)
     bar = progress.add_task("stage 2: projector", total=20, loss=float("nan"))
-    assert "-:--:--" in _row(progress)
+    assert "-:--:--" in bar_text(progress)
     for step in range(2):
         clock.now += 90  # a step of a minute and a half (rich's own column forgets after 30 s)
         progress.update(bar, completed=step + 1, loss=0.5)
-    row = _row(progress)
+    row = bar_text(progress)
     assert "~0:27:00 left" in row and "2/20" in row and "loss 0.500" in row  # 18 steps x 90 s
 
 

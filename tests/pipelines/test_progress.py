@@ -1,48 +1,32 @@
 """The run bar tells the time when each step takes minutes (rich's own estimate forgets progress
 older than 30 s and stays at -:--:--)."""
 
-from io import StringIO
-
-from rich.console import Console
+from helpers.bars import FakeClock, bar_text
 
 from taskvec.pipelines.progress import progress_bar
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _row(progress) -> str:
-    out = StringIO()
-    Console(file=out, width=200, color_system=None).print(progress.make_tasks_table(progress.tasks))
-    return out.getvalue()
-
-
 def test_an_eta_appears_on_steps_of_minutes():
-    clock = _Clock()
+    clock = FakeClock()
     progress = progress_bar(show=True)
     progress.get_time = clock  # the bar's clock, set before its task starts
     bar = progress.add_task("units", total=10)
-    assert "-:--:--" in _row(progress)  # nothing done yet: no estimate
+    assert "-:--:--" in bar_text(progress)  # nothing done yet: no estimate
     for _ in range(2):
         clock.now += 300  # five minutes a step
         progress.advance(bar)
-    assert "0:40:00" in _row(progress)  # 8 steps left at 5 minutes each
+    assert "0:40:00" in bar_text(progress)  # 8 steps left at 5 minutes each
 
 
 def test_a_resumed_bar_counts_only_this_runs_steps():
-    clock = _Clock()
+    clock = FakeClock()
     progress = progress_bar(show=True)
     progress.get_time = clock
     bar = progress.add_task("units", total=10, completed=6)  # 6 finished by an earlier run
-    _row(progress)
+    bar_text(progress)
     clock.now += 120
     progress.advance(bar)
-    assert "0:06:00" in _row(progress)  # 3 left at 2 minutes, not 3 x 120/7
+    assert "0:06:00" in bar_text(progress)  # 3 left at 2 minutes, not 3 x 120/7
 
 
 def test_a_slow_step_inside_a_unit_shows_its_count_and_an_eta(tmp_path, monkeypatch):
@@ -54,7 +38,7 @@ def test_a_slow_step_inside_a_unit_shows_its_count_and_an_eta(tmp_path, monkeypa
     import taskvec.pipelines.evaluate as pipeline
     from taskvec.evaluation.protocol import ExperimentConfig
 
-    clock, bars, rows = _Clock(), [], []
+    clock, bars, rows = FakeClock(), [], []
     monkeypatch.setattr(
         pipeline, "progress_bar", lambda show: bars.append(progress_bar(show, clock)) or bars[-1]
     )
@@ -66,7 +50,7 @@ def test_a_slow_step_inside_a_unit_shows_its_count_and_an_eta(tmp_path, monkeypa
         def told(done: int, total: int) -> None:
             clock.now += 60 if done else 0  # each batch takes a minute
             on_progress(done, total)
-            rows.append(_row(bars[-1]))
+            rows.append(bar_text(bars[-1]))
 
         return real_run_unit(*args, on_step, told)
 
@@ -89,7 +73,7 @@ def test_the_test_answers_after_the_units_have_a_bar_of_their_own(tmp_path, monk
     import taskvec.pipelines.evaluate as pipeline
     from taskvec.evaluation.protocol import ExperimentConfig
 
-    clock, bars, rows = _Clock(), [], []
+    clock, bars, rows = FakeClock(), [], []
     monkeypatch.setattr(
         pipeline, "progress_bar", lambda show: bars.append(progress_bar(show, clock)) or bars[-1]
     )
@@ -101,7 +85,7 @@ def test_the_test_answers_after_the_units_have_a_bar_of_their_own(tmp_path, monk
         def told(done: int, total: int) -> None:
             clock.now += 60
             on_progress(done, total)
-            rows.append(_row(bars[-1]))
+            rows.append(bar_text(bars[-1]))
 
         return real_answers(*args, told)
 
@@ -123,19 +107,19 @@ def test_the_bars_go_to_stderr_not_stdout(capsys):
     assert "1/2" in err and out == ""
 
 
-def _stage_rows(rows: list, clock: _Clock, bars: list):
+def _stage_rows(rows: list, clock: FakeClock, bars: list):
     """A wrapper for an engine function a stage calls with ``on_progress``: each batch takes a
     minute on ``clock``, and the bar's row is kept (with the minutes since the bar began) as the
     call starts and after each batch."""
 
     def wrap(real):
         def wrapper(*args, on_progress, **kwargs):
-            rows.append((clock.now - bars[-1].started, _row(bars[-1].progress)))
+            rows.append((clock.now - bars[-1].started, bar_text(bars[-1].progress)))
 
             def told(done: int, total: int) -> None:
                 clock.now += 60
                 on_progress(done, total)
-                rows.append((clock.now - bars[-1].started, _row(bars[-1].progress)))
+                rows.append((clock.now - bars[-1].started, bar_text(bars[-1].progress)))
 
             return real(*args, on_progress=told, **kwargs)
 
@@ -166,7 +150,7 @@ def test_ensembling_and_task_conflict_count_their_answers_with_an_eta(tmp_path, 
     import taskvec.pipelines.reproduce as pipeline
     from taskvec.experiments.conditions import Condition
 
-    clock, bars, rows = _Clock(), [], []
+    clock, bars, rows = FakeClock(), [], []
 
     def clocked_bar(show):
         bars.append(SimpleNamespace(progress=progress_bar(show, clock), started=clock.now))
