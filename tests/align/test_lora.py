@@ -77,6 +77,26 @@ def test_stored_adapters_load_back_merged_and_misfits_are_refused():
         load_lora(other, dict(list(state.items())[1:]), rank=4, alpha=8, targets=targets)
 
 
+def test_adapters_on_chosen_layers_sit_only_there_and_load_back_only_there():
+    llm = tiny_text_lm("gemma3-hybrid")
+    chosen = (0,)
+    targets = ("q_proj", "v_proj")
+    fresh = copy.deepcopy(llm.model)
+    add_lora(llm.model, rank=4, alpha=8, targets=targets, layers=chosen)
+    assert len(lora_layers(llm.model)) == len(targets) * len(chosen) < len(targets) * llm.num_layers
+    state = lora_state(llm.model)
+    assert state and all(".layers.0." in name for name in state)
+    for tensor in state.values():
+        tensor.normal_(std=0.2)
+    tuned = _text_logits(llm, _prompts())
+    llm.model = fresh
+    with pytest.raises(ModelSpecError, match="do not fit"):  # recorded on one layer, loaded on all
+        load_lora(copy.deepcopy(fresh), dict(state), rank=4, alpha=8, targets=targets)
+    copies = {k: v.clone() for k, v in state.items()}
+    load_lora(fresh, copies, rank=4, alpha=8, targets=targets, layers=chosen)
+    torch.testing.assert_close(_text_logits(llm, _prompts()), tuned, atol=1e-5, rtol=1e-4)
+
+
 def _tiny_vlm():
     llm = tiny_text_lm("gemma3-hybrid")
     projector = EntityNameProjector(len(NAMES), llm.hidden_size, tokens_per_image=2, visual_rank=4)

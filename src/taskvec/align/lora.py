@@ -65,6 +65,8 @@ class LoraStageConfig(BaseModel):
     rank: int = 8
     alpha: float = 16.0
     targets: tuple[str, ...] = DEFAULT_TARGETS
+    #: decoder layers that get adapters (None: all of them)
+    layers: tuple[int, ...] | None = None
     steps: int = 40
     batch_size: int = 8  # image sequences per step
     text_batch_size: int = 4  # text sequences per step (distillation)
@@ -218,7 +220,7 @@ def train_lora(
     model.llm.requires_grad_(False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)  # the adapters' initialisation follows the seed alone
-        add_lora(model.llm, config.rank, config.alpha, config.targets)
+        add_lora(model.llm, config.rank, config.alpha, config.targets, config.layers)
     projector = model.projector
     projector.classifier.requires_grad_(False)
     lora = [p for p in model.llm.parameters() if p.requires_grad]

@@ -170,7 +170,15 @@ def load_embedded_vlm(
     config = projector_info["projector_config"] if tuned else projector_info["config"]
     if tuned:
         lora = projector_info["config"]
-        load_lora(llm.model, _split(projector, "lora."), lora["rank"], lora["alpha"], tuple(lora["targets"]))
+        layers = lora.get("layers")  # absent from sidecars written before adapters could skip layers
+        load_lora(
+            llm.model,
+            _split(projector, "lora."),
+            lora["rank"],
+            lora["alpha"],
+            tuple(lora["targets"]),
+            None if layers is None else tuple(layers),
+        )
     encoder = build_encoder(_split(recogniser, "encoder."))
     # the projector's classifier is the recogniser's entity head; the rest was trained on the LLM
     projector_state = {

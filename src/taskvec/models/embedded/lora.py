@@ -30,12 +30,26 @@ def lora_layers(model: nn.Module) -> list[LoraLayer]:
     return [module for module in model.modules() if isinstance(module, LoraLayer)]
 
 
-def add_lora(model: nn.Module, rank: int, alpha: float, targets: tuple[str, ...] = DEFAULT_TARGETS) -> None:
-    """Inject fresh adapters (``B = 0``: the model computes as before) into ``model`` in place;
-    only the adapters are trainable afterwards."""
+def add_lora(
+    model: nn.Module,
+    rank: int,
+    alpha: float,
+    targets: tuple[str, ...] = DEFAULT_TARGETS,
+    layers: tuple[int, ...] | None = None,
+) -> None:
+    """Inject fresh adapters (``B = 0``: the model computes as before) into ``model`` in place,
+    in the decoder layers ``layers`` (None: all); only the adapters are trainable afterwards."""
     if lora_layers(model):
         raise ModelSpecError("the language model already holds LoRA adapters")
-    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(targets), bias="none")
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=0.0,
+        target_modules=list(targets),
+        bias="none",
+        layers_to_transform=None if layers is None else list(layers),
+        layers_pattern=None if layers is None else "layers",
+    )
     inject_adapter_in_model(config, model)
     if not lora_layers(model):
         raise ModelSpecError(f"no module of the language model matches the LoRA targets {list(targets)}")
@@ -49,11 +63,16 @@ def lora_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def load_lora(
-    model: nn.Module, state: dict[str, torch.Tensor], rank: int, alpha: float, targets: tuple[str, ...]
+    model: nn.Module,
+    state: dict[str, torch.Tensor],
+    rank: int,
+    alpha: float,
+    targets: tuple[str, ...],
+    layers: tuple[int, ...] | None = None,
 ) -> None:
-    """Inject adapters shaped by ``rank``/``targets``, fill them from ``state`` (every adapter
-    tensor must be there, nothing else) and merge them into the base weights."""
-    add_lora(model, rank, alpha, targets)
+    """Inject adapters shaped by ``rank``/``targets``/``layers``, fill them from ``state`` (every
+    adapter tensor must be there, nothing else) and merge them into the base weights."""
+    add_lora(model, rank, alpha, targets, layers)
     expected = set(lora_state(model))
     if set(state) != expected:
         missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
