@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict
 from taskvec.align.projector import AnswerBatch, _lm_logits, answer_loss
 from taskvec.align.recogniser import RecognitionData
 from taskvec.models.embedded.adapter import EmbeddedVLMAdapter
-from taskvec.models.embedded.lora import DEFAULT_TARGETS, adapters_disabled, add_lora
+from taskvec.models.embedded.lora import ATTENTION_TARGETS, adapters_disabled, add_lora
 from taskvec.prompts.template import get_template
 
 
@@ -64,21 +64,23 @@ class LoraStageConfig(BaseModel):
 
     rank: int = 8
     alpha: float = 16.0
-    targets: tuple[str, ...] = DEFAULT_TARGETS
+    #: attention only: adapters on the MLPs too made the tuned LLM answer an item's own name more
+    #: often on text and cost text ICL (docs/embedded-vlm.md, the recipes tried)
+    targets: tuple[str, ...] = ATTENTION_TARGETS
     #: decoder layers that get adapters (None: all of them)
     layers: tuple[int, ...] | None = None
     steps: int = 40
     batch_size: int = 8  # image sequences per step
-    text_batch_size: int = 4  # text sequences per step (distillation)
+    text_batch_size: int = 8  # text sequences per step (distillation)
     lr_lora: float = 2e-3
     lr_projector: float = 1e-3
     max_context_examples: int = 4
     answer_tokens: int = 4
     #: image sequences whose demonstrations are text, not images
-    cross_modal_share: float = 0.6
+    cross_modal_share: float = 0.9
     #: sequences whose relation is the name itself (the rest draw from ``RELATIONS``)
     name_share: float = 0.4
-    distill_weight: float = 1.0
+    distill_weight: float = 10.0
     #: where the text sequences are distilled: ``answers`` (each answer's first token) or
     #: ``every_token`` (the next-token distribution at every position of the sequence)
     distill_at: Literal["answers", "every_token"] = "answers"

@@ -22,8 +22,10 @@ from torch import nn
 
 from taskvec.errors import ModelSpecError
 
-#: the decoder's linear layers that get adapters (attention and MLP, as QLoRA / LLaVA-LoRA do)
+#: the decoder's linear layers that get adapters by default (attention and MLP, as QLoRA / LLaVA-LoRA do)
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+#: attention projections only: what the shipped ``lora-gemma3`` tunes
+ATTENTION_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 def lora_layers(model: nn.Module) -> list[LoraLayer]:
