@@ -666,7 +666,7 @@ def _matrix_section(folder: _Folder) -> Section:
 
 def _claims_section(folder: _Folder) -> Section:
     """The paper's claims one by one, each with our verdict."""
-    verdicts = folder.table("claims", [0, 1]).fillna("")
+    verdicts = folder.table("claims", [0, 1]).astype(object).fillna("")
     return Section(
         "Claims, one by one",
         2,
@@ -938,7 +938,7 @@ def variant_claims(folders: list[_Folder]) -> pd.DataFrame:
     merged = None
     for f in folders:
         name = f.config["model"]["name"]
-        table = f.table("claims", [0, 1]).fillna("")
+        table = f.table("claims", [0, 1]).astype(object).fillna("")
         part = table[["ours", "held"]].rename(columns={"ours": f"{name}: ours", "held": f"{name}: held"})
         merged = table[["paper"]].join(part) if merged is None else merged.join(part, how="left")
     return merged.fillna("")
