@@ -59,16 +59,25 @@ def test_fresh_adapters_change_nothing_and_switched_off_give_the_bare_llm():
     assert not torch.allclose(_text_logits(llm, _prompts()), bare)  # on again afterwards
 
 
-def test_stored_adapters_load_back_merged_and_misfits_are_refused():
-    llm = tiny_text_lm("gemma3-hybrid")
-    targets = ("q_proj", "o_proj", "up_proj")
-    fresh = copy.deepcopy(llm.model)
-    add_lora(llm.model, rank=4, alpha=8, targets=targets)
+def _randomised_adapters(llm, targets, layers=None):
+    """Adapters with random weights on a copy of ``llm.model``: the tuned copy, its adapter
+    tensors and its logits on ``_prompts()``; ``llm`` is left holding the untouched model."""
+    fresh = llm.model
+    llm.model = copy.deepcopy(fresh)
+    add_lora(llm.model, rank=4, alpha=8, targets=targets, layers=layers)
     state = lora_state(llm.model)
     for tensor in state.values():
         tensor.normal_(std=0.2)
-    tuned = _text_logits(llm, _prompts())
+    tuned_model, tuned = llm.model, _text_logits(llm, _prompts())
     llm.model = fresh
+    return tuned_model, state, tuned
+
+
+def test_stored_adapters_load_back_merged_and_misfits_are_refused():
+    llm = tiny_text_lm("gemma3-hybrid")
+    targets = ("q_proj", "o_proj", "up_proj")
+    fresh = llm.model
+    _, state, tuned = _randomised_adapters(llm, targets)
     load_lora(fresh, {k: v.clone() for k, v in state.items()}, rank=4, alpha=8, targets=targets)
     assert all(layer.merged for layer in lora_layers(fresh))
     torch.testing.assert_close(_text_logits(llm, _prompts()), tuned, atol=1e-5, rtol=1e-4)
@@ -81,15 +90,10 @@ def test_adapters_on_chosen_layers_sit_only_there_and_load_back_only_there():
     llm = tiny_text_lm("gemma3-hybrid")
     chosen = (0,)
     targets = ("q_proj", "v_proj")
-    fresh = copy.deepcopy(llm.model)
-    add_lora(llm.model, rank=4, alpha=8, targets=targets, layers=chosen)
-    assert len(lora_layers(llm.model)) == len(targets) * len(chosen) < len(targets) * llm.num_layers
-    state = lora_state(llm.model)
+    fresh = llm.model
+    tuned_model, state, tuned = _randomised_adapters(llm, targets, layers=chosen)
+    assert len(lora_layers(tuned_model)) == len(targets) * len(chosen) < len(targets) * llm.num_layers
     assert state and all(".layers.0." in name for name in state)
-    for tensor in state.values():
-        tensor.normal_(std=0.2)
-    tuned = _text_logits(llm, _prompts())
-    llm.model = fresh
     with pytest.raises(ModelSpecError, match="do not fit"):  # recorded on one layer, loaded on all
         load_lora(copy.deepcopy(fresh), dict(state), rank=4, alpha=8, targets=targets)
     copies = {k: v.clone() for k, v in state.items()}
