@@ -15,8 +15,10 @@ from taskvec.align.lora import (
     LoraStageConfig,
     TextBatch,
     distillation_loss,
+    sample_category_sequences,
     sample_image_sequences,
     sample_text_prompts,
+    text_answer_loss,
     train_lora,
 )
 from taskvec.align.projector import AnswerBatch, answer_loss
@@ -178,3 +180,44 @@ def test_a_few_lora_steps_lower_the_image_loss_and_move_text_logits_off_the_bare
     assert not torch.allclose(_text_logits(adapter, _prompts()), bare)
     with adapters_disabled(adapter.model.llm):
         torch.testing.assert_close(_text_logits(adapter, _prompts()), bare, atol=1e-6, rtol=1e-6)
+
+
+CATEGORIES = ["country flag", "country flag", "animal mammal", "animal mammal", "food asian", "food fruit"]
+
+
+def test_category_sequences_are_text_only_answered_by_the_category_and_training_lowers_their_loss():
+    torch.manual_seed(0)
+    adapter, data = _tiny_vlm()
+    config = LoraStageConfig(
+        rank=4, steps=15, batch_size=4, text_batch_size=2, category_batch_size=8, lr_lora=2e-2, seed=3
+    )
+    sequences = sample_category_sequences(adapter, NAMES, CATEGORIES, config, random.Random(4))
+    assert len(sequences) == config.category_batch_size
+    assert all(rows == [] and adapter.model.image_token_id not in ids for ids, rows, _ in sequences)
+    answers = {adapter.tokenizer.decode(answer).strip() for _, _, answer in sequences}
+    assert answers and all(any(c.startswith(a) for c in CATEGORIES) for a in answers)
+    assert not answers & set(NAMES)  # the answer never repeats the name
+    animals = [i for i, domain in enumerate(DOMAINS) if domain == "animals"]
+    only_animals = sample_category_sequences(adapter, NAMES, CATEGORIES, config, random.Random(5), animals)
+    decoded = {adapter.tokenizer.decode(answer).strip() for _, _, answer in only_animals}
+    assert decoded and all(a and "animal mammal".startswith(a) for a in decoded)  # cut to answer_tokens
+    with pytest.raises(ValueError, match="no entity"):
+        train_lora(
+            adapter,
+            torch.zeros(1, len(data.labels), FEATURE_DIM),
+            data,
+            NAMES,
+            DOMAINS,
+            config.model_copy(update={"category_domains": ("plants",)}),
+            categories=CATEGORIES,
+        )
+    fixed = AnswerBatch(adapter, sequences)
+    with torch.no_grad():
+        before = float(text_answer_loss(adapter, fixed))
+    features = torch.randn(1, len(data.labels), FEATURE_DIM)
+    with pytest.raises(ValueError, match="categories"):
+        train_lora(adapter, features, data, NAMES, DOMAINS, config)
+    log = train_lora(adapter, features, data, NAMES, DOMAINS, config, categories=CATEGORIES)
+    with torch.no_grad():
+        after = float(text_answer_loss(adapter, fixed))
+    assert "category_loss" in log[0] and after < before

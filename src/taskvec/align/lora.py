@@ -84,6 +84,11 @@ class LoraStageConfig(BaseModel):
     #: where the text sequences are distilled: ``answers`` (each answer's first token) or
     #: ``every_token`` (the next-token distribution at every position of the sequence)
     distill_at: Literal["answers", "every_token"] = "answers"
+    #: text ICL sequences per step on the entity's Unicode subcategory, trained on their answers
+    category_batch_size: int = 0
+    category_weight: float = 1.0
+    #: suite domains whose entities the category sequences draw from (None: every domain)
+    category_domains: tuple[str, ...] | None = None
     templates: tuple[str, ...] = ("spaced", "paper")
     seed: int = 0
 
@@ -189,6 +194,44 @@ def sample_text_prompts(
     return prompts
 
 
+def category(subcategory: str) -> str:
+    """A Unicode emoji subcategory as an answer: ``animal-mammal`` -> ``animal mammal``."""
+    return subcategory.replace("-", " ")
+
+
+def sample_category_sequences(
+    adapter: EmbeddedVLMAdapter,
+    names: list[str],
+    categories: list[str],
+    config: LoraStageConfig,
+    rng: random.Random,
+    pool: list[int] | None = None,
+) -> list[tuple[list[int], list[int], list[int]]]:
+    """Text ICL sequences whose answers are the entities' categories, on the entities in ``pool``
+    (default: all); see :class:`AnswerBatch` (no image rows)."""
+    pool = list(range(len(names))) if pool is None else pool
+    sequences = []
+    for _ in range(config.category_batch_size):
+        template = get_template(rng.choice(config.templates))
+        entities = [rng.choice(pool) for _ in range(rng.randint(1, config.max_context_examples) + 1)]
+        demos = [(names[e], categories[e]) for e in entities[:-1]]
+        ids = adapter.prompt_ids(template.icl(demos, names[entities[-1]]))[0]
+        answer_text = template.answer_prefix + categories[entities[-1]]
+        answer = adapter.tokenizer(answer_text, add_special_tokens=False)["input_ids"][: config.answer_tokens]
+        sequences.append((ids, [], answer))
+    return sequences
+
+
+def text_answer_loss(adapter: EmbeddedVLMAdapter, batch: AnswerBatch) -> torch.Tensor:
+    """The LLM's cross-entropy on the answer tokens of text-only sequences."""
+    llm = adapter.model.llm
+    hidden = llm.get_decoder()(
+        input_ids=batch.input_ids, attention_mask=batch.attention_mask
+    ).last_hidden_state
+    answered = batch.targets != -100
+    return F.cross_entropy(_lm_logits(llm, hidden[answered]).float(), batch.targets[answered])
+
+
 def distillation_loss(adapter: EmbeddedVLMAdapter, batch: TextBatch) -> torch.Tensor:
     """KL(frozen LLM || tuned LLM) of the next token at ``batch.positions``."""
     llm = adapter.model.llm
@@ -210,9 +253,21 @@ def train_lora(
     domains: list[str],
     config: LoraStageConfig,
     on_step: Callable[[int, int, float], None] | None = None,
+    categories: list[str] | None = None,
 ) -> list[dict]:
     """Add LoRA adapters to ``adapter.model.llm`` and train them with the projector, in place
-    (the adapters stay unmerged); returns the loss log. ``features``: ``[copies, n, F]``."""
+    (the adapters stay unmerged); returns the loss log. ``features``: ``[copies, n, F]``;
+    ``categories``: each entity's answer for the category sequences (needed when
+    ``config.category_batch_size`` > 0)."""
+    if config.category_batch_size and categories is None:
+        raise ValueError("category_batch_size > 0 needs the entities' categories")
+    category_pool = [
+        i
+        for i, domain in enumerate(domains)
+        if config.category_domains is None or domain in config.category_domains
+    ]
+    if config.category_batch_size and not category_pool:
+        raise ValueError(f"no entity of the domains {config.category_domains} for the category sequences")
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     model = adapter.model
@@ -251,6 +306,15 @@ def train_lora(
             ),
         )
         loss = image_loss + config.distill_weight * text_loss
+        category_loss = None
+        if config.category_batch_size:
+            category_loss = text_answer_loss(
+                adapter,
+                AnswerBatch(
+                    adapter, sample_category_sequences(adapter, names, categories, config, rng, category_pool)
+                ),
+            )
+            loss = loss + config.category_weight * category_loss
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -261,6 +325,7 @@ def train_lora(
                 "loss": round(loss.item(), 4),
                 "image_loss": round(image_loss.item(), 4),
                 "text_kl": round(text_loss.item(), 5),
+                **({} if category_loss is None else {"category_loss": round(category_loss.item(), 4)}),
                 "seconds": round(time.perf_counter() - started, 1),
             }
         )

@@ -23,7 +23,7 @@ from taskvec.align.evaluate import (
     recognition_table,
     summarise,
 )
-from taskvec.align.lora import LoraStageConfig, train_lora
+from taskvec.align.lora import LoraStageConfig, category, train_lora
 from taskvec.align.projector import (
     ProjectorConfig,
     calibrated_temperature,
@@ -195,6 +195,7 @@ def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, optio
     data = RecognitionData.training(entity_ids)
     names = entity_names(entity_ids)
     domains = [suite.entity_info(entity)["domain"] for entity in entity_ids]
+    categories = [category(suite.entity_info(entity)["subcategory"]) for entity in entity_ids]
     started = time.perf_counter()
     with training_bar() as progress:
         bar = progress.add_task(f"stage 2 + LoRA ({key})", total=config.steps, loss=float("nan"))
@@ -205,7 +206,7 @@ def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, optio
 
         features = cached_features(recogniser, data, projector_config, recogniser_info["sha256"])
         with torch.enable_grad():
-            log = train_lora(adapter, features, data, names, domains, config, on_step)
+            log = train_lora(adapter, features, data, names, domains, config, on_step, categories)
     seconds = time.perf_counter() - started
     projector.eval()
     llm_module = adapter.model.llm
@@ -237,13 +238,7 @@ def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, optio
         "llm_fingerprint": llm.weights_fingerprint,
         "recogniser_sha256": recogniser_info["sha256"],
         "start_projector_sha256": start_info["sha256"],
-        "training_data": (
-            "entity names of the image suite and relations computed from a name (itself, in "
-            "capitals, its first letter, its suite domain); image sequences with image or text "
-            "demonstrations (cross-entropy on the image query's answer), text sequences "
-            "distilled from the frozen LLM (KL at each answer's first token); no task label, "
-            "no task split"
-        ),
+        "training_data": _lora_training_data(config),
         "train_seconds": round(seconds, 1),
         "final_loss": log[-1]["loss"],
         "recognition_strict": summarise(rows).to_dict(orient="index"),
@@ -253,6 +248,23 @@ def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, optio
     }
     save_weights(out / lora_file(key), tensors, info)
     return info
+
+
+def _lora_training_data(config: LoraStageConfig) -> str:
+    """The sidecar's account of what the LoRA stage trained on."""
+    distilled = "each answer's first token" if config.distill_at == "answers" else "every token"
+    categories = (
+        f"; text ICL on the entities' Unicode subcategories (cross-entropy on the answer, weight "
+        f"{config.category_weight})"
+        if config.category_batch_size
+        else ""
+    )
+    return (
+        "entity names of the image suite and relations computed from a name (itself, in "
+        "capitals, its first letter, its suite domain); image sequences with image or text "
+        "demonstrations (cross-entropy on the image query's answer), text sequences "
+        f"distilled from the frozen LLM (KL at {distilled}){categories}; no task label, no task split"
+    )
 
 
 def training_vlm(
