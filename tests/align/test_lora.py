@@ -18,7 +18,6 @@ from taskvec.align.lora import (
     sample_category_sequences,
     sample_image_sequences,
     sample_text_prompts,
-    text_answer_loss,
     train_lora,
 )
 from taskvec.align.projector import AnswerBatch, answer_loss
@@ -211,13 +210,13 @@ def test_category_sequences_are_text_only_answered_by_the_category_and_training_
             config.model_copy(update={"category_domains": ("plants",)}),
             categories=CATEGORIES,
         )
-    fixed = AnswerBatch(adapter, sequences)
-    with torch.no_grad():
-        before = float(text_answer_loss(adapter, fixed))
+    fixed = AnswerBatch(adapter, sequences)  # text only: no feature rows
     features = torch.randn(1, len(data.labels), FEATURE_DIM)
+    with torch.no_grad():
+        before = float(answer_loss(adapter, fixed, features[0]))
     with pytest.raises(ValueError, match="categories"):
         train_lora(adapter, features, data, NAMES, DOMAINS, config)
     log = train_lora(adapter, features, data, NAMES, DOMAINS, config, categories=CATEGORIES)
     with torch.no_grad():
-        after = float(text_answer_loss(adapter, fixed))
+        after = float(answer_loss(adapter, fixed, features[0]))
     assert "category_loss" in log[0] and after < before

@@ -222,16 +222,6 @@ def sample_category_sequences(
     return sequences
 
 
-def text_answer_loss(adapter: EmbeddedVLMAdapter, batch: AnswerBatch) -> torch.Tensor:
-    """The LLM's cross-entropy on the answer tokens of text-only sequences."""
-    llm = adapter.model.llm
-    hidden = llm.get_decoder()(
-        input_ids=batch.input_ids, attention_mask=batch.attention_mask
-    ).last_hidden_state
-    answered = batch.targets != -100
-    return F.cross_entropy(_lm_logits(llm, hidden[answered]).float(), batch.targets[answered])
-
-
 def distillation_loss(adapter: EmbeddedVLMAdapter, batch: TextBatch) -> torch.Tensor:
     """KL(frozen LLM || tuned LLM) of the next token at ``batch.positions``."""
     llm = adapter.model.llm
@@ -308,12 +298,8 @@ def train_lora(
         loss = image_loss + config.distill_weight * text_loss
         category_loss = None
         if config.category_batch_size:
-            category_loss = text_answer_loss(
-                adapter,
-                AnswerBatch(
-                    adapter, sample_category_sequences(adapter, names, categories, config, rng, category_pool)
-                ),
-            )
+            category_batch = sample_category_sequences(adapter, names, categories, config, rng, category_pool)
+            category_loss = answer_loss(adapter, AnswerBatch(adapter, category_batch), flat)
             loss = loss + config.category_weight * category_loss
         optimiser.zero_grad(set_to_none=True)
         loss.backward()

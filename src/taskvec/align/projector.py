@@ -190,9 +190,12 @@ def train_projector(
 
 
 def answer_loss(adapter: EmbeddedVLMAdapter, batch: AnswerBatch, features: torch.Tensor) -> torch.Tensor:
-    """The LLM's cross-entropy on the answer tokens, with images given by their ``features`` rows."""
+    """The LLM's cross-entropy on the answer tokens, with images given by their ``features`` rows
+    (a batch of text-only sequences has none)."""
     model = adapter.model
-    image_tokens = model.projector(features[batch.feature_rows])  # [images, K, hidden]
+    image_tokens = (
+        model.projector(features[batch.feature_rows]) if batch.feature_rows else None
+    )  # [images, K, hidden]
     embeds = model.embed(batch.input_ids, image_embeds=image_tokens)
     hidden = model.llm.get_decoder()(inputs_embeds=embeds, attention_mask=batch.attention_mask)
     answered = batch.targets != -100
