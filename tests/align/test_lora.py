@@ -181,7 +181,8 @@ def test_a_few_lora_steps_lower_the_image_loss_and_move_text_logits_off_the_bare
         torch.testing.assert_close(_text_logits(adapter, _prompts()), bare, atol=1e-6, rtol=1e-6)
 
 
-CATEGORIES = ["country flag", "country flag", "animal mammal", "animal mammal", "food asian", "food fruit"]
+SUBCATEGORIES = ["country flag", "country flag", "animal mammal", "animal mammal", "food asian", "food fruit"]
+CATEGORIES = {"subcategory": SUBCATEGORIES, "domain": DOMAINS}
 
 
 def test_category_sequences_are_text_only_answered_by_the_category_and_training_lowers_their_loss():
@@ -194,7 +195,7 @@ def test_category_sequences_are_text_only_answered_by_the_category_and_training_
     assert len(sequences) == config.category_batch_size
     assert all(rows == [] and adapter.model.image_token_id not in ids for ids, rows, _ in sequences)
     answers = {adapter.tokenizer.decode(answer).strip() for _, _, answer in sequences}
-    assert answers and all(any(c.startswith(a) for c in CATEGORIES) for a in answers)
+    assert answers and all(any(c.startswith(a) for c in SUBCATEGORIES) for a in answers)
     assert not answers & set(NAMES)  # the answer never repeats the name
     animals = [i for i, domain in enumerate(DOMAINS) if domain == "animals"]
     only_animals = sample_category_sequences(adapter, NAMES, CATEGORIES, config, random.Random(5), animals)
@@ -210,6 +211,14 @@ def test_category_sequences_are_text_only_answered_by_the_category_and_training_
             config.model_copy(update={"category_domains": ("plants",)}),
             categories=CATEGORIES,
         )
+    with pytest.raises(ValueError, match="group"):
+        sample_category_sequences(
+            adapter,
+            NAMES,
+            CATEGORIES,
+            config.model_copy(update={"category_relations": ("group",)}),
+            random.Random(4),
+        )
     fixed = AnswerBatch(adapter, sequences)  # text only: no feature rows
     features = torch.randn(1, len(data.labels), FEATURE_DIM)
     with torch.no_grad():
@@ -220,3 +229,20 @@ def test_category_sequences_are_text_only_answered_by_the_category_and_training_
     with torch.no_grad():
         after = float(answer_loss(adapter, fixed, features[0]))
     assert "category_loss" in log[0] and after < before
+
+
+def test_category_sequences_of_several_relations_draw_one_per_sequence_shown_by_its_demonstrations():
+    adapter, _ = _tiny_vlm()
+    config = LoraStageConfig(
+        category_batch_size=40, category_relations=("subcategory", "domain"), templates=("paper",)
+    )
+    sequences = sample_category_sequences(adapter, NAMES, CATEGORIES, config, random.Random(6))
+    asked = []
+    for ids, _, answer in sequences:
+        prompt = adapter.tokenizer.decode(ids)
+        demo_answers = {line[2:] for line in prompt.splitlines() if line.startswith("A:") and line[2:]}
+        relation = "domain" if demo_answers <= set(DOMAINS) else "subcategory"
+        assert demo_answers <= set(CATEGORIES[relation])  # the demonstrations show one relation
+        assert any(a.startswith(adapter.tokenizer.decode(answer).strip()) for a in CATEGORIES[relation])
+        asked.append(relation)
+    assert set(asked) == {"subcategory", "domain"}  # both drawn

@@ -57,6 +57,12 @@ def _domain(name: str, domain: str) -> str:
 RELATIONS: dict[str, Callable[[str, str], str]] = {"upper": _upper, "initial": _initial, "domain": _domain}
 
 
+#: what a category sequence can ask of an entity, from the suite's manifest: its Unicode
+#: subcategory (``animal mammal``), Unicode group (``animals & nature``) or suite domain
+CategoryRelation = Literal["subcategory", "group", "domain"]
+CATEGORY_RELATIONS: tuple[CategoryRelation, ...] = ("subcategory", "group", "domain")
+
+
 class LoraStageConfig(BaseModel):
     """Everything the LoRA stage depends on; part of the shipped adapter's checksum."""
 
@@ -84,9 +90,13 @@ class LoraStageConfig(BaseModel):
     #: where the text sequences are distilled: ``answers`` (each answer's first token) or
     #: ``every_token`` (the next-token distribution at every position of the sequence)
     distill_at: Literal["answers", "every_token"] = "answers"
-    #: text ICL sequences per step on the entity's Unicode subcategory, trained on their answers
+    #: text ICL sequences per step on what the suite's manifest says of an entity, trained on
+    #: their answers
     category_batch_size: int = 0
     category_weight: float = 1.0
+    #: what each category sequence asks, one drawn per sequence (``CATEGORY_RELATIONS``): with
+    #: more than one, the query alone no longer says what to answer; the demonstrations do
+    category_relations: tuple[CategoryRelation, ...] = ("subcategory",)
     #: suite domains whose entities the category sequences draw from (None: every domain)
     category_domains: tuple[str, ...] | None = None
     templates: tuple[str, ...] = ("spaced", "paper")
@@ -194,29 +204,38 @@ def sample_text_prompts(
     return prompts
 
 
-def category(subcategory: str) -> str:
-    """A Unicode emoji subcategory as an answer: ``animal-mammal`` -> ``animal mammal``."""
-    return subcategory.replace("-", " ")
+def category(label: str) -> str:
+    """A manifest's subcategory or group as an answer: ``animal-mammal`` -> ``animal mammal``,
+    ``Animals & Nature`` -> ``animals & nature``."""
+    return label.replace("-", " ").lower()
 
 
 def sample_category_sequences(
     adapter: EmbeddedVLMAdapter,
     names: list[str],
-    categories: list[str],
+    categories: dict[str, list[str]],
     config: LoraStageConfig,
     rng: random.Random,
     pool: list[int] | None = None,
 ) -> list[tuple[list[int], list[int], list[int]]]:
-    """Text ICL sequences whose answers are the entities' categories, on the entities in ``pool``
-    (default: all); see :class:`AnswerBatch` (no image rows)."""
+    """Text ICL sequences whose answers are one of ``config.category_relations`` of the entities in
+    ``pool`` (default: all); ``categories``: each relation's answer per entity. See
+    :class:`AnswerBatch` (no image rows)."""
     pool = list(range(len(names))) if pool is None else pool
+    missing = set(config.category_relations) - set(categories)
+    if missing:
+        raise ValueError(f"no answers for the category relations {sorted(missing)}")
     sequences = []
     for _ in range(config.category_batch_size):
         template = get_template(rng.choice(config.templates))
+        relation = config.category_relations[0]
+        if len(config.category_relations) > 1:  # one relation draws nothing: its runs stay as they were
+            relation = rng.choice(config.category_relations)
+        answers = categories[relation]
         entities = [rng.choice(pool) for _ in range(rng.randint(1, config.max_context_examples) + 1)]
-        demos = [(names[e], categories[e]) for e in entities[:-1]]
+        demos = [(names[e], answers[e]) for e in entities[:-1]]
         ids = adapter.prompt_ids(template.icl(demos, names[entities[-1]]))[0]
-        answer_text = template.answer_prefix + categories[entities[-1]]
+        answer_text = template.answer_prefix + answers[entities[-1]]
         answer = adapter.tokenizer(answer_text, add_special_tokens=False)["input_ids"][: config.answer_tokens]
         sequences.append((ids, [], answer))
     return sequences
@@ -243,11 +262,11 @@ def train_lora(
     domains: list[str],
     config: LoraStageConfig,
     on_step: Callable[[int, int, float], None] | None = None,
-    categories: list[str] | None = None,
+    categories: dict[str, list[str]] | None = None,
 ) -> list[dict]:
     """Add LoRA adapters to ``adapter.model.llm`` and train them with the projector, in place
     (the adapters stay unmerged); returns the loss log. ``features``: ``[copies, n, F]``;
-    ``categories``: each entity's answer for the category sequences (needed when
+    ``categories``: for each category relation, each entity's answer (needed when
     ``config.category_batch_size`` > 0)."""
     if config.category_batch_size and categories is None:
         raise ValueError("category_batch_size > 0 needs the entities' categories")

@@ -195,7 +195,12 @@ def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, optio
     data = RecognitionData.training(entity_ids)
     names = entity_names(entity_ids)
     domains = [suite.entity_info(entity)["domain"] for entity in entity_ids]
-    categories = [category(suite.entity_info(entity)["subcategory"]) for entity in entity_ids]
+    manifest = [suite.entity_info(entity) for entity in entity_ids]
+    categories = {
+        "subcategory": [category(info["subcategory"]) for info in manifest],
+        "group": [category(info["category"]) for info in manifest],
+        "domain": domains,
+    }
     started = time.perf_counter()
     with training_bar() as progress:
         bar = progress.add_task(f"stage 2 + LoRA ({key})", total=config.steps, loss=float("nan"))
@@ -253,9 +258,10 @@ def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, optio
 def _lora_training_data(config: LoraStageConfig) -> str:
     """The sidecar's account of what the LoRA stage trained on."""
     distilled = "each answer's first token" if config.distill_at == "answers" else "every token"
+    asked = {"subcategory": "Unicode subcategories", "group": "Unicode groups", "domain": "suite domains"}
     categories = (
-        f"; text ICL on the entities' Unicode subcategories (cross-entropy on the answer, weight "
-        f"{config.category_weight})"
+        f"; text ICL on the entities' {' or '.join(asked[r] for r in config.category_relations)} "
+        f"(cross-entropy on the answer, weight {config.category_weight})"
         if config.category_batch_size
         else ""
     )
