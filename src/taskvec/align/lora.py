@@ -20,6 +20,10 @@ never a task's labels or splits:
   text, demonstrations and query; the loss is the KL divergence from the *frozen* LLM's
   next-token distribution (adapters switched off) to the tuned one's, at every position that
   predicts an answer's first token. No target comes from data: the teacher is the bare LLM.
+- **category sequences** (off by default; cross-entropy on the answer), text ICL whose answers
+  the suite's manifest gives, as LLaVA tunes its LLM on text with answers of its own: the entity's
+  Unicode subcategory or group, or its suite domain (``category_relations``), one relation per
+  sequence, shown by its demonstrations.
 """
 
 from __future__ import annotations
