@@ -15,8 +15,11 @@ from taskvec.align.lora import (
     LoraStageConfig,
     TextBatch,
     distillation_loss,
+    prose_ids,
+    prose_loss,
     sample_category_sequences,
     sample_image_sequences,
+    sample_prose,
     sample_text_prompts,
     train_lora,
 )
@@ -246,3 +249,42 @@ def test_category_sequences_of_several_relations_draw_one_per_sequence_shown_by_
         assert any(a.startswith(adapter.tokenizer.decode(answer).strip()) for a in CATEGORIES[relation])
         asked.append(relation)
     assert set(asked) == {"subcategory", "domain"}  # both drawn
+
+
+def test_prose_windows_are_general_text_and_training_on_them_lowers_their_loss():
+    """The prose loss: consecutive tokens of the language reference pydoc ships, none of a task's
+    items, each next token trained on; off by default, and refused without its text."""
+    torch.manual_seed(0)
+    adapter, data = _tiny_vlm()
+    ids = prose_ids(adapter.tokenizer)
+    assert len(ids) > 10_000
+    config = LoraStageConfig(
+        rank=4, steps=15, batch_size=2, text_batch_size=2, prose_batch_size=4, prose_tokens=24, lr_lora=2e-2
+    )
+    windows = sample_prose(ids, config, random.Random(1))
+    assert len(windows) == 4 and all(len(w) == 24 for w in windows)
+    assert all(" ".join(map(str, w)) in " ".join(map(str, ids)) for w in windows)  # consecutive
+    text = adapter.tokenizer.decode(windows[0])
+    assert text.strip() and not set(NAMES) & set(text.split())
+    fixed = sample_prose(ids, config, random.Random(2))
+    features = torch.randn(1, len(data.labels), FEATURE_DIM)
+    with torch.no_grad():
+        before = float(prose_loss(adapter, fixed))
+    with pytest.raises(ValueError, match="prose"):
+        train_lora(adapter, features, data, NAMES, DOMAINS, config)
+    log = train_lora(adapter, features, data, NAMES, DOMAINS, config, prose=ids)
+    with torch.no_grad():
+        after = float(prose_loss(adapter, fixed))
+    assert (
+        "prose_loss" in log[0]
+        and "prose_loss"
+        not in train_lora(
+            copy.deepcopy(_tiny_vlm()[0]),
+            features,
+            data,
+            NAMES,
+            DOMAINS,
+            config.model_copy(update={"prose_batch_size": 0, "steps": 1}),
+        )[0]
+    )
+    assert after < before

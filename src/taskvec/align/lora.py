@@ -103,6 +103,11 @@ class LoraStageConfig(BaseModel):
     category_relations: tuple[CategoryRelation, ...] = ("subcategory",)
     #: suite domains whose entities the category sequences draw from (None: every domain)
     category_domains: tuple[str, ...] | None = None
+    #: windows of general English text per step, trained on every next token (LLaVA's stage 2
+    #: mixes text-only data with its own answers into the LLM's tuning); see :func:`prose_ids`
+    prose_batch_size: int = 0
+    prose_weight: float = 1.0
+    prose_tokens: int = 64
     templates: tuple[str, ...] = ("spaced", "paper")
     seed: int = 0
 
@@ -245,6 +250,34 @@ def sample_category_sequences(
     return sequences
 
 
+def prose_ids(tokenizer) -> list[int]:
+    """General English text for the prose loss: the language reference's topics that pydoc ships
+    with every Python (no download, nothing of a task), as token ids."""
+    from pydoc_data.topics import topics
+
+    text = "\n\n".join(topics[key] for key in sorted(topics))
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def sample_prose(ids: list[int], config: LoraStageConfig, rng: random.Random) -> list[list[int]]:
+    """``config.prose_batch_size`` windows of ``config.prose_tokens`` consecutive tokens."""
+    if len(ids) <= config.prose_tokens:
+        raise ValueError(f"the prose text has {len(ids)} tokens, fewer than a window's {config.prose_tokens}")
+    starts = [rng.randrange(len(ids) - config.prose_tokens) for _ in range(config.prose_batch_size)]
+    return [ids[start : start + config.prose_tokens] for start in starts]
+
+
+def prose_loss(adapter: EmbeddedVLMAdapter, windows: list[list[int]]) -> torch.Tensor:
+    """Cross-entropy of every next token of the windows, each read after a BOS as a document is."""
+    llm = adapter.model.llm
+    bos = adapter.tokenizer.bos_token_id
+    rows = [([] if bos is None else [bos]) + window for window in windows]
+    input_ids = torch.tensor(rows, device=adapter.device)
+    hidden = llm.get_decoder()(input_ids=input_ids).last_hidden_state
+    logits = _lm_logits(llm, hidden[:, :-1]).float()
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), input_ids[:, 1:].reshape(-1))
+
+
 def distillation_loss(adapter: EmbeddedVLMAdapter, batch: TextBatch) -> torch.Tensor:
     """KL(frozen LLM || tuned LLM) of the next token at ``batch.positions``."""
     llm = adapter.model.llm
@@ -267,13 +300,17 @@ def train_lora(
     config: LoraStageConfig,
     on_step: Callable[[int, int, float], None] | None = None,
     categories: dict[str, list[str]] | None = None,
+    prose: list[int] | None = None,
 ) -> list[dict]:
     """Add LoRA adapters to ``adapter.model.llm`` and train them with the projector, in place
     (the adapters stay unmerged); returns the loss log. ``features``: ``[copies, n, F]``;
     ``categories``: for each category relation, each entity's answer (needed when
-    ``config.category_batch_size`` > 0)."""
+    ``config.category_batch_size`` > 0); ``prose``: token ids of general text (needed when
+    ``config.prose_batch_size`` > 0, see :func:`prose_ids`)."""
     if config.category_batch_size and categories is None:
         raise ValueError("category_batch_size > 0 needs the entities' categories")
+    if config.prose_batch_size and prose is None:
+        raise ValueError("prose_batch_size > 0 needs the prose's token ids")
     category_pool = [
         i
         for i, domain in enumerate(domains)
@@ -324,6 +361,10 @@ def train_lora(
             category_batch = sample_category_sequences(adapter, names, categories, config, rng, category_pool)
             category_loss = answer_loss(adapter, AnswerBatch(adapter, category_batch), flat)
             loss = loss + config.category_weight * category_loss
+        general_loss = None
+        if config.prose_batch_size:
+            general_loss = prose_loss(adapter, sample_prose(prose, config, rng))
+            loss = loss + config.prose_weight * general_loss
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -335,6 +376,7 @@ def train_lora(
                 "image_loss": round(image_loss.item(), 4),
                 "text_kl": round(text_loss.item(), 5),
                 **({} if category_loss is None else {"category_loss": round(category_loss.item(), 4)}),
+                **({} if general_loss is None else {"prose_loss": round(general_loss.item(), 4)}),
                 "seconds": round(time.perf_counter() - started, 1),
             }
         )

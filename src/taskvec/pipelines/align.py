@@ -23,7 +23,7 @@ from taskvec.align.evaluate import (
     recognition_table,
     summarise,
 )
-from taskvec.align.lora import LoraStageConfig, category, train_lora
+from taskvec.align.lora import LoraStageConfig, category, prose_ids, train_lora
 from taskvec.align.projector import (
     ProjectorConfig,
     calibrated_temperature,
@@ -211,7 +211,8 @@ def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, optio
 
         features = cached_features(recogniser, data, projector_config, recogniser_info["sha256"])
         with torch.enable_grad():
-            log = train_lora(adapter, features, data, names, domains, config, on_step, categories)
+            prose = prose_ids(adapter.tokenizer) if config.prose_batch_size else None
+            log = train_lora(adapter, features, data, names, domains, config, on_step, categories, prose)
     seconds = time.perf_counter() - started
     projector.eval()
     llm_module = adapter.model.llm
@@ -265,11 +266,17 @@ def _lora_training_data(config: LoraStageConfig) -> str:
         if config.category_batch_size
         else ""
     )
+    prose = (
+        f"; windows of the Python language reference's text (cross-entropy on every token, weight "
+        f"{config.prose_weight})"
+        if config.prose_batch_size
+        else ""
+    )
     return (
         "entity names of the image suite and relations computed from a name (itself, in "
         "capitals, its first letter, its suite domain); image sequences with image or text "
         "demonstrations (cross-entropy on the image query's answer), text sequences "
-        f"distilled from the frozen LLM (KL at {distilled}){categories}; no task label, no task split"
+        f"distilled from the frozen LLM (KL at {distilled}){categories}{prose}; no task label, no task split"
     )
 
 
