@@ -5,8 +5,8 @@ instruction data. Here the first step is the shipped projector (``taskvec align 
 projector``), which this stage starts from; the second tunes it further together with LoRA
 adapters on the LLM's decoder (``models.embedded.lora``), on the same recogniser's features.
 
-What it trains on — names of the image suite's entities and what can be computed from a name,
-never a task's labels or splits:
+What it trains on — names of the image suite's entities, what can be computed from a name, and
+optionally general text; never a task's labels or splits:
 
 - **image sequences** (cross-entropy on the query's answer): ``Q: <image>\\nA: answer`` examples
   followed by an image query, as stage 2 builds them; the demonstrations are images or, in
@@ -24,6 +24,9 @@ never a task's labels or splits:
   the suite's manifest gives, as LLaVA tunes its LLM on text with answers of its own: the entity's
   Unicode subcategory or group, or its suite domain (``category_relations``), one relation per
   sequence, shown by its demonstrations.
+- **prose** (off by default; cross-entropy on every next token): windows of general English text,
+  the language reference pydoc ships with Python, as LLaVA mixes text-only data into the LLM's
+  tuning.
 """
 
 from __future__ import annotations
