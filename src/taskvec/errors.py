@@ -73,6 +73,7 @@ _STORAGE_ERRNOS = {
     errno.EROFS: "the file system is read-only",
     errno.EACCES: "permission denied",
     errno.EPERM: "permission denied",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
 }
 
 

@@ -90,3 +90,14 @@ def test_a_cache_that_cannot_be_written_is_one_error_naming_it(tmp_path):
     (tmp_path / "a-file").write_text("")
     with pytest.raises(StorageError, match="a-file/gguf.*TASKVEC_CACHE"):
         joined_gguf(ChunkedPackage([b"a"]), tmp_path / "a-file" / "gguf")
+
+
+def test_a_missing_chunk_package_is_not_blamed_on_the_cache(tmp_path):
+    package = ChunkedPackage([b"a"])
+
+    def missing(output_path, overwrite=False):
+        raise FileNotFoundError("Missing chunk files: part2/data/chunk")
+
+    package.assemble = missing
+    with pytest.raises(FileNotFoundError, match="chunk"):
+        joined_gguf(package, tmp_path / "gguf")

@@ -115,6 +115,12 @@ def test_a_read_only_out_is_refused_before_loading(tmp_path, monkeypatch, no_mod
     _one_line(result, str(tmp_path / "r"), "read-only", "--out")
 
 
+def test_an_out_under_a_file_is_refused_before_loading(tmp_path, no_model_load):
+    (tmp_path / "a-file").write_text("")
+    result = _cli("run", "-t", "food_color", "--seed", "1", "--out", str(tmp_path / "a-file" / "r"))
+    _one_line(result, "a-file", "not a folder")
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
 def test_a_folder_without_write_permission_is_refused_before_loading(tmp_path, no_model_load):
     locked = tmp_path / "locked"

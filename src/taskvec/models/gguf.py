@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from taskvec.errors import ModelSpecError, StorageError
+from taskvec.errors import ModelSpecError, StorageError, storage_error
 from taskvec.models.adapter import ModelAdapter, file_fingerprint
 from taskvec.models.families.causal_lm import CausalLMAdapter
 from taskvec.models.loading import LoadOptions, cache_root, package_dir, with_numerics
@@ -110,6 +110,8 @@ def joined_gguf(package, folder: Path) -> Path:
             finally:
                 partial.unlink(missing_ok=True)
         except OSError as error:
+            if storage_error(error) is error:  # not the cache's fault (a chunk package missing)
+                raise
             raise StorageError(
                 f"cannot write the model cache {folder}: {error.strerror or error}; set "
                 "TASKVEC_CACHE to a writable folder with 1.5 GB free (the GGUF and its "

@@ -81,12 +81,13 @@ def write_atomic(path: Path, data: str | bytes) -> Path:
 
 def check_writable(root: Path) -> None:
     """Refuse, before any work, an output folder that cannot be written (read-only, forbidden or
-    full): a file is created and removed in it, or in its nearest existing parent."""
+    full, or under a file): a file is created and removed in it, or in its nearest existing
+    parent."""
     place = root
     while not place.exists() and place != place.parent:
         place = place.parent
-    if not place.is_dir():
-        return  # a file in the way: ``check_usable`` names it
+    if not place.is_dir():  # a file in the way (the folder itself being one, check_usable names)
+        raise ConfigError(f"{place} is a file, not a folder, so {root} cannot be made; choose another --out")
     try:
         handle, probe = tempfile.mkstemp(dir=place, prefix=".taskvec-probe.", suffix=".tmp")
     except OSError as error:
