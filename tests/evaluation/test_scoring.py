@@ -74,6 +74,12 @@ def test_std_is_over_seeds():
     assert table["std"].loc["toy", "xpatch"] == pytest.approx(0.25)
 
 
+def test_one_seed_has_no_std_rather_than_a_std_of_zero():
+    table = summary_table(split_predictions([_unit(1)], 1, {}), "paper")
+    assert table["std"].isna().all().all()
+    assert table["mean"].notna().all().all()
+
+
 def test_exact_metric_is_missing_until_answers_are_generated():
     predictions = split_predictions([_unit(1)], 1, {})
     assert predictions[predictions.method == "xpatch"]["exact"].isna().all()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from helpers.reliability import TINY, write_tiny_task
 from helpers.tinyllm import tiny_llm
@@ -13,6 +14,7 @@ from helpers.tinyllm import tiny_llm
 import taskvec
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.pipelines.evaluate import evaluate
+from taskvec.pipelines.results import metric_summary
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +117,11 @@ def test_the_layer_selection_is_recorded_and_switching_it_reuses_the_units(tmp_p
         "answer_diversity" in shared_results
         and "whole_label" in shared_results["results"]["average"]["xpatch"]
     )
+
+
+def test_results_json_gives_one_seed_no_std():
+    rows = [{"task": "t", "method": "xpatch", "seed": seed, "paper": ok} for seed, ok in [(1, 1.0), (1, 0.0)]]
+    one = metric_summary(pd.DataFrame(rows))["t"]["xpatch"]["paper"]
+    assert one == {"mean": 0.5, "std": None, "n": 1}
+    two = metric_summary(pd.DataFrame([*rows, {"task": "t", "method": "xpatch", "seed": 2, "paper": 1.0}]))
+    assert two["t"]["xpatch"]["paper"] == {"mean": 0.75, "std": 0.25, "n": 2}

@@ -28,11 +28,20 @@ def test_whole_label_stands_beside_paper_and_a_collapsed_method_is_marked():
         ("xPatch", "paper"),
         ("xPatch", "whole_label"),
     ]
-    assert table.loc["toy", ("xBase", "paper")] == "1.00 ± 0.00"
-    assert table.loc["toy", ("xBase", "whole_label")] == "0.50 ± 0.00"
-    assert table.loc["toy", ("xPatch", "paper")] == f"0.25 ± 0.00 {COLLAPSED_MARK}"
-    assert table.loc["toy", ("xPatch", "whole_label")] == f"0.00 ± 0.00 {COLLAPSED_MARK}"
+    assert table.loc["toy", ("xBase", "paper")] == "1.00"  # one seed: no std to show
+    assert table.loc["toy", ("xBase", "whole_label")] == "0.50"
+    assert table.loc["toy", ("xPatch", "paper")] == f"0.25 {COLLAPSED_MARK}"
+    assert table.loc["toy", ("xPatch", "whole_label")] == f"0.00 {COLLAPSED_MARK}"
     assert COLLAPSED_MARK not in table.loc["average", ("xPatch", "paper")]
+
+
+def test_a_cell_shows_its_spread_over_seeds_and_a_single_seed_shows_none():
+    first = _predictions()
+    second = first.assign(seed=2, paper=first.method.eq("xbase") & first.item.isin(["0", "1"]))
+    table = summary_beside(pd.concat([first, second]), metrics=("paper",))
+    assert table.loc["toy", ("xBase", "paper")] == "0.75 ± 0.25"  # seeds at 1.00 and 0.50
+    one_seed = summary_beside(first, metrics=("paper",))
+    assert "±" not in one_seed.loc["toy", ("xBase", "paper")]
 
 
 def test_the_report_line_names_the_layer_selection_and_each_tasks_layer():

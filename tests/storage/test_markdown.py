@@ -32,3 +32,15 @@ def test_write_table_puts_the_markdown_beside_the_csv(tmp_path):
     back = pd.read_csv(tmp_path / "tables" / "t.csv", index_col=[0, 1])
     assert back.loc[("noto", "xPatch"), "accuracy"] == 0.5
     assert not list((tmp_path / "tables").glob(".*"))  # no temporary file left behind
+
+
+def test_formatted_cells_stay_as_written_on_the_right_and_a_missing_number_is_empty():
+    frame = pd.DataFrame(
+        {"xPatch": ["0.10", "0.37 ± 0.02"], "n": [0.5, float("nan")], "note": ["x", "y"]},
+        index=pd.Index(["a", "b"], name="task"),
+    )
+    header, rule, first, second = markdown_table(frame).splitlines()
+    assert [c.strip() for c in first.strip("|").split("|")] == ["a", "0.10", "0.5", "x"]  # not 0.1
+    assert [c.strip() for c in second.strip("|").split("|")] == ["b", "0.37 ± 0.02", "", "y"]  # not nan
+    sides = ["left" if c.startswith(":") else "right" for c in rule.strip("|").split("|")]
+    assert sides == ["left", "right", "right", "left"]

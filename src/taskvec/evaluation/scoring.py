@@ -228,7 +228,8 @@ def is_collapsed(top_share: float, label_share: float) -> bool:
 
 
 def summary_table(predictions: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean and std over seeds of per-(task, seed) accuracy: rows tasks (+average), columns methods."""
+    """Mean and std over seeds of per-(task, seed) accuracy: rows tasks (+average), columns methods;
+    the std is NaN where a cell has one seed."""
     if predictions[metric].isna().all():
         return pd.DataFrame()
     per_seed = (
@@ -243,7 +244,8 @@ def summary_table(predictions: pd.DataFrame, metric: str) -> pd.DataFrame:
     average = average.reset_index().set_index(["task", "seed"])
     full = pd.concat([per_task_seed, average])
     mean = full.groupby("task").mean()
-    std = full.groupby("task").std(ddof=0)
+    # one seed has no spread: its std is missing (NaN), not a reassuring 0
+    std = full.groupby("task").std(ddof=0).where(full.groupby("task").count() > 1)
     order = [m for m in METHODS if m in mean.columns]
     tasks = [t for t in dict.fromkeys(predictions.task) if t in mean.index] + ["average"]
     return pd.concat({"mean": mean.loc[tasks, order], "std": std.loc[tasks, order]}, axis=1)

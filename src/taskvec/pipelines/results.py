@@ -119,8 +119,8 @@ def tidy_results(
 
 def metric_summary(predictions: pd.DataFrame) -> dict:
     """``{task: {method: {metric: {mean, std, n}}}}`` over seeds (per-seed accuracy over items;
-    ``std`` with ddof 0, as the summary tables; ``n`` seeds), with an ``average`` task (the mean
-    over tasks of each seed)."""
+    ``std`` with ddof 0, as the summary tables, null for one seed; ``n`` seeds), with an
+    ``average`` task (the mean over tasks of each seed)."""
     summary: dict = {}
     for metric in METRICS:
         if metric not in predictions.columns:
@@ -137,7 +137,7 @@ def metric_summary(predictions: pd.DataFrame) -> dict:
                 entry = summary.setdefault(task, {}).setdefault(method, {})
                 entry[metric] = {
                     "mean": round(float(values.mean()), 6),
-                    "std": round(float(values.std(ddof=0)), 6),
+                    "std": round(float(values.std(ddof=0)), 6) if values.size > 1 else None,
                     "n": int(values.size),
                 }
     return summary

@@ -41,6 +41,7 @@ from taskvec.experiments.conditions import (  # noqa: E402
 from taskvec.experiments.conflict import conflict_summary  # noqa: E402
 from taskvec.experiments.ensemble import summarise_ensemble  # noqa: E402
 from taskvec.models.embedded.adapter import EmbeddedVLMAdapter  # noqa: E402
+from taskvec.report.tables import mean_std_cells  # noqa: E402
 from taskvec.storage.markdown import markdown_table, write_table  # noqa: E402
 from taskvec.storage.run_folder import write_atomic, write_json  # noqa: E402
 
@@ -60,8 +61,6 @@ REFERENCE_MODEL = "Idefics2"
 
 
 # --- the numbers ----------------------------------------------------------------------------------
-def _cells(mean: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:
-    return mean.round(2).map("{:.2f}".format) + " ± " + std.round(2).map("{:.2f}".format)
 
 
 def _verdict(ok: bool | None) -> str:
@@ -456,8 +455,8 @@ def table3_beside_paper(
     paper's 'Random' row under Majority). ``collapsed`` (methods x tasks, 1.0 where a method's
     answers collapsed) marks our cells. ``TOP_LABEL_ROW`` is a reference, not a method: its
     source says so. Index: (method, source)."""
-    ours = _mark(_cells(mean, std), collapsed)
-    whole_cells = _mark(_cells(*whole), collapsed) if whole is not None else None
+    ours = _mark(mean_std_cells(mean, std), collapsed)
+    whole_cells = _mark(mean_std_cells(*whole), collapsed) if whole is not None else None
     rows, index = [], []
     for method, cells in ours.iterrows():
         if method == TOP_LABEL_ROW:
@@ -621,7 +620,7 @@ def _table3_blocks(folder: _Folder, style: str, has_whole: bool) -> list:
         )
     strict_mean = folder.table(f"table3_{style}_strict").drop(index=[TOP_LABEL_ROW], errors="ignore")
     strict_std = folder.table(f"table3_{style}_strict_std").drop(index=[TOP_LABEL_ROW], errors="ignore")
-    strict = _mark(_cells(strict_mean, strict_std), collapsed)
+    strict = _mark(mean_std_cells(strict_mean, strict_std), collapsed)
     blocks = [
         Table(
             table3_beside_paper(mean, std, whole, collapsed),

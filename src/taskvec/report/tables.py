@@ -49,11 +49,17 @@ def collapsed_cells(predictions: pd.DataFrame) -> set[tuple[str, str]]:
     return {key for key, flag in diversity["collapsed"].items() if flag and key[1] != "label_prior"}
 
 
+def mean_std_cells(mean: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:
+    """``mean ± std`` strings to two decimals; the mean alone where the std is missing (one seed
+    has no spread to show)."""
+    spread = std.map(lambda v: "" if pd.isna(v) else f" ± {v:.2f}")
+    return mean.map(lambda v: f"{v:.2f}") + spread
+
+
 def format_summary(table: pd.DataFrame, collapsed: set[tuple[str, str]] = frozenset()) -> pd.DataFrame:
-    """``mean ± std`` strings, methods as columns in the paper's order; a collapsed (task,
-    method) gets ``COLLAPSED_MARK``."""
-    mean, std = table["mean"], table["std"]
-    cells = mean.map(lambda v: f"{v:.2f}") + " ± " + std.map(lambda v: f"{v:.2f}")
+    """``mean ± std`` strings (``mean_std_cells``), methods as columns in the paper's order; a
+    collapsed (task, method) gets ``COLLAPSED_MARK``."""
+    cells = mean_std_cells(table["mean"], table["std"])
     for task, method in collapsed:
         if task in cells.index and method in cells.columns:
             cells.loc[task, method] += f" {COLLAPSED_MARK}"
@@ -204,8 +210,9 @@ def run_report(
     if config.layer_selection == "shared" and per_task_best and len(per_task_best) > 1:
         per_task = ", ".join(f"{task} {layer}" for task, layer in per_task_best.items())
         lines.append(f"- each task's own best validation layer (`--layer-selection per-task`): {per_task}")
+    spread = "mean ± std over seeds" if len(config.seeds) > 1 else "one seed, so no std"
     lines += [
-        "- test split, mean ± std over seeds; xPatch at the chosen layer; Label prior: the most "
+        f"- test split, {spread}; xPatch at the chosen layer; Label prior: the most "
         "frequent validation label answered for every test item",
         "",
     ]

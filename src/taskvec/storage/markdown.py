@@ -3,6 +3,7 @@ made readable."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,8 @@ from taskvec.storage.run_folder import write_atomic
 def markdown_table(frame: pd.DataFrame, index: bool = True) -> str:
     """``frame`` as a Markdown table. Where pandas prints a label of several levels as a Python
     tuple, a row index becomes one column per level and a column label joins its levels with
-    " / "."""
+    " / ". Text cells stay as written (a formatted ``0.10`` is not reparsed into ``0.1``) and a
+    missing number is an empty cell."""
     if isinstance(frame.columns, pd.MultiIndex):
         frame = frame.set_axis([" / ".join(map(str, label)) for label in frame.columns], axis=1)
     if index and isinstance(frame.index, pd.MultiIndex):
@@ -21,7 +23,26 @@ def markdown_table(frame: pd.DataFrame, index: bool = True) -> str:
         levels = pd.DataFrame(list(frame.index), columns=names)
         frame = pd.concat([levels, frame.reset_index(drop=True)], axis=1)
         index = False
-    return frame.to_markdown(index=index)
+    first = 1 if index else 0  # tabulate counts the index as a column
+    text = [first + i for i, dtype in enumerate(frame.dtypes) if not pd.api.types.is_numeric_dtype(dtype)]
+    columns = ([frame.index.to_series()] if index else []) + [frame.iloc[:, i] for i in range(frame.shape[1])]
+    align = [_alignment(column) for column in columns]
+    if frame.isna().to_numpy().any():  # tabulate leaves out None, not NaN
+        frame = frame.astype(object).where(frame.notna(), None)
+    return frame.to_markdown(index=index, disable_numparse=text or False, missingval="", colalign=align)
+
+
+def _alignment(column: pd.Series) -> str:
+    """Numbers on their decimal point, as tabulate aligns them; text that starts as a number
+    (``0.37 ± 0.02``) on the right; other text on the left."""
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        return "decimal"
+    values = column.dropna()
+    numbers = not values.empty and values.map(lambda v: bool(_NUMBER_START.match(str(v)))).all()
+    return "right" if numbers else "left"
+
+
+_NUMBER_START = re.compile(r"-?\d")
 
 
 def write_table(root: Path, name: str, frame: pd.DataFrame, index: bool = True) -> str:
