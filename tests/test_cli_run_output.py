@@ -3,9 +3,10 @@ in config.json anyway), and one line on Ctrl-C saying how to resume (exit code 1
 
 from __future__ import annotations
 
+import pandas as pd
 from typer.testing import CliRunner
 
-from taskvec.cli import app
+from taskvec.cli import _print_frame, app
 
 
 def _run(monkeypatch, *args: str, raises: BaseException):
@@ -29,3 +30,12 @@ def test_ctrl_c_says_the_same_command_resumes_and_exits_130(monkeypatch):
     assert result.exit_code == 130
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines == ["interrupted; run the same command again to resume where it stopped"]
+
+
+def test_a_summary_into_a_file_keeps_each_cell_on_one_line(capsys):
+    cells = {method: ["0.10 ± 0.02", "0.33 ± 0.05 †"] for method in ("No Context", "Majority", "xBase", "xPatch")}
+    _print_frame(pd.DataFrame(cells, index=["country_currency", "average"]), "paper (test, layer 11)")
+    out = capsys.readouterr().out  # not a terminal: no width to wrap to
+    rows = [line for line in out.splitlines() if "country_currency" in line or "average" in line]
+    assert len(rows) == 2
+    assert rows[0].count("0.10 ± 0.02") == 4 and rows[1].count("0.33 ± 0.05 †") == 4

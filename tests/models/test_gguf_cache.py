@@ -101,3 +101,12 @@ def test_a_missing_chunk_package_is_not_blamed_on_the_cache(tmp_path):
     package.assemble = missing
     with pytest.raises(FileNotFoundError, match="chunk"):
         joined_gguf(package, tmp_path / "gguf")
+
+
+def test_a_warm_load_prints_no_loading_bar_and_leaves_transformers_bars_as_they_were(smollm2, capfd):
+    from transformers.utils import logging as hf_logging
+
+    capfd.readouterr()
+    load_model("smollm2-135m")  # the fixture's load made the cache warm
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()

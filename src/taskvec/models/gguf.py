@@ -71,9 +71,18 @@ def _save_atomically(model, tokenizer, target: Path) -> None:
 
 
 def _load_cached(folder: Path, model_class, options: LoadOptions):
+    """The cached copy loads in about a second, so transformers' "Loading weights" bar is only
+    noise between taskvec's own lines; it is switched off for this load and restored after."""
     from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
-    model = model_class.from_pretrained(folder, **options.hf_kwargs())
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model = model_class.from_pretrained(folder, **options.hf_kwargs())
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
     return model.eval(), AutoTokenizer.from_pretrained(folder)
 
 
