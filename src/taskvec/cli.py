@@ -362,7 +362,7 @@ def list_tasks() -> None:
 
     table = Table(title="built-in tasks")
     for column in ("task", "instruction", "val", "test", "domain"):
-        table.add_column(column)
+        table.add_column(column, justify="right" if column in ("val", "test") else "left")
     for name in BUILTIN_TASKS:
         task = load_task(name)
         table.add_row(name, task.instruction, str(len(task.val)), str(len(task.test)), str(task.domain))
