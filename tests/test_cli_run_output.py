@@ -33,7 +33,8 @@ def test_ctrl_c_says_the_same_command_resumes_and_exits_130(monkeypatch):
 
 
 def test_a_summary_into_a_file_keeps_each_cell_on_one_line(capsys):
-    cells = {method: ["0.10 ± 0.02", "0.33 ± 0.05 †"] for method in ("No Context", "Majority", "xBase", "xPatch")}
+    methods = ("No Context", "Majority", "xBase", "xPatch")
+    cells = {method: ["0.10 ± 0.02", "0.33 ± 0.05 †"] for method in methods}
     _print_frame(pd.DataFrame(cells, index=["country_currency", "average"]), "paper (test, layer 11)")
     out = capsys.readouterr().out  # not a terminal: no width to wrap to
     rows = [line for line in out.splitlines() if "country_currency" in line or "average" in line]

@@ -36,11 +36,22 @@ def test_write_table_puts_the_markdown_beside_the_csv(tmp_path):
 
 def test_formatted_cells_stay_as_written_on_the_right_and_a_missing_number_is_empty():
     frame = pd.DataFrame(
-        {"xPatch": ["0.10", "0.37 ± 0.02"], "n": [0.5, float("nan")], "note": ["x", "y"]},
+        {
+            "xPatch": ["0.10", "0.37 ± 0.02"],
+            "n": [0.5, float("nan")],
+            "note": ["x", "y"],
+            "flags": ["", "1.000"],
+        },
         index=pd.Index(["a", "b"], name="task"),
     )
     header, rule, first, second = markdown_table(frame).splitlines()
-    assert [c.strip() for c in first.strip("|").split("|")] == ["a", "0.10", "0.5", "x"]  # not 0.1
-    assert [c.strip() for c in second.strip("|").split("|")] == ["b", "0.37 ± 0.02", "", "y"]  # not nan
+    assert [c.strip() for c in first.strip("|").split("|")] == ["a", "0.10", "0.5", "x", ""]  # not 0.1
+    assert [c.strip() for c in second.strip("|").split("|")] == [
+        "b",
+        "0.37 ± 0.02",
+        "",
+        "y",
+        "1.000",
+    ]  # not nan
     sides = ["left" if c.startswith(":") else "right" for c in rule.strip("|").split("|")]
-    assert sides == ["left", "right", "right", "left"]
+    assert sides == ["left", "right", "right", "left", "right"]  # an empty cell leaves a column numeric

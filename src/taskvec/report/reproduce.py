@@ -754,7 +754,7 @@ def _setup(folder: _Folder) -> Section:
     if context.get("recognition"):
         blocks += [
             "The embedded VLM's first-token recognition of the task entities (bare image query, strict):",
-            Table(pd.DataFrame(context["recognition"]).T),
+            Table(pd.DataFrame(context["recognition"]).T.map(lambda v: "" if pd.isna(v) else f"{v:.3f}")),
             "Its projector mixes the LLM's own embeddings of entity names by the recogniser's posterior "
             "(plus learned image slots and a low-rank visual term), so its image tokens start near the text "
             "of the object's name: cross-modal transfer is an easier test here than in the paper's VLMs.",

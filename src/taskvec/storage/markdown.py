@@ -37,7 +37,8 @@ def _alignment(column: pd.Series) -> str:
     (``0.37 ± 0.02``) on the right; other text on the left."""
     if pd.api.types.is_numeric_dtype(column.dtype):
         return "decimal"
-    values = column.dropna()
+    values = column.dropna().astype(str)
+    values = values[values != ""]  # an empty cell says nothing of its column
     numbers = not values.empty and values.map(lambda v: bool(_NUMBER_START.match(str(v)))).all()
     return "right" if numbers else "left"
 
