@@ -89,7 +89,9 @@ def test_the_cached_last_token_step_is_exact_where_declared(family):
         with torch.no_grad():
             full = adapter.forward(encoded).logits[:, -1]
         cached, _states = cached_last_step(adapter, encoded, repeats=1)
-        assert not torch.allclose(cached, full, atol=1e-3)
+        # outside the tolerance every exact family meets (the tiny model's effect is ~1e-3: a
+        # looser bound passed on torch 2.13 and failed on 2.11, whose random init differs)
+        assert not torch.allclose(cached, full, atol=1e-4, rtol=1e-4)
 
 
 def test_a_generation_step_continues_the_prompt(family):
