@@ -64,6 +64,8 @@ def test_the_report_and_every_table_and_plot_exist(report):
     assert any((out / "analysis" / "plots").glob("similarity*.png"))
     assert '"state": "complete"' in (out / "status.json").read_text()
     assert "| ('" not in text  # row labels of several levels are columns, not Python tuples
+    assert "one seed, so no std" in text and "± 0.00" not in text  # quick: one seed, no spread
+    assert "| nan" not in text
 
 
 def test_the_report_says_what_each_condition_of_the_matrix_took(report):

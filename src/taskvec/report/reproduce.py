@@ -583,8 +583,9 @@ def _table3_sections(folder: _Folder) -> list[Section]:
     strict metric, the answers' diversity)."""
     run = folder.config["reproduce"]
     has_whole = _has_whole_label(folder)
+    spread = "mean ± std over seeds" if len(run["seeds"]) > 1 else "one seed, so no std"
     intro = (
-        "Image queries, test split; ours: mean ± std over seeds, the paper's (arXiv v1) under "
+        f"Image queries, test split; ours: {spread}, the paper's (arXiv v1) under "
         "each of our rows. " + _layer_sentence(run) + " Metric: `paper`, " + METRIC_NOTES["paper"] + "."
     )
     if has_whole:
