@@ -153,6 +153,21 @@ def test_training_sequences_hold_text_demonstrations_and_relations_of_names_only
     assert bool((everywhere.positions | ~batch.positions).all())  # the delimiters among them
 
 
+def test_relations_chosen_leave_out_the_copies_of_the_query_and_the_default_draws_all_three():
+    """``relations=("domain",)``: every answer is the name (bare queries, ``name_share``) or the
+    domain, never the name in capitals or its first letter; the default draws all three."""
+    adapter, data = _tiny_vlm()
+    domain_only = LoraStageConfig(batch_size=60, name_share=0.2, relations=("domain",), answer_tokens=16)
+    sequences = sample_image_sequences(adapter, data, NAMES, DOMAINS, domain_only, random.Random(3), copies=1)
+    answers = {adapter.tokenizer.decode(answer).strip() for _, _, answer in sequences}
+    assert answers & set(DOMAINS) and answers & set(NAMES)
+    assert answers <= set(NAMES) | set(DOMAINS)
+    every = LoraStageConfig(batch_size=60, name_share=0.2, answer_tokens=16)
+    sequences = sample_image_sequences(adapter, data, NAMES, DOMAINS, every, random.Random(3), copies=1)
+    answers = {adapter.tokenizer.decode(answer).strip() for _, _, answer in sequences}
+    assert answers & {n.upper() for n in NAMES} and answers & {n[0] for n in NAMES} and answers & set(DOMAINS)
+
+
 def test_a_few_lora_steps_lower_the_image_loss_and_move_text_logits_off_the_bare_llm():
     torch.manual_seed(0)
     adapter, data = _tiny_vlm()

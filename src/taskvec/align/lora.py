@@ -13,9 +13,9 @@ optionally general text; never a task's labels or splits:
   ``cross_modal_share`` of the sequences, text (``Q: France\\nA: ...``), so the LLM learns to carry
   a mapping shown in text over to an image query. The mapping (a *relation*) is the name itself
   in ``name_share`` of the sequences and in every bare query (no example shows another
-  relation), otherwise one of ``RELATIONS``: the name in capitals, its
-  first letter, or the suite's domain of the entity (``flags``, ``animals``, ``foods``,
-  ``other``). None of these is a task's label.
+  relation), otherwise one of ``relations`` (by default all of ``RELATIONS``): the name in
+  capitals, its first letter, or the suite's domain of the entity (``flags``, ``animals``,
+  ``foods``, ``other``). None of these is a task's label.
 - **text sequences** (distillation, so text ICL is kept): the same relations on names written as
   text, demonstrations and query; the loss is the KL divergence from the *frozen* LLM's
   next-token distribution (adapters switched off) to the tuned one's, at every position that
@@ -62,6 +62,7 @@ def _domain(name: str, domain: str) -> str:
 
 #: what an answer can be besides the name; computed from the name or the suite's domain only
 RELATIONS: dict[str, Callable[[str, str], str]] = {"upper": _upper, "initial": _initial, "domain": _domain}
+Relation = Literal["upper", "initial", "domain"]
 
 
 #: what a category sequence can ask of an entity, from the suite's manifest: its Unicode
@@ -91,8 +92,11 @@ class LoraStageConfig(BaseModel):
     answer_tokens: int = 4
     #: image sequences whose demonstrations are text, not images
     cross_modal_share: float = 0.9
-    #: sequences whose relation is the name itself (the rest draw from ``RELATIONS``)
+    #: sequences whose relation is the name itself (the rest draw from ``relations``)
     name_share: float = 0.4
+    #: the ``RELATIONS`` the other sequences draw from; ``upper`` and ``initial`` are made from the
+    #: query's own name, so they train copying from the query, as the name itself does
+    relations: tuple[Relation, ...] = ("upper", "initial", "domain")
     distill_weight: float = 10.0
     #: where the text sequences are distilled: ``answers`` (each answer's first token) or
     #: ``every_token`` (the next-token distribution at every position of the sequence)
@@ -117,7 +121,7 @@ class LoraStageConfig(BaseModel):
 
 def _relation(rng: random.Random, config: LoraStageConfig) -> Callable[[str, str], str] | None:
     """None: the name itself."""
-    return None if rng.random() < config.name_share else RELATIONS[rng.choice(sorted(RELATIONS))]
+    return None if rng.random() < config.name_share else RELATIONS[rng.choice(sorted(config.relations))]
 
 
 def _answer(relation, name: str, domain: str) -> str:

@@ -272,9 +272,13 @@ def _lora_training_data(config: LoraStageConfig) -> str:
         if config.prose_batch_size
         else ""
     )
+    said = {"upper": "in capitals", "initial": "its first letter", "domain": "its suite domain"}
+    relations = ", ".join(
+        ["itself", *(said[r] for r in ("upper", "initial", "domain") if r in config.relations)]
+    )
     return (
-        "entity names of the image suite and relations computed from a name (itself, in "
-        "capitals, its first letter, its suite domain); image sequences with image or text "
+        f"entity names of the image suite and relations computed from a name ({relations}); "
+        "image sequences with image or text "
         "demonstrations (cross-entropy on the image query's answer), text sequences "
         f"distilled from the frozen LLM (KL at {distilled}){categories}{prose}; no task label, no task split"
     )
