@@ -3,15 +3,19 @@ alone, or with LoRA) trains the VLM that one function builds."""
 
 from __future__ import annotations
 
+import json
+
 import torch
 from helpers.bars import FakeClock, bar_text
 from helpers.tinyllm import tiny_text_lm
 
+from taskvec.align.lora import LoraStageConfig
 from taskvec.align.projector import ProjectorConfig, new_projector
 from taskvec.align.recogniser import Recogniser
 from taskvec.models.embedded.load import entity_names, name_token_ids
+from taskvec.models.embedded.weights import WEIGHTS_DIR
 from taskvec.models.vision.efficientnet_lite import EfficientNetLite0
-from taskvec.pipelines.align import training_bar
+from taskvec.pipelines.align import _lora_training_data, training_bar
 from taskvec.pipelines.align import training_vlm as build
 from taskvec.tasks import images as suite
 
@@ -47,3 +51,12 @@ def test_stage_two_trains_the_projector_between_the_encoder_and_the_llm():
             expected = llm.model.get_input_embeddings()(torch.tensor(tokens)).float()
             torch.testing.assert_close(projector.name_table[entity, 2 - len(tokens) :], expected)
         assert {p.device for p in vlm.model.parameters()} == {llm.device}
+
+
+def test_the_shipped_adapters_account_of_their_data_is_what_their_config_writes():
+    """The sidecar's ``training_data`` is rebuilt from the recorded config word for word, and it
+    names only the relations a recipe trained."""
+    shipped = json.loads((WEIGHTS_DIR / "lora-gemma3.json").read_text())
+    assert _lora_training_data(LoraStageConfig(**shipped["config"])) == shipped["training_data"]
+    domain_only = _lora_training_data(LoraStageConfig(relations=("domain",)))
+    assert "(itself, its suite domain)" in domain_only and "capitals" not in domain_only

@@ -23,7 +23,7 @@ from taskvec.align.evaluate import (
     recognition_table,
     summarise,
 )
-from taskvec.align.lora import LoraStageConfig, category, prose_ids, train_lora
+from taskvec.align.lora import RELATIONS, LoraStageConfig, category, prose_ids, train_lora
 from taskvec.align.projector import (
     ProjectorConfig,
     calibrated_temperature,
@@ -273,14 +273,12 @@ def _lora_training_data(config: LoraStageConfig) -> str:
         else ""
     )
     said = {"upper": "in capitals", "initial": "its first letter", "domain": "its suite domain"}
-    relations = ", ".join(
-        ["itself", *(said[r] for r in ("upper", "initial", "domain") if r in config.relations)]
-    )
+    relations = ", ".join(["itself", *(said[r] for r in RELATIONS if r in config.relations)])
     return (
-        f"entity names of the image suite and relations computed from a name ({relations}); "
-        "image sequences with image or text "
-        "demonstrations (cross-entropy on the image query's answer), text sequences "
-        f"distilled from the frozen LLM (KL at {distilled}){categories}{prose}; no task label, no task split"
+        f"entity names of the image suite and relations computed from a name ({relations}); image "
+        "sequences with image or text demonstrations (cross-entropy on the image query's answer), "
+        f"text sequences distilled from the frozen LLM (KL at {distilled}){categories}{prose}; no "
+        "task label, no task split"
     )
 
 

@@ -61,8 +61,6 @@ REFERENCE_MODEL = "Idefics2"
 
 
 # --- the numbers ----------------------------------------------------------------------------------
-
-
 def _verdict(ok: bool | None) -> str:
     return {True: "yes", False: "no", None: "n/a"}[ok]
 
