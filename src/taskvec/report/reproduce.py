@@ -41,7 +41,7 @@ from taskvec.experiments.conditions import (  # noqa: E402
 from taskvec.experiments.conflict import conflict_summary  # noqa: E402
 from taskvec.experiments.ensemble import summarise_ensemble  # noqa: E402
 from taskvec.models.embedded.adapter import EmbeddedVLMAdapter  # noqa: E402
-from taskvec.report.tables import mean_std_cells  # noqa: E402
+from taskvec.report.tables import mean_std_cells, spread_phrase  # noqa: E402
 from taskvec.storage.markdown import markdown_table, write_table  # noqa: E402
 from taskvec.storage.run_folder import write_atomic, write_json  # noqa: E402
 
@@ -581,9 +581,8 @@ def _table3_sections(folder: _Folder) -> list[Section]:
     strict metric, the answers' diversity)."""
     run = folder.config["reproduce"]
     has_whole = _has_whole_label(folder)
-    spread = "mean ± std over seeds" if len(run["seeds"]) > 1 else "one seed, so no std"
     intro = (
-        f"Image queries, test split; ours: {spread}, the paper's (arXiv v1) under "
+        f"Image queries, test split; ours: {spread_phrase(len(run['seeds']))}, the paper's (arXiv v1) under "
         "each of our rows. " + _layer_sentence(run) + " Metric: `paper`, " + METRIC_NOTES["paper"] + "."
     )
     if has_whole:

@@ -49,6 +49,11 @@ def collapsed_cells(predictions: pd.DataFrame) -> set[tuple[str, str]]:
     return {key for key, flag in diversity["collapsed"].items() if flag and key[1] != "label_prior"}
 
 
+def spread_phrase(seeds: int) -> str:
+    """What a table's ``mean ± std`` cells are, said for the reader; one seed has no spread."""
+    return "mean ± std over seeds" if seeds > 1 else "one seed, so no std"
+
+
 def mean_std_cells(mean: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:
     """``mean ± std`` strings to two decimals; the mean alone where the std is missing (one seed
     has no spread to show)."""
@@ -210,10 +215,9 @@ def run_report(
     if config.layer_selection == "shared" and per_task_best and len(per_task_best) > 1:
         per_task = ", ".join(f"{task} {layer}" for task, layer in per_task_best.items())
         lines.append(f"- each task's own best validation layer (`--layer-selection per-task`): {per_task}")
-    spread = "mean ± std over seeds" if len(config.seeds) > 1 else "one seed, so no std"
     lines += [
-        f"- test split, {spread}; xPatch at the chosen layer; Label prior: the most "
-        "frequent validation label answered for every test item",
+        f"- test split, {spread_phrase(len(config.seeds))}; xPatch at the chosen layer; Label prior: "
+        "the most frequent validation label answered for every test item",
         "",
     ]
     if headline:

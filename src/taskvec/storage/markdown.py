@@ -3,7 +3,6 @@ made readable."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -39,11 +38,8 @@ def _alignment(column: pd.Series) -> str:
         return "decimal"
     values = column.dropna().astype(str)
     values = values[values != ""]  # an empty cell says nothing of its column
-    numbers = not values.empty and values.map(lambda v: bool(_NUMBER_START.match(str(v)))).all()
+    numbers = not values.empty and values.str.match(r"-?\d").all()
     return "right" if numbers else "left"
-
-
-_NUMBER_START = re.compile(r"-?\d")
 
 
 def write_table(root: Path, name: str, frame: pd.DataFrame, index: bool = True) -> str:
