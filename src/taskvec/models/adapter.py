@@ -13,12 +13,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from taskvec.errors import LayerError, ModelSpecError
 from taskvec.prompts.template import Prompt
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 class NotAPrefix(ValueError):
@@ -79,7 +83,7 @@ class ModelAdapter(ABC):
     #: where the weights came from (hub id, path or package file)
     model_id: str
     #: the text tokenizer (a processor's ``.tokenizer`` for VLMs)
-    tokenizer: object
+    tokenizer: PreTrainedTokenizerBase
 
     def __init__(self, model: nn.Module, name: str, model_id: str, fingerprint: str = ""):
         self.model = model.eval()
@@ -173,6 +177,11 @@ class ModelAdapter(ABC):
     def text_token_ids(self, text: str) -> list[int]:
         """Token ids of plain text, without special tokens."""
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @property
+    def special_token_ids(self) -> frozenset[int]:
+        """The tokenizer's control tokens (BOS, EOS, padding, image markers): never text of an answer."""
+        return frozenset(self.tokenizer.all_special_ids)
 
     def first_tokens_of(self, text: str) -> list[str]:
         """The token a text starts with, tokenised on its own and after a space."""

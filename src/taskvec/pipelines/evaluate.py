@@ -219,7 +219,7 @@ def _settings(config: ExperimentConfig, exclude: set[str]) -> str:
 def check_labels_tokenize(adapter: ModelAdapter, tasks: list[Task]) -> None:
     """A label the tokenizer turns into nothing, or only into the model's special (control)
     tokens, can never be scored as an answer."""
-    special = set(getattr(getattr(adapter, "tokenizer", None), "all_special_ids", None) or [])
+    special = adapter.special_token_ids
     for task in tasks:
         for item in (*task.val, *task.test):
             for answer in item.answers:
