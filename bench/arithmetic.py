@@ -51,6 +51,7 @@ from taskvec.models.adapter import ModelAdapter
 from taskvec.models.head import greedy_head, unread_head, watching_head
 from taskvec.models.registry import LoadOptions
 from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
+from taskvec.report.reproduce import write_report
 
 
 class Tally:
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or Path(f"/tmp/taskvec-arithmetic-{int(time.time())}")
     begun = time.perf_counter()
     with counting(adapter, tally):
-        reproduce(config, out, adapter=adapter, show_progress=False, observer=marker(tally))
+        write_report(reproduce(config, out, adapter=adapter, show_progress=False, observer=marker(tally)))
     wall = time.perf_counter() - begun
 
     hidden, vocab = adapter.hidden_size, adapter.vocab_size

@@ -1,8 +1,10 @@
 """taskvec: task vectors in language and vision-language models.
 
 The data flow, one sub-package each, each importing only from those before it: tasks -> prompts
--> models -> patching -> vectors -> evaluation -> analysis / experiments -> report -> pipelines,
+-> models -> patching -> vectors -> evaluation -> analysis / experiments -> pipelines -> report,
 with the ``taskvec`` command on top (storage, config and errors at the bottom; see DEVELOPERS.md).
+A pipeline computes and writes its results (``taskvec.evaluate``: a run folder); the report
+floor writes what a reader reads of them (``taskvec.report.tables.write_run_report``).
 
     >>> import taskvec
     >>> model = taskvec.load_model("smollm2-135m")

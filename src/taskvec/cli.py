@@ -253,7 +253,14 @@ def run(
     from taskvec.evaluation.protocol import ExperimentConfig
     from taskvec.evaluation.scoring import summary_table
     from taskvec.pipelines.evaluate import evaluate
-    from taskvec.report.tables import COLLAPSE_RULE, collapsed_cells, format_summary, layer_text
+    from taskvec.pipelines.progress import announce
+    from taskvec.report.tables import (
+        COLLAPSE_RULE,
+        collapsed_cells,
+        format_summary,
+        layer_text,
+        write_run_report,
+    )
     from taskvec.tasks.registry import resolve_task_names
 
     try:
@@ -281,7 +288,9 @@ def run(
         _fail(error)
         return
     if not _main_rank():
-        return  # under a launcher, rank 0 prints the tables once
+        return  # under a launcher, rank 0 writes the report and prints the tables once
+    announce("writing tables and plots ...")
+    write_run_report(result)
     collapsed = collapsed_cells(result.predictions)
     layers = sorted(set(result.task_layers.values())) or [result.best_layer]
     where = f"layer {layers[0]}" if len(layers) == 1 else "layer per task"
@@ -538,9 +547,10 @@ def reproduce(
     beside the paper's; an interrupted run resumes."""
     from taskvec.pipelines.reproduce import ReproduceConfig
     from taskvec.pipelines.reproduce import reproduce as run_reproduction
+    from taskvec.report.reproduce import write_report
+    from taskvec.tasks.registry import resolve_task_names
 
     load_options = _load_options(dtype, device, device_map)
-    from taskvec.tasks.registry import resolve_task_names
 
     options = {"styles": styles, "seeds": seeds, "tasks": resolve_task_names(tasks) if tasks else None}
     config = ReproduceConfig.create(
@@ -554,9 +564,9 @@ def reproduce(
     )
     if verbose:
         console.print_json(config.model_dump_json())
-    report = run_reproduction(config, out, load_options=load_options)
-    if _main_rank():
-        console.print(f"report: [bold]{report}[/]")
+    result = run_reproduction(config, out, load_options=load_options)
+    if _main_rank():  # under a launcher, rank 0 writes the report
+        console.print(f"report: [bold]{write_report(result)}[/]")
 
 
 def _main_rank() -> bool:

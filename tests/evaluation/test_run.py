@@ -12,6 +12,7 @@ from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.scoring import layer_curve
 from taskvec.models.shared_work import prompts_digest
 from taskvec.pipelines.evaluate import evaluate
+from taskvec.report.tables import write_run_report
 from taskvec.storage.run_folder import RunFolder
 from taskvec.tasks.registry import load_task
 
@@ -21,7 +22,9 @@ CONFIG = dict(tasks=["country_capital"], seeds=[1], template="spaced")
 @pytest.fixture(scope="module")
 def capital_run(smollm2, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "capital"
-    return evaluate(ExperimentConfig(**CONFIG), out, adapter=smollm2, show_progress=False)
+    result = evaluate(ExperimentConfig(**CONFIG), out, adapter=smollm2, show_progress=False)
+    write_run_report(result)  # as `taskvec run` does
+    return result
 
 
 def test_xpatch_beats_no_context_on_validation_by_a_wide_margin(capital_run):
@@ -135,6 +138,7 @@ def test_chosen_layer_test_split_gives_the_same_predictions_without_the_test_swe
     )
     config = ExperimentConfig(**CONFIG, test_layers="chosen")
     chosen = evaluate(config, tmp_path / "chosen", adapter=smollm2, show_progress=False)
+    write_run_report(chosen)
     assert swept == [30]  # the validation sweep only
     assert chosen.best_layer == capital_run.best_layer
     columns = ["item", "method", "prediction", "answer", "paper", "whole_label", "strict", "exact"]

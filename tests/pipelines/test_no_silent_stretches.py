@@ -1,5 +1,6 @@
 """``taskvec run`` is never silent for minutes: a line says the model is loading before the first
-bar, and another what happens after the units bar ends (test answers, tables, plots)."""
+bar, and another what happens after the units bar ends (test answers, results; the command
+then says it writes the tables and plots)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ def test_loading_and_writing_are_announced(tmp_path, monkeypatch, capsys):
     evaluate(config, tmp_path / "run", show_progress=True)
     err = capsys.readouterr().err
     assert f"loading {config.model} ..." in err
-    assert "writing tables and plots" in err
-    assert err.index("loading") < err.index("writing tables")
+    assert "writing results" in err
+    assert err.index("loading") < err.index("writing results")
 
 
 def test_a_quiet_run_says_nothing(tmp_path, capsys):

@@ -15,6 +15,7 @@ import taskvec
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.pipelines.evaluate import evaluate
 from taskvec.pipelines.results import metric_summary
+from taskvec.report.tables import write_run_report
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +99,7 @@ def test_the_layer_selection_is_recorded_and_switching_it_reuses_the_units(tmp_p
     monkeypatch.setattr("taskvec.pipelines.evaluate.run_unit", fail)
     config = ExperimentConfig.create(**options, layer_selection="per-task")
     per_task = evaluate(config, tmp_path / "per-task", adapter=adapter, show_progress=False)
+    write_run_report(per_task)
     root = per_task.folder.root
     assert json.loads((root / "config.json").read_text())["experiment"]["layer_selection"] == "per-task"
     results = json.loads((root / "results.json").read_text())

@@ -29,6 +29,7 @@ from taskvec.models.batching import plan_batches
 from taskvec.pipelines import evaluate as run_module
 from taskvec.pipelines.evaluate import evaluate, run_identity, unit_identity
 from taskvec.prompts.template import get_template
+from taskvec.report.tables import write_run_report
 from taskvec.storage import run_folder
 from taskvec.storage.run_folder import RunFolder
 from taskvec.tasks.registry import load_task
@@ -43,7 +44,10 @@ def _config(**changes) -> ExperimentConfig:
 
 
 def _run(config: ExperimentConfig, out: Path, adapter):
-    return evaluate(config, out, adapter=adapter, show_progress=False)
+    """What ``taskvec run`` does: the run, then its report."""
+    result = evaluate(config, out, adapter=adapter, show_progress=False)
+    write_run_report(result)
+    return result
 
 
 def _identity(folder: Path) -> str:
@@ -207,6 +211,32 @@ def test_a_full_disk_stops_the_run_safely_and_the_same_command_resumes(smollm2, 
     _run(_config(), out, smollm2)
     assert RunFolder(out).is_complete()
     for name in ("predictions.jsonl", "tables/summary_paper.csv"):
+        assert (out / name).read_bytes() == (work / "run" / name).read_bytes(), name
+
+
+def test_a_report_stopped_by_a_full_disk_is_written_by_the_same_command_from_the_complete_run(
+    smollm2, work, monkeypatch, unit_calls
+):
+    """The report is written from a complete run's results: a full disk while writing it leaves
+    the results whole and the folder complete, and the same command computes nothing and writes
+    the report an undisturbed run has."""
+    out, replace = work / "report-stopped", run_folder.os.replace
+
+    def full_disk(src, dst):
+        if str(dst).endswith("report.md"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return replace(src, dst)
+
+    monkeypatch.setattr(run_folder.os, "replace", full_disk)
+    with pytest.raises(StorageError, match=r"report.md.*no space left on the device \(Errno 28\)"):
+        _run(_config(), out, smollm2)
+    assert RunFolder(out).is_complete() and not (out / "report.md").exists()
+    assert not [p.name for p in out.rglob("*.tmp")]
+    monkeypatch.setattr(run_folder.os, "replace", replace)
+    computed = len(unit_calls)
+    _run(_config(), out, smollm2)
+    assert len(unit_calls) == computed  # read back, not recomputed
+    for name in ("report.md", "predictions.jsonl", "tables/summary_paper.csv"):
         assert (out / name).read_bytes() == (work / "run" / name).read_bytes(), name
 
 

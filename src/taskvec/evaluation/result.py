@@ -1,13 +1,17 @@
 """What a protocol run gives back: its folder, the chosen layer(s), the validation scores and the
-test predictions (the rows of ``predictions.jsonl``)."""
+test predictions (the rows of ``predictions.jsonl``); all a report of the run is written from."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from taskvec.storage.run_folder import RunFolder
+
+if TYPE_CHECKING:
+    from taskvec.evaluation.protocol import ExperimentConfig
 
 
 @dataclass
@@ -21,6 +25,10 @@ class RunResult:
     #: the layer each task's xPatch was read at (empty: ``best_layer`` for every task)
     task_layers: dict[str, int] = field(default_factory=dict)
     layer_selection: str = "shared"
+    #: xPatch on the test split at every layer (empty unless ``test_layers="all"``)
+    test_scores: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the run's configuration (None for a result put together by hand)
+    config: ExperimentConfig | None = None
 
     def layer_for(self, task: str) -> int:
         """The layer ``task``'s xPatch was read at."""

@@ -1,6 +1,7 @@
 """``evaluate``: validate everything, run the units (resuming finished ones), select the layer,
-score the test split and write the run folder. Under a launcher the ranks share the units and
-rank 0 writes the rest (``pipelines.ranks``)."""
+score the test split and write the run's results (``report.tables`` writes what a reader reads
+from them). Under a launcher the ranks share the units and rank 0 writes the rest
+(``pipelines.ranks``)."""
 
 from __future__ import annotations
 
@@ -43,8 +44,13 @@ from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model
 from taskvec.models.shared_work import SharedWork
 from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
-from taskvec.pipelines.results import canonical_layers, with_run_columns, write_results
-from taskvec.report.tables import write_run_outputs
+from taskvec.pipelines.results import (
+    PREDICTIONS_FILE,
+    canonical_layers,
+    with_run_columns,
+    write_predictions,
+    write_results,
+)
 from taskvec.storage.run_folder import RunFolder, write_json
 from taskvec.tasks.registry import load_task
 from taskvec.tasks.task import Task
@@ -441,7 +447,7 @@ def evaluate(
                 if ranks.parallel:  # for rank 0 to write the tables with
                     stamp = f"{unit_ids[task.name]}/layer{layer}"
                     _save_answers(folder, task.name, answers, config.seeds, stamp)
-        announce("writing tables and plots ...", show_progress)
+        announce("writing results ...", show_progress)
         ranks.barrier()  # every task's test answers are there
         if not ranks.is_main:
             ranks.barrier()  # rank 0 writes the tables, then every rank reads them back
@@ -454,7 +460,7 @@ def evaluate(
         predictions = with_run_columns(predictions, config, task_layers, adapter.name, tasks)
 
         test_scores = layer_scores(units, "test")
-        write_run_outputs(folder, config, val_scores, predictions, best, test_scores, task_layers)
+        write_predictions(folder.root, predictions)
         scores = (val_scores, test_scores)
         shown = {**resolved, "experiment": config.as_run(tasks).model_dump(mode="json")}  # as a fresh run
         write_results(folder.root, shown, predictions, *scores, best, config.selection_metric, task_layers)
@@ -465,7 +471,9 @@ def evaluate(
             seconds=round(time.perf_counter() - started, 1),
             peak_rss_mb=_peak_rss_mb(),
         )
-        result = RunResult(folder, best, val_scores, predictions, task_layers, config.layer_selection)
+        result = RunResult(
+            folder, best, val_scores, predictions, task_layers, config.layer_selection, test_scores, config
+        )
         ranks.barrier()  # the folder is complete for the other ranks
         return result
 
@@ -499,7 +507,7 @@ def _finished_run(
     """A complete folder of this very run is read back instead of recomputed (its status is
     written last, so 'complete' means every file is in place); any damaged unit or vector sends
     the run through the normal resume path."""
-    predictions_path = folder.path("predictions.jsonl")
+    predictions_path = folder.path(PREDICTIONS_FILE)
     if not folder.is_complete_for(identity) or not predictions_path.is_file():
         return None
     units = [
@@ -510,10 +518,9 @@ def _finished_run(
     predictions = canonical_layers(pd.read_json(predictions_path, lines=True, dtype=False))
     status = folder.status()
     task_layers = {task: int(layer) for task, layer in status.get("task_layers", {}).items()}
-    val_scores = layer_scores(units, "val")
-    return RunResult(
-        folder, int(status["best_layer"]), val_scores, predictions, task_layers, config.layer_selection
-    )
+    best, selection = int(status["best_layer"]), config.layer_selection
+    val_scores, test_scores = layer_scores(units, "val"), layer_scores(units, "test")
+    return RunResult(folder, best, val_scores, predictions, task_layers, selection, test_scores, config)
 
 
 def _unit_key(task: str, seed: int) -> str:

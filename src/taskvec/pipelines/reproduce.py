@@ -8,10 +8,11 @@
 4. task conflict (Fig. 9);
 5. the analyses (similarity heatmap, vector decodings, phases);
 
-then ``report.md`` / ``report.html`` with our numbers beside the paper's. Each stage writes its
-own files, stamped with what they were computed from (the reproduction and the chosen layer),
-and is skipped when they match, so an interrupted reproduction resumes, and one rerun with more
-seeds in the same folder computes only the new protocol units and the stages that depend on them.
+whose results ``report.reproduce.write_report`` turns into ``report.md`` / ``report.html`` with
+our numbers beside the paper's. Each stage writes its own files, stamped with what they were
+computed from (the reproduction and the chosen layer), and is skipped when they match, so an
+interrupted reproduction resumes, and one rerun with more seeds in the same folder computes only
+the new protocol units and the stages that depend on them.
 An optional ``StageObserver`` is told as each stage and each condition run starts and ends (how
 ``bench/arithmetic.py`` splits a reproduction's time and arithmetic by stage).
 """
@@ -23,6 +24,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -48,7 +50,6 @@ from taskvec.pipelines.analyze import AnalysisConfig, analyze, finished_analysis
 from taskvec.pipelines.evaluate import RunResult, evaluate
 from taskvec.pipelines.progress import progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
-from taskvec.report.reproduce import write_report
 from taskvec.storage.run_folder import RunFolder, write_atomic
 from taskvec.tasks.images import DEFAULT_STYLE, HELD_OUT_STYLE
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
@@ -496,6 +497,21 @@ def base_llm(
     return load_model(name, load_options) if name else None
 
 
+@dataclass
+class ReproductionResult:
+    """What a finished reproduction gives its report: each stage's results (None where a stage
+    did not run: Table 4 without a base LLM; ensembling and conflict on ranks other than 0)."""
+
+    reproduction: Reproduction
+    ensemble: pd.DataFrame | None
+    conflict: pd.DataFrame | None
+    similarity: pd.DataFrame | None
+    analysis: object
+    llm: ModelAdapter | None
+    #: seconds per stage
+    timings: dict[str, float]
+
+
 @torch.no_grad()
 def reproduce(
     config: ReproduceConfig,
@@ -504,10 +520,11 @@ def reproduce(
     show_progress: bool = True,
     load_options: LoadOptions | None = None,
     observer: StageObserver | None = None,
-) -> Path:
-    """Run every experiment and write the report; returns the path of ``report.md``.
-    ``load_options`` (dtype, device map) apply to the models loaded here (the VLM, its LLM);
-    ``observer`` is told as each stage and each of its runs starts and ends."""
+) -> ReproductionResult:
+    """Run every experiment into the reproduction's folder and return their results
+    (``report.reproduce.write_report`` writes the report from them). ``load_options`` (dtype,
+    device map) apply to the models loaded here (the VLM, its LLM); ``observer`` is told as each
+    stage and each of its runs starts and ends."""
     started = time.perf_counter()
     adapter = adapter or load_model(config.model, load_options)
     if not adapter.supports_images:
@@ -518,7 +535,7 @@ def reproduce(
     ranks = current_ranks()
     # one command per folder (its stages' folders lock too); under a launcher, rank 0 holds the
     # locks, every rank computes the units it claims in each stage, and rank 0 alone runs the
-    # stages that are not split into units (ensembling, conflict) and writes the report
+    # stages that are not split into units (ensembling, conflict)
     with ranks.folder_lock(reproduction.folder):
         reproduction.start()
         timings: dict[str, float] = {}
@@ -539,12 +556,10 @@ def reproduce(
             ensemble = timed("ensembling (Fig. 8)", reproduction.run_ensemble)
             conflict = timed("task conflict (Fig. 9)", reproduction.run_conflict)
         analysis = timed("analyses", reproduction.run_analysis)
-        report = str(reproduction.root / "report.md")
         if ranks.is_main:
-            report = write_report(reproduction, ensemble, conflict, similarity, analysis, llm, timings)
             reproduction.folder.finish(seconds=round(time.perf_counter() - started, 1), timings=timings)
-        ranks.barrier()  # the report is written
-        return report
+        ranks.barrier()  # every stage's files are in place
+        return ReproductionResult(reproduction, ensemble, conflict, similarity, analysis, llm, timings)
 
 
 def _answers_sharing_examples(

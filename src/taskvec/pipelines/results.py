@@ -30,6 +30,7 @@ from taskvec.storage.run_folder import write_atomic, write_json
 from taskvec.tasks.task import Task
 
 RESULTS_FILE = "results.json"
+PREDICTIONS_FILE = "predictions.jsonl"
 TIDY_TABLE = "results_long"
 TIDY_COLUMNS = ["task", "seed", "split", "method", "metric", "layer", "value"]
 #: what each prediction row says of the run it came from (beside task, seed, item, method)
@@ -152,6 +153,13 @@ def diversity_summary(predictions: pd.DataFrame) -> dict:
         entry["items"], entry["collapsed"] = int(row["items"]), bool(row["collapsed"])
         summary.setdefault(task, {})[method] = entry
     return summary
+
+
+def write_predictions(root: Path, predictions: pd.DataFrame) -> None:
+    """``predictions.jsonl``: one row per (task, seed, item, method), every metric and the run's
+    columns (``with_run_columns``)."""
+    rows = (json.dumps(r, ensure_ascii=False, default=str) for r in predictions.to_dict("records"))
+    write_atomic(root / PREDICTIONS_FILE, "\n".join(rows) + "\n")
 
 
 def write_results(

@@ -1,10 +1,11 @@
 """The reproduction report: our tables beside the paper's, plots, and a verdict per claim.
 
-Two steps. ``write_report`` turns a finished reproduction into files: every table as CSV +
-Markdown under ``tables/``, the plots, and ``report_context.json`` (what the report states beyond
-its tables: the tasks' sizes, the base LLM, timings, the analysis layer). ``render_report`` then
-writes ``report.md`` and ``report.html`` (a Jinja2 template with its stylesheet, under
-``templates/``) from those files alone, with no model, so a copied reproduction re-renders with
+Two steps. ``write_report`` turns a finished reproduction (``pipelines.reproduce``) into files:
+each condition run's own report, every table as CSV + Markdown under ``tables/``, the plots, and
+``report_context.json`` (what the report states beyond its tables: the tasks' sizes, the base
+LLM, timings, the analysis layer). ``render_report`` then writes ``report.md`` and
+``report.html`` (a Jinja2 template with its stylesheet, under ``templates/``) from those files
+alone, with no model, so a copied reproduction re-renders with
 the current code::
 
     python -m taskvec.report.reproduce --render docs/reproduce-embedded-vlm [--plots]
@@ -41,7 +42,8 @@ from taskvec.experiments.conditions import (  # noqa: E402
 from taskvec.experiments.conflict import conflict_summary  # noqa: E402
 from taskvec.experiments.ensemble import summarise_ensemble  # noqa: E402
 from taskvec.models.embedded.adapter import EmbeddedVLMAdapter  # noqa: E402
-from taskvec.report.tables import mean_std_cells, spread_phrase  # noqa: E402
+from taskvec.pipelines.reproduce import Reproduction, ReproductionResult  # noqa: E402
+from taskvec.report.tables import mean_std_cells, spread_phrase, write_run_report  # noqa: E402
 from taskvec.storage.markdown import markdown_table, write_table  # noqa: E402
 from taskvec.storage.run_folder import write_atomic, write_json  # noqa: E402
 
@@ -66,7 +68,7 @@ def _verdict(ok: bool | None) -> str:
 
 
 def claims(
-    reproduction, ensemble: pd.DataFrame | None, conflict: pd.DataFrame | None, metric: str
+    reproduction: Reproduction, ensemble: pd.DataFrame | None, conflict: pd.DataFrame | None, metric: str
 ) -> pd.DataFrame:
     """The paper's claims, each with its published figure and ours, per image style. ``note``
     says where a verdict holds by construction (the LLM -> VLM claim on a VLM whose language
@@ -190,7 +192,7 @@ def claims(
     return pd.DataFrame(rows)
 
 
-def claims_beside(reproduction, ensemble, conflict) -> pd.DataFrame:
+def claims_beside(reproduction: Reproduction, ensemble, conflict) -> pd.DataFrame:
     """``claims`` by the paper's metric with, beside ``ours`` and ``held``, the same checks by the
     whole-label metric (``-`` where a claim's measure is not a Table 3 accuracy: the ensembling
     figure's own case-insensitive score, the conflict's answers, the diversity)."""
@@ -292,21 +294,25 @@ def _draw_plots(root: Path, styles: list[str]) -> None:
 
 
 # --- from a reproduction to files -----------------------------------------------------------------
-def write_report(reproduction, ensemble, conflict, similarity, analysis, llm, timings: dict) -> str:
-    """Tables (CSV + Markdown), plots, ``report_context.json``, then ``report.md`` and
-    ``report.html`` rendered from them; returns the report path."""
+def write_report(result: ReproductionResult) -> Path:
+    """Each condition run's own report, then the reproduction's tables (CSV + Markdown), plots,
+    ``report_context.json``, and ``report.md`` and ``report.html`` rendered from them; returns
+    the report's path."""
+    reproduction, ensemble, conflict = result.reproduction, result.ensemble, result.conflict
+    for run in (*reproduction.conditions.values(), *reproduction.transfer.values()):
+        write_run_report(run)
     root = reproduction.root
     _write_matrix_tables(root, reproduction)
-    if llm is not None:
-        _write_transfer_tables(root, reproduction, similarity)
+    if result.llm is not None:
+        _write_transfer_tables(root, reproduction, result.similarity)
     _write_ensemble_and_conflict_tables(root, list(reproduction.config.styles), ensemble, conflict)
     write_table(root, "claims", claims_beside(reproduction, ensemble, conflict).set_index(["style", "claim"]))
     _draw_plots(root, list(reproduction.config.styles))
-    write_json(root / CONTEXT_FILE, _context(reproduction, analysis, llm, timings))
-    return str(render_report(root))
+    write_json(root / CONTEXT_FILE, _context(reproduction, result.analysis, result.llm, result.timings))
+    return render_report(root)
 
 
-def _write_matrix_tables(root: Path, reproduction) -> None:
+def _write_matrix_tables(root: Path, reproduction: Reproduction) -> None:
     """Table 3 per style and metric (mean and std), Table 10 per metric, each style's answer
     diversity and validation layer curves."""
     conditions, styles = reproduction.conditions, reproduction.config.styles
@@ -323,7 +329,7 @@ def _write_matrix_tables(root: Path, reproduction) -> None:
         write_table(root, f"layer_curves_{style}", layer_curves(chosen, "paper").round(4))
 
 
-def _write_transfer_tables(root: Path, reproduction, similarity: pd.DataFrame | None) -> None:
+def _write_transfer_tables(root: Path, reproduction: Reproduction, similarity: pd.DataFrame | None) -> None:
     """Table 4 and, where computed, the similarity of the LLM's and the VLM's vectors."""
     write_table(root, "table4", _table4(reproduction))
     if similarity is not None:
@@ -342,7 +348,7 @@ def _write_ensemble_and_conflict_tables(
         write_table(root, "conflict_summary", conflict_summary(conflict))
 
 
-def _context(reproduction, analysis, llm, timings: dict) -> dict:
+def _context(reproduction: Reproduction, analysis, llm, timings: dict) -> dict:
     """What the report states beyond its tables (``report_context.json``)."""
     adapter = reproduction.adapter
     return {
@@ -361,7 +367,7 @@ def _context(reproduction, analysis, llm, timings: dict) -> dict:
     }
 
 
-def _table4(reproduction) -> pd.DataFrame:
+def _table4(reproduction: Reproduction) -> pd.DataFrame:
     """Table 4 by the paper's metric, each row followed by the same by the whole-label metric."""
     rows = {}
     for style, result in reproduction.transfer.items():

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
+from pathlib import Path
 
 import matplotlib
 
@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 
 from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRIC_NOTES, METRICS  # noqa: E402
 from taskvec.evaluation.protocol import ExperimentConfig  # noqa: E402
+from taskvec.evaluation.result import RunResult  # noqa: E402
 from taskvec.evaluation.scoring import (  # noqa: E402
     COLLAPSE_RATIO,
     COLLAPSE_SHARE,
@@ -22,7 +23,7 @@ from taskvec.evaluation.scoring import (  # noqa: E402
     summary_table,
 )
 from taskvec.storage.markdown import write_table  # noqa: E402
-from taskvec.storage.run_folder import RunFolder, write_atomic  # noqa: E402
+from taskvec.storage.run_folder import write_atomic  # noqa: E402
 
 METHOD_NAMES = {
     "no_context": "No Context",
@@ -131,26 +132,16 @@ def plot_curves(curve: pd.DataFrame, best: int, title: str, path) -> None:
     tmp.replace(path)
 
 
-def write_run_outputs(
-    folder: RunFolder,
-    config: ExperimentConfig,
-    val_scores: pd.DataFrame,
-    predictions: pd.DataFrame,
-    best: int,
-    test_scores: pd.DataFrame,
-    task_layers: Mapping[str, int] | None = None,
-) -> None:
-    """Everything a reader needs: predictions, tables per metric (and ``paper`` beside
-    ``whole_label``), answer diversity, curves, plot, report.md. ``best``: the best layer of the
-    mean validation curve; ``task_layers``: the layer each task's xPatch was read at (by default
-    ``best`` for all)."""
+def write_run_report(result: RunResult) -> Path:
+    """What a reader reads of a finished run, written from its results: tables per metric (and
+    ``paper`` beside ``whole_label``), answer diversity, the layer curves, their plots and
+    ``report.md``; returns the report's path. Written again, it gives the same files."""
+    folder, config, predictions = result.folder, result.config, result.predictions
+    if config is None:
+        raise ValueError("a run's report needs the result's config (RunResult.config)")
+    val_scores, test_scores, best = result.val_scores, result.test_scores, result.best_layer
     tasks = list(dict.fromkeys(predictions.task))
-    task_layers = dict(task_layers) if task_layers else {task: best for task in tasks}
-    write_atomic(
-        folder.path("predictions.jsonl"),
-        "\n".join(json.dumps(r, ensure_ascii=False, default=str) for r in predictions.to_dict("records"))
-        + "\n",
-    )
+    task_layers = {task: result.layer_for(task) for task in tasks}
     collapsed = collapsed_cells(predictions)
     headline = write_table(folder.root, "summary_paper_whole_label", summary_beside(predictions))
     diversity = write_table(folder.root, "answer_diversity", diversity_table(predictions))
@@ -191,7 +182,9 @@ def write_run_outputs(
         collapsed=collapsed,
         per_task_best=per_task_best,
     )
-    write_atomic(folder.path("report.md"), report)
+    path = folder.path("report.md")
+    write_atomic(path, report)
+    return path
 
 
 def run_report(

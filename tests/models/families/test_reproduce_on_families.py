@@ -11,6 +11,7 @@ from helpers.families import llava, qwen2_vl
 from taskvec.experiments.conditions import Condition
 from taskvec.models.shared_work import SharedWork
 from taskvec.pipelines.reproduce import ReproduceConfig, reproduce, run_conditions
+from taskvec.report.reproduce import write_report
 from taskvec.storage.run_folder import RunFolder
 from taskvec.vectors.task_vector import TaskVector
 
@@ -21,7 +22,7 @@ BUILDERS = {"llava": llava.build_llava, "qwen2_vl": lambda: qwen2_vl.build("qwen
 def test_a_quick_reproduction_on_a_tiny_family_writes_the_whole_report(family, tmp_path):
     adapter = BUILDERS[family]()
     config = ReproduceConfig.create(quick=True, tasks=["country_capital", "country_currency"])
-    path = reproduce(config, tmp_path, adapter=adapter, show_progress=False)
+    path = write_report(reproduce(config, tmp_path, adapter=adapter, show_progress=False))
     text = (tmp_path / "report.md").read_text()
     assert str(tmp_path / "report.md") == str(path)
     for heading in ("Table 3", "Table 10", "Fig. 8", "Fig. 9", "Claims"):
