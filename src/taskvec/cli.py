@@ -411,6 +411,7 @@ def analyze(
     Logit-lens phases, top-1 and task-vector decodings, similarity and embedding plots: PNG plots,
     CSV + Markdown tables and summary.md in one folder."""
     from taskvec.pipelines.analyze import run_analysis
+    from taskvec.report.analysis import write_analysis_report
     from taskvec.tasks.registry import resolve_task_names
 
     try:
@@ -439,9 +440,10 @@ def analyze(
         _fail(error)
         return
     if not _main_rank():
-        return  # under a launcher, rank 0 prints the tables once
+        return  # under a launcher, rank 0 writes the summary and prints the tables once
+    summary = write_analysis_report(result)
     _print_frame(result.tables["decodings_table"], f"task-vector decodings, layer {result.layer}", "left")
-    console.print(f"analysis folder: [bold]{result.folder.root}[/] (summary.md)")
+    console.print(f"analysis folder: [bold]{result.folder.root}[/] ({summary.name})")
 
 
 @app.command()

@@ -18,6 +18,7 @@ from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
 from taskvec.models.families.llava import LlavaAdapter
 from taskvec.pipelines.analyze import AnalysisConfig, analyze
 from taskvec.prompts.template import PAPER
+from taskvec.report.analysis import write_analysis_report
 from taskvec.tasks.registry import load_task
 from taskvec.vectors.extract import last_token_states
 
@@ -81,6 +82,7 @@ def test_analyze_runs_text_image_and_instruction_specs(tiny_vlm, tmp_path):
         embeddings=["pca", "tsne"],
     )
     result = analyze(tiny_vlm, config, tmp_path / "analysis")
+    write_analysis_report(result)  # as `taskvec analyze` does
     folder = result.folder.root
     layers = tiny_vlm.num_layers
     assert json.loads((folder / "status.json").read_text())["state"] == "complete"

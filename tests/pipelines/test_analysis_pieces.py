@@ -13,7 +13,8 @@ import torch
 from helpers.families.llava import build_llava
 from safetensors.torch import load_file
 
-from taskvec.pipelines.analyze import AnalysisConfig, analyze
+from taskvec.pipelines.analyze import AnalysisConfig, analyze, finished_analysis
+from taskvec.report.analysis import write_analysis_report
 
 OPTIONS = dict(
     model="tiny-llava",
@@ -41,7 +42,7 @@ def _tables(root) -> dict[str, bytes]:
 
 def test_an_interrupted_analysis_reuses_its_pieces_and_writes_the_same_tables(tiny_vlm, tmp_path):
     config = AnalysisConfig.create(**OPTIONS)
-    straight = analyze(tiny_vlm, config, tmp_path / "straight").folder.root
+    straight = write_analysis_report(analyze(tiny_vlm, config, tmp_path / "straight")).parent
     pieces = sorted(p.name for p in (straight / "units").glob("*.safetensors"))
     assert pieces == [
         "animal_young__instruction.safetensors",
@@ -60,13 +61,28 @@ def test_an_interrupted_analysis_reuses_its_pieces_and_writes_the_same_tables(ti
     (cut / "status.json").write_text(json.dumps({**status, "state": "running"}))
     kept = {name: (cut / "units" / name).stat().st_mtime_ns for name in pieces[2:]}
 
-    resumed = analyze(tiny_vlm, config, cut).folder.root
+    resumed = write_analysis_report(analyze(tiny_vlm, config, cut)).parent
     assert {name: (cut / "units" / name).stat().st_mtime_ns for name in pieces[2:]} == kept
     for name in pieces[:2]:  # recomputed, as they were
         got, expected = load_file(resumed / "units" / name), load_file(straight / "units" / name)
         assert got.keys() == expected.keys()
         assert all(torch.equal(got[key], expected[key]) for key in expected)
     assert _tables(resumed) == _tables(straight) and len(_tables(straight)) > 5
+    assert (resumed / "summary.md").read_bytes() == (straight / "summary.md").read_bytes()
+
+
+def test_a_complete_analysis_without_its_summary_is_not_read_back(tiny_vlm, tmp_path):
+    """A stop between the analysis and its summary: the folder is complete, but a reproduction
+    assembles it again from its pieces (no forward pass) so that its summary can be written."""
+    config = AnalysisConfig.create(**OPTIONS)
+    out = tmp_path / "a"
+    fresh = analyze(tiny_vlm, config, out)
+    tables = {"decodings_table": 0, "phase_ranges": None}
+    assert fresh.analysis is not None and finished_analysis(tiny_vlm, config, out, tables) is None
+    write_analysis_report(fresh)
+    again = finished_analysis(tiny_vlm, config, out, tables)
+    assert again is not None and again.analysis is None  # read back: its summary is there
+    assert set(again.tables) == set(tables) and again.layer == fresh.layer
 
 
 def test_pieces_of_another_analysis_are_not_reused(tiny_vlm, tmp_path):

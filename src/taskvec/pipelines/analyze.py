@@ -2,8 +2,9 @@
 
 One pass of forward runs per (task, specification) (``collect``) feeds all of them: logit-lens
 phases, top-1 decodings, task-vector decodings, similarity and embedding maps. The folder gets
-CSV + Markdown tables, PNG plots, the task vectors and ``summary.md``; like a run folder it says
-``running`` in ``status.json`` until its last write.
+the tables as CSV and the task vectors; like a run folder it says ``running`` in ``status.json``
+until its last write. ``report.analysis`` then writes what a reader reads from the tables: their
+Markdown, the plots and ``summary.md``.
 
 Each (task, specification) is a resumable piece: its states and phase curve go to
 ``units/<task>__<spec>.safetensors`` (stamped with the analysis identity, beside its vector) as
@@ -27,12 +28,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file as load_tensors
 from safetensors.torch import save as save_tensors
 
-from taskvec.analysis import plots
 from taskvec.analysis.collect import ANALYSIS_SPECS, SpecStates, collect, default_specs
 from taskvec.analysis.embedding import METHODS
 from taskvec.analysis.lens import (
     MASS,
-    layer_ranges,
     phase_curve,
     phase_masses,
 )
@@ -46,11 +45,13 @@ from taskvec.models.shared_work import SharedWork
 from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.prompts.template import PromptTemplate, get_template
-from taskvec.storage.markdown import write_table
 from taskvec.storage.run_folder import RunFolder, write_atomic
 from taskvec.tasks.images import DEFAULT_STYLE
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
 from taskvec.vectors.task_vector import TaskVector
+
+#: what a reader reads first (written by ``report.analysis``)
+SUMMARY_FILE = "summary.md"
 
 
 class AnalysisConfig(Options):
@@ -107,13 +108,20 @@ class AnalysisConfig(Options):
 
 @dataclass
 class AnalysisResult:
-    """The folder and every table the analyses produced (the same data as its CSV files)."""
+    """The folder and every table the analyses produced (the same data as its CSV files); a fresh
+    analysis also carries what its summary is written from (``report.analysis``)."""
 
     folder: RunFolder
     layer: int
     layer_source: str
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     states: list[SpecStates] = field(default_factory=list)
+    config: AnalysisConfig | None = None
+    specs: list[str] = field(default_factory=list)
+    #: the name of the model analysed
+    model: str = ""
+    #: every table, the layers and the embeddings' purity (None: read back, or not rank 0)
+    analysis: AnalysisTables | None = None
 
 
 def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int | None]:
@@ -150,7 +158,9 @@ def finished_analysis(
     if not folder.is_complete_for(_identity(config, adapter, prints)):
         return None
     paths = {name: folder.path("tables", f"{name}.csv") for name in tables}
-    if not all(path.is_file() for path in paths.values()):
+    # without its summary (stopped before its report was written) it is assembled again from its
+    # pieces on disk, with no forward pass, so that the summary can be written
+    if not all(path.is_file() for path in paths.values()) or not folder.path(SUMMARY_FILE).is_file():
         return None
     frames = {name: pd.read_csv(path, index_col=tables[name]) for name, path in paths.items()}
     status = folder.status()
@@ -240,7 +250,7 @@ def analyze(
         status = folder.status()
         return AnalysisResult(folder, status["layer"], status["layer_source"])
 
-    announce("decoding and comparing the vectors, then writing tables and plots ...", show_progress)
+    announce("decoding and comparing the vectors, then writing the tables ...", show_progress)
     # assembled from the pieces on disk, in one order, whoever computed them
     collected: list[SpecStates] = []
     sets_frames, curve_frames = [], []
@@ -269,25 +279,13 @@ def analyze(
         embeddings=config.embeddings,
         seed=config.seed,
     )
-    markdown, plot_paths = _write_tables_and_plots(folder, adapter.name, specs, results)
+    _write_tables(folder, results)
     layer, source = results.layer, results.layer_source
-    summary = _summary(
-        config,
-        adapter,
-        specs,
-        layer,
-        source,
-        results.decode_layers,
-        results.tables["similarity_by_layer"],
-        results.purity,
-        markdown,
-    )
-    summary += ["## Files", "", *[f"- `{p.relative_to(folder.root)}`" for p in plot_paths]]
-    summary += ["- `tables/` (CSV + Markdown), `vectors/` (task vectors, safetensors + JSON)", ""]
-    write_atomic(folder.path("summary.md"), "\n".join(summary))
     folder.finish(layer=layer, layer_source=source, seconds=round(time.perf_counter() - started, 1))
     ranks.barrier()  # the folder is complete for the other ranks
-    return AnalysisResult(folder, layer, source, results.tables, collected)
+    return AnalysisResult(
+        folder, layer, source, results.tables, collected, config, specs, adapter.name, analysis=results
+    )
 
 
 def _piece_key(task: str, spec: str) -> str:
@@ -335,119 +333,27 @@ def _load_piece(folder: RunFolder, task: str, spec: str) -> tuple[torch.Tensor, 
     return tensors["states"], curve
 
 
-def _write_tables_and_plots(
-    folder: RunFolder, model: str, specs: list[str], results: AnalysisTables
-) -> tuple[dict[str, str], list[Path]]:
-    """The tables as CSV (+ Markdown for those the summary shows) and the plots; returns the
-    Markdown by name and the plots' paths."""
-    tables, layer, embeddings = results.tables, results.layer, results.embeddings
-    ranges, per_task_ranges = tables["phase_ranges"], tables["phase_ranges_by_task"]
-    wide, matrix, by_layer = tables["decodings_table"], tables["similarity"], tables["similarity_by_layer"]
-    curves, distribution = tables["phase_curves"], tables["top1_distribution"]
-    for name in ("phase_curves", "top1", "decodings", "token_sets", "top1_distribution"):
-        write_atomic(folder.path("tables", f"{name}.csv"), tables[name].to_csv(index=False))
-    for method, frame in embeddings.items():
-        write_atomic(folder.path("tables", f"embedding_{method}.csv"), frame.to_csv(index=False))
-    markdown = {
-        "phase_ranges": write_table(folder.root, "phase_ranges", ranges.reset_index(), index=False),
-        "phase_ranges_by_task": write_table(
-            folder.root, "phase_ranges_by_task", per_task_ranges.reset_index(), index=False
-        ),
-        "decodings": write_table(folder.root, "decodings_table", wide),
-        "similarity": write_table(folder.root, f"similarity_layer{layer}", matrix.round(4)),
-        "similarity_by_layer": write_table(folder.root, "similarity_by_layer", by_layer.round(4)),
+def _write_tables(folder: RunFolder, results: AnalysisTables) -> None:
+    """Every table as CSV (``report.analysis`` writes the Markdown of those the summary shows)."""
+    for name, (frame, index) in result_tables(results).items():
+        write_atomic(folder.path("tables", f"{name}.csv"), frame.to_csv(index=index))
+
+
+def result_tables(results: AnalysisTables) -> dict[str, tuple[pd.DataFrame, bool]]:
+    """The analysis's tables as its folder holds them: name -> (frame, whether its index is
+    written)."""
+    tables, layer = results.tables, results.layer
+    files = {name: (tables[name], False) for name in ("phase_curves", "top1", "decodings", "token_sets")}
+    files["top1_distribution"] = (tables["top1_distribution"], False)
+    files |= {f"embedding_{method}": (frame, False) for method, frame in results.embeddings.items()}
+    files |= {
+        "phase_ranges": (tables["phase_ranges"].reset_index(), False),
+        "phase_ranges_by_task": (tables["phase_ranges_by_task"].reset_index(), False),
+        "decodings_table": (tables["decodings_table"], True),
+        f"similarity_layer{layer}": (tables["similarity"].round(4), True),
+        "similarity_by_layer": (tables["similarity_by_layer"].round(4), True),
     }
-    plot_paths = [
-        plots.plot_phases(curves, folder.path("plots", "phases.png"), f"{model}: logit lens"),
-        plots.plot_phases(
-            curves,
-            folder.path("plots", "phases_relative.png"),
-            f"{model}: logit lens, each curve relative to its peak",
-            relative=True,
-        ),
-        *[
-            plots.plot_top1(
-                distribution[distribution["spec"] == spec],
-                folder.path("plots", f"top1_{spec}.png"),
-                f"{model}, {spec}: top-1 logit-lens token (share of prompts)",
-            )
-            for spec in specs
-        ],
-        plots.plot_similarity(
-            matrix, folder.path("plots", f"similarity_layer{layer}.png"), f"{model}: cosine, layer {layer}"
-        ),
-        plots.plot_similarity_by_layer(
-            by_layer, folder.path("plots", "similarity_by_layer.png"), f"{model}: task-vector similarity"
-        ),
-        *[
-            plots.plot_embedding(
-                frame,
-                folder.path("plots", f"embedding_{method}.png"),
-                f"{model}, layer {layer}: {method} of per-prompt task vectors",
-            )
-            for method, frame in embeddings.items()
-        ],
-    ]
-    return markdown, plot_paths
-
-
-def _summary(
-    config: AnalysisConfig,
-    adapter: ModelAdapter,
-    specs: list[str],
-    layer: int,
-    source: str,
-    decode_layers: list[int],
-    by_layer: pd.DataFrame,
-    purity: dict[str, float],
-    markdown: dict[str, str],
-) -> list[str]:
-    row = by_layer.loc[layer]
-    above = layer_ranges(by_layer.index[by_layer["margin"] > 0].tolist())
-    lines = [
-        f"# taskvec analysis: {adapter.name}",
-        "",
-        f"- tasks: {', '.join(config.tasks)}; specifications: {', '.join(specs)}",
-        f"- template `{config.template.name}`, {config.n_examples} examples, seed {config.seed}; "
-        f"up to {config.prompts} test prompts per task and specification "
-        f"({config.lens_prompts} through the full logit lens)",
-        f"- layer **{layer}** ({source}) for decodings, similarity and embeddings; "
-        f"top-1 decodings at layers {decode_layers}",
-        "",
-        "## Three phases (logit lens at the delimiter, mean over tasks)",
-        "",
-        "Mass on input / task / answer tokens per layer. `layers`: where the phase has the highest mass "
-        "relative to its own peak (and at least half of it); see `plots/phases_relative.png`, "
-        "`tables/phase_ranges_by_task.md`, `tables/token_sets.csv`.",
-        "",
-        markdown["phase_ranges"],
-        "",
-        f"## Task-vector decodings at layer {layer} (top {config.top_k})",
-        "",
-        markdown["decodings"],
-        "",
-        "## Similarity",
-        "",
-        f"At layer {layer}: same task across specifications {row['same_task']:.3f}; baseline, other "
-        f"task and other specification {row['different_both']:.3f}; same specification across tasks "
-        f"{row['same_spec']:.3f}; random pairs of different tasks {row['random_pair']:.3f}. Same task "
-        f"is above its baseline at layers: {above or 'none'}; "
-        f"largest margin {by_layer['margin'].max():.3f} at layer {int(by_layer['margin'].idxmax())} "
-        "(`plots/similarity_by_layer.png`)."
-        if by_layer["margin"].notna().any()
-        else f"At layer {layer}: random pairs of different tasks {row['random_pair']:.3f} "
-        "(only one specification, so no same-task pairs).",
-        "",
-    ]
-    if purity:
-        lines += [
-            "## Embeddings",
-            "",
-            "Share of per-prompt vectors whose nearest neighbour in the map is of the same task: "
-            + ", ".join(f"{m} {p:.2f}" for m, p in purity.items()),
-            "",
-        ]
-    return lines
+    return files
 
 
 def default_analysis_dir(config: AnalysisConfig, root: Path = Path("runs")) -> Path:

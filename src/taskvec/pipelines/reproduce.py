@@ -46,7 +46,7 @@ from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model
 from taskvec.models.shared_work import SharedWork
 from taskvec.patching.patch import line_complete
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
-from taskvec.pipelines.analyze import AnalysisConfig, analyze, finished_analysis
+from taskvec.pipelines.analyze import AnalysisConfig, AnalysisResult, analyze, finished_analysis
 from taskvec.pipelines.evaluate import RunResult, evaluate
 from taskvec.pipelines.progress import progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
@@ -464,7 +464,7 @@ class Reproduction:
             progress.update(bar, completed=total)
 
     @_stage("analysis")
-    def run_analysis(self):
+    def run_analysis(self) -> AnalysisResult:
         config = AnalysisConfig.create(
             model=self.adapter.name,
             tasks=self.task_names,
@@ -506,7 +506,7 @@ class ReproductionResult:
     ensemble: pd.DataFrame | None
     conflict: pd.DataFrame | None
     similarity: pd.DataFrame | None
-    analysis: object
+    analysis: AnalysisResult
     llm: ModelAdapter | None
     #: seconds per stage
     timings: dict[str, float]

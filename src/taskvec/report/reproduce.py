@@ -1,12 +1,12 @@
 """The reproduction report: our tables beside the paper's, plots, and a verdict per claim.
 
 Two steps. ``write_report`` turns a finished reproduction (``pipelines.reproduce``) into files:
-each condition run's own report, every table as CSV + Markdown under ``tables/``, the plots, and
-``report_context.json`` (what the report states beyond its tables: the tasks' sizes, the base
-LLM, timings, the analysis layer). ``render_report`` then writes ``report.md`` and
-``report.html`` (a Jinja2 template with its stylesheet, under ``templates/``) from those files
-alone, with no model, so a copied reproduction re-renders with
-the current code::
+each condition run's and the analysis's own report, every table as CSV + Markdown under
+``tables/``, the plots, and ``report_context.json`` (what the report states beyond its tables:
+the tasks' sizes, the base LLM, timings, the analysis layer). ``render_report`` then writes
+``report.md`` and ``report.html`` (a Jinja2 template with its stylesheet, under ``templates/``)
+from those files alone, with no model, so a copied reproduction re-renders with the current
+code::
 
     python -m taskvec.report.reproduce --render docs/reproduce-embedded-vlm [--plots]
 """
@@ -43,6 +43,7 @@ from taskvec.experiments.conflict import conflict_summary  # noqa: E402
 from taskvec.experiments.ensemble import summarise_ensemble  # noqa: E402
 from taskvec.models.embedded.adapter import EmbeddedVLMAdapter  # noqa: E402
 from taskvec.pipelines.reproduce import Reproduction, ReproductionResult  # noqa: E402
+from taskvec.report.analysis import write_analysis_report  # noqa: E402
 from taskvec.report.tables import mean_std_cells, spread_phrase, write_run_report  # noqa: E402
 from taskvec.storage.markdown import markdown_table, write_table  # noqa: E402
 from taskvec.storage.run_folder import write_atomic, write_json  # noqa: E402
@@ -301,6 +302,8 @@ def write_report(result: ReproductionResult) -> Path:
     reproduction, ensemble, conflict = result.reproduction, result.ensemble, result.conflict
     for run in (*reproduction.conditions.values(), *reproduction.transfer.values()):
         write_run_report(run)
+    if result.analysis.analysis is not None:  # assembled now (one read back has its summary)
+        write_analysis_report(result.analysis)
     root = reproduction.root
     _write_matrix_tables(root, reproduction)
     if result.llm is not None:
