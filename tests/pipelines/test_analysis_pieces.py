@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
 from helpers.families.llava import build_llava
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save
 
+from taskvec.pipelines import analyze as analyze_module
 from taskvec.pipelines.analyze import AnalysisConfig, analyze, finished_analysis
 from taskvec.report.analysis import write_analysis_report
 
@@ -92,3 +95,42 @@ def test_pieces_of_another_analysis_are_not_reused(tiny_vlm, tmp_path):
     other = AnalysisConfig.create(**{**OPTIONS, "prompts": 3})
     analyze(tiny_vlm, other, tmp_path / "a", replace=True)
     assert load_file(piece)["states"].shape[0] == 3  # recomputed: three prompts' states now, not four
+
+
+_SAVE_A_PIECE = """
+import sys
+import pandas as pd
+import torch
+from taskvec.analysis.lens import MASS
+from taskvec.pipelines.analyze import _save_piece
+from taskvec.storage.run_folder import RunFolder
+
+curve = pd.DataFrame([[0.1, 0.2, 0.3]], columns=list(MASS.values()))
+_save_piece(RunFolder(sys.argv[1]), "food_color", "text-icl", "abc", torch.ones(2, 1, 3), curve)
+"""
+
+
+def test_two_processes_write_the_same_piece_byte_for_byte(tmp_path):
+    """safetensors writes several metadata entries in an order that changes from process to
+    process; a piece keeps its identity, task and spec in one entry, so equal analyses give equal
+    files."""
+    pieces = []
+    for name in ("a", "b", "c"):
+        subprocess.run([sys.executable, "-c", _SAVE_A_PIECE, str(tmp_path / name)], check=True)
+        pieces.append((tmp_path / name / "units" / "food_color__text-icl.safetensors").read_bytes())
+    assert pieces[0] == pieces[1] == pieces[2]
+
+
+def test_a_piece_an_older_taskvec_wrote_is_still_reused(tiny_vlm, tmp_path):
+    """Before, a piece's identity, task and spec were three metadata entries: such a piece of the
+    same analysis still counts, and one of another analysis does not."""
+    config = AnalysisConfig.create(**OPTIONS)
+    folder = analyze(tiny_vlm, config, tmp_path / "a").folder
+    identity = folder.config()["config_hash"]
+    path = folder.path("units", "food_color__text-icl.safetensors")
+    tensors = load_file(path)
+    older = {"identity": identity, "task": "food_color", "spec": "text-icl"}
+    path.write_bytes(save(tensors, metadata=older))
+    assert analyze_module._has_piece(folder, "food_color", "text-icl", identity)
+    path.write_bytes(save(tensors, metadata={**older, "identity": "another"}))
+    assert not analyze_module._has_piece(folder, "food_color", "text-icl", identity)

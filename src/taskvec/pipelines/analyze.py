@@ -296,6 +296,10 @@ def _piece_path(folder: RunFolder, task: str, spec: str) -> Path:
     return folder.path("units", f"{_piece_key(task, spec)}.safetensors")
 
 
+#: the metadata entry of a piece (its identity, task and spec, as JSON)
+PIECE_KEY = "taskvec"
+
+
 def _save_piece(
     folder: RunFolder, task: str, spec: str, identity: str, states: torch.Tensor, curve: pd.DataFrame
 ) -> None:
@@ -305,7 +309,9 @@ def _save_piece(
         "curve": torch.tensor(curve[list(MASS.values())].to_numpy(), dtype=torch.float64),  # [layers, 3]
         "curve_layers": torch.tensor(curve.index.to_numpy(), dtype=torch.int64),  # [layers]
     }
-    meta = {"identity": identity, "task": task, "spec": spec}
+    # one metadata entry: safetensors writes several in an order that changes from process to
+    # process, and equal analyses should give equal files
+    meta = {PIECE_KEY: json.dumps({"identity": identity, "task": task, "spec": spec}, sort_keys=True)}
     write_atomic(_piece_path(folder, task, spec), save_tensors(tensors, metadata=meta))
 
 
@@ -314,7 +320,8 @@ def _has_piece(folder: RunFolder, task: str, spec: str, identity: str) -> bool:
     try:
         with safe_open(str(_piece_path(folder, task, spec)), "pt") as handle:
             meta = handle.metadata() or {}
-    except (SafetensorError, OSError):
+        meta = json.loads(meta[PIECE_KEY]) if PIECE_KEY in meta else meta  # else as written before
+    except (SafetensorError, OSError, json.JSONDecodeError):
         return False
     if (meta.get("identity"), meta.get("task"), meta.get("spec")) != (identity, task, spec):
         return False
