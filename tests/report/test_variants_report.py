@@ -41,7 +41,7 @@ def test_a_report_shows_the_other_variants_figures_and_claims_beside_its_own(two
     frozen, tuned = two_folders
     reproduce.main(["--render", str(tuned), "--compare-with", str(frozen)])
     assert json.loads((tuned / "report_context.json").read_text())["compare_with"] == "../frozen"
-    summary = reproduce.variant_summary([reproduce._Folder(tuned), reproduce._Folder(frozen)])
+    summary = reproduce.variant_summary([reproduce.ReproductionFolder(f) for f in (tuned, frozen)])
     assert list(summary.columns) == ["embedded-vlm-gemma3-lora", "embedded-vlm-gemma3"]
     xbase = summary.loc[("Table 3, images in noto, paper", "Text ICL xBase")]
     assert xbase.tolist() == ["0.456", "0.054"]

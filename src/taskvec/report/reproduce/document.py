@@ -1,0 +1,342 @@
+"""The report as a document: its title, notices and sections (text, our tables beside the
+paper's, figures), read from a reproduction folder's files alone."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from taskvec.evaluation.metrics import METRIC_NOTES
+from taskvec.experiments.conditions import TOP_LABEL_ROW
+from taskvec.report.reproduce.beside_paper import (
+    matrix_beside_paper,
+    table3_beside_paper,
+    table4_beside_paper,
+)
+from taskvec.report.reproduce.folder import ReproductionFolder
+from taskvec.report.reproduce.layout import COLLAPSED_MARK, Figure, Section, Table, mark
+from taskvec.report.reproduce.plots import REFERENCE_MODEL
+from taskvec.report.reproduce.variants import variants_blocks
+from taskvec.report.tables import mean_std_cells, spread_phrase
+
+#: the report's last section: where each file of the folder is
+FILES_NOTE = (
+    "`conditions/<spec>__<query>[-style]/` one protocol run per condition (config, per-item "
+    "predictions, per-layer curves, vectors); `transfer/` the LLM -> VLM runs; `tables/` every "
+    "table as CSV + Markdown; `plots/`; `analysis/` the analyses; `report_context.json` what "
+    "this report states beyond its tables."
+)
+#: how Table 3 marks a collapsed method
+COLLAPSE_NOTE = (
+    f"{COLLAPSED_MARK}: the method's answers collapsed (its top answer, a first token, is at least half "
+    "of the items and at least twice the test split's top-label share), so its score says little "
+    "of the task"
+)
+#: the caption of each style's answer-diversity table
+DIVERSITY_CAPTION = (
+    "Answer diversity (ours): the top answer's share of items / distinct answers per item (first "
+    f"tokens, mean over seeds); {COLLAPSED_MARK}: collapsed"
+)
+
+
+def _slug(title: str, taken: set[str]) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "section"
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    taken.add(slug)
+    return slug
+
+
+def _public(text: str) -> str:
+    """``text`` without local directories: an absolute path is shown by its file name."""
+    return re.sub(r"(?<![\w.])/(?:[^\s/()]+/)+([^\s/()]+)", r"\1", str(text))
+
+
+def document(folder: ReproductionFolder) -> tuple[str, list[str], list[Section]]:
+    """The report's title, its notices and its sections."""
+    run, model = folder.config["reproduce"], folder.config["model"]
+    styles = run["styles"]
+    title = f"taskvec reproduction of *Task Vectors are Cross-Modal* on `{model['name']}`"
+    notices = []
+    if run.get("quick"):
+        notices.append(
+            "**Quick smoke run**: one seed, the first few items per split, every fourth layer. "
+            "Numbers here check that the pipeline works; they are not results."
+        )
+    sections = [
+        _setup(folder),
+        *_table3_sections(folder),
+        _matrix_section(folder),
+        Section("3. LLM -> VLM transfer (Table 4)", 2, _transfer_blocks(folder)),
+        Section("4. Instructions and ensembling (Fig. 8)", 2, _ensemble_blocks(folder, styles)),
+        Section("5. Task conflict (Fig. 9)", 2, _conflict_blocks(folder)),
+        Section("6. Inside the model", 2, _analysis_blocks(folder)),
+        _claims_section(folder),
+    ]
+    if folder.context.get("compare_with"):
+        sections.append(Section("Both embedded variants side by side", 2, variants_blocks(folder)))
+    sections.append(Section("Files", 2, [FILES_NOTE]))
+    taken: set[str] = set()
+    for section in sections:
+        section.anchor = _slug(section.title, taken)
+    return title, notices, sections
+
+
+def _has_whole_label(folder: ReproductionFolder) -> bool:
+    """Whether the reproduction scored the whole-label metric beside the paper's (older ones did not)."""
+    return folder.table(f"table3_{folder.config['reproduce']['styles'][0]}_whole_label") is not None
+
+
+def _table3_sections(folder: ReproductionFolder) -> list[Section]:
+    """Table 3: what it shows, then one section per image style (ours beside the paper's, the
+    strict metric, the answers' diversity)."""
+    run = folder.config["reproduce"]
+    has_whole = _has_whole_label(folder)
+    intro = (
+        f"Image queries, test split; ours: {spread_phrase(len(run['seeds']))}, the paper's (arXiv v1) under "
+        "each of our rows. " + _layer_sentence(run) + " Metric: `paper`, " + METRIC_NOTES["paper"] + "."
+    )
+    if has_whole:
+        intro += (
+            " Under each of our rows, the same by `whole_label`: "
+            + METRIC_NOTES["whole_label"]
+            + "; it credits no lone letter and no echo of the item (docs/metrics.md says what each "
+            "metric credits). Label prior: the most frequent validation label answered for every test "
+            "item; the test split's top-label share (reference row) is the most any one constant answer "
+            "scores. " + COLLAPSE_NOTE + "."
+        )
+    intro += (
+        " The strict metric (" + METRIC_NOTES["strict"] + "), which the paper does not report, follows "
+        "each table" + (", then each method's answer diversity." if has_whole else ".")
+    )
+    sections = [Section("1. Cross-modal transfer (Table 3)", 2, [intro])]
+    for style in run["styles"]:
+        held = " (a training style)" if style == folder.context["training_style"] else " (held-out style)"
+        sections.append(Section(f"Images in `{style}`{held}", 3, _table3_blocks(folder, style, has_whole)))
+    return sections
+
+
+def _table3_blocks(folder: ReproductionFolder, style: str, has_whole: bool) -> list:
+    """One style's Table 3 beside the paper's, by the strict metric, and its answer diversity."""
+    mean, std = folder.table(f"table3_{style}_paper"), folder.table(f"table3_{style}_paper_std")
+    diversity = folder.table(f"diversity_{style}", [0, 1])
+    collapsed = diversity.xs("collapsed", level="measure") if diversity is not None else None
+    whole = None
+    if has_whole:
+        whole = (
+            folder.table(f"table3_{style}_whole_label"),
+            folder.table(f"table3_{style}_whole_label_std"),
+        )
+    strict_mean = folder.table(f"table3_{style}_strict").drop(index=[TOP_LABEL_ROW], errors="ignore")
+    strict_std = folder.table(f"table3_{style}_strict_std").drop(index=[TOP_LABEL_ROW], errors="ignore")
+    strict = mark(mean_std_cells(strict_mean, strict_std), collapsed)
+    blocks = [
+        Table(
+            table3_beside_paper(mean, std, whole, collapsed),
+            "Ours beside the paper (its LLaVA-1.5, Mantis-Fuyu, Idefics2)",
+        ),
+        Table(strict, "Strict metric (ours)"),
+    ]
+    if diversity is not None:
+        blocks.append(Table(_diversity_cells(diversity), DIVERSITY_CAPTION))
+    return blocks
+
+
+def _matrix_section(folder: ReproductionFolder) -> Section:
+    """Table 10 beside the paper's patch rows, and the validation curves the layers came from."""
+    has_whole = _has_whole_label(folder)
+    section = Section(
+        "2. Specification x query (Table 10)",
+        2,
+        [
+            "Test split, the paper's metric"
+            + (", each of our rows followed by the same by `whole_label`" if has_whole else "")
+            + "; Base / xBase: examples and query in one prompt, Patch / "
+            "xPatch: the task vector patched at `layer` (chosen on the validation split). Under our "
+            "patch rows, the paper's (appendix; Idefics2 and Mantis-Fuyu, patch rows only).",
+            Table(
+                matrix_beside_paper(
+                    folder.table("matrix_paper", [0, 1]),
+                    folder.table("matrix_whole_label", [0, 1]) if has_whole else None,
+                )
+            ),
+            "Validation curves the layers were chosen from; the horizontal lines are the unpatched "
+            "baselines of image queries (test split) and the paper's Text ICL xPatch on image queries "
+            f"({REFERENCE_MODEL}):",
+        ],
+    )
+    section.blocks += [
+        Figure(f"plots/layer_curves_{style}.png", f"per-layer validation accuracy, {style}")
+        for style in folder.config["reproduce"]["styles"]
+    ]
+    return section
+
+
+def _claims_section(folder: ReproductionFolder) -> Section:
+    """The paper's claims one by one, each with our verdict."""
+    verdicts = folder.table("claims", [0, 1]).astype(object).fillna("")
+    return Section(
+        "Claims, one by one",
+        2,
+        [
+            "Metric: `paper`, "
+            + METRIC_NOTES["paper"]
+            + (
+                "; beside it, the same checks by `whole_label` (`-`: the claim's measure is no Table 3 "
+                "accuracy)"
+                if "ours (whole_label)" in verdicts.columns
+                else ""
+            )
+            + ". `held` says whether our numbers agree with the "
+            "claim; `note` says where they cannot disagree.",
+            Table(verdicts),
+        ],
+    )
+
+
+def _diversity_cells(diversity: pd.DataFrame) -> pd.DataFrame:
+    """``diversity_<style>`` (rows (method, measure)) as one cell per method and task."""
+    top = diversity.xs("top_share", level="measure")
+    distinct = diversity.xs("distinct", level="measure")
+    collapsed = diversity.xs("collapsed", level="measure")
+    cells = top.map("{:.2f}".format) + " / " + distinct.map("{:.2f}".format)
+    return mark(cells, collapsed)
+
+
+def _layer_sentence(run: dict) -> str:
+    """How each condition's layer was chosen (``layer_selection`` of the reproduction)."""
+    if run.get("layer_selection", "shared") == "per-task":
+        return (
+            "Layer selection `per-task`: each task's xPatch is read at its own best validation layer, "
+            "per condition (Table 10 lists them)."
+        )
+    return (
+        "Layer selection `shared` (the paper's protocol): one layer per condition for all tasks, the "
+        "best of their mean validation curve (Table 10 lists it), so a task's number depends on the "
+        "tasks run beside it; `--layer-selection per-task` gives each task its own."
+    )
+
+
+def _setup(folder: ReproductionFolder) -> Section:
+    run, model, context = folder.config["reproduce"], folder.config["model"], folder.context
+    llm = context["llm"]
+    lines = [
+        f"- model: `{model['name']}` ({_public(model.get('model_id'))}), {model['num_layers']} decoder "
+        f"layers, width {model['hidden_size']}, computing in {model['numerics']}, fingerprint "
+        f"`{model['fingerprint']}`",
+        f"- template `{run['template']}`, {len(run['seeds'])} seed(s) {run['seeds']}, N = 5 examples per "
+        "prompt, demonstrations drawn per query from the validation split",
+        f"- image styles: {', '.join(run['styles'])} (`{context['training_style']}` is a training style of "
+        "the embedded VLM; `openmoji` is held out of its training)",
+        "- tasks: " + ", ".join(f"{t['name']} ({t['val']} val / {t['test']} test)" for t in context["tasks"]),
+        f"- base LLM for Table 4: `{llm}`" if llm is not None else "- base LLM: none known; Table 4 skipped",
+        "- wall time per stage (s): " + ", ".join(f"{k} {v}" for k, v in context["timings"].items()),
+    ]
+    if context.get("condition_seconds"):
+        lines.append(
+            "- the matrix by condition (s; the first condition of a group that shares examples or queries "
+            "computes what they share, later ones reuse it; a resumed condition counts its last part only): "
+            + ", ".join(f"{label} {seconds}" for label, seconds in context["condition_seconds"].items())
+        )
+    blocks: list = ["\n".join(lines)]
+    if context.get("recognition"):
+        blocks += [
+            "The embedded VLM's first-token recognition of the task entities (bare image query, strict):",
+            Table(pd.DataFrame(context["recognition"]).T.map(lambda v: "" if pd.isna(v) else f"{v:.3f}")),
+            "Its projector mixes the LLM's own embeddings of entity names by the recogniser's posterior "
+            "(plus learned image slots and a low-rank visual term), so its image tokens start near the text "
+            "of the object's name: cross-modal transfer is an easier test here than in the paper's VLMs.",
+        ]
+    return Section("Set-up", 2, blocks)
+
+
+def _transfer_blocks(folder: ReproductionFolder) -> list:
+    llm = folder.context["llm"]
+    table = folder.table("table4", [0, 1])
+    if llm is None or table is None:
+        return ["No base LLM is known for this model (pass `--llm`), so this experiment was skipped."]
+    table = table.rename_axis(["style", "vectors"])[folder.task_order(table.columns)]
+    blocks: list = [
+        "Image queries, test split, the paper's metric"
+        + (
+            " (rows marked `(whole_label)`: the same by the whole-label metric)"
+            if any("whole_label" in str(v) for v in table.index.get_level_values("vectors"))
+            else ""
+        )
+        + "; our rows per image style, the paper's per model.",
+        Table(table4_beside_paper(table)),
+    ]
+    if folder.context.get("llm_is_the_frozen_language_model"):
+        blocks.append(
+            f"The embedded VLM's language model is `{llm}` itself, frozen: on text prompts the two "
+            "run the very same modules on the same tokens (tested bit for bit), so the LLM's text-ICL "
+            "vectors are the VLM's and the two rows agree by construction. This stage therefore computes "
+            "nothing new: the LLM -> VLM runs share the VLM -> VLM runs' vectors, sweeps and answers."
+        )
+    similarity = folder.table("table4_similarity")
+    if similarity is not None:
+        blocks += ["Cosine similarity of task vectors (mean over tasks and seeds):", Table(similarity)]
+    return blocks
+
+
+def _ensemble_blocks(folder: ReproductionFolder, styles: list[str]) -> list:
+    scores = folder.table("ensemble_scores", None)
+    blocks: list = []
+    for style in styles:
+        summary = folder.table(f"ensemble_{style}", [0, 1])
+        if summary is None or scores is None:
+            continue
+        layer = int(scores[scores["style"] == style]["layer"].iloc[0])
+        blocks += [
+            f"Images in `{style}`, patched at layer {layer} (the Text ICL -> image layer), test split, "
+            "case-insensitive as in the paper; n = examples behind the exemplar vector (n / 5 five-shot "
+            "prompts averaged); n = 0 is the instruction alone.",
+            Table(summary),
+            Figure(f"plots/ensemble_{style}.png", f"ensembling, {style}"),
+        ]
+    return blocks or ["Skipped."]
+
+
+def _conflict_blocks(folder: ReproductionFolder) -> list:
+    summary = folder.table("conflict_summary", [0, 1])
+    rows = folder.table("conflict_outputs", None)
+    if summary is None or rows is None or not len(rows):
+        return [
+            "Skipped: no conflicting pair of tasks (capital/currency, latin/young, color/flavor) was run."
+        ]
+    run = folder.config["reproduce"]
+    examples = (
+        rows.groupby(["prompted", "patched"], sort=False)
+        .head(2)[["prompted", "patched", "input", "control", "output", "patched_label"]]
+        .set_index(["prompted", "patched"])
+    )
+    return [
+        f"The prompt is task A's instruction + an image query (`{folder.context['training_style']}`); "
+        f"task B's text-ICL vector is patched at layer {int(rows['layer'].iloc[0])}; "
+        f"{run['answer_tokens']} greedy tokens.",
+        Table(summary),
+        "Examples:",
+        Table(examples.fillna("")),
+    ]
+
+
+def _analysis_blocks(folder: ReproductionFolder) -> list:
+    analysis = folder.context.get("analysis")
+    if analysis is None:
+        return ["Skipped."]
+    blocks: list = [
+        f"Analyses at layer {analysis['layer']} ({analysis['layer_source']}); full output in `analysis/`."
+    ]
+    titles = {
+        ("decodings_table", 0): "Top decodings of the task vectors (logit lens), per task and specification",
+        ("phase_ranges", None): "Layers of the three phases (input, task, answer)",
+    }
+    for (name, index), title in titles.items():
+        table = folder.table(name, index, folder="analysis/tables")
+        if table is not None:
+            blocks.append(Table(table, title, index=index is not None))
+    for plot in sorted((folder.root / "analysis" / "plots").glob("*.png")):
+        blocks.append(Figure(f"analysis/plots/{plot.name}", plot.stem))
+    return blocks

@@ -1,0 +1,42 @@
+"""A reproduction folder as the report reads it: ``config.json``, ``report_context.json`` (what
+the report states beyond its tables) and ``tables/``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from taskvec.storage.run_folder import write_json
+
+#: what the report states beyond its tables (tasks' sizes, base LLM, timings, analysis layer)
+CONTEXT_FILE = "report_context.json"
+
+
+class ReproductionFolder:
+    """The files of a reproduction folder the report is rendered from."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.config = json.loads((self.root / "config.json").read_text())
+        self.context = json.loads((self.root / CONTEXT_FILE).read_text())
+
+    def table(self, name: str, index_col=0, folder: str = "tables") -> pd.DataFrame | None:
+        path = self.root / folder / f"{name}.csv"
+        return pd.read_csv(path, index_col=index_col) if path.is_file() else None
+
+    def task_order(self, columns) -> list[str]:
+        tasks = [t["name"] for t in self.context["tasks"]]
+        return [t for t in tasks if t in columns] + [c for c in columns if c not in tasks]
+
+
+def compare_with(folder: str | Path, other: str | Path) -> None:
+    """Record ``other`` (a reproduction folder, stored relative to ``folder``) as the variant the
+    report of ``folder`` shows side by side with its own model."""
+    root, other = Path(folder), Path(other)
+    ReproductionFolder(other)  # a folder without config.json / report_context.json fails here, in one line
+    context = json.loads((root / CONTEXT_FILE).read_text())
+    context["compare_with"] = os.path.relpath(other.resolve(), root.resolve())
+    write_json(root / CONTEXT_FILE, context)

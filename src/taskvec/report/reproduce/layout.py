@@ -1,0 +1,55 @@
+"""The report's parts (sections of text, tables and figures) and how a number is shown in them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+COLLAPSED_MARK = "†"
+
+
+@dataclass
+class Table:
+    """A table of the report; rows whose ``source`` (a column or index level) names the paper
+    are the paper's numbers, set beside ours."""
+
+    frame: pd.DataFrame
+    caption: str = ""
+    index: bool = True
+
+
+@dataclass
+class Figure:
+    path: str  # relative to the report
+    caption: str
+
+
+@dataclass
+class Section:
+    title: str  # Markdown
+    level: int
+    blocks: list = field(default_factory=list)  # Markdown text | Table | Figure
+    anchor: str = ""
+
+
+def number(value: float | int | str, digits: int) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.{digits}f}"
+
+
+def mark(cells: pd.DataFrame, collapsed: pd.DataFrame | None) -> pd.DataFrame:
+    """``cells`` with ``COLLAPSED_MARK`` where ``collapsed`` (methods x tasks, 1.0 = collapsed);
+    the label prior, one label for every item by construction, is not marked."""
+    if collapsed is None:
+        return cells
+    cells = cells.copy()
+    for method in cells.index.intersection(collapsed.index).drop("Label prior", errors="ignore"):
+        for task in cells.columns.intersection(collapsed.columns):
+            if collapsed.loc[method, task] == 1.0:
+                cells.loc[method, task] = f"{cells.loc[method, task]} {COLLAPSED_MARK}"
+    return cells

@@ -1,0 +1,101 @@
+"""The report's own figures, drawn from its tables: validation curves per layer with the
+unpatched baselines and the paper's figure as lines, and the ensembling curves (Fig. 8)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from taskvec.experiments import paper  # noqa: E402
+
+#: the paper's model whose numbers the layer curves draw as a reference line
+REFERENCE_MODEL = "Idefics2"
+
+
+def _save_plot(figure, path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    figure.savefig(tmp, dpi=120, bbox_inches="tight", pad_inches=0.1)
+    plt.close(figure)
+    tmp.replace(path)
+    return path.name
+
+
+def plot_layer_curves(
+    curves: pd.DataFrame, path, title: str, references: dict[str, float] | None = None
+) -> str:
+    """Validation accuracy per patched layer, one line per condition; ``references`` (label ->
+    accuracy) are drawn as horizontal lines (the unpatched baselines, the paper's figure)."""
+    figure, axis = plt.subplots(figsize=(8.5, 4.2))
+    for label, row in curves.iterrows():
+        axis.plot([int(layer) for layer in row.index], row.values, label=label, linewidth=1.8)
+    for (label, value), style in zip((references or {}).items(), ("--", ":", "-."), strict=False):
+        axis.axhline(
+            value, color="grey" if style != "-." else "black", linestyle=style, linewidth=1.2, label=label
+        )
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_xlabel("patched decoder layer")
+    axis.set_ylabel("validation accuracy (avg of tasks)")
+    axis.set_ylim(-0.02, 1.02)
+    axis.set_title(title)
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    figure.tight_layout()
+    return _save_plot(figure, path)
+
+
+def plot_ensemble(summary: pd.DataFrame, path, title: str) -> str:
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for kind, marker in (("exemplars", "o"), ("ensemble", "s")):
+        rows = summary[summary.kind == kind]
+        axis.errorbar(rows.n, rows["mean"], yerr=rows["std"].fillna(0), marker=marker, capsize=3, label=kind)
+    instruction = summary[summary.kind == "instruction"]
+    if len(instruction):
+        axis.axhline(
+            float(instruction["mean"].iloc[0]), linestyle="--", color="grey", label="instruction only"
+        )
+    axis.set_xticks(sorted(int(n) for n in summary.n.unique()))
+    axis.set_xlabel("examples behind the exemplar vector (n)")
+    axis.set_ylabel("test accuracy (case-insensitive)")
+    axis.set_ylim(-0.02, 1.02)
+    axis.set_title(title)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return _save_plot(figure, path)
+
+
+def layer_references(table3_mean: pd.DataFrame) -> dict[str, float]:
+    """The horizontal lines of a style's layer curves: the unpatched baselines of image queries
+    (test split) and the paper's Text ICL xPatch on image queries."""
+    refs = {}
+    for row in ("Text ICL xBase", "No Context"):
+        if row in table3_mean.index:
+            refs[f"{row}, image queries (test)"] = float(table3_mean.loc[row, "average"])
+    published = paper.TABLE3[REFERENCE_MODEL]["Text ICL xPatch"]
+    refs[f"paper ({REFERENCE_MODEL}): Text ICL xPatch, image queries"] = published[-1]
+    return refs
+
+
+def draw_plots(root: Path, styles: list[str]) -> None:
+    """The report's own figures, from its tables."""
+    for style in styles:
+        curves = pd.read_csv(root / "tables" / f"layer_curves_{style}.csv", index_col=0)
+        mean = pd.read_csv(root / "tables" / f"table3_{style}_paper.csv", index_col=0)
+        plot_layer_curves(
+            curves,
+            root / "plots" / f"layer_curves_{style}.png",
+            f"xPatch per layer ({style})",
+            layer_references(mean),
+        )
+        ensemble = root / "tables" / f"ensemble_{style}.csv"
+        if ensemble.is_file():
+            plot_ensemble(
+                pd.read_csv(ensemble),
+                root / "plots" / f"ensemble_{style}.png",
+                f"instruction + exemplars ({style})",
+            )
