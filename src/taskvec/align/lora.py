@@ -62,6 +62,8 @@ def _domain(name: str, domain: str) -> str:
 
 #: what an answer can be besides the name; computed from the name or the suite's domain only
 RELATIONS: dict[str, Callable[[str, str], str]] = {"upper": _upper, "initial": _initial, "domain": _domain}
+#: each relation as the adapters' account of their training data says it
+RELATION_WORDS = {"upper": "in capitals", "initial": "its first letter", "domain": "its suite domain"}
 Relation = Literal["upper", "initial", "domain"]
 
 

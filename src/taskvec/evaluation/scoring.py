@@ -243,9 +243,10 @@ def summary_table(predictions: pd.DataFrame, metric: str) -> pd.DataFrame:
     average["task"] = "average"
     average = average.reset_index().set_index(["task", "seed"])
     full = pd.concat([per_task_seed, average])
-    mean = full.groupby("task").mean()
+    by_task = full.groupby("task")
+    mean = by_task.mean()
     # one seed has no spread: its std is missing (NaN), not a reassuring 0
-    std = full.groupby("task").std(ddof=0).where(full.groupby("task").count() > 1)
+    std = by_task.std(ddof=0).where(by_task.count() > 1)
     order = [m for m in METHODS if m in mean.columns]
     tasks = [t for t in dict.fromkeys(predictions.task) if t in mean.index] + ["average"]
     return pd.concat({"mean": mean.loc[tasks, order], "std": std.loc[tasks, order]}, axis=1)

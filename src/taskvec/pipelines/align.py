@@ -23,7 +23,7 @@ from taskvec.align.evaluate import (
     recognition_table,
     summarise,
 )
-from taskvec.align.lora import RELATIONS, LoraStageConfig, category, prose_ids, train_lora
+from taskvec.align.lora import RELATION_WORDS, LoraStageConfig, category, prose_ids, train_lora
 from taskvec.align.projector import (
     ProjectorConfig,
     calibrated_temperature,
@@ -272,8 +272,7 @@ def _lora_training_data(config: LoraStageConfig) -> str:
         if config.prose_batch_size
         else ""
     )
-    said = {"upper": "in capitals", "initial": "its first letter", "domain": "its suite domain"}
-    relations = ", ".join(["itself", *(said[r] for r in RELATIONS if r in config.relations)])
+    relations = ", ".join(["itself", *(RELATION_WORDS[r] for r in RELATION_WORDS if r in config.relations)])
     return (
         f"entity names of the image suite and relations computed from a name ({relations}); image "
         "sequences with image or text demonstrations (cross-entropy on the image query's answer), "

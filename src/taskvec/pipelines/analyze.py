@@ -350,8 +350,8 @@ def result_tables(results: AnalysisTables) -> dict[str, tuple[pd.DataFrame, bool
     """The analysis's tables as its folder holds them: name -> (frame, whether its index is
     written)."""
     tables, layer = results.tables, results.layer
-    files = {name: (tables[name], False) for name in ("phase_curves", "top1", "decodings", "token_sets")}
-    files["top1_distribution"] = (tables["top1_distribution"], False)
+    plain = ("phase_curves", "top1", "decodings", "token_sets", "top1_distribution")
+    files = {name: (tables[name], False) for name in plain}
     files |= {f"embedding_{method}": (frame, False) for method, frame in results.embeddings.items()}
     files |= {
         "phase_ranges": (tables["phase_ranges"].reset_index(), False),

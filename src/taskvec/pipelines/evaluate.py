@@ -10,7 +10,6 @@ import json
 import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from taskvec.config import digest
@@ -46,7 +45,7 @@ from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.pipelines.results import (
     PREDICTIONS_FILE,
-    canonical_layers,
+    read_predictions,
     with_run_columns,
     write_predictions,
     write_results,
@@ -444,13 +443,13 @@ def evaluate(
                     answers[(task.name, seed)] = seed_answers
                 answered += len(config.seeds) * len(task.test)
                 progress.update(bar, completed=answered)
-                if ranks.parallel:  # for rank 0 to write the tables with
+                if ranks.parallel:  # for rank 0 to write the results with
                     stamp = f"{unit_ids[task.name]}/layer{layer}"
                     _save_answers(folder, task.name, answers, config.seeds, stamp)
         announce("writing results ...", show_progress)
         ranks.barrier()  # every task's test answers are there
         if not ranks.is_main:
-            ranks.barrier()  # rank 0 writes the tables, then every rank reads them back
+            ranks.barrier()  # rank 0 writes the results, then every rank reads them back
             return _finished_run(folder, tasks, config, source, identity, unit_ids)
         if ranks.parallel:
             for task in tasks:
@@ -515,7 +514,7 @@ def _finished_run(
     ]
     if any(unit is None for unit in units):
         return None
-    predictions = canonical_layers(pd.read_json(predictions_path, lines=True, dtype=False))
+    predictions = read_predictions(folder.root)
     status = folder.status()
     task_layers = {task: int(layer) for task, layer in status.get("task_layers", {}).items()}
     best, selection = int(status["best_layer"]), config.layer_selection

@@ -162,6 +162,11 @@ def write_predictions(root: Path, predictions: pd.DataFrame) -> None:
     write_atomic(root / PREDICTIONS_FILE, "\n".join(rows) + "\n")
 
 
+def read_predictions(root: Path) -> pd.DataFrame:
+    """``predictions.jsonl`` back as ``write_predictions`` was given it (``canonical_layers``)."""
+    return canonical_layers(pd.read_json(root / PREDICTIONS_FILE, lines=True, dtype=False))
+
+
 def write_results(
     root: Path,
     resolved: dict,
@@ -222,7 +227,7 @@ def load_run(folder: str | Path, what: str = "results") -> pd.DataFrame:
             na_values={"seed": [""], "layer": [""]},
         )
     elif what == "predictions":
-        frame = canonical_layers(pd.read_json(root / "predictions.jsonl", lines=True, dtype=False))
+        frame = read_predictions(root)
     else:
         raise ConfigError(f"load_run: what must be 'results' or 'predictions', not {what!r}")
     frame.attrs.update(
