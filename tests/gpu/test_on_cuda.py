@@ -68,3 +68,25 @@ def test_taskvec_run_on_a_saved_folder_on_cuda(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     model = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
     assert model["numerics"] == "cuda"
+
+
+def test_the_embedded_vlm_computes_its_images_where_a_device_map_put_its_llm():
+    """A device map places the LLM alone; the recogniser and projector, built on the CPU, follow
+    it, and pixels meet them there."""
+    from helpers.tinyllm import tiny_text_lm
+
+    from taskvec.models.embedded.load import assemble
+    from taskvec.models.embedded.model import EntityNameProjector
+    from taskvec.models.vision.efficientnet_lite import EfficientNetLite0
+
+    llm = tiny_text_lm("gemma3-hybrid")
+    llm.model.to("cuda")  # what from_pretrained(device_map="cuda:0") does to the LLM alone
+    names = ["France", "Peru", "dog", "cat"]
+    projector = EntityNameProjector(len(names), llm.hidden_size, tokens_per_image=2, visual_rank=4)
+    projector.set_name_table(
+        llm.model.get_input_embeddings(), [llm.tokenizer(" " + n)["input_ids"][-2:] for n in names]
+    )
+    adapter = assemble(llm, EfficientNetLite0(), projector, "tiny-vlm", "test", 32)
+    assert {p.device.type for p in adapter.model.parameters()} == {"cuda"}
+    prompts = [PAPER.icl([(image(1), "a"), (image(2), "b")], image(3 + i)) for i in range(2)]
+    _check_on_cuda(adapter, prompts, [PAPER.query(image(5)), PAPER.query(image(6))])

@@ -92,8 +92,11 @@ class EmbeddedVLM(nn.Module):
         self, encoder: EfficientNetLite0, projector: EntityNameProjector, llm: nn.Module, image_token_id: int
     ):
         super().__init__()
-        self.encoder = encoder
-        self.projector = projector
+        # the image parts compute where the LLM reads its inputs: a device map places the LLM
+        # alone, and pixels go to the adapter's device, the input embeddings' (meta: offloaded)
+        device = llm.get_input_embeddings().weight.device
+        self.encoder = encoder if device.type == "meta" else encoder.to(device)
+        self.projector = projector if device.type == "meta" else projector.to(device)
         self.llm = llm
         self.image_token_id = image_token_id
         self.config = llm.config

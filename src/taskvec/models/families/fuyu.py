@@ -25,7 +25,7 @@ import math
 import torch
 from torch import nn
 
-from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
+from taskvec.models.vlm import VisionLanguageAdapter, hf_family
 
 
 class FuyuAdapter(VisionLanguageAdapter):
@@ -86,14 +86,14 @@ class FuyuAdapter(VisionLanguageAdapter):
             sequences.append(ids)
         width = max(len(s) for s in sequences)
         pad = tokenizer.pad_token_id
-        out["input_ids"] = torch.tensor([[pad] * (width - len(s)) + s for s in sequences], device=self.device)
+        # on the CPU, as a transformers processor makes its batch: ``encode`` moves it to the model,
+        # ``token_count`` never needs the model's device
+        out["input_ids"] = torch.tensor([[pad] * (width - len(s)) + s for s in sequences], device="cpu")
         out["attention_mask"] = torch.tensor(
-            [[0] * (width - len(s)) + [1] * len(s) for s in sequences], device=self.device
+            [[0] * (width - len(s)) + [1] * len(s) for s in sequences], device="cpu"
         )
         return out
 
 
-load = hf_loader(FuyuAdapter, model_class="FuyuForCausalLM")
-
-#: the HF model types this family serves, and their loaders (found by models.registry)
-MODEL_TYPES = {"fuyu": load}
+#: the HF model types this family serves (found by models.registry)
+MODEL_TYPES = {"fuyu": hf_family(FuyuAdapter, model_class="FuyuForCausalLM")}
