@@ -15,7 +15,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from typer.core import TyperGroup
 
-from taskvec.errors import TaskvecError, TemplateError, storage_error
+from taskvec.errors import ConfigError, TaskvecError, TemplateError, storage_error
 from taskvec.models.registry import DEFAULT_MODEL, DEFAULT_VLM
 from taskvec.tasks.images import DEFAULT_STYLE
 
@@ -125,8 +125,6 @@ def read_options_file(command, path: Path) -> dict:
 
     import yaml
 
-    from taskvec.errors import ConfigError
-
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
@@ -169,7 +167,7 @@ def _pieces(value: str) -> list[str]:
 
 def _flag_names(error: Exception, message: str) -> str:
     """A config error's fields (``test_layers``) named as the command's flags (``--test-layers``)."""
-    fields = getattr(error, "fields", None)
+    fields = error.fields if isinstance(error, ConfigError) else ()
     command = _RESOLVED.get(_COMMAND)
     if not fields or command is None:
         return message
@@ -598,7 +596,6 @@ def align(
     only), stage 2 trains the projector against each frozen LLM. ``--stage lora`` (not part of
     ``all``) then tunes the projector together with LoRA adapters on the LLM (the weights of
     ``embedded-vlm-<backbone>-lora``)."""
-    from taskvec.errors import ConfigError
     from taskvec.models.embedded.load import BACKBONES
     from taskvec.models.embedded.weights import WEIGHTS_DIR
     from taskvec.pipelines.align import (
@@ -646,8 +643,6 @@ def data_build(
     """Fetch the emoji and flag packages from npm and render the image suite (needs npm and a
     checkout of the repository: it runs `scripts/suite_build.py`)."""
     import runpy
-
-    from taskvec.errors import ConfigError
 
     if not SUITE_BUILDER.is_file():
         raise ConfigError(

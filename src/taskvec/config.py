@@ -31,10 +31,9 @@ class Options(BaseModel):
         try:
             return cls(**options)
         except ValidationError as error:
-            problems = [(".".join(str(p) for p in e["loc"]) or "config", e["msg"]) for e in error.errors()]
-            failure = ConfigError(f"invalid {cls.kind}: " + "; ".join(f"{f}: {m}" for f, m in problems))
-            failure.fields = problems  # the command line names them by their flags
-            raise failure from None
+            problems = tuple((".".join(map(str, e["loc"])) or "config", e["msg"]) for e in error.errors())
+            message = f"invalid {cls.kind}: " + "; ".join(f"{f}: {m}" for f, m in problems)
+            raise ConfigError(message, fields=problems) from None
 
 
 def digest(*parts: str, length: int = 12) -> str:

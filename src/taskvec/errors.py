@@ -48,7 +48,14 @@ class DeviceError(TaskvecError, ValueError):
 
 
 class ConfigError(TaskvecError, ValueError):
-    """Conflicting or impossible run options."""
+    """Conflicting or impossible run options.
+
+    ``fields``: (field, problem) pairs when the options' validation named them, so the command
+    line can name its flags instead (``test_layers`` -> ``--test-layers``)."""
+
+    def __init__(self, message: str, fields: tuple[tuple[str, str], ...] = ()):
+        super().__init__(message)
+        self.fields = fields
 
 
 class MemoryBudgetError(TaskvecError, MemoryError):

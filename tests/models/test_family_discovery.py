@@ -12,7 +12,10 @@ from taskvec.errors import ModelSpecError
 from taskvec.models.registry import discover_families, load_model
 
 TOY_FAMILY = """
-    MODEL_TYPES = {"gpt2": lambda model_id, options: ("toy adapter", model_id)}
+    from taskvec.models.families.causal_lm import CausalLMAdapter
+    from taskvec.models.loading import Family
+
+    MODEL_TYPES = {"gpt2": Family(lambda model_id, options: ("toy adapter", model_id), CausalLMAdapter)}
 """
 
 
@@ -56,6 +59,14 @@ def test_a_family_file_dropped_into_the_package_is_loadable(families_from, tmp_p
 def test_a_family_file_without_model_types_fails_loudly(families_from):
     families_from("silent_families", {"toy": TOY_FAMILY, "forgotten": "class ForgottenAdapter: ...\n"})
     with pytest.raises(ModelSpecError, match="silent_families.forgotten declares no model type"):
+        registry.families()
+
+
+def test_a_family_that_maps_a_model_type_to_a_bare_loader_fails_loudly(families_from):
+    """A family says which adapter wraps its models in memory; a bare loader function does not."""
+    bare = 'MODEL_TYPES = {"gpt2": lambda model_id, options: ("toy adapter", model_id)}\n'
+    families_from("bare_families", {"toy": bare})
+    with pytest.raises(ModelSpecError, match="bare_families.toy: MODEL_TYPES must map .* to a Family"):
         registry.families()
 
 

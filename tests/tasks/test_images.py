@@ -109,11 +109,14 @@ def test_recognition_held_out_opt_in() -> None:
     assert rs[0].image.size == im.RECOGNITION_IMAGE_SIZE
 
 
-def test_contact_sheet_writes_png(tmp_path) -> None:
-    items = [{"entity": "1f415"}, {"entity": "1f1eb-1f1f7"}, "1f34e", "\U0001f40c"]
-    out = im.contact_sheet(items, ["noto", "twemoji", "fluent", "openmoji"], tmp_path / "sheet.png")
+def test_contact_sheet_writes_a_row_per_item_and_a_column_per_style(tmp_path) -> None:
+    styles = ["noto", "twemoji", "fluent", "openmoji"]
+    out = im.task_contact_sheet(
+        ["country_capital", "food_color"], tmp_path / "sheet.png", styles=styles, per_task=2
+    )
     with Image.open(out) as img:
-        assert img.format == "PNG" and img.width > 4 * 96 and img.height > 4 * 96
+        assert img.format == "PNG"
+        assert img.width > len(styles) * 96 and img.height > 4 * 96
 
 
 def _flag(code: str) -> str:

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
@@ -199,9 +199,8 @@ class ModelAdapter(ABC):
     @abstractmethod
     def vocab_size(self) -> int: ...
 
-    @property
-    def supports_images(self) -> bool:
-        return False
+    #: whether prompts may hold images (a class fact: the registry reads it before any model loads)
+    supports_images: ClassVar[bool] = False
 
     # --- forward passes --------------------------------------------------------------------
     def forward(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,6 +179,16 @@ def _cached_file_fingerprint(path: Path, options: LoadOptions) -> str:
     except OSError:  # a read-only cache only costs the hash next time
         pass
     return value
+
+
+@dataclass(frozen=True)
+class Family:
+    """What a family module declares for each HF ``model_type`` it serves (its ``MODEL_TYPES``):
+    ``load`` builds an adapter from a hub id or local folder; ``adapter_class`` wraps a model
+    already in memory (``load_model(hf_model, tokenizer)``) and says whether it reads images."""
+
+    load: Callable[[str, LoadOptions], ModelAdapter]
+    adapter_class: type[ModelAdapter]
 
 
 def with_numerics(adapter: ModelAdapter, options: LoadOptions) -> ModelAdapter:

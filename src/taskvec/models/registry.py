@@ -6,8 +6,9 @@ from ``FAMILIES``; no name matching anywhere.
 
 Families are found, not registered: every module of ``taskvec.models.families`` (the package
 ``FAMILY_PACKAGE``) declares ``MODEL_TYPES``, a mapping of the HF ``model_type``s it serves to their
-loaders, and ``discover_families`` reads them with ``pkgutil`` the first time a family is needed.
-Importing this module imports no family. Adding a family is adding one file (and its test).
+``Family`` (loader and adapter class), and ``discover_families`` reads them with ``pkgutil`` the
+first time a family is needed. Importing this module imports no vision-language family (the
+named GGUF models bring the text one). Adding a family is adding one file (and its test).
 """
 
 from __future__ import annotations
@@ -25,18 +26,16 @@ from pathlib import Path
 from taskvec.errors import ModelSpecError
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.embedded.load import load_embedded_vlm
-from taskvec.models.families.causal_lm import TEXT_FAMILIES
 from taskvec.models.gguf import GGUF_LLMS, load_gguf_causal_lm
 from taskvec.models.loading import (
     WEIGHT_SUFFIXES,
+    Family,
     LoadOptions,
     cache_root,
     state_dict_fingerprint,
     weights_fingerprint,
     with_numerics,
 )
-
-Loader = Callable[[str, LoadOptions], ModelAdapter]
 
 
 @dataclass(frozen=True)
@@ -103,12 +102,12 @@ NAMED_MODELS: dict[str, NamedModel] = {
 FAMILY_PACKAGE = "taskvec.models.families"
 
 
-def discover_families(package: str = FAMILY_PACKAGE) -> dict[str, Loader]:
-    """``model_type`` -> loader, read from the ``MODEL_TYPES`` of every module of ``package``
+def discover_families(package: str = FAMILY_PACKAGE) -> dict[str, Family]:
+    """``model_type`` -> ``Family``, read from the ``MODEL_TYPES`` of every module of ``package``
     (modules whose name starts with ``_`` are helpers, not families). A module that declares no
-    model type, a loader that is not callable, or a model type two modules claim is an error:
+    model type, an entry that is not a ``Family``, or a model type two modules claim is an error:
     a family that would silently never load fails here instead."""
-    found: dict[str, Loader] = {}
+    found: dict[str, Family] = {}
     owners: dict[str, str] = {}
     for info in sorted(pkgutil.iter_modules(importlib.import_module(package).__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -118,30 +117,30 @@ def discover_families(package: str = FAMILY_PACKAGE) -> dict[str, Loader]:
         if not isinstance(declared, Mapping) or not declared:
             raise ModelSpecError(
                 f"family module {module.__name__} declares no model type: give it MODEL_TYPES, "
-                "a dict of the HF model_type(s) it serves to their loader(s)"
+                "a dict of the HF model_type(s) it serves to their Family (loader and adapter class)"
             )
-        for model_type, loader in declared.items():
-            if not isinstance(model_type, str) or not callable(loader):
+        for model_type, family in declared.items():
+            if not isinstance(model_type, str) or not isinstance(family, Family):
                 raise ModelSpecError(
                     f"family module {module.__name__}: MODEL_TYPES must map model_type strings to "
-                    f"loaders, not {model_type!r} -> {loader!r}"
+                    f"a Family (taskvec.models.loading), not {model_type!r} -> {family!r}"
                 )
             if model_type in found:
                 raise ModelSpecError(
                     f"model_type {model_type!r} is claimed by {owners[model_type]} and {module.__name__}"
                 )
-            found[model_type], owners[model_type] = loader, module.__name__
+            found[model_type], owners[model_type] = family, module.__name__
     return found
 
 
 @functools.cache
-def families() -> dict[str, Loader]:
+def families() -> dict[str, Family]:
     """The families of ``FAMILY_PACKAGE``, discovered once, on first use."""
     return discover_families(FAMILY_PACKAGE)
 
 
 def __getattr__(name: str):
-    """``FAMILIES`` (model_type -> loader) is discovered when first read, not at import."""
+    """``FAMILIES`` (model_type -> ``Family``) is discovered when first read, not at import."""
     if name == "FAMILIES":
         return families()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -195,16 +194,13 @@ def _wrap_loaded(model, tokenizer, model_name: str | None) -> ModelAdapter:
             f"no adapter for model_type {model_type!r} ({type(model).__name__})"
             f"{_did_you_mean(model_type, known)}; supported model types: {sorted(known)}"
         )
-    adapter_class = getattr(known[model_type], "adapter_class", None)
-    if adapter_class is None:
-        raise ModelSpecError(f"the {model_type!r} family cannot wrap a model in memory; load it by name")
     if tokenizer is None:
         raise ModelSpecError(
             f"load_model({type(model).__name__}) needs its tokenizer (text models) or processor "
             "(vision-language models): load_model(hf_model, tokenizer_or_processor)"
         )
     name = model_name or getattr(config, "_name_or_path", "") or type(model).__name__
-    return adapter_class(
+    return known[model_type].adapter_class(
         model,
         copy.deepcopy(tokenizer),  # taskvec pads on the left; the caller's tokenizer stays as it is
         name=name,
@@ -224,13 +220,14 @@ def _load(name: str, options: LoadOptions) -> ModelAdapter:
     model_type = _model_type(name)
     known = families()
     if model_type not in known:
-        vision = sorted(set(known) - set(TEXT_FAMILIES))
+        text = sorted(t for t, family in known.items() if not family.adapter_class.supports_images)
+        vision = sorted(t for t, family in known.items() if family.adapter_class.supports_images)
         raise ModelSpecError(
             f"no adapter for model_type {model_type!r} (from {name!r}); supported model types: "
-            f"text {sorted(TEXT_FAMILIES)}, vision-language {vision}; named models: {sorted(NAMED_MODELS)}"
+            f"text {text}, vision-language {vision}; named models: {sorted(NAMED_MODELS)}"
         )
     _check_has_weights(name)
-    return known[model_type](name, options)
+    return known[model_type].load(name, options)
 
 
 def _model_type(name: str) -> str:
@@ -295,8 +292,8 @@ __all__ = [
     "FAMILY_PACKAGE",
     "NAMED_MODELS",
     "LoadOptions",
+    "Family",
     "NamedModel",
-    "TEXT_FAMILIES",
     "cache_root",
     "discover_families",
     "families",

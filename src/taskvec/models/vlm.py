@@ -8,7 +8,7 @@ placeholder text per image, how images are handed to its processor, and (Qwen2-V
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from PIL import Image
@@ -16,13 +16,14 @@ from torch import nn
 
 from taskvec.errors import ModelSpecError
 from taskvec.models.adapter import Encoded, ModelAdapter
-from taskvec.models.loading import weights_fingerprint
+from taskvec.models.loading import Family, LoadOptions, weights_fingerprint
 from taskvec.prompts.template import Prompt
 
 
 class VisionLanguageAdapter(ModelAdapter):
     """Adapter for a transformers image-text-to-text model and its processor."""
 
+    supports_images = True
     #: attribute of the language model holding the final norm
     norm_attribute: str = "norm"
     #: ``Encoded.extra`` keys that hold one value per token (``[batch, seq, ...]``): cut to the
@@ -60,10 +61,6 @@ class VisionLanguageAdapter(ModelAdapter):
     @property
     def vocab_size(self) -> int:
         return int(self.unembedding().weight.shape[0])
-
-    @property
-    def supports_images(self) -> bool:
-        return True
 
     def final_norm(self) -> nn.Module:
         return getattr(self.language_model(), self.norm_attribute)
@@ -219,17 +216,18 @@ def _load_processor(model_id: str, processor_class: str | None):
         return images_only(getattr(transformers, processor_class)).from_pretrained(model_id)
 
 
-def hf_loader(
+def hf_family(
     adapter_class: type[VisionLanguageAdapter],
     model_class: str = "AutoModelForImageTextToText",
     video_processor_class: str | None = None,
-):
-    """``load(model_id, options)`` for a family: its transformers model class and AutoProcessor.
+) -> Family:
+    """A family's ``MODEL_TYPES`` entry: its adapter, loading with its transformers model class and
+    AutoProcessor.
 
     ``video_processor_class`` names the processor class to load from its image parts alone
     (``images_only``) when AutoProcessor cannot build its video part (no torchvision)."""
 
-    def load(model_id: str, options) -> VisionLanguageAdapter:
+    def load(model_id: str, options: LoadOptions) -> VisionLanguageAdapter:
         import transformers
 
         model = getattr(transformers, model_class).from_pretrained(model_id, **options.hf_kwargs())
@@ -238,8 +236,4 @@ def hf_loader(
         return adapter_class(model, processor, name=model_id, model_id=model_id, fingerprint=fingerprint)
 
     load.__doc__ = f"Load a {adapter_class.__name__} model from a hub id or local folder."
-    load.adapter_class = adapter_class  # what wraps a model already in memory (registry.load_model)
-    return load
-
-
-Loader = Callable[[str, object], VisionLanguageAdapter]
+    return Family(load, adapter_class)

@@ -376,55 +376,6 @@ def recognition_set(
 # --------------------------------------------------------------------------- contact sheet
 
 
-def _entity_of(item: Any) -> list[str]:
-    """Entity keys from an entity string, a task item/dict with ``entity``, or a task with items."""
-    if isinstance(item, str):
-        return [normalise_entity(item)]
-    if isinstance(item, dict):
-        if "entity" in item:
-            return [normalise_entity(item["entity"])]
-        if "items" in item:
-            return [x for it in item["items"] for x in _entity_of(it)]
-    if hasattr(item, "entity"):
-        return [normalise_entity(item.entity)]
-    if hasattr(item, "items") and not isinstance(item, dict):
-        its = item.items() if callable(item.items) else item.items
-        return [x for it in its for x in _entity_of(it)]
-    raise TypeError(f"cannot get an entity from {type(item).__name__}")
-
-
-def contact_sheet(
-    tasks_or_entities: Iterable[Any] | None,
-    styles: Sequence[str] | None,
-    path: str | Path,
-    *,
-    per_domain: int = 4,
-    tile: int = 96,
-) -> Path:
-    """Write a PNG grid: rows = entities (``per_domain`` per domain), columns = styles.
-
-    ``tasks_or_entities`` may hold entity strings, task items/dicts with an ``entity`` key,
-    or tasks with ``items``; ``None`` takes the first entities of each task domain.
-    Missing (entity, style) cells are left light grey.
-    """
-    if tasks_or_entities is None:
-        picked = [e for d in TASK_DOMAINS for e in entities(d)[:per_domain]]
-    else:
-        seen: dict[str, int] = {}
-        picked = []
-        for it in tasks_or_entities:
-            for e in _entity_of(it):
-                d = entity_info(e)["domain"]
-                if e not in picked and seen.get(d, 0) < per_domain:
-                    seen[d] = seen.get(d, 0) + 1
-                    picked.append(e)
-    rows = []
-    for e in picked:
-        info = entity_info(e)
-        rows.append((e, info["name"], f"{info['domain']} {e}"))
-    return _grid(rows, list(STYLES if styles is None else styles), Path(path), tile)
-
-
 def task_contact_sheet(
     tasks: Sequence[Task | str],
     path: str | Path,

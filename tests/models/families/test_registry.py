@@ -11,8 +11,8 @@ from helpers.tinyparts import text_icl
 from transformers import BertConfig
 
 from taskvec.errors import ModelSpecError
-from taskvec.models.families.causal_lm import CausalLMAdapter
-from taskvec.models.registry import FAMILIES, TEXT_FAMILIES, LoadOptions, load_model
+from taskvec.models.families.causal_lm import TEXT_FAMILIES, CausalLMAdapter
+from taskvec.models.registry import FAMILIES, LoadOptions, load_model
 
 torch.set_num_threads(1)
 
@@ -100,6 +100,8 @@ def test_an_unknown_model_type_lists_the_supported_ones(tmp_path):
         load_model(str(tmp_path))
     for model_type in FAMILIES:
         assert repr(model_type) in str(error.value)
+    text, vision = str(error.value).split("vision-language")  # each listed on its side
+    assert all(repr(t) in text for t in TEXT_FAMILIES) and "'llava'" in vision and "'llava'" not in text
 
 
 def test_local_weights_are_fingerprinted_by_content(tmp_path):

@@ -44,6 +44,8 @@ class EmbeddedVLMAdapter(ModelAdapter):
     transfer is exact on text. The variant whose LLM was tuned with LoRA has it False and no
     ``text_adapter`` (its text computations are its own, not the base LLM's)."""
 
+    supports_images = True
+
     def __init__(
         self,
         model: EmbeddedVLM,
@@ -90,10 +92,6 @@ class EmbeddedVLMAdapter(ModelAdapter):
     @property
     def vocab_size(self) -> int:
         return int(self.model.llm.get_output_embeddings().weight.shape[0])
-
-    @property
-    def supports_images(self) -> bool:
-        return True
 
     @property
     def tokens_per_image(self) -> int:

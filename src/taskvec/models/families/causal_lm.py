@@ -13,7 +13,7 @@ from torch import nn
 
 from taskvec.errors import ModelSpecError
 from taskvec.models.adapter import Encoded, ModelAdapter
-from taskvec.models.loading import LoadOptions, weights_fingerprint
+from taskvec.models.loading import Family, LoadOptions, weights_fingerprint
 from taskvec.prompts.template import Prompt
 
 
@@ -81,12 +81,9 @@ def load(model_id: str, options: LoadOptions) -> ModelAdapter:
     return CausalLMAdapter(model, tokenizer, name=model_id, model_id=model_id, fingerprint=fingerprint)
 
 
-load.adapter_class = CausalLMAdapter  # what wraps a model already in memory (registry.load_model)
-
-
 #: text-only model types served by ``CausalLMAdapter``: the base LLMs of the VLM families (Vicuna and
 #: Llama are "llama"; Mistral, Qwen2 / 2.5, Qwen3, Gemma 1 / 2 / 3, Phi-3) for LLM -> VLM transfer
 TEXT_FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3")
 
-#: the HF model types this family serves, and their loaders (found by models.registry)
-MODEL_TYPES = dict.fromkeys(TEXT_FAMILIES, load)
+#: the HF model types this family serves (found by models.registry)
+MODEL_TYPES = dict.fromkeys(TEXT_FAMILIES, Family(load, CausalLMAdapter))

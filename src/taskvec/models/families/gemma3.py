@@ -10,7 +10,7 @@ drops them after the first step too).
 
 from __future__ import annotations
 
-from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
+from taskvec.models.vlm import VisionLanguageAdapter, hf_family
 
 
 class Gemma3Adapter(VisionLanguageAdapter):
@@ -19,7 +19,5 @@ class Gemma3Adapter(VisionLanguageAdapter):
     nested_images = True  # the processor counts images per prompt
 
 
-load = hf_loader(Gemma3Adapter)
-
-#: the HF model types this family serves, and their loaders (found by models.registry)
-MODEL_TYPES = {"gemma3": load}
+#: the HF model types this family serves (found by models.registry)
+MODEL_TYPES = {"gemma3": hf_family(Gemma3Adapter)}

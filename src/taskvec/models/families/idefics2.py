@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
+from taskvec.models.vlm import VisionLanguageAdapter, hf_family
 
 
 class Idefics2Adapter(VisionLanguageAdapter):
@@ -17,7 +17,5 @@ class Idefics2Adapter(VisionLanguageAdapter):
         return self.model.model.text_model
 
 
-load = hf_loader(Idefics2Adapter)
-
-#: the HF model types this family serves, and their loaders (found by models.registry)
-MODEL_TYPES = {"idefics2": load}
+#: the HF model types this family serves (found by models.registry)
+MODEL_TYPES = {"idefics2": hf_family(Idefics2Adapter)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
+from taskvec.models.vlm import VisionLanguageAdapter, hf_family
 
 
 class Idefics3Adapter(VisionLanguageAdapter):
@@ -24,8 +24,8 @@ class Idefics3Adapter(VisionLanguageAdapter):
         return self.model.model.text_model
 
 
-load = hf_loader(Idefics3Adapter)
-load_smolvlm = hf_loader(Idefics3Adapter, video_processor_class="SmolVLMProcessor")
-
-#: the HF model types this family serves, and their loaders (found by models.registry)
-MODEL_TYPES = {"idefics3": load, "smolvlm": load_smolvlm}
+#: the HF model types this family serves (found by models.registry)
+MODEL_TYPES = {
+    "idefics3": hf_family(Idefics3Adapter),
+    "smolvlm": hf_family(Idefics3Adapter, video_processor_class="SmolVLMProcessor"),
+}

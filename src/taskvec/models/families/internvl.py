@@ -13,14 +13,12 @@ not this format; use their ``-hf`` conversions.
 
 from __future__ import annotations
 
-from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
+from taskvec.models.vlm import VisionLanguageAdapter, hf_family
 
 
 class InternVLAdapter(VisionLanguageAdapter):
     """``InternVLForConditionalGeneration``: the placeholder is the processor's ``<IMG_CONTEXT>``."""
 
 
-load = hf_loader(InternVLAdapter, video_processor_class="InternVLProcessor")
-
-#: the HF model types this family serves, and their loaders (found by models.registry)
-MODEL_TYPES = {"internvl": load}
+#: the HF model types this family serves (found by models.registry)
+MODEL_TYPES = {"internvl": hf_family(InternVLAdapter, video_processor_class="InternVLProcessor")}

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
+from taskvec.models.vlm import VisionLanguageAdapter, hf_family
 
 
 class LlavaAdapter(VisionLanguageAdapter):
     """``LlavaForConditionalGeneration``: the language model is ``model.model.language_model``."""
 
 
-load = hf_loader(LlavaAdapter)
-
-#: the HF model types this family serves, and their loaders (found by models.registry)
-MODEL_TYPES = {"llava": load}
+#: the HF model types this family serves (found by models.registry)
+MODEL_TYPES = {"llava": hf_family(LlavaAdapter)}

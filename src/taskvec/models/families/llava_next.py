@@ -5,14 +5,12 @@ after each row of features; the processor computes that count from ``image_sizes
 
 from __future__ import annotations
 
-from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
+from taskvec.models.vlm import VisionLanguageAdapter, hf_family
 
 
 class LlavaNextAdapter(VisionLanguageAdapter):
     """``LlavaNextForConditionalGeneration``; text model ``model.model.language_model``."""
 
 
-load = hf_loader(LlavaNextAdapter)
-
-#: the HF model types this family serves, and their loaders (found by models.registry)
-MODEL_TYPES = {"llava_next": load}
+#: the HF model types this family serves (found by models.registry)
+MODEL_TYPES = {"llava_next": hf_family(LlavaNextAdapter)}

@@ -6,14 +6,14 @@ back to an images-only processor when it cannot build one."""
 from __future__ import annotations
 
 from taskvec.models.families.llava_next import LlavaNextAdapter
-from taskvec.models.vlm import hf_loader
+from taskvec.models.vlm import hf_family
 
 
 class LlavaOnevisionAdapter(LlavaNextAdapter):
     """``LlavaOnevisionForConditionalGeneration``."""
 
 
-load = hf_loader(LlavaOnevisionAdapter, video_processor_class="LlavaOnevisionProcessor")
-
-#: the HF model types this family serves, and their loaders (found by models.registry)
-MODEL_TYPES = {"llava_onevision": load}
+#: the HF model types this family serves (found by models.registry)
+MODEL_TYPES = {
+    "llava_onevision": hf_family(LlavaOnevisionAdapter, video_processor_class="LlavaOnevisionProcessor")
+}

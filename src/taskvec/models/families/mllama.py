@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 
 from taskvec.models.adapter import Encoded
-from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
+from taskvec.models.vlm import VisionLanguageAdapter, hf_family
 
 MASK_KEY = "cross_attention_mask"  # [batch, seq, images, tiles]: which image tiles each token sees
 VISION_KEYS = ("pixel_values", "aspect_ratio_ids", "aspect_ratio_mask")
@@ -89,7 +89,5 @@ class MllamaAdapter(VisionLanguageAdapter):
         return inputs
 
 
-load = hf_loader(MllamaAdapter)
-
-#: the HF model types this family serves, and their loaders (found by models.registry)
-MODEL_TYPES = {"mllama": load}
+#: the HF model types this family serves (found by models.registry)
+MODEL_TYPES = {"mllama": hf_family(MllamaAdapter)}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from taskvec.models.adapter import Encoded
-from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
+from taskvec.models.vlm import VisionLanguageAdapter, hf_family
 
 
 class PaliGemmaAdapter(VisionLanguageAdapter):
@@ -70,7 +70,5 @@ class PaliGemmaAdapter(VisionLanguageAdapter):
         return inputs
 
 
-load = hf_loader(PaliGemmaAdapter)
-
-#: the HF model types this family serves, and their loaders (found by models.registry)
-MODEL_TYPES = {"paligemma": load}
+#: the HF model types this family serves (found by models.registry)
+MODEL_TYPES = {"paligemma": hf_family(PaliGemmaAdapter)}

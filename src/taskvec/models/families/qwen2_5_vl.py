@@ -7,14 +7,12 @@ images), so the Qwen2-VL adapter serves it unchanged.
 from __future__ import annotations
 
 from taskvec.models.families.qwen2_vl import Qwen2VLAdapter
-from taskvec.models.vlm import hf_loader
+from taskvec.models.vlm import hf_family
 
 
 class Qwen25VLAdapter(Qwen2VLAdapter):
     """``Qwen2_5_VLForConditionalGeneration``."""
 
 
-load = hf_loader(Qwen25VLAdapter, video_processor_class="Qwen2_5_VLProcessor")
-
-#: the HF model types this family serves, and their loaders (found by models.registry)
-MODEL_TYPES = {"qwen2_5_vl": load}
+#: the HF model types this family serves (found by models.registry)
+MODEL_TYPES = {"qwen2_5_vl": hf_family(Qwen25VLAdapter, video_processor_class="Qwen2_5_VLProcessor")}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from taskvec.models.adapter import Encoded
-from taskvec.models.vlm import VisionLanguageAdapter, hf_loader
+from taskvec.models.vlm import VisionLanguageAdapter, hf_family
 
 ROPE_KEY = "rope_position_ids"  # [batch, seq, 3] in Encoded.extra: a per-token input
 
@@ -83,7 +83,5 @@ class Qwen2VLAdapter(VisionLanguageAdapter):
         }
 
 
-load = hf_loader(Qwen2VLAdapter, video_processor_class="Qwen2VLProcessor")
-
-#: the HF model types this family serves, and their loaders (found by models.registry)
-MODEL_TYPES = {"qwen2_vl": load}
+#: the HF model types this family serves (found by models.registry)
+MODEL_TYPES = {"qwen2_vl": hf_family(Qwen2VLAdapter, video_processor_class="Qwen2VLProcessor")}

@@ -11,14 +11,12 @@ delimiter are the decoder layers' outputs as everywhere else.
 from __future__ import annotations
 
 from taskvec.models.families.qwen2_vl import Qwen2VLAdapter
-from taskvec.models.vlm import hf_loader
+from taskvec.models.vlm import hf_family
 
 
 class Qwen3VLAdapter(Qwen2VLAdapter):
     """``Qwen3VLForConditionalGeneration``."""
 
 
-load = hf_loader(Qwen3VLAdapter, video_processor_class="Qwen3VLProcessor")
-
-#: the HF model types this family serves, and their loaders (found by models.registry)
-MODEL_TYPES = {"qwen3_vl": load}
+#: the HF model types this family serves (found by models.registry)
+MODEL_TYPES = {"qwen3_vl": hf_family(Qwen3VLAdapter, video_processor_class="Qwen3VLProcessor")}
