@@ -4,7 +4,7 @@ import pytest
 
 from taskvec.errors import TaskFileError
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
-from taskvec.tasks.task import load_paper_task, load_split_files, load_task_file
+from taskvec.tasks.task import load_paper_task, load_rows_task, load_split_files, load_task_file
 
 
 def _write(path, payload):
@@ -68,6 +68,17 @@ def test_duplicate_ids_across_splits_are_refused(tmp_path):
     bad = _task(test=[{"id": "a", "input": "u", "output": "v"}])
     with pytest.raises(TaskFileError, match="appears twice"):
         load_task_file(_write(tmp_path / "t.json", bad))
+
+
+def test_a_task_named_like_the_tables_average_row_is_refused(tmp_path):
+    """Every table's "average" row is the mean over tasks: a task of that name would be overwritten
+    by it (and the shared layer chosen on that task alone), from a JSON file or a CSV's name."""
+    with pytest.raises(TaskFileError, match="'average' is the tables' row for the mean over tasks"):
+        load_task_file(_write(tmp_path / "t.json", _task(name="Average")))
+    (tmp_path / "average.csv").write_text("split,input,output\nval,x,y\ntest,u,v\n")
+    with pytest.raises(TaskFileError, match="rename the task"):
+        load_rows_task(tmp_path / "average.csv", instruction_of=lambda name: "Do:")
+    assert load_task_file(_write(tmp_path / "t.json", _task(name="averages"))).name == "averages"
 
 
 def test_blank_label_and_bad_json_are_refused(tmp_path):

@@ -199,6 +199,9 @@ class Reproduction:
         self.tasks: list[Task] = [load_task(name) for name in self.task_names]
         self.conditions: dict[Condition, RunResult] = {}
         self.transfer: dict[str, RunResult] = {}
+        #: LLM -> VLM transfer ran with the very LLM the VLM's language model is, unchanged, so the
+        #: LLM's text-ICL vectors are the VLM's by construction (set by ``run_transfer``)
+        self.transfer_by_construction = False
         self.shared = SharedWork()  # delimiter states and No Context answers runs have in common
         self.identity = _identity(config, adapter, self.tasks)
 
@@ -318,6 +321,7 @@ class Reproduction:
     @_stage("transfer")
     def run_transfer(self, llm: ModelAdapter) -> None:
         """Text-ICL vectors extracted in ``llm``, patched into the VLM's image queries."""
+        self.transfer_by_construction = transfer_is_by_construction(self.adapter, llm)
         for style in self.config.styles:
             condition = Condition("text-icl", "image", style)
             config = condition.config(model=self.adapter.name, **self.run_options())
@@ -483,6 +487,17 @@ class Reproduction:
         return finished_analysis(self.adapter, config, out, tables) or analyze(
             self.adapter, config, out, show_progress=self.show_progress, replace=True, shared=self.shared
         )
+
+
+def transfer_is_by_construction(adapter: ModelAdapter, llm: ModelAdapter) -> bool:
+    """Whether ``llm`` is the language model of ``adapter`` unchanged (its base, frozen, the same
+    weights): then LLM -> VLM transfer patches the VLM's own text-ICL vectors and proves nothing.
+    Another LLM (``--llm``) or a tuned language model is a real test."""
+    base = adapter.base_language_model()
+    if base is None or not base.frozen or base.adapter is None:
+        return False
+    known = bool(base.adapter.weights_fingerprint)  # models built in memory may have none
+    return llm is base.adapter or (known and llm.fingerprint == base.adapter.fingerprint)
 
 
 def base_llm(

@@ -93,6 +93,10 @@ class Item:
         return (self.label, *self.aliases)
 
 
+#: the row of every results table that holds the mean over tasks, so no task may be called so
+AVERAGE = "average"
+
+
 @dataclass(frozen=True)
 class Task:
     """A task with its instruction and its validation/test splits."""
@@ -122,6 +126,10 @@ class Task:
 
     def __post_init__(self) -> None:
         where = f"task {self.name!r}" + (f" ({self.source})" if self.source else "")
+        if self.name.strip().casefold() == AVERAGE:
+            raise TaskFileError(
+                f"{where}: the name {AVERAGE!r} is the tables' row for the mean over tasks; rename the task"
+            )
         for split in SPLITS:
             if not self.split(split):
                 raise TaskFileError(f"{where}: the {split} split is empty; add items to {split!r}")

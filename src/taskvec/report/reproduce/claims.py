@@ -29,10 +29,8 @@ def claims(
     reproduction: Reproduction, ensemble: pd.DataFrame | None, conflict: pd.DataFrame | None, metric: str
 ) -> pd.DataFrame:
     """The paper's claims, each with its published figure and ours, per image style. ``note``
-    says where a verdict holds by construction (the LLM -> VLM claim on a VLM whose language
-    model is that LLM, frozen) rather than by experiment."""
-    base = reproduction.adapter.base_language_model()
-    frozen = base is not None and base.frozen
+    says where a verdict holds by construction (the LLM -> VLM claim when the LLM is the VLM's
+    own language model, frozen) rather than by experiment."""
     rows = []
     for style in reproduction.config.styles:
         mean, _ = table3_with_std(reproduction.conditions, style, metric)
@@ -104,7 +102,7 @@ def claims(
                     "0.52 vs 0.51 (Idefics2)",
                     f"{llm_acc:.2f} vs {text_to_image:.2f}",
                     llm_acc >= text_to_image - 0.05,
-                    BY_CONSTRUCTION if frozen else "",
+                    BY_CONSTRUCTION if reproduction.transfer_by_construction else "",
                 )
             )
         if ensemble is not None and len(ensemble):

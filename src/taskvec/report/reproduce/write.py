@@ -86,7 +86,7 @@ def _context(reproduction: Reproduction, analysis, llm, timings: dict) -> dict:
         "training_style": reproduction.training_style,
         "tasks": [{"name": t.name, "val": len(t.val), "test": len(t.test)} for t in reproduction.tasks],
         "llm": llm.name if llm is not None else None,
-        "llm_is_the_frozen_language_model": llm is not None and _frozen_base(adapter),
+        "llm_is_the_frozen_language_model": llm is not None and reproduction.transfer_by_construction,
         "timings": timings,
         "condition_seconds": {
             c.label: r.folder.status().get("seconds") for c, r in reproduction.conditions.items()
@@ -112,10 +112,3 @@ def _table4(reproduction: Reproduction) -> pd.DataFrame:
                 rows[(style, name + suffix)] = per_task
     table = pd.DataFrame(rows).T.round(3).rename_axis(["style", "vectors"])
     return table[[t.name for t in reproduction.tasks if t.name in table.columns] + ["average"]]
-
-
-def _frozen_base(adapter) -> bool:
-    """Whether the model's language model is its base LLM unchanged (LLM -> VLM identical by
-    construction)."""
-    base = adapter.base_language_model()
-    return base is not None and base.frozen
