@@ -14,7 +14,7 @@ from taskvec.analysis.lens import MASS, layer_ranges, phase_ranges, top1_distrib
 from taskvec.analysis.plots import plot_top1, token_label
 from taskvec.analysis.similarity import cosine_matrix, pair_summary, same_task_cosines, similarity_by_layer
 from taskvec.analysis.token_sets import PHASES, instruction_words, load_words
-from taskvec.errors import TaskFileError
+from taskvec.errors import ConfigError, TaskFileError
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
 
 
@@ -125,6 +125,17 @@ def test_embedding_refuses_too_few_points_and_missing_umap():
     if not umap_available():
         with pytest.raises(ValueError, match="umap-learn"):
             embed(np.random.default_rng(0).normal(size=(5, 4)), "umap")
+
+
+def test_an_analysis_asking_for_umap_without_umap_learn_fails_before_any_forward_pass(monkeypatch):
+    """Its options are refused when they are made, not after the forward passes (the embedding
+    is the analysis's last step)."""
+    import taskvec.pipelines.analyze as analyze
+
+    monkeypatch.setattr(analyze, "umap_available", lambda: False)
+    with pytest.raises(ConfigError, match="umap needs the umap-learn package"):
+        analyze.AnalysisConfig.create(model="smollm2-135m", tasks=["food_color"], embeddings=["pca", "umap"])
+    assert analyze.AnalysisConfig.create(model="smollm2-135m", tasks=["food_color"], embeddings=["pca"])
 
 
 def test_top1_distribution_shares_sum_to_one_with_other():

@@ -29,7 +29,7 @@ from safetensors.torch import load_file as load_tensors
 from safetensors.torch import save as save_tensors
 
 from taskvec.analysis.collect import ANALYSIS_SPECS, SpecStates, collect, default_specs
-from taskvec.analysis.embedding import METHODS
+from taskvec.analysis.embedding import METHODS, umap_available
 from taskvec.analysis.lens import (
     MASS,
     phase_curve,
@@ -103,6 +103,10 @@ class AnalysisConfig(Options):
         unknown = [m for m in value if m not in METHODS]
         if unknown:
             raise ValueError(f"embedding methods must be some of {list(METHODS)}, got {unknown}")
+        if "umap" in value and not umap_available():  # before any forward pass, not after them
+            raise ValueError(
+                "umap needs the umap-learn package: pip install umap-learn, or choose pca / tsne"
+            )
         return value
 
 
