@@ -1,17 +1,58 @@
-"""A text-only model asked for image queries is told which model can read them."""
+"""Before any forward pass: a text-only model asked for image queries is told which model can
+read them, and a memory budget some single prompt cannot fit in some step is refused."""
 
 from __future__ import annotations
 
 import pytest
 from helpers.tinyllm import tiny_llm
 
-from taskvec.errors import ConfigError
-from taskvec.evaluation.protocol import ExperimentConfig
+from taskvec.errors import ConfigError, MemoryBudgetError
+from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
+from taskvec.models.batching import MemoryBudget, token_counts
 from taskvec.models.registry import DEFAULT_VLM
-from taskvec.pipelines.evaluate import check_model_fits
+from taskvec.pipelines.evaluate import check_memory_budget, check_model_fits
+from taskvec.tasks.registry import load_task
 
 
 def test_image_queries_on_a_text_model_name_a_model_that_reads_images():
     config = ExperimentConfig.create(model="tiny", tasks=["country_capital"], query="image")
     with pytest.raises(ConfigError, match=f"is text-only.*--model {DEFAULT_VLM}"):
         check_model_fits(tiny_llm("llama"), config)
+
+
+def _budget_mb(adapter, tokens: float) -> float:
+    """The budget whose ``max_tokens`` is ``tokens`` (half a token more, against rounding)."""
+    return (tokens + 0.5) * MemoryBudget().token_bytes(adapter) / (1 << 20)
+
+
+def test_a_budget_one_forward_pass_fits_but_the_answers_do_not_is_refused_before_any_forward_pass():
+    """The extraction prompts fit ``max_tokens``, but a greedy answer of 4 tokens may hold only a
+    quarter of it: the xBase prompts do not fit. Refused with the options, not minutes later."""
+    adapter = tiny_llm("llama")
+    task = load_task("country_capital")
+    config = ExperimentConfig.create(model="tiny", tasks=["country_capital"], seeds=[1], answer_tokens=4)
+    prompts = UnitPrompts(task, config, 1)
+    longest = max(token_counts(adapter, [*prompts.extraction, *prompts.test_base]))
+    tight = config.model_copy(update={"memory_budget_mb": _budget_mb(adapter, longest)})
+    assert tight.budget().max_tokens(adapter) == longest  # one forward pass of each prompt fits
+    with pytest.raises(
+        MemoryBudgetError, match=r"'country_capital': its longest xBase prompt \(\d+ tokens\) answered"
+    ):
+        check_memory_budget(adapter, [task], tight)
+    roomy = config.model_copy(update={"memory_budget_mb": _budget_mb(adapter, 4 * longest)})
+    check_memory_budget(adapter, [task], roomy)  # an answer's share of it holds every prompt
+
+
+def test_the_check_asks_the_sweeps_own_cost_of_a_query(monkeypatch):
+    """The layer sweep plans its batches by ``MemoryBudget.sweep_query_bytes``; a query that cost
+    says is too big alone is refused by the check, before any forward pass. (On a tiny model the
+    answers' share binds first; the sweep binds where a model's vocabulary is large for its width.)"""
+    adapter = tiny_llm("llama")
+    task = load_task("country_capital")
+    config = ExperimentConfig.create(model="tiny", tasks=["country_capital"], seeds=[1])
+    check_memory_budget(adapter, [task], config)
+    monkeypatch.setattr(MemoryBudget, "sweep_query_bytes", lambda self, adapter, length, rows: self.bytes + 1)
+    with pytest.raises(
+        MemoryBudgetError, match=rf"query \(\d+ tokens\) swept over {adapter.num_layers} layers"
+    ):
+        check_memory_budget(adapter, [task], config)

@@ -42,6 +42,18 @@ class MemoryBudget:
     def max_tokens(self, adapter: ModelAdapter) -> int:
         return max(1, self.bytes // self.token_bytes(adapter))
 
+    def answer_tokens(self, adapter: ModelAdapter, max_new_tokens: int) -> int:
+        """The padded prompt tokens a batch answered greedily (``generate_ids``) may hold: a
+        ``max_new_tokens``-th of ``max_tokens``."""
+        return self.max_tokens(adapter) // max(1, max_new_tokens)
+
+    @staticmethod
+    def tokens_under_patches(length: int, patches: int, max_new_tokens: int) -> int:
+        """What one prompt of ``length`` tokens holds when answered under ``patches`` patches at
+        once (``generate_ids_under_patches``): its prefix's cache, and a fork of it per patch
+        growing by the answer; a batch's sum of these fits ``max_tokens``."""
+        return length + patches * (length + max_new_tokens)
+
     def sweep_query_bytes(self, adapter: ModelAdapter, length: int, rows: int) -> int:
         """Upper bound on what one query of ``length`` tokens costs in the layer sweep with ``rows``
         patched rows: its prefix (``token_bytes`` per token, all layers), plus per row one layer's

@@ -73,7 +73,7 @@ def generate_ids(
     lengths = token_counts(adapter, prompts)
     results: list[list[int]] = [[] for _ in prompts]
     done = 0
-    for indices in plan_batches(lengths, budget.max_tokens(adapter) // max(1, max_new_tokens)):
+    for indices in plan_batches(lengths, budget.answer_tokens(adapter, max_new_tokens)):
         encoded = adapter.encode([prompts[i] for i in indices])
         with greedy_head(adapter.unembedding()) as head:
             with _patching_each(adapter, [patch], len(indices)):
@@ -127,8 +127,7 @@ def generate_ids_under_patches(
             for p, patch in enumerate(patches)
         ]
     results: list[list[list[int]]] = [[[] for _ in prompts] for _ in patches]
-    # a prompt of L tokens holds its prefix's cache and a fork of it per patch growing by the answer
-    held = [n + len(patches) * (n + max_new_tokens) for n in lengths]
+    held = [budget.tokens_under_patches(n, len(patches), max_new_tokens) for n in lengths]
     done = 0
     for indices in plan_batches(held, budget.max_tokens(adapter)):
         batch = [prompts[i] for i in indices]

@@ -131,19 +131,36 @@ def check_model_fits(adapter: ModelAdapter, config: ExperimentConfig) -> None:
 
 
 def check_memory_budget(adapter: ModelAdapter, tasks: list[Task], config: ExperimentConfig) -> None:
-    """The longest prompt of each task must fit the budget on its own, checked before any forward
-    pass (a later, larger batch is split by the planners; only a single item can be too big)."""
-    max_tokens = config.budget().max_tokens(adapter)
+    """The longest prompt of each task must fit the budget on its own in every step it goes
+    through, checked before any forward pass with the costs the steps plan their batches by
+    (``MemoryBudget``): a larger batch is split by the planners; only a single item can be too big."""
+    budget = config.budget()
+    max_tokens = budget.max_tokens(adapter)
+    answering = budget.answer_tokens(adapter, config.answer_tokens)
+    swept = len(config.layers) if config.layers else adapter.num_layers
+    seeds = len(config.seeds)
     for task in tasks:
         prompts = UnitPrompts(task, config, config.seeds[0])
-        candidates = [*prompts.extraction, *prompts.test_base, *prompts.test_queries]
-        longest = max(token_counts(adapter, candidates))
-        if longest > max_tokens:
-            raise MemoryBudgetError(
-                f"task {task.name!r}: its longest prompt has {longest} tokens, but memory_budget_mb "
-                f"{config.memory_budget_mb} allows {max_tokens} tokens of {adapter.name} at once; "
-                "raise --memory-budget-mb or lower --n-examples"
+        extraction = max(token_counts(adapter, prompts.extraction))
+        base = max(token_counts(adapter, prompts.test_base))
+        query = max(token_counts(adapter, [*prompts.val_queries, *prompts.test_queries]))
+        steps = [(f"prompt ({extraction} tokens) in one forward pass", extraction <= max_tokens)]
+        steps.append((f"xBase prompt ({base} tokens) answered", base <= answering))
+        steps.append((f"query ({query} tokens) answered", query <= answering))
+        if adapter.prefix_cache_is_exact:  # the fast paths' own costs
+            sweep_bytes = budget.sweep_query_bytes(adapter, query, swept)
+            steps.append((f"query ({query} tokens) swept over {swept} layers", sweep_bytes <= budget.bytes))
+            held = budget.tokens_under_patches(query, seeds, config.answer_tokens)
+            steps.append(
+                (f"query ({query} tokens) answered under {seeds} seeds' vectors", held <= max_tokens)
             )
+        for step, fits in steps:
+            if not fits:
+                raise MemoryBudgetError(
+                    f"task {task.name!r}: its longest {step} needs more than memory_budget_mb "
+                    f"{config.memory_budget_mb} allows for {adapter.name}; raise --memory-budget-mb, "
+                    "or lower --n-examples"
+                )
 
 
 def run_identity(
