@@ -133,6 +133,23 @@ def _foreign_out(ctx: Context) -> dict:
     return {}
 
 
+def _two_files_of_one_name(ctx: Context) -> dict:
+    """Two task files whose ``name`` is the same: one would stand for both in every table."""
+    first = write_task(ctx.tmp / "a", "toy")
+    second = write_task(ctx.tmp / "b", "toy", instruction="Another label:")
+    return {"tasks": [str(first), str(second)]}
+
+
+def _file_named_like_a_builtin_beside_it(ctx: Context) -> dict:
+    return {"tasks": [str(write_task(ctx.tmp, "food_color")), "food_color"]}
+
+
+def _one_file_spelled_two_ways(ctx: Context) -> dict:
+    path = write_task(ctx.tmp, "toy")
+    ctx.monkeypatch.chdir(ctx.tmp)
+    return {"tasks": ["toy.json", str(path)]}
+
+
 def _file_as_out(ctx: Context) -> dict:
     ctx.out.write_text("not a folder")
     return {}
@@ -397,6 +414,14 @@ BAD_INPUTS = [
         ("'food_color'", "memory_budget_mb 0.05", "--memory-budget-mb"),
     ),
     # run folders
+    Bad("two task files of one name", _two_files_of_one_name, TaskFileError, ("two tasks are named 'toy'",)),
+    Bad(
+        "a task file named like the built-in task beside it",
+        _file_named_like_a_builtin_beside_it,
+        TaskFileError,
+        ("two tasks are named 'food_color'", "food_color.json"),
+    ),
+    Bad("one task file named twice", _one_file_spelled_two_ways, ConfigError, ("listed twice", "toy.json")),
     Bad("--out is a file", _file_as_out, ConfigError, ("run", "is a file")),
     Bad("--out holds other files", _foreign_out, ConfigError, ("run", "not a taskvec run folder")),
     Bad("--out holds another run", _other_run_in_out, ConfigError, ("another configuration", "--out")),

@@ -47,7 +47,7 @@ from taskvec.prompts.template import (
     majority_label,
 )
 from taskvec.tasks.images import DEFAULT_STYLE
-from taskvec.tasks.registry import BUILTIN_TASKS
+from taskvec.tasks.registry import BUILTIN_TASKS, TaskReferences
 from taskvec.tasks.task import Item, Split, Task
 from taskvec.vectors.extract import extract
 from taskvec.vectors.provenance import icl_sources, instruction_source
@@ -108,7 +108,7 @@ class ExperimentConfig(Options):
     kind: ClassVar[str] = "run options"
 
     model: str = DEFAULT_MODEL
-    tasks: list[str] = Field(default_factory=lambda: list(BUILTIN_TASKS))
+    tasks: TaskReferences = Field(default_factory=lambda: list(BUILTIN_TASKS))
     spec: Spec = "text-icl"
     query: Modality = "text"
     #: the image-suite style pictures are drawn in; a run records and hashes it only where it
@@ -135,15 +135,6 @@ class ExperimentConfig(Options):
     @classmethod
     def _template(cls, value):
         return get_template(value)
-
-    @field_validator("tasks")
-    @classmethod
-    def _tasks(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("at least one task")
-        if len(set(value)) != len(value):
-            raise ValueError(f"a task is listed twice: {value}")
-        return value
 
     @field_validator("seeds")
     @classmethod

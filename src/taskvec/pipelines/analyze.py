@@ -47,7 +47,7 @@ from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.prompts.template import PromptTemplate, get_template
 from taskvec.storage.run_folder import RunFolder, write_atomic
 from taskvec.tasks.images import DEFAULT_STYLE
-from taskvec.tasks.registry import BUILTIN_TASKS, load_task
+from taskvec.tasks.registry import BUILTIN_TASKS, TaskReferences, load_task, load_tasks
 from taskvec.vectors.task_vector import TaskVector
 
 #: what a reader reads first (written by ``report.analysis``)
@@ -60,7 +60,7 @@ class AnalysisConfig(Options):
     kind: ClassVar[str] = "analysis options"
 
     model: str = DEFAULT_MODEL
-    tasks: list[str] = Field(default_factory=lambda: list(BUILTIN_TASKS), min_length=1)
+    tasks: TaskReferences = Field(default_factory=lambda: list(BUILTIN_TASKS), min_length=1)
     #: None: every specification the model can read (image ICL only for VLMs)
     specs: list[str] | None = None
     template: PromptTemplate = Field(default_factory=lambda: get_template("spaced"))
@@ -194,7 +194,7 @@ def analyze(
     for layer in [config.layer, *(config.decode_layers or [])]:
         if layer is not None:
             adapter.check_layer(layer)
-    tasks = [load_task(name) for name in config.tasks]
+    tasks = load_tasks(config.tasks)
     words = load_words(config.token_sets)
     folder = RunFolder(out)
     identity = _identity(config, adapter, [t.fingerprint() for t in tasks])

@@ -52,7 +52,7 @@ from taskvec.pipelines.progress import progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.storage.run_folder import RunFolder, write_atomic
 from taskvec.tasks.images import DEFAULT_STYLE, HELD_OUT_STYLE
-from taskvec.tasks.registry import BUILTIN_TASKS, load_task
+from taskvec.tasks.registry import BUILTIN_TASKS, TaskReferences, load_task, load_tasks
 from taskvec.tasks.task import Task
 from taskvec.vectors.task_vector import TaskVector
 
@@ -68,7 +68,7 @@ class ReproduceConfig(Options):
     template: str = "spaced"
     #: image styles: a training style, then the held-out one
     styles: list[str] = Field(default_factory=lambda: [DEFAULT_STYLE, HELD_OUT_STYLE], min_length=1)
-    tasks: list[str] = Field(default_factory=lambda: list(BUILTIN_TASKS), min_length=1)
+    tasks: TaskReferences = Field(default_factory=lambda: list(BUILTIN_TASKS), min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
     ensemble_counts: list[int] = Field(default_factory=lambda: [5, 10, 15, 20, 25, 30])
     conflict_items: int = Field(default=20, ge=1)
@@ -196,7 +196,7 @@ class Reproduction:
         self.observer = observer
         self.folder = RunFolder(root)
         self.task_names = list(config.tasks)
-        self.tasks: list[Task] = [load_task(name) for name in self.task_names]
+        self.tasks: list[Task] = load_tasks(self.task_names)
         self.conditions: dict[Condition, RunResult] = {}
         self.transfer: dict[str, RunResult] = {}
         #: LLM -> VLM transfer ran with the very LLM the VLM's language model is, unchanged, so the
@@ -245,7 +245,7 @@ class Reproduction:
         if self.config.quick:
             if not ranks.is_main:
                 self.task_names = quick_task_files(self.task_names, self.root / "quick-tasks", write=False)
-            self.tasks = [load_task(name) for name in self.task_names]
+            self.tasks = load_tasks(self.task_names)
 
     # --- options shared by every protocol run ---------------------------------------------------
     def run_options(self) -> dict:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from taskvec.errors import TaskFileError
 from taskvec.tasks.task import Task, load_rows_task, load_task_file
@@ -65,3 +69,43 @@ def resolve_task_names(names: list[str]) -> list[str]:
     for name in names:
         resolved.extend(BUILTIN_TASKS if name == "all" else [canonical_task_name(name)])
     return resolved
+
+
+def task_reference(text: str) -> str:
+    """How options record a task: a built-in name as typed; a task file by its absolute path, so
+    ``t.json``, ``./t.json`` and ``/data/t.json`` are one run (one folder, resumed), and
+    ``taskvec verify`` finds the file from any directory. A path that is not there stays as typed
+    (loading it says so)."""
+    if canonical_task_name(text) in BUILTIN_TASKS:
+        return text
+    path = Path(text).expanduser()
+    return str(path.resolve()) if path.exists() else text
+
+
+def _task_references(values: list[str]) -> list[str]:
+    references = [task_reference(v) for v in values]
+    if not references:
+        raise ValueError("at least one task")
+    twice = sorted({v for v, r in zip(values, references, strict=True) if references.count(r) > 1})
+    if twice:
+        raise ValueError(f"a task is listed twice: {twice}")
+    return references
+
+
+#: a list of tasks in a pipeline's options: references (``task_reference``), none twice
+TaskReferences = Annotated[list[str], AfterValidator(_task_references)]
+
+
+def load_tasks(references: Sequence[str]) -> list[Task]:
+    """``load_task`` of each; two tasks of one name are refused: a run keys its results, vectors
+    and tables by task name, so one would silently stand for both."""
+    tasks = [load_task(reference) for reference in references]
+    seen: dict[str, str] = {}
+    for reference, task in zip(references, tasks, strict=True):
+        if task.name in seen:
+            raise TaskFileError(
+                f"two tasks are named {task.name!r} ({seen[task.name]} and {reference}); a run keys its "
+                "results by task name: give one another 'name' (or file name)"
+            )
+        seen[task.name] = reference
+    return tasks
