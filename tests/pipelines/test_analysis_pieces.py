@@ -134,3 +134,13 @@ def test_a_piece_an_older_taskvec_wrote_is_still_reused(tiny_vlm, tmp_path):
     assert analyze_module._has_piece(folder, "food_color", "text-icl", identity)
     path.write_bytes(save(tensors, metadata={**older, "identity": "another"}))
     assert not analyze_module._has_piece(folder, "food_color", "text-icl", identity)
+
+
+def test_an_analysis_of_one_lens_prompt_saves_its_pieces(tiny_vlm, tmp_path):
+    """One prompt's phase curve is a frame pandas may hold transposed; its piece is saved anyway."""
+    config = AnalysisConfig.create(
+        **{**OPTIONS, "tasks": ["food_color"], "specs": ["text-icl"], "lens_prompts": 1}
+    )
+    result = analyze(tiny_vlm, config, tmp_path / "one")
+    piece = load_file(tmp_path / "one" / "units" / "food_color__text-icl.safetensors")
+    assert piece["curve"].shape == (tiny_vlm.num_layers, 3) and result.folder.status()["state"] == "complete"

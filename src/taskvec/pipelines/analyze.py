@@ -310,7 +310,8 @@ def _save_piece(
     """One (task, spec)'s per-prompt states and phase curve, stamped with the analysis identity."""
     tensors = {
         "states": states.detach().to("cpu").contiguous(),  # [prompts, layers, hidden]
-        "curve": torch.tensor(curve[list(MASS.values())].to_numpy(), dtype=torch.float64),  # [layers, 3]
+        # [layers, 3]; one prompt's curve may come out of pandas transposed: packed before saving
+        "curve": torch.tensor(curve[list(MASS.values())].to_numpy(), dtype=torch.float64).contiguous(),
         "curve_layers": torch.tensor(curve.index.to_numpy(), dtype=torch.int64),  # [layers]
     }
     # one metadata entry: safetensors writes several in an order that changes from process to
