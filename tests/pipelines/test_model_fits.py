@@ -3,14 +3,17 @@ read them, and a memory budget some single prompt cannot fit in some step is ref
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from helpers.reliability import write_tiny_task
 from helpers.tinyllm import tiny_llm
 
 from taskvec.errors import ConfigError, MemoryBudgetError
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
 from taskvec.models.batching import MemoryBudget, token_counts
 from taskvec.models.registry import DEFAULT_VLM
-from taskvec.pipelines.evaluate import check_memory_budget, check_model_fits
+from taskvec.pipelines.evaluate import check_memory_budget, check_model_fits, evaluate
 from taskvec.tasks.registry import load_task
 
 
@@ -56,3 +59,23 @@ def test_the_check_asks_the_sweeps_own_cost_of_a_query(monkeypatch):
         MemoryBudgetError, match=rf"query \(\d+ tokens\) swept over {adapter.num_layers} layers"
     ):
         check_memory_budget(adapter, [task], config)
+
+
+def test_a_model_given_in_memory_names_its_run_unless_the_options_name_another(tmp_path):
+    """``evaluate(config, adapter=...)``: the run records the given model's name, not the options'
+    default; options that name another model are refused before the folder is written."""
+    adapter = tiny_llm("llama")
+    task = str(write_tiny_task(tmp_path / "tasks", val=4, test=2))
+    options = dict(tasks=[task], seeds=[1], layers=[1], n_examples=2, answer_tokens=1, test_layers="chosen")
+    result = evaluate(
+        ExperimentConfig.create(**options), tmp_path / "run", adapter=adapter, show_progress=False
+    )
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert recorded["experiment"]["model"] == adapter.name == result.config.model
+    with pytest.raises(
+        ConfigError, match=f"the options name model 'smollm2-135m', but the model given is '{adapter.name}'"
+    ):
+        evaluate(
+            ExperimentConfig.create(model="smollm2-135m", **options), tmp_path / "other", adapter=adapter
+        )
+    assert not (tmp_path / "other").exists()

@@ -51,7 +51,7 @@ from taskvec.pipelines.results import (
     write_results,
 )
 from taskvec.storage.run_folder import RunFolder, write_json
-from taskvec.tasks.registry import load_task
+from taskvec.tasks.registry import load_tasks
 from taskvec.tasks.task import Task
 from taskvec.vectors.provenance import pictures_shown
 from taskvec.vectors.task_vector import TaskVector
@@ -65,7 +65,7 @@ def validate_inputs(config: ExperimentConfig) -> list[Task]:
 def _validate(config: ExperimentConfig) -> tuple[list[Task], dict[str, str]]:
     """``validate_inputs``, also returning each task's image hash (``""`` for text-only runs)."""
     check_options(config)
-    tasks = [load_task(name) for name in config.tasks]
+    tasks = load_tasks(config.tasks)
     for task in tasks:
         check_task_fits(task, config)
     images = check_images(tasks, config.style) if config.needs_images else {t.name: "" for t in tasks}
@@ -128,6 +128,19 @@ def check_model_fits(adapter: ModelAdapter, config: ExperimentConfig) -> None:
             f"{adapter.name} is text-only, but spec {config.spec!r} / query {config.query!r} "
             f"needs images; use a vision-language model, e.g. --model {DEFAULT_VLM}"
         )
+
+
+def _named_after(config: ExperimentConfig, adapter: ModelAdapter) -> ExperimentConfig:
+    """The options a run of a model given to ``evaluate`` records: the model names the run (folder,
+    config.json, report) unless the options name one, which must then be the model's."""
+    if "model" not in config.model_fields_set:
+        return config.model_copy(update={"model": adapter.name})
+    if config.model != adapter.name:
+        raise ConfigError(
+            f"the options name model {config.model!r}, but the model given is {adapter.name!r}; "
+            "leave the options' model out to run under the given model's name"
+        )
+    return config
 
 
 def check_memory_budget(adapter: ModelAdapter, tasks: list[Task], config: ExperimentConfig) -> None:
@@ -342,6 +355,8 @@ def evaluate(
     if adapter is None:
         announce(f"loading {config.model} ...", show_progress)
         adapter = load_model(config.model, load_options)
+    else:
+        config = _named_after(config, adapter)
     check_model_fits(adapter, config)
     check_labels_tokenize(adapter, tasks)
     check_memory_budget(adapter, tasks, config)
