@@ -249,7 +249,7 @@ def run(
     Extract task vectors, sweep layers on val, and report No Context / majority / xBase / xPatch
     on test, mean ± std over seeds, into one run folder (an interrupted run resumes)."""
     from taskvec.evaluation.protocol import ExperimentConfig
-    from taskvec.evaluation.scoring import summary_table
+    from taskvec.evaluation.scoring import flat_selection_curves, summary_table
     from taskvec.pipelines.evaluate import evaluate
     from taskvec.pipelines.progress import announce
     from taskvec.report.tables import (
@@ -297,7 +297,9 @@ def run(
         if table.empty:
             continue
         _print_frame(format_summary(table, collapsed), f"{metric} (test, {where})")
-    selection = layer_text(result.task_layers, result.layer_selection, result.best_layer)
+    metric, selection_rule = result.config.selection_metric, result.layer_selection
+    flat = flat_selection_curves(result.val_scores, metric, selection_rule)
+    selection = layer_text(result.task_layers, selection_rule, result.best_layer, flat)
     console.print(re.sub(r"[*`]", "", selection), highlight=False)
     if collapsed:
         console.print(COLLAPSE_RULE, highlight=False)

@@ -5,6 +5,7 @@ from taskvec.evaluation.scoring import (
     answer_diversity,
     choose_layer,
     choose_layers,
+    flat_selection_curves,
     is_collapsed,
     layer_scores,
     select_layer,
@@ -139,8 +140,9 @@ def test_a_collapsed_method_is_flagged_and_a_diverse_one_is_not():
     row = answer_diversity(split_predictions([collapsed], 0, {})).loc[("toy", "xpatch")]
     assert row.top_share == pytest.approx(0.8) and row.distinct == pytest.approx(0.3)
     assert row.top_answer == "l0"
-    # the label prior answers one label for everything: collapsed by construction
-    assert answer_diversity(split_predictions([diverse], 0, {})).loc[("toy", "label_prior")].collapsed
+    # the label prior answers one label for everything by construction: a baseline, never flagged
+    prior = answer_diversity(split_predictions([diverse], 0, {})).loc[("toy", "label_prior")]
+    assert prior.top_share == 1.0 and not prior.collapsed
 
 
 def test_collapse_is_judged_against_the_splits_own_top_label_share():
@@ -179,3 +181,15 @@ def test_per_task_and_shared_layer_selection_on_constructed_curves():
     assert a(shared) == [False] and a(per_task) == [True]
     with pytest.raises(ValueError, match="layer selection"):
         choose_layers(scores, "paper", "best")
+
+
+def test_a_flat_selection_curve_is_named_where_the_tie_rule_chose_the_layer():
+    # task a is flat (0.5 at every layer), task b is not; their mean is not flat
+    units = [_curves_unit("a", 1, {0: 5, 1: 5, 2: 5}), _curves_unit("b", 1, {0: 0, 1: 5, 2: 10})]
+    scores = layer_scores(units, "val")
+    assert flat_selection_curves(scores, "paper", "shared") == {}
+    assert flat_selection_curves(scores, "paper", "per-task") == {"a": 0.5}
+    both_flat = [_curves_unit("a", 1, {0: 0, 1: 0}), _curves_unit("b", 1, {0: 0, 1: 0})]
+    assert flat_selection_curves(layer_scores(both_flat, "val"), "paper", "shared") == {"average": 0.0}
+    one_layer = [_curves_unit("a", 1, {4: 0})]  # a single layer swept is no curve
+    assert flat_selection_curves(layer_scores(one_layer, "val"), "paper", "shared") == {}

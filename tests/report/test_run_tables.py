@@ -49,3 +49,11 @@ def test_the_report_line_names_the_layer_selection_and_each_tasks_layer():
     assert "`shared`" in shared and "**11** for every task" in shared
     per_task = layer_text({"a": 9, "b": 12}, "per-task", 11)
     assert "`per-task`" in per_task and "a 9, b 12" in per_task and "would choose 11" in per_task
+    assert "flat" not in shared + per_task
+
+
+def test_the_report_line_says_when_a_flat_curve_left_the_choice_to_the_tie_rule():
+    shared = layer_text({"a": 8, "b": 8}, "shared", 8, {"average": 0.0})
+    assert "**8** for every task" in shared and "that curve is flat** (0.00 at every layer swept)" in shared
+    per_task = layer_text({"a": 8, "b": 12}, "per-task", 8, {"a": 0.25})
+    assert "not the data, chose: a (0.25)" in per_task

@@ -24,6 +24,7 @@ from taskvec.evaluation.metrics import (
     first_token_scores,
     paper_match,
 )
+from taskvec.tasks.task import AVERAGE
 
 METHODS = ("no_context", "majority", "label_prior", "xbase", "xpatch")
 LayerSelection = Literal["shared", "per-task"]
@@ -87,7 +88,7 @@ def layer_curve(scores: pd.DataFrame, metric: str) -> pd.DataFrame:
     chosen = scores[scores.metric == metric]
     per_seed = chosen.groupby(["task", "seed", "layer"]).correct.mean()
     per_task = per_seed.groupby(["task", "layer"]).mean().unstack("layer")
-    per_task.loc["average"] = per_task.mean(axis=0)
+    per_task.loc[AVERAGE] = per_task.mean(axis=0)
     return per_task
 
 
@@ -97,7 +98,20 @@ def _best(curve: pd.Series) -> int:
 
 def choose_layer(val_scores: pd.DataFrame, metric: str) -> int:
     """Best mean validation accuracy across tasks (and seeds); ties go to the lowest layer."""
-    return _best(layer_curve(val_scores, metric).loc["average"])
+    return _best(layer_curve(val_scores, metric).loc[AVERAGE])
+
+
+def flat_selection_curves(
+    val_scores: pd.DataFrame, metric: str, selection: LayerSelection
+) -> dict[str, float]:
+    """The validation curves the layer was chosen on (``shared``: the tasks' mean, ``average``;
+    ``per-task``: each task's) that are flat over more than one layer, each with its one value:
+    there the tie rule, not the data, picked the layer (the lowest), and a report must say so."""
+    curve = layer_curve(val_scores, metric)
+    if curve.shape[1] < 2:
+        return {}
+    rows = [AVERAGE] if selection == "shared" else [task for task in curve.index if task != AVERAGE]
+    return {row: float(curve.loc[row].iloc[0]) for row in rows if curve.loc[row].nunique() == 1}
 
 
 def choose_layers(val_scores: pd.DataFrame, metric: str, selection: LayerSelection) -> dict[str, int]:
@@ -109,7 +123,7 @@ def choose_layers(val_scores: pd.DataFrame, metric: str, selection: LayerSelecti
     curve = layer_curve(val_scores, metric)
     tasks = list(dict.fromkeys(val_scores.task))
     if selection == "shared":
-        layer = _best(curve.loc["average"])
+        layer = _best(curve.loc[AVERAGE])
         return {task: layer for task in tasks}
     return {task: _best(curve.loc[task]) for task in tasks}
 
@@ -188,8 +202,8 @@ def answer_diversity(predictions: pd.DataFrame) -> pd.DataFrame:
     value averaged over seeds; ``top_answer`` (over all seeds); ``label_share`` (the test split's
     top-label share, what answering one label can score at most); ``collapsed``: ``top_share >=
     COLLAPSE_SHARE`` and ``>= COLLAPSE_RATIO x label_share`` (a method that answers one thing for
-    most items, far more often than any label occurs). Rows follow the tasks' and ``METHODS``'
-    order."""
+    most items, far more often than any label occurs); never the label prior, a baseline that
+    answers one label by construction. Rows follow the tasks' and ``METHODS``' order."""
     columns = ["task", "method", "items", "distinct", "top_share", "top_answer", "label_share", "collapsed"]
     if predictions.empty:
         return pd.DataFrame(columns=columns).set_index(["task", "method"])
@@ -211,7 +225,7 @@ def answer_diversity(predictions: pd.DataFrame) -> pd.DataFrame:
                 "top_share": top_share,
                 "top_answer": group.key.value_counts().index[0],
                 "label_share": label_share,
-                "collapsed": is_collapsed(top_share, label_share),
+                "collapsed": method != "label_prior" and is_collapsed(top_share, label_share),
             }
         )
     frame = pd.DataFrame(rows, columns=columns)
@@ -240,7 +254,7 @@ def summary_table(predictions: pd.DataFrame, metric: str) -> pd.DataFrame:
     )
     per_task_seed = per_seed.unstack("method")
     average = per_task_seed.groupby("seed").mean()
-    average["task"] = "average"
+    average["task"] = AVERAGE
     average = average.reset_index().set_index(["task", "seed"])
     full = pd.concat([per_task_seed, average])
     by_task = full.groupby("task")
@@ -248,7 +262,7 @@ def summary_table(predictions: pd.DataFrame, metric: str) -> pd.DataFrame:
     # one seed has no spread: its std is missing (NaN), not a reassuring 0
     std = by_task.std(ddof=0).where(by_task.count() > 1)
     order = [m for m in METHODS if m in mean.columns]
-    tasks = [t for t in dict.fromkeys(predictions.task) if t in mean.index] + ["average"]
+    tasks = [t for t in dict.fromkeys(predictions.task) if t in mean.index] + [AVERAGE]
     return pd.concat({"mean": mean.loc[tasks, order], "std": std.loc[tasks, order]}, axis=1)
 
 

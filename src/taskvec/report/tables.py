@@ -19,11 +19,13 @@ from taskvec.evaluation.scoring import (  # noqa: E402
     COLLAPSE_SHARE,
     answer_diversity,
     choose_layers,
+    flat_selection_curves,
     layer_curve,
     summary_table,
 )
 from taskvec.storage.markdown import write_table  # noqa: E402
 from taskvec.storage.run_folder import write_atomic  # noqa: E402
+from taskvec.tasks.task import AVERAGE  # noqa: E402
 
 METHOD_NAMES = {
     "no_context": "No Context",
@@ -44,10 +46,10 @@ HEADLINE_METRICS = ("paper", "whole_label")
 
 
 def collapsed_cells(predictions: pd.DataFrame) -> set[tuple[str, str]]:
-    """The (task, method) pairs whose answers collapsed (``scoring.answer_diversity``), but for
-    the label prior, which answers one label by construction."""
+    """The (task, method) pairs whose answers collapsed (``scoring.answer_diversity``; never the
+    label prior, which answers one label by construction)."""
     diversity = answer_diversity(predictions)
-    return {key for key, flag in diversity["collapsed"].items() if flag and key[1] != "label_prior"}
+    return {key for key, flag in diversity["collapsed"].items() if flag}
 
 
 def spread_phrase(seeds: int) -> str:
@@ -99,18 +101,32 @@ def diversity_table(predictions: pd.DataFrame) -> pd.DataFrame:
     return diversity.set_index(["task", "method"]).round({"distinct": 3, "top_share": 3, "label_share": 3})
 
 
-def layer_text(layers: Mapping[str, int], selection: str, best: int) -> str:
-    """How the run chose its layer(s), in one line of Markdown."""
+def layer_text(
+    layers: Mapping[str, int], selection: str, best: int, flat: Mapping[str, float] | None = None
+) -> str:
+    """How the run chose its layer(s), in one line of Markdown; ``flat``: the selection curves
+    that were flat (``scoring.flat_selection_curves``), where the tie rule picked the layer."""
+    flat = flat or {}
     if selection == "shared":
-        return (
+        text = (
             f"layer selection `shared` (the paper's protocol): **{best}** for every task, the best of "
             "their mean validation curve (a task's layer depends on the tasks run beside it)"
         )
+        if flat:
+            text += (
+                f"; **that curve is flat** ({flat[AVERAGE]:.2f} at every layer swept), so the tie rule "
+                "(the lowest layer), not the data, chose it"
+            )
+        return text
     per_task = ", ".join(f"{task} {layer}" for task, layer in layers.items())
-    return (
+    text = (
         f"layer selection `per-task`: each task's best layer on its own validation curve: {per_task} "
         f"(the tasks' mean curve would choose {best})"
     )
+    if flat:
+        named = ", ".join(f"{task} ({value:.2f})" for task, value in flat.items())
+        text += f"; **flat curves**, where the tie rule (the lowest layer), not the data, chose: {named}"
+    return text
 
 
 def plot_curves(curve: pd.DataFrame, best: int, title: str, path) -> None:
@@ -146,6 +162,7 @@ def write_run_report(result: RunResult) -> Path:
     headline = write_table(folder.root, "summary_paper_whole_label", summary_beside(predictions))
     diversity = write_table(folder.root, "answer_diversity", diversity_table(predictions))
     per_task_best = choose_layers(val_scores, config.selection_metric, "per-task")
+    flat = flat_selection_curves(val_scores, config.selection_metric, config.layer_selection)
     sections = []
     for metric in METRICS:
         table = summary_table(predictions, metric)
@@ -181,6 +198,7 @@ def write_run_report(result: RunResult) -> Path:
         diversity=diversity,
         collapsed=collapsed,
         per_task_best=per_task_best,
+        flat=flat,
     )
     path = folder.path("report.md")
     write_atomic(path, report)
@@ -196,13 +214,14 @@ def run_report(
     diversity: str = "",
     collapsed: set[tuple[str, str]] = frozenset(),
     per_task_best: Mapping[str, int] | None = None,
+    flat: Mapping[str, float] | None = None,
 ) -> str:
     task_layers = task_layers or {}
     lines = [
         f"# taskvec run: {config.model}, {config.spec} -> {config.query} queries",
         "",
         f"- template `{config.template.name}`, {config.n_examples} examples, seeds {config.seeds}",
-        f"- {layer_text(task_layers, config.layer_selection, best)}; chosen on the validation split "
+        f"- {layer_text(task_layers, config.layer_selection, best, flat)}; chosen on the validation split "
         f"by `{config.selection_metric}`",
     ]
     if config.layer_selection == "shared" and per_task_best and len(per_task_best) > 1:

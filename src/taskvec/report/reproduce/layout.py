@@ -44,7 +44,8 @@ def number(value: float | int | str, digits: int) -> str:
 
 def mark(cells: pd.DataFrame, collapsed: pd.DataFrame | None) -> pd.DataFrame:
     """``cells`` with ``COLLAPSED_MARK`` where ``collapsed`` (methods x tasks, 1.0 = collapsed);
-    the label prior, one label for every item by construction, is not marked."""
+    the label prior, one label for every item by construction, is not marked (tables taskvec
+    wrote before ``answer_diversity`` left it out say it collapsed)."""
     if collapsed is None:
         return cells
     cells = cells.copy()
