@@ -106,5 +106,34 @@ def test_paper_annotation_layout_and_jsonl_csv(tmp_path):
     assert mixed.val[0].aliases == ("c",) and mixed.test[0].aliases == ("z", "w")
 
     (tmp_path / "e.csv").write_text("input,output\nx,\n")
-    with pytest.raises(TaskFileError, match="item 0 has no output"):
+    with pytest.raises(TaskFileError, match=r"e.csv: line 2 \(test item 0\) has no output"):
         load_split_files(tmp_path / "v.jsonl", tmp_path / "e.csv", "bad", "Do:")
+
+
+def test_a_bad_row_is_named_by_its_line_and_its_split(tmp_path):
+    """A reader finds the row by its line in the file: JSONL and CSV errors give it, and the split."""
+    rows = ["split,input,output,instruction", "val,a,b,Do:", "val,c,d,", "test,e,f,", "test,g,,"]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(TaskFileError, match=r"t.csv: line 5 \(test item 1\) has no output"):
+        load_rows_task(tmp_path / "t.csv")
+    lines = [
+        '{"split": "val", "input": "a", "output": "b", "instruction": "Do:"}',
+        '{"split": "test", "input": }',
+    ]
+    (tmp_path / "t.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        TaskFileError, match=r"t.jsonl: line 2 is not valid JSON \(Expecting value, column 28\)"
+    ):
+        load_rows_task(tmp_path / "t.jsonl")
+
+
+def test_a_row_with_more_cells_than_the_header_or_a_label_that_is_no_text_is_refused(tmp_path):
+    (tmp_path / "t.csv").write_text("split,input,output,instruction\nval,a,b,Do:\ntest,c,d,Do:,extra\n")
+    with pytest.raises(TaskFileError, match="line 3 has 1 more cell"):
+        load_rows_task(tmp_path / "t.csv")
+    for value in ("5", "true", "[1]"):
+        lines = ['{"split": "val", "input": "a", "output": "b", "instruction": "Do:"}']
+        lines.append(f'{{"split": "test", "input": "c", "output": {value}}}')
+        (tmp_path / "t.jsonl").write_text("\n".join(lines) + "\n")
+        with pytest.raises(TaskFileError, match=r"line 2 \(test item 0\): output must be text"):
+            load_rows_task(tmp_path / "t.jsonl")

@@ -212,26 +212,56 @@ def _not_utf8(path: Path, error: UnicodeDecodeError) -> str:
     )
 
 
-def _read_rows(path: Path) -> list[dict]:
-    """Rows of a paper-style JSON list, a JSONL file or a CSV with a header."""
+#: one row of a row file and where it stands there ("line 5" of a JSONL or CSV file, "item 3" of a
+#: JSON list, counted from 0), for messages a reader can find it by
+Row = tuple[str, object]
+
+
+def _read_rows(path: Path) -> list[Row]:
+    """Rows of a paper-style JSON list, a JSONL file or a CSV with a header, each with its place."""
     if not path.is_file():
         raise TaskFileError(f"task file not found: {path}; check the path, or name a built-in task")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise TaskFileError(_not_utf8(path, error)) from None
+    if path.suffix == ".jsonl":
+        rows = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append((f"line {number}", json.loads(line)))
+                except json.JSONDecodeError as error:
+                    raise TaskFileError(
+                        f"{path}: line {number} is not valid JSON ({error.msg}, column {error.colno})"
+                    ) from None
+        return rows
+    if path.suffix == ".csv":
+        return _csv_rows(path, text)
     try:
-        if path.suffix == ".jsonl":
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        if path.suffix == ".csv":
-            return list(csv.DictReader(text.splitlines()))
         rows = json.loads(text)
-    except (json.JSONDecodeError, csv.Error) as error:
+    except json.JSONDecodeError as error:
         raise TaskFileError(f"{path}: cannot parse ({error})") from error
     if isinstance(rows, dict):  # some annotation files wrap the list
         rows = rows.get("data") or rows.get("items") or []
     if not isinstance(rows, list):
         raise TaskFileError(f"{path}: expected a list of items")
+    return [(f"item {index}", row) for index, row in enumerate(rows)]
+
+
+def _csv_rows(path: Path, text: str) -> list[Row]:
+    reader = csv.DictReader(text.splitlines())
+    rows = []
+    try:
+        for row in reader:
+            if None in row:  # csv puts the cells past the header's under the key None
+                raise TaskFileError(
+                    f"{path}: line {reader.line_num} has {len(row[None])} more cell(s) than the header "
+                    f"({', '.join(reader.fieldnames or [])}); quote a cell that holds a comma"
+                )
+            rows.append((f"line {reader.line_num}", row))
+    except csv.Error as error:
+        raise TaskFileError(f"{path}: line {reader.line_num}: cannot parse ({error})") from error
     return rows
 
 
@@ -248,29 +278,33 @@ def _resolve_image(entity: str | None, folder: Path) -> str | None:
     return entity
 
 
-def _records_from_rows(path: Path, rows: list[dict], prefix: str) -> list[ItemRecord]:
+def _records_from_rows(path: Path, rows: list[Row], split: str) -> list[ItemRecord]:
     records = []
-    for index, row in enumerate(rows):
+    for index, (place, row) in enumerate(rows):
+        where = f"{path}: {place} ({split} item {index})"
         if not isinstance(row, dict):
-            raise TaskFileError(f"{path}: item {index} is not an object")
+            raise TaskFileError(f"{where} is not an object")
         missing = [key for key in ("input", "output") if not str(row.get(key) or "").strip()]
         if missing:
-            raise TaskFileError(f"{path}: item {index} has no {' or '.join(missing)}")
+            raise TaskFileError(f"{where} has no {' or '.join(missing)}")
+        odd = [key for key in ("input", "output") if not isinstance(row[key], str)]
+        if odd:  # as a task's JSON file says: 5 or true would be read as the text '5' or 'True'
+            raise TaskFileError(f"{where}: {' and '.join(odd)} must be text, not {row[odd[0]]!r}; quote it")
         aliases = row.get("aliases") or []
         if isinstance(aliases, str):
             aliases = [a for a in aliases.split("|") if a.strip()]
         try:
             records.append(
                 ItemRecord(
-                    id=str(row.get("id") or f"{prefix}{index}"),
-                    input=str(row["input"]),
-                    output=str(row["output"]),
+                    id=str(row.get("id") or f"{split}-{index}"),
+                    input=row["input"],
+                    output=row["output"],
                     aliases=list(aliases),
                     entity=_resolve_image(row.get("entity") or row.get("image"), path.parent),
                 )
             )
         except ValidationError as error:
-            raise TaskFileError(f"{path}: item {index}: {_describe(error)}") from error
+            raise TaskFileError(f"{where}: {_describe(error)}") from error
     return records
 
 
@@ -278,8 +312,8 @@ def load_split_files(val_path: str | Path, test_path: str | Path, name: str, ins
     """Read a task from two files, one per split: paper-style JSON (items with
     ``input``/``output``/``image``), JSONL or CSV."""
     val_path, test_path = Path(val_path), Path(test_path)
-    val = _records_from_rows(val_path, _read_rows(val_path), "val-")
-    test = _records_from_rows(test_path, _read_rows(test_path), "test-")
+    val = _records_from_rows(val_path, _read_rows(val_path), "val")
+    test = _records_from_rows(test_path, _read_rows(test_path), "test")
     if not instruction.strip():
         raise TaskFileError(f"task {name!r}: instruction must not be blank")
     return Task(
@@ -305,11 +339,12 @@ def load_rows_task(path: str | Path, instruction_of: Callable[[str], str | None]
     rows = _read_rows(path)
     paper = _PAPER_NAME.match(path.name)
     name = paper["task"] if paper else path.stem
-    if any(isinstance(row, dict) and "split" in row for row in rows):
-        splits = {split: [r for r in rows if str(r.get("split", "")).strip() == split] for split in SPLITS}
-        odd = sorted({str(r.get("split")) for r in rows if str(r.get("split", "")).strip() not in SPLITS})
+    if any(isinstance(row, dict) and "split" in row for _, row in rows):
+        split_of = {place: str(row.get("split", "")).strip() for place, row in rows if isinstance(row, dict)}
+        odd = sorted({f"{split!r} ({place})" for place, split in split_of.items() if split not in SPLITS})
         if odd:
-            raise TaskFileError(f"{path}: split must be val or test, not {odd}")
+            raise TaskFileError(f"{path}: split must be val or test, not {', '.join(odd)}")
+        splits = {split: [(p, r) for p, r in rows if split_of.get(p) == split] for split in SPLITS}
         sources = {split: path for split in SPLITS}
     elif paper:
         sources = {}
@@ -326,15 +361,15 @@ def load_rows_task(path: str | Path, instruction_of: Callable[[str], str | None]
             f"{path}: a task of rows needs its two splits: a 'split' column (val or test), or two "
             "files named <task>_val and <task>_test (see docs/task-files.md)"
         )
-    rows = [row for split_rows in splits.values() for row in split_rows if isinstance(row, dict)]
-    given = next((text for row in rows if (text := str(row.get("instruction") or "")).strip()), None)
+    items = [row for split_rows in splits.values() for _, row in split_rows if isinstance(row, dict)]
+    given = next((text for row in items if (text := str(row.get("instruction") or "")).strip()), None)
     instruction = given or (instruction_of(name) if instruction_of else None)
     if not instruction:
         raise TaskFileError(
             f"{path}: task {name!r} has no instruction: add an 'instruction' column (or key) to a row, "
             "or write the task as one JSON file (docs/task-files.md)"
         )
-    records = {split: _records_from_rows(sources[split], splits[split], f"{split}-") for split in SPLITS}
+    records = {split: _records_from_rows(sources[split], splits[split], split) for split in SPLITS}
     return Task(
         name=name,
         instruction=instruction,
