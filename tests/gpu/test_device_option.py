@@ -36,6 +36,18 @@ def test_cuda_without_cuda_is_one_line_before_loading(command, no_cuda, monkeypa
     assert not (tmp_path / "out").exists()
 
 
+def test_an_unknown_device_map_is_one_line_before_loading(monkeypatch, tmp_path):
+    _never_load(monkeypatch)
+    command = ["run", "-t", "country_capital", "--device-map", "nonsense", "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: unknown device map 'nonsense'"), result.output
+    assert not (tmp_path / "out").exists()
+    for placement in ("auto", "balanced", "sequential", "cpu", "cuda:0"):
+        assert LoadOptions(device_map=placement).device_map == placement
+
+
 def test_unknown_devices_and_out_of_range_gpus_are_refused(no_cuda):
     with pytest.raises(DeviceError, match="unknown device 'gpu0'"):
         LoadOptions(device="gpu0").torch_device()

@@ -19,6 +19,9 @@ import torch
 from taskvec.errors import DeviceError, ModelSpecError
 from taskvec.models.adapter import ModelAdapter, file_fingerprint
 
+#: the placements accelerate computes for ``device_map`` (besides a plain device)
+DEVICE_MAP_PLACEMENTS = ("auto", "balanced", "balanced_low_0", "sequential")
+
 
 @dataclass(frozen=True)
 class LoadOptions:
@@ -40,6 +43,20 @@ class LoadOptions:
 
     def __post_init__(self) -> None:
         self.torch_dtype()  # an unknown or non-floating dtype fails here, before anything loads
+        self._check_device_map()
+
+    def _check_device_map(self) -> None:
+        """A device map is one of accelerate's placements or a device; anything else fails here,
+        in one line, not deep in transformers after the config is read."""
+        if self.device_map is None or self.device_map in DEVICE_MAP_PLACEMENTS:
+            return
+        try:
+            torch.device(self.device_map)
+        except (RuntimeError, TypeError):
+            raise DeviceError(
+                f"unknown device map {self.device_map!r}: use one of {', '.join(DEVICE_MAP_PLACEMENTS)}, "
+                "or a device (cpu, cuda:N)"
+            ) from None
 
     def numerics(self) -> str:
         """'' for the default (float32 on the CPU); otherwise what changes the numbers: the dtype,
