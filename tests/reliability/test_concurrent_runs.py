@@ -55,11 +55,15 @@ def _holder(out: Path) -> subprocess.Popen:
     return holder
 
 
+def _no_model(_name, _options=None):
+    raise AssertionError("a model was loaded for a folder another command holds")
+
+
 def test_a_command_on_a_folder_another_process_holds_is_refused_in_one_line(smollm2, tmp_path, monkeypatch):
-    monkeypatch.setattr("taskvec.pipelines.evaluate.load_model", lambda _name, _options=None: smollm2)
     task_file, out = write_tiny_task(tmp_path / "data"), tmp_path / "run"
     holder = _holder(out)
     try:
+        monkeypatch.setattr("taskvec.pipelines.evaluate.load_model", _no_model)  # refused before loading
         result = CliRunner().invoke(app, _run_args(task_file, out, 1))
         assert result.exit_code == 2, result.output
         assert "Traceback" not in result.output
@@ -73,6 +77,7 @@ def test_a_command_on_a_folder_another_process_holds_is_refused_in_one_line(smol
     finally:
         holder.send_signal(signal.SIGKILL)  # the OS releases a dead holder's lock
         holder.wait()
+    monkeypatch.setattr("taskvec.pipelines.evaluate.load_model", lambda _name, _options=None: smollm2)
     result = CliRunner().invoke(app, _run_args(task_file, out, 1))
     assert result.exit_code == 0, result.output
     assert RunFolder(out).is_complete()
@@ -109,7 +114,7 @@ def test_two_commands_on_one_folder_never_leave_tables_that_disagree_with_the_co
     assert "seeds [1, 2]" in (out / "report.md").read_text()
 
 
-def test_analyze_and_reproduce_refuse_a_folder_another_process_holds(smollm2, tmp_path):
+def test_analyze_and_reproduce_refuse_a_folder_another_process_holds(smollm2, tmp_path, monkeypatch):
     from types import SimpleNamespace
 
     from taskvec.pipelines.analyze import run_analysis
@@ -120,10 +125,16 @@ def test_analyze_and_reproduce_refuse_a_folder_another_process_holds(smollm2, tm
     try:
         with pytest.raises(FolderBusyError, match="in use by another taskvec command"):
             run_analysis(out=out, adapter=smollm2, tasks=["food_color"], specs=["text-icl"])
+        monkeypatch.setattr("taskvec.pipelines.analyze.load_model", _no_model)
+        with pytest.raises(FolderBusyError, match="in use by another taskvec command"):
+            run_analysis(out=out, tasks=["food_color"], specs=["text-icl"])  # before it loads a model
         # the reproduction is refused before it uses its model: a stand-in VLM is enough
         stand_in = SimpleNamespace(name="stand-in", supports_images=True, fingerprint="0" * 16)
         with pytest.raises(FolderBusyError, match="in use by another taskvec command"):
             reproduce(ReproduceConfig.create(quick=True), out, adapter=stand_in, show_progress=False)
+        monkeypatch.setattr("taskvec.pipelines.reproduce.load_model", _no_model)
+        with pytest.raises(FolderBusyError, match="in use by another taskvec command"):
+            reproduce(ReproduceConfig.create(quick=True), out, show_progress=False)
         assert sorted(p.name for p in out.iterdir()) == [".taskvec.lock"]
     finally:
         holder.send_signal(signal.SIGKILL)

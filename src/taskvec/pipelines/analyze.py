@@ -392,6 +392,9 @@ def run_analysis(
         config, run_layer = AnalysisConfig.create(**options), None
         out = out or default_analysis_dir(config)
     RunFolder(out).check_usable()
+    ranks = current_ranks()
+    if ranks.is_main:
+        RunFolder(out).check_not_busy()
     adapter = adapter or load_model(config.model, load_options)
-    with current_ranks().folder_lock(RunFolder(out)):  # one command per folder (rank 0's)
+    with ranks.folder_lock(RunFolder(out)):  # one command per folder (rank 0's)
         return analyze(adapter, config, out, run_layer=run_layer)

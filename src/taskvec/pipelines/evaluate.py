@@ -352,6 +352,8 @@ def evaluate(
     tasks, images = _validate(config)
     if out is not None:
         RunFolder(out).check_usable()
+        if ranks.is_main:
+            RunFolder(out).check_not_busy()
     if adapter is None:
         announce(f"loading {config.model} ...", show_progress)
         adapter = load_model(config.model, load_options)

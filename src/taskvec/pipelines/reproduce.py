@@ -541,13 +541,15 @@ def reproduce(
     device map) apply to the models loaded here (the VLM, its LLM); ``observer`` is told as each
     stage and each of its runs starts and ends."""
     started = time.perf_counter()
+    root = Path(out or Path("runs") / f"reproduce-{config.model}{'-quick' if config.quick else ''}")
+    RunFolder(root).check_usable()
+    ranks = current_ranks()
+    if ranks.is_main:
+        RunFolder(root).check_not_busy()
     adapter = adapter or load_model(config.model, load_options)
     if not adapter.supports_images:
         raise ConfigError(f"{adapter.name} is text-only; `taskvec reproduce` needs a vision-language model")
-    root = Path(out or Path("runs") / f"reproduce-{config.model}{'-quick' if config.quick else ''}")
     reproduction = Reproduction(adapter, config, root, show_progress, observer)
-    reproduction.folder.check_usable()
-    ranks = current_ranks()
     # one command per folder (its stages' folders lock too); under a launcher, rank 0 holds the
     # locks, every rank computes the units it claims in each stage, and rank 0 alone runs the
     # stages that are not split into units (ensembling, conflict)

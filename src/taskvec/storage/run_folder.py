@@ -184,6 +184,14 @@ class RunFolder:
             return False
         return _read_json(self.config_path).get("config_hash") == config_hash
 
+    def check_not_busy(self) -> None:
+        """Refuse at once a folder another taskvec command is writing (it holds the lock), before
+        a model loads for nothing; the lock is taken and given back (the command takes it again to
+        write). Under a launcher only rank 0 may ask: it is the one that holds the lock."""
+        if (self.root / LOCK_NAME).is_file():
+            with self.lock():
+                pass
+
     def check_usable(self) -> None:
         """Refuse, before any work, a path that is a file, a folder holding something else, or a
         place that cannot be written.
