@@ -71,6 +71,9 @@ def test_kill_9_mid_run_then_resume_gives_the_uninterrupted_table(smollm2, tmp_p
     assert straight.wait() == 0, _tail(tmp_path / "straight.log")
 
     assert folder.status()["state"] == "complete" and folder.status()["resumed"] is True
+    assert f"resuming {killed_out}: 1 of 2 units already computed" in " ".join(resumed.stderr.split())
+    again = subprocess.run(_command(task_file, killed_out), capture_output=True, text=True, env=ENV)
+    assert "holds this run, complete: read back, nothing computed" in " ".join(again.stderr.split())
     for path, (mtime, data) in kept.items():  # reused from disk, not recomputed and rewritten
         assert (path.stat().st_mtime_ns, path.read_bytes()) == (mtime, data), path.name
     assert second_unit.exists()

@@ -404,6 +404,7 @@ def evaluate(
         if not ranks.is_main:
             finished = _finished_run(folder, tasks, config, source, identity, unit_ids)
         if finished is not None:
+            announce(f"{folder.root} holds this run, complete: read back, nothing computed", show_progress)
             return finished
 
         done = {
@@ -414,6 +415,9 @@ def evaluate(
         pending = {
             _unit_key(t.name, s): (t, s) for t in tasks for s in config.seeds if done[(t.name, s)] is None
         }
+        if len(pending) < len(done):
+            reused = len(done) - len(pending)
+            announce(f"resuming {folder.root}: {reused} of {len(done)} units already computed", show_progress)
         with progress_bar(show_progress) as progress:
             bar = progress.add_task(
                 "units (task x seed)", total=len(done), completed=len(done) - len(pending)
