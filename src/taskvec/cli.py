@@ -41,6 +41,10 @@ class _Commands(TyperGroup):
             console.print(f"[bold yellow]interrupted[/]{';' if again else ''}{again}", highlight=False)
             raise typer.Exit(code=130) from None
 
+    def format_help(self, ctx, formatter):
+        _quiet_flags(self, ctx)  # the group's own --help, as its commands'
+        return super().format_help(ctx, formatter)
+
     def resolve_command(self, ctx, args):
         name, command, rest = super().resolve_command(ctx, args)
         if command is not None and not hasattr(command, "commands"):  # a command, not a group
@@ -219,7 +223,7 @@ def _template_option(template: str | None):
 @app.command()
 def run(
     model: Annotated[str, typer.Option(help="named model, hub id or local folder")] = DEFAULT_MODEL,
-    tasks: Annotated[list[str] | None, typer.Option("--tasks", "-t", help="names, 'all' or files")] = None,
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", "-t", help=TASKS_HELP)] = None,
     spec: Annotated[str, typer.Option(help="text-icl | image-icl | instruction | ensemble")] = "text-icl",
     query: Annotated[str, typer.Option(help="text | image")] = "text",
     style: Annotated[str, typer.Option(help="image style for image inputs")] = DEFAULT_STYLE,
@@ -227,9 +231,11 @@ def run(
         str, typer.Option(help="paper (default: the paper's protocol, comparable) | spaced | a template JSON")
     ] = "paper",
     n_examples: Annotated[int, typer.Option(help="demonstrations per prompt")] = 5,
-    seeds: Annotated[list[int] | None, typer.Option("--seed", help="one per seed (default 1 2 3)")] = None,
+    seeds: Annotated[list[int] | None, typer.Option("--seed", help=SEEDS_HELP)] = None,
     layers: Annotated[list[int] | None, typer.Option("--layer", help="restrict the sweep")] = None,
-    selection_metric: Annotated[str, typer.Option(help="paper | paper_ci | strict")] = "paper",
+    selection_metric: Annotated[
+        str, typer.Option(help="what the layer is chosen by: paper | paper_ci (case-insensitive) | strict")
+    ] = "paper",
     layer_selection: Annotated[str, typer.Option(help=LAYER_SELECTION_HELP)] = "shared",
     test_layers: Annotated[
         str, typer.Option(help="all: test xPatch at every layer | chosen: at the val-chosen layer")
@@ -314,6 +320,8 @@ LAYER_SELECTION_HELP = (
 
 VERBOSE_HELP = "print the resolved configuration first (it is always in the folder's config.json)"
 DTYPE_HELP = "weights dtype: float32 | bfloat16 | float16 (other numerics get their own run identity)"
+SEEDS_HELP = "seeds, e.g. --seed 1 2 3 (the default)"
+TASKS_HELP = "built-in names, 'all' or task files (default: all six built-in tasks)"
 DEVICE_HELP = "where the model computes: cpu | cuda | cuda:N (default: the CPU)"
 DEVICE_MAP_HELP = "accelerate placement for HF models instead of --device, e.g. auto"
 
@@ -382,7 +390,7 @@ def list_tasks() -> None:
 def analyze(
     run: Annotated[Path | None, typer.Option(help="a `taskvec run` folder: its settings and layer")] = None,
     model: Annotated[str | None, typer.Option(help="named model, hub id or local folder")] = None,
-    tasks: Annotated[list[str] | None, typer.Option("--tasks", "-t", help="names, 'all' or files")] = None,
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", "-t", help=TASKS_HELP)] = None,
     spec: Annotated[
         list[str] | None, typer.Option("--spec", help="text-icl | image-icl | instruction (default: all)")
     ] = None,
@@ -451,7 +459,9 @@ def verify(
     run: Annotated[
         Path,
         typer.Argument(
-            help="a `taskvec run` folder, or a folder of runs (a reproduction)", show_default=False
+            help="a `taskvec run` folder, or a folder of runs (a reproduction)",
+            show_default=False,
+            metavar="RUN",
         ),
     ],
     model: Annotated[
@@ -530,7 +540,7 @@ def reproduce(
     styles: Annotated[
         list[str] | None, typer.Option("--style", help="image styles: a training one, then held-out")
     ] = None,
-    seeds: Annotated[list[int] | None, typer.Option("--seed", help="one per seed (default 1 2 3)")] = None,
+    seeds: Annotated[list[int] | None, typer.Option("--seed", help=SEEDS_HELP)] = None,
     tasks: Annotated[
         list[str] | None, typer.Option("--tasks", "-t", help="built-in task names (default: all six)")
     ] = None,

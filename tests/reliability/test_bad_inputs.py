@@ -422,6 +422,7 @@ BAD_INPUTS = [
         ("two tasks are named 'food_color'", "food_color.json"),
     ),
     Bad("one task file named twice", _one_file_spelled_two_ways, ConfigError, ("listed twice", "toy.json")),
+    Bad("an unknown style", lambda c: {"style": "nope"}, ConfigError, ("style", "'nope'", "noto")),
     Bad("--out is a file", _file_as_out, ConfigError, ("run", "is a file")),
     Bad("--out holds other files", _foreign_out, ConfigError, ("run", "not a taskvec run folder")),
     Bad("--out holds another run", _other_run_in_out, ConfigError, ("another configuration", "--out")),

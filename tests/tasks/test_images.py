@@ -141,3 +141,19 @@ def test_no_recognition_picture_carries_two_names() -> None:
     norway, svalbard, sweden = (np.asarray(rs[tile[_flag(c)]].image, dtype=float) for c in ("NO", "SJ", "SE"))
     assert np.abs(norway - svalbard).mean() < 2  # the same picture (up to WebP coding)
     assert np.abs(norway - sweden).mean() > 20
+
+
+def test_every_pipelines_options_refuse_an_unknown_style() -> None:
+    """A typo'd style is refused with the options, before any work (a text run too, where it
+    would change nothing: it is still a mistake)."""
+    from taskvec.errors import ConfigError
+    from taskvec.evaluation.protocol import ExperimentConfig
+    from taskvec.pipelines.analyze import AnalysisConfig
+    from taskvec.pipelines.reproduce import ReproduceConfig
+
+    for options, given in ((ExperimentConfig, {"style": "nope"}), (AnalysisConfig, {"style": "nope"})):
+        with pytest.raises(ConfigError, match="unknown style 'nope'; the suite's styles are noto"):
+            options.create(**given)
+    with pytest.raises(ConfigError, match="unknown style 'nope'"):
+        ReproduceConfig.create(styles=["noto", "nope"])
+    assert ExperimentConfig.create(style=im.HELD_OUT_STYLE).style == im.HELD_OUT_STYLE

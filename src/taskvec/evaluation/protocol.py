@@ -46,7 +46,7 @@ from taskvec.prompts.template import (
     instruction_prompt,
     majority_label,
 )
-from taskvec.tasks.images import DEFAULT_STYLE
+from taskvec.tasks.images import DEFAULT_STYLE, Style
 from taskvec.tasks.registry import BUILTIN_TASKS, TaskReferences
 from taskvec.tasks.task import Item, Split, Task
 from taskvec.vectors.extract import extract
@@ -113,7 +113,7 @@ class ExperimentConfig(Options):
     query: Modality = "text"
     #: the image-suite style pictures are drawn in; a run records and hashes it only where it
     #: draws one (``as_run``), so it is None in the config of a run that draws no picture
-    style: str | None = DEFAULT_STYLE
+    style: Style | None = DEFAULT_STYLE
     template: PromptTemplate = Field(default_factory=lambda: get_template("paper"))
     n_examples: int = Field(default=5, ge=1)
     seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)

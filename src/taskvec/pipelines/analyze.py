@@ -46,7 +46,7 @@ from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.prompts.template import PromptTemplate, get_template
 from taskvec.storage.run_folder import RunFolder, write_atomic
-from taskvec.tasks.images import DEFAULT_STYLE
+from taskvec.tasks.images import DEFAULT_STYLE, Style
 from taskvec.tasks.registry import BUILTIN_TASKS, TaskReferences, load_task, load_tasks
 from taskvec.vectors.task_vector import TaskVector
 
@@ -64,7 +64,7 @@ class AnalysisConfig(Options):
     #: None: every specification the model can read (image ICL only for VLMs)
     specs: list[str] | None = None
     template: PromptTemplate = Field(default_factory=lambda: get_template("spaced"))
-    style: str = DEFAULT_STYLE
+    style: Style = DEFAULT_STYLE
     n_examples: int = Field(default=5, ge=1)
     seed: int = 1
     #: per-prompt test-split states per (task, spec): top-1 decodings and embeddings

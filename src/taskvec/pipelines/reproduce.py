@@ -51,7 +51,7 @@ from taskvec.pipelines.evaluate import RunResult, evaluate
 from taskvec.pipelines.progress import progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.storage.run_folder import RunFolder, write_atomic
-from taskvec.tasks.images import DEFAULT_STYLE, HELD_OUT_STYLE
+from taskvec.tasks.images import DEFAULT_STYLE, HELD_OUT_STYLE, Style
 from taskvec.tasks.registry import BUILTIN_TASKS, TaskReferences, load_task, load_tasks
 from taskvec.tasks.task import Task
 from taskvec.vectors.task_vector import TaskVector
@@ -67,7 +67,7 @@ class ReproduceConfig(Options):
     llm: str | None = None
     template: str = "spaced"
     #: image styles: a training style, then the held-out one
-    styles: list[str] = Field(default_factory=lambda: [DEFAULT_STYLE, HELD_OUT_STYLE], min_length=1)
+    styles: list[Style] = Field(default_factory=lambda: [DEFAULT_STYLE, HELD_OUT_STYLE], min_length=1)
     tasks: TaskReferences = Field(default_factory=lambda: list(BUILTIN_TASKS), min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
     ensemble_counts: list[int] = Field(default_factory=lambda: [5, 10, 15, 20, 25, 30])

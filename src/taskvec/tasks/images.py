@@ -22,10 +22,11 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Annotated, Any, overload
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from pydantic import AfterValidator
 
 if TYPE_CHECKING:
     from taskvec.tasks.task import Item, Split, Task
@@ -48,6 +49,16 @@ HELD_OUT_STYLE: str = "openmoji"
 DEFAULT_STYLE: str = "noto"
 TRAINING_STYLES: tuple[str, ...] = tuple(s for s in STYLES if s != HELD_OUT_STYLE)
 TASK_DOMAINS: tuple[str, ...] = ("flags", "animals", "foods")
+
+
+def _known_style(style: str) -> str:
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; the suite's styles are {', '.join(STYLES)}")
+    return style
+
+
+#: a style in a pipeline's options, refused with the options if the suite has no such style
+Style = Annotated[str, AfterValidator(_known_style)]
 DOMAINS: tuple[str, ...] = (*TASK_DOMAINS, "other")
 TASK_IMAGE_SIZE: tuple[int, int] = (224, 224)
 RECOGNITION_IMAGE_SIZE: tuple[int, int] = (96, 96)
