@@ -96,7 +96,7 @@ def main() -> None:
             )
     if llm is not None:
         figures["cosine LLM vs VLM text-ICL vectors"] = _cosines(reproduction, args.style)
-    figures["recognition"] = adapter.recognition
+    figures["recognition"] = adapter.recognition()
     print(json.dumps(figures, indent=1))
     (args.out / "targets.json").write_text(json.dumps(figures, indent=1) + "\n")
 

@@ -58,8 +58,9 @@ def test_the_vlm_declares_its_base_language_model(vlm, backbone):
     assert base.adapter is vlm.text_adapter
     assert base.name == vlm.base_llm == BACKBONES[backbone].llm
     assert base.frozen and vlm.language_model_is_frozen
-    assert vlm.recognition is not None
+    assert vlm.recognition() is not None
     assert vlm.text_adapter.base_language_model() is None  # a plain LLM knows of none
+    assert vlm.text_adapter.recognition() is None  # nor of pictures it names
 
 
 def test_text_prompts_run_exactly_as_in_the_bare_llm(vlm):

@@ -62,3 +62,19 @@ def test_missing_layer_and_mixed_means_are_refused():
         TaskVector.mean([_vector(layers=3), _vector(layers=4)], spec="ensemble")
     mean = TaskVector.mean([_vector(), _vector()], spec="ensemble")
     assert mean.meta.spec == "ensemble" and mean.meta.n_prompts == 4
+
+
+def test_a_folder_that_cannot_be_made_is_a_storage_error_and_leaves_nothing(tmp_path, monkeypatch):
+    """A read-only place: taskvec's one-line StorageError, not a raw OSError from making the folder."""
+    import errno
+    from pathlib import Path
+
+    from taskvec.errors import StorageError
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(StorageError, match="read-only"):
+        _vector().save(tmp_path / "vectors" / "v")
+    assert list(tmp_path.iterdir()) == []

@@ -18,6 +18,7 @@ from typing import Literal, get_args
 
 import pandas as pd
 
+from taskvec.errors import ConfigError
 from taskvec.evaluation.metrics import (
     FIRST_TOKEN_METRICS,
     answer_scores,
@@ -119,7 +120,7 @@ def choose_layers(val_scores: pd.DataFrame, metric: str, selection: LayerSelecti
     curve for all of them (``choose_layer``); ``per-task``, the best of each task's own validation
     curve (its seeds' mean). Ties go to the lowest layer. Returns ``{task: layer}``."""
     if selection not in LAYER_SELECTIONS:
-        raise ValueError(f"layer selection must be one of {LAYER_SELECTIONS}, got {selection!r}")
+        raise ConfigError(f"layer selection must be one of {LAYER_SELECTIONS}, got {selection!r}")
     curve = layer_curve(val_scores, metric)
     tasks = list(dict.fromkeys(val_scores.task))
     if selection == "shared":

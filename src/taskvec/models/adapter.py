@@ -151,6 +151,12 @@ class ModelAdapter(ABC):
         """
         return None
 
+    def recognition(self) -> dict | None:
+        """How well the model names the suite's pictures, measured when its weights were made
+        (style -> domain -> first-token accuracy), for a report to show beside its results; None
+        (the default) where nothing was measured, as for any model taskvec did not train."""
+        return None
+
     def check_layer(self, layer: int) -> int:
         if not isinstance(layer, int) or layer < 0 or layer >= self.num_layers:
             raise LayerError(

@@ -13,7 +13,15 @@ from typing import Literal
 import torch
 from torch import nn
 
+from taskvec.errors import ConfigError
+
 PatchMode = Literal["replace", "add"]
+
+
+def check_mode(mode: str) -> None:
+    """A patch replaces the layer's output at the last token, or adds to it; nothing else."""
+    if mode not in ("replace", "add"):
+        raise ConfigError(f"unknown patch mode {mode!r}; use 'replace' or 'add'")
 
 
 def _hidden(output) -> torch.Tensor:
@@ -61,8 +69,7 @@ def patching_last_token(
     ``patches[layer] = (rows: [n] long, values: [n, hidden])``. Rows not listed run clean, so one
     batch can hold a different patched layer per row (the layer sweep).
     """
-    if mode not in ("replace", "add"):
-        raise ValueError(f"unknown patch mode {mode!r}; use 'replace' or 'add'")
+    check_mode(mode)
     chosen = sorted(patches)
 
     def hook_for(position: int):

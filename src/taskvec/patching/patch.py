@@ -13,7 +13,7 @@ from taskvec.errors import VectorMismatchError
 from taskvec.models.adapter import Encoded, ModelAdapter, require_adapter
 from taskvec.models.batching import MemoryBudget, OnProgress, plan_batches, progress_from, token_counts
 from taskvec.models.head import GreedyReader, greedy_head
-from taskvec.patching.hooks import PatchMode, patching_last_token
+from taskvec.patching.hooks import PatchMode, check_mode, patching_last_token
 from taskvec.patching.kv_cache import cache_rows, run_prefix, unforkable_reason
 from taskvec.prompts.template import Prompt
 
@@ -32,6 +32,7 @@ class Patch:
 
     def check(self, adapter: ModelAdapter) -> None:
         adapter.check_layer(self.layer)
+        check_mode(self.mode)
         if self.vector.ndim != 1 or self.vector.shape[0] != adapter.hidden_size:
             raise VectorMismatchError(
                 f"vector of shape {tuple(self.vector.shape)} cannot be patched into {adapter.name}, "

@@ -21,6 +21,7 @@ from contextlib import suppress
 
 import torch
 
+from taskvec.errors import ConfigError
 from taskvec.models.adapter import Encoded, ModelAdapter, NotAPrefix
 from taskvec.models.batching import MemoryBudget, OnProgress, plan_batches, progress_from, token_counts
 from taskvec.models.head import greedy_head, unread_head
@@ -45,7 +46,9 @@ def generate_ids_after_prefixes(
     once (groups with the same prefix, such as an instruction before every query, run together).
     ``on_progress(done, total)`` is told the prompts answered after each batch."""
     if len(prefixes) != len(prompts):
-        raise ValueError(f"{len(prefixes)} prefixes for {len(prompts)} groups of prompts")
+        raise ConfigError(
+            f"{len(prefixes)} prefixes for {len(prompts)} groups of prompts; give one per group"
+        )
     first: dict[str, int] = {}  # a prefix's digest -> its index among the distinct prefixes
     distinct: list[Prompt] = []
     merged: list[list[Prompt]] = []

@@ -39,10 +39,11 @@ import torch
 from torch import nn
 from transformers.cache_utils import Cache
 
+from taskvec.errors import VectorMismatchError
 from taskvec.models.adapter import Encoded, ModelAdapter
 from taskvec.models.batching import MemoryBudget, OnProgress, plan_sweep_batches, token_counts
 from taskvec.models.head import greedy_head
-from taskvec.patching.hooks import PatchMode, _hidden
+from taskvec.patching.hooks import PatchMode, _hidden, check_mode
 from taskvec.patching.kv_cache import fork_cache, run_prefix, unforkable_reason
 from taskvec.patching.patch import Patch, check_finite, first_token_ids
 from taskvec.prompts.template import Prompt
@@ -61,7 +62,9 @@ def _check(adapter: ModelAdapter, vectors: torch.Tensor, layers: Sequence[int]) 
     for layer in layers:
         adapter.check_layer(layer)
     if vectors.ndim != 2 or vectors.shape[0] != len(layers):
-        raise ValueError(f"expected vectors [{len(layers)}, hidden], got {tuple(vectors.shape)}")
+        raise VectorMismatchError(
+            f"the sweep takes one vector per layer, [{len(layers)}, hidden], got {tuple(vectors.shape)}"
+        )
     if layers:
         Patch(layers[0], vectors[0]).check(adapter)
         check_finite(vectors, "the swept vectors")
@@ -91,8 +94,7 @@ def sweep(
     """
     layers = list(layers)
     _check(adapter, vectors, layers)
-    if mode not in ("replace", "add"):
-        raise ValueError(f"unknown patch mode {mode!r}; use 'replace' or 'add'")
+    check_mode(mode)
     budget = budget or MemoryBudget()
     if not adapter.prefix_cache_is_exact or not layers:
         return _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale, on_progress)

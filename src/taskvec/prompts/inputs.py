@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from taskvec.errors import ImageError
+from taskvec.errors import ConfigError, ImageError
 from taskvec.prompts.template import Input
 from taskvec.storage.lru import LruCache
 from taskvec.tasks.images import on_white
@@ -155,7 +155,7 @@ def item_input(item: Item, modality: Modality, style: str | None = None) -> Inpu
     if modality == "text":
         return item.input
     if modality != "image":
-        raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
+        raise ConfigError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
     return open_image(image_file(item, style), what=f"item {item.id!r} ({item.input})")
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
+from taskvec.errors import ConfigError
 from taskvec.models.adapter import ModelAdapter, require_adapter
 from taskvec.models.batching import MemoryBudget, OnProgress, plan_batches, token_counts
 from taskvec.models.head import unread_head
@@ -84,9 +85,9 @@ def extract(
     """
     adapter = require_adapter(adapter, "extract")
     if not prompts:
-        raise ValueError("extract needs at least one prompt")
+        raise ConfigError("extract needs at least one prompt")
     if sources is not None and len(sources) != len(prompts):
-        raise ValueError(
+        raise ConfigError(
             f"extract got {len(sources)} sources for {len(prompts)} prompts; give one per prompt"
         )
     states = last_token_states(adapter, prompts, budget, shared, on_progress)

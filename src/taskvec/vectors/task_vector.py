@@ -109,6 +109,8 @@ class TaskVector:
     @staticmethod
     def mean(vectors: list[TaskVector], spec: str) -> TaskVector:
         """Average vectors of the same model and layers (e.g. instruction + exemplars)."""
+        if not vectors:
+            raise VectorMismatchError("no task vectors to average")
         first = vectors[0]
         for other in vectors[1:]:
             if other.meta.layers != first.meta.layers or other.meta.hidden_size != first.meta.hidden_size:
@@ -146,7 +148,6 @@ class TaskVector:
                 f"{path} already holds another task vector; pass overwrite=True to replace it, "
                 "or save under another name"
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         sidecar = _sidecar(path)
         tmp_json = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")

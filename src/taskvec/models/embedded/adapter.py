@@ -38,7 +38,7 @@ class EmbeddedVLMAdapter(ModelAdapter):
     """Adapter for :class:`EmbeddedVLM`; the decoder layers are the LLM's own.
 
     Besides the adapter interface it knows its parts: ``text_adapter``, the adapter of the LLM it
-    is built on (same modules and tokenizer); ``base_llm``, that LLM's name; ``recognition``, the
+    is built on (same modules and tokenizer); ``base_llm``, that LLM's name; ``recognition()``, the
     measured first-token recognition (style -> domain -> accuracy) of the loaded weights; and
     ``language_model_is_frozen``: the LLM is used as it ships (never trained here), so LLM -> VLM
     transfer is exact on text. The variant whose LLM was tuned with LoRA has it False and no
@@ -63,7 +63,7 @@ class EmbeddedVLMAdapter(ModelAdapter):
         super().__init__(model, name, model_id, fingerprint)
         self.text_adapter = text_adapter
         self.base_llm = base_llm
-        self.recognition = recognition
+        self._recognition = recognition
         self.language_model_is_frozen = language_model_is_frozen
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
@@ -110,6 +110,9 @@ class EmbeddedVLMAdapter(ModelAdapter):
         if self.text_adapter is None or has_image:
             return self
         return self.text_adapter.computes_like(prompts)
+
+    def recognition(self) -> dict | None:
+        return self._recognition
 
     def base_language_model(self) -> BaseLanguageModel:
         return BaseLanguageModel(self.base_llm, self.text_adapter, self.language_model_is_frozen)

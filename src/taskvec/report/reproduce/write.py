@@ -11,7 +11,6 @@ import pandas as pd
 from taskvec.experiments.conditions import layer_curves, matrix, table3_diversity, table3_with_std
 from taskvec.experiments.conflict import conflict_summary
 from taskvec.experiments.ensemble import summarise_ensemble
-from taskvec.models.embedded.adapter import EmbeddedVLMAdapter
 from taskvec.pipelines.reproduce import Reproduction, ReproductionResult
 from taskvec.report.analysis import write_analysis_report
 from taskvec.report.reproduce.claims import REPORT_METRICS, claims_beside
@@ -91,7 +90,7 @@ def _context(reproduction: Reproduction, analysis, llm, timings: dict) -> dict:
         "condition_seconds": {
             c.label: r.folder.status().get("seconds") for c, r in reproduction.conditions.items()
         },
-        "recognition": (adapter.recognition if isinstance(adapter, EmbeddedVLMAdapter) else None) or None,
+        "recognition": adapter.recognition() or None,
         "analysis": None
         if analysis is None
         else {"layer": int(analysis.layer), "layer_source": analysis.layer_source},

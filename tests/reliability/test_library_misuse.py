@@ -1,0 +1,59 @@
+"""Library calls given impossible arguments fail with taskvec's own errors, naming the problem,
+before any forward pass: a caller can catch ``TaskvecError`` for every bad input, as the command
+line does, and (for compatibility) ``ValueError`` still catches them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers.tinyllm import tiny_llm
+
+from taskvec.errors import ConfigError, TaskvecError, VectorMismatchError
+from taskvec.patching.patch import Patch, generate_ids
+from taskvec.patching.sweep import sweep
+from taskvec.vectors.extract import extract
+from taskvec.vectors.task_vector import TaskVector
+
+
+@pytest.fixture(scope="module")
+def llm():
+    return tiny_llm("llama")
+
+
+def _forbid_forward(monkeypatch, adapter) -> None:
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a forward pass ran before the arguments were checked")
+
+    monkeypatch.setattr(adapter, "forward", refuse)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "words"),
+    [
+        (lambda m: extract(m, [], task="t", spec="text-icl"), ConfigError, "at least one prompt"),
+        (
+            lambda m: extract(m, [["Q:a\nA:"]], task="t", spec="text-icl", sources=[]),
+            ConfigError,
+            "0 sources for 1 prompts",
+        ),
+        (
+            lambda m: generate_ids(m, [["Q:a\nA:"]], Patch(0, torch.zeros(m.hidden_size), mode="multiply")),
+            ConfigError,
+            "unknown patch mode 'multiply'",
+        ),
+        (
+            lambda m: sweep(m, [["Q:a\nA:"]], torch.zeros(1, m.hidden_size), [0, 1]),
+            VectorMismatchError,
+            "one vector per layer",
+        ),
+        (lambda m: TaskVector.mean([], "text-icl"), VectorMismatchError, "no task vectors to average"),
+    ],
+    ids=["no prompts", "sources miscounted", "patch mode", "sweep vectors", "mean of none"],
+)
+def test_an_impossible_argument_is_taskvecs_own_error_before_any_forward_pass(
+    llm, monkeypatch, call, error, words
+):
+    _forbid_forward(monkeypatch, llm)
+    with pytest.raises(error, match=words) as caught:
+        call(llm)
+    assert isinstance(caught.value, TaskvecError) and isinstance(caught.value, ValueError)
