@@ -70,7 +70,6 @@ Relation = Literal["upper", "initial", "domain"]
 #: what a category sequence can ask of an entity, from the suite's manifest: its Unicode
 #: subcategory (``animal mammal``), Unicode group (``animals & nature``) or suite domain
 CategoryRelation = Literal["subcategory", "group", "domain"]
-CATEGORY_RELATIONS: tuple[CategoryRelation, ...] = ("subcategory", "group", "domain")
 
 
 class LoraStageConfig(BaseModel):
@@ -107,7 +106,7 @@ class LoraStageConfig(BaseModel):
     #: their answers
     category_batch_size: int = 0
     category_weight: float = 1.0
-    #: what each category sequence asks, one drawn per sequence (``CATEGORY_RELATIONS``): with
+    #: what each category sequence asks, one drawn per sequence (``CategoryRelation``): with
     #: more than one, the query alone no longer says what to answer; the demonstrations do
     category_relations: tuple[CategoryRelation, ...] = ("subcategory",)
     #: suite domains whose entities the category sequences draw from (None: every domain)

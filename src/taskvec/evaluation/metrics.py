@@ -30,8 +30,6 @@ import string
 from collections.abc import Callable, Sequence
 
 FIRST_TOKEN_METRICS = ("paper", "paper_ci", "strict")
-#: metrics of the whole greedy answer (test split only: the layer sweeps read first tokens)
-ANSWER_METRICS = ("whole_label", "exact")
 METRICS = ("paper", "whole_label", "paper_ci", "strict", "exact")
 #: one line per metric, for tables and reports
 METRIC_NOTES = {
@@ -97,7 +95,8 @@ def exact_match(answer: str, answers: Sequence[str]) -> bool:
 
 
 def answer_scores(answer: str, answers: Sequence[str]) -> dict[str, bool]:
-    """The metrics of a whole greedy answer (``ANSWER_METRICS``)."""
+    """The metrics of a whole greedy answer, ``whole_label`` and ``exact`` (test split only: the
+    layer sweeps read first tokens)."""
     return {"whole_label": whole_label_match(answer, answers), "exact": exact_match(answer, answers)}
 
 

@@ -12,7 +12,6 @@ it; ``per-task`` picks each task's best layer on its own validation curve.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Literal, get_args
 
@@ -25,6 +24,7 @@ from taskvec.evaluation.metrics import (
     first_token_scores,
     paper_match,
 )
+from taskvec.prompts.template import majority_label
 from taskvec.tasks.task import AVERAGE
 
 METHODS = ("no_context", "majority", "label_prior", "xbase", "xpatch")
@@ -65,10 +65,7 @@ def _whole_label(label: str, row: dict) -> dict[str, bool]:
 def label_prior(unit: dict) -> str:
     """The most frequent label of the unit's validation split (ties: the first to occur), the
     ``label_prior`` baseline's answer to every test item."""
-    labels = [row["answers"][0] for row in unit["val"]]
-    counts = Counter(labels)
-    best = max(counts.values())
-    return next(label for label in labels if counts[label] == best)
+    return majority_label([row["answers"][0] for row in unit["val"]])
 
 
 def layer_scores(units: Iterable[dict], split: str) -> pd.DataFrame:

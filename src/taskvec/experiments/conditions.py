@@ -77,13 +77,6 @@ def cell(summary: pd.DataFrame, method: str) -> tuple[pd.Series, pd.Series]:
     return summary[("mean", method)], summary[("std", method)]
 
 
-def table3(results: dict[Condition, RunResult], style: str, metric: str) -> pd.DataFrame:
-    """Image queries in ``style``: the paper's Table 3 rows, tasks as columns (mean over seeds).
-
-    ``std`` columns are kept alongside in a second frame by :func:`table3_with_std`."""
-    return table3_with_std(results, style, metric)[0]
-
-
 #: Table 3's rows: (the condition's spec, its method) of image queries
 TABLE3_ROWS = {
     "No Context": ("text-icl", "no_context"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -27,6 +27,12 @@ if TYPE_CHECKING:
 
 class NotAPrefix(ValueError):
     """A prompt's tokens do not begin with the tokens of the prefix it was said to continue."""
+
+
+#: ``on_progress(done, total)``: told after each batch of a long computation how much of it is
+#: done, in the unit its function names (prompts, answers, sweep rows); it only listens (a
+#: progress bar), so what is computed never depends on it
+OnProgress = Callable[[int, int], None]
 
 
 @dataclass
@@ -176,9 +182,18 @@ class ModelAdapter(ABC):
         planning batches, so it never needs the model's device."""
         return int(self.encode([prompt]).attention_mask.sum())
 
-    @abstractmethod
+    def use_tokenizer(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        """Take ``tokenizer`` as the model's text tokenizer, padding on the left (a batch's last
+        position is every prompt's last token) with the end-of-sequence token where it has no pad
+        token of its own."""
+        self.tokenizer = tokenizer
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
     def decode(self, token_ids: Sequence[int] | torch.Tensor) -> str:
-        """Token ids -> text."""
+        """Token ids -> text, special tokens kept (an answer that ends in one says so)."""
+        return self.tokenizer.decode([int(t) for t in token_ids], skip_special_tokens=False)
 
     def text_token_ids(self, text: str) -> list[int]:
         """Token ids of plain text, without special tokens."""

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from taskvec.errors import MemoryBudgetError
-from taskvec.models.adapter import ModelAdapter
+from taskvec.models.adapter import ModelAdapter, OnProgress
 from taskvec.prompts.template import Prompt
-
-#: ``on_progress(done, total)``: told after each batch of a long computation how much of it is
-#: done, in the unit its function names (prompts, answers, sweep rows); it only listens (a
-#: progress bar), so what is computed never depends on it
-OnProgress = Callable[[int, int], None]
 
 
 def progress_from(on_progress: OnProgress | None, before: int, total: int) -> OnProgress | None:

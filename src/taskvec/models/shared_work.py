@@ -23,13 +23,11 @@ from typing import TypeVar
 import torch
 from PIL import Image
 
-from taskvec.models.adapter import ModelAdapter
+from taskvec.models.adapter import ModelAdapter, OnProgress
 from taskvec.prompts.inputs import image_digest
 from taskvec.prompts.template import Prompt
 
 T = TypeVar("T")
-#: ``on_progress(done, total)``, as ``batching.OnProgress`` (a sibling module: not imported here)
-OnProgress = Callable[[int, int], None]
 
 
 class SharedWork:

@@ -35,10 +35,7 @@ class VisionLanguageAdapter(ModelAdapter):
     def __init__(self, model: nn.Module, processor, name: str, model_id: str, fingerprint: str = ""):
         super().__init__(model, name, model_id, fingerprint)
         self.processor = processor
-        self.tokenizer = processor.tokenizer
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.use_tokenizer(processor.tokenizer)
 
     @classmethod
     def from_parts(cls, model: nn.Module, processor, name: str = "tiny", model_id: str | None = None):
@@ -126,9 +123,6 @@ class VisionLanguageAdapter(ModelAdapter):
     def finish_encoding(self, encoded: Encoded) -> Encoded:
         """Hook for families that add derived inputs (e.g. 3-D rope positions)."""
         return encoded
-
-    def decode(self, token_ids: Sequence[int] | torch.Tensor) -> str:
-        return self.tokenizer.decode([int(t) for t in token_ids], skip_special_tokens=False)
 
     # --- forward passes --------------------------------------------------------------------
     def full_inputs(self, encoded: Encoded) -> dict:

@@ -33,8 +33,6 @@ RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.jsonl"
 TIDY_TABLE = "results_long"
 TIDY_COLUMNS = ["task", "seed", "split", "method", "metric", "layer", "value"]
-#: what each prediction row says of the run it came from (beside task, seed, item, method)
-RUN_COLUMNS = ("model", "spec", "query", "style", "layer")
 #: ``style`` of the rows of a task whose pictures shown are all its own image files
 OWN_FILES = "own files"
 

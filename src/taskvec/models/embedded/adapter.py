@@ -65,10 +65,7 @@ class EmbeddedVLMAdapter(ModelAdapter):
         self.base_llm = base_llm
         self._recognition = recognition
         self.language_model_is_frozen = language_model_is_frozen
-        self.tokenizer = tokenizer
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.use_tokenizer(tokenizer)
         self.image_size = image_size
         self._special_prefix = self._leading_special_ids()
         self._image_cache: LruCache[str, torch.Tensor] = LruCache(image_cache_size)
@@ -159,9 +156,6 @@ class EmbeddedVLMAdapter(ModelAdapter):
             raise NotAPrefix("the prompt's images do not begin with the prefix's")
         later = images[len(prefix_images) :]
         return rest, ({"image_embeds": self.image_embeds(later)} if later else {})
-
-    def decode(self, token_ids: Sequence[int] | torch.Tensor) -> str:
-        return self.tokenizer.decode([int(t) for t in token_ids], skip_special_tokens=False)
 
     # --- images ----------------------------------------------------------------------------
     @torch.no_grad()

@@ -22,10 +22,7 @@ class CausalLMAdapter(ModelAdapter):
 
     def __init__(self, model: nn.Module, tokenizer, name: str, model_id: str, fingerprint: str = ""):
         super().__init__(model, name, model_id, fingerprint)
-        self.tokenizer = tokenizer
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.use_tokenizer(tokenizer)
 
     @property
     def layers(self) -> nn.ModuleList:
@@ -60,9 +57,6 @@ class CausalLMAdapter(ModelAdapter):
     def continuation(self, prefix: Prompt, prompt: Prompt) -> tuple[list[int], dict[str, torch.Tensor]]:
         ids = self.tokenizer([self.text_of(prefix), self.text_of(prompt)])["input_ids"]
         return self._rest(ids[0], ids[1]), {}
-
-    def decode(self, token_ids: Sequence[int] | torch.Tensor) -> str:
-        return self.tokenizer.decode([int(t) for t in token_ids], skip_special_tokens=False)
 
     def final_norm(self) -> nn.Module:
         return self.model.get_decoder().norm
