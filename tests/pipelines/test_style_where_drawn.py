@@ -143,7 +143,9 @@ def test_an_interrupted_folder_an_older_taskvec_wrote_resumes_under_its_own_iden
         _interrupted_after_first_unit(killed)
         with pytest.raises(KeyboardInterrupt):
             evaluate(config, old, adapter=adapter, show_progress=False)
-    then = digest(config.config_hash(), task.fingerprint(), adapter.fingerprint, "")  # the old formula
+    # the old formula, of the options as the run records them (the given model names it)
+    named = config.model_copy(update={"model": adapter.name})
+    then = digest(named.config_hash(), task.fingerprint(), adapter.fingerprint, "")
     recorded = json.loads((old / "config.json").read_text())
     assert (recorded["config_hash"], recorded["experiment"]["style"]) == (then, "noto")
     finished = old / "units" / f"{task.name}__seed1.json"

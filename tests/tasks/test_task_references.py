@@ -1,31 +1,40 @@
-"""Options record a task file by its absolute path: one file typed three ways is one run (one
-identity, one folder to resume), and a run's folder names its file from any directory."""
+"""A run's options keep its task files as typed, so a folder moved with its task files (a copied
+project) still resumes; one file named twice in two spellings is refused; and a task records its
+file's absolute place, so ``taskvec verify`` finds it from any directory."""
 
 from __future__ import annotations
 
+import pytest
 from helpers.reliability import write_task
 
+from taskvec.errors import ConfigError
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.pipelines.evaluate import run_identity, validate_inputs
+from taskvec.tasks.registry import load_task
 
 
-def test_one_task_file_typed_three_ways_is_one_run(tmp_path, monkeypatch):
+def test_a_run_of_relative_task_files_has_one_identity_wherever_its_project_lies(tmp_path, monkeypatch):
+    identities = []
+    for project in (tmp_path / "here", tmp_path / "moved"):
+        write_task(project / "tasks", "toy")
+        monkeypatch.chdir(project)
+        config = ExperimentConfig.create(tasks=["tasks/toy.json"], seeds=[1])
+        assert config.tasks == ["tasks/toy.json"]
+        identities.append(run_identity(config, validate_inputs(config)))
+    assert identities[0] == identities[1]
+
+
+def test_one_task_file_in_two_spellings_is_listed_twice(tmp_path, monkeypatch):
     path = write_task(tmp_path / "tasks", "toy")
     monkeypatch.chdir(tmp_path)
-    configs = [
-        ExperimentConfig.create(tasks=[typed], seeds=[1])
-        for typed in ("tasks/toy.json", "./tasks/../tasks/toy.json", str(path))
-    ]
-    assert {c.tasks[0] for c in configs} == {str(path.resolve())}
-    assert len({run_identity(c, validate_inputs(c)) for c in configs}) == 1
+    for spelling in ("./tasks/../tasks/toy.json", str(path)):
+        with pytest.raises(ConfigError, match="a task is listed twice"):
+            ExperimentConfig.create(tasks=["tasks/toy.json", spelling])
+    with pytest.raises(ConfigError, match="a task is listed twice"):
+        ExperimentConfig.create(tasks=["country_capital", "country-capital"])
 
 
-def test_built_in_names_and_missing_paths_stay_as_typed(tmp_path, monkeypatch):
+def test_a_task_records_its_files_absolute_place(tmp_path, monkeypatch):
+    path = write_task(tmp_path / "tasks", "toy")
     monkeypatch.chdir(tmp_path)
-    assert ExperimentConfig.create(tasks=["food_color", "country-capital"]).tasks == [
-        "food_color",
-        "country-capital",
-    ]
-    assert ExperimentConfig.create(tasks=["absent.json"]).tasks == [
-        "absent.json"
-    ]  # loading says it is missing
+    assert load_task("tasks/toy.json").source == str(path.resolve())

@@ -71,28 +71,28 @@ def resolve_task_names(names: list[str]) -> list[str]:
     return resolved
 
 
-def task_reference(text: str) -> str:
-    """How options record a task: a built-in name as typed; a task file by its absolute path, so
-    ``t.json``, ``./t.json`` and ``/data/t.json`` are one run (one folder, resumed), and
-    ``taskvec verify`` finds the file from any directory. A path that is not there stays as typed
-    (loading it says so)."""
-    if canonical_task_name(text) in BUILTIN_TASKS:
-        return text
-    path = Path(text).expanduser()
-    return str(path.resolve()) if path.exists() else text
+def _same_task_key(text: str) -> str:
+    """What two ways of naming one task have in common: a built-in's name (``country-capital`` is
+    ``country_capital``), a file's resolved path (``t.json``, ``./t.json``, ``/data/t.json``)."""
+    name = canonical_task_name(text)
+    if name in BUILTIN_TASKS:
+        return name
+    return str(Path(text).expanduser().resolve())
 
 
 def _task_references(values: list[str]) -> list[str]:
-    references = [task_reference(v) for v in values]
-    if not references:
+    """The tasks as typed (a run's identity counts them so, so a folder with its task files moves
+    and still resumes), none named twice in two spellings."""
+    if not values:
         raise ValueError("at least one task")
-    twice = sorted({v for v, r in zip(values, references, strict=True) if references.count(r) > 1})
+    keys = [_same_task_key(v) for v in values]
+    twice = sorted({v for v, key in zip(values, keys, strict=True) if keys.count(key) > 1})
     if twice:
         raise ValueError(f"a task is listed twice: {twice}")
-    return references
+    return values
 
 
-#: a list of tasks in a pipeline's options: references (``task_reference``), none twice
+#: a list of tasks in a pipeline's options: as typed, none twice (``_task_references``)
 TaskReferences = Annotated[list[str], AfterValidator(_task_references)]
 
 

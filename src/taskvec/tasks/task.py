@@ -200,7 +200,7 @@ def load_task_file(path: str | Path, instruction_of: Callable[[str], str | None]
         domain=record.domain,
         val=_items(record.val, path.parent),
         test=_items(record.test, path.parent),
-        source=str(path),
+        source=str(path.resolve()),  # its place from anywhere (``taskvec verify`` finds it)
         extra=extra,
     )
 
@@ -321,7 +321,7 @@ def load_split_files(val_path: str | Path, test_path: str | Path, name: str, ins
         instruction=instruction,
         val=_items(val),
         test=_items(test),
-        source=f"{val_path} + {test_path}",
+        source=f"{val_path.resolve()} + {test_path.resolve()}",
     )
 
 
@@ -375,7 +375,7 @@ def load_rows_task(path: str | Path, instruction_of: Callable[[str], str | None]
         instruction=instruction,
         val=_items(records["val"]),
         test=_items(records["test"]),
-        source=" + ".join(sorted({str(p) for p in sources.values()})),
+        source=" + ".join(sorted({str(p.resolve()) for p in sources.values()})),
     )
 
 
