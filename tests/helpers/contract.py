@@ -16,7 +16,7 @@ import torch
 from helpers.tinyparts import image_count
 from taskvec.models.adapter import Encoded
 from taskvec.models.vlm import VisionLanguageAdapter
-from taskvec.patching.hooks import _hidden, patching_last_token
+from taskvec.patching.hooks import hidden_of, patching_last_token
 from taskvec.patching.patch import Patch, first_token_ids
 from taskvec.patching.sweep import sweep, sweep_naive
 from taskvec.prompts.template import Prompt
@@ -53,7 +53,7 @@ def capturing_all(layers):
 
     def hook_for(i):
         def hook(_module, _inputs, output):
-            records[i] = _hidden(output).detach().clone()
+            records[i] = hidden_of(output).detach().clone()
 
         return hook
 

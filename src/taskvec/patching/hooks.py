@@ -24,17 +24,21 @@ def check_mode(mode: str) -> None:
         raise ConfigError(f"unknown patch mode {mode!r}; use 'replace' or 'add'")
 
 
-def _hidden(output) -> torch.Tensor:
+def hidden_of(output) -> torch.Tensor:
     """Decoder layers return a tensor (transformers 5) or a tuple whose first item is one."""
     return output[0] if isinstance(output, tuple) else output
 
 
 @contextmanager
-def hooked(modules: Sequence[nn.Module], hook_for) -> Iterator[None]:
-    """Register ``hook_for(index)`` on each module; remove every hook on exit, error or not."""
+def hooked(modules: Sequence[nn.Module], hook_for, pre_hook_for=None) -> Iterator[None]:
+    """Register ``hook_for(index)`` on each module, and ``pre_hook_for(index)`` before it where
+    given (a forward pre-hook that also sees the keyword arguments); remove every hook on exit,
+    error or not."""
     handles = []
     try:
         for index, module in enumerate(modules):
+            if pre_hook_for is not None:
+                handles.append(module.register_forward_pre_hook(pre_hook_for(index), with_kwargs=True))
             handles.append(module.register_forward_hook(hook_for(index)))
         yield
     finally:
@@ -49,7 +53,7 @@ def recording_last_token(layers: Sequence[nn.Module]) -> Iterator[list[torch.Ten
 
     def hook_for(index: int):
         def hook(_module, _inputs, output):
-            records[index] = _hidden(output)[:, -1, :].detach().clone()
+            records[index] = hidden_of(output)[:, -1, :].detach().clone()
 
         return hook
 
@@ -76,7 +80,7 @@ def patching_last_token(
         rows, values = patches[chosen[position]]
 
         def hook(_module, _inputs, output):
-            hidden = _hidden(output)  # on this layer's device (one of several, for a spread model)
+            hidden = hidden_of(output)  # on this layer's device (one of several, for a spread model)
             rows_here = rows.to(hidden.device)
             values_here = values.to(hidden.device, hidden.dtype)
             if mode == "replace":

@@ -30,20 +30,18 @@ from __future__ import annotations
 import bisect
 import copy
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 from transformers.cache_utils import Cache
 
 from taskvec.errors import VectorMismatchError
 from taskvec.models.adapter import Encoded, ModelAdapter
 from taskvec.models.batching import MemoryBudget, OnProgress, plan_sweep_batches, token_counts
 from taskvec.models.head import greedy_head
-from taskvec.patching.hooks import PatchMode, _hidden, check_mode
+from taskvec.patching.hooks import PatchMode, check_mode, hidden_of, hooked
 from taskvec.patching.kv_cache import fork_cache, run_prefix, unforkable_reason
 from taskvec.patching.patch import Patch, check_finite, first_token_ids
 from taskvec.prompts.template import Prompt
@@ -169,16 +167,19 @@ def _sweep_passes(adapter, encoded, vectors, layers, mode, scale, read):
     calls: list[Any] = [None] * adapter.num_layers
     clean_out: list[torch.Tensor | None] = [None] * adapter.num_layers  # each [n, hidden]
 
-    def record_for(index: int):
+    def record_call(index: int):
         def pre_hook(_module, args, kwargs):
             calls[index] = _shapes((args, kwargs))
 
+        return pre_hook
+
+    def record_output(index: int):
         def hook(_module, _args, output):
-            clean_out[index] = _hidden(output)[:, -1, :].detach().clone()
+            clean_out[index] = hidden_of(output)[:, -1, :].detach().clone()
 
-        return pre_hook, hook
+        return hook
 
-    with _hooked_both(adapter.layers, record_for):
+    with hooked(adapter.layers, record_output, record_call):
         clean = read(
             adapter.model(
                 **adapter.last_token_inputs(encoded),
@@ -198,7 +199,7 @@ def _sweep_passes(adapter, encoded, vectors, layers, mode, scale, read):
     stepper = _RowStepper(
         adapter, prefix_cache, calls, clean_out, block_layers, block_vectors, n, mode, scale
     )
-    with _hooked_both(adapter.layers, stepper.hooks_for):
+    with hooked(adapter.layers, stepper.hook_for, stepper.pre_hook_for):
         rows = read(
             adapter.model(
                 **adapter.last_token_inputs(_block_rows(adapter, encoded, blocks)),
@@ -236,7 +237,7 @@ class _RowStepper:
         self._full_input: torch.Tensor | None = None  # [rows, 1, hidden] the current layer was given
         self._active = 0  # rows the current layer really runs
 
-    def hooks_for(self, index: int):
+    def pre_hook_for(self, index: int):
         def pre_hook(_module, args, kwargs):
             active = self.n * bisect.bisect_left(self.block_layers, index)
             # no active row: run one row (results dropped) rather than skip, hooks cannot skip a call
@@ -246,10 +247,13 @@ class _RowStepper:
             row_cache = _row_cache(self.prefix_cache, index, count, self.n)
             return _take_rows((args, kwargs), self.calls[index], self.n, self.rows, count, row_cache)
 
+        return pre_hook
+
+    def hook_for(self, index: int):
         def hook(_module, _args, output):
             self.layers_run += 1
             full = self._full_input
-            ran = _hidden(output)  # [count, 1, hidden]
+            ran = hidden_of(output)  # [count, 1, hidden]
             first = bisect.bisect_left(self.block_layers, index)
             last = bisect.bisect_right(self.block_layers, index)
             parts = [ran] if self._active else []
@@ -260,7 +264,7 @@ class _RowStepper:
             self._full_input = None
             return (combined, *output[1:]) if isinstance(output, tuple) else combined
 
-        return pre_hook, hook
+        return hook
 
     def _entering(self, index: int, first: int, last: int, like: torch.Tensor) -> torch.Tensor:
         """``[(last - first) * n, 1, hidden]``: the layer-``index`` output of the rows patched there."""
@@ -359,22 +363,6 @@ def _take_rows(tree, reference, n: int, rows: int, count: int, cache: Cache):
             raise FastPathUnavailable("a layer's keyword arguments changed between calls")
         return {k: _take_rows(v, reference[k], n, rows, count, cache) for k, v in tree.items()}
     return tree
-
-
-@contextmanager
-def _hooked_both(modules: Sequence[nn.Module], hooks_for) -> Iterator[None]:
-    """Forward pre-hooks (with kwargs) and forward hooks from ``hooks_for(i) -> (pre, post)``;
-    removed on exit, error or not."""
-    handles = []
-    try:
-        for index, module in enumerate(modules):
-            pre, post = hooks_for(index)
-            handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
-            handles.append(module.register_forward_hook(post))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @torch.no_grad()
