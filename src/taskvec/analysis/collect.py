@@ -13,15 +13,14 @@ from dataclasses import dataclass
 import torch
 
 from taskvec.errors import ConfigError
-from taskvec.evaluation.protocol import SPECS, ExperimentConfig, UnitPrompts
+from taskvec.evaluation.protocol import SPECS, ExperimentConfig, UnitPrompts, task_vector_for
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import OnProgress, progress_from
 from taskvec.models.shared_work import SharedWork
 from taskvec.prompts.template import PromptTemplate
 from taskvec.tasks.images import DEFAULT_STYLE
 from taskvec.tasks.task import Task
-from taskvec.vectors.extract import extract, last_token_states
-from taskvec.vectors.provenance import icl_sources, instruction_source
+from taskvec.vectors.extract import last_token_states
 from taskvec.vectors.task_vector import TaskVector
 
 ANALYSIS_SPECS: tuple[str, ...] = tuple(s for s in SPECS if s != "ensemble")
@@ -94,33 +93,13 @@ def collect(
     ``on_progress(done, total)`` is told the prompts run (the vector's, then the test split's)."""
     config = unit_config(adapter, task, spec, template, style, n_examples, seed, memory_budget_mb)
     unit = UnitPrompts(task, config, seed)
-    common = dict(task=task.name, seed=seed, template=template.name, budget=config.budget(), shared=shared)
-    chosen = []  # the validation prompts averaged into the vector (ICL specifications)
-    if spec != "instruction":
-        chosen = unit.extraction[:extraction_prompts] if extraction_prompts else unit.extraction
     tested = unit.test_base[:prompts]
-    first = len(chosen) or 1  # the vector's prompts (or the instruction)
+    first = len(unit.extraction[:extraction_prompts]) if spec != "instruction" else 1  # the vector's
     total = first + len(tested)
     if on_progress is not None:
         on_progress(0, total)
-    common["on_progress"] = progress_from(on_progress, 0, total)
-    if spec == "instruction":
-        source = instruction_source(task.instruction, unit.instruction)
-        vector = extract(adapter, [unit.instruction], spec=spec, modality="text", sources=[source], **common)
-    else:
-        shown = len(chosen)  # the first validation queries, each with its demonstrations
-        sources = icl_sources(
-            task, task.val[:shown], unit.val_demos[:shown], chosen, config.demo_modality, style
-        )
-        vector = extract(
-            adapter,
-            chosen,
-            spec=spec,
-            modality=config.demo_modality,
-            n_examples=n_examples,
-            sources=sources,
-            **common,
-        )
+    told = progress_from(on_progress, 0, total)
+    vector = task_vector_for(adapter, unit, shared, told, limit=extraction_prompts)
     states = last_token_states(
         adapter, tested, config.budget(), on_progress=progress_from(on_progress, first, total)
     )

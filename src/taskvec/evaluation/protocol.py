@@ -268,24 +268,27 @@ def task_vector_for(
     prompts: UnitPrompts,
     shared: SharedWork | None = None,
     on_progress: OnProgress | None = None,
+    limit: int | None = None,
 ) -> TaskVector:
     """The unit's task vector for its specification (all layers); ``on_progress(done, total)``
-    is told the prompts run (the ICL prompts, then the instruction)."""
+    is told the prompts run (the ICL prompts, then the instruction). ``limit``: average only the
+    first this many ICL prompts (an analysis's cap; the protocol takes them all)."""
     config, task = prompts.config, prompts.task
     common = dict(task=task.name, seed=prompts.seed, template=config.template.name)
     common.update(budget=config.budget(), shared=shared)
-    total = _extraction_prompts(prompts)
+    total = _extraction_prompts(prompts, limit)
     icl = total - (config.spec in ("instruction", "ensemble"))  # the instruction comes last
     exemplar = None
     if config.spec != "instruction":
+        chosen = prompts.extraction[:limit]  # each validation query with its demonstrations
         exemplar = extract(
             adapter,
-            prompts.extraction,
+            chosen,
             spec=config.spec if config.spec != "ensemble" else "text-icl",
             modality=config.demo_modality,
             n_examples=config.n_examples,
             sources=icl_sources(
-                task, task.val, prompts.val_demos, prompts.extraction, config.demo_modality, config.style
+                task, task.val[:limit], prompts.val_demos[:limit], chosen, config.demo_modality, config.style
             ),
             on_progress=progress_from(on_progress, 0, total),
             **common,
@@ -306,10 +309,10 @@ def task_vector_for(
     return TaskVector.mean([instruction, exemplar], spec="ensemble")
 
 
-def _extraction_prompts(prompts: UnitPrompts) -> int:
+def _extraction_prompts(prompts: UnitPrompts, limit: int | None = None) -> int:
     """How many prompts ``task_vector_for`` runs: the ICL prompts and/or the instruction."""
     spec = prompts.config.spec
-    icl = len(prompts.task.val) if spec != "instruction" else 0  # one extraction prompt per val item
+    icl = len(prompts.task.val[:limit]) if spec != "instruction" else 0  # one per val item
     return icl + (1 if spec in ("instruction", "ensemble") else 0)
 
 
