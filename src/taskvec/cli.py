@@ -129,6 +129,8 @@ def read_options_file(command, path: Path) -> dict:
 
     import yaml
 
+    if not path.is_file():
+        raise ConfigError(f"--config {path}: no such file")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
@@ -208,6 +210,8 @@ def _template_option(template: str | None):
     """A template name, or the content of a template JSON file (a bad file is a TemplateError)."""
     if not template or not template.endswith(".json"):
         return template
+    if not Path(template).is_file():
+        raise TemplateError(f"template file {template}: no such file (or use a built-in: paper, spaced)")
     try:
         value = json.loads(Path(template).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
