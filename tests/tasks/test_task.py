@@ -81,6 +81,24 @@ def test_a_task_named_like_the_tables_average_row_is_refused(tmp_path):
     assert load_task_file(_write(tmp_path / "t.json", _task(name="averages"))).name == "averages"
 
 
+def test_a_label_with_a_character_no_model_writes_is_refused(tmp_path):
+    """'Par\u200bis' looks like Paris but no greedy answer can ever equal it: the item never scores."""
+    with pytest.raises(
+        TaskFileError, match=r"test.0.output: .*U\+200B zero-width space, which no model writes"
+    ):
+        load_task_file(
+            _write(tmp_path / "t.json", _task(test=[{"id": "b", "input": "u", "output": "Par\u200bis"}]))
+        )
+    with pytest.raises(TaskFileError, match="U\\+00AD soft hyphen"):
+        load_task_file(
+            _write(
+                tmp_path / "t.json",
+                _task(test=[{"id": "b", "input": "u", "output": "v", "aliases": ["Ber\u00adlin"]}]),
+            )
+        )
+    assert load_task_file(_write(tmp_path / "t.json", _task())).test[0].label == "v"
+
+
 def test_blank_label_and_bad_json_are_refused(tmp_path):
     with pytest.raises(TaskFileError, match="blank"):
         load_task_file(_write(tmp_path / "t.json", _task(val=[{"id": "a", "input": "x", "output": "  "}])))

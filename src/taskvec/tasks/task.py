@@ -44,12 +44,34 @@ class ItemRecord(BaseModel):
             raise ValueError("must not be blank (it has no visible character)")
         return value
 
+    @field_validator("output")
+    @classmethod
+    def _no_hidden_character(cls, value: str) -> str:
+        return _answer_without_hidden_characters(value)
+
     @field_validator("aliases")
     @classmethod
     def _aliases_not_blank(cls, value: list[str]) -> list[str]:
         if any(_is_blank(alias) for alias in value):
             raise ValueError("aliases must not be blank (no visible character)")
-        return value
+        return [_answer_without_hidden_characters(alias) for alias in value]
+
+
+#: characters that show nothing inside a word (zero-width space, word joiner, BOM, soft hyphen):
+#: pasted into an answer they make it one no model writes, so the item could never score
+HIDDEN_CHARACTERS = {
+    "\u200b": "U+200B zero-width space",
+    "\u2060": "U+2060 word joiner",
+    "\ufeff": "U+FEFF byte-order mark",
+    "\u00ad": "U+00AD soft hyphen",
+}
+
+
+def _answer_without_hidden_characters(answer: str) -> str:
+    hidden = [name for char, name in HIDDEN_CHARACTERS.items() if char in answer]
+    if hidden:
+        raise ValueError(f"{answer!r} holds {', '.join(hidden)}, which no model writes; delete it")
+    return answer
 
 
 def _is_blank(text: str) -> bool:
