@@ -98,6 +98,12 @@ class ModelAdapter(ABC):
         self._weights_fingerprint = fingerprint
         self.numerics = ""  # "" = float32 on the CPU; else e.g. "bfloat16+device_map=auto"
 
+    def __repr__(self) -> str:
+        numerics = f", {self.numerics}" if self.numerics else ""
+        return (
+            f"{type(self).__name__}({self.name!r}, {self.num_layers} layers x {self.hidden_size}{numerics})"
+        )
+
     def mark_numerics(self, numerics: str) -> None:
         """Record non-default numerics (dtype, quantisation, device) in the fingerprint: the same
         weights computed in bfloat16 give other numbers."""

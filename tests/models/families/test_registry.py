@@ -116,3 +116,11 @@ def test_local_weights_are_fingerprinted_by_content(tmp_path):
     assert load_model(str(tmp_path / "a"), options).fingerprint == first  # from the cache now
     tiny_llm("llama", seed=4).model.save_pretrained(tmp_path / "a")
     assert load_model(str(tmp_path / "a"), options).fingerprint != first
+
+
+def test_an_adapter_shows_its_name_and_shape():
+    """What a notebook prints for a loaded model: its name and shape, not an object address."""
+    adapter = tiny_llm("llama", seed=4)
+    assert repr(adapter) == "CausalLMAdapter('tiny-llama-32', 2 layers x 32)"
+    adapter.mark_numerics("bfloat16")
+    assert repr(adapter).endswith("2 layers x 32, bfloat16)")
