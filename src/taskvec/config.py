@@ -25,6 +25,9 @@ class Options(BaseModel):
     #: what the options are called in an error message ("invalid run options: ...")
     kind: ClassVar[str] = "options"
 
+    #: the model a pipeline runs: a named model, hub id or folder (each pipeline its default)
+    model: str
+
     @classmethod
     def create(cls, **options) -> Self:
         """Build the options, turning pydantic's report into a ``ConfigError`` that names the field."""
@@ -34,6 +37,18 @@ class Options(BaseModel):
             problems = tuple((".".join(map(str, e["loc"])) or "config", e["msg"]) for e in error.errors())
             message = f"invalid {cls.kind}: " + "; ".join(f"{f}: {m}" for f, m in problems)
             raise ConfigError(message, fields=problems) from None
+
+    def named_after(self, model: str) -> Self:
+        """These options for a model given in memory (not loaded by its name): the model names the
+        run (its folder, config.json, report) unless the options name one, which must then be it."""
+        if "model" not in self.model_fields_set:
+            return self.model_copy(update={"model": model})
+        if self.model != model:
+            raise ConfigError(
+                f"the options name model {self.model!r}, but the model given is {model!r}; leave the "
+                "options' model out to run under the given model's name"
+            )
+        return self
 
 
 def digest(*parts: str, length: int = 12) -> str:

@@ -79,3 +79,25 @@ def test_a_model_given_in_memory_names_its_run_unless_the_options_name_another(t
             ExperimentConfig.create(model="smollm2-135m", **options), tmp_path / "other", adapter=adapter
         )
     assert not (tmp_path / "other").exists()
+
+
+def test_an_analysis_and_a_reproduction_of_a_model_in_memory_are_named_after_it(tmp_path):
+    from taskvec.pipelines.analyze import run_analysis
+    from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
+
+    adapter = tiny_llm("llama")
+    result = run_analysis(
+        out=tmp_path / "analysis", adapter=adapter, tasks=["food_color"], specs=["text-icl"], prompts=2,
+        lens_prompts=1, extraction_prompts=3, embeddings=["pca"], n_examples=2,
+    )  # fmt: skip
+    recorded = json.loads((result.folder.root / "config.json").read_text())
+    assert recorded["analysis"]["model"] == adapter.name
+    with pytest.raises(
+        ConfigError, match=f"the options name model 'gemma3-270m', but the model given is '{adapter.name}'"
+    ):
+        run_analysis(out=tmp_path / "other", adapter=adapter, model="gemma3-270m", tasks=["food_color"])
+    with pytest.raises(
+        ConfigError, match=f"the options name model 'embedded-vlm', but the model given is '{adapter.name}'"
+    ):
+        reproduce(ReproduceConfig.create(model="embedded-vlm", quick=True), tmp_path / "r", adapter=adapter)
+    assert not (tmp_path / "other").exists() and not (tmp_path / "r").exists()

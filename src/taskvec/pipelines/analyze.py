@@ -188,6 +188,8 @@ def analyze(
     ``replace``, a folder holding another analysis is emptied rather than refused. ``shared``
     lends the vectors' delimiter states from protocol runs of the same prompts (a reproduction's)."""
     started = time.perf_counter()
+    if "model" not in config.model_fields_set:  # the model given names the analysis
+        config = config.model_copy(update={"model": adapter.name})
     specs = config.specs or default_specs(adapter)
     if "image-icl" in specs and not adapter.supports_images:
         raise ConfigError(f"{adapter.name} is text-only; drop image-icl from the specifications")
@@ -390,6 +392,8 @@ def run_analysis(
         out = out or Path(run) / "analysis"
     else:
         config, run_layer = AnalysisConfig.create(**options), None
+        if adapter is not None:
+            config = config.named_after(adapter.name)
         out = out or default_analysis_dir(config)
     RunFolder(out).check_usable()
     ranks = current_ranks()

@@ -130,19 +130,6 @@ def check_model_fits(adapter: ModelAdapter, config: ExperimentConfig) -> None:
         )
 
 
-def _named_after(config: ExperimentConfig, adapter: ModelAdapter) -> ExperimentConfig:
-    """The options a run of a model given to ``evaluate`` records: the model names the run (folder,
-    config.json, report) unless the options name one, which must then be the model's."""
-    if "model" not in config.model_fields_set:
-        return config.model_copy(update={"model": adapter.name})
-    if config.model != adapter.name:
-        raise ConfigError(
-            f"the options name model {config.model!r}, but the model given is {adapter.name!r}; "
-            "leave the options' model out to run under the given model's name"
-        )
-    return config
-
-
 def check_memory_budget(adapter: ModelAdapter, tasks: list[Task], config: ExperimentConfig) -> None:
     """The longest prompt of each task must fit the budget on its own in every step it goes
     through, checked before any forward pass with the costs the steps plan their batches by
@@ -358,7 +345,7 @@ def evaluate(
         announce(f"loading {config.model} ...", show_progress)
         adapter = load_model(config.model, load_options)
     else:
-        config = _named_after(config, adapter)
+        config = config.named_after(adapter.name)
     check_model_fits(adapter, config)
     check_labels_tokenize(adapter, tasks)
     check_memory_budget(adapter, tasks, config)

@@ -541,6 +541,8 @@ def reproduce(
     device map) apply to the models loaded here (the VLM, its LLM); ``observer`` is told as each
     stage and each of its runs starts and ends."""
     started = time.perf_counter()
+    if adapter is not None:
+        config = config.named_after(adapter.name)
     root = Path(out or Path("runs") / f"reproduce-{config.model}{'-quick' if config.quick else ''}")
     RunFolder(root).check_usable()
     ranks = current_ranks()
