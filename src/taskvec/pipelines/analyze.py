@@ -189,7 +189,7 @@ def analyze(
     lends the vectors' delimiter states from protocol runs of the same prompts (a reproduction's)."""
     started = time.perf_counter()
     if "model" not in config.model_fields_set:  # the model given names the analysis
-        config = config.model_copy(update={"model": adapter.name})
+        config = config.named_after(adapter.name)
     specs = config.specs or default_specs(adapter)
     if "image-icl" in specs and not adapter.supports_images:
         raise ConfigError(f"{adapter.name} is text-only; drop image-icl from the specifications")
@@ -395,10 +395,8 @@ def run_analysis(
         if adapter is not None:
             config = config.named_after(adapter.name)
         out = out or default_analysis_dir(config)
-    RunFolder(out).check_usable()
     ranks = current_ranks()
-    if ranks.is_main:
-        RunFolder(out).check_not_busy()
+    ranks.check_folder(RunFolder(out))
     adapter = adapter or load_model(config.model, load_options)
     with ranks.folder_lock(RunFolder(out)):  # one command per folder (rank 0's)
         return analyze(adapter, config, out, run_layer=run_layer)

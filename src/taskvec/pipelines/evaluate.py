@@ -338,9 +338,7 @@ def evaluate(
     show_progress = show_progress and ranks.is_main  # one bar per launch: rank 0's
     tasks, images = _validate(config)
     if out is not None:
-        RunFolder(out).check_usable()
-        if ranks.is_main:
-            RunFolder(out).check_not_busy()
+        ranks.check_folder(RunFolder(out))
     if adapter is None:
         announce(f"loading {config.model} ...", show_progress)
         adapter = load_model(config.model, load_options)

@@ -67,6 +67,13 @@ class Ranks:
 
             dist.barrier()
 
+    def check_folder(self, folder: RunFolder) -> None:
+        """Before a model loads: the folder can hold this run, and (on rank 0, the lock's holder)
+        no other command is writing it."""
+        folder.check_usable()
+        if self.is_main:
+            folder.check_not_busy()
+
     def folder_lock(self, folder: RunFolder) -> AbstractContextManager:
         """The folder's writer lock on rank 0, for the whole launch; nothing on the others (they
         write their claimed units under rank 0's lock)."""

@@ -544,10 +544,8 @@ def reproduce(
     if adapter is not None:
         config = config.named_after(adapter.name)
     root = Path(out or Path("runs") / f"reproduce-{config.model}{'-quick' if config.quick else ''}")
-    RunFolder(root).check_usable()
     ranks = current_ranks()
-    if ranks.is_main:
-        RunFolder(root).check_not_busy()
+    ranks.check_folder(RunFolder(root))
     adapter = adapter or load_model(config.model, load_options)
     if not adapter.supports_images:
         raise ConfigError(f"{adapter.name} is text-only; `taskvec reproduce` needs a vision-language model")
