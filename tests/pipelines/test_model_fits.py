@@ -82,7 +82,7 @@ def test_a_model_given_in_memory_names_its_run_unless_the_options_name_another(t
 
 
 def test_an_analysis_and_a_reproduction_of_a_model_in_memory_are_named_after_it(tmp_path):
-    from taskvec.pipelines.analyze import run_analysis
+    from taskvec.pipelines.analyze import AnalysisConfig, analyze, run_analysis
     from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
 
     adapter = tiny_llm("llama")
@@ -100,4 +100,13 @@ def test_an_analysis_and_a_reproduction_of_a_model_in_memory_are_named_after_it(
         ConfigError, match=f"the options name model 'embedded-vlm', but the model given is '{adapter.name}'"
     ):
         reproduce(ReproduceConfig.create(model="embedded-vlm", quick=True), tmp_path / "r", adapter=adapter)
-    assert not (tmp_path / "other").exists() and not (tmp_path / "r").exists()
+    with pytest.raises(ConfigError, match="the options name model 'gemma3-270m'"):
+        analyze(adapter, AnalysisConfig.create(model="gemma3-270m", tasks=["food_color"]), tmp_path / "a")
+    # a run folder of another model: its options name that model
+    run_folder = tmp_path / "run-of-another-model"
+    run_folder.mkdir()
+    (run_folder / "config.json").write_text(json.dumps({"experiment": {"model": "smollm2-135m"}}))
+    with pytest.raises(ConfigError, match="the options name model 'smollm2-135m'"):
+        run_analysis(run=run_folder, adapter=adapter)
+    unwritten = ("other", "r", "a", "run-of-another-model/analysis")
+    assert not any((tmp_path / name).exists() for name in unwritten)

@@ -188,8 +188,7 @@ def analyze(
     ``replace``, a folder holding another analysis is emptied rather than refused. ``shared``
     lends the vectors' delimiter states from protocol runs of the same prompts (a reproduction's)."""
     started = time.perf_counter()
-    if "model" not in config.model_fields_set:  # the model given names the analysis
-        config = config.named_after(adapter.name)
+    config = config.named_after(adapter.name)  # the model given names the analysis, or is refused
     specs = config.specs or default_specs(adapter)
     if "image-icl" in specs and not adapter.supports_images:
         raise ConfigError(f"{adapter.name} is text-only; drop image-icl from the specifications")
@@ -389,12 +388,11 @@ def run_analysis(
     options = {k: v for k, v in options.items() if v is not None}
     if run is not None:
         config, run_layer = from_run_folder(run, **options)
-        out = out or Path(run) / "analysis"
     else:
         config, run_layer = AnalysisConfig.create(**options), None
-        if adapter is not None:
-            config = config.named_after(adapter.name)
-        out = out or default_analysis_dir(config)
+    if adapter is not None:  # before a folder is named or made: a run of another model is refused
+        config = config.named_after(adapter.name)
+    out = out or (Path(run) / "analysis" if run is not None else default_analysis_dir(config))
     ranks = current_ranks()
     ranks.check_folder(RunFolder(out))
     adapter = adapter or load_model(config.model, load_options)
