@@ -25,6 +25,15 @@ def test_the_config_is_printed_only_with_verbose(monkeypatch):
     assert '"selection_metric"' in loud.output
 
 
+def test_verbose_prints_the_config_as_the_run_records_it(monkeypatch):
+    """A text run draws no picture: config.json records no style, and neither does --verbose;
+    an image run records the style its pictures are drawn in."""
+    text = _run(monkeypatch, "--verbose", raises=SystemExit(0))
+    assert '"style": null' in text.output
+    images = _run(monkeypatch, "--verbose", "--query", "image", "--style", "openmoji", raises=SystemExit(0))
+    assert '"style": "openmoji"' in images.output
+
+
 def test_ctrl_c_says_the_same_command_resumes_and_exits_130(monkeypatch):
     result = _run(monkeypatch, raises=KeyboardInterrupt())
     assert result.exit_code == 130

@@ -259,17 +259,17 @@ def run(
     Extract task vectors, sweep layers on val, and report No Context / majority / xBase / xPatch
     on test, mean ± std over seeds, into one run folder (an interrupted run resumes)."""
     from taskvec.evaluation.protocol import ExperimentConfig
-    from taskvec.evaluation.scoring import flat_selection_curves, summary_table
+    from taskvec.evaluation.scoring import summary_table
     from taskvec.pipelines.evaluate import evaluate
     from taskvec.pipelines.progress import announce
     from taskvec.report.tables import (
         COLLAPSE_RULE,
         collapsed_cells,
         format_summary,
-        layer_text,
+        selection_text,
         write_run_report,
     )
-    from taskvec.tasks.registry import resolve_task_names
+    from taskvec.tasks.registry import load_tasks, resolve_task_names
 
     try:
         template_value = _template_option(template)
@@ -289,8 +289,8 @@ def run(
             memory_budget_mb=memory_budget_mb,
         )
         options = _load_options(dtype, device, device_map)  # a bad device fails before anything loads
-        if verbose:
-            console.print_json(config.model_dump_json())
+        if verbose:  # as config.json records it: a text run draws no picture, so no style
+            console.print_json(config.as_run(load_tasks(config.tasks)).model_dump_json())
         result = evaluate(config, out, load_options=options)
     except (TaskvecError, ValidationError, FileNotFoundError) as error:
         _fail(error)
@@ -307,10 +307,7 @@ def run(
         if table.empty:
             continue
         _print_frame(format_summary(table, collapsed), f"{metric} (test, {where})")
-    metric, selection_rule = result.config.selection_metric, result.layer_selection
-    flat = flat_selection_curves(result.val_scores, metric, selection_rule)
-    selection = layer_text(result.task_layers, selection_rule, result.best_layer, flat)
-    console.print(re.sub(r"[*`]", "", selection), highlight=False)
+    console.print(re.sub(r"[*`]", "", selection_text(result)), highlight=False)
     if collapsed:
         console.print(COLLAPSE_RULE, highlight=False)
     console.print(f"run folder: [bold]{result.folder.root}[/]")

@@ -148,6 +148,16 @@ def plot_curves(curve: pd.DataFrame, best: int, title: str, path) -> None:
     tmp.replace(path)
 
 
+def selection_text(result: RunResult) -> str:
+    """How ``result``'s run chose its layer(s), flat curves said: the line report.md and the
+    terminal show."""
+    if result.config is None:
+        raise ValueError("how a run chose its layer needs the result's config (RunResult.config)")
+    flat = flat_selection_curves(result.val_scores, result.config.selection_metric, result.layer_selection)
+    layers = {task: result.layer_for(task) for task in dict.fromkeys(result.predictions.task)}
+    return layer_text(layers, result.layer_selection, result.best_layer, flat)
+
+
 def write_run_report(result: RunResult) -> Path:
     """What a reader reads of a finished run, written from its results: tables per metric (and
     ``paper`` beside ``whole_label``), answer diversity, the layer curves, their plots and
@@ -156,13 +166,10 @@ def write_run_report(result: RunResult) -> Path:
     if config is None:
         raise ValueError("a run's report needs the result's config (RunResult.config)")
     val_scores, test_scores, best = result.val_scores, result.test_scores, result.best_layer
-    tasks = list(dict.fromkeys(predictions.task))
-    task_layers = {task: result.layer_for(task) for task in tasks}
     collapsed = collapsed_cells(predictions)
     headline = write_table(folder.root, "summary_paper_whole_label", summary_beside(predictions))
     diversity = write_table(folder.root, "answer_diversity", diversity_table(predictions))
     per_task_best = choose_layers(val_scores, config.selection_metric, "per-task")
-    flat = flat_selection_curves(val_scores, config.selection_metric, config.layer_selection)
     sections = []
     for metric in METRICS:
         table = summary_table(predictions, metric)
@@ -191,14 +198,12 @@ def write_run_report(result: RunResult) -> Path:
     )
     report = run_report(
         config,
-        best,
+        selection_text(result),
         sections,
-        task_layers=task_layers,
         headline=headline,
         diversity=diversity,
         collapsed=collapsed,
         per_task_best=per_task_best,
-        flat=flat,
     )
     path = folder.path("report.md")
     write_atomic(path, report)
@@ -207,22 +212,19 @@ def write_run_report(result: RunResult) -> Path:
 
 def run_report(
     config: ExperimentConfig,
-    best: int,
+    selection: str,
     sections: list[tuple[str, str]],
-    task_layers: Mapping[str, int] | None = None,
     headline: str = "",
     diversity: str = "",
     collapsed: set[tuple[str, str]] = frozenset(),
     per_task_best: Mapping[str, int] | None = None,
-    flat: Mapping[str, float] | None = None,
 ) -> str:
-    task_layers = task_layers or {}
+    """report.md of a run; ``selection``: how it chose its layer(s) (``selection_text``)."""
     lines = [
         f"# taskvec run: {config.model}, {config.spec} -> {config.query} queries",
         "",
         f"- template `{config.template.name}`, {config.n_examples} examples, seeds {config.seeds}",
-        f"- {layer_text(task_layers, config.layer_selection, best, flat)}; chosen on the validation split "
-        f"by `{config.selection_metric}`",
+        f"- {selection}; chosen on the validation split by `{config.selection_metric}`",
     ]
     if config.layer_selection == "shared" and per_task_best and len(per_task_best) > 1:
         per_task = ", ".join(f"{task} {layer}" for task, layer in per_task_best.items())
