@@ -100,6 +100,14 @@ def test_same_task_cosines_pair_every_task_of_one_source_with_every_task_of_the_
     assert same > 0.9 and abs(different) < same  # near copies of one direction against the others
 
 
+def test_one_task_has_a_same_task_cosine_and_no_baseline():
+    """A reproduction of one task: no pair of different tasks, so the baseline is NaN (it divided
+    by zero after the whole reproduction had run)."""
+    vector = torch.arange(1.0, 5.0)
+    same, different = same_task_cosines({("a", 1): vector}, {("a", 1): 2 * vector}, ["a"], [1])
+    assert same == pytest.approx(1.0) and np.isnan(different)
+
+
 def test_embedding_frame_labels_every_point_and_separated_clusters_are_pure():
     generator = torch.Generator().manual_seed(0)
     states = {

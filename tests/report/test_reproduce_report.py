@@ -218,3 +218,19 @@ def test_the_matrix_puts_ours_by_whole_label_under_ours_and_keeps_per_task_layer
     assert frame.loc[("Text ICL -> text", "Patch", "ours"), "layer"] == "9/11"
     assert frame.loc[("Text ICL -> text", "Patch", "ours, whole_label"), "average"] == "0.300"
     assert ("Text ICL -> text", "Patch", "paper: Idefics2") in frame.index
+
+
+def test_a_reproduction_of_one_task_says_its_cosines_have_no_baseline(tmp_path):
+    """One task has no pair of different tasks: the similarity table's baseline is empty, and the
+    report says why instead of leaving a blank column unexplained."""
+    for name in COMMITTED:  # each report reads the other's tables
+        shutil.copytree(DOCS_ROOT / name, tmp_path / name)
+    folder = tmp_path / COMMITTED[0]
+    similarity = folder / "tables" / "table4_similarity.csv"
+    table = pd.read_csv(similarity)
+    table["different tasks (baseline)"] = np.nan
+    table.to_csv(similarity, index=False)
+    reproduce.main(["--render", str(folder)])
+    note = "One task was run, so there is no pair of different tasks: no baseline."
+    assert note in (folder / "report.md").read_text()
+    assert note not in (DOCS / "report.md").read_text()

@@ -48,7 +48,7 @@ def pair_summary(matrix: pd.DataFrame) -> dict[str, float]:
             if task_a != task_b:
                 groups["random_pair"].append(value)
                 groups["same_spec" if spec_a == spec_b else "different_both"].append(value)
-    return {name: (sum(v) / len(v) if v else float("nan")) for name, v in groups.items()}
+    return {name: _mean(values) for name, values in groups.items()}
 
 
 def similarity_by_layer(vectors: Mapping[Key, torch.Tensor]) -> pd.DataFrame:
@@ -71,11 +71,17 @@ def same_task_cosines(
 ) -> tuple[float, float]:
     """Mean cosine of ``first[(task, seed)]`` with ``second[(other task, seed)]`` (vectors
     ``[hidden]`` of one layer, from two sources: e.g. the LLM's and the VLM's, Table 4), over every
-    pair of tasks of each seed: (same task, different tasks). The second is the baseline."""
+    pair of tasks of each seed: (same task, different tasks). The second is the baseline; NaN
+    where there is no other task (a reproduction of one task)."""
     same, different = [], []
     for seed in seeds:
         for a in tasks:
             for b in tasks:
                 cosine = float(torch.cosine_similarity(first[(a, seed)], second[(b, seed)], dim=0))
                 (same if a == b else different).append(cosine)
-    return sum(same) / len(same), sum(different) / len(different)
+    return _mean(same), _mean(different)
+
+
+def _mean(values: Sequence[float]) -> float:
+    """Their mean; NaN for none (a kind of pair that does not occur)."""
+    return sum(values) / len(values) if values else float("nan")

@@ -56,6 +56,9 @@ from taskvec.tasks.registry import BUILTIN_TASKS, TaskReferences, load_task, loa
 from taskvec.tasks.task import Task
 from taskvec.vectors.task_vector import TaskVector
 
+#: table4_similarity's column of the mean cosine with other tasks' vectors (empty for one task)
+BASELINE_COSINE = "different tasks (baseline)"
+
 
 class ReproduceConfig(Options):
     """What a reproduction runs; ``quick`` shrinks it to a smoke run of a few minutes."""
@@ -346,7 +349,7 @@ class Reproduction:
                     "pair": f"LLM text ICL vs {other}",
                     "layer": layer,
                     "same task": same,
-                    "different tasks (baseline)": different,
+                    BASELINE_COSINE: different,
                 }
             )
         return pd.DataFrame(rows).set_index("pair").round(4)

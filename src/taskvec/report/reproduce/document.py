@@ -9,6 +9,7 @@ import pandas as pd
 
 from taskvec.evaluation.metrics import METRIC_NOTES
 from taskvec.experiments.conditions import TOP_LABEL_ROW
+from taskvec.pipelines.reproduce import BASELINE_COSINE
 from taskvec.report.reproduce.beside_paper import (
     matrix_beside_paper,
     table3_beside_paper,
@@ -278,6 +279,8 @@ def _transfer_blocks(folder: ReproductionFolder) -> list:
     similarity = folder.table("table4_similarity")
     if similarity is not None:
         blocks += ["Cosine similarity of task vectors (mean over tasks and seeds):", Table(similarity)]
+        if similarity[BASELINE_COSINE].isna().all():
+            blocks.append("One task was run, so there is no pair of different tasks: no baseline.")
     return blocks
 
 
