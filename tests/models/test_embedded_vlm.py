@@ -161,6 +161,19 @@ def test_each_image_becomes_its_slots_and_identical_pictures_are_encoded_once(vl
     assert not torch.allclose(image_embeds[0], image_embeds[1])
 
 
+def test_a_pictures_tokens_do_not_depend_on_the_pictures_encoded_before_or_beside_it(vlm):
+    """The adapter keeps each picture's tokens for the process; were they computed in a batch, they
+    would round by its batch, and a run's numbers would depend on what ran before it (a resumed
+    run, or another rank, would differ in the last bits)."""
+    pictures = [load_image(entity, style) for entity in (FRANCE, DOG) for style in ("noto", "twemoji")]
+    vlm.clear_image_cache()
+    beside = vlm.image_embeds(pictures)
+    vlm.clear_image_cache()
+    alone = torch.stack([vlm.image_embeds([picture])[0] for picture in reversed(pictures)])
+    vlm.clear_image_cache()
+    assert torch.equal(beside, alone.flip(0))
+
+
 def test_fast_sweep_equals_the_naive_sweep_on_image_queries(vlm):
     template = get_template("spaced")
     queries = [template.query(load_image(e, "twemoji")) for e in (FRANCE, DOG)]

@@ -160,15 +160,16 @@ class EmbeddedVLMAdapter(ModelAdapter):
     # --- images ----------------------------------------------------------------------------
     @torch.no_grad()
     def image_embeds(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """Soft tokens ``[images, K, hidden]``, computed once per distinct picture."""
+        """Soft tokens ``[images, K, hidden]``, computed once per distinct picture, and alone: a
+        batched convolution rounds by its batch, so tokens computed beside other pictures would
+        depend on what the process encoded before (a resumed run or another rank would differ)."""
         keys = [image_digest(image) for image in images]
         found = {key: self._image_cache.get(key) for key in keys}
-        missing = {key: image for key, image in zip(keys, images, strict=True) if found[key] is None}
-        if missing:
-            pixels = preprocess(list(missing.values()), size=self.image_size).to(self.device)
-            for key, value in zip(missing, self.model.image_embeds(pixels), strict=True):
-                found[key] = value
-                self._image_cache.put(key, value)
+        for key, image in zip(keys, images, strict=True):
+            if found[key] is None:
+                pixels = preprocess([image], size=self.image_size).to(self.device)
+                found[key] = self.model.image_embeds(pixels)[0]
+                self._image_cache.put(key, found[key])
         return torch.stack([found[key] for key in keys])
 
     def clear_image_cache(self) -> None:
