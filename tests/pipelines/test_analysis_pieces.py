@@ -144,3 +144,14 @@ def test_an_analysis_of_one_lens_prompt_saves_its_pieces(tiny_vlm, tmp_path):
     result = analyze(tiny_vlm, config, tmp_path / "one")
     piece = load_file(tmp_path / "one" / "units" / "food_color__text-icl.safetensors")
     assert piece["curve"].shape == (tiny_vlm.num_layers, 3) and result.folder.status()["state"] == "complete"
+
+
+def test_an_analysis_of_one_task_says_it_has_no_baseline(tiny_vlm, tmp_path):
+    """One task has no pair of different tasks: the summary gives the same-task similarity and says
+    there is no baseline (it said "only one specification" with two, and printed nan), and calls
+    the embedding's neighbour share what it is with one task."""
+    config = AnalysisConfig.create(**{**OPTIONS, "tasks": ["food_color"]})
+    summary = write_analysis_report(analyze(tiny_vlm, config, tmp_path / "one")).read_text()
+    assert "same task across specifications" in summary and "no pair of different tasks" in summary
+    assert "nan" not in summary and "only one specification" not in summary
+    assert "one task: every neighbour is of it" in summary

@@ -116,22 +116,37 @@ def _summary(config: AnalysisConfig, result: AnalysisResult, markdown: dict[str,
         "",
         "## Similarity",
         "",
-        _similarity_sentence(layer, row, by_layer, above),
+        _similarity_sentence(layer, row, by_layer, above, len(config.tasks), len(result.specs)),
         "",
     ]
     if results.purity:
+        one_task = len(config.tasks) == 1
+        trivial = " (one task: every neighbour is of it, so this says nothing)" if one_task else ""
         lines += [
             "## Embeddings",
             "",
             "Share of per-prompt vectors whose nearest neighbour in the map is of the same task: "
-            + ", ".join(f"{m} {p:.2f}" for m, p in results.purity.items()),
+            + ", ".join(f"{m} {p:.2f}" for m, p in results.purity.items())
+            + trivial,
             "",
         ]
     return lines
 
 
-def _similarity_sentence(layer: int, row: pd.Series, by_layer: pd.DataFrame, above: str) -> str:
-    if not by_layer["margin"].notna().any():
+def _similarity_sentence(
+    layer: int, row: pd.Series, by_layer: pd.DataFrame, above: str, tasks: int, specs: int
+) -> str:
+    """The similarity at ``layer`` against its baseline, or why there is no baseline (one task:
+    no pair of different tasks; one specification: no same-task pair across specifications)."""
+    if tasks == 1 and specs == 1:
+        return f"One task and one specification: no pair of vectors to compare at layer {layer}."
+    if tasks == 1:
+        return (
+            f"At layer {layer}: same task across specifications {row['same_task']:.3f}. One task was "
+            "analysed, so there is no pair of different tasks, the baseline that says whether this is "
+            "high: analyse two tasks or more."
+        )
+    if specs == 1:
         return (
             f"At layer {layer}: random pairs of different tasks {row['random_pair']:.3f} "
             "(only one specification, so no same-task pairs)."
