@@ -234,3 +234,26 @@ def test_a_reproduction_of_one_task_says_its_cosines_have_no_baseline(tmp_path):
     note = "One task was run, so there is no pair of different tasks: no baseline."
     assert note in (folder / "report.md").read_text()
     assert note not in (DOCS / "report.md").read_text()
+
+
+def test_a_style_is_called_a_training_style_for_what_it_is_not_for_its_place(tmp_path):
+    """``--style openmoji noto`` puts the held-out style first: the report still calls it held out
+    (it called the first style a training style, whatever it was); of a VLM other than the
+    embedded one (no recognition in the context) it says neither."""
+    for name in COMMITTED:
+        shutil.copytree(DOCS_ROOT / name, tmp_path / name)
+    folder = tmp_path / COMMITTED[0]
+    config = json.loads((folder / "config.json").read_text())
+    config["reproduce"]["styles"] = ["openmoji", "noto"]
+    (folder / "config.json").write_text(json.dumps(config))
+    reproduce.main(["--render", str(folder)])
+    text = (folder / "report.md").read_text()
+    assert "- image styles: `openmoji` (held out of training), `noto` (a training style);" in text
+    assert "### Images in `openmoji` (held out of training)" in text
+
+    context = json.loads((folder / "report_context.json").read_text())
+    del context["recognition"]
+    (folder / "report_context.json").write_text(json.dumps(context))
+    reproduce.main(["--render", str(folder)])
+    text = (folder / "report.md").read_text()
+    assert "- image styles: `openmoji`, `noto`;" in text and "(a training style)" not in text
