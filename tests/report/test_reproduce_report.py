@@ -257,3 +257,23 @@ def test_a_style_is_called_a_training_style_for_what_it_is_not_for_its_place(tmp
     reproduce.main(["--render", str(folder)])
     text = (folder / "report.md").read_text()
     assert "- image styles: `openmoji`, `noto`;" in text and "(a training style)" not in text
+
+
+def test_fig8_and_fig9_name_each_tasks_layer_where_tasks_chose_their_own(tmp_path):
+    """Under ``--layer-selection per-task`` the ensembling and the conflict patch each task at its
+    own layer; the report named the first row's layer as if it were every task's."""
+    for name in COMMITTED:
+        shutil.copytree(DOCS_ROOT / name, tmp_path / name)
+    folder = tmp_path / COMMITTED[0]
+    tables = folder / "tables"
+    scores = pd.read_csv(tables / "ensemble_scores.csv")
+    scores.loc[scores["task"] == "food_color", "layer"] = 9
+    scores.to_csv(tables / "ensemble_scores.csv", index=False)
+    conflict = pd.read_csv(tables / "conflict_outputs.csv", keep_default_na=False)
+    conflict.loc[conflict["patched"] == "country_currency", "layer"] = 12
+    conflict.to_csv(tables / "conflict_outputs.csv", index=False)
+    reproduce.main(["--render", str(folder)])
+    text = (folder / "report.md").read_text()
+    assert "patched at each task's layer (country_capital 11, country_currency 11, animal_latin 11, " in text
+    assert "food_color 9, food_flavor 11)" in text
+    assert "vector is patched at each task's layer (country_currency 12, country_capital 11" in text

@@ -302,15 +302,24 @@ def _ensemble_blocks(folder: ReproductionFolder, styles: list[str]) -> list:
         summary = folder.table(f"ensemble_{style}", [0, 1])
         if summary is None or scores is None:
             continue
-        layer = int(scores[scores["style"] == style]["layer"].iloc[0])
+        layers = _at_layers(scores[scores["style"] == style], "task")
         blocks += [
-            f"Images in `{style}`, patched at layer {layer} (the Text ICL -> image layer), test split, "
+            f"Images in `{style}`, patched {layers} (the Text ICL -> image layer), test split, "
             "case-insensitive as in the paper; n = examples behind the exemplar vector (n / 5 five-shot "
             "prompts averaged); n = 0 is the instruction alone.",
             Table(summary),
             Figure(f"plots/ensemble_{style}.png", f"ensembling, {style}"),
         ]
     return blocks or ["Skipped."]
+
+
+def _at_layers(rows: pd.DataFrame, task_column: str) -> str:
+    """Where ``rows`` were patched: "at layer 11", or, where tasks chose their own layers
+    (``--layer-selection per-task``), "at each task's layer (a 10, b 12)"."""
+    by_task = rows.drop_duplicates(task_column).set_index(task_column)["layer"].astype(int)
+    if by_task.nunique() == 1:
+        return f"at layer {by_task.iloc[0]}"
+    return "at each task's layer (" + ", ".join(f"{task} {layer}" for task, layer in by_task.items()) + ")"
 
 
 def _conflict_blocks(folder: ReproductionFolder) -> list:
@@ -328,7 +337,7 @@ def _conflict_blocks(folder: ReproductionFolder) -> list:
     )
     return [
         f"The prompt is task A's instruction + an image query (`{folder.context['training_style']}`); "
-        f"task B's text-ICL vector is patched at layer {int(rows['layer'].iloc[0])}; "
+        f"task B's text-ICL vector is patched {_at_layers(rows, 'patched')}; "
         f"{run['answer_tokens']} greedy tokens.",
         Table(summary),
         "Examples:",
