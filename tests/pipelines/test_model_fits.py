@@ -23,6 +23,36 @@ def test_image_queries_on_a_text_model_name_a_model_that_reads_images():
         check_model_fits(tiny_llm("llama"), config)
 
 
+def test_a_text_only_model_asked_for_pictures_is_refused_before_it_loads(tmp_path, monkeypatch):
+    """By its name (a named model) or its folder's config (a saved text family): run, analyze and
+    reproduce refuse it before spending the load on it."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from taskvec.models.registry import sees_images
+    from taskvec.pipelines.analyze import run_analysis
+    from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("the model was loaded")
+
+    for module in ("evaluate", "analyze", "reproduce"):
+        monkeypatch.setattr(f"taskvec.pipelines.{module}.load_model", never)
+    folder = tmp_path / "llama"
+    tiny = LlamaConfig(
+        hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2, vocab_size=16
+    )
+    LlamaForCausalLM(tiny).save_pretrained(folder)
+    assert not sees_images("smollm2-135m") and not sees_images(str(folder)) and sees_images(DEFAULT_VLM)
+    for model in ("smollm2-135m", str(folder)):
+        config = ExperimentConfig.create(model=model, tasks=["food_color"], query="image")
+        with pytest.raises(ConfigError, match="is text-only, but spec 'text-icl' / query 'image'"):
+            evaluate(config, tmp_path / "run", show_progress=False)
+        with pytest.raises(ConfigError, match="is text-only; drop image-icl"):
+            run_analysis(out=tmp_path / "analysis", model=model, tasks=["food_color"], specs=["image-icl"])
+        with pytest.raises(ConfigError, match="is text-only; `taskvec reproduce` needs"):
+            reproduce(ReproduceConfig.create(model=model, quick=True), tmp_path / "reproduce")
+
+
 def _budget_mb(adapter, tokens: float) -> float:
     """The budget whose ``max_tokens`` is ``tokens`` (half a token more, against rounding)."""
     return (tokens + 0.5) * MemoryBudget().token_bytes(adapter) / (1 << 20)

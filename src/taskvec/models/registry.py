@@ -43,6 +43,8 @@ class NamedModel:
     name: str
     description: str
     load: Callable[[LoadOptions], ModelAdapter]
+    #: whether it takes pictures (known before loading, so a text-only model is refused first)
+    supports_images: bool = False
 
 
 def _embedded(backbone: str, tuned: bool = False) -> Callable[[LoadOptions], ModelAdapter]:
@@ -78,22 +80,26 @@ NAMED_MODELS: dict[str, NamedModel] = {
             DEFAULT_VLM,
             f"the embedded VLM (EfficientNet-Lite0 + projector + {DEFAULT_EMBEDDED_BACKBONE}), the default",
             _embedded(DEFAULT_EMBEDDED_BACKBONE),
+            supports_images=True,
         ),
         NamedModel(
             "embedded-vlm-smollm2",
             "EfficientNet-Lite0 + entity-name projector + SmolLM2-135M-Instruct (frozen)",
             _embedded("smollm2"),
+            supports_images=True,
         ),
         NamedModel(
             "embedded-vlm-gemma3",
             "EfficientNet-Lite0 + entity-name projector + Gemma 3 270M (frozen; Gemma Terms of Use)",
             _embedded("gemma3"),
+            supports_images=True,
         ),
         NamedModel(
             "embedded-vlm-gemma3-lora",
             "embedded-vlm-gemma3 with its Gemma 3 270M tuned by LoRA in alignment (as LLaVA tunes its "
             "LLM; Gemma Terms of Use)",
             _embedded("gemma3", tuned=True),
+            supports_images=True,
         ),
     )
 }
@@ -214,9 +220,25 @@ def _did_you_mean(name: str, choices) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def sees_images(name: str) -> bool:
+    """Whether the model ``name`` (named, hub id or folder) takes pictures, read from its
+    declaration or its config's ``model_type`` without loading weights; a name that is no model
+    raises the ``ModelSpecError`` that loading it would."""
+    if name in NAMED_MODELS:
+        return NAMED_MODELS[name].supports_images
+    return _family(name).adapter_class.supports_images
+
+
 def _load(name: str, options: LoadOptions) -> ModelAdapter:
     if name in NAMED_MODELS:
         return NAMED_MODELS[name].load(options)
+    family = _family(name)
+    _check_has_weights(name)
+    return family.load(name, options)
+
+
+def _family(name: str) -> Family:
+    """The family of a hub id or folder, from its config's ``model_type``."""
     model_type = _model_type(name)
     known = families()
     if model_type not in known:
@@ -226,8 +248,7 @@ def _load(name: str, options: LoadOptions) -> ModelAdapter:
             f"no adapter for model_type {model_type!r} (from {name!r}); supported model types: "
             f"text {text}, vision-language {vision}; named models: {sorted(NAMED_MODELS)}"
         )
-    _check_has_weights(name)
-    return known[model_type].load(name, options)
+    return known[model_type]
 
 
 def _model_type(name: str) -> str:

@@ -40,7 +40,7 @@ from taskvec.analysis.token_sets import TokenSets, load_words, token_sets
 from taskvec.config import Options, digest
 from taskvec.errors import ConfigError, TaskvecError
 from taskvec.models.adapter import ModelAdapter
-from taskvec.models.registry import DEFAULT_MODEL, load_model
+from taskvec.models.registry import DEFAULT_MODEL, load_model, sees_images
 from taskvec.models.shared_work import SharedWork
 from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
@@ -128,6 +128,10 @@ class AnalysisResult:
     analysis: AnalysisTables | None = None
 
 
+def _text_only(model: str) -> ConfigError:
+    return ConfigError(f"{model} is text-only; drop image-icl from the specifications")
+
+
 def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int | None]:
     """Options taken from a ``taskvec run`` folder (model, tasks, template, style, examples, first
     seed) and its chosen layer, if the run completed; ``overrides`` win."""
@@ -191,7 +195,7 @@ def analyze(
     config = config.named_after(adapter.name)  # the model given names the analysis, or is refused
     specs = config.specs or default_specs(adapter)
     if "image-icl" in specs and not adapter.supports_images:
-        raise ConfigError(f"{adapter.name} is text-only; drop image-icl from the specifications")
+        raise _text_only(adapter.name)
     for layer in [config.layer, *(config.decode_layers or [])]:
         if layer is not None:
             adapter.check_layer(layer)
@@ -395,6 +399,8 @@ def run_analysis(
     out = out or (Path(run) / "analysis" if run is not None else default_analysis_dir(config))
     ranks = current_ranks()
     ranks.check_folder(RunFolder(out))
+    if adapter is None and "image-icl" in (config.specs or []) and not sees_images(config.model):
+        raise _text_only(config.model)  # before the model loads
     adapter = adapter or load_model(config.model, load_options)
     with ranks.folder_lock(RunFolder(out)):  # one command per folder (rank 0's)
         return analyze(adapter, config, out, run_layer=run_layer)

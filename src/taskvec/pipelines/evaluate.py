@@ -39,7 +39,7 @@ from taskvec.evaluation.scoring import (
 )
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import progress_from, token_counts
-from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model
+from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model, sees_images
 from taskvec.models.shared_work import SharedWork
 from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
@@ -124,10 +124,21 @@ def check_model_fits(adapter: ModelAdapter, config: ExperimentConfig) -> None:
     for layer in config.layers or []:
         adapter.check_layer(layer)
     if config.needs_images and not adapter.supports_images:
-        raise ConfigError(
-            f"{adapter.name} is text-only, but spec {config.spec!r} / query {config.query!r} "
-            f"needs images; use a vision-language model, e.g. --model {DEFAULT_VLM}"
-        )
+        raise ConfigError(_text_only(adapter.name, config))
+
+
+def check_named_model_takes_images(config: ExperimentConfig) -> None:
+    """``check_model_fits``' picture check from the model's name alone: a text-only model is
+    refused before it loads."""
+    if config.needs_images and not sees_images(config.model):
+        raise ConfigError(_text_only(config.model, config))
+
+
+def _text_only(model: str, config: ExperimentConfig) -> str:
+    return (
+        f"{model} is text-only, but spec {config.spec!r} / query {config.query!r} needs images; use a "
+        f"vision-language model, e.g. --model {DEFAULT_VLM}"
+    )
 
 
 def check_memory_budget(adapter: ModelAdapter, tasks: list[Task], config: ExperimentConfig) -> None:
@@ -340,6 +351,7 @@ def evaluate(
     if out is not None:
         ranks.check_folder(RunFolder(out))
     if adapter is None:
+        check_named_model_takes_images(config)
         announce(f"loading {config.model} ...", show_progress)
         adapter = load_model(config.model, load_options)
     else:

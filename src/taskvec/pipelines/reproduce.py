@@ -42,7 +42,7 @@ from taskvec.experiments.conflict import PAIRS, conflict_answers, conflict_rows
 from taskvec.experiments.ensemble import ensemble_answers, ensemble_scores
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import OnProgress, progress_from
-from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model
+from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model, sees_images
 from taskvec.models.shared_work import SharedWork
 from taskvec.patching.patch import line_complete
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
@@ -549,9 +549,9 @@ def reproduce(
     root = Path(out or Path("runs") / f"reproduce-{config.model}{'-quick' if config.quick else ''}")
     ranks = current_ranks()
     ranks.check_folder(RunFolder(root))
+    if not (adapter.supports_images if adapter is not None else sees_images(config.model)):
+        raise ConfigError(f"{config.model} is text-only; `taskvec reproduce` needs a vision-language model")
     adapter = adapter or load_model(config.model, load_options)
-    if not adapter.supports_images:
-        raise ConfigError(f"{adapter.name} is text-only; `taskvec reproduce` needs a vision-language model")
     reproduction = Reproduction(adapter, config, root, show_progress, observer)
     # one command per folder (its stages' folders lock too); under a launcher, rank 0 holds the
     # locks, every rank computes the units it claims in each stage, and rank 0 alone runs the
