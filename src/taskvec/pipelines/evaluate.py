@@ -124,18 +124,18 @@ def check_model_fits(adapter: ModelAdapter, config: ExperimentConfig) -> None:
     for layer in config.layers or []:
         adapter.check_layer(layer)
     if config.needs_images and not adapter.supports_images:
-        raise ConfigError(_text_only(adapter.name, config))
+        raise _text_only(adapter.name, config)
 
 
 def check_named_model_takes_images(config: ExperimentConfig) -> None:
     """``check_model_fits``' picture check from the model's name alone: a text-only model is
     refused before it loads."""
     if config.needs_images and not sees_images(config.model):
-        raise ConfigError(_text_only(config.model, config))
+        raise _text_only(config.model, config)
 
 
-def _text_only(model: str, config: ExperimentConfig) -> str:
-    return (
+def _text_only(model: str, config: ExperimentConfig) -> ConfigError:
+    return ConfigError(
         f"{model} is text-only, but spec {config.spec!r} / query {config.query!r} needs images; use a "
         f"vision-language model, e.g. --model {DEFAULT_VLM}"
     )
