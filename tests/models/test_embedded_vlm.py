@@ -18,7 +18,7 @@ from taskvec.experiments.conditions import Condition
 from taskvec.models.embedded.load import BACKBONES, RECOGNISER_FILE, load_embedded_vlm, projector_file
 from taskvec.models.embedded.weights import WEIGHTS_DIR
 from taskvec.models.families.causal_lm import CausalLMAdapter
-from taskvec.models.registry import LoadOptions, load_model
+from taskvec.models.registry import LoadOptions, load_model, sees_images
 from taskvec.models.shared_work import SharedWork
 from taskvec.patching.patch import first_token_ids, generate_ids
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
@@ -50,6 +50,14 @@ def test_shipped_weights_reproduce_the_recorded_recognition_sample(vlm, backbone
     sidecar = WEIGHTS_DIR / f"{projector_file(backbone)}.json"
     recorded = json.loads(sidecar.read_text())["check_sample"]
     assert check_sample_accuracy(vlm) == recorded
+
+
+def test_the_named_models_declare_whether_they_take_pictures_as_their_adapters_do(vlm, backbone):
+    """``sees_images`` answers from the named models' declarations before loading: they must say
+    what the loaded adapters say (the VLM, and its base LLM, a named text model)."""
+    assert sees_images(f"embedded-vlm-{backbone}") is vlm.supports_images is True
+    base = vlm.base_language_model()
+    assert sees_images(base.name) is base.adapter.supports_images is False
 
 
 def test_the_vlm_declares_its_base_language_model(vlm, backbone):
