@@ -155,3 +155,11 @@ def test_an_analysis_of_one_task_says_it_has_no_baseline(tiny_vlm, tmp_path):
     assert "same task across specifications" in summary and "no pair of different tasks" in summary
     assert "nan" not in summary and "only one specification" not in summary
     assert "one task: every neighbour is of it" in summary
+
+
+def test_the_summary_counts_the_lens_prompts_among_the_prompts(tiny_vlm, tmp_path):
+    """The logit lens reads the first ``lens_prompts`` of the ``prompts``: asked for more lens
+    prompts than prompts, the summary said it put more prompts through the lens than it had."""
+    config = AnalysisConfig.create(**{**OPTIONS, "tasks": ["food_color"], "prompts": 2, "lens_prompts": 5})
+    summary = write_analysis_report(analyze(tiny_vlm, config, tmp_path / "lens")).read_text()
+    assert "up to 2 test prompts per task and specification (2 through the full logit lens)" in summary

@@ -98,7 +98,7 @@ def _summary(config: AnalysisConfig, result: AnalysisResult, markdown: dict[str,
         f"- tasks: {', '.join(config.tasks)}; specifications: {', '.join(result.specs)}",
         f"- template `{config.template.name}`, {config.n_examples} examples, seed {config.seed}; "
         f"up to {config.prompts} test prompts per task and specification "
-        f"({config.lens_prompts} through the full logit lens)",
+        f"({min(config.lens_prompts, config.prompts)} through the full logit lens)",
         f"- layer **{layer}** ({results.layer_source}) for decodings, similarity and embeddings; "
         f"top-1 decodings at layers {results.decode_layers}",
         "",
