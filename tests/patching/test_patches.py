@@ -12,7 +12,7 @@ from helpers.tinyllm import ARCHITECTURES, text_queries, tiny_text_lm
 from helpers.tinyparts import image_query
 
 import taskvec.patching.kv_cache as kv_cache
-from taskvec.errors import VectorMismatchError
+from taskvec.errors import ConfigError, VectorMismatchError
 from taskvec.models.batching import MemoryBudget, token_counts
 from taskvec.patching.patch import (
     Patch,
@@ -96,6 +96,20 @@ def test_a_bad_patch_is_refused_before_any_forward():
     lm = tiny_text_lm("llama-gqa")
     with pytest.raises(VectorMismatchError, match="cannot be patched"):
         generate_ids_under_patches(lm, text_queries(2), [None, Patch(0, torch.zeros(lm.hidden_size + 1))])
+
+
+def _under_a_clean_patch(lm, prompts, **options):
+    return generate_ids_under_patches(lm, prompts, [None], **options)
+
+
+@pytest.mark.parametrize("run", [generate_ids, _under_a_clean_patch])
+def test_an_empty_prompt_or_an_answer_of_no_token_is_refused_with_its_reason(run, smollm2):
+    """An empty prompt (no token: SmolLM2's tokenizer adds no BOS) has no last token to read; it
+    ended in a reshape error inside attention. ``max_new_tokens=0`` answered one token anyway."""
+    with pytest.raises(ConfigError, match="prompt 1 is empty"):
+        run(smollm2, [text_queries(1)[0], ""])
+    with pytest.raises(ConfigError, match="max_new_tokens must be at least 1, got 0"):
+        run(smollm2, text_queries(2), max_new_tokens=0)
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from taskvec.errors import MemoryBudgetError
+from taskvec.errors import ConfigError, MemoryBudgetError
 from taskvec.models.adapter import ModelAdapter, OnProgress
 from taskvec.prompts.template import Prompt
 
@@ -60,8 +60,14 @@ class MemoryBudget:
 
 
 def token_counts(adapter: ModelAdapter, prompts: Sequence[Prompt]) -> list[int]:
-    """Length of each prompt in tokens (images counted as their placeholder tokens)."""
-    return [adapter.token_count(p) for p in prompts]
+    """Length of each prompt in tokens (images counted as their placeholder tokens). A prompt of
+    no token has no last token to read or patch: refused here, before any forward pass (a
+    tokenizer that adds a BOS token gives an empty text that token)."""
+    lengths = [adapter.token_count(p) for p in prompts]
+    empty = [i for i, n in enumerate(lengths) if n == 0]
+    if empty:
+        raise ConfigError(f"prompt {empty[0]} is empty (no token): a prompt needs at least its query")
+    return lengths
 
 
 def _plan(lengths: Sequence[int], cost, limit: int, max_prompts: int, too_big) -> Iterator[list[int]]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from taskvec.errors import VectorMismatchError
+from taskvec.errors import ConfigError, VectorMismatchError
 from taskvec.models.adapter import Encoded, ModelAdapter, require_adapter
 from taskvec.models.batching import MemoryBudget, OnProgress, plan_batches, progress_from, token_counts
 from taskvec.models.head import GreedyReader, greedy_head
@@ -53,6 +53,12 @@ def check_finite(vectors: torch.Tensor, what: str = "the vector") -> None:
         )
 
 
+def _check_answer_length(max_new_tokens: int) -> None:
+    """An answer is at least one token: the first is read from the prompt's own forward pass."""
+    if max_new_tokens < 1:
+        raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+
+
 @torch.no_grad()
 def generate_ids(
     adapter: ModelAdapter,
@@ -68,6 +74,7 @@ def generate_ids(
     ends after ``max_new_tokens``, or earlier where ``until`` says it is complete (e.g.
     ``line_complete``): the same tokens, cut there. ``on_progress(done, total)`` is told the
     prompts answered after each batch."""
+    _check_answer_length(max_new_tokens)
     if patch is not None:
         patch.check(adapter)
     budget = budget or MemoryBudget()
@@ -108,6 +115,7 @@ def generate_ids_under_patches(
     a control and its patched run, cost one prompt forward instead of one each, and their answers
     share each decoding step. Families whose prefix sees the last token, and one-token prompts,
     run whole through ``generate_ids``, once per patch."""
+    _check_answer_length(max_new_tokens)
     for patch in patches:
         if patch is not None:
             patch.check(adapter)
