@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from taskvec.errors import TaskFileError
 from taskvec.tasks.task import Task, load_rows_task, load_task_file
@@ -92,8 +92,19 @@ def _task_references(values: list[str]) -> list[str]:
     return values
 
 
+def _no_task_objects(values: object) -> object:
+    """A ``Task`` built in Python has no file a run could record, resume or verify it by: say how
+    to give it one (``Task.save``), rather than "Input should be a valid string"."""
+    if isinstance(values, list | tuple) and any(isinstance(value, Task) for value in values):
+        raise ValueError(
+            "a Task object: runs read their tasks from files (to resume and verify them); "
+            "write it with task.save('my_task.json') and pass the path"
+        )
+    return values
+
+
 #: a list of tasks in a pipeline's options: as typed, none twice (``_task_references``)
-TaskReferences = Annotated[list[str], AfterValidator(_task_references)]
+TaskReferences = Annotated[list[str], BeforeValidator(_no_task_objects), AfterValidator(_task_references)]
 
 
 def load_tasks(references: Sequence[str]) -> list[Task]:

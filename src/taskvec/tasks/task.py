@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from taskvec.errors import TaskFileError
+from taskvec.storage.run_folder import write_atomic
 
 Split = Literal["val", "test"]
 SPLITS: tuple[Split, ...] = ("val", "test")
@@ -137,6 +138,25 @@ class Task:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
         return self.val if split == "val" else self.test
 
+    def save(self, path: str | Path) -> Path:
+        """Write the task as the project's JSON (both splits; pictures by absolute path or suite
+        entity), which every command reads back as this very task (the same fingerprint): how a
+        task built in Python becomes one a run can record, resume and verify."""
+        record = {
+            "name": self.name,
+            "instruction": self.instruction,
+            **({"description": self.description} if self.description else {}),
+            **({"domain": self.domain} if self.domain else {}),
+            **{split: [_item_record(item) for item in self.split(split)] for split in SPLITS},
+            **self.extra,
+        }
+        path = Path(path)
+        try:  # what loading would refuse (a blank input, a hidden character), refused before writing
+            TaskFile.model_validate(record)
+        except ValidationError as error:
+            raise TaskFileError(f"task {self.name!r} cannot be saved: {_describe(error)}") from error
+        return write_atomic(path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+
     def fingerprint(self) -> str:
         """Hash of everything that affects results (instruction, items, splits)."""
         content = json.dumps(
@@ -173,6 +193,16 @@ class Task:
                         f"{item.input!r}; drop one (a query could be shown as its own demonstration)"
                     )
                 inputs[key] = item.id
+
+
+def _item_record(item: Item) -> dict:
+    """An item as a task file holds it (``output`` for the label, ``image`` for its picture)."""
+    record = {"id": item.id, "input": item.input, "output": item.label}
+    if item.aliases:
+        record["aliases"] = list(item.aliases)
+    if item.entity:
+        record["image"] = item.entity
+    return record
 
 
 def _items(records: Sequence[ItemRecord], folder: Path | None = None) -> tuple[Item, ...]:

@@ -1,0 +1,48 @@
+"""A task built in Python is saved as a task file that every command reads back as the same task;
+runs refuse a ``Task`` object with the way to give it a file (they record, resume and verify their
+tasks by file)."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from taskvec.errors import ConfigError, TaskFileError
+from taskvec.evaluation.protocol import ExperimentConfig
+from taskvec.tasks.registry import load_task
+from taskvec.tasks.task import Item, Task
+
+
+def test_a_saved_task_reads_back_as_the_same_task(tmp_path):
+    builtin = load_task("country_capital")  # suite entities and aliases
+    picture = tmp_path / "pictures" / "red.png"
+    picture.parent.mkdir()
+    Image.new("RGB", (8, 8), "red").save(picture)
+    own = Item("own", "Red square", "red", entity=str(picture))  # a picture file, by absolute path
+    task = Task(
+        name="mine",
+        instruction="The capital city of the country:",
+        val=builtin.val[:10],
+        test=(*builtin.test[:5], own),
+        domain="flags",
+        description="built in Python",
+    )
+    path = task.save(tmp_path / "elsewhere" / "mine.json")
+    back = load_task(path)
+    assert back.fingerprint() == task.fingerprint()
+    assert (back.val, back.test) == (task.val, task.test)
+    assert (back.domain, back.description) == ("flags", "built in Python")
+    assert any(item.aliases for item in back.val + back.test)
+
+
+def test_a_task_a_file_could_not_hold_is_refused_and_nothing_is_written(tmp_path):
+    blank = Task(name="blank", instruction="x", val=(Item("a", " ", "b"),), test=(Item("c", "d", "e"),))
+    with pytest.raises(TaskFileError, match="val.0.input: .*blank"):
+        blank.save(tmp_path / "blank.json")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_run_given_a_task_object_says_how_to_give_it_a_file():
+    task = load_task("food_color")
+    with pytest.raises(ConfigError, match=r"a Task object: .*task\.save\('my_task\.json'\)"):
+        ExperimentConfig.create(tasks=[task])
