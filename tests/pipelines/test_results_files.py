@@ -127,3 +127,13 @@ def test_results_json_gives_one_seed_no_std():
     assert one == {"mean": 0.5, "std": None, "n": 1}
     two = metric_summary(pd.DataFrame([*rows, {"task": "t", "method": "xpatch", "seed": 2, "paper": 1.0}]))
     assert two["t"]["xpatch"]["paper"] == {"mean": 0.75, "std": 0.25, "n": 2}
+
+
+def test_load_run_says_whether_the_folder_is_missing_or_unfinished(tmp_path):
+    from taskvec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no such folder"):
+        taskvec.load_run(tmp_path / "typo")
+    (tmp_path / "started").mkdir()
+    with pytest.raises(ConfigError, match="holds no results.json: not a finished taskvec run folder"):
+        taskvec.load_run(tmp_path / "started")

@@ -211,6 +211,8 @@ def load_run(folder: str | Path, what: str = "results") -> pd.DataFrame:
     """
     root = Path(folder)
     results_path = root / RESULTS_FILE
+    if not root.is_dir():
+        raise ConfigError(f"load_run: no run folder at {root} (no such folder)")
     if not results_path.is_file():
         raise ConfigError(
             f"{root} holds no {RESULTS_FILE}: not a finished taskvec run folder (or one written by an "
