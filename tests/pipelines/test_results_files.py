@@ -12,6 +12,7 @@ from helpers.reliability import TINY, write_tiny_task
 from helpers.tinyllm import tiny_llm
 
 import taskvec
+from taskvec.errors import ConfigError
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.pipelines.evaluate import evaluate
 from taskvec.pipelines.results import metric_summary
@@ -130,8 +131,6 @@ def test_results_json_gives_one_seed_no_std():
 
 
 def test_load_run_says_whether_the_folder_is_missing_or_unfinished(tmp_path):
-    from taskvec.errors import ConfigError
-
     with pytest.raises(ConfigError, match="no such folder"):
         taskvec.load_run(tmp_path / "typo")
     (tmp_path / "started").mkdir()
