@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from helpers.families.llava import build_llava
 from helpers.reliability import write_tiny_task
 from helpers.tinyllm import tiny_llm
@@ -73,3 +74,28 @@ def test_the_script_reports_the_reproductions_numbers(reproduction):
     assert figures["layer"] == row["layer"]
     assert round(figures["same task"], 4) == row["same task"]
     assert round(figures["different tasks"], 4) == row["different tasks (baseline)"]
+
+
+def test_where_tasks_chose_their_own_layers_each_tasks_pairs_are_read_at_its_layer(reproduction, monkeypatch):
+    """Under ``--layer-selection per-task`` each task's vectors are patched at its own layer; its
+    cosines (same task, and against the other tasks: the baseline) are read there too, not at the
+    layer of the tasks' mean curve."""
+    main = reproduction.main_condition()
+    monkeypatch.setattr(main, "task_layers", {"tiny_a": 0, "tiny_b": 2})
+    condition = Condition("text-icl", "image", "noto")
+    runs = {"llm": reproduction.transfer["noto"], "vlm": reproduction.conditions[condition]}
+    vector = {
+        (source, name, layer): TaskVector.load(run.folder.vector_path(name, "text-icl", 1)).at(layer)
+        for source, run in runs.items()
+        for name in ("tiny_a", "tiny_b")
+        for layer in (0, 1, 2)
+    }
+
+    def cosine(a, b, layer):
+        return float(torch.cosine_similarity(vector[("llm", a, layer)], vector[("vlm", b, layer)], dim=0))
+
+    layer, same, different = reproduction.llm_cosines(condition)
+    assert layer == "tiny_a 0, tiny_b 2"
+    assert same == pytest.approx((cosine("tiny_a", "tiny_a", 0) + cosine("tiny_b", "tiny_b", 2)) / 2)
+    assert different == pytest.approx((cosine("tiny_a", "tiny_b", 0) + cosine("tiny_b", "tiny_a", 2)) / 2)
+    assert different != pytest.approx((cosine("tiny_a", "tiny_b", 1) + cosine("tiny_b", "tiny_a", 1)) / 2)

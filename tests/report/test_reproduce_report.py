@@ -277,3 +277,19 @@ def test_fig8_and_fig9_name_each_tasks_layer_where_tasks_chose_their_own(tmp_pat
     assert "patched at each task's layer (country_capital 11, country_currency 11, animal_latin 11, " in text
     assert "food_color 9, food_flavor 11)" in text
     assert "vector is patched at each task's layer (country_currency 12, country_capital 11" in text
+
+
+def test_a_per_task_reproduction_says_where_its_cosines_and_analyses_are_read(tmp_path):
+    """Table 4's cosines follow each task's layer; the analyses compare tasks at one layer, and the
+    report says which (it said "(given)")."""
+    for name in COMMITTED:
+        shutil.copytree(DOCS_ROOT / name, tmp_path / name)
+    folder = tmp_path / COMMITTED[0]
+    config = json.loads((folder / "config.json").read_text())
+    config["reproduce"]["layer_selection"] = "per-task"
+    (folder / "config.json").write_text(json.dumps(config))
+    reproduce.main(["--render", str(folder)])
+    text = (folder / "report.md").read_text()
+    assert "Table 4's cosines at each task's Text ICL -> image layer" in text
+    assert "Analyses at layer 11, the best of the tasks' mean validation curve for Text ICL -> image" in text
+    assert "(given)" not in text

@@ -68,14 +68,16 @@ def same_task_cosines(
     second: Mapping[tuple[str, int], torch.Tensor],
     tasks: Sequence[str],
     seeds: Sequence[int],
+    rows: Sequence[str] | None = None,
 ) -> tuple[float, float]:
     """Mean cosine of ``first[(task, seed)]`` with ``second[(other task, seed)]`` (vectors
     ``[hidden]`` of one layer, from two sources: e.g. the LLM's and the VLM's, Table 4), over every
     pair of tasks of each seed: (same task, different tasks). The second is the baseline; NaN
-    where there is no other task (a reproduction of one task)."""
+    where there is no other task (a reproduction of one task). ``rows``: only the pairs whose
+    first task is one of these (the tasks read at this layer, where each task has its own)."""
     same, different = [], []
     for seed in seeds:
-        for a in tasks:
+        for a in tasks if rows is None else rows:
             for b in tasks:
                 cosine = float(torch.cosine_similarity(first[(a, seed)], second[(b, seed)], dim=0))
                 (same if a == b else different).append(cosine)

@@ -335,8 +335,9 @@ class Reproduction:
                 )
 
     def transfer_similarity(self) -> pd.DataFrame:
-        """Cosine similarity, at the VLM's chosen layer, of the LLM's text-ICL vector with the VLM's
-        text-ICL and image-ICL vectors of the same task, against other tasks' (the baseline)."""
+        """Cosine similarity, at the VLM's chosen layer (each task's, where tasks chose their own),
+        of the LLM's text-ICL vector with the VLM's text-ICL and image-ICL vectors of the same task,
+        against other tasks' (the baseline)."""
         style = self.training_style
         rows = []
         for other, condition in (
@@ -354,20 +355,33 @@ class Reproduction:
             )
         return pd.DataFrame(rows).set_index("pair").round(4)
 
-    def llm_cosines(self, condition: Condition) -> tuple[int, float, float]:
+    def llm_cosines(self, condition: Condition) -> tuple[int | str, float, float]:
         """The layer the main condition of ``condition``'s style chose, and there the mean cosine of
         the LLM's text-ICL vectors (transfer in that style) with ``condition``'s vectors of the same
-        task and of different tasks (``same_task_cosines``, over the reproduction's seeds)."""
+        task and of different tasks (``same_task_cosines``, over the reproduction's seeds). Where
+        each task chose its own layer (``--layer-selection per-task``), each task's pairs are read
+        at its layer, where its vectors were patched, and the layer is named per task."""
         style = condition.style or self.training_style
-        layer = self.main_condition(style).best_layer
-        llm = self.transfer[style]
-        same, different = same_task_cosines(
-            self._vectors_at(llm, "text-icl", layer),
-            self._vectors_at(self.conditions[condition], condition.spec, layer),
-            [t.name for t in self.tasks],
-            self.config.seeds,
-        )
-        return layer, same, different
+        main = self.main_condition(style)
+        names = [t.name for t in self.tasks]
+        by_layer: dict[int, list[str]] = {}
+        for name in names:
+            by_layer.setdefault(main.layer_for(name), []).append(name)
+        means = []
+        for layer, rows in by_layer.items():
+            same, different = same_task_cosines(
+                self._vectors_at(self.transfer[style], "text-icl", layer),
+                self._vectors_at(self.conditions[condition], condition.spec, layer),
+                names,
+                self.config.seeds,
+                rows=None if len(by_layer) == 1 else rows,
+            )
+            means.append((same, different, len(rows)))
+        if len(by_layer) == 1:
+            return next(iter(by_layer)), means[0][0], means[0][1]
+        # each task has as many pairs as every other: the mean of all pairs weighs each task's by one
+        same, different = (sum(m[i] * m[2] for m in means) / len(names) for i in (0, 1))
+        return ", ".join(f"{name} {main.layer_for(name)}" for name in names), same, different
 
     def _vectors_at(self, result: RunResult, spec: str, layer: int) -> dict[tuple[str, int], torch.Tensor]:
         """A run's ``spec`` vectors at ``layer``, by (task, seed): ``[hidden]`` each."""

@@ -221,7 +221,8 @@ def _layer_sentence(run: dict) -> str:
     if run.get("layer_selection", "shared") == "per-task":
         return (
             "Layer selection `per-task`: each task's xPatch is read at its own best validation layer, "
-            "per condition (Table 10 lists them)."
+            "per condition (Table 10 lists them), and Table 4's cosines at each task's Text ICL -> image "
+            "layer; the analyses compare tasks at one layer (section 6)."
         )
     return (
         "Layer selection `shared` (the paper's protocol): one layer per condition for all tasks, the "
@@ -345,13 +346,24 @@ def _conflict_blocks(folder: ReproductionFolder) -> list:
     ]
 
 
+def _analysis_layer_source(folder: ReproductionFolder, analysis: dict) -> str:
+    """Why the analyses read the layer they do: the reproduction gives them its Text ICL -> image
+    layer, one for all tasks (they compare tasks at one layer) also where tasks chose their own."""
+    if analysis["layer_source"] != "given":
+        return f"({analysis['layer_source']}); full output in `analysis/`"
+    if folder.config["reproduce"].get("layer_selection", "shared") == "per-task":
+        return (
+            "the best of the tasks' mean validation curve for Text ICL -> image: the analyses compare "
+            "tasks at one layer, not at each task's own; full output in `analysis/`"
+        )
+    return "the layer Text ICL -> image chose on validation; full output in `analysis/`"
+
+
 def _analysis_blocks(folder: ReproductionFolder) -> list:
     analysis = folder.context.get("analysis")
     if analysis is None:
         return ["Skipped."]
-    blocks: list = [
-        f"Analyses at layer {analysis['layer']} ({analysis['layer_source']}); full output in `analysis/`."
-    ]
+    blocks: list = [f"Analyses at layer {analysis['layer']}, {_analysis_layer_source(folder, analysis)}."]
     titles = {
         ("decodings_table", 0): "Top decodings of the task vectors (logit lens), per task and specification",
         ("phase_ranges", None): "Layers of the three phases (input, task, answer)",
