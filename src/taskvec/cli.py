@@ -15,6 +15,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from typer.core import TyperGroup
 
+from taskvec.config import validated
 from taskvec.errors import ConfigError, TaskvecError, TemplateError, storage_error
 from taskvec.models.registry import DEFAULT_MODEL, DEFAULT_VLM
 from taskvec.tasks.images import DEFAULT_STYLE
@@ -628,19 +629,22 @@ def align(
     for key in keys:
         if key not in BACKBONES:
             raise ConfigError(f"unknown backbone {key!r}; known: {sorted(BACKBONES)}")
+    # every stage's options are checked before the first trains (a bad --steps failed after stage 1)
+    given = {"seed": seed} | ({"epochs": epochs} if epochs is not None else {})
+    recogniser = validated(RecogniserConfig, "align options", **given)
+    given = {"seed": seed} | ({"steps": steps} if steps is not None else {})
+    projector = validated(ProjectorConfig, "align options", **given)
+    lora = validated(LoraStageConfig, "align options", **given)
     if stage in ("all", "recogniser"):
-        options = {"seed": seed} | ({"epochs": epochs} if epochs is not None else {})
-        info = align_recogniser(RecogniserConfig(**options), folder, device or "cpu")
+        info = align_recogniser(recogniser, folder, device or "cpu")
         console.print(f"recogniser: {info['train_seconds']} s, top-1 {info['classifier_top1']}")
     if stage in ("all", "projector"):
         for key in keys:
-            options = {"seed": seed} | ({"steps": steps} if steps is not None else {})
-            info = align_projector(key, ProjectorConfig(**options), folder, load_options)
+            info = align_projector(key, projector, folder, load_options)
             console.print(f"projector {key}: {info['train_seconds']} s, {info['recognition_strict']}")
     if stage == "lora":
         for key in keys:
-            options = {"seed": seed} | ({"steps": steps} if steps is not None else {})
-            info = align_lora(key, LoraStageConfig(**options), folder, load_options)
+            info = align_lora(key, lora, folder, load_options)
             console.print(f"lora {key}: {info['train_seconds']} s, {info['recognition_strict']}")
 
 

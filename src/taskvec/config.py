@@ -10,11 +10,13 @@ and keys units, stages and analyses.
 from __future__ import annotations
 
 import hashlib
-from typing import ClassVar, Self
+from typing import ClassVar, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from taskvec.errors import ConfigError
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class Options(BaseModel):
@@ -31,12 +33,7 @@ class Options(BaseModel):
     @classmethod
     def create(cls, **options) -> Self:
         """Build the options, turning pydantic's report into a ``ConfigError`` that names the field."""
-        try:
-            return cls(**options)
-        except ValidationError as error:
-            problems = tuple((".".join(map(str, e["loc"])) or "config", e["msg"]) for e in error.errors())
-            message = f"invalid {cls.kind}: " + "; ".join(f"{f}: {m}" for f, m in problems)
-            raise ConfigError(message, fields=problems) from None
+        return validated(cls, cls.kind, **options)
 
     def named_after(self, model: str) -> Self:
         """These options for a model given in memory (not loaded by its name): the model names the
@@ -49,6 +46,17 @@ class Options(BaseModel):
                 "options' model out to run under the given model's name"
             )
         return self
+
+
+def validated(schema: type[Model], kind: str, /, **options) -> Model:
+    """``schema(**options)``, pydantic's report turned into one ``ConfigError`` naming each bad
+    field ("invalid <kind>: steps: ..."; the command line names them as its flags)."""
+    try:
+        return schema(**options)
+    except ValidationError as error:
+        problems = tuple((".".join(map(str, e["loc"])) or "config", e["msg"]) for e in error.errors())
+        message = f"invalid {kind}: " + "; ".join(f"{f}: {m}" for f, m in problems)
+        raise ConfigError(message, fields=problems) from None
 
 
 def digest(*parts: str, length: int = 12) -> str:

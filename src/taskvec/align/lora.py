@@ -39,7 +39,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from taskvec.align.projector import AnswerBatch, _lm_logits, answer_loss
 from taskvec.align.recogniser import RecognitionData
@@ -77,24 +77,24 @@ class LoraStageConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    rank: int = 8
+    rank: int = Field(default=8, ge=1)
     alpha: float = 16.0
     #: attention only: adapters on the MLPs too made the tuned LLM answer an item's own name more
     #: often on text and cost text ICL (docs/embedded-vlm.md, the recipes tried)
     targets: tuple[str, ...] = ATTENTION_TARGETS
     #: decoder layers that get adapters (None: all of them)
     layers: tuple[int, ...] | None = None
-    steps: int = 40
-    batch_size: int = 8  # image sequences per step
-    text_batch_size: int = 8  # text sequences per step (distillation)
-    lr_lora: float = 2e-3
-    lr_projector: float = 1e-3
+    steps: int = Field(default=40, ge=1)
+    batch_size: int = Field(default=8, ge=1)  # image sequences per step
+    text_batch_size: int = Field(default=8, ge=0)  # text sequences per step (distillation)
+    lr_lora: float = Field(default=2e-3, gt=0)
+    lr_projector: float = Field(default=1e-3, gt=0)
     max_context_examples: int = 4
     answer_tokens: int = 4
     #: image sequences whose demonstrations are text, not images
-    cross_modal_share: float = 0.9
+    cross_modal_share: float = Field(default=0.9, ge=0, le=1)
     #: sequences whose relation is the name itself (the rest draw from ``relations``)
-    name_share: float = 0.4
+    name_share: float = Field(default=0.4, ge=0, le=1)
     #: the ``RELATIONS`` the other sequences draw from; ``upper`` and ``initial`` are made from the
     #: query's own name, so they train copying from the query, as the name itself does
     relations: tuple[Relation, ...] = ("upper", "initial", "domain")
@@ -104,7 +104,7 @@ class LoraStageConfig(BaseModel):
     distill_at: Literal["answers", "every_token"] = "answers"
     #: text ICL sequences per step on what the suite's manifest says of an entity, trained on
     #: their answers
-    category_batch_size: int = 0
+    category_batch_size: int = Field(default=0, ge=0)
     category_weight: float = 1.0
     #: what each category sequence asks, one drawn per sequence (``CategoryRelation``): with
     #: more than one, the query alone no longer says what to answer; the demonstrations do
@@ -113,7 +113,7 @@ class LoraStageConfig(BaseModel):
     category_domains: tuple[str, ...] | None = None
     #: windows of general English text per step, trained on every next token (LLaVA's stage 2
     #: mixes text-only data with its own answers into the LLM's tuning); see :func:`prose_ids`
-    prose_batch_size: int = 0
+    prose_batch_size: int = Field(default=0, ge=0)
     prose_weight: float = 1.0
     prose_tokens: int = 64
     templates: tuple[str, ...] = ("spaced", "paper")

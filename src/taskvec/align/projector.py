@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from taskvec.align.augment import augment
@@ -34,9 +34,9 @@ class ProjectorConfig(BaseModel):
 
     tokens_per_image: int = 4
     visual_rank: int = 64
-    steps: int = 200
-    batch_size: int = 24
-    lr: float = 3e-3
+    steps: int = Field(default=200, ge=1)
+    batch_size: int = Field(default=24, ge=1)
+    lr: float = Field(default=3e-3, gt=0)
     max_context_examples: int = 3
     answer_tokens: int = 4
     #: augmented copies of every tile's features beside the clean one: pictures the recogniser is

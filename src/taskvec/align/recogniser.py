@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from taskvec.align.augment import augment
@@ -28,15 +28,15 @@ class RecogniserConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    image_size: int = 96
-    epochs: float = 16.0
-    batch_size: int = 64
-    lr_backbone: float = 1.5e-3
-    lr_head: float = 4e-3
+    image_size: int = Field(default=96, ge=1)
+    epochs: float = Field(default=16.0, gt=0)
+    batch_size: int = Field(default=64, ge=1)
+    lr_backbone: float = Field(default=1.5e-3, gt=0)
+    lr_head: float = Field(default=4e-3, gt=0)
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
     frozen_blocks: int = 5  # stem + the first blocks (edges, colours) keep their ImageNet weights
-    warmup_steps: int = 100
+    warmup_steps: int = Field(default=100, ge=0)
     seed: int = 0
 
 
@@ -121,7 +121,7 @@ def train_recogniser(
     optimiser = torch.optim.AdamW(_parameter_groups(model, config), weight_decay=config.weight_decay)
     base_lrs = [group["lr"] for group in optimiser.param_groups]
     steps_per_epoch = math.ceil(len(data.labels) / config.batch_size)
-    total = int(config.epochs * steps_per_epoch)
+    total = max(1, int(config.epochs * steps_per_epoch))  # at least one step, however few epochs
     log: list[dict] = []
     started = time.perf_counter()
     order = torch.randperm(len(data.labels), generator=generator)

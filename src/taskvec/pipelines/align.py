@@ -90,16 +90,17 @@ def align_recogniser(config: RecogniserConfig, out: Path = WEIGHTS_DIR, device: 
         **{f"encoder.{k}": v for k, v in model.encoder.state_dict().items() if not k.startswith("_fc.")},
         **{f"head.{k}": v for k, v in model.head.state_dict().items()},
     }
-    _write_log(out / "logs" / f"{RECOGNISER_FILE}.jsonl", log)
     info = {
         "config": config.model_dump(mode="json"),
         "entity_ids": entity_ids,
         "train_seconds": round(seconds, 1),
         "final_loss": log[-1]["loss"],
         "classifier_top1": accuracy.to_dict(orient="index"),
-        "command": f"taskvec align --stage recogniser --seed {config.seed}",
+        "command": f"taskvec align --stage recogniser --seed {config.seed}"
+        + (f" --epochs {config.epochs}" if config.epochs != RecogniserConfig().epochs else ""),
     }
     save_weights(out / RECOGNISER_FILE, tensors, info)
+    _write_log(out / "logs" / f"{RECOGNISER_FILE}.jsonl", log)  # after the weights, as each stage does
     return info
 
 
@@ -143,7 +144,6 @@ def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, 
     projector.eval()
     rows = recognition_table(adapter)
     sample = check_sample_accuracy(adapter)
-    _write_log(out / "logs" / f"{projector_file(key)}.jsonl", log)
     state = projector.state_dict()
     tensors = {f"projector.{k}": v.cpu() for k, v in state.items() if not k.startswith("classifier.")}
     info = {
@@ -158,9 +158,11 @@ def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, 
         "final_loss": log[-1]["loss"],
         "recognition_strict": summarise(rows).to_dict(orient="index"),
         "check_sample": sample,
-        "command": f"taskvec align --stage projector --backbone {key} --seed {config.seed}",
+        "command": f"taskvec align --stage projector --backbone {key} --seed {config.seed}"
+        + (f" --steps {config.steps}" if config.steps != ProjectorConfig().steps else ""),
     }
     save_weights(out / projector_file(key), tensors, info)
+    _write_log(out / "logs" / f"{projector_file(key)}.jsonl", log)
     return info
 
 
@@ -227,7 +229,6 @@ def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, optio
         layer.merge()
     rows = recognition_table(adapter)
     sample = check_sample_accuracy(adapter)
-    _write_log(out / "logs" / f"{lora_file(key)}.jsonl", log)
     tensors = {
         **{
             f"projector.{k}": v.cpu()
@@ -253,6 +254,7 @@ def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, optio
         + (f" --steps {config.steps}" if config.steps != LoraStageConfig().steps else ""),
     }
     save_weights(out / lora_file(key), tensors, info)
+    _write_log(out / "logs" / f"{lora_file(key)}.jsonl", log)
     return info
 
 
