@@ -47,7 +47,7 @@ from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.prompts.template import PromptTemplate, get_template
 from taskvec.storage.run_folder import RunFolder, write_atomic
 from taskvec.tasks.images import DEFAULT_STYLE, Style
-from taskvec.tasks.registry import BUILTIN_TASKS, TaskReferences, load_task, load_tasks
+from taskvec.tasks.registry import BUILTIN_TASKS, TaskReferences, canonical_task_name, load_task, load_tasks
 from taskvec.vectors.task_vector import TaskVector
 
 #: what a reader reads first (written by ``report.analysis``)
@@ -138,7 +138,8 @@ def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int |
     folder = RunFolder(run)
     if not folder.config_path.is_file():
         raise ConfigError(f"{folder.root} is not a taskvec run folder (no config.json)")
-    experiment = json.loads(folder.config_path.read_text()).get("experiment", {})
+    recorded = json.loads(folder.config_path.read_text())
+    experiment = recorded.get("experiment", {})
     options = {
         "model": experiment.get("model", DEFAULT_MODEL),
         "tasks": experiment.get("tasks", list(BUILTIN_TASKS)),
@@ -148,8 +149,32 @@ def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int |
         "seed": (experiment.get("seeds") or [1])[0],
     }
     options.update({k: v for k, v in overrides.items() if v is not None})
+    if overrides.get("tasks") is None:
+        options["tasks"] = _run_task_files(folder, options["tasks"], recorded.get("tasks", {}))
     best = folder.status().get("best_layer") if folder.is_complete() else None
     return AnalysisConfig.create(**options), best
+
+
+def _run_task_files(folder: RunFolder, typed: list[str], recorded: dict[str, dict]) -> list[str]:
+    """A run's tasks where they are found from here: a task file at the absolute place the run
+    recorded (the file it read, whatever folder it was typed relative to), else as typed, and
+    one that is nowhere (moved) is refused with what to do."""
+    sources = [entry.get("source") for entry in recorded.values()]
+    found = []
+    for index, reference in enumerate(typed):
+        source = sources[index] if index < len(sources) and len(sources) == len(typed) else None
+        if canonical_task_name(reference) in BUILTIN_TASKS:
+            found.append(reference)
+        elif source and Path(source).is_file():  # the very file the run read
+            found.append(source)
+        elif Path(reference).expanduser().is_file():  # moved with the folder, typed relative
+            found.append(reference)
+        else:
+            raise ConfigError(
+                f"task file {reference} of the run {folder.root} is not there (moved?); give the "
+                "run's tasks at their new place with --tasks"
+            )
+    return found
 
 
 def _identity(config: AnalysisConfig, adapter: ModelAdapter, task_prints: list[str]) -> str:
