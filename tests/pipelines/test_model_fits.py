@@ -140,3 +140,30 @@ def test_an_analysis_and_a_reproduction_of_a_model_in_memory_are_named_after_it(
         run_analysis(run=run_folder, adapter=adapter)
     unwritten = ("other", "r", "a", "run-of-another-model/analysis")
     assert not any((tmp_path / name).exists() for name in unwritten)
+
+
+def test_an_llm_whose_vectors_do_not_fit_the_vlm_is_refused_before_the_first_stage(tmp_path, monkeypatch):
+    """``reproduce --llm`` of another depth or width failed in Table 4, after the whole matrix of
+    conditions (17 minutes of the embedded VLM's reproduction)."""
+    from helpers.families.llava import build_llava
+    from helpers.tinyparts import make_tokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from taskvec.errors import VectorMismatchError
+    from taskvec.pipelines.reproduce import ReproduceConfig, Reproduction, reproduce
+
+    def never(self):
+        raise AssertionError("the matrix of conditions ran")
+
+    monkeypatch.setattr(Reproduction, "run_matrix", never)
+    folder = tmp_path / "llama"
+    narrow = LlamaConfig(
+        hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2, vocab_size=16
+    )
+    LlamaForCausalLM(narrow).save_pretrained(folder)
+    make_tokenizer([]).save_pretrained(folder)
+    vlm = build_llava()
+    config = ReproduceConfig.create(model=vlm.name, llm=str(folder), tasks=["food_color"], quick=True)
+    with pytest.raises(VectorMismatchError, match="do not fit .* LLM -> VLM transfer needs the same depth"):
+        reproduce(config, tmp_path / "reproduce", adapter=vlm, show_progress=False)
+    assert not (tmp_path / "reproduce").exists()

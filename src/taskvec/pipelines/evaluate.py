@@ -325,6 +325,17 @@ def _finished_unit(
 
 
 @torch.no_grad()
+def check_vectors_fit(source: ModelAdapter, adapter: ModelAdapter) -> None:
+    """Vectors extracted in ``source`` can be patched into ``adapter``'s layers (LLM -> VLM
+    transfer): the same depth and width, checked as soon as both are loaded."""
+    if (source.hidden_size, source.num_layers) != (adapter.hidden_size, adapter.num_layers):
+        raise VectorMismatchError(
+            f"vectors from {source.name} ({source.num_layers} layers x {source.hidden_size}) do not fit "
+            f"{adapter.name} ({adapter.num_layers} layers x {adapter.hidden_size}); LLM -> VLM transfer "
+            "needs the same depth and width"
+        )
+
+
 def evaluate(
     config: ExperimentConfig,
     out: str | Path | None = None,
@@ -363,12 +374,7 @@ def evaluate(
     # a task's seeds ask the same queries: their No Context answers are computed once (a run's
     # other work differs from seed to seed and is not kept)
     shared = shared if shared is not None else SharedWork(only={"greedy answers"})
-    if (source.hidden_size, source.num_layers) != (adapter.hidden_size, adapter.num_layers):
-        raise VectorMismatchError(
-            f"vectors from {source.name} ({source.num_layers} layers x {source.hidden_size}) do not fit "
-            f"{adapter.name} ({adapter.num_layers} layers x {adapter.hidden_size}); LLM -> VLM transfer "
-            "needs the same depth and width"
-        )
+    check_vectors_fit(source, adapter)
     fingerprint = adapter.fingerprint if source is adapter else f"{adapter.fingerprint}<-{source.fingerprint}"
     images_hash = _images_hash(images)
     folder = RunFolder(out or _default_folder(config, tasks, fingerprint, images_hash))

@@ -47,7 +47,7 @@ from taskvec.models.shared_work import SharedWork
 from taskvec.patching.patch import line_complete
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
 from taskvec.pipelines.analyze import AnalysisConfig, AnalysisResult, analyze, finished_analysis
-from taskvec.pipelines.evaluate import RunResult, evaluate
+from taskvec.pipelines.evaluate import RunResult, check_vectors_fit, evaluate
 from taskvec.pipelines.progress import progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.storage.run_folder import RunFolder, write_atomic
@@ -566,6 +566,10 @@ def reproduce(
     if not (adapter.supports_images if adapter is not None else sees_images(config.model)):
         raise ConfigError(f"{config.model} is text-only; `taskvec reproduce` needs a vision-language model")
     adapter = adapter or load_model(config.model, load_options)
+    # the LLM of Table 4 before any stage: one that does not fit failed after the whole matrix
+    llm = base_llm(adapter, config, load_options)
+    if llm is not None:
+        check_vectors_fit(llm, adapter)
     reproduction = Reproduction(adapter, config, root, show_progress, observer)
     # one command per folder (its stages' folders lock too); under a launcher, rank 0 holds the
     # locks, every rank computes the units it claims in each stage, and rank 0 alone runs the
@@ -581,7 +585,6 @@ def reproduce(
             return value
 
         timed("matrix (Tables 3, 10)", reproduction.run_matrix)
-        llm = base_llm(adapter, config, load_options)
         similarity = ensemble = conflict = None
         if llm is not None:
             timed("LLM -> VLM (Table 4)", lambda: reproduction.run_transfer(llm))
