@@ -163,7 +163,9 @@ def load_model(
 
     The family comes from ``hf_model.config.model_type``; the caller's tokenizer / processor is
     copied, never changed (taskvec pads on the left); the fingerprint is a hash of the weights
-    (``state_dict_fingerprint``). ``options`` (a ``LoadOptions``) only applies to loading by name."""
+    (``state_dict_fingerprint``); ``model_name`` names it in runs and reports (default: the hub id
+    or folder it was loaded from, else its class). ``options`` (a ``LoadOptions``) only applies to
+    loading by name."""
     if not isinstance(name, str | Path):
         return _wrap_loaded(name, tokenizer, model_name)
     if isinstance(tokenizer, LoadOptions) and options is None:
