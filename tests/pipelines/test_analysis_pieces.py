@@ -163,3 +163,13 @@ def test_the_summary_counts_the_lens_prompts_among_the_prompts(tiny_vlm, tmp_pat
     config = AnalysisConfig.create(**{**OPTIONS, "tasks": ["food_color"], "prompts": 2, "lens_prompts": 5})
     summary = write_analysis_report(analyze(tiny_vlm, config, tmp_path / "lens")).read_text()
     assert "up to 2 test prompts per task and specification (2 through the full logit lens)" in summary
+
+
+def test_an_analysis_of_one_vector_draws_no_similarity_plots(tiny_vlm, tmp_path):
+    """One task and one specification give one vector: nothing to compare, and the two similarity
+    plots were drawn empty (and listed among the files)."""
+    config = AnalysisConfig.create(**{**OPTIONS, "tasks": ["food_color"], "specs": ["text-icl"]})
+    summary = write_analysis_report(analyze(tiny_vlm, config, tmp_path / "one")).read_text()
+    plots = sorted(p.name for p in (tmp_path / "one" / "plots").iterdir())
+    assert plots and not [p for p in plots if p.startswith("similarity")]
+    assert "similarity_" not in summary.split("## Files")[1]

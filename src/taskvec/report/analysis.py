@@ -66,6 +66,24 @@ def _plots(folder: RunFolder, model: str, specs: list[str], results) -> list[Pat
             )
             for spec in specs
         ],
+        *_similarity_plots(folder, model, tables, layer),
+        *[
+            plots.plot_embedding(
+                frame,
+                folder.path("plots", f"embedding_{method}.png"),
+                f"{model}, layer {layer}: {method} of per-prompt task vectors",
+            )
+            for method, frame in results.embeddings.items()
+        ],
+    ]
+
+
+def _similarity_plots(folder: RunFolder, model: str, tables: dict, layer: int) -> list[Path]:
+    """The cosine matrix and its curves over layers; none for one vector (one task, one
+    specification: there is no pair to compare, and the plots were empty)."""
+    if len(tables["similarity"]) < 2:
+        return []
+    return [
         plots.plot_similarity(
             tables["similarity"],
             folder.path("plots", f"similarity_layer{layer}.png"),
@@ -76,14 +94,6 @@ def _plots(folder: RunFolder, model: str, specs: list[str], results) -> list[Pat
             folder.path("plots", "similarity_by_layer.png"),
             f"{model}: task-vector similarity",
         ),
-        *[
-            plots.plot_embedding(
-                frame,
-                folder.path("plots", f"embedding_{method}.png"),
-                f"{model}, layer {layer}: {method} of per-prompt task vectors",
-            )
-            for method, frame in results.embeddings.items()
-        ],
     ]
 
 
