@@ -173,6 +173,9 @@ def test_token_set_file_errors_name_the_problem(tmp_path):
         load_words(bad)
     with pytest.raises(TaskFileError, match="not found"):
         load_words(tmp_path / "missing.json")
+    bad.write_text(json.dumps([["country_capital", "capital"]]))  # a list ended in AttributeError
+    with pytest.raises(TaskFileError, match="expected an object of task name -> .*not list"):
+        load_words(bad)
 
 
 def test_tasks_without_listed_words_fall_back_to_their_instruction():

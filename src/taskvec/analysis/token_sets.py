@@ -64,6 +64,11 @@ def load_words(path: str | Path | None = None) -> dict[str, dict[str, list[str]]
         raise TaskFileError(f"token-set file not found: {path}") from None
     except json.JSONDecodeError as error:
         raise TaskFileError(f"token-set file {path} is not valid JSON: {error}") from None
+    if not isinstance(raw, dict):
+        raise TaskFileError(
+            f"{path}: expected an object of task name -> {{{', '.join(PHASES)}: word lists}}, "
+            f"not {type(raw).__name__}"
+        )
     words: dict[str, dict[str, list[str]]] = {}
     for task, entry in raw.items():
         if task.startswith("_"):
