@@ -11,6 +11,7 @@ from helpers.tinyllm import tiny_llm
 from taskvec.errors import ConfigError, TaskvecError, VectorMismatchError
 from taskvec.patching.patch import Patch, generate_ids
 from taskvec.patching.sweep import sweep
+from taskvec.prompts.template import SPACED
 from taskvec.vectors.extract import extract
 from taskvec.vectors.task_vector import TaskVector
 
@@ -47,8 +48,28 @@ def _forbid_forward(monkeypatch, adapter) -> None:
             "one vector per layer",
         ),
         (lambda m: TaskVector.mean([], "text-icl"), VectorMismatchError, "no task vectors to average"),
+        (
+            lambda m: extract(
+                m, [(SPACED.icl([("a", "b")], "c")[0] + " ",)], task="t", spec="text-icl", template=SPACED
+            ),
+            ConfigError,
+            "prompt 0 ends with .*A: ', not the template's delimiter ':'",
+        ),
+        (
+            lambda m: generate_ids(m, [["Q:a\nA:"]], max_new_tokens=0),
+            ConfigError,
+            "max_new_tokens must be at least 1",
+        ),
     ],
-    ids=["no prompts", "sources miscounted", "patch mode", "sweep vectors", "mean of none"],
+    ids=[
+        "no prompts",
+        "sources miscounted",
+        "patch mode",
+        "sweep vectors",
+        "mean of none",
+        "past the delimiter",
+        "no token",
+    ],
 )
 def test_an_impossible_argument_is_taskvecs_own_error_before_any_forward_pass(
     llm, monkeypatch, call, error, words

@@ -59,6 +59,20 @@ def _run(
     return states
 
 
+def _check_ends_at_delimiter(prompts: Sequence[Prompt], delimiter: str) -> None:
+    """An ICL prompt ends at the template's delimiter: the vector is read at its last token, so a
+    prompt that goes on (a trailing space, the answer itself) would give the state of another
+    token, silently."""
+    for index, prompt in enumerate(prompts):
+        last = prompt if isinstance(prompt, str) else prompt[-1] if prompt else ""
+        if not isinstance(last, str) or not last.endswith(delimiter):
+            ending = "a picture" if not isinstance(last, str) else repr(last[-12:])
+            raise ConfigError(
+                f"prompt {index} ends with {ending}, not the template's delimiter {delimiter!r}: a task "
+                "vector is read at the delimiter before the answer (build prompts with template.icl)"
+            )
+
+
 def extract(
     adapter: ModelAdapter,
     prompts: Sequence[Prompt],
@@ -90,6 +104,8 @@ def extract(
         raise ConfigError(
             f"extract got {len(sources)} sources for {len(prompts)} prompts; give one per prompt"
         )
+    if isinstance(template, PromptTemplate) and spec != "instruction":
+        _check_ends_at_delimiter(prompts, template.delimiter)
     states = last_token_states(adapter, prompts, budget, shared, on_progress)
     meta = VectorMeta(
         model=adapter.name,
