@@ -45,3 +45,21 @@ def test_a_task_file_that_moved_is_refused_with_what_to_do(run_of_a_task_file, t
         from_run_folder(run)
     config, _ = from_run_folder(run, tasks=[str(tmp_path / "moved.json")])
     assert config.tasks == [str(tmp_path / "moved.json")]
+
+
+@pytest.mark.parametrize(
+    ("recorded", "refusal"),
+    [
+        (
+            {"reproduce": {}, "model": {}},
+            r"is a reproduction, not a run: its analyses are in .*--run .*conditions",
+        ),
+        ({"analysis": {}}, r"is an analysis's folder \(its config.json records no run\)"),
+    ],
+)
+def test_a_folder_that_is_not_a_run_is_refused_with_what_it_is(tmp_path, recorded, refusal):
+    """A reproduction's folder was read as a run of the default options, and the analysis then
+    went for the reproduction's own analysis folder (refused only as "another configuration")."""
+    (tmp_path / "config.json").write_text(json.dumps(recorded))
+    with pytest.raises(ConfigError, match=refusal):
+        from_run_folder(tmp_path)
