@@ -543,9 +543,7 @@ def reproduce(
         list[str] | None, typer.Option("--style", help="image styles: a training one, then held-out")
     ] = None,
     seeds: Annotated[list[int] | None, typer.Option("--seed", help=SEEDS_HELP)] = None,
-    tasks: Annotated[
-        list[str] | None, typer.Option("--tasks", "-t", help="built-in task names (default: all six)")
-    ] = None,
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", "-t", help=TASKS_HELP)] = None,
     quick: Annotated[bool, typer.Option(help="a few-minute smoke run: 1 seed, few items and layers")] = False,
     layer_selection: Annotated[str, typer.Option(help=LAYER_SELECTION_HELP)] = "shared",
     memory_budget_mb: Annotated[float, typer.Option(help="bounds the batch size")] = 1024,

@@ -38,3 +38,16 @@ def test_a_task_records_its_files_absolute_place(tmp_path, monkeypatch):
     path = write_task(tmp_path / "tasks", "toy")
     monkeypatch.chdir(tmp_path)
     assert load_task("tasks/toy.json").source == str(path.resolve())
+
+
+def test_all_is_the_six_built_in_tasks_in_the_library_as_on_the_command_line():
+    """``taskvec run --tasks all`` ran the six; ``ExperimentConfig.create(tasks=["all"])`` failed
+    later as an unknown task 'all'. Both give the same options, so the same run identity."""
+    from taskvec.pipelines.analyze import AnalysisConfig
+    from taskvec.pipelines.reproduce import ReproduceConfig
+    from taskvec.tasks.registry import BUILTIN_TASKS, resolve_task_names
+
+    for options in (ExperimentConfig, AnalysisConfig, ReproduceConfig):
+        assert options.create(tasks=["all"]).tasks == list(BUILTIN_TASKS) == resolve_task_names(["all"])
+    with pytest.raises(ConfigError, match=r"a task is listed twice: \['food_color'\]"):
+        ExperimentConfig.create(tasks=["all", "food_color"])

@@ -82,9 +82,11 @@ def _same_task_key(text: str) -> str:
 
 def _task_references(values: list[str]) -> list[str]:
     """The tasks as typed (a run's identity counts them so, so a folder with its task files moves
-    and still resumes), none named twice in two spellings."""
+    and still resumes), ``all`` as the six built-in tasks (as the command line reads it), none
+    named twice in two spellings."""
     if not values:
         raise ValueError("at least one task")
+    values = [name for value in values for name in (BUILTIN_TASKS if value == "all" else [value])]
     keys = [_same_task_key(v) for v in values]
     twice = sorted({v for v, key in zip(values, keys, strict=True) if keys.count(key) > 1})
     if twice:
