@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers.reliability import write_tiny_task
+from helpers.reliability import write_task, write_tiny_task
 from helpers.tinyllm import tiny_llm
 
 from taskvec.errors import ConfigError, MemoryBudgetError
@@ -167,3 +167,29 @@ def test_an_llm_whose_vectors_do_not_fit_the_vlm_is_refused_before_the_first_sta
     with pytest.raises(VectorMismatchError, match="do not fit .* LLM -> VLM transfer needs the same depth"):
         reproduce(config, tmp_path / "reproduce", adapter=vlm, show_progress=False)
     assert not (tmp_path / "reproduce").exists()
+
+
+def test_a_reproduction_of_a_task_without_pictures_is_refused_before_the_model_loads(tmp_path, monkeypatch):
+    """Its first condition (text examples, text queries) ran, then the first image condition
+    failed; every task's pictures are checked, in every style, before anything loads."""
+    from taskvec.errors import ImageError
+    from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("taskvec.pipelines.reproduce.load_model", never)
+    items = [{key: value for key, value in item.items() if key != "entity"} for item in _food_items()]
+    text_only = write_task(
+        tmp_path / "tasks", "tiny_food", instruction="colour:", val=items[:7], test=items[7:10]
+    )
+    config = ReproduceConfig.create(tasks=["food_color", str(text_only)], quick=True)
+    with pytest.raises(ImageError, match="task 'tiny_food': item .* has no 'image'"):
+        reproduce(config, tmp_path / "reproduce", show_progress=False)
+    assert not (tmp_path / "reproduce").exists()
+
+
+def _food_items() -> list[dict]:
+    from taskvec.tasks.registry import builtin_task_path
+
+    return json.loads(builtin_task_path("food_color").read_text())["val"]

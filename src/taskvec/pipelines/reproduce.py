@@ -47,7 +47,7 @@ from taskvec.models.shared_work import SharedWork
 from taskvec.patching.patch import line_complete
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
 from taskvec.pipelines.analyze import AnalysisConfig, AnalysisResult, analyze, finished_analysis
-from taskvec.pipelines.evaluate import RunResult, check_vectors_fit, evaluate
+from taskvec.pipelines.evaluate import RunResult, check_images, check_vectors_fit, evaluate
 from taskvec.pipelines.progress import progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.storage.run_folder import RunFolder, write_atomic
@@ -565,6 +565,8 @@ def reproduce(
     ranks.check_folder(RunFolder(root))
     if not (adapter.supports_images if adapter is not None else sees_images(config.model)):
         raise ConfigError(f"{config.model} is text-only; `taskvec reproduce` needs a vision-language model")
+    for style in config.styles:  # every condition but the first shows pictures: each task needs them
+        check_images(load_tasks(config.tasks), style)
     adapter = adapter or load_model(config.model, load_options)
     # the LLM of Table 4 before any stage: one that does not fit failed after the whole matrix
     llm = base_llm(adapter, config, load_options)
