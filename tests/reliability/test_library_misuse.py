@@ -78,3 +78,16 @@ def test_an_impossible_argument_is_taskvecs_own_error_before_any_forward_pass(
     with pytest.raises(error, match=words) as caught:
         call(llm)
     assert isinstance(caught.value, TaskvecError) and isinstance(caught.value, ValueError)
+
+
+def test_a_whole_task_vector_where_one_layers_tensor_belongs_says_how_to_take_it(llm, monkeypatch):
+    """``Patch(11, vector)`` and ``sweep(..., vector, layers)`` with a ``TaskVector`` failed with
+    AttributeError: 'TaskVector' object has no attribute 'ndim'."""
+    vector = extract(llm, [("Q:a\nA:",)], task="t", spec="text-icl")
+    _forbid_forward(monkeypatch, llm)
+    with pytest.raises(
+        VectorMismatchError, match=r"not a TaskVector; for a task vector, give vector.at\(1\)"
+    ):
+        generate_ids(llm, [["Q:a\nA:"]], Patch(1, vector))
+    with pytest.raises(VectorMismatchError, match=r"not a TaskVector; for a task vector: torch.stack"):
+        sweep(llm, [["Q:a\nA:"]], vector, [0, 1])

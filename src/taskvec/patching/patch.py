@@ -33,6 +33,11 @@ class Patch:
     def check(self, adapter: ModelAdapter) -> None:
         adapter.check_layer(self.layer)
         check_mode(self.mode)
+        if not isinstance(self.vector, torch.Tensor):  # e.g. a whole TaskVector, every layer's
+            raise VectorMismatchError(
+                f"a patch takes one layer's vector, a tensor [hidden], not a {type(self.vector).__name__}; "
+                f"for a task vector, give vector.at({self.layer})"
+            )
         if self.vector.ndim != 1 or self.vector.shape[0] != adapter.hidden_size:
             raise VectorMismatchError(
                 f"vector of shape {tuple(self.vector.shape)} cannot be patched into {adapter.name}, "

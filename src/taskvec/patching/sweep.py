@@ -59,6 +59,11 @@ class SweepResult:
 def _check(adapter: ModelAdapter, vectors: torch.Tensor, layers: Sequence[int]) -> None:
     for layer in layers:
         adapter.check_layer(layer)
+    if not isinstance(vectors, torch.Tensor):  # e.g. a TaskVector, whose layers need not be these
+        raise VectorMismatchError(
+            f"the sweep takes a tensor of one vector per layer swept, [{len(layers)}, hidden], not a "
+            f"{type(vectors).__name__}; for a task vector: torch.stack([vector.at(l) for l in layers])"
+        )
     if vectors.ndim != 2 or vectors.shape[0] != len(layers):
         raise VectorMismatchError(
             f"the sweep takes one vector per layer, [{len(layers)}, hidden], got {tuple(vectors.shape)}"
