@@ -210,6 +210,22 @@ def write_run_report(result: RunResult) -> Path:
     return path
 
 
+def _methods_line(config: ExperimentConfig) -> str:
+    """What xBase and xPatch are under the run's specification (an ensemble's xBase, for one, holds
+    no instruction)."""
+    shown = f"{config.n_examples} {config.demo_modality} demonstrations"
+    vector = f"the mean of the vectors of the validation prompts ({shown} and a query each)"
+    methods = {
+        "instruction": ("the instruction and the query in one prompt", "the instruction's vector"),
+        "ensemble": (
+            f"{shown} and the query in one prompt (no instruction)",
+            f"the mean of the instruction's vector and {vector}",
+        ),
+    }
+    base, patched = methods.get(config.spec, (f"{shown} and the query in one prompt", vector))
+    return f"xBase: {base}; xPatch: {patched}, patched into the bare query; No Context: the bare query"
+
+
 def run_report(
     config: ExperimentConfig,
     selection: str,
@@ -230,6 +246,7 @@ def run_report(
         per_task = ", ".join(f"{task} {layer}" for task, layer in per_task_best.items())
         lines.append(f"- each task's own best validation layer (`--layer-selection per-task`): {per_task}")
     lines += [
+        f"- {_methods_line(config)}",
         f"- test split, {spread_phrase(len(config.seeds))}; xPatch at the chosen layer; Label prior: "
         "the most frequent validation label answered for every test item",
         "",
