@@ -4,6 +4,8 @@ tasks by file)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
@@ -33,6 +35,19 @@ def test_a_saved_task_reads_back_as_the_same_task(tmp_path):
     assert (back.val, back.test) == (task.val, task.test)
     assert (back.domain, back.description) == ("flags", "built in Python")
     assert any(item.aliases for item in back.val + back.test)
+
+
+def test_a_picture_named_relative_to_the_working_directory_is_saved_by_its_place(tmp_path, monkeypatch):
+    """A task file's picture paths are read relative to the file: a relative path written as it was
+    given would name another file (or none) once the task file lies elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    Path("pictures").mkdir()
+    Image.new("RGB", (8, 8), "red").save("pictures/red.png")
+    items = (Item("a", "Red", "red", entity="pictures/red.png"), Item("b", "Dog", "dog", entity="dog"))
+    task = Task(name="own", instruction="The colour:", val=items[:1], test=items[1:])
+    back = load_task(task.save(tmp_path / "elsewhere" / "own.json"))
+    assert back.val[0].entity == str(tmp_path / "pictures" / "red.png")
+    assert back.test[0].entity == "dog"  # a suite entity stays a name
 
 
 def test_a_task_a_file_could_not_hold_is_refused_and_nothing_is_written(tmp_path):

@@ -201,8 +201,17 @@ def _item_record(item: Item) -> dict:
     if item.aliases:
         record["aliases"] = list(item.aliases)
     if item.entity:
-        record["image"] = item.entity
+        record["image"] = _absolute_if_a_file(item.entity)
     return record
+
+
+def _absolute_if_a_file(entity: str) -> str:
+    """A picture file named relative to the working directory (as Python code names files) by its
+    absolute place, since a task file's paths are read relative to the file; a suite entity as it is."""
+    path = Path(entity).expanduser()
+    if not path.is_absolute() and (entity.lower().endswith(_IMAGE_SUFFIXES) or path.is_file()):
+        return str(path.resolve())
+    return entity
 
 
 def _items(records: Sequence[ItemRecord], folder: Path | None = None) -> tuple[Item, ...]:
