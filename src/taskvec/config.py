@@ -10,6 +10,7 @@ and keys units, stages and analyses.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from typing import ClassVar, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -35,12 +36,13 @@ class Options(BaseModel):
         """Build the options, turning pydantic's report into a ``ConfigError`` that names the field."""
         return validated(cls, cls.kind, **options)
 
-    def named_after(self, model: str) -> Self:
+    def named_after(self, model: str, names: Collection[str] = ()) -> Self:
         """These options for a model given in memory (not loaded by its name): the model names the
-        run (its folder, config.json, report) unless the options name one, which must then be it."""
+        run (its folder, config.json, report) unless the options name one, which must then be it
+        or one of its ``names`` (an alias the options may keep: ``embedded-vlm``)."""
         if "model" not in self.model_fields_set:
             return self.model_copy(update={"model": model})
-        if self.model != model:
+        if self.model != model and self.model not in names:
             raise ConfigError(
                 f"the options name model {self.model!r}, but the model given is {model!r}; leave the "
                 "options' model out to run under the given model's name"

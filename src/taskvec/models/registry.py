@@ -45,6 +45,9 @@ class NamedModel:
     load: Callable[[LoadOptions], ModelAdapter]
     #: whether it takes pictures (known before loading, so a text-only model is refused first)
     supports_images: bool = False
+    #: the name its adapter carries where that is another named model's (an alias: the default
+    #: VLM's adapter is ``embedded-vlm-gemma3``)
+    alias_of: str | None = None
 
 
 def _embedded(backbone: str, tuned: bool = False) -> Callable[[LoadOptions], ModelAdapter]:
@@ -81,6 +84,7 @@ NAMED_MODELS: dict[str, NamedModel] = {
             f"the embedded VLM (EfficientNet-Lite0 + projector + {DEFAULT_EMBEDDED_BACKBONE}), the default",
             _embedded(DEFAULT_EMBEDDED_BACKBONE),
             supports_images=True,
+            alias_of=f"embedded-vlm-{DEFAULT_EMBEDDED_BACKBONE}",
         ),
         NamedModel(
             "embedded-vlm-smollm2",
@@ -103,6 +107,13 @@ NAMED_MODELS: dict[str, NamedModel] = {
         ),
     )
 }
+
+
+def names_of(adapter_name: str) -> tuple[str, ...]:
+    """Every name that loads a model whose adapter is named ``adapter_name``: itself and the named
+    models that are aliases of it (``embedded-vlm`` loads ``embedded-vlm-gemma3``)."""
+    return (adapter_name, *(m.name for m in NAMED_MODELS.values() if m.alias_of == adapter_name))
+
 
 #: the package whose modules are the model families
 FAMILY_PACKAGE = "taskvec.models.families"
@@ -314,6 +325,7 @@ __all__ = [
     "DEFAULT_VLM",
     "FAMILY_PACKAGE",
     "NAMED_MODELS",
+    "names_of",
     "LoadOptions",
     "Family",
     "NamedModel",

@@ -40,7 +40,7 @@ from taskvec.analysis.token_sets import TokenSets, load_words, token_sets
 from taskvec.config import Options, digest
 from taskvec.errors import ConfigError, TaskvecError
 from taskvec.models.adapter import ModelAdapter
-from taskvec.models.registry import DEFAULT_MODEL, load_model, sees_images
+from taskvec.models.registry import DEFAULT_MODEL, load_model, names_of, sees_images
 from taskvec.models.shared_work import SharedWork
 from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
@@ -225,7 +225,8 @@ def analyze(
     ``replace``, a folder holding another analysis is emptied rather than refused. ``shared``
     lends the vectors' delimiter states from protocol runs of the same prompts (a reproduction's)."""
     started = time.perf_counter()
-    config = config.named_after(adapter.name)  # the model given names the analysis, or is refused
+    # the model given names the analysis (or an alias of it does), or is refused
+    config = config.named_after(adapter.name, names_of(adapter.name))
     specs = config.specs or default_specs(adapter)
     if "image-icl" in specs and not adapter.supports_images:
         raise _text_only(adapter.name)
@@ -428,7 +429,7 @@ def run_analysis(
     else:
         config, run_layer = AnalysisConfig.create(**options), None
     if adapter is not None:  # before a folder is named or made: a run of another model is refused
-        config = config.named_after(adapter.name)
+        config = config.named_after(adapter.name, names_of(adapter.name))
     out = out or (Path(run) / "analysis" if run is not None else default_analysis_dir(config))
     ranks = current_ranks()
     ranks.check_folder(RunFolder(out))

@@ -39,7 +39,7 @@ from taskvec.evaluation.scoring import (
 )
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import progress_from, token_counts
-from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model, sees_images
+from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model, names_of, sees_images
 from taskvec.models.shared_work import SharedWork
 from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
@@ -366,7 +366,7 @@ def evaluate(
         announce(f"loading {config.model} ...", show_progress)
         adapter = load_model(config.model, load_options)
     else:
-        config = config.named_after(adapter.name)
+        config = config.named_after(adapter.name, names_of(adapter.name))
     check_model_fits(adapter, config)
     check_labels_tokenize(adapter, tasks)
     check_memory_budget(adapter, tasks, config)

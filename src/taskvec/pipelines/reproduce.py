@@ -42,7 +42,7 @@ from taskvec.experiments.conflict import PAIRS, conflict_answers, conflict_rows
 from taskvec.experiments.ensemble import ensemble_answers, ensemble_scores
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import OnProgress, progress_from
-from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model, sees_images
+from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model, names_of, sees_images
 from taskvec.models.shared_work import SharedWork
 from taskvec.patching.patch import line_complete
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
@@ -559,7 +559,7 @@ def reproduce(
     stage and each of its runs starts and ends."""
     started = time.perf_counter()
     if adapter is not None:
-        config = config.named_after(adapter.name)
+        config = config.named_after(adapter.name, names_of(adapter.name))
     root = Path(out or Path("runs") / f"reproduce-{config.model}{'-quick' if config.quick else ''}")
     ranks = current_ranks()
     ranks.check_folder(RunFolder(root))
