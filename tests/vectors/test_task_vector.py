@@ -5,18 +5,18 @@ from taskvec.errors import VectorMismatchError
 from taskvec.vectors.task_vector import TaskVector, VectorMeta
 
 
-def _vector(width=8, layers=3, model="m"):
+def _vector(width=8, layers=3, model="m", fingerprint="abc", task="t", seed=1, examples=5):
     meta = VectorMeta(
         model=model,
-        model_fingerprint="abc",
+        model_fingerprint=fingerprint,
         num_layers=layers,
         hidden_size=width,
-        task="t",
+        task=task,
         spec="text-icl",
         modality="text",
-        n_examples=5,
+        n_examples=examples,
         n_prompts=2,
-        seed=1,
+        seed=seed,
         template="paper",
         layers=list(range(layers)),
     )
@@ -62,6 +62,21 @@ def test_missing_layer_and_mixed_means_are_refused():
         TaskVector.mean([_vector(layers=3), _vector(layers=4)], spec="ensemble")
     mean = TaskVector.mean([_vector(), _vector()], spec="ensemble")
     assert mean.meta.spec == "ensemble" and mean.meta.n_prompts == 4
+
+
+def test_a_mean_records_what_it_is_made_of_and_refuses_two_models():
+    """The mean was recorded as its first vector's task, seed and examples: two tasks averaged read
+    as the first task, and an ensemble (the instruction, then 5-shot exemplars) as 0 examples."""
+    ensemble = TaskVector.mean([_vector(examples=0), _vector(examples=5)], spec="ensemble")
+    assert (ensemble.meta.task, ensemble.meta.seed, ensemble.meta.n_examples) == ("t", 1, 5)
+    mixed = TaskVector.mean(
+        [_vector(task="a", seed=1), _vector(task="b", seed=2), _vector(task="a")], "text-icl"
+    )
+    assert (mixed.meta.task, mixed.meta.seed) == ("a+b", None)
+    with pytest.raises(
+        VectorMismatchError, match="only average task vectors of one model: m \\(abc\\) and m \\(xyz\\)"
+    ):
+        TaskVector.mean([_vector(), _vector(fingerprint="xyz")], spec="text-icl")
 
 
 def test_a_folder_that_cannot_be_made_is_a_storage_error_and_leaves_nothing(tmp_path, monkeypatch):

@@ -108,17 +108,30 @@ class TaskVector:
 
     @staticmethod
     def mean(vectors: list[TaskVector], spec: str) -> TaskVector:
-        """Average vectors of the same model and layers (e.g. instruction + exemplars)."""
+        """Average vectors of the same model and layers (e.g. instruction + exemplars). The mean
+        records what it is made of: every task (``a+b`` where they differ), the seed they share
+        (else None), the most examples behind any of its prompts, and every prompt's source."""
         if not vectors:
             raise VectorMismatchError("no task vectors to average")
         first = vectors[0]
         for other in vectors[1:]:
             if other.meta.layers != first.meta.layers or other.meta.hidden_size != first.meta.hidden_size:
                 raise VectorMismatchError("can only average task vectors over the same layers and width")
+            if other.meta.model_fingerprint != first.meta.model_fingerprint:
+                one, two = first.meta, other.meta
+                raise VectorMismatchError(
+                    f"can only average task vectors of one model: {one.model} ({one.model_fingerprint}) "
+                    f"and {two.model} ({two.model_fingerprint}); a mean of two models' states would be "
+                    "recorded as one model's"
+                )
         stacked = torch.stack([v.vectors for v in vectors]).mean(0)
+        seeds = {v.meta.seed for v in vectors}
         meta = first.meta.model_copy(
             update={
                 "spec": spec,
+                "task": "+".join(dict.fromkeys(v.meta.task for v in vectors)),
+                "seed": first.meta.seed if len(seeds) == 1 else None,
+                "n_examples": max(v.meta.n_examples for v in vectors),
                 "n_prompts": sum(v.meta.n_prompts for v in vectors),
                 "sources": [source for v in vectors for source in v.meta.sources],
             }
