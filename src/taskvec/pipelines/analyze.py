@@ -168,9 +168,10 @@ def _run_task_files(folder: RunFolder, typed: list[str], recorded: dict[str, dic
     recorded (the file it read, whatever folder it was typed relative to), else as typed, and
     one that is nowhere (moved) is refused with what to do."""
     sources = [entry.get("source") for entry in recorded.values()]
+    if len(sources) != len(typed):  # a config.json that does not pair them: the typed ones alone
+        sources = [None] * len(typed)
     found = []
-    for index, reference in enumerate(typed):
-        source = sources[index] if index < len(sources) and len(sources) == len(typed) else None
+    for reference, source in zip(typed, sources, strict=True):
         if canonical_task_name(reference) in BUILTIN_TASKS:
             found.append(reference)
         elif source and Path(source).is_file():  # the very file the run read

@@ -367,20 +367,23 @@ class Reproduction:
         by_layer: dict[int, list[str]] = {}
         for name in names:
             by_layer.setdefault(main.layer_for(name), []).append(name)
-        means = []
-        for layer, rows in by_layer.items():
-            same, different = same_task_cosines(
+        means = [
+            same_task_cosines(
                 self._vectors_at(self.transfer[style], "text-icl", layer),
                 self._vectors_at(self.conditions[condition], condition.spec, layer),
                 names,
                 self.config.seeds,
-                rows=None if len(by_layer) == 1 else rows,
+                rows=rows,
             )
-            means.append((same, different, len(rows)))
+            for layer, rows in by_layer.items()
+        ]
         if len(by_layer) == 1:
-            return next(iter(by_layer)), means[0][0], means[0][1]
+            return next(iter(by_layer)), *means[0]
         # each task has as many pairs as every other: the mean of all pairs weighs each task's by one
-        same, different = (sum(m[i] * m[2] for m in means) / len(names) for i in (0, 1))
+        sizes = [len(rows) for rows in by_layer.values()]
+        same, different = (
+            sum(m[i] * n for m, n in zip(means, sizes, strict=True)) / len(names) for i in (0, 1)
+        )
         return ", ".join(f"{name} {main.layer_for(name)}" for name in names), same, different
 
     def _vectors_at(self, result: RunResult, spec: str, layer: int) -> dict[tuple[str, int], torch.Tensor]:
@@ -565,8 +568,9 @@ def reproduce(
     ranks.check_folder(RunFolder(root))
     if not (adapter.supports_images if adapter is not None else sees_images(config.model)):
         raise ConfigError(f"{config.model} is text-only; `taskvec reproduce` needs a vision-language model")
+    tasks = load_tasks(config.tasks)
     for style in config.styles:  # every condition but the first shows pictures: each task needs them
-        check_images(load_tasks(config.tasks), style)
+        check_images(tasks, style)
     adapter = adapter or load_model(config.model, load_options)
     # the LLM of Table 4 before any stage: one that does not fit failed after the whole matrix
     llm = base_llm(adapter, config, load_options)
