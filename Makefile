@@ -24,8 +24,10 @@ install: $(STAMP)
 reproduce: $(STAMP)
 	$(VENV)/bin/taskvec reproduce
 
+# two pytest workers (pytest-xdist), one core and one test file at a time each (tests/conftest.py)
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

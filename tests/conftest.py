@@ -4,6 +4,8 @@ cache, ~20 s the first time on a fresh machine). Tiny models and other builders 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -24,3 +26,12 @@ def pytest_collection_modifyitems(items):
 def smollm2():
     torch.manual_seed(0)
     return load_model("smollm2-135m")
+
+
+def pytest_configure(config):
+    """Under ``pytest -n N`` each worker takes one core: torch's threads (and those of the
+    commands the tests start) would otherwise oversubscribe the machine."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        os.environ["MKL_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)

@@ -73,7 +73,6 @@ def _clean_loss(model: Recogniser, data: RecognitionData) -> float:
 
 
 def test_a_few_recogniser_steps_lower_the_loss():
-    torch.set_num_threads(2)
     data = _small_data()
     batches_per_epoch = math.ceil(len(data.labels) / RecogniserConfig().batch_size)
     config = RecogniserConfig(epochs=30 / batches_per_epoch, warmup_steps=3, lr_head=1e-2, seed=1)
