@@ -54,7 +54,7 @@ def test_a_task_file_that_moved_is_refused_with_what_to_do(run_of_a_task_file, t
             {"reproduce": {}, "model": {}},
             r"is a reproduction, not a run: its analyses are in .*--run .*conditions",
         ),
-        ({"analysis": {}}, r"is an analysis's folder \(its config.json records no run\)"),
+        ({"analysis": {"model": "m"}}, r"is an analysis's folder \(taskvec analyze\), not a run"),
     ],
 )
 def test_a_folder_that_is_not_a_run_is_refused_with_what_it_is(tmp_path, recorded, refusal):

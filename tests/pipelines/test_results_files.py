@@ -17,6 +17,7 @@ from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.pipelines.evaluate import evaluate
 from taskvec.pipelines.results import metric_summary
 from taskvec.report.tables import write_run_report
+from taskvec.storage.run_folder import RunFolder
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +134,27 @@ def test_results_json_gives_one_seed_no_std():
 def test_load_run_says_whether_the_folder_is_missing_or_unfinished(tmp_path):
     with pytest.raises(ConfigError, match="no such folder"):
         taskvec.load_run(tmp_path / "typo")
-    (tmp_path / "started").mkdir()
-    with pytest.raises(ConfigError, match="holds no results.json: not a finished taskvec run folder"):
-        taskvec.load_run(tmp_path / "started")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="empty is not a taskvec run folder"):
+        taskvec.load_run(tmp_path / "empty")
+    started = RunFolder(tmp_path / "started")
+    started.start({"experiment": {"model": "m"}}, "abc")
+    with pytest.raises(ConfigError, match="started is a run that has not finished .* run its command again"):
+        taskvec.load_run(started.root)
+
+
+def test_load_run_of_a_reproduction_names_the_runs_in_it(tmp_path):
+    """A reproduction's folder (or its conditions/) was "not a finished taskvec run folder (or one
+    written by an older taskvec: run the same command again)": it is finished, and holds runs."""
+    (tmp_path / "config.json").write_text(json.dumps({"reproduce": {"styles": ["noto"]}, "model": {}}))
+    for name in ("text-icl__text", "instruction__text"):
+        RunFolder(tmp_path / "conditions" / name).start({"experiment": {"model": "m"}}, name)
+    runs = "the runs in it: conditions/instruction__text, conditions/text-icl__text$"
+    with pytest.raises(ConfigError, match=r"is a reproduction \(taskvec reproduce\), not a run; " + runs):
+        taskvec.load_run(tmp_path)
+    not_a_run = "conditions is not a taskvec run folder"
+    with pytest.raises(ConfigError, match=not_a_run + " .*: instruction__text, text-icl__text$"):
+        taskvec.load_run(tmp_path / "conditions")
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(ConfigError, match="notes.txt: a file"):
+        taskvec.load_run(tmp_path / "notes.txt")

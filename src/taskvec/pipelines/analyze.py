@@ -136,17 +136,14 @@ def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int |
     """Options taken from a ``taskvec run`` folder (model, tasks, template, style, examples, first
     seed) and its chosen layer, if the run completed; ``overrides`` win."""
     folder = RunFolder(run)
-    if not folder.config_path.is_file():
-        raise ConfigError(f"{folder.root} is not a taskvec run folder (no config.json)")
-    recorded = json.loads(folder.config_path.read_text())
-    if "reproduce" in recorded:
+    if folder.kind() == "reproduction":
         raise ConfigError(
             f"{folder.root} is a reproduction, not a run: its analyses are in {folder.root / 'analysis'}; "
             f"to analyse one of its runs, give --run {folder.root / 'conditions'}/<condition>"
         )
-    if "experiment" not in recorded:
-        kind = "an analysis's folder" if "analysis" in recorded else "not a taskvec run folder"
-        raise ConfigError(f"{folder.root} is {kind} (its config.json records no run); give a run folder")
+    if folder.kind() != "run":
+        raise folder.not_a_run()
+    recorded = folder.config()
     experiment = recorded["experiment"]
     options = {
         "model": experiment.get("model", DEFAULT_MODEL),

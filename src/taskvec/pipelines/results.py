@@ -26,7 +26,7 @@ from taskvec.errors import ConfigError
 from taskvec.evaluation.metrics import METRICS
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.scoring import answer_diversity
-from taskvec.storage.run_folder import write_atomic, write_json
+from taskvec.storage.run_folder import RUNNING, RunFolder, write_atomic, write_json
 from taskvec.tasks.task import Task
 
 RESULTS_FILE = "results.json"
@@ -211,12 +211,14 @@ def load_run(folder: str | Path, what: str = "results") -> pd.DataFrame:
     """
     root = Path(folder)
     results_path = root / RESULTS_FILE
-    if not root.is_dir():
-        raise ConfigError(f"load_run: no run folder at {root} (no such folder)")
+    run = RunFolder(root)
+    if run.kind() != "run":
+        raise run.not_a_run()
     if not results_path.is_file():
+        state = "has not finished" if run.status().get("state") == RUNNING else "holds no results.json"
         raise ConfigError(
-            f"{root} holds no {RESULTS_FILE}: not a finished taskvec run folder (or one written by an "
-            "older taskvec: run the same command again to complete it)"
+            f"{root} is a run that {state} (or one an older taskvec wrote): run its command again "
+            "to complete it"
         )
     results = json.loads(results_path.read_text(encoding="utf-8"))
     if what == "results":

@@ -31,7 +31,7 @@ from taskvec.models.adapter import ModelAdapter
 from taskvec.models.registry import LoadOptions, load_model
 from taskvec.pipelines.evaluate import check_images
 from taskvec.pipelines.progress import announce, progress_bar
-from taskvec.storage.run_folder import RunFolder
+from taskvec.storage.run_folder import RunFolder, runs_under
 from taskvec.tasks.registry import BUILTIN_TASKS, canonical_task_name, load_task
 from taskvec.tasks.task import Item, Task
 from taskvec.vectors.provenance import Shown
@@ -118,12 +118,9 @@ def verify_run(
 def run_folders(root: str | Path) -> list[Path]:
     """``root`` if it is a run folder, else every run folder under it (a reproduction's stages:
     one ``taskvec run`` folder per condition), in path order."""
-    root = Path(root)
-    if _is_run(root):
-        return [root]
-    found = sorted(path.parent for path in root.rglob("config.json") if _is_run(path.parent))
+    found = runs_under(root)
     if not found:
-        raise ConfigError(f"{root} is not a taskvec run folder and holds none (no config.json of a run)")
+        raise RunFolder(root).not_a_run()
     return found
 
 
@@ -186,13 +183,6 @@ def _verify_all(
             verification.checks.append(check)
             progress.advance(bar)
     return verifications
-
-
-def _is_run(folder: Path) -> bool:
-    try:
-        return bool(RunFolder(folder).config().get("experiment"))
-    except ConfigError:  # a damaged config.json is not a run's
-        return False
 
 
 def rederive(adapter: ModelAdapter, task: Task, seed: int, config: ExperimentConfig, saved: TaskVector):
@@ -288,12 +278,9 @@ def _inputs(folder: RunFolder, given: Mapping[str, Task]):
 
 
 def _run_config(folder: RunFolder) -> dict:
-    recorded = folder.config()
-    if not recorded.get("experiment"):
-        raise ConfigError(
-            f"{folder.root} is not a taskvec run folder (no config.json with the run's options)"
-        )
-    return recorded
+    if folder.kind() != "run":
+        raise folder.not_a_run()
+    return folder.config()
 
 
 def _tasks(

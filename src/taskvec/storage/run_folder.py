@@ -32,6 +32,8 @@ from taskvec.errors import ConfigError, FolderBusyError, StorageError, storage_e
 
 RUNNING, COMPLETE = "running", "complete"
 LOCK_NAME = ".taskvec.lock"
+#: what wrote a folder, by the key its config.json records that command's options under
+FOLDER_KINDS = {"experiment": "run", "reproduce": "reproduction", "analysis": "analysis"}
 
 
 @contextmanager
@@ -170,6 +172,35 @@ class RunFolder:
         """The folder's ``config.json`` (``{}`` if there is none)."""
         return _read_json(self.config_path) if self.config_path.is_file() else {}
 
+    def kind(self) -> str:
+        """What wrote the folder, by its config.json: ``run``, ``reproduction`` or ``analysis``;
+        ``""`` where there is none, a damaged one or another program's."""
+        try:
+            recorded = self.config()
+        except ConfigError:
+            return ""
+        return next((kind for key, kind in FOLDER_KINDS.items() if key in recorded), "")
+
+    def not_a_run(self) -> ConfigError:
+        """The one line for this folder given where a run's is needed, saying what it is instead
+        and, for a folder that holds runs (a reproduction's), which they are."""
+        if not self.root.is_dir():
+            found = "a file" if self.root.exists() else "no such folder"
+            return ConfigError(f"{self.root}: {found} (a taskvec run folder was expected)")
+        try:
+            self.config()
+        except ConfigError as damaged:  # its config.json does not parse: that is the line
+            return damaged
+        what = {
+            "reproduction": "a reproduction (taskvec reproduce), not a run",
+            "analysis": "an analysis's folder (taskvec analyze), not a run",
+        }.get(self.kind(), "not a taskvec run folder (no config.json of a run)")
+        runs = [str(path.relative_to(self.root)) for path in runs_under(self.root)]
+        if runs:
+            shown = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+            what += f"; the runs in it: {shown}"
+        return ConfigError(f"{self.root} is {what}")
+
     def status(self) -> dict:
         if not self.status_path.is_file():
             return {}
@@ -298,6 +329,14 @@ class RunFolder:
 
 def _is_temporary(path: Path) -> bool:
     return path.name == LOCK_NAME or (path.name.startswith(".") and path.name.endswith(".tmp"))
+
+
+def runs_under(root: str | Path) -> list[Path]:
+    """``root`` if it is a run folder, else every run folder under it, in path order."""
+    root = Path(root)
+    if RunFolder(root).kind() == "run":
+        return [root]
+    return sorted(path.parent for path in root.rglob("config.json") if RunFolder(path.parent).kind() == "run")
 
 
 def _read_json(path: Path) -> dict:
