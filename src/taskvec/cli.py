@@ -260,7 +260,6 @@ def run(
     Extract task vectors, sweep layers on val, and report No Context / majority / xBase / xPatch
     on test, mean ± std over seeds, into one run folder (an interrupted run resumes)."""
     from taskvec.evaluation.protocol import ExperimentConfig
-    from taskvec.evaluation.scoring import summary_table
     from taskvec.pipelines.evaluate import evaluate
     from taskvec.pipelines.progress import announce
     from taskvec.report.tables import (
@@ -304,7 +303,7 @@ def run(
     layers = sorted(set(result.task_layers.values())) or [result.best_layer]
     where = f"layer {layers[0]}" if len(layers) == 1 else "layer per task"
     for metric in ("paper", "whole_label", "strict", "exact"):
-        table = summary_table(result.predictions, metric)
+        table = result.summary(metric)
         if table.empty:
             continue
         _print_frame(format_summary(table, collapsed), f"{metric} (test, {where})")

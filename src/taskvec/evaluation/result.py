@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from taskvec.errors import ConfigError
+from taskvec.evaluation.metrics import METRICS
+from taskvec.evaluation.scoring import summary_table
 from taskvec.storage.run_folder import RunFolder
 
 if TYPE_CHECKING:
@@ -33,3 +36,10 @@ class RunResult:
     def layer_for(self, task: str) -> int:
         """The layer ``task``'s xPatch was read at."""
         return self.task_layers.get(task, self.best_layer)
+
+    def summary(self, metric: str = "paper") -> pd.DataFrame:
+        """The test table ``taskvec run`` prints for ``metric``: tasks (and their average) by
+        methods, mean and std over seeds (std NaN for one seed)."""
+        if metric not in METRICS:
+            raise ConfigError(f"summary: metric must be one of {', '.join(METRICS)}, not {metric!r}")
+        return summary_table(self.predictions, metric)
