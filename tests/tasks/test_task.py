@@ -155,3 +155,19 @@ def test_a_row_with_more_cells_than_the_header_or_a_label_that_is_no_text_is_ref
         (tmp_path / "t.jsonl").write_text("\n".join(lines) + "\n")
         with pytest.raises(TaskFileError, match=r"line 2 \(test item 0\): output must be text"):
             load_rows_task(tmp_path / "t.jsonl")
+
+
+def test_a_problem_every_item_shares_is_said_once_with_the_keys_an_item_has(tmp_path):
+    """A file written with ``label`` for ``output`` and no ids (nine items) was refused in 27
+    clauses, three per item; each problem is now said once, with its first places and a count."""
+    items = [{"input": f"x{i}", "label": f"y{i}"} for i in range(9)]
+    path = _write(tmp_path / "t.json", _task(val=items[:7], test=items[7:]))
+    with pytest.raises(TaskFileError) as refused:
+        load_task_file(path)
+    line = str(refused.value)
+    assert line.count(";") == 2, line  # three problems: id, output and label, each once
+    assert "val.0.id, val.1.id and 7 more: Field required" in line
+    assert "val.0.label, val.1.label and 7 more: not a key of an item (an item has id, input, output" in line
+    # one item's problem keeps its one place
+    with pytest.raises(TaskFileError, match=r"t.json: test.0.output: Field required$"):
+        load_task_file(_write(path, _task(test=[{"id": "b", "input": "u"}])))

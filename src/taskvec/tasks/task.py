@@ -227,11 +227,29 @@ def _items(records: Sequence[ItemRecord], folder: Path | None = None) -> tuple[I
     )
 
 
+#: what an item of a task file may say (``image`` and ``entity`` are one key)
+ITEM_KEYS = "id, input, output, aliases, image"
+
+
 def _describe(error: ValidationError) -> str:
-    parts = []
+    """Pydantic's problems as one line. A problem that several items share (a file written with
+    another key than ``output`` gives three per item) is said once, with its first places and how
+    many more, and a key an item may not have is answered with the keys it may."""
+    places: dict[tuple[str, str], list[str]] = {}
     for problem in error.errors():
-        where = ".".join(str(p) for p in problem["loc"])
-        parts.append(f"{where}: {problem['msg']}")
+        loc = problem["loc"]
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            message = f"not a key of an item (an item has {ITEM_KEYS})"
+        # the same field of another item (val.3.id, test.0.id) is the same problem
+        field = ".".join(str(p) for p in loc[2:]) if len(loc) > 2 and isinstance(loc[1], int) else ""
+        places.setdefault((field or ".".join(str(p) for p in loc), message), []).append(
+            ".".join(str(p) for p in loc)
+        )
+    parts = []
+    for (_, message), where in places.items():
+        more = f" and {len(where) - 2} more" if len(where) > 2 else ""
+        parts.append(f"{', '.join(where[:2])}{more}: {message}")
     return "; ".join(parts)
 
 
