@@ -171,3 +171,40 @@ def test_a_problem_every_item_shares_is_said_once_with_the_keys_an_item_has(tmp_
     # one item's problem keeps its one place
     with pytest.raises(TaskFileError, match=r"t.json: test.0.output: Field required$"):
         load_task_file(_write(path, _task(test=[{"id": "b", "input": "u"}])))
+
+
+def test_files_as_spreadsheets_save_them_load(tmp_path):
+    """A spreadsheet's "CSV UTF-8" begins with a byte-order mark, and in many locales separates
+    cells with ';': both were refused as having no 'split' column."""
+    rows = ["split,input,output,instruction", "val,France,Paris,The capital:", "test,Chile,Santiago,"]
+    (tmp_path / "bom.csv").write_bytes("\ufeff".encode() + "\r\n".join(rows).encode())
+    (tmp_path / "semi.csv").write_text("\n".join(row.replace(",", ";") for row in rows))
+    for name in ("bom.csv", "semi.csv"):
+        task = load_rows_task(tmp_path / name)
+        assert task.instruction == "The capital:", name
+        assert [(i.input, i.label) for i in (*task.val, *task.test)] == [
+            ("France", "Paris"),
+            ("Chile", "Santiago"),
+        ]
+    (tmp_path / "bom.json").write_bytes("\ufeff".encode() + json.dumps(_task()).encode())
+    assert load_task_file(tmp_path / "bom.json").name == "toy"
+
+
+def test_a_quoted_line_break_is_kept_and_an_answer_holding_one_is_refused(tmp_path):
+    """A quoted CSV cell "Madrid<newline>X" was read as 'MadridX' (lines were split before the
+    cells were); an answer with a line break could never be given (answers end at one)."""
+    header = "split,input,output,instruction\nval,France,Paris,The capital:\n"
+    (tmp_path / "input.csv").write_text(header + 'test,"Chile\nSouth America",Santiago,\n')
+    assert load_rows_task(tmp_path / "input.csv").test[0].input == "Chile\nSouth America"
+    (tmp_path / "answer.csv").write_text(header + 'test,Chile,"Santiago\nde Chile",\n')
+    with pytest.raises(
+        TaskFileError, match=r"answer.csv: line \d \(test item 0\): output: .*holds a line break"
+    ):
+        load_rows_task(tmp_path / "answer.csv")
+    with pytest.raises(TaskFileError, match=r"test.0.aliases: .*holds a line break"):
+        load_task_file(
+            _write(
+                tmp_path / "t.json",
+                _task(test=[{"id": "b", "input": "u", "output": "v", "aliases": ["w\n"]}]),
+            )
+        )

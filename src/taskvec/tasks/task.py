@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import re
 import unicodedata
@@ -72,6 +73,10 @@ def _answer_without_hidden_characters(answer: str) -> str:
     hidden = [name for char, name in HIDDEN_CHARACTERS.items() if char in answer]
     if hidden:
         raise ValueError(f"{answer!r} holds {', '.join(hidden)}, which no model writes; delete it")
+    if "\n" in answer or "\r" in answer:  # an answer is read up to its first line break
+        raise ValueError(
+            f"{answer!r} holds a line break; an answer is one line (a model's ends at its first)"
+        )
     return answer
 
 
@@ -260,7 +265,7 @@ def load_task_file(path: str | Path, instruction_of: Callable[[str], str | None]
     if not path.is_file():
         raise TaskFileError(f"task file not found: {path}; check the path, or name a built-in task")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is not the text
     except json.JSONDecodeError as error:
         raise TaskFileError(f"{path}: not valid JSON ({error})") from error
     except UnicodeDecodeError as error:
@@ -301,7 +306,7 @@ def _read_rows(path: Path) -> list[Row]:
     if not path.is_file():
         raise TaskFileError(f"task file not found: {path}; check the path, or name a built-in task")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # spreadsheets begin their UTF-8 files with a BOM
     except UnicodeDecodeError as error:
         raise TaskFileError(_not_utf8(path, error)) from None
     if path.suffix == ".jsonl":
@@ -329,7 +334,12 @@ def _read_rows(path: Path) -> list[Row]:
 
 
 def _csv_rows(path: Path, text: str) -> list[Row]:
-    reader = csv.DictReader(text.splitlines())
+    """A CSV's rows; a quoted cell may hold a line break (a label that does is refused later by
+    name, never read with the break dropped). A header that is one column with ``;`` or a tab in
+    it is read with that separator (spreadsheets in many locales write ``;``)."""
+    header = text.split("\n", 1)[0]
+    delimiter = next((d for d in ",;\t" if "input" in (cell.strip() for cell in header.split(d))), ",")
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows = []
     try:
         for row in reader:
