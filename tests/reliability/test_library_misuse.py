@@ -60,6 +60,14 @@ def _forbid_forward(monkeypatch, adapter) -> None:
             ConfigError,
             "max_new_tokens must be at least 1",
         ),
+        # one prompt where a list goes was read as one prompt per character, silently
+        (lambda m: extract(m, "Q:a\nA:", task="t", spec="text-icl"), ConfigError, "not one string"),
+        (
+            lambda m: generate_ids(m, "Q:a\nA:"),
+            ConfigError,
+            r"not one string \('Q:a\\nA:'\); give \[prompt\]",
+        ),
+        (lambda m: sweep(m, "Q:a\nA:", torch.zeros(1, m.hidden_size), [0]), ConfigError, "not one string"),
     ],
     ids=[
         "no prompts",
@@ -69,6 +77,9 @@ def _forbid_forward(monkeypatch, adapter) -> None:
         "mean of none",
         "past the delimiter",
         "no token",
+        "one string to extract",
+        "one string to generate",
+        "one string to sweep",
     ],
 )
 def test_an_impossible_argument_is_taskvecs_own_error_before_any_forward_pass(

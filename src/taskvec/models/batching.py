@@ -62,7 +62,12 @@ class MemoryBudget:
 def token_counts(adapter: ModelAdapter, prompts: Sequence[Prompt]) -> list[int]:
     """Length of each prompt in tokens (images counted as their placeholder tokens). A prompt of
     no token has no last token to read or patch: refused here, before any forward pass (a
-    tokenizer that adds a BOS token gives an empty text that token)."""
+    tokenizer that adds a BOS token gives an empty text that token). One prompt given where a
+    list of them goes is refused too: a string would be read as one prompt per character."""
+    if isinstance(prompts, str):
+        raise ConfigError(
+            f"prompts must be a list of prompts, not one string ({prompts[:30]!r}); give [prompt]"
+        )
     lengths = [adapter.token_count(p) for p in prompts]
     empty = [i for i, n in enumerate(lengths) if n == 0]
     if empty:
