@@ -78,7 +78,9 @@ def test_rerun_reuses_finished_units_and_gives_the_same_table(capital_run, smoll
 
 
 def test_another_config_in_the_same_folder_is_refused(capital_run, smollm2):
-    with pytest.raises(ConfigError, match="another configuration"):
+    with pytest.raises(
+        ConfigError, match=r"holds another run \(experiment.n_examples: 5 in the folder, 4 now\)"
+    ):
         evaluate(
             ExperimentConfig(**{**CONFIG, "n_examples": 4}),
             capital_run.folder.root,

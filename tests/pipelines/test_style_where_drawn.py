@@ -229,6 +229,8 @@ def test_a_folder_of_another_run_with_a_recorded_style_stays_another_configurati
     recorded = {"experiment": config.model_dump(mode="json"), "config_hash": "0" * 12, "lineage": "older"}
     (out / "config.json").write_text(json.dumps(recorded))
     before = snapshot(out)
-    with pytest.raises(ConfigError, match="another configuration"):
+    with pytest.raises(
+        ConfigError, match=r"holds another run \(.*experiment.style: \"noto\" in the folder, none now"
+    ):
         evaluate(config, out, adapter=adapter, show_progress=False)
     assert snapshot(out) == before

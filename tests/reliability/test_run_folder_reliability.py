@@ -137,7 +137,7 @@ def test_a_changed_model_template_layer_set_or_task_data_never_reuses_old_units(
 
     # the old folder refuses the changed run and keeps its results untouched
     before = snapshot(old)
-    with pytest.raises(ConfigError, match="another configuration"):
+    with pytest.raises(ConfigError, match=r"holds another run \(.*in the folder, .* now"):
         _run(config, old, adapter)
     assert snapshot(old) == before
 
@@ -145,7 +145,9 @@ def test_a_changed_model_template_layer_set_or_task_data_never_reuses_old_units(
     new = work / "new"
     shutil.copytree(old, new)
     config_file = new / "config.json"
-    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "config_hash": new_identity}))
+    recorded = json.loads(config_file.read_text())
+    experiment = config.as_run([load_task(TASK_FILE)]).model_dump(mode="json")
+    config_file.write_text(json.dumps({**recorded, "config_hash": new_identity, "experiment": experiment}))
     result = _run(config, new, adapter)
     assert unit_calls == [UNIT]
     new_unit = _unit_identity(config, adapter)
@@ -169,7 +171,7 @@ def test_adding_a_seed_to_a_finished_run_computes_only_the_new_units(smollm2, wo
         assert snapshot(out)[name] == before[name], name
     # the control: a changed template is another lineage, refused, the folder untouched
     extended = snapshot(out)
-    with pytest.raises(ConfigError, match="another configuration"):
+    with pytest.raises(ConfigError, match=r"experiment.template: \"spaced\" in the folder, \"paper\" now"):
         _run(_config(seeds=[1, 2, 3], template="paper"), out, smollm2)
     assert snapshot(out) == extended and unit_calls == [("tiny_food", 2)]
 

@@ -361,6 +361,7 @@ def evaluate(
     tasks, images = _validate(config)
     if out is not None:
         ranks.check_folder(RunFolder(out))
+        _refuse_other_options(RunFolder(out), config, tasks)
     if adapter is None:
         check_named_model_takes_images(config)
         announce(f"loading {config.model} ...", show_progress)
@@ -395,7 +396,9 @@ def evaluate(
     if config.needs_images:  # the pictures shown (image ICL shows the val split's; image queries both)
         splits = ("val", "test") if config.query == "image" else ("val",)
         resolved["pictures"] = pictures_shown(tasks, config.style, splits)
-    folder.refuse_other_run(identity, lineage)  # before the lock: another run's folder stays untouched
+    folder.refuse_other_run(
+        identity, lineage, resolved
+    )  # before the lock: another run's folder stays untouched
     with ranks.folder_lock(folder):  # one command per folder: a second one is refused, never mixed in
         finished = None
         if ranks.is_main:
@@ -516,6 +519,21 @@ def evaluate(
         )
         ranks.barrier()  # the folder is complete for the other ranks
         return result
+
+
+#: options a folder's run may differ in and still be this run's (extended, or read at another
+#: layer), and those told apart only once the model is loaded: the model (an alias loads the
+#: model another name records) and the style (an older taskvec recorded it for text runs)
+_SETTLED_AFTER_LOADING = {"seeds", "layer_selection", "model", "style"}
+
+
+def _refuse_other_options(folder: RunFolder, config: ExperimentConfig, tasks: list[Task]) -> None:
+    """A folder that holds a run of other options is refused before the model loads; the weights,
+    task data and pictures are compared once they are known (``RunFolder.refuse_other_run``)."""
+    if folder.kind() != "run":
+        return
+    asked = config.as_run(tasks).model_dump(mode="json", exclude=_SETTLED_AFTER_LOADING)
+    folder.refuse_other_options({"experiment": asked})
 
 
 def _refuse_fewer_seeds(folder: RunFolder, config: ExperimentConfig, identity: str, lineage: str) -> None:

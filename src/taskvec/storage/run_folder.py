@@ -255,26 +255,49 @@ class RunFolder:
                 write_json(self.config_path, {**config, "config_hash": config_hash, "lineage": lineage})
                 return True
             if not replace:
-                raise ConfigError(
-                    f"{self.root} holds a run of another configuration, model or task data "
-                    f"({existing.get('config_hash')} != {config_hash}); choose another --out"
-                )
+                raise self._other_run(existing, config, config_hash)
             self._clear()
         write_json(self.config_path, {**config, "config_hash": config_hash, "lineage": lineage})
         self._set_status(RUNNING, resumed=False)
         return False
 
-    def refuse_other_run(self, config_hash: str, lineage: str = "") -> None:
+    def refuse_other_run(self, config_hash: str, lineage: str = "", config: dict | None = None) -> None:
         """Refuse a folder holding a run of another configuration and lineage; checked (without
-        writing anything) before the folder is locked, and again by ``start`` under the lock."""
+        writing anything) before the folder is locked, and again by ``start`` under the lock.
+        ``config`` (what ``start`` would record) lets the refusal say what differs."""
         if not self.config_path.is_file():
             return
         existing = _read_json(self.config_path)
         if existing.get("config_hash") == config_hash or (lineage and existing.get("lineage") == lineage):
             return
-        raise ConfigError(
-            f"{self.root} holds a run of another configuration, model or task data "
-            f"({existing.get('config_hash')} != {config_hash}); choose another --out"
+        raise self._other_run(existing, config or {}, config_hash)
+
+    def refuse_other_options(self, options: dict) -> None:
+        """Before a model loads, refuse a folder whose run was asked with other ``options`` (a
+        part of what ``start`` records, e.g. ``{"experiment": {...}}`` without the options a
+        folder may change): a minute of loading a large model is not spent on a refusal."""
+        if not self.config_path.is_file():
+            return
+        existing = _read_json(self.config_path)
+        if _differences(existing, json.loads(json.dumps(options, default=str)), only_asked=True):
+            raise self._other_run(existing, options, "", only_asked=True)
+
+    def _other_run(
+        self, existing: dict, config: dict, config_hash: str, only_asked: bool = False
+    ) -> ConfigError:
+        """The refusal of a folder that holds another run, naming what differs where it can."""
+        asked = json.loads(json.dumps(config, default=str))
+        comparable = any(key in existing and key in asked for key in FOLDER_KINDS)  # a run's and a run's
+        differences = _differences(existing, asked, only_asked=only_asked) if comparable else []
+        if not differences:
+            return ConfigError(
+                f"{self.root} holds a run of another configuration, model or task data "
+                f"({existing.get('config_hash')} != {config_hash}); choose another --out"
+            )
+        more = f" and {len(differences) - 3} more" if len(differences) > 3 else ""
+        return ConfigError(
+            f"{self.root} holds another run ({'; '.join(differences[:3])}{more}); choose another --out, "
+            "or give the folder's options"
         )
 
     def _clear(self) -> None:
@@ -329,6 +352,35 @@ class RunFolder:
 
 def _is_temporary(path: Path) -> bool:
     return path.name == LOCK_NAME or (path.name.startswith(".") and path.name.endswith(".tmp"))
+
+
+#: what a config.json records beside what its results depend on: never a reason a folder differs
+_NOT_COMPARED = {"versions", "config_hash", "lineage", "source"}
+
+
+def _differences(recorded: dict, asked: dict, prefix: str = "", only_asked: bool = False) -> list[str]:
+    """What differs between a folder's config.json and the one a command would write, leaf by
+    leaf (``experiment.memory_budget_mb: 1024.0 in the folder, 300.0 now``); a part with a name
+    of its own (a template, a model) that names another is said by its name alone.
+    ``only_asked``: compare the keys ``asked`` holds, not the ones only the folder records."""
+    found = []
+    keys = set(asked) if only_asked else set(recorded) | set(asked)
+    for key in sorted(keys, key=str):
+        if key in _NOT_COMPARED:
+            continue
+        then, now = recorded.get(key), asked.get(key)
+        if isinstance(then, dict) and isinstance(now, dict) and then.get("name") == now.get("name"):
+            found += _differences(then, now, f"{prefix}{key}.", only_asked)
+        elif isinstance(then, dict) and isinstance(now, dict):
+            found.append(f"{prefix}{key}: {_brief(then['name'])} in the folder, {_brief(now['name'])} now")
+        elif then != now:
+            found.append(f"{prefix}{key}: {_brief(then)} in the folder, {_brief(now)} now")
+    return found
+
+
+def _brief(value) -> str:
+    text = "none" if value is None else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def runs_under(root: str | Path) -> list[Path]:
