@@ -16,7 +16,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from taskvec.config import validated
-from taskvec.errors import ConfigError, TaskvecError, TemplateError, storage_error
+from taskvec.errors import ConfigError, MemoryBudgetError, TaskvecError, TemplateError, storage_error
 from taskvec.models.registry import DEFAULT_MODEL, DEFAULT_VLM
 from taskvec.tasks.images import DEFAULT_STYLE
 
@@ -36,6 +36,11 @@ class _Commands(TyperGroup):
             if storage_error(error) is error:
                 raise
             _fail(storage_error(error))
+        except RuntimeError as error:  # a GPU that ran out of memory is the machine's limit, not a bug
+            out_of_memory = _out_of_memory(error, getattr(_RESOLVED.get(_COMMAND), "name", ""))
+            if out_of_memory is None:
+                raise
+            _fail(out_of_memory)
         except KeyboardInterrupt:
             command = getattr(_RESOLVED.get(_COMMAND), "name", "")
             again = " run the same command again to resume where it stopped" if command in _RESUMABLE else ""
@@ -198,6 +203,31 @@ data_app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 console = Console(stderr=True)
+
+
+def _out_of_memory(error: RuntimeError, command: str) -> TaskvecError | None:
+    """torch's out-of-memory error (dozens of lines of allocator advice) as one line: what ran out
+    (its first sentences), what lowers the need, and that the finished work is kept."""
+    import torch
+
+    if not isinstance(error, torch.OutOfMemoryError):
+        return None
+    what = ". ".join(" ".join(str(error).split()).split(". ")[:3]).rstrip(".")
+    cures = ["a lower --memory-budget-mb (smaller batches)"] if command in _BUDGETED else []
+    cures += ["--dtype bfloat16"] if command in _WITH_DTYPE else []
+    cures += ["a GPU with more free memory"]
+    cure = ", ".join(cures[:-1]) + (" or " if len(cures) > 1 else "") + cures[-1]
+    kept = ""
+    if command in _RESUMABLE:
+        kept = (
+            "; the units finished so far are kept, and the same command resumes them once the memory "
+            "is free (a new budget or dtype is another run: give it another --out)"
+        )
+    return MemoryBudgetError(f"out of GPU memory ({what}): use {cure}{kept}")
+
+
+_BUDGETED = ("run", "reproduce")  # commands with --memory-budget-mb
+_WITH_DTYPE = ("run", "reproduce", "analyze", "verify")
 
 
 def _fail(error: Exception) -> None:

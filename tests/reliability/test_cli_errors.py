@@ -4,6 +4,7 @@ traceback; a bug (any other exception) is not disguised as a user error."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -132,3 +133,45 @@ def test_a_bug_is_not_disguised_as_a_user_error(tmp_path, monkeypatch):
     result = _invoke("run", "--tasks", "food_color", "--out", str(tmp_path / "run"))
     assert result.exit_code != 2 and isinstance(result.exception, RuntimeError)
     assert not _error_lines(result.output)
+
+
+#: what torch raises when a CUDA allocation fails (its first sentences; the rest is allocator advice)
+OUT_OF_MEMORY = (
+    "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB of which "
+    "1.02 GiB is free. Including non-PyTorch memory, this process has 78.16 GiB memory in use. Of the "
+    "allocated memory 76.90 GiB is allocated by PyTorch, and 0.62 GiB is reserved by PyTorch but "
+    "unallocated. If reserved but unallocated memory is large try setting "
+    "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation."
+)
+
+
+@pytest.mark.parametrize(
+    ("command", "target", "cure"),
+    [
+        (
+            "run",
+            "taskvec.pipelines.evaluate.evaluate",
+            "lower --memory-budget-mb .*bfloat16.* same command resumes",
+        ),
+        ("align", "taskvec.pipelines.align.align_projector", r"\): use a GPU with more free memory$"),
+    ],
+)
+def test_a_gpu_out_of_memory_is_one_line_with_its_cure(tmp_path, monkeypatch, command, target, cure):
+    """On a GPU, a batch too large for its memory ended in torch's traceback and a page of
+    allocator advice; it is the machine's limit, said in one line with what lowers the need."""
+    import torch
+
+    def out_of_memory(*_args, **_kwargs):
+        raise torch.OutOfMemoryError(OUT_OF_MEMORY)
+
+    monkeypatch.setattr(target, out_of_memory)
+    args = ["--tasks", "food_color"] if command == "run" else ["--stage", "projector"]
+    result = _invoke(command, *args, "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2, result.output
+    lines = _error_lines(result.output)
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert lines[0].startswith(
+        "error: out of GPU memory (CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0"
+    )
+    assert "expandable_segments" not in lines[0]
+    assert re.search(cure, lines[0]), lines[0]
