@@ -220,8 +220,8 @@ def _out_of_memory(error: RuntimeError, command: str) -> TaskvecError | None:
     kept = ""
     if command in _RESUMABLE:
         kept = (
-            "; the units finished so far are kept, and the same command resumes them once the memory "
-            "is free (a new budget or dtype is another run: give it another --out)"
+            "; the units finished so far are kept: the same command resumes them, also with a lower "
+            "--memory-budget-mb (another --dtype is another run)"
         )
     return MemoryBudgetError(f"out of GPU memory ({what}): use {cure}{kept}")
 

@@ -31,6 +31,19 @@ class Options(BaseModel):
     #: the model a pipeline runs: a named model, hub id or folder (each pipeline its default)
     model: str
 
+    #: options that decide how the work is done, not what it gives (the memory budget bounds how
+    #: many prompts share a batch): identities count each as its default (``for_identity``)
+    not_in_identity: ClassVar[tuple[str, ...]] = ()
+
+    def for_identity(self) -> Self:
+        """These options as identities (run folders, units, stages) hash them: every option in
+        ``not_in_identity`` at its default, so a run resumes under another memory budget (a GPU
+        that ran out of memory) and what was computed under the default keeps the identity it had
+        when the budget still counted. Batches of other sizes may differ in the last bits, as
+        another thread count does."""
+        defaults = {name: type(self).model_fields[name].default for name in self.not_in_identity}
+        return self.model_copy(update=defaults)
+
     @classmethod
     def create(cls, **options) -> Self:
         """Build the options, turning pydantic's report into a ``ConfigError`` that names the field."""

@@ -40,13 +40,13 @@ def _never_load(monkeypatch) -> None:
 @pytest.mark.parametrize(
     ("change", "said"),
     [
-        ({"memory_budget_mb": 300}, r"experiment.memory_budget_mb: 1024.0 in the folder, 300.0 now\)"),
+        ({"answer_tokens": 3}, r"experiment.answer_tokens: 2 in the folder, 3 now\)"),
         (
             {"n_examples": 4, "template": "paper"},
             r"n_examples: 5 in the folder, 4 now; .*template: \"spaced\"",
         ),
     ],
-    ids=["budget", "examples and template"],
+    ids=["answer length", "examples and template"],
 )
 def test_other_options_are_refused_by_name_before_the_model_loads(finished, monkeypatch, change, said):
     out, options = finished

@@ -130,6 +130,7 @@ class ExperimentConfig(Options):
     #: test sweep is about a fifth of a run's work)
     test_layers: Literal["all", "chosen"] = "all"
     memory_budget_mb: float = Field(default=1024, gt=0, allow_inf_nan=False)
+    not_in_identity: ClassVar[tuple[str, ...]] = ("memory_budget_mb",)
 
     @field_validator("template", mode="before")
     @classmethod
@@ -185,7 +186,7 @@ class ExperimentConfig(Options):
         return self.model_copy(update={"style": self.style if drawn else None})
 
     def config_hash(self) -> str:
-        return digest(json.dumps(self.model_dump(mode="json"), sort_keys=True), length=10)
+        return digest(json.dumps(self.for_identity().model_dump(mode="json"), sort_keys=True), length=10)
 
     def budget(self) -> MemoryBudget:
         return MemoryBudget.from_mb(self.memory_budget_mb)

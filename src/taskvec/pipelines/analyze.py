@@ -82,6 +82,7 @@ class AnalysisConfig(Options):
     token_sets: str | None = None
     embeddings: list[str] = Field(default_factory=lambda: ["tsne", "pca"])
     memory_budget_mb: float = Field(default=1024, gt=0, allow_inf_nan=False)
+    not_in_identity: ClassVar[tuple[str, ...]] = ("memory_budget_mb",)
 
     @field_validator("template", mode="before")
     @classmethod
@@ -184,7 +185,7 @@ def _run_task_files(folder: RunFolder, typed: list[str], recorded: dict[str, dic
 
 
 def _identity(config: AnalysisConfig, adapter: ModelAdapter, task_prints: list[str]) -> str:
-    return digest(config.model_dump_json(), adapter.fingerprint, *task_prints)
+    return digest(config.for_identity().model_dump_json(), adapter.fingerprint, *task_prints)
 
 
 def finished_analysis(
@@ -406,7 +407,7 @@ def result_tables(results: AnalysisTables) -> dict[str, tuple[pd.DataFrame, bool
 
 
 def default_analysis_dir(config: AnalysisConfig, root: Path = Path("runs")) -> Path:
-    identity = digest(config.model_dump_json(), length=10)
+    identity = digest(config.for_identity().model_dump_json(), length=10)
     return root / f"{config.model}-analysis-{config.template.name}-{identity}".replace("/", "_")
 
 

@@ -246,7 +246,7 @@ class _Hashing:
 
 
 def _settings(config: ExperimentConfig, exclude: set[str]) -> str:
-    return json.dumps(config.model_dump(mode="json", exclude=exclude), sort_keys=True)
+    return json.dumps(config.for_identity().model_dump(mode="json", exclude=exclude), sort_keys=True)
 
 
 def check_labels_tokenize(adapter: ModelAdapter, tasks: list[Task]) -> None:
@@ -513,6 +513,7 @@ def evaluate(
             task_layers=task_layers,
             seconds=round(time.perf_counter() - started, 1),
             peak_rss_mb=_peak_rss_mb(),
+            memory_budget_mb=config.memory_budget_mb,  # this launch's: a resumed run may have had others
         )
         result = RunResult(
             folder, best, val_scores, predictions, task_layers, config.layer_selection, test_scores, config
@@ -524,7 +525,7 @@ def evaluate(
 #: options a folder's run may differ in and still be this run's (extended, or read at another
 #: layer), and those told apart only once the model is loaded: the model (an alias loads the
 #: model another name records) and the style (an older taskvec recorded it for text runs)
-_SETTLED_AFTER_LOADING = {"seeds", "layer_selection", "model", "style"}
+_SETTLED_AFTER_LOADING = {"seeds", "layer_selection", "model", "style", *ExperimentConfig.not_in_identity}
 
 
 def _refuse_other_options(folder: RunFolder, config: ExperimentConfig, tasks: list[Task]) -> None:

@@ -79,6 +79,7 @@ class ReproduceConfig(Options):
     #: each condition's layer: ``shared`` by the six tasks (the paper's protocol) or ``per-task``
     layer_selection: LayerSelection = "shared"
     memory_budget_mb: float = Field(default=1024, gt=0, allow_inf_nan=False)
+    not_in_identity: ClassVar[tuple[str, ...]] = ("memory_budget_mb",)
     quick: bool = False
 
     @classmethod
@@ -627,4 +628,4 @@ def _identity(
     config: ReproduceConfig, adapter: ModelAdapter, tasks: list[Task], exclude: set[str] | None = None
 ) -> str:
     prints = [t.fingerprint() for t in tasks]
-    return digest(config.model_dump_json(exclude=exclude), adapter.fingerprint, *prints)
+    return digest(config.for_identity().model_dump_json(exclude=exclude), adapter.fingerprint, *prints)

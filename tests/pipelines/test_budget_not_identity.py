@@ -1,0 +1,72 @@
+"""The memory budget decides how many prompts share a batch, not what a prompt computes: a run
+interrupted under one budget (a GPU that ran out of memory) resumes under a lower one, keeping its
+finished units, and what was computed under the default budget keeps its identity."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers.reliability import TINY, write_tiny_task
+from helpers.tinyllm import tiny_llm
+
+from taskvec.evaluation.protocol import ExperimentConfig
+from taskvec.pipelines import evaluate as evaluate_module
+from taskvec.pipelines.analyze import AnalysisConfig
+from taskvec.pipelines.evaluate import default_run_dir, evaluate, run_identity, unit_identity
+from taskvec.pipelines.reproduce import ReproduceConfig
+from taskvec.tasks.task import load_task_file
+
+
+def _run_units(monkeypatch, stop_after: int | None = None) -> list:
+    """``run_unit`` counted, and (``stop_after``) killed once that many units are finished."""
+    real, computed = evaluate_module.run_unit, []
+
+    def run_unit(adapter, task, seed, *rest):
+        if stop_after is not None and len(computed) == stop_after:
+            raise KeyboardInterrupt
+        computed.append(seed)
+        return real(adapter, task, seed, *rest)
+
+    monkeypatch.setattr(evaluate_module, "run_unit", run_unit)
+    return computed
+
+
+def test_a_run_stopped_under_one_budget_resumes_under_a_lower_one(tmp_path, monkeypatch):
+    task = str(write_tiny_task(tmp_path / "data"))
+    adapter = tiny_llm("llama", layers=3)
+    options = {**TINY, "tasks": [task], "seeds": [1, 2], "layers": [1]}
+    out = tmp_path / "run"
+    with monkeypatch.context() as killed:
+        _run_units(killed, stop_after=1)
+        with pytest.raises(KeyboardInterrupt):
+            evaluate(ExperimentConfig.create(**options), out, adapter=adapter, show_progress=False)
+    computed = _run_units(monkeypatch)
+    lower = ExperimentConfig.create(**options, memory_budget_mb=1.0)  # about two prompts a batch
+    result = evaluate(lower, out, adapter=adapter, show_progress=False)
+    assert computed == [2]  # seed 1's unit, finished under the default budget, is kept
+    assert result.folder.is_complete()
+    assert json.loads((out / "status.json").read_text())["memory_budget_mb"] == 1.0
+    # the same answers as one uninterrupted run under the default budget
+    whole = evaluate(
+        ExperimentConfig.create(**options), tmp_path / "whole", adapter=adapter, show_progress=False
+    )
+    columns = ["task", "seed", "item", "method", "prediction"]
+    assert result.predictions[columns].equals(whole.predictions[columns])
+
+
+def test_identities_count_the_budget_as_its_default(tmp_path):
+    task = load_task_file(write_tiny_task(tmp_path / "data"))
+    default = ExperimentConfig.create(**{**TINY, "tasks": [task.source]})
+    lower = default.model_copy(update={"memory_budget_mb": 1.0})
+    assert run_identity(lower, [task], "w") == run_identity(default, [task], "w")
+    assert unit_identity(lower, task, "w") == unit_identity(default, task, "w")
+    assert default_run_dir(lower, [task]) == default_run_dir(default, [task])
+    # and what a folder records is still the budget each launch used
+    assert lower.for_identity().memory_budget_mb == 1024 and lower.memory_budget_mb == 1.0
+    # the control: an option that changes what is computed changes the identity
+    other = default.model_copy(update={"n_examples": 4})
+    assert run_identity(other, [task], "w") != run_identity(default, [task], "w")
+    for options in (ReproduceConfig, AnalysisConfig):
+        config = options.create()
+        assert config.model_copy(update={"memory_budget_mb": 9.0}).for_identity() == config
