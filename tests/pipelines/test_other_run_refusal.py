@@ -3,6 +3,9 @@ differ, before the model loads (a 7B model's minute of loading is not spent on a
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pytest
 from helpers.reliability import snapshot, write_tiny_task
 from helpers.tinyllm import tiny_llm
@@ -65,3 +68,16 @@ def test_other_weights_are_refused_by_name_once_loaded(finished):
     said = r"holds another run \(model.fingerprint: \"\w+\" in the folder, \"\w+\" now"
     with pytest.raises(ConfigError, match=said):
         evaluate(ExperimentConfig.create(**options), out, adapter=other, show_progress=False)
+
+
+def test_the_same_run_under_another_identity_says_so(finished, tmp_path):
+    """A folder another taskvec wrote for these very options (its identity formula counted, say, a
+    non-default memory budget) has nothing to name: the refusal says the options read the same."""
+    out, options = finished
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    recorded = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**recorded, "config_hash": "0" * 12, "lineage": "older"}))
+    adapter = _fingerprinted(tiny_llm("llama", layers=3))
+    with pytest.raises(ConfigError, match=r"whose options, model and data read the same \(another taskvec"):
+        evaluate(ExperimentConfig.create(**options), copy, adapter=adapter, show_progress=False)

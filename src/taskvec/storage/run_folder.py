@@ -290,8 +290,14 @@ class RunFolder:
         comparable = any(key in existing and key in asked for key in FOLDER_KINDS)  # a run's and a run's
         differences = _differences(existing, asked, only_asked=only_asked) if comparable else []
         if not differences:
+            # the same options, model and data under another identity: another taskvec's formula
+            same = (
+                " whose options, model and data read the same (another taskvec hashed them)"
+                if comparable
+                else ""
+            )
             return ConfigError(
-                f"{self.root} holds a run of another configuration, model or task data "
+                f"{self.root} holds a run of another configuration, model or task data{same} "
                 f"({existing.get('config_hash')} != {config_hash}); choose another --out"
             )
         more = f" and {len(differences) - 3} more" if len(differences) > 3 else ""
