@@ -62,12 +62,15 @@ def test_other_options_are_refused_by_name_before_the_model_loads(finished, monk
 
 def test_other_weights_are_refused_by_name_once_loaded(finished):
     """The weights are known once the model is: the same options with another model's weights
-    say which parts of the recorded model differ."""
+    say which parts of the recorded model differ; another memory budget is not among them (it is
+    no part of a run's identity)."""
     out, options = finished
     other = _fingerprinted(tiny_llm("llama", layers=3, seed=1))
     said = r"holds another run \(model.fingerprint: \"\w+\" in the folder, \"\w+\" now"
-    with pytest.raises(ConfigError, match=said):
-        evaluate(ExperimentConfig.create(**options), out, adapter=other, show_progress=False)
+    with pytest.raises(ConfigError, match=said) as refused:
+        config = ExperimentConfig.create(**options, memory_budget_mb=300)
+        evaluate(config, out, adapter=other, show_progress=False)
+    assert "memory_budget" not in str(refused.value)
 
 
 def test_the_same_run_under_another_identity_says_so(finished, tmp_path):

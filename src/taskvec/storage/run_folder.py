@@ -287,7 +287,8 @@ class RunFolder:
     ) -> ConfigError:
         """The refusal of a folder that holds another run, naming what differs where it can."""
         asked = json.loads(json.dumps(config, default=str))
-        comparable = any(key in existing and key in asked for key in FOLDER_KINDS)  # a run's and a run's
+        # both record one command's options (a run's, say), so their leaves can be compared
+        comparable = any(key in existing and key in asked for key in FOLDER_KINDS)
         differences = _differences(existing, asked, only_asked=only_asked) if comparable else []
         if not differences:
             # the same options, model and data under another identity: another taskvec's formula
@@ -360,13 +361,14 @@ def _is_temporary(path: Path) -> bool:
     return path.name == LOCK_NAME or (path.name.startswith(".") and path.name.endswith(".tmp"))
 
 
-#: what a config.json records beside what its results depend on: never a reason a folder differs
-_NOT_COMPARED = {"versions", "config_hash", "lineage", "source"}
+#: what a config.json records beside what its results depend on (versions, a task file's place,
+#: the memory budget: ``Options.not_in_identity``): never a reason a folder differs
+_NOT_COMPARED = {"versions", "config_hash", "lineage", "source", "memory_budget_mb"}
 
 
 def _differences(recorded: dict, asked: dict, prefix: str = "", only_asked: bool = False) -> list[str]:
     """What differs between a folder's config.json and the one a command would write, leaf by
-    leaf (``experiment.memory_budget_mb: 1024.0 in the folder, 300.0 now``); a part with a name
+    leaf (``experiment.n_examples: 5 in the folder, 4 now``); a part with a name
     of its own (a template, a model) that names another is said by its name alone.
     ``only_asked``: compare the keys ``asked`` holds, not the ones only the folder records."""
     found = []
