@@ -261,7 +261,9 @@ def run(
     tasks: Annotated[list[str] | None, typer.Option("--tasks", "-t", help=TASKS_HELP)] = None,
     spec: Annotated[str, typer.Option(help="text-icl | image-icl | instruction | ensemble")] = "text-icl",
     query: Annotated[str, typer.Option(help="text | image")] = "text",
-    style: Annotated[str, typer.Option(help="image style for image inputs")] = DEFAULT_STYLE,
+    style: Annotated[
+        str | None, typer.Option(help=f"image style for image inputs (default: {DEFAULT_STYLE})")
+    ] = None,
     template: Annotated[
         str, typer.Option(help="paper (default: the paper's protocol, comparable) | spaced | a template JSON")
     ] = "paper",
@@ -308,7 +310,7 @@ def run(
             tasks=resolve_task_names(tasks or ["all"]),
             spec=spec,
             query=query,
-            style=style,
+            style=style or DEFAULT_STYLE,
             template=template_value,
             n_examples=n_examples,
             seeds=seeds or [1, 2, 3],
@@ -319,6 +321,11 @@ def run(
             memory_budget_mb=memory_budget_mb,
         )
         options = _load_options(dtype, device, device_map)  # a bad device fails before anything loads
+        if style is not None and config.as_run(load_tasks(config.tasks)).style is None and _main_rank():
+            announce(
+                f"note: --style {style} changes nothing here: this run draws no picture in a style (text "
+                "examples and queries, or the tasks' own picture files), and records none"
+            )
         if verbose:  # as config.json records it: a text run draws no picture, so no style
             console.print_json(config.as_run(load_tasks(config.tasks)).model_dump_json())
         result = evaluate(config, out, load_options=options)

@@ -234,3 +234,32 @@ def test_a_folder_of_another_run_with_a_recorded_style_stays_another_configurati
     ):
         evaluate(config, out, adapter=adapter, show_progress=False)
     assert snapshot(out) == before
+
+
+@pytest.mark.parametrize(("query", "noted"), [("text", True), ("image", False)])
+def test_a_style_given_to_a_run_that_draws_none_is_noted(tmp_path, monkeypatch, query, noted):
+    """``taskvec run --style openmoji`` on text queries ran silently as if the style were used
+    (the run records none): a researcher could think the held-out style was measured."""
+    from typer.testing import CliRunner
+
+    from taskvec.cli import app
+    from taskvec.errors import TaskvecError
+
+    def stop(*_args, **_kwargs):
+        raise TaskvecError("stopped before any work")
+
+    monkeypatch.setattr(evaluate_module, "evaluate", stop)
+    args = [
+        "run",
+        "--model",
+        "embedded-vlm",
+        "--tasks",
+        "food_color",
+        "--query",
+        query,
+        "--style",
+        "openmoji",
+    ]
+    output = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run")]).output
+    assert "stopped before any work" in output
+    assert ("note: --style openmoji changes nothing here" in output) == noted, output
