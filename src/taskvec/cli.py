@@ -544,6 +544,7 @@ def verify(
         for check in result.checks:
             prompts = "rebuilt" if check.prompts_rebuilt else "DIFFER"
             prompts += "" if check.sampling_agrees else " (not today's draw)"
+            prompts = "saved file DAMAGED" if check.damaged else prompts
             equal, close = "yes" if check.equal else "no", "yes" if check.close else "NO"
             table.add_row(
                 *where,
@@ -560,6 +561,9 @@ def verify(
     for result in results:
         prefix = f"{result.folder.relative_to(run)}: " if len(results) > 1 else ""
         console.print(prefix + result.summary(), highlight=False, soft_wrap=True)
+        for check in result.checks:
+            if check.damaged:
+                console.print(f"damaged: {check.damaged}", highlight=False, soft_wrap=True)
     if not all(result.ok for result in results):
         raise typer.Exit(code=1)
 

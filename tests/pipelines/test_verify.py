@@ -295,3 +295,22 @@ def test_one_bar_counts_the_vectors_of_every_run_with_an_eta(tmp_path, monkeypat
     assert "a/run: tiny_food seed 1" in rows[0] and "a/run: tiny_food seed 2" in rows[1]
     assert "b/run: tiny_food seed 1" in rows[2]
     assert "2/3 vectors" in rows[2] and "~0:01:00 left" in rows[2]  # two vectors in two minutes
+
+
+def test_a_damaged_vector_file_is_listed_and_the_others_are_still_verified(tmp_path, monkeypatch):
+    """A corrupt saved vector stopped the whole verification with exit 2 at the first one; it is
+    what a verification should find: listed as damaged (exit 1), the other seeds still checked."""
+    _, folder = _run(tmp_path, seeds=(1, 2))
+    path = folder.vector_path("tiny_food", "text-icl", 1)
+    data = bytearray(path.read_bytes())
+    data[-4] ^= 0xFF  # a flipped byte in the tensor data
+    path.write_bytes(bytes(data))
+    (verification,) = verify_runs(folder.root, _adapter())
+    damaged, intact = verification.checks
+    assert "checksum mismatch" in damaged.damaged and not damaged.close
+    assert intact.equal and not intact.damaged
+    assert not verification.ok and verification.summary().endswith("; 1 saved vector file(s) damaged")
+    monkeypatch.setattr("taskvec.pipelines.verify.load_model", lambda *_args, **_kwargs: _adapter())
+    result = CliRunner().invoke(app, ["verify", str(folder.root)], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert result.exit_code == 1, result.output
+    assert "saved file DAMAGED" in result.output and "damaged: " in result.output

@@ -12,7 +12,8 @@ own code (``task_vector_for``), and compared with the saved one:
 
 Nothing that cannot give the same vector is run: a task file whose fingerprint differs from the
 recorded one, changed pictures, other weights, or a vector that records no sources are refused
-in one line before the model loads (weights: before any forward pass).
+in one line before the model loads (weights: before any forward pass). A saved vector file that is
+damaged (its checksum fails) is a finding, not a refusal: listed as such, the others still checked.
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ class VectorCheck:
     rel_l2: float  # the largest ||diff|| / ||saved|| of a layer
     prompts_rebuilt: bool  # every rebuilt prompt has the recorded digest (text and pixels)
     sampling_agrees: bool  # today's seeded sampling draws the recorded demonstrations too
+    #: why the saved file could not be read (corrupt, edited): nothing to re-derive it from
+    damaged: str = ""
+
+    @classmethod
+    def of_damaged(cls, task: str, seed: int, spec: str, path: Path, reason: str) -> VectorCheck:
+        return cls(task, seed, spec, path, False, False, math.inf, math.inf, False, False, reason)
 
 
 @dataclass
@@ -89,9 +96,11 @@ class Verification:
         total = len(self.checks)
         tolerance = f"{self.tolerance.rel_l2:g} relative error per layer"
         numerics = "same weights and numerics" if self.same_numerics else "same weights, other numerics"
+        damaged = sum(bool(check.damaged) for check in self.checks)
+        unreadable = f"; {damaged} saved vector file(s) damaged" if damaged else ""
         return (
             f"{equal} of {total} vectors re-derived bitwise equal, {close} of {total} within "
-            f"{tolerance} ({numerics}; {self.model})"
+            f"{tolerance} ({numerics}; {self.model}){unreadable}"
         )
 
 
@@ -161,7 +170,8 @@ def _verify_all(
                 announce(f"loading {key[0]} ...", show_progress)
                 models[key] = load_model(key[0], options)
             model = models[key]
-        same_numerics = _check_weights(folder, model, vectors.values())
+        readable = [vector for vector in vectors.values() if isinstance(vector, TaskVector)]
+        same_numerics = _check_weights(folder, model, readable)
         tolerance = FLOAT32 if same_numerics and not model.numerics else OTHER_NUMERICS
         verification = Verification(folder.root, model.name, same_numerics, tolerance)
         verifications.append(verification)
@@ -179,7 +189,10 @@ def _verify_all(
             progress.update(bar, description=f"{where}{task.name} seed {seed}")
             path = folder.vector_path(task.name, config.spec, seed)
             saved = vectors[(task.name, seed)]
-            check = _check(model, task, seed, config, saved, path, verification.tolerance)
+            if isinstance(saved, TaskVector):
+                check = _check(model, task, seed, config, saved, path, verification.tolerance)
+            else:  # its load's refusal: listed among the checks, the others still run
+                check = VectorCheck.of_damaged(task.name, seed, config.spec, path, saved)
             verification.checks.append(check)
             progress.advance(bar)
     return verifications
@@ -331,13 +344,18 @@ def _check_pictures(folder: RunFolder, tasks: list[Task], config: ExperimentConf
             )
 
 
-def _saved_vector(folder: RunFolder, task: Task, config: ExperimentConfig, seed: int) -> TaskVector:
+def _saved_vector(folder: RunFolder, task: Task, config: ExperimentConfig, seed: int) -> TaskVector | str:
+    """The saved vector, or why its file is damaged (a finding of the verification, not a refusal:
+    a vector that is missing or records no sources is one)."""
     path = folder.vector_path(task.name, config.spec, seed)
     if not path.is_file():
         raise VectorFileError(
             f"{folder.root} has no vector for {task.name} seed {seed} ({path.name}); finish the run first"
         )
-    vector = TaskVector.load(path)
+    try:
+        vector = TaskVector.load(path)
+    except VectorFileError as damaged:
+        return str(damaged)
     if not vector.meta.sources:
         raise VectorFileError(
             f"{path} records no prompt sources (saved before taskvec kept them, or by extract() "
