@@ -396,9 +396,8 @@ def evaluate(
     if config.needs_images:  # the pictures shown (image ICL shows the val split's; image queries both)
         splits = ("val", "test") if config.query == "image" else ("val",)
         resolved["pictures"] = pictures_shown(tasks, config.style, splits)
-    folder.refuse_other_run(
-        identity, lineage, resolved
-    )  # before the lock: another run's folder stays untouched
+    # before the lock: another run's folder stays untouched
+    folder.refuse_other_run(identity, lineage, resolved)
     with ranks.folder_lock(folder):  # one command per folder: a second one is refused, never mixed in
         finished = None
         if ranks.is_main:
@@ -522,9 +521,10 @@ def evaluate(
         return result
 
 
-#: options a folder's run may differ in and still be this run's (extended, or read at another
-#: layer), and those told apart only once the model is loaded: the model (an alias loads the
-#: model another name records) and the style (an older taskvec recorded it for text runs)
+#: options a folder's run may differ in and still be this run's (extended, read at another layer,
+#: resumed under another memory budget), and those told apart only once the model is loaded: the
+#: model (an alias loads the model another name records) and the style (an older taskvec recorded
+#: it for text runs)
 _SETTLED_AFTER_LOADING = {"seeds", "layer_selection", "model", "style", *ExperimentConfig.not_in_identity}
 
 
