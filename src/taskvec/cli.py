@@ -321,13 +321,15 @@ def run(
             memory_budget_mb=memory_budget_mb,
         )
         options = _load_options(dtype, device, device_map)  # a bad device fails before anything loads
-        if style is not None and config.as_run(load_tasks(config.tasks)).style is None and _main_rank():
-            announce(
-                f"note: --style {style} changes nothing here: this run draws no picture in a style (text "
-                "examples and queries, or the tasks' own picture files), and records none"
-            )
-        if verbose:  # as config.json records it: a text run draws no picture, so no style
-            console.print_json(config.as_run(load_tasks(config.tasks)).model_dump_json())
+        if style is not None or verbose:
+            recorded = config.as_run(load_tasks(config.tasks))  # as config.json will record it
+            if style is not None and recorded.style is None and _main_rank():
+                announce(
+                    f"note: --style {style} changes nothing here: this run draws no picture in a style "
+                    "(text examples and queries, or the tasks' own picture files), and records none"
+                )
+            if verbose:  # a text run draws no picture, so no style
+                console.print_json(recorded.model_dump_json())
         result = evaluate(config, out, load_options=options)
     except (TaskvecError, ValidationError, FileNotFoundError) as error:
         _fail(error)

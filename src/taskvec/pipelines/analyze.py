@@ -137,12 +137,13 @@ def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int |
     """Options taken from a ``taskvec run`` folder (model, tasks, template, style, examples, first
     seed) and its chosen layer, if the run completed; ``overrides`` win."""
     folder = RunFolder(run)
-    if folder.kind() == "reproduction":
+    kind = folder.kind()
+    if kind == "reproduction":
         raise ConfigError(
             f"{folder.root} is a reproduction, not a run: its analyses are in {folder.root / 'analysis'}; "
             f"to analyse one of its runs, give --run {folder.root / 'conditions'}/<condition>"
         )
-    if folder.kind() != "run":
+    if kind != "run":
         raise folder.not_a_run()
     recorded = folder.config()
     experiment = recorded["experiment"]

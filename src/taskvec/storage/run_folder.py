@@ -176,10 +176,9 @@ class RunFolder:
         """What wrote the folder, by its config.json: ``run``, ``reproduction`` or ``analysis``;
         ``""`` where there is none, a damaged one or another program's."""
         try:
-            recorded = self.config()
+            return _kind_of(self.config())
         except ConfigError:
             return ""
-        return next((kind for key, kind in FOLDER_KINDS.items() if key in recorded), "")
 
     def not_a_run(self) -> ConfigError:
         """The one line for this folder given where a run's is needed, saying what it is instead
@@ -188,13 +187,13 @@ class RunFolder:
             found = "a file" if self.root.exists() else "no such folder"
             return ConfigError(f"{self.root}: {found} (a taskvec run folder was expected)")
         try:
-            self.config()
+            kind = _kind_of(self.config())
         except ConfigError as damaged:  # its config.json does not parse: that is the line
             return damaged
         what = {
             "reproduction": "a reproduction (taskvec reproduce), not a run",
             "analysis": "an analysis's folder (taskvec analyze), not a run",
-        }.get(self.kind(), "not a taskvec run folder (no config.json of a run)")
+        }.get(kind, "not a taskvec run folder (no config.json of a run)")
         runs = [str(path.relative_to(self.root)) for path in runs_under(self.root)]
         if runs:
             shown = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
@@ -255,7 +254,7 @@ class RunFolder:
                 write_json(self.config_path, {**config, "config_hash": config_hash, "lineage": lineage})
                 return True
             if not replace:
-                raise self._other_run(existing, config, config_hash)
+                raise self._other_run(existing, _comparable(existing, config), config_hash)
             self._clear()
         write_json(self.config_path, {**config, "config_hash": config_hash, "lineage": lineage})
         self._set_status(RUNNING, resumed=False)
@@ -270,7 +269,7 @@ class RunFolder:
         existing = _read_json(self.config_path)
         if existing.get("config_hash") == config_hash or (lineage and existing.get("lineage") == lineage):
             return
-        raise self._other_run(existing, config or {}, config_hash)
+        raise self._other_run(existing, _comparable(existing, config or {}), config_hash)
 
     def refuse_other_options(self, options: dict) -> None:
         """Before a model loads, refuse a folder whose run was asked with other ``options`` (a
@@ -279,24 +278,18 @@ class RunFolder:
         if not self.config_path.is_file():
             return
         existing = _read_json(self.config_path)
-        if _differences(existing, json.loads(json.dumps(options, default=str)), only_asked=True):
-            raise self._other_run(existing, options, "", only_asked=True)
+        differences = _comparable(existing, options, only_asked=True)
+        if differences:
+            raise self._other_run(existing, differences, "")
 
-    def _other_run(
-        self, existing: dict, config: dict, config_hash: str, only_asked: bool = False
-    ) -> ConfigError:
-        """The refusal of a folder that holds another run, naming what differs where it can."""
-        asked = json.loads(json.dumps(config, default=str))
-        # both record one command's options (a run's, say), so their leaves can be compared
-        comparable = any(key in existing and key in asked for key in FOLDER_KINDS)
-        differences = _differences(existing, asked, only_asked=only_asked) if comparable else []
+    def _other_run(self, existing: dict, differences: list[str] | None, config_hash: str) -> ConfigError:
+        """The refusal of a folder that holds another run, naming ``differences`` where there are
+        any (``_comparable``; None: the two records cannot be compared)."""
         if not differences:
             # the same options, model and data under another identity: another taskvec's formula
-            same = (
-                " whose options, model and data read the same (another taskvec hashed them)"
-                if comparable
-                else ""
-            )
+            same = ""
+            if differences is not None:  # compared and read the same: another taskvec's formula
+                same = " whose options, model and data read the same (another taskvec hashed them)"
             return ConfigError(
                 f"{self.root} holds a run of another configuration, model or task data{same} "
                 f"({existing.get('config_hash')} != {config_hash}); choose another --out"
@@ -364,6 +357,20 @@ def _is_temporary(path: Path) -> bool:
 #: what a config.json records beside what its results depend on (versions, a task file's place,
 #: the memory budget: ``Options.not_in_identity``): never a reason a folder differs
 _NOT_COMPARED = {"versions", "config_hash", "lineage", "source", "memory_budget_mb"}
+
+
+def _kind_of(recorded: dict) -> str:
+    """What wrote a config.json (``RunFolder.kind``), from its content."""
+    return next((kind for key, kind in FOLDER_KINDS.items() if key in recorded), "")
+
+
+def _comparable(existing: dict, config: dict, only_asked: bool = False) -> list[str] | None:
+    """``_differences`` of a folder's config.json and what a command would record, where both
+    record one command's options (a run's, say); None where they cannot be compared leaf by leaf."""
+    asked = json.loads(json.dumps(config, default=str))
+    if not any(key in existing and key in asked for key in FOLDER_KINDS):
+        return None
+    return _differences(existing, asked, only_asked=only_asked)
 
 
 def _differences(recorded: dict, asked: dict, prefix: str = "", only_asked: bool = False) -> list[str]:
