@@ -150,17 +150,29 @@ def cache_root(options: LoadOptions | None = None) -> Path:
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
 
-def weights_fingerprint(model_id: str, model, options: LoadOptions) -> str:
+def weights_fingerprint(model_id: str, options: LoadOptions) -> str:
     """What identifies the weights of a hub id or local folder (it enters run identities and
-    vector metadata): the hub commit, or a hash of the folder's weight files. A file's hash is
-    cached under its path, size and mtime, so a large folder is read once, not at every load."""
+    vector metadata): the hub commit its files are read from, or a hash of the folder's weight
+    files. A file's hash is cached under its path, size and mtime, so a large folder is read
+    once, not at every load. Known without loading the weights (a finished run is read back
+    before they load)."""
     folder = Path(model_id).expanduser()
     if not folder.is_dir():
-        return getattr(model.config, "_commit_hash", None) or ""
+        return _hub_commit(model_id)
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)):
         digest.update(f"{path.name}:{_cached_file_fingerprint(path, options)};".encode())
     return digest.hexdigest()[:16]
+
+
+def _hub_commit(model_id: str) -> str:
+    """The commit of the hub repository ``from_pretrained`` reads ``model_id``'s files from,
+    resolved as it resolves them (the local cache when offline): the folder of a cached file is
+    ``snapshots/<commit>``. "" where no commit can be told."""
+    from transformers.utils import cached_file
+
+    config = Path(cached_file(model_id, "config.json"))
+    return config.parent.name if config.parent.parent.name == "snapshots" else ""
 
 
 def state_dict_fingerprint(model) -> str:

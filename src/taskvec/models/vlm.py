@@ -226,7 +226,7 @@ def hf_family(
 
         model = getattr(transformers, model_class).from_pretrained(model_id, **options.hf_kwargs())
         processor = _load_processor(model_id, video_processor_class)
-        fingerprint = weights_fingerprint(model_id, model, options)
+        fingerprint = weights_fingerprint(model_id, options)
         return adapter_class(model, processor, name=model_id, model_id=model_id, fingerprint=fingerprint)
 
     load.__doc__ = f"Load a {adapter_class.__name__} model from a hub id or local folder."

@@ -71,7 +71,7 @@ def load(model_id: str, options: LoadOptions) -> ModelAdapter:
 
     model = AutoModelForCausalLM.from_pretrained(model_id, **options.hf_kwargs())
     tokenizer = AutoTokenizer.from_pretrained(model_id)
-    fingerprint = weights_fingerprint(model_id, model, options)
+    fingerprint = weights_fingerprint(model_id, options)
     return CausalLMAdapter(model, tokenizer, name=model_id, model_id=model_id, fingerprint=fingerprint)
 
 
