@@ -13,10 +13,11 @@ from helpers.tinyllm import tiny_llm
 
 FIRST, SECOND = "0123456789abcdef0123456789abcdef01234567", "fedcba9876543210fedcba9876543210fedcba98"
 
-#: what the subprocess prints: the fingerprint of a hub id loaded from the offline cache
+#: what the subprocess prints: the fingerprint of a hub id known before loading (a finished run
+#: is read back with it) and once loaded, from the offline cache
 CODE = """
-from taskvec.models.registry import load_model
-print(load_model("someone/tiny").fingerprint)
+from taskvec.models.registry import fingerprint_before_loading, load_model
+print(fingerprint_before_loading("someone/tiny"), load_model("someone/tiny").fingerprint)
 """
 
 
@@ -40,6 +41,6 @@ def offline(cache: Path, code: str) -> list[str]:
 
 def test_a_hub_model_is_fingerprinted_by_its_commit(tmp_path):
     cached_hub_model(tmp_path, FIRST)
-    assert offline(tmp_path, CODE) == [FIRST]
+    assert offline(tmp_path, CODE) == [FIRST, FIRST]
     cached_hub_model(tmp_path, SECOND, seed=4)  # the repository updated: other weights
-    assert offline(tmp_path, CODE) == [SECOND]
+    assert offline(tmp_path, CODE) == [SECOND, SECOND]

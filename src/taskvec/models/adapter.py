@@ -128,9 +128,7 @@ class ModelAdapter(ABC):
     def fingerprint(self) -> str:
         """Identifies the exact weights (a hash) and non-default numerics, so saved vectors and
         caches can be checked."""
-        if self.numerics:
-            return f"{self._weights_fingerprint}@{self.numerics}"
-        return self._weights_fingerprint
+        return numerics_fingerprint(self._weights_fingerprint, self.numerics)
 
     @property
     def weights_fingerprint(self) -> str:
@@ -338,6 +336,11 @@ def require_adapter(model, caller: str) -> ModelAdapter:
         f"{caller} takes a taskvec model, not a {type(model).__name__}: wrap a transformers model "
         f"with taskvec.load_model(hf_model, tokenizer_or_processor) first"
     )
+
+
+def numerics_fingerprint(weights: str, numerics: str) -> str:
+    """A model's fingerprint: its weights', marked with non-default numerics (``LoadOptions.numerics``)."""
+    return f"{weights}@{numerics}" if numerics else weights
 
 
 def file_fingerprint(path: str | Path, chunk: int = 1 << 20) -> str:

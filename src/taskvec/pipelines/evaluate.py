@@ -39,7 +39,14 @@ from taskvec.evaluation.scoring import (
 )
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import progress_from, token_counts
-from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model, names_of, sees_images
+from taskvec.models.registry import (
+    DEFAULT_VLM,
+    LoadOptions,
+    fingerprint_before_loading,
+    load_model,
+    names_of,
+    sees_images,
+)
 from taskvec.models.shared_work import SharedWork
 from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
@@ -307,10 +314,16 @@ def _default_folder(config: ExperimentConfig, tasks: list[Task], fingerprint: st
 
 
 def _finished_unit(
-    folder: RunFolder, task: Task, seed: int, config: ExperimentConfig, adapter: ModelAdapter, identity: str
+    folder: RunFolder,
+    task: Task,
+    seed: int,
+    config: ExperimentConfig,
+    adapter: ModelAdapter | None,
+    identity: str,
 ) -> dict | None:
     """A unit on disk counts as done only if it and its vector were computed under its unit
-    ``identity`` (``unit_identity``) and the vector file is intact; anything else is recomputed."""
+    ``identity`` (``unit_identity``, which holds the model's fingerprint) and the vector file is
+    intact; anything else is recomputed. Given the ``adapter``, the vector must also fit it."""
     unit = folder.load_unit(task.name, seed, identity)
     if unit is None:
         return None
@@ -362,6 +375,11 @@ def evaluate(
     if out is not None:
         ranks.check_folder(RunFolder(out))
         _refuse_other_options(RunFolder(out), config, tasks)
+    if adapter is None and vector_adapter is None and not ranks.parallel:
+        finished = _finished_before_loading(config, out, tasks, images, load_options)
+        if finished is not None:
+            announce(f"{finished.folder.root} {_READ_BACK}", show_progress)
+            return finished
     if adapter is None:
         check_named_model_takes_images(config)
         announce(f"loading {config.model} ...", show_progress)
@@ -377,12 +395,8 @@ def evaluate(
     shared = shared if shared is not None else SharedWork(only={"greedy answers"})
     check_vectors_fit(source, adapter)
     fingerprint = adapter.fingerprint if source is adapter else f"{adapter.fingerprint}<-{source.fingerprint}"
+    folder, hashing, identity, unit_ids, lineage = _identities(config, out, tasks, fingerprint, images)
     images_hash = _images_hash(images)
-    folder = RunFolder(out or _default_folder(config, tasks, fingerprint, images_hash))
-    hashing = _Hashing.for_folder(folder, config, tasks, fingerprint, images_hash)
-    identity = _run_identity(hashing.of(tasks), tasks, fingerprint, images_hash)
-    unit_ids = {t.name: _unit_identity(hashing.of([t]), t, fingerprint, images[t.name]) for t in tasks}
-    lineage = _lineage(hashing.of(tasks), tasks, fingerprint, images_hash)
     resolved = {
         # the style only where drawn; config.json of an older folder keeps the style it recorded
         "experiment": hashing.of(tasks).model_dump(mode="json"),
@@ -409,7 +423,7 @@ def evaluate(
         if not ranks.is_main:
             finished = _finished_run(folder, tasks, config, source, identity, unit_ids)
         if finished is not None:
-            announce(f"{folder.root} holds this run, complete: read back, nothing computed", show_progress)
+            announce(f"{folder.root} {_READ_BACK}", show_progress)
             return finished
 
         done = {
@@ -521,6 +535,46 @@ def evaluate(
         return result
 
 
+#: what a run says when its folder already holds it, complete
+_READ_BACK = "holds this run, complete: read back, nothing computed"
+
+
+def _identities(
+    config: ExperimentConfig,
+    out: str | Path | None,
+    tasks: list[Task],
+    fingerprint: str,
+    images: dict[str, str],
+) -> tuple[RunFolder, _Hashing, str, dict[str, str], str]:
+    """The run's folder, how its identities count the options there (``_Hashing``), and its
+    run, unit and lineage identities under the model ``fingerprint``."""
+    images_hash = _images_hash(images)
+    folder = RunFolder(out or _default_folder(config, tasks, fingerprint, images_hash))
+    hashing = _Hashing.for_folder(folder, config, tasks, fingerprint, images_hash)
+    identity = _run_identity(hashing.of(tasks), tasks, fingerprint, images_hash)
+    unit_ids = {t.name: _unit_identity(hashing.of([t]), t, fingerprint, images[t.name]) for t in tasks}
+    lineage = _lineage(hashing.of(tasks), tasks, fingerprint, images_hash)
+    return folder, hashing, identity, unit_ids, lineage
+
+
+def _finished_before_loading(
+    config: ExperimentConfig,
+    out: str | Path | None,
+    tasks: list[Task],
+    images: dict[str, str],
+    load_options: LoadOptions | None,
+) -> RunResult | None:
+    """A complete folder of this very run, read back with the fingerprint the model will have,
+    known from its weight files (``fingerprint_before_loading``): the same command run again
+    (a script resumed after a crash) costs seconds, not a 7B model's loading. Anything less
+    than complete goes through loading as before."""
+    fingerprint = fingerprint_before_loading(config.model, load_options)
+    if fingerprint is None:
+        return None
+    folder, _, identity, unit_ids, _ = _identities(config, out, tasks, fingerprint, images)
+    return _finished_run(folder, tasks, config, None, identity, unit_ids)
+
+
 #: options a folder's run may differ in and still be this run's (extended, read at another layer,
 #: resumed under another memory budget), and those told apart only once the model is loaded: the
 #: model (an alias loads the model another name records) and the style (an older taskvec recorded
@@ -559,13 +613,14 @@ def _finished_run(
     folder: RunFolder,
     tasks: list[Task],
     config: ExperimentConfig,
-    source: ModelAdapter,
+    source: ModelAdapter | None,
     identity: str,
     unit_ids: dict[str, str],
-):
+) -> RunResult | None:
     """A complete folder of this very run is read back instead of recomputed (its status is
     written last, so 'complete' means every file is in place); any damaged unit or vector sends
-    the run through the normal resume path."""
+    the run through the normal resume path. ``source``, the model the vectors were extracted in,
+    is None before it loads (``_finished_before_loading``)."""
     predictions_path = folder.path(PREDICTIONS_FILE)
     if not folder.is_complete_for(identity) or not predictions_path.is_file():
         return None

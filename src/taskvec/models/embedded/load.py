@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 
 import torch
@@ -12,7 +13,7 @@ from taskvec.models.embedded.adapter import EmbeddedVLMAdapter, ensure_image_tok
 from taskvec.models.embedded.model import EmbeddedVLM, EntityNameProjector
 from taskvec.models.embedded.weights import WEIGHTS_DIR, load_weights
 from taskvec.models.families.causal_lm import CausalLMAdapter
-from taskvec.models.gguf import load_gguf_llm
+from taskvec.models.gguf import gguf_weights_fingerprint, load_gguf_llm
 from taskvec.models.vision.efficientnet_lite import EfficientNetLite0
 
 
@@ -21,7 +22,7 @@ class Backbone:
     """A language model the embedded VLM can be built on."""
 
     key: str
-    llm: str  # a named GGUF language model (``models.gguf.GGUF_LLMS``)
+    llm: str  # a named GGUF language model (``models.gguf.GGUF_FILES``)
     notice: str = ""
 
 
@@ -124,6 +125,24 @@ def assemble(
     return adapter
 
 
+def _fingerprint(llm: str, recogniser: str, trained: str) -> str:
+    """The VLM's weights: its LLM's and the SHA-256 of its two trained files."""
+    return hashlib.sha256(f"{llm}|{recogniser}|{trained}".encode()).hexdigest()[:16]
+
+
+def embedded_weights_fingerprint(key: str, options=None, weights_dir=WEIGHTS_DIR, tuned: bool = False) -> str:
+    """The weights fingerprint ``load_embedded_vlm`` gives, from the LLM's file and the trained
+    files' sidecars alone (nothing loads; loading checks each file against its sidecar)."""
+    sidecars = []
+    for stem in (RECOGNISER_FILE, lora_file(key) if tuned else projector_file(key)):
+        path = weights_dir / f"{stem}.json"
+        try:
+            sidecars.append(json.loads(path.read_text(encoding="utf-8"))["sha256"])
+        except (OSError, ValueError, KeyError) as error:
+            raise ModelSpecError(f"embedded VLM weights unreadable: {path} ({error})") from None
+    return _fingerprint(gguf_weights_fingerprint(backbone(key).llm, options), *sidecars)
+
+
 def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
@@ -189,9 +208,7 @@ def load_embedded_vlm(
     projector_module = build_projector(
         projector_state, llm, entity_ids, config["tokens_per_image"], config["visual_rank"]
     )
-    fingerprint = hashlib.sha256(
-        f"{llm.weights_fingerprint}|{recogniser_info['sha256']}|{projector_info['sha256']}".encode()
-    ).hexdigest()[:16]
+    fingerprint = _fingerprint(llm.weights_fingerprint, recogniser_info["sha256"], projector_info["sha256"])
     adapter = assemble(
         llm,
         encoder,

@@ -1,0 +1,107 @@
+"""The same command run again on a complete run folder reads it back before the model loads (a
+7B model's minute of loading is not spent on results already on disk): the fingerprint the
+model will have is read from its weight files, and anything short of this very run, complete,
+still goes through loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers.reliability import TINY, write_tiny_task
+from helpers.tinyllm import tiny_llm
+
+from taskvec.evaluation.protocol import ExperimentConfig
+from taskvec.models.registry import LoadOptions, fingerprint_before_loading, load_model
+from taskvec.pipelines import evaluate as evaluate_module
+from taskvec.pipelines.evaluate import evaluate
+from taskvec.storage.run_folder import RunFolder
+
+
+class Loaded(Exception):
+    """Raised in place of loading a model: the run did not read its folder back."""
+
+
+def _save(folder: Path, seed: int = 3) -> Path:
+    llm = tiny_llm("llama", layers=3, seed=seed)
+    llm.model.save_pretrained(folder)
+    llm.tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _forbid_loading(monkeypatch) -> None:
+    def load(*_args, **_kwargs):
+        raise Loaded
+
+    monkeypatch.setattr(evaluate_module, "load_model", load)
+
+
+@pytest.fixture
+def finished(tmp_path):
+    """A complete run of a model saved as a folder, loaded by its path as a user loads theirs."""
+    model = _save(tmp_path / "model")
+    options = {**TINY, "model": str(model), "tasks": [str(write_tiny_task(tmp_path / "data"))], "layers": [1]}
+    result = evaluate(ExperimentConfig.create(**options), tmp_path / "run", show_progress=False)
+    return options, result
+
+
+@pytest.mark.parametrize("options", [LoadOptions(), LoadOptions(dtype="bfloat16")], ids=["f32", "bf16"])
+def test_the_fingerprint_before_loading_is_the_loaded_models(tmp_path, options):
+    folder = _save(tmp_path / "model")
+    before = fingerprint_before_loading(str(folder), options)
+    assert before and before == load_model(str(folder), options).fingerprint
+    _save(folder, seed=4)  # other weights in the same folder
+    assert fingerprint_before_loading(str(folder), options) not in (None, before)
+
+
+def test_a_named_models_fingerprint_before_loading_is_the_loaded_models():
+    for name, options in [("smollm2-135m", LoadOptions(dtype="bfloat16")), ("embedded-vlm-smollm2", None)]:
+        assert fingerprint_before_loading(name, options) == load_model(name, options).fingerprint, name
+
+
+def test_a_folder_without_weights_is_left_to_loading_to_refuse(tmp_path):
+    folder = _save(tmp_path / "model")
+    for weights in folder.glob("*.safetensors"):
+        weights.unlink()
+    assert fingerprint_before_loading(str(folder)) is None
+
+
+def test_a_complete_run_is_read_back_without_loading_the_model(finished, monkeypatch, tmp_path):
+    options, first = finished
+    _forbid_loading(monkeypatch)
+    again = evaluate(ExperimentConfig.create(**options), tmp_path / "run", show_progress=False)
+    assert again.predictions.equals(first.predictions)
+    assert again.best_layer == first.best_layer and again.task_layers == first.task_layers
+    assert again.val_scores.equals(first.val_scores)
+
+
+def test_a_complete_run_in_its_default_folder_is_read_back_without_loading(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = _save(tmp_path / "model")
+    options = {**TINY, "model": str(model), "tasks": [str(write_tiny_task(tmp_path / "data"))], "layers": [1]}
+    first = evaluate(ExperimentConfig.create(**options), show_progress=False)
+    _forbid_loading(monkeypatch)
+    again = evaluate(ExperimentConfig.create(**options), show_progress=False)
+    assert again.folder.root == first.folder.root and again.predictions.equals(first.predictions)
+
+
+def test_anything_short_of_this_run_complete_loads_the_model(finished, monkeypatch, tmp_path):
+    options, first = finished
+    _forbid_loading(monkeypatch)
+    config = ExperimentConfig.create(**options)
+    # other numerics: the same weights in bfloat16 are another run (refused once loaded)
+    with pytest.raises(Loaded):
+        evaluate(config, tmp_path / "run", show_progress=False, load_options=LoadOptions(dtype="bfloat16"))
+    # a seed more: the folder's units are reused, the new one computed
+    with pytest.raises(Loaded):
+        evaluate(config.model_copy(update={"seeds": [1, 2]}), tmp_path / "run", show_progress=False)
+    # other weights under the same path
+    _save(Path(options["model"]), seed=4)
+    with pytest.raises(Loaded):
+        evaluate(config, tmp_path / "run", show_progress=False)
+    # a damaged unit is recomputed
+    _save(Path(options["model"]))
+    folder = RunFolder(tmp_path / "run")
+    folder.unit_path("tiny_food", 1).write_text("{")
+    with pytest.raises(Loaded):
+        evaluate(config, tmp_path / "run", show_progress=False)
