@@ -105,3 +105,21 @@ def test_anything_short_of_this_run_complete_loads_the_model(finished, monkeypat
     folder.unit_path("tiny_food", 1).write_text("{")
     with pytest.raises(Loaded):
         evaluate(config, tmp_path / "run", show_progress=False)
+
+
+def test_a_folder_is_hashed_once_per_command_under_a_read_only_cache(tmp_path, monkeypatch):
+    """A run fingerprints a folder before loading it and its loader does again: with no cache to
+    keep the hash in (read-only), the weight files are still read once, not twice."""
+    from taskvec.models import loading
+
+    folder = _save(tmp_path / "model")
+    hashed = []
+    monkeypatch.setattr(loading, "file_fingerprint", lambda path: hashed.append(path) or "h")
+    monkeypatch.setattr(loading, "_HASHED", {})
+    read_only = LoadOptions(cache_dir=tmp_path / "cache")
+    (tmp_path / "cache").mkdir(mode=0o500)
+    first = fingerprint_before_loading(str(folder), read_only)
+    assert load_model(str(folder), read_only).fingerprint == first and len(hashed) == 1
+    _save(folder, seed=4)  # the file changed: hashed again
+    fingerprint_before_loading(str(folder), read_only)
+    assert len(hashed) == 2

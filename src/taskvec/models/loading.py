@@ -198,16 +198,23 @@ def state_dict_fingerprint(model) -> str:
 def _cached_file_fingerprint(path: Path, options: LoadOptions) -> str:
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
+    if key in _HASHED:
+        return _HASHED[key]
     memo = cache_root(options) / "fingerprints" / key
     if memo.is_file():
         return memo.read_text().strip()
-    value = file_fingerprint(path)
+    value = _HASHED[key] = file_fingerprint(path)
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
         memo.write_text(value)
-    except OSError:  # a read-only cache only costs the hash next time
+    except OSError:  # a read-only cache only costs the hash in the next process
         pass
     return value
+
+
+#: the files this process hashed (a run fingerprints a folder before its weights load, and its
+#: loader again): a read-only cache still hashes a 14 GB folder once per command
+_HASHED: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
