@@ -489,7 +489,8 @@ def analyze(
         return
     if not _main_rank():
         return  # under a launcher, rank 0 writes the summary and prints the tables once
-    summary = write_analysis_report(result)
+    # a complete folder read back has its summary and plots already
+    summary = write_analysis_report(result) if result.analysis is not None else result.summary_path
     _print_frame(result.tables["decodings_table"], f"task-vector decodings, layer {result.layer}", "left")
     console.print(f"analysis folder: [bold]{result.folder.root}[/] ({summary.name})")
 

@@ -81,9 +81,9 @@ def test_a_complete_analysis_without_its_summary_is_not_read_back(tiny_vlm, tmp_
     out = tmp_path / "a"
     fresh = analyze(tiny_vlm, config, out)
     tables = {"decodings_table": 0, "phase_ranges": None}
-    assert fresh.analysis is not None and finished_analysis(tiny_vlm, config, out, tables) is None
+    assert fresh.analysis is not None and finished_analysis(tiny_vlm.fingerprint, config, out, tables) is None
     write_analysis_report(fresh)
-    again = finished_analysis(tiny_vlm, config, out, tables)
+    again = finished_analysis(tiny_vlm.fingerprint, config, out, tables)
     assert again is not None and again.analysis is None  # read back: its summary is there
     assert set(again.tables) == set(tables) and again.layer == fresh.layer
 

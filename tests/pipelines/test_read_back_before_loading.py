@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from helpers.reliability import TINY, write_tiny_task
 from helpers.tinyllm import tiny_llm
@@ -123,3 +124,54 @@ def test_a_folder_is_hashed_once_per_command_under_a_read_only_cache(tmp_path, m
     _save(folder, seed=4)  # the file changed: hashed again
     fingerprint_before_loading(str(folder), read_only)
     assert len(hashed) == 2
+
+
+ANALYSIS = dict(specs=["text-icl"], template="spaced", n_examples=2, prompts=3, lens_prompts=2)
+
+
+def test_a_complete_analysis_is_read_back_without_loading_the_model(tmp_path, monkeypatch):
+    from taskvec.pipelines import analyze as analyze_module
+    from taskvec.pipelines.analyze import run_analysis
+    from taskvec.report.analysis import write_analysis_report
+
+    model = _save(tmp_path / "model")
+    options = {**ANALYSIS, "model": str(model), "tasks": [str(write_tiny_task(tmp_path / "data"))]}
+    summary = write_analysis_report(run_analysis(out=tmp_path / "analysis", **options))
+    written = {p: p.read_bytes() for p in (tmp_path / "analysis").rglob("*") if p.is_file()}
+
+    def load(*_args, **_kwargs):
+        raise Loaded
+
+    monkeypatch.setattr(analyze_module, "load_model", load)
+    again = run_analysis(out=tmp_path / "analysis", **options)
+    assert again.summary_path == summary and again.analysis is None  # read back: nothing to write
+    on_disk = pd.read_csv(tmp_path / "analysis" / "tables" / "decodings_table.csv", index_col=0)
+    assert again.tables["decodings_table"].equals(on_disk)
+    assert {p: p.read_bytes() for p in written} == written  # nothing rewritten
+    with pytest.raises(Loaded):  # another analysis of the same model loads it
+        run_analysis(out=tmp_path / "analysis", **{**options, "prompts": 2})
+
+
+def test_taskvec_analyze_again_prints_the_folders_table_without_loading(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from taskvec.cli import app
+    from taskvec.pipelines import analyze as analyze_module
+
+    model = _save(tmp_path / "model")
+    task = str(write_tiny_task(tmp_path / "data"))
+    arguments = ["analyze", "--model", str(model), "-t", task, "--spec", "text-icl", "--prompts", "3"]
+    arguments += ["--lens-prompts", "2", "--embedding", "pca", "--out", str(tmp_path / "analysis")]
+    first = CliRunner().invoke(app, arguments)
+    assert first.exit_code == 0, first.output
+
+    def load(*_args, **_kwargs):
+        raise Loaded
+
+    monkeypatch.setattr(analyze_module, "load_model", load)
+    again = CliRunner().invoke(app, arguments)
+    assert again.exit_code == 0, again.output
+    said = " ".join(again.output.split())  # rich wraps lines at the terminal's width
+    assert "holds this analysis, complete: read back, nothing computed" in said
+    table = first.output[first.output.index("task-vector decodings") :]
+    assert " ".join(table.split()) in said  # the same table and folder line

@@ -40,7 +40,13 @@ from taskvec.analysis.token_sets import TokenSets, load_words, token_sets
 from taskvec.config import Options, digest
 from taskvec.errors import ConfigError, TaskvecError
 from taskvec.models.adapter import ModelAdapter
-from taskvec.models.registry import DEFAULT_MODEL, load_model, names_of, sees_images
+from taskvec.models.registry import (
+    DEFAULT_MODEL,
+    fingerprint_before_loading,
+    load_model,
+    names_of,
+    sees_images,
+)
 from taskvec.models.shared_work import SharedWork
 from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
@@ -52,6 +58,9 @@ from taskvec.vectors.task_vector import TaskVector
 
 #: what a reader reads first (written by ``report.analysis``)
 SUMMARY_FILE = "summary.md"
+#: the tables a complete analysis folder is read back with (``finished_analysis``): the one
+#: ``taskvec analyze`` prints (its summary.md and plots are in the folder already)
+READ_BACK_TABLES: dict[str, int | None] = {"decodings_table": 0}
 
 
 class AnalysisConfig(Options):
@@ -128,6 +137,11 @@ class AnalysisResult:
     #: every table, the layers and the embeddings' purity (None: read back, or not rank 0)
     analysis: AnalysisTables | None = None
 
+    @property
+    def summary_path(self) -> Path:
+        """The folder's summary.md (``report.analysis.write_analysis_report`` writes it)."""
+        return self.folder.path(SUMMARY_FILE)
+
 
 def _text_only(model: str) -> ConfigError:
     return ConfigError(f"{model} is text-only; drop image-icl from the specifications")
@@ -185,18 +199,18 @@ def _run_task_files(folder: RunFolder, typed: list[str], recorded: dict[str, dic
     return found
 
 
-def _identity(config: AnalysisConfig, adapter: ModelAdapter, task_prints: list[str]) -> str:
-    return digest(config.for_identity().model_dump_json(), adapter.fingerprint, *task_prints)
+def _identity(config: AnalysisConfig, model_fingerprint: str, task_prints: list[str]) -> str:
+    return digest(config.for_identity().model_dump_json(), model_fingerprint, *task_prints)
 
 
 def finished_analysis(
-    adapter: ModelAdapter, config: AnalysisConfig, out: str | Path, tables: dict[str, int | None]
+    model_fingerprint: str, config: AnalysisConfig, out: str | Path, tables: dict[str, int | None]
 ) -> AnalysisResult | None:
-    """A complete analysis folder of exactly ``config`` read back, or None: its ``tables``
-    (name -> index column of the CSV), not its states."""
+    """A complete analysis folder of exactly ``config`` on the model of ``model_fingerprint``
+    read back, or None: its ``tables`` (the CSV file's name -> its index column), not its states."""
     folder = RunFolder(out)
     prints = [load_task(name).fingerprint() for name in config.tasks]
-    if not folder.is_complete_for(_identity(config, adapter, prints)):
+    if not folder.is_complete_for(_identity(config, model_fingerprint, prints)):
         return None
     paths = {name: folder.path("tables", f"{name}.csv") for name in tables}
     # without its summary (stopped before its report was written) it is assembled again from its
@@ -205,7 +219,9 @@ def finished_analysis(
         return None
     frames = {name: pd.read_csv(path, index_col=tables[name]) for name, path in paths.items()}
     status = folder.status()
-    return AnalysisResult(folder, status["layer"], status["layer_source"], frames)
+    return AnalysisResult(
+        folder, status["layer"], status["layer_source"], frames, config=config, model=config.model
+    )
 
 
 @torch.no_grad()
@@ -236,7 +252,7 @@ def analyze(
     tasks = load_tasks(config.tasks)
     words = load_words(config.token_sets)
     folder = RunFolder(out)
-    identity = _identity(config, adapter, [t.fingerprint() for t in tasks])
+    identity = _identity(config, adapter.fingerprint, [t.fingerprint() for t in tasks])
     ranks = current_ranks()
     show_progress = show_progress and ranks.is_main
     if ranks.is_main:
@@ -435,6 +451,12 @@ def run_analysis(
     ranks.check_folder(RunFolder(out))
     if adapter is None and "image-icl" in (config.specs or []) and not sees_images(config.model):
         raise _text_only(config.model)  # before the model loads
+    if adapter is None and not ranks.parallel:  # the same command again: read back, not loaded
+        fingerprint = fingerprint_before_loading(config.model, load_options)
+        finished = fingerprint and finished_analysis(fingerprint, config, out, READ_BACK_TABLES)
+        if finished:
+            announce(f"{finished.folder.root} holds this analysis, complete: read back, nothing computed")
+            return finished
     adapter = adapter or load_model(config.model, load_options)
     with ranks.folder_lock(RunFolder(out)):  # one command per folder (rank 0's)
         return analyze(adapter, config, out, run_layer=run_layer)

@@ -505,7 +505,7 @@ class Reproduction:
         out = self.root / "analysis"
         # the report needs the tables only; a folder of another analysis (another layer) is redone
         tables = {"decodings_table": 0, "phase_ranges": None}
-        return finished_analysis(self.adapter, config, out, tables) or analyze(
+        return finished_analysis(self.adapter.fingerprint, config, out, tables) or analyze(
             self.adapter, config, out, show_progress=self.show_progress, replace=True, shared=self.shared
         )
 
