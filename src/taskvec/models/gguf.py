@@ -13,9 +13,15 @@ from pathlib import Path
 import torch
 
 from taskvec.errors import ModelSpecError, StorageError, storage_error
-from taskvec.models.adapter import ModelAdapter, file_fingerprint
+from taskvec.models.adapter import ModelAdapter
 from taskvec.models.families.causal_lm import CausalLMAdapter
-from taskvec.models.loading import LoadOptions, cache_root, package_dir, with_numerics
+from taskvec.models.loading import (
+    LoadOptions,
+    cache_root,
+    cached_file_fingerprint,
+    package_dir,
+    with_numerics,
+)
 
 
 def load_gguf_causal_lm(
@@ -29,7 +35,7 @@ def load_gguf_causal_lm(
 
     if not gguf_path.is_file():
         raise ModelSpecError(f"{name}: weights file missing: {gguf_path}")
-    fingerprint = file_fingerprint(gguf_path)
+    fingerprint = cached_file_fingerprint(gguf_path, options)
     model_class = model_class or AutoModelForCausalLM
     cached = cache_root(options) / "models" / f"{name}-{fingerprint}"
     if not (cached / _WEIGHTS).is_file():
@@ -150,4 +156,4 @@ def gguf_weights_fingerprint(name: str, options: LoadOptions | None = None) -> s
     path = GGUF_FILES[name](options or LoadOptions())
     if not path.is_file():
         raise ModelSpecError(f"{name}: weights file missing: {path}")
-    return file_fingerprint(path)
+    return cached_file_fingerprint(path, options or LoadOptions())

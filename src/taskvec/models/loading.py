@@ -161,7 +161,7 @@ def weights_fingerprint(model_id: str, options: LoadOptions) -> str:
         return _hub_commit(model_id)
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)):
-        digest.update(f"{path.name}:{_cached_file_fingerprint(path, options)};".encode())
+        digest.update(f"{path.name}:{cached_file_fingerprint(path, options)};".encode())
     return digest.hexdigest()[:16]
 
 
@@ -195,7 +195,9 @@ def state_dict_fingerprint(model) -> str:
     return digest.hexdigest()[:16]
 
 
-def _cached_file_fingerprint(path: Path, options: LoadOptions) -> str:
+def cached_file_fingerprint(path: Path, options: LoadOptions) -> str:
+    """``file_fingerprint`` of ``path``, kept under its path, size and mtime in the taskvec cache
+    (and for this process): a weights file is read once, not at every load."""
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
     if key in _HASHED:
