@@ -25,7 +25,7 @@ from taskvec.models.registry import load_model  # noqa: E402
 from taskvec.patching.patch import Patch, generate, generate_under_patches, patch  # noqa: E402
 from taskvec.patching.sweep import sweep  # noqa: E402
 from taskvec.pipelines.evaluate import evaluate  # noqa: E402
-from taskvec.pipelines.results import load_run  # noqa: E402
+from taskvec.pipelines.results import list_runs, load_run  # noqa: E402
 from taskvec.prompts.template import PromptTemplate, get_template  # noqa: E402
 from taskvec.tasks.registry import load_task  # noqa: E402
 from taskvec.tasks.task import Item, Task  # noqa: E402
@@ -44,6 +44,7 @@ __all__ = [
     "generate",
     "generate_under_patches",
     "get_template",
+    "list_runs",
     "load_model",
     "load_run",
     "load_task",

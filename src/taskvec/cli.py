@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Annotated
@@ -424,6 +425,41 @@ def list_tasks() -> None:
         task = load_task(name)
         table.add_row(name, task.instruction, str(len(task.val)), str(len(task.test)), str(task.domain))
     _print_table(table)
+
+
+@app.command("runs")
+def list_run_folders(
+    root: Annotated[Path, typer.Argument(help="a folder of run folders, or one run folder")] = Path("runs"),
+    metric: Annotated[
+        str, typer.Option(help="the score shown: paper | whole_label | paper_ci | strict | exact")
+    ] = "paper",
+) -> None:
+    """List the run folders under a folder: state, what ran, and each method's test score.
+
+    A reproduction's runs are listed too; a stopped run resumes with the command that started it."""
+    from taskvec.pipelines.results import LISTED_METHODS, list_runs
+
+    try:
+        frame = list_runs(root, metric)
+    except TaskvecError as error:
+        _fail(error)
+        return
+    if frame.empty:
+        console.print(f"no taskvec run folder under {root}")
+        return
+    table = Table(title=f"runs under {root}: test scores by {metric}, the mean over tasks")
+    for column in frame.columns:
+        table.add_column(column, justify="right" if column in LISTED_METHODS else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[_cell(value) for value in row])
+    _print_table(table)
+
+
+def _cell(value) -> str:
+    """A listed value as shown: a score to three places, nothing for a missing one."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 @app.command()

@@ -26,7 +26,7 @@ from taskvec.errors import ConfigError
 from taskvec.evaluation.metrics import METRICS
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.scoring import answer_diversity
-from taskvec.storage.run_folder import RUNNING, RunFolder, write_atomic, write_json
+from taskvec.storage.run_folder import RUNNING, RunFolder, runs_under, write_atomic, write_json
 from taskvec.tasks.task import Task
 
 RESULTS_FILE = "results.json"
@@ -242,8 +242,55 @@ def load_run(folder: str | Path, what: str = "results") -> pd.DataFrame:
     return frame
 
 
+#: the methods ``list_runs`` shows a run's test score of, in its column order
+LISTED_METHODS = ("no_context", "majority", "xbase", "xpatch")
+
+
+def list_runs(root: str | Path = "runs", metric: str = "paper") -> pd.DataFrame:
+    """Every ``taskvec run`` folder under ``root`` (a reproduction's runs too), one row each:
+    where it is (``run``, relative to ``root``), its ``state`` (complete, running, stopped: the
+    same command resumes it), what it ran (model, spec, query, style, tasks, seeds) and, once
+    complete, the layer xPatch was read at and each method's test score by ``metric``, the mean
+    over tasks of each task's mean over seeds (as the tables' ``average``)::
+
+        >>> taskvec.list_runs("runs").query("state == 'complete'").sort_values("xpatch")
+    """
+    if metric not in METRICS:
+        raise ConfigError(f"list_runs: unknown metric {metric!r}; one of {list(METRICS)}")
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"{root}: no such folder (run folders are written under runs/ by default)")
+    rows = [_listed(RunFolder(path), root, metric) for path in runs_under(root)]
+    columns = ["run", "state", "model", "spec", "query", "style", "tasks", "seeds", "layer"]
+    return pd.DataFrame(rows, columns=[*columns, *LISTED_METHODS])
+
+
+def _listed(folder: RunFolder, root: Path, metric: str) -> dict:
+    """One run folder's row of ``list_runs``."""
+    experiment = folder.config().get("experiment", {})
+    row = {
+        "run": str(folder.root.relative_to(root)) if folder.root != root else folder.root.name,
+        "state": folder.state(),
+        **{key: experiment.get(key) for key in ("model", "spec", "query", "style")},
+        "tasks": ", ".join(experiment.get("tasks", [])),
+        "seeds": ", ".join(str(seed) for seed in experiment.get("seeds", [])),
+        "layer": None,
+    }
+    results_path = folder.path(RESULTS_FILE)
+    if row["state"] != "complete" or not results_path.is_file():
+        return row
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    layers = set(results.get("chosen_layers", {}).values()) or {results["chosen_layer"]}
+    row["layer"] = str(layers.pop()) if len(layers) == 1 else "per task"
+    for method in LISTED_METHODS:
+        scores = [task[method][metric]["mean"] for task in results["results"].values() if method in task]
+        row[method] = round(sum(scores) / len(scores), 4) if scores else None
+    return row
+
+
 __all__ = [
     "diversity_summary",
+    "list_runs",
     "load_run",
     "metric_summary",
     "OWN_FILES",

@@ -222,6 +222,24 @@ class RunFolder:
             with self.lock():
                 pass
 
+    def state(self) -> str:
+        """``complete``; ``running`` while a command holds the folder's lock; ``stopped`` where
+        none does (killed or interrupted: the same command resumes it); ``""`` where nothing was
+        started. A folder whose lock cannot be tried (read-only) and that is not complete reads
+        ``running`` if its status says so, as written."""
+        state = self.status().get("state", "")
+        if state != RUNNING:
+            return state
+        if not (self.root / LOCK_NAME).is_file():  # a command holds it from before it starts
+            return "stopped"
+        try:
+            self.check_not_busy()
+        except FolderBusyError:
+            return RUNNING
+        except (StorageError, OSError):
+            return state
+        return "stopped"
+
     def check_usable(self) -> None:
         """Refuse, before any work, a path that is a file, a folder holding something else, or a
         place that cannot be written.

@@ -1,0 +1,83 @@
+"""``taskvec runs`` / ``taskvec.list_runs``: every run folder under a folder, one row each, with
+its state (complete, running, stopped) and, once complete, the scores its own table shows."""
+
+from __future__ import annotations
+
+import pytest
+from helpers.reliability import TINY, write_tiny_task
+from helpers.tinyllm import tiny_llm
+from typer.testing import CliRunner
+
+from taskvec.cli import app
+from taskvec.errors import ConfigError
+from taskvec.evaluation.protocol import ExperimentConfig
+from taskvec.evaluation.scoring import AVERAGE
+from taskvec.pipelines import evaluate as evaluate_module
+from taskvec.pipelines.evaluate import evaluate
+from taskvec.pipelines.results import LISTED_METHODS, list_runs
+from taskvec.storage.run_folder import RunFolder
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Under one root: two complete runs (one nested, as a reproduction's are), one killed after
+    its first unit; the results of the complete ones."""
+    root = tmp_path_factory.mktemp("runs")
+    adapter = tiny_llm("llama", layers=3)
+    tasks = [str(write_tiny_task(root.parent / "data")), str(write_tiny_task(root.parent / "data", "other"))]
+    options = {**TINY, "tasks": tasks, "seeds": [1, 2], "layers": [1, 2]}
+
+    def run(out, **changes):
+        config = ExperimentConfig.create(**options, **changes)
+        return evaluate(config, root / out, adapter=adapter, show_progress=False)
+
+    results = {"text": run("text"), "nested/instruction": run("nested/instruction", spec="instruction")}
+    with pytest.MonkeyPatch.context() as patch:
+        real, computed = evaluate_module.run_unit, []
+
+        def killed_after_one(*arguments):
+            if computed:
+                raise KeyboardInterrupt
+            computed.append(1)
+            return real(*arguments)
+
+        patch.setattr(evaluate_module, "run_unit", killed_after_one)
+        with pytest.raises(KeyboardInterrupt):
+            run("killed")
+    return root, results
+
+
+def test_every_run_is_listed_with_the_scores_its_own_table_shows(runs):
+    root, results = runs
+    listed = list_runs(root).set_index("run")
+    assert list(listed.index) == ["killed", "nested/instruction", "text"]
+    assert dict(listed.state) == {"killed": "stopped", "nested/instruction": "complete", "text": "complete"}
+    for name, result in results.items():
+        row, table = listed.loc[name], result.summary("whole_label")
+        assert row.spec == result.config.spec and row.seeds == "1, 2" and row.layer == str(result.best_layer)
+        by_label = list_runs(root, "whole_label").set_index("run").loc[name]
+        for method in LISTED_METHODS:  # an instruction has no demonstrations: no majority
+            if method in table["mean"].columns:
+                assert by_label[method] == pytest.approx(table.loc[AVERAGE, ("mean", method)], abs=1e-4)
+            else:
+                assert by_label[method] is None or by_label[method] != by_label[method]
+    assert listed.loc["killed", list(LISTED_METHODS)].isna().all()  # no scores before it completes
+
+
+def test_a_run_a_command_is_writing_is_running(runs):
+    root, _ = runs
+    with RunFolder(root / "killed").lock():  # what the command resuming it holds
+        assert list_runs(root).set_index("run").loc["killed", "state"] == "running"
+    assert list_runs(root / "text").run.tolist() == ["text"]  # a run folder itself: its own row
+
+
+def test_taskvec_runs_prints_a_row_per_run_and_refuses_what_is_not_there(runs, tmp_path):
+    root, _ = runs
+    shown = CliRunner().invoke(app, ["runs", str(root)], env={"COLUMNS": "250"})
+    assert shown.exit_code == 0, shown.output
+    lines = [line for line in shown.output.splitlines() if line.startswith("│")]
+    assert [line.split("│")[1].strip() for line in lines] == ["killed", "nested/instruction", "text"]
+    missing = CliRunner().invoke(app, ["runs", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "no such folder" in missing.output
+    with pytest.raises(ConfigError, match="unknown metric"):
+        list_runs(root, "accuracy")
