@@ -53,6 +53,34 @@ def test_a_text_only_model_asked_for_pictures_is_refused_before_it_loads(tmp_pat
             reproduce(ReproduceConfig.create(model=model, quick=True), tmp_path / "reproduce")
 
 
+def test_a_layer_the_saved_model_lacks_is_refused_before_it_loads(tmp_path, monkeypatch):
+    """Its config says how many decoder layers it has (a VLM's text part): run and analyze refuse
+    a layer out of range without loading the weights; a layer in range goes on to load."""
+    from taskvec.errors import LayerError
+    from taskvec.pipelines.analyze import run_analysis
+
+    class Loaded(Exception):
+        pass
+
+    def loaded(*_args, **_kwargs):
+        raise Loaded
+
+    for module in ("evaluate", "analyze"):
+        monkeypatch.setattr(f"taskvec.pipelines.{module}.load_model", loaded)
+    folder = tmp_path / "model"
+    llm = tiny_llm("llama", layers=3)
+    llm.model.save_pretrained(folder)
+    llm.tokenizer.save_pretrained(folder)
+    out_of_range = r"layer 3 is out of range for .*model: it has decoder layers 0..2"
+    config = ExperimentConfig.create(model=str(folder), tasks=["food_color"], layers=[1, 3])
+    with pytest.raises(LayerError, match=out_of_range):
+        evaluate(config, tmp_path / "run", show_progress=False)
+    with pytest.raises(LayerError, match=out_of_range):
+        run_analysis(out=tmp_path / "analysis", model=str(folder), tasks=["food_color"], decode_layers=[3])
+    with pytest.raises(Loaded):
+        evaluate(config.model_copy(update={"layers": [2]}), tmp_path / "run", show_progress=False)
+
+
 def _budget_mb(adapter, tokens: float) -> float:
     """The budget whose ``max_tokens`` is ``tokens`` (half a token more, against rounding)."""
     return (tokens + 0.5) * MemoryBudget().token_bytes(adapter) / (1 << 20)

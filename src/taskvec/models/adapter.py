@@ -168,12 +168,7 @@ class ModelAdapter(ABC):
         return None
 
     def check_layer(self, layer: int) -> int:
-        if not isinstance(layer, int) or layer < 0 or layer >= self.num_layers:
-            raise LayerError(
-                f"layer {layer!r} is out of range for {self.name}: it has decoder layers "
-                f"0..{self.num_layers - 1}"
-            )
-        return layer
+        return check_layer(layer, self.num_layers, self.name)
 
     # --- tokens ----------------------------------------------------------------------------
     @abstractmethod
@@ -336,6 +331,15 @@ def require_adapter(model, caller: str) -> ModelAdapter:
         f"{caller} takes a taskvec model, not a {type(model).__name__}: wrap a transformers model "
         f"with taskvec.load_model(hf_model, tokenizer_or_processor) first"
     )
+
+
+def check_layer(layer: int, num_layers: int, model: str) -> int:
+    """``layer`` if it is a decoder layer of a model of ``num_layers`` layers, else one line."""
+    if not isinstance(layer, int) or layer < 0 or layer >= num_layers:
+        raise LayerError(
+            f"layer {layer!r} is out of range for {model}: it has decoder layers 0..{num_layers - 1}"
+        )
+    return layer
 
 
 def numerics_fingerprint(weights: str, numerics: str) -> str:

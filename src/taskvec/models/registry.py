@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from taskvec.errors import ModelSpecError
-from taskvec.models.adapter import ModelAdapter, numerics_fingerprint
+from taskvec.models.adapter import ModelAdapter, check_layer, numerics_fingerprint
 from taskvec.models.embedded.load import embedded_weights_fingerprint, load_embedded_vlm
 from taskvec.models.gguf import gguf_weights_fingerprint, load_gguf_causal_lm, load_gguf_llm
 from taskvec.models.loading import (
@@ -283,7 +283,25 @@ def fingerprint_before_loading(name: str, options: LoadOptions | None = None) ->
     return numerics_fingerprint(weights_fingerprint(name, options), numerics)
 
 
+def check_layers_before_loading(name: str, layers) -> None:
+    """Refuse a layer the model ``name`` does not have before it loads (a 7B model's minute of
+    loading is not spent on a typo): the count is its config's (the text part of a VLM's), read
+    without the weights. The named models load in seconds and are checked once loaded."""
+    layers = [layer for layer in layers if layer is not None]
+    if not layers or name in NAMED_MODELS:
+        return
+    count = getattr(_config(name).get_text_config(), "num_hidden_layers", None)
+    if isinstance(count, int):
+        for layer in layers:
+            check_layer(layer, count, name)
+
+
 def _model_type(name: str) -> str:
+    return str(_config(name).model_type)
+
+
+def _config(name: str):
+    """The transformers config of a hub id or folder (no weights are read)."""
     local = Path(name).expanduser()
     if name.startswith(("/", ".", "~")) and not local.exists():
         raise ModelSpecError(f"cannot read a model config from {name!r}: no such folder")
@@ -300,7 +318,7 @@ def _model_type(name: str) -> str:
         config = AutoConfig.from_pretrained(str(local) if local.exists() else name)
     except (OSError, ValueError, KeyError) as error:
         raise ModelSpecError(f"cannot read a model config from {name!r}: {error}") from error
-    return str(config.model_type)
+    return config
 
 
 def _check_has_weights(name: str) -> None:
@@ -353,6 +371,7 @@ __all__ = [
     "Family",
     "NamedModel",
     "cache_root",
+    "check_layers_before_loading",
     "discover_families",
     "families",
     "fingerprint_before_loading",

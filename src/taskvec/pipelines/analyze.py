@@ -42,6 +42,7 @@ from taskvec.errors import ConfigError, TaskvecError
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.registry import (
     DEFAULT_MODEL,
+    check_layers_before_loading,
     fingerprint_before_loading,
     load_model,
     names_of,
@@ -451,6 +452,8 @@ def run_analysis(
     ranks.check_folder(RunFolder(out))
     if adapter is None and "image-icl" in (config.specs or []) and not sees_images(config.model):
         raise _text_only(config.model)  # before the model loads
+    if adapter is None:
+        check_layers_before_loading(config.model, [config.layer, *(config.decode_layers or [])])
     if adapter is None and not ranks.parallel:  # the same command again: read back, not loaded
         fingerprint = fingerprint_before_loading(config.model, load_options)
         finished = fingerprint and finished_analysis(fingerprint, config, out, READ_BACK_TABLES)

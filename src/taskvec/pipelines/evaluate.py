@@ -42,6 +42,7 @@ from taskvec.models.batching import progress_from, token_counts
 from taskvec.models.registry import (
     DEFAULT_VLM,
     LoadOptions,
+    check_layers_before_loading,
     fingerprint_before_loading,
     load_model,
     names_of,
@@ -382,6 +383,7 @@ def evaluate(
             return finished
     if adapter is None:
         check_named_model_takes_images(config)
+        check_layers_before_loading(config.model, config.layers or [])
         announce(f"loading {config.model} ...", show_progress)
         adapter = load_model(config.model, load_options)
     else:

@@ -50,6 +50,8 @@ def test_every_registered_vision_family_is_under_contract():
 def test_the_tiny_model_is_of_its_model_type(family):
     case, adapter = family
     assert adapter.model.config.model_type == case.model_type
+    # the layers its config counts (a layer out of range is refused by it before a model loads)
+    assert adapter.num_layers == adapter.model.config.get_text_config().num_hidden_layers
 
 
 def test_images_expand_to_the_right_number_of_placeholders(family):
