@@ -290,6 +290,8 @@ def check_layers_before_loading(name: str, layers) -> None:
     layers = [layer for layer in layers if layer is not None]
     if not layers or name in NAMED_MODELS:
         return
+    _family(name)  # what loading it refuses first: an unknown model type, a folder without weights
+    _check_has_weights(name)
     count = getattr(_config(name).get_text_config(), "num_hidden_layers", None)
     if isinstance(count, int):
         for layer in layers:
