@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 
 import torch
@@ -11,7 +10,7 @@ import torch
 from taskvec.errors import ModelSpecError
 from taskvec.models.embedded.adapter import EmbeddedVLMAdapter, ensure_image_token
 from taskvec.models.embedded.model import EmbeddedVLM, EntityNameProjector
-from taskvec.models.embedded.weights import WEIGHTS_DIR, load_weights
+from taskvec.models.embedded.weights import WEIGHTS_DIR, load_weights, sidecar_of
 from taskvec.models.families.causal_lm import CausalLMAdapter
 from taskvec.models.gguf import gguf_weights_fingerprint, load_gguf_llm
 from taskvec.models.vision.efficientnet_lite import EfficientNetLite0
@@ -133,14 +132,9 @@ def _fingerprint(llm: str, recogniser: str, trained: str) -> str:
 def embedded_weights_fingerprint(key: str, options=None, weights_dir=WEIGHTS_DIR, tuned: bool = False) -> str:
     """The weights fingerprint ``load_embedded_vlm`` gives, from the LLM's file and the trained
     files' sidecars alone (nothing loads; loading checks each file against its sidecar)."""
-    sidecars = []
-    for stem in (RECOGNISER_FILE, lora_file(key) if tuned else projector_file(key)):
-        path = weights_dir / f"{stem}.json"
-        try:
-            sidecars.append(json.loads(path.read_text(encoding="utf-8"))["sha256"])
-        except (OSError, ValueError, KeyError) as error:
-            raise ModelSpecError(f"embedded VLM weights unreadable: {path} ({error})") from None
-    return _fingerprint(gguf_weights_fingerprint(backbone(key).llm, options), *sidecars)
+    trained = lora_file(key) if tuned else projector_file(key)
+    recorded = [sidecar_of(weights_dir / stem).get("sha256", "") for stem in (RECOGNISER_FILE, trained)]
+    return _fingerprint(gguf_weights_fingerprint(backbone(key).llm, options), *recorded)
 
 
 def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -51,15 +51,27 @@ def save_weights(path: Path, tensors: dict[str, torch.Tensor], info: dict, dtype
     return path
 
 
-def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Tensors (as float32) and their sidecar; refuses missing or mismatching files."""
+def sidecar_of(path: Path) -> dict:
+    """The sidecar of a weights file (what it records: config, metrics, the file's SHA-256);
+    refuses a missing file or sidecar and one that is not JSON, as loading them would."""
     path = Path(path).with_suffix(".safetensors")
     sidecar = path.with_suffix(".json")
     if not path.is_file() or not sidecar.is_file():
         raise ModelSpecError(
             f"embedded VLM weights missing: {path} (+ .json); train them with `taskvec align`"
         )
-    info = json.loads(sidecar.read_text())
+    try:
+        return json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelSpecError(
+            f"{sidecar} is damaged ({error}); train the weights again with `taskvec align`"
+        ) from None
+
+
+def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors (as float32) and their sidecar; refuses missing or mismatching files."""
+    path = Path(path).with_suffix(".safetensors")
+    info, sidecar = sidecar_of(path), path.with_suffix(".json")
     if _sha256(path) != info.get("sha256"):
         raise ModelSpecError(f"{path}: checksum does not match {sidecar.name}; the file is corrupt or stale")
     if config_hash(info["config"]) != info.get("config_hash"):
