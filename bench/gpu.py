@@ -509,6 +509,15 @@ def check_cli(device: str, smoke: bool) -> Row:
             row.facts["run_model"] = json.loads((run_dir / "config.json").read_text()).get("model")
         if done.returncode != 0:
             row.error = f"taskvec run exited {done.returncode}"
+            return row
+        # the same command again: the complete folder is read back without loading the model
+        started = time.perf_counter()
+        again = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"COLUMNS": "120"})
+        row.facts["again_seconds"] = round(time.perf_counter() - started, 1)
+        row.facts["again_read_back"] = "complete: read back, nothing computed" in again.stderr
+        row.facts["again_loaded_weights"] = "Loading weights" in again.stderr
+        if again.returncode != 0 or not row.facts["again_read_back"]:
+            row.error = f"taskvec run again exited {again.returncode} and did not read the folder back"
     return row
 
 
