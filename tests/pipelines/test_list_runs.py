@@ -28,7 +28,7 @@ def runs(tmp_path_factory):
     options = {**TINY, "tasks": tasks, "seeds": [1, 2], "layers": [1, 2]}
 
     def run(out, **changes):
-        config = ExperimentConfig.create(**options, **changes)
+        config = ExperimentConfig.create(**{**options, **changes})
         return evaluate(config, root / out, adapter=adapter, show_progress=False)
 
     results = {"text": run("text"), "nested/instruction": run("nested/instruction", spec="instruction")}
@@ -43,7 +43,7 @@ def runs(tmp_path_factory):
 
         patch.setattr(evaluate_module, "run_unit", killed_after_one)
         with pytest.raises(KeyboardInterrupt):
-            run("killed")
+            run("killed", layers=[1])  # another run: nothing beside it to copy
     return root, results
 
 

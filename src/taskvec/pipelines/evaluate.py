@@ -433,12 +433,20 @@ def evaluate(
             for t in tasks
             for s in config.seeds
         }
+        resumed = sum(unit is not None for unit in done.values())
+        if resumed:
+            announce(
+                f"resuming {folder.root}: {resumed} of {len(done)} units already computed", show_progress
+            )
+        if not ranks.parallel:  # under a launcher each rank computes the units it claims
+            copied = _copy_units_beside(folder, tasks, config, source, unit_ids, lineage, done)
+            done.update({key: unit for key, (unit, _) in copied.items()})
+            if copied:
+                origins = ", ".join(sorted({origin for _, origin in copied.values()}))
+                announce(f"{len(copied)} unit(s) copied from {origins}, the same units there", show_progress)
         pending = {
             _unit_key(t.name, s): (t, s) for t in tasks for s in config.seeds if done[(t.name, s)] is None
         }
-        if len(pending) < len(done):
-            reused = len(done) - len(pending)
-            announce(f"resuming {folder.root}: {reused} of {len(done)} units already computed", show_progress)
         with progress_bar(show_progress) as progress:
             bar = progress.add_task(
                 "units (task x seed)", total=len(done), completed=len(done) - len(pending)
@@ -591,6 +599,42 @@ def _refuse_other_options(folder: RunFolder, config: ExperimentConfig, tasks: li
         return
     asked = config.as_run(tasks).model_dump(mode="json", exclude=_SETTLED_AFTER_LOADING)
     folder.refuse_other_options({"experiment": asked})
+
+
+def _copy_units_beside(
+    folder: RunFolder,
+    tasks: list[Task],
+    config: ExperimentConfig,
+    source: ModelAdapter,
+    unit_ids: dict[str, str],
+    lineage: str,
+    done: dict,
+) -> dict[tuple[str, int], tuple[dict, str]]:
+    """The units this run lacks that a run folder beside it holds, finished under the same unit
+    identity, copied in (the vector first, then the unit) instead of computed again: the same run
+    with other seeds or another layer selection, which default folders (named by the whole run)
+    keep apart. ``(task, seed) -> (unit, the folder it came from)``."""
+    missing = [(t, s) for t in tasks for s in config.seeds if done[(t.name, s)] is None]
+    parent = folder.root.parent
+    if not missing or not parent.is_dir():
+        return {}
+    copied: dict[tuple[str, int], tuple[dict, str]] = {}
+    for path in sorted(p for p in parent.iterdir() if p != folder.root and (p / "config.json").is_file()):
+        other = RunFolder(path)
+        if other.kind() != "run" or other.config().get("lineage") != lineage:
+            continue
+        for task, seed in missing:
+            unit = (
+                None
+                if (task.name, seed) in copied
+                else _finished_unit(other, task, seed, config, source, unit_ids[task.name])
+            )
+            if unit is not None:
+                vector = TaskVector.load(other.vector_path(task.name, config.spec, seed))
+                vector.save(folder.vector_path(task.name, config.spec, seed), overwrite=True)
+                folder.save_unit(unit, unit_ids[task.name])
+                copied[(task.name, seed)] = (unit, path.name)
+    return copied
 
 
 def _refuse_fewer_seeds(folder: RunFolder, config: ExperimentConfig, identity: str, lineage: str) -> None:
