@@ -67,3 +67,21 @@ def test_units_of_other_options_or_damaged_ones_are_computed(first, computed):
     one.folder.vector_path("tiny_food", "text-icl", 1).with_suffix(".safetensors").write_bytes(b"damaged")
     _run(adapter, **options, layer_selection="per-task")
     assert computed == [("tiny_food", 1), ("tiny_food", 1)]
+
+
+def test_a_folder_beside_it_that_cannot_be_read_is_left_alone(first, computed, monkeypatch):
+    """A folder of another user's beside ``--out`` (not searchable) neither stops the run nor
+    lends it anything."""
+    from pathlib import Path
+
+    options, adapter, one = first
+    real_is_file = Path.is_file
+
+    def is_file(path):
+        if path.parent == one.folder.root:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_is_file(path)
+
+    monkeypatch.setattr(Path, "is_file", is_file)
+    _run(adapter, **options, layer_selection="per-task")
+    assert computed == [("tiny_food", 1)]

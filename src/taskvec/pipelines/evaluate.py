@@ -19,6 +19,7 @@ from taskvec.errors import (
     MemoryBudgetError,
     StorageError,
     TaskFileError,
+    TaskvecError,
     VectorMismatchError,
 )
 from taskvec.evaluation.protocol import (
@@ -615,26 +616,53 @@ def _copy_units_beside(
     with other seeds or another layer selection, which default folders (named by the whole run)
     keep apart. ``(task, seed) -> (unit, the folder it came from)``."""
     missing = [(t, s) for t in tasks for s in config.seeds if done[(t.name, s)] is None]
-    parent = folder.root.parent
-    if not missing or not parent.is_dir():
-        return {}
     copied: dict[tuple[str, int], tuple[dict, str]] = {}
-    for path in sorted(p for p in parent.iterdir() if p != folder.root and (p / "config.json").is_file()):
-        other = RunFolder(path)
-        if other.kind() != "run" or other.config().get("lineage") != lineage:
-            continue
+    for other in _same_lineage_beside(folder, lineage) if missing else []:
         for task, seed in missing:
-            unit = (
-                None
-                if (task.name, seed) in copied
-                else _finished_unit(other, task, seed, config, source, unit_ids[task.name])
+            found = (task.name, seed) not in copied and _unit_beside(
+                other, task, seed, config, source, unit_ids
             )
-            if unit is not None:
-                vector = TaskVector.load(other.vector_path(task.name, config.spec, seed))
+            if found:
+                unit, vector = found
                 vector.save(folder.vector_path(task.name, config.spec, seed), overwrite=True)
                 folder.save_unit(unit, unit_ids[task.name])
-                copied[(task.name, seed)] = (unit, path.name)
+                copied[(task.name, seed)] = (unit, other.root.name)
     return copied
+
+
+def _same_lineage_beside(folder: RunFolder, lineage: str) -> list[RunFolder]:
+    """The run folders beside ``folder`` of the same ``lineage`` (this run, other seeds or layer
+    selection); a folder this user may not read is left alone."""
+    try:
+        paths = sorted(path for path in folder.root.parent.iterdir() if path != folder.root)
+    except OSError:
+        return []
+    beside = []
+    for path in paths:
+        other = RunFolder(path)
+        try:
+            if (
+                other.config_path.is_file()
+                and other.kind() == "run"
+                and other.config().get("lineage") == lineage
+            ):
+                beside.append(other)
+        except (OSError, TaskvecError):
+            continue
+    return beside
+
+
+def _unit_beside(
+    other: RunFolder, task: Task, seed: int, config: ExperimentConfig, source: ModelAdapter, unit_ids: dict
+) -> tuple[dict, TaskVector] | None:
+    """A finished unit of this run in the folder ``other``, with its vector; None where it has
+    none, or it cannot be read."""
+    try:
+        unit = _finished_unit(other, task, seed, config, source, unit_ids[task.name])
+        vector = unit and TaskVector.load(other.vector_path(task.name, config.spec, seed))
+    except (OSError, TaskvecError):
+        return None
+    return (unit, vector) if unit else None
 
 
 def _refuse_fewer_seeds(folder: RunFolder, config: ExperimentConfig, identity: str, lineage: str) -> None:
