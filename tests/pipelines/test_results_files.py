@@ -58,6 +58,8 @@ def test_the_tidy_table_and_load_run(runs):
     results = json.loads((first.folder.root / "results.json").read_text())
     assert mean == pytest.approx(results["results"]["tiny_food"]["xpatch"]["paper"]["mean"])
     assert frame.attrs["chosen_layer"] == first.best_layer
+    # what taskvec.evaluate returned, or its folder, read the same
+    assert taskvec.load_run(first).equals(frame) and taskvec.load_run(first.folder).equals(frame)
 
 
 def test_prediction_rows_say_where_they_came_from(runs):

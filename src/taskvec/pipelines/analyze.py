@@ -454,12 +454,12 @@ def run_analysis(
         raise _text_only(config.model)  # before the model loads
     if adapter is None:
         check_layers_before_loading(config.model, [config.layer, *(config.decode_layers or [])])
-    if adapter is None and not ranks.parallel:  # the same command again: read back, not loaded
-        fingerprint = fingerprint_before_loading(config.model, load_options)
+        # the same command again: a complete folder is read back, the model not loaded
+        fingerprint = None if ranks.parallel else fingerprint_before_loading(config.model, load_options)
         finished = fingerprint and finished_analysis(fingerprint, config, out, READ_BACK_TABLES)
         if finished:
             announce(f"{finished.folder.root} holds this analysis, complete: read back, nothing computed")
             return finished
-    adapter = adapter or load_model(config.model, load_options)
+        adapter = load_model(config.model, load_options)
     with ranks.folder_lock(RunFolder(out)):  # one command per folder (rank 0's)
         return analyze(adapter, config, out, run_layer=run_layer)

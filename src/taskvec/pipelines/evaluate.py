@@ -659,10 +659,11 @@ def _unit_beside(
     none, or it cannot be read."""
     try:
         unit = _finished_unit(other, task, seed, config, source, unit_ids[task.name])
-        vector = unit and TaskVector.load(other.vector_path(task.name, config.spec, seed))
+        if unit is None:
+            return None
+        return unit, TaskVector.load(other.vector_path(task.name, config.spec, seed))
     except (OSError, TaskvecError):
         return None
-    return (unit, vector) if unit else None
 
 
 def _refuse_fewer_seeds(folder: RunFolder, config: ExperimentConfig, identity: str, lineage: str) -> None:

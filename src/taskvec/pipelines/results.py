@@ -25,6 +25,7 @@ import pandas as pd
 from taskvec.errors import ConfigError
 from taskvec.evaluation.metrics import METRICS
 from taskvec.evaluation.protocol import ExperimentConfig
+from taskvec.evaluation.result import RunResult
 from taskvec.evaluation.scoring import answer_diversity
 from taskvec.storage.run_folder import RUNNING, RunFolder, runs_under, write_atomic, write_json
 from taskvec.tasks.task import Task
@@ -197,8 +198,9 @@ def write_results(
     write_atomic(root / "tables" / f"{TIDY_TABLE}.csv", tidy.to_csv(index=False))
 
 
-def load_run(folder: str | Path, what: str = "results") -> pd.DataFrame:
-    """A ``taskvec run`` folder as one pandas frame.
+def load_run(folder: str | Path | RunFolder | RunResult, what: str = "results") -> pd.DataFrame:
+    """A ``taskvec run`` folder as one pandas frame (the folder's path, a ``RunFolder``, or the
+    ``RunResult`` ``taskvec.evaluate`` returned).
 
     ``what="results"``: every number in long form (``task, seed, split, method, metric, layer,
     value``); ``what="predictions"``: one row per (task, seed, item, method). The frame's
@@ -209,7 +211,9 @@ def load_run(folder: str | Path, what: str = "results") -> pd.DataFrame:
         >>> frame = taskvec.load_run("runs/smollm2-135m-text-icl-text-spaced-1a2b3c")
         >>> frame.query("split == 'test' and metric == 'paper'").groupby("method").value.mean()
     """
-    root = Path(folder)
+    if isinstance(folder, RunResult):  # what taskvec.evaluate returned
+        folder = folder.folder
+    root = folder.root if isinstance(folder, RunFolder) else Path(folder)
     results_path = root / RESULTS_FILE
     run = RunFolder(root)
     if run.kind() != "run":
