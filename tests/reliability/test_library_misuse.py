@@ -102,3 +102,22 @@ def test_a_whole_task_vector_where_one_layers_tensor_belongs_says_how_to_take_it
         generate_ids(llm, [["Q:a\nA:"]], Patch(1, vector))
     with pytest.raises(VectorMismatchError, match=r"not a TaskVector; for a task vector: torch.stack"):
         sweep(llm, [["Q:a\nA:"]], vector, [0, 1])
+
+
+def test_one_prompt_with_a_picture_where_a_list_goes_is_refused_in_one_line(monkeypatch):
+    """Read as one prompt per segment, it ended in a TypeError ('WebPImageFile' object is not
+    iterable) from inside the adapter."""
+    from helpers.families.llava import build_llava
+    from PIL import Image
+
+    vlm = build_llava()
+    refused = r"not one prompt \(its segments: text, image, text\); give \[prompt\]"
+    alone = ("Q:", Image.new("RGB", (8, 8)), "\nA:")
+    _forbid_forward(monkeypatch, vlm)
+    for call in (
+        lambda: generate_ids(vlm, alone),
+        lambda: extract(vlm, alone, task="t", spec="image-icl"),
+        lambda: sweep(vlm, alone, torch.zeros(1, vlm.hidden_size), [0]),
+    ):
+        with pytest.raises(ConfigError, match=refused):
+            call()

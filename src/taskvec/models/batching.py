@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from PIL import Image
+
 from taskvec.errors import ConfigError, MemoryBudgetError
 from taskvec.models.adapter import ModelAdapter, OnProgress
 from taskvec.prompts.template import Prompt
@@ -63,10 +65,16 @@ def token_counts(adapter: ModelAdapter, prompts: Sequence[Prompt]) -> list[int]:
     """Length of each prompt in tokens (images counted as their placeholder tokens). A prompt of
     no token has no last token to read or patch: refused here, before any forward pass (a
     tokenizer that adds a BOS token gives an empty text that token). One prompt given where a
-    list of them goes is refused too: a string would be read as one prompt per character."""
+    list of them goes is refused too: a string would be read as one prompt per character, and a
+    prompt with a picture as one prompt per segment."""
     if isinstance(prompts, str):
         raise ConfigError(
             f"prompts must be a list of prompts, not one string ({prompts[:30]!r}); give [prompt]"
+        )
+    if isinstance(prompts, tuple) and any(isinstance(segment, Image.Image) for segment in prompts):
+        kinds = ", ".join("text" if isinstance(segment, str) else "image" for segment in prompts)
+        raise ConfigError(
+            f"prompts must be a list of prompts, not one prompt (its segments: {kinds}); give [prompt]"
         )
     lengths = [adapter.token_count(p) for p in prompts]
     empty = [i for i, n in enumerate(lengths) if n == 0]
