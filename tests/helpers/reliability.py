@@ -60,3 +60,20 @@ def assert_no_success(out: Path) -> None:
     if status.is_file():
         assert json.loads(status.read_text()).get("state") != "complete", f"{out} claims success"
     assert not (out / "report.md").exists(), f"{out} has a report"
+
+
+def counted_units(monkeypatch, stop_after: int | None = None) -> list[tuple[str, int]]:
+    """The (task, seed) units a run computes, in order, as ``run_unit`` is called; with
+    ``stop_after``, the run is killed (``KeyboardInterrupt``) once that many are finished."""
+    from taskvec.pipelines import evaluate as evaluate_module
+
+    real, computed = evaluate_module.run_unit, []
+
+    def run_unit(adapter, task, seed, *rest):
+        if stop_after is not None and len(computed) == stop_after:
+            raise KeyboardInterrupt
+        computed.append((task.name, seed))
+        return real(adapter, task, seed, *rest)
+
+    monkeypatch.setattr(evaluate_module, "run_unit", run_unit)
+    return computed

@@ -7,29 +7,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers.reliability import TINY, write_tiny_task
+from helpers.reliability import TINY, counted_units, write_tiny_task
 from helpers.tinyllm import tiny_llm
 
 from taskvec.evaluation.protocol import ExperimentConfig
-from taskvec.pipelines import evaluate as evaluate_module
 from taskvec.pipelines.analyze import AnalysisConfig
 from taskvec.pipelines.evaluate import default_run_dir, evaluate, run_identity, unit_identity
 from taskvec.pipelines.reproduce import ReproduceConfig
 from taskvec.tasks.task import load_task_file
-
-
-def _run_units(monkeypatch, stop_after: int | None = None) -> list:
-    """``run_unit`` counted, and (``stop_after``) killed once that many units are finished."""
-    real, computed = evaluate_module.run_unit, []
-
-    def run_unit(adapter, task, seed, *rest):
-        if stop_after is not None and len(computed) == stop_after:
-            raise KeyboardInterrupt
-        computed.append(seed)
-        return real(adapter, task, seed, *rest)
-
-    monkeypatch.setattr(evaluate_module, "run_unit", run_unit)
-    return computed
 
 
 def test_a_run_stopped_under_one_budget_resumes_under_a_lower_one(tmp_path, monkeypatch):
@@ -38,13 +23,13 @@ def test_a_run_stopped_under_one_budget_resumes_under_a_lower_one(tmp_path, monk
     options = {**TINY, "tasks": [task], "seeds": [1, 2], "layers": [1]}
     out = tmp_path / "run"
     with monkeypatch.context() as killed:
-        _run_units(killed, stop_after=1)
+        counted_units(killed, stop_after=1)
         with pytest.raises(KeyboardInterrupt):
             evaluate(ExperimentConfig.create(**options), out, adapter=adapter, show_progress=False)
-    computed = _run_units(monkeypatch)
+    computed = counted_units(monkeypatch)
     lower = ExperimentConfig.create(**options, memory_budget_mb=1.0)  # about two prompts a batch
     result = evaluate(lower, out, adapter=adapter, show_progress=False)
-    assert computed == [2]  # seed 1's unit, finished under the default budget, is kept
+    assert computed == [("tiny_food", 2)]  # seed 1's unit, finished under the default budget, is kept
     assert result.folder.is_complete()
     assert json.loads((out / "status.json").read_text())["memory_budget_mb"] == 1.0
     # the same answers as one uninterrupted run under the default budget

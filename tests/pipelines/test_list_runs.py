@@ -4,7 +4,7 @@ its state (complete, running, stopped) and, once complete, the scores its own ta
 from __future__ import annotations
 
 import pytest
-from helpers.reliability import TINY, write_tiny_task
+from helpers.reliability import TINY, counted_units, write_tiny_task
 from helpers.tinyllm import tiny_llm
 from typer.testing import CliRunner
 
@@ -12,7 +12,6 @@ from taskvec.cli import app
 from taskvec.errors import ConfigError
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.scoring import AVERAGE
-from taskvec.pipelines import evaluate as evaluate_module
 from taskvec.pipelines.evaluate import evaluate
 from taskvec.pipelines.results import LISTED_METHODS, list_runs
 from taskvec.storage.run_folder import RunFolder
@@ -33,15 +32,7 @@ def runs(tmp_path_factory):
 
     results = {"text": run("text"), "nested/instruction": run("nested/instruction", spec="instruction")}
     with pytest.MonkeyPatch.context() as patch:
-        real, computed = evaluate_module.run_unit, []
-
-        def killed_after_one(*arguments):
-            if computed:
-                raise KeyboardInterrupt
-            computed.append(1)
-            return real(*arguments)
-
-        patch.setattr(evaluate_module, "run_unit", killed_after_one)
+        counted_units(patch, stop_after=1)
         with pytest.raises(KeyboardInterrupt):
             run("killed", layers=[1])  # another run: nothing beside it to copy
     return root, results

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import pandas as pd
 import pytest
 from helpers.families.llava import build_llava
-from helpers.reliability import TINY, snapshot, write_tiny_task
+from helpers.reliability import TINY, counted_units, snapshot, write_tiny_task
 from helpers.tinyllm import tiny_llm
 from PIL import Image
 
@@ -99,30 +99,6 @@ def _older_taskvec(monkeypatch):
         yield
 
 
-def _interrupted_after_first_unit(monkeypatch):
-    """``run_unit`` as a kill after the first finished unit leaves it."""
-    real, calls = evaluate_module.run_unit, []
-
-    def run_unit(adapter, task, seed, *rest):
-        if calls:
-            raise KeyboardInterrupt
-        calls.append(seed)
-        return real(adapter, task, seed, *rest)
-
-    monkeypatch.setattr(evaluate_module, "run_unit", run_unit)
-
-
-def _counting_units(monkeypatch) -> list:
-    real, computed = evaluate_module.run_unit, []
-
-    def run_unit(adapter, task, seed, *rest):
-        computed.append((task.name, seed))
-        return real(adapter, task, seed, *rest)
-
-    monkeypatch.setattr(evaluate_module, "run_unit", run_unit)
-    return computed
-
-
 def _outputs(folder):
     """What a finished run hands its reader: tables, predictions and results.json."""
     files = snapshot(folder)
@@ -140,7 +116,7 @@ def test_an_interrupted_folder_an_older_taskvec_wrote_resumes_under_its_own_iden
     config = _config(task, layers=[1], seeds=[1, 2])
     old = tmp_path / "old"
     with _older_taskvec(monkeypatch), monkeypatch.context() as killed:
-        _interrupted_after_first_unit(killed)
+        counted_units(killed, stop_after=1)
         with pytest.raises(KeyboardInterrupt):
             evaluate(config, old, adapter=adapter, show_progress=False)
     # the old formula, of the options as the run records them (the given model names it)
@@ -152,7 +128,7 @@ def test_an_interrupted_folder_an_older_taskvec_wrote_resumes_under_its_own_iden
     kept = (finished.read_bytes(), finished.stat().st_mtime_ns)
     assert not (old / "units" / f"{task.name}__seed2.json").exists()
 
-    computed = _counting_units(monkeypatch)
+    computed = counted_units(monkeypatch)
     result = evaluate(config, old, adapter=adapter, show_progress=False)
     assert computed == [(task.name, 2)]  # seed 1 was reused, not recomputed
     assert (finished.read_bytes(), finished.stat().st_mtime_ns) == kept
@@ -173,7 +149,7 @@ def test_a_complete_folder_an_older_taskvec_wrote_reads_back_and_is_found_comple
         written = evaluate(config, old, adapter=adapter, show_progress=False)
     frame = load_run(old)
     before = snapshot(old)
-    computed = _counting_units(monkeypatch)
+    computed = counted_units(monkeypatch)
     again = evaluate(config, old, adapter=adapter, show_progress=False)  # the same command again
     assert computed == []
     assert snapshot(old) == before
@@ -194,7 +170,7 @@ def test_the_same_command_without_out_finds_the_folder_an_older_taskvec_named(tm
     with _older_taskvec(monkeypatch):
         written = evaluate(config, adapter=adapter, show_progress=False)
     assert written.folder.root != default_run_dir(config, [task], model_fingerprint=adapter.fingerprint)
-    computed = _counting_units(monkeypatch)
+    computed = counted_units(monkeypatch)
     again = evaluate(config, adapter=adapter, show_progress=False)
     assert (again.folder.root, computed) == (written.folder.root, [])
     assert [p.name for p in (tmp_path / "runs").iterdir()] == [written.folder.root.name]
@@ -210,10 +186,10 @@ def test_a_reproductions_text_condition_written_by_an_older_taskvec_resumes(tmp_
     vlm = build_llava()
     options = dict(tasks=[task], seeds=[1, 2], layers=[1], answer_tokens=2)
     with _older_taskvec(monkeypatch), monkeypatch.context() as killed:
-        _interrupted_after_first_unit(killed)
+        counted_units(killed, stop_after=1)
         with pytest.raises(KeyboardInterrupt):
             run_conditions(vlm, [condition], root, False, **options)
-    computed = _counting_units(monkeypatch)
+    computed = counted_units(monkeypatch)
     results = run_conditions(vlm, [condition], root, False, **options)
     assert [seed for _, seed in computed] == [2]
     assert results[condition].folder.is_complete()

@@ -5,11 +5,10 @@ it (the same unit identity) are copied in, not computed again, and give the same
 from __future__ import annotations
 
 import pytest
-from helpers.reliability import TINY, write_tiny_task
+from helpers.reliability import TINY, counted_units, write_tiny_task
 from helpers.tinyllm import tiny_llm
 
 from taskvec.evaluation.protocol import ExperimentConfig
-from taskvec.pipelines import evaluate as evaluate_module
 from taskvec.pipelines.evaluate import evaluate
 from taskvec.vectors.task_vector import TaskVector
 
@@ -19,14 +18,7 @@ COLUMNS = ["task", "seed", "item", "method", "prediction"]
 @pytest.fixture
 def computed(monkeypatch):
     """The (task, seed) units computed, in order."""
-    real, seen = evaluate_module.run_unit, []
-
-    def run_unit(adapter, task, seed, *rest):
-        seen.append((task.name, seed))
-        return real(adapter, task, seed, *rest)
-
-    monkeypatch.setattr(evaluate_module, "run_unit", run_unit)
-    return seen
+    return counted_units(monkeypatch)
 
 
 @pytest.fixture
