@@ -253,9 +253,9 @@ LISTED_METHODS = ("no_context", "majority", "xbase", "xpatch")
 def list_runs(root: str | Path = "runs", metric: str = "paper") -> pd.DataFrame:
     """Every ``taskvec run`` folder under ``root`` (a reproduction's runs too), one row each:
     where it is (``run``, relative to ``root``), its ``state`` (complete, running, stopped: the
-    same command resumes it), what it ran (model, spec, query, style, tasks, seeds) and, once
-    complete, the layer xPatch was read at and each method's test score by ``metric``, the mean
-    over tasks of each task's mean over seeds (as the tables' ``average``)::
+    same command resumes it), what it ran (model, spec, query, style, tasks, seeds, layer
+    selection) and, once complete, the layer xPatch was read at and each method's test score by
+    ``metric``, the mean over tasks of each task's mean over seeds (as the tables' ``average``)::
 
         >>> taskvec.list_runs("runs").query("state == 'complete'").sort_values("xpatch")
     """
@@ -265,7 +265,7 @@ def list_runs(root: str | Path = "runs", metric: str = "paper") -> pd.DataFrame:
     if not root.is_dir():
         raise ConfigError(f"{root}: no such folder (run folders are written under runs/ by default)")
     rows = [_listed(RunFolder(path), root, metric) for path in runs_under(root)]
-    columns = ["run", "state", "model", "spec", "query", "style", "tasks", "seeds", "layer"]
+    columns = ["run", "state", "model", "spec", "query", "style", "tasks", "seeds", "selection", "layer"]
     return pd.DataFrame(rows, columns=[*columns, *LISTED_METHODS])
 
 
@@ -278,6 +278,7 @@ def _listed(folder: RunFolder, root: Path, metric: str) -> dict:
         **{key: experiment.get(key) for key in ("model", "spec", "query", "style")},
         "tasks": ", ".join(experiment.get("tasks", [])),
         "seeds": ", ".join(str(seed) for seed in experiment.get("seeds", [])),
+        "selection": experiment.get("layer_selection", "shared"),
         "layer": None,
     }
     results_path = folder.path(RESULTS_FILE)
