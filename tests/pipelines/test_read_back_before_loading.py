@@ -30,11 +30,13 @@ def _save(folder: Path, seed: int = 3) -> Path:
     return folder
 
 
-def _forbid_loading(monkeypatch) -> None:
+def _forbid_loading(monkeypatch, pipeline=evaluate_module) -> None:
+    """``pipeline`` (a module of ``taskvec.pipelines``) raises ``Loaded`` where it would load."""
+
     def load(*_args, **_kwargs):
         raise Loaded
 
-    monkeypatch.setattr(evaluate_module, "load_model", load)
+    monkeypatch.setattr(pipeline, "load_model", load)
 
 
 @pytest.fixture
@@ -139,10 +141,7 @@ def test_a_complete_analysis_is_read_back_without_loading_the_model(tmp_path, mo
     summary = write_analysis_report(run_analysis(out=tmp_path / "analysis", **options))
     written = {p: p.read_bytes() for p in (tmp_path / "analysis").rglob("*") if p.is_file()}
 
-    def load(*_args, **_kwargs):
-        raise Loaded
-
-    monkeypatch.setattr(analyze_module, "load_model", load)
+    _forbid_loading(monkeypatch, analyze_module)
     again = run_analysis(out=tmp_path / "analysis", **options)
     assert again.summary_path == summary and again.analysis is None  # read back: nothing to write
     on_disk = pd.read_csv(tmp_path / "analysis" / "tables" / "decodings_table.csv", index_col=0)
@@ -165,10 +164,7 @@ def test_taskvec_analyze_again_prints_the_folders_table_without_loading(tmp_path
     first = CliRunner().invoke(app, arguments)
     assert first.exit_code == 0, first.output
 
-    def load(*_args, **_kwargs):
-        raise Loaded
-
-    monkeypatch.setattr(analyze_module, "load_model", load)
+    _forbid_loading(monkeypatch, analyze_module)
     again = CliRunner().invoke(app, arguments)
     assert again.exit_code == 0, again.output
     said = " ".join(again.output.split())  # rich wraps lines at the terminal's width
