@@ -271,12 +271,13 @@ def list_runs(root: str | Path = "runs", metric: str = "paper") -> pd.DataFrame:
 
 def _listed(folder: RunFolder, root: Path, metric: str) -> dict:
     """One run folder's row of ``list_runs``."""
-    experiment = folder.config().get("experiment", {})
+    recorded = folder.config()
+    experiment = recorded.get("experiment", {})
     row = {
         "run": str(folder.root.relative_to(root)) if folder.root != root else folder.root.name,
         "state": folder.state(),
         **{key: experiment.get(key) for key in ("model", "spec", "query", "style")},
-        "tasks": ", ".join(experiment.get("tasks", [])),
+        "tasks": ", ".join(recorded.get("tasks") or experiment.get("tasks", [])),  # names, not paths
         "seeds": ", ".join(str(seed) for seed in experiment.get("seeds", [])),
         "selection": experiment.get("layer_selection", "shared"),
         "layer": None,
