@@ -77,3 +77,11 @@ def test_a_folder_beside_it_that_cannot_be_read_is_left_alone(first, computed, m
     monkeypatch.setattr(Path, "is_file", is_file)
     _run(adapter, **options, layer_selection="per-task")
     assert computed == [("tiny_food", 1)]
+
+
+def test_a_folder_given_by_out_computes_its_own_units(first, computed):
+    """A second run of the same options in a folder of its own may be meant to compute again."""
+    options, adapter, one = first
+    config = ExperimentConfig.create(**options, layer_selection="per-task")
+    evaluate(config, one.folder.root.parent / "second", adapter=adapter, show_progress=False)
+    assert computed == [("tiny_food", 1)]

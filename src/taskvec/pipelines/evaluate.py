@@ -439,7 +439,9 @@ def evaluate(
             announce(
                 f"resuming {folder.root}: {resumed} of {len(done)} units already computed", show_progress
             )
-        if not ranks.parallel:  # under a launcher each rank computes the units it claims
+        # only between default folders (a folder given by --out may be a deliberate second
+        # computation); under a launcher each rank computes the units it claims
+        if out is None and not ranks.parallel:
             copied = _copy_units_beside(folder, tasks, config, source, unit_ids, lineage, done)
             done.update({key: unit for key, (unit, _) in copied.items()})
             if copied:
@@ -614,7 +616,8 @@ def _copy_units_beside(
     """The units this run lacks that a run folder beside it holds, finished under the same unit
     identity, copied in (the vector first, then the unit) instead of computed again: the same run
     with other seeds or another layer selection, which default folders (named by the whole run)
-    keep apart. ``(task, seed) -> (unit, the folder it came from)``."""
+    keep apart. ``(task, seed) -> (unit, the folder it came from)``. A run in a folder of its own
+    (``--out``) computes its units itself: it may be meant as a second computation."""
     missing = [(t, s) for t in tasks for s in config.seeds if done[(t.name, s)] is None]
     copied: dict[tuple[str, int], tuple[dict, str]] = {}
     for other in _same_lineage_beside(folder, lineage) if missing else []:
