@@ -74,3 +74,5 @@ def test_taskvec_runs_prints_a_row_per_run_and_refuses_what_is_not_there(runs, t
     assert missing.exit_code == 2 and "no such folder" in missing.output
     with pytest.raises(ConfigError, match="unknown metric"):
         list_runs(root, "accuracy")
+    with pytest.raises(ConfigError, match="results.json: a file, not a folder"):
+        list_runs(root / "text" / "results.json")

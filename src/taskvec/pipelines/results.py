@@ -263,7 +263,8 @@ def list_runs(root: str | Path = "runs", metric: str = "paper") -> pd.DataFrame:
         raise ConfigError(f"list_runs: unknown metric {metric!r}; one of {list(METRICS)}")
     root = Path(root)
     if not root.is_dir():
-        raise ConfigError(f"{root}: no such folder (run folders are written under runs/ by default)")
+        found = "a file, not a folder" if root.exists() else "no such folder"
+        raise ConfigError(f"{root}: {found} (run folders are written under runs/ by default)")
     rows = [_listed(RunFolder(path), root, metric) for path in runs_under(root)]
     columns = ["run", "state", "model", "spec", "query", "style", "tasks", "seeds", "selection", "layer"]
     return pd.DataFrame(rows, columns=[*columns, *LISTED_METHODS])
