@@ -19,7 +19,7 @@ import functools
 import importlib
 import os
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -283,7 +283,7 @@ def fingerprint_before_loading(name: str, options: LoadOptions | None = None) ->
     return numerics_fingerprint(weights_fingerprint(name, options), numerics)
 
 
-def check_layers_before_loading(name: str, layers) -> None:
+def check_layers_before_loading(name: str, layers: Iterable[int | None]) -> None:
     """Refuse a layer the model ``name`` does not have before it loads (a 7B model's minute of
     loading is not spent on a typo): the count is its config's (the text part of a VLM's), read
     without the weights. The named models load in seconds and are checked once loaded."""
