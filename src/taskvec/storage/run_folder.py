@@ -230,9 +230,7 @@ class RunFolder:
         state = self.status().get("state", "")
         if state != RUNNING:
             return state
-        if not (self.root / LOCK_NAME).is_file():  # a command holds it from before it starts
-            return "stopped"
-        try:
+        try:  # no lock file: no command holds it (one takes it before it starts)
             self.check_not_busy()
         except FolderBusyError:
             return RUNNING
@@ -304,7 +302,6 @@ class RunFolder:
         """The refusal of a folder that holds another run, naming ``differences`` where there are
         any (``_comparable``; None: the two records cannot be compared)."""
         if not differences:
-            # the same options, model and data under another identity: another taskvec's formula
             same = ""
             if differences is not None:  # compared and read the same: another taskvec's formula
                 same = " whose options, model and data read the same (another taskvec hashed them)"
