@@ -368,6 +368,9 @@ def check_model(shape: Shape, args, device: str) -> Row:
         lambda: timed(lambda: sweep(adapter, queries, vectors, layers, BIG_BUDGET))
     )
     again, _ = timed(lambda: sweep(adapter, queries, vectors, layers, BIG_BUDGET))
+    # what a user gets without a budget: one sized to the GPU's free memory (``for_model``)
+    row.facts["sized_budget_mb"] = MemoryBudget.for_model(adapter).megabytes
+    row.facts["taskvec_sized_budget_s"] = round(timed(lambda: sweep(adapter, queries, vectors, layers))[0], 3)
     if args.profile:
         row.facts["sweep_profile"] = profile(lambda: sweep(adapter, queries, vectors, layers, BIG_BUDGET))
     loop_n = min(args.loop_queries or shape.loop_queries, len(queries))
@@ -493,10 +496,11 @@ def check_cli(device: str, smoke: bool) -> Row:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         run_dir = Path(folder) / "run"
+        # no --memory-budget-mb: the budget sized to the GPU is checked too
         command = [
             sys.executable, "-m", "taskvec.cli", "run", "--model", folder, "--device", device,
             "--dtype", "bfloat16", "--tasks", "country_capital", "--spec", "text-icl", "--query", "image",
-            "--seed", "1", "--test-layers", "chosen", "--memory-budget-mb", "65536", "--out", str(run_dir),
+            "--seed", "1", "--test-layers", "chosen", "--out", str(run_dir),
         ]  # fmt: skip
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"COLUMNS": "120"})
@@ -507,6 +511,9 @@ def check_cli(device: str, smoke: bool) -> Row:
         row.facts["stderr_tail"] = done.stderr[-800:]
         if (run_dir / "config.json").is_file():
             row.facts["run_model"] = json.loads((run_dir / "config.json").read_text()).get("model")
+        if (run_dir / "status.json").is_file():  # the budget sized to the GPU, as recorded
+            status = json.loads((run_dir / "status.json").read_text())
+            row.facts["memory_budget_mb"] = status.get("memory_budget_mb")
         if done.returncode != 0:
             row.error = f"taskvec run exited {done.returncode}"
             return row

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     units = {(t.name, s): UnitPrompts(t, config, s) for t in tasks for s in seeds}
     vectors = {key: task_vector_for(adapter, unit, shared) for key, unit in units.items()}
     for unit in units.values():
-        last_token_states(adapter, [unit.instruction], config.budget(), shared)
+        last_token_states(adapter, [unit.instruction], config.budget(adapter), shared)
     if "analyses" in args.steps:  # the first seed's vectors of every specification, as the matrix leaves them
         for task in tasks:
             for spec in ("text-icl", "image-icl", "instruction"):

@@ -227,7 +227,7 @@ def _out_of_memory(error: RuntimeError, command: str) -> TaskvecError | None:
     return MemoryBudgetError(f"out of GPU memory ({what}): use {cure}{kept}")
 
 
-_BUDGETED = ("run", "reproduce")  # commands with --memory-budget-mb
+_BUDGETED = ("run", "reproduce", "analyze")  # commands with --memory-budget-mb
 _WITH_DTYPE = ("run", "reproduce", "analyze", "verify")
 
 
@@ -278,7 +278,7 @@ def run(
     test_layers: Annotated[
         str, typer.Option(help="all: test xPatch at every layer | chosen: at the val-chosen layer")
     ] = "all",
-    memory_budget_mb: Annotated[float, typer.Option(help="bounds the batch size")] = 1024,
+    memory_budget_mb: Annotated[float | None, typer.Option(help=MEMORY_BUDGET_HELP)] = None,
     out: Annotated[Path | None, typer.Option(help="run folder (default: `runs/<model>-<spec>-...`)")] = None,
     dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
     device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
@@ -365,6 +365,9 @@ SEEDS_HELP = "seeds, e.g. --seed 1 2 3 (the default)"
 TASKS_HELP = "built-in names, 'all' or task files (default: all six built-in tasks)"
 DEVICE_HELP = "where the model computes: cpu | cuda | cuda:N (default: the CPU)"
 DEVICE_MAP_HELP = "accelerate placement for HF models instead of --device, e.g. auto"
+MEMORY_BUDGET_HELP = (
+    "MB one batch may take (default: sized once the model loads: 1024 on a CPU, most of a GPU's free memory)"
+)
 
 
 def _load_options(dtype: str, device: str | None, device_map: str | None):
@@ -485,6 +488,7 @@ def analyze(
     top_k: Annotated[int | None, typer.Option(help="tokens per task-vector decoding")] = None,
     token_sets: Annotated[Path | None, typer.Option(help="token-set JSON (input/task/answer words)")] = None,
     embedding: Annotated[list[str] | None, typer.Option("--embedding", help="tsne | pca | umap")] = None,
+    memory_budget_mb: Annotated[float | None, typer.Option(help=MEMORY_BUDGET_HELP)] = None,
     out: Annotated[Path | None, typer.Option(help="folder (default: `<run>/analysis` or `runs/...`)")] = None,
     dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
     device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
@@ -519,6 +523,7 @@ def analyze(
             top_k=top_k,
             token_sets=str(token_sets) if token_sets else None,
             embeddings=embedding,
+            memory_budget_mb=memory_budget_mb,
         )
     except (TaskvecError, ValidationError, FileNotFoundError) as error:
         _fail(error)
@@ -625,7 +630,7 @@ def reproduce(
     tasks: Annotated[list[str] | None, typer.Option("--tasks", "-t", help=TASKS_HELP)] = None,
     quick: Annotated[bool, typer.Option(help="a few-minute smoke run: 1 seed, few items and layers")] = False,
     layer_selection: Annotated[str, typer.Option(help=LAYER_SELECTION_HELP)] = "shared",
-    memory_budget_mb: Annotated[float, typer.Option(help="bounds the batch size")] = 1024,
+    memory_budget_mb: Annotated[float | None, typer.Option(help=MEMORY_BUDGET_HELP)] = None,
     out: Annotated[Path | None, typer.Option(help="report folder (default `runs/reproduce-<model>`)")] = None,
     dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
     device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,

@@ -1,7 +1,8 @@
 """What every pipeline's options share, at the bottom of the package beside ``errors``.
 
 ``Options`` is the base of ``ExperimentConfig`` (``taskvec run``), ``AnalysisConfig``
-(``taskvec analyze``) and ``ReproduceConfig`` (``taskvec reproduce``): a pydantic model that
+(``taskvec analyze``) and ``ReproduceConfig`` (``taskvec reproduce``), through ``BatchedOptions``
+(their memory budget, sized to the device unless given): a pydantic model that
 refuses unknown options and whose ``create`` turns pydantic's report into one ``ConfigError``
 naming each bad field. ``digest`` is the one hash of what a result depends on: it names run folders
 and keys units, stages and analyses.
@@ -11,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection
-from typing import ClassVar, Self, TypeVar
+from typing import Annotated, ClassVar, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taskvec.errors import ConfigError
 
@@ -31,18 +32,16 @@ class Options(BaseModel):
     #: the model a pipeline runs: a named model, hub id or folder (each pipeline its default)
     model: str
 
-    #: options that decide how the work is done, not what it gives (the memory budget bounds how
-    #: many prompts share a batch): identities count each as its default (``for_identity``)
-    not_in_identity: ClassVar[tuple[str, ...]] = ()
+    #: options that decide how the work is done, not what it gives, with the value identities
+    #: (run folders, units, stages) hash in each one's place (``for_identity``)
+    identity_values: ClassVar[dict[str, object]] = {}
 
     def for_identity(self) -> Self:
-        """These options as identities (run folders, units, stages) hash them: every option in
-        ``not_in_identity`` at its default, so a run resumes under another memory budget (a GPU
-        that ran out of memory) and what was computed under the default keeps the identity it had
-        when the budget still counted. Batches of other sizes may differ in the last bits, as
-        another thread count does."""
-        defaults = {name: type(self).model_fields[name].default for name in self.not_in_identity}
-        return self.model_copy(update=defaults)
+        """These options as identities hash them: every option of ``identity_values`` at the
+        value given there, so a run resumes under another memory budget (a GPU that ran out of
+        memory) and what was computed before keeps its identity. Batches of other sizes may
+        differ in the last bits, as another thread count does."""
+        return self.model_copy(update=self.identity_values)
 
     @classmethod
     def create(cls, **options) -> Self:
@@ -61,6 +60,21 @@ class Options(BaseModel):
                 "options' model out to run under the given model's name"
             )
         return self
+
+
+#: MB the working set of one batch may take (``MemoryBudget``); None: sized to the model's device
+#: once it is loaded (1 GiB on a CPU, most of a GPU's free memory)
+MemoryBudgetMB = Annotated[float | None, Field(gt=0, allow_inf_nan=False)]
+
+
+class BatchedOptions(Options):
+    """Options of a pipeline that batches prompts under a memory budget. Each declares
+    ``memory_budget_mb: MemoryBudgetMB = None`` itself, where the field has always sat in its
+    identity's JSON (a field declared here would come first and change every identity)."""
+
+    #: the budget decides how many prompts share a batch, not what a prompt computes; identities
+    #: hash the 1 GiB they hashed before it left them, so older folders keep their identities
+    identity_values: ClassVar[dict[str, object]] = {"memory_budget_mb": 1024.0}
 
 
 def validated(schema: type[Model], kind: str, /, **options) -> Model:

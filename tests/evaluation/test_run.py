@@ -207,7 +207,7 @@ def test_an_instruction_runs_xbase_prompts_run_the_instruction_once(smollm2, tmp
     assert run == [config.template.instruction_lead(task.instruction)]
     prompts = protocol.UnitPrompts(task, config, 1).test_base
     whole = generate_ids(
-        smollm2, prompts, None, config.answer_tokens, config.budget(), line_complete(smollm2)
+        smollm2, prompts, None, config.answer_tokens, config.budget(smollm2), line_complete(smollm2)
     )
     unit = RunFolder(result.folder.root).load_unit("country_capital", 1)
     assert [row["xbase_answer"] for row in unit["test"]] == [smollm2.decode(ids) for ids in whole]

@@ -22,6 +22,7 @@ def test_the_gpu_check_runs_at_tiny_shapes_and_finds_the_sweep_exact_in_float32(
         assert facts["float32_sweep_equals_loop"] == {"patched": 1.0, "clean": 1.0}
         assert facts["loop_extrapolated"] is True and facts["queries"] == 3
         assert 0 <= facts["bfloat16_honesty"]["taskvec_disagreement"] <= 1
+        assert facts["sized_budget_mb"] == 1024  # on a CPU; on a GPU, most of its free memory
 
 
 def test_the_gpu_checks_command_line_run_reads_its_folder_back_the_second_time():
@@ -29,3 +30,4 @@ def test_the_gpu_checks_command_line_run_reads_its_folder_back_the_second_time()
     assert row.error is None, row.facts.get("stderr_tail")
     assert row.facts["exit_code"] == 0 and row.facts["again_read_back"]
     assert not row.facts["again_loaded_weights"]
+    assert row.facts["memory_budget_mb"] == 1024  # given none, the budget sized to the device

@@ -60,12 +60,13 @@ def test_a_provided_computation_counts_on_the_step_that_runs_it(tmp_path):
 
     def for_two_conditions(on_progress):  # here the other condition asks the same prompts
         ids = generate_ids(
-            adapter, [*base, *base], None, 2, config.budget(), line_complete(adapter), on_progress
+            adapter, [*base, *base], None, 2, config.budget(adapter), line_complete(adapter), on_progress
         )
         return [ids[: len(base)]]
 
     shared.provide(
-        [SharedWork.key("greedy answers", adapter, base, answer_options(None, config))], for_two_conditions
+        [SharedWork.key("greedy answers", adapter, base, answer_options(adapter, None, config))],
+        for_two_conditions,
     )
     step, told = [""], []
     run_unit(

@@ -11,7 +11,8 @@ from helpers.reliability import TINY, counted_units, write_tiny_task
 from helpers.tinyllm import tiny_llm
 
 from taskvec.evaluation.protocol import ExperimentConfig
-from taskvec.pipelines.analyze import AnalysisConfig
+from taskvec.models.batching import MemoryBudget
+from taskvec.pipelines.analyze import AnalysisConfig, analyze
 from taskvec.pipelines.evaluate import default_run_dir, evaluate, run_identity, unit_identity
 from taskvec.pipelines.reproduce import ReproduceConfig
 from taskvec.tasks.task import load_task_file
@@ -54,4 +55,70 @@ def test_identities_count_the_budget_as_its_default(tmp_path):
     assert run_identity(other, [task], "w") != run_identity(default, [task], "w")
     for options in (ReproduceConfig, AnalysisConfig):
         config = options.create()
-        assert config.model_copy(update={"memory_budget_mb": 9.0}).for_identity() == config
+        assert config.memory_budget_mb is None  # sized to the device once the model loads
+        assert config.model_copy(update={"memory_budget_mb": 9.0}).for_identity() == config.for_identity()
+        assert config.for_identity().memory_budget_mb == 1024
+
+
+def _sized_once(monkeypatch, megabytes: float) -> list:
+    """``MemoryBudget.for_model`` as if the model's device had room for ``megabytes``; the
+    models it is asked about are listed."""
+    asked = []
+
+    def sized(adapter):
+        asked.append(adapter)
+        return MemoryBudget.from_mb(megabytes)
+
+    monkeypatch.setattr(MemoryBudget, "for_model", staticmethod(sized))
+    return asked
+
+
+def test_a_run_without_a_budget_sizes_one_once_and_records_it(tmp_path, monkeypatch):
+    task = str(write_tiny_task(tmp_path / "data"))
+    adapter = tiny_llm("llama", layers=3)
+    options = {**TINY, "tasks": [task], "seeds": [1, 2], "layers": [1]}
+    given = evaluate(
+        ExperimentConfig.create(**options, memory_budget_mb=1.0),
+        tmp_path / "given",
+        adapter=adapter,
+        show_progress=False,
+    )
+    asked = _sized_once(monkeypatch, 1.0)
+    sized = evaluate(
+        ExperimentConfig.create(**options), tmp_path / "sized", adapter=adapter, show_progress=False
+    )
+    assert asked == [adapter]  # once for the whole run: every batch planned by one budget
+    assert json.loads((tmp_path / "sized" / "status.json").read_text())["memory_budget_mb"] == 1.0
+    assert sized.config.memory_budget_mb == 1.0
+    columns = ["task", "seed", "item", "method", "prediction"]
+    assert sized.predictions[columns].equals(given.predictions[columns])
+    # a given budget is used as given
+    evaluate(
+        ExperimentConfig.create(**options, memory_budget_mb=2.0),
+        tmp_path / "two",
+        adapter=adapter,
+        show_progress=False,
+    )
+    assert asked == [adapter]
+    assert json.loads((tmp_path / "two" / "status.json").read_text())["memory_budget_mb"] == 2.0
+
+
+def test_an_analysis_without_a_budget_sizes_one_once(tmp_path, monkeypatch):
+    adapter = tiny_llm("llama", layers=3)
+    asked = _sized_once(monkeypatch, 3.0)
+    config = AnalysisConfig.create(
+        model=adapter.name,
+        tasks=["food_color"],
+        specs=["text-icl"],
+        template="spaced",
+        n_examples=2,
+        prompts=3,
+        lens_prompts=2,
+        extraction_prompts=2,
+        top_k=2,
+        embeddings=["pca"],
+    )
+    analyze(adapter, config, tmp_path / "analysis")
+    assert asked == [adapter]
+    recorded = json.loads((tmp_path / "analysis" / "config.json").read_text())["analysis"]
+    assert recorded["memory_budget_mb"] == 3.0

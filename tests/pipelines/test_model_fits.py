@@ -95,7 +95,7 @@ def test_a_budget_one_forward_pass_fits_but_the_answers_do_not_is_refused_before
     prompts = UnitPrompts(task, config, 1)
     longest = max(token_counts(adapter, [*prompts.extraction, *prompts.test_base]))
     tight = config.model_copy(update={"memory_budget_mb": _budget_mb(adapter, longest)})
-    assert tight.budget().max_tokens(adapter) == longest  # one forward pass of each prompt fits
+    assert tight.budget(adapter).max_tokens(adapter) == longest  # one forward pass of each prompt fits
     with pytest.raises(
         MemoryBudgetError, match=r"'country_capital': its longest xBase prompt \(\d+ tokens\) answered"
     ):

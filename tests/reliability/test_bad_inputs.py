@@ -411,7 +411,7 @@ BAD_INPUTS = [
         "memory budget smaller than one item",
         lambda c: {"memory_budget_mb": 0.05},
         MemoryBudgetError,
-        ("'food_color'", "memory_budget_mb 0.05", "--memory-budget-mb"),
+        ("'food_color'", "memory budget of 0.05 MB", "--memory-budget-mb"),
     ),
     # run folders
     Bad("two task files of one name", _two_files_of_one_name, TaskFileError, ("two tasks are named 'toy'",)),

@@ -74,7 +74,7 @@ def test_run_prints_any_taskvec_error_as_one_line_and_exits_2(error, tmp_path, m
         ),
         (lambda tmp: ["--out", _file(tmp / "taken", "x")], "is a file, not a run folder"),
         (lambda tmp: ["--layer", "30"], "layer 30 is out of range for smollm2-135m"),
-        (lambda tmp: ["--memory-budget-mb", "0.05"], "raise --memory-budget-mb"),
+        (lambda tmp: ["--memory-budget-mb", "0.05"], "give a larger --memory-budget-mb"),
     ],
     ids=[
         "unknown task",

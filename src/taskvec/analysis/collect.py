@@ -49,7 +49,7 @@ def unit_config(
     style: str,
     n_examples: int,
     seed: int,
-    memory_budget_mb: float,
+    memory_budget_mb: float | None,
 ) -> ExperimentConfig:
     """The protocol config whose prompts are this specification's own: image demonstrations
     come with image queries, text ones and instructions with text queries."""
@@ -81,7 +81,7 @@ def collect(
     seed: int = 1,
     prompts: int = 100,
     extraction_prompts: int | None = None,
-    memory_budget_mb: float = 1024,
+    memory_budget_mb: float | None = None,
     shared: SharedWork | None = None,
     on_progress: OnProgress | None = None,
 ) -> SpecStates:
@@ -101,6 +101,6 @@ def collect(
     told = progress_from(on_progress, 0, total)
     vector = task_vector_for(adapter, unit, shared, told, limit=extraction_prompts)
     states = last_token_states(
-        adapter, tested, config.budget(), on_progress=progress_from(on_progress, first, total)
+        adapter, tested, config.budget(adapter), on_progress=progress_from(on_progress, first, total)
     )
     return SpecStates(task.name, spec, vector, states)

@@ -26,12 +26,12 @@ from typing import ClassVar, Literal, get_args
 import torch
 from pydantic import Field, field_validator
 
-from taskvec.config import Options, digest
+from taskvec.config import BatchedOptions, MemoryBudgetMB, digest
 from taskvec.errors import ConfigError, LayerError
 from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRICS
 from taskvec.evaluation.scoring import LayerSelection
 from taskvec.models.adapter import ModelAdapter
-from taskvec.models.batching import MemoryBudget, OnProgress, progress_from
+from taskvec.models.batching import MemoryBudget, OnProgress, budget_of, progress_from
 from taskvec.models.registry import DEFAULT_MODEL
 from taskvec.models.shared_work import SharedWork, compute_or_share, tensor_digest
 from taskvec.patching.hooks import PatchMode
@@ -102,7 +102,7 @@ def _telling(observers: list[StepObserver], step: str) -> Iterator[None]:
             observer("end", step)
 
 
-class ExperimentConfig(Options):
+class ExperimentConfig(BatchedOptions):
     """Everything that determines a run's numbers; its hash names the run and keys its caches."""
 
     kind: ClassVar[str] = "run options"
@@ -129,8 +129,7 @@ class ExperimentConfig(Options):
     #: layer choice) or only at the layer ``chosen`` on validation (what the paper reports; the
     #: test sweep is about a fifth of a run's work)
     test_layers: Literal["all", "chosen"] = "all"
-    memory_budget_mb: float = Field(default=1024, gt=0, allow_inf_nan=False)
-    not_in_identity: ClassVar[tuple[str, ...]] = ("memory_budget_mb",)
+    memory_budget_mb: MemoryBudgetMB = None
 
     @field_validator("template", mode="before")
     @classmethod
@@ -188,8 +187,10 @@ class ExperimentConfig(Options):
     def config_hash(self) -> str:
         return digest(json.dumps(self.for_identity().model_dump(mode="json"), sort_keys=True), length=10)
 
-    def budget(self) -> MemoryBudget:
-        return MemoryBudget.from_mb(self.memory_budget_mb)
+    def budget(self, adapter: ModelAdapter) -> MemoryBudget:
+        """The memory budget batches are planned by: the one given, else ``adapter``'s own
+        (pipelines fix it once per run: ``sized_to``)."""
+        return budget_of(adapter, self.memory_budget_mb)
 
 
 def unit_rng(task: Task, seed: int) -> random.Random:
@@ -276,7 +277,7 @@ def task_vector_for(
     first this many ICL prompts (an analysis's cap; the protocol takes them all)."""
     config, task = prompts.config, prompts.task
     common = dict(task=task.name, seed=prompts.seed, template=config.template.name)
-    common.update(budget=config.budget(), shared=shared)
+    common.update(budget=config.budget(adapter), shared=shared)
     total = _extraction_prompts(prompts, limit)
     icl = total - (config.spec in ("instruction", "ensemble"))  # the instruction comes last
     exemplar = None
@@ -328,7 +329,7 @@ def _swept(
 ):
     """The layer sweep, or its result from a run that swept the same queries with the same
     vectors (LLM -> VLM transfer on a frozen language model)."""
-    budget, mode, scale = config.budget(), config.patch_mode, config.patch_scale
+    budget, mode, scale = config.budget(adapter), config.patch_mode, config.patch_scale
     options = (tensor_digest(vectors), tuple(layers), budget, mode, scale)
     return compute_or_share(
         shared,
@@ -353,7 +354,7 @@ def _answers(
     runs once for all of them (``generate_ids_after_prefixes``), with the whole prompts' answers."""
 
     def compute() -> list[list[int]]:
-        budget, until = config.budget(), line_complete(adapter)
+        budget, until = config.budget(adapter), line_complete(adapter)
         if leads is None:
             return generate_ids(adapter, prompts, None, config.answer_tokens, budget, until, on_progress)
         groups = [[prompt] for prompt in prompts]
@@ -362,15 +363,15 @@ def _answers(
         )
         return [answers for (answers,) in per_item]
 
-    options = answer_options(None, config)
+    options = answer_options(adapter, None, config)
     # a reproduction may provide these answers with other runs' (``SharedWork.provide``): that
     # computation, if it runs now, counts on ``on_progress`` too
     return compute_or_share(shared, "greedy answers", adapter, prompts, options, compute, on_progress)
 
 
-def answer_options(patch: Patch | None, config: ExperimentConfig) -> tuple:
+def answer_options(adapter: ModelAdapter, patch: Patch | None, config: ExperimentConfig) -> tuple:
     """What greedy answers depend on beyond the model and prompts (their ``SharedWork`` options)."""
-    return (_patch_key(patch), config.answer_tokens, ANSWERS_END, config.budget())
+    return (_patch_key(patch), config.answer_tokens, ANSWERS_END, config.budget(adapter))
 
 
 def _patch_key(patch: Patch | None) -> tuple | None:
@@ -495,7 +496,8 @@ def patched_answers(
     prompts = [config.template.query(item_input(q, config.query, config.style)) for q in task.test]
     seeds = list(vectors)
     patches = [Patch(layer, vectors[s].at(layer), config.patch_mode, config.patch_scale) for s in seeds]
-    options = (tuple(_patch_key(p) for p in patches), config.answer_tokens, ANSWERS_END, config.budget())
+    budget = config.budget(adapter)
+    options = (tuple(_patch_key(p) for p in patches), config.answer_tokens, ANSWERS_END, budget)
     with _observed("xPatch answers"):
         ids = compute_or_share(
             shared,
@@ -508,7 +510,7 @@ def patched_answers(
                 prompts,
                 patches,
                 config.answer_tokens,
-                config.budget(),
+                budget,
                 line_complete(adapter),
                 on_progress,
             ),

@@ -60,7 +60,7 @@ def conflict_rows(
         queries,
         [None, Patch(layer, vector)],
         config.answer_tokens,
-        budget=config.budget(),
+        budget=config.budget(adapter),
         on_progress=on_progress,
     )
     rows = []

@@ -45,7 +45,7 @@ def ensemble_scores(
     ``on_progress(done, total)`` is told that sweep's answers (test query x vector, ``total``:
     ``ensemble_answers``) after each batch; the vectors' extraction, before it, is not counted
     (in a reproduction its prompts' states were computed by the runs before)."""
-    budget = config.budget()
+    budget = config.budget(adapter)
     labels, vectors = [], []
     for seed in seeds:
         prompts = UnitPrompts(task, config, seed)

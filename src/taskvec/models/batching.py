@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
+import torch
 from PIL import Image
 
+from taskvec.config import BatchedOptions
 from taskvec.errors import ConfigError, MemoryBudgetError
 from taskvec.models.adapter import ModelAdapter, OnProgress
 from taskvec.prompts.template import Prompt
+
+#: the share of a GPU's free memory a budget sized to it takes: the costs below are upper bounds
+#: already; the rest leaves room for the allocator's fragmentation and for what they do not count
+GPU_SHARE = 0.7
+
+Batched = TypeVar("Batched", bound=BatchedOptions)
 
 
 def progress_from(on_progress: OnProgress | None, before: int, total: int) -> OnProgress | None:
@@ -29,6 +39,32 @@ class MemoryBudget:
     @classmethod
     def from_mb(cls, megabytes: float) -> MemoryBudget:
         return cls(int(megabytes * (1 << 20)))
+
+    @property
+    def megabytes(self) -> float:
+        return round(self.bytes / (1 << 20), 1)
+
+    @classmethod
+    def for_model(cls, adapter: ModelAdapter) -> MemoryBudget:
+        """The budget where none is given, sized to where the model's decoder layers compute,
+        now: 1 GiB on a CPU; on GPUs, ``GPU_SHARE`` of their free memory, so a 7B model on a
+        large GPU batches many prompts instead of a few (``sized_to_devices``)."""
+        return cls.sized_to_devices([_layer_device(layer, adapter.device) for layer in adapter.layers])
+
+    @classmethod
+    def sized_to_devices(
+        cls, layer_devices: Sequence[torch.device], free_bytes: Callable[[torch.device], int] | None = None
+    ) -> MemoryBudget:
+        """The budget of a model whose decoder layers compute on ``layer_devices`` (one each): 1
+        GiB where none is a GPU; else ``GPU_SHARE`` of the room of the tightest GPU, the cache
+        of each layer being on the layer's GPU (a model spread evenly over two GPUs may use
+        twice one GPU's room). ``free_bytes(device)``: what a GPU has free (``gpu_free_bytes``)."""
+        gpus = Counter(device for device in layer_devices if device.type == "cuda")
+        if not gpus:
+            return cls()
+        free_bytes = free_bytes or gpu_free_bytes
+        room = min(free_bytes(device) * len(layer_devices) / count for device, count in gpus.items())
+        return cls(max(1, int(GPU_SHARE * room)))
 
     def token_bytes(self, adapter: ModelAdapter) -> int:
         """Upper bound on what one token costs: K and V per layer plus a few activation copies."""
@@ -59,6 +95,34 @@ class MemoryBudget:
         hidden = adapter.hidden_size
         per_row = 3 * 2 * hidden * 4 * length + 24 * hidden * 4 + adapter.vocab_size * 4
         return length * self.token_bytes(adapter) + rows * per_row
+
+
+def gpu_free_bytes(device: torch.device) -> int:
+    """Bytes a GPU can still give this process: what the driver has free plus what torch's
+    allocator holds unused (freed tensors it keeps for reuse)."""
+    free, _total = torch.cuda.mem_get_info(device)
+    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+
+def _layer_device(layer: torch.nn.Module, input_device: torch.device) -> torch.device:
+    """Where a decoder layer computes: its weights' device; a layer whose weights accelerate
+    offloaded (on ``meta`` until its forward) is counted on the model's input device."""
+    device = next(layer.parameters()).device
+    return input_device if device.type == "meta" else device
+
+
+def sized_to(options: Batched, adapter: ModelAdapter) -> Batched:
+    """``options`` with the memory budget a pipeline plans every batch of its run by: the one
+    given, or ``MemoryBudget.for_model`` measured once, after the model loaded, so all batches
+    of a run are planned alike and ``status.json`` records the budget used."""
+    if options.memory_budget_mb is not None:
+        return options
+    return options.model_copy(update={"memory_budget_mb": MemoryBudget.for_model(adapter).megabytes})
+
+
+def budget_of(adapter: ModelAdapter, megabytes: float | None) -> MemoryBudget:
+    """The budget of ``megabytes``, or, where none is given, the model's (``for_model``)."""
+    return MemoryBudget.for_model(adapter) if megabytes is None else MemoryBudget.from_mb(megabytes)
 
 
 def token_counts(adapter: ModelAdapter, prompts: Sequence[Prompt]) -> list[int]:

@@ -82,7 +82,7 @@ def generate_ids(
     _check_answer_length(max_new_tokens)
     if patch is not None:
         patch.check(adapter)
-    budget = budget or MemoryBudget()
+    budget = budget or MemoryBudget.for_model(adapter)
     lengths = token_counts(adapter, prompts)
     results: list[list[int]] = [[] for _ in prompts]
     done = 0
@@ -124,7 +124,7 @@ def generate_ids_under_patches(
     for patch in patches:
         if patch is not None:
             patch.check(adapter)
-    budget = budget or MemoryBudget()
+    budget = budget or MemoryBudget.for_model(adapter)
     lengths = token_counts(adapter, prompts)
     total = len(prompts) * len(patches)
     if not patches or not adapter.prefix_cache_is_exact or min(lengths, default=2) < 2:

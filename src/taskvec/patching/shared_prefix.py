@@ -60,9 +60,8 @@ def generate_ids_after_prefixes(
             merged.append([])
         starts.append((index, len(merged[index])))
         merged[index].extend(group)
-    answers = _after_distinct_prefixes(
-        adapter, distinct, merged, max_new_tokens, budget or MemoryBudget(), until, on_progress
-    )
+    budget = budget or MemoryBudget.for_model(adapter)
+    answers = _after_distinct_prefixes(adapter, distinct, merged, max_new_tokens, budget, until, on_progress)
     return [
         answers[index][start : start + len(group)]
         for (index, start), group in zip(starts, prompts, strict=True)

@@ -98,7 +98,7 @@ def sweep(
     layers = list(layers)
     _check(adapter, vectors, layers)
     check_mode(mode)
-    budget = budget or MemoryBudget()
+    budget = budget or MemoryBudget.for_model(adapter)
     if not adapter.prefix_cache_is_exact or not layers:
         return _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale, on_progress)
     patched = torch.empty(len(queries), len(layers), dtype=torch.long, device="cpu")

@@ -37,9 +37,10 @@ from taskvec.analysis.lens import (
 )
 from taskvec.analysis.results import AnalysisTables, analysis_tables
 from taskvec.analysis.token_sets import TokenSets, load_words, token_sets
-from taskvec.config import Options, digest
+from taskvec.config import BatchedOptions, MemoryBudgetMB, digest
 from taskvec.errors import ConfigError, TaskvecError
 from taskvec.models.adapter import ModelAdapter
+from taskvec.models.batching import sized_to
 from taskvec.models.registry import (
     DEFAULT_MODEL,
     check_layers_before_loading,
@@ -64,7 +65,7 @@ SUMMARY_FILE = "summary.md"
 READ_BACK_TABLES: dict[str, int | None] = {"decodings_table": 0}
 
 
-class AnalysisConfig(Options):
+class AnalysisConfig(BatchedOptions):
     """What the analyses read; its hash (with the weights and task data) names the folder's content."""
 
     kind: ClassVar[str] = "analysis options"
@@ -91,8 +92,7 @@ class AnalysisConfig(Options):
     #: a token-set file (``taskvec/analysis/data/token_sets.json`` layout); None: the shipped one
     token_sets: str | None = None
     embeddings: list[str] = Field(default_factory=lambda: ["tsne", "pca"])
-    memory_budget_mb: float = Field(default=1024, gt=0, allow_inf_nan=False)
-    not_in_identity: ClassVar[tuple[str, ...]] = ("memory_budget_mb",)
+    memory_budget_mb: MemoryBudgetMB = None
 
     @field_validator("template", mode="before")
     @classmethod
@@ -243,7 +243,7 @@ def analyze(
     lends the vectors' delimiter states from protocol runs of the same prompts (a reproduction's)."""
     started = time.perf_counter()
     # the model given names the analysis (or an alias of it does), or is refused
-    config = config.named_after(adapter.name, names_of(adapter.name))
+    config = sized_to(config.named_after(adapter.name, names_of(adapter.name)), adapter)
     specs = config.specs or default_specs(adapter)
     if "image-icl" in specs and not adapter.supports_images:
         raise _text_only(adapter.name)

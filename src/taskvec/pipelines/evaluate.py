@@ -39,7 +39,7 @@ from taskvec.evaluation.scoring import (
     split_predictions,
 )
 from taskvec.models.adapter import ModelAdapter
-from taskvec.models.batching import progress_from, token_counts
+from taskvec.models.batching import progress_from, sized_to, token_counts
 from taskvec.models.registry import (
     DEFAULT_VLM,
     LoadOptions,
@@ -154,7 +154,7 @@ def check_memory_budget(adapter: ModelAdapter, tasks: list[Task], config: Experi
     """The longest prompt of each task must fit the budget on its own in every step it goes
     through, checked before any forward pass with the costs the steps plan their batches by
     (``MemoryBudget``): a larger batch is split by the planners; only a single item can be too big."""
-    budget = config.budget()
+    budget = config.budget(adapter)
     max_tokens = budget.max_tokens(adapter)
     answering = budget.answer_tokens(adapter, config.answer_tokens)
     swept = len(config.layers) if config.layers else adapter.num_layers
@@ -177,8 +177,9 @@ def check_memory_budget(adapter: ModelAdapter, tasks: list[Task], config: Experi
         for step, fits in steps:
             if not fits:
                 raise MemoryBudgetError(
-                    f"task {task.name!r}: its longest {step} needs more than memory_budget_mb "
-                    f"{config.memory_budget_mb} allows for {adapter.name}; raise --memory-budget-mb, "
+                    f"task {task.name!r}: its longest {step} needs more than the memory budget of "
+                    f"{config.memory_budget_mb} MB allows for {adapter.name}; give a larger "
+                    "--memory-budget-mb (unless given, it is sized to the device's free memory), "
                     "or lower --n-examples"
                 )
 
@@ -389,6 +390,7 @@ def evaluate(
         adapter = load_model(config.model, load_options)
     else:
         config = config.named_after(adapter.name, names_of(adapter.name))
+    config = sized_to(config, adapter)  # every batch of the run planned by one budget
     check_model_fits(adapter, config)
     check_labels_tokenize(adapter, tasks)
     check_memory_budget(adapter, tasks, config)
@@ -592,7 +594,7 @@ def _finished_before_loading(
 #: resumed under another memory budget), and those told apart only once the model is loaded: the
 #: model (an alias loads the model another name records) and the style (an older taskvec recorded
 #: it for text runs)
-_SETTLED_AFTER_LOADING = {"seeds", "layer_selection", "model", "style", *ExperimentConfig.not_in_identity}
+_SETTLED_AFTER_LOADING = {"seeds", "layer_selection", "model", "style", *ExperimentConfig.identity_values}
 
 
 def _refuse_other_options(folder: RunFolder, config: ExperimentConfig, tasks: list[Task]) -> None:

@@ -33,7 +33,7 @@ import torch
 from pydantic import Field
 
 from taskvec.analysis.similarity import same_task_cosines
-from taskvec.config import Options, digest
+from taskvec.config import BatchedOptions, MemoryBudgetMB, digest
 from taskvec.errors import ConfigError
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, answer_options
 from taskvec.evaluation.scoring import LayerSelection
@@ -41,7 +41,7 @@ from taskvec.experiments.conditions import Condition, paper_conditions
 from taskvec.experiments.conflict import PAIRS, conflict_answers, conflict_rows
 from taskvec.experiments.ensemble import ensemble_answers, ensemble_scores
 from taskvec.models.adapter import ModelAdapter
-from taskvec.models.batching import OnProgress, progress_from
+from taskvec.models.batching import OnProgress, progress_from, sized_to
 from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model, names_of, sees_images
 from taskvec.models.shared_work import SharedWork
 from taskvec.patching.patch import line_complete
@@ -60,7 +60,7 @@ from taskvec.vectors.task_vector import TaskVector
 BASELINE_COSINE = "different tasks (baseline)"
 
 
-class ReproduceConfig(Options):
+class ReproduceConfig(BatchedOptions):
     """What a reproduction runs; ``quick`` shrinks it to a smoke run of a few minutes."""
 
     kind: ClassVar[str] = "reproduce options"
@@ -78,8 +78,7 @@ class ReproduceConfig(Options):
     answer_tokens: int = Field(default=4, ge=1)
     #: each condition's layer: ``shared`` by the six tasks (the paper's protocol) or ``per-task``
     layer_selection: LayerSelection = "shared"
-    memory_budget_mb: float = Field(default=1024, gt=0, allow_inf_nan=False)
-    not_in_identity: ClassVar[tuple[str, ...]] = ("memory_budget_mb",)
+    memory_budget_mb: MemoryBudgetMB = None
     quick: bool = False
 
     @classmethod
@@ -315,8 +314,10 @@ class Reproduction:
             provided.add((task.name, seed, id(group)))
             units = [UnitPrompts(task, member, seed) for member in group]
             keys = [
-                SharedWork.key("greedy answers", self.adapter, u.test_base, answer_options(None, u.config))
-                for u in units
+                SharedWork.key(
+                    "greedy answers", self.adapter, u.test_base, answer_options(self.adapter, None, m)
+                )
+                for u, m in zip(units, group, strict=True)
             ]
             self.shared.provide(keys, lambda told: _answers_sharing_examples(self.adapter, units, told))
 
@@ -577,6 +578,7 @@ def reproduce(
     llm = base_llm(adapter, config, load_options)
     if llm is not None:
         check_vectors_fit(llm, adapter)
+    config = sized_to(config, adapter)  # measured with both models in place; every run plans by it
     reproduction = Reproduction(adapter, config, root, show_progress, observer)
     # one command per folder (its stages' folders lock too); under a launcher, rank 0 holds the
     # locks, every rank computes the units it claims in each stage, and rank 0 alone runs the
@@ -617,7 +619,7 @@ def _answers_sharing_examples(
         units[0].test_examples,
         [list(prompts) for prompts in zip(*(u.test_base for u in units), strict=True)],
         config.answer_tokens,
-        config.budget(),
+        config.budget(adapter),
         line_complete(adapter),
         on_progress,
     )

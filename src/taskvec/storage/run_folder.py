@@ -370,7 +370,7 @@ def _is_temporary(path: Path) -> bool:
 
 
 #: what a config.json records beside what its results depend on (versions, a task file's place,
-#: the memory budget: ``Options.not_in_identity``): never a reason a folder differs
+#: the memory budget: ``Options.identity_values``): never a reason a folder differs
 _NOT_COMPARED = {"versions", "config_hash", "lineage", "source", "memory_budget_mb"}
 
 

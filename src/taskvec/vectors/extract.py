@@ -29,7 +29,7 @@ def last_token_states(
     With ``shared``, prompts whose states were computed before are not run again (the result is
     then shared: treat it as read-only). ``on_progress(done, total)`` is told the prompts run
     after each batch."""
-    budget = budget or MemoryBudget()
+    budget = budget or MemoryBudget.for_model(adapter)
     return compute_or_share(
         shared,
         "last-token states",
