@@ -5,6 +5,8 @@ stage, table and plot is still produced."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -92,5 +94,17 @@ def test_every_accuracy_is_a_fraction(report):
 def test_a_finished_reproduction_resumes_without_recomputing(report, vlm):
     out, _ = report
     before = (out / "tables" / "conflict_outputs.csv").stat().st_mtime_ns
-    reproduce(ReproduceConfig.create(quick=True, tasks=TASKS), out, adapter=vlm, show_progress=False)
+    first = json.loads((out / "status.json").read_text())
+    again = reproduce(ReproduceConfig.create(quick=True, tasks=TASKS), out, adapter=vlm, show_progress=False)
     assert (out / "tables" / "conflict_outputs.csv").stat().st_mtime_ns == before
+    # the stage times stay what computing them took (the launch that read them back added its
+    # moment), and the report says they are summed over two launches
+    status = json.loads((out / "status.json").read_text())
+    assert status["launches"] == 2 and status["seconds"] >= first["seconds"]
+    assert first["timings"]["matrix (Tables 3, 10)"] > 1.0
+    for stage, seconds in first["timings"].items():
+        assert seconds <= status["timings"][stage] <= seconds + 5.0, stage
+    write_report(again)
+    line = next(x for x in (out / "report.md").read_text().splitlines() if "wall time per stage" in x)
+    assert "summed over the 2 launches that finished it" in line
+    assert f"matrix (Tables 3, 10) {status['timings']['matrix (Tables 3, 10)']}" in line

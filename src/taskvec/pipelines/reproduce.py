@@ -24,7 +24,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -584,6 +584,7 @@ def reproduce(
     # locks, every rank computes the units it claims in each stage, and rank 0 alone runs the
     # stages that are not split into units (ensembling, conflict)
     with ranks.folder_lock(reproduction.folder):
+        finished_before = _finished_launches(reproduction.folder)
         reproduction.start()
         timings: dict[str, float] = {}
 
@@ -602,10 +603,37 @@ def reproduce(
             ensemble = timed("ensembling (Fig. 8)", reproduction.run_ensemble)
             conflict = timed("task conflict (Fig. 9)", reproduction.run_conflict)
         analysis = timed("analyses", reproduction.run_analysis)
+        seconds = round(time.perf_counter() - started, 1)
+        launches, seconds, timings = finished_before.add(seconds, timings)
         if ranks.is_main:
-            reproduction.folder.finish(seconds=round(time.perf_counter() - started, 1), timings=timings)
+            reproduction.folder.finish(seconds=seconds, timings=timings, launches=launches)
         ranks.barrier()  # every stage's files are in place
         return ReproductionResult(reproduction, ensemble, conflict, similarity, analysis, llm, timings)
+
+
+@dataclass(frozen=True)
+class _Launches:
+    """The wall time of the launches that finished a reproduction folder before this one."""
+
+    count: int = 0
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def add(self, seconds: float, timings: dict[str, float]) -> tuple[int, float, dict[str, float]]:
+        """Launches, seconds and per-stage times with this launch's added: a finished
+        reproduction run again reads its stages back in a moment, and its report keeps the time
+        the stages took to compute instead of that moment's."""
+        summed = {stage: round(self.timings.get(stage, 0.0) + spent, 1) for stage, spent in timings.items()}
+        return self.count + 1, round(self.seconds + seconds, 1), summed
+
+
+def _finished_launches(folder: RunFolder) -> _Launches:
+    """What the launches that finished ``folder`` took (read before this launch marks it running;
+    a launch stopped half-way recorded no times, so only finished ones count)."""
+    status = folder.status()
+    if not folder.is_complete() or not isinstance(status.get("timings"), dict):
+        return _Launches()
+    return _Launches(status.get("launches", 1), status.get("seconds", 0.0), status["timings"])
 
 
 def _answers_sharing_examples(

@@ -120,6 +120,13 @@ def _table3_sections(folder: ReproductionFolder) -> list[Section]:
     return sections
 
 
+def _over_launches(context: dict) -> str:
+    """Where several launches finished the folder (one run again after it was complete), that
+    the stage times are their sum; nothing for the usual one."""
+    launches = context.get("launches", 1)
+    return f", summed over the {launches} launches that finished it" if launches > 1 else ""
+
+
 def _named_style(context: dict, style: str) -> str:
     """``style`` with what it is to the model where the report knows: the embedded VLM (the one
     whose recognition the report shows) was trained on every suite style but one; of another
@@ -245,7 +252,8 @@ def _setup(folder: ReproductionFolder) -> Section:
         + "; Table 4's cosines, Fig. 9 and the analyses use the first",
         "- tasks: " + ", ".join(f"{t['name']} ({t['val']} val / {t['test']} test)" for t in context["tasks"]),
         f"- base LLM for Table 4: `{llm}`" if llm is not None else "- base LLM: none known; Table 4 skipped",
-        "- wall time per stage (s): " + ", ".join(f"{k} {v}" for k, v in context["timings"].items()),
+        f"- wall time per stage (s{_over_launches(context)}): "
+        + ", ".join(f"{k} {v}" for k, v in context["timings"].items()),
     ]
     if context.get("condition_seconds"):
         lines.append(

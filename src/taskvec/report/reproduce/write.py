@@ -87,6 +87,8 @@ def _context(reproduction: Reproduction, analysis, llm, timings: dict) -> dict:
         "llm": llm.name if llm is not None else None,
         "llm_is_the_frozen_language_model": llm is not None and reproduction.transfer_by_construction,
         "timings": timings,
+        #: the launches that finished the folder, whose stage times ``timings`` sums
+        "launches": reproduction.folder.status().get("launches", 1),
         "condition_seconds": {
             c.label: r.folder.status().get("seconds") for c, r in reproduction.conditions.items()
         },
