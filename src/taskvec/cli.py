@@ -641,7 +641,9 @@ def reproduce(
 
     Tables 3, 4, 10; Figs. 8, 9; the analyses. Writes report.md / report.html with our numbers
     beside the paper's; an interrupted run resumes."""
-    from taskvec.pipelines.reproduce import ReproduceConfig
+    from taskvec.pipelines.progress import announce
+    from taskvec.pipelines.ranks import current as current_ranks
+    from taskvec.pipelines.reproduce import ReproduceConfig, finished_reproduction
     from taskvec.pipelines.reproduce import reproduce as run_reproduction
     from taskvec.report.reproduce import write_report
     from taskvec.tasks.registry import resolve_task_names
@@ -660,6 +662,12 @@ def reproduce(
     )
     if verbose:
         console.print_json(config.model_dump_json())
+    if not current_ranks().parallel:  # the same command again: its report, no model loaded
+        report = finished_reproduction(config, out, load_options)
+        if report is not None:
+            announce(f"{report.parent} holds this reproduction, complete: read back, nothing computed")
+            console.print(f"report: [bold]{report}[/]")
+            return
     result = run_reproduction(config, out, load_options=load_options)
     if _main_rank():  # under a launcher, rank 0 writes the report
         console.print(f"report: [bold]{write_report(result)}[/]")

@@ -6,12 +6,18 @@ stage, table and plot is still produced."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import time
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
-from taskvec.models.registry import load_model
-from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
+from taskvec.cli import app
+from taskvec.models.registry import LoadOptions, load_model
+from taskvec.pipelines import reproduce as reproduce_module
+from taskvec.pipelines.reproduce import ReproduceConfig, finished_reproduction, reproduce
 from taskvec.report.reproduce import write_report
 
 pytestmark = pytest.mark.slow
@@ -108,3 +114,72 @@ def test_a_finished_reproduction_resumes_without_recomputing(report, vlm):
     line = next(x for x in (out / "report.md").read_text().splitlines() if "wall time per stage" in x)
     assert "summed over the 2 launches that finished it" in line
     assert f"matrix (Tables 3, 10) {status['timings']['matrix (Tables 3, 10)']}" in line
+
+
+class Loaded(Exception):
+    """A model would have been loaded."""
+
+
+@pytest.fixture
+def finished(report, vlm, tmp_path):
+    """A copy of the complete reproduction (its report written) and its options."""
+    out, _ = report
+    copy = tmp_path / "reproduce"
+    shutil.copytree(out, copy)  # file times kept: the report is newer than the status
+    return copy, ReproduceConfig.create(model=vlm.name, quick=True, tasks=TASKS)
+
+
+def test_the_same_reproduction_again_reads_its_report_back_before_any_model_loads(finished, monkeypatch):
+    out, config = finished
+    assert finished_reproduction(config, out) == out / "report.md"
+
+    def load(*_args, **_kwargs):
+        raise Loaded
+
+    monkeypatch.setattr(reproduce_module, "load_model", load)
+    before = (out / "status.json").read_bytes()
+    args = ["reproduce", "--model", config.model, "--quick", "--out", str(out)]
+    env = {"COLUMNS": "400", "NO_COLOR": "1"}  # a path on one line
+    result = CliRunner().invoke(app, [*args, "--tasks", TASKS[0], "--tasks", TASKS[1]], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"{out} holds this reproduction, complete: read back, nothing computed" in result.output
+    assert f"report: {out / 'report.md'}" in result.output
+    assert (out / "status.json").read_bytes() == before  # nothing written, the stage times kept
+
+
+def _first(folder, pattern: str):
+    return sorted(folder.glob(pattern))[0]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda out: _first(out / "conditions", "*/units/*.json").unlink(),
+        lambda out: _first(out / "transfer", "*/vectors/*.safetensors").write_bytes(b"not a vector"),
+        lambda out: _first(out / "conditions", "*/status.json").write_text('{"state": "running"}'),
+        lambda out: shutil.rmtree(_first(out / "transfer", "llm-*")),
+        lambda out: (out / "analysis" / "status.json").write_text('{"state": "running"}'),
+        lambda out: (out / "report.md").unlink(),
+        lambda out: os.utime(out / "status.json", ns=(time.time_ns() + 10**9,) * 2),  # report not rewritten
+    ],
+    ids=[
+        "a unit gone",
+        "a transfer vector damaged",
+        "a condition unfinished",
+        "a transfer run gone",
+        "the analysis unfinished",
+        "no report",
+        "the report older than the finish",
+    ],
+)
+def test_anything_short_of_complete_is_resumed_with_the_models_loaded(finished, damage):
+    out, config = finished
+    damage(out)
+    assert finished_reproduction(config, out) is None
+
+
+def test_other_weights_or_options_are_not_read_back(finished):
+    out, config = finished
+    assert finished_reproduction(config, out, LoadOptions(dtype="bfloat16")) is None  # other numerics
+    assert finished_reproduction(config.model_copy(update={"llm": "smollm2-135m"}), out) is None
+    assert finished_reproduction(config.model_copy(update={"seeds": [1, 2]}), out) is None

@@ -586,6 +586,28 @@ def _finished_before_loading(
     fingerprint = fingerprint_before_loading(config.model, load_options)
     if fingerprint is None:
         return None
+    return _read_back(config, out, tasks, images, fingerprint)
+
+
+def finished_run(config: ExperimentConfig, out: str | Path, fingerprint: str) -> RunResult | None:
+    """The complete folder ``out`` of this very run under the model of ``fingerprint`` (``a<-b``:
+    vectors extracted in ``b``, patched into ``a``), read back with no model, or None where a
+    unit or vector is missing, damaged or another run's, or a task file or picture is gone. A
+    reproduction read back before its models load checks each of its runs so."""
+    try:
+        tasks, images = _validate(config)
+    except TaskvecError:
+        return None
+    return _read_back(config, out, tasks, images, fingerprint)
+
+
+def _read_back(
+    config: ExperimentConfig,
+    out: str | Path | None,
+    tasks: list[Task],
+    images: dict[str, str],
+    fingerprint: str,
+) -> RunResult | None:
     folder, _, identity, unit_ids, _ = _identities(config, out, tasks, fingerprint, images)
     return _finished_run(folder, tasks, config, None, identity, unit_ids)
 

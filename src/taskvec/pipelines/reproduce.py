@@ -34,7 +34,7 @@ from pydantic import Field
 
 from taskvec.analysis.similarity import same_task_cosines
 from taskvec.config import BatchedOptions, MemoryBudgetMB, digest
-from taskvec.errors import ConfigError
+from taskvec.errors import ConfigError, TaskvecError
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, answer_options
 from taskvec.evaluation.scoring import LayerSelection
 from taskvec.experiments.conditions import Condition, paper_conditions
@@ -42,12 +42,19 @@ from taskvec.experiments.conflict import PAIRS, conflict_answers, conflict_rows
 from taskvec.experiments.ensemble import ensemble_answers, ensemble_scores
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import OnProgress, progress_from, sized_to
-from taskvec.models.registry import DEFAULT_VLM, LoadOptions, load_model, names_of, sees_images
+from taskvec.models.registry import (
+    DEFAULT_VLM,
+    LoadOptions,
+    fingerprint_before_loading,
+    load_model,
+    names_of,
+    sees_images,
+)
 from taskvec.models.shared_work import SharedWork
 from taskvec.patching.patch import line_complete
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
 from taskvec.pipelines.analyze import AnalysisConfig, AnalysisResult, analyze, finished_analysis
-from taskvec.pipelines.evaluate import RunResult, check_images, check_vectors_fit, evaluate
+from taskvec.pipelines.evaluate import RunResult, check_images, check_vectors_fit, evaluate, finished_run
 from taskvec.pipelines.progress import progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.storage.run_folder import RunFolder, write_atomic
@@ -206,7 +213,7 @@ class Reproduction:
         #: LLM's text-ICL vectors are the VLM's by construction (set by ``run_transfer``)
         self.transfer_by_construction = False
         self.shared = SharedWork()  # delimiter states and No Context answers runs have in common
-        self.identity = _identity(config, adapter, self.tasks)
+        self.identity = _identity(config, adapter.fingerprint, self.tasks)
 
     def _stage_stamp(self) -> str:
         """What the ensembling and conflict stages depend on beyond their own options: this
@@ -239,7 +246,7 @@ class Reproduction:
                 # more seeds, or another layer selection, extend a reproduction (each condition
                 # reuses its units: they depend on neither)
                 lineage=_identity(
-                    self.config, self.adapter, self.tasks, exclude={"seeds", "layer_selection"}
+                    self.config, self.adapter.fingerprint, self.tasks, exclude={"seeds", "layer_selection"}
                 ),
             )
             if self.config.quick:
@@ -491,24 +498,34 @@ class Reproduction:
 
     @_stage("analysis")
     def run_analysis(self) -> AnalysisResult:
-        config = AnalysisConfig.create(
-            model=self.adapter.name,
-            tasks=self.task_names,
-            template=self.config.template,
-            style=self.training_style,
-            seed=self.config.seeds[0],
-            prompts=10 if self.config.quick else 50,
-            lens_prompts=4 if self.config.quick else 20,
-            layer=self.main_condition().best_layer,
-            embeddings=["pca"] if self.config.quick else ["tsne", "pca"],
-            memory_budget_mb=self.config.memory_budget_mb,
+        config = _analysis_config(
+            self.config, self.adapter.name, self.task_names, self.main_condition().best_layer
         )
         out = self.root / "analysis"
-        # the report needs the tables only; a folder of another analysis (another layer) is redone
-        tables = {"decodings_table": 0, "phase_ranges": None}
-        return finished_analysis(self.adapter.fingerprint, config, out, tables) or analyze(
+        return finished_analysis(self.adapter.fingerprint, config, out, _ANALYSIS_TABLES) or analyze(
             self.adapter, config, out, show_progress=self.show_progress, replace=True, shared=self.shared
         )
+
+
+#: the analysis tables the report needs (a folder of another analysis, at another layer, is redone)
+_ANALYSIS_TABLES = {"decodings_table": 0, "phase_ranges": None}
+
+
+def _analysis_config(config: ReproduceConfig, model: str, tasks: list[str], layer: int) -> AnalysisConfig:
+    """The analyses of a reproduction: its training style and first seed, at the layer its main
+    condition chose (``model``: the name its runs record; ``tasks``: as its runs read them)."""
+    return AnalysisConfig.create(
+        model=model,
+        tasks=tasks,
+        template=config.template,
+        style=config.styles[0],
+        seed=config.seeds[0],
+        prompts=10 if config.quick else 50,
+        lens_prompts=4 if config.quick else 20,
+        layer=layer,
+        embeddings=["pca"] if config.quick else ["tsne", "pca"],
+        memory_budget_mb=config.memory_budget_mb,
+    )
 
 
 def transfer_is_by_construction(adapter: ModelAdapter, llm: ModelAdapter) -> bool:
@@ -530,8 +547,14 @@ def base_llm(
     base = adapter.base_language_model()
     if config.llm is None and base is not None and base.adapter is not None:
         return base.adapter
-    name = config.llm or (base.name if base is not None else None)
+    name = base_llm_name(adapter, config)
     return load_model(name, load_options) if name else None
+
+
+def base_llm_name(adapter: ModelAdapter, config: ReproduceConfig) -> str | None:
+    """The name the LLM of Table 4 loads by (``--llm``, else the VLM's base LLM), or None."""
+    base = adapter.base_language_model()
+    return config.llm or (base.name if base is not None else None)
 
 
 @dataclass
@@ -565,7 +588,7 @@ def reproduce(
     started = time.perf_counter()
     if adapter is not None:
         config = config.named_after(adapter.name, names_of(adapter.name))
-    root = Path(out or Path("runs") / f"reproduce-{config.model}{'-quick' if config.quick else ''}")
+    root = reproduction_root(config, out)
     ranks = current_ranks()
     ranks.check_folder(RunFolder(root))
     if not (adapter.supports_images if adapter is not None else sees_images(config.model)):
@@ -606,9 +629,79 @@ def reproduce(
         seconds = round(time.perf_counter() - started, 1)
         launches, seconds, timings = finished_before.add(seconds, timings)
         if ranks.is_main:
-            reproduction.folder.finish(seconds=seconds, timings=timings, launches=launches)
+            # the LLM by the name it loads by: a reproduction run again is read back before loading
+            llm_name = base_llm_name(adapter, config) if llm is not None else None
+            reproduction.folder.finish(seconds=seconds, timings=timings, launches=launches, llm=llm_name)
         ranks.barrier()  # every stage's files are in place
         return ReproductionResult(reproduction, ensemble, conflict, similarity, analysis, llm, timings)
+
+
+def reproduction_root(config: ReproduceConfig, out: str | Path | None = None) -> Path:
+    """A reproduction's folder: ``out``, else ``runs/reproduce-<model>`` (``-quick`` for a quick one)."""
+    return Path(out or Path("runs") / f"reproduce-{config.model}{'-quick' if config.quick else ''}")
+
+
+#: the report in a reproduction's folder, written (``report.reproduce.write_report``) after it finished
+REPORT_FILE = "report.md"
+
+
+def finished_reproduction(
+    config: ReproduceConfig, out: str | Path | None = None, load_options: LoadOptions | None = None
+) -> Path | None:
+    """The report of a complete reproduction of this very config, VLM, LLM and data in its
+    folder, found before any model loads, or None. The same command run again after the report
+    was written (a script resumed after a crash) then costs seconds, not loading a 7B VLM and
+    its LLM to read every stage back. The weights' fingerprints are read from their files
+    (``fingerprint_before_loading``); every run of the reproduction must read back as ``taskvec
+    run`` reads a complete folder back (units and vectors intact, under these weights, task data
+    and pictures), and its analysis too. Anything less: None, and ``reproduce`` loads the models
+    and resumes what is missing."""
+    root = reproduction_root(config, out)
+    folder, report = RunFolder(root), root / REPORT_FILE
+    status = folder.status()
+    if not folder.is_complete() or "llm" not in status or not report.is_file():
+        return None  # unfinished, or finished by a taskvec that did not record its LLM
+    if report.stat().st_mtime_ns < folder.status_path.stat().st_mtime_ns:
+        return None  # stopped after finishing, before its report was written
+    fingerprint = fingerprint_before_loading(config.model, load_options)
+    if fingerprint is None:
+        return None
+    if not folder.is_complete_for(_identity(config, fingerprint, load_tasks(config.tasks))):
+        return None
+    runs = [(root / "conditions" / c.name, fingerprint) for c in paper_conditions(config.styles)]
+    if status["llm"] is not None:
+        llm_fingerprint = fingerprint_before_loading(status["llm"], load_options)
+        if llm_fingerprint is None:
+            return None
+        transfer = f"{fingerprint}<-{llm_fingerprint}"  # vectors from the LLM, patched into the VLM
+        for style in config.styles:
+            runs.append((root / "transfer" / f"llm-{Condition('text-icl', 'image', style).name}", transfer))
+    results = [_finished_run_in(run, run_fingerprint) for run, run_fingerprint in runs]
+    if any(result is None for result in results):
+        return None
+    main = results[_main_index(config)]
+    analysis = _analysis_config(config, main.config.model, list(main.config.tasks), main.best_layer)
+    if finished_analysis(fingerprint, analysis, root / "analysis", _ANALYSIS_TABLES) is None:
+        return None
+    return report
+
+
+def _main_index(config: ReproduceConfig) -> int:
+    """Where the main condition (text ICL -> image queries, training style) is among the runs."""
+    return paper_conditions(config.styles).index(Condition("text-icl", "image", config.styles[0]))
+
+
+def _finished_run_in(out: Path, fingerprint: str) -> RunResult | None:
+    """The run in ``out``, complete under the options it records and the model of
+    ``fingerprint``, read back; None where it is missing, unreadable or anything less."""
+    folder = RunFolder(out)
+    if not folder.is_complete():
+        return None
+    try:
+        config = ExperimentConfig.create(**folder.config()["experiment"])
+    except (TaskvecError, KeyError, TypeError):
+        return None
+    return finished_run(config, out, fingerprint)
 
 
 @dataclass(frozen=True)
@@ -655,7 +748,7 @@ def _answers_sharing_examples(
 
 
 def _identity(
-    config: ReproduceConfig, adapter: ModelAdapter, tasks: list[Task], exclude: set[str] | None = None
+    config: ReproduceConfig, model_fingerprint: str, tasks: list[Task], exclude: set[str] | None = None
 ) -> str:
     prints = [t.fingerprint() for t in tasks]
-    return digest(config.for_identity().model_dump_json(exclude=exclude), adapter.fingerprint, *prints)
+    return digest(config.for_identity().model_dump_json(exclude=exclude), model_fingerprint, *prints)
