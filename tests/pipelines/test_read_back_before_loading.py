@@ -171,3 +171,28 @@ def test_taskvec_analyze_again_prints_the_folders_table_without_loading(tmp_path
     assert "holds this analysis, complete: read back, nothing computed" in said
     table = first.output[first.output.index("task-vector decodings") :]
     assert " ".join(table.split()) in said  # the same table and folder line
+
+
+def test_the_checks_before_loading_read_a_config_once_until_it_changes(tmp_path, monkeypatch):
+    import transformers
+
+    from taskvec.models.registry import check_layers_before_loading, sees_images
+
+    model = str(_save(tmp_path / "model"))
+    reads = []
+    read = transformers.AutoConfig.from_pretrained.__func__
+
+    def counted(cls, source, *args, **kwargs):
+        reads.append(source)
+        return read(cls, source, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", classmethod(counted))
+    assert not sees_images(model)
+    check_layers_before_loading(model, [1])
+    assert fingerprint_before_loading(model)
+    assert reads == [model]  # online, each read was a request to the hub
+    config = Path(model) / "config.json"
+    config.write_text(config.read_text().replace('"num_hidden_layers": 3', '"num_hidden_layers": 2'))
+    with pytest.raises(Exception, match="it has decoder layers 0..1"):
+        check_layers_before_loading(model, [2])  # the changed config is read again
+    assert reads == [model, model]

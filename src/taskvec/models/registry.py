@@ -312,15 +312,24 @@ def _config(name: str):
             f"unknown model {name!r}{_did_you_mean(name, NAMED_MODELS)}: named models are "
             f"{sorted(NAMED_MODELS)}; otherwise pass a hub id (org/name) or a local folder"
         )
-    from transformers import AutoConfig
-
     if not local.exists():
         _check_hub_reachable(name)
+        return _read_config(name, None)
+    config_file = local / "config.json"
+    return _read_config(str(local), config_file.stat().st_mtime_ns if config_file.is_file() else None)
+
+
+@functools.lru_cache(maxsize=32)
+def _read_config(source: str, stamp: int | None):
+    """A config read once per process, not by each check before loading (images, layers,
+    fingerprint: online, each read is a request to the hub); a folder's again once its
+    config.json changes (``stamp``: its mtime)."""
+    from transformers import AutoConfig
+
     try:
-        config = AutoConfig.from_pretrained(str(local) if local.exists() else name)
+        return AutoConfig.from_pretrained(source)
     except (OSError, ValueError, KeyError) as error:
-        raise ModelSpecError(f"cannot read a model config from {name!r}: {error}") from error
-    return config
+        raise ModelSpecError(f"cannot read a model config from {source!r}: {error}") from error
 
 
 def _check_has_weights(name: str) -> None:
