@@ -76,3 +76,16 @@ def test_taskvec_runs_prints_a_row_per_run_and_refuses_what_is_not_there(runs, t
         list_runs(root, "accuracy")
     with pytest.raises(ConfigError, match="results.json: a file, not a folder"):
         list_runs(root / "text" / "results.json")
+
+
+def test_a_transfer_run_names_the_model_its_vectors_came_from(tmp_path):
+    model, vectors_from = tiny_llm("llama", layers=3), tiny_llm("mistral", layers=3)
+    config = ExperimentConfig.create(
+        **{**TINY, "tasks": [str(write_tiny_task(tmp_path / "data"))], "layers": [1]}
+    )
+    root = tmp_path / "runs"
+    evaluate(config, root / "transfer", adapter=model, show_progress=False, vector_adapter=vectors_from)
+    evaluate(config, root / "own", adapter=model, show_progress=False)
+    listed = list_runs(root).set_index("run")
+    assert listed.loc["transfer", "model"] == f"{model.name} <- {vectors_from.name}"
+    assert listed.loc["own", "model"] == model.name

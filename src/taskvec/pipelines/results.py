@@ -253,9 +253,10 @@ LISTED_METHODS = ("no_context", "majority", "xbase", "xpatch")
 def list_runs(root: str | Path = "runs", metric: str = "paper") -> pd.DataFrame:
     """Every ``taskvec run`` folder under ``root`` (a reproduction's runs too), one row each:
     where it is (``run``, relative to ``root``), its ``state`` (complete, running, stopped: the
-    same command resumes it), what it ran (model, spec, query, style, tasks, seeds, layer
-    selection) and, once complete, the layer xPatch was read at and each method's test score by
-    ``metric``, the mean over tasks of each task's mean over seeds (as the tables' ``average``)::
+    same command resumes it), what it ran (model, ``vlm <- llm`` where the vectors came from
+    another, spec, query, style, tasks, seeds, layer selection) and, once complete, the layer
+    xPatch was read at and each method's test score by ``metric``, the mean over tasks of each
+    task's mean over seeds (as the tables' ``average``)::
 
         >>> taskvec.list_runs("runs").query("state == 'complete'").sort_values("xpatch")
     """
@@ -283,6 +284,9 @@ def _listed(folder: RunFolder, root: Path, metric: str) -> dict:
         "selection": experiment.get("layer_selection", "shared"),
         "layer": None,
     }
+    vectors_from = recorded.get("vector_model", {}).get("name")
+    if vectors_from and vectors_from != recorded.get("model", {}).get("name"):  # LLM -> VLM transfer
+        row["model"] = f"{row['model']} <- {vectors_from}"
     results_path = folder.path(RESULTS_FILE)
     if row["state"] != "complete" or not results_path.is_file():
         return row
