@@ -14,6 +14,7 @@ from helpers.families import CASES
 from helpers.tinyllm import tiny_llm
 from helpers.tinyparts import image
 
+from taskvec.models.batching import GPU_SHARE, MemoryBudget, gpu_free_bytes
 from taskvec.patching.patch import Patch, generate_ids, generate_ids_under_patches, line_complete
 from taskvec.patching.sweep import sweep, sweep_naive
 from taskvec.prompts.template import PAPER
@@ -68,6 +69,17 @@ def test_taskvec_run_on_a_saved_folder_on_cuda(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     model = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
     assert model["numerics"] == "cuda"
+    # given none, the run sized its budget to the GPU: most of its free memory, not a CPU's 1 GiB
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["memory_budget_mb"] > 1024
+
+
+def test_the_budget_sized_to_a_gpu_is_its_share_of_the_free_memory():
+    adapter = tiny_llm("llama", layers=3)
+    adapter.model.to("cuda")
+    sized = MemoryBudget.for_model(adapter).bytes
+    expected = GPU_SHARE * gpu_free_bytes(adapter.device)
+    assert sized == pytest.approx(expected, rel=0.01)
 
 
 def test_the_embedded_vlm_computes_its_images_where_a_device_map_put_its_llm():
