@@ -320,11 +320,10 @@ class Reproduction:
                 return
             provided.add((task.name, seed, id(group)))
             units = [UnitPrompts(task, member, seed) for member in group]
+            options = [answer_options(self.adapter, None, unit.config) for unit in units]
             keys = [
-                SharedWork.key(
-                    "greedy answers", self.adapter, u.test_base, answer_options(self.adapter, None, m)
-                )
-                for u, m in zip(units, group, strict=True)
+                SharedWork.key("greedy answers", self.adapter, unit.test_base, answering)
+                for unit, answering in zip(units, options, strict=True)
             ]
             self.shared.provide(keys, lambda told: _answers_sharing_examples(self.adapter, units, told))
 
