@@ -8,9 +8,12 @@ hidden states to the vocabulary for the logit lens. Adding a family is adding on
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import operator
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -92,10 +95,11 @@ class ModelAdapter(ABC):
     tokenizer: PreTrainedTokenizerBase
 
     def __init__(self, model: nn.Module, name: str, model_id: str, fingerprint: str = ""):
-        self.model = model.eval()
+        self.model = model  # left in the mode it is in: every forward runs under ``evaluating``
         self.name = name
         self.model_id = model_id
         self._weights_fingerprint = fingerprint
+        self._fingerprinted_state = self._weights_state()
         self.numerics = ""  # "" = float32 on the CPU; else e.g. "bfloat16+device_map=auto"
 
     def __repr__(self) -> str:
@@ -128,13 +132,40 @@ class ModelAdapter(ABC):
     def fingerprint(self) -> str:
         """Identifies the exact weights (a hash) and non-default numerics, so saved vectors and
         caches can be checked."""
-        return numerics_fingerprint(self._weights_fingerprint, self.numerics)
+        return numerics_fingerprint(self.weights_fingerprint, self.numerics)
 
     @property
     def weights_fingerprint(self) -> str:
         """The weights alone, whatever precision they compute in (what a projector trained on
-        them is bound to)."""
+        them is bound to). Weights changed since they were fingerprinted (an optimizer step,
+        ``load_state_dict``, an in-place edit or cast of a model in memory) are hashed again, so
+        a run or vector of the old weights is never taken for theirs."""
+        state = self._weights_state()
+        if state != self._fingerprinted_state:
+            self._weights_fingerprint = state_dict_fingerprint(self.model)
+            self._fingerprinted_state = state
         return self._weights_fingerprint
+
+    def _weights_state(self) -> tuple:
+        """What changes when a weight does, read without touching its values: each parameter's
+        version counter (torch bumps it on every in-place write) and dtype. Moving the model to
+        another device leaves it (the weights are the same); writing through ``.data`` is not
+        seen."""
+        return tuple((id(p), p._version, p.dtype) for p in self.model.parameters())
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """The model in eval mode (no dropout) for the computation inside, then back in the mode
+        each module was in: a model wrapped from memory may be training, and taskvec's numbers
+        must not depend on that."""
+        training = [module for module in self.model.modules() if module.training]
+        for module in training:
+            module.training = False
+        try:
+            yield
+        finally:
+            for module in training:
+                module.training = True
 
     def computes_like(self, prompts: Sequence[Prompt]) -> ModelAdapter:
         """The adapter whose computation on ``prompts`` this one repeats exactly (itself, unless a
@@ -189,6 +220,7 @@ class ModelAdapter(ABC):
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
+        _check_nothing_after_text(tokenizer)
 
     def decode(self, token_ids: Sequence[int] | torch.Tensor) -> str:
         """Token ids -> text, special tokens kept (an answer that ends in one says so)."""
@@ -333,13 +365,53 @@ def require_adapter(model, caller: str) -> ModelAdapter:
     )
 
 
+def _check_nothing_after_text(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Refuse a tokenizer that appends a token (an end-of-sequence) after every text: a prompt's
+    last token would be it, not the delimiter that task vectors are read at and patched into."""
+    with_specials = list(tokenizer("A:")["input_ids"])
+    plain = list(tokenizer("A:", add_special_tokens=False)["input_ids"])
+    if plain and with_specials[-len(plain) :] != plain:
+        appended = tokenizer.convert_ids_to_tokens(with_specials[-1])
+        raise ModelSpecError(
+            f"the tokenizer appends {appended!r} after every text, so a prompt would end there and "
+            "not at its delimiter; load it with add_eos_token=False (or a post-processor that adds "
+            "nothing after the text)"
+        )
+
+
+def given_model(model, caller: str) -> ModelAdapter | None:
+    """``require_adapter`` for a pipeline's optional model (None: the pipeline loads its own)."""
+    return None if model is None else require_adapter(model, caller)
+
+
+def model_call(function: Callable) -> Callable:
+    """A public function whose first argument is the model: anything but a taskvec model is
+    refused in one line (``require_adapter``), and the function runs with the model in eval mode
+    (``ModelAdapter.evaluating``)."""
+
+    @functools.wraps(function)
+    def call(model, *args, **kwargs):
+        adapter = require_adapter(model, function.__name__)
+        with adapter.evaluating():
+            return function(adapter, *args, **kwargs)
+
+    return call
+
+
 def check_layer(layer: int, num_layers: int, model: str) -> int:
-    """``layer`` if it is a decoder layer of a model of ``num_layers`` layers, else one line."""
-    if not isinstance(layer, int) or layer < 0 or layer >= num_layers:
+    """``layer`` as an int if it is a decoder layer of a model of ``num_layers`` layers (any
+    integer type: a layer read from a pandas frame is a numpy integer), else one line."""
+    if isinstance(layer, bool):
+        raise LayerError(f"layer {layer!r} is a bool, not a layer index; give an int")
+    try:
+        index = operator.index(layer)
+    except TypeError:
+        raise LayerError(f"layer {layer!r} is a {type(layer).__name__}, not an integer layer index") from None
+    if index < 0 or index >= num_layers:
         raise LayerError(
             f"layer {layer!r} is out of range for {model}: it has decoder layers 0..{num_layers - 1}"
         )
-    return layer
+    return index
 
 
 def numerics_fingerprint(weights: str, numerics: str) -> str:
@@ -353,4 +425,24 @@ def file_fingerprint(path: str | Path, chunk: int = 1 << 20) -> str:
     with open(path, "rb") as handle:
         while block := handle.read(chunk):
             digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def state_dict_fingerprint(model) -> str:
+    """What identifies the weights of a model already in memory: SHA-256 of every tensor of its
+    state dict (names, dtypes, shapes and bytes, in name order; a tied tensor counted once). The
+    bytes are read in place where the tensor lives on the CPU (no copy); a tensor on ``meta``
+    (offloaded) contributes its name, dtype and shape only."""
+    digest = hashlib.sha256()
+    seen: set[tuple[int, int]] = set()
+    for name, tensor in sorted(model.state_dict(keep_vars=False).items()):
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)};".encode())
+        if tensor.device.type == "meta" or tensor.numel() == 0:
+            continue
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset())
+        if key in seen:
+            continue
+        seen.add(key)
+        flat = tensor.detach().contiguous().reshape(-1).view(torch.uint8)
+        digest.update(memoryview(flat.cpu().numpy()))
     return digest.hexdigest()[:16]

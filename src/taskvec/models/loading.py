@@ -175,26 +175,6 @@ def _hub_commit(model_id: str) -> str:
     return config.parent.name if config.parent.parent.name == "snapshots" else ""
 
 
-def state_dict_fingerprint(model) -> str:
-    """What identifies the weights of a model already in memory: SHA-256 of every tensor of its
-    state dict (names, dtypes, shapes and bytes, in name order; a tied tensor counted once). The
-    bytes are read in place where the tensor lives on the CPU (no copy); a tensor on ``meta``
-    (offloaded) contributes its name, dtype and shape only."""
-    digest = hashlib.sha256()
-    seen: set[tuple[int, int]] = set()
-    for name, tensor in sorted(model.state_dict(keep_vars=False).items()):
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)};".encode())
-        if tensor.device.type == "meta" or tensor.numel() == 0:
-            continue
-        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset())
-        if key in seen:
-            continue
-        seen.add(key)
-        flat = tensor.detach().contiguous().reshape(-1).view(torch.uint8)
-        digest.update(memoryview(flat.cpu().numpy()))
-    return digest.hexdigest()[:16]
-
-
 def cached_file_fingerprint(path: Path, options: LoadOptions) -> str:
     """``file_fingerprint`` of ``path``, kept under its path, size and mtime in the taskvec cache
     (and for this process): a weights file is read once, not at every load."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from taskvec.errors import ModelSpecError
-from taskvec.models.adapter import ModelAdapter, check_layer, numerics_fingerprint
+from taskvec.models.adapter import ModelAdapter, check_layer, numerics_fingerprint, state_dict_fingerprint
 from taskvec.models.embedded.load import embedded_weights_fingerprint, load_embedded_vlm
 from taskvec.models.gguf import gguf_weights_fingerprint, load_gguf_causal_lm, load_gguf_llm
 from taskvec.models.loading import (
@@ -32,7 +32,6 @@ from taskvec.models.loading import (
     Family,
     LoadOptions,
     cache_root,
-    state_dict_fingerprint,
     weights_fingerprint,
     with_numerics,
 )
@@ -182,6 +181,11 @@ def load_model(
     or folder it was loaded from, else its class). ``options`` (a ``LoadOptions``) only applies to
     loading by name."""
     if not isinstance(name, str | Path):
+        if options is not None or isinstance(tokenizer, LoadOptions):
+            raise ModelSpecError(
+                "a model already in memory is used as it is: LoadOptions (dtype, device, device map) "
+                "apply to loading by name; cast or move it first (hf_model.to(...)), then wrap it"
+            )
         return _wrap_loaded(name, tokenizer, model_name)
     if isinstance(tokenizer, LoadOptions) and options is None:
         tokenizer, options = None, tokenizer  # load_model(name, options), as before
@@ -217,18 +221,37 @@ def _wrap_loaded(model, tokenizer, model_name: str | None) -> ModelAdapter:
             f"no adapter for model_type {model_type!r} ({type(model).__name__})"
             f"{_did_you_mean(model_type, known)}; supported model types: {sorted(known)}"
         )
-    if tokenizer is None:
+    family = known[model_type]
+    _check_tokenizer_kind(model, tokenizer, family.adapter_class.supports_images)
+    if model.get_output_embeddings() is None:
         raise ModelSpecError(
-            f"load_model({type(model).__name__}) needs its tokenizer (text models) or processor "
-            "(vision-language models): load_model(hf_model, tokenizer_or_processor)"
+            f"{type(model).__name__} has no LM head, so it cannot answer: wrap the model with one "
+            "(AutoModelForCausalLM, or the ...ForConditionalGeneration class of a vision-language model)"
         )
     name = model_name or getattr(config, "_name_or_path", "") or type(model).__name__
-    return known[model_type].adapter_class(
+    return family.adapter_class(
         model,
         copy.deepcopy(tokenizer),  # taskvec pads on the left; the caller's tokenizer stays as it is
         name=name,
         model_id=name,
         fingerprint=state_dict_fingerprint(model),
+    )
+
+
+def _check_tokenizer_kind(model, tokenizer, vision: bool) -> None:
+    """The second argument of ``load_model(hf_model, ...)`` is the model's tokenizer (a text
+    model) or processor (a vision-language model: it prepares the pictures too); anything else
+    gets one line saying which is wanted."""
+    from transformers import PreTrainedTokenizerBase, ProcessorMixin
+
+    wanted, kind = (ProcessorMixin, "processor") if vision else (PreTrainedTokenizerBase, "tokenizer")
+    if isinstance(tokenizer, wanted):
+        return
+    given = "nothing" if tokenizer is None else f"a {type(tokenizer).__name__}"
+    raise ModelSpecError(
+        f"load_model({type(model).__name__}) needs its {kind} "
+        f"(AutoProcessor / AutoTokenizer.from_pretrained of the same model), got {given}: "
+        "load_model(hf_model, tokenizer_or_processor)"
     )
 
 

@@ -18,10 +18,16 @@ from taskvec.errors import ConfigError
 PatchMode = Literal["replace", "add"]
 
 
-def check_mode(mode: str) -> None:
-    """A patch replaces the layer's output at the last token, or adds to it; nothing else."""
+def check_mode(mode: str, scale: float = 1.0) -> None:
+    """A patch replaces the layer's output at the last token, or adds ``scale`` times the vector
+    to it; nothing else (a scale that ``replace`` would ignore is refused, not dropped)."""
     if mode not in ("replace", "add"):
         raise ConfigError(f"unknown patch mode {mode!r}; use 'replace' or 'add'")
+    if mode == "replace" and scale != 1.0:
+        raise ConfigError(
+            f"scale {scale} has no effect with mode 'replace' (the vector replaces the state); "
+            "use mode 'add' or drop the scale"
+        )
 
 
 def hidden_of(output) -> torch.Tensor:
@@ -73,7 +79,7 @@ def patching_last_token(
     ``patches[layer] = (rows: [n] long, values: [n, hidden])``. Rows not listed run clean, so one
     batch can hold a different patched layer per row (the layer sweep).
     """
-    check_mode(mode)
+    check_mode(mode, scale)
     chosen = sorted(patches)
 
     def hook_for(position: int):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from taskvec.errors import ConfigError, VectorMismatchError
-from taskvec.models.adapter import Encoded, ModelAdapter, require_adapter
+from taskvec.models.adapter import Encoded, ModelAdapter, model_call
 from taskvec.models.batching import MemoryBudget, OnProgress, plan_batches, progress_from, token_counts
 from taskvec.models.head import GreedyReader, greedy_head
 from taskvec.patching.hooks import PatchMode, check_mode, patching_last_token
@@ -32,7 +32,7 @@ class Patch:
 
     def check(self, adapter: ModelAdapter) -> None:
         adapter.check_layer(self.layer)
-        check_mode(self.mode)
+        check_mode(self.mode, self.scale)
         if not isinstance(self.vector, torch.Tensor):  # e.g. a whole TaskVector, every layer's
             raise VectorMismatchError(
                 f"a patch takes one layer's vector, a tensor [hidden], not a {type(self.vector).__name__}; "
@@ -64,6 +64,7 @@ def _check_answer_length(max_new_tokens: int) -> None:
         raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
 
 
+@model_call
 @torch.no_grad()
 def generate_ids(
     adapter: ModelAdapter,
@@ -100,6 +101,7 @@ def generate_ids(
     return results
 
 
+@model_call
 @torch.no_grad()
 def generate_ids_under_patches(
     adapter: ModelAdapter,
@@ -240,6 +242,7 @@ def greedy_continue(
     return answers
 
 
+@model_call
 def first_token_ids(
     adapter: ModelAdapter,
     prompts: Sequence[Prompt],
@@ -250,6 +253,7 @@ def first_token_ids(
     return [ids[0] for ids in generate_ids(adapter, prompts, patch, 1, budget)]
 
 
+@model_call
 def generate(
     adapter: ModelAdapter,
     prompts: Sequence[Prompt],
@@ -265,6 +269,7 @@ def generate(
     return [answer_text(adapter, answer, stop_at_newline) for answer in ids]
 
 
+@model_call
 def generate_under_patches(
     adapter: ModelAdapter,
     prompts: Sequence[Prompt],
@@ -308,6 +313,7 @@ def line_complete(adapter: ModelAdapter) -> AnswerComplete:
     return lambda ids: answer_line_end(adapter.decode(ids)) is not None
 
 
+@model_call
 def patch(
     adapter: ModelAdapter,
     prompts: Sequence[Prompt],
@@ -318,5 +324,4 @@ def patch(
     max_new_tokens: int = 1,
 ) -> list[str]:
     """Patch ``vector`` into the last token of each prompt at ``layer`` and generate."""
-    adapter = require_adapter(adapter, "patch")
     return generate(adapter, prompts, Patch(layer, vector, mode, scale), max_new_tokens)

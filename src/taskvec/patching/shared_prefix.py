@@ -22,7 +22,7 @@ from contextlib import suppress
 import torch
 
 from taskvec.errors import ConfigError
-from taskvec.models.adapter import Encoded, ModelAdapter, NotAPrefix
+from taskvec.models.adapter import Encoded, ModelAdapter, NotAPrefix, model_call
 from taskvec.models.batching import MemoryBudget, OnProgress, plan_batches, progress_from, token_counts
 from taskvec.models.head import greedy_head, unread_head
 from taskvec.models.shared_work import prompts_digest
@@ -31,6 +31,7 @@ from taskvec.patching.patch import AnswerComplete, generate_ids, greedy_continue
 from taskvec.prompts.template import Prompt
 
 
+@model_call
 @torch.no_grad()
 def generate_ids_after_prefixes(
     adapter: ModelAdapter,

@@ -38,7 +38,7 @@ import torch
 from transformers.cache_utils import Cache
 
 from taskvec.errors import VectorMismatchError
-from taskvec.models.adapter import Encoded, ModelAdapter
+from taskvec.models.adapter import Encoded, ModelAdapter, model_call
 from taskvec.models.batching import MemoryBudget, OnProgress, plan_sweep_batches, token_counts
 from taskvec.models.head import greedy_head
 from taskvec.patching.hooks import PatchMode, check_mode, hidden_of, hooked
@@ -77,6 +77,7 @@ class FastPathUnavailable(Exception):
     """The layer-skipping sweep cannot be applied exactly to this model; use the plain path."""
 
 
+@model_call
 @torch.no_grad()
 def sweep(
     adapter: ModelAdapter,
@@ -97,7 +98,7 @@ def sweep(
     """
     layers = list(layers)
     _check(adapter, vectors, layers)
-    check_mode(mode)
+    check_mode(mode, scale)
     budget = budget or MemoryBudget.for_model(adapter)
     if not adapter.prefix_cache_is_exact or not layers:
         return _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale, on_progress)
@@ -137,6 +138,7 @@ def _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale, on_prog
     )
 
 
+@model_call
 @torch.no_grad()
 def sweep_logits(
     adapter: ModelAdapter,
@@ -370,6 +372,7 @@ def _take_rows(tree, reference, n: int, rows: int, count: int, cache: Cache):
     return tree
 
 
+@model_call
 @torch.no_grad()
 def sweep_naive(
     adapter: ModelAdapter,
@@ -386,6 +389,7 @@ def sweep_naive(
     ``on_progress(done, total)`` is told the (query, layer) rows done as they are."""
     layers = list(layers)
     _check(adapter, vectors, layers)
+    check_mode(mode, scale)
     patched = torch.empty(len(queries), len(layers), dtype=torch.long, device="cpu")
     groups = [[q] for q in queries] if batch_one else [list(queries)]
     for j, layer in enumerate(layers):

@@ -39,7 +39,7 @@ from taskvec.analysis.results import AnalysisTables, analysis_tables
 from taskvec.analysis.token_sets import TokenSets, load_words, token_sets
 from taskvec.config import BatchedOptions, MemoryBudgetMB, digest
 from taskvec.errors import ConfigError, TaskvecError
-from taskvec.models.adapter import ModelAdapter
+from taskvec.models.adapter import ModelAdapter, require_adapter
 from taskvec.models.batching import sized_to
 from taskvec.models.registry import (
     DEFAULT_MODEL,
@@ -242,6 +242,7 @@ def analyze(
     ``replace``, a folder holding another analysis is emptied rather than refused. ``shared``
     lends the vectors' delimiter states from protocol runs of the same prompts (a reproduction's)."""
     started = time.perf_counter()
+    adapter = require_adapter(adapter, "analyze")
     # the model given names the analysis (or an alias of it does), or is refused
     config = sized_to(config.named_after(adapter.name, names_of(adapter.name)), adapter)
     specs = config.specs or default_specs(adapter)

@@ -38,7 +38,7 @@ from taskvec.evaluation.scoring import (
     layer_scores,
     split_predictions,
 )
-from taskvec.models.adapter import ModelAdapter
+from taskvec.models.adapter import ModelAdapter, given_model
 from taskvec.models.batching import progress_from, sized_to, token_counts
 from taskvec.models.registry import (
     DEFAULT_VLM,
@@ -372,6 +372,8 @@ def evaluate(
     identical inputs are computed once (``SharedWork``): within the run (the seeds' No Context
     answers) and, with ``shared``, across the runs of one reproduction."""
     started = time.perf_counter()
+    adapter = given_model(adapter, "evaluate")
+    vector_adapter = given_model(vector_adapter, "evaluate")
     ranks = current_ranks()
     show_progress = show_progress and ranks.is_main  # one bar per launch: rank 0's
     tasks, images = _validate(config)

@@ -40,7 +40,7 @@ from taskvec.evaluation.scoring import LayerSelection
 from taskvec.experiments.conditions import Condition, paper_conditions
 from taskvec.experiments.conflict import PAIRS, conflict_answers, conflict_rows
 from taskvec.experiments.ensemble import ensemble_answers, ensemble_scores
-from taskvec.models.adapter import ModelAdapter
+from taskvec.models.adapter import ModelAdapter, given_model
 from taskvec.models.batching import OnProgress, progress_from, sized_to
 from taskvec.models.registry import (
     DEFAULT_VLM,
@@ -585,6 +585,7 @@ def reproduce(
     device map) apply to the models loaded here (the VLM, its LLM); ``observer`` is told as each
     stage and each of its runs starts and ends."""
     started = time.perf_counter()
+    adapter = given_model(adapter, "reproduce")
     if adapter is not None:
         config = config.named_after(adapter.name, names_of(adapter.name))
     root = reproduction_root(config, out)

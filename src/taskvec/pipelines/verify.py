@@ -28,7 +28,7 @@ import torch
 
 from taskvec.errors import ConfigError, ModelSpecError, TaskFileError, VectorFileError
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, task_vector_for
-from taskvec.models.adapter import ModelAdapter
+from taskvec.models.adapter import ModelAdapter, given_model
 from taskvec.models.registry import LoadOptions, load_model
 from taskvec.pipelines.evaluate import check_images
 from taskvec.pipelines.progress import announce, progress_bar
@@ -120,6 +120,7 @@ def verify_run(
     or picture that changed since the run, other weights, or vectors without recorded sources."""
     folder = RunFolder(run)
     given = _given(task_files, [folder])
+    adapter = given_model(adapter, "verify_run")
     (verification,) = _verify_all([folder], adapter, given, load_options, show_progress)
     return verification
 
@@ -145,7 +146,7 @@ def verify_runs(
     Every folder's inputs are checked before any model loads."""
     folders = [RunFolder(folder) for folder in run_folders(root)]
     given = _given(task_files, folders)
-    return _verify_all(folders, adapter, given, load_options, show_progress)
+    return _verify_all(folders, given_model(adapter, "verify_runs"), given, load_options, show_progress)
 
 
 def _verify_all(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from taskvec.errors import ConfigError
-from taskvec.models.adapter import ModelAdapter, require_adapter
+from taskvec.models.adapter import ModelAdapter, model_call
 from taskvec.models.batching import MemoryBudget, OnProgress, plan_batches, token_counts
 from taskvec.models.head import unread_head
 from taskvec.models.shared_work import SharedWork, compute_or_share
@@ -73,6 +73,7 @@ def _check_ends_at_delimiter(prompts: Sequence[Prompt], delimiter: str) -> None:
             )
 
 
+@model_call
 def extract(
     adapter: ModelAdapter,
     prompts: Sequence[Prompt],
@@ -97,7 +98,6 @@ def extract(
     ``PromptSource`` per prompt, in order: which items built it; ``vectors.provenance``).
     ``on_progress(done, total)`` is told the prompts run after each batch.
     """
-    adapter = require_adapter(adapter, "extract")
     if not prompts:
         raise ConfigError("extract needs at least one prompt")
     if sources is not None and len(sources) != len(prompts):

@@ -101,9 +101,16 @@ class TaskVector:
                 f"{adapter.name}"
             )
         if same_model and self.meta.model_fingerprint != adapter.fingerprint:
+            # one name, two fingerprints: other weights, or the same weights fingerprinted two ways
+            how = (
+                "; a model loaded by name or folder is fingerprinted by its files, one wrapped from "
+                "memory by its weights: load both ways alike to compare them"
+                if self.meta.model == adapter.name
+                else ""
+            )
             raise VectorMismatchError(
                 f"task vector was extracted from {self.meta.model} "
-                f"({self.meta.model_fingerprint}), not from {adapter.name} ({adapter.fingerprint})"
+                f"({self.meta.model_fingerprint}), not from {adapter.name} ({adapter.fingerprint}){how}"
             )
 
     @staticmethod
