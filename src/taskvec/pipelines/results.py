@@ -27,7 +27,7 @@ from taskvec.evaluation.metrics import METRICS
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.result import RunResult
 from taskvec.evaluation.scoring import answer_diversity
-from taskvec.storage.run_folder import RUNNING, RunFolder, runs_under, write_atomic, write_json
+from taskvec.storage.run_folder import RUNNING, RunFolder, runs_under, write_atomic
 from taskvec.tasks.task import Task
 
 RESULTS_FILE = "results.json"
@@ -157,8 +157,34 @@ def diversity_summary(predictions: pd.DataFrame) -> dict:
 def write_predictions(root: Path, predictions: pd.DataFrame) -> None:
     """``predictions.jsonl``: one row per (task, seed, item, method), every metric and the run's
     columns (``with_run_columns``)."""
+    write_atomic(root / PREDICTIONS_FILE, _predictions_text(predictions))
+
+
+def _predictions_text(predictions: pd.DataFrame) -> str:
     rows = (json.dumps(r, ensure_ascii=False, default=str) for r in predictions.to_dict("records"))
-    write_atomic(root / PREDICTIONS_FILE, "\n".join(rows) + "\n")
+    return "\n".join(rows) + "\n"
+
+
+def prediction_rows(root: Path) -> tuple[list[dict], int]:
+    """The rows of ``predictions.jsonl`` that parse, and how many lines do not (a file cut
+    mid-line, or edited): a read-back takes what it can check and rebuilds the rest."""
+    rows, damaged = [], 0
+    path = root / PREDICTIONS_FILE
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    except UnicodeDecodeError:
+        return [], 1
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            damaged += 1
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            damaged += 1
+    return rows, damaged
 
 
 def read_predictions(root: Path) -> pd.DataFrame:
@@ -179,23 +205,44 @@ def write_results(
     """``results.json`` and ``tables/results_long.csv`` of a finished run (``resolved``: the
     run's config.json content; ``layer``: the best of the mean validation curve; ``task_layers``:
     the layer each task's xPatch was read at, by default ``layer`` for all)."""
+    scores = (val_scores, test_scores)
+    files = derived_files(root, resolved, predictions, *scores, layer, selection_metric, task_layers)
+    for path, text in files.items():
+        if path.name != PREDICTIONS_FILE:
+            write_atomic(path, text)
+
+
+def derived_files(
+    root: Path,
+    resolved: dict,
+    predictions: pd.DataFrame,
+    val_scores: pd.DataFrame,
+    test_scores: pd.DataFrame,
+    layer: int,
+    selection_metric: str,
+    task_layers: Mapping[str, int] | None = None,
+) -> dict[Path, str]:
+    """The text of every file a finished run derives from its units and test answers
+    (predictions.jsonl, results.json, the long CSV), as ``write_predictions`` and
+    ``write_results`` write them: a read-back compares the folder's files with these."""
     tasks = list(dict.fromkeys(predictions.task))
     task_layers = {t: int(task_layers[t]) if task_layers else int(layer) for t in tasks}
-    write_json(
-        root / RESULTS_FILE,
-        {
-            "config": resolved,
-            "versions": resolved.get("versions", {}),
-            "layer_selection": resolved.get("experiment", {}).get("layer_selection", "shared"),
-            "chosen_layer": int(layer),
-            "chosen_layers": task_layers,
-            "selection_metric": selection_metric,
-            "results": metric_summary(predictions),
-            "answer_diversity": diversity_summary(predictions),
-        },
-    )
+    results = {
+        "config": resolved,
+        "versions": resolved.get("versions", {}),
+        "layer_selection": resolved.get("experiment", {}).get("layer_selection", "shared"),
+        "chosen_layer": int(layer),
+        "chosen_layers": task_layers,
+        "selection_metric": selection_metric,
+        "results": metric_summary(predictions),
+        "answer_diversity": diversity_summary(predictions),
+    }
     tidy = tidy_results(predictions, val_scores, test_scores, task_layers)
-    write_atomic(root / "tables" / f"{TIDY_TABLE}.csv", tidy.to_csv(index=False))
+    return {
+        root / PREDICTIONS_FILE: _predictions_text(predictions),
+        root / RESULTS_FILE: json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n",
+        root / "tables" / f"{TIDY_TABLE}.csv": tidy.to_csv(index=False),
+    }
 
 
 def load_run(folder: str | Path | RunFolder | RunResult, what: str = "results") -> pd.DataFrame:
