@@ -17,8 +17,9 @@ per-item rows of ``predictions.jsonl``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 
@@ -27,7 +28,7 @@ from taskvec.evaluation.metrics import METRICS
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.result import RunResult
 from taskvec.evaluation.scoring import answer_diversity
-from taskvec.storage.run_folder import RUNNING, RunFolder, runs_under, write_atomic
+from taskvec.storage.run_folder import COMPLETE, RUNNING, RunFolder, runs_under, write_atomic
 from taskvec.tasks.task import Task
 
 RESULTS_FILE = "results.json"
@@ -36,6 +37,7 @@ TIDY_TABLE = "results_long"
 TIDY_COLUMNS = ["task", "seed", "split", "method", "metric", "layer", "value"]
 #: ``style`` of the rows of a task whose pictures shown are all its own image files
 OWN_FILES = "own files"
+T = TypeVar("T")
 
 
 def _layer_of(layers: int | Mapping[str, int], task: str) -> int:
@@ -258,31 +260,29 @@ def load_run(folder: str | Path | RunFolder | RunResult, what: str = "results") 
         >>> frame = taskvec.load_run("runs/smollm2-135m-text-icl-text-spaced-1a2b3c")
         >>> frame.query("split == 'test' and metric == 'paper'").groupby("method").value.mean()
     """
+    if what not in ("results", "predictions"):
+        raise ConfigError(f"load_run: what must be 'results' or 'predictions', not {what!r}")
     if isinstance(folder, RunResult):  # what taskvec.evaluate returned
         folder = folder.folder
     root = folder.root if isinstance(folder, RunFolder) else Path(folder)
-    results_path = root / RESULTS_FILE
     run = RunFolder(root)
     if run.kind() != "run":
         raise run.not_a_run()
-    if not results_path.is_file():
-        state = "has not finished" if run.status().get("state") == RUNNING else "holds no results.json"
-        raise ConfigError(
-            f"{root} is a run that {state} (or one an older taskvec wrote): run its command again "
-            "to complete it"
-        )
-    results = json.loads(results_path.read_text(encoding="utf-8"))
+    _refuse_unfinished(run)
+    results = _results_of(run)
     if what == "results":
-        frame = pd.read_csv(
-            root / "tables" / f"{TIDY_TABLE}.csv",
-            dtype={"seed": "Int64", "layer": "Int64"},
-            keep_default_na=False,  # a task named "NA" stays a name
-            na_values={"seed": [""], "layer": [""]},
+        tidy = root / "tables" / f"{TIDY_TABLE}.csv"
+        frame = _derived(
+            tidy,
+            lambda: pd.read_csv(
+                tidy,
+                dtype={"seed": "Int64", "layer": "Int64"},
+                keep_default_na=False,  # a task named "NA" stays a name
+                na_values={"seed": [""], "layer": [""]},
+            ),
         )
-    elif what == "predictions":
-        frame = read_predictions(root)
     else:
-        raise ConfigError(f"load_run: what must be 'results' or 'predictions', not {what!r}")
+        frame = _derived(root / PREDICTIONS_FILE, lambda: read_predictions(root))
     frame.attrs.update(
         config=results["config"],
         chosen_layer=results["chosen_layer"],
@@ -291,6 +291,64 @@ def load_run(folder: str | Path | RunFolder | RunResult, what: str = "results") 
         selection_metric=results["selection_metric"],
     )
     return frame
+
+
+#: what a run folder's state says of it to a reader of its results (``RunFolder.state``)
+_UNFINISHED = {
+    RUNNING: "a taskvec command is writing it now (resuming it, or extending it with more seeds)",
+    "stopped": "it was stopped part-way (killed or interrupted)",
+    "": "it has no status.json",
+}
+
+
+def _refuse_unfinished(run: RunFolder) -> None:
+    """A folder whose results are not its run's, complete: one being extended with more seeds
+    still holds the fewer seeds' results.json, and a stopped one may hold none."""
+    state = run.state()
+    if state != COMPLETE:
+        said = _UNFINISHED.get(state, f"its status says {state!r}")
+        raise ConfigError(
+            f"{run.root} is a run that has not finished ({said}): run its command again to complete it"
+        )
+    if not run.path(RESULTS_FILE).is_file():
+        raise ConfigError(
+            f"{run.root} is a complete run that holds no results.json (one an older taskvec wrote): run "
+            "its command again to write it"
+        )
+
+
+def _results_of(run: RunFolder) -> dict:
+    """The folder's results.json, refused in one line where it is damaged or of other seeds than
+    its config.json asks."""
+    path = run.path(RESULTS_FILE)
+    results = _derived(path, lambda: json.loads(path.read_text(encoding="utf-8")))
+    needed = {"chosen_layer", "selection_metric"}
+    if not isinstance(results, dict) or not isinstance(results.get("config"), dict) or needed - set(results):
+        raise ConfigError(f"{path} is damaged (not a run's results): {_REWRITE}")
+    asked = run.config().get("experiment", {}).get("seeds")
+    held = results["config"].get("experiment", {}).get("seeds")
+    if asked != held:
+        raise ConfigError(
+            f"{path} holds seeds {held}, while {run.config_path.name} asks seeds {asked}: run its command "
+            "again to complete it"
+        )
+    return results
+
+
+#: what to do about a damaged or missing file a run derives from its units
+_REWRITE = "run the folder's command again to rewrite it from its units"
+
+
+def _derived(path: Path, read: Callable[[], T]) -> T:
+    """``read()`` of a file a run derives from its units; missing or damaged, one line that names
+    it and says how to repair it."""
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing: {_REWRITE}")
+    try:
+        return read()
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"{path} is damaged ({reason}): {_REWRITE}") from None
 
 
 #: the methods ``list_runs`` shows a run's test score of, in its column order
