@@ -358,10 +358,11 @@ LISTED_METHODS = ("no_context", "majority", "xbase", "xpatch")
 def list_runs(root: str | Path = "runs", metric: str = "paper") -> pd.DataFrame:
     """Every ``taskvec run`` folder under ``root`` (a reproduction's runs too), one row each:
     where it is (``run``, relative to ``root``), its ``state`` (complete, running, stopped: the
-    same command resumes it), what it ran (model, ``vlm <- llm`` where the vectors came from
-    another, spec, query, style, tasks, seeds, layer selection) and, once complete, the layer
-    xPatch was read at and each method's test score by ``metric``, the mean over tasks of each
-    task's mean over seeds (as the tables' ``average``)::
+    same command resumes it; ``damaged (<file>)`` where one of its files does not parse), what it
+    ran (model, ``vlm <- llm`` where the vectors came from another, spec, query, style, tasks,
+    seeds, layer selection) and, once complete, the layer xPatch was read at and each method's
+    test score by ``metric``, the mean over tasks of each task's mean over seeds (as the tables'
+    ``average``)::
 
         >>> taskvec.list_runs("runs").query("state == 'complete'").sort_values("xpatch")
     """
@@ -371,36 +372,52 @@ def list_runs(root: str | Path = "runs", metric: str = "paper") -> pd.DataFrame:
     if not root.is_dir():
         found = "a file, not a folder" if root.exists() else "no such folder"
         raise ConfigError(f"{root}: {found} (run folders are written under runs/ by default)")
-    rows = [_listed(RunFolder(path), root, metric) for path in runs_under(root)]
-    columns = ["run", "state", "model", "spec", "query", "style", "tasks", "seeds", "selection", "layer"]
-    return pd.DataFrame(rows, columns=[*columns, *LISTED_METHODS])
+    rows = [_listed(RunFolder(path), root, metric) for path in runs_under(root, damaged=True)]
+    return pd.DataFrame(rows, columns=[*_LISTED_COLUMNS, *LISTED_METHODS])
+
+
+_LISTED_COLUMNS = ["run", "state", "model", "spec", "query", "style", "tasks", "seeds", "selection", "layer"]
 
 
 def _listed(folder: RunFolder, root: Path, metric: str) -> dict:
-    """One run folder's row of ``list_runs``."""
-    recorded = folder.config()
+    """One run folder's row of ``list_runs``; a folder one of whose files does not parse is
+    listed as ``damaged (<file>)`` with what could be read of it, never dropped or fatal."""
+    row: dict = dict.fromkeys([*_LISTED_COLUMNS, *LISTED_METHODS])
+    row["run"] = str(folder.root.relative_to(root)) if folder.root != root else folder.root.name
+    damaged = "damaged ({})"
+    try:
+        recorded = folder.config()
+    except ConfigError:
+        return {**row, "state": damaged.format(folder.config_path.name)}
     experiment = recorded.get("experiment", {})
-    row = {
-        "run": str(folder.root.relative_to(root)) if folder.root != root else folder.root.name,
-        "state": folder.state(),
-        **{key: experiment.get(key) for key in ("model", "spec", "query", "style")},
-        "tasks": ", ".join(recorded.get("tasks") or experiment.get("tasks", [])),  # names, not paths
-        "seeds": ", ".join(str(seed) for seed in experiment.get("seeds", [])),
-        "selection": experiment.get("layer_selection", "shared"),
-        "layer": None,
-    }
+    row.update(
+        {key: experiment.get(key) for key in ("model", "spec", "query", "style")},
+        tasks=", ".join(recorded.get("tasks") or experiment.get("tasks", [])),  # names, not paths
+        seeds=", ".join(str(seed) for seed in experiment.get("seeds", [])),
+        selection=experiment.get("layer_selection", "shared"),
+    )
     vectors_from = recorded.get("vector_model", {}).get("name")
     if vectors_from and vectors_from != recorded.get("model", {}).get("name"):  # LLM -> VLM transfer
         row["model"] = f"{row['model']} <- {vectors_from}"
+    try:
+        row["state"] = folder.state()
+    except ConfigError:
+        return {**row, "state": damaged.format(folder.status_path.name)}
     results_path = folder.path(RESULTS_FILE)
     if row["state"] != "complete" or not results_path.is_file():
         return row
-    results = json.loads(results_path.read_text(encoding="utf-8"))
-    layers = set(results.get("chosen_layers", {}).values()) or {results["chosen_layer"]}
+    try:
+        results = json.loads(results_path.read_text(encoding="utf-8"))
+        layers = set(results.get("chosen_layers", {}).values()) or {results["chosen_layer"]}
+        scores = {
+            method: [task[method][metric]["mean"] for task in results["results"].values() if method in task]
+            for method in LISTED_METHODS
+        }
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+        return {**row, "state": damaged.format(RESULTS_FILE)}
     row["layer"] = str(layers.pop()) if len(layers) == 1 else "per task"
-    for method in LISTED_METHODS:
-        scores = [task[method][metric]["mean"] for task in results["results"].values() if method in task]
-        row[method] = round(sum(scores) / len(scores), 4) if scores else None
+    for method, values in scores.items():
+        row[method] = round(sum(values) / len(values), 4) if values else None
     return row
 
 
