@@ -89,3 +89,34 @@ def test_a_transfer_run_names_the_model_its_vectors_came_from(tmp_path):
     listed = list_runs(root).set_index("run")
     assert listed.loc["transfer", "model"] == f"{model.name} <- {vectors_from.name}"
     assert listed.loc["own", "model"] == model.name
+
+
+def test_a_run_with_a_damaged_file_is_listed_as_damaged_beside_the_others(runs, tmp_path):
+    """One cut results.json failed the whole listing, a damaged status.json refused it, and a
+    damaged config.json dropped its run from it."""
+    import shutil
+
+    source, _ = runs
+    root = tmp_path / "runs"
+    shutil.copytree(source, root)
+    for name in ("text", "cut", "no-status", "no-config"):
+        if name != "text":
+            shutil.copytree(root / "text", root / name)
+    text = (root / "cut" / "results.json").read_text()
+    (root / "cut" / "results.json").write_text(text[: len(text) // 2])
+    (root / "no-status" / "status.json").write_text('{"state": "comp')
+    (root / "no-config" / "config.json").write_text('{"experiment": {')
+    listed = list_runs(root).set_index("run")
+    assert dict(listed.state) == {
+        "cut": "damaged (results.json)",
+        "killed": "stopped",
+        "nested/instruction": "complete",
+        "no-config": "damaged (config.json)",
+        "no-status": "damaged (status.json)",
+        "text": "complete",
+    }
+    assert listed.loc["cut", "spec"] == "text-icl" and listed.loc["cut", list(LISTED_METHODS)].isna().all()
+    assert listed.loc["text", "xpatch"] == list_runs(source).set_index("run").loc["text", "xpatch"]
+    shown = CliRunner().invoke(app, ["runs", str(root)], env={"COLUMNS": "250"})
+    assert shown.exit_code == 0, shown.output
+    assert "damaged (status.json)" in shown.output and "damaged (config.json)" in shown.output

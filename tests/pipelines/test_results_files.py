@@ -145,6 +145,49 @@ def test_load_run_says_whether_the_folder_is_missing_or_unfinished(tmp_path):
         taskvec.load_run(started.root)
 
 
+def test_load_run_names_a_damaged_or_missing_file_and_the_cure(runs, tmp_path):
+    import shutil
+
+    first, _ = runs
+    folder = tmp_path / "run"
+    shutil.copytree(first.folder.root, folder)
+    cure = "run the folder's command again to rewrite it from its units"
+    text = (folder / "results.json").read_text()
+    (folder / "results.json").write_text(text[: len(text) // 2])
+    with pytest.raises(ConfigError, match=f"results.json is damaged .*: {cure}$"):
+        taskvec.load_run(folder)
+    (folder / "results.json").write_text(text)
+    (folder / "tables" / "results_long.csv").unlink()
+    with pytest.raises(ConfigError, match=f"results_long.csv is missing: {cure}$"):
+        taskvec.load_run(folder)
+    predictions = (folder / "predictions.jsonl").read_text()
+    (folder / "predictions.jsonl").write_text(predictions[: len(predictions) // 2])
+    with pytest.raises(ConfigError, match=f"predictions.jsonl is damaged .*: {cure}$"):
+        taskvec.load_run(folder, what="predictions")
+
+
+def test_load_run_refuses_a_folder_being_extended_or_stopped_part_way(runs, tmp_path):
+    """A folder extended with a seed more still holds the fewer seeds' results.json: loading it
+    gave those silently."""
+    import shutil
+
+    first, _ = runs
+    folder = RunFolder(tmp_path / "run")
+    shutil.copytree(first.folder.root, folder.root)
+    config = json.loads(folder.config_path.read_text())
+    config["experiment"]["seeds"] = [1, 2, 3]
+    folder.config_path.write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=r"holds seeds \[1, 2\], while config.json asks seeds \[1, 2, 3\]"):
+        taskvec.load_run(folder.root)
+    recorded = {key: value for key, value in config.items() if key not in ("config_hash", "lineage")}
+    folder.start(recorded, "extended", lineage=config["lineage"])  # as the extending command does
+    stopped = r"has not finished .it was stopped part-way.*: run its command again to complete it$"
+    with pytest.raises(ConfigError, match=stopped):
+        taskvec.load_run(folder.root)
+    with folder.lock(), pytest.raises(ConfigError, match="has not finished .a taskvec command is writing"):
+        taskvec.load_run(folder.root)
+
+
 def test_load_run_of_a_reproduction_names_the_runs_in_it(tmp_path):
     """A reproduction's folder (or its conditions/) was "not a finished taskvec run folder (or one
     written by an older taskvec: run the same command again)": it is finished, and holds runs."""

@@ -314,3 +314,24 @@ def test_a_damaged_vector_file_is_listed_and_the_others_are_still_verified(tmp_p
     result = CliRunner().invoke(app, ["verify", str(folder.root)], env={"COLUMNS": "200", "NO_COLOR": "1"})
     assert result.exit_code == 1, result.output
     assert "saved file DAMAGED" in result.output and "damaged: " in result.output
+
+
+def test_a_vector_copied_into_another_seeds_place_is_found(tmp_path, monkeypatch):
+    """Seed 2's vector copied over seed 1's re-derived bitwise equal from its own record, so the
+    verification passed (exit 0); its metadata names seed 2, so it does not belong there."""
+    import shutil
+
+    _, folder = _run(tmp_path, seeds=(1, 2))
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(
+            folder.vector_path("tiny_food", "text-icl", 2).with_suffix(suffix),
+            folder.vector_path("tiny_food", "text-icl", 1).with_suffix(suffix),
+        )
+    (verification,) = verify_runs(folder.root, _adapter())
+    misplaced, intact = verification.checks
+    assert "holds another vector than its place's (seed 2, not 1)" in misplaced.damaged
+    assert not misplaced.close and intact.equal and not verification.ok
+    monkeypatch.setattr("taskvec.pipelines.verify.load_model", lambda *_args, **_kwargs: _adapter())
+    result = CliRunner().invoke(app, ["verify", str(folder.root)], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert result.exit_code == 1, result.output
+    assert "seed 2, not 1" in result.output

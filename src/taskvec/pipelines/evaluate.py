@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -54,12 +55,14 @@ from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.pipelines.results import (
     PREDICTIONS_FILE,
-    read_predictions,
+    RESULTS_FILE,
+    derived_files,
+    prediction_rows,
     with_run_columns,
     write_predictions,
     write_results,
 )
-from taskvec.storage.run_folder import RunFolder, write_json
+from taskvec.storage.run_folder import RunFolder, write_atomic, write_json
 from taskvec.tasks.registry import load_tasks
 from taskvec.tasks.task import Task
 from taskvec.vectors.provenance import pictures_shown
@@ -381,7 +384,7 @@ def evaluate(
         ranks.check_folder(RunFolder(out))
         _refuse_other_options(RunFolder(out), config, tasks)
     if adapter is None and vector_adapter is None and not ranks.parallel:
-        finished = _finished_before_loading(config, out, tasks, images, load_options)
+        finished = _finished_before_loading(config, out, tasks, images, load_options, show_progress)
         if finished is not None:
             announce(f"{finished.folder.root} {_READ_BACK}", show_progress)
             return finished
@@ -422,7 +425,9 @@ def evaluate(
     with ranks.folder_lock(folder):  # one command per folder: a second one is refused, never mixed in
         finished = None
         if ranks.is_main:
-            finished = _finished_run(folder, tasks, config, source, identity, unit_ids)
+            finished = _finished_run(
+                folder, tasks, config, source, identity, unit_ids, show_progress, holds_lock=True
+            )
             if finished is None:
                 _refuse_fewer_seeds(folder, config, identity, lineage)
                 folder.start(resolved, identity, lineage=lineage)
@@ -580,6 +585,7 @@ def _finished_before_loading(
     tasks: list[Task],
     images: dict[str, str],
     load_options: LoadOptions | None,
+    show_progress: bool = False,
 ) -> RunResult | None:
     """A complete folder of this very run, read back with the fingerprint the model will have,
     known from its weight files (``fingerprint_before_loading``): the same command run again
@@ -588,7 +594,7 @@ def _finished_before_loading(
     fingerprint = fingerprint_before_loading(config.model, load_options)
     if fingerprint is None:
         return None
-    return _read_back(config, out, tasks, images, fingerprint)
+    return _read_back(config, out, tasks, images, fingerprint, show_progress)
 
 
 def finished_run(config: ExperimentConfig, out: str | Path, fingerprint: str) -> RunResult | None:
@@ -609,9 +615,10 @@ def _read_back(
     tasks: list[Task],
     images: dict[str, str],
     fingerprint: str,
+    show_progress: bool = False,
 ) -> RunResult | None:
     folder, _, identity, unit_ids, _ = _identities(config, out, tasks, fingerprint, images)
-    return _finished_run(folder, tasks, config, None, identity, unit_ids)
+    return _finished_run(folder, tasks, config, None, identity, unit_ids, show_progress)
 
 
 #: options a folder's run may differ in and still be this run's (extended, read at another layer,
@@ -720,25 +727,96 @@ def _finished_run(
     source: ModelAdapter | None,
     identity: str,
     unit_ids: dict[str, str],
+    show_progress: bool = False,
+    holds_lock: bool = False,
 ) -> RunResult | None:
     """A complete folder of this very run is read back instead of recomputed (its status is
     written last, so 'complete' means every file is in place); any damaged unit or vector sends
     the run through the normal resume path. ``source``, the model the vectors were extracted in,
-    is None before it loads (``_finished_before_loading``)."""
-    predictions_path = folder.path(PREDICTIONS_FILE)
-    if not folder.is_complete_for(identity) or not predictions_path.is_file():
+    is None before it loads (``_finished_before_loading``).
+
+    The units are the source of truth: the layers are chosen from them again and the predictions
+    rebuilt from them as a completing run builds them, taking from predictions.jsonl only the
+    xPatch answers at those layers, which no unit holds. Where those are missing or damaged, the
+    run completes again (None); a derived file that is missing or disagrees is rewritten (under
+    the folder's lock, which ``holds_lock`` says the caller has) and the run says so."""
+    if not folder.is_complete_for(identity):
         return None
     units = [
         _finished_unit(folder, t, s, config, source, unit_ids[t.name]) for t in tasks for s in config.seeds
     ]
     if any(unit is None for unit in units):
         return None
-    predictions = read_predictions(folder.root)
-    status = folder.status()
-    task_layers = {task: int(layer) for task, layer in status.get("task_layers", {}).items()}
-    best, selection = int(status["best_layer"]), config.layer_selection
     val_scores, test_scores = layer_scores(units, "val"), layer_scores(units, "test")
+    best = choose_layer(val_scores, config.selection_metric)
+    task_layers = choose_layers(val_scores, config.selection_metric, config.layer_selection)
+    answers, lacking = _recorded_answers(folder, units, task_layers)
+    if answers is None:
+        said = show_progress and holds_lock  # once: by the read-back under the lock, which then completes
+        announce(f"{folder.root}: {lacking}; computing them again from its units", said)
+        return None
+    recorded = folder.config()
+    predictions = split_predictions(units, task_layers, answers)
+    predictions = with_run_columns(predictions, config, task_layers, recorded["model"]["name"], tasks)
+    scores, metric = (val_scores, test_scores), config.selection_metric
+    resolved = _results_config(folder, recorded)
+    files = derived_files(folder.root, resolved, predictions, *scores, best, metric, task_layers)
+    stale = {path: text for path, text in files.items() if _text_of(path) != text}
+    if stale:
+        with nullcontext() if holds_lock else folder.lock():
+            for path, text in stale.items():
+                write_atomic(path, text)
+        names = ", ".join(str(path.relative_to(folder.root)) for path in stale)
+        announce(f"{folder.root}: {names} missing or damaged, rewritten from its units", show_progress)
+    selection = config.layer_selection
     return RunResult(folder, best, val_scores, predictions, task_layers, selection, test_scores, config)
+
+
+def _recorded_answers(
+    folder: RunFolder, units: list[dict], task_layers: dict[str, int]
+) -> tuple[dict | None, str]:
+    """``(task, seed) -> [(first token, answer)]`` of each unit's test items, xPatch at its task's
+    chosen layer, as predictions.jsonl recorded them; ``(None, what is wrong)`` where a row is
+    missing, damaged or read at another layer."""
+    rows, damaged = prediction_rows(folder.root)
+    xpatch = {
+        (row.get("task"), row.get("seed"), row.get("item")): row
+        for row in rows
+        if row.get("method") == "xpatch"
+    }
+    answers, missing = {}, 0
+    for unit in units:
+        found = []
+        for item in unit["test"]:
+            row = xpatch.get((unit["task"], unit["seed"], item["id"]))
+            if row is None or row.get("layer") != task_layers[unit["task"]]:
+                missing += 1
+                continue
+            found.append((row.get("prediction"), row.get("answer")))
+        answers[(unit["task"], unit["seed"])] = found
+    if not missing:
+        return answers, ""
+    cut = f" ({damaged} line(s) do not parse)" if damaged else ""
+    return None, f"{PREDICTIONS_FILE} lacks {missing} xPatch test answer(s){cut}"
+
+
+def _results_config(folder: RunFolder, recorded: dict) -> dict:
+    """The config a finished run recorded in results.json (that of the launch that completed it),
+    or where that file is damaged, config.json's."""
+    try:
+        results = json.loads(folder.path(RESULTS_FILE).read_text(encoding="utf-8"))
+        if isinstance(results, dict) and isinstance(results.get("config"), dict):
+            return results["config"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        pass
+    return {key: value for key, value in recorded.items() if key not in ("config_hash", "lineage")}
+
+
+def _text_of(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _unit_key(task: str, seed: int) -> str:

@@ -17,8 +17,9 @@ per-item rows of ``predictions.jsonl``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 
@@ -27,7 +28,7 @@ from taskvec.evaluation.metrics import METRICS
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.result import RunResult
 from taskvec.evaluation.scoring import answer_diversity
-from taskvec.storage.run_folder import RUNNING, RunFolder, runs_under, write_atomic, write_json
+from taskvec.storage.run_folder import COMPLETE, RUNNING, RunFolder, runs_under, write_atomic
 from taskvec.tasks.task import Task
 
 RESULTS_FILE = "results.json"
@@ -36,6 +37,7 @@ TIDY_TABLE = "results_long"
 TIDY_COLUMNS = ["task", "seed", "split", "method", "metric", "layer", "value"]
 #: ``style`` of the rows of a task whose pictures shown are all its own image files
 OWN_FILES = "own files"
+T = TypeVar("T")
 
 
 def _layer_of(layers: int | Mapping[str, int], task: str) -> int:
@@ -157,8 +159,34 @@ def diversity_summary(predictions: pd.DataFrame) -> dict:
 def write_predictions(root: Path, predictions: pd.DataFrame) -> None:
     """``predictions.jsonl``: one row per (task, seed, item, method), every metric and the run's
     columns (``with_run_columns``)."""
+    write_atomic(root / PREDICTIONS_FILE, _predictions_text(predictions))
+
+
+def _predictions_text(predictions: pd.DataFrame) -> str:
     rows = (json.dumps(r, ensure_ascii=False, default=str) for r in predictions.to_dict("records"))
-    write_atomic(root / PREDICTIONS_FILE, "\n".join(rows) + "\n")
+    return "\n".join(rows) + "\n"
+
+
+def prediction_rows(root: Path) -> tuple[list[dict], int]:
+    """The rows of ``predictions.jsonl`` that parse, and how many lines do not (a file cut
+    mid-line, or edited): a read-back takes what it can check and rebuilds the rest."""
+    rows, damaged = [], 0
+    path = root / PREDICTIONS_FILE
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    except UnicodeDecodeError:
+        return [], 1
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            damaged += 1
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            damaged += 1
+    return rows, damaged
 
 
 def read_predictions(root: Path) -> pd.DataFrame:
@@ -179,23 +207,44 @@ def write_results(
     """``results.json`` and ``tables/results_long.csv`` of a finished run (``resolved``: the
     run's config.json content; ``layer``: the best of the mean validation curve; ``task_layers``:
     the layer each task's xPatch was read at, by default ``layer`` for all)."""
+    scores = (val_scores, test_scores)
+    files = derived_files(root, resolved, predictions, *scores, layer, selection_metric, task_layers)
+    for path, text in files.items():
+        if path.name != PREDICTIONS_FILE:
+            write_atomic(path, text)
+
+
+def derived_files(
+    root: Path,
+    resolved: dict,
+    predictions: pd.DataFrame,
+    val_scores: pd.DataFrame,
+    test_scores: pd.DataFrame,
+    layer: int,
+    selection_metric: str,
+    task_layers: Mapping[str, int] | None = None,
+) -> dict[Path, str]:
+    """The text of every file a finished run derives from its units and test answers
+    (predictions.jsonl, results.json, the long CSV), as ``write_predictions`` and
+    ``write_results`` write them: a read-back compares the folder's files with these."""
     tasks = list(dict.fromkeys(predictions.task))
     task_layers = {t: int(task_layers[t]) if task_layers else int(layer) for t in tasks}
-    write_json(
-        root / RESULTS_FILE,
-        {
-            "config": resolved,
-            "versions": resolved.get("versions", {}),
-            "layer_selection": resolved.get("experiment", {}).get("layer_selection", "shared"),
-            "chosen_layer": int(layer),
-            "chosen_layers": task_layers,
-            "selection_metric": selection_metric,
-            "results": metric_summary(predictions),
-            "answer_diversity": diversity_summary(predictions),
-        },
-    )
+    results = {
+        "config": resolved,
+        "versions": resolved.get("versions", {}),
+        "layer_selection": resolved.get("experiment", {}).get("layer_selection", "shared"),
+        "chosen_layer": int(layer),
+        "chosen_layers": task_layers,
+        "selection_metric": selection_metric,
+        "results": metric_summary(predictions),
+        "answer_diversity": diversity_summary(predictions),
+    }
     tidy = tidy_results(predictions, val_scores, test_scores, task_layers)
-    write_atomic(root / "tables" / f"{TIDY_TABLE}.csv", tidy.to_csv(index=False))
+    return {
+        root / PREDICTIONS_FILE: _predictions_text(predictions),
+        root / RESULTS_FILE: json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n",
+        root / "tables" / f"{TIDY_TABLE}.csv": tidy.to_csv(index=False),
+    }
 
 
 def load_run(folder: str | Path | RunFolder | RunResult, what: str = "results") -> pd.DataFrame:
@@ -211,31 +260,29 @@ def load_run(folder: str | Path | RunFolder | RunResult, what: str = "results") 
         >>> frame = taskvec.load_run("runs/smollm2-135m-text-icl-text-spaced-1a2b3c")
         >>> frame.query("split == 'test' and metric == 'paper'").groupby("method").value.mean()
     """
+    if what not in ("results", "predictions"):
+        raise ConfigError(f"load_run: what must be 'results' or 'predictions', not {what!r}")
     if isinstance(folder, RunResult):  # what taskvec.evaluate returned
         folder = folder.folder
     root = folder.root if isinstance(folder, RunFolder) else Path(folder)
-    results_path = root / RESULTS_FILE
     run = RunFolder(root)
     if run.kind() != "run":
         raise run.not_a_run()
-    if not results_path.is_file():
-        state = "has not finished" if run.status().get("state") == RUNNING else "holds no results.json"
-        raise ConfigError(
-            f"{root} is a run that {state} (or one an older taskvec wrote): run its command again "
-            "to complete it"
-        )
-    results = json.loads(results_path.read_text(encoding="utf-8"))
+    _refuse_unfinished(run)
+    results = _results_of(run)
     if what == "results":
-        frame = pd.read_csv(
-            root / "tables" / f"{TIDY_TABLE}.csv",
-            dtype={"seed": "Int64", "layer": "Int64"},
-            keep_default_na=False,  # a task named "NA" stays a name
-            na_values={"seed": [""], "layer": [""]},
+        tidy = root / "tables" / f"{TIDY_TABLE}.csv"
+        frame = _derived(
+            tidy,
+            lambda: pd.read_csv(
+                tidy,
+                dtype={"seed": "Int64", "layer": "Int64"},
+                keep_default_na=False,  # a task named "NA" stays a name
+                na_values={"seed": [""], "layer": [""]},
+            ),
         )
-    elif what == "predictions":
-        frame = read_predictions(root)
     else:
-        raise ConfigError(f"load_run: what must be 'results' or 'predictions', not {what!r}")
+        frame = _derived(root / PREDICTIONS_FILE, lambda: read_predictions(root))
     frame.attrs.update(
         config=results["config"],
         chosen_layer=results["chosen_layer"],
@@ -246,6 +293,64 @@ def load_run(folder: str | Path | RunFolder | RunResult, what: str = "results") 
     return frame
 
 
+#: what a run folder's state says of it to a reader of its results (``RunFolder.state``)
+_UNFINISHED = {
+    RUNNING: "a taskvec command is writing it now (resuming it, or extending it with more seeds)",
+    "stopped": "it was stopped part-way (killed or interrupted)",
+    "": "it has no status.json",
+}
+
+
+def _refuse_unfinished(run: RunFolder) -> None:
+    """A folder whose results are not its run's, complete: one being extended with more seeds
+    still holds the fewer seeds' results.json, and a stopped one may hold none."""
+    state = run.state()
+    if state != COMPLETE:
+        said = _UNFINISHED.get(state, f"its status says {state!r}")
+        raise ConfigError(
+            f"{run.root} is a run that has not finished ({said}): run its command again to complete it"
+        )
+    if not run.path(RESULTS_FILE).is_file():
+        raise ConfigError(
+            f"{run.root} is a complete run that holds no results.json (one an older taskvec wrote): run "
+            "its command again to write it"
+        )
+
+
+def _results_of(run: RunFolder) -> dict:
+    """The folder's results.json, refused in one line where it is damaged or of other seeds than
+    its config.json asks."""
+    path = run.path(RESULTS_FILE)
+    results = _derived(path, lambda: json.loads(path.read_text(encoding="utf-8")))
+    needed = {"chosen_layer", "selection_metric"}
+    if not isinstance(results, dict) or not isinstance(results.get("config"), dict) or needed - set(results):
+        raise ConfigError(f"{path} is damaged (not a run's results): {_REWRITE}")
+    asked = run.config().get("experiment", {}).get("seeds")
+    held = results["config"].get("experiment", {}).get("seeds")
+    if asked != held:
+        raise ConfigError(
+            f"{path} holds seeds {held}, while {run.config_path.name} asks seeds {asked}: run its command "
+            "again to complete it"
+        )
+    return results
+
+
+#: what to do about a damaged or missing file a run derives from its units
+_REWRITE = "run the folder's command again to rewrite it from its units"
+
+
+def _derived(path: Path, read: Callable[[], T]) -> T:
+    """``read()`` of a file a run derives from its units; missing or damaged, one line that names
+    it and says how to repair it."""
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing: {_REWRITE}")
+    try:
+        return read()
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"{path} is damaged ({reason}): {_REWRITE}") from None
+
+
 #: the methods ``list_runs`` shows a run's test score of, in its column order
 LISTED_METHODS = ("no_context", "majority", "xbase", "xpatch")
 
@@ -253,10 +358,11 @@ LISTED_METHODS = ("no_context", "majority", "xbase", "xpatch")
 def list_runs(root: str | Path = "runs", metric: str = "paper") -> pd.DataFrame:
     """Every ``taskvec run`` folder under ``root`` (a reproduction's runs too), one row each:
     where it is (``run``, relative to ``root``), its ``state`` (complete, running, stopped: the
-    same command resumes it), what it ran (model, ``vlm <- llm`` where the vectors came from
-    another, spec, query, style, tasks, seeds, layer selection) and, once complete, the layer
-    xPatch was read at and each method's test score by ``metric``, the mean over tasks of each
-    task's mean over seeds (as the tables' ``average``)::
+    same command resumes it; ``damaged (<file>)`` where one of its files does not parse), what it
+    ran (model, ``vlm <- llm`` where the vectors came from another, spec, query, style, tasks,
+    seeds, layer selection) and, once complete, the layer xPatch was read at and each method's
+    test score by ``metric``, the mean over tasks of each task's mean over seeds (as the tables'
+    ``average``)::
 
         >>> taskvec.list_runs("runs").query("state == 'complete'").sort_values("xpatch")
     """
@@ -266,36 +372,52 @@ def list_runs(root: str | Path = "runs", metric: str = "paper") -> pd.DataFrame:
     if not root.is_dir():
         found = "a file, not a folder" if root.exists() else "no such folder"
         raise ConfigError(f"{root}: {found} (run folders are written under runs/ by default)")
-    rows = [_listed(RunFolder(path), root, metric) for path in runs_under(root)]
-    columns = ["run", "state", "model", "spec", "query", "style", "tasks", "seeds", "selection", "layer"]
-    return pd.DataFrame(rows, columns=[*columns, *LISTED_METHODS])
+    rows = [_listed(RunFolder(path), root, metric) for path in runs_under(root, damaged=True)]
+    return pd.DataFrame(rows, columns=[*_LISTED_COLUMNS, *LISTED_METHODS])
+
+
+_LISTED_COLUMNS = ["run", "state", "model", "spec", "query", "style", "tasks", "seeds", "selection", "layer"]
 
 
 def _listed(folder: RunFolder, root: Path, metric: str) -> dict:
-    """One run folder's row of ``list_runs``."""
-    recorded = folder.config()
+    """One run folder's row of ``list_runs``; a folder one of whose files does not parse is
+    listed as ``damaged (<file>)`` with what could be read of it, never dropped or fatal."""
+    row: dict = dict.fromkeys([*_LISTED_COLUMNS, *LISTED_METHODS])
+    row["run"] = str(folder.root.relative_to(root)) if folder.root != root else folder.root.name
+    damaged = "damaged ({})"
+    try:
+        recorded = folder.config()
+    except ConfigError:
+        return {**row, "state": damaged.format(folder.config_path.name)}
     experiment = recorded.get("experiment", {})
-    row = {
-        "run": str(folder.root.relative_to(root)) if folder.root != root else folder.root.name,
-        "state": folder.state(),
-        **{key: experiment.get(key) for key in ("model", "spec", "query", "style")},
-        "tasks": ", ".join(recorded.get("tasks") or experiment.get("tasks", [])),  # names, not paths
-        "seeds": ", ".join(str(seed) for seed in experiment.get("seeds", [])),
-        "selection": experiment.get("layer_selection", "shared"),
-        "layer": None,
-    }
+    row.update(
+        {key: experiment.get(key) for key in ("model", "spec", "query", "style")},
+        tasks=", ".join(recorded.get("tasks") or experiment.get("tasks", [])),  # names, not paths
+        seeds=", ".join(str(seed) for seed in experiment.get("seeds", [])),
+        selection=experiment.get("layer_selection", "shared"),
+    )
     vectors_from = recorded.get("vector_model", {}).get("name")
     if vectors_from and vectors_from != recorded.get("model", {}).get("name"):  # LLM -> VLM transfer
         row["model"] = f"{row['model']} <- {vectors_from}"
+    try:
+        row["state"] = folder.state()
+    except ConfigError:
+        return {**row, "state": damaged.format(folder.status_path.name)}
     results_path = folder.path(RESULTS_FILE)
     if row["state"] != "complete" or not results_path.is_file():
         return row
-    results = json.loads(results_path.read_text(encoding="utf-8"))
-    layers = set(results.get("chosen_layers", {}).values()) or {results["chosen_layer"]}
+    try:
+        results = json.loads(results_path.read_text(encoding="utf-8"))
+        layers = set(results.get("chosen_layers", {}).values()) or {results["chosen_layer"]}
+        scores = {
+            method: [task[method][metric]["mean"] for task in results["results"].values() if method in task]
+            for method in LISTED_METHODS
+        }
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+        return {**row, "state": damaged.format(RESULTS_FILE)}
     row["layer"] = str(layers.pop()) if len(layers) == 1 else "per task"
-    for method in LISTED_METHODS:
-        scores = [task[method][metric]["mean"] for task in results["results"].values() if method in task]
-        row[method] = round(sum(scores) / len(scores), 4) if scores else None
+    for method, values in scores.items():
+        row[method] = round(sum(values) / len(values), 4) if values else None
     return row
 
 

@@ -13,7 +13,9 @@ own code (``task_vector_for``), and compared with the saved one:
 Nothing that cannot give the same vector is run: a task file whose fingerprint differs from the
 recorded one, changed pictures, other weights, or a vector that records no sources are refused
 in one line before the model loads (weights: before any forward pass). A saved vector file that is
-damaged (its checksum fails) is a finding, not a refusal: listed as such, the others still checked.
+damaged (its checksum fails), or whose metadata names another place than the one it sits in (a
+vector copied over another re-derives equal from its own record), is a finding, not a refusal:
+listed as such, the others still checked.
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ class VectorCheck:
     rel_l2: float  # the largest ||diff|| / ||saved|| of a layer
     prompts_rebuilt: bool  # every rebuilt prompt has the recorded digest (text and pixels)
     sampling_agrees: bool  # today's seeded sampling draws the recorded demonstrations too
-    #: why the saved file could not be read (corrupt, edited): nothing to re-derive it from
+    #: why the saved file could not be read (corrupt, edited), or holds another place's vector (its
+    #: metadata names another task, seed, spec, ... or run): nothing to re-derive it from
     damaged: str = ""
 
     @classmethod
@@ -362,7 +365,35 @@ def _saved_vector(folder: RunFolder, task: Task, config: ExperimentConfig, seed:
             f"{path} records no prompt sources (saved before taskvec kept them, or by extract() "
             "without sources); it cannot be re-derived from its folder: run it again into a new folder"
         )
+    differences = _not_its_place(vector, folder, task, config, seed)
+    if differences:  # its own record would re-derive it, so only its metadata tells
+        return (
+            f"{path} holds another vector than its place's ({'; '.join(differences)}): copied from "
+            "another slot or run; run the command again into a new folder"
+        )
     return vector
+
+
+def _not_its_place(
+    vector: TaskVector, folder: RunFolder, task: Task, config: ExperimentConfig, seed: int
+) -> list[str]:
+    """What a vector's metadata records that differs from the place it sits in (task, seed, spec,
+    demonstrations, template, and the unit identity its unit file records), each as
+    ``what: recorded, not expected``."""
+    meta = vector.meta
+    expected = {
+        "task": (meta.task, task.name),
+        "seed": (meta.seed, seed),
+        "spec": (meta.spec, config.spec),
+        "n_examples": (meta.n_examples, 0 if config.spec == "instruction" else config.n_examples),
+        "template": (meta.template, config.template.name),
+    }
+    if meta.template_spec:
+        expected["template fields"] = (meta.template_spec, config.template.model_dump(mode="json"))
+    unit = folder.load_unit(task.name, seed)
+    if unit and unit.get("run_identity") and meta.run_identity:
+        expected["run identity"] = (meta.run_identity, unit["run_identity"])
+    return [f"{what} {then!r}, not {now!r}" for what, (then, now) in expected.items() if then != now]
 
 
 def _model_name(recorded: dict) -> str:

@@ -413,12 +413,28 @@ def _brief(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def runs_under(root: str | Path) -> list[Path]:
-    """``root`` if it is a run folder, else every run folder under it, in path order."""
+def runs_under(root: str | Path, damaged: bool = False) -> list[Path]:
+    """``root`` if it is a run folder, else every run folder under it, in path order; with
+    ``damaged``, also the folders whose config.json does not parse (a run's, as likely as not: a
+    listing shows them as damaged rather than hiding them)."""
     root = Path(root)
     if RunFolder(root).kind() == "run":
         return [root]
-    return sorted(path.parent for path in root.rglob("config.json") if RunFolder(path.parent).kind() == "run")
+    found = (path.parent for path in root.rglob("config.json"))
+    return sorted(path for path in found if _is_run(path) or (damaged and _config_damaged(path)))
+
+
+def _is_run(path: Path) -> bool:
+    return RunFolder(path).kind() == "run"
+
+
+def _config_damaged(path: Path) -> bool:
+    """Whether ``path``'s config.json does not parse as the JSON object every taskvec folder's is."""
+    try:
+        RunFolder(path).config()
+    except ConfigError:
+        return True
+    return False
 
 
 def _read_json(path: Path) -> dict:

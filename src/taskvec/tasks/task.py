@@ -123,6 +123,18 @@ class Item:
 
 #: the row of every results table that holds the mean over tasks, so no task may be called so
 AVERAGE = "average"
+#: what a task's name may be: it names the run folder's unit and vector files, so a ``/``, ``\\``
+#: or ``..`` in it would write them outside the folder
+NAME_RULE = (
+    "a task's name may hold only letters, digits, spaces, '_', '-' and '.', and may not begin with "
+    "'.' or hold '..' (it names the run folder's unit and vector files)"
+)
+
+
+def _is_safe_file_name(name: str) -> bool:
+    """Whether ``name`` can name a file inside a run folder as it is (``NAME_RULE``)."""
+    allowed = all(char.isalnum() or char in "_-. " for char in name)
+    return bool(name) and allowed and not name.startswith(".") and ".." not in name
 
 
 @dataclass(frozen=True)
@@ -177,6 +189,8 @@ class Task:
             raise TaskFileError(
                 f"{where}: the name {AVERAGE!r} is the tables' row for the mean over tasks; rename the task"
             )
+        if not _is_safe_file_name(self.name):
+            raise TaskFileError(f"{where}: {NAME_RULE}; rename the task")
         for split in SPLITS:
             if not self.split(split):
                 raise TaskFileError(f"{where}: the {split} split is empty; add items to {split!r}")

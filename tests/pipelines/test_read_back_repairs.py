@@ -1,0 +1,98 @@
+"""A complete run folder read back again trusts its units, not the files derived from them: the
+layers are chosen from the units, the predictions rebuilt from them (only the xPatch answers,
+which no unit holds, come from predictions.jsonl), and a derived file that is missing, cut or
+edited is rewritten, so a read-back never shows numbers that disagree with results.json."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from helpers.reliability import TINY, snapshot, write_tiny_task
+from helpers.tinyllm import tiny_llm
+
+from taskvec.evaluation.protocol import ExperimentConfig
+from taskvec.pipelines import evaluate as evaluate_module
+from taskvec.pipelines.evaluate import evaluate
+
+DERIVED = ("predictions.jsonl", "results.json", "tables/results_long.csv")
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A complete run over all three layers of a tiny model: its config, result and files."""
+    root = tmp_path_factory.mktemp("read_back")
+    adapter = tiny_llm("llama", layers=3)
+    task = write_tiny_task(root / "data")
+    config = ExperimentConfig.create(**{**TINY, "layers": None, "tasks": [str(task)]})
+    result = evaluate(config, root / "run", adapter=adapter, show_progress=False)
+    return config, adapter, result, snapshot(root / "run")
+
+
+def _copy(finished, tmp_path):
+    _, _, result, _ = finished
+    shutil.copytree(result.folder.root, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def _read_back(finished, folder, monkeypatch, answers_allowed: bool = False):
+    """``evaluate`` on ``folder`` again, failing if a unit (or, unless allowed, an answer) is computed."""
+    config, adapter, _, _ = finished
+
+    def fail(*_args, **_kwargs):
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(evaluate_module, "run_unit", fail)
+    if not answers_allowed:
+        monkeypatch.setattr(evaluate_module, "patched_answers", fail)
+    return evaluate(config, folder, adapter=adapter, show_progress=False)
+
+
+def _derived(folder) -> dict:
+    return {name: (folder / name).read_bytes() for name in DERIVED}
+
+
+def test_dropped_rows_are_rebuilt_from_the_units(finished, tmp_path, monkeypatch):
+    _, _, first, files = finished
+    folder = _copy(finished, tmp_path)
+    lines = (folder / "predictions.jsonl").read_text().splitlines(keepends=True)
+    kept = [line for line in lines if json.loads(line)["method"] != "no_context"]
+    (folder / "predictions.jsonl").write_text("".join(kept))
+    again = _read_back(finished, folder, monkeypatch)
+    assert again.predictions.equals(first.predictions)
+    assert _derived(folder) == {name: files[name] for name in DERIVED}
+
+
+@pytest.mark.parametrize("damage", ["truncated", "cut mid-line"])
+def test_missing_xpatch_answers_are_computed_again_from_the_units(finished, tmp_path, monkeypatch, damage):
+    _, _, first, files = finished
+    folder = _copy(finished, tmp_path)
+    text = (folder / "predictions.jsonl").read_text()
+    cut = "".join(text.splitlines(keepends=True)[:-3]) if damage == "truncated" else text[: len(text) // 2]
+    (folder / "predictions.jsonl").write_text(cut)
+    again = _read_back(finished, folder, monkeypatch, answers_allowed=True)
+    assert again.predictions.equals(first.predictions)
+    assert _derived(folder) == {name: files[name] for name in DERIVED}
+
+
+def test_the_layers_come_from_the_units_not_status_json(finished, tmp_path, monkeypatch):
+    _, _, first, _ = finished
+    folder = _copy(finished, tmp_path)
+    status = json.loads((folder / "status.json").read_text())
+    other = (first.best_layer + 1) % 3
+    status.update(best_layer=other, task_layers={task: other for task in status["task_layers"]})
+    (folder / "status.json").write_text(json.dumps(status))
+    again = _read_back(finished, folder, monkeypatch)
+    assert again.best_layer == first.best_layer and again.task_layers == first.task_layers
+
+
+def test_a_missing_or_edited_results_file_is_rewritten(finished, tmp_path, monkeypatch):
+    _, _, first, files = finished
+    folder = _copy(finished, tmp_path)
+    (folder / "results.json").unlink()
+    tidy = folder / "tables" / "results_long.csv"
+    tidy.write_text(tidy.read_text().replace(",0.", ",0.9", 1))
+    again = _read_back(finished, folder, monkeypatch)
+    assert again.predictions.equals(first.predictions)
+    assert _derived(folder) == {name: files[name] for name in DERIVED}
