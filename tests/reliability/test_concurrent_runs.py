@@ -115,7 +115,7 @@ def test_two_commands_on_one_folder_never_leave_tables_that_disagree_with_the_co
 
 
 def test_analyze_and_reproduce_refuse_a_folder_another_process_holds(smollm2, tmp_path, monkeypatch):
-    from types import SimpleNamespace
+    from helpers.families.llava import build_llava
 
     from taskvec.pipelines.analyze import run_analysis
     from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
@@ -128,8 +128,8 @@ def test_analyze_and_reproduce_refuse_a_folder_another_process_holds(smollm2, tm
         monkeypatch.setattr("taskvec.pipelines.analyze.load_model", _no_model)
         with pytest.raises(FolderBusyError, match="in use by another taskvec command"):
             run_analysis(out=out, tasks=["food_color"], specs=["text-icl"])  # before it loads a model
-        # the reproduction is refused before it uses its model: a stand-in VLM is enough
-        stand_in = SimpleNamespace(name="stand-in", supports_images=True, fingerprint="0" * 16)
+        # the reproduction is refused before it uses its model: a tiny VLM is enough
+        stand_in = build_llava()
         with pytest.raises(FolderBusyError, match="in use by another taskvec command"):
             reproduce(ReproduceConfig.create(quick=True), out, adapter=stand_in, show_progress=False)
         monkeypatch.setattr("taskvec.pipelines.reproduce.load_model", _no_model)
