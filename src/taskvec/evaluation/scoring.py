@@ -34,14 +34,17 @@ LAYER_SELECTIONS: tuple[str, ...] = get_args(LayerSelection)
 COLLAPSE_SHARE = 0.5
 #: ... and at least this many times the test split's top-label share
 COLLAPSE_RATIO = 2.0
+#: accuracies closer than this are equal: the same 5/12 summed in another order differs in its last bit
+TIE_TOLERANCE = 1e-9
 
 
 def select_layer(curve: dict[int, float]) -> int:
-    """The layer with the best mean validation accuracy; ties go to the lowest layer."""
+    """The layer with the best mean validation accuracy; ties (within ``TIE_TOLERANCE``, so
+    rounding noise never breaks one) go to the lowest layer."""
     if not curve:
         raise ValueError("no layers to choose from")
     best = max(curve.values())
-    return min(layer for layer, score in curve.items() if score == best)
+    return min(layer for layer, score in curve.items() if score >= best - TIE_TOLERANCE)
 
 
 def _first_token(prediction: str, row: dict) -> dict[str, bool]:
@@ -109,7 +112,12 @@ def flat_selection_curves(
     if curve.shape[1] < 2:
         return {}
     rows = [AVERAGE] if selection == "shared" else [task for task in curve.index if task != AVERAGE]
-    return {row: float(curve.loc[row].iloc[0]) for row in rows if curve.loc[row].nunique() == 1}
+    return {row: float(curve.loc[row].iloc[0]) for row in rows if _is_flat(curve.loc[row])}
+
+
+def _is_flat(curve: pd.Series) -> bool:
+    """One value at every layer, up to rounding noise (``TIE_TOLERANCE``)."""
+    return float(curve.max() - curve.min()) <= TIE_TOLERANCE
 
 
 def choose_layers(val_scores: pd.DataFrame, metric: str, selection: LayerSelection) -> dict[str, int]:
