@@ -21,6 +21,13 @@ from taskvec.analysis.lens import (
 from taskvec.analysis.similarity import cosine_matrix, similarity_by_layer
 from taskvec.models.adapter import ModelAdapter
 
+#: where the analysis layer came from (``AnalysisTables.layer_source``): given in the options, ...
+LAYER_GIVEN = "given"
+#: ... the layer of the ``taskvec run`` analysed, ...
+LAYER_OF_RUN = "chosen by the run on its validation split"
+#: ... or, with neither, the phase curves' task peak
+LAYER_PEAK = "peak of the mean task-token mass"
+
 
 @dataclass
 class AnalysisTables:
@@ -77,12 +84,12 @@ def analysis_tables(
     tables["token_sets"] = pd.concat(sets_frames, ignore_index=True)
 
     if layer is not None:
-        source = "given"
+        source = LAYER_GIVEN
     elif run_layer is not None:
-        layer, source = adapter.check_layer(int(run_layer)), "chosen by the run on its validation split"
+        layer, source = adapter.check_layer(int(run_layer)), LAYER_OF_RUN
     else:
         task_curve = curves.groupby("layer")[MASS["task"]].mean()
-        layer, source = int(task_curve.idxmax()), "peak of the mean task-token mass"
+        layer, source = int(task_curve.idxmax()), LAYER_PEAK
 
     decode_layers = decode_layers or default_decode_layers(adapter.num_layers, layer)
     top1_frames = []

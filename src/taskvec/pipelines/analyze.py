@@ -35,7 +35,7 @@ from taskvec.analysis.lens import (
     phase_curve,
     phase_masses,
 )
-from taskvec.analysis.results import AnalysisTables, analysis_tables
+from taskvec.analysis.results import LAYER_GIVEN, LAYER_PEAK, AnalysisTables, analysis_tables
 from taskvec.analysis.token_sets import TokenSets, load_words, token_sets
 from taskvec.config import BatchedOptions, MemoryBudgetMB, digest
 from taskvec.errors import ConfigError, TaskvecError
@@ -205,13 +205,20 @@ def _identity(config: AnalysisConfig, model_fingerprint: str, task_prints: list[
 
 
 def finished_analysis(
-    model_fingerprint: str, config: AnalysisConfig, out: str | Path, tables: dict[str, int | None]
+    model_fingerprint: str,
+    config: AnalysisConfig,
+    out: str | Path,
+    tables: dict[str, int | None],
+    run_layer: int | None = None,
 ) -> AnalysisResult | None:
-    """A complete analysis folder of exactly ``config`` on the model of ``model_fingerprint``
-    read back, or None: its ``tables`` (the CSV file's name -> its index column), not its states."""
+    """A complete analysis folder of exactly ``config`` on the model of ``model_fingerprint``, made
+    at the layer ``analyze`` would take now (``run_layer`` as there), read back, or None: its
+    ``tables`` (the CSV file's name -> its index column), not its states."""
     folder = RunFolder(out)
     prints = [load_task(name).fingerprint() for name in config.tasks]
     if not folder.is_complete_for(_identity(config, model_fingerprint, prints)):
+        return None
+    if not _made_at_layer_now(folder.status(), config, run_layer):
         return None
     paths = {name: folder.path("tables", f"{name}.csv") for name in tables}
     # without its summary (stopped before its report was written) it is assembled again from its
@@ -223,6 +230,18 @@ def finished_analysis(
     return AnalysisResult(
         folder, status["layer"], status["layer_source"], frames, config=config, model=config.model
     )
+
+
+def _made_at_layer_now(status: dict, config: AnalysisConfig, run_layer: int | None) -> bool:
+    """Whether a complete folder's layer is the one ``analyze`` would take now. A given layer is in
+    the identity; the run's is not (an extended run may choose another, and its folder keeps the
+    same identity), so the layer and its source recorded in the folder's status are compared."""
+    if config.layer is not None:
+        return True
+    if run_layer is not None:
+        source = status.get("layer_source")
+        return status.get("layer") == run_layer and source not in (LAYER_GIVEN, LAYER_PEAK)
+    return status.get("layer_source") == LAYER_PEAK
 
 
 @torch.no_grad()
@@ -456,7 +475,7 @@ def run_analysis(
         check_layers_before_loading(config.model, [config.layer, *(config.decode_layers or [])])
         # the same command again: a complete folder is read back, the model not loaded
         fingerprint = None if ranks.parallel else fingerprint_before_loading(config.model, load_options)
-        finished = fingerprint and finished_analysis(fingerprint, config, out, READ_BACK_TABLES)
+        finished = fingerprint and finished_analysis(fingerprint, config, out, READ_BACK_TABLES, run_layer)
         if finished:
             announce(f"{finished.folder.root} holds this analysis, complete: read back, nothing computed")
             return finished
