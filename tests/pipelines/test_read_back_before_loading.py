@@ -220,3 +220,22 @@ def test_an_analysis_of_a_run_is_read_back_only_at_the_layer_the_run_chooses_now
     monkeypatch.undo()
     again = run_analysis(run=run, **ANALYSIS)
     assert again.layer == 0 and RunFolder(run / "analysis").status()["layer"] == 0
+
+
+def test_an_analysis_of_a_per_task_run_names_its_layer_as_the_mean_curves_best(finished):
+    """A per-task run reads each task at its own layer: its ``best_layer`` is its mean curve's best,
+    which the analysis called "chosen by the run"."""
+    from taskvec.pipelines.analyze import run_analysis
+    from taskvec.report.analysis import write_analysis_report
+
+    _, result = finished
+    run = result.folder.root
+    status = RunFolder(run).status()
+    task = next(iter(dict.fromkeys(result.predictions.task)))
+    per_task = {**status, "layer_selection": "per-task", "task_layers": {task: 1}}
+    RunFolder(run).status_path.write_text(json.dumps(per_task))
+    analysis = run_analysis(run=run, **ANALYSIS)
+    said = f"the best of the run's mean validation curve; the run read each task at its own layer: {task} 1"
+    assert analysis.layer == 1 and analysis.layer_source == said
+    summary = " ".join(write_analysis_report(analysis).read_text().split())
+    assert said in summary and "chosen by the run" not in summary
