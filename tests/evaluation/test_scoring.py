@@ -145,6 +145,21 @@ def test_a_collapsed_method_is_flagged_and_a_diverse_one_is_not():
     assert prior.top_share == 1.0 and not prior.collapsed
 
 
+def test_blank_first_tokens_are_told_apart_by_their_answers_first_word():
+    """Answers whose first token is a space or a newline (' 1.1', ' 1', '\\nA:') all had the key
+    "" and made a method look collapsed; their first non-blank words tell them apart."""
+    firsts = [" ", "\n"] * 5
+    answers = [" 1.1", " 1\n", "\nA:\n", " Paris", "\nB", " 2", " x y", "\n\nz", " 3.", " l9"]
+    unit = _collapse_unit(1, firsts)
+    predictions = split_predictions([unit], 0, {("toy", 1): list(zip(firsts, answers, strict=True))})
+    row = answer_diversity(predictions).loc[("toy", "xpatch")]
+    assert row.distinct == pytest.approx(1.0) and not row.collapsed
+    same = _collapse_unit(1, firsts)  # the same answer after the blank is still one answer
+    predictions = split_predictions([same], 0, {("toy", 1): [(f, " Paris\n") for f in firsts]})
+    row = answer_diversity(predictions).loc[("toy", "xpatch")]
+    assert row.top_answer == "paris" and row.top_share == pytest.approx(1.0) and row.collapsed
+
+
 def test_collapse_is_judged_against_the_splits_own_top_label_share():
     """The rule needs both: the top answer >= 0.5 of the items and >= 2x the split's top-label
     share (where one label is 40% of the items, answering it for 60% is no collapse)."""

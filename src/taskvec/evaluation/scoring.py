@@ -187,8 +187,15 @@ def split_predictions(
     return pd.DataFrame.from_records(records)
 
 
-def _answer_key(prediction: str) -> str:
-    return str(prediction).strip().lower()
+def _answer_key(prediction: str, answer: str | None = None) -> str:
+    """The answer diversity counts: the first token, stripped and case-folded; a blank first token
+    (a space or a newline before the answer) says nothing of the answer, so there the first
+    non-blank word of the whole answer stands for it (``" 1.1"``, ``"\nA:"`` are two answers,
+    not one blank one)."""
+    key = str(prediction).strip().lower()
+    if not key and isinstance(answer, str) and answer.split():
+        return answer.split()[0].lower()
+    return key
 
 
 def top_label_share(predictions: pd.DataFrame) -> pd.Series:
@@ -203,7 +210,8 @@ def answer_diversity(predictions: pd.DataFrame) -> pd.DataFrame:
     """How varied each method's answers are, per (task, method), on the test split.
 
     The answer is the ``prediction`` the first-token metrics score (stripped, case-folded): the
-    first generated token, or the whole label a baseline answers. Columns: ``distinct`` (distinct
+    first generated token, or the whole label a baseline answers; a blank first token is keyed by
+    the first non-blank word of its ``answer`` (``_answer_key``). Columns: ``distinct`` (distinct
     answers / items) and ``top_share`` (the top answer's share of items), each a (task, seed)'s
     value averaged over seeds; ``top_answer`` (over all seeds); ``label_share`` (the test split's
     top-label share, what answering one label can score at most); ``collapsed``: ``top_share >=
@@ -214,7 +222,10 @@ def answer_diversity(predictions: pd.DataFrame) -> pd.DataFrame:
     if predictions.empty:
         return pd.DataFrame(columns=columns).set_index(["task", "method"])
     shares = top_label_share(predictions)
-    keyed = predictions.assign(key=predictions.prediction.map(_answer_key))
+    answers = predictions["answer"] if "answer" in predictions else [None] * len(predictions)
+    keyed = predictions.assign(
+        key=[_answer_key(p, a) for p, a in zip(predictions.prediction, answers, strict=True)]
+    )
     rows = []
     for (task, method), group in keyed.groupby(["task", "method"], sort=False):
         per_seed = group.groupby("seed").key.agg(
