@@ -145,6 +145,21 @@ def test_a_collapsed_method_is_flagged_and_a_diverse_one_is_not():
     assert prior.top_share == 1.0 and not prior.collapsed
 
 
+def test_blank_first_tokens_are_told_apart_by_their_answers_first_word():
+    """Answers whose first token is a space or a newline (' 1.1', ' 1', '\\nA:') all had the key
+    "" and made a method look collapsed; their first non-blank words tell them apart."""
+    firsts = [" ", "\n"] * 5
+    answers = [" 1.1", " 1\n", "\nA:\n", " Paris", "\nB", " 2", " x y", "\n\nz", " 3.", " l9"]
+    unit = _collapse_unit(1, firsts)
+    predictions = split_predictions([unit], 0, {("toy", 1): list(zip(firsts, answers, strict=True))})
+    row = answer_diversity(predictions).loc[("toy", "xpatch")]
+    assert row.distinct == pytest.approx(1.0) and not row.collapsed
+    same = _collapse_unit(1, firsts)  # the same answer after the blank is still one answer
+    predictions = split_predictions([same], 0, {("toy", 1): [(f, " Paris\n") for f in firsts]})
+    row = answer_diversity(predictions).loc[("toy", "xpatch")]
+    assert row.top_answer == "paris" and row.top_share == pytest.approx(1.0) and row.collapsed
+
+
 def test_collapse_is_judged_against_the_splits_own_top_label_share():
     """The rule needs both: the top answer >= 0.5 of the items and >= 2x the split's top-label
     share (where one label is 40% of the items, answering it for 60% is no collapse)."""
@@ -193,3 +208,34 @@ def test_a_flat_selection_curve_is_named_where_the_tie_rule_chose_the_layer():
     assert flat_selection_curves(layer_scores(both_flat, "val"), "paper", "shared") == {"average": 0.0}
     one_layer = [_curves_unit("a", 1, {4: 0})]  # a single layer swept is no curve
     assert flat_selection_curves(layer_scores(one_layer, "val"), "paper", "shared") == {}
+
+
+def _val_frame(right: dict[tuple[str, int, int], int], items: int = 12) -> pd.DataFrame:
+    """A val-score frame: at ``(task, seed, layer)`` the first ``right[...]`` of ``items`` are right."""
+    records = [
+        (task, seed, f"v{i}", layer, "paper", i < count)
+        for (task, seed, layer), count in right.items()
+        for i in range(items)
+    ]
+    return pd.DataFrame.from_records(records, columns=["task", "seed", "item", "layer", "metric", "correct"])
+
+
+def test_equal_accuracies_summed_in_another_order_still_tie_to_the_lowest_layer():
+    # per-task: 40 of 90 right at both layers, but the seeds' means come to 0.4444444444444444 at
+    # layer 21 and 0.4444444444444445 at layer 22
+    seeds = {21: (0, 10, 30), 22: (0, 12, 28)}
+    one_task = _val_frame(
+        {("a", seed, layer): n for layer, ns in seeds.items() for seed, n in enumerate(ns, 1)}, items=30
+    )
+    assert choose_layers(one_task, "paper", "per-task") == {"a": 21}
+    assert flat_selection_curves(one_task, "paper", "per-task") == pytest.approx({"a": 4 / 9})
+    # shared: 15 of 36 right at both layers, but the tasks' mean comes to 0.4166666666666666 at
+    # layer 21 and 0.41666666666666674 at layer 22
+    tasks = {21: (3, 11, 1), 22: (3, 10, 2)}
+    three_tasks = _val_frame(
+        {(task, 1, layer): n for layer, ns in tasks.items() for task, n in zip("abc", ns, strict=True)}
+    )
+    assert choose_layers(three_tasks, "paper", "shared") == {"a": 21, "b": 21, "c": 21}
+    assert choose_layer(three_tasks, "paper") == 21
+    assert flat_selection_curves(three_tasks, "paper", "shared") == pytest.approx({"average": 5 / 12})
+    assert select_layer({21: 0.41666666666666663, 22: 0.4166666666666667}) == 21

@@ -5,6 +5,7 @@ still goes through loading."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -196,3 +197,45 @@ def test_the_checks_before_loading_read_a_config_once_until_it_changes(tmp_path,
     with pytest.raises(Exception, match="it has decoder layers 0..1"):
         check_layers_before_loading(model, [2])  # the changed config is read again
     assert reads == [model, model]
+
+
+def test_an_analysis_of_a_run_is_read_back_only_at_the_layer_the_run_chooses_now(finished, monkeypatch):
+    """An extended run that chose another layer had its analysis read back at the old layer: the
+    layer taken from the run is in no identity, so the folder's recorded layer decides."""
+    from taskvec.pipelines import analyze as analyze_module
+    from taskvec.pipelines.analyze import run_analysis
+    from taskvec.report.analysis import write_analysis_report
+
+    options, result = finished
+    run = result.folder.root
+    write_analysis_report(run_analysis(run=run, **ANALYSIS))
+    assert RunFolder(run / "analysis").status()["layer"] == 1
+
+    _forbid_loading(monkeypatch, analyze_module)
+    assert run_analysis(run=run, **ANALYSIS).layer == 1  # the same layer: read back
+    status = RunFolder(run).status()
+    RunFolder(run).status_path.write_text(json.dumps({**status, "best_layer": 0}))  # extended, moved
+    with pytest.raises(Loaded):  # recomputed, not read back at layer 1
+        run_analysis(run=run, **ANALYSIS)
+    monkeypatch.undo()
+    again = run_analysis(run=run, **ANALYSIS)
+    assert again.layer == 0 and RunFolder(run / "analysis").status()["layer"] == 0
+
+
+def test_an_analysis_of_a_per_task_run_names_its_layer_as_the_mean_curves_best(finished):
+    """A per-task run reads each task at its own layer: its ``best_layer`` is its mean curve's best,
+    which the analysis called "chosen by the run"."""
+    from taskvec.pipelines.analyze import run_analysis
+    from taskvec.report.analysis import write_analysis_report
+
+    _, result = finished
+    run = result.folder.root
+    status = RunFolder(run).status()
+    task = next(iter(dict.fromkeys(result.predictions.task)))
+    per_task = {**status, "layer_selection": "per-task", "task_layers": {task: 1}}
+    RunFolder(run).status_path.write_text(json.dumps(per_task))
+    analysis = run_analysis(run=run, **ANALYSIS)
+    said = f"the best of the run's mean validation curve; the run read each task at its own layer: {task} 1"
+    assert analysis.layer == 1 and analysis.layer_source == said
+    summary = " ".join(write_analysis_report(analysis).read_text().split())
+    assert said in summary and "chosen by the run" not in summary

@@ -161,7 +161,7 @@ def test_layer_curves_tick_whole_layers_and_draw_the_baselines(tmp_path, kept_fi
         np.linspace(0, 0.5, 36).reshape(2, 18), index=["Text ICL -> text", "Text ICL -> image (noto)"]
     )
     curves.columns = [str(layer) for layer in range(18)]  # as read back from the CSV
-    mean = pd.DataFrame({"average": [0.05, 0.04]}, index=["Text ICL xBase", "No Context"])
+    mean = pd.DataFrame({c: [0.05, 0.04] for c in paper.TASK_COLUMNS}, index=["Text ICL xBase", "No Context"])
     reproduce.plot_layer_curves(curves, tmp_path / "curves.png", "t", reproduce.layer_references(mean))
     axis = plt.gcf().axes[0]
     axis.figure.canvas.draw()
@@ -172,6 +172,32 @@ def test_layer_curves_tick_whole_layers_and_draw_the_baselines(tmp_path, kept_fi
     published = paper.TABLE3["Idefics2"]["Text ICL xPatch"][-1]
     assert {0.05, 0.04, published} <= set(flat.values())
     assert any("No Context" in label for label in flat) and any("paper" in label for label in flat)
+
+
+def test_beside_a_subset_of_tasks_the_paper_average_is_over_the_same_tasks_or_blank(tmp_path):
+    """Two of the six tasks had our two-task average set beside the paper's six-task one (0.51)."""
+    two = ["country_currency", "animal_latin"]  # the paper's Idefics2 Text ICL xPatch: 0.40, 0.48
+    mean = pd.DataFrame({c: [0.5] for c in [*two, "average"]}, index=["Text ICL xPatch"])
+    frame = reproduce.table3_beside_paper(mean, mean * 0)
+    assert frame.loc[("Text ICL xPatch", "paper: Idefics2"), "average"] == "0.44"
+    assert frame.loc[("Text ICL xPatch", "paper: Idefics2"), "animal_latin"] == "0.48"
+    assert reproduce.layer_references(mean) == {
+        "paper (Idefics2): Text ICL xPatch, image queries, mean of the same 2 task(s)": pytest.approx(0.44)
+    }
+    theirs = mean.rename(columns={"animal_latin": "my_task"})  # a task the paper does not have
+    frame = reproduce.table3_beside_paper(theirs, theirs * 0)
+    assert frame.loc[("Text ICL xPatch", "paper: Idefics2"), ["my_task", "average"]].tolist() == ["", ""]
+    assert reproduce.layer_references(theirs) == {}
+
+    for name in COMMITTED:  # the report says what the paper's average is beside a subset
+        shutil.copytree(DOCS_ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("*.png"))
+    folder = tmp_path / COMMITTED[0]
+    for table in (folder / "tables").glob("table3_*.csv"):  # Table 3 of the two tasks
+        pd.read_csv(table, index_col=0)[[*two, "average"]].to_csv(table)
+    reproduce.render_report(folder)
+    text = " ".join((folder / "report.md").read_text().split())
+    assert "the paper's beside it is the mean of its per-task values over the same tasks" in text
+    assert "per-task values over the same tasks" not in (DOCS / "report.md").read_text()
 
 
 def test_a_model_loaded_from_a_local_file_is_named_by_the_file_alone(tmp_path):
@@ -293,3 +319,36 @@ def test_a_per_task_reproduction_says_where_its_cosines_and_analyses_are_read(tm
     assert "Table 4's cosines at each task's Text ICL -> image layer" in text
     assert "Analyses at layer 11, the best of the tasks' mean validation curve for Text ICL -> image" in text
     assert "(given)" not in text
+
+
+#: the results rows of README.md and docs/reproduction.md -> the committed table they quote
+RESULT_ROWS = {
+    "`noto` (training style)": ("reproduce-embedded-vlm", "table3_noto_paper"),
+    "`noto`, whole_label metric": ("reproduce-embedded-vlm", "table3_noto_whole_label"),
+    "`noto`, strict metric": ("reproduce-embedded-vlm", "table3_noto_strict"),
+    "`openmoji` (held out)": ("reproduce-embedded-vlm", "table3_openmoji_paper"),
+    "`noto`, LoRA-tuned LLM (`embedded-vlm-gemma3-lora`)": (
+        "reproduce-embedded-vlm-lora",
+        "table3_noto_paper",
+    ),
+    "same, whole_label metric": ("reproduce-embedded-vlm-lora", "table3_noto_whole_label"),
+}
+
+
+@pytest.mark.parametrize("page", [DOCS_ROOT.parent / "README.md", DOCS_ROOT / "reproduction.md"])
+def test_the_results_rows_of_the_docs_are_the_committed_tables_averages(page):
+    """docs/reproduction.md kept the LoRA rows of adapters since retrained (0.25 for Text ICL
+    xPatch where the committed table has 0.38)."""
+    lines = [line for line in page.read_text().splitlines() if line.startswith("| image queries (average")]
+    assert lines, f"{page.name} has no results table"
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")][1:]
+    rows = {}
+    for line in page.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if cells[0] in RESULT_ROWS:
+            rows[cells[0]] = cells[1:]
+    assert set(rows) == set(RESULT_ROWS)
+    for label, (folder, name) in RESULT_ROWS.items():
+        table = pd.read_csv(DOCS_ROOT / folder / "tables" / f"{name}.csv", index_col=0)
+        committed = [f"{table.loc[method, 'average']:.2f}" for method in header]
+        assert rows[label] == committed, f"{page.name}: {label}"

@@ -57,3 +57,43 @@ def test_the_report_line_says_when_a_flat_curve_left_the_choice_to_the_tie_rule(
     assert "**8** for every task" in shared and "that curve is flat** (0.00 at every layer swept)" in shared
     per_task = layer_text({"a": 8, "b": 12}, "per-task", 8, {"a": 0.25})
     assert "not the data, chose: a (0.25)" in per_task
+
+
+def test_the_val_curve_plot_marks_each_tasks_layer_under_per_task_selection(monkeypatch, tmp_path):
+    """Per-task selection drew one line at the mean curve's best, labelled "chosen layer", though
+    no task need have been read there."""
+    import matplotlib.pyplot as plt
+
+    from taskvec.report.tables import plot_curves
+
+    monkeypatch.setattr(plt, "close", lambda *args, **kwargs: None)
+    plt.close("all")
+    curve = pd.DataFrame(
+        {0: [0.6, 0.0, 0.3], 1: [0.5, 0.5, 0.5], 2: [0.4, 1.0, 0.7]}, index=["a", "b", "average"]
+    )
+    plot_curves(curve, 2, "t", tmp_path / "per_task.png", {"a": 0, "b": 2})
+    axis = plt.gcf().axes[0]
+    labels = [line.get_label() for line in axis.get_lines()]
+    assert "a (layer 0)" in labels and "b (layer 2)" in labels
+    assert not any("chosen layer" in label for label in labels)
+    assert any(label.startswith("mean curve's best 2") for label in labels)
+    marked = {
+        (float(line.get_xdata()[0]), float(line.get_ydata()[0]))
+        for line in axis.get_lines()
+        if line.get_marker() == "o"
+    }
+    assert marked == {(0.0, 0.6), (2.0, 1.0)}
+    plot_curves(curve, 2, "t", tmp_path / "shared.png")
+    assert "chosen layer 2" in [line.get_label() for line in plt.gcf().axes[0].get_lines()]
+    plt.close("all")
+
+
+def test_the_report_reads_xpatch_at_each_tasks_layer_under_per_task_selection():
+    from taskvec.evaluation.protocol import ExperimentConfig
+    from taskvec.report.tables import run_report
+
+    per_task = run_report(
+        ExperimentConfig.create(layer_selection="per-task"), "layer selection `per-task`", []
+    )
+    assert "xPatch at each task's chosen layer" in per_task
+    assert "xPatch at the chosen layer" in run_report(ExperimentConfig.create(), "layer selection", [])

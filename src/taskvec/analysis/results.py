@@ -21,6 +21,15 @@ from taskvec.analysis.lens import (
 from taskvec.analysis.similarity import cosine_matrix, similarity_by_layer
 from taskvec.models.adapter import ModelAdapter
 
+#: where the analysis layer came from (``AnalysisTables.layer_source``): given in the options, ...
+LAYER_GIVEN = "given"
+#: ... the layer of the ``taskvec run`` analysed (one for all its tasks, ``shared``), ...
+LAYER_OF_RUN = "chosen by the run on its validation split"
+#: ... of a ``per-task`` run, which read each task at its own layer, its tasks' mean curve's best, ...
+LAYER_OF_RUN_MEAN = "the best of the run's mean validation curve"
+#: ... or, with neither, the phase curves' task peak
+LAYER_PEAK = "peak of the mean task-token mass"
+
 
 @dataclass
 class AnalysisTables:
@@ -51,6 +60,7 @@ def analysis_tables(
     *,
     layer: int | None = None,
     run_layer: int | None = None,
+    run_layer_source: str = LAYER_OF_RUN,
     decode_layers: list[int] | None = None,
     top_k: int = 5,
     embeddings: list[str] = (),
@@ -59,7 +69,8 @@ def analysis_tables(
     """The tables of the states ``collected`` per (task, spec), their phase curves and token sets.
 
     The decoding / similarity / embedding layer is ``layer``, else ``run_layer`` (the layer a
-    ``taskvec run`` chose), else the layer where task tokens peak in the phase curves."""
+    ``taskvec run`` chose, or under per-task selection its mean curve's best: ``run_layer_source``
+    says which), else the layer where task tokens peak in the phase curves."""
     tables: dict[str, pd.DataFrame] = {}
     curves = pd.concat(curve_frames, ignore_index=True)
     tables["phase_curves"] = curves
@@ -77,12 +88,12 @@ def analysis_tables(
     tables["token_sets"] = pd.concat(sets_frames, ignore_index=True)
 
     if layer is not None:
-        source = "given"
+        source = LAYER_GIVEN
     elif run_layer is not None:
-        layer, source = adapter.check_layer(int(run_layer)), "chosen by the run on its validation split"
+        layer, source = adapter.check_layer(int(run_layer)), run_layer_source
     else:
         task_curve = curves.groupby("layer")[MASS["task"]].mean()
-        layer, source = int(task_curve.idxmax()), "peak of the mean task-token mass"
+        layer, source = int(task_curve.idxmax()), LAYER_PEAK
 
     decode_layers = decode_layers or default_decode_layers(adapter.num_layers, layer)
     top1_frames = []

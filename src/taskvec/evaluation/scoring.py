@@ -34,14 +34,17 @@ LAYER_SELECTIONS: tuple[str, ...] = get_args(LayerSelection)
 COLLAPSE_SHARE = 0.5
 #: ... and at least this many times the test split's top-label share
 COLLAPSE_RATIO = 2.0
+#: accuracies closer than this are equal: the same 5/12 summed in another order differs in its last bit
+TIE_TOLERANCE = 1e-9
 
 
 def select_layer(curve: dict[int, float]) -> int:
-    """The layer with the best mean validation accuracy; ties go to the lowest layer."""
+    """The layer with the best mean validation accuracy; ties (within ``TIE_TOLERANCE``, so
+    rounding noise never breaks one) go to the lowest layer."""
     if not curve:
         raise ValueError("no layers to choose from")
     best = max(curve.values())
-    return min(layer for layer, score in curve.items() if score == best)
+    return min(layer for layer, score in curve.items() if score >= best - TIE_TOLERANCE)
 
 
 def _first_token(prediction: str, row: dict) -> dict[str, bool]:
@@ -109,7 +112,12 @@ def flat_selection_curves(
     if curve.shape[1] < 2:
         return {}
     rows = [AVERAGE] if selection == "shared" else [task for task in curve.index if task != AVERAGE]
-    return {row: float(curve.loc[row].iloc[0]) for row in rows if curve.loc[row].nunique() == 1}
+    return {row: float(curve.loc[row].iloc[0]) for row in rows if _is_flat(curve.loc[row])}
+
+
+def _is_flat(curve: pd.Series) -> bool:
+    """One value at every layer, up to rounding noise (``TIE_TOLERANCE``)."""
+    return float(curve.max() - curve.min()) <= TIE_TOLERANCE
 
 
 def choose_layers(val_scores: pd.DataFrame, metric: str, selection: LayerSelection) -> dict[str, int]:
@@ -179,8 +187,15 @@ def split_predictions(
     return pd.DataFrame.from_records(records)
 
 
-def _answer_key(prediction: str) -> str:
-    return str(prediction).strip().lower()
+def _answer_key(prediction: str, answer: str | None = None) -> str:
+    """The answer diversity counts: the first token, stripped and case-folded; a blank first token
+    (a space or a newline before the answer) says nothing of the answer, so there the first
+    non-blank word of the whole answer stands for it (``" 1.1"``, ``"\nA:"`` are two answers,
+    not one blank one)."""
+    key = str(prediction).strip().lower()
+    if not key and isinstance(answer, str) and answer.split():
+        return answer.split()[0].lower()
+    return key
 
 
 def top_label_share(predictions: pd.DataFrame) -> pd.Series:
@@ -195,7 +210,8 @@ def answer_diversity(predictions: pd.DataFrame) -> pd.DataFrame:
     """How varied each method's answers are, per (task, method), on the test split.
 
     The answer is the ``prediction`` the first-token metrics score (stripped, case-folded): the
-    first generated token, or the whole label a baseline answers. Columns: ``distinct`` (distinct
+    first generated token, or the whole label a baseline answers; a blank first token is keyed by
+    the first non-blank word of its ``answer`` (``_answer_key``). Columns: ``distinct`` (distinct
     answers / items) and ``top_share`` (the top answer's share of items), each a (task, seed)'s
     value averaged over seeds; ``top_answer`` (over all seeds); ``label_share`` (the test split's
     top-label share, what answering one label can score at most); ``collapsed``: ``top_share >=
@@ -206,7 +222,10 @@ def answer_diversity(predictions: pd.DataFrame) -> pd.DataFrame:
     if predictions.empty:
         return pd.DataFrame(columns=columns).set_index(["task", "method"])
     shares = top_label_share(predictions)
-    keyed = predictions.assign(key=predictions.prediction.map(_answer_key))
+    answers = predictions["answer"] if "answer" in predictions else [None] * len(predictions)
+    keyed = predictions.assign(
+        key=[_answer_key(p, a) for p, a in zip(predictions.prediction, answers, strict=True)]
+    )
     rows = []
     for (task, method), group in keyed.groupby(["task", "method"], sort=False):
         per_seed = group.groupby("seed").key.agg(

@@ -80,6 +80,9 @@ def ensemble_answers(task: Task, seeds: Sequence[int], counts: Sequence[int]) ->
 
 
 def summarise_ensemble(scores: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds of the task-averaged accuracy, per kind and n."""
+    """Mean and std over seeds of the task-averaged accuracy, per kind and n; the std is the
+    population one (``ddof=0``) as in every table (docs/metrics.md), NaN for one seed."""
     per_seed = scores.groupby(["kind", "n", "seed"]).accuracy.mean()
-    return per_seed.groupby(["kind", "n"]).agg(["mean", "std"]).reset_index()
+    by_kind = per_seed.groupby(["kind", "n"])
+    summary = pd.DataFrame({"mean": by_kind.mean(), "std": by_kind.std(ddof=0).where(by_kind.count() > 1)})
+    return summary.reset_index()

@@ -8,6 +8,8 @@ Transcribed from the v1 tables; the averages quoted in DEVELOPERS.md (Idefics2 0
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pandas as pd
 
 from taskvec.tasks.registry import BUILTIN_TASKS
@@ -67,6 +69,42 @@ MATRIX: dict[str, dict[str, tuple[float, ...]]] = {
         "Image ICL -> text": (0.31, 0.01, 0.36, 0.05, 0.40, 0.34, 0.25),
     },
 }
+
+
+def all_six(columns: Iterable[str]) -> bool:
+    """Whether a table of ``columns`` has the paper's six tasks and no other (so its averages match)."""
+    return {c for c in columns if c != "average"} == set(BUILTIN_TASKS)
+
+
+def over_tasks(values: tuple[float, ...], columns: Iterable[str]) -> dict[str, float]:
+    """A paper row (six tasks, then the average) for a table of ``columns``: each task's value the
+    paper gives, and the ``average`` only where it averages the same tasks, so that it stands
+    beside ours like for like: the paper's own over all six, its per-task values' mean over a
+    subset of them, none where a task is not one of the paper's."""
+    published = dict(zip(TASK_COLUMNS, values, strict=True))
+    tasks = [c for c in columns if c != "average"]
+    row = {t: published[t] for t in tasks if t in published}
+    if all_six(tasks):
+        row["average"] = published["average"]
+    elif tasks and len(row) == len(tasks):
+        row["average"] = sum(row.values()) / len(row)
+    return row
+
+
+def average_note(tasks: Iterable[str]) -> str:
+    """What the paper's average beside ours over ``tasks`` is, where it is not its six-task one."""
+    tasks = [t for t in tasks if t != "average"]
+    if all_six(tasks):
+        return ""
+    if tasks and all(t in BUILTIN_TASKS for t in tasks):
+        return (
+            f"Our average is over our {len(tasks)} task(s); the paper's beside it is the mean of its "
+            "per-task values over the same tasks, not its six-task average."
+        )
+    return (
+        "Our average is over our tasks, some of which the paper does not have: its average is left "
+        "blank rather than set beside ours."
+    )
 
 
 def frame(rows: dict[str, tuple[float, ...] | None]) -> pd.DataFrame:

@@ -35,7 +35,13 @@ from taskvec.analysis.lens import (
     phase_curve,
     phase_masses,
 )
-from taskvec.analysis.results import AnalysisTables, analysis_tables
+from taskvec.analysis.results import (
+    LAYER_OF_RUN,
+    LAYER_OF_RUN_MEAN,
+    LAYER_PEAK,
+    AnalysisTables,
+    analysis_tables,
+)
 from taskvec.analysis.token_sets import TokenSets, load_words, token_sets
 from taskvec.config import BatchedOptions, MemoryBudgetMB, digest
 from taskvec.errors import ConfigError, TaskvecError
@@ -150,7 +156,8 @@ def _text_only(model: str) -> ConfigError:
 
 def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int | None]:
     """Options taken from a ``taskvec run`` folder (model, tasks, template, style, examples, first
-    seed) and its chosen layer, if the run completed; ``overrides`` win."""
+    seed) and its ``best_layer``, if the run completed (its one layer, or under per-task selection
+    its mean curve's best: ``run_layer_source`` names it); ``overrides`` win."""
     folder = RunFolder(run)
     kind = folder.kind()
     if kind == "reproduction":
@@ -175,6 +182,16 @@ def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int |
         options["tasks"] = _run_task_files(folder, options["tasks"], recorded.get("tasks", {}))
     best = folder.status().get("best_layer") if folder.is_complete() else None
     return AnalysisConfig.create(**options), best
+
+
+def run_layer_source(run: str | Path) -> str:
+    """What the layer ``from_run_folder`` took from ``run`` is, for the analysis to say: the run's
+    one layer, or (per-task selection) its mean curve's best, with the layers the run read."""
+    status = RunFolder(run).status()
+    if status.get("layer_selection", "shared") != "per-task":
+        return LAYER_OF_RUN
+    layers = ", ".join(f"{task} {layer}" for task, layer in status.get("task_layers", {}).items())
+    return f"{LAYER_OF_RUN_MEAN}; the run read each task at its own layer: {layers}"
 
 
 def _run_task_files(folder: RunFolder, typed: list[str], recorded: dict[str, dict]) -> list[str]:
@@ -205,13 +222,21 @@ def _identity(config: AnalysisConfig, model_fingerprint: str, task_prints: list[
 
 
 def finished_analysis(
-    model_fingerprint: str, config: AnalysisConfig, out: str | Path, tables: dict[str, int | None]
+    model_fingerprint: str,
+    config: AnalysisConfig,
+    out: str | Path,
+    tables: dict[str, int | None],
+    run_layer: int | None = None,
+    run_layer_source: str = LAYER_OF_RUN,
 ) -> AnalysisResult | None:
-    """A complete analysis folder of exactly ``config`` on the model of ``model_fingerprint``
-    read back, or None: its ``tables`` (the CSV file's name -> its index column), not its states."""
+    """A complete analysis folder of exactly ``config`` on the model of ``model_fingerprint``, made
+    at the layer ``analyze`` would take now (``run_layer`` and its source as there), read back, or
+    None: its ``tables`` (the CSV file's name -> its index column), not its states."""
     folder = RunFolder(out)
     prints = [load_task(name).fingerprint() for name in config.tasks]
     if not folder.is_complete_for(_identity(config, model_fingerprint, prints)):
+        return None
+    if not _made_at_layer_now(folder.status(), config, run_layer, run_layer_source):
         return None
     paths = {name: folder.path("tables", f"{name}.csv") for name in tables}
     # without its summary (stopped before its report was written) it is assembled again from its
@@ -225,12 +250,25 @@ def finished_analysis(
     )
 
 
+def _made_at_layer_now(status: dict, config: AnalysisConfig, run_layer: int | None, source: str) -> bool:
+    """Whether a complete folder's layer is the one ``analyze`` would take now. A given layer is in
+    the identity; the run's is not (an extended run may choose another, and its folder keeps the
+    same identity), so the layer and its source (``source``, for the run's) recorded in the
+    folder's status are compared."""
+    if config.layer is not None:
+        return True
+    if run_layer is not None:
+        return status.get("layer") == run_layer and status.get("layer_source") == source
+    return status.get("layer_source") == LAYER_PEAK
+
+
 @torch.no_grad()
 def analyze(
     adapter: ModelAdapter,
     config: AnalysisConfig,
     out: str | Path,
     run_layer: int | None = None,
+    run_layer_source: str = LAYER_OF_RUN,
     show_progress: bool = True,
     replace: bool = False,
     shared: SharedWork | None = None,
@@ -238,7 +276,8 @@ def analyze(
     """Run every analysis of ``config`` on ``adapter`` into the folder ``out``.
 
     The decoding / similarity / embedding layer is ``config.layer``, else ``run_layer`` (the layer
-    a ``taskvec run`` chose), else the layer where task tokens peak in the phase curves. With
+    a ``taskvec run`` chose, as ``run_layer_source`` says), else the layer where task tokens peak
+    in the phase curves. With
     ``replace``, a folder holding another analysis is emptied rather than refused. ``shared``
     lends the vectors' delimiter states from protocol runs of the same prompts (a reproduction's)."""
     started = time.perf_counter()
@@ -335,6 +374,7 @@ def analyze(
         [t.name for t in tasks],
         layer=config.layer,
         run_layer=run_layer,
+        run_layer_source=run_layer_source,
         decode_layers=config.decode_layers,
         top_k=config.top_k,
         embeddings=config.embeddings,
@@ -444,8 +484,9 @@ def run_analysis(
     options = {k: v for k, v in options.items() if v is not None}
     if run is not None:
         config, run_layer = from_run_folder(run, **options)
+        source = run_layer_source(run)
     else:
-        config, run_layer = AnalysisConfig.create(**options), None
+        config, run_layer, source = AnalysisConfig.create(**options), None, LAYER_OF_RUN
     if adapter is not None:  # before a folder is named or made: a run of another model is refused
         config = config.named_after(adapter.name, names_of(adapter.name))
     out = out or (Path(run) / "analysis" if run is not None else default_analysis_dir(config))
@@ -457,10 +498,12 @@ def run_analysis(
         check_layers_before_loading(config.model, [config.layer, *(config.decode_layers or [])])
         # the same command again: a complete folder is read back, the model not loaded
         fingerprint = None if ranks.parallel else fingerprint_before_loading(config.model, load_options)
-        finished = fingerprint and finished_analysis(fingerprint, config, out, READ_BACK_TABLES)
+        finished = fingerprint and finished_analysis(
+            fingerprint, config, out, READ_BACK_TABLES, run_layer, source
+        )
         if finished:
             announce(f"{finished.folder.root} holds this analysis, complete: read back, nothing computed")
             return finished
         adapter = load_model(config.model, load_options)
     with ranks.folder_lock(RunFolder(out)):  # one command per folder (rank 0's)
-        return analyze(adapter, config, out, run_layer=run_layer)
+        return analyze(adapter, config, out, run_layer=run_layer, run_layer_source=source)

@@ -129,12 +129,25 @@ def layer_text(
     return text
 
 
-def plot_curves(curve: pd.DataFrame, best: int, title: str, path) -> None:
+def plot_curves(
+    curve: pd.DataFrame, best: int, title: str, path, task_layers: Mapping[str, int] | None = None
+) -> None:
+    """The validation curves per task and their mean, with the layer(s) the run read: ``best`` for
+    every task, or with ``task_layers`` (per-task selection) each task's own, marked on its line,
+    and ``best`` named for what it then is, the mean curve's best."""
     figure, axis = plt.subplots(figsize=(7, 4))
     for task, row in curve.iterrows():
         style = dict(linewidth=2.5, color="black") if task == "average" else dict(alpha=0.7)
-        axis.plot(row.index, row.values, label=task, **style)
-    axis.axvline(best, linestyle="--", color="grey", label=f"chosen layer {best}")
+        label = f"{task} (layer {task_layers[task]})" if task_layers and task in task_layers else task
+        (line,) = axis.plot(row.index, row.values, label=label, **style)
+        layer = (task_layers or {}).get(task)
+        if layer is not None and layer in row.index:
+            axis.plot([layer], [row[layer]], marker="o", markersize=7, color=line.get_color())
+    if task_layers:
+        label = f"mean curve's best {best} (tasks read at their own, marked)"
+    else:
+        label = f"chosen layer {best}"
+    axis.axvline(best, linestyle="--", color="grey", label=label)
     axis.set_xlabel("patched decoder layer")
     axis.set_ylabel("accuracy")
     axis.set_ylim(-0.02, 1.02)
@@ -184,17 +197,22 @@ def write_run_report(result: RunResult) -> Path:
         if not test_scores.empty:  # swept at every layer (``test_layers="all"``)
             write_table(folder.root, f"test_curve_{metric}", layer_curve(test_scores, metric).round(4))
     curve = layer_curve(val_scores, config.selection_metric)
+    task_layers = None
+    if result.layer_selection == "per-task":
+        task_layers = {task: result.layer_for(task) for task in dict.fromkeys(predictions.task)}
     plot_curves(
         curve,
         best,
         f"xPatch validation accuracy per layer ({config.selection_metric})",
         folder.path("plots", "val_curve.png"),
+        task_layers,
     )
     plot_curves(
         layer_curve(val_scores, "strict"),
         best,
         "xPatch validation accuracy per layer (strict)",
         folder.path("plots", "val_curve_strict.png"),
+        task_layers,
     )
     report = run_report(
         config,
@@ -245,9 +263,10 @@ def run_report(
     if config.layer_selection == "shared" and per_task_best and len(per_task_best) > 1:
         per_task = ", ".join(f"{task} {layer}" for task, layer in per_task_best.items())
         lines.append(f"- each task's own best validation layer (`--layer-selection per-task`): {per_task}")
+    chosen = "each task's chosen layer" if config.layer_selection == "per-task" else "the chosen layer"
     lines += [
         f"- {_methods_line(config)}",
-        f"- test split, {spread_phrase(len(config.seeds))}; xPatch at the chosen layer; Label prior: "
+        f"- test split, {spread_phrase(len(config.seeds))}; xPatch at {chosen}; Label prior: "
         "the most frequent validation label answered for every test item",
         "",
     ]

@@ -14,7 +14,8 @@ from taskvec.report.tables import mean_std_cells
 
 
 def _paper_values(values: tuple[float, ...], columns) -> list[str]:
-    published = dict(zip(paper.TASK_COLUMNS, values, strict=True))
+    """A paper row under ours: blank where it has no value, its average only over our tasks."""
+    published = paper.over_tasks(values, columns)
     return [number(published[c], 2) if c in published else "" for c in columns]
 
 

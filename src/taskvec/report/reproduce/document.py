@@ -9,6 +9,7 @@ import pandas as pd
 
 from taskvec.evaluation.metrics import METRIC_NOTES
 from taskvec.experiments.conditions import TOP_LABEL_ROW
+from taskvec.experiments.paper import average_note
 from taskvec.pipelines.reproduce import BASELINE_COSINE
 from taskvec.report.reproduce.beside_paper import (
     matrix_beside_paper,
@@ -100,6 +101,9 @@ def _table3_sections(folder: ReproductionFolder) -> list[Section]:
         f"Image queries, test split; ours: {spread_phrase(len(run['seeds']))}, the paper's (arXiv v1) under "
         "each of our rows. " + _layer_sentence(run) + " Metric: `paper`, " + METRIC_NOTES["paper"] + "."
     )
+    note = average_note(folder.table(f"table3_{run['styles'][0]}_paper").columns)
+    if note:
+        intro += f" {note[:-1]} (here, in Table 10 and in Table 4)."
     if has_whole:
         intro += (
             " Under each of our rows, the same by `whole_label`: "
