@@ -149,9 +149,12 @@ class ModelAdapter(ABC):
     def _weights_state(self) -> tuple:
         """What changes when a weight does, read without touching its values: each parameter's
         version counter (torch bumps it on every in-place write) and dtype. Moving the model to
-        another device leaves it (the weights are the same); writing through ``.data`` is not
-        seen."""
-        return tuple((id(p), p._version, p.dtype) for p in self.model.parameters())
+        another device leaves it (the weights are the same), and so does accelerate swapping
+        offloaded weights in and out of ``meta`` for each forward (they are left out); writing
+        through ``.data`` is not seen."""
+        return tuple(
+            (id(p), p._version, p.dtype) for p in self.model.parameters() if p.device.type != "meta"
+        )
 
     @contextmanager
     def evaluating(self) -> Iterator[None]:
