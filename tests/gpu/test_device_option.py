@@ -44,8 +44,28 @@ def test_an_unknown_device_map_is_one_line_before_loading(monkeypatch, tmp_path)
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: unknown device map 'nonsense'"), result.output
     assert not (tmp_path / "out").exists()
-    for placement in ("auto", "balanced", "sequential", "cpu", "cuda:0"):
+    for placement in ("auto", "balanced", "sequential", "cpu"):
         assert LoadOptions(device_map=placement).device_map == placement
+
+
+@pytest.mark.parametrize("command", [["run", "-t", "country_capital"], ["analyze"]])
+def test_a_device_map_on_a_gpu_this_torch_cannot_use_is_one_line_before_loading(
+    command, no_cuda, monkeypatch, tmp_path
+):
+    _never_load(monkeypatch)
+    result = CliRunner().invoke(app, [*command, "--device-map", "cuda:0", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: device 'cuda:0' needs CUDA"), result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_device_map_on_a_gpu_the_machine_has_is_taken(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert LoadOptions(device_map="cuda:1").device_map == "cuda:1"
+    with pytest.raises(DeviceError, match=r"2 GPU\(s\)"):
+        LoadOptions(device_map="cuda:2")
 
 
 def test_unknown_devices_and_out_of_range_gpus_are_refused(no_cuda):

@@ -152,9 +152,7 @@ class ModelAdapter(ABC):
         another device leaves it (the weights are the same), and so does accelerate swapping
         offloaded weights in and out of ``meta`` for each forward (they are left out); writing
         through ``.data`` is not seen."""
-        return tuple(
-            (id(p), p._version, p.dtype) for p in self.model.parameters() if p.device.type != "meta"
-        )
+        return tuple((id(p), p._version, p.dtype) for p in self.model.parameters() if p.device.type != "meta")
 
     @contextmanager
     def evaluating(self) -> Iterator[None]:

@@ -23,6 +23,26 @@ from taskvec.models.adapter import ModelAdapter, file_fingerprint
 DEVICE_MAP_PLACEMENTS = ("auto", "balanced", "balanced_low_0", "sequential")
 
 
+def check_device_present(device: torch.device, given: str) -> None:
+    """``device`` (typed as ``given``, in ``--device`` or ``--device-map``) is one this machine has:
+    one clear line before anything loads, not torch's assertion once the weights are read."""
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            cuda = torch.version.cuda
+            build = "a CPU-only build" if cuda is None else f"built for CUDA {cuda}"
+            raise DeviceError(
+                f"device {given!r} needs CUDA, but this torch {torch.__version__} ({build}) "
+                "sees no GPU; install a CUDA build of torch or use --device cpu"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"device {given!r}: this machine has {torch.cuda.device_count()} GPU(s), "
+                f"cuda:0..cuda:{torch.cuda.device_count() - 1}"
+            )
+    elif device.type != "cpu":
+        raise DeviceError(f"unsupported device {given!r}: use cpu, cuda or cuda:N")
+
+
 @dataclass(frozen=True)
 class LoadOptions:
     """How to load weights, passed to transformers' ``from_pretrained``.
@@ -51,12 +71,13 @@ class LoadOptions:
         if self.device_map is None or self.device_map in DEVICE_MAP_PLACEMENTS:
             return
         try:
-            torch.device(self.device_map)
+            device = torch.device(self.device_map)
         except (RuntimeError, TypeError):
             raise DeviceError(
                 f"unknown device map {self.device_map!r}: use one of {', '.join(DEVICE_MAP_PLACEMENTS)}, "
                 "or a device (cpu, cuda:N)"
             ) from None
+        check_device_present(device, self.device_map)
 
     def numerics(self) -> str:
         """'' for the default (float32 on the CPU); otherwise what changes the numbers: the dtype,
@@ -84,21 +105,7 @@ class LoadOptions:
         if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
             # under a launcher (torchrun, accelerate launch) each rank takes its own GPU
             device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-        if device.type == "cuda":
-            if not torch.cuda.is_available():
-                cuda = torch.version.cuda
-                build = "a CPU-only build" if cuda is None else f"built for CUDA {cuda}"
-                raise DeviceError(
-                    f"device {self.device!r} needs CUDA, but this torch {torch.__version__} ({build}) "
-                    "sees no GPU; install a CUDA build of torch or use --device cpu"
-                )
-            if device.index is not None and device.index >= torch.cuda.device_count():
-                raise DeviceError(
-                    f"device {self.device!r}: this machine has {torch.cuda.device_count()} GPU(s), "
-                    f"cuda:0..cuda:{torch.cuda.device_count() - 1}"
-                )
-        elif device.type != "cpu":
-            raise DeviceError(f"unsupported device {self.device!r}: use cpu, cuda or cuda:N")
+        check_device_present(device, self.device)
         if self.device_map is not None and device.type != "cpu":
             raise DeviceError("give --device or --device-map, not both")
         return device
