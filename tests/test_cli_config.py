@@ -103,3 +103,23 @@ def test_reproduce_passes_its_layer_selection_to_every_condition(monkeypatch):
     adapter = SimpleNamespace(fingerprint="f", num_layers=18, name="m")
     reproduction = Reproduction(adapter, configs[0], "unused", show_progress=False)
     assert reproduction.run_options()["layer_selection"] == "per-task"
+
+
+@pytest.mark.parametrize("command", ["run", "reproduce"])
+@pytest.mark.parametrize(
+    ("seeds", "said"),
+    [(["1", "1"], "a seed is listed twice"), ([str(2**63)], "seeds are 64-bit integers")],
+)
+def test_bad_seeds_are_one_line_before_anything_is_written(command, seeds, said, tmp_path, monkeypatch):
+    def never(*_args, **_kwargs):
+        raise AssertionError("a model was loaded before the seeds were checked")
+
+    monkeypatch.setattr("taskvec.models.registry._load", never)
+    out = tmp_path / "out"
+    flags = [flag for seed in seeds for flag in ("--seed", seed)]
+    result = CliRunner().invoke(app, [command, *flags, "--out", str(out)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: invalid {command} options: --seed"), result.output
+    assert said in lines[0]
+    assert not out.exists()

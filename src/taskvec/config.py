@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Collection
 from typing import Annotated, ClassVar, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from taskvec.errors import ConfigError
 
@@ -60,6 +60,25 @@ class Options(BaseModel):
                 "options' model out to run under the given model's name"
             )
         return self
+
+
+#: the largest magnitude a seed may have: results tables hold seeds as 64-bit integers
+SEED_LIMIT = 2**63 - 1
+
+
+def _distinct_seeds(value: list[int]) -> list[int]:
+    """Seeds each named once (a seed twice would count one unit twice in the mean), each one a
+    64-bit integer (what the tables hold: a larger one failed only when the results were written)."""
+    if len(set(value)) != len(value):
+        raise ValueError(f"a seed is listed twice: {value}")
+    for seed in value:
+        if abs(seed) > SEED_LIMIT:
+            raise ValueError(f"seed {seed} is too large: seeds are 64-bit integers, at most {SEED_LIMIT}")
+    return value
+
+
+#: a run's seeds: at least one, none twice, each a 64-bit integer
+Seeds = Annotated[list[int], Field(min_length=1), AfterValidator(_distinct_seeds)]
 
 
 #: MB the working set of one batch may take (``MemoryBudget``); None: sized to the model's device

@@ -26,7 +26,7 @@ from typing import ClassVar, Literal, get_args
 import torch
 from pydantic import Field, field_validator
 
-from taskvec.config import BatchedOptions, MemoryBudgetMB, digest
+from taskvec.config import BatchedOptions, MemoryBudgetMB, Seeds, digest
 from taskvec.errors import ConfigError, LayerError
 from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRICS
 from taskvec.evaluation.scoring import LayerSelection
@@ -116,7 +116,7 @@ class ExperimentConfig(BatchedOptions):
     style: Style | None = DEFAULT_STYLE
     template: PromptTemplate = Field(default_factory=lambda: get_template("paper"))
     n_examples: int = Field(default=5, ge=1)
-    seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
+    seeds: Seeds = Field(default_factory=lambda: [1, 2, 3])
     layers: list[int] | None = None
     selection_metric: Literal["paper", "paper_ci", "strict"] = "paper"
     #: ``shared``: one layer for every task of the run, the best of their mean validation curve
@@ -135,13 +135,6 @@ class ExperimentConfig(BatchedOptions):
     @classmethod
     def _template(cls, value):
         return get_template(value)
-
-    @field_validator("seeds")
-    @classmethod
-    def _seeds(cls, value: list[int]) -> list[int]:
-        if len(set(value)) != len(value):
-            raise ValueError(f"a seed is listed twice: {value}")
-        return value
 
     @field_validator("layers")
     @classmethod

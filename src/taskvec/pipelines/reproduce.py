@@ -33,7 +33,7 @@ import torch
 from pydantic import Field
 
 from taskvec.analysis.similarity import same_task_cosines
-from taskvec.config import BatchedOptions, MemoryBudgetMB, digest
+from taskvec.config import BatchedOptions, MemoryBudgetMB, Seeds, digest
 from taskvec.errors import ConfigError, TaskvecError
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, answer_options
 from taskvec.evaluation.scoring import LayerSelection
@@ -79,7 +79,7 @@ class ReproduceConfig(BatchedOptions):
     #: image styles: a training style, then the held-out one
     styles: list[Style] = Field(default_factory=lambda: [DEFAULT_STYLE, HELD_OUT_STYLE], min_length=1)
     tasks: TaskReferences = Field(default_factory=lambda: list(BUILTIN_TASKS), min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
+    seeds: Seeds = Field(default_factory=lambda: [1, 2, 3])
     ensemble_counts: list[int] = Field(default_factory=lambda: [5, 10, 15, 20, 25, 30])
     conflict_items: int = Field(default=20, ge=1)
     answer_tokens: int = Field(default=4, ge=1)
