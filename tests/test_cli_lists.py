@@ -75,3 +75,25 @@ def test_help_shows_no_bool_beside_flags():
     assert "--quick" in text and "<bool>" not in text
     assert "<list[" not in text and "<int> ..." in text
     assert "<bool>" not in _help("data", "build")  # commands of the data group too
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--task-file", "a.json", "RUN"],
+        ["--task-file", "a.json", "b.json", "RUN", "--device", "cpu"],
+        ["RUN", "--task-file", "a.json", "b.json"],
+        ["--device", "cpu", "--task-file", "a.json,b.json", "RUN"],
+    ],
+)
+def test_a_list_option_before_the_commands_argument_leaves_it_the_argument(args, monkeypatch):
+    seen = []
+
+    def capture(run, _adapter, task_files, **_kwargs):
+        seen.append((str(run), [str(path) for path in task_files]))
+        raise _Stop
+
+    monkeypatch.setattr("taskvec.pipelines.verify.verify_runs", capture)
+    CliRunner().invoke(app, ["verify", *args], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    expected = ["a.json", "b.json"] if "b.json" in " ".join(args) else ["a.json"]
+    assert seen == [("RUN", expected)]

@@ -88,31 +88,51 @@ def _quiet_flags(command, ctx) -> None:
 def spread_lists(command, args: list[str]) -> list[str]:
     """``args`` with every value of a multiple option as its own ``--flag value``: the values that
     follow such a flag up to the next option (``--tasks a b``) and comma-separated ones
-    (``--tasks a,b``, ``--seed 1,2,3``; a path that exists is never split)."""
+    (``--tasks a,b``, ``--seed 1,2,3``; a path that exists is never split). The command's required
+    arguments are not swallowed: ``verify --task-file t.json RUN`` leaves ``RUN`` its argument."""
     multiple = {opt for p in _options(command) if p.multiple for opt in p.opts}
+    valued = {opt for p in _options(command) if not p.is_flag and not p.multiple for opt in p.opts}
+    required = sum(1 for p in command.params if p.param_type_name == "argument" and p.required)
     spread: list[str] = []
+    extras: list[int] = []  # where a value beyond a multiple option's first sits in ``spread``
+    positional = 0  # the command's arguments given
     current: str | None = None  # the multiple option whose values are being read
     awaiting = False  # its flag was the last token (its first value is next)
+    value_next = False  # a single-value option's flag was the last token
     for index, token in enumerate(args):
         if token == "--":
-            return spread + args[index:]
+            return _reclaimed(spread, extras, required - positional) + args[index:]
         if token.startswith("-") and not _NUMBER.fullmatch(token):
             flag, equals, value = token.partition("=")
             current, awaiting = (flag, not equals) if flag in multiple else (None, False)
+            value_next = flag in valued and not equals
             if current and equals:
                 spread += [v for piece in _pieces(value) for v in (flag, piece)]
             else:
                 spread.append(token)
             continue
         if current is None:
+            positional += not value_next
+            value_next = False
             spread.append(token)
             continue
         pieces = _pieces(token)
         if awaiting and pieces:
             spread.append(pieces.pop(0))
-        spread += [v for piece in pieces for v in (current, piece)]
+        for piece in pieces:
+            extras.append(len(spread) + 1)
+            spread += [current, piece]
         awaiting = False
-    return spread
+    return _reclaimed(spread, extras, required - positional)
+
+
+def _reclaimed(spread: list[str], extras: list[int], missing: int) -> list[str]:
+    """``spread`` with its last ``missing`` extra values of multiple options given back to the
+    command's arguments (their flag dropped; click reads an argument anywhere)."""
+    if missing <= 0 or not extras:
+        return spread
+    dropped = {position - 1 for position in extras[-missing:]}
+    return [token for position, token in enumerate(spread) if position not in dropped]
 
 
 def _options_file(args: list[str]) -> Path | None:
