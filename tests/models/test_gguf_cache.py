@@ -110,3 +110,18 @@ def test_a_warm_load_prints_no_loading_bar_and_leaves_transformers_bars_as_they_
     load_model("smollm2-135m")  # the fixture's load made the cache warm
     assert "Loading weights" not in capfd.readouterr().err
     assert hf_logging.is_progress_bar_enabled()
+
+
+def test_a_cache_that_fills_up_while_saving_leaves_nothing_behind(tmp_path, monkeypatch):
+    from helpers.tinyllm import tiny_llm
+
+    from taskvec.models.gguf import _save_atomically
+
+    tiny = tiny_llm("llama", layers=2)
+
+    def disk_full(*_args, **_kwargs):  # what the tokenizers library raises on a full disk
+        raise Exception("No space left on device (os error 28)")  # noqa: TRY002
+
+    monkeypatch.setattr(tiny.tokenizer, "save_pretrained", disk_full)
+    _save_atomically(tiny.model, tiny.tokenizer, tmp_path / "models" / "tiny")  # the run goes on
+    assert list((tmp_path / "models").iterdir()) == []

@@ -71,8 +71,13 @@ def _save_atomically(model, tokenizer, target: Path) -> None:
         tokenizer.save_pretrained(staging)
         save_model(model, str(staging / _WEIGHTS))
         staging.rename(target)
-    except OSError:  # a read-only or full cache must not stop the run
-        if staging is not None:
+        staging = None
+    # a read-only or full cache must not stop the run; the tokenizers and safetensors libraries
+    # (Rust) report a full disk as a plain Exception, not an OSError
+    except Exception:  # noqa: BLE001
+        pass
+    finally:
+        if staging is not None:  # never a half-written copy left in the cache
             shutil.rmtree(staging, ignore_errors=True)
 
 
