@@ -121,6 +121,32 @@ def test_an_out_under_a_file_is_refused_before_loading(tmp_path, no_model_load):
     _one_line(result, "a-file", "not a folder")
 
 
+def test_a_default_folder_that_cannot_be_made_is_refused_before_loading(tmp_path, monkeypatch, no_model_load):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_text("")  # no --out: the run's folder would go under runs/
+    result = _cli("run", "-t", "food_color", "--seed", "1")
+    _one_line(result, "runs", "not a folder")
+
+
+def test_an_out_where_nothing_can_be_made_is_one_line_naming_it(tmp_path, monkeypatch, no_model_load):
+    def no_such_place(*_args, **_kwargs):  # what /proc answers to a new file
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/proc/.taskvec-probe.x.tmp")
+
+    monkeypatch.setattr(tempfile, "mkstemp", no_such_place)
+    result = _cli("run", "-t", "food_color", "--seed", "1", "--out", str(tmp_path / "r"))
+    line = _one_line(result, str(tmp_path / "r"), "cannot be written", "--out")
+    assert "probe" not in line
+
+
+def test_a_folder_holding_another_programs_config_is_refused_before_loading(tmp_path, no_model_load):
+    model_folder = tmp_path / "a-model"
+    model_folder.mkdir()
+    (model_folder / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 8}))
+    result = _cli("run", "-t", "food_color", "--seed", "1", "--out", str(model_folder))
+    _one_line(result, "a-model", "another program's config.json")
+    assert sorted(p.name for p in model_folder.iterdir()) == ["config.json"]
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
 def test_a_folder_without_write_permission_is_refused_before_loading(tmp_path, no_model_load):
     locked = tmp_path / "locked"

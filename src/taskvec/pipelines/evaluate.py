@@ -62,7 +62,7 @@ from taskvec.pipelines.results import (
     write_predictions,
     write_results,
 )
-from taskvec.storage.run_folder import RunFolder, write_atomic, write_json
+from taskvec.storage.run_folder import RunFolder, check_writable, write_atomic, write_json
 from taskvec.tasks.registry import load_tasks
 from taskvec.tasks.task import Task
 from taskvec.vectors.provenance import pictures_shown
@@ -383,6 +383,8 @@ def evaluate(
     if out is not None:
         ranks.check_folder(RunFolder(out))
         _refuse_other_options(RunFolder(out), config, tasks)
+    else:
+        check_writable(Path("runs"))  # where the default folder goes, before a model loads
     if adapter is None and vector_adapter is None and not ranks.parallel:
         finished = _finished_before_loading(config, out, tasks, images, load_options, show_progress)
         if finished is not None:

@@ -93,7 +93,10 @@ def check_writable(root: Path) -> None:
     try:
         handle, probe = tempfile.mkstemp(dir=place, prefix=".taskvec-probe.", suffix=".tmp")
     except OSError as error:
-        raise storage_error(error, root) from None
+        refused = storage_error(error, root)
+        if refused is error:  # not a known fault of storage (/proc, say): still the folder's
+            refused = StorageError(f"{root} cannot be written ({error.strerror}); choose another --out")
+        raise refused from None
     os.close(handle)
     os.unlink(probe)
 
@@ -247,7 +250,19 @@ class RunFolder:
         if self.root.exists() and not self.root.is_dir():
             raise ConfigError(f"{self.root} is a file, not a run folder; choose another --out")
         check_writable(self.root)
-        if self.config_path.is_file() or not self.root.is_dir():
+        if self.config_path.is_file():
+            try:
+                recorded = self.config()
+                written_by_taskvec = "config_hash" in recorded or bool(_kind_of(recorded))
+            except ConfigError:  # a damaged config.json: the resume path says what is wrong
+                return
+            if not written_by_taskvec:
+                raise ConfigError(
+                    f"{self.root} holds another program's config.json (a model's folder?), not a "
+                    "taskvec run; choose another --out"
+                )
+            return
+        if not self.root.is_dir():
             return
         if any(not _is_temporary(p) for p in self.root.iterdir()):
             raise ConfigError(f"{self.root} exists and is not a taskvec run folder; choose another --out")
