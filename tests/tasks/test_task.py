@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -221,3 +222,24 @@ def test_a_quoted_line_break_is_kept_and_an_answer_holding_one_is_refused(tmp_pa
                 _task(test=[{"id": "b", "input": "u", "output": "v", "aliases": ["w\n"]}]),
             )
         )
+
+
+@pytest.mark.parametrize("shape", ["jsonl", "json"])
+@pytest.mark.parametrize("odd", [["val", "Peru", "Lima"], None, "Peru"])
+def test_a_row_that_is_no_object_among_rows_with_a_split_is_refused(tmp_path, shape, odd):
+    """A line ``["val","Peru","Lima"]`` or ``null`` among rows with a ``split`` was left out, so a
+    run silently used fewer items than the file holds."""
+    rows = [
+        {"split": "val", "input": "a", "output": "b", "instruction": "Do:"},
+        {"split": "val", "input": "c", "output": "d"},
+        odd,
+        {"split": "test", "input": "e", "output": "f"},
+    ]
+    if shape == "jsonl":
+        (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+        place = "rows.jsonl: line 3"
+    else:
+        _write(tmp_path / "rows.json", rows)
+        place = "rows.json: item 2"
+    with pytest.raises(TaskFileError, match=rf"{place} is not an object \({re.escape(json.dumps(odd))}\)"):
+        load_rows_task(tmp_path / f"rows.{shape}")

@@ -443,7 +443,14 @@ def load_rows_task(path: str | Path, instruction_of: Callable[[str], str | None]
     paper = _PAPER_NAME.match(path.name)
     name = paper["task"] if paper else path.stem
     if any(isinstance(row, dict) and "split" in row for _, row in rows):
-        split_of = {place: str(row.get("split", "")).strip() for place, row in rows if isinstance(row, dict)}
+        # a row that is no object has no split to file it under: refused, never silently left out
+        odd_row = next(((place, row) for place, row in rows if not isinstance(row, dict)), None)
+        if odd_row:
+            raise TaskFileError(
+                f"{path}: {odd_row[0]} is not an object ({json.dumps(odd_row[1], ensure_ascii=False)[:60]}); "
+                'each row is one item, {"split": ..., "input": ..., "output": ...}'
+            )
+        split_of = {place: str(row.get("split", "")).strip() for place, row in rows}
         odd = sorted({f"{split!r} ({place})" for place, split in split_of.items() if split not in SPLITS})
         if odd:
             raise TaskFileError(f"{path}: split must be val or test, not {', '.join(odd)}")
@@ -464,7 +471,9 @@ def load_rows_task(path: str | Path, instruction_of: Callable[[str], str | None]
             f"{path}: a task of rows needs its two splits: a 'split' column (val or test), or two "
             "files named <task>_val and <task>_test (see docs/task-files.md)"
         )
-    items = [row for split_rows in splits.values() for _, row in split_rows if isinstance(row, dict)]
+    # every row an object (a split file's other rows are refused by place) before any is read
+    records = {split: _records_from_rows(sources[split], splits[split], split) for split in SPLITS}
+    items = [row for split_rows in splits.values() for _, row in split_rows]
     given = next((text for row in items if (text := str(row.get("instruction") or "")).strip()), None)
     instruction = given or (instruction_of(name) if instruction_of else None)
     if not instruction:
@@ -472,7 +481,6 @@ def load_rows_task(path: str | Path, instruction_of: Callable[[str], str | None]
             f"{path}: task {name!r} has no instruction: add an 'instruction' column (or key) to a row, "
             "or write the task as one JSON file (docs/task-files.md)"
         )
-    records = {split: _records_from_rows(sources[split], splits[split], split) for split in SPLITS}
     return Task(
         name=name,
         instruction=instruction,
