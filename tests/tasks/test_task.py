@@ -243,3 +243,35 @@ def test_a_row_that_is_no_object_among_rows_with_a_split_is_refused(tmp_path, sh
         place = "rows.json: item 2"
     with pytest.raises(TaskFileError, match=rf"{place} is not an object \({re.escape(json.dumps(odd))}\)"):
         load_rows_task(tmp_path / f"rows.{shape}")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "refusal"),
+    [
+        ("aliases", 5, "aliases must be a list of text (or 'a|b'), not 5"),
+        ("aliases", {"Paris": 1}, "aliases must be a list of text (or 'a|b'), not {'Paris': 1}"),
+        ("aliases", ["Lima", 5], "aliases.1: Input should be a valid string"),
+        ("image", 5, "image must be text (an image file or a suite entity), not 5"),
+        ("entity", ["pe.png"], "entity must be text (an image file or a suite entity), not ['pe.png']"),
+    ],
+)
+def test_a_rows_aliases_or_image_of_the_wrong_type_is_refused_as_in_a_task_json(
+    tmp_path, field, value, refusal
+):
+    """``"aliases": 5`` and ``"image": 5`` ended in a TypeError, and ``"aliases": {"Paris": 1}``
+    made Paris an accepted answer; a task's JSON file refuses all three, and so do rows now."""
+    rows = [
+        {"split": "val", "input": "Chile", "output": "Santiago", "instruction": "Do:"},
+        {"split": "test", "input": "Peru", "output": "Lima", field: value},
+    ]
+    (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    with pytest.raises(TaskFileError, match=rf"rows.jsonl: line 2 \(test item 0\): {re.escape(refusal)}$"):
+        load_rows_task(tmp_path / "rows.jsonl")
+    item = {"id": "b", "input": "Peru", "output": "Lima", field: value}
+    with pytest.raises(TaskFileError, match=rf"test.0.{field}"):
+        load_task_file(_write(tmp_path / "t.json", _task(test=[item])))
+    # what rows have always held still reads: no aliases, 'a|b', a list, no picture
+    for aliases in (None, "", "Lima city|Ciudad de Lima", ["Lima city"]):
+        rows[1] = {"split": "test", "input": "Peru", "output": "Lima", "aliases": aliases, "image": None}
+        (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+        assert load_rows_task(tmp_path / "rows.jsonl").test[0].entity is None

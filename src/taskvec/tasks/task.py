@@ -393,16 +393,27 @@ def _records_from_rows(path: Path, rows: list[Row], split: str) -> list[ItemReco
         odd = [key for key in ("input", "output") if not isinstance(row[key], str)]
         if odd:  # as a task's JSON file says: 5 or true would be read as the text '5' or 'True'
             raise TaskFileError(f"{where}: {' and '.join(odd)} must be text, not {row[odd[0]]!r}; quote it")
-        aliases = row.get("aliases") or []
-        if isinstance(aliases, str):
+        aliases = row.get("aliases")
+        if aliases is None:
+            aliases = []
+        elif isinstance(aliases, str):  # a CSV cell: a|b
             aliases = [a for a in aliases.split("|") if a.strip()]
+        elif not isinstance(aliases, list):  # as a task's JSON file says: {"Paris": 1} is not Paris
+            raise TaskFileError(f"{where}: aliases must be a list of text (or 'a|b'), not {aliases!r}")
+        pictures = {key: row[key] for key in ("entity", "image") if row.get(key) is not None}
+        odd_picture = next((key for key, value in pictures.items() if not isinstance(value, str)), None)
+        if odd_picture:
+            raise TaskFileError(
+                f"{where}: {odd_picture} must be text (an image file or a suite entity), "
+                f"not {pictures[odd_picture]!r}"
+            )
         try:
             records.append(
                 ItemRecord(
                     id=str(row.get("id") or f"{split}-{index}"),
                     input=row["input"],
                     output=row["output"],
-                    aliases=list(aliases),
+                    aliases=aliases,
                     entity=_resolve_image(row.get("entity") or row.get("image"), path.parent),
                 )
             )
