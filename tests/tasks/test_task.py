@@ -275,3 +275,13 @@ def test_a_rows_aliases_or_image_of_the_wrong_type_is_refused_as_in_a_task_json(
         rows[1] = {"split": "test", "input": "Peru", "output": "Lima", "aliases": aliases, "image": None}
         (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
         assert load_rows_task(tmp_path / "rows.jsonl").test[0].entity is None
+
+
+def test_a_csv_header_naming_a_column_twice_is_refused(tmp_path):
+    """``split,input,output,instruction,output`` was read with the last ``output`` alone, silently."""
+    (tmp_path / "t.csv").write_text("split,input,output,instruction,output\nval,a,b,Do:,x\ntest,c,d,,y\n")
+    with pytest.raises(TaskFileError, match=r"t.csv: line 1: the column 'output' appears twice"):
+        load_rows_task(tmp_path / "t.csv")
+    # the spare empty columns a spreadsheet writes are no repeated column
+    (tmp_path / "t.csv").write_text("split,input,output,instruction,,\nval,a,b,Do:,,\ntest,c,d,,,\n")
+    assert [i.label for i in load_rows_task(tmp_path / "t.csv").test] == ["d"]

@@ -356,6 +356,13 @@ def _csv_rows(path: Path, text: str) -> list[Row]:
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows = []
     try:
+        columns = [column for column in reader.fieldnames or [] if column.strip()]  # not spare empty ones
+        repeated = next((column for column in columns if columns.count(column) > 1), None)
+        if repeated is not None:  # csv would read the last one alone, silently
+            raise TaskFileError(
+                f"{path}: line 1: the column {repeated!r} appears twice in the header "
+                f"({delimiter.join(reader.fieldnames or [])}); keep one"
+            )
         for row in reader:
             if None in row:  # csv puts the cells past the header's under the key None
                 raise TaskFileError(
