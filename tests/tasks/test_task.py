@@ -285,3 +285,23 @@ def test_a_csv_header_naming_a_column_twice_is_refused(tmp_path):
     # the spare empty columns a spreadsheet writes are no repeated column
     (tmp_path / "t.csv").write_text("split,input,output,instruction,,\nval,a,b,Do:,,\ntest,c,d,,,\n")
     assert [i.label for i in load_rows_task(tmp_path / "t.csv").test] == ["d"]
+
+
+def test_a_csvs_rows_of_empty_cells_are_no_rows(tmp_path):
+    """A spreadsheet's export ends in rows like ``,,,``: they were refused as "split must be val or
+    test, not ''", though a CSV saved by a spreadsheet should read as it is."""
+    rows = ["split,input,output,instruction", "val,a,b,Do:", "val,c,d,", "test,e,f,"]
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "export").mkdir()
+    (tmp_path / "plain" / "t.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "export" / "t.csv").write_text("\n".join([*rows[:3], ",,,", rows[3], ",,,", ", ,,"]) + "\n")
+    plain, export = (
+        load_rows_task(tmp_path / "plain" / "t.csv"),
+        load_rows_task(tmp_path / "export" / "t.csv"),
+    )
+    assert export.fingerprint() == plain.fingerprint()
+    assert [item.id for item in export.test] == ["test-0"]
+    # a row with a cell is still a row, refused when it lacks the rest
+    (tmp_path / "export" / "t.csv").write_text("\n".join([*rows, ",x,,"]) + "\n")
+    with pytest.raises(TaskFileError, match=r"t.csv: split must be val or test, not '' \(line 5\)"):
+        load_rows_task(tmp_path / "export" / "t.csv")

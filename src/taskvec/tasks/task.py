@@ -350,7 +350,8 @@ def _read_rows(path: Path) -> list[Row]:
 def _csv_rows(path: Path, text: str) -> list[Row]:
     """A CSV's rows; a quoted cell may hold a line break (a label that does is refused later by
     name, never read with the break dropped). A header that is one column with ``;`` or a tab in
-    it is read with that separator (spreadsheets in many locales write ``;``)."""
+    it is read with that separator (spreadsheets in many locales write ``;``), and a row whose
+    cells are all empty (spreadsheets end their exports with such rows) is no row."""
     header = text.split("\n", 1)[0]
     delimiter = next((d for d in ",;\t" if "input" in (cell.strip() for cell in header.split(d))), ",")
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -364,6 +365,9 @@ def _csv_rows(path: Path, text: str) -> list[Row]:
                 f"({delimiter.join(reader.fieldnames or [])}); keep one"
             )
         for row in reader:
+            cells = [*(value for key, value in row.items() if key is not None), *(row.get(None) or [])]
+            if not any((cell or "").strip() for cell in cells):  # a spreadsheet's trailing ,,, rows
+                continue
             if None in row:  # csv puts the cells past the header's under the key None
                 raise TaskFileError(
                     f"{path}: line {reader.line_num} has {len(row[None])} more cell(s) than the header "
