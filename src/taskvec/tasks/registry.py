@@ -45,9 +45,10 @@ def load_task(name_or_path: str | Path) -> Task:
     if text in BUILTIN_TASKS:
         return load_task_file(builtin_task_path(text))
     path = Path(text)
-    if path.suffix in (".csv", ".jsonl"):
+    suffix = path.suffix.lower()  # UPPER.CSV is a CSV, not JSON
+    if suffix in (".csv", ".jsonl"):
         return load_rows_task(path, _builtin_instruction)
-    if path.suffix == ".json" or path.exists():
+    if suffix == ".json" or path.exists():
         return load_task_file(path, _builtin_instruction)
     close = difflib.get_close_matches(text, [*BUILTIN_TASKS, *TASK_ALIASES], n=1)
     hint = f" (did you mean {canonical_task_name(close[0])!r}?)" if close else ""

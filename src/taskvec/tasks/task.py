@@ -323,7 +323,8 @@ def _read_rows(path: Path) -> list[Row]:
         text = path.read_text(encoding="utf-8-sig")  # spreadsheets begin their UTF-8 files with a BOM
     except UnicodeDecodeError as error:
         raise TaskFileError(_not_utf8(path, error)) from None
-    if path.suffix == ".jsonl":
+    suffix = path.suffix.lower()  # UPPER.CSV is a CSV
+    if suffix == ".jsonl":
         rows = []
         for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
@@ -334,7 +335,7 @@ def _read_rows(path: Path) -> list[Row]:
                         f"{path}: line {number} is not valid JSON ({error.msg}, column {error.colno})"
                     ) from None
         return rows
-    if path.suffix == ".csv":
+    if suffix == ".csv":
         return _csv_rows(path, text)
     try:
         rows = json.loads(text)
@@ -450,7 +451,7 @@ def load_split_files(val_path: str | Path, test_path: str | Path, name: str, ins
     )
 
 
-_PAPER_NAME = re.compile(r"^(?P<task>.+)_(?P<split>val|test)\.(json|jsonl|csv)$")
+_PAPER_NAME = re.compile(r"^(?P<task>.+)_(?P<split>val|test)\.(?i:json|jsonl|csv)$")  # any case of suffix
 
 
 def load_rows_task(path: str | Path, instruction_of: Callable[[str], str | None] | None = None) -> Task:
