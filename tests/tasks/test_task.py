@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -221,3 +222,86 @@ def test_a_quoted_line_break_is_kept_and_an_answer_holding_one_is_refused(tmp_pa
                 _task(test=[{"id": "b", "input": "u", "output": "v", "aliases": ["w\n"]}]),
             )
         )
+
+
+@pytest.mark.parametrize("shape", ["jsonl", "json"])
+@pytest.mark.parametrize("odd", [["val", "Peru", "Lima"], None, "Peru"])
+def test_a_row_that_is_no_object_among_rows_with_a_split_is_refused(tmp_path, shape, odd):
+    """A line ``["val","Peru","Lima"]`` or ``null`` among rows with a ``split`` was left out, so a
+    run silently used fewer items than the file holds."""
+    rows = [
+        {"split": "val", "input": "a", "output": "b", "instruction": "Do:"},
+        {"split": "val", "input": "c", "output": "d"},
+        odd,
+        {"split": "test", "input": "e", "output": "f"},
+    ]
+    if shape == "jsonl":
+        (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+        place = "rows.jsonl: line 3"
+    else:
+        _write(tmp_path / "rows.json", rows)
+        place = "rows.json: item 2"
+    with pytest.raises(TaskFileError, match=rf"{place} is not an object \({re.escape(json.dumps(odd))}\)"):
+        load_rows_task(tmp_path / f"rows.{shape}")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "refusal"),
+    [
+        ("aliases", 5, "aliases must be a list of text (or 'a|b'), not 5"),
+        ("aliases", {"Paris": 1}, "aliases must be a list of text (or 'a|b'), not {'Paris': 1}"),
+        ("aliases", ["Lima", 5], "aliases.1: Input should be a valid string"),
+        ("image", 5, "image must be text (an image file or a suite entity), not 5"),
+        ("entity", ["pe.png"], "entity must be text (an image file or a suite entity), not ['pe.png']"),
+    ],
+)
+def test_a_rows_aliases_or_image_of_the_wrong_type_is_refused_as_in_a_task_json(
+    tmp_path, field, value, refusal
+):
+    """``"aliases": 5`` and ``"image": 5`` ended in a TypeError, and ``"aliases": {"Paris": 1}``
+    made Paris an accepted answer; a task's JSON file refuses all three, and so do rows now."""
+    rows = [
+        {"split": "val", "input": "Chile", "output": "Santiago", "instruction": "Do:"},
+        {"split": "test", "input": "Peru", "output": "Lima", field: value},
+    ]
+    (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    with pytest.raises(TaskFileError, match=rf"rows.jsonl: line 2 \(test item 0\): {re.escape(refusal)}$"):
+        load_rows_task(tmp_path / "rows.jsonl")
+    item = {"id": "b", "input": "Peru", "output": "Lima", field: value}
+    with pytest.raises(TaskFileError, match=rf"test.0.{field}"):
+        load_task_file(_write(tmp_path / "t.json", _task(test=[item])))
+    # what rows have always held still reads: no aliases, 'a|b', a list, no picture
+    for aliases in (None, "", "Lima city|Ciudad de Lima", ["Lima city"]):
+        rows[1] = {"split": "test", "input": "Peru", "output": "Lima", "aliases": aliases, "image": None}
+        (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+        assert load_rows_task(tmp_path / "rows.jsonl").test[0].entity is None
+
+
+def test_a_csv_header_naming_a_column_twice_is_refused(tmp_path):
+    """``split,input,output,instruction,output`` was read with the last ``output`` alone, silently."""
+    (tmp_path / "t.csv").write_text("split,input,output,instruction,output\nval,a,b,Do:,x\ntest,c,d,,y\n")
+    with pytest.raises(TaskFileError, match=r"t.csv: line 1: the column 'output' appears twice"):
+        load_rows_task(tmp_path / "t.csv")
+    # the spare empty columns a spreadsheet writes are no repeated column
+    (tmp_path / "t.csv").write_text("split,input,output,instruction,,\nval,a,b,Do:,,\ntest,c,d,,,\n")
+    assert [i.label for i in load_rows_task(tmp_path / "t.csv").test] == ["d"]
+
+
+def test_a_csvs_rows_of_empty_cells_are_no_rows(tmp_path):
+    """A spreadsheet's export ends in rows like ``,,,``: they were refused as "split must be val or
+    test, not ''", though a CSV saved by a spreadsheet should read as it is."""
+    rows = ["split,input,output,instruction", "val,a,b,Do:", "val,c,d,", "test,e,f,"]
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "export").mkdir()
+    (tmp_path / "plain" / "t.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "export" / "t.csv").write_text("\n".join([*rows[:3], ",,,", rows[3], ",,,", ", ,,"]) + "\n")
+    plain, export = (
+        load_rows_task(tmp_path / "plain" / "t.csv"),
+        load_rows_task(tmp_path / "export" / "t.csv"),
+    )
+    assert export.fingerprint() == plain.fingerprint()
+    assert [item.id for item in export.test] == ["test-0"]
+    # a row with a cell is still a row, refused when it lacks the rest
+    (tmp_path / "export" / "t.csv").write_text("\n".join([*rows, ",x,,"]) + "\n")
+    with pytest.raises(TaskFileError, match=r"t.csv: split must be val or test, not '' \(line 5\)"):
+        load_rows_task(tmp_path / "export" / "t.csv")

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from taskvec.cli import app
 from taskvec.errors import TaskFileError
-from taskvec.tasks.registry import load_task, resolve_task_names
+from taskvec.tasks.registry import load_task, load_tasks, resolve_task_names
 
 
 def test_a_csv_with_a_split_column_is_a_task(tmp_path):
@@ -95,3 +95,46 @@ def test_the_examples_of_docs_task_files_load(tmp_path):
     colors = load_task(tmp_path / "colors.csv")
     assert colors.instruction == "The color of the food:"
     assert colors.test[0].aliases == ("lime green", "green")
+
+
+def test_a_task_files_suffix_is_read_in_any_case(tmp_path):
+    """``-t UPPER.CSV`` was parsed as JSON (and refused as not valid JSON): suffixes were compared
+    case-sensitively wherever the file's kind was chosen."""
+    rows = "split,input,output,instruction\nval,a,b,Do:\ntest,c,d,\n"
+    (tmp_path / "lower.csv").write_text(rows)
+    (tmp_path / "UPPER.CSV").write_text(rows)
+    lines = [
+        {"split": "val", "input": "a", "output": "b", "instruction": "Do:"},
+        {"split": "test", "input": "c", "output": "d"},
+    ]
+    (tmp_path / "Rows.JsonL").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    expected = load_task(tmp_path / "lower.csv")
+    for given, name in (("UPPER.CSV", "UPPER"), ("Rows.JsonL", "Rows")):
+        task = load_task(tmp_path / given)
+        assert (task.name, task.instruction, task.val, task.test) == (
+            name,
+            "Do:",
+            expected.val,
+            expected.test,
+        )
+    # the paper's layout: either split file, its sibling of the same suffix
+    (tmp_path / "cap_val.CSV").write_text("input,output,instruction\nFrance,Paris,The capital:\n")
+    (tmp_path / "cap_test.CSV").write_text("input,output\nChile,Santiago\n")
+    task = load_task(tmp_path / "cap_test.CSV")
+    assert (task.name, task.val[0].label, task.test[0].label) == ("cap", "Paris", "Santiago")
+
+
+def test_a_task_file_named_with_a_builtins_official_name_is_refused_beside_it(tmp_path):
+    """``-t ann/country-capital_val.json country_capital`` ran both, as tasks ``country-capital``
+    and ``country_capital``: names were compared as written, not as the built-in task they name."""
+    (tmp_path / "country-capital_val.json").write_text(json.dumps([{"input": "France", "output": "Paris"}]))
+    (tmp_path / "country-capital_test.json").write_text(json.dumps([{"input": "Japan", "output": "Tokyo"}]))
+    file = str(tmp_path / "country-capital_val.json")
+    for references in ([file, "country_capital"], ["country-capital", file]):
+        with pytest.raises(
+            TaskFileError,
+            match=r"two tasks are named 'country.capital' and 'country.capital', one built-in task's names",
+        ):
+            load_tasks(references)
+    # alone, or beside another built-in task, it runs under the name it has
+    assert [task.name for task in load_tasks([file, "food_color"])] == ["country-capital", "food_color"]

@@ -45,9 +45,10 @@ def load_task(name_or_path: str | Path) -> Task:
     if text in BUILTIN_TASKS:
         return load_task_file(builtin_task_path(text))
     path = Path(text)
-    if path.suffix in (".csv", ".jsonl"):
+    suffix = path.suffix.lower()  # UPPER.CSV is a CSV, not JSON
+    if suffix in (".csv", ".jsonl"):
         return load_rows_task(path, _builtin_instruction)
-    if path.suffix == ".json" or path.exists():
+    if suffix == ".json" or path.exists():
         return load_task_file(path, _builtin_instruction)
     close = difflib.get_close_matches(text, [*BUILTIN_TASKS, *TASK_ALIASES], n=1)
     hint = f" (did you mean {canonical_task_name(close[0])!r}?)" if close else ""
@@ -111,14 +112,19 @@ TaskReferences = Annotated[list[str], BeforeValidator(_no_task_objects), AfterVa
 
 def load_tasks(references: Sequence[str]) -> list[Task]:
     """``load_task`` of each; two tasks of one name are refused: a run keys its results, vectors
-    and tables by task name, so one would silently stand for both."""
+    and tables by task name, so one would silently stand for both. An official name counts as its
+    built-in task's (a file ``country-capital`` beside ``country_capital``)."""
     tasks = [load_task(reference) for reference in references]
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, str]] = {}  # canonical name -> (reference, name as the task has it)
     for reference, task in zip(references, tasks, strict=True):
-        if task.name in seen:
+        key = canonical_task_name(task.name)
+        if key in seen:
+            first, name = seen[key]
+            both = f"{name!r} and {task.name!r}, one built-in task's names"
+            names = repr(name) if name == task.name else both
             raise TaskFileError(
-                f"two tasks are named {task.name!r} ({seen[task.name]} and {reference}); a run keys its "
+                f"two tasks are named {names} ({first} and {reference}); a run keys its "
                 "results by task name: give one another 'name' (or file name)"
             )
-        seen[task.name] = reference
+        seen[key] = (reference, task.name)
     return tasks

@@ -323,7 +323,8 @@ def _read_rows(path: Path) -> list[Row]:
         text = path.read_text(encoding="utf-8-sig")  # spreadsheets begin their UTF-8 files with a BOM
     except UnicodeDecodeError as error:
         raise TaskFileError(_not_utf8(path, error)) from None
-    if path.suffix == ".jsonl":
+    suffix = path.suffix.lower()  # UPPER.CSV is a CSV
+    if suffix == ".jsonl":
         rows = []
         for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
@@ -334,7 +335,7 @@ def _read_rows(path: Path) -> list[Row]:
                         f"{path}: line {number} is not valid JSON ({error.msg}, column {error.colno})"
                     ) from None
         return rows
-    if path.suffix == ".csv":
+    if suffix == ".csv":
         return _csv_rows(path, text)
     try:
         rows = json.loads(text)
@@ -350,13 +351,24 @@ def _read_rows(path: Path) -> list[Row]:
 def _csv_rows(path: Path, text: str) -> list[Row]:
     """A CSV's rows; a quoted cell may hold a line break (a label that does is refused later by
     name, never read with the break dropped). A header that is one column with ``;`` or a tab in
-    it is read with that separator (spreadsheets in many locales write ``;``)."""
+    it is read with that separator (spreadsheets in many locales write ``;``), and a row whose
+    cells are all empty (spreadsheets end their exports with such rows) is no row."""
     header = text.split("\n", 1)[0]
     delimiter = next((d for d in ",;\t" if "input" in (cell.strip() for cell in header.split(d))), ",")
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows = []
     try:
+        columns = [column for column in reader.fieldnames or [] if column.strip()]  # not spare empty ones
+        repeated = next((column for column in columns if columns.count(column) > 1), None)
+        if repeated is not None:  # csv would read the last one alone, silently
+            raise TaskFileError(
+                f"{path}: line 1: the column {repeated!r} appears twice in the header "
+                f"({delimiter.join(reader.fieldnames or [])}); keep one"
+            )
         for row in reader:
+            cells = [*(value for key, value in row.items() if key is not None), *(row.get(None) or [])]
+            if not any((cell or "").strip() for cell in cells):  # a spreadsheet's trailing ,,, rows
+                continue
             if None in row:  # csv puts the cells past the header's under the key None
                 raise TaskFileError(
                     f"{path}: line {reader.line_num} has {len(row[None])} more cell(s) than the header "
@@ -393,16 +405,27 @@ def _records_from_rows(path: Path, rows: list[Row], split: str) -> list[ItemReco
         odd = [key for key in ("input", "output") if not isinstance(row[key], str)]
         if odd:  # as a task's JSON file says: 5 or true would be read as the text '5' or 'True'
             raise TaskFileError(f"{where}: {' and '.join(odd)} must be text, not {row[odd[0]]!r}; quote it")
-        aliases = row.get("aliases") or []
-        if isinstance(aliases, str):
+        aliases = row.get("aliases")
+        if aliases is None:
+            aliases = []
+        elif isinstance(aliases, str):  # a CSV cell: a|b
             aliases = [a for a in aliases.split("|") if a.strip()]
+        elif not isinstance(aliases, list):  # as a task's JSON file says: {"Paris": 1} is not Paris
+            raise TaskFileError(f"{where}: aliases must be a list of text (or 'a|b'), not {aliases!r}")
+        pictures = {key: row[key] for key in ("entity", "image") if row.get(key) is not None}
+        odd_picture = next((key for key, value in pictures.items() if not isinstance(value, str)), None)
+        if odd_picture:
+            raise TaskFileError(
+                f"{where}: {odd_picture} must be text (an image file or a suite entity), "
+                f"not {pictures[odd_picture]!r}"
+            )
         try:
             records.append(
                 ItemRecord(
                     id=str(row.get("id") or f"{split}-{index}"),
                     input=row["input"],
                     output=row["output"],
-                    aliases=list(aliases),
+                    aliases=aliases,
                     entity=_resolve_image(row.get("entity") or row.get("image"), path.parent),
                 )
             )
@@ -428,7 +451,7 @@ def load_split_files(val_path: str | Path, test_path: str | Path, name: str, ins
     )
 
 
-_PAPER_NAME = re.compile(r"^(?P<task>.+)_(?P<split>val|test)\.(json|jsonl|csv)$")
+_PAPER_NAME = re.compile(r"^(?P<task>.+)_(?P<split>val|test)\.(?i:json|jsonl|csv)$")  # any case of suffix
 
 
 def load_rows_task(path: str | Path, instruction_of: Callable[[str], str | None] | None = None) -> Task:
@@ -443,7 +466,14 @@ def load_rows_task(path: str | Path, instruction_of: Callable[[str], str | None]
     paper = _PAPER_NAME.match(path.name)
     name = paper["task"] if paper else path.stem
     if any(isinstance(row, dict) and "split" in row for _, row in rows):
-        split_of = {place: str(row.get("split", "")).strip() for place, row in rows if isinstance(row, dict)}
+        # a row that is no object has no split to file it under: refused, never silently left out
+        odd_row = next(((place, row) for place, row in rows if not isinstance(row, dict)), None)
+        if odd_row:
+            raise TaskFileError(
+                f"{path}: {odd_row[0]} is not an object ({json.dumps(odd_row[1], ensure_ascii=False)[:60]}); "
+                'each row is one item, {"split": ..., "input": ..., "output": ...}'
+            )
+        split_of = {place: str(row.get("split", "")).strip() for place, row in rows}
         odd = sorted({f"{split!r} ({place})" for place, split in split_of.items() if split not in SPLITS})
         if odd:
             raise TaskFileError(f"{path}: split must be val or test, not {', '.join(odd)}")
@@ -464,7 +494,9 @@ def load_rows_task(path: str | Path, instruction_of: Callable[[str], str | None]
             f"{path}: a task of rows needs its two splits: a 'split' column (val or test), or two "
             "files named <task>_val and <task>_test (see docs/task-files.md)"
         )
-    items = [row for split_rows in splits.values() for _, row in split_rows if isinstance(row, dict)]
+    # every row an object (a split file's other rows are refused by place) before any is read
+    records = {split: _records_from_rows(sources[split], splits[split], split) for split in SPLITS}
+    items = [row for split_rows in splits.values() for _, row in split_rows]
     given = next((text for row in items if (text := str(row.get("instruction") or "")).strip()), None)
     instruction = given or (instruction_of(name) if instruction_of else None)
     if not instruction:
@@ -472,7 +504,6 @@ def load_rows_task(path: str | Path, instruction_of: Callable[[str], str | None]
             f"{path}: task {name!r} has no instruction: add an 'instruction' column (or key) to a row, "
             "or write the task as one JSON file (docs/task-files.md)"
         )
-    records = {split: _records_from_rows(sources[split], splits[split], split) for split in SPLITS}
     return Task(
         name=name,
         instruction=instruction,
