@@ -155,3 +155,16 @@ def test_one_folder_loaded_two_ways_says_why_its_fingerprints_differ(tmp_path):
     assert from_memory.fingerprint != from_files.fingerprint
     with pytest.raises(VectorMismatchError, match="fingerprinted by its files, one wrapped from memory"):
         taskvec.TaskVector.load(tmp_path / "toy", from_memory, same_model=True)
+
+
+def test_a_budget_too_small_for_one_query_names_its_size_and_the_library_argument():
+    from taskvec.errors import MemoryBudgetError
+    from taskvec.models.batching import MemoryBudget
+
+    hf_model, tokenizer = _hf_llama()
+    model = taskvec.load_model(hf_model, tokenizer)
+    vector = taskvec.extract(model, PROMPTS, task="toy", spec="text-icl")
+    with pytest.raises(
+        MemoryBudgetError, match=r"\(0\.00954 MB\); raise it \(--memory-budget-mb, or budget="
+    ):
+        sweep(model, PROMPTS, vector.vectors, [0, 1], budget=MemoryBudget(10_000))

@@ -61,3 +61,12 @@ def test_a_run_given_a_task_object_says_how_to_give_it_a_file():
     task = load_task("food_color")
     with pytest.raises(ConfigError, match=r"a Task object: .*task\.save\('my_task\.json'\)"):
         ExperimentConfig.create(tasks=[task])
+
+
+@pytest.mark.parametrize("name", ["mine.csv", "mine.jsonl", "mine"])
+def test_a_task_is_saved_only_under_a_name_that_reads_back_as_json(tmp_path, name):
+    task = load_task("country_capital")
+    with pytest.raises(TaskFileError, match=f"cannot be saved as {name}: .* must end in .json"):
+        task.save(tmp_path / name)
+    assert not (tmp_path / name).exists()
+    assert load_task(task.save(tmp_path / "mine.JSON")).fingerprint() == task.fingerprint()

@@ -179,7 +179,8 @@ def plan_sweep_batches(
     def too_big(length: int) -> str:
         return (
             f"one query of {length} tokens with {rows} patched layers needs more than the memory budget "
-            f"({budget.bytes >> 20} MB); raise --memory-budget-mb or sweep fewer layers"
+            f"({budget.bytes / (1 << 20):.3g} MB); raise it (--memory-budget-mb, or budget= in the "
+            "library) or sweep fewer layers"
         )
 
     return _plan(
@@ -200,7 +201,8 @@ def plan_batches(
     def too_big(length: int) -> str:
         return (
             f"one prompt of {length} tokens x {rows_per_prompt} rows needs more than the "
-            f"memory budget allows ({max_tokens} tokens); raise --memory-budget-mb"
+            f"memory budget allows ({max_tokens} tokens); raise it (--memory-budget-mb, or budget= in "
+            "the library)"
         )
 
     return _plan(

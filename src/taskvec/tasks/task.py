@@ -168,6 +168,11 @@ class Task:
             **self.extra,
         }
         path = Path(path)
+        if path.suffix.lower() != ".json":  # loading reads a file by its suffix: .csv as rows
+            raise TaskFileError(
+                f"task {self.name!r} cannot be saved as {path.name}: Task.save writes the project's "
+                "JSON, so the file's name must end in .json"
+            )
         try:  # what loading would refuse (a blank input, a hidden character), refused before writing
             TaskFile.model_validate(record)
         except ValidationError as error:
