@@ -166,9 +166,26 @@ def test_the_claims_check_the_label_prior_and_collapse_and_stand_whole_label_bes
         main_condition=lambda style=None: results[Condition("text-icl", "image", style or "noto")],
     )
     table = claims_beside(reproduction, None, None).set_index("claim")
+    # "capital" is none of the paper's tasks: no published figure stands beside ours
+    assert table.loc["Text ICL xPatch beats Text ICL xBase on image queries", "paper"] == (
+        "not reported for these tasks"
+    )
     prior = table.loc["Text ICL xPatch beats the label prior (the most frequent val label for every item)"]
     assert (prior["ours"], prior["held"]) == ("0.75 vs 0.50", "yes")
     assert (prior["ours (whole_label)"], prior["held (whole_label)"]) == ("0.25 vs 0.50", "no")
     collapse = table.loc["Text ICL xPatch's answers on image queries do not collapse onto one answer"]
     # xPatch answers L0 L1 L2 w: no collapse; by no metric (its whole_label cells say so)
     assert collapse["held"] == "yes" and collapse["held (whole_label)"] == "-"
+
+
+def test_the_claims_set_the_papers_figures_over_the_same_tasks_as_ours():
+    from taskvec.experiments import paper
+    from taskvec.report.reproduce.claims import paper_figures
+
+    idefics2 = paper.TABLE3["Idefics2"]
+    rows = [idefics2["Text ICL xPatch"], idefics2["Text ICL xBase"]]
+    assert paper_figures(rows, list(paper.TASK_COLUMNS), "Idefics2") == "0.51 vs 0.18 (Idefics2)"
+    # two of the six: the mean of the paper's values for them (0.40, 0.48 and 0.03, 0.41)
+    two = ["country_currency", "animal_latin", "average"]
+    assert paper_figures(rows, two, "Idefics2") == "0.44 vs 0.22 (Idefics2, mean over the same tasks)"
+    assert paper_figures(rows, ["capital", "average"]) == "not reported for these tasks"
