@@ -337,10 +337,29 @@ def _finished_unit(
         vector = TaskVector.load(folder.vector_path(task.name, config.spec, seed), adapter, same_model=True)
     except VectorMismatchError:
         return None
-    meta = vector.meta
-    if (meta.run_identity, meta.task, meta.seed, meta.spec) != (identity, task.name, seed, config.spec):
+    if not_its_place(vector, task, seed, config, identity):
         return None
     return unit
+
+
+def not_its_place(
+    vector: TaskVector, task: Task, seed: int, config: ExperimentConfig, identity: str
+) -> list[str]:
+    """What a saved vector's metadata records that differs from the place it sits in (task, seed,
+    spec, demonstrations, template, and the unit ``identity`` it was computed under), each as
+    ``what recorded, not expected``: a vector copied over another's file reads back intact."""
+    meta = vector.meta
+    expected = {
+        "run identity": (meta.run_identity, identity),
+        "task": (meta.task, task.name),
+        "seed": (meta.seed, seed),
+        "spec": (meta.spec, config.spec),
+        "n_examples": (meta.n_examples, 0 if config.spec == "instruction" else config.n_examples),
+        "template": (meta.template, config.template.name),
+    }
+    if meta.template_spec:
+        expected["template fields"] = (meta.template_spec, config.template.model_dump(mode="json"))
+    return [f"{what} {then!r}, not {now!r}" for what, (then, now) in expected.items() if then != now]
 
 
 @torch.no_grad()

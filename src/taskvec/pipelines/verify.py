@@ -32,7 +32,7 @@ from taskvec.errors import ConfigError, ModelSpecError, TaskFileError, VectorFil
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, task_vector_for
 from taskvec.models.adapter import ModelAdapter, given_model
 from taskvec.models.registry import LoadOptions, load_model
-from taskvec.pipelines.evaluate import check_images
+from taskvec.pipelines.evaluate import check_images, not_its_place
 from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.storage.run_folder import RunFolder, runs_under
 from taskvec.tasks.registry import BUILTIN_TASKS, canonical_task_name, load_task
@@ -365,35 +365,15 @@ def _saved_vector(folder: RunFolder, task: Task, config: ExperimentConfig, seed:
             f"{path} records no prompt sources (saved before taskvec kept them, or by extract() "
             "without sources); it cannot be re-derived from its folder: run it again into a new folder"
         )
-    differences = _not_its_place(vector, folder, task, config, seed)
+    unit = folder.load_unit(task.name, seed)
+    identity = unit.get("run_identity") if unit else None
+    differences = not_its_place(vector, task, seed, config, identity or vector.meta.run_identity)
     if differences:  # its own record would re-derive it, so only its metadata tells
         return (
             f"{path} holds another vector than its place's ({'; '.join(differences)}): copied from "
             "another slot or run; run the command again into a new folder"
         )
     return vector
-
-
-def _not_its_place(
-    vector: TaskVector, folder: RunFolder, task: Task, config: ExperimentConfig, seed: int
-) -> list[str]:
-    """What a vector's metadata records that differs from the place it sits in (task, seed, spec,
-    demonstrations, template, and the unit identity its unit file records), each as
-    ``what: recorded, not expected``."""
-    meta = vector.meta
-    expected = {
-        "task": (meta.task, task.name),
-        "seed": (meta.seed, seed),
-        "spec": (meta.spec, config.spec),
-        "n_examples": (meta.n_examples, 0 if config.spec == "instruction" else config.n_examples),
-        "template": (meta.template, config.template.name),
-    }
-    if meta.template_spec:
-        expected["template fields"] = (meta.template_spec, config.template.model_dump(mode="json"))
-    unit = folder.load_unit(task.name, seed)
-    if unit and unit.get("run_identity") and meta.run_identity:
-        expected["run identity"] = (meta.run_identity, unit["run_identity"])
-    return [f"{what} {then!r}, not {now!r}" for what, (then, now) in expected.items() if then != now]
 
 
 def _model_name(recorded: dict) -> str:
