@@ -164,6 +164,10 @@ def test_load_run_names_a_damaged_or_missing_file_and_the_cure(runs, tmp_path):
     (folder / "predictions.jsonl").write_text(predictions[: len(predictions) // 2])
     with pytest.raises(ConfigError, match=f"predictions.jsonl is damaged .*: {cure}$"):
         taskvec.load_run(folder, what="predictions")
+    (folder / "config.json").write_text("{")
+    with pytest.raises(ConfigError, match="config.json is damaged") as refused:
+        taskvec.load_run(folder)
+    assert "--out" not in str(refused.value), "load_run has no --out to choose"
 
 
 def test_load_run_refuses_a_folder_being_extended_or_stopped_part_way(runs, tmp_path):

@@ -452,14 +452,17 @@ def _config_damaged(path: Path) -> bool:
     return False
 
 
+#: the cure for a damaged folder file, worded for the commands that only read a folder too
+#: (`taskvec runs`, `verify`, `load_run`), which have no --out
+_DAMAGED_CURE = "delete that run folder and run its command again, or run it into another folder"
+
+
 def _read_json(path: Path) -> dict:
     """A run-folder JSON file; a damaged one is reported by name, not as a traceback."""
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(
-            f"{path} is damaged ({error}); delete the run folder or choose another --out"
-        ) from None
+        raise ConfigError(f"{path} is damaged ({error}); {_DAMAGED_CURE}") from None
     if not isinstance(value, dict):
-        raise ConfigError(f"{path} is damaged (not a JSON object); choose another --out")
+        raise ConfigError(f"{path} is damaged (not a JSON object); {_DAMAGED_CURE}")
     return value
