@@ -16,6 +16,7 @@ from helpers.tinyllm import ARCHITECTURES, text_queries, tiny_text_lm
 from helpers.tinyparts import image_query, text_query
 
 import taskvec.patching.kv_cache as kv_cache
+import taskvec.patching.sweep as sweep_module
 from taskvec.models.batching import MemoryBudget, plan_sweep_batches
 from taskvec.patching.hooks import patching_last_token
 from taskvec.patching.sweep import FastPathUnavailable, sweep, sweep_logits, sweep_naive
@@ -146,8 +147,29 @@ def test_one_token_queries_run_the_plain_path(text_lm):
     layers = list(range(text_lm.num_layers))
     with pytest.raises(FastPathUnavailable):
         sweep_logits(text_lm, text_lm.encode(queries), vectors, layers)
-    with pytest.warns(UserWarning, match="runs in full"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not a fallback: the plain path is these queries' own
         result = sweep(text_lm, queries, vectors, layers)
+    naive = sweep_naive(text_lm, queries, vectors, layers)
+    assert torch.equal(result.patched, naive.patched) and torch.equal(result.clean, naive.clean)
+
+
+def test_only_a_batch_of_one_token_queries_runs_in_full(text_lm, monkeypatch):
+    """A batch of one-token queries made the whole sweep start again on the plain path."""
+    queries = [[""], [""], *text_queries(3)]
+    monkeypatch.setattr(sweep_module, "plan_sweep_batches", lambda *_args: iter([[0, 1], [2, 3, 4]]))
+    plain_runs = []
+    run_plain = sweep_module._sweep_plain
+
+    def recording(adapter, batch, *args, **kwargs):
+        plain_runs.append(len(batch))
+        return run_plain(adapter, batch, *args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "_sweep_plain", recording)
+    vectors = far_vectors(text_lm)
+    layers = list(range(text_lm.num_layers))
+    result = sweep(text_lm, queries, vectors, layers)
+    assert plain_runs == [2], "the three longer queries take the fast path"
     naive = sweep_naive(text_lm, queries, vectors, layers)
     assert torch.equal(result.patched, naive.patched) and torch.equal(result.clean, naive.clean)
 

@@ -21,7 +21,8 @@ prefix cache once per query, plus one layer's tiled keys and values at a time.
 Nothing here depends on the model family: the engine learns which dimension of each layer
 argument is the batch by comparing pass B (``n`` rows) with pass C (``R`` rows). Where it cannot
 (an unknown cache type, an ambiguous argument, a model whose prefix sees the last token), ``sweep``
-runs the plain path: a full forward per layer. ``sweep_naive`` is the paper's procedure and the
+runs the plain path: a full forward per layer. A batch of one-token queries (nothing before the
+last token to cache) runs it too, and only that batch. ``sweep_naive`` is the paper's procedure and the
 reference the tests compare against.
 """
 
@@ -108,11 +109,16 @@ def sweep(
     done = 0  # queries
     try:
         for indices in plan_sweep_batches(adapter, lengths, len(layers), budget):
-            encoded = adapter.encode([queries[i] for i in indices])
-            with greedy_head(adapter.unembedding()) as head:
-                batch_patched, batch_clean = _sweep_passes(
-                    adapter, encoded, vectors, layers, mode, scale, lambda _output: head.last()[:, -1]
-                )
+            batch = [queries[i] for i in indices]
+            if max(lengths[i] for i in indices) < 2:  # no prefix to cache: these few in full
+                plain = _sweep_plain(adapter, batch, vectors, layers, budget, mode, scale)
+                batch_patched, batch_clean = plain.patched, plain.clean
+            else:
+                encoded = adapter.encode(batch)
+                with greedy_head(adapter.unembedding()) as head:
+                    batch_patched, batch_clean = _sweep_passes(
+                        adapter, encoded, vectors, layers, mode, scale, lambda _output: head.last()[:, -1]
+                    )
             patched[indices], clean[indices] = batch_patched.cpu(), batch_clean.cpu()
             done += len(indices)
             if on_progress is not None:
