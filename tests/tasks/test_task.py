@@ -305,3 +305,29 @@ def test_a_csvs_rows_of_empty_cells_are_no_rows(tmp_path):
     (tmp_path / "export" / "t.csv").write_text("\n".join([*rows, ",x,,"]) + "\n")
     with pytest.raises(TaskFileError, match=r"t.csv: split must be val or test, not '' \(line 5\)"):
         load_rows_task(tmp_path / "export" / "t.csv")
+
+
+def test_a_numbered_id_is_kept_as_its_text_in_every_shape_and_id_0_is_not_replaced(tmp_path):
+    """``"id": 0`` became ``val-0`` in a JSONL task, and ``"id": 7`` was refused in a task JSON
+    ("Input should be a valid string") where JSONL took it."""
+    rows = [
+        {"split": "val", "id": 0, "input": "a", "output": "b", "instruction": "x:"},
+        {"split": "val", "id": 7, "input": "c", "output": "d"},
+        {"split": "test", "input": "e", "output": "f"},
+    ]
+    jsonl = tmp_path / "numbered.jsonl"
+    jsonl.write_text("\n".join(json.dumps(row) for row in rows))
+    task = load_task(str(jsonl))
+    assert [item.id for item in task.val] == ["0", "7"] and [item.id for item in task.test] == ["test-0"]
+    whole = {
+        "name": "numbered",
+        "instruction": "x:",
+        "val": [{"id": 7, "input": "a", "output": "b"}],
+        "test": [{"id": "q", "input": "c", "output": "d"}],
+    }
+    assert [item.id for item in load_task_file(_write(tmp_path / "whole.json", whole)).val] == ["7"]
+    for odd in (1.5, True, [1]):
+        rows[0]["id"] = odd
+        jsonl.write_text("\n".join(json.dumps(row) for row in rows))
+        with pytest.raises(TaskFileError, match=r"line 1 \(val item 0\): id: must be text or a whole number"):
+            load_task(str(jsonl))

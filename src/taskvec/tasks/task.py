@@ -39,6 +39,17 @@ class ItemRecord(BaseModel):
     #: an image-suite entity id, or an image file path (relative to the task file)
     entity: str | None = Field(default=None, validation_alias=AliasChoices("entity", "image"))
 
+    @field_validator("id", mode="before")
+    @classmethod
+    def _whole_number_as_text(cls, value: object) -> object:
+        """Datasets often number their rows (``"id": 7``): kept as the text ``"7"``. A bool or a
+        fraction is no one's id and stays refused."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise ValueError(f"must be text or a whole number, not {value!r}")
+        return value
+
     @field_validator("input", "output")
     @classmethod
     def _not_blank(cls, value: str) -> str:
@@ -265,6 +276,8 @@ def _describe(error: ValidationError) -> str:
         message = problem["msg"]
         if problem["type"] == "extra_forbidden":
             message = f"not a key of an item (an item has {ITEM_KEYS})"
+        elif problem["type"] == "value_error":  # our own validators' words, without pydantic's prefix
+            message = str(problem["ctx"]["error"])
         # the same field of another item (val.3.id, test.0.id) is the same problem
         field = ".".join(str(p) for p in loc[2:]) if len(loc) > 2 and isinstance(loc[1], int) else ""
         places.setdefault((field or ".".join(str(p) for p in loc), message), []).append(
@@ -398,6 +411,14 @@ def _resolve_image(entity: str | None, folder: Path) -> str | None:
     return entity
 
 
+def _given_id(value: object, default: str) -> object:
+    """A row's own id, or ``default`` where it has none (absent, or an empty CSV cell); ``0`` is an
+    id, not a missing one."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    return value
+
+
 def _records_from_rows(path: Path, rows: list[Row], split: str) -> list[ItemRecord]:
     records = []
     for index, (place, row) in enumerate(rows):
@@ -427,7 +448,7 @@ def _records_from_rows(path: Path, rows: list[Row], split: str) -> list[ItemReco
         try:
             records.append(
                 ItemRecord(
-                    id=str(row.get("id") or f"{split}-{index}"),
+                    id=_given_id(row.get("id"), f"{split}-{index}"),
                     input=row["input"],
                     output=row["output"],
                     aliases=aliases,
