@@ -136,6 +136,26 @@ def quick_task_files(tasks: list[str], folder: Path, write: bool = True) -> list
     return paths
 
 
+def _refuse_moved_quick(root: Path) -> None:
+    """A quick reproduction's runs name its cut task files by their place in its folder, so one
+    moved elsewhere would meet its own runs as "another run": said for what it is, before loading."""
+    for config_path in sorted((root / "conditions").glob("*/config.json")):
+        try:
+            tasks = json.loads(config_path.read_text(encoding="utf-8"))["experiment"]["tasks"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not a run's config: the run itself says what is wrong with it
+        made_in = {
+            Path(task).parent.parent.resolve() for task in tasks if Path(task).parent.name == "quick-tasks"
+        }
+        moved = sorted(str(place) for place in made_in if place != root.resolve())
+        if moved:
+            raise ConfigError(
+                f"{root} is a quick reproduction made in {moved[0]} and moved since; its runs name "
+                "their task files there, so it cannot resume here: move it back, or run it again "
+                "into a new folder"
+            )
+
+
 #: ``observer(moment, stage, run)``: a stage of a reproduction ("matrix", "transfer", "ensemble",
 #: "conflict", "analysis"; ``run`` None) or one run of a stage (``run``: its folder's name) starts
 #: or ends. Why: a benchmark splits a reproduction's cost by stage without patching its methods.
@@ -591,6 +611,8 @@ def reproduce(
     root = reproduction_root(config, out)
     ranks = current_ranks()
     ranks.check_folder(RunFolder(root))
+    if config.quick:
+        _refuse_moved_quick(Path(root))
     if not (adapter.supports_images if adapter is not None else sees_images(config.model)):
         raise ConfigError(f"{config.model} is text-only; `taskvec reproduce` needs a vision-language model")
     tasks = load_tasks(config.tasks)

@@ -1,0 +1,46 @@
+"""A quick reproduction's runs name its cut task files by their place in its folder: moved, it is
+refused in one line that says so, before any model loads (it was "holds another run")."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from taskvec.errors import ConfigError
+from taskvec.pipelines import reproduce as reproduce_module
+from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
+
+
+def _made_in(place, root):
+    """``root`` as a quick reproduction made in ``place`` leaves it: a condition's run config."""
+    run = root / "conditions" / "text-icl__text"
+    run.mkdir(parents=True)
+    (root / "config.json").write_text(json.dumps({"reproduce": {}, "config_hash": "0"}))
+    tasks = [str(place / "quick-tasks" / "country_capital.json")]
+    (run / "config.json").write_text(json.dumps({"experiment": {"tasks": tasks}}))
+
+
+def _no_loading(monkeypatch):
+    def load(*_args, **_kwargs):
+        raise AssertionError("the model loaded")
+
+    monkeypatch.setattr(reproduce_module, "load_model", load)
+
+
+def test_a_moved_quick_reproduction_is_refused_before_loading(tmp_path, monkeypatch):
+    _no_loading(monkeypatch)
+    root = tmp_path / "moved"
+    _made_in(tmp_path / "first", root)
+    config = ReproduceConfig.create(model="embedded-vlm-smollm2", quick=True, tasks=["country_capital"])
+    with pytest.raises(ConfigError, match=rf"made in {tmp_path / 'first'} and moved since.*move it back"):
+        reproduce(config, root, show_progress=False)
+
+
+def test_one_in_its_own_place_is_not_refused_for_it(tmp_path, monkeypatch):
+    _no_loading(monkeypatch)
+    root = tmp_path / "here"
+    _made_in(root, root)
+    config = ReproduceConfig.create(model="embedded-vlm-smollm2", quick=True, tasks=["country_capital"])
+    with pytest.raises(AssertionError, match="the model loaded"):  # on to its work
+        reproduce(config, root, show_progress=False)
