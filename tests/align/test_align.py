@@ -133,3 +133,21 @@ def test_calibration_finds_the_temperature_that_fits_the_augmented_copies():
     assert abs(temperature - 2 / math.log(9)) < 0.05
     with pytest.raises(ValueError, match="augmented copies"):
         calibrated_temperature(classifier, features[:1], labels)
+
+
+def test_pooled_features_meet_the_encoder_on_its_device(monkeypatch):
+    """On CUDA, stage 2 fed CPU tiles to the encoder the VLM had moved to the GPU. The encoder is
+    put on ``meta`` here, a device that is not the tiles'; its forward records what it meets."""
+    data = _small_data(entities_per_domain=1)
+    recogniser = Recogniser(load_pretrained(), len(data.entity_ids))
+    recogniser.encoder.to("meta")
+    met = []
+
+    def forward_pooled(images):
+        met.append(images.device)
+        return torch.ones(len(images), 8)
+
+    monkeypatch.setattr(recogniser.encoder, "forward_pooled", forward_pooled)
+    features = pooled_features(recogniser, data, ProjectorConfig(augmented_copies=1))
+    assert met and all(device.type == "meta" for device in met)
+    assert features.device.type == "cpu" and features.shape == (2, len(data.labels), 8)

@@ -61,9 +61,12 @@ def new_projector(num_entities: int, hidden_size: int, config: ProjectorConfig) 
 
 @torch.no_grad()
 def pooled_features(recogniser: Recogniser, data: RecognitionData, config: ProjectorConfig) -> torch.Tensor:
-    """``[copies, n, F]``: features of every tile, clean then ``augmented_copies`` augmented."""
+    """``[copies, n, F]`` on the CPU: features of every tile, clean then ``augmented_copies``
+    augmented. The tiles are augmented on the CPU (the seeded draws are the CPU generator's on any
+    machine) and go to the encoder's device, wherever the VLM put it."""
     generator = torch.Generator().manual_seed(config.seed + 1)
     encoder = recogniser.encoder.eval()
+    device = next(encoder.parameters()).device
     copies = []
     for copy in range(1 + config.augmented_copies):
         chunks = []
@@ -71,7 +74,7 @@ def pooled_features(recogniser: Recogniser, data: RecognitionData, config: Proje
             images = data.images[start : start + 256]
             if copy:
                 images = augment(images, generator, data.flippable[start : start + 256])
-            chunks.append(encoder.forward_pooled(normalise(images)))
+            chunks.append(encoder.forward_pooled(normalise(images).to(device)).cpu())
         copies.append(torch.cat(chunks))
     return torch.stack(copies)
 

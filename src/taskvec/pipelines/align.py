@@ -308,7 +308,7 @@ def cached_features(recogniser, data, config: ProjectorConfig, recogniser_sha: s
     key = f"{recogniser_sha[:16]}-{config.augmented_copies}-{config.seed}-{len(data.labels)}"
     path = cache_root() / "align" / f"features-{key}.pt"
     if path.is_file():
-        return torch.load(path, weights_only=True)
+        return torch.load(path, weights_only=True, map_location="cpu")
     with torch.no_grad():
         features = pooled_features(recogniser, data, config)
     buffer = io.BytesIO()
