@@ -213,3 +213,18 @@ def test_loads_through_the_registry_from_a_local_folder(family, tmp_path):
         torch.testing.assert_close(
             loaded.forward(encoded).logits, adapter.forward(adapter.encode(prompts)).logits
         )
+
+
+def test_bfloat16_runs_every_path_and_gives_float32_cpu_results(family):
+    """bfloat16 is how a GPU user runs a 7B VLM; Fuyu's patches met its bfloat16 projection as
+    float32 and failed. Extraction, the sweep (fast == plain) and patched answers run, and the
+    vectors leave as float32 on the CPU."""
+    _case, adapter = family
+    adapter.model.to(torch.bfloat16)
+    states = task_vectors(adapter, [image_icl(0), image_icl(1)])
+    assert states.dtype == torch.float32 and states.device.type == "cpu"
+    queries = [image_query(3), image_query(4)]
+    check_sweep_matches_naive(adapter, states, queries)
+    last = adapter.num_layers - 1
+    answers = generate_ids_under_patches(adapter, queries, [None, Patch(last, states[last])], 2)
+    assert len(answers) == 2 and all(len(rows) == len(queries) for rows in answers)

@@ -25,6 +25,7 @@ import math
 import torch
 from torch import nn
 
+from taskvec.models.adapter import Encoded
 from taskvec.models.vlm import VisionLanguageAdapter, hf_family
 
 
@@ -93,6 +94,15 @@ class FuyuAdapter(VisionLanguageAdapter):
             [[0] * (width - len(s)) + [1] * len(s) for s in sequences], device="cpu"
         )
         return out
+
+    def finish_encoding(self, encoded: Encoded) -> Encoded:
+        """The patches in the dtype of the projection they meet: Fuyu's model feeds them to it
+        uncast, so a bfloat16 model met the float32 patches and failed."""
+        pixels = encoded.extra.get("pixel_values")
+        projection = self.model.model.vision_embed_tokens.weight
+        if pixels is not None and pixels.is_floating_point() and projection.is_floating_point():
+            encoded.extra["pixel_values"] = pixels.to(projection.dtype)
+        return encoded
 
 
 #: the HF model types this family serves (found by models.registry)
