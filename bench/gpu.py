@@ -335,8 +335,8 @@ class Row:
     error: str | None = None
 
 
-def check_model(shape: Shape, args, device: str) -> Row:
-    row = Row(shape.key)
+def check_model(shape: Shape, args, device: str, row: Row) -> None:
+    """Fills ``row`` step by step, so a later step that fails leaves the figures measured before it."""
     adapter = shape.build(device, torch.bfloat16, args.smoke)
     side = 28 if args.smoke and shape.key == "llava" else shape.image_side // (6 if args.smoke else 1)
     queries = [PAPER.query(random_image(i, side)) for i in range(args.queries)]
@@ -390,11 +390,11 @@ def check_model(shape: Shape, args, device: str) -> Row:
         speedup_vs_loop=round(loop_seconds * scale / min(seconds, again), 1),
         agreement_with_loop_bf16=agreement(fast, loop, loop_n),
     )
-    peer = None if args.no_nnsight else nnsight_peer(adapter)
-    if peer is None and not args.no_nnsight:
-        print("nnsight is not installed (the `bench` extra): the nnsight peer is skipped", flush=True)
-    if peer is not None:
-        try:
+    try:
+        peer = None if args.no_nnsight else nnsight_peer(adapter)
+        if peer is None and not args.no_nnsight:
+            print("nnsight is not installed (the `bench` extra): the nnsight peer is skipped", flush=True)
+        if peer is not None:
             peer(queries[:2], vectors, layers)  # warm-up
             nn_seconds, traced = timed(lambda: peer(queries[:loop_n], vectors, layers))
             row.facts.update(
@@ -403,22 +403,20 @@ def check_model(shape: Shape, args, device: str) -> Row:
                 speedup_vs_nnsight=round(nn_seconds * scale / min(seconds, again), 1),
                 nnsight_agreement_with_loop_bf16=agreement(traced, loop, loop_n),
             )
-        except Exception as error:  # noqa: BLE001 - the peer failing must not hide taskvec's figures
-            row.facts["nnsight_error"] = f"{type(error).__name__}: {error}"[:300]
+    except Exception as error:  # noqa: BLE001 - the peer failing must not hide taskvec's figures
+        row.facts["nnsight_error"] = f"{type(error).__name__}: {error}"[:300]
 
     # float32: the same weights cast; exactness on a few queries, then the reference of every item
     adapter.model.float()
     exact_n = min(args.exact_queries, len(queries))
     loop32 = paper_loop(adapter, queries[:exact_n], vectors, layers)
     fast32 = sweep(adapter, queries[:exact_n], vectors, layers, BIG_BUDGET)
-    reference, gaps = float32_reference(adapter, queries, vectors, layers)
     row.facts.update(
-        float32_sweep_equals_loop=agreement(fast32, loop32, exact_n),
-        float32_exact_queries=exact_n,
-        float32_sweep_equals_reference=agreement(fast32, reference, exact_n),
+        float32_sweep_equals_loop=agreement(fast32, loop32, exact_n), float32_exact_queries=exact_n
     )
+    reference, gaps = float32_reference(adapter, queries, vectors, layers)
+    row.facts["float32_sweep_equals_reference"] = agreement(fast32, reference, exact_n)
     row.facts["bfloat16_honesty"] = honesty(fast, loop, loop_n, reference, gaps)
-    return row
 
 
 def profile(fn: Callable[[], object], rows: int = 15) -> str:
@@ -559,15 +557,17 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[Row] = []
     for key in args.models:
         started = time.perf_counter()
+        row = Row(key)
         try:
-            row = check_model(SHAPES[key], args, args.device)
+            check_model(SHAPES[key], args, args.device, row)
         except Exception as error:  # noqa: BLE001 - a failing model must not hide the others' rows
-            row = Row(key, error=f"{type(error).__name__}: {error}")
+            row.error = f"{type(error).__name__}: {error}"  # the figures measured before it are kept
             traceback.print_exc()
         row.facts["wall_s"] = round(time.perf_counter() - started, 1)
         shown = {name: value for name, value in row.facts.items() if name != "sweep_profile"}
         print(f"{key}: {json.dumps(shown)}" + (f" ERROR {row.error}" if row.error else ""), flush=True)
         rows.append(row)
+        write_figures(args.out, rows)  # after each model: a run cut short keeps what it measured
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     if args.cli:
@@ -581,16 +581,22 @@ def main(argv: list[str] | None = None) -> None:
             f"cli: {cli.get('command')}\nexit {cli.get('exit_code')} after {cli.get('seconds')} s", flush=True
         )
         print(cli.get("stdout", ""), cli.get("stderr_tail", "") if rows[-1].error else "", flush=True)
+    write_figures(args.out, rows)
+    print_table(rows)
+    if any(row.error for row in rows):
+        sys.exit(1)
+
+
+def write_figures(out: Path | None, rows: list[Row]) -> None:
+    """Every figure so far as JSON at ``out`` (nothing without it), with the machine it ran on."""
+    if out is None:
+        return
     environment = {
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
     }
-    if args.out is not None:
-        payload = {"environment": environment, "rows": [row.__dict__ for row in rows]}
-        args.out.write_text(json.dumps(payload, indent=1))
-    print_table(rows)
-    if any(row.error for row in rows):
-        sys.exit(1)
+    payload = {"environment": environment, "rows": [row.__dict__ for row in rows]}
+    out.write_text(json.dumps(payload, indent=1))
 
 
 def print_table(rows: list[Row]) -> None:
@@ -605,12 +611,13 @@ def print_table(rows: list[Row]) -> None:
         if row.model == "cli" or "floor_s" not in f:
             continue
         agree = f["agreement_with_loop_bf16"]
-        exact = f["float32_sweep_equals_loop"]
+        exact = f.get("float32_sweep_equals_loop")  # absent where the float32 stage failed
+        equal = "-" if exact is None else f"{exact['patched']:.2f}/{exact['clean']:.2f}"
         print(
             f"| {f['model_name']} | {f['query_tokens']} | {f['floor_s']} | {min(f['taskvec_s'])} | "
             f"{f['taskvec_over_floor']} | {f['loop_s']}{'*' if f['loop_extrapolated'] else ''} | "
             f"{f['speedup_vs_loop']} | {f.get('nnsight_s', '-')} | {f.get('speedup_vs_nnsight', '-')} | "
-            f"{agree['patched']:.3f}/{agree['clean']:.3f} | {exact['patched']:.2f}/{exact['clean']:.2f} | "
+            f"{agree['patched']:.3f}/{agree['clean']:.3f} | {equal} | "
             f"{f['peak_gib']} ({f['peak_target_gib']}) |"
         )
     for row in rows:

@@ -31,3 +31,24 @@ def test_the_gpu_checks_command_line_run_reads_its_folder_back_the_second_time()
     assert row.facts["exit_code"] == 0 and row.facts["again_read_back"]
     assert not row.facts["again_loaded_weights"]
     assert row.facts["memory_budget_mb"] == 1024  # given none, the budget sized to the device
+
+
+def test_a_step_failing_late_keeps_the_figures_measured_before_it(tmp_path, monkeypatch):
+    """A failure in the float32 stage replaced the model's row by its error, losing the bfloat16
+    timings the one device session had paid for; the JSON was written only at the very end."""
+    out = tmp_path / "gpu.json"
+
+    def failing(*_args, **_kwargs):
+        raise RuntimeError("the float32 reference ran out of memory")
+
+    monkeypatch.setattr(gpu, "float32_reference", failing)
+    argv = ["gpu", "--smoke", "--queries", "2", "--loop-queries", "1", "--exact-queries", "1", "--no-nnsight"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--models", "llava", "--out", str(out)])
+    try:
+        gpu.main()
+    except SystemExit as stopped:
+        assert stopped.code == 1
+    (row,) = json.loads(out.read_text())["rows"]
+    assert "ran out of memory" in row["error"]
+    assert row["facts"]["taskvec_s"] and row["facts"]["agreement_with_loop_bf16"]
+    assert row["facts"]["float32_sweep_equals_loop"] == {"patched": 1.0, "clean": 1.0}
