@@ -349,7 +349,7 @@ def run(
                     f"note: --style {style} changes nothing here: this run draws no picture in a style "
                     "(text examples and queries, or the tasks' own picture files), and records none"
                 )
-            if verbose:  # a text run draws no picture, so no style
+            if verbose and _main_rank():  # a text run draws no picture, so no style; once a launch
                 console.print_json(recorded.model_dump_json())
         result = evaluate(config, out, load_options=options)
     except (TaskvecError, ValidationError, FileNotFoundError) as error:
@@ -487,7 +487,15 @@ def _cell(value) -> str:
 
 @app.command()
 def analyze(
-    run: Annotated[Path | None, typer.Option(help="a `taskvec run` folder: its settings and layer")] = None,
+    run: Annotated[
+        Path | None,
+        typer.Option(
+            "--run",
+            "--from-run",
+            help="a `taskvec run` folder: its settings and layer (--from-run under torchrun, whose own "
+            "parser takes --run for its --run-path)",
+        ),
+    ] = None,
     model: Annotated[str | None, typer.Option(help="named model, hub id or local folder")] = None,
     tasks: Annotated[list[str] | None, typer.Option("--tasks", "-t", help=TASKS_HELP)] = None,
     spec: Annotated[
@@ -680,7 +688,7 @@ def reproduce(
         memory_budget_mb=memory_budget_mb,
         **{k: v for k, v in options.items() if v},
     )
-    if verbose:
+    if verbose and _main_rank():  # once a launch, as the report
         console.print_json(config.model_dump_json())
     if not current_ranks().parallel:  # the same command again: its report, no model loaded
         report = finished_reproduction(config, out, load_options)

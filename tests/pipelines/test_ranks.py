@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -129,12 +130,17 @@ def test_a_two_rank_run_writes_the_single_process_tables_also_after_a_rank_is_ki
     # ``smollm2`` only makes sure the dequantized weights cache exists before the subprocesses start
     task = write_tiny_task(tmp_path / "data")
     args = ["run", "--tasks", str(task), "--seed", "1,2,3", "--layer", "18", "--layer", "20"]
-    args += ["--template", "spaced"]
+    args += ["--template", "spaced", "--verbose"]
     single = _start(_single(args, tmp_path / "single"), tmp_path / "single.log")
     launch = _start(_launch(args, tmp_path / "ranks"), tmp_path / "ranks.log")
     _finish(launch, tmp_path / "ranks.log")
     _finish(single, tmp_path / "single.log")
     _assert_same_tables(tmp_path / "ranks", tmp_path / "single")
+    said = (tmp_path / "ranks.log").read_text(errors="replace")
+    # rank 0's bars end at the launch's totals, not at its own share; the options are shown once
+    assert re.search(r"(?m)^tiny_food text-icl seed \d .*\b3/3\b", said), said[-2000:]  # the units bar
+    assert re.search(r"test answers at \S+ \S+ .*\b(\d+)/\1 answers", said), said[-2000:]
+    assert said.count('"selection_metric"') == 1
     claims = json.loads((tmp_path / "ranks" / "units" / "claims.json").read_text())
     # the units, then the test answers at the chosen layer
     assert sorted(claims) == ["answers/tiny_food", *(f"tiny_food__seed{s}" for s in (1, 2, 3))]

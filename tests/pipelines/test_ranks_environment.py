@@ -31,3 +31,31 @@ def test_a_world_size_without_the_rest_of_a_launchers_environment_is_one_line(fr
     fresh.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="MASTER_ADDR.*torchrun or accelerate launch"):
         ranks.current()
+
+
+def test_every_option_of_the_launched_commands_passes_torchruns_own_parser():
+    """torchrun parses the script's arguments too and refuses a prefix of its own options:
+    ``analyze --run`` was "ambiguous option: --run could match --run-path, --run_path". Each
+    option a launched command has, or another name for it, must get through."""
+    import typer
+    from torch.distributed.run import get_args_parser
+
+    from taskvec.cli import app
+
+    parser = get_args_parser()
+    commands = typer.main.get_command(app).commands
+    refused = {}
+    for name in ("run", "reproduce", "analyze"):
+        for param in commands[name].params:
+            names = [opt for opt in param.opts if opt.startswith("--")]
+            passing = []
+            for option in names:
+                try:
+                    args = parser.parse_args(["--standalone", "-m", "taskvec", name, option, "x"])
+                except SystemExit:
+                    continue
+                if args.training_script_args[-2:] == [option, "x"]:
+                    passing.append(option)
+            if names and not passing:
+                refused[f"{name} {names}"] = "every name refused"
+    assert not refused, refused

@@ -193,10 +193,16 @@ def unit_rng(task: Task, seed: int) -> random.Random:
 
 def check_task_fits(task: Task, config: ExperimentConfig) -> None:
     """Each validation query needs N other validation items as demonstrations."""
-    if config.spec != "instruction" and len(task.val) < config.n_examples + 1:
+    if config.spec != "instruction":
+        check_demonstrations_fit(task, config.n_examples)
+
+
+def check_demonstrations_fit(task: Task, n_examples: int) -> None:
+    """A prompt of ``n_examples`` demonstrations drawn from the val split, beside a query of it."""
+    if len(task.val) < n_examples + 1:
         raise ConfigError(
             f"task {task.name!r}: its val split has {len(task.val)} items, too few for "
-            f"{config.n_examples} demonstrations plus a query; lower --n-examples"
+            f"{n_examples} demonstrations plus a query; lower --n-examples"
         )
 
 
@@ -207,6 +213,11 @@ class UnitPrompts:
     def __init__(self, task: Task, config: ExperimentConfig, seed: int):
         self.task, self.config, self.seed = task, config, seed
         rng = unit_rng(task, seed)
+        if config.spec == "instruction" and len(task.val) < config.n_examples + 1:
+            # an instruction unit shows no demonstration; it records the ones an ICL unit of this
+            # seed draws where the split has them, and none where it is too small to (it failed)
+            self.val_demos, self.test_demos = [[] for _ in task.val], [[] for _ in task.test]
+            return
         self.val_demos = [sample_demos(task.val, config.n_examples, rng, exclude=q) for q in task.val]
         self.test_demos = [sample_demos(task.val, config.n_examples, rng) for _ in task.test]
 

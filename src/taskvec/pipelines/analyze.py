@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -45,6 +46,7 @@ from taskvec.analysis.results import (
 from taskvec.analysis.token_sets import TokenSets, load_words, token_sets
 from taskvec.config import BatchedOptions, MemoryBudgetMB, digest
 from taskvec.errors import ConfigError, TaskvecError
+from taskvec.evaluation.protocol import check_demonstrations_fit
 from taskvec.models.adapter import ModelAdapter, require_adapter
 from taskvec.models.batching import sized_to
 from taskvec.models.registry import (
@@ -62,6 +64,7 @@ from taskvec.prompts.template import PromptTemplate, get_template
 from taskvec.storage.run_folder import RunFolder, write_atomic
 from taskvec.tasks.images import DEFAULT_STYLE, Style
 from taskvec.tasks.registry import BUILTIN_TASKS, TaskReferences, canonical_task_name, load_task, load_tasks
+from taskvec.tasks.task import Task
 from taskvec.vectors.task_vector import TaskVector
 
 #: what a reader reads first (written by ``report.analysis``)
@@ -290,7 +293,7 @@ def analyze(
     for layer in [config.layer, *(config.decode_layers or [])]:
         if layer is not None:
             adapter.check_layer(layer)
-    tasks = load_tasks(config.tasks)
+    tasks = _tasks_that_fit(config, specs)
     words = load_words(config.token_sets)
     folder = RunFolder(out)
     identity = _identity(config, adapter.fingerprint, [t.fingerprint() for t in tasks])
@@ -319,7 +322,9 @@ def analyze(
         def on_progress(count: int, total: int) -> None:
             progress.update(inside, total=total, completed=count)
 
+        claimed = False
         for key in ranks.each(folder.path("units"), list(pending)):
+            claimed = True
             task, spec = pending[key]
             progress.update(bar, description=f"{task.name} {spec}")
             progress.reset(inside)
@@ -344,7 +349,10 @@ def analyze(
             got.vector.save(folder.path("vectors", f"{task.name}__{spec}"), overwrite=True)
             _save_piece(folder, task.name, spec, identity, got.states, curve)
             progress.advance(bar)
-    ranks.barrier()  # every piece is on disk
+        if not claimed:
+            progress.update(inside, visible=False)  # this rank claimed no piece: no prompts to show
+        ranks.barrier()  # every piece is on disk: the launch's bar ends full, not at this rank's share
+        progress.update(bar, completed=len(pieces))
     if not ranks.is_main:
         ranks.barrier()  # rank 0 assembles the tables; the other ranks read the status back
         status = folder.status()
@@ -387,6 +395,16 @@ def analyze(
     return AnalysisResult(
         folder, layer, source, results.tables, collected, config, specs, adapter.name, analysis=results
     )
+
+
+def _tasks_that_fit(config: AnalysisConfig, specs: Sequence[str]) -> list[Task]:
+    """The tasks, each refused in one line where its val split cannot fill a prompt of
+    ``n_examples`` demonstrations of a spec that has them (it failed deep in sampling)."""
+    tasks = load_tasks(config.tasks)
+    if any(spec != "instruction" for spec in specs):
+        for task in tasks:
+            check_demonstrations_fit(task, config.n_examples)
+    return tasks
 
 
 def _piece_key(task: str, spec: str) -> str:
@@ -494,6 +512,7 @@ def run_analysis(
     ranks.check_folder(RunFolder(out))
     if adapter is None and "image-icl" in (config.specs or []) and not sees_images(config.model):
         raise _text_only(config.model)  # before the model loads
+    _tasks_that_fit(config, config.specs or ANALYSIS_SPECS)  # the specs the model reads are not known yet
     if adapter is None:
         check_layers_before_loading(config.model, [config.layer, *(config.decode_layers or [])])
         # the same command again: a complete folder is read back, the model not loaded

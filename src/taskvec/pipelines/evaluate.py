@@ -495,7 +495,9 @@ def evaluate(
                 progress.update(steps, total=total, completed=count)
 
             # in one process every pending unit in turn; under a launcher those this rank claims
+            claimed = False
             for key in ranks.each(folder.path("units"), list(pending)):
+                claimed = True
                 task, seed = pending[key]
                 progress.update(bar, description=f"{task.name} {config.spec} seed {seed}")
                 unit, vector = run_unit(adapter, task, seed, config, source, shared, on_step, on_progress)
@@ -510,7 +512,10 @@ def evaluate(
                 if ranks.parallel:  # the launch's units on disk, not only this rank's
                     on_disk = sum(folder.unit_path(t.name, s).is_file() for t in tasks for s in config.seeds)
                     progress.update(bar, completed=on_disk)
-        ranks.barrier()  # every unit is on disk
+            if not claimed:
+                progress.update(steps, visible=False)  # this rank claimed no unit: no step to show
+            ranks.barrier()  # every unit is on disk: the launch's bar ends full, not at this rank's share
+            progress.update(bar, completed=len(done))
         for (name, seed), unit in done.items():  # units other ranks computed
             if unit is None:
                 task = next(t for t in tasks if t.name == name)
@@ -546,8 +551,9 @@ def evaluate(
                 if ranks.parallel:  # for rank 0 to write the results with
                     stamp = f"{unit_ids[task.name]}/layer{layer}"
                     _save_answers(folder, task.name, answers, config.seeds, stamp)
+            ranks.barrier()  # every task's test answers are there (the bar: the launch's, all of them)
+            progress.update(bar, completed=total)
         announce("writing results ...", show_progress)
-        ranks.barrier()  # every task's test answers are there
         if not ranks.is_main:
             ranks.barrier()  # rank 0 writes the results, then every rank reads them back
             return _finished_run(folder, tasks, config, source, identity, unit_ids)
