@@ -5,6 +5,8 @@ may change, the cached last-token step, fast sweep == naive sweep, text-only and
 and loading through the registry from a local folder.
 """
 
+import copy
+
 import pytest
 import torch
 from helpers.contract import (
@@ -219,7 +221,8 @@ def test_bfloat16_runs_every_path_and_gives_float32_cpu_results(family):
     """bfloat16 is how a GPU user runs a 7B VLM; Fuyu's patches met its bfloat16 projection as
     float32 and failed. Extraction, the sweep (fast == plain) and patched answers run, and the
     vectors leave as float32 on the CPU."""
-    _case, adapter = family
+    _case, cached = family
+    adapter = copy.deepcopy(cached)  # the tiny models are built once per session: cast a copy
     adapter.model.to(torch.bfloat16)
     states = task_vectors(adapter, [image_icl(0), image_icl(1)])
     assert states.dtype == torch.float32 and states.device.type == "cpu"
