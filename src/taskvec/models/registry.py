@@ -17,6 +17,7 @@ import copy
 import difflib
 import functools
 import importlib
+import json
 import os
 import pkgutil
 from collections.abc import Callable, Iterable, Mapping
@@ -322,6 +323,16 @@ def check_layers_before_loading(name: str, layers: Iterable[int | None]) -> None
 
 
 def _model_type(name: str) -> str:
+    """A folder's ``model_type`` as its config.json declares it, so a type transformers does not
+    know is refused by ours (with the supported ones), not by transformers' page-long message."""
+    config_file = Path(name).expanduser() / "config.json"
+    if config_file.is_file():
+        try:
+            declared = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError, AttributeError):
+            declared = None  # unreadable: reading it as transformers does says why
+        if isinstance(declared, str):
+            return declared
     return str(_config(name).model_type)
 
 

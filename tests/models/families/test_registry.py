@@ -104,6 +104,15 @@ def test_an_unknown_model_type_lists_the_supported_ones(tmp_path):
     assert all(repr(t) in text for t in TEXT_FAMILIES) and "'llava'" in vision and "'llava'" not in text
 
 
+def test_a_model_type_transformers_does_not_know_is_refused_by_ours(tmp_path):
+    """A folder of a newer architecture got transformers' page-long "does not recognize this
+    architecture" message instead of the supported types."""
+    (tmp_path / "config.json").write_text('{"model_type": "foo_vl"}')
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ModelSpecError, match=r"no adapter for model_type 'foo_vl'.*supported model types"):
+        load_model(str(tmp_path))
+
+
 def test_local_weights_are_fingerprinted_by_content(tmp_path):
     """A local folder has no hub commit: its fingerprint (run identity, vector metadata) is a hash
     of its weight files, equal for equal weights anywhere, different after the weights change."""
