@@ -86,6 +86,29 @@ def test_the_report_says_what_each_condition_of_the_matrix_took(report):
     assert all(float(t.rsplit(" ", 1)[1]) > 0 for t in timings)
 
 
+def test_the_report_names_every_layer_a_flat_validation_curve_chose(report, vlm):
+    """A condition whose layer the tie rule chose on a flat curve (common with --quick's six items)
+    was said only in that condition's own report, not in the reproduction's."""
+    from taskvec.evaluation.scoring import flat_selection_curves
+
+    out, _ = report
+    context = json.loads((out / "report_context.json").read_text())
+    text = (out / "report.md").read_text()
+    found = {}
+    for folder in sorted((out / "conditions").iterdir()):
+        run = reproduce_module._finished_run_in(folder, vlm.fingerprint)
+        flat = flat_selection_curves(run.val_scores, run.config.selection_metric, run.layer_selection)
+        if flat:
+            found[folder.name] = flat
+    assert len(context["flat_layers"]) == len(found)
+    if found:
+        assert "**Flat validation curves**" in text
+        for label in context["flat_layers"]:
+            assert label in text.split("**Flat validation curves**", 1)[1].split("\n", 1)[0]
+    else:
+        assert "Flat validation curves" not in text
+
+
 def test_every_accuracy_is_a_fraction(report):
     out, _ = report
     for name, index in (("table3_noto_paper", 0), ("table3_openmoji_strict", 0), ("table4", [0, 1])):
@@ -114,6 +137,25 @@ def test_a_finished_reproduction_resumes_without_recomputing(report, vlm):
     line = next(x for x in (out / "report.md").read_text().splitlines() if "wall time per stage" in x)
     assert "summed over the 2 launches that finished it" in line
     assert f"matrix (Tables 3, 10) {status['timings']['matrix (Tables 3, 10)']}" in line
+    assert "stopped part-way" not in line
+
+
+def test_times_after_a_launch_stopped_part_way_are_said_to_leave_it_out(vlm, tmp_path):
+    """A reproduction resumed after a stopped launch reported that launch's reused work as taking
+    no time ("matrix 1.9, ensembling 0.0"), with nothing to say why. (Its own small reproduction:
+    a quick one cannot resume where it was copied.)"""
+    out = tmp_path / "reproduce"
+    config = ReproduceConfig.create(model=vlm.name, quick=True, tasks=TASKS[:1], styles=["noto"])
+    reproduce(config, out, adapter=vlm, show_progress=False)
+    status = json.loads((out / "status.json").read_text())
+    (out / "status.json").write_text(json.dumps({"state": "running", "resumed": False}))  # stopped
+    again = reproduce(config, out, adapter=vlm, show_progress=False)
+    resumed = json.loads((out / "status.json").read_text())
+    assert resumed["after_a_stopped_launch"] is True and resumed["launches"] == 1
+    assert resumed["timings"]["matrix (Tables 3, 10)"] < status["timings"]["matrix (Tables 3, 10)"]
+    write_report(again)
+    line = next(x for x in (out / "report.md").read_text().splitlines() if "wall time per stage" in x)
+    assert "resumed after a launch stopped part-way" in line and "its time is not counted" in line
 
 
 class Loaded(Exception):

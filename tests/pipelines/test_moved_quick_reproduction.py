@@ -33,7 +33,8 @@ def test_a_moved_quick_reproduction_is_refused_before_loading(tmp_path, monkeypa
     root = tmp_path / "moved"
     _made_in(tmp_path / "first", root)
     config = ReproduceConfig.create(model="embedded-vlm-smollm2", quick=True, tasks=["country_capital"])
-    with pytest.raises(ConfigError, match=rf"made in {tmp_path / 'first'} and moved since.*move it back"):
+    said = rf"made in {tmp_path / 'first'} and moved or copied since.*move it back"
+    with pytest.raises(ConfigError, match=said):
         reproduce(config, root, show_progress=False)
 
 

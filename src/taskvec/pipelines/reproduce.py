@@ -138,21 +138,21 @@ def quick_task_files(tasks: list[str], folder: Path, write: bool = True) -> list
 
 def _refuse_moved_quick(root: Path) -> None:
     """A quick reproduction's runs name its cut task files by their place in its folder, so one
-    moved elsewhere would meet its own runs as "another run": said for what it is, before loading."""
+    moved or copied elsewhere would meet its own runs as "another run" when resumed: said for
+    what it is, before loading (a complete one is read back before this, where its first place
+    still holds the task files)."""
     for config_path in sorted((root / "conditions").glob("*/config.json")):
         try:
             tasks = json.loads(config_path.read_text(encoding="utf-8"))["experiment"]["tasks"]
         except (OSError, ValueError, KeyError, TypeError):
             continue  # not a run's config: the run itself says what is wrong with it
-        made_in = {
-            Path(task).parent.parent.resolve() for task in tasks if Path(task).parent.name == "quick-tasks"
-        }
-        moved = sorted(str(place) for place in made_in if place != root.resolve())
+        cut = [Path(task) for task in tasks if Path(task).parent.name == "quick-tasks"]
+        moved = sorted({str(task.parent.parent.resolve()) for task in cut} - {str(root.resolve())})
         if moved:
             raise ConfigError(
-                f"{root} is a quick reproduction made in {moved[0]} and moved since; its runs name "
-                "their task files there, so it cannot resume here: move it back, or run it again "
-                "into a new folder"
+                f"{root} is a quick reproduction made in {moved[0]} and moved or copied since; its "
+                "runs name their task files there, so it cannot resume here: move it back, or run "
+                "it again into a new folder"
             )
 
 
@@ -631,6 +631,9 @@ def reproduce(
     with ranks.folder_lock(reproduction.folder):
         finished_before = _finished_launches(reproduction.folder)
         reproduction.start()
+        # resumed after a launch stopped part-way: what that launch computed is reused here, and
+        # the time it spent is nowhere (it finished nothing), so the report says its times are short
+        stopped_before = bool(reproduction.folder.status().get("resumed")) and not finished_before.count
         timings: dict[str, float] = {}
 
         def timed(name: str, step):
@@ -653,7 +656,13 @@ def reproduce(
         if ranks.is_main:
             # the LLM by the name it loads by: a reproduction run again is read back before loading
             llm_name = base_llm_name(adapter, config) if llm is not None else None
-            reproduction.folder.finish(seconds=seconds, timings=timings, launches=launches, llm=llm_name)
+            reproduction.folder.finish(
+                seconds=seconds,
+                timings=timings,
+                launches=launches,
+                llm=llm_name,
+                after_a_stopped_launch=stopped_before,
+            )
         ranks.barrier()  # every stage's files are in place
         return ReproductionResult(reproduction, ensemble, conflict, similarity, analysis, llm, timings)
 

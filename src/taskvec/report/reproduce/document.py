@@ -22,6 +22,7 @@ from taskvec.report.reproduce.plots import REFERENCE_MODEL
 from taskvec.report.reproduce.variants import variants_blocks
 from taskvec.report.tables import mean_std_cells, spread_phrase
 from taskvec.tasks.images import TRAINING_STYLES
+from taskvec.tasks.task import AVERAGE
 
 #: the report's last section: where each file of the folder is
 FILES_NOTE = (
@@ -126,9 +127,16 @@ def _table3_sections(folder: ReproductionFolder) -> list[Section]:
 
 def _over_launches(context: dict) -> str:
     """Where several launches finished the folder (one run again after it was complete), that
-    the stage times are their sum; nothing for the usual one."""
+    the stage times are their sum; where it was resumed after a launch stopped part-way, that the
+    times leave out what that launch computed; nothing for the usual one launch."""
     launches = context.get("launches", 1)
-    return f", summed over the {launches} launches that finished it" if launches > 1 else ""
+    summed = f", summed over the {launches} launches that finished it" if launches > 1 else ""
+    if context.get("after_a_stopped_launch"):
+        summed += (
+            "; resumed after a launch stopped part-way: the work that launch did is reused here "
+            "and its time is not counted"
+        )
+    return summed
 
 
 def _named_style(context: dict, style: str) -> str:
@@ -184,6 +192,7 @@ def _matrix_section(folder: ReproductionFolder) -> Section:
                     folder.table("matrix_whole_label", [0, 1]) if has_whole else None,
                 )
             ),
+            *_flat_layers(folder.context.get("flat_layers") or {}),
             "Validation curves the layers were chosen from; the horizontal lines are the unpatched "
             "baselines of image queries (test split) and the paper's Text ICL xPatch on image queries "
             f"({REFERENCE_MODEL}):",
@@ -194,6 +203,25 @@ def _matrix_section(folder: ReproductionFolder) -> Section:
         for style in folder.config["reproduce"]["styles"]
     ]
     return section
+
+
+def _flat_layers(flat: dict[str, dict[str, float]]) -> list[str]:
+    """The conditions whose layer the tie rule chose on a flat validation curve, not the data
+    (common with `--quick`'s six items): said under Table 10, so such a layer is not read as a
+    finding (a run's report says it beside its layer)."""
+    if not flat:
+        return []
+    parts = []
+    for condition, curves in flat.items():
+        named = ", ".join(
+            f"the tasks' mean ({value:.2f})" if curve == AVERAGE else f"{curve} ({value:.2f})"
+            for curve, value in curves.items()
+        )
+        parts.append(f"{condition}: {named}")
+    return [
+        "**Flat validation curves** (one value at every layer swept), where the tie rule (the lowest "
+        "layer), not the data, chose the layer: " + "; ".join(parts) + "."
+    ]
 
 
 def _claims_section(folder: ReproductionFolder) -> Section:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from taskvec.evaluation.scoring import flat_selection_curves
 from taskvec.experiments.conditions import layer_curves, matrix, table3_diversity, table3_with_std
 from taskvec.experiments.conflict import conflict_summary
 from taskvec.experiments.ensemble import summarise_ensemble
@@ -89,8 +90,17 @@ def _context(reproduction: Reproduction, analysis, llm, timings: dict) -> dict:
         "timings": timings,
         #: the launches that finished the folder, whose stage times ``timings`` sums
         "launches": reproduction.folder.status().get("launches", 1),
+        #: resumed after a launch stopped part-way, whose time ``timings`` does not hold
+        "after_a_stopped_launch": bool(reproduction.folder.status().get("after_a_stopped_launch")),
         "condition_seconds": {
             c.label: r.folder.status().get("seconds") for c, r in reproduction.conditions.items()
+        },
+        #: per condition, the validation curves its layer was chosen on that were flat (the tie
+        #: rule, not the data, chose there): ``average`` (shared) or each task's (per-task)
+        "flat_layers": {
+            c.label: flat
+            for c, r in reproduction.conditions.items()
+            if (flat := flat_selection_curves(r.val_scores, r.config.selection_metric, r.layer_selection))
         },
         "recognition": adapter.recognition() or None,
         "analysis": None
