@@ -115,6 +115,12 @@ def test_analyze_command_writes_tables_plots_and_summary(smollm2, tmp_path, monk
     summary = (folder / "summary.md").read_text()
     assert "layer **12**" in summary and "Three phases" in summary and "plots/phases.png" in summary
     assert len(list((folder / "vectors").glob("*.safetensors"))) == 4
+    # the layers named "above its baseline" are those of a clear margin, not of a few 1e-4
+    from taskvec.analysis.lens import layer_ranges
+    from taskvec.report.analysis import CLEAR_MARGIN
+
+    clear = layer_ranges(similarity.index[similarity["margin"] >= CLEAR_MARGIN].tolist()) or "none"
+    assert f"above its baseline by {CLEAR_MARGIN} or more at layers: {clear};" in summary
 
 
 def test_an_analysis_borrows_the_protocol_units_delimiter_states(smollm2, capital):

@@ -74,6 +74,17 @@ def test_the_heatmap_colour_scale_spans_the_data_not_zero_to_one(tmp_path, kept_
     assert 0.8 <= low <= values.min() and values.max() <= high <= 1.0
 
 
+def test_the_heatmap_scale_stops_at_one_where_float_rounding_passes_it(tmp_path, kept_figures):
+    """A vector with itself comes out at 1.0000005 in float32: the scale went to 1.05, a colour
+    no cell could have."""
+    keys = pd.MultiIndex.from_product([TASKS, SPECS], names=["task", "spec"])
+    values = np.full((len(keys), len(keys)), 0.9)
+    np.fill_diagonal(values, 1.0000005)
+    plots.plot_similarity(pd.DataFrame(values, index=keys, columns=keys), tmp_path / "sim.png")
+    low, high = plt.gcf().axes[0].get_images()[0].get_clim()
+    assert (low, high) == (0.9, 1.0)
+
+
 def test_top1_draws_no_column_of_one_repeated_token_and_names_it(tmp_path, kept_figures):
     rows = []
     for task in TASKS:

@@ -88,6 +88,31 @@ def test_the_val_curve_plot_marks_each_tasks_layer_under_per_task_selection(monk
     plt.close("all")
 
 
+def test_the_val_curve_plot_of_one_task_shows_that_task_on_whole_layers(monkeypatch, tmp_path):
+    """One task's line lay hidden under the identical black "average" one (still in the legend),
+    and the layer axis ticked 2.5, 7.5, ..."""
+    import matplotlib.pyplot as plt
+
+    from taskvec.report.tables import plot_curves
+
+    monkeypatch.setattr(plt, "close", lambda *args, **kwargs: None)
+    plt.close("all")
+    curve = pd.DataFrame({0: [0.1, 0.1], 4: [0.5, 0.5], 9: [0.3, 0.3]}, index=["a", "average"])
+    plot_curves(curve, 4, "t", tmp_path / "one.png")
+    axis = plt.gcf().axes[0]
+    labels = [line.get_label() for line in axis.get_lines()]
+    assert "a" in labels and "average" not in labels
+    assert all(float(tick).is_integer() for tick in axis.get_xticks())
+    plt.close("all")
+
+
+def test_the_report_shows_the_validation_curves_it_names():
+    from taskvec.evaluation.protocol import ExperimentConfig
+    from taskvec.report.tables import run_report
+
+    assert "![validation curves](plots/val_curve.png)" in run_report(ExperimentConfig.create(), "x", [])
+
+
 def test_the_report_reads_xpatch_at_each_tasks_layer_under_per_task_selection():
     from taskvec.evaluation.protocol import ExperimentConfig
     from taskvec.report.tables import run_report

@@ -156,11 +156,13 @@ def plot_top1(distribution: pd.DataFrame, path: Path, title: str = "", keep: int
 
 def similarity_range(values) -> tuple[float, float]:
     """The colour range of a cosine heatmap: the data's own range, widened to steps of 0.05, so
-    that values that all lie between 0.85 and 1 still show their structure."""
+    that values that all lie between 0.85 and 1 still show their structure; never beyond a
+    cosine's own bounds (a vector with itself rounds to 1.0000005 in float32, which widened the
+    scale to 1.05 and left its top colour to no cell)."""
     low, high = float(pd.Series(values).min()), float(pd.Series(values).max())
-    low, high = math.floor(low * 20) / 20, math.ceil(high * 20) / 20
+    low, high = max(-1.0, math.floor(low * 20) / 20), min(1.0, math.ceil(high * 20) / 20)
     if high - low < 0.05:
-        low, high = low - 0.05, high + 0.05
+        low, high = max(-1.0, low - 0.05), min(1.0, high + 0.05)
     return low, high
 
 

@@ -97,11 +97,16 @@ def _similarity_plots(folder: RunFolder, model: str, tables: dict, layer: int) -
     ]
 
 
+#: a same-task margin the summary calls "above its baseline": margins of a few 1e-4 (the vectors
+#: of early layers, where every prompt's state is nearly the same) are no finding to name
+CLEAR_MARGIN = 0.01
+
+
 def _summary(config: AnalysisConfig, result: AnalysisResult, markdown: dict[str, str]) -> list[str]:
     results = result.analysis
     layer, by_layer = results.layer, results.tables["similarity_by_layer"]
     row = by_layer.loc[layer]
-    above = layer_ranges(by_layer.index[by_layer["margin"] > 0].tolist())
+    above = layer_ranges(by_layer.index[by_layer["margin"] >= CLEAR_MARGIN].tolist())
     lines = [
         f"# taskvec analysis: {result.model}",
         "",
@@ -165,7 +170,7 @@ def _similarity_sentence(
         f"At layer {layer}: same task across specifications {row['same_task']:.3f}; baseline, other "
         f"task and other specification {row['different_both']:.3f}; same specification across tasks "
         f"{row['same_spec']:.3f}; random pairs of different tasks {row['random_pair']:.3f}. Same task "
-        f"is above its baseline at layers: {above or 'none'}; "
+        f"is above its baseline by {CLEAR_MARGIN} or more at layers: {above or 'none'}; "
         f"largest margin {by_layer['margin'].max():.3f} at layer {int(by_layer['margin'].idxmax())} "
         "(`plots/similarity_by_layer.png`)."
     )

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRIC_NOTES, METRICS  # noqa: E402
 from taskvec.evaluation.protocol import ExperimentConfig  # noqa: E402
@@ -135,9 +136,13 @@ def plot_curves(
     """The validation curves per task and their mean, with the layer(s) the run read: ``best`` for
     every task, or with ``task_layers`` (per-task selection) each task's own, marked on its line,
     and ``best`` named for what it then is, the mean curve's best."""
-    figure, axis = plt.subplots(figsize=(7, 4))
+    figure, axis = plt.subplots(figsize=(8.5, 4))
+    one_task = len([task for task in curve.index if task != "average"]) == 1
     for task, row in curve.iterrows():
+        if task == "average" and one_task:
+            continue  # the mean of one task is that task's line, and would hide it
         style = dict(linewidth=2.5, color="black") if task == "average" else dict(alpha=0.7)
+        style["marker"] = "."  # the layers swept (a --layers or --quick run sweeps some of them)
         label = f"{task} (layer {task_layers[task]})" if task_layers and task in task_layers else task
         (line,) = axis.plot(row.index, row.values, label=label, **style)
         layer = (task_layers or {}).get(task)
@@ -149,10 +154,11 @@ def plot_curves(
         label = f"chosen layer {best}"
     axis.axvline(best, linestyle="--", color="grey", label=label)
     axis.set_xlabel("patched decoder layer")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_ylabel("accuracy")
     axis.set_ylim(-0.02, 1.02)
     axis.set_title(title)
-    axis.legend(fontsize=7, ncol=2)
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside the lines
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")
@@ -288,6 +294,15 @@ def run_report(
         lines += [f"No method's answers collapsed (collapse: {rule}).", ""]
     for metric, markdown in sections:
         lines += [f"## {metric}: {METRIC_NOTES[metric]}", "", markdown, ""]
+    lines += [
+        "## Validation curves",
+        "",
+        "The curves the layer was chosen on (validation split, the selection metric), per task and "
+        "their mean, the layer(s) read marked:",
+        "",
+        "![validation curves](plots/val_curve.png)",
+        "",
+    ]
     if diversity:
         lines += [
             "## Answer diversity",
