@@ -189,3 +189,36 @@ def test_the_claims_set_the_papers_figures_over_the_same_tasks_as_ours():
     two = ["country_currency", "animal_latin", "average"]
     assert paper_figures(rows, two, "Idefics2") == "0.44 vs 0.22 (Idefics2, mean over the same tasks)"
     assert paper_figures(rows, ["capital", "average"]) == "not reported for these tasks"
+
+
+def test_the_collapse_claim_names_a_task_the_rule_cannot_judge():
+    """Where the split's top label is over half of it, no answer can reach twice its share: the
+    claim said "no task" collapsed while one answered the same label for most items."""
+    from types import SimpleNamespace
+
+    from taskvec.evaluation.scoring import collapse_undetectable
+    from taskvec.report.reproduce import claims_beside
+
+    assert collapse_undetectable(0.6) and not collapse_undetectable(0.5)
+    # capital's labels L0 L1 L2 L2 L2: L2 is 0.6 of the split; xPatch answers w w L2 L2 L2
+    text = {
+        ("capital", 1, "no_context"): [False] * 5,
+        ("capital", 1, "xbase"): [False] * 5,
+        ("capital", 1, "label_prior"): [False, False, True, True, True],
+        ("capital", 1, "xpatch"): [False, False, True, True, True],
+    }
+    results = {
+        Condition("text-icl", "image", "noto"): RunResult(None, 7, pd.DataFrame(), _predictions(text)),
+        Condition("image-icl", "image", "noto"): _result(text, layer=3),
+    }
+    reproduction = SimpleNamespace(
+        adapter=SimpleNamespace(base_language_model=lambda: None),
+        config=SimpleNamespace(styles=["noto"]),
+        conditions=results,
+        transfer={},
+        training_style="noto",
+        main_condition=lambda style=None: results[Condition("text-icl", "image", style or "noto")],
+    )
+    table = claims_beside(reproduction, None, None).set_index("claim")
+    collapse = table.loc["Text ICL xPatch's answers on image queries do not collapse onto one answer"]
+    assert "the rule cannot judge capital (top answer 0.60, its split's top label 0.60)" in collapse["ours"]

@@ -258,6 +258,13 @@ def is_collapsed(top_share: float, label_share: float) -> bool:
     return top_share >= COLLAPSE_SHARE and top_share >= COLLAPSE_RATIO * label_share
 
 
+def collapse_undetectable(label_share: float) -> bool:
+    """Whether the rule cannot flag a collapse on this split: where its most frequent label is over
+    half of it, no answer's share can reach twice that, so a method answering one label for every
+    item passes unflagged (it scores the label prior: compare with that row instead)."""
+    return COLLAPSE_RATIO * label_share > 1.0
+
+
 def summary_table(predictions: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Mean and std over seeds of per-(task, seed) accuracy: rows tasks (+average), columns methods;
     the std is NaN where a cell has one seed."""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from taskvec.evaluation.scoring import answer_diversity
+from taskvec.evaluation.scoring import COLLAPSE_SHARE, answer_diversity, collapse_undetectable
 from taskvec.experiments import paper
 from taskvec.experiments.conditions import Condition, table3_with_std
 from taskvec.experiments.ensemble import summarise_ensemble
@@ -56,6 +56,9 @@ def claims(
         diversity = answer_diversity(reproduction.main_condition(style).predictions)
         xpatch = diversity.xs("xpatch", level="method")
         collapsed = xpatch[xpatch.collapsed]
+        # concentrated answers on a split the rule cannot judge (its top label over half of it)
+        concentrated = xpatch.top_share >= COLLAPSE_SHARE
+        unjudged = xpatch[xpatch.label_share.map(collapse_undetectable) & concentrated]
         checks = [
             (
                 "Text ICL xPatch beats Text ICL xBase on image queries",
@@ -91,7 +94,12 @@ def claims(
                 f"collapsed on {len(collapsed)} of {len(xpatch)} tasks: "
                 + ", ".join(f"{t} ({r.top_answer!r} {r.top_share:.2f})" for t, r in collapsed.iterrows())
                 if len(collapsed)
-                else f"no task (top answer's share at most {xpatch.top_share.max():.2f})",
+                else f"no task (top answer's share at most {xpatch.top_share.max():.2f})"
+                + "".join(
+                    f"; the rule cannot judge {t} (top answer {r.top_share:.2f}, its split's top label "
+                    f"{r.label_share:.2f}): compare it with the label prior"
+                    for t, r in unjudged.iterrows()
+                ),
                 not len(collapsed),
                 METRIC_FREE,
             ),
