@@ -174,6 +174,29 @@ def test_layer_curves_tick_whole_layers_and_draw_the_baselines(tmp_path, kept_fi
     assert any("No Context" in label for label in flat) and any("paper" in label for label in flat)
 
 
+def test_layer_curves_mark_each_conditions_layer_and_label_the_baselines_values(tmp_path, kept_figures):
+    """The layers read were not marked, the sampled layers looked like every layer, and two
+    baselines a hundredth apart drew on one line with nothing to tell them apart."""
+    curves = pd.DataFrame([[0.1, 0.3, 0.2], [0.0, 0.1, 0.4]], index=["A -> text", "B -> text"])
+    curves.columns = ["0", "4", "8"]
+    references = {"Text ICL xBase, image queries (test)": 0.054, "No Context, image queries (test)": 0.05}
+    reproduce.plot_layer_curves(curves, tmp_path / "c.png", "t", references, {"A -> text": 4})
+    axis = plt.gcf().axes[0]
+    labels = [line.get_label() for line in axis.get_lines()]
+    assert "A -> text (read at 4)" in labels and "B -> text" in labels
+    assert (
+        "Text ICL xBase, image queries (test): 0.05" in labels
+        and "No Context, image queries (test): 0.05" in labels
+    )
+    rings = [
+        (float(line.get_xdata()[0]), float(line.get_ydata()[0]))
+        for line in axis.get_lines()
+        if line.get_marker() == "o"
+    ]
+    assert rings == [(4.0, 0.3)]
+    assert all(line.get_marker() == "." for line in axis.get_lines() if "->" in line.get_label())
+
+
 def test_beside_a_subset_of_tasks_the_paper_average_is_over_the_same_tasks_or_blank(tmp_path):
     """Two of the six tasks had our two-task average set beside the paper's six-task one (0.51)."""
     two = ["country_currency", "animal_latin"]  # the paper's Idefics2 Text ICL xPatch: 0.40, 0.48

@@ -193,9 +193,7 @@ def _matrix_section(folder: ReproductionFolder) -> Section:
                 )
             ),
             *_flat_layers(folder.context.get("flat_layers") or {}),
-            "Validation curves the layers were chosen from; the horizontal lines are the unpatched "
-            "baselines of image queries (test split) and the paper's Text ICL xPatch on image queries "
-            f"({REFERENCE_MODEL}):",
+            _curves_caption(folder.config["reproduce"].get("layer_selection", "shared")),
         ],
     )
     section.blocks += [
@@ -203,6 +201,21 @@ def _matrix_section(folder: ReproductionFolder) -> Section:
         for style in folder.config["reproduce"]["styles"]
     ]
     return section
+
+
+def _curves_caption(selection: str) -> str:
+    """What the layer-curve figures show; under per-task selection the mean curve is not what a
+    task's layer was chosen on."""
+    chosen = (
+        "Validation curves, the mean over tasks per condition (under `per-task` selection each task's "
+        "layer was chosen on its own curve; Table 10 lists them)"
+        if selection == "per-task"
+        else "Validation curves the layers were chosen from, a ring at the layer each condition was read at"
+    )
+    return (
+        f"{chosen}; a dot at each layer swept; the horizontal lines are the unpatched baselines of image "
+        f"queries (test split) and the paper's Text ICL xPatch on image queries ({REFERENCE_MODEL}):"
+    )
 
 
 def _flat_layers(flat: dict[str, dict[str, float]]) -> list[str]:

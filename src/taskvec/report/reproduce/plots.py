@@ -28,16 +28,35 @@ def _save_plot(figure, path) -> str:
 
 
 def plot_layer_curves(
-    curves: pd.DataFrame, path, title: str, references: dict[str, float] | None = None
+    curves: pd.DataFrame,
+    path,
+    title: str,
+    references: dict[str, float] | None = None,
+    chosen: dict[str, int] | None = None,
 ) -> str:
-    """Validation accuracy per patched layer, one line per condition; ``references`` (label ->
-    accuracy) are drawn as horizontal lines (the unpatched baselines, the paper's figure)."""
+    """Validation accuracy per patched layer, one line per condition, a dot at each layer swept
+    and a ring at the layer the condition was read at (``chosen``: label -> layer, where one layer
+    served all its tasks); ``references`` (label -> accuracy) are drawn as horizontal lines (the
+    unpatched baselines, the paper's figure), each labelled with its value, since two may fall on
+    one line."""
     figure, axis = plt.subplots(figsize=(8.5, 4.2))
     for label, row in curves.iterrows():
-        axis.plot([int(layer) for layer in row.index], row.values, label=label, linewidth=1.8)
+        layers = [int(layer) for layer in row.index]
+        layer = (chosen or {}).get(label)
+        read = f" (read at {layer})" if layer is not None else ""
+        (line,) = axis.plot(layers, row.values, label=f"{label}{read}", linewidth=1.8, marker=".")
+        if layer is not None and layer in layers:
+            axis.plot(
+                [layer], [row.values[layers.index(layer)]], marker="o", markersize=9, fillstyle="none",
+                color=line.get_color(),
+            )  # fmt: skip
     for (label, value), style in zip((references or {}).items(), ("--", ":", "-."), strict=False):
         axis.axhline(
-            value, color="grey" if style != "-." else "black", linestyle=style, linewidth=1.2, label=label
+            value,
+            color="grey" if style != "-." else "black",
+            linestyle=style,
+            linewidth=1.2,
+            label=f"{label}: {value:.2f}",
         )
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("patched decoder layer")
@@ -85,6 +104,18 @@ def layer_references(table3_mean: pd.DataFrame) -> dict[str, float]:
     return refs
 
 
+def _read_at(root: Path, conditions) -> dict[str, int]:
+    """Each condition's layer as Table 10 gives it (its patch row), where one layer served every
+    task (per-task selection gives ``9/11/...``: no one layer to mark on the mean curve)."""
+    matrix = pd.read_csv(root / "tables" / "matrix_paper.csv")
+    patched = matrix[matrix.method.isin(["Patch", "xPatch"])].set_index("condition")["layer"]
+    return {
+        condition: int(patched[condition])
+        for condition in conditions
+        if condition in patched.index and str(patched[condition]).isdigit()
+    }
+
+
 def draw_plots(root: Path, styles: list[str]) -> None:
     """The report's own figures, from its tables."""
     for style in styles:
@@ -95,6 +126,7 @@ def draw_plots(root: Path, styles: list[str]) -> None:
             root / "plots" / f"layer_curves_{style}.png",
             f"xPatch per layer ({style})",
             layer_references(mean),
+            _read_at(root, curves.index),
         )
         ensemble = root / "tables" / f"ensemble_{style}.csv"
         if ensemble.is_file():
