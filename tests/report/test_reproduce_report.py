@@ -375,3 +375,14 @@ def test_the_results_rows_of_the_docs_are_the_committed_tables_averages(page):
         table = pd.read_csv(DOCS_ROOT / folder / "tables" / f"{name}.csv", index_col=0)
         committed = [f"{table.loc[method, 'average']:.2f}" for method in header]
         assert rows[label] == committed, f"{page.name}: {label}"
+
+
+def test_each_analysis_figure_is_captioned_with_what_it_shows():
+    """The figures of section 6 were captioned by their file names alone ("top1_text-icl")."""
+    from taskvec.report.reproduce.document import _analysis_caption
+
+    assert "text-icl prompts" in _analysis_caption("top1_text-icl")
+    assert "at layer 11" in _analysis_caption("similarity_layer11")
+    assert "(pca)" in _analysis_caption("embedding_pca")
+    for stem in ("phases", "phases_relative", "similarity_by_layer"):
+        assert len(_analysis_caption(stem)) > len(stem) + 10

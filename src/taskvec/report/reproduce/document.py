@@ -426,5 +426,22 @@ def _analysis_blocks(folder: ReproductionFolder) -> list:
         if table is not None:
             blocks.append(Table(table, title, index=index is not None))
     for plot in sorted((folder.root / "analysis" / "plots").glob("*.png")):
-        blocks.append(Figure(f"analysis/plots/{plot.name}", plot.stem))
+        blocks.append(Figure(f"analysis/plots/{plot.name}", _analysis_caption(plot.stem)))
     return blocks
+
+
+def _analysis_caption(stem: str) -> str:
+    """What an analysis figure shows, from its file name (the name alone told a reader little)."""
+    if stem.startswith("top1_"):
+        return f"{stem}: the share of each top-1 logit-lens token at the chosen layers, {stem[5:]} prompts"
+    if stem.startswith("similarity_layer"):
+        return f"{stem}: cosine of the task vectors (task / specification) at layer {stem[16:]}"
+    if stem.startswith("embedding_"):
+        method = stem[10:]
+        return f"{stem}: per-prompt task vectors in two dimensions ({method}); colour task, marker spec"
+    captions = {
+        "phases": "phases: the logit lens's mass on input, task and answer tokens per layer",
+        "phases_relative": "phases_relative: the same masses, each scaled to its peak",
+        "similarity_by_layer": "similarity_by_layer: same-task cosine against its baseline, per layer",
+    }
+    return captions.get(stem, stem)
