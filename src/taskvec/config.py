@@ -80,6 +80,10 @@ def _distinct_seeds(value: list[int]) -> list[int]:
 #: a run's seeds: at least one, none twice, each a 64-bit integer
 Seeds = Annotated[list[int], Field(min_length=1), AfterValidator(_distinct_seeds)]
 
+#: one seed of a training (``taskvec align``): a 64-bit integer, as torch's generators take
+#: (a larger one passed validation and failed once training started)
+Seed = Annotated[int, Field(ge=-SEED_LIMIT, le=SEED_LIMIT)]
+
 
 #: MB the working set of one batch may take (``MemoryBudget``); None: sized to the model's device
 #: once it is loaded (1 GiB on a CPU, most of a GPU's free memory)

@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from taskvec.align.projector import AnswerBatch, _lm_logits, answer_loss
 from taskvec.align.recogniser import RecognitionData
+from taskvec.config import Seed
 from taskvec.models.embedded.adapter import EmbeddedVLMAdapter
 from taskvec.models.embedded.lora import ATTENTION_TARGETS, adapters_disabled, add_lora
 from taskvec.prompts.template import get_template
@@ -117,7 +118,7 @@ class LoraStageConfig(BaseModel):
     prose_weight: float = 1.0
     prose_tokens: int = 64
     templates: tuple[str, ...] = ("spaced", "paper")
-    seed: int = 0
+    seed: Seed = 0
 
 
 def _relation(rng: random.Random, config: LoraStageConfig) -> Callable[[str, str], str] | None:

@@ -22,6 +22,7 @@ from torch import nn
 
 from taskvec.align.augment import augment
 from taskvec.align.recogniser import Recogniser, RecognitionData, normalise
+from taskvec.config import Seed
 from taskvec.models.embedded.adapter import EmbeddedVLMAdapter
 from taskvec.models.embedded.model import EntityNameProjector
 from taskvec.prompts.template import get_template
@@ -45,7 +46,7 @@ class ProjectorConfig(BaseModel):
     templates: tuple[str, ...] = ("spaced", "paper")
     #: start the posterior's temperature at the recogniser's calibrated one (``calibrated_temperature``)
     calibrate_temperature: bool = True
-    seed: int = 0
+    seed: Seed = 0
 
 
 def new_projector(num_entities: int, hidden_size: int, config: ProjectorConfig) -> EntityNameProjector:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from taskvec.align.augment import augment
+from taskvec.config import Seed
 from taskvec.models.vision.efficientnet_lite import NORM_MEAN, NORM_STD, EfficientNetLite0, load_pretrained
 from taskvec.tasks import images as suite
 
@@ -29,7 +30,7 @@ class RecogniserConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     image_size: int = Field(default=96, ge=1)
-    epochs: float = Field(default=16.0, gt=0)
+    epochs: float = Field(default=16.0, gt=0, allow_inf_nan=False)
     batch_size: int = Field(default=64, ge=1)
     lr_backbone: float = Field(default=1.5e-3, gt=0)
     lr_head: float = Field(default=4e-3, gt=0)
@@ -37,7 +38,7 @@ class RecogniserConfig(BaseModel):
     label_smoothing: float = 0.1
     frozen_blocks: int = 5  # stem + the first blocks (edges, colours) keep their ImageNet weights
     warmup_steps: int = Field(default=100, ge=0)
-    seed: int = 0
+    seed: Seed = 0
 
 
 def to_tensor(arrays: np.ndarray) -> torch.Tensor:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import pickle
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -33,7 +35,7 @@ from taskvec.align.projector import (
 )
 from taskvec.align.recogniser import Recogniser, RecogniserConfig, RecognitionData
 from taskvec.align.recogniser import train_recogniser as _train_recogniser
-from taskvec.errors import ModelSpecError
+from taskvec.errors import ModelSpecError, StorageError
 from taskvec.models.embedded.adapter import EmbeddedVLMAdapter
 from taskvec.models.embedded.load import (
     RECOGNISER_FILE,
@@ -51,7 +53,7 @@ from taskvec.models.embedded.weights import WEIGHTS_DIR, load_weights, save_weig
 from taskvec.models.families.causal_lm import CausalLMAdapter
 from taskvec.models.loading import cache_root
 from taskvec.pipelines.progress import progress_bar
-from taskvec.storage.run_folder import write_atomic
+from taskvec.storage.run_folder import check_writable, write_atomic
 from taskvec.tasks import images as suite
 
 
@@ -71,9 +73,18 @@ def _write_log(path: Path, log: list[dict]) -> None:
     write_atomic(path, "".join(json.dumps(row) + "\n" for row in log))
 
 
+def _writable(out: str | Path) -> Path:
+    """The weights folder as a path, refused in one line before any training where it cannot be
+    written (a file in the way, read-only, full): the first write came after the training."""
+    out = Path(out)
+    check_writable(out)
+    return out
+
+
 def align_recogniser(config: RecogniserConfig, out: Path = WEIGHTS_DIR, device: str = "cpu") -> dict:
     """Stage 1: fine-tune the encoder as an entity recogniser on ``device``; write
     ``recogniser.safetensors``."""
+    out = _writable(out)
     entity_ids = suite.entities()
     started = time.perf_counter()
     with training_bar() as progress:
@@ -118,6 +129,7 @@ def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, 
     ``options`` (dtype, device) apply to the LLM; the encoder and projector join it there."""
     from taskvec.models.registry import load_model
 
+    out = _writable(out)
     recogniser, recogniser_info = load_recogniser(out)
     entity_ids = recogniser_info["entity_ids"]
     llm = load_model(backbone(key).llm, options)
@@ -173,6 +185,7 @@ def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, optio
     the weights of ``embedded-vlm-<key>-lora``. The recogniser and its features are reused."""
     from taskvec.models.registry import load_model
 
+    out = _writable(out)
     recogniser, recogniser_info = load_recogniser(out)
     start_state, start_info = load_weights(out / projector_file(key))
     if start_info["recogniser_sha256"] != recogniser_info["sha256"]:
@@ -183,6 +196,9 @@ def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, optio
     projector_config = ProjectorConfig(**start_info["config"])
     entity_ids = recogniser_info["entity_ids"]
     llm = load_model(backbone(key).llm, options)
+    # the bare LLM's, which loading checks against: after training the adapters are merged into
+    # its weights, and a fingerprint read then would be the tuned model's (every file refused)
+    bare_fingerprint = llm.weights_fingerprint
     projector = new_projector(len(entity_ids), llm.hidden_size, projector_config)
     projector.load_state_dict(
         {
@@ -221,7 +237,11 @@ def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, optio
     # the trained tensors before anything else, so a failure below costs no retraining
     checkpoint = io.BytesIO()
     torch.save({"projector": projector.state_dict(), "lora": lora_state(llm_module), "log": log}, checkpoint)
-    write_atomic(cache_root() / "align" / f"{lora_file(key)}-trained.pt", checkpoint.getvalue())
+    kept = cache_root() / "align" / f"{lora_file(key)}-trained.pt"
+    try:
+        write_atomic(kept, checkpoint.getvalue())
+    except (StorageError, OSError) as error:  # a copy for safety: no reason to lose the training
+        warnings.warn(f"the trained adapters were not kept in the cache ({error}); going on", stacklevel=2)
     # measure what loading will give: the stored (half-precision) adapters, merged
     adapters = {name: tensor.detach().half().float() for name, tensor in lora_state(llm_module).items()}
     llm_module.load_state_dict(adapters, strict=False)
@@ -242,7 +262,7 @@ def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, optio
         "projector_config": projector_config.model_dump(mode="json"),
         "backbone": key,
         "llm": backbone(key).llm,
-        "llm_fingerprint": llm.weights_fingerprint,
+        "llm_fingerprint": bare_fingerprint,
         "recogniser_sha256": recogniser_info["sha256"],
         "start_projector_sha256": start_info["sha256"],
         "training_data": _lora_training_data(config),
@@ -308,12 +328,18 @@ def cached_features(recogniser, data, config: ProjectorConfig, recogniser_sha: s
     key = f"{recogniser_sha[:16]}-{config.augmented_copies}-{config.seed}-{len(data.labels)}"
     path = cache_root() / "align" / f"features-{key}.pt"
     if path.is_file():
-        return torch.load(path, weights_only=True, map_location="cpu")
+        try:
+            return torch.load(path, weights_only=True, map_location="cpu")
+        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as error:
+            warnings.warn(f"{path} is damaged ({error}); computing the features again", stacklevel=2)
     with torch.no_grad():
         features = pooled_features(recogniser, data, config)
     buffer = io.BytesIO()
     torch.save(features, buffer)
-    write_atomic(path, buffer.getvalue())
+    try:
+        write_atomic(path, buffer.getvalue())
+    except (StorageError, OSError) as error:  # a cache: the training goes on without it
+        warnings.warn(f"the features were not kept in the cache ({error}); going on", stacklevel=2)
     return features
 
 

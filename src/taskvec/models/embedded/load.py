@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -154,11 +155,12 @@ def _lora_loader(key: str):
 
 
 def load_embedded_vlm(
-    key: str, options=None, weights_dir=WEIGHTS_DIR, tuned: bool = False
+    key: str, options=None, weights_dir: str | Path = WEIGHTS_DIR, tuned: bool = False
 ) -> EmbeddedVLMAdapter:
     """The embedded VLM on backbone ``key`` with the shipped (or given) trained weights;
     ``tuned``: the variant whose LLM carries the LoRA adapters of ``lora-<key>`` (merged)."""
     chosen = backbone(key)
+    weights_dir = Path(weights_dir)
     load_lora = _lora_loader(key) if tuned else None  # before any weights load
     recogniser, recogniser_info = load_weights(weights_dir / RECOGNISER_FILE)
     trained = lora_file(key) if tuned else projector_file(key)

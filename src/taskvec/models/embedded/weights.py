@@ -61,11 +61,17 @@ def sidecar_of(path: Path) -> dict:
             f"embedded VLM weights missing: {path} (+ .json); train them with `taskvec align`"
         )
     try:
-        return json.loads(sidecar.read_text(encoding="utf-8"))
+        info = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelSpecError(
             f"{sidecar} is damaged ({error}); train the weights again with `taskvec align`"
         ) from None
+    if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
+        raise ModelSpecError(
+            f"{sidecar} is damaged (not a weights record with its config); train the weights again "
+            "with `taskvec align`"
+        )
+    return info
 
 
 def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
