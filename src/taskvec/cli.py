@@ -747,6 +747,10 @@ def align(
     for key in keys:
         if key not in BACKBONES:
             raise ConfigError(f"unknown backbone {key!r}; known: {sorted(BACKBONES)}")
+    if epochs is not None and stage not in ("all", "recogniser"):
+        raise ConfigError(f"--epochs sets stage 1 (the recogniser); --stage {stage} does not train it")
+    if steps is not None and stage == "recogniser":
+        raise ConfigError("--steps sets stage 2 (projector, lora); --stage recogniser does not train it")
     # every stage's options are checked before the first trains (a bad --steps failed after stage 1)
     given = {"seed": seed} | ({"epochs": epochs} if epochs is not None else {})
     recogniser = validated(RecogniserConfig, "align options", **given)

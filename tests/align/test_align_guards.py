@@ -99,3 +99,32 @@ def test_a_damaged_features_cache_is_computed_again(tmp_path, monkeypatch):
         features = align_module.cached_features(None, data, config, "a" * 64)
     assert torch.equal(features, torch.ones(2, 3, 4))
     assert torch.equal(torch.load(damaged, weights_only=True), features)  # written again
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--stage", "projector", "--epochs", "2"], "--epochs sets stage 1"),
+        (["--stage", "lora", "--epochs", "2"], "--epochs sets stage 1"),
+        (["--stage", "recogniser", "--steps", "5"], "--steps sets stage 2"),
+    ],
+)
+def test_an_option_the_stage_does_not_use_is_refused_not_ignored(tmp_path, args, said):
+    result = CliRunner().invoke(app, ["align", *args, "--out", str(tmp_path / "weights")])
+    assert result.exit_code != 0 and said in result.output
+    assert not (tmp_path / "weights").exists()
+
+
+def test_weights_are_written_with_a_plain_files_mode(tmp_path):
+    """safetensors' own file came out 0600 beside its 0644 sidecar."""
+    import os
+
+    from taskvec.models.embedded.weights import load_weights, save_weights
+
+    path = save_weights(tmp_path / "w.safetensors", {"a": torch.ones(2)}, {"config": {"x": 1}})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert path.with_suffix(".json").stat().st_mode & 0o777 == 0o666 & ~mask
+    tensors, info = load_weights(path)
+    assert torch.equal(tensors["a"], torch.ones(2)) and info["config"] == {"x": 1}

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from taskvec.errors import ModelSpecError
+from taskvec.storage.run_folder import write_atomic
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -41,13 +41,9 @@ def save_weights(path: Path, tensors: dict[str, torch.Tensor], info: dict, dtype
         name: (t.detach().to(dtype) if t.is_floating_point() else t.detach()).contiguous()
         for name, t in tensors.items()
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(stored, str(tmp))
-    os.replace(tmp, path)
+    write_atomic(path, save(stored))  # the mode a plain write gives (safetensors' own file was 0600)
     sidecar = {**info, "config_hash": config_hash(info["config"]), "sha256": _sha256(path)}
-    tmp_json = path.with_name(f".{path.stem}.json.tmp")
-    tmp_json.write_text(json.dumps(sidecar, indent=1, ensure_ascii=False) + "\n")
-    os.replace(tmp_json, path.with_suffix(".json"))
+    write_atomic(path.with_suffix(".json"), json.dumps(sidecar, indent=1, ensure_ascii=False) + "\n")
     return path
 
 
