@@ -714,7 +714,12 @@ def align(
         str, typer.Option(help="all | recogniser | projector | lora (projector + LoRA on the LLM)")
     ] = "all",
     backbone: Annotated[
-        list[str] | None, typer.Option("--backbone", help="smollm2 | gemma3 (repeatable; default both)")
+        list[str] | None,
+        typer.Option(
+            "--backbone",
+            help="smollm2 | gemma3 (repeatable; default both, and for --stage lora the backbones whose "
+            "tuned variant ships: gemma3)",
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="fixes sampling, augmentation and initialisation")] = 0,
     epochs: Annotated[float | None, typer.Option(help="stage 1 epochs (default: the shipped recipe)")] = None,
@@ -728,7 +733,7 @@ def align(
     only), stage 2 trains the projector against each frozen LLM. ``--stage lora`` (not part of
     ``all``) then tunes the projector together with LoRA adapters on the LLM (the weights of
     ``embedded-vlm-<backbone>-lora``)."""
-    from taskvec.models.embedded.load import BACKBONES
+    from taskvec.models.embedded.load import BACKBONES, TUNED_BACKBONES
     from taskvec.models.embedded.weights import WEIGHTS_DIR
     from taskvec.pipelines.align import (
         LoraStageConfig,
@@ -743,7 +748,7 @@ def align(
     load_options = _load_options("float32", device, None)  # a bad device fails before any training
     if stage not in ("all", "recogniser", "projector", "lora"):
         raise ConfigError(f"unknown stage {stage!r}; use all, recogniser, projector or lora")
-    keys = backbone or list(BACKBONES)
+    keys = backbone or list(TUNED_BACKBONES if stage == "lora" else BACKBONES)
     for key in keys:
         if key not in BACKBONES:
             raise ConfigError(f"unknown backbone {key!r}; known: {sorted(BACKBONES)}")

@@ -128,3 +128,26 @@ def test_weights_are_written_with_a_plain_files_mode(tmp_path):
     assert path.with_suffix(".json").stat().st_mode & 0o777 == 0o666 & ~mask
     tensors, info = load_weights(path)
     assert torch.equal(tensors["a"], torch.ones(2)) and info["config"] == {"x": 1}
+
+
+def test_stage_lora_without_a_backbone_trains_the_ones_whose_tuned_variant_ships(tmp_path, monkeypatch):
+    """It trained lora-smollm2 too, which no named model loads."""
+    trained = []
+    monkeypatch.setattr(align_module, "align_lora", lambda key, *a, **k: trained.append(key) or {})
+    result = CliRunner().invoke(app, ["align", "--stage", "lora", "--out", str(tmp_path)])
+    assert trained == ["gemma3"], result.output
+
+
+def test_the_bar_says_it_waits_for_the_features(monkeypatch):
+    """Minutes of feature computation sat under a bar at 0 steps with no word."""
+    from rich.progress import Progress
+
+    progress = Progress(disable=True)
+    bar = progress.add_task("stage 2: projector (smollm2)", total=3)
+    said = []
+    monkeypatch.setattr(
+        align_module, "cached_features", lambda *args: said.append(progress.tasks[0].description) or 1
+    )
+    assert align_module._features_said(progress, bar, None, None, ProjectorConfig(), "a" * 64) == 1
+    assert said == ["stage 2: projector (smollm2): the recogniser's features of the tiles first"]
+    assert progress.tasks[0].description == "stage 2: projector (smollm2)"

@@ -145,7 +145,7 @@ def align_projector(key: str, config: ProjectorConfig, out: Path = WEIGHTS_DIR, 
             progress.update(bar, completed=step + 1, loss=loss)
             _log_line(progress, f"projector {key}", step, total, loss)
 
-        features = cached_features(recogniser, data, config, recogniser_info["sha256"])
+        features = _features_said(progress, bar, recogniser, data, config, recogniser_info["sha256"])
         temperature = None
         if config.calibrate_temperature:
             temperature = calibrated_temperature(projector.classifier, features, data.labels)
@@ -227,7 +227,8 @@ def align_lora(key: str, config: LoraStageConfig, out: Path = WEIGHTS_DIR, optio
             progress.update(bar, completed=step + 1, loss=loss)
             _log_line(progress, f"lora {key}", step, total, loss, every=5)
 
-        features = cached_features(recogniser, data, projector_config, recogniser_info["sha256"])
+        sha = recogniser_info["sha256"]
+        features = _features_said(progress, bar, recogniser, data, projector_config, sha)
         with torch.enable_grad():
             prose = prose_ids(adapter.tokenizer) if config.prose_batch_size else None
             log = train_lora(adapter, features, data, names, domains, config, on_step, categories, prose)
@@ -320,6 +321,18 @@ def training_vlm(
     adapter = assemble(llm, recogniser.encoder, projector, name, "training", image_size, tuned=tuned)
     adapter.model.to(llm.device)  # the encoder and projector join the LLM on its device
     return adapter
+
+
+def _features_said(
+    progress, bar, recogniser, data, config: ProjectorConfig, recogniser_sha: str
+) -> torch.Tensor:
+    """``cached_features`` with the bar saying what it waits for: computing them takes minutes
+    on a CPU, and the bar sat at 0 steps with no word."""
+    description = progress.tasks[[t.id for t in progress.tasks].index(bar)].description
+    progress.update(bar, description=f"{description}: the recogniser's features of the tiles first")
+    features = cached_features(recogniser, data, config, recogniser_sha)
+    progress.update(bar, description=description)
+    return features
 
 
 def cached_features(recogniser, data, config: ProjectorConfig, recogniser_sha: str) -> torch.Tensor:

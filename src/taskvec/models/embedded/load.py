@@ -38,6 +38,9 @@ BACKBONES: dict[str, Backbone] = {
         ),
     )
 }
+#: the backbones whose LoRA-tuned variant ships as a named model (``embedded-vlm-<key>-lora``):
+#: what ``taskvec align --stage lora`` trains when no backbone is named
+TUNED_BACKBONES = ("gemma3",)
 RECOGNISER_FILE = "recogniser"
 
 
