@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pandas as pd
 import pytest
 
@@ -45,6 +47,23 @@ def _predictions(correct: dict[tuple[str, int, str], list[bool]], whole=None) ->
 def _result(correct, layer: int = 7) -> RunResult:
     return RunResult(
         folder=None, best_layer=layer, val_scores=pd.DataFrame(), predictions=_predictions(correct)
+    )
+
+
+def _claims_reproduction(text, whole=None) -> SimpleNamespace:
+    """What ``claims_beside`` reads of a reproduction: Text ICL -> image and Image ICL -> image in
+    ``noto`` from constructed predictions (``_predictions``), no LLM, no transfer."""
+    results = {
+        Condition("text-icl", "image", "noto"): RunResult(None, 7, pd.DataFrame(), _predictions(text, whole)),
+        Condition("image-icl", "image", "noto"): _result(text, layer=3),
+    }
+    return SimpleNamespace(
+        adapter=SimpleNamespace(base_language_model=lambda: None),
+        config=SimpleNamespace(styles=["noto"]),
+        conditions=results,
+        transfer={},
+        training_style="noto",
+        main_condition=lambda style=None: results[Condition("text-icl", "image", style or "noto")],
     )
 
 
@@ -142,7 +161,6 @@ def test_table3_by_the_whole_label_metric_and_its_diversity_flags():
 
 
 def test_the_claims_check_the_label_prior_and_collapse_and_stand_whole_label_beside_paper():
-    from types import SimpleNamespace
 
     from taskvec.report.reproduce import claims_beside
 
@@ -153,19 +171,7 @@ def test_the_claims_check_the_label_prior_and_collapse_and_stand_whole_label_bes
         ("capital", 1, "xpatch"): [True, True, True, False],
     }
     whole = {("capital", 1, "xpatch"): [True, False, False, False]}
-    results = {
-        Condition("text-icl", "image", "noto"): RunResult(None, 7, pd.DataFrame(), _predictions(text, whole)),
-        Condition("image-icl", "image", "noto"): _result(text, layer=3),
-    }
-    reproduction = SimpleNamespace(
-        adapter=SimpleNamespace(base_language_model=lambda: None),
-        config=SimpleNamespace(styles=["noto"]),
-        conditions=results,
-        transfer={},
-        training_style="noto",
-        main_condition=lambda style=None: results[Condition("text-icl", "image", style or "noto")],
-    )
-    table = claims_beside(reproduction, None, None).set_index("claim")
+    table = claims_beside(_claims_reproduction(text, whole), None, None).set_index("claim")
     # "capital" is none of the paper's tasks: no published figure stands beside ours
     assert table.loc["Text ICL xPatch beats Text ICL xBase on image queries", "paper"] == (
         "not reported for these tasks"
@@ -194,7 +200,6 @@ def test_the_claims_set_the_papers_figures_over_the_same_tasks_as_ours():
 def test_the_collapse_claim_names_a_task_the_rule_cannot_judge():
     """Where the split's top label is over half of it, no answer can reach twice its share: the
     claim said "no task" collapsed while one answered the same label for most items."""
-    from types import SimpleNamespace
 
     from taskvec.evaluation.scoring import collapse_undetectable
     from taskvec.report.reproduce import claims_beside
@@ -207,18 +212,6 @@ def test_the_collapse_claim_names_a_task_the_rule_cannot_judge():
         ("capital", 1, "label_prior"): [False, False, True, True, True],
         ("capital", 1, "xpatch"): [False, False, True, True, True],
     }
-    results = {
-        Condition("text-icl", "image", "noto"): RunResult(None, 7, pd.DataFrame(), _predictions(text)),
-        Condition("image-icl", "image", "noto"): _result(text, layer=3),
-    }
-    reproduction = SimpleNamespace(
-        adapter=SimpleNamespace(base_language_model=lambda: None),
-        config=SimpleNamespace(styles=["noto"]),
-        conditions=results,
-        transfer={},
-        training_style="noto",
-        main_condition=lambda style=None: results[Condition("text-icl", "image", style or "noto")],
-    )
-    table = claims_beside(reproduction, None, None).set_index("claim")
+    table = claims_beside(_claims_reproduction(text), None, None).set_index("claim")
     collapse = table.loc["Text ICL xPatch's answers on image queries do not collapse onto one answer"]
     assert "the rule cannot judge capital (top answer 0.60, its split's top label 0.60)" in collapse["ours"]
