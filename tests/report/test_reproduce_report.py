@@ -260,11 +260,16 @@ def test_table3_beside_the_paper_puts_ours_by_whole_label_under_ours_and_marks_c
 
 
 def test_the_matrix_puts_ours_by_whole_label_under_ours_and_keeps_per_task_layers():
-    index = pd.MultiIndex.from_tuples([("Text ICL -> text", "Patch")], names=["condition", "method"])
-    table = pd.DataFrame({"layer": ["9/11"], "average": [0.5]}, index=index)
-    whole = table.assign(average=[0.3])
+    index = pd.MultiIndex.from_tuples(
+        [("Text ICL -> text", "Base"), ("Text ICL -> text", "Patch")], names=["condition", "method"]
+    )
+    table = pd.DataFrame({"layer": ["9/11", "9/11"], "average": [0.4, 0.5]}, index=index)
+    whole = table.assign(average=[0.2, 0.3])
     frame = reproduce.matrix_beside_paper(table, whole)
     assert frame.loc[("Text ICL -> text", "Patch", "ours"), "layer"] == "9/11"
+    # nothing is patched into the prompt baseline: its row names no layer
+    assert frame.loc[("Text ICL -> text", "Base", "ours"), "layer"] == ""
+    assert frame.loc[("Text ICL -> text", "Base", "ours, whole_label"), "layer"] == ""
     assert frame.loc[("Text ICL -> text", "Patch", "ours, whole_label"), "average"] == "0.300"
     assert ("Text ICL -> text", "Patch", "paper: Idefics2") in frame.index
 
@@ -326,6 +331,23 @@ def test_fig8_and_fig9_name_each_tasks_layer_where_tasks_chose_their_own(tmp_pat
     assert "patched at each task's layer (country_capital 11, country_currency 11, animal_latin 11, " in text
     assert "food_color 9, food_flavor 11)" in text
     assert "vector is patched at each task's layer (country_currency 12, country_capital 11" in text
+
+
+def test_fig9_says_which_direction_shares_no_item_instead_of_dropping_its_row(tmp_path):
+    """On ``--quick``'s few items a pair can share no test input: its rows were missing from
+    Fig. 9's table without a word."""
+    for name in COMMITTED:
+        shutil.copytree(DOCS_ROOT / name, tmp_path / name)
+    folder = tmp_path / COMMITTED[0]
+    tables = folder / "tables"
+    conflict = pd.read_csv(tables / "conflict_outputs.csv", keep_default_na=False)
+    conflict[conflict["prompted"] != "food_flavor"].to_csv(tables / "conflict_outputs.csv", index=False)
+    summary = pd.read_csv(tables / "conflict_summary.csv")
+    summary[summary["prompted"] != "food_flavor"].to_csv(tables / "conflict_summary.csv", index=False)
+    reproduce.main(["--render", str(folder)])
+    text = (folder / "report.md").read_text()
+    assert "shares its input with the patched task, so no row for: food_flavor <- food_color." in text
+    assert "so no row for" not in (DOCS / "report.md").read_text()
 
 
 def test_a_per_task_reproduction_says_where_its_cosines_and_analyses_are_read(tmp_path):

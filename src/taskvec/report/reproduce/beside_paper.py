@@ -63,6 +63,12 @@ def _layer_cell(value) -> str:
         return str(value)
 
 
+def _matrix_cells(values: pd.Series, patched: bool) -> list[str]:
+    """One matrix row's cells; a Base / xBase row shows no layer, as nothing was patched into it
+    (the table's file keeps the condition's layer on every row)."""
+    return [(_layer_cell(v) if patched else "") if c == "layer" else number(v, 3) for c, v in values.items()]
+
+
 def matrix_beside_paper(table: pd.DataFrame, whole: pd.DataFrame | None = None) -> pd.DataFrame:
     """Our specification x query matrix with, under each of our rows, the same by the whole-label
     metric (``whole``, if given) and the paper's patch rows (appendix) under our patch row of the
@@ -70,14 +76,14 @@ def matrix_beside_paper(table: pd.DataFrame, whole: pd.DataFrame | None = None) 
     columns = list(table.columns)
     rows, index = [], []
     for (condition, method), values in table.iterrows():
-        rows.append([_layer_cell(v) if c == "layer" else number(v, 3) for c, v in values.items()])
+        patched = method in ("Patch", "xPatch")
+        rows.append(_matrix_cells(values, patched))
         index.append((condition, method, "ours"))
         if whole is not None and (condition, method) in whole.index:
-            other = whole.loc[(condition, method)]
-            rows.append([_layer_cell(v) if c == "layer" else number(v, 3) for c, v in other.items()])
+            rows.append(_matrix_cells(whole.loc[(condition, method)], patched))
             index.append((condition, method, "ours, whole_label"))
         generic = re.sub(r" \([^)]*\)", "", condition)
-        if method in ("Patch", "xPatch"):
+        if patched:
             for model, published in paper.MATRIX.items():
                 if generic in published:
                     rows.append([""] + _paper_values(published[generic], columns[1:]))

@@ -9,6 +9,7 @@ import pandas as pd
 
 from taskvec.evaluation.metrics import METRIC_NOTES
 from taskvec.experiments.conditions import TOP_LABEL_ROW
+from taskvec.experiments.conflict import PAIRS
 from taskvec.experiments.paper import average_note
 from taskvec.pipelines.reproduce import BASELINE_COSINE
 from taskvec.report.reproduce.beside_paper import (
@@ -394,8 +395,29 @@ def _conflict_blocks(folder: ReproductionFolder) -> list:
         f"task B's text-ICL vector is patched {_at_layers(rows, 'patched')}; "
         f"{run['answer_tokens']} greedy tokens.",
         Table(summary),
+        *_conflicts_without_items(folder, summary),
         "Examples:",
         Table(examples.fillna("")),
+    ]
+
+
+def _conflicts_without_items(folder: ReproductionFolder, summary: pd.DataFrame) -> list[str]:
+    """The directions of a conflicting pair that was run but shares no test item (common on
+    ``--quick``'s few items), so the table's missing rows are said, not silently absent."""
+    tasks = {task["name"] for task in folder.context["tasks"]}
+    missing = [
+        f"{prompted} <- {patched}"
+        for first, second in PAIRS
+        if first in tasks and second in tasks
+        for prompted, patched in ((first, second), (second, first))
+        if (prompted, patched) not in summary.index
+    ]
+    if not missing:
+        return []
+    return [
+        "No test item of the prompted task shares its input with the patched task, so no row for: "
+        + ", ".join(missing)
+        + "."
     ]
 
 
