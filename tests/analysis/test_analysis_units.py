@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from taskvec.analysis.embedding import cluster_purity, embed, embedding_frame, umap_available
-from taskvec.analysis.lens import MASS, layer_ranges, phase_ranges, top1_distribution
+from taskvec.analysis.lens import MASS, decodings_table, layer_ranges, phase_ranges, top1_distribution
 from taskvec.analysis.plots import plot_top1, token_label
 from taskvec.analysis.similarity import cosine_matrix, pair_summary, same_task_cosines, similarity_by_layer
 from taskvec.analysis.token_sets import PHASES, instruction_words, load_words
@@ -45,6 +45,22 @@ def _unit(direction: int, size: int = 4) -> torch.Tensor:
     vector = torch.zeros(size)
     vector[direction] = 1.0
     return vector
+
+
+def test_a_decoded_byte_piece_is_shown_by_its_id_not_as_a_replacement_character():
+    """A token that is one byte of a multi-byte letter decodes alone to '\ufffd'; the table showed
+    a bare '\ufffd', as if the model predicted that character."""
+    decodings = pd.DataFrame(
+        {
+            "task": ["t", "t", "t"],
+            "spec": ["text-icl"] * 3,
+            "rank": [2, 1, 3],
+            "token_id": [477, 88621, 12],
+            "token": ["\ufffd", " Johannesburg", "\n"],
+        }
+    )
+    cell = decodings_table(decodings).loc["t", "text-icl"]
+    assert cell == "' Johannesburg', token 477 (part of a character), '\\n'"
 
 
 def test_pair_summary_separates_same_task_from_random_pairs():

@@ -202,9 +202,15 @@ def vector_decodings(
 
 def decodings_table(decodings: pd.DataFrame) -> pd.DataFrame:
     """Tasks as rows, specifications as columns, each cell the top-k tokens in order."""
-    joined = (
-        decodings.sort_values("rank")
-        .groupby(["task", "spec"], sort=False)["token"]
-        .agg(lambda tokens: ", ".join(repr(t) for t in tokens))
-    )
+    shown = decodings.sort_values("rank")
+    shown = shown.assign(token=[_token_cell(t, i) for t, i in zip(shown.token, shown.token_id, strict=True)])
+    joined = shown.groupby(["task", "spec"], sort=False)["token"].agg(", ".join)
     return joined.unstack("spec")
+
+
+def _token_cell(token: str, token_id: int) -> str:
+    """A token as a table shows it: quoted, or, where it decodes to part of a character (a byte
+    of a multi-byte letter, shown alone as '\ufffd'), its id, so it is not read as a real '\ufffd'."""
+    if "\ufffd" in token:
+        return f"token {int(token_id)} (part of a character)"
+    return repr(token)

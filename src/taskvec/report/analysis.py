@@ -131,7 +131,7 @@ def _summary(config: AnalysisConfig, result: AnalysisResult, markdown: dict[str,
         "",
         "## Similarity",
         "",
-        _similarity_sentence(layer, row, by_layer, above, len(config.tasks), len(result.specs)),
+        similarity_sentence(layer, row, by_layer, above, len(config.tasks), len(result.specs)),
         "",
     ]
     if results.purity:
@@ -148,7 +148,7 @@ def _summary(config: AnalysisConfig, result: AnalysisResult, markdown: dict[str,
     return lines
 
 
-def _similarity_sentence(
+def similarity_sentence(
     layer: int, row: pd.Series, by_layer: pd.DataFrame, above: str, tasks: int, specs: int
 ) -> str:
     """The similarity at ``layer`` against its baseline, or why there is no baseline (one task:
