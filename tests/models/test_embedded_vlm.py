@@ -225,6 +225,27 @@ def test_weights_that_do_not_match_their_record_are_refused(tmp_path):
         load_embedded_vlm("smollm2", weights_dir=tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("stem", "edit"),
+    [
+        # two entities swapped: France's flag would answer the other country, same fingerprint
+        (RECOGNISER_FILE, lambda info: info["entity_ids"].insert(1, info["entity_ids"].pop(0))),
+        (projector_file("smollm2"), lambda info: info.pop("llm_fingerprint")),
+    ],
+    ids=["entity_ids swapped", "llm_fingerprint removed"],
+)
+def test_an_edited_field_that_loading_uses_is_refused_before_the_llm_loads(tmp_path, stem, edit):
+    for name in (RECOGNISER_FILE, projector_file("smollm2")):
+        for suffix in (".safetensors", ".json"):
+            shutil.copy(WEIGHTS_DIR / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    sidecar = tmp_path / f"{stem}.json"
+    info = json.loads(sidecar.read_text())
+    edit(info)
+    sidecar.write_text(json.dumps(info))
+    with pytest.raises(ModelSpecError, match=r"do not match their hash \(the file was edited\)"):
+        load_embedded_vlm("smollm2", weights_dir=tmp_path)
+
+
 def test_unknown_backbone_is_refused():
     with pytest.raises(ModelSpecError, match="unknown embedded-VLM backbone"):
         load_embedded_vlm("gpt5")

@@ -24,6 +24,18 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
+#: the sidecar fields loading builds the model from or checks against, beside ``config``: a hash
+#: of them (``fields_hash``) is recorded and checked as ``config_hash`` is for ``config``, so an
+#: edited field (two ``entity_ids`` swapped: a flag then answers another country) is refused,
+#: not loaded under the same fingerprint (which covers the tensor file only)
+LOADED_FIELDS = ("entity_ids", "projector_config", "backbone", "llm", "llm_fingerprint", "recogniser_sha256")
+
+
+def fields_hash(info: dict) -> str:
+    """The hash of ``info``'s ``LOADED_FIELDS`` (a field removed changes it too)."""
+    return config_hash({key: info[key] for key in LOADED_FIELDS if key in info})
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -42,7 +54,12 @@ def save_weights(path: Path, tensors: dict[str, torch.Tensor], info: dict, dtype
         for name, t in tensors.items()
     }
     write_atomic(path, save(stored))  # the mode a plain write gives (safetensors' own file was 0600)
-    sidecar = {**info, "config_hash": config_hash(info["config"]), "sha256": _sha256(path)}
+    sidecar = {
+        **info,
+        "config_hash": config_hash(info["config"]),
+        "fields_hash": fields_hash(info),
+        "sha256": _sha256(path),
+    }
     write_atomic(path.with_suffix(".json"), json.dumps(sidecar, indent=1, ensure_ascii=False) + "\n")
     return path
 
@@ -78,5 +95,12 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise ModelSpecError(f"{path}: checksum does not match {sidecar.name}; the file is corrupt or stale")
     if config_hash(info["config"]) != info.get("config_hash"):
         raise ModelSpecError(f"{sidecar}: the recorded config does not match its hash")
+    # sidecars written before fields_hash existed have none: they load as they did
+    if "fields_hash" in info and fields_hash(info) != info["fields_hash"]:
+        named = ", ".join(key for key in LOADED_FIELDS if key in info)
+        raise ModelSpecError(
+            f"{sidecar}: its recorded {named} do not match their hash (the file was edited); "
+            "train the weights again with `taskvec align`"
+        )
     tensors = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(str(path)).items()}
     return tensors, info
