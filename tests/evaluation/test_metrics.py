@@ -22,6 +22,14 @@ def test_paper_rule_is_fooled_by_one_letter_but_strict_is_not():
     assert strict_match("berlin", berlin_tokens)
 
 
+def test_strict_credits_no_token_that_is_part_of_a_character():
+    """A tokenizer that starts '東京' and 'Αθήνα' with a byte piece decodes it alone to '\ufffd':
+    any such answer matched every such label."""
+    assert not strict_match(" \ufffd", [" \ufffd", "\ufffd"])
+    assert not first_token_scores("\ufffd", ["Αθήνα"], lambda _t: ["\ufffd", " \ufffd"])["strict"]
+    assert strict_match(" Αθ", [" Αθ"])
+
+
 def test_multi_token_labels_score_on_their_first_token():
     tokens = [" Buenos", "Bu"]
     scores = first_token_scores(" Buenos", ["Buenos Aires"], lambda _t: tokens)

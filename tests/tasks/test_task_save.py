@@ -50,6 +50,20 @@ def test_a_picture_named_relative_to_the_working_directory_is_saved_by_its_place
     assert back.test[0].entity == "dog"  # a suite entity stays a name
 
 
+def test_an_item_built_in_python_is_what_its_file_gives_back(tmp_path, monkeypatch):
+    """A whole-number id, one alias given as a string, spaces around a label and a relative picture
+    path: the task kept its fingerprint through save and load only if each is taken as the file
+    gives it back, and a string alias had become its letters ('S', 't', ...), each a right answer."""
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (8, 8), "red").save("red.png")
+    val = (Item(7, "Japan", " Tokyo ", aliases="Tōkyō"), Item("v1", "Peru", "Lima", entity="red.png"))
+    task = Task(name="own", instruction="The capital:", val=val, test=(Item("t0", "Chile", "Santiago"),))
+    assert task.val[0].id == "7" and task.val[0].answers == ("Tokyo", "Tōkyō")
+    assert task.val[1].entity == str(tmp_path / "red.png")
+    back = load_task(task.save(tmp_path / "elsewhere" / "own.json"))
+    assert (back.val, back.test) == (task.val, task.test) and back.fingerprint() == task.fingerprint()
+
+
 def test_a_task_a_file_could_not_hold_is_refused_and_nothing_is_written(tmp_path):
     blank = Task(name="blank", instruction="x", val=(Item("a", " ", "b"),), test=(Item("c", "d", "e"),))
     with pytest.raises(TaskFileError, match="val.0.input: .*blank"):

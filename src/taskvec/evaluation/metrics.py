@@ -55,8 +55,12 @@ def paper_match(prediction: str, answers: Sequence[str], case_sensitive: bool = 
 
 
 def strict_match(prediction: str, label_first_tokens: Sequence[str]) -> bool:
-    """The first token equals one of the label's own first tokens (stripped, case-insensitive)."""
+    """The first token equals one of the label's own first tokens (stripped, case-insensitive).
+    A token that decodes to part of a character ('\ufffd': one byte of a Greek, Cyrillic or CJK
+    letter) matches nothing: every such label would start with it, whatever the model meant."""
     pred = prediction.strip().lower()
+    if "\ufffd" in pred:
+        return False
     return bool(pred) and pred in {t.strip().lower() for t in label_first_tokens if t.strip()}
 
 

@@ -91,6 +91,12 @@ def _answer_without_hidden_characters(answer: str) -> str:
     return answer
 
 
+def _stripped(text: object) -> object:
+    """``text`` without the whitespace around it; a blank text or anything else as it is, for
+    validation to name."""
+    return text.strip() or text if isinstance(text, str) else text
+
+
 def _is_blank(text: str) -> bool:
     """Only spaces, control or format characters (e.g. a zero-width space): nothing to show or score."""
     return all(char.isspace() or unicodedata.category(char) in ("Cc", "Cf") for char in text)
@@ -125,6 +131,21 @@ class Item:
     label: str
     aliases: tuple[str, ...] = ()
     entity: str | None = None
+
+    def __post_init__(self) -> None:
+        """An item as a task file would give it back, so a task built in Python keeps its
+        fingerprint through ``Task.save`` and loading: a whole-number id as its text, one alias
+        given as a string as one alias (not its letters, each of which would then count as a right
+        answer), the text without spaces around it (the template puts the space before an answer;
+        ``" Paris"`` would make ``"A:  Paris"``), a picture file by its absolute place."""
+        if isinstance(self.id, int) and not isinstance(self.id, bool):
+            object.__setattr__(self, "id", str(self.id))
+        aliases = (self.aliases,) if isinstance(self.aliases, str) else tuple(self.aliases)
+        object.__setattr__(self, "aliases", tuple(_stripped(alias) for alias in aliases))
+        object.__setattr__(self, "input", _stripped(self.input))
+        object.__setattr__(self, "label", _stripped(self.label))
+        if self.entity:
+            object.__setattr__(self, "entity", _absolute_if_a_file(self.entity))
 
     @property
     def answers(self) -> tuple[str, ...]:
