@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
+from copy import deepcopy
 from dataclasses import dataclass
 
 import torch
 
 from helpers.tinyparts import image_count
+from taskvec.analysis.lens import lens_logits
 from taskvec.models.adapter import Encoded
 from taskvec.models.vlm import VisionLanguageAdapter
 from taskvec.patching.hooks import hidden_of, patching_last_token
@@ -189,3 +191,17 @@ def check_last_layer_patch_decodes_the_vector(adapter, vector: torch.Tensor, que
     last = adapter.num_layers - 1
     expected = int(adapter.logit_lens(vector[last]).argmax())
     assert first_token_ids(adapter, queries, Patch(last, vector[last])) == [expected] * len(queries)
+
+
+def check_logit_lens_is_the_models_own_read_out(adapter, queries: list[Prompt]) -> None:
+    """The logit lens of the last layer's output at the last token is the model's own logits,
+    values and not only their argmax: a lens that left out what the model does after its head
+    (Gemma 2's soft-capping) gave the right tokens at the wrong probabilities. The head is scaled
+    up first on a copy, so the logits are large enough for a cap to change them."""
+    adapter = deepcopy(adapter)
+    with torch.no_grad():
+        adapter.unembedding().weight.mul_(20)
+        own = adapter.forward(adapter.encode(queries)).logits[:, -1].float()
+    states = last_token_states(adapter, queries)  # [queries, layers, hidden]
+    lens = lens_logits(adapter, states[:, -1])
+    torch.testing.assert_close(lens, own.cpu(), atol=1e-3, rtol=1e-4)

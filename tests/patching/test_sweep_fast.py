@@ -12,12 +12,14 @@ import warnings
 
 import pytest
 import torch
+from helpers.contract import check_logit_lens_is_the_models_own_read_out
 from helpers.tinyllm import ARCHITECTURES, text_queries, tiny_text_lm
 from helpers.tinyparts import image_query, text_query
 
 import taskvec.patching.kv_cache as kv_cache
 import taskvec.patching.sweep as sweep_module
 from taskvec.models.batching import MemoryBudget, plan_sweep_batches
+from taskvec.models.families.causal_lm import TEXT_FAMILIES
 from taskvec.patching.hooks import patching_last_token
 from taskvec.patching.sweep import FastPathUnavailable, sweep, sweep_logits, sweep_naive
 from taskvec.prompts.template import PAPER
@@ -65,6 +67,14 @@ def test_fast_logits_equal_full_forwards_on_tiny_lms(text_lm, mode):
     layers = list(range(text_lm.num_layers))
     scale = 0.7 if mode == "add" else 1.0  # replace refuses a scale it would ignore
     assert_same(text_lm, encoded, far_vectors(text_lm), layers, mode, scale=scale)
+
+
+@pytest.mark.parametrize(
+    "name", [name for name, scheme in ARCHITECTURES.items() if scheme["model_type"] in TEXT_FAMILIES]
+)
+def test_the_logit_lens_reads_what_each_tiny_lm_reads(name):
+    """(Persimmon is here as Fuyu's language model, which the Fuyu family reads.)"""
+    check_logit_lens_is_the_models_own_read_out(tiny_text_lm(name), text_queries())
 
 
 def test_layer_subsets_in_any_order_with_repeats(text_lm):

@@ -23,6 +23,7 @@ from torch import nn
 from taskvec.align.augment import augment
 from taskvec.align.recogniser import Recogniser, RecognitionData, normalise
 from taskvec.config import Seed
+from taskvec.models.adapter import model_logits
 from taskvec.models.embedded.adapter import EmbeddedVLMAdapter
 from taskvec.models.embedded.model import EntityNameProjector
 from taskvec.prompts.template import get_template
@@ -209,10 +210,8 @@ def answer_loss(adapter: EmbeddedVLMAdapter, batch: AnswerBatch, features: torch
 
 def _lm_logits(llm, hidden: torch.Tensor) -> torch.Tensor:
     """The LM head on chosen positions only (Gemma's 262k vocabulary makes full logits costly),
-    with the final soft-capping some configs apply."""
-    logits = llm.get_output_embeddings()(hidden)
-    cap = getattr(llm.config.get_text_config(), "final_logit_softcapping", None)
-    return torch.tanh(logits / cap) * cap if cap else logits
+    finished as the model finishes them (``model_logits``: Gemma 2's soft-capping)."""
+    return model_logits(llm.get_output_embeddings()(hidden), llm.config.get_text_config())
 
 
 def _entity_names(entity_ids: list[str]) -> list[str]:

@@ -84,6 +84,23 @@ class BaseLanguageModel:
     frozen: bool = False
 
 
+
+def model_logits(head_output: torch.Tensor, text_config) -> torch.Tensor:
+    """What a model does to its LM head's output before the softmax, as its transformers config
+    says: Cohere's ``logit_scale`` (times), Granite's ``logits_scaling`` (divided by), Gemma 2's
+    ``final_logit_softcapping`` (``cap * tanh(logits / cap)``). Each keeps the logits' order (the
+    greedy token does not depend on it), but the logit lens's probabilities do: without it they
+    were at another temperature than the model's own."""
+    logits = head_output
+    if scale := getattr(text_config, "logit_scale", None):
+        logits = logits * scale
+    if divisor := getattr(text_config, "logits_scaling", None):
+        logits = logits / divisor
+    if cap := getattr(text_config, "final_logit_softcapping", None):
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
 class ModelAdapter(ABC):
     """A causal (vision-)language model seen as: prompts -> tokens -> decoder layers -> logits."""
 
@@ -125,8 +142,13 @@ class ModelAdapter(ABC):
 
     @property
     @abstractmethod
+    def text_config(self):
+        """The language model's transformers config (of a VLM: its text part)."""
+
+    @property
     def hidden_size(self) -> int:
         """Width of the residual stream the task vectors live in."""
+        return int(self.text_config.hidden_size)
 
     @property
     def fingerprint(self) -> str:
@@ -338,9 +360,10 @@ class ModelAdapter(ABC):
         """Hidden -> vocabulary logits (the LM head)."""
 
     def logit_lens(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Decode residual-stream states ``[..., hidden]`` to vocabulary logits ``[..., vocab]``."""
+        """Decode residual-stream states ``[..., hidden]`` to vocabulary logits ``[..., vocab]``,
+        as the model finishes its own (``model_logits``): at the last layer, the model's logits."""
         with torch.no_grad():
-            return self.unembedding()(self.final_norm()(hidden))
+            return model_logits(self.unembedding()(self.final_norm()(hidden)), self.text_config)
 
     def describe(self) -> dict:
         return {

@@ -52,8 +52,8 @@ class VisionLanguageAdapter(ModelAdapter):
         return self.language_model().layers
 
     @property
-    def hidden_size(self) -> int:
-        return int(self.model.config.get_text_config().hidden_size)
+    def text_config(self):
+        return self.model.config.get_text_config()
 
     @property
     def vocab_size(self) -> int:

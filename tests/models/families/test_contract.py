@@ -14,6 +14,7 @@ from helpers.contract import (
     check_cached_step_equals_full_forward,
     check_last_layer_patch_decodes_the_vector,
     check_last_token_is_delimiter,
+    check_logit_lens_is_the_models_own_read_out,
     check_patch_is_causal,
     check_patch_reaches_earlier_positions,
     check_sweep_matches_naive,
@@ -196,6 +197,7 @@ def test_mixed_prompts(family):
     text_queries = [text_query(4), image_examples_text_query(5)]
     check_last_layer_patch_decodes_the_vector(adapter, text_vector, image_queries)
     check_last_layer_patch_decodes_the_vector(adapter, image_vector, text_queries)
+    check_logit_lens_is_the_models_own_read_out(adapter, [*image_queries, *text_queries])
     # (the sweep over mixed queries is in test_fast_sweep_equals_naive_sweep)
 
 

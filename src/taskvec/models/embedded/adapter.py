@@ -83,8 +83,8 @@ class EmbeddedVLMAdapter(ModelAdapter):
         return self.model.llm.get_decoder().layers
 
     @property
-    def hidden_size(self) -> int:
-        return int(self.model.llm.config.get_text_config().hidden_size)
+    def text_config(self):
+        return self.model.llm.config.get_text_config()
 
     @property
     def vocab_size(self) -> int:
