@@ -58,6 +58,12 @@ ARCHITECTURES = {
         layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
     ),
     "persimmon-partial-rotary": dict(model_type="persimmon", partial_rotary_factor=0.5, qk_layernorm=True),
+    "qwen3-qk-norm": dict(model_type="qwen3", num_key_value_heads=2, head_dim=8),
+    # (at the default initializer_range a tiny Gemma answers one token to everything)
+    "gemma-scaled-embeddings": dict(
+        model_type="gemma", num_key_value_heads=1, head_dim=8, initializer_range=0.2
+    ),
+    "phi3-fused-qkv": dict(model_type="phi3", num_key_value_heads=2),
 }
 
 

@@ -70,6 +70,17 @@ def test_a_family_that_maps_a_model_type_to_a_bare_loader_fails_loudly(families_
         registry.families()
 
 
+def test_a_family_that_cannot_be_imported_is_named(families_from):
+    """A family importing a package this machine lacks stopped every model from loading with a
+    bare ModuleNotFoundError that named no family."""
+    needy = "import a_package_this_machine_lacks\n" + textwrap.dedent(TOY_FAMILY)
+    families_from("needy_families", {"toy": needy})
+    with pytest.raises(
+        ModelSpecError, match=r"family module needy_families.toy cannot be imported \(No module"
+    ):
+        registry.families()
+
+
 def test_two_families_claiming_one_model_type_fail_loudly(families_from):
     families_from("twin_families", {"first": TOY_FAMILY, "second": TOY_FAMILY})
     with pytest.raises(ModelSpecError, match="claimed by twin_families.first and twin_families.second"):

@@ -84,7 +84,6 @@ class BaseLanguageModel:
     frozen: bool = False
 
 
-
 def model_logits(head_output: torch.Tensor, text_config) -> torch.Tensor:
     """What a model does to its LM head's output before the softmax, as its transformers config
     says: Cohere's ``logit_scale`` (times), Granite's ``logits_scaling`` (divided by), Gemma 2's

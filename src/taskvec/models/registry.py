@@ -133,7 +133,13 @@ def discover_families(package: str = FAMILY_PACKAGE) -> dict[str, Family]:
     for info in sorted(pkgutil.iter_modules(importlib.import_module(package).__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"{package}.{info.name}")
+        try:
+            module = importlib.import_module(f"{package}.{info.name}")
+        except ImportError as error:  # every model, not only this family's, would fail to load
+            raise ModelSpecError(
+                f"family module {package}.{info.name} cannot be imported ({error}); a family imports "
+                "what only its models need (torchvision, a processor class) inside its functions"
+            ) from error
         declared = getattr(module, "MODEL_TYPES", None)
         if not isinstance(declared, Mapping) or not declared:
             raise ModelSpecError(
