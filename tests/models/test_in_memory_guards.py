@@ -157,6 +157,19 @@ def test_one_folder_loaded_two_ways_says_why_its_fingerprints_differ(tmp_path):
         taskvec.TaskVector.load(tmp_path / "toy", from_memory, same_model=True)
 
 
+def test_a_vector_of_weights_changed_since_names_that_cause_first(tmp_path):
+    """Both wrapped from memory, the weights changed by a step: the error named only the two
+    ways of fingerprinting, which was not the cause."""
+    hf_model, tokenizer = _hf_llama()
+    model = taskvec.load_model(hf_model, tokenizer, model_name="toy")
+    vector = taskvec.extract(model, PROMPTS, task="toy", spec="text-icl")
+    vector.save(tmp_path / "toy")
+    with torch.no_grad():
+        next(hf_model.parameters()).mul_(1.5)  # a training step, as far as the weights can tell
+    with pytest.raises(VectorMismatchError, match=r"other weights \(changed since the vector was extracted"):
+        taskvec.TaskVector.load(tmp_path / "toy", model, same_model=True)
+
+
 def test_a_budget_too_small_for_one_query_names_its_size_and_the_library_argument():
     from taskvec.errors import MemoryBudgetError
     from taskvec.models.batching import MemoryBudget

@@ -68,6 +68,19 @@ def _forbid_forward(monkeypatch, adapter) -> None:
             r"not one string \('Q:a\\nA:'\); give \[prompt\]",
         ),
         (lambda m: sweep(m, "Q:a\nA:", torch.zeros(1, m.hidden_size), [0]), ConfigError, "not one string"),
+        # with a template the delimiter check read the string's last letter first ("ends with 'Q'")
+        (
+            lambda m: extract(m, "Q:a\nA:", task="t", spec="text-icl", template=SPACED),
+            ConfigError,
+            "not one string",
+        ),
+        # metadata a vector would have carried unchecked
+        (lambda m: extract(m, ["Q:a\nA:"], task="t", spec="x", modality="audio"), ConfigError, "modality"),
+        (
+            lambda m: extract(m, ["Q:a\nA:"], task="t", spec="x", n_examples=-3),
+            ConfigError,
+            "n_examples >= 0",
+        ),
     ],
     ids=[
         "no prompts",
@@ -80,6 +93,9 @@ def _forbid_forward(monkeypatch, adapter) -> None:
         "one string to extract",
         "one string to generate",
         "one string to sweep",
+        "one string with a template",
+        "unknown modality",
+        "negative examples",
     ],
 )
 def test_an_impossible_argument_is_taskvecs_own_error_before_any_forward_pass(

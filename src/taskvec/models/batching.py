@@ -131,6 +131,16 @@ def token_counts(adapter: ModelAdapter, prompts: Sequence[Prompt]) -> list[int]:
     tokenizer that adds a BOS token gives an empty text that token). One prompt given where a
     list of them goes is refused too: a string would be read as one prompt per character, and a
     prompt with a picture as one prompt per segment."""
+    check_prompt_list(prompts)
+    lengths = [adapter.token_count(p) for p in prompts]
+    empty = [i for i, n in enumerate(lengths) if n == 0]
+    if empty:
+        raise ConfigError(f"prompt {empty[0]} is empty (no token): a prompt needs at least its query")
+    return lengths
+
+
+def check_prompt_list(prompts: Sequence[Prompt]) -> None:
+    """Refuses one prompt given where a list of them goes (``token_counts``)."""
     if isinstance(prompts, str):
         raise ConfigError(
             f"prompts must be a list of prompts, not one string ({prompts[:30]!r}); give [prompt]"
@@ -140,11 +150,6 @@ def token_counts(adapter: ModelAdapter, prompts: Sequence[Prompt]) -> list[int]:
         raise ConfigError(
             f"prompts must be a list of prompts, not one prompt (its segments: {kinds}); give [prompt]"
         )
-    lengths = [adapter.token_count(p) for p in prompts]
-    empty = [i for i, n in enumerate(lengths) if n == 0]
-    if empty:
-        raise ConfigError(f"prompt {empty[0]} is empty (no token): a prompt needs at least its query")
-    return lengths
 
 
 def _plan(lengths: Sequence[int], cost, limit: int, max_prompts: int, too_big) -> Iterator[list[int]]:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import get_args
 
 import torch
 
 from taskvec.errors import ConfigError
 from taskvec.models.adapter import ModelAdapter, model_call
-from taskvec.models.batching import MemoryBudget, OnProgress, plan_batches, token_counts
+from taskvec.models.batching import MemoryBudget, OnProgress, check_prompt_list, plan_batches, token_counts
 from taskvec.models.head import unread_head
 from taskvec.models.shared_work import SharedWork, compute_or_share
 from taskvec.patching.hooks import recording_last_token
+from taskvec.prompts.inputs import Modality
 from taskvec.prompts.template import Prompt, PromptTemplate
 from taskvec.vectors.provenance import PromptSource
 from taskvec.vectors.task_vector import TaskVector, VectorMeta
@@ -93,13 +95,21 @@ def extract(
 
     Each prompt must end at the delimiter that precedes an answer (an ICL prompt ending "A:",
     or an instruction), which is how ``taskvec.prompts`` builds them. ``n_examples`` and
-    ``template`` (a name or the ``PromptTemplate`` itself, whose fields are then recorded too) are
-    what the prompts were built with: they go into ``vector.meta``, with ``sources`` (one
+    ``template`` (a name, recorded as it is, or the ``PromptTemplate`` itself, whose fields are then
+    recorded too and whose delimiter every ICL prompt is checked to end with) are what the prompts
+    were built with: they go into ``vector.meta``, with ``sources`` (one
     ``PromptSource`` per prompt, in order: which items built it; ``vectors.provenance``).
     ``on_progress(done, total)`` is told the prompts run after each batch.
     """
+    check_prompt_list(prompts)
     if not prompts:
         raise ConfigError("extract needs at least one prompt")
+    if modality not in get_args(Modality):
+        raise ConfigError(f"modality must be one of {get_args(Modality)} (of the examples), not {modality!r}")
+    if n_examples < 0 or not task:
+        raise ConfigError(
+            f"extract needs a task name and n_examples >= 0, not task={task!r}, n_examples={n_examples}"
+        )
     if sources is not None and len(sources) != len(prompts):
         raise ConfigError(
             f"extract got {len(sources)} sources for {len(prompts)} prompts; give one per prompt"

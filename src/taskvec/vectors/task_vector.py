@@ -103,8 +103,10 @@ class TaskVector:
         if same_model and self.meta.model_fingerprint != adapter.fingerprint:
             # one name, two fingerprints: other weights, or the same weights fingerprinted two ways
             how = (
-                "; a model loaded by name or folder is fingerprinted by its files, one wrapped from "
-                "memory by its weights: load both ways alike to compare them"
+                ": other weights (changed since the vector was extracted: a training step, "
+                "load_state_dict), or the same weights fingerprinted two ways (a model loaded by name "
+                "or folder is fingerprinted by its files, one wrapped from memory by its weights: "
+                "load both ways alike to compare them)"
                 if self.meta.model == adapter.name
                 else ""
             )
