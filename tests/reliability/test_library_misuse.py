@@ -4,11 +4,14 @@ line does, and (for compatibility) ``ValueError`` still catches them."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from helpers.tinyllm import tiny_llm
 
 from taskvec.errors import ConfigError, TaskvecError, VectorMismatchError
+from taskvec.models.batching import ContextLengthWarning
 from taskvec.patching.patch import Patch, generate_ids
 from taskvec.patching.sweep import sweep
 from taskvec.prompts.template import SPACED
@@ -137,3 +140,16 @@ def test_one_prompt_with_a_picture_where_a_list_goes_is_refused_in_one_line(monk
     ):
         with pytest.raises(ConfigError, match=refused):
             call()
+
+
+def test_prompts_past_the_models_trained_context_are_warned_of_once(llm, monkeypatch):
+    """A 64-position model was given 600-token prompts by extract, generate and evaluate, without a
+    word: past its trained context a model's answers mean little."""
+    monkeypatch.setattr(llm.text_config, "max_position_embeddings", 8)
+    long_prompt = "Q:" + "a b " * 8 + "\nA:"
+    with pytest.warns(ContextLengthWarning, match="longer than the 8 positions the model was trained on"):
+        generate_ids(llm, [long_prompt, "Q:a\nA:"], max_new_tokens=1)
+    monkeypatch.setattr(llm.text_config, "max_position_embeddings", 2048)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ContextLengthWarning)
+        generate_ids(llm, [long_prompt], max_new_tokens=1)

@@ -150,6 +150,12 @@ class ModelAdapter(ABC):
         return int(self.text_config.hidden_size)
 
     @property
+    def max_positions(self) -> int | None:
+        """The positions the language model was trained on, where its config says."""
+        limit = getattr(self.text_config, "max_position_embeddings", None)
+        return int(limit) if isinstance(limit, int) and limit > 0 else None
+
+    @property
     def fingerprint(self) -> str:
         """Identifies the exact weights (a hash) and non-default numerics, so saved vectors and
         caches can be checked."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -136,7 +137,21 @@ def token_counts(adapter: ModelAdapter, prompts: Sequence[Prompt]) -> list[int]:
     empty = [i for i, n in enumerate(lengths) if n == 0]
     if empty:
         raise ConfigError(f"prompt {empty[0]} is empty (no token): a prompt needs at least its query")
+    limit = adapter.max_positions
+    if limit is not None and lengths and max(lengths) > limit:
+        # one message per model (the warnings filter shows it once), not one per batch
+        warnings.warn(
+            f"{adapter.name}: some prompts are longer than the {limit} positions the model was "
+            "trained on (max_position_embeddings); what it answers past them is outside its range: "
+            "use fewer examples (--n-examples) or shorter inputs",
+            ContextLengthWarning,
+            stacklevel=2,
+        )
     return lengths
+
+
+class ContextLengthWarning(UserWarning):
+    """A prompt longer than the model's trained context (``token_counts``)."""
 
 
 def check_prompt_list(prompts: Sequence[Prompt]) -> None:
