@@ -36,6 +36,17 @@ def test_round_trip_keeps_values_and_provenance(tmp_path):
     assert (tmp_path / "v.json").is_file()
 
 
+def test_vectors_compare_by_value_and_move_with_their_provenance(tmp_path):
+    """``a == b`` raised (the dataclass compared tensors elementwise), and a dtype change meant
+    building a new TaskVector by hand."""
+    vector = _vector()
+    assert vector == TaskVector(vector.vectors.clone(), vector.meta)
+    assert vector != TaskVector(vector.vectors + 1, vector.meta) and vector != _vector(seed=2)
+    half = vector.to(torch.bfloat16)
+    assert half.meta == vector.meta and half.vectors.dtype == torch.bfloat16 and half != vector
+    assert TaskVector.load(half.save(tmp_path / "half")) == half
+
+
 def test_corrupted_file_is_detected(tmp_path):
     path = _vector().save(tmp_path / "v")
     from safetensors import safe_open

@@ -56,12 +56,31 @@ class VectorMeta(BaseModel):
         return info
 
 
-@dataclass
+@dataclass(eq=False)
 class TaskVector:
     """``vectors[i]`` is the mean output of decoder layer ``meta.layers[i]`` at the delimiter."""
 
     vectors: torch.Tensor  # [layers, hidden]
     meta: VectorMeta
+
+    def __eq__(self, other: object) -> bool:
+        """The same provenance and the same values, dtype and device (the dataclass's own ``==``
+        compared the tensors elementwise and raised on the ambiguous result)."""
+        if not isinstance(other, TaskVector):
+            return NotImplemented
+        return (
+            self.meta == other.meta
+            and self.vectors.dtype == other.vectors.dtype
+            and self.vectors.device == other.vectors.device
+            and torch.equal(self.vectors, other.vectors)
+        )
+
+    __hash__ = None  # mutable tensors: not a dict key
+
+    def to(self, *args, **kwargs) -> TaskVector:
+        """The vector on another device or in another dtype (``torch.Tensor.to``'s arguments),
+        with the same provenance."""
+        return TaskVector(self.vectors.to(*args, **kwargs), self.meta)
 
     def at(self, layer: int) -> torch.Tensor:
         """The vector of one decoder layer: ``[hidden]``."""
@@ -74,7 +93,7 @@ class TaskVector:
 
     def checksum(self) -> str:
         """SHA-256 of the values and the provenance: an edited tensor or edited metadata shows."""
-        digest = hashlib.sha256(self.vectors.detach().float().contiguous().numpy().tobytes())
+        digest = hashlib.sha256(self.vectors.detach().float().cpu().contiguous().numpy().tobytes())
         digest.update(json.dumps(self.meta.recorded(), sort_keys=True).encode())
         return digest.hexdigest()[:16]
 
@@ -176,7 +195,7 @@ class TaskVector:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # bytes written by ``open``: the file gets the umask's mode (save_file's is 0600)
-            tensors = {"vectors": self.vectors.contiguous()}
+            tensors = {"vectors": self.vectors.detach().cpu().contiguous()}
             tmp.write_bytes(save(tensors, metadata={"taskvec": json.dumps(info)}))
             os.replace(tmp, path)
             tmp_json.write_text(json.dumps(info, indent=2))
