@@ -97,3 +97,19 @@ def test_a_list_option_before_the_commands_argument_leaves_it_the_argument(args,
     CliRunner().invoke(app, ["verify", *args], env={"COLUMNS": "200", "NO_COLOR": "1"})
     expected = ["a.json", "b.json"] if "b.json" in " ".join(args) else ["a.json"]
     assert seen == [("RUN", expected)]
+
+
+def test_models_lists_text_and_vision_language_families_apart():
+    """``taskvec models`` listed every model_type in one line: which take pictures was not said."""
+    result = CliRunner().invoke(app, ["models"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    lines = {
+        line.split(": ")[0]: line.split(": ")[1].split(", ")
+        for line in result.output.splitlines()
+        if ": " in line
+    }
+    assert "llama" in lines["families, text (model_type)"]
+    assert "llava" in lines["families, vision-language (model_type)"]
+    assert not set(lines["families, text (model_type)"]) & set(
+        lines["families, vision-language (model_type)"]
+    )

@@ -433,7 +433,10 @@ def models() -> None:
     for named in NAMED_MODELS.values():
         table.add_row(named.name, named.description)
     _print_table(table)
-    Console().print("families (model_type): " + ", ".join(sorted(FAMILIES)))
+    vision = sorted(t for t, family in FAMILIES.items() if family.adapter_class.supports_images)
+    text = sorted(t for t in FAMILIES if t not in vision)
+    Console().print("families, text (model_type): " + ", ".join(text))
+    Console().print("families, vision-language (model_type): " + ", ".join(vision))
 
 
 @app.command("tasks")
