@@ -593,11 +593,11 @@ def verify(
     again and compares it with the saved one (bitwise, and within a stated tolerance); a task file
     or picture that changed since the run is refused. Exit code 1 if a vector differs."""
     from taskvec.models.registry import load_model
-    from taskvec.pipelines.verify import verify_runs
+    from taskvec.pipelines.verify import recorded_dtype, verify_runs
 
-    options = None
-    if dtype or device or device_map:
-        options = _load_options(dtype or "float32", device, device_map)
+    options = None  # each run's model in the run's dtype
+    if dtype or device or device_map or model:  # one model for all, in the dtype told or the run's
+        options = _load_options(dtype or recorded_dtype(run), device, device_map)
     adapter = load_model(model, options) if model else None
     results = verify_runs(run, adapter, task_files=task_files or [], load_options=options, show_progress=True)
     table = Table(title=f"re-derived vectors of {run}")

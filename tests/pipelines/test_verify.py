@@ -125,6 +125,28 @@ def test_taskvec_verify_prints_the_checks_and_refuses_a_tampered_task_in_one_lin
     assert line.startswith("error: task 'tiny_food'") and "fingerprint" in line
 
 
+@pytest.mark.parametrize("numerics", ["bfloat16", "float64", "bfloat16+device_map=auto"])
+def test_verify_told_a_device_or_a_model_loads_it_in_the_runs_dtype(tmp_path, monkeypatch, numerics):
+    """``--device cpu`` (or ``--model``) without ``--dtype`` loaded a bfloat16 run's model in
+    float32, and every vector then differed; a float64 run was always re-derived in float32."""
+    _task, folder = _run(tmp_path, seeds=(1,))
+    config = json.loads(folder.config_path.read_text())
+    for part in ("model", "vector_model"):  # (the vectors' model: another one in LLM -> VLM runs)
+        config[part]["numerics"] = numerics
+    folder.config_path.write_text(json.dumps(config))
+    seen = []
+
+    def loading(_name, options):
+        seen.append(options.dtype)
+        raise SystemExit(0)  # the options are what this test is about
+
+    monkeypatch.setattr("taskvec.models.registry.load_model", loading)
+    monkeypatch.setattr("taskvec.pipelines.verify.load_model", loading)
+    for extra in (["--device", "cpu"], ["--model", "some-model"]):
+        CliRunner().invoke(app, ["verify", str(folder.root), *extra])
+    assert seen == [numerics.split("+")[0]] * 2
+
+
 def test_an_old_vector_without_sources_keeps_its_checksum(tmp_path):
     """Vectors saved before sources were recorded (no ``sources`` key) still load."""
     _, folder = _run(tmp_path, seeds=(1,))

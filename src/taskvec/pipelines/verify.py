@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from taskvec.errors import ConfigError, ModelSpecError, TaskFileError, VectorFileError
+from taskvec.errors import ConfigError, ModelSpecError, TaskFileError, TaskvecError, VectorFileError
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, task_vector_for
 from taskvec.models.adapter import ModelAdapter, given_model
 from taskvec.models.registry import LoadOptions, load_model
@@ -385,10 +385,21 @@ def _model_name(recorded: dict) -> str:
 
 
 def _run_dtype(recorded: dict) -> str:
-    """The dtype the vectors were computed in (their numerics' first part), for loading."""
-    numerics = recorded.get("vector_model", recorded.get("model", {})).get("numerics", "float32")
+    """The dtype the vectors were computed in (their numerics' first part), for loading: any
+    floating dtype a run took (``float64`` too), else float32."""
+    numerics = recorded.get("vector_model", recorded.get("model", {})).get("numerics") or "float32"
     dtype = numerics.split("+")[0]
-    return dtype if dtype in ("float32", "bfloat16", "float16") else "float32"
+    try:
+        LoadOptions(dtype=dtype)
+    except TaskvecError:
+        return "float32"
+    return dtype
+
+
+def recorded_dtype(root: str | Path) -> str:
+    """The dtype the (first) run of ``root`` computed in: what ``taskvec verify`` loads a model in
+    when told a device or another model but no dtype."""
+    return _run_dtype(_run_config(RunFolder(run_folders(root)[0])))
 
 
 def _weights(fingerprint: str) -> str:
