@@ -521,7 +521,10 @@ def analyze(
     embedding: Annotated[list[str] | None, typer.Option("--embedding", help="tsne | pca | umap")] = None,
     memory_budget_mb: Annotated[float | None, typer.Option(help=MEMORY_BUDGET_HELP)] = None,
     out: Annotated[Path | None, typer.Option(help="folder (default: `<run>/analysis` or `runs/...`)")] = None,
-    dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
+    dtype: Annotated[
+        str | None,
+        typer.Option(help=f"{DTYPE_HELP} (default: the --run's, else float32)", show_default=False),
+    ] = None,
     device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
     device_map: Annotated[str | None, typer.Option(help=DEVICE_MAP_HELP)] = None,
 ) -> None:
@@ -530,11 +533,13 @@ def analyze(
     Logit-lens phases, top-1 and task-vector decodings, similarity and embedding plots: PNG plots,
     CSV + Markdown tables and summary.md in one folder."""
     from taskvec.pipelines.analyze import run_analysis
+    from taskvec.pipelines.verify import recorded_dtype
     from taskvec.report.analysis import write_analysis_report
     from taskvec.tasks.registry import resolve_task_names
 
     try:
         template_value = _template_option(template)
+        dtype = dtype or (recorded_dtype(run) if run is not None else "float32")
         result = run_analysis(
             run,
             out,

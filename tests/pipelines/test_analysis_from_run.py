@@ -63,3 +63,37 @@ def test_a_folder_that_is_not_a_run_is_refused_with_what_it_is(tmp_path, recorde
     (tmp_path / "config.json").write_text(json.dumps(recorded))
     with pytest.raises(ConfigError, match=refusal):
         from_run_folder(tmp_path)
+
+
+def test_the_runs_layer_is_taken_only_for_its_own_model_and_tasks(run_of_a_task_file):
+    """``--run R --model OTHER`` read the run's layer and called it "chosen by the run on its
+    validation split": it was never chosen for that model, nor for tasks the run did not run."""
+    run, path = run_of_a_task_file
+    (run / "status.json").write_text(json.dumps({"state": "complete", "best_layer": 7}))
+    assert from_run_folder(run)[1] == 7
+    assert from_run_folder(run, model="smollm2-135m", tasks=["food_color", str(path)])[1] == 7
+    assert from_run_folder(run, tasks=["food_color"])[1] == 7  # a part of its tasks
+    assert from_run_folder(run, model="gemma3-270m")[1] is None
+    assert from_run_folder(run, tasks=["food_color", "country_capital"])[1] is None
+
+
+def test_analyze_of_a_run_loads_the_model_in_the_runs_dtype(run_of_a_task_file, monkeypatch):
+    """``analyze --run`` of a bfloat16 run loaded the model in float32 (``--dtype``'s default)."""
+    from typer.testing import CliRunner
+
+    from taskvec.cli import app
+
+    run, _path = run_of_a_task_file
+    recorded = json.loads((run / "config.json").read_text())
+    recorded["model"] = {"numerics": "bfloat16"}
+    (run / "config.json").write_text(json.dumps(recorded))
+    seen = []
+
+    def analysing(*_args, load_options, **_options):
+        seen.append(load_options.dtype)
+        raise ConfigError("stopped here")
+
+    monkeypatch.setattr("taskvec.pipelines.analyze.run_analysis", analysing)
+    CliRunner().invoke(app, ["analyze", "--run", str(run)])
+    CliRunner().invoke(app, ["analyze", "--run", str(run), "--dtype", "float32"])
+    assert seen == ["bfloat16", "float32"]

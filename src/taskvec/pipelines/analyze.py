@@ -180,11 +180,29 @@ def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int |
         "n_examples": experiment.get("n_examples", 5),
         "seed": (experiment.get("seeds") or [1])[0],
     }
+    ran = {"model": options["model"], "tasks": list(options["tasks"])}  # what the run chose its layer for
     options.update({k: v for k, v in overrides.items() if v is not None})
     if overrides.get("tasks") is None:
         options["tasks"] = _run_task_files(folder, options["tasks"], recorded.get("tasks", {}))
     best = folder.status().get("best_layer") if folder.is_complete() else None
+    # the run chose its layer for its own model and tasks: of another model, or of tasks it did
+    # not run, it is no choice at all (the analysis then takes its own default and says so)
+    of_run = _task_keys(ran["tasks"]) | _task_keys(
+        entry.get("source") for entry in recorded.get("tasks", {}).values() if entry.get("source")
+    )
+    if options["model"] != ran["model"] or not _task_keys(options["tasks"]) <= of_run:
+        best = None
     return AnalysisConfig.create(**options), best
+
+
+def _task_keys(tasks) -> set[str]:
+    """Tasks as comparable keys: a built-in's name, a task file's absolute place."""
+    return {
+        canonical_task_name(t)
+        if canonical_task_name(t) in BUILTIN_TASKS
+        else str(Path(t).expanduser().resolve())
+        for t in tasks
+    }
 
 
 def run_layer_source(run: str | Path) -> str:
