@@ -764,6 +764,11 @@ def align(
         raise ConfigError(f"--epochs sets stage 1 (the recogniser); --stage {stage} does not train it")
     if steps is not None and stage == "recogniser":
         raise ConfigError("--steps sets stage 2 (projector, lora); --stage recogniser does not train it")
+    if backbone and stage == "recogniser":
+        raise ConfigError(
+            "--backbone picks the LLMs stage 2 trains on; --stage recogniser trains the one recogniser "
+            "all backbones share"
+        )
     # every stage's options are checked before the first trains (a bad --steps failed after stage 1)
     given = {"seed": seed} | ({"epochs": epochs} if epochs is not None else {})
     recogniser = validated(RecogniserConfig, "align options", **given)

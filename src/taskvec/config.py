@@ -106,7 +106,11 @@ def validated(schema: type[Model], kind: str, /, **options) -> Model:
     try:
         return schema(**options)
     except ValidationError as error:
-        problems = tuple((".".join(map(str, e["loc"])) or "config", e["msg"]) for e in error.errors())
+        # our own validators' messages without pydantic's "Value error, " before them
+        problems = tuple(
+            (".".join(map(str, e["loc"])) or "config", e["msg"].removeprefix("Value error, "))
+            for e in error.errors()
+        )
         message = f"invalid {kind}: " + "; ".join(f"{f}: {m}" for f, m in problems)
         raise ConfigError(message, fields=problems) from None
 

@@ -107,6 +107,7 @@ def test_a_damaged_features_cache_is_computed_again(tmp_path, monkeypatch):
         (["--stage", "projector", "--epochs", "2"], "--epochs sets stage 1"),
         (["--stage", "lora", "--epochs", "2"], "--epochs sets stage 1"),
         (["--stage", "recogniser", "--steps", "5"], "--steps sets stage 2"),
+        (["--stage", "recogniser", "--backbone", "smollm2"], "--backbone picks the LLMs stage 2 trains on"),
     ],
 )
 def test_an_option_the_stage_does_not_use_is_refused_not_ignored(tmp_path, args, said):

@@ -175,3 +175,22 @@ def test_a_gpu_out_of_memory_is_one_line_with_its_cure(tmp_path, monkeypatch, co
     )
     assert "expandable_segments" not in lines[0]
     assert re.search(cure, lines[0]), lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--template", "bogus"], "unknown template 'bogus'; reproduce takes one of ['paper', 'spaced']"),
+        (["--seed", "2", "3"], "--quick runs one seed, and 2 were given"),
+    ],
+    ids=["template typo", "seeds of a quick run"],
+)
+def test_reproduce_refuses_bad_options_before_making_its_folder(args, words, tmp_path):
+    """A template typo made the folder, which then refused the corrected command as "another
+    run"; ``--quick --seed 2 3`` ran seed 2 alone, without a word."""
+    out = tmp_path / "reproduction"
+    result = _invoke("reproduce", "--quick", "-t", "food_color", "--out", str(out), *args)
+    assert result.exit_code == 2, result.output
+    lines = _error_lines(result.output)
+    assert len(lines) == 1 and words in lines[0], result.output
+    assert not out.exists()

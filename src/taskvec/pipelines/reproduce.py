@@ -30,7 +30,7 @@ from typing import ClassVar, Literal
 
 import pandas as pd
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from taskvec.analysis.similarity import same_task_cosines
 from taskvec.config import BatchedOptions, MemoryBudgetMB, Seeds, digest
@@ -57,6 +57,7 @@ from taskvec.pipelines.analyze import AnalysisConfig, AnalysisResult, analyze, f
 from taskvec.pipelines.evaluate import RunResult, check_images, check_vectors_fit, evaluate, finished_run
 from taskvec.pipelines.progress import progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
+from taskvec.prompts.template import TEMPLATES
 from taskvec.storage.run_folder import RunFolder, write_atomic
 from taskvec.tasks.images import DEFAULT_STYLE, HELD_OUT_STYLE, Style
 from taskvec.tasks.registry import BUILTIN_TASKS, TaskReferences, load_task, load_tasks
@@ -88,9 +89,23 @@ class ReproduceConfig(BatchedOptions):
     memory_budget_mb: MemoryBudgetMB = None
     quick: bool = False
 
+    @field_validator("template")
+    @classmethod
+    def _a_known_template(cls, value: str) -> str:
+        """A typo refused here, before the folder is made (it was made, and then blocked the
+        corrected command as "another run")."""
+        if value not in TEMPLATES:
+            raise ValueError(f"unknown template {value!r}; reproduce takes one of {sorted(TEMPLATES)}")
+        return value
+
     @classmethod
     def create(cls, **options) -> ReproduceConfig:
         config = super().create(**options)
+        if config.quick and len(options.get("seeds") or []) > 1:  # kept the first, silently
+            raise ConfigError(
+                f"--quick runs one seed, and {len(options['seeds'])} were given: give one --seed, "
+                "or leave out --quick"
+            )
         if config.quick:
             config = config.model_copy(
                 update={"seeds": config.seeds[:1], "ensemble_counts": [5, 10], "conflict_items": 4}
