@@ -4,6 +4,8 @@ shows no ``<bool>`` beside a flag in its help."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from typer.testing import CliRunner
 
@@ -94,6 +96,7 @@ def test_a_list_option_before_the_commands_argument_leaves_it_the_argument(args,
         raise _Stop
 
     monkeypatch.setattr("taskvec.pipelines.verify.verify_runs", capture)
+    monkeypatch.setattr("taskvec.pipelines.verify.recorded_dtype", lambda _run: "float32")  # no run here
     CliRunner().invoke(app, ["verify", *args], env={"COLUMNS": "200", "NO_COLOR": "1"})
     expected = ["a.json", "b.json"] if "b.json" in " ".join(args) else ["a.json"]
     assert seen == [("RUN", expected)]
@@ -113,3 +116,17 @@ def test_models_lists_text_and_vision_language_families_apart():
     assert not set(lines["families, text (model_type)"]) & set(
         lines["families, vision-language (model_type)"]
     )
+
+
+def test_a_table_too_wide_for_the_terminal_is_printed_row_by_row_not_cut():
+    """At 80 columns ``taskvec runs`` cut every cell (``0.0…``, ``que…``); a table wider than the
+    terminal is now printed one row at a time, every value whole."""
+    from taskvec.models.registry import NAMED_MODELS
+
+    result = CliRunner().invoke(app, ["models"], env={"COLUMNS": "50", "FORCE_COLOR": "1", "NO_COLOR": ""})
+    assert result.exit_code == 0, result.output
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", result.output)
+    assert "…" not in plain
+    for named in NAMED_MODELS.values():
+        assert named.name in plain.splitlines()  # each row's first cell on its own line
+    assert all(len(line) <= 50 for line in plain.splitlines() if line.startswith("  "))

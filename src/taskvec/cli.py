@@ -416,10 +416,35 @@ def _print_table(table: Table) -> None:
     """Print on stdout; into a file or a pipe at the table's natural width, since nothing there
     asks for 80 columns and a wrapped ``0.33 ±`` / ``0.02`` cell reads badly in a log."""
     out = Console()
+    natural = Measurement.get(out, out.options.update(width=10_000), table).maximum
     if not out.is_terminal:
-        natural = Measurement.get(out, out.options.update(width=10_000), table).maximum
         out = Console(width=max(out.width, natural))
+    elif natural > out.width:  # squeezed, rich would cut cells to "0.0…" and headers to "que…"
+        _print_rows(out, table)
+        return
     out.print(table)
+
+
+def _print_rows(out: Console, table: Table) -> None:
+    """A table too wide for the terminal, one row at a time: its first cell, then each other
+    column's name and value, wrapped at the terminal's width; nothing is cut."""
+    from rich.markup import escape
+
+    if table.title:
+        out.print(f"[italic]{table.title}[/]")
+    columns = [(str(column.header), list(column.cells)) for column in table.columns]
+    for index in range(table.row_count):
+        first, *rest = [(name, str(cells[index])) for name, cells in columns]
+        out.print(f"[bold]{escape(first[1])}[/]")
+        line, width = [], 2
+        for name, value in [(name, value) for name, value in rest if value]:
+            if line and width + len(name) + len(value) + 3 > out.width:  # a field is never split
+                out.print("  " + "  ".join(line))
+                line, width = [], 2
+            line.append(f"[dim]{escape(name)}[/] {escape(value)}")
+            width += len(name) + len(value) + 3
+        if line:
+            out.print("  " + "  ".join(line))
 
 
 @app.command()

@@ -396,6 +396,9 @@ def _listed(folder: RunFolder, root: Path, metric: str) -> dict:
         seeds=", ".join(str(seed) for seed in experiment.get("seeds", [])),
         selection=experiment.get("layer_selection", "shared"),
     )
+    numerics = recorded.get("model", {}).get("numerics")
+    if numerics and numerics != "float32":  # a bfloat16 run is another run of the same model
+        row["model"] = f"{row['model']} ({numerics})"
     vectors_from = recorded.get("vector_model", {}).get("name")
     if vectors_from and vectors_from != recorded.get("model", {}).get("name"):  # LLM -> VLM transfer
         row["model"] = f"{row['model']} <- {vectors_from}"
