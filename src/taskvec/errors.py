@@ -77,6 +77,7 @@ class StorageError(TaskvecError, OSError):
 _STORAGE_ERRNOS = {
     errno.ENOSPC: "no space left on the device",
     errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "the file is larger than this process may write (ulimit -f, a quota)",
     errno.EROFS: "the file system is read-only",
     errno.EACCES: "permission denied",
     errno.EPERM: "permission denied",

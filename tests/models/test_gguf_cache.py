@@ -3,6 +3,7 @@ weights and leave torch's global random state in the same place, so a seeded run
 modules after loading a backbone (``taskvec align``) does not depend on the cache; and a GGUF joined
 from chunk packages is never seen half-written by a process loading at the same moment."""
 
+import gc
 import hashlib
 import threading
 import time
@@ -79,11 +80,44 @@ def test_processes_joining_a_gguf_at_once_all_get_the_whole_file(tmp_path):
     assert [path.name for path in (tmp_path / "gguf").iterdir()] == [package.MODEL_NAME]
 
 
-def test_a_damaged_joined_gguf_is_refused_not_served(tmp_path):
+def test_a_damaged_joined_gguf_is_joined_again_not_served(tmp_path):
+    """It was refused with the package's own FileExistsError, a traceback on every later run."""
     package = ChunkedPackage([b"a" * 64, b"b" * 64])
     (tmp_path / package.MODEL_NAME).write_bytes(b"a" * 64)  # cut short
-    with pytest.raises(FileExistsError):
-        joined_gguf(package, tmp_path)
+    with pytest.warns(UserWarning, match="is damaged .*joining it again"):
+        joined = joined_gguf(package, tmp_path)
+    assert joined.read_bytes() == b"a" * 64 + b"b" * 64
+
+
+def test_a_damaged_dequantized_copy_is_made_again_not_trusted(tmp_path):
+    """A dequantized copy zeroed in place loaded silently (and verify then vouched for it); one
+    cut short failed with a safetensors traceback on every later run. A copy without its stamp
+    (an older taskvec's) is made again too."""
+    from taskvec.models.gguf import _STAMP, _WEIGHTS, _intact
+
+    options = LoadOptions(cache_dir=tmp_path / "cache")
+    # copies: the loaded tensors map the file, which the damage below changes
+    clean = {
+        name: tensor.clone()
+        for name, tensor in load_model("smollm2-135m", options).model.state_dict().items()
+    }
+    gc.collect()
+    (cached,) = (tmp_path / "cache" / "models").iterdir()
+    assert _intact(cached)
+    weights = cached / _WEIGHTS
+    for damage in ("overwritten", "no stamp"):
+        if damage == "overwritten":  # the size kept, the time moved on (cut short: the size too)
+            with open(weights, "r+b") as handle:
+                handle.seek(weights.stat().st_size // 2)
+                handle.write(b"\0" * 4096)
+        else:
+            (cached / _STAMP).unlink()
+        with pytest.warns(UserWarning, match="changed since it was written .*dequantizing it again"):
+            again = load_model("smollm2-135m", options).model.state_dict()
+        assert all(torch.equal(clean[name], again[name]) for name in clean), damage
+        assert _intact(cached)
+        del again
+        gc.collect()
 
 
 def test_a_cache_that_cannot_be_written_is_one_error_naming_it(tmp_path):
@@ -125,3 +159,20 @@ def test_a_cache_that_fills_up_while_saving_leaves_nothing_behind(tmp_path, monk
     monkeypatch.setattr(tiny.tokenizer, "save_pretrained", disk_full)
     _save_atomically(tiny.model, tiny.tokenizer, tmp_path / "models" / "tiny")  # the run goes on
     assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_an_empty_fingerprint_memo_is_hashed_again_not_trusted(tmp_path, monkeypatch):
+    """A full cache left the memo empty; from then on the weights fingerprint was "" (another run's
+    options, and verify compared weights against nothing)."""
+    from taskvec.models import loading
+
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"weights" * 100)
+    options = LoadOptions(cache_dir=tmp_path / "cache")
+    right = loading.cached_file_fingerprint(weights, options)
+    (memo,) = (tmp_path / "cache" / "fingerprints").iterdir()
+    assert memo.read_text() == right
+    memo.write_text("")
+    monkeypatch.setattr(loading, "_HASHED", {})  # a new process
+    assert loading.cached_file_fingerprint(weights, options) == right
+    assert memo.read_text() == right

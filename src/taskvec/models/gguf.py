@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,7 +39,14 @@ def load_gguf_causal_lm(
     fingerprint = cached_file_fingerprint(gguf_path, options)
     model_class = model_class or AutoModelForCausalLM
     cached = cache_root(options) / "models" / f"{name}-{fingerprint}"
-    if not (cached / _WEIGHTS).is_file():
+    if cached.exists() and not _intact(cached):
+        warnings.warn(
+            f"{cached}: the cached dequantized copy of {name} changed since it was written (or an "
+            "older taskvec wrote it without its stamp); dequantizing it again",
+            stacklevel=2,
+        )
+        shutil.rmtree(cached, ignore_errors=True)
+    if not _intact(cached):
         folder, filename = str(gguf_path.parent), gguf_path.name
         with torch.random.fork_rng(devices=[]):  # see below
             tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
@@ -48,12 +56,29 @@ def load_gguf_causal_lm(
     # Always load the cached copy when there is one: a first (dequantizing) load then leaves the
     # global random state exactly where every later load does, so a seeded run that builds
     # modules after loading (``taskvec align``) gives the same weights with a cold or warm cache.
-    if (cached / _WEIGHTS).is_file():
+    if _intact(cached):  # (a damaged copy a read-only cache could not replace is not read)
         model, tokenizer = _load_cached(cached, model_class, options)
     return CausalLMAdapter(model, tokenizer, name=name, model_id=str(gguf_path), fingerprint=fingerprint)
 
 
 _WEIGHTS = "model.safetensors"
+#: the weights file's size and modification time as written: a copy truncated, overwritten or
+#: edited since (a full disk, a stray ``dd``) no longer matches and is dequantized again, not
+#: trusted (the fingerprint is the GGUF's, so nothing else would tell it from the right copy)
+_STAMP = "stamp.json"
+
+
+def _stamp_of(weights: Path) -> dict:
+    stat = weights.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _intact(cached: Path) -> bool:
+    """Whether ``cached`` holds a whole dequantized copy as it was written."""
+    try:
+        return json.loads((cached / _STAMP).read_text()) == _stamp_of(cached / _WEIGHTS)
+    except (OSError, ValueError):
+        return False
 
 
 def _save_atomically(model, tokenizer, target: Path) -> None:
@@ -70,6 +95,7 @@ def _save_atomically(model, tokenizer, target: Path) -> None:
         (staging / "config.json").write_text(json.dumps(config))
         tokenizer.save_pretrained(staging)
         save_model(model, str(staging / _WEIGHTS))
+        (staging / _STAMP).write_text(json.dumps(_stamp_of(staging / _WEIGHTS)))  # kept by the rename
         staging.rename(target)
         staging = None
     # a read-only or full cache must not stop the run; the tokenizers and safetensors libraries
@@ -119,7 +145,10 @@ def joined_gguf(package, folder: Path) -> Path:
     jobs on one machine, torchrun's ranks on a fresh cache)."""
     target = folder / package.MODEL_NAME
     if target.exists():
-        return Path(package.assemble(target))  # checked, not rewritten
+        try:
+            return Path(package.assemble(target))  # checked, not rewritten
+        except FileExistsError:  # its SHA-256 is not the package's (cut short, edited): joined again
+            warnings.warn(f"{target} is damaged (not the package's SHA-256); joining it again", stacklevel=2)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{target.name}.", delete=False) as file:

@@ -7,9 +7,11 @@ through it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ import torch
 
 from taskvec.errors import DeviceError, ModelSpecError
 from taskvec.models.adapter import ModelAdapter, file_fingerprint
+from taskvec.storage.run_folder import write_atomic
 
 #: the placements accelerate computes for ``device_map`` (besides a plain device)
 DEVICE_MAP_PLACEMENTS = ("auto", "balanced", "balanced_low_0", "sequential")
@@ -190,14 +193,17 @@ def cached_file_fingerprint(path: Path, options: LoadOptions) -> str:
     if key in _HASHED:
         return _HASHED[key]
     memo = cache_root(options) / "fingerprints" / key
-    if memo.is_file():
-        return memo.read_text().strip()
-    value = _HASHED[key] = file_fingerprint(path)
     try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        memo.write_text(value)
-    except OSError:  # a read-only cache only costs the hash in the next process
-        pass
+        remembered = memo.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        remembered = ""
+    if re.fullmatch(r"[0-9a-f]{16}", remembered):  # an empty or damaged memo is hashed again
+        return remembered
+    value = _HASHED[key] = file_fingerprint(path)
+    # whole or not at all (a full cache left an empty memo, trusted from then on); a read-only or
+    # full cache only costs the hash in the next process
+    with contextlib.suppress(OSError):  # StorageError is one
+        write_atomic(memo, value)
     return value
 
 
