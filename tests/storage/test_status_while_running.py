@@ -27,3 +27,17 @@ def test_a_resumed_run_drops_them_too(tmp_path):
     folder.finish(layer=3, seconds=2.0)
     folder.start({}, "hash-1")
     assert not {"layer", "seconds", "complete_at"} & set(folder.status())
+
+
+def test_an_extended_run_drops_its_old_report(tmp_path):
+    """Killed after "complete" but before its new report, an extended run showed the old seeds'
+    tables and report.md beside a complete status; its units and vectors stay for reuse."""
+    folder = RunFolder(tmp_path / "run")
+    folder.start({"experiment": {"seeds": [1]}}, "hash-1", lineage="same")
+    for part in ("tables/summary_paper.csv", "plots/val_curve.png", "report.md", "units/a__seed1.json"):
+        (folder.root / part).parent.mkdir(parents=True, exist_ok=True)
+        (folder.root / part).write_text("seed 1")
+    folder.finish(best_layer=12)
+    folder.start({"experiment": {"seeds": [1, 2]}}, "hash-2", lineage="same")
+    assert not any((folder.root / part).exists() for part in ("tables", "plots", "report.md"))
+    assert (folder.root / "units" / "a__seed1.json").read_text() == "seed 1"

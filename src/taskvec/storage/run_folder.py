@@ -283,6 +283,7 @@ class RunFolder:
             if lineage and existing.get("lineage") == lineage:
                 self._set_status(RUNNING, resumed=True, extended_from=existing.get("config_hash"))
                 write_json(self.config_path, {**config, "config_hash": config_hash, "lineage": lineage})
+                self._drop_report()
                 return True
             if not replace:
                 raise self._other_run(existing, _comparable(existing, config), config_hash)
@@ -329,6 +330,19 @@ class RunFolder:
             f"{self.root} holds another run ({'; '.join(differences[:3])}{more}); choose another --out, "
             "or give the folder's options"
         )
+
+    #: what a run's report consists of, written after the folder is complete: an extended run's
+    #: old report goes, so a kill between "complete" and its new report leaves none, not the old
+    #: configuration's numbers beside a complete status (the same command writes it again)
+    REPORT_PARTS = ("report.md", "tables", "plots")
+
+    def _drop_report(self) -> None:
+        for name in self.REPORT_PARTS:
+            path = self.root / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
 
     def _clear(self) -> None:
         """Empty a run folder (its status first, so a kill half-way leaves no 'complete' folder);
