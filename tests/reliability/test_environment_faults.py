@@ -12,6 +12,7 @@ import socket
 import stat
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -249,3 +250,25 @@ def test_an_image_file_without_an_image_suffix_is_read_as_that_file(tmp_path):
     config = ExperimentConfig.create(tasks=[str(path)], query="image", seeds=[1], layers=[20])
     (task,) = validate_inputs(config)
     assert image_file(task.test[0], "noto") == (tmp_path / "pics" / "cat").resolve()
+
+
+def test_a_plot_that_cannot_be_saved_names_its_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    """matplotlib's ENOSPC carries no filename: the error said "a file", and the half-written
+    ``.val_curve.tmp.png`` stayed in the folder."""
+    import matplotlib.pyplot as plt
+
+    from taskvec.errors import StorageError
+    from taskvec.storage.run_folder import write_figure
+
+    figure = plt.figure()
+
+    def full(target, **_options):
+        Path(target).write_bytes(b"half a picture")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(figure, "savefig", full)
+    path = tmp_path / "plots" / "val_curve.png"
+    with pytest.raises(StorageError, match="val_curve.png: no space left"):
+        write_figure(figure, path)
+    plt.close(figure)
+    assert list(path.parent.iterdir()) == []

@@ -15,6 +15,7 @@ from matplotlib import font_manager, ft2font  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from taskvec.analysis.token_sets import PHASES  # noqa: E402
+from taskvec.storage.run_folder import write_figure  # noqa: E402
 
 PHASE_COLORS = {"input": "tab:blue", "task": "tab:orange", "answer": "tab:green"}
 SPEC_LINES = {"text-icl": "-", "image-icl": "--", "instruction": ":"}
@@ -25,13 +26,10 @@ def save(figure, path: Path, dpi: int = 130) -> Path:
     """Write a PNG atomically (a temporary file renamed into place) and close the figure. The
     picture is cut to what the figure draws (``bbox_inches="tight"``), so a legend or label
     placed outside the axes is never clipped."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(tmp, dpi=dpi, bbox_inches="tight", pad_inches=0.1)
-    plt.close(figure)
-    tmp.replace(path)
-    return path
+    try:
+        return write_figure(figure, path, dpi=dpi, bbox_inches="tight", pad_inches=0.1)
+    finally:
+        plt.close(figure)
 
 
 @cache

@@ -25,7 +25,7 @@ from taskvec.evaluation.scoring import (  # noqa: E402
     summary_table,
 )
 from taskvec.storage.markdown import write_table  # noqa: E402
-from taskvec.storage.run_folder import write_atomic  # noqa: E402
+from taskvec.storage.run_folder import write_atomic, write_figure  # noqa: E402
 from taskvec.tasks.task import AVERAGE  # noqa: E402
 
 METHOD_NAMES = {
@@ -160,11 +160,10 @@ def plot_curves(
     axis.set_title(title)
     axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside the lines
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(tmp, dpi=120)
-    plt.close(figure)
-    tmp.replace(path)
+    try:
+        write_figure(figure, path, dpi=120)
+    finally:
+        plt.close(figure)
 
 
 def selection_text(result: RunResult) -> str:

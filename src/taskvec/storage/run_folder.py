@@ -81,6 +81,24 @@ def write_atomic(path: Path, data: str | bytes) -> Path:
     return path
 
 
+def write_figure(figure, path: Path, **savefig_options) -> Path:
+    """A matplotlib ``figure`` saved as a PNG the way ``write_atomic`` writes a file: under a
+    temporary name renamed into place, removed if saving fails, a full disk naming ``path``.
+    The caller closes the figure."""
+    path = Path(path)
+    with storage_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.png")
+        os.close(handle)
+        try:
+            figure.savefig(tmp, **savefig_options)
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    return path
+
+
 def check_writable(root: Path) -> None:
     """Refuse, before any work, an output folder that cannot be written (read-only, forbidden or
     full, or under a file): a file is created and removed in it, or in its nearest existing

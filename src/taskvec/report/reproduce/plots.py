@@ -13,18 +13,17 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from taskvec.experiments import paper  # noqa: E402
+from taskvec.storage.run_folder import write_figure  # noqa: E402
 
 #: the paper's model whose numbers the layer curves draw as a reference line
 REFERENCE_MODEL = "Idefics2"
 
 
 def _save_plot(figure, path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(tmp, dpi=120, bbox_inches="tight", pad_inches=0.1)
-    plt.close(figure)
-    tmp.replace(path)
-    return path.name
+    try:
+        return write_figure(figure, path, dpi=120, bbox_inches="tight", pad_inches=0.1).name
+    finally:
+        plt.close(figure)
 
 
 def plot_layer_curves(
