@@ -45,3 +45,11 @@ def test_a_wrapped_docstring_reads_as_one_paragraph():
     assert "Writes report.md / report.html with our numbers beside the paper's" in " ".join(flowing.split())
     long_lines = [line for line in text.splitlines() if "our numbers" in line]
     assert long_lines and "beside" in long_lines[0]  # not broken where the docstring's line ended
+
+
+def test_version_is_printed_on_stdout():
+    """There was no ``--version``, though config.json records the version a run was made with."""
+    import taskvec
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"taskvec {taskvec.__version__}"

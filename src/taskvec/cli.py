@@ -220,10 +220,30 @@ app = typer.Typer(
     cls=_Commands, add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode="markdown"
 )
 data_app = typer.Typer(
-    cls=_Commands, no_args_is_help=True, help="Build or inspect the task data and image suite."
+    cls=_Commands, no_args_is_help=True, help="Build the image suite (the pictures of the built-in tasks)."
 )
 app.add_typer(data_app, name="data")
 console = Console(stderr=True)
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from taskvec import __version__
+
+        typer.echo(f"taskvec {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _shared_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="print taskvec's version and exit", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """(The options every command shares.)"""
 
 
 def _out_of_memory(error: RuntimeError, command: str) -> TaskvecError | None:
