@@ -683,12 +683,13 @@ def verify(
                 prompts,
             )
     _print_table(table)
+    verdicts = Console()  # on stdout with the table: `taskvec verify RUN > log` keeps the verdict
     for result in results:
         prefix = f"{result.folder.relative_to(run)}: " if len(results) > 1 else ""
-        console.print(prefix + result.summary(), highlight=False, soft_wrap=True)
+        verdicts.print(prefix + result.summary(), highlight=False, soft_wrap=True)
         for check in result.checks:
             if check.damaged:
-                console.print(f"damaged: {check.damaged}", highlight=False, soft_wrap=True)
+                verdicts.print(f"damaged: {check.damaged}", highlight=False, soft_wrap=True)
     if not all(result.ok for result in results):
         raise typer.Exit(code=1)
 

@@ -117,7 +117,7 @@ def test_taskvec_verify_prints_the_checks_and_refuses_a_tampered_task_in_one_lin
     env = {"COLUMNS": "200", "NO_COLOR": "1"}
     result = CliRunner().invoke(app, ["verify", str(folder.root)], env=env)
     assert result.exit_code == 0, result.output
-    assert "1 of 1 vectors re-derived bitwise equal" in result.output
+    assert "1 of 1 vectors re-derived bitwise equal" in result.stdout  # beside its table, not on stderr
     task_file.write_text(task_file.read_text().replace('"green"', '"blue"', 1))
     result = CliRunner().invoke(app, ["verify", str(folder.root)], env=env)
     assert result.exit_code == 2
