@@ -544,7 +544,10 @@ def analyze(
             "parser takes --run for its --run-path)",
         ),
     ] = None,
-    model: Annotated[str | None, typer.Option(help="named model, hub id or local folder")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help=f"named model, hub id or local folder (default: the run's, else {DEFAULT_MODEL})"),
+    ] = None,
     tasks: Annotated[list[str] | None, typer.Option("--tasks", "-t", help=TASKS_HELP)] = None,
     spec: Annotated[
         list[str] | None, typer.Option("--spec", help="text-icl | image-icl | instruction (default: all)")
@@ -553,17 +556,42 @@ def analyze(
         str | None,
         typer.Option(help="paper | spaced (default, as reproduce: small models' tokens begin with a space)"),
     ] = None,
-    style: Annotated[str | None, typer.Option(help="image style for image inputs")] = None,
-    n_examples: Annotated[int | None, typer.Option(help="demonstrations per prompt")] = None,
-    seed: Annotated[int | None, typer.Option(help="demonstration sampling seed")] = None,
-    prompts: Annotated[int | None, typer.Option(help="test prompts per task and spec")] = None,
-    lens_prompts: Annotated[int | None, typer.Option(help="of them, through the full logit lens")] = None,
-    extraction_prompts: Annotated[int | None, typer.Option(help="val prompts per vector")] = None,
-    layer: Annotated[int | None, typer.Option(help="layer of decodings/similarity/embeddings")] = None,
-    decode_layer: Annotated[list[int] | None, typer.Option("--decode-layer", help="top-1 layers")] = None,
-    top_k: Annotated[int | None, typer.Option(help="tokens per task-vector decoding")] = None,
+    style: Annotated[
+        str | None,
+        typer.Option(help=f"image style for image inputs (default: the run's, else {DEFAULT_STYLE})"),
+    ] = None,
+    n_examples: Annotated[
+        int | None, typer.Option(help="demonstrations per prompt (default: the run's, else 5)")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="demonstration sampling seed (default: the run's first, else 1)")
+    ] = None,
+    prompts: Annotated[int | None, typer.Option(help="test prompts per task and spec (default: 100)")] = None,
+    lens_prompts: Annotated[
+        int | None, typer.Option(help="of them, through the full logit lens (default: 25)")
+    ] = None,
+    extraction_prompts: Annotated[
+        int | None, typer.Option(help="val prompts per vector (default: all)")
+    ] = None,
+    layer: Annotated[
+        int | None,
+        typer.Option(
+            help="layer of decodings/similarity/embeddings (default: the run's chosen layer, else the "
+            "task phase's peak)"
+        ),
+    ] = None,
+    decode_layer: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--decode-layer", help="top-1 layers (default: a quarter, half, the layer and the last)"
+        ),
+    ] = None,
+    top_k: Annotated[int | None, typer.Option(help="tokens per task-vector decoding (default: 5)")] = None,
     token_sets: Annotated[Path | None, typer.Option(help="token-set JSON (input/task/answer words)")] = None,
-    embedding: Annotated[list[str] | None, typer.Option("--embedding", help="tsne | pca | umap")] = None,
+    embedding: Annotated[
+        list[str] | None,
+        typer.Option("--embedding", help="the maps drawn: tsne | pca | umap (default: tsne pca)"),
+    ] = None,
     memory_budget_mb: Annotated[float | None, typer.Option(help=MEMORY_BUDGET_HELP)] = None,
     out: Annotated[Path | None, typer.Option(help="folder (default: `<run>/analysis` or `runs/...`)")] = None,
     dtype: Annotated[
@@ -713,7 +741,10 @@ def reproduce(
     quick: Annotated[bool, typer.Option(help="a few-minute smoke run: 1 seed, few items and layers")] = False,
     layer_selection: Annotated[str, typer.Option(help=LAYER_SELECTION_HELP)] = "shared",
     memory_budget_mb: Annotated[float | None, typer.Option(help=MEMORY_BUDGET_HELP)] = None,
-    out: Annotated[Path | None, typer.Option(help="report folder (default `runs/reproduce-<model>`)")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="report folder (default `runs/reproduce-<model>`, `-quick` after it for --quick)"),
+    ] = None,
     dtype: Annotated[str, typer.Option(help=DTYPE_HELP)] = "float32",
     device: Annotated[str | None, typer.Option(help=DEVICE_HELP)] = None,
     device_map: Annotated[str | None, typer.Option(help=DEVICE_MAP_HELP)] = None,
