@@ -123,3 +123,13 @@ def test_bad_seeds_are_one_line_before_anything_is_written(command, seeds, said,
     assert len(lines) == 1 and lines[0].startswith(f"error: invalid {command} options: --seed"), result.output
     assert said in lines[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["analyze", "reproduce"])
+def test_a_command_without_config_says_so_not_what_the_file_holds(command, tmp_path):
+    """``reproduce --config x.yaml`` said "no such file" (as if the option existed), and
+    ``analyze --config run.yaml`` refused the file's keys one by one."""
+    options = tmp_path / "run.yaml"
+    options.write_text("quick: true\n")
+    result = CliRunner().invoke(app, [command, "--config", str(options)])
+    assert result.exit_code == 2 and "No such option: --config" in result.output

@@ -58,7 +58,8 @@ class _Commands(TyperGroup):
             _RESOLVED[_COMMAND] = command
             _quiet_flags(command, ctx)
             rest = spread_lists(command, rest)
-            options_file = _options_file(rest)
+            takes_a_file = any("--config" in p.opts for p in command.params)
+            options_file = _options_file(rest) if takes_a_file else None  # else click names the flag
             if options_file is not None:  # the file's values are defaults: flags override them
                 ctx.default_map = {**(ctx.default_map or {}), name: read_options_file(command, options_file)}
         return name, command, rest
