@@ -133,3 +133,11 @@ def test_a_command_without_config_says_so_not_what_the_file_holds(command, tmp_p
     options.write_text("quick: true\n")
     result = CliRunner().invoke(app, [command, "--config", str(options)])
     assert result.exit_code == 2 and "No such option: --config" in result.output
+
+
+def test_one_option_under_two_spellings_is_refused(tmp_path):
+    """``seed: [1, 2]`` with ``seeds: [3]`` ran seed 3 alone, without a word."""
+    options = tmp_path / "run.yaml"
+    options.write_text("seed: [1, 2]\nseeds: [3]\n")
+    result = CliRunner().invoke(app, ["run", "--config", str(options)])
+    assert result.exit_code == 2 and "'seed' and 'seeds' are one option; give it once" in result.output

@@ -177,7 +177,7 @@ def read_options_file(command, path: Path) -> dict:
             keys |= {f"{param.name}s", param.name.removesuffix("s")}
         keys |= {opt.lstrip("-").replace("-", "_") for opt in param.opts if opt.startswith("--")}
         names.update(dict.fromkeys(keys, param))
-    defaults = {}
+    defaults, given_as = {}, {}
     for key, value in raw.items():
         param = names.get(str(key).lstrip("-").replace("-", "_"))
         if param is None:
@@ -186,6 +186,11 @@ def read_options_file(command, path: Path) -> dict:
             raise ConfigError(
                 f"--config {path}: unknown option {key!r}{hint}; see taskvec {command.name} --help"
             )
+        if param.name in given_as:  # `seed: [1, 2]` and `seeds: [3]`: the last won, silently
+            raise ConfigError(
+                f"--config {path}: {given_as[param.name]!r} and {key!r} are one option; give it once"
+            )
+        given_as[param.name] = key
         if param.multiple:
             values = value if isinstance(value, list) else [value]
             value = [piece for v in values for piece in (_pieces(v) if isinstance(v, str) else [v])]
