@@ -60,6 +60,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import unicodedata
 from collections import Counter
@@ -768,10 +769,42 @@ def build_suite(
                 jobs.append((style, e.entity, drawn[e.entity], is_task))
     log(f"[suite] {len(entities)} entities, {len(jobs)} render jobs")
 
-    if out_dir.exists():
-        for sub in ("images", "recognition", "LICENSES"):
-            shutil.rmtree(out_dir / sub, ignore_errors=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = replace_suite(
+        out_dir, lambda staging: _render_suite(entities, jobs, pkgs, noto, staging, workers, t0, log)
+    )
+    log(f"[suite] done in {time.time() - t0:.0f}s -> {out_dir}")
+    return manifest
+
+
+def replace_suite(final: Path, render: Callable[[Path], dict[str, object]]) -> dict[str, object]:
+    """``render`` a suite into a staging folder beside ``final`` and swap it in only once whole: a
+    build that fails (a worker, a full disk) leaves the suite it was to replace as it was (it
+    deleted the shipped images first). ``final``'s README.md is kept."""
+    final.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.building-"))
+    try:
+        manifest = render(staging)
+        for part in (*SUITE_PARTS, "manifest.json"):
+            old = final / part
+            if old.is_dir():
+                shutil.rmtree(old)
+            else:
+                old.unlink(missing_ok=True)
+            (staging / part).rename(old)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+#: the folders a build writes (with manifest.json); the suite folder's README.md is kept
+SUITE_PARTS = ("images", "recognition", "LICENSES")
+
+
+def _render_suite(
+    entities, jobs, pkgs, noto, out_dir: Path, workers: int, t0: float, log
+) -> dict[str, object]:
+    """Render ``jobs`` and write the suite's images, recognition sheets, licences and manifest
+    into ``out_dir``."""
 
     styles_of: dict[str, list[str]] = {e.entity: [] for e in entities}
     recog: dict[str, dict[str, Image.Image]] = {s: {} for s in STYLES if s != HELD_OUT_STYLE}
@@ -857,7 +890,6 @@ def build_suite(
     (out_dir / "manifest.json").write_text(
         json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
     )
-    log(f"[suite] done in {time.time() - t0:.0f}s -> {out_dir}")
     return manifest
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import re
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -882,8 +884,6 @@ def data_build(
 ) -> None:
     """Fetch the emoji and flag packages from npm and render the image suite (needs npm and a
     checkout of the repository: it runs `scripts/suite_build.py`)."""
-    import runpy
-
     if not SUITE_BUILDER.is_file():
         raise ConfigError(
             "the image-suite builder is not part of the installed package: it is "
@@ -892,7 +892,19 @@ def data_build(
             "`python scripts/suite_build.py --out <suite folder>`; it needs npm, apt-get (or "
             "--noto-font), resvg-py and fonttools. The installed package already ships the suite."
         )
-    runpy.run_path(str(SUITE_BUILDER))["main_build"](workdir, out)
+    _suite_builder().main_build(workdir, out)
+
+
+def _suite_builder():
+    """``scripts/suite_build.py`` as an imported module (``runpy`` left its functions without a
+    module, so the render workers could not be handed them: every build failed)."""
+    name = "taskvec_suite_build"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, SUITE_BUILDER)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # before it runs: pickle finds its functions by this name
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 if __name__ == "__main__":

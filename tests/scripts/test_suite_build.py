@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from taskvec import cli
@@ -79,3 +80,41 @@ def test_data_build_says_how_to_get_the_builder_where_it_is_missing(monkeypatch,
     result = CliRunner().invoke(cli.app, ["data", "build"], env={"COLUMNS": "400"})
     assert result.exit_code == 2
     assert "scripts/suite_build.py in the taskvec repository" in result.output
+
+
+def test_the_builders_render_job_can_be_handed_to_worker_processes():
+    """``taskvec data build`` loaded the builder with runpy, whose functions cannot be pickled for
+    the two render workers: every build failed with PicklingError."""
+    import pickle
+
+    builder = cli._suite_builder()
+    assert pickle.loads(pickle.dumps(builder._render_job)) is builder._render_job
+
+
+def test_a_failed_build_leaves_the_suite_it_was_to_replace(tmp_path):
+    """The build deleted the shipped images before rendering, so a failure left no suite."""
+    suite = tmp_path / "suite"
+    for part in ("images/noto/a.webp", "recognition/noto.webp", "LICENSES/x", "manifest.json", "README.md"):
+        (suite / part).parent.mkdir(parents=True, exist_ok=True)
+        (suite / part).write_text("old")
+
+    def failing(staging: Path):
+        (staging / "images").mkdir()
+        raise RuntimeError("a render worker died")
+
+    with pytest.raises(RuntimeError, match="worker died"):
+        suite_build.replace_suite(suite, failing)
+    assert (suite / "images" / "noto" / "a.webp").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["suite"]  # no staging folder left
+
+    def rendering(staging: Path):
+        for part in ("images/noto/b.webp", "recognition/noto.webp", "LICENSES/y", "manifest.json"):
+            (staging / part).parent.mkdir(parents=True, exist_ok=True)
+            (staging / part).write_text("new")
+        return {"format": 1}
+
+    assert suite_build.replace_suite(suite, rendering) == {"format": 1}
+    assert not (suite / "images" / "noto" / "a.webp").exists()
+    assert (suite / "images" / "noto" / "b.webp").read_text() == "new"
+    assert (suite / "manifest.json").read_text() == "new" and (suite / "README.md").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["suite"]
