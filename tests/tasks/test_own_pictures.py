@@ -50,3 +50,25 @@ def test_task_images_shows_the_picture_a_run_shows(tmp_path):
 
 def test_every_style_has_a_tasks_own_pictures(tmp_path):
     assert im.task_styles(_task_with_pictures(tmp_path)) == list(im.STYLES)
+
+
+def test_a_picture_is_shown_upright_and_a_transparent_colour_key_white(tmp_path):
+    """A phone's JPEG stored sideways with an EXIF orientation was shown sideways, and an RGB PNG
+    whose transparency is one colour (``tRNS``, as optimisers write) was shown black there."""
+    from taskvec.prompts.inputs import open_image
+
+    sideways = Image.new("RGB", (20, 30), (0, 0, 200))
+    sideways.paste((200, 0, 0), (0, 0, 20, 5))  # a red band along the stored top edge
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to view
+    sideways.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    shown = open_image(tmp_path / "phone.jpg")
+    assert shown.size == (30, 20)  # as a viewer shows it
+    red, green, blue = shown.getpixel((27, 10))  # the band is now along the right edge
+    assert red > 150 and blue < 100
+
+    keyed = Image.new("RGB", (8, 8), (0, 0, 0))
+    keyed.paste((200, 0, 0), (0, 0, 4, 8))
+    keyed.save(tmp_path / "keyed.png", transparency=(0, 0, 0))
+    shown = open_image(tmp_path / "keyed.png")
+    assert shown.getpixel((6, 4)) == (255, 255, 255) and shown.getpixel((1, 4)) == (200, 0, 0)

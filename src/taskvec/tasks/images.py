@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, overload
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 from pydantic import AfterValidator
 
 if TYPE_CHECKING:
@@ -196,8 +196,11 @@ def is_image_file(entity: str) -> bool:
 
 
 def on_white(image: Image.Image) -> Image.Image:
-    """RGB on white: transparent pixels become white, as in the image suite (a new picture)."""
-    if image.mode == "RGB":
+    """The picture as a viewer shows it, RGB on white (a new picture): turned upright by its EXIF
+    orientation (a phone's photo is stored sideways), and transparent pixels white, as in the image
+    suite, also where an RGB PNG marks one colour transparent (``tRNS``; it was shown black)."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode == "RGB" and "transparency" not in image.info:
         return image.copy()
     rgba = image.convert("RGBA")
     background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
