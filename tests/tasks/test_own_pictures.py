@@ -4,8 +4,11 @@ shows it (its own size, transparent pixels on white), whatever ``style`` says.""
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from taskvec.tasks import images as im
@@ -72,3 +75,30 @@ def test_a_picture_is_shown_upright_and_a_transparent_colour_key_white(tmp_path)
     keyed.save(tmp_path / "keyed.png", transparency=(0, 0, 0))
     shown = open_image(tmp_path / "keyed.png")
     assert shown.getpixel((6, 4)) == (255, 255, 255) and shown.getpixel((1, 4)) == (200, 0, 0)
+
+
+def test_a_task_moved_with_its_pictures_keeps_its_fingerprint(tmp_path):
+    """A picture's absolute place was part of the fingerprint: a project moved or copied elsewhere
+    was another task, its runs refused as "another run" and verify said "the task data changed"."""
+    (tmp_path / "here").mkdir()
+    first = _task_with_pictures(tmp_path / "here")
+    moved = shutil.copytree(tmp_path / "here", tmp_path / "elsewhere ü")
+    again = load_task_file(moved / "own.json")
+    assert again.val[0].entity != first.val[0].entity
+    assert again.fingerprint() == first.fingerprint()
+    picture = moved / Path(again.val[0].entity).name
+    Image.new("RGB", (30, 20), (0, 200, 0)).save(picture)  # another picture under the same name
+    assert load_task_file(moved / "own.json").fingerprint() != first.fingerprint()
+
+
+def test_the_same_picture_under_two_items_is_refused(tmp_path):
+    """As the same input twice: a query's picture could be shown as a demonstration with its own
+    answer. A copy under another name is the same picture."""
+    from taskvec.errors import ImageError
+    from taskvec.pipelines.evaluate import check_images
+
+    task = _task_with_pictures(tmp_path)
+    first, second = task.val[0], task.val[1]
+    Path(second.entity).write_bytes(Path(first.entity).read_bytes())
+    with pytest.raises(ImageError, match=f"items {first.id!r} and {second.id!r} show the same picture"):
+        check_images([load_task_file(task.source)], "noto")

@@ -110,17 +110,27 @@ def check_images(tasks: list[Task], style: str) -> dict[str, str]:
     Returns a hash of each task's image bytes: pictures are task data, so they go into the run
     and unit identities."""
     from taskvec.prompts.inputs import image_file, open_image
+    from taskvec.tasks.images import is_image_file
 
     hashes = {}
     for task in tasks:
         hasher = hashlib.sha256()
+        own: dict[str, str] = {}  # an own picture's SHA-256 -> the first item showing it
         for item in (*task.val, *task.test):
             try:
                 path = image_file(item, style)
             except ImageError as error:
                 raise ImageError(f"task {task.name!r}: {error}") from None
             open_image(path, what=f"task {task.name!r}: item {item.id!r}")
-            hasher.update(f"{item.id}:{hashlib.sha256(path.read_bytes()).hexdigest()};".encode())
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            if is_image_file(item.entity) and own.setdefault(sha, item.id) != item.id:
+                # as the same input twice: a query's picture could be shown as a demonstration
+                # with its answer (under two names, a copy, a link: the bytes tell)
+                raise ImageError(
+                    f"task {task.name!r}: items {own[sha]!r} and {item.id!r} show the same picture "
+                    f"({path.name}); drop one (a query could be shown as its own demonstration)"
+                )
+            hasher.update(f"{item.id}:{sha};".encode())
         hashes[task.name] = hasher.hexdigest()[:12]
     return hashes
 

@@ -212,9 +212,11 @@ class Task:
         return write_atomic(path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
 
     def fingerprint(self) -> str:
-        """Hash of everything that affects results (instruction, items, splits)."""
+        """Hash of everything that affects results (instruction, items, splits). An item's own
+        picture counts by its bytes, not its place: a project moved or copied elsewhere with its
+        pictures is the same task (the absolute path made it another, and its runs another's)."""
         content = json.dumps(
-            [self.name, self.instruction, [[vars(i) for i in self.split(s)] for s in SPLITS]],
+            [self.name, self.instruction, [[_fingerprinted(i) for i in self.split(s)] for s in SPLITS]],
             sort_keys=True,
             default=list,
         )
@@ -249,6 +251,26 @@ class Task:
                         f"{item.input!r}; drop one (a query could be shown as its own demonstration)"
                     )
                 inputs[key] = item.id
+
+
+def _fingerprinted(item: Item) -> dict:
+    """What of ``item`` its task's fingerprint hashes: its fields, a picture file by its bytes."""
+    fields = vars(item)
+    if item.entity and item.entity.lower().endswith(_IMAGE_SUFFIXES) and Path(item.entity).is_file():
+        fields = {**fields, "entity": f"picture {_picture_digest(item.entity)}"}
+    return fields
+
+
+def _picture_digest(path: str) -> str:
+    """SHA-256 of a picture file's bytes, read once per file as it is (size, modification time)."""
+    stat = Path(path).stat()
+    key = (path, stat.st_size, stat.st_mtime_ns)
+    if key not in _PICTURE_DIGESTS:
+        _PICTURE_DIGESTS[key] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return _PICTURE_DIGESTS[key]
+
+
+_PICTURE_DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
 def _item_record(item: Item) -> dict:
