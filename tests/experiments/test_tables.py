@@ -215,3 +215,20 @@ def test_the_collapse_claim_names_a_task_the_rule_cannot_judge():
     table = claims_beside(_claims_reproduction(text), None, None).set_index("claim")
     collapse = table.loc["Text ICL xPatch's answers on image queries do not collapse onto one answer"]
     assert "the rule cannot judge capital (top answer 0.60, its split's top label 0.60)" in collapse["ours"]
+
+
+def test_a_claim_of_at_least_as_well_is_not_judged_where_neither_side_beats_no_context():
+    """ "Text-ICL vectors patch image queries at least as well as image-ICL vectors: 0.00 vs 0.00,
+    yes" on a model where nothing works: two zeros compare nothing."""
+    from taskvec.report.reproduce import claims_beside
+
+    nothing = {
+        ("capital", 1, method): [False] * 4 for method in ("no_context", "xbase", "label_prior", "xpatch")
+    }
+    table = claims_beside(_claims_reproduction(nothing), None, None).set_index("claim")
+    claim = table.loc["Text-ICL vectors patch image queries at least as well as image-ICL vectors"]
+    assert (claim["ours"], claim["held"]) == ("0.00 vs 0.00", "n/a")
+    assert claim["note"] == "neither side above No Context (0.00): nothing to compare"
+    working = {**nothing, ("capital", 1, "xpatch"): [True] * 4}
+    claim = claims_beside(_claims_reproduction(working), None, None).set_index("claim").loc[claim.name]
+    assert claim["held"] == "yes" and claim["note"] == ""

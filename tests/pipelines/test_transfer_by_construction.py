@@ -47,3 +47,31 @@ def test_the_same_weights_loaded_again_are_its_language_model_too(llm):
     vlm = _embedded(wrapped("f00d"), tuned=False)
     assert transfer_is_by_construction(vlm, wrapped("f00d"))
     assert not transfer_is_by_construction(vlm, wrapped("beef"))
+
+
+def test_an_llm_whose_vectors_are_the_vlms_is_said_to_agree_by_construction(tmp_path, monkeypatch):
+    """An HF VLM whose language model is the LLM unchanged (trained with it frozen, or ``--llm``
+    naming that model) gave Table 4's LLM rows equal to its own and the claim "held" without a
+    word: nothing but the vectors tells, so the vectors are compared."""
+    import json
+
+    from helpers.families import llava
+    from transformers import LlamaForCausalLM
+
+    from taskvec.pipelines import reproduce as reproduce_module
+    from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
+    from taskvec.report.reproduce import write_report
+
+    vlm = llava.build_llava()
+    language_model = LlamaForCausalLM(vlm.model.config.text_config)
+    language_model.model, language_model.lm_head = vlm.model.model.language_model, vlm.model.lm_head
+    same = CausalLMAdapter(language_model.eval(), vlm.processor.tokenizer, name="its-llm", model_id="x")
+    monkeypatch.setattr(reproduce_module, "base_llm", lambda *_args: same)
+    config = ReproduceConfig.create(quick=True, tasks=["country_capital"], styles=["noto"])
+    write_report(reproduce(config, tmp_path, adapter=vlm, show_progress=False))
+    context = json.loads((tmp_path / "report_context.json").read_text())
+    assert context["llm_vectors_equal_the_vlms"] and not context["llm_is_the_frozen_language_model"]
+    report = (tmp_path / "report.md").read_text()
+    assert "so the two rows agree by construction and are no evidence of transfer" in report
+    (claim,) = [line for line in report.splitlines() if "LLM -> VLM xPatch about as good" in line]
+    assert "by construction: the LLM's text-ICL vectors equal the VLM's" in claim

@@ -247,6 +247,10 @@ class Reproduction:
         #: LLM -> VLM transfer ran with the very LLM the VLM's language model is, unchanged, so the
         #: LLM's text-ICL vectors are the VLM's by construction (set by ``run_transfer``)
         self.transfer_by_construction = False
+        #: the LLM's text-ICL vectors came out equal to the VLM's, value for value, though the
+        #: VLM is not known to be built on it (a VLM trained with its language model frozen, or
+        #: ``--llm`` naming that very model): as much by construction (set by ``run_transfer``)
+        self.transfer_vectors_equal = False
         self.shared = SharedWork()  # delimiter states and No Context answers runs have in common
         self.identity = _identity(config, adapter.fingerprint, self.tasks)
 
@@ -376,6 +380,23 @@ class Reproduction:
                 self.transfer[style] = evaluate(
                     config, out, self.adapter, self.show_progress, vector_adapter=llm, shared=self.shared
                 )
+        self.transfer_vectors_equal = not self.transfer_by_construction and self._llm_vectors_are_the_vlms()
+
+    def _llm_vectors_are_the_vlms(self) -> bool:
+        """Whether every text-ICL vector the LLM gave equals the VLM's of the same task and seed
+        (every layer, to float32 rounding): then its language model computes text as the LLM does,
+        and LLM -> VLM transfer is the VLM's own."""
+        style = self.training_style
+        own = self.conditions[Condition("text-icl", "image", style)].folder
+        for task in self.tasks:
+            for seed in self.config.seeds:
+                theirs = TaskVector.load(self.transfer[style].folder.vector_path(task.name, "text-icl", seed))
+                ours = TaskVector.load(own.vector_path(task.name, "text-icl", seed))
+                if theirs.vectors.shape != ours.vectors.shape or not torch.allclose(
+                    theirs.vectors, ours.vectors, rtol=1e-5, atol=1e-6
+                ):
+                    return False
+        return True
 
     def transfer_similarity(self) -> pd.DataFrame:
         """Cosine similarity, at the VLM's chosen layer (each task's, where tasks chose their own),

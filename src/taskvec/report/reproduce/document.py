@@ -342,6 +342,13 @@ def _transfer_blocks(folder: ReproductionFolder) -> list:
             "vectors are the VLM's and the two rows agree by construction. This stage therefore computes "
             "nothing new: the LLM -> VLM runs share the VLM -> VLM runs' vectors, sweeps and answers."
         )
+    elif folder.context.get("llm_vectors_equal_the_vlms"):
+        blocks.append(
+            f"The text-ICL vectors `{llm}` gave equal the VLM's, value for value, on every task and "
+            "seed: the VLM's language model computes text as this LLM does (trained with it frozen, "
+            "or `--llm` named that very model), so the two rows agree by construction and are no "
+            "evidence of transfer."
+        )
     similarity = folder.table("table4_similarity")
     if similarity is not None:
         blocks += ["Cosine similarity of task vectors (mean over tasks and seeds):", Table(similarity)]

@@ -87,6 +87,7 @@ def _context(reproduction: Reproduction, analysis, llm, timings: dict) -> dict:
         "tasks": [{"name": t.name, "val": len(t.val), "test": len(t.test)} for t in reproduction.tasks],
         "llm": llm.name if llm is not None else None,
         "llm_is_the_frozen_language_model": llm is not None and reproduction.transfer_by_construction,
+        "llm_vectors_equal_the_vlms": llm is not None and reproduction.transfer_vectors_equal,
         "timings": timings,
         #: the launches that finished the folder, whose stage times ``timings`` sums
         "launches": reproduction.folder.status().get("launches", 1),
