@@ -182,8 +182,9 @@ def test_a_gpu_out_of_memory_is_one_line_with_its_cure(tmp_path, monkeypatch, co
     [
         (["--template", "bogus"], "unknown template 'bogus'; reproduce takes one of ['paper', 'spaced']"),
         (["--seed", "2", "3"], "--quick runs one seed, and 2 were given"),
+        (["--style", "noto", "noto"], "a style is named twice (noto, noto)"),
     ],
-    ids=["template typo", "seeds of a quick run"],
+    ids=["template typo", "seeds of a quick run", "a style twice"],
 )
 def test_reproduce_refuses_bad_options_before_making_its_folder(args, words, tmp_path):
     """A template typo made the folder, which then refused the corrected command as "another

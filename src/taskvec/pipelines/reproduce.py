@@ -89,6 +89,14 @@ class ReproduceConfig(BatchedOptions):
     memory_budget_mb: MemoryBudgetMB = None
     quick: bool = False
 
+    @field_validator("styles")
+    @classmethod
+    def _each_style_once(cls, value: list[str]) -> list[str]:
+        """``--style noto noto`` ran and reported every style section twice."""
+        if len(set(value)) != len(value):
+            raise ValueError(f"a style is named twice ({', '.join(value)}); name each once")
+        return value
+
     @field_validator("template")
     @classmethod
     def _a_known_template(cls, value: str) -> str:
