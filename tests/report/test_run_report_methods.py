@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from taskvec.evaluation.protocol import ExperimentConfig
-from taskvec.report.tables import run_report
+from taskvec.report.tables import pictures_shown, run_report
 
 
 @pytest.mark.parametrize(
@@ -33,3 +33,16 @@ def test_the_report_says_what_xbase_and_xpatch_are(spec, examples, base, patched
     line = next(line for line in text.splitlines() if line.startswith("- xBase: "))
     assert line.startswith(f"- xBase: {base}; xPatch: ") and patched in line
     assert line.endswith("patched into the bare query; No Context: the bare query")
+
+
+def test_the_report_names_the_pictures_it_showed():
+    """Two runs apart only in ``--style`` had reports alike but for their numbers."""
+    import pandas as pd
+
+    rows = pd.DataFrame({"style": ["openmoji", "openmoji", "own files", None]})
+    assert pictures_shown(rows) == "`openmoji`, `own files`"
+    assert pictures_shown(rows.assign(style=None)) == ""
+    config = ExperimentConfig.create(spec="image-icl", query="text")
+    text = run_report(config, "layer selection `shared`", [], pictures=pictures_shown(rows))
+    assert "seeds [1, 2, 3]; pictures: `openmoji`, `own files`" in text
+    assert "pictures:" not in run_report(config, "layer selection `shared`", [])

@@ -227,10 +227,19 @@ def write_run_report(result: RunResult) -> Path:
         diversity=diversity,
         collapsed=collapsed,
         per_task_best=per_task_best,
+        pictures=pictures_shown(predictions),
     )
     path = folder.path("report.md")
     write_atomic(path, report)
     return path
+
+
+def pictures_shown(predictions: pd.DataFrame) -> str:
+    """The styles of the pictures a run showed, as its rows record them (``noto``, ``own files``);
+    empty for a run that showed none."""
+    if "style" not in predictions:
+        return ""
+    return ", ".join(f"`{style}`" for style in sorted(set(predictions["style"].dropna())))
 
 
 def _methods_line(config: ExperimentConfig) -> str:
@@ -257,12 +266,16 @@ def run_report(
     diversity: str = "",
     collapsed: set[tuple[str, str]] = frozenset(),
     per_task_best: Mapping[str, int] | None = None,
+    pictures: str = "",
 ) -> str:
-    """report.md of a run; ``selection``: how it chose its layer(s) (``selection_text``)."""
+    """report.md of a run; ``selection``: how it chose its layer(s) (``selection_text``);
+    ``pictures``: the styles of the pictures it showed (two runs apart only in their style had
+    reports alike but for their numbers)."""
     lines = [
         f"# taskvec run: {config.model}, {config.spec} -> {config.query} queries",
         "",
-        f"- template `{config.template.name}`, {config.n_examples} examples, seeds {config.seeds}",
+        f"- template `{config.template.name}`, {config.n_examples} examples, seeds {config.seeds}"
+        + (f"; pictures: {pictures}" if pictures else ""),
         f"- {selection}; chosen on the validation split by `{config.selection_metric}`",
     ]
     if config.layer_selection == "shared" and per_task_best and len(per_task_best) > 1:
