@@ -739,8 +739,13 @@ def reproduce(
         str | None, typer.Option(help="its base LLM for Table 4 (default: the model's own)")
     ] = None,
     template: Annotated[
-        str, typer.Option(help="paper | spaced (default: the embedded VLM's tokens begin with a space)")
-    ] = "spaced",
+        str | None,
+        typer.Option(
+            help="paper | spaced (default: spaced for the embedded VLM, whose tokens begin with a space; "
+            "the paper's for any other model)",
+            show_default=False,
+        ),
+    ] = None,
     styles: Annotated[
         list[str] | None, typer.Option("--style", help="image styles: a training one, then held-out")
     ] = None,

@@ -195,3 +195,13 @@ def test_reproduce_refuses_bad_options_before_making_its_folder(args, words, tmp
     lines = _error_lines(result.output)
     assert len(lines) == 1 and words in lines[0], result.output
     assert not out.exists()
+
+
+def test_reproduce_prompts_any_model_but_the_embedded_vlm_with_the_papers_template():
+    """Every model got ``spaced`` (for the embedded VLM's tokens), so a HF VLM's report stood its
+    numbers beside the paper's under another template than the paper's."""
+    from taskvec.pipelines.reproduce import ReproduceConfig
+
+    assert ReproduceConfig.create().template == "spaced"  # the embedded VLM
+    assert ReproduceConfig.create(model="llava-hf/llava-1.5-7b-hf").template == "paper"
+    assert ReproduceConfig.create(model="llava-hf/llava-1.5-7b-hf", template="spaced").template == "spaced"

@@ -50,6 +50,9 @@ class NamedModel:
     #: the name its adapter carries where that is another named model's (an alias: the default
     #: VLM's adapter is ``embedded-vlm-gemma3``)
     alias_of: str | None = None
+    #: the prompt template ``taskvec reproduce`` uses for it unless told: the paper's, or
+    #: ``spaced`` where the model's answer tokens begin with a space (the embedded VLM)
+    template: str = "paper"
 
 
 def _gguf(name: str, description: str) -> NamedModel:
@@ -69,6 +72,7 @@ def _embedded(name: str, description: str, backbone: str, tuned: bool = False, a
         lambda options: embedded_weights_fingerprint(backbone, options, tuned=tuned),
         supports_images=True,
         alias_of=alias_of,
+        template="spaced",  # its language models (Gemma 3, SmolLM2) begin answer tokens with a space
     )
 
 

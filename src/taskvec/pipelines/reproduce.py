@@ -44,6 +44,7 @@ from taskvec.models.adapter import ModelAdapter, given_model
 from taskvec.models.batching import OnProgress, progress_from, sized_to
 from taskvec.models.registry import (
     DEFAULT_VLM,
+    NAMED_MODELS,
     LoadOptions,
     fingerprint_before_loading,
     load_model,
@@ -76,7 +77,8 @@ class ReproduceConfig(BatchedOptions):
     model: str = DEFAULT_VLM
     #: the base LLM for LLM -> VLM transfer (None: the model's own ``base_llm``, if it has one)
     llm: str | None = None
-    template: str = "spaced"
+    #: the prompt template (None: the named model's own, ``NamedModel.template``, else the paper's)
+    template: str | None = None
     #: image styles: a training style, then the held-out one
     styles: list[Style] = Field(default_factory=lambda: [DEFAULT_STYLE, HELD_OUT_STYLE], min_length=1)
     tasks: TaskReferences = Field(default_factory=lambda: list(BUILTIN_TASKS), min_length=1)
@@ -99,16 +101,19 @@ class ReproduceConfig(BatchedOptions):
 
     @field_validator("template")
     @classmethod
-    def _a_known_template(cls, value: str) -> str:
+    def _a_known_template(cls, value: str | None) -> str | None:
         """A typo refused here, before the folder is made (it was made, and then blocked the
         corrected command as "another run")."""
-        if value not in TEMPLATES:
+        if value is not None and value not in TEMPLATES:
             raise ValueError(f"unknown template {value!r}; reproduce takes one of {sorted(TEMPLATES)}")
         return value
 
     @classmethod
     def create(cls, **options) -> ReproduceConfig:
         config = super().create(**options)
+        if config.template is None:  # the paper's, unless the named model's tokens want another
+            named = NAMED_MODELS.get(config.model)
+            config = config.model_copy(update={"template": named.template if named else "paper"})
         if config.quick and len(options.get("seeds") or []) > 1:  # kept the first, silently
             raise ConfigError(
                 f"--quick runs one seed, and {len(options['seeds'])} were given: give one --seed, "
