@@ -227,7 +227,7 @@ def test_a_claim_of_at_least_as_well_is_not_judged_where_neither_side_beats_no_c
     }
     table = claims_beside(_claims_reproduction(nothing), None, None).set_index("claim")
     claim = table.loc["Text-ICL vectors patch image queries at least as well as image-ICL vectors"]
-    assert (claim["ours"], claim["held"]) == ("0.00 vs 0.00", "n/a")
+    assert (claim["ours"], claim["held"]) == ("0.00 vs 0.00", "not judged")
     assert claim["note"] == "neither side above No Context (0.00): nothing to compare"
     working = {**nothing, ("capital", 1, "xpatch"): [True] * 4}
     claim = claims_beside(_claims_reproduction(working), None, None).set_index("claim").loc[claim.name]

@@ -74,4 +74,5 @@ def test_an_llm_whose_vectors_are_the_vlms_is_said_to_agree_by_construction(tmp_
     report = (tmp_path / "report.md").read_text()
     assert "so the two rows agree by construction and are no evidence of transfer" in report
     (claim,) = [line for line in report.splitlines() if "LLM -> VLM xPatch about as good" in line]
-    assert "by construction: the LLM's text-ICL vectors equal the VLM's" in claim
+    # a random model scores 0.00 on both sides: the claim is not judged at all
+    assert claim.count("| not judged ") == 2 and "nothing to compare" in claim  # by both metrics

@@ -244,12 +244,14 @@ def test_an_image_file_without_an_image_suffix_is_read_as_that_file(tmp_path):
     from taskvec.prompts.inputs import image_file
 
     (tmp_path / "pics").mkdir()
-    Image.new("RGB", (32, 32), (10, 200, 10)).save(tmp_path / "pics" / "cat", format="PNG")
-    items = synthetic_items(8, image="pics/cat")
+    items = synthetic_items(8)
+    for k, item in enumerate(items):  # one picture each: the same picture twice is refused
+        Image.new("RGB", (32, 32), (10, 20 * k, 10)).save(tmp_path / "pics" / f"cat{k}", format="PNG")
+        item["image"] = f"pics/cat{k}"
     path = write_task(tmp_path, "toy", val=items[:6], test=items[6:])
     config = ExperimentConfig.create(tasks=[str(path)], query="image", seeds=[1], layers=[20])
     (task,) = validate_inputs(config)
-    assert image_file(task.test[0], "noto") == (tmp_path / "pics" / "cat").resolve()
+    assert image_file(task.test[0], "noto") == (tmp_path / "pics" / "cat6").resolve()
 
 
 def test_a_plot_that_cannot_be_saved_names_its_file_and_leaves_no_temporary(tmp_path, monkeypatch):

@@ -79,16 +79,19 @@ def test_a_picture_is_shown_upright_and_a_transparent_colour_key_white(tmp_path)
 
 def test_a_task_moved_with_its_pictures_keeps_its_fingerprint(tmp_path):
     """A picture's absolute place was part of the fingerprint: a project moved or copied elsewhere
-    was another task, its runs refused as "another run" and verify said "the task data changed"."""
+    was another task, its runs refused as "another run" and verify said "the task data changed".
+    (Its bytes count in the run that shows it: ``check_images``.)"""
     (tmp_path / "here").mkdir()
     first = _task_with_pictures(tmp_path / "here")
     moved = shutil.copytree(tmp_path / "here", tmp_path / "elsewhere ü")
     again = load_task_file(moved / "own.json")
     assert again.val[0].entity != first.val[0].entity
     assert again.fingerprint() == first.fingerprint()
-    picture = moved / Path(again.val[0].entity).name
-    Image.new("RGB", (30, 20), (0, 200, 0)).save(picture)  # another picture under the same name
-    assert load_task_file(moved / "own.json").fingerprint() != first.fingerprint()
+    record = json.loads((moved / "own.json").read_text())
+    (moved / "p0.png").rename(moved / "other.png")
+    record["val"][0]["image"] = "other.png"
+    (moved / "own.json").write_text(json.dumps(record))
+    assert load_task_file(moved / "own.json").fingerprint() != first.fingerprint()  # another picture
 
 
 def test_the_same_picture_under_two_items_is_refused(tmp_path):

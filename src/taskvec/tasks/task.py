@@ -213,7 +213,7 @@ class Task:
 
     def fingerprint(self) -> str:
         """Hash of everything that affects results (instruction, items, splits). An item's own
-        picture counts by its bytes, not its place: a project moved or copied elsewhere with its
+        picture counts by its name, not its place: a project moved or copied elsewhere with its
         pictures is the same task (the absolute path made it another, and its runs another's)."""
         content = json.dumps(
             [self.name, self.instruction, [[_fingerprinted(i) for i in self.split(s)] for s in SPLITS]],
@@ -254,23 +254,14 @@ class Task:
 
 
 def _fingerprinted(item: Item) -> dict:
-    """What of ``item`` its task's fingerprint hashes: its fields, a picture file by its bytes."""
+    """What of ``item`` its task's fingerprint hashes: its fields, a picture file by its name
+    alone. Its bytes count where a run shows it (the run's picture hash, ``check_images``), not
+    in a text-only run; its place not at all, so a project moved with its pictures is the same
+    task."""
     fields = vars(item)
-    if item.entity and item.entity.lower().endswith(_IMAGE_SUFFIXES) and Path(item.entity).is_file():
-        fields = {**fields, "entity": f"picture {_picture_digest(item.entity)}"}
+    if item.entity and Path(item.entity).is_absolute():
+        fields = {**fields, "entity": f"picture {Path(item.entity).name}"}
     return fields
-
-
-def _picture_digest(path: str) -> str:
-    """SHA-256 of a picture file's bytes, read once per file as it is (size, modification time)."""
-    stat = Path(path).stat()
-    key = (path, stat.st_size, stat.st_mtime_ns)
-    if key not in _PICTURE_DIGESTS:
-        _PICTURE_DIGESTS[key] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-    return _PICTURE_DIGESTS[key]
-
-
-_PICTURE_DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
 def _item_record(item: Item) -> dict:

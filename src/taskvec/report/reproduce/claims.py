@@ -32,12 +32,13 @@ BY_CONSTRUCTION = (
 
 def _above_floor(ok: bool, floor: float, *scores: float) -> bool | None:
     """A claim that one method does "at least as well" as another says nothing where neither
-    scores above No Context (0.00 vs 0.00 "held"): then it is not judged (None, "n/a")."""
+    scores above No Context (0.00 vs 0.00 "held"): then it is not judged (None, "not judged":
+    not "n/a", which pandas reads back from the claims table as missing)."""
     return ok if max(scores) > floor else None
 
 
 def _verdict(ok: bool | None) -> str:
-    return {True: "yes", False: "no", None: "n/a"}[ok]
+    return {True: "yes", False: "no", None: "not judged"}[ok]
 
 
 def paper_figures(rows: list[tuple[float, ...]], tasks: Sequence[str], model: str = "") -> str:
@@ -181,7 +182,8 @@ def claims(
             )
         for claim, published, ours, ok, note in checks:
             free = note == METRIC_FREE
-            held = _verdict(ok) + (", by construction" if note in (BY_CONSTRUCTION, SAME_VECTORS) else "")
+            by_construction = ok is not None and note in (BY_CONSTRUCTION, SAME_VECTORS)
+            held = _verdict(ok) + (", by construction" if by_construction else "")
             if ok is None:
                 note = f"neither side above No Context ({avg['No Context']:.2f}): nothing to compare"
             rows.append(
