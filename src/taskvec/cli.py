@@ -465,12 +465,15 @@ def _print_rows(out: Console, table: Table) -> None:
         first, *rest = [(name, str(cells[index])) for name, cells in columns]
         out.print(f"[bold]{escape(first[1])}[/]")
         line, width = [], 2
-        for name, value in [(name, value) for name, value in rest if value]:
-            if line and width + len(name) + len(value) + 3 > out.width:  # a field is never split
+        for name, value in rest:
+            field = len(name) + len(value) + 3  # "  name value"
+            if not value:
+                continue
+            if line and width + field > out.width:  # a field is never split
                 out.print("  " + "  ".join(line))
                 line, width = [], 2
             line.append(f"[dim]{escape(name)}[/] {escape(value)}")
-            width += len(name) + len(value) + 3
+            width += field
         if line:
             out.print("  " + "  ".join(line))
 
