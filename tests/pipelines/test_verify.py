@@ -357,3 +357,22 @@ def test_a_vector_copied_into_another_seeds_place_is_found(tmp_path, monkeypatch
     result = CliRunner().invoke(app, ["verify", str(folder.root)], env={"COLUMNS": "200", "NO_COLOR": "1"})
     assert result.exit_code == 1, result.output
     assert "seed 2, not 1" in result.output
+
+
+def test_a_run_records_its_thread_count_and_verify_names_another_one(tmp_path):
+    """Another torch thread count sums in another order: a vector that is then close but not
+    bitwise equal is explained by the counts, which the run records."""
+    _, folder = _run(tmp_path, seeds=(1,))
+    recorded = json.loads(folder.config_path.read_text())
+    assert recorded["versions"]["torch_threads"] == torch.get_num_threads()
+    path = folder.vector_path("tiny_food", "text-icl", 1)
+    saved = TaskVector.load(path)
+    TaskVector(saved.vectors * (1 + 1e-6), saved.meta).save(path, overwrite=True)  # last bits only
+    same = verify_run(folder.root, _adapter())
+    assert same.checks[0].close and not same.checks[0].equal
+    assert "thread" not in same.summary()  # the same count: nothing to explain it by
+    recorded["versions"]["torch_threads"] = torch.get_num_threads() + 3
+    folder.config_path.write_text(json.dumps(recorded))
+    other = verify_run(folder.root, _adapter())
+    assert f"the run used {torch.get_num_threads() + 3} torch thread(s), this check " in other.summary()
+    assert f"OMP_NUM_THREADS={torch.get_num_threads() + 3}" in other.summary()

@@ -300,6 +300,8 @@ def _versions() -> dict:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "taskvec": getattr(taskvec, "__version__", ""),
+        # another thread count sums in another order: bitwise equality holds only at the same one
+        "torch_threads": torch.get_num_threads(),
     }
 
 

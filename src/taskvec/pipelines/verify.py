@@ -88,6 +88,8 @@ class Verification:
     same_numerics: bool  # the run's weights and numerics (dtype, device) are the ones used here
     tolerance: Tolerance
     checks: list[VectorCheck] = field(default_factory=list)
+    #: the torch thread counts of the run (None: not recorded) and of this check
+    threads: tuple[int | None, int] = (None, 1)
 
     @property
     def ok(self) -> bool:
@@ -101,9 +103,16 @@ class Verification:
         numerics = "same weights and numerics" if self.same_numerics else "same weights, other numerics"
         damaged = sum(bool(check.damaged) for check in self.checks)
         unreadable = f"; {damaged} saved vector file(s) damaged" if damaged else ""
+        ran, here = self.threads
+        threads = ""
+        if ran is not None and ran != here and equal < total:
+            threads = (
+                f"; the run used {ran} torch thread(s), this check {here}: another thread count sums "
+                f"in another order, so only the tolerance applies (set OMP_NUM_THREADS={ran} for bitwise)"
+            )
         return (
             f"{equal} of {total} vectors re-derived bitwise equal, {close} of {total} within "
-            f"{tolerance} ({numerics}; {self.model}){unreadable}"
+            f"{tolerance} ({numerics}; {self.model}){unreadable}{threads}"
         )
 
 
@@ -177,7 +186,8 @@ def _verify_all(
         readable = [vector for vector in vectors.values() if isinstance(vector, TaskVector)]
         same_numerics = _check_weights(folder, model, readable)
         tolerance = FLOAT32 if same_numerics and not model.numerics else OTHER_NUMERICS
-        verification = Verification(folder.root, model.name, same_numerics, tolerance)
+        threads = (recorded.get("versions", {}).get("torch_threads"), torch.get_num_threads())
+        verification = Verification(folder.root, model.name, same_numerics, tolerance, threads=threads)
         verifications.append(verification)
         work += [
             (verification, folder, model, config, task, seed, vectors)
