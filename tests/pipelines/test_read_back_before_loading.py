@@ -239,3 +239,22 @@ def test_an_analysis_of_a_per_task_run_names_its_layer_as_the_mean_curves_best(f
     assert analysis.layer == 1 and analysis.layer_source == said
     summary = " ".join(write_analysis_report(analysis).read_text().split())
     assert said in summary and "chosen by the run" not in summary
+
+
+def test_the_same_command_started_while_the_first_runs_is_refused_before_loading(tmp_path, monkeypatch):
+    """The run's default folder is known before loading (the fingerprint comes from the weight
+    files): a second command finds it held and is refused without loading the model."""
+    from taskvec.errors import FolderBusyError
+
+    monkeypatch.chdir(tmp_path)
+    model = _save(tmp_path / "model")
+    options = {**TINY, "model": str(model), "tasks": [str(write_tiny_task(tmp_path / "data"))], "layers": [1]}
+    config = ExperimentConfig.create(**options)
+    first = evaluate(config, show_progress=False)
+    first.folder.unit_path("tiny_food", 1).unlink()  # the first command, half-way
+    _forbid_loading(monkeypatch)
+    with first.folder.lock():  # and still running
+        with pytest.raises(FolderBusyError, match="in use by another taskvec command"):
+            evaluate(config, show_progress=False)
+    with pytest.raises(Loaded):  # once it stopped, the same command loads and resumes it
+        evaluate(config, show_progress=False)

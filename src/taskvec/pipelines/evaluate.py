@@ -629,11 +629,16 @@ def _finished_before_loading(
     """A complete folder of this very run, read back with the fingerprint the model will have,
     known from its weight files (``fingerprint_before_loading``): the same command run again
     (a script resumed after a crash) costs seconds, not a 7B model's loading. Anything less
-    than complete goes through loading as before."""
+    than complete goes through loading as before, unless another command is writing the very
+    folder (the same command started twice): refused here, before a model loads for nothing."""
     fingerprint = fingerprint_before_loading(config.model, load_options)
     if fingerprint is None:
         return None
-    return _read_back(config, out, tasks, images, fingerprint, show_progress)
+    folder, _, identity, unit_ids, _ = _identities(config, out, tasks, fingerprint, images)
+    finished = _finished_run(folder, tasks, config, None, identity, unit_ids, show_progress)
+    if finished is None:
+        folder.check_not_busy()
+    return finished
 
 
 def finished_run(config: ExperimentConfig, out: str | Path, fingerprint: str) -> RunResult | None:
