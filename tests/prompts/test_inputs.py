@@ -97,3 +97,22 @@ def test_a_decoded_pictures_digest_is_taken_once_and_leaves_with_it(tmp_path, mo
     del picture
     gc.collect()
     assert identity not in inputs._DIGESTS
+
+
+def test_an_animated_picture_is_refused_and_a_one_bit_one_shown_exactly(tmp_path):
+    """A GIF's first frame is not necessarily the picture meant: refused, naming the frames. A
+    1-bit picture (a scan, a line drawing) converts exactly: black and white."""
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "blue")]
+    frames[0].save(tmp_path / "moving.gif", save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageError, match=r"moving.gif is animated \(2 frames\)"):
+        open_image(tmp_path / "moving.gif")
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "still.gif")
+    assert open_image(tmp_path / "still.gif").mode == "RGB"
+    bits = Image.new("1", (4, 1))
+    bits.putpixel((1, 0), 1)
+    bits.save(tmp_path / "bits.png")
+    shown = np.asarray(open_image(tmp_path / "bits.png"))
+    assert shown[0, 0].tolist() == [0, 0, 0] and shown[0, 1].tolist() == [255, 255, 255]
+    Image.new("CMYK", (4, 4)).save(tmp_path / "print.jpg")
+    with pytest.raises(ImageError, match="has mode 'CMYK'"):
+        open_image(tmp_path / "print.jpg")

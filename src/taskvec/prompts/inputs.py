@@ -24,7 +24,8 @@ MODALITIES: tuple[Modality, ...] = ("text", "image")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 MAX_IMAGE_PIXELS = 4096 * 4096
-ACCEPTED_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA")
+#: modes whose RGB is exact (a 16-bit, CMYK or float picture would be shown with colours PIL guesses)
+ACCEPTED_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA", "1")
 #: decoded pixels ``open_image`` keeps (a reproduction shows each suite picture thousands of
 #: times: as a demonstration in many prompts, in every condition and seed)
 DECODED_CACHE_BYTES = 256 << 20
@@ -99,6 +100,12 @@ def _decode(path: Path, what: str) -> Image.Image:
                 raise ImageError(
                     f"{what}: {path} has mode {image.mode!r} (accepted: {', '.join(ACCEPTED_MODES)}); "
                     "save it as RGB"
+                )
+            frames = getattr(image, "n_frames", 1)  # PIL's count, on formats that can hold several
+            if frames > 1:
+                raise ImageError(
+                    f"{what}: {path} is animated ({frames} frames); a prompt shows one picture: "
+                    "save the frame you mean as a still image"
                 )
             image.load()
             return ensure_rgb(image)
