@@ -221,3 +221,28 @@ def _food_items() -> list[dict]:
     from taskvec.tasks.registry import builtin_task_path
 
     return json.loads(builtin_task_path("food_color").read_text())["val"]
+
+
+def test_a_picture_the_models_processor_refuses_is_named_before_any_forward_pass(tmp_path):
+    """Qwen2-VL's processor refuses an aspect ratio over 200: the picture is named, with the
+    processor's reason, before the run writes a unit, not as a traceback half-way."""
+    from PIL import Image
+
+    from helpers.families import CASES
+    from taskvec.errors import ImageError
+
+    (qwen,) = [case for case in CASES if case.model_type == "qwen2_vl"]
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    items = []
+    for k in range(6):
+        size = (1000, 3) if k == 4 else (20 + k, 20)
+        Image.new("RGB", size, (40 * k, 0, 0)).save(folder / f"p{k}.png")
+        items.append({"id": f"i{k}", "input": f"thing {k}", "output": f"label {k}", "image": f"p{k}.png"})
+    task = folder / "strip.json"
+    task.write_text(json.dumps({"name": "strip", "instruction": "The label:", "val": items[:4], "test": items[4:]}))
+    options = dict(tasks=[str(task)], seeds=[1], layers=[1], n_examples=2, answer_tokens=1, query="image")
+    config = ExperimentConfig.create(**options, test_layers="chosen")
+    with pytest.raises(ImageError, match=r"item 'i4': .* processor refuses .*p4.png \(absolute aspect ratio"):
+        evaluate(config, tmp_path / "run", adapter=qwen.build(), show_progress=False)
+    assert not list((tmp_path / "run").glob("units/*"))

@@ -149,6 +149,31 @@ def check_model_fits(adapter: ModelAdapter, config: ExperimentConfig) -> None:
         raise _text_only(adapter.name, config)
 
 
+def check_pictures_processable(adapter: ModelAdapter, tasks: list[Task], config: ExperimentConfig) -> None:
+    """A model's processor may refuse a picture the file check let through (Qwen2-VL: an aspect
+    ratio over 200; Fuyu: a strip a few pixels high): each own picture goes through it once, as
+    a bare query, once the model is loaded and before the first forward pass, so that a run does
+    not stop half-way on one with the processor's traceback."""
+    from taskvec.prompts.inputs import is_own_picture, open_image
+
+    if not config.needs_images:
+        return
+    seen: set[str] = set()
+    for task in tasks:
+        for item in (*task.val, *task.test):
+            if not is_own_picture(item) or item.entity in seen:
+                continue
+            seen.add(item.entity)
+            path = Path(item.entity)
+            try:
+                adapter.encode([config.template.query(open_image(path))])
+            except (ValueError, RuntimeError) as error:
+                raise ImageError(
+                    f"task {task.name!r}: item {item.id!r}: {adapter.name}'s processor refuses "
+                    f"{path} ({' '.join(str(error).split())}); resize or crop the picture"
+                ) from None
+
+
 def check_named_model_takes_images(config: ExperimentConfig) -> None:
     """``check_model_fits``' picture check from the model's name alone: a text-only model is
     refused before it loads."""
@@ -430,6 +455,7 @@ def evaluate(
         config = config.named_after(adapter.name, names_of(adapter.name))
     config = sized_to(config, adapter)  # every batch of the run planned by one budget
     check_model_fits(adapter, config)
+    check_pictures_processable(adapter, tasks, config)
     check_labels_tokenize(adapter, tasks)
     check_memory_budget(adapter, tasks, config)
     source = vector_adapter or adapter
