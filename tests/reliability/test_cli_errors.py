@@ -205,3 +205,14 @@ def test_reproduce_prompts_any_model_but_the_embedded_vlm_with_the_papers_templa
     assert ReproduceConfig.create().template == "spaced"  # the embedded VLM
     assert ReproduceConfig.create(model="llava-hf/llava-1.5-7b-hf").template == "paper"
     assert ReproduceConfig.create(model="llava-hf/llava-1.5-7b-hf", template="spaced").template == "spaced"
+
+
+def test_a_reproduction_of_a_model_in_memory_takes_that_models_template():
+    """``reproduce(config, adapter=my_llava)`` with the options' model left out ran under the
+    default model's ``spaced`` template; a template the options name stays."""
+    from taskvec.pipelines.reproduce import ReproduceConfig
+
+    assert ReproduceConfig.create().named_after("my-llava").template == "paper"
+    assert ReproduceConfig.create().named_after("embedded-vlm-gemma3").template == "spaced"
+    assert ReproduceConfig.create(template="spaced").named_after("my-llava").template == "spaced"
+    assert ReproduceConfig.create(quick=True).named_after("my-llava").template == "paper"

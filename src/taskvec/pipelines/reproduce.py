@@ -30,7 +30,7 @@ from typing import ClassVar, Literal
 
 import pandas as pd
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from taskvec.analysis.similarity import same_task_cosines
 from taskvec.config import BatchedOptions, MemoryBudgetMB, Seeds, digest
@@ -90,6 +90,8 @@ class ReproduceConfig(BatchedOptions):
     layer_selection: LayerSelection = "shared"
     memory_budget_mb: MemoryBudgetMB = None
     quick: bool = False
+    #: whether the options named the template (else it follows the model, also one given in memory)
+    _template_given: bool = PrivateAttr(default=False)
 
     @field_validator("styles")
     @classmethod
@@ -111,9 +113,9 @@ class ReproduceConfig(BatchedOptions):
     @classmethod
     def create(cls, **options) -> ReproduceConfig:
         config = super().create(**options)
-        if config.template is None:  # the paper's, unless the named model's tokens want another
-            named = NAMED_MODELS.get(config.model)
-            config = config.model_copy(update={"template": named.template if named else "paper"})
+        config._template_given = config.template is not None
+        if config.template is None:
+            config = config.model_copy(update={"template": _model_template(config.model)})
         if config.quick and len(options.get("seeds") or []) > 1:  # kept the first, silently
             raise ConfigError(
                 f"--quick runs one seed, and {len(options['seeds'])} were given: give one --seed, "
@@ -124,6 +126,21 @@ class ReproduceConfig(BatchedOptions):
                 update={"seeds": config.seeds[:1], "ensemble_counts": [5, 10], "conflict_items": 4}
             )
         return config
+
+
+    def named_after(self, model: str, names=()) -> ReproduceConfig:
+        """``BatchedOptions.named_after``; a template not named in the options follows the model
+        given (the paper's for a model of one's own, not the default model's)."""
+        renamed = super().named_after(model, names)
+        if renamed.model == self.model or self._template_given:
+            return renamed
+        return renamed.model_copy(update={"template": _model_template(renamed.model)})
+
+
+def _model_template(model: str) -> str:
+    """The paper's template, unless the named model's tokens want another (``NamedModel.template``)."""
+    named = NAMED_MODELS.get(model)
+    return named.template if named else "paper"
 
 
 #: items per split in ``--quick`` runs (the full protocol uses every item)
