@@ -226,9 +226,9 @@ def _food_items() -> list[dict]:
 def test_a_picture_the_models_processor_refuses_is_named_before_any_forward_pass(tmp_path):
     """Qwen2-VL's processor refuses an aspect ratio over 200: the picture is named, with the
     processor's reason, before the run writes a unit, not as a traceback half-way."""
+    from helpers.families import CASES
     from PIL import Image
 
-    from helpers.families import CASES
     from taskvec.errors import ImageError
 
     (qwen,) = [case for case in CASES if case.model_type == "qwen2_vl"]
@@ -240,7 +240,8 @@ def test_a_picture_the_models_processor_refuses_is_named_before_any_forward_pass
         Image.new("RGB", size, (40 * k, 0, 0)).save(folder / f"p{k}.png")
         items.append({"id": f"i{k}", "input": f"thing {k}", "output": f"label {k}", "image": f"p{k}.png"})
     task = folder / "strip.json"
-    task.write_text(json.dumps({"name": "strip", "instruction": "The label:", "val": items[:4], "test": items[4:]}))
+    record = {"name": "strip", "instruction": "The label:", "val": items[:4], "test": items[4:]}
+    task.write_text(json.dumps(record))
     options = dict(tasks=[str(task)], seeds=[1], layers=[1], n_examples=2, answer_tokens=1, query="image")
     config = ExperimentConfig.create(**options, test_layers="chosen")
     with pytest.raises(ImageError, match=r"item 'i4': .* processor refuses .*p4.png \(absolute aspect ratio"):

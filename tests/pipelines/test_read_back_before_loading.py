@@ -253,8 +253,8 @@ def test_the_same_command_started_while_the_first_runs_is_refused_before_loading
     first = evaluate(config, show_progress=False)
     first.folder.unit_path("tiny_food", 1).unlink()  # the first command, half-way
     _forbid_loading(monkeypatch)
-    with first.folder.lock():  # and still running
-        with pytest.raises(FolderBusyError, match="in use by another taskvec command"):
-            evaluate(config, show_progress=False)
+    busy = pytest.raises(FolderBusyError, match="in use by another taskvec command")
+    with first.folder.lock(), busy:  # and still running
+        evaluate(config, show_progress=False)
     with pytest.raises(Loaded):  # once it stopped, the same command loads and resumes it
         evaluate(config, show_progress=False)

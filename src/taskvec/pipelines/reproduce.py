@@ -127,7 +127,6 @@ class ReproduceConfig(BatchedOptions):
             )
         return config
 
-
     def named_after(self, model: str, names=()) -> ReproduceConfig:
         """``BatchedOptions.named_after``; a template not named in the options follows the model
         given (the paper's for a model of one's own, not the default model's)."""
