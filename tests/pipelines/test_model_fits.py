@@ -4,6 +4,7 @@ read them, and a memory budget some single prompt cannot fit in some step is ref
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 from helpers.reliability import write_task, write_tiny_task
@@ -247,3 +248,20 @@ def test_a_picture_the_models_processor_refuses_is_named_before_any_forward_pass
     with pytest.raises(ImageError, match=r"item 'i4': .* processor refuses .*p4.png \(absolute aspect ratio"):
         evaluate(config, tmp_path / "run", adapter=qwen.build(), show_progress=False)
     assert not list((tmp_path / "run").glob("units/*"))
+
+
+def test_vectors_of_a_model_that_tokenizes_otherwise_are_warned_of():
+    """Depth and width alone let any LLM of the VLM's shape lend it vectors; one that writes the
+    same text in other tokens is likely not the VLM's base LLM: warned, not refused."""
+    from helpers.tinyparts import make_tokenizer
+
+    from taskvec.models.families.causal_lm import CausalLMAdapter
+    from taskvec.pipelines.evaluate import ForeignVectorsWarning, check_vectors_fit
+
+    vlm_side, llm = tiny_llm("llama", seed=1), tiny_llm("llama", seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_vectors_fit(llm, vlm_side)  # the same tokens: silent
+    other = CausalLMAdapter(llm.model, make_tokenizer(["Paris"]), name="other", model_id="other")
+    with pytest.warns(ForeignVectorsWarning, match="other writes text in other tokens than"):
+        check_vectors_fit(other, vlm_side)

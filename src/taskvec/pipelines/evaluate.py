@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -409,6 +410,19 @@ def check_vectors_fit(source: ModelAdapter, adapter: ModelAdapter) -> None:
             f"{adapter.name} ({adapter.num_layers} layers x {adapter.hidden_size}); LLM -> VLM transfer "
             "needs the same depth and width"
         )
+    probe = "Q: France\nA: Paris\n\nQ: 火\nA:"  # letters, a line break, a CJK character
+    if source.text_token_ids(probe) != adapter.text_token_ids(probe):
+        warnings.warn(
+            f"{source.name} writes text in other tokens than {adapter.name}: it is likely not the "
+            "language model this VLM was built on, so its vectors come from another model's "
+            "representations (LLM -> VLM transfer assumes the VLM's own base LLM)",
+            ForeignVectorsWarning,
+            stacklevel=2,
+        )
+
+
+class ForeignVectorsWarning(UserWarning):
+    """Vectors taken from a model that tokenizes text otherwise than the one they patch."""
 
 
 def evaluate(
