@@ -12,8 +12,9 @@ equal the unguarded run's and leave the public API on the CPU.
 indexed by a meta index returns uninitialised memory instead of failing, so a stray device-less
 ``arange`` used as an index goes unnoticed.)
 
-What it catches: a factory call without a device on any path the tests below run, for the text
-LM and every vision-language family. What it cannot: a device named wrongly on purpose
+What it catches: a factory call without a device on any path the tests below run (extraction,
+the fast and plain sweeps, patched generation, the analyses' logit lens), for the text LM and
+every vision-language family. What it cannot: a device named wrongly on purpose
 (``"cpu"`` where the model's device was meant, which only a GPU shows), tensors from numpy
 (``from_numpy`` has no device argument), transfers between two real devices, and paths the tests
 do not run.
@@ -34,6 +35,8 @@ from helpers.tinyparts import image
 from torch.overrides import TorchFunctionMode
 
 import taskvec.patching.sweep as sweep_module
+from taskvec.analysis.lens import PHASES, lens_top1, phase_masses
+from taskvec.analysis.token_sets import TokenSets
 from taskvec.models.adapter import ModelAdapter
 from taskvec.patching.patch import Patch, generate_ids, generate_ids_under_patches, line_complete
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
@@ -93,7 +96,11 @@ def _engine_results(adapter: ModelAdapter, prompts, queries) -> dict:
     answers = generate_ids(adapter, queries, patch, max_new_tokens=4, until=until)
     under = generate_ids_under_patches(adapter, queries, [None, patch], max_new_tokens=4, until=until)
     after = generate_ids_after_prefixes(adapter, [prompts[0][:1]], [[p] for p in prompts[:1]], 3)
-    assert _on_cpu(states, fast.patched, fast.clean, naive.patched, naive.clean)
+    # the analyses' logit lens
+    sets = TokenSets("guarded", {phase: (1, 2, 3) for phase in PHASES})
+    masses = phase_masses(adapter, states, sets)
+    top1 = lens_top1(adapter, states)
+    assert _on_cpu(states, fast.patched, fast.clean, naive.patched, naive.clean, top1)
     return {
         "states": states,
         "fast": (fast.patched, fast.clean),
@@ -101,6 +108,7 @@ def _engine_results(adapter: ModelAdapter, prompts, queries) -> dict:
         "answers": answers,
         "under": under,
         "after": after,
+        "lens": (top1, masses),
     }
 
 
@@ -110,6 +118,7 @@ def _assert_same(guarded: dict, plain: dict) -> None:
         assert all(torch.equal(a, b) for a, b in zip(guarded[key], plain[key], strict=True))
     for key in ("answers", "under", "after"):
         assert guarded[key] == plain[key]
+    assert torch.equal(guarded["lens"][0], plain["lens"][0]) and guarded["lens"][1].equals(plain["lens"][1])
 
 
 def test_engine_makes_no_tensor_without_a_device_text_lm():

@@ -195,6 +195,18 @@ def test_an_unknown_cache_runs_the_plain_path(text_lm, monkeypatch):
     assert torch.equal(result.patched, naive.patched) and torch.equal(result.clean, naive.clean)
 
 
+def test_a_family_whose_prefix_cache_is_not_exact_is_told_its_sweep_runs_in_full(text_lm, monkeypatch):
+    """PaliGemma's cached prefix is not what a full forward computes: its sweep is the plain one,
+    and a researcher waiting on it is told why."""
+    monkeypatch.setattr(type(text_lm), "prefix_cache_is_exact", property(lambda _self: False))
+    queries = text_queries(2)
+    vectors = far_vectors(text_lm)[:2]
+    with pytest.warns(UserWarning, match="layer sweep runs in full .*cached prefix is not"):
+        result = sweep(text_lm, queries, vectors, [0, 1])
+    naive = sweep_naive(text_lm, queries, vectors, [0, 1])
+    assert torch.equal(result.patched, naive.patched)
+
+
 def test_the_fast_path_needs_no_fallback_on_smollm2_shaped_models(text_lm):
     with warnings.catch_warnings():
         warnings.simplefilter("error")

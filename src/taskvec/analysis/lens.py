@@ -69,15 +69,16 @@ def phase_masses(adapter: ModelAdapter, states: torch.Tensor, sets: TokenSets) -
 
     ``states: [prompts, layers, hidden]`` -> rows (prompt, layer, input_mass, task_mass, answer_mass)."""
     prompts, layers = states.shape[:2]
-    index = {phase: torch.tensor(sets.ids[phase], dtype=torch.long) for phase in PHASES}
-    masses = {phase: torch.zeros(prompts * layers) for phase in PHASES}
+    on = torch.device("cpu")  # where lens_logits hands its logits back
+    index = {phase: torch.tensor(sets.ids[phase], dtype=torch.long, device=on) for phase in PHASES}
+    masses = {phase: torch.zeros(prompts * layers, device=on) for phase in PHASES}
     for rows, logits in lens_chunks(adapter, states.reshape(prompts * layers, -1)):
         log_total = logits.logsumexp(-1, keepdim=True)
         for phase, ids in index.items():
             masses[phase][rows] = (logits[:, ids] - log_total).exp().sum(-1)
     frame = {
-        "prompt": torch.arange(prompts).repeat_interleave(layers).tolist(),
-        "layer": torch.arange(layers).repeat(prompts).tolist(),
+        "prompt": torch.arange(prompts, device=on).repeat_interleave(layers).tolist(),
+        "layer": torch.arange(layers, device=on).repeat(prompts).tolist(),
         **{MASS[phase]: masses[phase].tolist() for phase in PHASES},
     }
     return pd.DataFrame(frame, columns=["prompt", "layer", *MASS.values()])

@@ -1,7 +1,8 @@
 """Forward hooks on decoder layers, as context managers that always remove themselves.
 
 Both hooks act on the layer's output at the last sequence position: every prompt taskvec builds
-ends with the delimiter token, and batches are left-padded, so "last" is exact.
+ends with the delimiter token (an instruction vector's, the instruction alone, with its own last
+token), and batches are left-padded, so "last" is exact.
 """
 
 from __future__ import annotations

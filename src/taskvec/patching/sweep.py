@@ -101,7 +101,14 @@ def sweep(
     _check(adapter, vectors, layers)
     check_mode(mode, scale)
     budget = budget or MemoryBudget.for_model(adapter)
-    if not adapter.prefix_cache_is_exact or not layers:
+    if not layers:
+        return _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale, on_progress)
+    if not adapter.prefix_cache_is_exact:  # the family says so (PaliGemma's prefix attention)
+        warnings.warn(
+            f"{adapter.name}: layer sweep runs in full (the family's cached prefix is not what a "
+            "full forward computes, so no prefix is reused): one forward pass per layer",
+            stacklevel=2,
+        )
         return _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale, on_progress)
     patched = torch.empty(len(queries), len(layers), dtype=torch.long, device="cpu")
     clean = torch.empty(len(queries), dtype=torch.long, device="cpu")

@@ -2,8 +2,9 @@
 
 A prompt is a tuple of segments: text strings and PIL images. The model adapter turns the
 segments into token ids (expanding each image into its placeholder tokens). Every prompt here
-ends with the template's delimiter (the ":" of "A:"), so the position the protocol reads and
-patches is always the last token: no offsets to count.
+ends with the template's delimiter (the ":" of "A:"), but ``instruction_prompt``, the instruction
+alone, which ends with its own last token (the built-in ones end in ":"); so the position the
+protocol reads and patches is always the last token: no offsets to count.
 """
 
 from __future__ import annotations
