@@ -1,7 +1,7 @@
 """Instructions and ensembling (the paper's Fig. 8).
 
-An exemplar vector "from n examples" averages n / 5 task vectors of 5-shot prompts, drawn at
-random from the validation prompts; the instruction vector is the last token of the instruction
+An exemplar vector "from n examples" averages n / k task vectors of the run's k-shot prompts
+(k = ``n_examples``, 5 in the paper), drawn at random from the validation prompts; the instruction vector is the last token of the instruction
 alone; the ensemble is the mean of the two. All are patched at one layer into the test queries
 and scored case-insensitively, as in the paper's figure.
 """
@@ -22,9 +22,6 @@ from taskvec.models.shared_work import SharedWork
 from taskvec.patching.sweep import sweep
 from taskvec.tasks.task import Task
 from taskvec.vectors.extract import last_token_states
-
-EXAMPLES_PER_PROMPT = 5
-
 
 def ensemble_scores(
     adapter: ModelAdapter,
@@ -55,7 +52,7 @@ def ensemble_scores(
         labels.append((seed, "instruction", 0))
         vectors.append(instruction)
         for n in counts:
-            k = min(len(states), max(1, n // EXAMPLES_PER_PROMPT))
+            k = min(len(states), max(1, n // config.n_examples))
             exemplars = states[rng.sample(range(len(states)), k)].mean(0)
             labels += [(seed, "exemplars", n), (seed, "ensemble", n)]
             vectors += [exemplars, (exemplars + instruction) / 2]
