@@ -39,6 +39,7 @@ layer: [3, 5]
 out: runs/from-yaml
 dtype: bfloat16
 verbose: true
+answer_tokens: 12
 """
 
 
@@ -51,6 +52,7 @@ def test_every_option_comes_from_the_file(tmp_path, seen):
     assert config.tasks == ["country_capital", "food_color"]
     assert config.seeds == [1, 2] and config.layers == [3, 5]
     assert (config.n_examples, config.test_layers, config.template.name) == (4, "chosen", "paper")
+    assert config.answer_tokens == 12  # a label longer than the default 6 tokens can then be credited
     assert str(out) == "runs/from-yaml" and load_options.dtype == "bfloat16"
     assert '"n_examples": 4' in result.output  # verbose: true prints the config
 

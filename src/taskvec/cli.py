@@ -7,6 +7,7 @@ import json
 import math
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -254,6 +255,13 @@ def _shared_options(
     """(The options every command shares.)"""
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line a researcher reads (``warning: ...``), not Python's file, line and
+    source line: taskvec's warnings name what they are about themselves."""
+    text = " ".join(str(message).split())
+    console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
 def _out_of_memory(error: RuntimeError, command: str) -> TaskvecError | None:
     """torch's out-of-memory error (dozens of lines of allocator advice) as one line: what ran out
     (its first sentences), what lowers the need, and that the finished work is kept."""
@@ -317,6 +325,9 @@ def run(
         str, typer.Option(help="paper (default: the paper's protocol, comparable) | spaced | a template JSON")
     ] = "paper",
     n_examples: Annotated[int, typer.Option(help="demonstrations per prompt")] = 5,
+    answer_tokens: Annotated[
+        int, typer.Option(help="tokens of each greedy answer (whole_label and exact read them)")
+    ] = 6,
     seeds: Annotated[list[int] | None, typer.Option("--seed", help=SEEDS_HELP)] = None,
     layers: Annotated[list[int] | None, typer.Option("--layer", help="restrict the sweep")] = None,
     selection_metric: Annotated[
@@ -362,6 +373,7 @@ def run(
             style=style or DEFAULT_STYLE,
             template=template_value,
             n_examples=n_examples,
+            answer_tokens=answer_tokens,
             seeds=seeds or [1, 2, 3],
             layers=layers,
             selection_metric=selection_metric,
@@ -915,5 +927,11 @@ def _suite_builder():
     return sys.modules[name]
 
 
+def main() -> None:
+    """The ``taskvec`` command: the app, its warnings shown as one line each."""
+    warnings.showwarning = _show_warning
+    app(prog_name="taskvec")
+
+
 if __name__ == "__main__":
-    app()
+    main()

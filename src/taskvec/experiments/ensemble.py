@@ -23,6 +23,7 @@ from taskvec.patching.sweep import sweep
 from taskvec.tasks.task import Task
 from taskvec.vectors.extract import last_token_states
 
+
 def ensemble_scores(
     adapter: ModelAdapter,
     task: Task,

@@ -298,6 +298,50 @@ def _settings(config: ExperimentConfig, exclude: set[str]) -> str:
     return json.dumps(config.for_identity().model_dump(mode="json", exclude=exclude), sort_keys=True)
 
 
+def check_answers_scorable(adapter: ModelAdapter, tasks: list[Task], config: ExperimentConfig) -> None:
+    """Warn, per task, of labels a metric can never credit under this model and template (the run
+    stays valid for the others, so a warning, not a refusal): a label longer than the answer
+    budget (``whole_label`` and ``exact`` read the greedy answer), and a label whose first token
+    carries nothing of it, a bare space (SmolLM2 writes `` 10`` as ``" " "1" "0"``) or one byte
+    of a letter (``paper`` and ``strict`` read that first token, and so does the layer choice)."""
+    prefix = config.template.answer_prefix  # what the model writes after the delimiter, then the label
+    for task in tasks:
+        items = (*task.val, *task.test)
+        shortest = [
+            min(len(adapter.text_token_ids(prefix + answer)) for answer in item.answers) for item in items
+        ]
+        long = [(item.label, count) for item, count in zip(items, shortest) if count > config.answer_tokens]
+        if long:
+            warnings.warn(
+                f"task {task.name!r}: {len(long)} of {len(items)} labels take more than the "
+                f"{config.answer_tokens} answer tokens under {adapter.name} (e.g. {long[0][0]!r}, "
+                f"{long[0][1]} tokens): whole_label and exact cannot credit them; a longer answer "
+                "budget (answer_tokens) would",
+                UnscorableLabelsWarning,
+                stacklevel=2,
+            )
+        firsts = [
+            (item.label, adapter.decode(adapter.text_token_ids(prefix + item.label)[:1])) for item in items
+        ]
+        blind = [(label, first) for label, first in firsts if not first.strip() or "\ufffd" in first]
+        if blind:
+            label, first = blind[0]
+            what = "a bare space" if not first.strip() else "part of a character"
+            cure = " or use --template paper" if not first.strip() and prefix else ""
+            warnings.warn(
+                f"task {task.name!r}: {len(blind)} of {len(items)} labels begin with a token that is {what} "
+                f"under template {config.template.name!r} on {adapter.name} (e.g. {label!r} starts "
+                f"{first!r}): paper and strict, and the layer choice made by them, cannot credit those "
+                f"answers; read whole_label{cure}",
+                UnscorableLabelsWarning,
+                stacklevel=2,
+            )
+
+
+class UnscorableLabelsWarning(UserWarning):
+    """Labels some metric can never credit under the run's model and template."""
+
+
 def check_labels_tokenize(adapter: ModelAdapter, tasks: list[Task]) -> None:
     """A label the tokenizer turns into nothing, or only into the model's special (control)
     tokens, can never be scored as an answer."""
@@ -471,6 +515,7 @@ def evaluate(
     check_model_fits(adapter, config)
     check_pictures_processable(adapter, tasks, config)
     check_labels_tokenize(adapter, tasks)
+    check_answers_scorable(adapter, tasks, config)
     check_memory_budget(adapter, tasks, config)
     source = vector_adapter or adapter
     # a task's seeds ask the same queries: their No Context answers are computed once (a run's

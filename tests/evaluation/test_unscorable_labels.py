@@ -1,0 +1,76 @@
+"""Labels a metric can never credit under the run's model and template are said before the run:
+one longer than the answer budget (whole_label, exact), and one whose first token carries nothing
+of it, a bare space or one byte of a letter (paper, strict and the layer choice)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import pytest
+from helpers.reliability import write_task
+from helpers.tinyllm import tiny_llm
+
+from taskvec.evaluation.protocol import ExperimentConfig
+from taskvec.pipelines.evaluate import UnscorableLabelsWarning, check_answers_scorable
+from taskvec.tasks.task import load_task_file
+
+ITEMS = [
+    {"id": f"i{k}", "input": f"thing {k}", "output": label}
+    for k, label in enumerate("ab cd Αθ ef gh ij".split())
+]
+
+
+def _check(tmp_path, template: str, answer_tokens: int, items=ITEMS) -> list[str]:
+    task = load_task_file(write_task(tmp_path, val=items[:4], test=items[4:]))
+    config = ExperimentConfig.create(template=template, answer_tokens=answer_tokens)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_answers_scorable(tiny_llm("llama"), [task], config)
+    assert all(issubclass(w.category, UnscorableLabelsWarning) for w in caught)
+    return [str(w.message) for w in caught]
+
+
+def test_a_label_that_starts_with_part_of_a_character_is_named(tmp_path):
+    """The tiny tokenizer is byte-level: Greek starts with one byte of its first letter."""
+    (said,) = _check(tmp_path, "paper", 6)
+    assert "1 of 6 labels begin with a token that is part of a character" in said
+    assert "'Αθ' starts '\\ufffd'" in said or "'Αθ' starts '�'" in said
+    assert "read whole_label" in said and "--template paper" not in said
+
+
+def test_under_the_spaced_template_a_bare_space_first_token_is_named_with_the_cure(tmp_path):
+    said = _check(tmp_path, "spaced", 6)
+    assert any(
+        "6 of 6 labels begin with a token that is a bare space" in s and "--template paper" in s for s in said
+    )
+
+
+def test_a_label_longer_than_the_answer_budget_is_named(tmp_path):
+    (said,) = _check(
+        tmp_path,
+        "paper",
+        3,
+        [{**item, "output": "ab"} for item in ITEMS[:5]] + [ITEMS[5] | {"output": "long"}],
+    )
+    assert "1 of 6 labels take more than the 3 answer tokens" in said and "'long', 4 tokens" in said
+
+
+def test_labels_every_metric_can_credit_say_nothing(tmp_path):
+    assert _check(tmp_path, "paper", 6, [{**item, "output": f"l{k}"} for k, item in enumerate(ITEMS)]) == []
+
+
+def test_the_command_shows_a_warning_as_one_line(tmp_path):
+    """``taskvec``'s warnings are one ``warning: ...`` line each, not Python's file and source line."""
+    code = (
+        "import warnings; from taskvec import cli; "
+        "cli.app = lambda **_: warnings.warn('task x: something a researcher should know', UserWarning); "
+        "cli.main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"COLUMNS": "200"}
+    )
+    assert done.returncode == 0, done.stderr
+    assert "warning: task x: something a researcher should know" in done.stderr
+    assert "warnings.warn(" not in done.stderr and "UserWarning" not in done.stderr
