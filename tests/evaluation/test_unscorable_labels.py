@@ -8,7 +8,6 @@ import subprocess
 import sys
 import warnings
 
-import pytest
 from helpers.reliability import write_task
 from helpers.tinyllm import tiny_llm
 
@@ -18,7 +17,7 @@ from taskvec.tasks.task import load_task_file
 
 ITEMS = [
     {"id": f"i{k}", "input": f"thing {k}", "output": label}
-    for k, label in enumerate("ab cd Αθ ef gh ij".split())
+    for k, label in enumerate(["ab", "cd", "Αθ", "ef", "gh", "ij"])
 ]
 
 

@@ -1,9 +1,10 @@
 """Instructions and ensembling (the paper's Fig. 8).
 
 An exemplar vector "from n examples" averages n / k task vectors of the run's k-shot prompts
-(k = ``n_examples``, 5 in the paper), drawn at random from the validation prompts; the instruction vector is the last token of the instruction
-alone; the ensemble is the mean of the two. All are patched at one layer into the test queries
-and scored case-insensitively, as in the paper's figure.
+(k = ``n_examples``, 5 in the paper), drawn at random from the validation prompts; the
+instruction vector is the last token of the instruction alone; the ensemble is the mean of the
+two. All are patched at one layer into the test queries and scored case-insensitively, as in
+the paper's figure.
 """
 
 from __future__ import annotations

@@ -310,7 +310,8 @@ def check_answers_scorable(adapter: ModelAdapter, tasks: list[Task], config: Exp
         shortest = [
             min(len(adapter.text_token_ids(prefix + answer)) for answer in item.answers) for item in items
         ]
-        long = [(item.label, count) for item, count in zip(items, shortest) if count > config.answer_tokens]
+        budget = config.answer_tokens
+        long = [(item.label, count) for item, count in zip(items, shortest, strict=True) if count > budget]
         if long:
             warnings.warn(
                 f"task {task.name!r}: {len(long)} of {len(items)} labels take more than the "
