@@ -87,3 +87,19 @@ def test_strict_credits_a_lone_letter_where_the_tokenizer_starts_the_label_with_
     assert not whole_label_match("Sarajevo", ["Santiago"])
     assert whole_label_match("Santiago", ["Santiago"])
     assert not strict_match(" B", [" Berlin", "Ber"])  # a letter the label never starts with
+
+
+def test_a_sign_or_currency_is_part_of_a_label_and_a_number_goes_on_through_digits():
+    """``-2`` is not ``2``, ``$5`` is not ``5``: a number's sign and currency count; and a label
+    that is a number ends where the number does (`` 10`` is not 1, `` 3.5`` is not 3)."""
+    from taskvec.evaluation.metrics import whole_label_match
+
+    for match in (whole_label_match, exact_match):
+        assert not match(" 2", ["-2"]) and not match(" -3", ["3"]) and not match(" 5", ["$5"])
+        assert match(" -2", ["-2"]) and match(" $5.", ["$5"]) and match(" (a)", ["(a)"])
+        assert match(' "-2"', ["-2"])  # quotes around a number are wrapping
+    assert not whole_label_match(" 10", ["1"]) and not whole_label_match(" 3.5", ["3"])
+    assert not whole_label_match(" 1,000", ["1"]) and not whole_label_match(" 2018-", ["20"])
+    assert whole_label_match(" 3. Next", ["3"]) and whole_label_match(" 3, then 4", ["3"])
+    assert whole_label_match(" 3.5 metres", ["3.5"]) and whole_label_match(" U.S. dollar", ["U.S."])
+    assert whole_label_match(" **Paris**", ["Paris"])  # emphasis before it

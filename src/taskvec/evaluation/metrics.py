@@ -15,13 +15,15 @@ What each metric credits (docs/metrics.md has examples from real runs):
   token and strict credits it. It credits echoes as ``paper`` does (``" Mexico"`` is Mexico
   City's first token).
 - ``whole_label``: the greedy answer, stripped, begins with the label or an alias, and the label
-  is followed by the answer's end or a non-letter, case-insensitive: ``" Astana Kazakhstan."``
-  counts for Astana, ``" Astanaville"`` and ``" Kinshash"`` do not, nor does a lone letter or an
-  echo of the item unless the label is that very word. Needs multi-token generation; a label longer
+  is followed by the answer's end or what cannot go on a word or number (not a letter or digit,
+  nor a point or comma before a digit), case-insensitive: ``" Astana Kazakhstan."`` counts for
+  Astana, ``" Astanaville"``, ``" Kinshash"``, ``" 10"`` for 1 and ``" 2"`` for -2 do not, nor does
+  a lone letter or an echo of the item unless the label is that very word. Needs multi-token generation; a label longer
   than the answer budget (``answer_tokens``) cannot be credited.
 - ``exact``: the whole greedy answer (up to the newline) equals the label or an alias,
-  case-insensitive, ignoring surrounding punctuation. Refuses a right label that the model goes
-  on after (``" Astana Kazakhstan."``).
+  case-insensitive, ignoring surrounding quotes, brackets and sentence punctuation (never a sign
+  or currency symbol: ``" 3"`` is not ``-3``). Refuses a right label that the model goes on after
+  (``" Astana Kazakhstan."``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ METRICS = ("paper", "whole_label", "paper_ci", "strict", "exact")
 #: one line per metric, for tables and reports
 METRIC_NOTES = {
     "paper": "the paper's first-token prefix rule (comparable to its tables)",
-    "whole_label": "the greedy answer begins with the whole label or an alias, then ends or a non-letter",
+    "whole_label": "the greedy answer begins with the whole label or an alias, then ends or goes on with "
+    "no letter or digit",
     "paper_ci": "the paper's rule, case-insensitive",
     "strict": "the first token is one of the label's own first tokens, even a lone letter where the "
     "tokenizer starts the label with it",
@@ -64,40 +67,57 @@ def strict_match(prediction: str, label_first_tokens: Sequence[str]) -> bool:
     return bool(pred) and pred in {t.strip().lower() for t in label_first_tokens if t.strip()}
 
 
-_EDGE = string.punctuation + string.whitespace
+#: what may wrap or end an answer without changing what it names: quotes, brackets, emphasis and
+#: sentence punctuation (``"Paris".``, ``**Paris**``); never a sign or a currency (``-3`` is not
+#: ``3``, ``$5`` is not ``5``)
+_WRAPPING = string.whitespace + "\"'`*_()[]{}.,;:!?\u201c\u201d\u2018\u2019\u00ab\u00bb"
+_OPENING = string.whitespace + "\"'`*_([{\u201c\u2018\u00ab"
 
 
 def whole_label_match(answer: str, answers: Sequence[str]) -> bool:
-    """The answer begins with the label or an alias, ended by the answer's end or a non-letter.
+    """The answer begins with the label or an alias, ended by the answer's end or a character
+    that cannot go on a word or a number (not a letter or digit, nor a point or comma before a
+    digit).
 
-    Case-insensitive; the answer's first line counts, and whitespace and punctuation before it
-    and around the label are ignored::
+    Case-insensitive; the answer's first line counts, and quotes, brackets and emphasis before it
+    and around the label are ignored, a sign or currency symbol is not::
 
         >>> whole_label_match(" Astana Kazakhstan.", ["Astana"])
         True
         >>> whole_label_match(" Astanaville", ["Astana"]), whole_label_match(" Kinshash", ["Kinshasa"])
         (False, False)
+        >>> whole_label_match(" 10", ["1"]), whole_label_match(" 3.5", ["3"]), whole_label_match(" 2", ["-2"])
+        (False, False, False)
     """
-    got = answer.split("\n", 1)[0].lstrip(_EDGE).lower()
+    line = answer.split("\n", 1)[0].lower()
+    shown = {line.lstrip(string.whitespace), line.lstrip(_OPENING)}  # "(a)" for "(a)", "Paris" for "*Paris"
     for candidate in answers:
-        label = candidate.strip(_EDGE).lower()
-        if label and got.startswith(label):
-            rest = got[len(label) :]
-            if not rest or not rest[0].isalpha():
+        label = candidate.strip(_WRAPPING).lower() or candidate.strip().lower()
+        for got in shown:
+            if label and got.startswith(label) and _ends_there(got[len(label) :]):
                 return True
     return False
 
 
+def _ends_there(rest: str) -> bool:
+    """Whether a label followed by ``rest`` ends there: ``rest`` is empty or starts with what
+    cannot go on a word or number (``" Kazakhstan"``, ``"."``, ``")"``; not ``"ville"``,
+    ``"0"``, ``".5"``, ``",000"``)."""
+    if not rest:
+        return True
+    if rest[0].isalnum():
+        return False
+    return not (rest[0] in ".," and rest[1:2].isdigit())
+
+
 def _normalise(text: str) -> str:
-    return text.strip().strip(string.punctuation + " ").strip().lower()
+    return text.strip(_WRAPPING).lower()
 
 
 def exact_match(answer: str, answers: Sequence[str]) -> bool:
-    """The full answer line equals the label or an alias."""
+    """The full answer line equals the label or an alias, wrapping aside (``_WRAPPING``)."""
     got = _normalise(answer.split("\n", 1)[0])
     return bool(got) and got in {_normalise(a) for a in answers}
-
-
 def answer_scores(answer: str, answers: Sequence[str]) -> dict[str, bool]:
     """The metrics of a whole greedy answer, ``whole_label`` and ``exact`` (test split only: the
     layer sweeps read first tokens)."""
