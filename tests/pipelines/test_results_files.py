@@ -164,6 +164,11 @@ def test_load_run_names_a_damaged_or_missing_file_and_the_cure(runs, tmp_path):
     (folder / "predictions.jsonl").write_text(predictions[: len(predictions) // 2])
     with pytest.raises(ConfigError, match=f"predictions.jsonl is damaged .*: {cure}$"):
         taskvec.load_run(folder, what="predictions")
+    # cut at a line boundary, it still parses: half the rows, read as the run's
+    lines = predictions.splitlines(keepends=True)
+    (folder / "predictions.jsonl").write_text("".join(lines[: len(lines) // 2]))
+    with pytest.raises(ConfigError, match=f"predictions.jsonl is damaged .*: {cure}$"):
+        taskvec.load_run(folder, what="predictions")
     (folder / "config.json").write_text("{")
     with pytest.raises(ConfigError, match="config.json is damaged") as refused:
         taskvec.load_run(folder)

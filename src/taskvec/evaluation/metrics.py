@@ -18,8 +18,8 @@ What each metric credits (docs/metrics.md has examples from real runs):
   is followed by the answer's end or what cannot go on a word or number (not a letter or digit,
   nor a point or comma before a digit), case-insensitive: ``" Astana Kazakhstan."`` counts for
   Astana, ``" Astanaville"``, ``" Kinshash"``, ``" 10"`` for 1 and ``" 2"`` for -2 do not, nor does
-  a lone letter or an echo of the item unless the label is that very word. Needs multi-token generation; a label longer
-  than the answer budget (``answer_tokens``) cannot be credited.
+  a lone letter or an echo of the item unless the label is that very word. Needs multi-token
+  generation; a label longer than the answer budget (``answer_tokens``) cannot be credited.
 - ``exact``: the whole greedy answer (up to the newline) equals the label or an alias,
   case-insensitive, ignoring surrounding quotes, brackets and sentence punctuation (never a sign
   or currency symbol: ``" 3"`` is not ``-3``). Refuses a right label that the model goes on after
@@ -118,6 +118,8 @@ def exact_match(answer: str, answers: Sequence[str]) -> bool:
     """The full answer line equals the label or an alias, wrapping aside (``_WRAPPING``)."""
     got = _normalise(answer.split("\n", 1)[0])
     return bool(got) and got in {_normalise(a) for a in answers}
+
+
 def answer_scores(answer: str, answers: Sequence[str]) -> dict[str, bool]:
     """The metrics of a whole greedy answer, ``whole_label`` and ``exact`` (test split only: the
     layer sweeps read first tokens)."""

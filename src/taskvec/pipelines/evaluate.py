@@ -897,7 +897,8 @@ def _finished_run(
             for path, text in stale.items():
                 write_atomic(path, text)
         names = ", ".join(str(path.relative_to(folder.root)) for path in stale)
-        announce(f"{folder.root}: {names} missing or damaged, rewritten from its units", show_progress)
+        said = f"{names} missing, damaged or of an older taskvec, rewritten from its units"
+        announce(f"{folder.root}: {said}", show_progress)
     selection = config.layer_selection
     return RunResult(folder, best, val_scores, predictions, task_layers, selection, test_scores, config)
 

@@ -16,6 +16,7 @@ per-item rows of ``predictions.jsonl``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ from taskvec.tasks.task import Task
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.jsonl"
 TIDY_TABLE = "results_long"
+TIDY_PATH = f"tables/{TIDY_TABLE}.csv"
 TIDY_COLUMNS = ["task", "seed", "split", "method", "metric", "layer", "value"]
 #: ``style`` of the rows of a task whose pictures shown are all its own image files
 OWN_FILES = "own files"
@@ -239,12 +241,29 @@ def derived_files(
         "results": metric_summary(predictions),
         "answer_diversity": diversity_summary(predictions),
     }
-    tidy = tidy_results(predictions, val_scores, test_scores, task_layers)
+    tidy = tidy_results(predictions, val_scores, test_scores, task_layers).to_csv(index=False)
+    rows = _predictions_text(predictions)
+    # what load_run reads beside results.json: a file cut at a line boundary still parses
+    results["files"] = {PREDICTIONS_FILE: _checksum(rows), TIDY_PATH: _checksum(tidy)}
     return {
-        root / PREDICTIONS_FILE: _predictions_text(predictions),
+        root / PREDICTIONS_FILE: rows,
         root / RESULTS_FILE: json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n",
-        root / "tables" / f"{TIDY_TABLE}.csv": tidy.to_csv(index=False),
+        root / TIDY_PATH: tidy,
     }
+
+
+def _checksum(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _check_recorded(root: Path, results: dict, name: str) -> None:
+    """A derived file whose bytes are not those results.json records (a copy cut short at a
+    line boundary, an edit): refused in one line before it is read (an older results.json
+    records none)."""
+    recorded = (results.get("files") or {}).get(name)
+    path = root / name
+    if recorded and path.is_file() and _checksum(path.read_bytes().decode("utf-8", "replace")) != recorded:
+        raise ConfigError(f"{path} is damaged (not the file results.json records): {_REWRITE}")
 
 
 def load_run(folder: str | Path | RunFolder | RunResult, what: str = "results") -> pd.DataFrame:
@@ -270,8 +289,9 @@ def load_run(folder: str | Path | RunFolder | RunResult, what: str = "results") 
         raise run.not_a_run()
     _refuse_unfinished(run)
     results = _results_of(run)
+    _check_recorded(root, results, TIDY_PATH if what == "results" else PREDICTIONS_FILE)
     if what == "results":
-        tidy = root / "tables" / f"{TIDY_TABLE}.csv"
+        tidy = root / TIDY_PATH
         frame = _derived(
             tidy,
             lambda: pd.read_csv(
