@@ -331,3 +331,25 @@ def test_a_numbered_id_is_kept_as_its_text_in_every_shape_and_id_0_is_not_replac
         jsonl.write_text("\n".join(json.dumps(row) for row in rows))
         with pytest.raises(TaskFileError, match=r"line 1 \(val item 0\): id: must be text or a whole number"):
             load_task(str(jsonl))
+
+
+def test_a_csv_header_typed_with_capitals_or_spaces_names_the_columns(tmp_path):
+    """`Split, Input, Output` as a spreadsheet user types it was refused as having no 'split'
+    column; `Input` and `input` both given is one column twice."""
+    rows = "\n".join(f"{'val' if k < 6 else 'test'}, thing {k}, label {k}" for k in range(8))
+    path = tmp_path / "caps.csv"
+    path.write_text("Split, Input ,OUTPUT\n" + rows + "\n")
+    task = load_rows_task(path, instruction_of=lambda _name: "The label:")
+    assert (len(task.val), len(task.test)) == (6, 2) and task.val[0].label == "label 0"
+    path.write_text("split,Input,input,output\n")
+    with pytest.raises(TaskFileError, match="the column 'input' appears twice"):
+        load_rows_task(path, instruction_of=lambda _name: "The label:")
+
+
+def test_spaces_around_an_instruction_drop_so_its_vector_is_read_at_its_last_character(tmp_path):
+    path = tmp_path / "spaced.json"
+    items = [{"id": f"i{k}", "input": f"thing {k}", "output": f"label {k}"} for k in range(4)]
+    path.write_text(
+        json.dumps({"name": "spaced", "instruction": "The next: \n", "val": items[:3], "test": items[3:]})
+    )
+    assert load_task_file(path).instruction == "The next:"

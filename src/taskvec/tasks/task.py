@@ -223,6 +223,9 @@ class Task:
         return hashlib.sha256(content.encode()).hexdigest()[:12]
 
     def __post_init__(self) -> None:
+        # the instruction vector is read at its last token: a trailing space (or line break) typed
+        # after "The capital:" moved it off the ":" (as an item's text, spaces around it drop)
+        object.__setattr__(self, "instruction", self.instruction.strip())
         where = f"task {self.name!r}" + (f" ({self.source})" if self.source else "")
         if self.name.strip().casefold() == AVERAGE:
             raise TaskFileError(
@@ -406,10 +409,12 @@ def _csv_rows(path: Path, text: str) -> list[Row]:
     it is read with that separator (spreadsheets in many locales write ``;``), and a row whose
     cells are all empty (spreadsheets end their exports with such rows) is no row."""
     header = text.split("\n", 1)[0]
-    delimiter = next((d for d in ",;\t" if "input" in (cell.strip() for cell in header.split(d))), ",")
+    delimiter = next((d for d in ",;\t" if "input" in (_column(cell) for cell in header.split(d))), ",")
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows = []
     try:
+        if reader.fieldnames:  # `Split, Input, Output` as a spreadsheet types it is `split,input,output`
+            reader.fieldnames = [_column(name) for name in reader.fieldnames]
         columns = [column for column in reader.fieldnames or [] if column.strip()]  # not spare empty ones
         repeated = next((column for column in columns if columns.count(column) > 1), None)
         if repeated is not None:  # csv would read the last one alone, silently
@@ -430,6 +435,11 @@ def _csv_rows(path: Path, text: str) -> list[Row]:
     except csv.Error as error:
         raise TaskFileError(f"{path}: line {reader.line_num}: cannot parse ({error})") from error
     return rows
+
+
+def _column(name: str) -> str:
+    """A header cell as the column it names: case and surrounding spaces aside."""
+    return name.strip().lower()
 
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
