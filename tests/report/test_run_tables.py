@@ -122,3 +122,41 @@ def test_the_report_reads_xpatch_at_each_tasks_layer_under_per_task_selection():
     )
     assert "xPatch at each task's chosen layer" in per_task
     assert "xPatch at the chosen layer" in run_report(ExperimentConfig.create(), "layer selection", [])
+
+
+def test_concentrated_answers_on_a_split_the_rule_cannot_judge_are_said_not_judged():
+    """Every label 'yes': no answer can reach twice its share, so the report said "No method's
+    answers collapsed" over a method answering 'the' for every item."""
+    from taskvec.evaluation.protocol import ExperimentConfig
+    from taskvec.report.tables import run_report, unjudged_cells
+
+    rows = []
+    for i in range(4):
+        common = {
+            "task": "same",
+            "seed": 1,
+            "item": str(i),
+            "label": "yes",
+            "paper": False,
+            "whole_label": False,
+        }
+        rows.append({**common, "method": "no_context", "prediction": "the"})
+        rows.append({**common, "method": "xbase", "prediction": ["yes", "no", "maybe", "ok"][i]})
+    unjudged = unjudged_cells(pd.DataFrame(rows))
+    assert unjudged == {("same", "no_context"): 1.0}  # xBase's answers are not concentrated
+    report = run_report(ExperimentConfig.create(), "x", [], unjudged=unjudged)
+    assert "No method's answers collapsed" not in report
+    assert "**Not judged for collapse**: No Context on same (top answer 1.00 of the items)" in report
+
+
+def test_a_tasks_own_best_layer_on_a_flat_curve_is_named_the_tie_rules():
+    from taskvec.evaluation.protocol import ExperimentConfig
+    from taskvec.report.tables import run_report
+
+    report = run_report(
+        ExperimentConfig.create(), "x", [], per_task_best={"a": 4, "b": 6}, flat_tasks={"a": 0.0}
+    )
+    assert (
+        "own best validation layer (`--layer-selection per-task`): a 4 (flat curve, 0.00: the tie rule's), b 6"
+        in report
+    )

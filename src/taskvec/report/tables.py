@@ -20,6 +20,7 @@ from taskvec.evaluation.scoring import (  # noqa: E402
     COLLAPSE_SHARE,
     answer_diversity,
     choose_layers,
+    collapse_undetectable,
     flat_selection_curves,
     layer_curve,
     summary_table,
@@ -51,6 +52,20 @@ def collapsed_cells(predictions: pd.DataFrame) -> set[tuple[str, str]]:
     label prior, which answers one label by construction)."""
     diversity = answer_diversity(predictions)
     return {key for key, flag in diversity["collapsed"].items() if flag}
+
+
+def unjudged_cells(predictions: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """The (task, method) pairs whose answers are concentrated (top answer's share at least
+    ``COLLAPSE_SHARE``) on a split the collapse rule cannot judge (``collapse_undetectable``: its
+    most frequent label over half of it), each with its top answer's share."""
+    diversity = answer_diversity(predictions)
+    return {
+        key: float(row.top_share)
+        for key, row in diversity.iterrows()
+        if key[1] != "label_prior"
+        and row.top_share >= COLLAPSE_SHARE
+        and collapse_undetectable(row.label_share)
+    }
 
 
 def spread_phrase(seeds: int) -> str:
@@ -228,6 +243,8 @@ def write_run_report(result: RunResult) -> Path:
         collapsed=collapsed,
         per_task_best=per_task_best,
         pictures=pictures_shown(predictions),
+        unjudged=unjudged_cells(predictions),
+        flat_tasks=flat_selection_curves(val_scores, config.selection_metric, "per-task"),
     )
     path = folder.path("report.md")
     write_atomic(path, report)
@@ -267,6 +284,8 @@ def run_report(
     collapsed: set[tuple[str, str]] = frozenset(),
     per_task_best: Mapping[str, int] | None = None,
     pictures: str = "",
+    unjudged: Mapping[tuple[str, str], float] | None = None,
+    flat_tasks: Mapping[str, float] | None = None,
 ) -> str:
     """report.md of a run; ``selection``: how it chose its layer(s) (``selection_text``);
     ``pictures``: the styles of the pictures it showed (two runs apart only in their style had
@@ -279,7 +298,12 @@ def run_report(
         f"- {selection}; chosen on the validation split by `{config.selection_metric}`",
     ]
     if config.layer_selection == "shared" and per_task_best and len(per_task_best) > 1:
-        per_task = ", ".join(f"{task} {layer}" for task, layer in per_task_best.items())
+        flat_tasks = flat_tasks or {}
+        per_task = ", ".join(
+            f"{task} {layer}"
+            + (f" (flat curve, {flat_tasks[task]:.2f}: the tie rule's)" if task in flat_tasks else "")
+            for task, layer in per_task_best.items()
+        )
         lines.append(f"- each task's own best validation layer (`--layer-selection per-task`): {per_task}")
     chosen = "each task's chosen layer" if config.layer_selection == "per-task" else "the chosen layer"
     lines += [
@@ -301,9 +325,20 @@ def run_report(
     if collapsed:
         named = ", ".join(f"{METHOD_NAMES.get(m, m)} on {t}" for t, m in sorted(collapsed))
         lines += [f"**Answer collapse**: {named}. {COLLAPSE_RULE}.", ""]
-    else:
+    elif not unjudged:
         rule = COLLAPSE_RULE.removeprefix(f"{COLLAPSED_MARK} collapsed: ")
         lines += [f"No method's answers collapsed (collapse: {rule}).", ""]
+    if unjudged:
+        named = ", ".join(
+            f"{METHOD_NAMES.get(m, m)} on {t} (top answer {share:.2f} of the items)"
+            for (t, m), share in sorted(unjudged.items())
+        )
+        lines += [
+            f"**Not judged for collapse**: {named}. The split's most frequent label is over half of it, so "
+            "no answer can reach twice its share and the collapse rule cannot tell a method that answers "
+            "one label for every item from one that knows the items: compare it with the Label prior.",
+            "",
+        ]
     for metric, markdown in sections:
         lines += [f"## {metric}: {METRIC_NOTES[metric]}", "", markdown, ""]
     lines += [
