@@ -550,10 +550,11 @@ def list_run_folders(
 
 
 def _cell(value) -> str:
-    """A listed value as shown: a score to three places, nothing for a missing one."""
+    """A listed value as shown: a score to two places (as the run's own tables show it), nothing
+    for a missing one."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
 @app.command()

@@ -372,7 +372,7 @@ def _derived(path: Path, read: Callable[[], T]) -> T:
 
 
 #: the methods ``list_runs`` shows a run's test score of, in its column order
-LISTED_METHODS = ("no_context", "majority", "xbase", "xpatch")
+LISTED_METHODS = ("no_context", "majority", "label_prior", "xbase", "xpatch")
 
 
 def list_runs(root: str | Path = "runs", metric: str = "paper") -> pd.DataFrame:
@@ -440,7 +440,7 @@ def _listed(folder: RunFolder, root: Path, metric: str) -> dict:
         return {**row, "state": damaged.format(RESULTS_FILE)}
     row["layer"] = str(layers.pop()) if len(layers) == 1 else "per task"
     for method, values in scores.items():
-        row[method] = round(sum(values) / len(values), 4) if values else None
+        row[method] = sum(values) / len(values) if values else None  # rounded once, where shown
     return row
 
 
