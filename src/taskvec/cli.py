@@ -468,7 +468,6 @@ def _print_table(table: Table) -> None:
 def _print_rows(out: Console, table: Table) -> None:
     """A table too wide for the terminal, one row at a time: its first cell, then each other
     column's name and value, wrapped at the terminal's width; nothing is cut."""
-    from rich.markup import escape
 
     if table.title:
         out.print(f"[italic]{table.title}[/]")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from taskvec.evaluation.protocol import ExperimentConfig
-from taskvec.report.tables import pictures_shown, run_report
+from taskvec.report.tables import run_report, styles_shown
 
 
 @pytest.mark.parametrize(
@@ -40,9 +40,9 @@ def test_the_report_names_the_pictures_it_showed():
     import pandas as pd
 
     rows = pd.DataFrame({"style": ["openmoji", "openmoji", "own files", None]})
-    assert pictures_shown(rows) == "`openmoji`, `own files`"
-    assert pictures_shown(rows.assign(style=None)) == ""
+    assert styles_shown(rows) == "`openmoji`, `own files`"
+    assert styles_shown(rows.assign(style=None)) == ""
     config = ExperimentConfig.create(spec="image-icl", query="text")
-    text = run_report(config, "layer selection `shared`", [], pictures=pictures_shown(rows))
+    text = run_report(config, "layer selection `shared`", [], pictures=styles_shown(rows))
     assert "seeds [1, 2, 3]; pictures: `openmoji`, `own files`" in text
     assert "pictures:" not in run_report(config, "layer selection `shared`", [])

@@ -156,7 +156,4 @@ def test_a_tasks_own_best_layer_on_a_flat_curve_is_named_the_tie_rules():
     report = run_report(
         ExperimentConfig.create(), "x", [], per_task_best={"a": 4, "b": 6}, flat_tasks={"a": 0.0}
     )
-    assert (
-        "(`--layer-selection per-task`): a 4 (flat curve, 0.00: the tie rule's), b 6"
-        in report
-    )
+    assert "(`--layer-selection per-task`): a 4 (flat curve, 0.00: the tie rule's), b 6" in report

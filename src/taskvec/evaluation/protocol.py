@@ -382,10 +382,6 @@ def _patch_key(patch: Patch | None) -> tuple | None:
     return None if patch is None else (patch.layer, tensor_digest(patch.vector), patch.mode, patch.scale)
 
 
-def _texts(adapter: ModelAdapter, token_ids: Sequence[int]) -> list[str]:
-    return [adapter.decode([t]) for t in token_ids]
-
-
 def run_unit(
     adapter: ModelAdapter,
     task: Task,
@@ -452,7 +448,7 @@ def run_unit(
         {
             **describe(item),
             "no_context": adapter.decode([int(val.clean[i])]),
-            "xpatch": _texts(adapter, val.patched[i].tolist()),
+            "xpatch": adapter.decode_each(val.patched[i].tolist()),
         }
         for i, item in enumerate(task.val)
     ]
@@ -470,7 +466,7 @@ def run_unit(
                 "no_context_answer": adapter.decode(clean_answers[i]),
                 "xbase": adapter.decode(base_answers[i][:1]),
                 "xbase_answer": adapter.decode(base_answers[i]),
-                "xpatch": _texts(adapter, test.patched[i].tolist()) if test is not None else [],
+                "xpatch": adapter.decode_each(test.patched[i].tolist()) if test is not None else [],
             }
         )
     unit = {

@@ -31,7 +31,7 @@ from __future__ import annotations
 import bisect
 import copy
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,7 +136,16 @@ def sweep(
     return SweepResult(layers, patched, clean)
 
 
-def _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale, on_progress=None) -> SweepResult:
+def _sweep_plain(
+    adapter: ModelAdapter,
+    queries: Sequence[Prompt],
+    vectors: torch.Tensor,
+    layers: list[int],
+    budget: MemoryBudget,
+    mode: PatchMode,
+    scale: float,
+    on_progress: OnProgress | None = None,
+) -> SweepResult:
     """The exact plain path: a full forward of every query for each layer, batched in the budget."""
     return sweep_naive(
         adapter,
@@ -172,7 +181,15 @@ def sweep_logits(
     return patched.cpu(), clean.cpu()
 
 
-def _sweep_passes(adapter, encoded, vectors, layers, mode, scale, read):
+def _sweep_passes(
+    adapter: ModelAdapter,
+    encoded: Encoded,
+    vectors: torch.Tensor,
+    layers: Sequence[int],
+    mode: PatchMode,
+    scale: float,
+    read: Callable[[Any], torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Passes A, B and C on one batch; ``read(output)`` takes what the caller wants from the
     model's output of passes B (``[n, ...]``) and C (``[rows, ...]``); returns them reordered to
     patched ``[n, len(layers), ...]`` and clean ``[n, ...]``."""
@@ -216,9 +233,7 @@ def _sweep_passes(adapter, encoded, vectors, layers, mode, scale, read):
     block_layers = [layers[i] for i in order]
     block_vectors = vectors[order]  # [blocks, hidden]
     blocks = len(order)
-    stepper = _RowStepper(
-        adapter, prefix_cache, calls, clean_out, block_layers, block_vectors, n, mode, scale
-    )
+    stepper = _RowStepper(prefix_cache, calls, clean_out, block_layers, block_vectors, n, mode, scale)
     with hooked(adapter.layers, stepper.hook_for, stepper.pre_hook_for):
         rows = read(
             adapter.model(
@@ -244,7 +259,17 @@ class _RowStepper:
     At layer ``k`` the first ``active = n * #(block_layers < k)`` rows run the layer; then the rows
     patched at ``k`` enter with the patched value; the rest pass through untouched."""
 
-    def __init__(self, adapter, prefix_cache, calls, clean_out, block_layers, block_vectors, n, mode, scale):
+    def __init__(
+        self,
+        prefix_cache: Cache,
+        calls: list[Any],
+        clean_out: list[torch.Tensor | None],
+        block_layers: list[int],
+        block_vectors: torch.Tensor,
+        n: int,
+        mode: PatchMode,
+        scale: float,
+    ):
         self.prefix_cache = prefix_cache
         self.calls = calls
         self.clean_out = clean_out

@@ -110,8 +110,7 @@ def check_images(tasks: list[Task], style: str) -> dict[str, str]:
 
     Returns a hash of each task's image bytes: pictures are task data, so they go into the run
     and unit identities."""
-    from taskvec.prompts.inputs import image_file, open_image
-    from taskvec.tasks.images import is_image_file
+    from taskvec.prompts.inputs import image_file, is_own_picture, open_image
 
     hashes = {}
     for task in tasks:
@@ -124,7 +123,7 @@ def check_images(tasks: list[Task], style: str) -> dict[str, str]:
                 raise ImageError(f"task {task.name!r}: {error}") from None
             open_image(path, what=f"task {task.name!r}: item {item.id!r}")
             sha = hashlib.sha256(path.read_bytes()).hexdigest()
-            if is_image_file(item.entity) and own.setdefault(sha, item.id) != item.id:
+            if is_own_picture(item) and own.setdefault(sha, item.id) != item.id:
                 # as the same input twice: a query's picture could be shown as a demonstration
                 # with its answer (under two names, a copy, a link: the bytes tell)
                 raise ImageError(
@@ -370,7 +369,7 @@ def _versions() -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "taskvec": getattr(taskvec, "__version__", ""),
+        "taskvec": taskvec.__version__,
         # another thread count sums in another order: bitwise equality holds only at the same one
         "torch_threads": torch.get_num_threads(),
     }
@@ -537,8 +536,7 @@ def evaluate(
         "versions": _versions(),
     }
     if config.needs_images:  # the pictures shown (image ICL shows the val split's; image queries both)
-        splits = ("val", "test") if config.query == "image" else ("val",)
-        resolved["pictures"] = pictures_shown(tasks, config.style, splits)
+        resolved["pictures"] = pictures_shown(tasks, config.style, config.picture_splits)
     # before the lock: another run's folder stays untouched
     folder.refuse_other_run(identity, lineage, resolved)
     with ranks.folder_lock(folder):  # one command per folder: a second one is refused, never mixed in

@@ -142,6 +142,8 @@ def _model_template(model: str) -> str:
     return named.template if named else "paper"
 
 
+#: the folder of a quick reproduction that holds its cut task files
+QUICK_TASKS = "quick-tasks"
 #: items per split in ``--quick`` runs (the full protocol uses every item)
 QUICK_ITEMS = {"val": 6, "test": 6}
 
@@ -190,7 +192,7 @@ def _refuse_moved_quick(root: Path) -> None:
             tasks = json.loads(config_path.read_text(encoding="utf-8"))["experiment"]["tasks"]
         except (OSError, ValueError, KeyError, TypeError):
             continue  # not a run's config: the run itself says what is wrong with it
-        cut = [Path(task) for task in tasks if Path(task).parent.name == "quick-tasks"]
+        cut = [Path(task) for task in tasks if Path(task).parent.name == QUICK_TASKS]
         moved = sorted({str(task.parent.parent.resolve()) for task in cut} - {str(root.resolve())})
         if moved:
             raise ConfigError(
@@ -318,11 +320,11 @@ class Reproduction:
                 ),
             )
             if self.config.quick:
-                self.task_names = quick_task_files(self.task_names, self.root / "quick-tasks")
+                self.task_names = quick_task_files(self.task_names, self.root / QUICK_TASKS)
         ranks.barrier()  # the folder and the quick task files are there for every rank
         if self.config.quick:
             if not ranks.is_main:
-                self.task_names = quick_task_files(self.task_names, self.root / "quick-tasks", write=False)
+                self.task_names = quick_task_files(self.task_names, self.root / QUICK_TASKS, write=False)
             self.tasks = load_tasks(self.task_names)
 
     # --- options shared by every protocol run ---------------------------------------------------

@@ -16,13 +16,12 @@ from taskvec.errors import ConfigError, ImageError
 from taskvec.prompts.template import Input
 from taskvec.storage.lru import LruCache
 from taskvec.tasks.images import on_white
-from taskvec.tasks.task import Item
+from taskvec.tasks.task import IMAGE_SUFFIXES, Item, is_picture_file
 
 Modality = Literal["text", "image"]
 MODALITIES: tuple[Modality, ...] = ("text", "image")
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 MAX_IMAGE_PIXELS = 4096 * 4096
 #: modes whose RGB is exact (a 16-bit, CMYK or float picture would be shown with colours PIL guesses)
 ACCEPTED_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA", "1")
@@ -34,8 +33,7 @@ DECODED_CACHE_BYTES = 256 << 20
 def is_own_picture(item: Item) -> bool:
     """Whether an item's picture is an image file of its own (no style draws it), not an
     image-suite entity drawn in the run's style."""
-    entity = item.entity or ""
-    return bool(entity) and (entity.lower().endswith(IMAGE_SUFFIXES) or Path(entity).is_file())
+    return is_picture_file(item.entity)
 
 
 def image_file(item: Item, style: str | None) -> Path:

@@ -242,7 +242,7 @@ def write_run_report(result: RunResult) -> Path:
         diversity=diversity,
         collapsed=collapsed,
         per_task_best=per_task_best,
-        pictures=pictures_shown(predictions),
+        pictures=styles_shown(predictions),
         unjudged=unjudged_cells(predictions),
         flat_tasks=flat_selection_curves(val_scores, config.selection_metric, "per-task"),
     )
@@ -251,7 +251,7 @@ def write_run_report(result: RunResult) -> Path:
     return path
 
 
-def pictures_shown(predictions: pd.DataFrame) -> str:
+def styles_shown(predictions: pd.DataFrame) -> str:
     """The styles of the pictures a run showed, as its rows record them (``noto``, ``own files``);
     empty for a run that showed none."""
     if "style" not in predictions:

@@ -28,6 +28,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from pydantic import AfterValidator
 
+from taskvec.tasks.task import is_picture_file
+
 if TYPE_CHECKING:
     from taskvec.tasks.task import Item, Split, Task
 
@@ -185,16 +187,6 @@ def _as_task(task: Task | str) -> Task:
     return task
 
 
-#: what an item's own picture file may end in (a value naming an existing file counts too)
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
-
-
-def is_image_file(entity: str) -> bool:
-    """Whether an item's ``image`` / ``entity`` value is a picture file of its own (an image
-    suffix, or an existing file) rather than an image-suite entity."""
-    return entity.lower().endswith(IMAGE_SUFFIXES) or Path(entity).is_file()
-
-
 def on_white(image: Image.Image) -> Image.Image:
     """The picture as a viewer shows it, RGB on white (a new picture): turned upright by its EXIF
     orientation (a phone's photo is stored sideways), and transparent pixels white, as in the image
@@ -212,7 +204,7 @@ def _item_image(item: Item, style: str) -> Image.Image:
     on white, whatever the style)."""
     if not item.entity:
         raise SuiteImageNotFound("", style, f"item {item.id!r} ({item.input}) has no entity")
-    if is_image_file(item.entity):
+    if is_picture_file(item.entity):
         with Image.open(item.entity) as im:
             im.load()
             return on_white(im)
@@ -226,7 +218,7 @@ def task_styles(task: Task | str) -> list[str]:
     items = (*task.val, *task.test)
 
     def has(item: Item, style: str) -> bool:
-        return bool(item.entity) and (is_image_file(item.entity) or style in styles_for(item.entity))
+        return bool(item.entity) and (is_picture_file(item.entity) or style in styles_for(item.entity))
 
     return [s for s in STYLES if all(has(item, s) for item in items)]
 

@@ -277,11 +277,21 @@ def _item_record(item: Item) -> dict:
     return record
 
 
+#: what an item's own picture file may end in (a value naming an existing file counts too)
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+
+def is_picture_file(entity: str | None) -> bool:
+    """Whether an item's ``image`` / ``entity`` value is a picture file of its own (an image
+    suffix, or an existing file) rather than an image-suite entity a style draws."""
+    return bool(entity) and (entity.lower().endswith(IMAGE_SUFFIXES) or Path(entity).is_file())
+
+
 def _absolute_if_a_file(entity: str) -> str:
     """A picture file named relative to the working directory (as Python code names files) by its
     absolute place, since a task file's paths are read relative to the file; a suite entity as it is."""
     path = Path(entity).expanduser()
-    if not path.is_absolute() and (entity.lower().endswith(_IMAGE_SUFFIXES) or path.is_file()):
+    if not path.is_absolute() and (entity.lower().endswith(IMAGE_SUFFIXES) or path.is_file()):
         return str(path.resolve())
     return entity
 
@@ -442,15 +452,12 @@ def _column(name: str) -> str:
     return name.strip().lower()
 
 
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
-
-
 def _resolve_image(entity: str | None, folder: Path) -> str | None:
     """Image paths in a task file are relative to that file (a value with an image suffix, or one
     that names a file there); suite entity ids stay as they are."""
     if not entity or Path(entity).is_absolute():
         return entity
-    if entity.lower().endswith(_IMAGE_SUFFIXES) or (folder / entity).is_file():
+    if entity.lower().endswith(IMAGE_SUFFIXES) or (folder / entity).is_file():
         return str((folder / entity).resolve())
     return entity
 
