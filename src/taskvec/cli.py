@@ -255,7 +255,9 @@ def _shared_options(
     """(The options every command shares.)"""
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file=None, line=None
+) -> None:
     """A warning as one line a researcher reads (``warning: ...``), not Python's file, line and
     source line: taskvec's warnings name what they are about themselves."""
     text = " ".join(str(message).split())
