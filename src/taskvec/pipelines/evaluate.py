@@ -306,9 +306,9 @@ def check_answers_scorable(adapter: ModelAdapter, tasks: list[Task], config: Exp
     prefix = config.template.answer_prefix  # what the model writes after the delimiter, then the label
     for task in tasks:
         items = (*task.val, *task.test)
-        shortest = [
-            min(len(adapter.text_token_ids(prefix + answer)) for answer in item.answers) for item in items
-        ]
+        # each answer as the model would write it after the delimiter; the label comes first
+        written = [[adapter.text_token_ids(prefix + answer) for answer in item.answers] for item in items]
+        shortest = [min(len(ids) for ids in answers) for answers in written]
         budget = config.answer_tokens
         long = [(item.label, count) for item, count in zip(items, shortest, strict=True) if count > budget]
         if long:
@@ -321,7 +321,7 @@ def check_answers_scorable(adapter: ModelAdapter, tasks: list[Task], config: Exp
                 stacklevel=2,
             )
         firsts = [
-            (item.label, adapter.decode(adapter.text_token_ids(prefix + item.label)[:1])) for item in items
+            (item.label, adapter.decode(answers[0][:1])) for item, answers in zip(items, written, strict=True)
         ]
         blind = [(label, first) for label, first in firsts if not first.strip() or "\ufffd" in first]
         if blind:
@@ -718,8 +718,7 @@ def _finished_before_loading(
     fingerprint = fingerprint_before_loading(config.model, load_options)
     if fingerprint is None:
         return None
-    folder, _, identity, unit_ids, _ = _identities(config, out, tasks, fingerprint, images)
-    finished = _finished_run(folder, tasks, config, None, identity, unit_ids, show_progress)
+    folder, finished = _read_back(config, out, tasks, images, fingerprint, show_progress)
     if finished is None:
         folder.check_not_busy()
     return finished
@@ -734,7 +733,7 @@ def finished_run(config: ExperimentConfig, out: str | Path, fingerprint: str) ->
         tasks, images = _validate(config)
     except TaskvecError:
         return None
-    return _read_back(config, out, tasks, images, fingerprint)
+    return _read_back(config, out, tasks, images, fingerprint)[1]
 
 
 def _read_back(
@@ -744,9 +743,11 @@ def _read_back(
     images: dict[str, str],
     fingerprint: str,
     show_progress: bool = False,
-) -> RunResult | None:
+) -> tuple[RunFolder, RunResult | None]:
+    """The run's folder under the model of ``fingerprint``, and the run read back from it (None
+    where it is not this very run, complete)."""
     folder, _, identity, unit_ids, _ = _identities(config, out, tasks, fingerprint, images)
-    return _finished_run(folder, tasks, config, None, identity, unit_ids, show_progress)
+    return folder, _finished_run(folder, tasks, config, None, identity, unit_ids, show_progress)
 
 
 #: options a folder's run may differ in and still be this run's (extended, read at another layer,
