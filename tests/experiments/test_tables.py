@@ -215,6 +215,27 @@ def test_the_collapse_claim_names_a_task_the_rule_cannot_judge():
     table = claims_beside(_claims_reproduction(text), None, None).set_index("claim")
     collapse = table.loc["Text ICL xPatch's answers on image queries do not collapse onto one answer"]
     assert "the rule cannot judge capital (top answer 0.60, its split's top label 0.60)" in collapse["ours"]
+    # its only task not judged: no verdict, not "yes"
+    assert collapse["held"] == "not judged"
+
+
+def test_the_collapse_claim_held_says_on_how_many_tasks_the_rule_judged():
+    """ "yes" while one of two tasks could not be judged read as a verdict on both."""
+    from taskvec.report.reproduce import claims_beside
+
+    text = {
+        ("capital", 1, "no_context"): [False] * 5,
+        ("capital", 1, "xbase"): [False] * 5,
+        ("capital", 1, "label_prior"): [False, False, True, True, True],
+        ("capital", 1, "xpatch"): [False, False, True, True, True],
+        ("currency", 1, "no_context"): [False] * 5,
+        ("currency", 1, "xbase"): [False] * 5,
+        ("currency", 1, "label_prior"): [False] * 5,
+        ("currency", 1, "xpatch"): [True] * 5,
+    }
+    table = claims_beside(_claims_reproduction(text), None, None).set_index("claim")
+    collapse = table.loc["Text ICL xPatch's answers on image queries do not collapse onto one answer"]
+    assert collapse["held"] == "yes, on 1 of 2 tasks judged"
 
 
 def test_a_claim_of_at_least_as_well_is_not_judged_where_neither_side_beats_no_context():
