@@ -48,6 +48,7 @@ import taskvec
 from bench.common import add_rate_argument, layer_flops, matmul_rate, model_shapes
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
 from taskvec.models.adapter import ModelAdapter
+from taskvec.models.cache_keyword import CACHE_KEYWORD, cache_of
 from taskvec.models.head import greedy_head, unread_head, watching_head
 from taskvec.models.registry import LoadOptions
 from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
@@ -91,7 +92,7 @@ def counting(adapter: ModelAdapter, tally: Tally):
         if isinstance(mask, torch.Tensor):
             attended = mask.shape[-1]
         else:
-            cache = kwargs.get("past_key_values")
+            cache = kwargs.get(CACHE_KEYWORD)
             attended = tokens + (cache.get_seq_length() if cache is not None else 0)
         tally.totals["layer tokens"] += batch * tokens
         tally.totals["attended positions"] += batch * tokens * attended
@@ -142,7 +143,7 @@ def check_counts(adapter: ModelAdapter, shapes: dict) -> None:
         output = adapter.forward(encoded, use_cache=True)
         grown = adapter.grow(encoded, output.logits[:, -1].argmax(-1, keepdim=True))
         with greedy_head(adapter.unembedding()):
-            adapter.forward(grown, past_key_values=output.past_key_values, last_only=True)
+            adapter.forward(grown, cache=cache_of(output), last_only=True)
     work = gflop(tally.totals, shapes)
     attention = layer_flops(shapes, 0, tally.totals["attended positions"]) / 1e9
     counted, measured = sum(work.values()) - attention, counter.get_total_flops() / 1e9

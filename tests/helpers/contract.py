@@ -17,6 +17,7 @@ import torch
 from helpers.tinyparts import image_count
 from taskvec.analysis.lens import lens_logits
 from taskvec.models.adapter import Encoded
+from taskvec.models.cache_keyword import cache_of
 from taskvec.models.vlm import VisionLanguageAdapter
 from taskvec.patching.hooks import hidden_of, patching_last_token
 from taskvec.patching.patch import Patch, first_token_ids
@@ -146,12 +147,12 @@ def cached_last_step(adapter, encoded: Encoded, repeats: int = 2):
         prefix = adapter.model(
             **adapter.full_inputs(adapter.prefix(encoded)), use_cache=True, logits_to_keep=1
         )
-        cache = prefix.past_key_values
+        cache = cache_of(prefix)
         cache.batch_repeat_interleave(repeats)
         with capturing_all(adapter.layers) as states:
             out = adapter.forward(
                 adapter.rows(encoded, torch.arange(encoded.batch_size).repeat_interleave(repeats)),
-                past_key_values=cache,
+                cache=cache,
                 use_cache=True,
                 last_only=True,
             )

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from taskvec.errors import LayerError, ModelSpecError
+from taskvec.models.cache_keyword import cache_argument
 from taskvec.prompts.template import Prompt
 
 if TYPE_CHECKING:
@@ -286,14 +287,14 @@ class ModelAdapter(ABC):
     def forward(
         self,
         encoded: Encoded,
-        past_key_values=None,
+        cache=None,
         use_cache: bool = False,
         last_only: bool = False,
     ):
         """Run the model on a whole batch (or, with ``last_only``, on its last token given a cache
         of the rest). Returns the HF output; ``logits`` hold the last position only."""
         kwargs = self.last_token_inputs(encoded) if last_only else self.full_inputs(encoded)
-        return self.model(**kwargs, past_key_values=past_key_values, use_cache=use_cache, logits_to_keep=1)
+        return self.model(**kwargs, **cache_argument(cache), use_cache=use_cache, logits_to_keep=1)
 
     def full_inputs(self, encoded: Encoded) -> dict:
         return {

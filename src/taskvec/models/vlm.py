@@ -167,7 +167,7 @@ class VisionLanguageAdapter(ModelAdapter):
 def images_only(processor_class: type) -> type:
     """``processor_class`` without its video part, so it works without torchvision.
 
-    In transformers 5.23 video processors need torchvision (not usable here); images do not. The
+    In transformers 5.23 and 5.25 video processors need torchvision (not usable here); images do not. The
     subclass drops ``video_processor`` from the processor's parts, so it can be built, saved and
     loaded (``from_pretrained`` keeps the processor's own settings, e.g. ``image_seq_len``) with
     the image processor and tokenizer alone. It keeps the class name, so saved configs name the
@@ -185,6 +185,11 @@ def images_only(processor_class: type) -> type:
             loaded = super()._get_arguments_from_pretrained(path, processor_dict, **kwargs)
             by_name = dict(zip(cls.get_attributes(), loaded, strict=True))
             return [by_name.get(name) for name in processor_class.get_attributes()]
+
+        @classmethod
+        def from_dict(cls, processor_dict: dict, **kwargs):
+            # transformers 5.24 on build from a dict of the loaded parts: None for the video one
+            return super().from_dict({**processor_dict, "video_processor": None}, **kwargs)
 
     _ImagesOnly.__name__ = _ImagesOnly.__qualname__ = processor_class.__name__
     return _ImagesOnly

@@ -13,6 +13,7 @@ import torch
 from transformers.cache_utils import Cache, DynamicLayer, DynamicSlidingWindowLayer
 
 from taskvec.models.adapter import Encoded, ModelAdapter
+from taskvec.models.cache_keyword import cache_of
 from taskvec.models.head import unread_head
 
 #: the cache layers a fork can continue: they replace their tensors on update, batch first
@@ -38,7 +39,7 @@ def run_prefix(adapter: ModelAdapter, encoded: Encoded) -> Cache:
         output = adapter.model(
             **adapter.full_inputs(adapter.prefix(encoded)), use_cache=True, logits_to_keep=1
         )
-    return output.past_key_values
+    return cache_of(output)
 
 
 def fork_cache(cache: Cache) -> Cache:

@@ -12,6 +12,7 @@ import torch
 from taskvec.errors import ConfigError, VectorMismatchError
 from taskvec.models.adapter import Encoded, ModelAdapter, model_call
 from taskvec.models.batching import MemoryBudget, OnProgress, plan_batches, progress_from, token_counts
+from taskvec.models.cache_keyword import cache_argument, cache_of
 from taskvec.models.head import GreedyReader, greedy_head
 from taskvec.patching.hooks import PatchMode, check_mode, patching_last_token
 from taskvec.patching.kv_cache import cache_rows, run_prefix, unforkable_reason
@@ -178,7 +179,7 @@ def _answers_under_patches(
         with _patching_each(adapter, patches, n):
             output = adapter.model(
                 **adapter.last_token_inputs(rows),
-                past_key_values=cache_rows(prefix, index),
+                **cache_argument(cache_rows(prefix, index)),
                 use_cache=True,
                 logits_to_keep=1,
             )
@@ -221,7 +222,7 @@ def greedy_continue(
     answers = [[token] for token in head.last()[:, -1].tolist()]
     complete = [until is not None and until(answer) for answer in answers]
     live = list(range(len(answers)))  # the answer each row of the batch continues
-    cache = output.past_key_values
+    cache = cache_of(output)
     for _ in range(max_new_tokens - 1):
         going = [row for row, a in enumerate(live) if not complete[a]]
         if not going:
@@ -233,8 +234,8 @@ def greedy_continue(
         next_ids = torch.tensor([[answers[a][-1]] for a in live], device=encoded.device)  # [rows, 1]
         encoded = adapter.grow(encoded, next_ids)
         step = adapter.last_token_inputs(encoded)
-        output = adapter.model(**step, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        cache = output.past_key_values
+        output = adapter.model(**step, **cache_argument(cache), use_cache=True, logits_to_keep=1)
+        cache = cache_of(output)
         for a, token in zip(live, head.last()[:, -1].tolist(), strict=True):
             if not complete[a]:
                 answers[a].append(token)

@@ -24,6 +24,7 @@ import torch
 from taskvec.errors import ConfigError
 from taskvec.models.adapter import Encoded, ModelAdapter, NotAPrefix, model_call
 from taskvec.models.batching import MemoryBudget, OnProgress, plan_batches, progress_from, token_counts
+from taskvec.models.cache_keyword import cache_argument, cache_of
 from taskvec.models.head import greedy_head, unread_head
 from taskvec.models.shared_work import prompts_digest
 from taskvec.patching.kv_cache import cache_rows
@@ -132,7 +133,7 @@ def _run_batch(
     attention sees what it would see in the whole prompt)."""
     encoded = adapter.encode(prefixes)
     with unread_head(adapter.unembedding()):
-        cache = adapter.forward(encoded, use_cache=True).past_key_values
+        cache = cache_of(adapter.forward(encoded, use_cache=True))
     answers: dict[tuple[int, int], list[int]] = {}
     by_length: dict[int, list[tuple[int, int]]] = {}
     for r, pieces in enumerate(continuations):
@@ -174,7 +175,7 @@ def _continue(
             input_ids=ids,
             attention_mask=full.attention_mask,
             position_ids=full.position_ids()[:, -ids.shape[1] :],
-            past_key_values=cache,
+            **cache_argument(cache),
             use_cache=max_new_tokens > 1,
             logits_to_keep=1,
             **extra,

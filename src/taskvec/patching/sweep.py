@@ -41,6 +41,7 @@ from transformers.cache_utils import Cache
 from taskvec.errors import VectorMismatchError
 from taskvec.models.adapter import Encoded, ModelAdapter, model_call
 from taskvec.models.batching import MemoryBudget, OnProgress, plan_sweep_batches, token_counts
+from taskvec.models.cache_keyword import cache_argument
 from taskvec.models.head import greedy_head
 from taskvec.patching.hooks import PatchMode, check_mode, hidden_of, hooked
 from taskvec.patching.kv_cache import fork_cache, run_prefix, unforkable_reason
@@ -220,7 +221,7 @@ def _sweep_passes(
         clean = read(
             adapter.model(
                 **adapter.last_token_inputs(encoded),
-                past_key_values=fork_cache(prefix_cache),
+                **cache_argument(fork_cache(prefix_cache)),
                 use_cache=True,
                 logits_to_keep=1,
             )
@@ -238,7 +239,7 @@ def _sweep_passes(
         rows = read(
             adapter.model(
                 **adapter.last_token_inputs(_block_rows(adapter, encoded, blocks)),
-                past_key_values=fork_cache(prefix_cache),
+                **cache_argument(fork_cache(prefix_cache)),
                 use_cache=True,
                 logits_to_keep=1,
             )

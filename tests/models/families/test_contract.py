@@ -33,6 +33,7 @@ from helpers.tinyparts import (
     text_query,
 )
 
+from taskvec.models.cache_keyword import cache_argument, cache_of
 from taskvec.models.registry import FAMILIES, LoadOptions, load_model
 from taskvec.patching.patch import Patch, generate_ids, generate_ids_under_patches
 
@@ -112,7 +113,7 @@ def test_a_generation_step_continues_the_prompt(family):
         out = adapter.forward(encoded, use_cache=True)
         grown = adapter.grow(encoded, out.logits[:, -1].argmax(-1, keepdim=True))
         step = adapter.model(
-            **adapter.last_token_inputs(grown), past_key_values=out.past_key_values, logits_to_keep=1
+            **adapter.last_token_inputs(grown), **cache_argument(cache_of(out)), logits_to_keep=1
         ).logits[:, -1]
         full = adapter.forward(grown).logits[:, -1]
     torch.testing.assert_close(step, full, atol=1e-4, rtol=1e-4)

@@ -6,6 +6,8 @@ from helpers.contract import cached_last_step, capturing_all
 from helpers.families.mllama import CROSS, MAX_TILES, VISION_TOKENS, build
 from helpers.tinyparts import image_icl, image_query, text_icl, text_query
 
+from taskvec.models.cache_keyword import cache_of
+
 
 def test_each_token_sees_the_image_before_it_through_the_mask():
     adapter = build()
@@ -29,7 +31,7 @@ def test_images_live_in_the_cross_attention_cache():
     adapter = build()
     encoded = adapter.encode([image_icl(0), image_icl(1)])
     with torch.no_grad():
-        cache = adapter.model(**adapter.full_inputs(adapter.prefix(encoded)), use_cache=True).past_key_values
+        cache = cache_of(adapter.model(**adapter.full_inputs(adapter.prefix(encoded)), use_cache=True))
     # the cross-attention layer caches every image's tiles, the others the text prefix
     assert cache.layers[CROSS].keys.shape[-2] == 3 * MAX_TILES * VISION_TOKENS
     assert cache.layers[0].keys.shape[-2] == encoded.seq_len - 1

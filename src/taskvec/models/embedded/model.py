@@ -140,16 +140,15 @@ class EmbeddedVLM(nn.Module):
         position_ids: torch.Tensor | None = None,
         pixel_values: torch.Tensor | None = None,
         image_embeds: torch.Tensor | None = None,
-        past_key_values=None,
         use_cache: bool = False,
         logits_to_keep: int = 0,
         **kwargs,
     ):
+        # the KV cache passes through ``kwargs`` under whatever name this transformers gives it
         return self.llm(
             inputs_embeds=self.embed(input_ids, pixel_values, image_embeds),
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             use_cache=use_cache,
             logits_to_keep=logits_to_keep,
             **kwargs,
