@@ -298,12 +298,12 @@ def _fail(error: Exception) -> None:
 
 def _template_option(template: str | None):
     """A template name, or the content of a template JSON file (a bad file is a TemplateError)."""
-    if not template or not template.endswith(".json"):
+    if not template or not template.lower().endswith(".json"):
         return template
     if not Path(template).is_file():
         raise TemplateError(f"template file {template}: no such file (or use a built-in: paper, spaced)")
     try:
-        value = json.loads(Path(template).read_text(encoding="utf-8"))
+        value = json.loads(Path(template).read_text(encoding="utf-8-sig"))  # a BOM, as task files
     except (OSError, ValueError) as error:
         raise TemplateError(f"template file {template}: cannot read it as JSON ({error})") from None
     if not isinstance(value, dict):
@@ -579,7 +579,10 @@ def analyze(
     ] = None,
     template: Annotated[
         str | None,
-        typer.Option(help="paper | spaced (default, as reproduce: small models' tokens begin with a space)"),
+        typer.Option(
+            help="paper | spaced (default, as reproduce: small models' tokens begin with a space) | a "
+            "template JSON"
+        ),
     ] = None,
     style: Annotated[
         str | None,

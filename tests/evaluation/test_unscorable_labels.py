@@ -73,3 +73,26 @@ def test_the_command_shows_a_warning_as_one_line(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "warning: task x: something a researcher should know" in done.stderr
     assert "warnings.warn(" not in done.stderr and "UserWarning" not in done.stderr
+
+
+def test_labels_the_tokenizer_merges_with_the_delimiter_are_named_with_the_cure(tmp_path, smollm2):
+    """Under the paper's template SmolLM2 writes ``A:-5`` as ``A`` ``:-`` ``5``: the demonstrations
+    never show the lone ``:`` a query ends with (a task of negative numbers scored xBase 0.00
+    under ``paper``, 1.00 under ``spaced``, and nothing said why)."""
+    from taskvec.pipelines.evaluate import DelimiterMergeWarning, check_delimiter_kept
+
+    labels = ["-5", "(b)", "7", "8"]
+    items = [{"id": f"n{k}", "input": str(k), "output": label} for k, label in enumerate(labels)]
+    task = load_task_file(write_task(tmp_path, val=items[:2], test=items[2:]))
+
+    def said(template: str) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            check_delimiter_kept(smollm2, [task], ExperimentConfig.create(template=template))
+        assert all(issubclass(w.category, DelimiterMergeWarning) for w in caught)
+        return [str(w.message) for w in caught]
+
+    (paper,) = said("paper")
+    assert "2 of 4 labels merge with the delimiter ':' under template 'paper'" in paper
+    assert "'-5' is written [':-', '5']" in paper and "(spaced)" in paper
+    assert said("spaced") == []

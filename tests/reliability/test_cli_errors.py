@@ -67,6 +67,13 @@ def test_run_prints_any_taskvec_error_as_one_line_and_exits_2(error, tmp_path, m
             "output_prefix 'A' must end with the delimiter ':'",
         ),
         (lambda tmp: ["--template", _file(tmp / "t.json", "{not json")], "t.json: cannot read it as JSON"),
+        (
+            lambda tmp: [
+                "--template",
+                _file(tmp / "T.JSON", "\ufeff" + json.dumps({"name": "t", "delimiter": " "})),
+            ],
+            "the delimiter ' ' ends in white space",
+        ),
         (lambda tmp: ["--template", str(tmp / "absent.json")], "absent.json: no such file"),
         (
             lambda tmp: ["--config", str(tmp / "absent.yaml")],
@@ -83,6 +90,7 @@ def test_run_prints_any_taskvec_error_as_one_line_and_exits_2(error, tmp_path, m
         "unknown template",
         "template without delimiter",
         "template file not JSON",
+        "template file of upper-case suffix and a BOM, its delimiter a space",
         "template file missing",
         "options file missing",
         "out is a file",

@@ -180,17 +180,23 @@ def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int |
         "n_examples": experiment.get("n_examples", 5),
         "seed": (experiment.get("seeds") or [1])[0],
     }
-    ran = {"model": options["model"], "tasks": list(options["tasks"])}  # what the run chose its layer for
+    # what the run chose its layer for
+    ran = {k: options[k] for k in ("model", "template", "n_examples")} | {"tasks": list(options["tasks"])}
     options.update({k: v for k, v in overrides.items() if v is not None})
     if overrides.get("tasks") is None:
         options["tasks"] = _run_task_files(folder, options["tasks"], recorded.get("tasks", {}))
     best = folder.status().get("best_layer") if folder.is_complete() else None
-    # the run chose its layer for its own model and tasks: of another model, or of tasks it did
-    # not run, it is no choice at all (the analysis then takes its own default and says so)
+    # the run chose its layer for its own model, tasks and prompts: of another model, of tasks it
+    # did not run, or of prompts written another way, it is no choice at all (the analysis then
+    # takes its own default and says so)
     of_run = _task_keys(ran["tasks"]) | _task_keys(
         entry.get("source") for entry in recorded.get("tasks", {}).values() if entry.get("source")
     )
-    if options["model"] != ran["model"] or not _task_keys(options["tasks"]) <= of_run:
+    other_prompts = (
+        get_template(options["template"]) != get_template(ran["template"])
+        or options["n_examples"] != ran["n_examples"]
+    )
+    if options["model"] != ran["model"] or not _task_keys(options["tasks"]) <= of_run or other_prompts:
         best = None
     return AnalysisConfig.create(**options), best
 

@@ -342,6 +342,38 @@ class UnscorableLabelsWarning(UserWarning):
     """Labels some metric can never credit under the run's model and template."""
 
 
+def check_delimiter_kept(adapter: ModelAdapter, tasks: list[Task], config: ExperimentConfig) -> None:
+    """Warn, per task, of labels the tokenizer merges with the delimiter in a demonstration
+    (``A:-5`` is ``A`` ``:-`` ``5`` under the paper's template): the demonstrations then never
+    show the lone delimiter token a query ends with, where the vector is read and patched, and
+    the model may not take the query's delimiter for theirs (a task of negative numbers: xBase
+    0.00 under ``paper``, 1.00 under ``spaced``)."""
+    template = config.template
+    for task in tasks:
+        merged = []
+        for item in (*task.val, *task.test):
+            query = f"{template.input_prefix}{item.input}{template.separator}{template.output_prefix}"
+            asked = adapter.text_token_ids(query)
+            shown = adapter.text_token_ids(query + template.answer_prefix + item.label)
+            if shown[: len(asked)] != asked:
+                merged.append((item.label, adapter.decode_each(shown[len(asked) - 1 : len(asked) + 1])))
+        if merged:
+            label, tokens = merged[0]
+            warnings.warn(
+                f"task {task.name!r}: {len(merged)} of {len(task.val) + len(task.test)} labels merge "
+                f"with the delimiter {template.delimiter!r} under template {template.name!r} on "
+                f"{adapter.name} (e.g. {label!r} is written {tokens!r}): their demonstrations never "
+                "show the lone delimiter token a query ends with, where the vector is read and "
+                "patched; a template whose answer_prefix is a space (spaced) keeps them apart",
+                DelimiterMergeWarning,
+                stacklevel=2,
+            )
+
+
+class DelimiterMergeWarning(UserWarning):
+    """Labels whose demonstrations do not show the delimiter token the query ends with."""
+
+
 def check_labels_tokenize(adapter: ModelAdapter, tasks: list[Task]) -> None:
     """A label the tokenizer turns into nothing, or only into the model's special (control)
     tokens, can never be scored as an answer."""
@@ -516,6 +548,7 @@ def evaluate(
     check_pictures_processable(adapter, tasks, config)
     check_labels_tokenize(adapter, tasks)
     check_answers_scorable(adapter, tasks, config)
+    check_delimiter_kept(adapter, tasks, config)
     check_memory_budget(adapter, tasks, config)
     source = vector_adapter or adapter
     # a task's seeds ask the same queries: their No Context answers are computed once (a run's

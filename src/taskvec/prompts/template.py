@@ -9,6 +9,7 @@ protocol reads and patches is always the last token: no offsets to count.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -20,6 +21,14 @@ from taskvec.errors import TemplateError
 Segment = str | Image.Image
 Prompt = tuple[Segment, ...]
 Input = str | Image.Image
+
+
+#: the built-in templates by name (filled below); another template may not take one's name
+TEMPLATES: dict[str, PromptTemplate] = {}
+#: what a template's name may hold (it names run folders)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+#: a format placeholder some other tool's templates use; taskvec's fields are literal text
+_PLACEHOLDER = re.compile(r"\{(x|y|input|output|answer|label|question)\}", re.IGNORECASE)
 
 
 class PromptTemplate(BaseModel):
@@ -42,12 +51,43 @@ class PromptTemplate(BaseModel):
 
     @model_validator(mode="after")
     def _ends_with_delimiter(self) -> PromptTemplate:
+        if not _NAME.fullmatch(self.name):
+            raise TemplateError(
+                f"template name {self.name!r}: use letters, digits, '_', '-' and '.' (it names run folders)"
+            )
+        built_in = TEMPLATES.get(self.name)
+        if built_in is not None and self != built_in:
+            raise TemplateError(
+                f"template {self.name!r} is built in, and this one differs from it; give yours "
+                "another name (runs and reports name a template by it)"
+            )
+        for field, text in self.model_dump(exclude={"name"}).items():
+            placeholder = _PLACEHOLDER.search(text)
+            if placeholder:
+                raise TemplateError(
+                    f"template {self.name!r}: {field} {text!r} holds {placeholder.group()!r}, but a "
+                    "template's fields are the literal text around the input and the answer (an "
+                    "example is input_prefix, input, separator, output_prefix, answer_prefix, "
+                    "answer, example_separator): leave the placeholder out"
+                )
         if not self.delimiter:
             raise TemplateError(f"template {self.name!r}: the delimiter must not be empty")
+        if self.delimiter != self.delimiter.rstrip():
+            raise TemplateError(
+                f"template {self.name!r}: the delimiter {self.delimiter!r} ends in white space, so "
+                "the vector would be read at a bare space that no demonstration shows before its "
+                "answer; end the delimiter (and output_prefix) at its last visible character and "
+                "put the space in answer_prefix, as the built-in 'spaced' does"
+            )
         if not self.output_prefix.endswith(self.delimiter):
+            moved = (
+                "; put a space after it in answer_prefix"
+                if self.output_prefix.rstrip().endswith(self.delimiter)
+                else ""
+            )
             raise TemplateError(
                 f"template {self.name!r}: output_prefix {self.output_prefix!r} must end with the "
-                f"delimiter {self.delimiter!r}; the task vector is read at that token"
+                f"delimiter {self.delimiter!r}; the task vector is read at that token{moved}"
             )
         return self
 
@@ -123,7 +163,7 @@ PAPER = PromptTemplate(name="paper")
 SPACED = PromptTemplate(name="spaced", input_prefix="Q: ", answer_prefix=" ")
 """``Q: {x}\\nA: {y}``: recommended for small models, whose tokenisers prefer ``" Paris"``."""
 
-TEMPLATES: dict[str, PromptTemplate] = {t.name: t for t in (PAPER, SPACED)}
+TEMPLATES.update({t.name: t for t in (PAPER, SPACED)})
 
 
 def get_template(name_or_template: str | PromptTemplate | dict) -> PromptTemplate:
