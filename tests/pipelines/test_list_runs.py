@@ -47,6 +47,7 @@ def test_every_run_is_listed_with_the_scores_its_own_table_shows(runs):
         row, table = listed.loc[name], result.summary("whole_label")
         assert row.spec == result.config.spec and row.seeds == "1, 2" and row.layer == str(result.best_layer)
         assert row.selection == result.config.layer_selection
+        assert row.template == result.config.template.name  # two runs differing in it told apart
         assert row.tasks == "tiny_food, other"  # the tasks' names, not their files' paths
         by_label = list_runs(root, "whole_label").set_index("run").loc[name]
         for method in LISTED_METHODS:  # an instruction has no demonstrations: no majority

@@ -396,7 +396,15 @@ def list_runs(root: str | Path = "runs", metric: str = "paper") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*_LISTED_COLUMNS, *LISTED_METHODS])
 
 
-_LISTED_COLUMNS = ["run", "state", "model", "spec", "query", "style", "tasks", "seeds", "selection", "layer"]
+_LISTED_COLUMNS = [
+    *("run", "state", "model", "spec", "query", "template", "style"),
+    *("tasks", "seeds", "selection", "layer"),
+]
+
+
+def _template_name(recorded) -> str | None:
+    """A run's template by name (the record holds its fields; an older one, the name alone)."""
+    return recorded.get("name") if isinstance(recorded, dict) else recorded
 
 
 def _listed(folder: RunFolder, root: Path, metric: str) -> dict:
@@ -415,6 +423,7 @@ def _listed(folder: RunFolder, root: Path, metric: str) -> dict:
         tasks=", ".join(recorded.get("tasks") or experiment.get("tasks", [])),  # names, not paths
         seeds=", ".join(str(seed) for seed in experiment.get("seeds", [])),
         selection=experiment.get("layer_selection", "shared"),
+        template=_template_name(experiment.get("template")),
     )
     numerics = recorded.get("model", {}).get("numerics")
     if numerics and numerics != "float32":  # a bfloat16 run is another run of the same model
