@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from taskvec.cli import app
 
-COMMANDS = ["run", "models", "tasks", "runs", "analyze", "verify", "reproduce", "align", "data"]
+COMMANDS = ["run", "models", "tasks", "prompts", "runs", "analyze", "verify", "reproduce", "align", "data"]
 
 
 def help_text(*args: str) -> str:

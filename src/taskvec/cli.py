@@ -522,6 +522,75 @@ def list_tasks() -> None:
     _print_table(table)
 
 
+@app.command("prompts")
+def show_prompts(
+    task: Annotated[str, typer.Argument(help="a built-in task's name or a task file")],
+    spec: Annotated[str, typer.Option(help="text-icl | image-icl | instruction")] = "text-icl",
+    query: Annotated[str, typer.Option(help="text | image")] = "text",
+    template: Annotated[
+        str, typer.Option(help="paper (default) | spaced | a template JSON (docs/task-files.md)")
+    ] = "paper",
+    style: Annotated[
+        str | None, typer.Option(help=f"image style for image inputs (default: {DEFAULT_STYLE})")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="the seed that draws the demonstrations")] = 1,
+    n_examples: Annotated[int, typer.Option(help="demonstrations per prompt")] = 5,
+    item: Annotated[int, typer.Option(help="which test item (0: the first)")] = 0,
+) -> None:
+    """Show the prompts a run writes for one test item, as the model reads them; no model loads.
+
+    The xBase prompt, the bare query whose last token xPatch patches, and one of the prompts the
+    task vector is read from (at its last token): what `taskvec run` with the same options builds."""
+    from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
+    from taskvec.pipelines.evaluate import validate_inputs
+    from taskvec.tasks.registry import resolve_task_names
+
+    try:
+        if spec not in ("text-icl", "image-icl", "instruction"):
+            raise ConfigError(f"--spec {spec!r}: prompts shows text-icl, image-icl or instruction")
+        config = ExperimentConfig.create(
+            tasks=resolve_task_names([task]),
+            spec=spec,
+            query=query,
+            style=style or DEFAULT_STYLE,
+            template=_template_option(template),
+            n_examples=n_examples,
+            seeds=[seed],
+        )
+        (loaded,) = validate_inputs(config)
+        if not 0 <= item < len(loaded.test):
+            raise ConfigError(
+                f"--item {item}: task {loaded.name!r} has {len(loaded.test)} test items (0 to "
+                f"{len(loaded.test) - 1})"
+            )
+    except (TaskvecError, ValidationError, FileNotFoundError) as error:
+        _fail(error)
+        return
+    unit = UnitPrompts(loaded, config, seed)
+    test_item = loaded.test[item]
+    console.print(
+        f"task {loaded.name}, {spec} -> {query} queries, template {config.template.name!r}, seed {seed}, "
+        f"test item {item} ({test_item.input!r} -> {test_item.label!r})",
+        highlight=False,
+    )
+    extraction = unit.instruction if spec == "instruction" else unit.extraction[0]
+    read_from = "the instruction" if spec == "instruction" else f"1 of {len(unit.extraction)} averaged"
+    shown = (
+        ("xBase prompt", unit.test_base[item]),
+        ("query (No Context; xPatch patches its last token)", unit.test_queries[item]),
+        (f"task-vector prompt ({read_from}; read at its last token)", extraction),
+    )
+    for title, prompt in shown:
+        console.rule(title, align="left")
+        console.print(escape(_prompt_text(prompt)), highlight=False)
+        console.print(f"[dim]ends with {_prompt_text(prompt)[-12:]!r}[/]", highlight=False)
+
+
+def _prompt_text(prompt) -> str:
+    """A prompt's segments as text, each picture as ``<image>``."""
+    return "".join(segment if isinstance(segment, str) else "<image>" for segment in prompt)
+
+
 @app.command("runs")
 def list_run_folders(
     root: Annotated[Path, typer.Argument(help="a folder of run folders, or one run folder")] = Path("runs"),
