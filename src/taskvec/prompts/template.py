@@ -50,7 +50,9 @@ class PromptTemplate(BaseModel):
     delimiter: str = ":"
 
     @model_validator(mode="after")
-    def _ends_with_delimiter(self) -> PromptTemplate:
+    def _well_formed(self) -> PromptTemplate:
+        """Refuse, in one line each, what would put the vector somewhere else than the paper's
+        delimiter or mislabel the run: the rest of the protocol trusts the template."""
         if not _NAME.fullmatch(self.name):
             raise TemplateError(
                 f"template name {self.name!r}: use letters, digits, '_', '-' and '.' (it names run folders)"
