@@ -79,14 +79,14 @@ def test_the_runs_layer_is_taken_only_for_its_own_model_and_tasks(run_of_a_task_
 
 def test_the_runs_layer_is_not_taken_for_prompts_written_another_way(run_of_a_task_file):
     """``--run R --template spaced`` of a run under ``paper`` kept its layer, "chosen by the run on
-    its validation split", for prompts the run never wrote; so did another ``--n-examples``."""
+    its validation split", for prompts the run never wrote. Fewer examples keep it."""
     run, _path = run_of_a_task_file
     (run / "status.json").write_text(json.dumps({"state": "complete", "best_layer": 7}))
     assert from_run_folder(run, template="paper", n_examples=5)[1] == 7  # the run's own (defaults)
     assert from_run_folder(run, template={"name": "paper"})[1] == 7
     assert from_run_folder(run, template="spaced")[1] is None
     assert from_run_folder(run, template={"name": "io", "input_prefix": "Input: "})[1] is None
-    assert from_run_folder(run, n_examples=3)[1] is None
+    assert from_run_folder(run, n_examples=3)[1] == 7
 
 
 def test_analyze_of_a_run_loads_the_model_in_the_runs_dtype(run_of_a_task_file, monkeypatch):

@@ -181,22 +181,20 @@ def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int |
         "seed": (experiment.get("seeds") or [1])[0],
     }
     # what the run chose its layer for
-    ran = {k: options[k] for k in ("model", "template", "n_examples")} | {"tasks": list(options["tasks"])}
+    ran = {k: options[k] for k in ("model", "template")} | {"tasks": list(options["tasks"])}
     options.update({k: v for k, v in overrides.items() if v is not None})
     if overrides.get("tasks") is None:
         options["tasks"] = _run_task_files(folder, options["tasks"], recorded.get("tasks", {}))
     best = folder.status().get("best_layer") if folder.is_complete() else None
-    # the run chose its layer for its own model, tasks and prompts: of another model, of tasks it
-    # did not run, or of prompts written another way, it is no choice at all (the analysis then
-    # takes its own default and says so)
+    # the run chose its layer for its own model, tasks and template: of another model, of tasks it
+    # did not run, or under another template (the delimiter token the vector is read at may
+    # differ), it is no choice at all (the analysis then takes its own default and says so); fewer
+    # examples per prompt, an analysis's usual economy, keep it
     of_run = _task_keys(ran["tasks"]) | _task_keys(
         entry.get("source") for entry in recorded.get("tasks", {}).values() if entry.get("source")
     )
-    other_prompts = (
-        get_template(options["template"]) != get_template(ran["template"])
-        or options["n_examples"] != ran["n_examples"]
-    )
-    if options["model"] != ran["model"] or not _task_keys(options["tasks"]) <= of_run or other_prompts:
+    other_template = get_template(options["template"]) != get_template(ran["template"])
+    if options["model"] != ran["model"] or not _task_keys(options["tasks"]) <= of_run or other_template:
         best = None
     return AnalysisConfig.create(**options), best
 
