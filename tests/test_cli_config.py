@@ -143,3 +143,13 @@ def test_one_option_under_two_spellings_is_refused(tmp_path):
     options.write_text("seed: [1, 2]\nseeds: [3]\n")
     result = CliRunner().invoke(app, ["run", "--config", str(options)])
     assert result.exit_code == 2 and "'seed' and 'seeds' are one option; give it once" in result.output
+
+
+def test_a_template_written_as_a_mapping_is_refused_with_where_its_fields_go(tmp_path, seen):
+    """``template: {name: io, ...}`` was read as its text: 'unknown template "{'name': 'io', ...}"'."""
+    path = tmp_path / "run.yaml"
+    path.write_text("tasks: food_color\ntemplate:\n  name: io\n  input_prefix: 'Input: '\n")
+    result = _run("--config", str(path))
+    assert result.exit_code == 2 and not seen
+    said = " ".join(result.output.split())
+    assert "'template' is given a mapping; it takes a value (a template's fields go in a JSON file" in said

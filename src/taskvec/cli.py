@@ -194,6 +194,14 @@ def read_options_file(command, path: Path) -> dict:
                 f"--config {path}: {given_as[param.name]!r} and {key!r} are one option; give it once"
             )
         given_as[param.name] = key
+        if isinstance(value, dict):  # read as its text ("unknown template \"{'name': ...}\"")
+            what = ""
+            if param.name == "template":
+                what = " (a template's fields go in a JSON file: give its path)"
+            raise ConfigError(
+                f"--config {path}: {key!r} is given a mapping; it takes a value{what}; see taskvec "
+                f"{command.name} --help"
+            )
         if param.multiple:
             values = value if isinstance(value, list) else [value]
             value = [piece for v in values for piece in (_pieces(v) if isinstance(v, str) else [v])]
