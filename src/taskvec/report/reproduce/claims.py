@@ -74,7 +74,8 @@ def claims(
         unjudged = xpatch[xpatch.label_share.map(collapse_undetectable) & concentrated]
         collapse_claim = "Text ICL xPatch's answers on image queries do not collapse onto one answer"
         # "yes" where the rule judged only some tasks says on how many; none judged is no verdict
-        scopes = {collapse_claim: f", on {len(xpatch) - len(unjudged)} of {len(xpatch)} tasks judged"}
+        judged = len(xpatch) - len(unjudged)
+        scopes = {collapse_claim: f", on {judged} of {len(xpatch)} tasks judged"} if len(unjudged) else {}
         collapse_ok = not len(collapsed) if len(collapsed) or len(unjudged) < len(xpatch) else None
         checks = [
             (
@@ -187,7 +188,7 @@ def claims(
         for claim, published, ours, ok, note in checks:
             free = note == METRIC_FREE
             by_construction = ok is not None and note in (BY_CONSTRUCTION, SAME_VECTORS)
-            scope = scopes.get(claim, "") if ok and len(unjudged) else ""
+            scope = scopes.get(claim, "") if ok else ""
             held = _verdict(ok) + scope + (", by construction" if by_construction else "")
             if ok is None:
                 note = f"neither side above No Context ({avg['No Context']:.2f}): nothing to compare"
