@@ -7,6 +7,7 @@ import pytest
 import torch
 from helpers.reliability import write_tiny_task
 from helpers.tinyllm import tiny_text_lm
+from helpers.vectors import toy_meta
 
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, patched_answers, task_vector_for
 from taskvec.tasks.registry import load_task
@@ -43,20 +44,7 @@ def test_extract_averages_every_prompts_delimiter_states(model, task, config):
 
 
 def _meta(seed: int) -> VectorMeta:
-    return VectorMeta(
-        model="m",
-        model_fingerprint="f",
-        num_layers=2,
-        hidden_size=3,
-        task="t",
-        spec="text-icl",
-        modality="text",
-        n_examples=5,
-        n_prompts=7,
-        seed=seed,
-        template="paper",
-        layers=[0, 1],
-    )
+    return toy_meta(layers=2, width=3, model_fingerprint="f", n_prompts=7, seed=seed)
 
 
 def test_a_mean_of_vectors_is_their_elementwise_mean():

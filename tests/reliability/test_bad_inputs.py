@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers.reliability import BASE, assert_no_success, snapshot, synthetic_items, write_task
+from helpers.vectors import toy_vector
 from PIL import Image
 
 from taskvec.errors import (
@@ -29,7 +30,7 @@ from taskvec.errors import (
 )
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.pipelines.evaluate import evaluate
-from taskvec.vectors.task_vector import TaskVector, VectorMeta
+from taskvec.vectors.task_vector import TaskVector
 
 
 @dataclass
@@ -156,21 +157,8 @@ def _file_as_out(ctx: Context) -> dict:
 
 
 def _vector(ctx: Context, layers: int = 30, width: int = 576, **meta) -> TaskVector:
-    fields = dict(
-        model="smollm2-135m",
-        model_fingerprint=ctx.model.fingerprint,
-        num_layers=layers,
-        hidden_size=width,
-        task="toy",
-        spec="text-icl",
-        modality="text",
-        n_examples=5,
-        n_prompts=6,
-        seed=1,
-        template="spaced",
-        layers=list(range(layers)),
-    )
-    return TaskVector(torch.randn(layers, width), VectorMeta(**{**fields, **meta}))
+    fields = dict(model="smollm2-135m", model_fingerprint=ctx.model.fingerprint, task="toy", n_prompts=6)
+    return toy_vector(layers, width, **{**fields, "template": "spaced", **meta})
 
 
 def _saved_vector(ctx: Context, **shape) -> dict:

@@ -1,26 +1,14 @@
 import pytest
 import torch
+from helpers.vectors import toy_vector
 
 from taskvec.errors import VectorMismatchError
-from taskvec.vectors.task_vector import TaskVector, VectorMeta
+from taskvec.vectors.task_vector import TaskVector
 
 
 def _vector(width=8, layers=3, model="m", fingerprint="abc", task="t", seed=1, examples=5):
-    meta = VectorMeta(
-        model=model,
-        model_fingerprint=fingerprint,
-        num_layers=layers,
-        hidden_size=width,
-        task=task,
-        spec="text-icl",
-        modality="text",
-        n_examples=examples,
-        n_prompts=2,
-        seed=seed,
-        template="paper",
-        layers=list(range(layers)),
-    )
-    return TaskVector(torch.randn(layers, width), meta)
+    fields = dict(model=model, model_fingerprint=fingerprint, task=task, seed=seed, n_examples=examples)
+    return toy_vector(layers, width, **fields)
 
 
 class _Model:

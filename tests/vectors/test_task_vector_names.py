@@ -4,29 +4,17 @@ repr is one short line; extract records how its prompts were built."""
 import pytest
 import torch
 from helpers.tinyllm import tiny_llm
+from helpers.vectors import toy_vector
 
 from taskvec.errors import VectorFileError
 from taskvec.prompts.template import SPACED
 from taskvec.vectors.extract import extract
-from taskvec.vectors.task_vector import TaskVector, VectorMeta
+from taskvec.vectors.task_vector import TaskVector
 
 
 def _vector(task="capital", seed=1):
-    meta = VectorMeta(
-        model="m",
-        model_fingerprint="abc",
-        num_layers=3,
-        hidden_size=8,
-        task=task,
-        spec="text-icl",
-        modality="text",
-        n_examples=5,
-        n_prompts=2,
-        seed=seed,
-        template="paper",
-        layers=[0, 1, 2],
-    )
-    return TaskVector(torch.randn(3, 8, generator=torch.Generator().manual_seed(seed)), meta)
+    values = torch.randn(3, 8, generator=torch.Generator().manual_seed(seed))
+    return toy_vector(values=values, task=task, seed=seed)
 
 
 def test_dotted_names_are_kept_as_given(tmp_path):
