@@ -115,7 +115,7 @@ COUNTRY_NAME_OVERRIDES = {
 
 # Capital label overrides: (label, aliases). The package's capital becomes an alias if it differs.
 CAPITAL_OVERRIDES = {
-    "US": ("Washington", ["Washington, D.C.", "Washington D.C."]),
+    "US": ("Washington", ["Washington, D.C.", "Washington D.C.", "Washington DC"]),
     "MN": ("Ulaanbaatar", ["Ulan Bator"]),
     "SZ": ("Mbabane", ["Lobamba"]),  # executive capital; Lobamba is the royal/legislative one
 }
@@ -137,6 +137,11 @@ CAPITAL_ALIASES = {
     "CH": ["Berne"],
     "YE": ["Sanaa"],
     "NL": ["The Hague"],  # seat of government; Amsterdam is the constitutional capital
+    "GQ": ["Ciudad de la Paz"],  # the capital being built to replace Malabo
+    # Other spellings a model writes (hyphens and spaces between letters are alike to the
+    # whole-label and exact metrics, so Port-of-Spain and Nur Sultan need no alias)
+    "VN": ["Ha Noi"],
+    "TM": ["Ashkhabad"],
     # No alias may equal the country name itself: echoing the query must never score.
 }
 
@@ -144,23 +149,36 @@ CAPITAL_ALIASES = {
 # lowercased. These override that rule where the last word is not the unit.
 CURRENCY_LABEL_OVERRIDES: dict[str, str] = {}
 
-# Accepted alternatives, keyed by label (applied to every country with that label).
+# Accepted alternatives, keyed by label (applied to every country with that label): other
+# names, then plurals (the whole-label metric refuses "dollars" for "dollar": a letter goes on).
 CURRENCY_ALIASES = {
-    "pound": ["sterling"],
+    "pound": ["sterling", "pounds"],
     "yuan": ["renminbi"],
-    "ruble": ["rouble"],
+    "ruble": ["rouble", "rubles", "roubles"],
     "zloty": ["złoty"],
     "krone": ["crown"],
     "krona": ["crown"],
     "koruna": ["crown"],
     "króna": ["crown"],
     "shekel": ["sheqel"],
-    "riyal": ["rial"],
-    "rial": ["riyal"],
+    "riyal": ["rial", "riyals"],
+    "rial": ["riyal", "rials"],
     "hryvnia": ["hryvna"],
     "tugrik": ["tögrög", "tugrug"],
     "guarani": ["guaraní"],
     "lek": ["lekë"],
+    "dollar": ["dollars"],
+    "euro": ["euros"],
+    "franc": ["francs"],
+    "peso": ["pesos"],
+    "rupee": ["rupees"],
+    "shilling": ["shillings"],
+    "dinar": ["dinars"],
+    "dirham": ["dirhams"],
+    "real": ["reais"],
+    "sol": ["soles"],
+    "loti": ["maloti"],
+    "mark": ["marka", "marks"],
 }
 # Country-specific extra answers (second currency in legal use).
 CURRENCY_COUNTRY_ALIASES = {
@@ -518,21 +536,23 @@ FOOD_FLAVOR = {
     "curry": ("spicy", ["hot", "savory"]),
     "coffee": ("bitter", []),
     "beer": ("bitter", ["hoppy"]),
-    "pretzel": ("salty", []),
+    # one rule for the salty and savory foods: a salty food is also savory (salt itself aside)
+    # and a savory one also salty and umami, so no item takes an answer its neighbour refuses
+    "pretzel": ("salty", ["savory"]),
     "french_fries": ("salty", ["savory"]),
-    "popcorn": ("salty", ["buttery"]),
+    "popcorn": ("salty", ["savory", "buttery"]),
     "bacon": ("salty", ["savory", "smoky"]),
     "salt": ("salty", []),
     "rice_cracker": ("salty", ["savory"]),
     "hamburger": ("savory", ["umami", "salty"]),
     "pizza": ("savory", ["umami", "salty"]),
-    "meat": ("savory", ["umami"]),
-    "chicken_leg": ("savory", ["umami"]),
-    "stew": ("savory", ["umami"]),
-    "hot_dog": ("savory", ["salty"]),
+    "meat": ("savory", ["umami", "salty"]),
+    "chicken_leg": ("savory", ["umami", "salty"]),
+    "stew": ("savory", ["umami", "salty"]),
+    "hot_dog": ("savory", ["umami", "salty"]),
     "ramen": ("savory", ["umami", "salty"]),
-    "dumpling": ("savory", ["umami"]),
-    "steak": ("savory", ["umami"]),
+    "dumpling": ("savory", ["umami", "salty"]),
+    "steak": ("savory", ["umami", "salty"]),
     "candy": SWEET,
     "lollipop": SWEET,
     "chocolate": SWEET,
@@ -553,7 +573,7 @@ FOOD_FLAVOR = {
     "peach": SWEET,
     "grapes": SWEET,
     "cherries": SWEET,
-    "pineapple": ("sweet", ["sugary", "tangy", "tart"]),
+    "pineapple": ("sweet", ["sugary", "tangy", "tart", "sour"]),  # tart and sour alike, as for lemon
     "melon": SWEET,
     "pear": SWEET,
     "tangerine": ("sweet", ["sugary", "tangy"]),

@@ -103,3 +103,16 @@ def test_a_sign_or_currency_is_part_of_a_label_and_a_number_goes_on_through_digi
     assert whole_label_match(" 3. Next", ["3"]) and whole_label_match(" 3, then 4", ["3"])
     assert whole_label_match(" 3.5 metres", ["3.5"]) and whole_label_match(" U.S. dollar", ["U.S."])
     assert whole_label_match(" **Paris**", ["Paris"])  # emphasis before it
+
+
+def test_a_hyphen_between_letters_reads_as_a_space_and_a_sign_stays_a_sign():
+    """Port of Spain and Port-of-Spain, Nur-Sultan and Nur Sultan are one name to whole_label and
+    exact; a hyphen before a digit (``-2``) or at a word's end stays what it was."""
+    from taskvec.evaluation.metrics import whole_label_match
+
+    for match in (whole_label_match, exact_match):
+        assert match(" Port-of-Spain", ["Port of Spain"]) and match(" Port au Prince", ["Port-au-Prince"])
+        assert match(" Nur Sultan.", ["Astana", "Nur-Sultan"]) and match(" Porto\u2011Novo", ["Porto Novo"])
+        assert not match(" 2", ["-2"]) and not match(" Port of", ["Port-of-Spain"])
+    assert whole_label_match(" Port-au-Prince, Haiti", ["Port-au-Prince"])
+    assert not whole_label_match(" Port-ofSpain", ["Port of Spain"])  # not the same letters

@@ -18,16 +18,19 @@ What each metric credits (docs/metrics.md has examples from real runs):
   is followed by the answer's end or what cannot go on a word or number (not a letter or digit,
   nor a point or comma before a digit), case-insensitive: ``" Astana Kazakhstan."`` counts for
   Astana, ``" Astanaville"``, ``" Kinshash"``, ``" 10"`` for 1 and ``" 2"`` for -2 do not, nor does
-  a lone letter or an echo of the item unless the label is that very word. Needs multi-token
+  a lone letter or an echo of the item unless the label is that very word. A hyphen between
+  two letters reads as a space (``" Port-of-Spain"`` counts for Port of Spain, ``" Nur Sultan"``
+  for Nur-Sultan; ``"-2"`` keeps its sign). Needs multi-token
   generation; a label longer than the answer budget (``answer_tokens``) cannot be credited.
 - ``exact``: the whole greedy answer (up to the newline) equals the label or an alias,
   case-insensitive, ignoring surrounding quotes, brackets and sentence punctuation (never a sign
-  or currency symbol: ``" 3"`` is not ``-3``). Refuses a right label that the model goes on after
-  (``" Astana Kazakhstan."``).
+  or currency symbol: ``" 3"`` is not ``-3``), a hyphen between letters read as a space. Refuses a
+  right label that the model goes on after (``" Astana Kazakhstan."``).
 """
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable, Sequence
 
@@ -74,6 +77,16 @@ _WRAPPING = string.whitespace + "\"'`*_()[]{}.,;:!?\u201c\u201d\u2018\u2019\u00a
 _OPENING = string.whitespace + "\"'`*_([{\u201c\u2018\u00ab"
 
 
+#: a hyphen (or its Unicode kin) with a letter on each side: the place-name spellings a model may
+#: write either way (Port-of-Spain, Porto Novo); a sign before a digit is never one
+_HYPHEN_IN_WORDS = re.compile(r"(?<=[^\W\d_])[-\u2010\u2011](?=[^\W\d_])")
+
+
+def _spelled(text: str) -> str:
+    """``text`` lower-cased, a hyphen between letters read as a space."""
+    return _HYPHEN_IN_WORDS.sub(" ", text.lower())
+
+
 def whole_label_match(answer: str, answers: Sequence[str]) -> bool:
     """The answer begins with the label or an alias, ended by the answer's end or a character
     that cannot go on a word or a number (not a letter or digit, nor a point or comma before a
@@ -89,10 +102,10 @@ def whole_label_match(answer: str, answers: Sequence[str]) -> bool:
         >>> whole_label_match(" 10", ["1"]), whole_label_match(" 3.5", ["3"]), whole_label_match(" 2", ["-2"])
         (False, False, False)
     """
-    line = answer.split("\n", 1)[0].lower()
+    line = _spelled(answer.split("\n", 1)[0])
     shown = {line.lstrip(string.whitespace), line.lstrip(_OPENING)}  # "(a)" for "(a)", "Paris" for "*Paris"
     for candidate in answers:
-        label = candidate.strip(_WRAPPING).lower() or candidate.strip().lower()
+        label = _spelled(candidate.strip(_WRAPPING) or candidate.strip())
         for got in shown:
             if label and got.startswith(label) and _ends_there(got[len(label) :]):
                 return True
@@ -111,7 +124,7 @@ def _ends_there(rest: str) -> bool:
 
 
 def _normalise(text: str) -> str:
-    return text.strip(_WRAPPING).lower()
+    return _spelled(text.strip(_WRAPPING))
 
 
 def exact_match(answer: str, answers: Sequence[str]) -> bool:
