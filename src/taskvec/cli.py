@@ -367,8 +367,11 @@ def run(
     from taskvec.report.tables import (
         COLLAPSE_RULE,
         collapsed_cells,
+        differences,
+        differences_cells,
         format_summary,
         selection_text,
+        spread_phrase,
         write_run_report,
     )
     from taskvec.tasks.registry import load_tasks, resolve_task_names
@@ -417,6 +420,11 @@ def run(
         if table.empty:
             continue
         _print_frame(format_summary(table, collapsed), f"{metric} (test, {where})")
+    console.print(f"cells: {spread_phrase(len(config.seeds))}", highlight=False)
+    found = differences(result.predictions)
+    if len(found):
+        title = "xPatch minus each method on the same test items (95% interval over the items)"
+        _print_frame(differences_cells(found), title, rows="comparison")
     console.print(re.sub(r"[*`]", "", selection_text(result)), highlight=False)
     if collapsed:
         console.print(COLLAPSE_RULE, highlight=False)
@@ -451,10 +459,10 @@ def _load_options(dtype: str, device: str | None, device_map: str | None):
     return options
 
 
-def _print_frame(frame, title: str, justify: str = "right") -> None:
-    """Tasks as rows; cells justified right (numbers) unless told otherwise (decoded text)."""
+def _print_frame(frame, title: str, justify: str = "right", rows: str = "task") -> None:
+    """Tasks (or ``rows``) as rows; cells justified right (numbers) unless told otherwise (decoded text)."""
     table = Table(title=title)
-    table.add_column("task")
+    table.add_column(rows)
     for column in frame.columns:
         table.add_column(str(column), justify=justify)
     for index, row in frame.iterrows():

@@ -2,6 +2,7 @@
 run shares work between its seeds (on a tiny LLaVA)."""
 
 import json
+import re
 
 import pytest
 from PIL import Image
@@ -211,3 +212,30 @@ def test_an_instruction_runs_xbase_prompts_run_the_instruction_once(smollm2, tmp
     )
     unit = RunFolder(result.folder.root).load_unit("country_capital", 1)
     assert [row["xbase_answer"] for row in unit["test"]] == [smollm2.decode(ids) for ids in whole]
+
+
+def test_the_report_gives_xpatchs_differences_with_their_interval_over_the_items(capital_run):
+    """The tables' ± is the spread over seeds, which share their test items: the report says so,
+    and gives xPatch minus each method on those items with a 95% interval (100 items, one seed:
+    each difference is the mean of 100 paired differences of 0, 1 or -1)."""
+    import math
+
+    import pandas as pd
+
+    root = capital_run.folder.root
+    found = pd.read_csv(root / "tables" / "differences.csv")
+    rows = pd.DataFrame(json.loads(line) for line in (root / "predictions.jsonl").read_text().splitlines())
+    row = found.set_index(["comparison", "metric"]).loc[("xPatch - xBase", "paper")]
+    by_item = [
+        rows[rows.method == method].set_index("item")["paper"].astype(float) for method in ("xpatch", "xbase")
+    ]
+    d = by_item[0] - by_item[1]
+    error = math.sqrt(d.var(ddof=1) / len(d))
+    assert row["difference"] == pytest.approx(d.mean(), abs=1e-6) and row["items"] == 100
+    assert row["high"] - row["difference"] == pytest.approx(1.959964 * error, abs=1e-5)
+    methods = ("xBase", "No Context", "Majority", "Label prior")
+    assert set(found.comparison) == {f"xPatch - {m}" for m in methods}
+    report = (root / "report.md").read_text()
+    assert "## xPatch against the other methods, item by item" in report
+    cell = f"{row['difference']:+.2f} ({row['low']:+.2f} to {row['high']:+.2f})"
+    assert re.search(rf"\| xPatch - xBase +\| {re.escape(cell)} ", report)

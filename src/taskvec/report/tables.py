@@ -25,6 +25,7 @@ from taskvec.evaluation.scoring import (  # noqa: E402
     layer_curve,
     summary_table,
 )
+from taskvec.evaluation.uncertainty import paired_difference  # noqa: E402
 from taskvec.storage.markdown import write_table  # noqa: E402
 from taskvec.storage.run_folder import write_atomic, write_figure  # noqa: E402
 from taskvec.tasks.task import AVERAGE  # noqa: E402
@@ -70,7 +71,54 @@ def unjudged_cells(predictions: pd.DataFrame) -> dict[tuple[str, str], float]:
 
 def spread_phrase(seeds: int) -> str:
     """What a table's ``mean ± std`` cells are, said for the reader; one seed has no spread."""
-    return "mean ± std over seeds" if seeds > 1 else "one seed, so no std"
+    if seeds == 1:
+        return "one seed, so no std"
+    return "mean ± std over seeds (a seed redraws the demonstrations, not the test items)"
+
+
+#: xPatch against each other method of a run, item by item
+COMPARED = ("xbase", "no_context", "majority", "label_prior")
+DIFFERENCES_NOTE = (
+    "xPatch minus each other method on the same test items, mean over tasks, with a 95% interval "
+    "over the items (each item's score averaged over the seeds, items paired, tasks weighing alike): "
+    "an interval that holds 0 cannot tell the two apart"
+)
+
+
+def differences(predictions: pd.DataFrame, metrics=HEADLINE_METRICS) -> pd.DataFrame:
+    """xPatch minus each method of ``COMPARED`` the run scored, per metric: ``difference``, its
+    95% interval ``low`` to ``high`` (``evaluation.uncertainty``) and the ``items`` paired."""
+    xpatch = predictions[predictions.method == "xpatch"]
+    rows = []
+    for method in COMPARED:
+        other = predictions[predictions.method == method]
+        for metric in metrics:
+            if other.empty or xpatch.empty or metric not in predictions.columns:
+                continue
+            found = paired_difference(xpatch, other, metric)
+            rows.append(
+                {
+                    "comparison": f"xPatch - {METHOD_NAMES[method]}",
+                    "metric": metric,
+                    "difference": round(found.mean, 6),
+                    "low": round(found.low, 6),
+                    "high": round(found.high, 6),
+                    "items": found.items,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def differences_cells(found: pd.DataFrame) -> pd.DataFrame:
+    """``differences`` as one cell per comparison and metric: ``+0.12 (+0.05 to +0.19)``."""
+    if found.empty:
+        return found
+    cells = found.assign(
+        cell=[f"{r.difference:+.2f} ({r.low:+.2f} to {r.high:+.2f})" for r in found.itertuples()]
+    )
+    table = cells.pivot(index="comparison", columns="metric", values="cell")
+    order = list(dict.fromkeys(found.comparison))
+    return table.loc[order, list(dict.fromkeys(found.metric))].rename_axis(columns=None)
 
 
 def mean_std_cells(mean: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:
@@ -202,6 +250,11 @@ def write_run_report(result: RunResult) -> Path:
     collapsed = collapsed_cells(predictions)
     headline = write_table(folder.root, "summary_paper_whole_label", summary_beside(predictions))
     diversity = write_table(folder.root, "answer_diversity", diversity_table(predictions))
+    found = differences(predictions)
+    paired = ""
+    if len(found):
+        write_table(folder.root, "differences", found, index=False)
+        paired = write_table(folder.root, "differences_formatted", differences_cells(found))
     per_task_best = choose_layers(val_scores, config.selection_metric, "per-task")
     sections = []
     for metric in METRICS:
@@ -240,6 +293,7 @@ def write_run_report(result: RunResult) -> Path:
         sections,
         headline=headline,
         diversity=diversity,
+        differences=paired,
         collapsed=collapsed,
         per_task_best=per_task_best,
         pictures=styles_shown(predictions),
@@ -286,6 +340,7 @@ def run_report(
     pictures: str = "",
     unjudged: Mapping[tuple[str, str], float] | None = None,
     flat_tasks: Mapping[str, float] | None = None,
+    differences: str = "",
 ) -> str:
     """report.md of a run; ``selection``: how it chose its layer(s) (``selection_text``);
     ``pictures``: the styles of the pictures it showed (two runs apart only in their style had
@@ -322,6 +377,9 @@ def run_report(
             headline,
             "",
         ]
+    if differences:
+        lines += ["## xPatch against the other methods, item by item", "", f"{DIFFERENCES_NOTE}.", ""]
+        lines += [differences, ""]
     if collapsed:
         named = ", ".join(f"{METHOD_NAMES.get(m, m)} on {t}" for t, m in sorted(collapsed))
         lines += [f"**Answer collapse**: {named}. {COLLAPSE_RULE}.", ""]

@@ -254,7 +254,12 @@ def _claims_section(folder: ReproductionFolder) -> Section:
                 else ""
             )
             + ". `held` says whether our numbers agree with the "
-            "claim; `note` says where they cannot disagree.",
+            "claim; `note` says where they cannot disagree. A claim that compares two methods gives "
+            "their difference with a 95% interval over the test items (both methods answer the same "
+            "items: each item's score is averaged over the seeds, items are paired, tasks weigh "
+            "alike); `within noise` marks a verdict that interval does not settle. The `± std` of "
+            "the tables is the spread over seeds, which redraw only the demonstrations: it is no "
+            "interval over items.",
             Table(verdicts),
         ],
     )
