@@ -11,6 +11,7 @@ from taskvec.evaluation.scoring import (
     select_layer,
     split_predictions,
     summary_table,
+    tied_selection_curves,
 )
 
 
@@ -239,3 +240,16 @@ def test_equal_accuracies_summed_in_another_order_still_tie_to_the_lowest_layer(
     assert choose_layer(three_tasks, "paper") == 21
     assert flat_selection_curves(three_tasks, "paper", "shared") == pytest.approx({"average": 5 / 12})
     assert select_layer({21: 0.41666666666666663, 22: 0.4166666666666667}) == 21
+
+
+def test_a_best_value_several_layers_share_is_named_where_the_tie_rule_chose_among_them():
+    """Layers 10 and 11 both at 0.12 on validation (layer 11 0.57 on test, 10 0.46): the report
+    said nothing, since only a curve flat at every layer was flagged."""
+    units = [_curves_unit("a", 1, {9: 2, 10: 5, 11: 5}), _curves_unit("b", 1, {9: 0, 10: 5, 11: 5})]
+    scores = layer_scores(units, "val")
+    assert choose_layers(scores, "paper", "shared") == {"a": 10, "b": 10}
+    assert tied_selection_curves(scores, "paper", "shared") == {"average": [10, 11]}
+    assert tied_selection_curves(scores, "paper", "per-task") == {"a": [10, 11], "b": [10, 11]}
+    # a flat curve is flagged as flat, not as tied; one best layer is neither
+    flat = [_curves_unit("a", 1, {0: 5, 1: 5}), _curves_unit("b", 1, {0: 0, 1: 10})]
+    assert tied_selection_curves(layer_scores(flat, "val"), "paper", "per-task") == {}

@@ -109,6 +109,30 @@ def test_the_report_names_every_layer_a_flat_validation_curve_chose(report, vlm)
         assert "Flat validation curves" not in text
 
 
+def test_the_report_names_every_condition_whose_best_layers_tie(report, vlm):
+    """Layers sharing the best validation value (not a flat curve): the tie rule chose among them,
+    which the reproduction's report did not say."""
+    from taskvec.evaluation.scoring import tied_selection_curves
+
+    out, _ = report
+    context = json.loads((out / "report_context.json").read_text())
+    text = (out / "report.md").read_text()
+    found = {}
+    for folder in sorted((out / "conditions").iterdir()):
+        run = reproduce_module._finished_run_in(folder, vlm.fingerprint)
+        tied = tied_selection_curves(run.val_scores, run.config.selection_metric, run.layer_selection)
+        if tied:
+            found[folder.name] = tied
+    assert len(context["tied_layers"]) == len(found)
+    if found:
+        line = text.split("**Tied best layers**", 1)[1].split("\n", 1)[0]
+        for label, curves in context["tied_layers"].items():
+            assert label in line
+            assert all(f"(layers {', '.join(map(str, layers))})" in line for layers in curves.values())
+    else:
+        assert "Tied best layers" not in text
+
+
 def test_every_accuracy_is_a_fraction(report):
     out, _ = report
     for name, index in (("table3_noto_paper", 0), ("table3_openmoji_strict", 0), ("table4", [0, 1])):

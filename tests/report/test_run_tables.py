@@ -157,3 +157,18 @@ def test_a_tasks_own_best_layer_on_a_flat_curve_is_named_the_tie_rules():
         ExperimentConfig.create(), "x", [], per_task_best={"a": 4, "b": 6}, flat_tasks={"a": 0.0}
     )
     assert "(`--layer-selection per-task`): a 4 (flat curve, 0.00: the tie rule's), b 6" in report
+
+
+def test_tied_best_layers_are_named_in_the_report_and_the_selection_line():
+    from taskvec.evaluation.protocol import ExperimentConfig
+    from taskvec.report.tables import layer_text, run_report
+
+    report = run_report(
+        ExperimentConfig.create(), "x", [], per_task_best={"a": 8, "b": 6}, tied_tasks={"a": [8, 12, 16]}
+    )
+    assert "(`--layer-selection per-task`): a 8 (tied with 12, 16: the tie rule's), b 6" in report
+    shared = layer_text({"a": 10, "b": 10}, "shared", 10, tied={"average": [10, 11]})
+    assert "**layers 10, 11 share its best value**, so the tie rule (the lowest layer)" in shared
+    per_task = layer_text({"a": 8, "b": 6}, "per-task", 6, tied={"a": [8, 12]})
+    tail = "**tied best layers**, where the tie rule (the lowest) chose among them: a (layers 8, 12)"
+    assert per_task.endswith(tail)

@@ -108,11 +108,34 @@ def flat_selection_curves(
     """The validation curves the layer was chosen on (``shared``: the tasks' mean, ``average``;
     ``per-task``: each task's) that are flat over more than one layer, each with its one value:
     there the tie rule, not the data, picked the layer (the lowest), and a report must say so."""
+    curves = _selection_curves(val_scores, metric, selection)
+    return {row: float(curve.iloc[0]) for row, curve in curves.items() if _is_flat(curve)}
+
+
+def tied_selection_curves(
+    val_scores: pd.DataFrame, metric: str, selection: LayerSelection
+) -> dict[str, list[int]]:
+    """The selection curves, not flat, whose best value several layers share, each with those
+    layers: the tie rule picked the lowest of them, and the data could not choose among them."""
+    tied = {}
+    for row, curve in _selection_curves(val_scores, metric, selection).items():
+        best = float(curve.max())
+        layers = [int(layer) for layer, value in curve.items() if value >= best - TIE_TOLERANCE]
+        if len(layers) > 1 and not _is_flat(curve):
+            tied[row] = layers
+    return tied
+
+
+def _selection_curves(
+    val_scores: pd.DataFrame, metric: str, selection: LayerSelection
+) -> dict[str, pd.Series]:
+    """The validation curves a run's layer(s) were chosen on, over more than one layer: the tasks'
+    mean (``shared``) or each task's (``per-task``)."""
     curve = layer_curve(val_scores, metric)
     if curve.shape[1] < 2:
         return {}
     rows = [AVERAGE] if selection == "shared" else [task for task in curve.index if task != AVERAGE]
-    return {row: float(curve.loc[row].iloc[0]) for row in rows if _is_flat(curve.loc[row])}
+    return {row: curve.loc[row] for row in rows}
 
 
 def _is_flat(curve: pd.Series) -> bool:

@@ -24,6 +24,7 @@ from taskvec.evaluation.scoring import (  # noqa: E402
     flat_selection_curves,
     layer_curve,
     summary_table,
+    tied_selection_curves,
 )
 from taskvec.evaluation.uncertainty import paired_difference  # noqa: E402
 from taskvec.storage.markdown import write_table  # noqa: E402
@@ -166,11 +167,16 @@ def diversity_table(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def layer_text(
-    layers: Mapping[str, int], selection: str, best: int, flat: Mapping[str, float] | None = None
+    layers: Mapping[str, int],
+    selection: str,
+    best: int,
+    flat: Mapping[str, float] | None = None,
+    tied: Mapping[str, list[int]] | None = None,
 ) -> str:
     """How the run chose its layer(s), in one line of Markdown; ``flat``: the selection curves
-    that were flat (``scoring.flat_selection_curves``), where the tie rule picked the layer."""
-    flat = flat or {}
+    that were flat (``scoring.flat_selection_curves``), ``tied``: those whose best value several
+    layers share (``scoring.tied_selection_curves``): in both the tie rule picked the layer."""
+    flat, tied = flat or {}, tied or {}
     if selection == "shared":
         text = (
             f"layer selection `shared` (the paper's protocol): **{best}** for every task, the best of "
@@ -181,6 +187,11 @@ def layer_text(
                 f"; **that curve is flat** ({flat[AVERAGE]:.2f} at every layer swept), so the tie rule "
                 "(the lowest layer), not the data, chose it"
             )
+        elif tied:
+            text += (
+                f"; **layers {_layer_list(tied[AVERAGE])} share its best value**, so the tie rule "
+                "(the lowest layer), not the data, chose among them"
+            )
         return text
     per_task = ", ".join(f"{task} {layer}" for task, layer in layers.items())
     text = (
@@ -190,7 +201,14 @@ def layer_text(
     if flat:
         named = ", ".join(f"{task} ({value:.2f})" for task, value in flat.items())
         text += f"; **flat curves**, where the tie rule (the lowest layer), not the data, chose: {named}"
+    if tied:
+        named = ", ".join(f"{task} (layers {_layer_list(tied_layers)})" for task, tied_layers in tied.items())
+        text += f"; **tied best layers**, where the tie rule (the lowest) chose among them: {named}"
     return text
+
+
+def _layer_list(layers: list[int]) -> str:
+    return ", ".join(map(str, layers))
 
 
 def plot_curves(
@@ -234,9 +252,10 @@ def selection_text(result: RunResult) -> str:
     terminal show."""
     if result.config is None:
         raise ValueError("how a run chose its layer needs the result's config (RunResult.config)")
-    flat = flat_selection_curves(result.val_scores, result.config.selection_metric, result.layer_selection)
+    curves = (result.val_scores, result.config.selection_metric, result.layer_selection)
+    flat, tied = flat_selection_curves(*curves), tied_selection_curves(*curves)
     layers = {task: result.layer_for(task) for task in dict.fromkeys(result.predictions.task)}
-    return layer_text(layers, result.layer_selection, result.best_layer, flat)
+    return layer_text(layers, result.layer_selection, result.best_layer, flat, tied)
 
 
 def write_run_report(result: RunResult) -> Path:
@@ -299,6 +318,7 @@ def write_run_report(result: RunResult) -> Path:
         pictures=styles_shown(predictions),
         unjudged=unjudged_cells(predictions),
         flat_tasks=flat_selection_curves(val_scores, config.selection_metric, "per-task"),
+        tied_tasks=tied_selection_curves(val_scores, config.selection_metric, "per-task"),
     )
     path = folder.path("report.md")
     write_atomic(path, report)
@@ -341,6 +361,7 @@ def run_report(
     unjudged: Mapping[tuple[str, str], float] | None = None,
     flat_tasks: Mapping[str, float] | None = None,
     differences: str = "",
+    tied_tasks: Mapping[str, list[int]] | None = None,
 ) -> str:
     """report.md of a run; ``selection``: how it chose its layer(s) (``selection_text``);
     ``pictures``: the styles of the pictures it showed (two runs apart only in their style had
@@ -353,10 +374,15 @@ def run_report(
         f"- {selection}; chosen on the validation split by `{config.selection_metric}`",
     ]
     if config.layer_selection == "shared" and per_task_best and len(per_task_best) > 1:
-        flat_tasks = flat_tasks or {}
+        flat_tasks, tied_tasks = flat_tasks or {}, tied_tasks or {}
         per_task = ", ".join(
             f"{task} {layer}"
             + (f" (flat curve, {flat_tasks[task]:.2f}: the tie rule's)" if task in flat_tasks else "")
+            + (
+                f" (tied with {_layer_list([t for t in tied_tasks[task] if t != layer])}: the tie rule's)"
+                if task in tied_tasks
+                else ""
+            )
             for task, layer in per_task_best.items()
         )
         lines.append(f"- each task's own best validation layer (`--layer-selection per-task`): {per_task}")

@@ -194,6 +194,7 @@ def _matrix_section(folder: ReproductionFolder) -> Section:
                 )
             ),
             *_flat_layers(folder.context.get("flat_layers") or {}),
+            *_tied_layers(folder.context.get("tied_layers") or {}),
             _curves_caption(folder.config["reproduce"].get("layer_selection", "shared")),
         ],
     )
@@ -217,6 +218,24 @@ def _curves_caption(selection: str) -> str:
         f"{chosen}; a dot at each layer swept; the horizontal lines are the unpatched baselines of image "
         f"queries (test split) and the paper's Text ICL xPatch on image queries ({REFERENCE_MODEL}):"
     )
+
+
+def _tied_layers(tied: dict[str, dict[str, list[int]]]) -> list[str]:
+    """The conditions whose best validation value several layers share: the tie rule (the lowest)
+    chose among them, so the layer read is one of several the data could not tell apart."""
+    if not tied:
+        return []
+    parts = []
+    for condition, curves in tied.items():
+        named = ", ".join(
+            ("the tasks' mean" if curve == AVERAGE else curve) + f" (layers {', '.join(map(str, layers))})"
+            for curve, layers in curves.items()
+        )
+        parts.append(f"{condition}: {named}")
+    return [
+        "**Tied best layers** (several layers share the best validation value), where the tie rule (the "
+        "lowest) chose among them: " + "; ".join(parts) + "."
+    ]
 
 
 def _flat_layers(flat: dict[str, dict[str, float]]) -> list[str]:

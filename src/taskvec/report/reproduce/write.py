@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from taskvec.evaluation.scoring import flat_selection_curves
+from taskvec.evaluation.scoring import flat_selection_curves, tied_selection_curves
 from taskvec.experiments.conditions import layer_curves, matrix, table3_diversity, table3_with_std
 from taskvec.experiments.conflict import conflict_summary
 from taskvec.experiments.ensemble import summarise_ensemble
@@ -102,6 +102,12 @@ def _context(reproduction: Reproduction, analysis, llm, timings: dict) -> dict:
             c.label: flat
             for c, r in reproduction.conditions.items()
             if (flat := flat_selection_curves(r.val_scores, r.config.selection_metric, r.layer_selection))
+        },
+        #: ... and those whose best value several layers share (the tie rule chose among them)
+        "tied_layers": {
+            c.label: tied
+            for c, r in reproduction.conditions.items()
+            if (tied := tied_selection_curves(r.val_scores, r.config.selection_metric, r.layer_selection))
         },
         "recognition": adapter.recognition() or None,
         "analysis": None
