@@ -640,7 +640,9 @@ def _cell(value) -> str:
     for a missing one."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return f"{value:.2f}" if isinstance(value, float) else str(value)
+    from taskvec.storage.markdown import fixed
+
+    return fixed(value) if isinstance(value, float) else str(value)
 
 
 @app.command()

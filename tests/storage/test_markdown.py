@@ -55,3 +55,23 @@ def test_formatted_cells_stay_as_written_on_the_right_and_a_missing_number_is_em
     ]  # not nan
     sides = ["left" if c.startswith(":") else "right" for c in rule.strip("|").split("|")]
     assert sides == ["left", "right", "right", "left", "right"]  # an empty cell leaves a column numeric
+
+
+def test_a_half_rounds_the_same_way_however_summation_left_it():
+    """0.145 summed to 0.14500000000000002 read 0.15 in a run's table and 0.14 in `taskvec runs`
+    (rounded to 6 places first); 0.085 left at 0.08499999999999999 and 0.085 apart too. One rule
+    now, on the value's decimals: a half goes to the even digit."""
+    import pandas as pd
+
+    from taskvec.cli import _cell
+    from taskvec.report.tables import mean_std_cells
+    from taskvec.storage.markdown import fixed
+
+    halves = ((0.14500000000000002, "0.14"), (0.1449999999, "0.14"), (0.08499999999999999, "0.08"))
+    for value, shown in halves:
+        assert fixed(value) == shown == _cell(round(value, 6))
+        cells = mean_std_cells(pd.DataFrame({"x": [value]}), pd.DataFrame({"x": [0.005000000000000003]}))
+        assert cells.loc[0, "x"] == f"{shown} ± 0.00"  # 0.005: a half, to the even 0
+    assert fixed(0.135) == "0.14" and fixed(0.125) == "0.12" and fixed(-0.125) == "-0.12"
+    assert fixed(0.25, sign=True) == "+0.25" and fixed(0.1234, 3) == "0.123"
+    assert fixed(0.1449) == "0.14" and fixed(0.1451) == "0.15"  # not halves

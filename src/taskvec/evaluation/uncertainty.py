@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from taskvec.storage.markdown import fixed
+
 #: two-sided 95% normal quantile: the interval is the difference +- this many standard errors
 Z_95 = 1.959963984540054
 
@@ -33,10 +35,8 @@ class Difference:
 
     def phrase(self) -> str:
         """The difference and its interval, as a report says them."""
-        return (
-            f"difference {self.mean:+.2f}, 95% interval {self.low:+.2f} to {self.high:+.2f} over "
-            f"{self.items} items"
-        )
+        mean, low, high = (fixed(value, sign=True) for value in (self.mean, self.low, self.high))
+        return f"difference {mean}, 95% interval {low} to {high} over {self.items} items"
 
 
 def paired_difference(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> Difference:

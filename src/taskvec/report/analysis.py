@@ -10,7 +10,7 @@ import pandas as pd
 from taskvec.analysis import plots
 from taskvec.analysis.lens import layer_ranges
 from taskvec.pipelines.analyze import SUMMARY_FILE, AnalysisConfig, AnalysisResult, result_tables
-from taskvec.storage.markdown import markdown_table
+from taskvec.storage.markdown import fixed, markdown_table
 from taskvec.storage.run_folder import RunFolder, write_atomic
 
 #: the tables the summary shows: the summary's name for each -> its file name (``layer``: the
@@ -141,7 +141,7 @@ def _summary(config: AnalysisConfig, result: AnalysisResult, markdown: dict[str,
             "## Embeddings",
             "",
             "Share of per-prompt vectors whose nearest neighbour in the map is of the same task: "
-            + ", ".join(f"{m} {p:.2f}" for m, p in results.purity.items())
+            + ", ".join(f"{m} {fixed(p)}" for m, p in results.purity.items())
             + trivial,
             "",
         ]

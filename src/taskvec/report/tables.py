@@ -27,7 +27,7 @@ from taskvec.evaluation.scoring import (  # noqa: E402
     tied_selection_curves,
 )
 from taskvec.evaluation.uncertainty import paired_difference  # noqa: E402
-from taskvec.storage.markdown import write_table  # noqa: E402
+from taskvec.storage.markdown import fixed, write_table  # noqa: E402
 from taskvec.storage.run_folder import write_atomic, write_figure  # noqa: E402
 from taskvec.tasks.task import AVERAGE  # noqa: E402
 
@@ -114,10 +114,13 @@ def differences_cells(found: pd.DataFrame) -> pd.DataFrame:
     """``differences`` as one cell per comparison and metric: ``+0.12 (+0.05 to +0.19)``."""
     if found.empty:
         return found
-    cells = found.assign(
-        cell=[f"{r.difference:+.2f} ({r.low:+.2f} to {r.high:+.2f})" for r in found.itertuples()]
-    )
-    table = cells.pivot(index="comparison", columns="metric", values="cell")
+
+    def cell(row) -> str:
+        mean, low, high = (fixed(value, sign=True) for value in (row.difference, row.low, row.high))
+        return f"{mean} ({low} to {high})"
+
+    table = found.assign(cell=[cell(row) for row in found.itertuples()])
+    table = table.pivot(index="comparison", columns="metric", values="cell")
     order = list(dict.fromkeys(found.comparison))
     return table.loc[order, list(dict.fromkeys(found.metric))].rename_axis(columns=None)
 
@@ -125,8 +128,8 @@ def differences_cells(found: pd.DataFrame) -> pd.DataFrame:
 def mean_std_cells(mean: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:
     """``mean ± std`` strings to two decimals; the mean alone where the std is missing (one seed
     has no spread to show)."""
-    spread = std.map(lambda v: "" if pd.isna(v) else f" ± {v:.2f}")
-    return mean.map(lambda v: f"{v:.2f}") + spread
+    spread = std.map(lambda v: "" if pd.isna(v) else f" ± {fixed(v)}")
+    return mean.map(lambda v: f"{fixed(v)}") + spread
 
 
 def format_summary(table: pd.DataFrame, collapsed: set[tuple[str, str]] = frozenset()) -> pd.DataFrame:
@@ -184,7 +187,7 @@ def layer_text(
         )
         if flat:
             text += (
-                f"; **that curve is flat** ({flat[AVERAGE]:.2f} at every layer swept), so the tie rule "
+                f"; **that curve is flat** ({fixed(flat[AVERAGE])} at every layer swept), so the tie rule "
                 "(the lowest layer), not the data, chose it"
             )
         elif tied:
@@ -199,7 +202,7 @@ def layer_text(
         f"(the tasks' mean curve would choose {best})"
     )
     if flat:
-        named = ", ".join(f"{task} ({value:.2f})" for task, value in flat.items())
+        named = ", ".join(f"{task} ({fixed(value)})" for task, value in flat.items())
         text += f"; **flat curves**, where the tie rule (the lowest layer), not the data, chose: {named}"
     if tied:
         named = ", ".join(f"{task} (layers {_layer_list(tied_layers)})" for task, tied_layers in tied.items())
@@ -377,7 +380,7 @@ def run_report(
         flat_tasks, tied_tasks = flat_tasks or {}, tied_tasks or {}
         per_task = ", ".join(
             f"{task} {layer}"
-            + (f" (flat curve, {flat_tasks[task]:.2f}: the tie rule's)" if task in flat_tasks else "")
+            + (f" (flat curve, {fixed(flat_tasks[task])}: the tie rule's)" if task in flat_tasks else "")
             + (
                 f" (tied with {_layer_list([t for t in tied_tasks[task] if t != layer])}: the tie rule's)"
                 if task in tied_tasks
@@ -389,8 +392,9 @@ def run_report(
     chosen = "each task's chosen layer" if config.layer_selection == "per-task" else "the chosen layer"
     lines += [
         f"- {_methods_line(config)}",
-        f"- test split, {spread_phrase(len(config.seeds))}; xPatch at {chosen}; Label prior: "
-        "the most frequent validation label answered for every test item",
+        f"- test split, {spread_phrase(len(config.seeds))}; `average`: the mean over tasks, each "
+        f"weighing alike; xPatch at {chosen}; Label prior: the most frequent validation label answered "
+        "for every test item",
         "",
     ]
     if headline:
@@ -414,7 +418,7 @@ def run_report(
         lines += [f"No method's answers collapsed (collapse: {rule}).", ""]
     if unjudged:
         named = ", ".join(
-            f"{METHOD_NAMES.get(m, m)} on {t} (top answer {share:.2f} of the items)"
+            f"{METHOD_NAMES.get(m, m)} on {t} (top answer {fixed(share)} of the items)"
             for (t, m), share in sorted(unjudged.items())
         )
         lines += [

@@ -3,11 +3,22 @@ made readable."""
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import pandas as pd
 
 from taskvec.storage.run_folder import write_atomic
+
+
+def fixed(value: float, places: int = 2, sign: bool = False) -> str:
+    """``value`` to ``places`` decimals, read from the value first rounded to 9 places, a half
+    going to the even digit (as Python and numpy round): a mean that summation left at
+    0.14500000000000002 or 0.1449999999 reads 0.14 in every table, report and listing, where
+    ``:.2f`` gave 0.15 for one and 0.14 for the other. ``sign``: a plus before a positive value."""
+    step = Decimal(1).scaleb(-places)
+    rounded = Decimal(repr(round(float(value), 9))).quantize(step, rounding=ROUND_HALF_EVEN)
+    return format(rounded, f"{'+' if sign else ''}.{places}f")
 
 
 def markdown_table(frame: pd.DataFrame, index: bool = True) -> str:

@@ -18,6 +18,7 @@ from taskvec.experiments import paper
 from taskvec.experiments.conditions import TABLE3_ROWS, Condition, table3_with_std
 from taskvec.experiments.ensemble import summarise_ensemble
 from taskvec.pipelines.reproduce import Reproduction
+from taskvec.storage.markdown import fixed
 
 #: the metrics of the report's tables: the paper's, then the whole-label one beside it, then strict
 REPORT_METRICS = ("paper", "whole_label", "strict")
@@ -98,7 +99,7 @@ def paper_figures(rows: list[tuple[float, ...]], tasks: Sequence[str], model: st
     said = [model] if model else []
     if not paper.all_six(tasks):
         said.append("mean over the same tasks")
-    return " vs ".join(f"{value:.2f}" for value in averages) + (f" ({', '.join(said)})" if said else "")
+    return " vs ".join(f"{fixed(value)}" for value in averages) + (f" ({', '.join(said)})" if said else "")
 
 
 def claims(
@@ -137,7 +138,7 @@ def claims(
             (
                 "Text ICL xPatch beats Text ICL xBase on image queries",
                 paper_figures([idefics2["Text ICL xPatch"], idefics2["Text ICL xBase"]], tasks, "Idefics2"),
-                f"{text_to_image:.2f} vs {avg['Text ICL xBase']:.2f}",
+                f"{fixed(text_to_image)} vs {fixed(avg['Text ICL xBase'])}",
                 beside_xbase.holds(),
                 "",
                 beside_xbase,
@@ -145,7 +146,7 @@ def claims(
             (
                 "Text ICL xPatch is far above No Context",
                 paper_figures([idefics2["Text ICL xPatch"], idefics2["No Context"]], tasks),
-                f"{text_to_image:.2f} vs {avg['No Context']:.2f}",
+                f"{fixed(text_to_image)} vs {fixed(avg['No Context'])}",
                 above_nothing.holds(),
                 "",
                 above_nothing,
@@ -153,7 +154,7 @@ def claims(
             (
                 "Text-ICL vectors patch image queries at least as well as image-ICL vectors",
                 paper_figures([idefics2["Text ICL xPatch"], idefics2["Image ICL Patch"]], tasks),
-                f"{text_to_image:.2f} vs {avg['Image ICL Patch']:.2f}",
+                f"{fixed(text_to_image)} vs {fixed(avg['Image ICL Patch'])}",
                 _above_floor(
                     beside_image_icl.holds(),
                     avg["No Context"],
@@ -166,7 +167,7 @@ def claims(
             (
                 "Text ICL xPatch beats the label prior (the most frequent val label for every item)",
                 "not reported",
-                f"{text_to_image:.2f} vs {avg['Label prior']:.2f}",
+                f"{fixed(text_to_image)} vs {fixed(avg['Label prior'])}",
                 beside_prior.holds(),
                 "",
                 beside_prior,
@@ -175,12 +176,12 @@ def claims(
                 collapse_claim,
                 "not reported",
                 f"collapsed on {len(collapsed)} of {len(xpatch)} tasks: "
-                + ", ".join(f"{t} ({r.top_answer!r} {r.top_share:.2f})" for t, r in collapsed.iterrows())
+                + ", ".join(f"{t} ({r.top_answer!r} {fixed(r.top_share)})" for t, r in collapsed.iterrows())
                 if len(collapsed)
-                else f"no task (top answer's share at most {xpatch.top_share.max():.2f})"
+                else f"no task (top answer's share at most {fixed(xpatch.top_share.max())})"
                 + "".join(
-                    f"; the rule cannot judge {t} (top answer {r.top_share:.2f}, its split's top label "
-                    f"{r.label_share:.2f}): compare it with the label prior"
+                    f"; the rule cannot judge {t} (top answer {fixed(r.top_share)}, its split's top label "
+                    f"{fixed(r.label_share)}): compare it with the label prior"
                     for t, r in unjudged.iterrows()
                 ),
                 collapse_ok,
@@ -198,7 +199,7 @@ def claims(
                 (
                     "Image-ICL vectors transfer to text queries (Image ICL -> text xPatch > No Context)",
                     paper_figures([paper.MATRIX["Idefics2"]["Image ICL -> text"]], tasks, "Idefics2"),
-                    f"{got:.2f} vs {base:.2f}",
+                    f"{fixed(got)} vs {fixed(base)}",
                     to_text.holds(),
                     "",
                     to_text,
@@ -214,7 +215,7 @@ def claims(
                     paper_figures(
                         [table4["LLM -> VLM xPatch"], table4["VLM -> VLM xPatch"]], tasks, "Idefics2"
                     ),
-                    f"{llm_acc:.2f} vs {text_to_image:.2f}",
+                    f"{fixed(llm_acc)} vs {fixed(text_to_image)}",
                     _above_floor(transfer.holds(), avg["No Context"], llm_acc, text_to_image),
                     BY_CONSTRUCTION
                     if reproduction.transfer_by_construction
@@ -233,7 +234,7 @@ def claims(
                 (
                     "Instruction + exemplar ensemble beats exemplars alone at the smallest n",
                     "ensemble above exemplars (Fig. 8)",
-                    f"{mixed:.2f} vs {exemplar:.2f}",
+                    f"{fixed(mixed)} vs {fixed(exemplar)}",
                     mixed > exemplar,
                     METRIC_FREE,
                     None,
@@ -246,7 +247,7 @@ def claims(
                 (
                     "A patched task overrides a conflicting instruction",
                     "patched task answered (Fig. 9)",
-                    f"patched task {wins:.2f} (control follows prompt {followed:.2f})",
+                    f"patched task {fixed(wins)} (control follows prompt {fixed(followed)})",
                     wins > 0.5,
                     METRIC_FREE,
                     None,
@@ -267,7 +268,7 @@ def claims(
                 + (", by construction" if by_construction else "")
             )
             if ok is None:
-                note = f"neither side above No Context ({avg['No Context']:.2f}): nothing to compare"
+                note = f"neither side above No Context ({fixed(avg['No Context'])}): nothing to compare"
             rows.append(
                 {
                     "style": style,

@@ -22,6 +22,7 @@ from taskvec.report.reproduce.layout import COLLAPSED_MARK, Figure, Section, Tab
 from taskvec.report.reproduce.plots import REFERENCE_MODEL
 from taskvec.report.reproduce.variants import variants_blocks
 from taskvec.report.tables import mean_std_cells, spread_phrase
+from taskvec.storage.markdown import fixed
 from taskvec.tasks.images import TRAINING_STYLES
 from taskvec.tasks.task import AVERAGE
 
@@ -247,7 +248,7 @@ def _flat_layers(flat: dict[str, dict[str, float]]) -> list[str]:
     parts = []
     for condition, curves in flat.items():
         named = ", ".join(
-            f"the tasks' mean ({value:.2f})" if curve == AVERAGE else f"{curve} ({value:.2f})"
+            f"the tasks' mean ({fixed(value)})" if curve == AVERAGE else f"{curve} ({fixed(value)})"
             for curve, value in curves.items()
         )
         parts.append(f"{condition}: {named}")
@@ -289,7 +290,7 @@ def _diversity_cells(diversity: pd.DataFrame) -> pd.DataFrame:
     top = diversity.xs("top_share", level="measure")
     distinct = diversity.xs("distinct", level="measure")
     collapsed = diversity.xs("collapsed", level="measure")
-    cells = top.map("{:.2f}".format) + " / " + distinct.map("{:.2f}".format)
+    cells = top.map(fixed) + " / " + distinct.map(fixed)
     return mark(cells, collapsed)
 
 
@@ -392,7 +393,8 @@ def _ensemble_blocks(folder: ReproductionFolder, styles: list[str]) -> list:
         blocks += [
             f"Images in `{style}`, patched {layers} (the Text ICL -> image layer), test split, "
             "case-insensitive as in the paper; n = examples behind the exemplar vector (n / 5 five-shot "
-            "prompts averaged); n = 0 is the instruction alone.",
+            "prompts averaged); n = 0 is the instruction alone. `mean` and `std`: over seeds, of the "
+            "accuracy averaged over the tasks.",
             Table(summary),
             Figure(f"plots/ensemble_{style}.png", f"ensembling, {style}"),
         ]

@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from taskvec.experiments import paper  # noqa: E402
+from taskvec.storage.markdown import fixed
 from taskvec.storage.run_folder import write_figure  # noqa: E402
 
 #: the paper's model whose numbers the layer curves draw as a reference line
@@ -55,7 +56,7 @@ def plot_layer_curves(
             color="grey" if style != "-." else "black",
             linestyle=style,
             linewidth=1.2,
-            label=f"{label}: {value:.2f}",
+            label=f"{label}: {fixed(value)}",
         )
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("patched decoder layer")
