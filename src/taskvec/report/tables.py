@@ -129,7 +129,7 @@ def mean_std_cells(mean: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:
     """``mean ± std`` strings to two decimals; the mean alone where the std is missing (one seed
     has no spread to show)."""
     spread = std.map(lambda v: "" if pd.isna(v) else f" ± {fixed(v)}")
-    return mean.map(lambda v: f"{fixed(v)}") + spread
+    return mean.map(fixed) + spread
 
 
 def format_summary(table: pd.DataFrame, collapsed: set[tuple[str, str]] = frozenset()) -> pd.DataFrame:

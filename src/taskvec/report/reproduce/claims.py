@@ -99,7 +99,7 @@ def paper_figures(rows: list[tuple[float, ...]], tasks: Sequence[str], model: st
     said = [model] if model else []
     if not paper.all_six(tasks):
         said.append("mean over the same tasks")
-    return " vs ".join(f"{fixed(value)}" for value in averages) + (f" ({', '.join(said)})" if said else "")
+    return " vs ".join(fixed(value) for value in averages) + (f" ({', '.join(said)})" if said else "")
 
 
 def claims(
@@ -114,7 +114,6 @@ def claims(
         avg, tasks = mean["average"], list(mean.columns)
         idefics2, table4 = paper.TABLE3["Idefics2"], paper.TABLE4["Idefics2 (Mistral -> Idefics2)"]
         results = reproduction.conditions
-
         text_to_image = float(avg["Text ICL xPatch"])
         diversity = answer_diversity(reproduction.main_condition(style).predictions)
         xpatch = diversity.xs("xpatch", level="method")
