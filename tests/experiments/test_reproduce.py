@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from taskvec.cli import app
+from taskvec.evaluation.scoring import flat_selection_curves, tied_selection_curves
 from taskvec.models.registry import LoadOptions, load_model
 from taskvec.pipelines import reproduce as reproduce_module
 from taskvec.pipelines.reproduce import ReproduceConfig, finished_reproduction, reproduce
@@ -86,51 +87,32 @@ def test_the_report_says_what_each_condition_of_the_matrix_took(report):
     assert all(float(t.rsplit(" ", 1)[1]) > 0 for t in timings)
 
 
-def test_the_report_names_every_layer_a_flat_validation_curve_chose(report, vlm):
-    """A condition whose layer the tie rule chose on a flat curve (common with --quick's six items)
-    was said only in that condition's own report, not in the reproduction's."""
-    from taskvec.evaluation.scoring import flat_selection_curves
-
+@pytest.mark.parametrize(
+    ("finder", "key", "heading"),
+    [
+        (flat_selection_curves, "flat_layers", "Flat validation curves"),
+        (tied_selection_curves, "tied_layers", "Tied best layers"),
+    ],
+)
+def test_the_report_names_every_layer_the_tie_rule_chose(report, vlm, finder, key, heading):
+    """A condition whose layer the tie rule chose, on a flat curve (common with --quick's six
+    items) or among layers sharing the best value, was said only in that condition's own report
+    (the tie: not even there), not in the reproduction's."""
     out, _ = report
     context = json.loads((out / "report_context.json").read_text())
     text = (out / "report.md").read_text()
     found = {}
     for folder in sorted((out / "conditions").iterdir()):
         run = reproduce_module._finished_run_in(folder, vlm.fingerprint)
-        flat = flat_selection_curves(run.val_scores, run.config.selection_metric, run.layer_selection)
-        if flat:
-            found[folder.name] = flat
-    assert len(context["flat_layers"]) == len(found)
+        curves = finder(run.val_scores, run.config.selection_metric, run.layer_selection)
+        if curves:
+            found[folder.name] = curves
+    assert len(context[key]) == len(found)
     if found:
-        assert "**Flat validation curves**" in text
-        for label in context["flat_layers"]:
-            assert label in text.split("**Flat validation curves**", 1)[1].split("\n", 1)[0]
+        line = text.split(f"**{heading}**", 1)[1].split("\n", 1)[0]
+        assert all(label in line for label in context[key])
     else:
-        assert "Flat validation curves" not in text
-
-
-def test_the_report_names_every_condition_whose_best_layers_tie(report, vlm):
-    """Layers sharing the best validation value (not a flat curve): the tie rule chose among them,
-    which the reproduction's report did not say."""
-    from taskvec.evaluation.scoring import tied_selection_curves
-
-    out, _ = report
-    context = json.loads((out / "report_context.json").read_text())
-    text = (out / "report.md").read_text()
-    found = {}
-    for folder in sorted((out / "conditions").iterdir()):
-        run = reproduce_module._finished_run_in(folder, vlm.fingerprint)
-        tied = tied_selection_curves(run.val_scores, run.config.selection_metric, run.layer_selection)
-        if tied:
-            found[folder.name] = tied
-    assert len(context["tied_layers"]) == len(found)
-    if found:
-        line = text.split("**Tied best layers**", 1)[1].split("\n", 1)[0]
-        for label, curves in context["tied_layers"].items():
-            assert label in line
-            assert all(f"(layers {', '.join(map(str, layers))})" in line for layers in curves.values())
-    else:
-        assert "Tied best layers" not in text
+        assert heading not in text
 
 
 def test_every_accuracy_is_a_fraction(report):
