@@ -75,3 +75,4 @@ def test_a_half_rounds_the_same_way_however_summation_left_it():
     assert fixed(0.135) == "0.14" and fixed(0.125) == "0.12" and fixed(-0.125) == "-0.12"
     assert fixed(0.25, sign=True) == "+0.25" and fixed(0.1234, 3) == "0.123"
     assert fixed(0.1449) == "0.14" and fixed(0.1451) == "0.15"  # not halves
+    assert fixed(-0.004) == "0.00" and fixed(-0.004, sign=True) == "+0.00"  # no negative zero

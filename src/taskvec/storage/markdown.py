@@ -18,6 +18,7 @@ def fixed(value: float, places: int = 2, sign: bool = False) -> str:
     ``:.2f`` gave 0.15 for one and 0.14 for the other. ``sign``: a plus before a positive value."""
     step = Decimal(1).scaleb(-places)
     rounded = Decimal(repr(round(float(value), 9))).quantize(step, rounding=ROUND_HALF_EVEN)
+    rounded = abs(rounded) if rounded == 0 else rounded  # -0.004 reads 0.00, not -0.00
     return format(rounded, f"{'+' if sign else ''}.{places}f")
 
 
