@@ -59,3 +59,31 @@ def test_every_option_of_the_launched_commands_passes_torchruns_own_parser():
             if names and not passing:
                 refused[f"{name} {names}"] = "every name refused"
     assert not refused, refused
+
+
+class _SecondRank(ranks.Ranks):
+    """Rank 1 of two whose peer claimed every unit and whose barriers pass at once (the peer
+    stands in the folder as what it left there)."""
+
+    def barrier(self) -> None:
+        pass
+
+    def each(self, units, keys):
+        return iter(())
+
+
+def test_a_unit_another_rank_wrote_that_does_not_read_back_is_one_line_not_a_type_error(
+    smollm2, tmp_path, monkeypatch
+):
+    """A rank reads back the units its peers wrote; one that is not there or damaged (a folder
+    that ranks see differently) was None in the layer scores, a bare ``TypeError``."""
+    from helpers.reliability import TINY, write_tiny_task
+
+    from taskvec.errors import StorageError
+    from taskvec.evaluation.protocol import ExperimentConfig
+    from taskvec.pipelines.evaluate import evaluate
+
+    monkeypatch.setattr("taskvec.pipelines.evaluate.current_ranks", lambda: _SecondRank(rank=1, world=2))
+    config = ExperimentConfig.create(**{**TINY, "tasks": [str(write_tiny_task(tmp_path / "data"))]})
+    with pytest.raises(StorageError, match=r"tiny_food__seed1\.json does not read back on this rank"):
+        evaluate(config, tmp_path / "run", adapter=smollm2, show_progress=False)

@@ -20,7 +20,7 @@ from helpers.reliability import write_tiny_task
 from typer.testing import CliRunner
 
 from taskvec.cli import app
-from taskvec.errors import FolderBusyError
+from taskvec.errors import ConfigError, FolderBusyError
 from taskvec.storage.run_folder import RunFolder
 
 #: two processes side by side on a small machine: one thread each
@@ -139,3 +139,80 @@ def test_analyze_and_reproduce_refuse_a_folder_another_process_holds(smollm2, tm
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+
+
+def _loads_then(second, loaded) -> tuple[list, object]:
+    """A ``load_model`` that, on its first call (the first command, still loading), starts
+    ``second`` (the same command again), then returns ``loaded()``; every call is counted."""
+    calls: list[str] = []
+
+    def load(name, _options=None):
+        calls.append(name)
+        if len(calls) == 1:
+            with pytest.raises(FolderBusyError, match="in use by another taskvec command"):
+                second()
+        return loaded()
+
+    return calls, load
+
+
+def test_the_same_command_started_while_the_first_loads_its_model_is_refused_before_loading(
+    smollm2, tmp_path, monkeypatch
+):
+    """The folder's lock is taken before the model loads and held through the run: a second
+    command started during the first one's loading (minutes for a 7B model) no longer passes the
+    check, loads its own copy and is refused only then. Once the first is done the folder is
+    complete, and the same command reads it back."""
+    from taskvec.evaluation.protocol import ExperimentConfig
+    from taskvec.pipelines.analyze import run_analysis
+    from taskvec.pipelines.evaluate import evaluate
+
+    task_file, out = write_tiny_task(tmp_path / "data"), tmp_path / "run"
+    config = ExperimentConfig.create(
+        model="smollm2-135m", tasks=[str(task_file)], seeds=[1], layers=[18], template="spaced"
+    )
+    calls, load = _loads_then(lambda: evaluate(config, out, show_progress=False), lambda: smollm2)
+    monkeypatch.setattr("taskvec.pipelines.evaluate.load_model", load)
+    first = evaluate(config, out, show_progress=False)
+    assert calls == ["smollm2-135m"] and first.folder.is_complete()  # the second never loaded
+
+    analysis = tmp_path / "analysis"
+    options = {"out": analysis, "tasks": ["food_color"], "specs": ["text-icl"], "prompts": 2, "layer": 18}
+    calls, load = _loads_then(lambda: run_analysis(**options), lambda: smollm2)
+    monkeypatch.setattr("taskvec.pipelines.analyze.load_model", load)
+    assert run_analysis(**options).folder.is_complete() and len(calls) == 1
+
+
+def test_the_same_reproduction_started_while_the_first_loads_is_refused_before_loading(tmp_path, monkeypatch):
+    from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
+
+    out, config = tmp_path / "reproduction", ReproduceConfig.create(quick=True)
+
+    def fails_to_load():  # the first command's loading then fails: it leaves no folder behind
+        raise ConfigError("the first command's model is not there")
+
+    calls, load = _loads_then(lambda: reproduce(config, out, show_progress=False), fails_to_load)
+    monkeypatch.setattr("taskvec.pipelines.reproduce.load_model", load)
+    monkeypatch.setattr("taskvec.pipelines.reproduce.sees_images", lambda _name: True)
+    with pytest.raises(ConfigError, match="model is not there"):
+        reproduce(config, out, show_progress=False)
+    assert len(calls) == 1 and not out.exists()
+
+
+def test_a_lock_that_made_its_folder_takes_it_away_if_nothing_else_was_written(tmp_path):
+    made, kept, used = tmp_path / "made", tmp_path / "kept", tmp_path / "used"
+    with RunFolder(made).lock():
+        assert (made / ".taskvec.lock").is_file()
+    assert not made.exists()  # a command refused after it took the lock leaves nothing
+
+    kept.mkdir()
+    with RunFolder(kept).lock():
+        pass
+    assert sorted(p.name for p in kept.iterdir()) == [".taskvec.lock"]  # not its folder: left as it was
+
+    with RunFolder(used).lock() as lock:
+        with lock:  # re-entered: only the last exit may take the folder away
+            pass
+        assert used.is_dir()
+        (used / "config.json").write_text("{}")
+    assert sorted(p.name for p in used.iterdir()) == [".taskvec.lock", "config.json"]

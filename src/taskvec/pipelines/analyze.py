@@ -46,7 +46,7 @@ from taskvec.analysis.results import (
 from taskvec.analysis.token_sets import TokenSets, load_words, token_sets
 from taskvec.config import BatchedOptions, MemoryBudgetMB, digest
 from taskvec.errors import ConfigError, TaskvecError
-from taskvec.evaluation.protocol import check_demonstrations_fit
+from taskvec.evaluation.protocol import check_demonstrations_fit, check_instruction_ends_at_delimiter
 from taskvec.models.adapter import ModelAdapter, require_adapter
 from taskvec.models.batching import sized_to
 from taskvec.models.registry import (
@@ -423,9 +423,11 @@ def _tasks_that_fit(config: AnalysisConfig, specs: Sequence[str]) -> list[Task]:
     """The tasks, each refused in one line where its val split cannot fill a prompt of
     ``n_examples`` demonstrations of a spec that has them (it failed deep in sampling)."""
     tasks = load_tasks(config.tasks)
-    if any(spec != "instruction" for spec in specs):
-        for task in tasks:
+    for task in tasks:
+        if any(spec != "instruction" for spec in specs):
             check_demonstrations_fit(task, config.n_examples)
+        if "instruction" in specs:
+            check_instruction_ends_at_delimiter(task, config.template)
     return tasks
 
 
@@ -545,6 +547,8 @@ def run_analysis(
         if finished:
             announce(f"{finished.folder.root} holds this analysis, complete: read back, nothing computed")
             return finished
-        adapter = load_model(config.model, load_options)
-    with ranks.folder_lock(RunFolder(out)):  # one command per folder (rank 0's)
+    # one command per folder (rank 0's), taken before the model loads: the same command started
+    # twice is refused before its model loads, not after
+    with ranks.folder_lock(RunFolder(out)):
+        adapter = adapter or load_model(config.model, load_options)
         return analyze(adapter, config, out, run_layer=run_layer, run_layer_source=source)

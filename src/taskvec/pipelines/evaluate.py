@@ -9,7 +9,7 @@ import hashlib
 import json
 import time
 import warnings
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
 import torch
@@ -520,6 +520,22 @@ def evaluate(
     ``load_options`` (dtype, device map) apply when the model is loaded here. Results with
     identical inputs are computed once (``SharedWork``): within the run (the seeds' No Context
     answers) and, with ``shared``, across the runs of one reproduction."""
+    with ExitStack() as held:
+        return _evaluate(config, out, adapter, show_progress, vector_adapter, load_options, shared, held)
+
+
+def _evaluate(
+    config: ExperimentConfig,
+    out: str | Path | None,
+    adapter: ModelAdapter | None,
+    show_progress: bool,
+    vector_adapter: ModelAdapter | None,
+    load_options: LoadOptions | None,
+    shared: SharedWork | None,
+    held: ExitStack,
+) -> RunResult:
+    """``evaluate``; the folder's lock, where it is taken before the model loads, stays in
+    ``held`` until the run ends."""
     started = time.perf_counter()
     adapter = given_model(adapter, "evaluate")
     vector_adapter = given_model(vector_adapter, "evaluate")
@@ -531,11 +547,17 @@ def evaluate(
         _refuse_other_options(RunFolder(out), config, tasks)
     else:
         check_writable(Path("runs"))  # where the default folder goes, before a model loads
+    locked = RunFolder(out) if out is not None else None  # the folder locked before loading, if known
     if adapter is None and vector_adapter is None and not ranks.parallel:
-        finished = _finished_before_loading(config, out, tasks, images, load_options, show_progress)
+        finished, known = _finished_before_loading(config, out, tasks, images, load_options, show_progress)
         if finished is not None:
             announce(f"{finished.folder.root} {_READ_BACK}", show_progress)
             return finished
+        locked = known or locked
+    if adapter is None and locked is not None:
+        # held through loading and the run: the same command started twice is refused before its
+        # model loads, not after (two commands that both passed a check would both load)
+        held.enter_context(ranks.folder_lock(locked))
     if adapter is None:
         check_named_model_takes_images(config)
         check_layers_before_loading(config.model, config.layers or [])
@@ -572,7 +594,8 @@ def evaluate(
         resolved["pictures"] = pictures_shown(tasks, config.style, config.picture_splits)
     # before the lock: another run's folder stays untouched
     folder.refuse_other_run(identity, lineage, resolved)
-    with ranks.folder_lock(folder):  # one command per folder: a second one is refused, never mixed in
+    # one command per folder: a second one is refused, never mixed in (taken already, or now)
+    with nullcontext() if locked is not None and locked.root == folder.root else ranks.folder_lock(folder):
         finished = None
         if ranks.is_main:
             finished = _finished_run(
@@ -649,6 +672,8 @@ def evaluate(
             if unit is None:
                 task = next(t for t in tasks if t.name == name)
                 done[(name, seed)] = _finished_unit(folder, task, seed, config, source, unit_ids[name])
+                if done[(name, seed)] is None:  # written by a rank that finished: only damage explains it
+                    raise StorageError(_unreadable(folder, folder.unit_path(name, seed)))
         units = [done[(t.name, s)] for t in tasks for s in config.seeds]
 
         val_scores = layer_scores(units, "val")
@@ -685,7 +710,10 @@ def evaluate(
         announce("writing results ...", show_progress)
         if not ranks.is_main:
             ranks.barrier()  # rank 0 writes the results, then every rank reads them back
-            return _finished_run(folder, tasks, config, source, identity, unit_ids)
+            finished = _finished_run(folder, tasks, config, source, identity, unit_ids)
+            if finished is None:
+                raise StorageError(_unreadable(folder, folder.root / "predictions.jsonl"))
+            return finished
         if ranks.parallel:
             for task in tasks:
                 stamp = f"{unit_ids[task.name]}/layer{task_layers[task.name]}"
@@ -711,6 +739,14 @@ def evaluate(
         )
         ranks.barrier()  # the folder is complete for the other ranks
         return result
+
+
+def _unreadable(folder: RunFolder, path: Path) -> str:
+    """Under a launcher: what another rank of this launch wrote does not read back here."""
+    return (
+        f"{path} does not read back on this rank though another rank of this launch wrote it: is "
+        f"{folder.root} on storage every rank sees the same way? The same command resumes the run"
+    )
 
 
 #: what a run says when its folder already holds it, complete
@@ -742,19 +778,17 @@ def _finished_before_loading(
     images: dict[str, str],
     load_options: LoadOptions | None,
     show_progress: bool = False,
-) -> RunResult | None:
+) -> tuple[RunResult | None, RunFolder | None]:
     """A complete folder of this very run, read back with the fingerprint the model will have,
     known from its weight files (``fingerprint_before_loading``): the same command run again
     (a script resumed after a crash) costs seconds, not a 7B model's loading. Anything less
-    than complete goes through loading as before, unless another command is writing the very
-    folder (the same command started twice): refused here, before a model loads for nothing."""
+    than complete goes through loading as before: ``(None, the run's folder)``, which the caller
+    locks before it loads (the folder is None where the fingerprint is not known before loading)."""
     fingerprint = fingerprint_before_loading(config.model, load_options)
     if fingerprint is None:
-        return None
+        return None, None
     folder, finished = _read_back(config, out, tasks, images, fingerprint, show_progress)
-    if finished is None:
-        folder.check_not_busy()
-    return finished
+    return finished, folder
 
 
 def finished_run(config: ExperimentConfig, out: str | Path, fingerprint: str) -> RunResult | None:

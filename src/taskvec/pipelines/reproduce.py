@@ -35,11 +35,16 @@ from pydantic import Field, PrivateAttr, field_validator
 from taskvec.analysis.similarity import same_task_cosines
 from taskvec.config import BatchedOptions, MemoryBudgetMB, Seeds, digest
 from taskvec.errors import ConfigError, TaskvecError
-from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, answer_options
+from taskvec.evaluation.protocol import (
+    ExperimentConfig,
+    UnitPrompts,
+    answer_options,
+    check_instruction_ends_at_delimiter,
+)
 from taskvec.evaluation.scoring import LayerSelection
 from taskvec.experiments.conditions import Condition, paper_conditions
-from taskvec.experiments.conflict import PAIRS, conflict_answers, conflict_rows
-from taskvec.experiments.ensemble import ensemble_answers, ensemble_scores
+from taskvec.experiments.conflict import FIT_COLUMNS, PAIRS, conflict_answers, conflict_rows
+from taskvec.experiments.ensemble import check_ensemble_counts, ensemble_answers, ensemble_scores
 from taskvec.models.adapter import ModelAdapter, given_model
 from taskvec.models.batching import OnProgress, progress_from, sized_to
 from taskvec.models.registry import (
@@ -522,7 +527,8 @@ class Reproduction:
     @_stage("conflict")
     def run_conflict(self) -> pd.DataFrame | None:
         path = self.root / "tables" / "conflict_outputs.csv"
-        if (cached := self._cached_table(path)) is not None:
+        cached = self._cached_table(path)
+        if cached is not None and set(FIT_COLUMNS) <= set(cached.columns):  # else an older taskvec's
             return cached
         result = self.main_condition()
         seed = self.config.seeds[0]
@@ -683,8 +689,32 @@ def reproduce(
     if not (adapter.supports_images if adapter is not None else sees_images(config.model)):
         raise ConfigError(f"{config.model} is text-only; `taskvec reproduce` needs a vision-language model")
     tasks = load_tasks(config.tasks)
+    for task in tasks:  # its Instruction conditions and Fig. 8 read instruction vectors
+        check_instruction_ends_at_delimiter(task, config.template)
+        check_ensemble_counts(
+            task, ExperimentConfig.model_fields["n_examples"].default, config.ensemble_counts
+        )
     for style in config.styles:  # every condition but the first shows pictures: each task needs them
         check_images(tasks, style)
+    # one command per folder (its stages' folders lock too), taken before the models load: the
+    # same command started twice is refused before its models load, not after. Under a launcher,
+    # rank 0 holds the locks, every rank computes the units it claims in each stage, and rank 0
+    # alone runs the stages that are not split into units (ensembling, conflict)
+    with ranks.folder_lock(RunFolder(root)):
+        return _reproduce(config, root, adapter, show_progress, load_options, observer, started)
+
+
+def _reproduce(
+    config: ReproduceConfig,
+    root: Path,
+    adapter: ModelAdapter | None,
+    show_progress: bool,
+    load_options: LoadOptions | None,
+    observer: StageObserver | None,
+    started: float,
+) -> ReproductionResult:
+    """``reproduce`` under the folder's lock: the models loaded, every stage run."""
+    ranks = current_ranks()
     adapter = adapter or load_model(config.model, load_options)
     # the LLM of Table 4 before any stage: one that does not fit failed after the whole matrix
     llm = base_llm(adapter, config, load_options)
@@ -692,46 +722,42 @@ def reproduce(
         check_vectors_fit(llm, adapter)
     config = sized_to(config, adapter)  # measured with both models in place; every run plans by it
     reproduction = Reproduction(adapter, config, root, show_progress, observer)
-    # one command per folder (its stages' folders lock too); under a launcher, rank 0 holds the
-    # locks, every rank computes the units it claims in each stage, and rank 0 alone runs the
-    # stages that are not split into units (ensembling, conflict)
-    with ranks.folder_lock(reproduction.folder):
-        finished_before = _finished_launches(reproduction.folder)
-        reproduction.start()
-        # resumed after a launch stopped part-way: what that launch computed is reused here, and
-        # the time it spent is nowhere (it finished nothing), so the report says its times are short
-        stopped_before = bool(reproduction.folder.status().get("resumed")) and not finished_before.count
-        timings: dict[str, float] = {}
+    finished_before = _finished_launches(reproduction.folder)
+    reproduction.start()
+    # resumed after a launch stopped part-way: what that launch computed is reused here, and
+    # the time it spent is nowhere (it finished nothing), so the report says its times are short
+    stopped_before = bool(reproduction.folder.status().get("resumed")) and not finished_before.count
+    timings: dict[str, float] = {}
 
-        def timed(name: str, step):
-            begun = time.perf_counter()
-            value = step()
-            timings[name] = round(time.perf_counter() - begun, 1)
-            return value
+    def timed(name: str, step):
+        begun = time.perf_counter()
+        value = step()
+        timings[name] = round(time.perf_counter() - begun, 1)
+        return value
 
-        timed("matrix (Tables 3, 10)", reproduction.run_matrix)
-        similarity = ensemble = conflict = None
-        if llm is not None:
-            timed("LLM -> VLM (Table 4)", lambda: reproduction.run_transfer(llm))
-            similarity = reproduction.transfer_similarity() if ranks.is_main else None
-        if ranks.is_main:
-            ensemble = timed("ensembling (Fig. 8)", reproduction.run_ensemble)
-            conflict = timed("task conflict (Fig. 9)", reproduction.run_conflict)
-        analysis = timed("analyses", reproduction.run_analysis)
-        seconds = round(time.perf_counter() - started, 1)
-        launches, seconds, timings = finished_before.add(seconds, timings)
-        if ranks.is_main:
-            # the LLM by the name it loads by: a reproduction run again is read back before loading
-            llm_name = base_llm_name(adapter, config) if llm is not None else None
-            reproduction.folder.finish(
-                seconds=seconds,
-                timings=timings,
-                launches=launches,
-                llm=llm_name,
-                after_a_stopped_launch=stopped_before,
-            )
-        ranks.barrier()  # every stage's files are in place
-        return ReproductionResult(reproduction, ensemble, conflict, similarity, analysis, llm, timings)
+    timed("matrix (Tables 3, 10)", reproduction.run_matrix)
+    similarity = ensemble = conflict = None
+    if llm is not None:
+        timed("LLM -> VLM (Table 4)", lambda: reproduction.run_transfer(llm))
+        similarity = reproduction.transfer_similarity() if ranks.is_main else None
+    if ranks.is_main:
+        ensemble = timed("ensembling (Fig. 8)", reproduction.run_ensemble)
+        conflict = timed("task conflict (Fig. 9)", reproduction.run_conflict)
+    analysis = timed("analyses", reproduction.run_analysis)
+    seconds = round(time.perf_counter() - started, 1)
+    launches, seconds, timings = finished_before.add(seconds, timings)
+    if ranks.is_main:
+        # the LLM by the name it loads by: a reproduction run again is read back before loading
+        llm_name = base_llm_name(adapter, config) if llm is not None else None
+        reproduction.folder.finish(
+            seconds=seconds,
+            timings=timings,
+            launches=launches,
+            llm=llm_name,
+            after_a_stopped_launch=stopped_before,
+        )
+    ranks.barrier()  # every stage's files are in place
+    return ReproductionResult(reproduction, ensemble, conflict, similarity, analysis, llm, timings)
 
 
 def reproduction_root(config: ReproduceConfig, out: str | Path | None = None) -> Path:

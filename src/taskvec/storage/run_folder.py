@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -125,17 +125,21 @@ class FolderLock:
     ``with FolderLock(root):`` refuses at once (``FolderBusyError``) if another process holds it;
     ``wait`` seconds waits that long first (``None``: as long as it takes). The lock is released
     on exit and by the OS when its holder dies; the lock file itself stays (deleting it would let
-    two processes lock two different files). The same object may be re-entered by the thread
-    that holds it; any other ``FolderLock`` of the folder, even in this process, is refused."""
+    two processes lock two different files), except where this lock made the folder and nothing
+    else was written in it (a command refused after it took the lock): the folder goes again, as
+    if the command had never run. The same object may be re-entered by the thread that holds it;
+    any other ``FolderLock`` of the folder, even in this process, is refused."""
 
     def __init__(self, root: str | Path, wait: float | None = 0):
         self.root = Path(root)
         self.path = self.root / LOCK_NAME
         self.wait = wait
         self._lock = filelock.FileLock(self.path, timeout=-1 if wait is None else wait)
+        self._made_folder = False
 
     def __enter__(self) -> FolderLock:
         with storage_errors(self.path):
+            made = not self.root.exists()
             self.root.mkdir(parents=True, exist_ok=True)
             try:
                 self._lock.acquire()
@@ -145,9 +149,18 @@ class FolderLock:
                     f"{self.root} is in use by another taskvec command{waited}; wait until it "
                     "finishes, or choose another --out"
                 ) from None
+            self._made_folder = self._made_folder or made
         return self
 
     def __exit__(self, *exc) -> None:
+        # the last exit of a lock that made its folder, which holds nothing else: taken away (the
+        # lock file unlinked while still held, so a peer that opened it finds it gone and retries)
+        if self._lock.lock_counter == 1 and self._made_folder:
+            self._made_folder = False
+            with suppress(OSError):
+                if all(path.name == LOCK_NAME for path in self.root.iterdir()):
+                    self.path.unlink()
+                    self.root.rmdir()
         self._lock.release()
 
     @property
