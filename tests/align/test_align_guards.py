@@ -152,3 +152,23 @@ def test_the_bar_says_it_waits_for_the_features(monkeypatch):
     assert align_module._features_said(progress, bar, None, None, ProjectorConfig(), "a" * 64) == 1
     assert said == ["stage 2: projector (smollm2): the recogniser's features of the tiles first"]
     assert progress.tasks[0].description == "stage 2: projector (smollm2)"
+
+
+@pytest.mark.parametrize(
+    ("config", "changes"),
+    [
+        (LoraStageConfig, {"templates": ()}),
+        (LoraStageConfig, {"templates": ("paper", "spacey")}),
+        (LoraStageConfig, {"relations": ()}),
+        (LoraStageConfig, {"category_relations": ()}),
+        (LoraStageConfig, {"targets": ()}),
+        (LoraStageConfig, {"layers": ()}),
+        (ProjectorConfig, {"templates": ()}),
+        (ProjectorConfig, {"templates": ("spacey",)}),
+    ],
+)
+def test_a_stage_config_that_would_fail_half_way_into_training_is_refused_when_made(config, changes):
+    """An empty choice (or an unknown template) failed at its first draw, after the LLM loaded and
+    the features were computed (``IndexError`` from ``random.choice``); now the config says so."""
+    with pytest.raises(ValidationError, match=next(iter(changes))):
+        config(**changes)

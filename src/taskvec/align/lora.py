@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from taskvec.align.projector import AnswerBatch, _lm_logits, answer_loss
+from taskvec.align.projector import AnswerBatch, TemplateNames, _lm_logits, answer_loss
 from taskvec.align.recogniser import RecognitionData
 from taskvec.config import Seed
 from taskvec.models.embedded.adapter import EmbeddedVLMAdapter
@@ -82,9 +82,9 @@ class LoraStageConfig(BaseModel):
     alpha: float = 16.0
     #: attention only: adapters on the MLPs too made the tuned LLM answer an item's own name more
     #: often on text and cost text ICL (docs/embedded-vlm.md, the recipes tried)
-    targets: tuple[str, ...] = ATTENTION_TARGETS
+    targets: tuple[str, ...] = Field(default=ATTENTION_TARGETS, min_length=1)
     #: decoder layers that get adapters (None: all of them)
-    layers: tuple[int, ...] | None = None
+    layers: tuple[int, ...] | None = Field(default=None, min_length=1)
     steps: int = Field(default=40, ge=1)
     batch_size: int = Field(default=8, ge=1)  # image sequences per step
     text_batch_size: int = Field(default=8, ge=0)  # text sequences per step (distillation)
@@ -98,7 +98,7 @@ class LoraStageConfig(BaseModel):
     name_share: float = Field(default=0.4, ge=0, le=1)
     #: the ``RELATIONS`` the other sequences draw from; ``upper`` and ``initial`` are made from the
     #: query's own name, so they train copying from the query, as the name itself does
-    relations: tuple[Relation, ...] = ("upper", "initial", "domain")
+    relations: tuple[Relation, ...] = Field(default=("upper", "initial", "domain"), min_length=1)
     distill_weight: float = 10.0
     #: where the text sequences are distilled: ``answers`` (each answer's first token) or
     #: ``every_token`` (the next-token distribution at every position of the sequence)
@@ -109,15 +109,15 @@ class LoraStageConfig(BaseModel):
     category_weight: float = 1.0
     #: what each category sequence asks, one drawn per sequence (``CategoryRelation``): with
     #: more than one, the query alone no longer says what to answer; the demonstrations do
-    category_relations: tuple[CategoryRelation, ...] = ("subcategory",)
+    category_relations: tuple[CategoryRelation, ...] = Field(default=("subcategory",), min_length=1)
     #: suite domains whose entities the category sequences draw from (None: every domain)
-    category_domains: tuple[str, ...] | None = None
+    category_domains: tuple[str, ...] | None = Field(default=None, min_length=1)
     #: windows of general English text per step, trained on every next token (LLaVA's stage 2
     #: mixes text-only data with its own answers into the LLM's tuning); see :func:`prose_ids`
     prose_batch_size: int = Field(default=0, ge=0)
     prose_weight: float = 1.0
     prose_tokens: int = 64
-    templates: tuple[str, ...] = ("spaced", "paper")
+    templates: TemplateNames = ("spaced", "paper")
     seed: Seed = 0
 
 

@@ -14,19 +14,35 @@ import math
 import random
 import time
 from collections.abc import Callable
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from torch import nn
 
 from taskvec.align.augment import augment
 from taskvec.align.recogniser import Recogniser, RecognitionData, normalise
 from taskvec.config import Seed
+from taskvec.errors import TemplateError
 from taskvec.models.adapter import model_logits
 from taskvec.models.embedded.adapter import EmbeddedVLMAdapter
 from taskvec.models.embedded.model import EntityNameProjector
 from taskvec.prompts.template import get_template
+
+
+def _known_templates(names: tuple[str, ...]) -> tuple[str, ...]:
+    """An unknown name is refused with the config, not half-way into training."""
+    for name in names:
+        try:
+            get_template(name)
+        except TemplateError as error:
+            raise ValueError(str(error)) from None
+    return names
+
+
+#: the prompt templates a stage's sequences are written in, one drawn per sequence
+TemplateNames = Annotated[tuple[str, ...], Field(min_length=1), AfterValidator(_known_templates)]
 
 
 class ProjectorConfig(BaseModel):
@@ -44,7 +60,7 @@ class ProjectorConfig(BaseModel):
     #: augmented copies of every tile's features beside the clean one: pictures the recogniser is
     #: less sure of, so the projector learns what to make of a spread posterior
     augmented_copies: int = 3
-    templates: tuple[str, ...] = ("spaced", "paper")
+    templates: TemplateNames = ("spaced", "paper")
     #: start the posterior's temperature at the recogniser's calibrated one (``calibrated_temperature``)
     calibrate_temperature: bool = True
     seed: Seed = 0

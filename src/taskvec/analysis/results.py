@@ -4,6 +4,7 @@ analysis pipeline (``taskvec.pipelines.analyze``) writes the results into its fo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -63,7 +64,7 @@ def analysis_tables(
     run_layer_source: str = LAYER_OF_RUN,
     decode_layers: list[int] | None = None,
     top_k: int = 5,
-    embeddings: list[str] = (),
+    embeddings: Sequence[str] = (),
     seed: int = 1,
 ) -> AnalysisTables:
     """The tables of the states ``collected`` per (task, spec), their phase curves and token sets.

@@ -189,7 +189,7 @@ def split_predictions(
                 ),
             }
             for method, (first, full) in methods.items():
-                scores = _first_token(first, row)
+                scores: dict[str, bool | None] = {**_first_token(first, row)}
                 if full is not None:
                     scores.update(answer_scores(full, row["answers"]))
                 else:

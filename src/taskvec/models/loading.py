@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 
@@ -212,6 +213,18 @@ def cached_file_fingerprint(path: Path, options: LoadOptions) -> str:
 _HASHED: dict[str, str] = {}
 
 
+class WrapsLoadedModel(Protocol):
+    """An adapter class that wraps a model already in memory: called with the model and its
+    tokenizer (a text model) or processor (a VLM), as ``CausalLMAdapter`` and
+    ``VisionLanguageAdapter`` are; ``ModelAdapter`` itself takes no tokenizer."""
+
+    supports_images: bool
+
+    def __call__(
+        self, model: Any, tokenizer_or_processor: Any, /, *, name: str, model_id: str, fingerprint: str = ""
+    ) -> ModelAdapter: ...
+
+
 @dataclass(frozen=True)
 class Family:
     """What a family module declares for each HF ``model_type`` it serves (its ``MODEL_TYPES``):
@@ -219,7 +232,7 @@ class Family:
     already in memory (``load_model(hf_model, tokenizer)``) and says whether it reads images."""
 
     load: Callable[[str, LoadOptions], ModelAdapter]
-    adapter_class: type[ModelAdapter]
+    adapter_class: WrapsLoadedModel
 
 
 def with_numerics(adapter: ModelAdapter, options: LoadOptions) -> ModelAdapter:

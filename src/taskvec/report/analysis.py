@@ -157,20 +157,21 @@ def similarity_sentence(
         return f"One task and one specification: no pair of vectors to compare at layer {layer}."
     if tasks == 1:
         return (
-            f"At layer {layer}: same task across specifications {row['same_task']:.3f}. One task was "
+            f"At layer {layer}: same task across specifications {fixed(row['same_task'], 3)}. One task was "
             "analysed, so there is no pair of different tasks, the baseline that says whether this is "
             "high: analyse two tasks or more."
         )
     if specs == 1:
         return (
-            f"At layer {layer}: random pairs of different tasks {row['random_pair']:.3f} "
+            f"At layer {layer}: random pairs of different tasks {fixed(row['random_pair'], 3)} "
             "(only one specification, so no same-task pairs)."
         )
+    names = ("same_task", "different_both", "same_spec", "random_pair")
+    same, other, spec, pairs = (fixed(row[name], 3) for name in names)
     return (
-        f"At layer {layer}: same task across specifications {row['same_task']:.3f}; baseline, other "
-        f"task and other specification {row['different_both']:.3f}; same specification across tasks "
-        f"{row['same_spec']:.3f}; random pairs of different tasks {row['random_pair']:.3f}. Same task "
-        f"is above its baseline by {CLEAR_MARGIN} or more at layers: {above or 'none'}; "
-        f"largest margin {by_layer['margin'].max():.3f} at layer {int(by_layer['margin'].idxmax())} "
-        "(`plots/similarity_by_layer.png`)."
+        f"At layer {layer}: same task across specifications {same}; baseline, other task and other "
+        f"specification {other}; same specification across tasks {spec}; random pairs of different "
+        f"tasks {pairs}. Same task is above its baseline by {CLEAR_MARGIN} or more at layers: "
+        f"{above or 'none'}; largest margin {fixed(by_layer['margin'].max(), 3)} at layer "
+        f"{int(by_layer['margin'].idxmax())} (`plots/similarity_by_layer.png`)."
     )

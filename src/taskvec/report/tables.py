@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import matplotlib
@@ -132,7 +133,9 @@ def mean_std_cells(mean: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:
     return mean.map(fixed) + spread
 
 
-def format_summary(table: pd.DataFrame, collapsed: set[tuple[str, str]] = frozenset()) -> pd.DataFrame:
+def format_summary(
+    table: pd.DataFrame, collapsed: AbstractSet[tuple[str, str]] = frozenset()
+) -> pd.DataFrame:
     """``mean ± std`` strings (``mean_std_cells``), methods as columns in the paper's order; a
     collapsed (task, method) gets ``COLLAPSED_MARK``."""
     cells = mean_std_cells(table["mean"], table["std"])
@@ -358,7 +361,7 @@ def run_report(
     sections: list[tuple[str, str]],
     headline: str = "",
     diversity: str = "",
-    collapsed: set[tuple[str, str]] = frozenset(),
+    collapsed: AbstractSet[tuple[str, str]] = frozenset(),
     per_task_best: Mapping[str, int] | None = None,
     pictures: str = "",
     unjudged: Mapping[tuple[str, str], float] | None = None,

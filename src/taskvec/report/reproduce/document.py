@@ -336,7 +336,7 @@ def _setup(folder: ReproductionFolder) -> Section:
     if context.get("recognition"):
         blocks += [
             "The embedded VLM's first-token recognition of the task entities (bare image query, strict):",
-            Table(pd.DataFrame(context["recognition"]).T.map(lambda v: "" if pd.isna(v) else f"{v:.3f}")),
+            Table(pd.DataFrame(context["recognition"]).T.map(lambda v: "" if pd.isna(v) else fixed(v, 3))),
             "Its projector mixes the LLM's own embeddings of entity names by the recogniser's posterior "
             "(plus learned image slots and a low-rank visual term), so its image tokens start near the text "
             "of the object's name: cross-modal transfer is an easier test here than in the paper's VLMs.",
@@ -425,8 +425,11 @@ def _conflict_blocks(folder: ReproductionFolder) -> list:
     )
     return [
         f"The prompt is task A's instruction + an image query (`{folder.context['training_style']}`); "
-        f"task B's text-ICL vector is patched {_at_layers(rows, 'patched')}; "
-        f"{run['answer_tokens']} greedy tokens.",
+        f"task B's text-ICL vector (seed {run['seeds'][0]}) is patched {_at_layers(rows, 'patched')}; "
+        f"{run['answer_tokens']} greedy tokens. An answer fits a task by the paper's prefix rule "
+        "(either way, case-insensitive) and, in the columns marked `(whole_label)`, only with the "
+        "whole label or an alias; `control: patched task` is how often the unpatched answer already "
+        "fits the patched task (an answer both tasks accept, or the item's own name).",
         Table(summary),
         *_conflicts_without_items(folder, summary),
         "Examples:",

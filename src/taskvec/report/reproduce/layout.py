@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from taskvec.storage.markdown import fixed
+
 COLLAPSED_MARK = "†"
 
 
@@ -34,12 +36,13 @@ class Section:
     anchor: str = ""
 
 
-def number(value: float | int | str, digits: int) -> str:
+def number(value: float | int | str | None, digits: int) -> str:
+    """A cell: text as written, a missing number empty, a number rounded as every table rounds it."""
     if isinstance(value, str):
         return value
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return f"{value:.{digits}f}"
+    return fixed(value, digits)
 
 
 def mark(cells: pd.DataFrame, collapsed: pd.DataFrame | None) -> pd.DataFrame:
