@@ -261,6 +261,12 @@ BAD_INPUTS = [
         ("toy.json", "instruction", "blank"),
     ),
     Bad(
+        "instruction vector asked of an instruction that stops before the delimiter",
+        lambda c: {**_task(c, instruction="Give the color of the food"), "spec": "instruction"},
+        ConfigError,
+        ("'toy'", "'Give the color of the food'", "delimiter ':'"),
+    ),
+    Bad(
         "label that tokenizes to nothing but a special token",
         _silent_label,
         TaskFileError,
@@ -498,3 +504,44 @@ def test_a_vector_that_fits_loads(smollm2, tmp_path, monkeypatch):
     vector = _vector(ctx)
     loaded = TaskVector.load(vector.save(tmp_path / "v"), smollm2, same_model=True)
     assert torch.equal(loaded.vectors, vector.vectors) and loaded.meta == vector.meta
+
+
+def test_analyze_and_reproduce_refuse_an_instruction_that_stops_before_the_delimiter(tmp_path, monkeypatch):
+    """Both read instruction vectors (an analysis's ``instruction`` spec; a reproduction's
+    Instruction conditions and Fig. 8): refused in one line before a model loads."""
+    from taskvec.pipelines.analyze import run_analysis
+    from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
+
+    def no_model(*_args):
+        raise AssertionError("a model was loaded")
+
+    for pipeline in ("analyze", "reproduce"):
+        monkeypatch.setattr(f"taskvec.pipelines.{pipeline}.load_model", no_model)
+    task = str(write_task(tmp_path, "toy", instruction="Give the color of the food"))
+    refused = pytest.raises(ConfigError, match="'Give the color of the food' does not end in the template's")
+    with refused:
+        run_analysis(out=tmp_path / "analysis", tasks=[task], specs=["instruction"])
+    with refused:
+        reproduce(
+            ReproduceConfig.create(quick=True, tasks=[task]), tmp_path / "reproduction", show_progress=False
+        )
+    assert not (tmp_path / "analysis").exists() and not (tmp_path / "reproduction").exists()
+    ends_well = str(write_task(tmp_path / "good", "toy", instruction="Give the color of the food:"))
+    with pytest.raises(AssertionError, match="a model was loaded"):  # past the check, to loading
+        run_analysis(out=tmp_path / "analysis", tasks=[ends_well], specs=["instruction"])
+
+
+def test_a_reproduction_whose_fig8_counts_outgrow_a_tasks_val_split_is_refused_before_loading(
+    tmp_path, monkeypatch
+):
+    from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
+
+    def no_model(*_args):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr("taskvec.pipelines.reproduce.load_model", no_model)
+    task = str(write_task(tmp_path, "toy"))  # 6 val items: 6 prompts of 5 examples
+    config = ReproduceConfig.create(tasks=[task], ensemble_counts=[5, 35])
+    with pytest.raises(ConfigError, match="ensemble count 35: 7 prompts of 5 .* 'toy' has 6"):
+        reproduce(config, tmp_path / "reproduction")
+    assert not (tmp_path / "reproduction").exists()

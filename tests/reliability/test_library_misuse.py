@@ -14,7 +14,7 @@ from taskvec.errors import ConfigError, TaskvecError, VectorMismatchError
 from taskvec.models.batching import ContextLengthWarning
 from taskvec.patching.patch import Patch, generate_ids
 from taskvec.patching.sweep import sweep
-from taskvec.prompts.template import SPACED
+from taskvec.prompts.template import SPACED, instruction_prompt
 from taskvec.vectors.extract import extract
 from taskvec.vectors.task_vector import TaskVector
 
@@ -59,6 +59,17 @@ def _forbid_forward(monkeypatch, adapter) -> None:
             "prompt 0 ends with .*A: ', not the template's delimiter ':'",
         ),
         (
+            lambda m: extract(
+                m,
+                [instruction_prompt("Give the color of the food")],
+                task="t",
+                spec="instruction",
+                template=SPACED,
+            ),
+            ConfigError,
+            "ends with ' of the food', not the template's delimiter ':'.*end the instruction with it",
+        ),
+        (
             lambda m: generate_ids(m, [["Q:a\nA:"]], max_new_tokens=0),
             ConfigError,
             "max_new_tokens must be at least 1",
@@ -92,6 +103,7 @@ def _forbid_forward(monkeypatch, adapter) -> None:
         "sweep vectors",
         "mean of none",
         "past the delimiter",
+        "instruction before the delimiter",
         "no token",
         "one string to extract",
         "one string to generate",

@@ -192,9 +192,25 @@ def unit_rng(task: Task, seed: int) -> random.Random:
 
 
 def check_task_fits(task: Task, config: ExperimentConfig) -> None:
-    """Each validation query needs N other validation items as demonstrations."""
+    """Each validation query needs N other validation items as demonstrations; an instruction
+    ends at the template's delimiter."""
     if config.spec != "instruction":
         check_demonstrations_fit(task, config.n_examples)
+    else:
+        check_instruction_ends_at_delimiter(task, config.template)
+
+
+def check_instruction_ends_at_delimiter(task: Task, template: PromptTemplate | str) -> None:
+    """The instruction vector is read at the instruction's last token, and an ICL vector at the
+    delimiter (the ":" of "A:"): an instruction that stops elsewhere gives the state of another
+    token (its last word), which no ICL vector is compared with, silently."""
+    delimiter = get_template(template).delimiter
+    if not task.instruction.endswith(delimiter):
+        raise ConfigError(
+            f"task {task.name!r}: its instruction {task.instruction[-40:]!r} does not end in the "
+            f"template's delimiter {delimiter!r}, where task vectors are read; end it with "
+            f"{delimiter!r} (as in 'The capital city of the country{delimiter}')"
+        )
 
 
 def check_demonstrations_fit(task: Task, n_examples: int) -> None:
@@ -530,6 +546,7 @@ __all__ = [
     "STEP_COUNTS",
     "StepObserver",
     "UnitPrompts",
+    "check_instruction_ends_at_delimiter",
     "check_task_fits",
     "observing_steps",
     "patched_answers",

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import pandas as pd
 import torch
 
+from taskvec.errors import ConfigError
 from taskvec.evaluation.metrics import first_token_scores
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
 from taskvec.models.adapter import ModelAdapter
@@ -23,6 +24,24 @@ from taskvec.models.shared_work import SharedWork
 from taskvec.patching.sweep import sweep
 from taskvec.tasks.task import Task
 from taskvec.vectors.extract import last_token_states
+
+
+def check_ensemble_counts(task: Task, n_examples: int, counts: Sequence[int]) -> None:
+    """Each count is whole prompts of ``n_examples`` demonstrations, no more than the task's val
+    split gives (one prompt per item): a count beyond them averaged every prompt, and one between
+    two multiples averaged fewer examples than it says, under its own label, silently."""
+    for n in counts:
+        if n < n_examples or n % n_examples:
+            raise ConfigError(
+                f"ensemble count {n}: an exemplar vector averages whole prompts of {n_examples} "
+                f"demonstrations, so a count is a multiple of {n_examples}"
+            )
+        if n // n_examples > len(task.val):
+            raise ConfigError(
+                f"ensemble count {n}: {n // n_examples} prompts of {n_examples} demonstrations, and task "
+                f"{task.name!r} has {len(task.val)} (one per val item); give counts up to "
+                f"{len(task.val) * n_examples}"
+            )
 
 
 def ensemble_scores(
@@ -44,6 +63,7 @@ def ensemble_scores(
     ``on_progress(done, total)`` is told that sweep's answers (test query x vector, ``total``:
     ``ensemble_answers``) after each batch; the vectors' extraction, before it, is not counted
     (in a reproduction its prompts' states were computed by the runs before)."""
+    check_ensemble_counts(task, config.n_examples, counts)
     budget = config.budget(adapter)
     labels, vectors = [], []
     for seed in seeds:
@@ -54,7 +74,7 @@ def ensemble_scores(
         labels.append((seed, "instruction", 0))
         vectors.append(instruction)
         for n in counts:
-            k = min(len(states), max(1, n // config.n_examples))
+            k = n // config.n_examples
             exemplars = states[rng.sample(range(len(states)), k)].mean(0)
             labels += [(seed, "exemplars", n), (seed, "ensemble", n)]
             vectors += [exemplars, (exemplars + instruction) / 2]

@@ -61,17 +61,18 @@ def _run(
     return states
 
 
-def _check_ends_at_delimiter(prompts: Sequence[Prompt], delimiter: str) -> None:
-    """An ICL prompt ends at the template's delimiter: the vector is read at its last token, so a
-    prompt that goes on (a trailing space, the answer itself) would give the state of another
-    token, silently."""
+def _check_ends_at_delimiter(prompts: Sequence[Prompt], delimiter: str, spec: str) -> None:
+    """A prompt ends at the template's delimiter: the vector is read at its last token, so a
+    prompt that goes on (a trailing space, the answer itself) or an instruction that stops at its
+    last word would give the state of another token, silently."""
+    built = "end the instruction with it" if spec == "instruction" else "build prompts with template.icl"
     for index, prompt in enumerate(prompts):
         last = prompt if isinstance(prompt, str) else prompt[-1] if prompt else ""
         if not isinstance(last, str) or not last.endswith(delimiter):
             ending = "a picture" if not isinstance(last, str) else repr(last[-12:])
             raise ConfigError(
                 f"prompt {index} ends with {ending}, not the template's delimiter {delimiter!r}: a task "
-                "vector is read at the delimiter before the answer (build prompts with template.icl)"
+                f"vector is read at the delimiter before the answer ({built})"
             )
 
 
@@ -114,8 +115,8 @@ def extract(
         raise ConfigError(
             f"extract got {len(sources)} sources for {len(prompts)} prompts; give one per prompt"
         )
-    if isinstance(template, PromptTemplate) and spec != "instruction":
-        _check_ends_at_delimiter(prompts, template.delimiter)
+    if isinstance(template, PromptTemplate):
+        _check_ends_at_delimiter(prompts, template.delimiter, spec)
     states = last_token_states(adapter, prompts, budget, shared, on_progress)
     meta = VectorMeta(
         model=adapter.name,
