@@ -75,3 +75,19 @@ def test_the_normal_interval_agrees_with_a_bootstrap_over_the_items():
     low, high = np.percentile(means, [2.5, 97.5])
     assert found.low == pytest.approx(low, abs=0.015) and found.high == pytest.approx(high, abs=0.015)
     assert found.high - found.low > 0.1  # a real spread, not a degenerate case
+
+
+@pytest.mark.parametrize(("hits", "items"), [(1, 1), (0, 4), (28, 84), (50, 100), (99, 100)])
+def test_a_shares_interval_is_wilsons_score_interval(hits, items):
+    """Checked against scipy's own (scikit-learn brings scipy): inside 0-1, and not a point where
+    every item agrees, as the normal interval of one item is."""
+    from scipy.stats import binomtest
+
+    from taskvec.evaluation.uncertainty import share_interval
+
+    got = share_interval(hits, items)
+    expected = binomtest(hits, items).proportion_ci(method="wilson")
+    assert got.mean == hits / items and (got.items, got.tasks) == (items, 1)
+    assert got.low == pytest.approx(expected.low, abs=1e-12)
+    assert got.high == pytest.approx(expected.high, abs=1e-12)
+    assert 0.0 <= got.low <= got.mean <= got.high <= 1.0

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from helpers.conflict import conflict_rows_of
 
 from taskvec.evaluation.result import RunResult
 from taskvec.experiments.conditions import (
@@ -283,3 +284,23 @@ def test_a_claim_on_many_items_holds_plainly_and_the_same_gap_on_few_within_nois
     # equal sides, every item alike: "at least as well" holds, and nothing is left to noise
     equal = far.loc["Text-ICL vectors patch image queries at least as well as image-ICL vectors"]
     assert equal["held"] == "yes"
+
+
+CONFLICT_CLAIM = "A patched task overrides a conflicting instruction"
+
+
+def _claim(conflict: pd.DataFrame) -> pd.Series:
+    from taskvec.report.reproduce import claims_beside
+
+    nothing = {("capital", 1, m): [False] * 4 for m in ("no_context", "xbase", "label_prior", "xpatch")}
+    return claims_beside(_claims_reproduction(nothing), None, conflict).set_index("claim").loc[CONFLICT_CLAIM]
+
+
+def test_the_conflict_claim_on_one_item_is_within_noise_and_on_many_it_is_settled():
+    """ "patched task 1.00 ... yes" stood on the one item a quick run's pair shared."""
+    one = _claim(conflict_rows_of([True], [False]))
+    assert one["held"] == "yes, within noise" and "95% interval 0.21 to 1.00 over 1 items" in one["ours"]
+    assert one["held (whole_label)"] == "no, within noise"  # judged by its own metric, not "-"
+    many = _claim(conflict_rows_of([True] * 90 + [False] * 10, [True] * 20 + [False] * 80))
+    assert (many["held"], many["held (whole_label)"]) == ("yes", "no")
+    assert many["ours"].startswith("patched task 0.90 (control follows prompt 0.00, already fits the patched")

@@ -38,6 +38,10 @@ class Difference:
         mean, low, high = (fixed(value, sign=True) for value in (self.mean, self.low, self.high))
         return f"difference {mean}, 95% interval {low} to {high} over {self.items} items"
 
+    def interval_phrase(self) -> str:
+        """The interval alone, of a share (A's rate with B nothing: a proportion, no sign)."""
+        return f"95% interval {fixed(self.low)} to {fixed(self.high)} over {self.items} items"
+
 
 def paired_difference(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> Difference:
     """``a`` minus ``b``: rows of predictions (``task``, ``item``, ``seed`` and ``metric``) of two
@@ -54,3 +58,15 @@ def paired_difference(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> Differen
     mean = float(task_means.mean())
     error = math.sqrt(float(variance_of_means.sum())) / len(task_means)
     return Difference(mean, mean - Z_95 * error, mean + Z_95 * error, len(paired), len(task_means))
+
+
+def share_interval(hits: int, items: int) -> Difference:
+    """The share ``hits / items`` (against nothing) with its 95% Wilson score interval: unlike
+    the normal one it stays inside 0-1 and does not shrink to a point where every item agrees
+    (1 of 1 reads 0.21 to 1.00, not 1.00 to 1.00)."""
+    if items < 1:
+        raise ValueError("a share of no items")
+    share, z2 = hits / items, Z_95**2
+    centre = (share + z2 / (2 * items)) / (1 + z2 / items)
+    half = Z_95 * math.sqrt(share * (1 - share) / items + z2 / (4 * items**2)) / (1 + z2 / items)
+    return Difference(share, max(0.0, centre - half), min(1.0, centre + half), items, 1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from taskvec.evaluation.metrics import paper_match
+from taskvec.evaluation.metrics import paper_match, whole_label_match
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import OnProgress
@@ -32,9 +32,31 @@ def shared_items(first: Task, second: Task, limit: int | None = None) -> list[tu
     return pairs[:limit] if limit else pairs
 
 
-def _matches(answer: str, item: Item) -> bool:
-    first_word = answer.strip().split("\n", 1)[0]
-    return any(paper_match(first_word, [a], case_sensitive=False) for a in item.answers)
+#: how an answer is credited to a task: ``paper``, the paper's prefix rule either way
+#: (case-insensitive), and ``whole_label``, which needs the whole label or an alias at the start
+#: (docs/metrics.md): by the first, 'francophone Switzerland' fits the currency 'franc'
+CONFLICT_METRICS = ("paper", "whole_label")
+
+
+def _matches(answer: str, item: Item, metric: str = "paper") -> bool:
+    first_line = answer.strip().split("\n", 1)[0]
+    if metric == "whole_label":
+        return whole_label_match(first_line, item.answers)
+    return any(paper_match(first_line, [a], case_sensitive=False) for a in item.answers)
+
+
+def metric_column(column: str, metric: str) -> str:
+    """A row's column of ``conflict_rows`` by ``metric`` (the paper's columns keep their names)."""
+    return column if metric == "paper" else f"{column}_{metric}"
+
+
+#: the columns ``conflict_rows`` scores each answer in, per metric (a table without them is of an
+#: older taskvec, computed again)
+FIT_COLUMNS = tuple(
+    metric_column(column, metric)
+    for metric in CONFLICT_METRICS
+    for column in ("control_fits_prompted", "control_fits_patched", "fits_prompted", "fits_patched")
+)
 
 
 def conflict_rows(
@@ -65,21 +87,20 @@ def conflict_rows(
     )
     rows = []
     for (item_a, item_b), before, after in zip(pairs, control, steered, strict=True):
-        rows.append(
-            {
-                "prompted": prompted.name,
-                "patched": patched.name,
-                "input": item_a.input,
-                "prompted_label": item_a.label,
-                "patched_label": item_b.label,
-                "control": before.strip(),
-                "control_fits_prompted": _matches(before, item_a),
-                "control_fits_patched": _matches(before, item_b),
-                "output": after.strip(),
-                "fits_prompted": _matches(after, item_a),
-                "fits_patched": _matches(after, item_b),
-            }
-        )
+        row = {
+            "prompted": prompted.name,
+            "patched": patched.name,
+            "input": item_a.input,
+            "prompted_label": item_a.label,
+            "patched_label": item_b.label,
+            "control": before.strip(),
+            "output": after.strip(),
+        }
+        for metric in CONFLICT_METRICS:
+            for answer, name in ((before, "control_fits"), (after, "fits")):
+                row[metric_column(f"{name}_prompted", metric)] = _matches(answer, item_a, metric)
+                row[metric_column(f"{name}_patched", metric)] = _matches(answer, item_b, metric)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -90,14 +111,20 @@ def conflict_answers(prompted: Task, patched: Task, limit: int | None = None) ->
 
 
 def conflict_summary(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per direction: how often the control follows the prompt, and how often the patched run
-    answers the patched task (the patch 'wins') or still the prompted one."""
+    """Per direction and metric: how often the control follows the prompt, how often it already
+    fits the patched task (an answer both tasks accept, or the item's own name: what the patch
+    needs no vector for), and how often the patched run answers the patched task (the patch
+    'wins') or still the prompted one."""
     grouped = rows.groupby(["prompted", "patched"])
-    return pd.DataFrame(
-        {
-            "items": grouped.size(),
-            "control: prompted task": grouped.control_fits_prompted.mean(),
-            "patched: patched task wins": grouped.fits_patched.mean(),
-            "patched: prompted task": grouped.fits_prompted.mean(),
+    columns = {"items": grouped.size()}
+    for metric in CONFLICT_METRICS:
+        by = "" if metric == "paper" else f" ({metric})"
+        named = {
+            "control: prompted task": "control_fits_prompted",
+            "control: patched task": "control_fits_patched",
+            "patched: patched task wins": "fits_patched",
+            "patched: prompted task": "fits_prompted",
         }
-    ).round(3)
+        for title, column in named.items():
+            columns[title + by] = grouped[metric_column(column, metric)].mean()
+    return pd.DataFrame(columns).round(3)

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from taskvec.evaluation.scoring import COLLAPSE_SHARE, answer_diversity, collapse_undetectable
-from taskvec.evaluation.uncertainty import Difference, paired_difference
+from taskvec.evaluation.uncertainty import Difference, paired_difference, share_interval
 from taskvec.experiments import paper
 from taskvec.experiments.conditions import TABLE3_ROWS, Condition, table3_with_std
+from taskvec.experiments.conflict import CONFLICT_METRICS, metric_column
 from taskvec.experiments.ensemble import summarise_ensemble
 from taskvec.pipelines.reproduce import Reproduction
 from taskvec.storage.markdown import fixed
@@ -60,6 +61,8 @@ class Comparison:
     difference: Difference
     threshold: float = 0.0
     at_least: bool = False
+    #: B is nothing (zeros): the difference is A's own share, said as its interval alone
+    share: bool = False
 
     @classmethod
     def of(
@@ -67,6 +70,15 @@ class Comparison:
     ) -> Comparison:
         """A's rows of predictions against B's (``paired_difference``)."""
         return cls(paired_difference(a, b, metric), threshold, at_least)
+
+    @classmethod
+    def share_of(cls, rows: pd.DataFrame, column: str, threshold: float) -> Comparison:
+        """The share of ``rows`` (each an item, pooled) where ``column`` is true, against
+        ``threshold``, with its 95% interval over the items (``share_interval``)."""
+        return cls(share_interval(int(rows[column].astype(bool).sum()), len(rows)), threshold, share=True)
+
+    def phrase(self) -> str:
+        return self.difference.interval_phrase() if self.share else self.difference.phrase()
 
     def holds(self) -> bool:
         gap = self.difference.mean - self.threshold
@@ -240,21 +252,26 @@ def claims(
                 )
             )
         if conflict is not None and len(conflict) and style == reproduction.training_style:
-            wins = float(conflict.fits_patched.mean())
-            followed = float(conflict.control_fits_prompted.mean())
+            fit = metric if metric in CONFLICT_METRICS else "paper"
+            wins = Comparison.share_of(conflict, metric_column("fits_patched", fit), threshold=0.5)
+            followed, echoed = (
+                float(conflict[metric_column(column, fit)].mean())
+                for column in ("control_fits_prompted", "control_fits_patched")
+            )
             checks.append(
                 (
                     "A patched task overrides a conflicting instruction",
                     "patched task answered (Fig. 9)",
-                    f"patched task {fixed(wins)} (control follows prompt {fixed(followed)})",
-                    wins > 0.5,
-                    METRIC_FREE,
-                    None,
+                    f"patched task {fixed(wins.difference.mean)} (control follows prompt {fixed(followed)}, "
+                    f"already fits the patched task {fixed(echoed)})",
+                    wins.holds(),
+                    "",
+                    wins,
                 )
             )
         for claim, published, ours, ok, note, comparison in checks:
             if comparison is not None and ok is not None:  # (not judged: nothing compared)
-                ours += f" ({comparison.difference.phrase()})"
+                ours += f" ({comparison.phrase()})"
             free = note == METRIC_FREE
             by_construction = ok is not None and note in (BY_CONSTRUCTION, SAME_VECTORS)
             scope = scopes.get(claim, "") if ok else ""
@@ -284,8 +301,8 @@ def claims(
 
 def claims_beside(reproduction: Reproduction, ensemble, conflict) -> pd.DataFrame:
     """``claims`` by the paper's metric with, beside ``ours`` and ``held``, the same checks by the
-    whole-label metric (``-`` where a claim's measure is not a Table 3 accuracy: the ensembling
-    figure's own case-insensitive score, the conflict's answers, the diversity)."""
+    whole-label metric (``-`` where a claim's measure is neither a Table 3 accuracy nor the
+    conflict's answers: the ensembling figure's own case-insensitive score, the diversity)."""
     paper_rows = claims(reproduction, ensemble, conflict, "paper")
     whole = claims(reproduction, ensemble, conflict, "whole_label")
     free = paper_rows.pop("metric_free").to_numpy(dtype=bool)
