@@ -299,8 +299,11 @@ def _claim(conflict: pd.DataFrame) -> pd.Series:
 def test_the_conflict_claim_on_one_item_is_within_noise_and_on_many_it_is_settled():
     """ "patched task 1.00 ... yes" stood on the one item a quick run's pair shared."""
     one = _claim(conflict_rows_of([True], [False]))
-    assert one["held"] == "yes, within noise" and "95% interval 0.21 to 1.00 over 1 items" in one["ours"]
+    assert one["held"] == "yes, within noise"
+    assert one["ours"].startswith(
+        "patched task 1.00, 95% interval 0.21 to 1.00 over 1 items (control follows"
+    )
     assert one["held (whole_label)"] == "no, within noise"  # judged by its own metric, not "-"
     many = _claim(conflict_rows_of([True] * 90 + [False] * 10, [True] * 20 + [False] * 80))
     assert (many["held"], many["held (whole_label)"]) == ("yes", "no")
-    assert many["ours"].startswith("patched task 0.90 (control follows prompt 0.00, already fits the patched")
+    assert many["ours"].startswith("patched task 0.90, 95% interval 0.83 to 0.94 over 100 items (control")

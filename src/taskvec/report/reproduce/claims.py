@@ -61,7 +61,7 @@ class Comparison:
     difference: Difference
     threshold: float = 0.0
     at_least: bool = False
-    #: B is nothing (zeros): the difference is A's own share, said as its interval alone
+    #: B is nothing: the difference is A's own share, whose claim says its interval itself
     share: bool = False
 
     @classmethod
@@ -76,9 +76,6 @@ class Comparison:
         """The share of ``rows`` (each an item, pooled) where ``column`` is true, against
         ``threshold``, with its 95% interval over the items (``share_interval``)."""
         return cls(share_interval(int(rows[column].astype(bool).sum()), len(rows)), threshold, share=True)
-
-    def phrase(self) -> str:
-        return self.difference.interval_phrase() if self.share else self.difference.phrase()
 
     def holds(self) -> bool:
         gap = self.difference.mean - self.threshold
@@ -255,23 +252,25 @@ def claims(
             fit = metric if metric in CONFLICT_METRICS else "paper"
             wins = Comparison.share_of(conflict, metric_column("fits_patched", fit), threshold=0.5)
             followed, echoed = (
-                float(conflict[metric_column(column, fit)].mean())
+                fixed(conflict[metric_column(column, fit)].mean())
                 for column in ("control_fits_prompted", "control_fits_patched")
             )
+            share = f"{fixed(wins.difference.mean)}, {wins.difference.interval_phrase()}"
             checks.append(
                 (
                     "A patched task overrides a conflicting instruction",
                     "patched task answered (Fig. 9)",
-                    f"patched task {fixed(wins.difference.mean)} (control follows prompt {fixed(followed)}, "
-                    f"already fits the patched task {fixed(echoed)})",
+                    f"patched task {share} (control follows prompt {followed}, already fits the "
+                    f"patched task {echoed})",
                     wins.holds(),
                     "",
                     wins,
                 )
             )
         for claim, published, ours, ok, note, comparison in checks:
-            if comparison is not None and ok is not None:  # (not judged: nothing compared)
-                ours += f" ({comparison.phrase()})"
+            # (not judged: nothing compared; a share's claim says its interval itself)
+            if comparison is not None and ok is not None and not comparison.share:
+                ours += f" ({comparison.difference.phrase()})"
             free = note == METRIC_FREE
             by_construction = ok is not None and note in (BY_CONSTRUCTION, SAME_VECTORS)
             scope = scopes.get(claim, "") if ok else ""
