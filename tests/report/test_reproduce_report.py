@@ -330,7 +330,7 @@ def test_fig8_and_fig9_name_each_tasks_layer_where_tasks_chose_their_own(tmp_pat
     text = (folder / "report.md").read_text()
     assert "patched at each task's layer (country_capital 11, country_currency 11, animal_latin 11, " in text
     assert "food_color 9, food_flavor 11)" in text
-    assert "vector is patched at each task's layer (country_currency 12, country_capital 11" in text
+    assert "vector (seed 1) is patched at each task's layer (country_currency 12, country_capital 11" in text
 
 
 def test_fig9_says_which_direction_shares_no_item_instead_of_dropping_its_row(tmp_path):
