@@ -7,7 +7,7 @@ import pytest
 
 from taskvec.evaluation.metrics import first_token_scores
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
-from taskvec.experiments.ensemble import ensemble_scores
+from taskvec.experiments.ensemble import ensemble_scores, item_scores
 from taskvec.patching.patch import Patch, generate_ids
 from taskvec.tasks.registry import load_task
 from taskvec.vectors.extract import last_token_states
@@ -48,3 +48,8 @@ def test_the_instruction_rows_score_the_instruction_vectors_own_answers(smollm2,
     ]
     row = scores[scores["kind"] == "instruction"]
     assert row["accuracy"].item() == pytest.approx(sum(correct) / len(correct))
+    # each item's own score, in the split's order, as the claims compare them item by item
+    assert row["correct"].item() == "".join("x" if right else "." for right in correct)
+    items = item_scores(row)
+    assert items["item"].tolist() == list(range(len(task.test)))
+    assert items["score"].tolist() == [float(right) for right in correct]

@@ -44,6 +44,10 @@ def check_ensemble_counts(task: Task, n_examples: int, counts: Sequence[int]) ->
             )
 
 
+#: the marks of ``ensemble_scores``'s ``correct``: one per test item
+RIGHT, WRONG = "x", "."
+
+
 def ensemble_scores(
     adapter: ModelAdapter,
     task: Task,
@@ -58,7 +62,9 @@ def ensemble_scores(
     """Accuracy of instruction, exemplar and ensemble vectors for one task and each seed.
 
     Rows: ``seed``, ``kind`` (instruction / exemplars / ensemble), ``n`` (examples behind the
-    exemplar vector; 0 for the instruction alone), ``accuracy`` on the test split. The seeds'
+    exemplar vector; 0 for the instruction alone), ``accuracy`` on the test split and ``correct``,
+    each test item's score in the split's order (``x`` right, ``.`` not: no reader takes it for a
+    number; ``item_scores`` reads it), so that two kinds can be compared item by item. The seeds'
     vectors patch the same test queries: one sweep runs the queries once for all of them.
     ``on_progress(done, total)`` is told that sweep's answers (test query x vector, ``total``:
     ``ensemble_answers``) after each batch; the vectors' extraction, before it, is not counted
@@ -88,8 +94,19 @@ def ensemble_scores(
             for item, token in zip(task.test, result.patched[:, column], strict=True)
         ]
         accuracy = sum(correct) / len(correct)
-        rows.append({"task": task.name, "seed": seed, "kind": kind, "n": n, "accuracy": accuracy})
+        marks = "".join(RIGHT if right else WRONG for right in correct)
+        row = {"task": task.name, "seed": seed, "kind": kind, "n": n, "accuracy": accuracy}
+        rows.append({**row, "correct": marks})
     return pd.DataFrame(rows)
+
+
+def item_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """``ensemble_scores`` rows, one per test item (``item``: its place in the split) with its
+    ``score`` (1.0 right, 0.0 not), for ``evaluation.uncertainty.paired_difference``."""
+    marks = scores["correct"].astype(str)
+    items = scores.drop(columns="correct").assign(score=marks.map(lambda m: [float(c == RIGHT) for c in m]))
+    items = items.assign(item=items["score"].map(lambda s: list(range(len(s))))).explode(["score", "item"])
+    return items.astype({"score": float, "item": int}).reset_index(drop=True)
 
 
 def ensemble_answers(task: Task, seeds: Sequence[int], counts: Sequence[int]) -> int:

@@ -497,7 +497,8 @@ class Reproduction:
     @_stage("ensemble")
     def run_ensemble(self) -> pd.DataFrame:
         path = self.root / "tables" / "ensemble_scores.csv"
-        if (cached := self._cached_table(path)) is not None:
+        cached = self._cached_table(path)
+        if cached is not None and "correct" in cached.columns:  # else an older taskvec's, without items
             return cached
         frames = []
         seeds, counts = self.config.seeds, self.config.ensemble_counts

@@ -17,7 +17,7 @@ from taskvec.evaluation.uncertainty import Difference, paired_difference, share_
 from taskvec.experiments import paper
 from taskvec.experiments.conditions import TABLE3_ROWS, Condition, table3_with_std
 from taskvec.experiments.conflict import CONFLICT_METRICS, metric_column
-from taskvec.experiments.ensemble import summarise_ensemble
+from taskvec.experiments.ensemble import item_scores, summarise_ensemble
 from taskvec.pipelines.reproduce import Reproduction
 from taskvec.storage.markdown import fixed
 
@@ -234,18 +234,26 @@ def claims(
                 )
             )
         if ensemble is not None and len(ensemble):
-            summary = summarise_ensemble(ensemble[ensemble["style"] == style])
-            five = summary[summary.n == min(reproduction.config.ensemble_counts)]
+            in_style = ensemble[ensemble["style"] == style]
+            smallest = min(reproduction.config.ensemble_counts)
+            summary = summarise_ensemble(in_style)
+            five = summary[summary.n == smallest]
             exemplar = float(five[five.kind == "exemplars"]["mean"].iloc[0])
             mixed = float(five[five.kind == "ensemble"]["mean"].iloc[0])
+            beside = None  # a table of an older taskvec keeps no item's score: no interval
+            if "correct" in in_style.columns:
+                items = item_scores(in_style[in_style.n == smallest])
+                beside = Comparison.of(
+                    items[items.kind == "ensemble"], items[items.kind == "exemplars"], "score"
+                )
             checks.append(
                 (
                     "Instruction + exemplar ensemble beats exemplars alone at the smallest n",
                     "ensemble above exemplars (Fig. 8)",
                     f"{fixed(mixed)} vs {fixed(exemplar)}",
-                    mixed > exemplar,
+                    mixed > exemplar if beside is None else beside.holds(),
                     METRIC_FREE,
-                    None,
+                    beside,
                 )
             )
         if conflict is not None and len(conflict) and style == reproduction.training_style:
