@@ -460,7 +460,7 @@ def honesty(fast: SweepResult, loop: SweepResult, n: int, reference: SweepResult
         truth = torch.cat([reference.patched[:count], reference.clean[:count, None]], dim=1)
         wrong = tokens != truth
         return round(wrong.float().mean().item(), 4), sorted(
-            round(g, 4) for g in gaps[:count][wrong].tolist()
+            (round(g, 4) for g in gaps[:count][wrong].tolist()), reverse=True
         )
 
     fast_rate, fast_gaps = rate(fast, fast.patched.shape[0])
@@ -471,6 +471,7 @@ def honesty(fast: SweepResult, loop: SweepResult, n: int, reference: SweepResult
         "taskvec_disagreement": fast_rate,
         "taskvec_disagreement_on_loop_queries": fast_on_loop_queries,
         "loop_disagreement": loop_rate,
+        # the largest first: how sure float32 was where bfloat16 answered otherwise
         "taskvec_gaps_of_disagreements": fast_gaps[:40],
         "loop_gaps_of_disagreements": loop_gaps[:40],
         "gap_quantiles_1_10_50_90": [round(q, 4) for q in quantiles],

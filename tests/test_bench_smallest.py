@@ -8,6 +8,7 @@ interpreter start costs more than most of them), except ``bench.ranks``, which l
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import torch
 from helpers.families.llava import build_llava
 from helpers.reliability import write_tiny_task
 
-from bench import answers, arithmetic, gpu, head, peers, scaling, stages, table
+from bench import answers, arithmetic, gpu, head, honesty, peers, scaling, stages, table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,3 +157,13 @@ def test_ranks_writes_its_row(ranks):
     assert process.wait(timeout=600) == 0, log.read_text()[-3000:]
     row = next(x for x in log.read_text().splitlines() if x.startswith("| 1 process x 1 thread |"))
     assert row.endswith("| yes |")  # its tables, the reference of the others
+
+
+def test_honesty(capsys, model, task, folder):
+    out = folder / "honesty.json"
+    printed = run(capsys, honesty, "--model", model, "--tasks", task, "--queries", "2", "--out", out)
+    figures = json.loads(out.read_text())
+    assert json.loads(printed) == figures
+    assert figures["float32_sweep_equals_loop"] == {"patched": 1.0, "clean": 1.0}
+    assert 0 <= figures["bfloat16_honesty"]["loop_disagreement"] <= 1
+    assert figures["bfloat16_honesty"]["items"] == 2 * (figures["layers"] + 1)
