@@ -267,6 +267,12 @@ BAD_INPUTS = [
         ("'toy'", "'Give the color of the food'", "delimiter ':'"),
     ),
     Bad(
+        "ensemble vector (half an instruction vector) of an instruction that stops before the delimiter",
+        lambda c: {**_task(c, instruction="Give the color of the food"), "spec": "ensemble"},
+        ConfigError,
+        ("'toy'", "'Give the color of the food'", "delimiter ':'"),
+    ),
+    Bad(
         "label that tokenizes to nothing but a special token",
         _silent_label,
         TaskFileError,

@@ -199,19 +199,31 @@ def test_the_same_reproduction_started_while_the_first_loads_is_refused_before_l
     assert len(calls) == 1 and not out.exists()
 
 
-def test_a_lock_that_made_its_folder_takes_it_away_if_nothing_else_was_written(tmp_path):
-    made, kept, used = tmp_path / "made", tmp_path / "kept", tmp_path / "used"
+def test_a_lock_takes_away_what_it_made_where_nothing_else_was_written(tmp_path):
+    """A command refused after it took the lock (a layer out of range, found once the model is
+    loaded) leaves nothing: not its folder, nor the folders above it, nor a lock file in an empty
+    folder it was given; what was there before, and anything written, stays."""
+    made = tmp_path / "p" / "q" / "made"
     with RunFolder(made).lock():
         assert (made / ".taskvec.lock").is_file()
-    assert not made.exists()  # a command refused after it took the lock leaves nothing
+    assert not (tmp_path / "p").exists()
 
-    kept.mkdir()
-    with RunFolder(kept).lock():
+    given = tmp_path / "given"
+    given.mkdir()
+    with RunFolder(given).lock():
         pass
-    assert sorted(p.name for p in kept.iterdir()) == [".taskvec.lock"]  # not its folder: left as it was
+    assert given.is_dir() and not any(given.iterdir())  # its own folder stays, empty as it was
 
+    with RunFolder(given).lock():  # a lock file already there (another command's) is left alone
+        pass
+    (given / ".taskvec.lock").touch()
+    with RunFolder(given).lock():
+        pass
+    assert sorted(p.name for p in given.iterdir()) == [".taskvec.lock"]
+
+    used = tmp_path / "r" / "used"
     with RunFolder(used).lock() as lock:
-        with lock:  # re-entered: only the last exit may take the folder away
+        with lock:  # re-entered: only the last exit may take anything away
             pass
         assert used.is_dir()
         (used / "config.json").write_text("{}")

@@ -193,23 +193,28 @@ def unit_rng(task: Task, seed: int) -> random.Random:
 
 def check_task_fits(task: Task, config: ExperimentConfig) -> None:
     """Each validation query needs N other validation items as demonstrations; an instruction
-    ends at the template's delimiter."""
+    whose vector is read (spec ``instruction``, and ``ensemble``, half of which it is) ends at the
+    template's delimiter."""
     if config.spec != "instruction":
         check_demonstrations_fit(task, config.n_examples)
-    else:
+    if config.spec in ("instruction", "ensemble"):
         check_instruction_ends_at_delimiter(task, config.template)
 
 
-def check_instruction_ends_at_delimiter(task: Task, template: PromptTemplate | str) -> None:
+def check_instruction_ends_at_delimiter(
+    task: Task, template: PromptTemplate | str, instead: str = ""
+) -> None:
     """The instruction vector is read at the instruction's last token, and an ICL vector at the
     delimiter (the ":" of "A:"): an instruction that stops elsewhere gives the state of another
-    token (its last word), which no ICL vector is compared with, silently."""
+    token (its last word), which no ICL vector is compared with, silently. ``instead``: what the
+    command could do without the instruction's vector, said after the fix."""
     delimiter = get_template(template).delimiter
     if not task.instruction.endswith(delimiter):
+        copy = f" (a built-in task: load_task({task.name!r}).save(path) writes a copy to edit)"
         raise ConfigError(
             f"task {task.name!r}: its instruction {task.instruction[-40:]!r} does not end in the "
             f"template's delimiter {delimiter!r}, where task vectors are read; end it with "
-            f"{delimiter!r} (as in 'The capital city of the country{delimiter}')"
+            f"{delimiter!r}{copy if task.name in BUILTIN_TASKS else ''}{instead}"
         )
 
 

@@ -17,7 +17,7 @@ import torch
 
 from taskvec.errors import ConfigError
 from taskvec.evaluation.metrics import first_token_scores
-from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
+from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, check_instruction_ends_at_delimiter
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import OnProgress
 from taskvec.models.shared_work import SharedWork
@@ -70,6 +70,7 @@ def ensemble_scores(
     ``ensemble_answers``) after each batch; the vectors' extraction, before it, is not counted
     (in a reproduction its prompts' states were computed by the runs before)."""
     check_ensemble_counts(task, config.n_examples, counts)
+    check_instruction_ends_at_delimiter(task, config.template)
     budget = config.budget(adapter)
     labels, vectors = [], []
     for seed in seeds:

@@ -427,7 +427,9 @@ def _tasks_that_fit(config: AnalysisConfig, specs: Sequence[str]) -> list[Task]:
         if any(spec != "instruction" for spec in specs):
             check_demonstrations_fit(task, config.n_examples)
         if "instruction" in specs:
-            check_instruction_ends_at_delimiter(task, config.template)
+            others = " ".join(f"--spec {spec}" for spec in specs if spec != "instruction")
+            instead = f"; or analyse the other specifications alone ({others})" if others else ""
+            check_instruction_ends_at_delimiter(task, config.template, instead)
     return tasks
 
 

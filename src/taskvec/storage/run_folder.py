@@ -125,21 +125,23 @@ class FolderLock:
     ``with FolderLock(root):`` refuses at once (``FolderBusyError``) if another process holds it;
     ``wait`` seconds waits that long first (``None``: as long as it takes). The lock is released
     on exit and by the OS when its holder dies; the lock file itself stays (deleting it would let
-    two processes lock two different files), except where this lock made the folder and nothing
-    else was written in it (a command refused after it took the lock): the folder goes again, as
-    if the command had never run. The same object may be re-entered by the thread that holds it;
-    any other ``FolderLock`` of the folder, even in this process, is refused."""
+    two processes lock two different files), except where this lock made it and nothing else was
+    written beside it (a command refused after it took the lock): the lock file goes again, and so
+    do the folders it made for it, as if the command had never run. The same object may be
+    re-entered by the thread that holds it; any other ``FolderLock`` of the folder, even in this
+    process, is refused."""
 
     def __init__(self, root: str | Path, wait: float | None = 0):
         self.root = Path(root)
         self.path = self.root / LOCK_NAME
         self.wait = wait
         self._lock = filelock.FileLock(self.path, timeout=-1 if wait is None else wait)
-        self._made_folder = False
+        self._made: list[Path] | None = None  # what the holding entry made: lock file, then folders
 
     def __enter__(self) -> FolderLock:
         with storage_errors(self.path):
-            made = not self.root.exists()
+            folders = [folder for folder in (self.root, *self.root.parents) if not folder.exists()]
+            made = [self.path] if not self.path.exists() else []
             self.root.mkdir(parents=True, exist_ok=True)
             try:
                 self._lock.acquire()
@@ -149,18 +151,20 @@ class FolderLock:
                     f"{self.root} is in use by another taskvec command{waited}; wait until it "
                     "finishes, or choose another --out"
                 ) from None
-            self._made_folder = self._made_folder or made
+            if self._made is None:  # the first entry (a re-entry finds them all there)
+                self._made = made + folders
         return self
 
     def __exit__(self, *exc) -> None:
-        # the last exit of a lock that made its folder, which holds nothing else: taken away (the
-        # lock file unlinked while still held, so a peer that opened it finds it gone and retries)
-        if self._lock.lock_counter == 1 and self._made_folder:
-            self._made_folder = False
+        # the last exit: what this lock made goes again where nothing else was written (the lock
+        # file unlinked while still held, so a peer that opened it finds it gone and retries)
+        if self._lock.lock_counter == 1 and self._made is not None:
+            made, self._made = self._made, None
             with suppress(OSError):
-                if all(path.name == LOCK_NAME for path in self.root.iterdir()):
+                if made and made[0] == self.path and all(p.name == LOCK_NAME for p in self.root.iterdir()):
                     self.path.unlink()
-                    self.root.rmdir()
+                    for folder in made[1:]:
+                        folder.rmdir()  # innermost first; one holding anything else stays, and its parents
         self._lock.release()
 
     @property

@@ -78,13 +78,15 @@ class Comparison:
         return cls(share_interval(int(rows[column].astype(bool).sum()), len(rows)), threshold, share=True)
 
     def holds(self) -> bool:
-        gap = self.difference.mean - self.threshold
+        # to 9 places, as ``fixed`` reads a value: two equal sides averaged in another order
+        # differ by 1e-17, which is no gap ("0.33 vs 0.33 ... yes")
+        gap = round(self.difference.mean - self.threshold, 9)
         return gap >= 0 if self.at_least else gap > 0
 
     def settled(self) -> bool:
         """Whether every difference in the interval gives the verdict the mean gives: otherwise the
         items cannot tell the gap from the threshold."""
-        low, high = self.difference.low - self.threshold, self.difference.high - self.threshold
+        low, high = (round(end - self.threshold, 9) for end in (self.difference.low, self.difference.high))
         return (low >= 0 or high < 0) if self.at_least else (low > 0 or high <= 0)
 
 
