@@ -551,3 +551,15 @@ def test_a_reproduction_whose_fig8_counts_outgrow_a_tasks_val_split_is_refused_b
     with pytest.raises(ConfigError, match="ensemble count 35: 7 prompts of 5 .* 'toy' has 6"):
         reproduce(config, tmp_path / "reproduction")
     assert not (tmp_path / "reproduction").exists()
+
+
+def test_quick_refuses_the_sizes_it_would_replace():
+    """``quick`` replaced Fig. 8's counts and Fig. 9's items a caller gave, silently."""
+    from taskvec.pipelines.reproduce import ReproduceConfig
+
+    with pytest.raises(ConfigError, match=r"quick sets ensemble_counts=\[5, 10\] itself"):
+        ReproduceConfig.create(quick=True, ensemble_counts=[5])
+    with pytest.raises(ConfigError, match="quick sets conflict_items=4 itself"):
+        ReproduceConfig.create(quick=True, conflict_items=20)
+    assert ReproduceConfig.create(quick=True).ensemble_counts == [5, 10]
+    assert ReproduceConfig.create(ensemble_counts=[5]).ensemble_counts == [5]

@@ -74,6 +74,10 @@ from taskvec.vectors.task_vector import TaskVector
 BASELINE_COSINE = "different tasks (baseline)"
 
 
+#: what ``quick`` shrinks besides the seeds (to one): Fig. 8's counts and Fig. 9's items
+QUICK_SIZES = {"ensemble_counts": [5, 10], "conflict_items": 4}
+
+
 class ReproduceConfig(BatchedOptions):
     """What a reproduction runs; ``quick`` shrinks it to a smoke run of a few minutes."""
 
@@ -126,10 +130,12 @@ class ReproduceConfig(BatchedOptions):
                 f"--quick runs one seed, and {len(options['seeds'])} were given: give one --seed, "
                 "or leave out --quick"
             )
+        shrunk = [name for name in QUICK_SIZES if options.get(name) is not None]
+        if config.quick and shrunk:  # replaced by the quick sizes, silently
+            sizes = ", ".join(f"{name}={QUICK_SIZES[name]}" for name in shrunk)
+            raise ConfigError(f"quick sets {sizes} itself: leave them out, or leave out quick")
         if config.quick:
-            config = config.model_copy(
-                update={"seeds": config.seeds[:1], "ensemble_counts": [5, 10], "conflict_items": 4}
-            )
+            config = config.model_copy(update={"seeds": config.seeds[:1], **QUICK_SIZES})
         return config
 
     def named_after(self, model: str, names=()) -> ReproduceConfig:
