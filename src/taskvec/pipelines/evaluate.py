@@ -592,7 +592,8 @@ def _evaluate(
     }
     if config.needs_images:  # the pictures shown (image ICL shows the val split's; image queries both)
         resolved["pictures"] = pictures_shown(tasks, config.style, config.picture_splits)
-    # before the lock: another run's folder stays untouched
+    # before anything is written: another run's folder stays untouched (a lock taken before
+    # loading wrote nothing in it; its lock file was there)
     folder.refuse_other_run(identity, lineage, resolved)
     # one command per folder: a second one is refused, never mixed in (taken already, or now)
     with nullcontext() if locked is not None and locked.root == folder.root else ranks.folder_lock(folder):
