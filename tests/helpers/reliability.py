@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from taskvec.errors import FolderBusyError
 from taskvec.storage.run_folder import RunFolder
 from taskvec.tasks.registry import builtin_task_path
 
@@ -77,3 +80,24 @@ def counted_units(monkeypatch, stop_after: int | None = None) -> list[tuple[str,
 
     monkeypatch.setattr(evaluate_module, "run_unit", run_unit)
     return computed
+
+
+def loads_then(second, loaded) -> tuple[list, object]:
+    """A ``load_model`` that, on its first call (the first command, still loading), starts
+    ``second`` (the same command again) and sees it refused as busy, then returns ``loaded()``;
+    every call is counted."""
+    calls: list[str] = []
+
+    def load(name, _options=None):
+        calls.append(name)
+        if len(calls) == 1:
+            with pytest.raises(FolderBusyError, match="in use by another taskvec command"):
+                second()
+        return loaded()
+
+    return calls, load
+
+
+def no_model(*_args, **_kwargs):
+    """A ``load_model`` for commands that must refuse before any model loads."""
+    raise AssertionError("a model was loaded")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers.reliability import TINY, write_tiny_task
+from helpers.reliability import TINY, loads_then, write_tiny_task
 from helpers.tinyllm import tiny_llm
 
 from taskvec.evaluation.protocol import ExperimentConfig
@@ -263,21 +263,11 @@ def test_the_same_command_started_while_the_first_runs_is_refused_before_loading
 def test_the_same_command_started_while_the_first_loads_is_refused_before_loading(tmp_path, monkeypatch):
     """In the run's default folder too (named by the fingerprint read before loading): the first
     command holds the folder's lock while its model loads, so the second is refused unloaded."""
-    from taskvec.errors import FolderBusyError
-
     monkeypatch.chdir(tmp_path)
     model = _save(tmp_path / "model")
     options = {**TINY, "model": str(model), "tasks": [str(write_tiny_task(tmp_path / "data"))], "layers": [1]}
     config = ExperimentConfig.create(**options)
-    calls = []
-
-    def load(name, options=None):
-        calls.append(name)
-        if len(calls) == 1:
-            with pytest.raises(FolderBusyError, match="in use by another taskvec command"):
-                evaluate(config, show_progress=False)
-        return load_model(name, options)
-
+    calls, load = loads_then(lambda: evaluate(config, show_progress=False), lambda: load_model(str(model)))
     monkeypatch.setattr(evaluate_module, "load_model", load)
     first = evaluate(config, show_progress=False)
     assert calls == [str(model)] and first.folder.is_complete()

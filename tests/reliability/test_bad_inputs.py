@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.reliability import BASE, assert_no_success, snapshot, synthetic_items, write_task
+from helpers.reliability import BASE, assert_no_success, no_model, snapshot, synthetic_items, write_task
 from helpers.vectors import toy_vector
 from PIL import Image
 
@@ -518,9 +518,6 @@ def test_analyze_and_reproduce_refuse_an_instruction_that_stops_before_the_delim
     from taskvec.pipelines.analyze import run_analysis
     from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
 
-    def no_model(*_args):
-        raise AssertionError("a model was loaded")
-
     for pipeline in ("analyze", "reproduce"):
         monkeypatch.setattr(f"taskvec.pipelines.{pipeline}.load_model", no_model)
     task = str(write_task(tmp_path, "toy", instruction="Give the color of the food"))
@@ -541,9 +538,6 @@ def test_a_reproduction_whose_fig8_counts_outgrow_a_tasks_val_split_is_refused_b
     tmp_path, monkeypatch
 ):
     from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
-
-    def no_model(*_args):
-        raise AssertionError("a model was loaded")
 
     monkeypatch.setattr("taskvec.pipelines.reproduce.load_model", no_model)
     task = str(write_task(tmp_path, "toy"))  # 6 val items: 6 prompts of 5 examples

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers.reliability import write_tiny_task
+from helpers.reliability import loads_then, write_tiny_task
 from typer.testing import CliRunner
 
 from taskvec.cli import app
@@ -141,21 +141,6 @@ def test_analyze_and_reproduce_refuse_a_folder_another_process_holds(smollm2, tm
         holder.wait()
 
 
-def _loads_then(second, loaded) -> tuple[list, object]:
-    """A ``load_model`` that, on its first call (the first command, still loading), starts
-    ``second`` (the same command again), then returns ``loaded()``; every call is counted."""
-    calls: list[str] = []
-
-    def load(name, _options=None):
-        calls.append(name)
-        if len(calls) == 1:
-            with pytest.raises(FolderBusyError, match="in use by another taskvec command"):
-                second()
-        return loaded()
-
-    return calls, load
-
-
 def test_the_same_command_started_while_the_first_loads_its_model_is_refused_before_loading(
     smollm2, tmp_path, monkeypatch
 ):
@@ -171,14 +156,14 @@ def test_the_same_command_started_while_the_first_loads_its_model_is_refused_bef
     config = ExperimentConfig.create(
         model="smollm2-135m", tasks=[str(task_file)], seeds=[1], layers=[18], template="spaced"
     )
-    calls, load = _loads_then(lambda: evaluate(config, out, show_progress=False), lambda: smollm2)
+    calls, load = loads_then(lambda: evaluate(config, out, show_progress=False), lambda: smollm2)
     monkeypatch.setattr("taskvec.pipelines.evaluate.load_model", load)
     first = evaluate(config, out, show_progress=False)
     assert calls == ["smollm2-135m"] and first.folder.is_complete()  # the second never loaded
 
     analysis = tmp_path / "analysis"
     options = {"out": analysis, "tasks": ["food_color"], "specs": ["text-icl"], "prompts": 2, "layer": 18}
-    calls, load = _loads_then(lambda: run_analysis(**options), lambda: smollm2)
+    calls, load = loads_then(lambda: run_analysis(**options), lambda: smollm2)
     monkeypatch.setattr("taskvec.pipelines.analyze.load_model", load)
     assert run_analysis(**options).folder.is_complete() and len(calls) == 1
 
@@ -191,7 +176,7 @@ def test_the_same_reproduction_started_while_the_first_loads_is_refused_before_l
     def fails_to_load():  # the first command's loading then fails: it leaves no folder behind
         raise ConfigError("the first command's model is not there")
 
-    calls, load = _loads_then(lambda: reproduce(config, out, show_progress=False), fails_to_load)
+    calls, load = loads_then(lambda: reproduce(config, out, show_progress=False), fails_to_load)
     monkeypatch.setattr("taskvec.pipelines.reproduce.load_model", load)
     monkeypatch.setattr("taskvec.pipelines.reproduce.sees_images", lambda _name: True)
     with pytest.raises(ConfigError, match="model is not there"):

@@ -50,12 +50,19 @@ def metric_column(column: str, metric: str) -> str:
     return column if metric == "paper" else f"{column}_{metric}"
 
 
+#: ``conflict_summary``'s column titles (the paper's metric; another's gains its name) and the
+#: ``conflict_rows`` column each averages
+SUMMARY_TITLES = {
+    "control: prompted task": "control_fits_prompted",
+    "control: patched task": "control_fits_patched",
+    "patched: patched task wins": "fits_patched",
+    "patched: prompted task": "fits_prompted",
+}
+
 #: the columns ``conflict_rows`` scores each answer in, per metric (a table without them is of an
 #: older taskvec, computed again)
 FIT_COLUMNS = tuple(
-    metric_column(column, metric)
-    for metric in CONFLICT_METRICS
-    for column in ("control_fits_prompted", "control_fits_patched", "fits_prompted", "fits_patched")
+    metric_column(column, metric) for metric in CONFLICT_METRICS for column in SUMMARY_TITLES.values()
 )
 
 
@@ -119,12 +126,6 @@ def conflict_summary(rows: pd.DataFrame) -> pd.DataFrame:
     columns = {"items": grouped.size()}
     for metric in CONFLICT_METRICS:
         by = "" if metric == "paper" else f" ({metric})"
-        named = {
-            "control: prompted task": "control_fits_prompted",
-            "control: patched task": "control_fits_patched",
-            "patched: patched task wins": "fits_patched",
-            "patched: prompted task": "fits_prompted",
-        }
-        for title, column in named.items():
+        for title, column in SUMMARY_TITLES.items():
             columns[title + by] = grouped[metric_column(column, metric)].mean()
     return pd.DataFrame(columns).round(3)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,11 +304,14 @@ class Reproduction:
         per_task = f"/{layers}" if result.layer_selection == "per-task" else ""
         return f"{self.identity}/layer{result.best_layer}{per_task}"
 
-    def _cached_table(self, path: Path) -> pd.DataFrame | None:
-        """A stage's table, if it was written for this very reproduction and layer."""
+    def _cached_table(self, path: Path, columns: Collection[str] = ()) -> pd.DataFrame | None:
+        """A stage's table, if it was written for this very reproduction and layer and has
+        ``columns`` (a table an older taskvec wrote without them is computed again)."""
         stamp = path.with_suffix(".stamp")
         if path.is_file() and stamp.is_file() and stamp.read_text() == self._stage_stamp():
-            return pd.read_csv(path)
+            table = pd.read_csv(path)
+            if set(columns) <= set(table.columns):
+                return table
         return None
 
     def _write_table(self, path: Path, frame: pd.DataFrame) -> None:
@@ -503,8 +506,7 @@ class Reproduction:
     @_stage("ensemble")
     def run_ensemble(self) -> pd.DataFrame:
         path = self.root / "tables" / "ensemble_scores.csv"
-        cached = self._cached_table(path)
-        if cached is not None and "correct" in cached.columns:  # else an older taskvec's, without items
+        if (cached := self._cached_table(path, columns=["correct"])) is not None:
             return cached
         frames = []
         seeds, counts = self.config.seeds, self.config.ensemble_counts
@@ -534,8 +536,7 @@ class Reproduction:
     @_stage("conflict")
     def run_conflict(self) -> pd.DataFrame | None:
         path = self.root / "tables" / "conflict_outputs.csv"
-        cached = self._cached_table(path)
-        if cached is not None and set(FIT_COLUMNS) <= set(cached.columns):  # else an older taskvec's
+        if (cached := self._cached_table(path, columns=FIT_COLUMNS)) is not None:
             return cached
         result = self.main_condition()
         seed = self.config.seeds[0]

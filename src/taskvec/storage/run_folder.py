@@ -136,12 +136,14 @@ class FolderLock:
         self.path = self.root / LOCK_NAME
         self.wait = wait
         self._lock = filelock.FileLock(self.path, timeout=-1 if wait is None else wait)
-        self._made: list[Path] | None = None  # what the holding entry made: lock file, then folders
+        # what the first (holding) entry made: the lock file, and the folders for it, innermost first
+        self._made_lock_file = False
+        self._made_folders: list[Path] = []
 
     def __enter__(self) -> FolderLock:
         with storage_errors(self.path):
             folders = [folder for folder in (self.root, *self.root.parents) if not folder.exists()]
-            made = [self.path] if not self.path.exists() else []
+            lock_file = not self.path.exists()
             self.root.mkdir(parents=True, exist_ok=True)
             try:
                 self._lock.acquire()
@@ -151,19 +153,18 @@ class FolderLock:
                     f"{self.root} is in use by another taskvec command{waited}; wait until it "
                     "finishes, or choose another --out"
                 ) from None
-            if self._made is None:  # the first entry (a re-entry finds them all there)
-                self._made = made + folders
+            if self._lock.lock_counter == 1:  # the first entry (a re-entry finds them all there)
+                self._made_lock_file, self._made_folders = lock_file, folders
         return self
 
     def __exit__(self, *exc) -> None:
         # the last exit: what this lock made goes again where nothing else was written (the lock
         # file unlinked while still held, so a peer that opened it finds it gone and retries)
-        if self._lock.lock_counter == 1 and self._made is not None:
-            made, self._made = self._made, None
+        if self._lock.lock_counter == 1 and self._made_lock_file:
             with suppress(OSError):
-                if made and made[0] == self.path and all(p.name == LOCK_NAME for p in self.root.iterdir()):
+                if all(path.name == LOCK_NAME for path in self.root.iterdir()):
                     self.path.unlink()
-                    for folder in made[1:]:
+                    for folder in self._made_folders:
                         folder.rmdir()  # innermost first; one holding anything else stays, and its parents
         self._lock.release()
 
