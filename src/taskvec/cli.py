@@ -20,7 +20,17 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from taskvec.config import validated
-from taskvec.errors import ConfigError, MemoryBudgetError, TaskvecError, TemplateError, storage_error
+from taskvec.errors import (
+    ConfigError,
+    LayerError,
+    MemoryBudgetError,
+    ModelSpecError,
+    TaskFileError,
+    TaskvecError,
+    TemplateError,
+    VectorMismatchError,
+    storage_error,
+)
 from taskvec.models.registry import DEFAULT_MODEL, DEFAULT_VLM
 from taskvec.tasks.images import DEFAULT_STYLE
 
@@ -297,10 +307,33 @@ _BUDGETED = ("run", "reproduce", "analyze")  # commands with --memory-budget-mb
 _WITH_DTYPE = ("run", "reproduce", "analyze", "verify")
 
 
+#: bad options, files, templates, model names and layers: every rank of a machine reads the same
+#: ones, so before the ranks part ways each such error is the same on all of them
+_SAME_ON_EVERY_RANK = (
+    ConfigError,
+    ValidationError,
+    FileNotFoundError,
+    TaskFileError,
+    TemplateError,
+    ModelSpecError,
+    LayerError,
+    VectorMismatchError,
+)
+
+
 def _fail(error: Exception) -> None:
-    """Print ``error`` as a single red line (no wrapping, no markup from the message) and exit 2."""
+    """Print ``error`` as a single red line (no wrapping, no markup from the message) and exit 2.
+
+    Under a launcher, an error every rank of a machine meets alike is said once, by the machine's
+    first rank (8 ranks printed 8 identical lines); any other names its rank."""
+    from taskvec.pipelines.ranks import place_in_launch, ranks_parted
+
+    rank, local_rank = place_in_launch()
+    if local_rank and isinstance(error, _SAME_ON_EVERY_RANK) and not ranks_parted():
+        raise typer.Exit(code=2)
     message = _flag_names(error, " ".join(str(error).split()))
-    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    where = f"(rank {rank}) " if rank else ""
+    console.print(f"[bold red]error:[/] {where}{escape(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code=2)
 
 

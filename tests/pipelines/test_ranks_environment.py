@@ -87,3 +87,74 @@ def test_a_unit_another_rank_wrote_that_does_not_read_back_is_one_line_not_a_typ
     config = ExperimentConfig.create(**{**TINY, "tasks": [str(write_tiny_task(tmp_path / "data"))]})
     with pytest.raises(StorageError, match=r"tiny_food__seed1\.json does not read back on this rank"):
         evaluate(config, tmp_path / "run", adapter=smollm2, show_progress=False)
+
+
+def _launched(fresh, rank: int, local_rank: int) -> None:
+    """This process as ``rank`` of four (two machines of two), its process group set up."""
+    from functools import cache
+
+    for name, value in (("WORLD_SIZE", "4"), ("RANK", rank), ("LOCAL_RANK", local_rank)):
+        fresh.setenv(name, str(value))
+    me = cache(lambda: ranks.Ranks(rank, 4, "launch"))
+    fresh.setattr(ranks, "current", me)
+    for pipeline in ("evaluate", "analyze", "reproduce"):
+        fresh.setattr(f"taskvec.pipelines.{pipeline}.current_ranks", me)
+
+
+def test_under_a_launcher_an_input_error_is_said_once_a_machine_and_other_errors_name_their_rank(fresh):
+    """Eight ranks printed eight identical lines for one mistyped task. Each machine's first rank
+    says an input error (every rank of a machine reads the same options and files); any other
+    error, which may be one rank's own, is said by that rank with its number."""
+    from typer.testing import CliRunner
+
+    from taskvec.cli import app
+    from taskvec.errors import StorageError
+
+    runner = CliRunner()
+    said = {}
+    for rank, local_rank in ((0, 0), (1, 1), (2, 0), (3, 1)):
+        _launched(fresh, rank, local_rank)
+        result = runner.invoke(app, ["run", "--tasks", "no_such_task"])
+        assert result.exit_code == 2, result.output
+        said[rank] = result.output
+    assert said[0].startswith("error: unknown task 'no_such_task'")
+    assert said[2].startswith("error: (rank 2) unknown task 'no_such_task'")  # the second machine's
+    assert said[1] == said[3] == ""
+
+    def full_disk(*_args, **_kwargs):
+        raise StorageError("no space left on device writing /x: free some space")
+
+    fresh.setattr("taskvec.pipelines.evaluate.evaluate", full_disk)
+    result = runner.invoke(app, ["run", "--tasks", "country_capital", "--out", "x"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: (rank 3) no space left on device")
+
+
+def test_a_launch_without_its_launchers_environment_is_said_once_a_machine(fresh):
+    fresh.setenv("WORLD_SIZE", "2")
+    fresh.setenv("LOCAL_RANK", "1")
+    from typer.testing import CliRunner
+
+    from taskvec.cli import app
+
+    result = CliRunner().invoke(app, ["run", "--tasks", "country_capital"])
+    assert (result.exit_code, result.output) == (2, "")
+    fresh.setenv("LOCAL_RANK", "0")
+    result = CliRunner().invoke(app, ["run", "--tasks", "country_capital"])
+    assert result.output.startswith("error: WORLD_SIZE is 2, but RANK, MASTER_ADDR, MASTER_PORT")
+
+
+def test_once_a_rank_claims_units_an_input_error_is_said_by_the_rank_that_met_it(fresh, tmp_path):
+    """Claiming units parts the ranks' ways: a bad image of a unit on rank 1 is rank 1's alone,
+    and must not go unsaid."""
+    from typer.testing import CliRunner
+
+    from taskvec.cli import app
+
+    _launched(fresh, 1, 1)
+    fresh.setattr(ranks, "_PARTED", __import__("threading").Event())
+    ranks.Ranks(1, 4, "launch").each(tmp_path / "units", ["a"])
+    assert ranks.ranks_parted()
+    result = CliRunner().invoke(app, ["run", "--tasks", "no_such_task"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: (rank 1) unknown task 'no_such_task'")

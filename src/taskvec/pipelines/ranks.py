@@ -26,6 +26,7 @@ claim record, the folder lock as before.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
@@ -41,6 +42,9 @@ from taskvec.storage.run_folder import RunFolder
 #: how long a rank waits at a barrier for the others (rank 0 assembling a large run's tables, the
 #: slowest rank's last unit); a dead rank fails the barrier at once, so this bounds only a hang
 BARRIER_TIMEOUT = timedelta(hours=12)
+
+#: set once this process claims units of its own: from then on the ranks do different work
+_PARTED = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,24 @@ class Ranks:
         """The keys this rank computes, in order: all of them in one process, else those it
         claims one at a time (a generator: each claim is made as the previous unit is done)."""
         claims = self.claims(units)
-        return keys if claims is None else claims.take_each(keys)
+        if claims is None:
+            return keys
+        _PARTED.set()
+        return claims.take_each(keys)
+
+
+def place_in_launch() -> tuple[int, int]:
+    """(rank, local rank) as the launcher's environment gives them, without setting up the process
+    group (0, 0 without a launcher): what an error message needs, even one raised before ``current``."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        return 0, 0
+    return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("LOCAL_RANK", "0") or 0)
+
+
+def ranks_parted() -> bool:
+    """Whether this launch's ranks may have done different work (before they claim units, every
+    rank of a machine runs the same checks on the same options and files)."""
+    return _PARTED.is_set()
 
 
 @cache
