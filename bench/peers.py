@@ -34,12 +34,13 @@ from bench.common import (
     executed_flops,
     floor_flops,
     matmul_rate,
+    nnsight_sweep,
+    paper_loop,
     per_forward_flops,
     setup,
     timed,
     token_lengths,
 )
-from taskvec.patching.hooks import patching_last_token
 from taskvec.patching.sweep import SweepResult, sweep
 from taskvec.tasks.registry import BUILTIN_TASKS
 
@@ -47,45 +48,12 @@ TASKS = list(BUILTIN_TASKS)
 
 
 def paper_peer(adapter, unit, layers) -> SweepResult:
-    """Per query (batch 1) and layer, a full forward with the vector written into the layer's
-    output at the last token, then the argmax of the float32 logits; and a clean forward."""
-    patched = torch.empty(len(unit.queries), len(layers), dtype=torch.long)
-    clean = torch.empty(len(unit.queries), dtype=torch.long)
-    row = torch.arange(1)
-    for q, query in enumerate(unit.queries):
-        encoded = adapter.encode([query])
-        for j, layer in enumerate(layers):
-            with patching_last_token(adapter.layers, {layer: (row, unit.vectors[layer][None])}):
-                patched[q, j] = adapter.forward(encoded).logits[0, -1].argmax()
-        clean[q] = adapter.forward(encoded).logits[0, -1].argmax()
-    return SweepResult(list(layers), patched, clean)
+    return paper_loop(adapter, unit.queries, unit.vectors, layers)
 
 
 def make_nnsight_peer(adapter):
-    from nnsight import NNsight
-
-    model = NNsight(adapter.model)
-    names = {module: name for name, module in adapter.model.named_modules()}
-    envoys = []
-    for layer in adapter.layers:  # the envoy of each decoder layer, found by its module path
-        envoy = model
-        for part in names[layer].split("."):
-            envoy = envoy[int(part)] if part.isdigit() else getattr(envoy, part)
-        envoys.append(envoy)
-
-    def run(adapter, unit, layers) -> SweepResult:
-        inputs = adapter.full_inputs(adapter.encode(unit.queries))
-        patched = torch.empty(len(unit.queries), len(layers), dtype=torch.long)
-        for j, layer in enumerate(layers):
-            with model.trace(**inputs, logits_to_keep=1):
-                envoys[layer].output[:, -1, :] = unit.vectors[layer]
-                tokens = model.output.logits[:, -1, :].argmax(-1).save()
-            patched[:, j] = tokens
-        with model.trace(**inputs, logits_to_keep=1):
-            clean = model.output.logits[:, -1, :].argmax(-1).save()
-        return SweepResult(list(layers), patched, torch.as_tensor(clean))
-
-    return run
+    run = nnsight_sweep(adapter)
+    return lambda adapter, unit, layers: run(unit.queries, unit.vectors, layers)
 
 
 def taskvec_peer(adapter, unit, layers) -> SweepResult:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import sys
 
+import pytest
+
 from bench import gpu
 
 
@@ -23,6 +25,19 @@ def test_the_gpu_check_runs_at_tiny_shapes_and_finds_the_sweep_exact_in_float32(
         assert facts["loop_extrapolated"] is True and facts["queries"] == 3
         assert 0 <= facts["bfloat16_honesty"]["taskvec_disagreement"] <= 1
         assert facts["sized_budget_mb"] == 1024  # on a CPU; on a GPU, most of its free memory
+
+
+def test_the_gpu_checks_nnsight_peer_patches_as_the_paper_loop_does(tmp_path, monkeypatch):
+    """The nnsight peer of the GPU check, at tiny shapes on the CPU (the `bench` extra, which
+    `make test` installs): one trace per layer over all queries gives the loop's answers."""
+    pytest.importorskip("nnsight")
+    out = tmp_path / "gpu.json"
+    argv = ["gpu", "--smoke", "--queries", "2", "--loop-queries", "2", "--exact-queries", "1"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--models", "llava", "--out", str(out)])
+    gpu.main()
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["error"] is None and "nnsight_error" not in row["facts"]
+    assert row["facts"]["nnsight_agreement_with_loop_bf16"] == {"patched": 1.0, "clean": 1.0}
 
 
 def test_the_gpu_checks_command_line_run_reads_its_folder_back_the_second_time():
