@@ -87,12 +87,76 @@ def test_the_layers_come_from_the_units_not_status_json(finished, tmp_path, monk
     assert again.best_layer == first.best_layer and again.task_layers == first.task_layers
 
 
-def test_a_missing_or_edited_results_file_is_rewritten(finished, tmp_path, monkeypatch):
+def test_an_edited_results_file_or_table_is_rewritten(finished, tmp_path, monkeypatch):
     _, _, first, files = finished
     folder = _copy(finished, tmp_path)
-    (folder / "results.json").unlink()
+    results = json.loads((folder / "results.json").read_text())
+    results["results"] = {"edited": 1.0}
+    (folder / "results.json").write_text(json.dumps(results))
     tidy = folder / "tables" / "results_long.csv"
     tidy.write_text(tidy.read_text().replace(",0.", ",0.9", 1))
     again = _read_back(finished, folder, monkeypatch)
     assert again.predictions.equals(first.predictions)
     assert _derived(folder) == {name: files[name] for name in DERIVED}
+
+
+def _with_right_xpatch_answers(folder) -> None:
+    """Every xPatch answer of predictions.jsonl replaced by its label, as a hand edit would."""
+    rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+    for row in rows:
+        if row["method"] == "xpatch":
+            row["prediction"] = row["answer"] = " " + row["label"]
+    (folder / "predictions.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+@pytest.mark.parametrize("results_file", ["kept", "missing", "of an older taskvec"])
+def test_edited_xpatch_answers_are_computed_again_not_taken_as_results(
+    finished, tmp_path, monkeypatch, results_file
+):
+    """The xPatch answers are the one thing a read-back takes from predictions.jsonl. Edited to the
+    labels, they were scored (xPatch 1.00), re-checksummed, and then vouched for by load_run,
+    ``taskvec runs`` and verify. results.json records their checksum; without results.json nothing
+    vouches for them, and an older taskvec's results.json vouches for the whole file."""
+    _, _, first, files = finished
+    folder = _copy(finished, tmp_path)
+    _with_right_xpatch_answers(folder)
+    if results_file == "missing":
+        (folder / "results.json").unlink()
+    elif results_file == "of an older taskvec":
+        results = json.loads((folder / "results.json").read_text())
+        del results["xpatch_answers"]
+        (folder / "results.json").write_text(json.dumps(results))
+    again = _read_back(finished, folder, monkeypatch, answers_allowed=True)
+    assert again.predictions.equals(first.predictions)
+    assert _derived(folder) == {name: files[name] for name in DERIVED}
+
+
+def test_xpatch_answers_results_json_vouches_for_are_read_back_without_computing(
+    finished, tmp_path, monkeypatch
+):
+    """Where only other rows were lost, the xPatch answers still check out, row by row."""
+    _, _, first, _ = finished
+    folder = _copy(finished, tmp_path)
+    lines = (folder / "predictions.jsonl").read_text().splitlines(keepends=True)
+    (folder / "predictions.jsonl").write_text(
+        "".join(reversed(lines[1:]))
+    )  # one row lost, the rest reordered
+    assert json.loads(lines[0])["method"] != "xpatch"
+    again = _read_back(finished, folder, monkeypatch)
+    assert again.predictions.equals(first.predictions)
+
+
+def test_an_edited_unit_is_computed_again_not_taken_as_results(finished, tmp_path, monkeypatch):
+    """A unit is what a read-back rebuilds every other answer from; one edited by hand (its xBase
+    answers set to the labels) was read back as xBase 1.00. It records its own checksum."""
+    config, adapter, first, files = finished
+    folder = _copy(finished, tmp_path)
+    (path,) = (folder / "units").glob("*.json")
+    unit = json.loads(path.read_text())
+    for item in unit["test"]:
+        item["xbase"], item["xbase_answer"] = item["label"], " " + item["label"]
+    path.write_text(json.dumps(unit))
+    again = evaluate(config, folder, adapter=adapter, show_progress=False)
+    assert again.predictions.equals(first.predictions)
+    assert _derived(folder) == {name: files[name] for name in DERIVED}
+    assert path.read_bytes() == files[str(path.relative_to(folder))]  # computed again, as it was

@@ -59,6 +59,7 @@ from taskvec.pipelines.results import (
     RESULTS_FILE,
     derived_files,
     prediction_rows,
+    recorded_answers_check,
     with_run_columns,
     write_predictions,
     write_results,
@@ -975,7 +976,8 @@ def _recorded_answers(
 ) -> tuple[dict | None, str]:
     """``(task, seed) -> [(first token, answer)]`` of each unit's test items, xPatch at its task's
     chosen layer, as predictions.jsonl recorded them; ``(None, what is wrong)`` where a row is
-    missing, damaged or read at another layer."""
+    missing, damaged or read at another layer, or results.json does not vouch for them (an edited
+    answer was read back as a result, and re-checksummed)."""
     rows, damaged = prediction_rows(folder.root)
     xpatch = {
         (row.get("task"), row.get("seed"), row.get("item")): row
@@ -993,7 +995,8 @@ def _recorded_answers(
             found.append((row.get("prediction"), row.get("answer")))
         answers[(unit["task"], unit["seed"])] = found
     if not missing:
-        return answers, ""
+        untrusted = recorded_answers_check(folder.root, rows)
+        return (None, untrusted) if untrusted else (answers, "")
     cut = f" ({damaged} line(s) do not parse)" if damaged else ""
     return None, f"{PREDICTIONS_FILE} lacks {missing} xPatch test answer(s){cut}"
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -245,11 +245,54 @@ def derived_files(
     rows = _predictions_text(predictions)
     # what load_run reads beside results.json: a file cut at a line boundary still parses
     results["files"] = {PREDICTIONS_FILE: _checksum(rows), TIDY_PATH: _checksum(tidy)}
+    # what a read-back takes from predictions.jsonl, which no unit holds: checked row by row
+    results["xpatch_answers"] = xpatch_answers_checksum(json.loads(line) for line in rows.splitlines())
     return {
         root / PREDICTIONS_FILE: rows,
         root / RESULTS_FILE: json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n",
         root / TIDY_PATH: tidy,
     }
+
+
+def xpatch_answers_checksum(rows: Iterable[dict]) -> str:
+    """The checksum of the xPatch rows among ``rows`` of predictions.jsonl (their task, seed, item,
+    layer and answer, in any order): a read-back takes these answers from the file, so results.json
+    records them to check them by, also where other rows of the file were lost."""
+    fields = ("task", "seed", "item", "layer", "prediction", "answer")
+    kept = sorted(
+        json.dumps([row.get(field) for field in fields], ensure_ascii=False, default=str)
+        for row in rows
+        if row.get("method") == "xpatch"
+    )
+    return _checksum("\n".join(kept))
+
+
+def recorded_answers_check(root: Path, rows: list[dict]) -> str:
+    """Why the xPatch ``rows`` read from a finished run's predictions.jsonl cannot be trusted
+    (edited, or nothing left to check them by), or "" where results.json vouches for them (an
+    older taskvec's results.json records no checksum: its rows are taken as before)."""
+    try:
+        results = json.loads((root / RESULTS_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        results = None
+    if not isinstance(results, dict):
+        return f"{RESULTS_FILE}, which vouches for {PREDICTIONS_FILE}'s xPatch answers, is missing or damaged"
+    recorded = results.get("xpatch_answers")
+    if recorded is None:
+        older = (results.get("files") or {}).get(PREDICTIONS_FILE)
+        text = _text(root / PREDICTIONS_FILE)
+        if older is None or (text is not None and _checksum(text) == older):
+            return ""
+    elif recorded == xpatch_answers_checksum(rows):
+        return ""
+    return f"{PREDICTIONS_FILE}'s xPatch answers are not those {RESULTS_FILE} records (edited or damaged)"
+
+
+def _text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _checksum(text: str) -> str:

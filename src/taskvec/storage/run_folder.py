@@ -17,6 +17,7 @@ mode the umask gives (0644 under umask 0022), as any other file the user writes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -421,13 +422,27 @@ class RunFolder:
             return None
         if identity is not None and unit.get("run_identity") != identity:
             return None
+        recorded = unit.pop(UNIT_CHECKSUM, None)  # an older taskvec's unit records none
+        if recorded is not None and recorded != _unit_checksum(unit):
+            return None  # edited or damaged: its answers were taken as results
         return unit
 
     def save_unit(self, unit: dict, identity: str | None = None) -> None:
-        """Store a finished unit, stamped with the run identity it was computed under."""
+        """Store a finished unit, stamped with the run identity it was computed under and the
+        checksum of what it holds (a unit is the source of truth a read-back rebuilds from)."""
         if identity is not None:
             unit = {**unit, "run_identity": identity}
-        write_json(self.unit_path(unit["task"], unit["seed"]), unit)
+        unit = json.loads(json.dumps(unit, ensure_ascii=False, default=str))  # as it will read back
+        write_json(self.unit_path(unit["task"], unit["seed"]), {**unit, UNIT_CHECKSUM: _unit_checksum(unit)})
+
+
+#: the key of a unit file that holds the checksum of the rest of it
+UNIT_CHECKSUM = "checksum"
+
+
+def _unit_checksum(unit: dict) -> str:
+    text = json.dumps(unit, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def _is_temporary(path: Path) -> bool:
