@@ -408,3 +408,15 @@ def test_each_analysis_figure_is_captioned_with_what_it_shows():
     assert "(pca)" in _analysis_caption("embedding_pca")
     for stem in ("phases", "phases_relative", "similarity_by_layer"):
         assert len(_analysis_caption(stem)) > len(stem) + 10
+
+
+def test_html_in_what_the_report_quotes_is_shown_as_text_never_run():
+    """A model folder named ``<img src=x onerror=...>`` put its element into report.html raw (the
+    model path is quoted outside a code span), and the browser ran its script."""
+    from taskvec.report.reproduce.layout import Section
+    from taskvec.report.reproduce.render import to_html
+
+    quoted = '- model: `m` (models/<img src="x" onerror="alert(1)">), <script>alert(2)</script> & co'
+    html = to_html("A report", [], [Section("Setup", 2, [quoted], "setup")])
+    assert "<img" not in html and "<script>alert" not in html
+    assert '&lt;img src="x" onerror="alert(1)"&gt;' in html and "&lt;script&gt;alert(2)" in html

@@ -1,5 +1,7 @@
 """Report tables in Markdown: labels of several levels as columns and headers, not tuples."""
 
+import re
+
 import pandas as pd
 
 from taskvec.storage.markdown import markdown_table, write_table
@@ -76,3 +78,18 @@ def test_a_half_rounds_the_same_way_however_summation_left_it():
     assert fixed(0.25, sign=True) == "+0.25" and fixed(0.1234, 3) == "0.123"
     assert fixed(0.1449) == "0.14" and fixed(0.1451) == "0.15"  # not halves
     assert fixed(-0.004) == "0.00" and fixed(-0.004, sign=True) == "+0.00"  # no negative zero
+
+
+def test_a_pipe_in_a_cell_or_label_stays_in_its_cell():
+    """A logit-lens cell ``'<|endoftext|>', ' B'`` ended at the first ``|`` when rendered, and
+    the other tokens were lost; an answer ``dollar | pipe`` moved into the next column."""
+    import markdown
+
+    frame = pd.DataFrame(
+        {"decodings": ["'<|endoftext|>', ' B'", "' Paris'"], "score": [0.5, 1.0]},
+        index=pd.Index(["a|b", "c"], name="task"),
+    )
+    html = markdown.markdown(markdown_table(frame), extensions=["tables"])
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", html)
+    assert cells[:3] == ["a|b", "'&lt;|endoftext|&gt;', ' B'", "0.5"]
+    assert frame.loc["a|b", "decodings"] == "'<|endoftext|>', ' B'"  # the caller's frame as it was

@@ -26,7 +26,9 @@ def markdown_table(frame: pd.DataFrame, index: bool = True) -> str:
     """``frame`` as a Markdown table. Where pandas prints a label of several levels as a Python
     tuple, a row index becomes one column per level and a column label joins its levels with
     " / ". Text cells stay as written (a formatted ``0.10`` is not reparsed into ``0.1``) and a
-    missing number is an empty cell."""
+    missing number is an empty cell. A ``|`` in a cell or label is escaped (``\\|``): a token
+    ``'<|endoftext|>'`` or an answer ``dollar | pipe`` ended its cell and pushed the rest along."""
+    frame = _pipes_escaped(frame)
     if isinstance(frame.columns, pd.MultiIndex):
         frame = frame.set_axis([" / ".join(map(str, label)) for label in frame.columns], axis=1)
     if index and isinstance(frame.index, pd.MultiIndex):
@@ -41,6 +43,17 @@ def markdown_table(frame: pd.DataFrame, index: bool = True) -> str:
     if frame.isna().to_numpy().any():  # tabulate leaves out None, not NaN
         frame = frame.astype(object).where(frame.notna(), None)
     return frame.to_markdown(index=index, disable_numparse=text or False, missingval="", colalign=align)
+
+
+def _pipes_escaped(frame: pd.DataFrame) -> pd.DataFrame:
+    def escaped(value):
+        return value.replace("|", "\\|") if isinstance(value, str) else value
+
+    frame = frame.rename(index=escaped, columns=escaped)  # a new frame; each level of a label
+    for i, dtype in enumerate(frame.dtypes):
+        if not pd.api.types.is_numeric_dtype(dtype):
+            frame.isetitem(i, frame.iloc[:, i].map(escaped))
+    return frame
 
 
 def _alignment(column: pd.Series) -> str:

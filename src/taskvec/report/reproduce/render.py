@@ -146,9 +146,14 @@ def to_html(title: str, notices: list[str], sections: list[Section]) -> str:
 
 
 def _block_html(text: str) -> str:
+    """A block of the report's Markdown as HTML, any HTML in it shown as text: the report quotes
+    model paths, task names and answers, and a folder named ``<img onerror=...>`` ran its script."""
     import markdown
 
-    return markdown.markdown(text)
+    converter = markdown.Markdown()
+    converter.preprocessors.deregister("html_block")
+    converter.inlinePatterns.deregister("html")
+    return converter.convert(text)
 
 
 def render_report(folder: str | Path, plots: bool = False) -> Path:
