@@ -4,12 +4,13 @@ refused in one line that says so, before any model loads (it was "holds another 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from taskvec.errors import ConfigError
 from taskvec.pipelines import reproduce as reproduce_module
-from taskvec.pipelines.reproduce import ReproduceConfig, reproduce
+from taskvec.pipelines.reproduce import ReproduceConfig, reproduce, reproduction_root
 
 
 def _made_in(place, root):
@@ -45,3 +46,13 @@ def test_one_in_its_own_place_is_not_refused_for_it(tmp_path, monkeypatch):
     config = ReproduceConfig.create(model="embedded-vlm-smollm2", quick=True, tasks=["country_capital"])
     with pytest.raises(AssertionError, match="the model loaded"):  # on to its work
         reproduce(config, root, show_progress=False)
+
+
+@pytest.mark.parametrize("model", ["../../models/vlm", "org/name", "/abs/models/vlm"])
+def test_a_reproductions_default_folder_is_one_folder_inside_runs_whatever_the_models_name(model):
+    """``reproduce --model ../../models/vlm`` wrote its folder outside runs/, and a hub id nested
+    one inside it: ``taskvec runs`` listed neither."""
+    config = ReproduceConfig.model_construct(model=model, quick=True)
+    root = reproduction_root(config)
+    assert root.parent == Path("runs") and root.name.startswith("reproduce-") and root.name.endswith("-quick")
+    assert reproduction_root(config, "elsewhere") == Path("elsewhere")

@@ -769,8 +769,12 @@ def _reproduce(
 
 
 def reproduction_root(config: ReproduceConfig, out: str | Path | None = None) -> Path:
-    """A reproduction's folder: ``out``, else ``runs/reproduce-<model>`` (``-quick`` for a quick one)."""
-    return Path(out or Path("runs") / f"reproduce-{config.model}{'-quick' if config.quick else ''}")
+    """A reproduction's folder: ``out``, else ``runs/reproduce-<model>`` (``-quick`` for a quick one),
+    one folder inside ``runs/`` whatever the model's name (a path ``../../models/vlm`` wrote outside
+    it, and a hub id ``org/name`` nested one; ``taskvec runs`` found neither)."""
+    if out:
+        return Path(out)
+    return Path("runs") / f"reproduce-{config.model}{'-quick' if config.quick else ''}".replace("/", "_")
 
 
 #: the report in a reproduction's folder, written (``report.reproduce.write_report``) after it finished
