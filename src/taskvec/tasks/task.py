@@ -157,16 +157,21 @@ class Item:
 AVERAGE = "average"
 #: what a task's name may be: it names the run folder's unit and vector files, so a ``/``, ``\\``
 #: or ``..`` in it would write them outside the folder
+#: the most bytes (UTF-8) of a task's name: its vector file's name adds up to about 60 to it, and
+#: a file's name ends at 255 bytes (a 250-letter name failed after its whole unit was computed)
+NAME_BYTES = 120
 NAME_RULE = (
-    "a task's name may hold only letters, digits, spaces, '_', '-' and '.', and may not begin with "
-    "'.' or hold '..' (it names the run folder's unit and vector files)"
+    "a task's name may hold only letters, digits, spaces, '_', '-' and '.', may not begin with "
+    f"'.' or hold '..', and may be at most {NAME_BYTES} bytes long (it names the run folder's unit "
+    "and vector files)"
 )
 
 
 def _is_safe_file_name(name: str) -> bool:
     """Whether ``name`` can name a file inside a run folder as it is (``NAME_RULE``)."""
     allowed = all(char.isalnum() or char in "_-. " for char in name)
-    return bool(name) and allowed and not name.startswith(".") and ".." not in name
+    short = len(name.encode("utf-8")) <= NAME_BYTES
+    return bool(name) and allowed and short and not name.startswith(".") and ".." not in name
 
 
 @dataclass(frozen=True)
