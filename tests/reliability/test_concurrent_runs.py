@@ -213,3 +213,25 @@ def test_a_lock_takes_away_what_it_made_where_nothing_else_was_written(tmp_path)
         assert used.is_dir()
         (used / "config.json").write_text("{}")
     assert sorted(p.name for p in used.iterdir()) == [".taskvec.lock", "config.json"]
+
+
+@pytest.mark.parametrize("target", ["itself", "a file elsewhere"])
+def test_a_lock_file_that_is_a_symbolic_link_is_one_line_and_its_target_untouched(tmp_path, target):
+    """A lock file linked to itself was a traceback ("Too many levels of symbolic links"); linked
+    elsewhere, the command locked another file than its folder's."""
+    from taskvec.errors import StorageError
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("kept")
+    link = folder / ".taskvec.lock"
+    link.symlink_to(link if target == "itself" else elsewhere)
+    refused = pytest.raises(
+        StorageError, match=r"\.taskvec\.lock is a symbolic link, not the folder's lock file"
+    )
+    with refused, RunFolder(folder).lock():
+        pass
+    assert elsewhere.read_text() == "kept" and link.is_symlink()
+    result = CliRunner().invoke(app, ["run", "--tasks", str(write_tiny_task(tmp_path)), "--out", str(folder)])
+    assert result.exit_code == 2 and result.output.startswith("error: ") and "symbolic link" in result.output

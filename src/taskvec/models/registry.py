@@ -19,6 +19,7 @@ import functools
 import importlib
 import json
 import os
+import pickle
 import pkgutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -285,7 +286,15 @@ def _load(name: str, options: LoadOptions) -> ModelAdapter:
         return NAMED_MODELS[name].load(options)
     family = _family(name)
     _check_has_weights(name)
-    return family.load(name, options)
+    try:
+        return family.load(name, options)
+    except pickle.UnpicklingError as error:  # torch's weights-only loader refused what a .bin holds
+        refused = next((line.strip().rstrip(".") for line in str(error).splitlines() if "GLOBAL" in line), "")
+        raise ModelSpecError(
+            f"{name}: a weight file holds more than weights, so it was not loaded (code could run "
+            f"from it){': ' + refused if refused else ''}; use weights from a source you trust, as "
+            "safetensors"
+        ) from None
 
 
 def _family(name: str) -> Family:

@@ -146,6 +146,11 @@ class FolderLock:
             folders = [folder for folder in (self.root, *self.root.parents) if not folder.exists()]
             lock_file = not self.path.exists()
             self.root.mkdir(parents=True, exist_ok=True)
+            if self.path.is_symlink():  # a loop was a traceback; one elsewhere, a lock of another file
+                raise StorageError(
+                    f"{self.path} is a symbolic link, not the folder's lock file: remove it (taskvec "
+                    "makes a plain one)"
+                )
             try:
                 self._lock.acquire()
             except filelock.Timeout:

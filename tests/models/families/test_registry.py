@@ -137,3 +137,29 @@ def test_an_adapter_shows_its_name_and_shape():
     assert repr(adapter) == "CausalLMAdapter('tiny-llama-32', 2 layers x 32)"
     adapter.mark_numerics("bfloat16")
     assert repr(adapter).endswith("2 layers x 32, bfloat16)")
+
+
+class _RunsCode:
+    """What a hostile pickle holds: unpickling it would call ``touch`` on the planted path."""
+
+    def __init__(self, planted):
+        self.planted = str(planted)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.planted}",))
+
+
+def test_a_weight_file_whose_pickle_would_run_code_is_one_line_and_runs_nothing(tmp_path):
+    """torch's weights-only loader refused it, as a traceback box of 40 lines."""
+    folder = tmp_path / "hostile"
+    llm = tiny_llm("llama")
+    llm.model.save_pretrained(folder)
+    llm.tokenizer.save_pretrained(folder)
+    (folder / "model.safetensors").unlink()
+    planted = tmp_path / "ran"
+    torch.save({"model.embed_tokens.weight": _RunsCode(planted)}, folder / "pytorch_model.bin")
+    with pytest.raises(ModelSpecError, match="hostile: a weight file holds more than weights.*posix.system"):
+        load_model(str(folder))
+    assert not planted.exists()
