@@ -199,6 +199,12 @@ def test_the_same_reproduction_again_reads_its_report_back_before_any_model_load
     assert (out / "status.json").read_bytes() == before  # nothing written, the stage times kept
 
 
+def _older_table(path, column: str) -> None:
+    """A stage table as a taskvec before ``column`` wrote it (its stamp kept: the same stage)."""
+    frame = pd.read_csv(path)
+    frame.drop(columns=[column]).to_csv(path, index=False)
+
+
 def _first(folder, pattern: str):
     return sorted(folder.glob(pattern))[0]
 
@@ -213,6 +219,8 @@ def _first(folder, pattern: str):
         lambda out: (out / "analysis" / "status.json").write_text('{"state": "running"}'),
         lambda out: (out / "report.md").unlink(),
         lambda out: os.utime(out / "status.json", ns=(time.time_ns() + 10**9,) * 2),  # report not rewritten
+        lambda out: _older_table(out / "tables" / "ensemble_scores.csv", "correct"),
+        lambda out: _older_table(out / "tables" / "conflict_outputs.csv", "fits_patched_whole_label"),
     ],
     ids=[
         "a unit gone",
@@ -222,6 +230,8 @@ def _first(folder, pattern: str):
         "the analysis unfinished",
         "no report",
         "the report older than the finish",
+        "Fig. 8 by an older taskvec (no item-by-item scores)",
+        "Fig. 9 by an older taskvec (no whole-label columns)",
     ],
 )
 def test_anything_short_of_complete_is_resumed_with_the_models_loaded(finished, damage):

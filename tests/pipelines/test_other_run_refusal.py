@@ -82,5 +82,36 @@ def test_the_same_run_under_another_identity_says_so(finished, tmp_path):
     recorded = json.loads((copy / "config.json").read_text())
     (copy / "config.json").write_text(json.dumps({**recorded, "config_hash": "0" * 12, "lineage": "older"}))
     adapter = _fingerprinted(tiny_llm("llama", layers=3))
-    with pytest.raises(ConfigError, match=r"whose options, model and data read the same \(another taskvec"):
+    said = r"\(0{12} != \w+\): what it records of its options and model reads the same, so its task data"
+    with pytest.raises(ConfigError, match=said + r".*delete the folder to compute it again"):
         evaluate(ExperimentConfig.create(**options), copy, adapter=adapter, show_progress=False)
+
+
+def test_a_model_described_in_other_words_is_no_difference_and_changed_task_data_is_named(finished, tmp_path):
+    """A reproduction made before its task data changed was refused as another ``model.model_id``
+    (the description's wording had changed too), both values cut at 40 characters, so that they
+    read the same. The fingerprint says which weights; the tasks' fingerprints say which data."""
+    out, options = finished
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    recorded = json.loads((copy / "config.json").read_text())
+    (task,) = recorded["tasks"]
+    recorded["model"]["model_id"] = "described in the words of an older taskvec"
+    recorded["tasks"][task]["fingerprint"] = "0" * 12
+    (copy / "config.json").write_text(json.dumps({**recorded, "config_hash": "0" * 12, "lineage": "older"}))
+    adapter = _fingerprinted(tiny_llm("llama", layers=3))
+    with pytest.raises(ConfigError) as refused:
+        evaluate(ExperimentConfig.create(**options), copy, adapter=adapter, show_progress=False)
+    said = str(refused.value)
+    assert "model_id" not in said
+    assert f'tasks.{task}.fingerprint: "000000000000" in the folder, "' in said
+
+
+def test_two_long_values_that_begin_alike_are_cut_where_they_differ():
+    from taskvec.storage.run_folder import _briefs
+
+    common = "EfficientNet-Lite0 encoder + entity-recognising head, "
+    said = _briefs(common + "cache /old/path", common + "package 0.1.0: file")
+    then, now = said.removesuffix(" now").split(" in the folder, ")
+    assert then != now and then.endswith('cache /old/path"') and now.endswith('package 0.1.0: file"')
+    assert _briefs(1, 2) == "1 in the folder, 2 now"

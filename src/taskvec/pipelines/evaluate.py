@@ -434,6 +434,12 @@ def _default_folder(config: ExperimentConfig, tasks: list[Task], fingerprint: st
     return older if RunFolder(older).config_path.is_file() else path
 
 
+def recorded_tasks(tasks: list[Task]) -> dict:
+    """What a folder's config.json records of its tasks: each one's file and data fingerprint (a
+    refusal of a folder then names a task whose data changed)."""
+    return {t.name: {"source": t.source, "fingerprint": t.fingerprint()} for t in tasks}
+
+
 def _finished_unit(
     folder: RunFolder,
     task: Task,
@@ -586,7 +592,7 @@ def _evaluate(
         "experiment": hashing.of(tasks).model_dump(mode="json"),
         "model": adapter.describe(),
         "vector_model": source.describe(),
-        "tasks": {t.name: {"source": t.source, "fingerprint": t.fingerprint()} for t in tasks},
+        "tasks": recorded_tasks(tasks),
         "images": images_hash,
         "task_images": images,
         "versions": _versions(),

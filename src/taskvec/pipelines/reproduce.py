@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +60,14 @@ from taskvec.models.shared_work import SharedWork
 from taskvec.patching.patch import line_complete
 from taskvec.patching.shared_prefix import generate_ids_after_prefixes
 from taskvec.pipelines.analyze import AnalysisConfig, AnalysisResult, analyze, finished_analysis
-from taskvec.pipelines.evaluate import RunResult, check_images, check_vectors_fit, evaluate, finished_run
+from taskvec.pipelines.evaluate import (
+    RunResult,
+    check_images,
+    check_vectors_fit,
+    evaluate,
+    finished_run,
+    recorded_tasks,
+)
 from taskvec.pipelines.progress import progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.prompts.template import TEMPLATES
@@ -75,6 +82,9 @@ BASELINE_COSINE = "different tasks (baseline)"
 
 
 #: what ``quick`` shrinks besides the seeds (to one): Fig. 8's counts and Fig. 9's items
+#: the tables the Fig. 8 and Fig. 9 stages write (and read back), and the columns each must have
+ENSEMBLE_TABLE, CONFLICT_TABLE = "ensemble_scores.csv", "conflict_outputs.csv"
+STAGE_COLUMNS: dict[str, tuple[str, ...]] = {ENSEMBLE_TABLE: ("correct",), CONFLICT_TABLE: tuple(FIT_COLUMNS)}
 QUICK_SIZES = {"ensemble_counts": [5, 10], "conflict_items": 4}
 
 
@@ -304,13 +314,14 @@ class Reproduction:
         per_task = f"/{layers}" if result.layer_selection == "per-task" else ""
         return f"{self.identity}/layer{result.best_layer}{per_task}"
 
-    def _cached_table(self, path: Path, columns: Collection[str] = ()) -> pd.DataFrame | None:
-        """A stage's table, if it was written for this very reproduction and layer and has
-        ``columns`` (a table an older taskvec wrote without them is computed again)."""
+    def _cached_table(self, path: Path) -> pd.DataFrame | None:
+        """A stage's table, if it was written for this very reproduction and layer and has the
+        columns today's stage writes (``STAGE_COLUMNS``: one an older taskvec wrote without them
+        is computed again)."""
         stamp = path.with_suffix(".stamp")
         if path.is_file() and stamp.is_file() and stamp.read_text() == self._stage_stamp():
             table = pd.read_csv(path)
-            if set(columns) <= set(table.columns):
+            if set(STAGE_COLUMNS[path.name]) <= set(table.columns):
                 return table
         return None
 
@@ -325,7 +336,11 @@ class Reproduction:
         ranks = current_ranks()
         if ranks.is_main:
             self.folder.start(
-                {"reproduce": self.config.model_dump(mode="json"), "model": self.adapter.describe()},
+                {
+                    "reproduce": self.config.model_dump(mode="json"),
+                    "model": self.adapter.describe(),
+                    "tasks": recorded_tasks(self.tasks),
+                },
                 self.identity,
                 # more seeds, or another layer selection, extend a reproduction (each condition
                 # reuses its units: they depend on neither)
@@ -505,8 +520,8 @@ class Reproduction:
 
     @_stage("ensemble")
     def run_ensemble(self) -> pd.DataFrame:
-        path = self.root / "tables" / "ensemble_scores.csv"
-        if (cached := self._cached_table(path, columns=["correct"])) is not None:
+        path = self.root / "tables" / ENSEMBLE_TABLE
+        if (cached := self._cached_table(path)) is not None:
             return cached
         frames = []
         seeds, counts = self.config.seeds, self.config.ensemble_counts
@@ -535,8 +550,8 @@ class Reproduction:
 
     @_stage("conflict")
     def run_conflict(self) -> pd.DataFrame | None:
-        path = self.root / "tables" / "conflict_outputs.csv"
-        if (cached := self._cached_table(path, columns=FIT_COLUMNS)) is not None:
+        path = self.root / "tables" / CONFLICT_TABLE
+        if (cached := self._cached_table(path)) is not None:
             return cached
         result = self.main_condition()
         seed = self.config.seeds[0]
@@ -819,7 +834,18 @@ def finished_reproduction(
     analysis = _analysis_config(config, main.config.model, list(main.config.tasks), main.best_layer)
     if finished_analysis(fingerprint, analysis, root / "analysis", _ANALYSIS_TABLES) is None:
         return None
-    return report
+    return report if _stage_tables_current(root) else None
+
+
+def _stage_tables_current(root: Path) -> bool:
+    """Whether every stage table in ``root/tables`` has the columns today's stage writes: a
+    report over an older taskvec's Fig. 8 table (no item-by-item scores) was read back as this
+    reproduction's, its claims the old ones."""
+    for name, columns in STAGE_COLUMNS.items():
+        path = root / "tables" / name
+        if path.is_file() and not set(columns) <= set(pd.read_csv(path, nrows=0).columns):
+            return False
+    return True
 
 
 def _main_index(config: ReproduceConfig) -> int:

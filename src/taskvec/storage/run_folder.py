@@ -361,11 +361,15 @@ class RunFolder:
         any (``_comparable``; None: the two records cannot be compared)."""
         if not differences:
             same = ""
-            if differences is not None:  # compared and read the same: another taskvec's formula
-                same = " whose options, model and data read the same (another taskvec hashed them)"
+            if differences is not None:  # compared and read the same: data it records no print of
+                same = (
+                    ": what it records of its options and model reads the same, so its task data or "
+                    "pictures changed since, or an older taskvec hashed them"
+                )
             return ConfigError(
-                f"{self.root} holds a run of another configuration, model or task data{same} "
-                f"({existing.get('config_hash')} != {config_hash}); choose another --out"
+                f"{self.root} holds a run of another configuration, model or task data "
+                f"({existing.get('config_hash')} != {config_hash}){same}; choose another --out, or "
+                "delete the folder to compute it again"
             )
         more = f" and {len(differences) - 3} more" if len(differences) > 3 else ""
         return ConfigError(
@@ -456,7 +460,9 @@ def _is_temporary(path: Path) -> bool:
 
 #: what a config.json records beside what its results depend on (versions, a task file's place,
 #: the memory budget: ``Options.identity_values``): never a reason a folder differs
-_NOT_COMPARED = {"versions", "config_hash", "lineage", "source", "memory_budget_mb"}
+#: (a model's ``model_id`` too: it describes the weights the fingerprint beside it identifies, and
+#: its wording changed between versions, which a refusal named as the difference)
+_NOT_COMPARED = {"versions", "config_hash", "lineage", "source", "memory_budget_mb", "model_id"}
 
 
 def _kind_of(recorded: dict) -> str:
@@ -487,15 +493,21 @@ def _differences(recorded: dict, asked: dict, prefix: str = "", only_asked: bool
         if isinstance(then, dict) and isinstance(now, dict) and then.get("name") == now.get("name"):
             found += _differences(then, now, f"{prefix}{key}.", only_asked)
         elif isinstance(then, dict) and isinstance(now, dict):
-            found.append(f"{prefix}{key}: {_brief(then['name'])} in the folder, {_brief(now['name'])} now")
+            found.append(f"{prefix}{key}: {_briefs(then['name'], now['name'])}")
         elif then != now:
-            found.append(f"{prefix}{key}: {_brief(then)} in the folder, {_brief(now)} now")
+            found.append(f"{prefix}{key}: {_briefs(then, now)}")
     return found
 
 
-def _brief(value) -> str:
-    text = "none" if value is None else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _briefs(then, now, width: int = 40) -> str:
+    """``<then> in the folder, <now> now``, each cut to ``width`` characters after what both
+    begin with (two long names cut at the same place read the same)."""
+    texts = ["none" if value is None else json.dumps(value, ensure_ascii=False) for value in (then, now)]
+    same = len(os.path.commonprefix(texts))
+    start = same - 10 if same > width - 10 else 0
+    cut = [("..." if start else "") + t[start:] for t in texts]
+    cut = [t if len(t) <= width else t[: width - 3] + "..." for t in cut]
+    return f"{cut[0]} in the folder, {cut[1]} now"
 
 
 def runs_under(root: str | Path, damaged: bool = False) -> list[Path]:
