@@ -3,6 +3,8 @@ its state (complete, running, stopped) and, once complete, the scores its own ta
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from helpers.reliability import TINY, counted_units, write_tiny_task
 from helpers.tinyllm import tiny_llm
@@ -100,16 +102,21 @@ def test_a_run_with_a_damaged_file_is_listed_as_damaged_beside_the_others(runs, 
     source, _ = runs
     root = tmp_path / "runs"
     shutil.copytree(source, root)
-    for name in ("text", "cut", "no-status", "no-config"):
+    for name in ("text", "cut", "edited", "no-status", "no-config"):
         if name != "text":
             shutil.copytree(root / "text", root / name)
     text = (root / "cut" / "results.json").read_text()
     (root / "cut" / "results.json").write_text(text[: len(text) // 2])
+    edited = json.loads(text)  # a score set by hand was listed as the run's (load_run said otherwise)
+    for task in edited["results"].values():
+        task["xpatch"]["paper"]["mean"] = 0.99
+    (root / "edited" / "results.json").write_text(json.dumps(edited))
     (root / "no-status" / "status.json").write_text('{"state": "comp')
     (root / "no-config" / "config.json").write_text('{"experiment": {')
     listed = list_runs(root).set_index("run")
     assert dict(listed.state) == {
         "cut": "damaged (results.json)",
+        "edited": "damaged (results.json)",
         "killed": "stopped",
         "nested/instruction": "complete",
         "no-config": "damaged (config.json)",

@@ -156,6 +156,10 @@ def test_load_run_names_a_damaged_or_missing_file_and_the_cure(runs, tmp_path):
     (folder / "results.json").write_text(text[: len(text) // 2])
     with pytest.raises(ConfigError, match=f"results.json is damaged .*: {cure}$"):
         taskvec.load_run(folder)
+    (folder / "results.json").write_text(text.replace('"chosen_layer": ', '"chosen_layer": 1', 1))
+    edited = f"results.json is damaged \\(edited since its run wrote it\\): {cure}$"
+    with pytest.raises(ConfigError, match=edited):
+        taskvec.load_run(folder)
     (folder / "results.json").write_text(text)
     (folder / "tables" / "results_long.csv").unlink()
     with pytest.raises(ConfigError, match=f"results_long.csv is missing: {cure}$"):

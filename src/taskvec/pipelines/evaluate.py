@@ -60,6 +60,7 @@ from taskvec.pipelines.results import (
     derived_files,
     prediction_rows,
     recorded_answers_check,
+    results_intact,
     with_run_columns,
     write_predictions,
     write_results,
@@ -1012,7 +1013,7 @@ def _results_config(folder: RunFolder, recorded: dict) -> dict:
     or where that file is damaged, config.json's."""
     try:
         results = json.loads(folder.path(RESULTS_FILE).read_text(encoding="utf-8"))
-        if isinstance(results, dict) and isinstance(results.get("config"), dict):
+        if isinstance(results, dict) and isinstance(results.get("config"), dict) and results_intact(results):
             return results["config"]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         pass

@@ -247,11 +247,29 @@ def derived_files(
     results["files"] = {PREDICTIONS_FILE: _checksum(rows), TIDY_PATH: _checksum(tidy)}
     # what a read-back takes from predictions.jsonl, which no unit holds: checked row by row
     results["xpatch_answers"] = xpatch_answers_checksum(json.loads(line) for line in rows.splitlines())
+    results = json.loads(json.dumps(results, ensure_ascii=False, default=str))  # as it will read back
+    results[RESULTS_CHECKSUM] = _results_checksum(results)
     return {
         root / PREDICTIONS_FILE: rows,
         root / RESULTS_FILE: json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n",
         root / TIDY_PATH: tidy,
     }
+
+
+#: the key of results.json that holds the checksum of the rest of it
+RESULTS_CHECKSUM = "checksum"
+
+
+def _results_checksum(results: dict) -> str:
+    rest = {key: value for key, value in results.items() if key != RESULTS_CHECKSUM}
+    return _checksum(json.dumps(rest, sort_keys=True, ensure_ascii=False))
+
+
+def results_intact(results: dict) -> bool:
+    """Whether a results.json read back is as its run wrote it: an edited mean was listed by
+    ``taskvec runs`` as the run's score (an older taskvec's records no checksum: taken as it is)."""
+    recorded = results.get(RESULTS_CHECKSUM)
+    return recorded is None or recorded == _results_checksum(results)
 
 
 def xpatch_answers_checksum(rows: Iterable[dict]) -> str:
@@ -275,7 +293,7 @@ def recorded_answers_check(root: Path, rows: list[dict]) -> str:
         results = json.loads((root / RESULTS_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         results = None
-    if not isinstance(results, dict):
+    if not isinstance(results, dict) or not results_intact(results):
         return f"{RESULTS_FILE}, which vouches for {PREDICTIONS_FILE}'s xPatch answers, is missing or damaged"
     recorded = results.get("xpatch_answers")
     if recorded is None:
@@ -388,6 +406,8 @@ def _results_of(run: RunFolder) -> dict:
     needed = {"chosen_layer", "selection_metric"}
     if not isinstance(results, dict) or not isinstance(results.get("config"), dict) or needed - set(results):
         raise ConfigError(f"{path} is damaged (not a run's results): {_REWRITE}")
+    if not results_intact(results):
+        raise ConfigError(f"{path} is damaged (edited since its run wrote it): {_REWRITE}")
     asked = run.config().get("experiment", {}).get("seeds")
     held = results["config"].get("experiment", {}).get("seeds")
     if asked != held:
@@ -483,6 +503,8 @@ def _listed(folder: RunFolder, root: Path, metric: str) -> dict:
         return row
     try:
         results = json.loads(results_path.read_text(encoding="utf-8"))
+        if not results_intact(results):
+            return {**row, "state": damaged.format(RESULTS_FILE)}
         layers = set(results.get("chosen_layers", {}).values()) or {results["chosen_layer"]}
         scores = {
             method: [task[method][metric]["mean"] for task in results["results"].values() if method in task]
