@@ -351,7 +351,8 @@ def test_a_vector_copied_into_another_seeds_place_is_found(tmp_path, monkeypatch
         )
     (verification,) = verify_runs(folder.root, _adapter())
     misplaced, intact = verification.checks
-    assert "holds another vector than its place's (seed 2, not 1)" in misplaced.damaged
+    assert "another vector than its place's (seed 2, not 1; the vector's record first" in misplaced.damaged
+    assert "copied from another slot or run, or config.json was edited" in misplaced.damaged
     assert not misplaced.close and intact.equal and not verification.ok
     monkeypatch.setattr("taskvec.pipelines.verify.load_model", lambda *_args, **_kwargs: _adapter())
     result = CliRunner().invoke(app, ["verify", str(folder.root)], env={"COLUMNS": "200", "NO_COLOR": "1"})

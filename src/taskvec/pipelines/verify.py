@@ -379,9 +379,11 @@ def _saved_vector(folder: RunFolder, task: Task, config: ExperimentConfig, seed:
     identity = unit.get("run_identity") if unit else None
     differences = not_its_place(vector, task, seed, config, identity or vector.meta.run_identity)
     if differences:  # its own record would re-derive it, so only its metadata tells
-        return (
-            f"{path} holds another vector than its place's ({'; '.join(differences)}): copied from "
-            "another slot or run; run the command again into a new folder"
+        return (  # which of the two changed, the vector's record or the folder's, it cannot tell
+            f"{path} holds another vector than its place's ({'; '.join(differences)}; the vector's "
+            f"record first, then the place's, from its file name and {folder.config_path.name}): the "
+            f"vector was copied from another slot or run, or {folder.config_path.name} was edited; run "
+            "the command again into a new folder"
         )
     return vector
 
