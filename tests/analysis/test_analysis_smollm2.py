@@ -92,6 +92,8 @@ def test_analyze_command_writes_tables_plots_and_summary(smollm2, tmp_path, monk
     experiment = ExperimentConfig(tasks=["country_capital", "food_color"], template="paper", seeds=[2])
     (run / "config.json").write_text(json.dumps({"experiment": experiment.model_dump(mode="json")}))
     (run / "status.json").write_text(json.dumps({"state": "complete", "best_layer": 12}))
+    results = {"config": {"experiment": experiment.model_dump(mode="json")}, "chosen_layer": 12}
+    (run / "results.json").write_text(json.dumps({**results, "selection_metric": "paper"}))
     options = ["--n-examples", "2", "--prompts", "2", "--extraction-prompts", "2", "--embedding", "pca"]
     result = CliRunner().invoke(app, ["analyze", "--run", str(run), *options])
     assert result.exit_code == 0, result.output

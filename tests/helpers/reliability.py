@@ -101,3 +101,13 @@ def loads_then(second, loaded) -> tuple[list, object]:
 def no_model(*_args, **_kwargs):
     """A ``load_model`` for commands that must refuse before any model loads."""
     raise AssertionError("a model was loaded")
+
+
+def rewrite_results(run: Path, **changes) -> None:
+    """``run``'s results.json with ``changes``, checksummed as a run writes it: a run that chose
+    otherwise (an extended run's new layer, a per-task selection), not a hand edit."""
+    from taskvec.pipelines.results import RESULTS_CHECKSUM, _results_checksum
+
+    path = Path(run) / "results.json"
+    results = {**json.loads(path.read_text()), **changes}
+    path.write_text(json.dumps({**results, RESULTS_CHECKSUM: _results_checksum(results)}))

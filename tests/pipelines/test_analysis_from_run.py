@@ -30,6 +30,27 @@ def run_of_a_task_file(tmp_path, monkeypatch):
     return run, path
 
 
+def _complete(run, layer: int, status_layer: int | None = None) -> None:
+    """The run complete, its results.json choosing ``layer`` (its status.json ``status_layer``)."""
+    status = {"state": "complete", "best_layer": layer if status_layer is None else status_layer}
+    (run / "status.json").write_text(json.dumps(status))
+    recorded = json.loads((run / "config.json").read_text())
+    results = {"config": recorded, "chosen_layer": layer, "selection_metric": "paper", "results": {}}
+    (run / "results.json").write_text(json.dumps(results))
+
+
+def test_the_runs_layer_comes_from_its_checked_results_not_its_status(run_of_a_task_file):
+    """``analyze --run`` took the layer from status.json, which nothing checks: set to 5 by hand
+    (the run chose 21), the analysis ran at 5, "chosen by the run on its validation split"."""
+    run, _path = run_of_a_task_file
+    _complete(run, 21, status_layer=5)
+    assert from_run_folder(run)[1] == 21
+    results = json.loads((run / "results.json").read_text())
+    (run / "results.json").write_text(json.dumps({**results, "chosen_layer": 5, "checksum": "0" * 16}))
+    with pytest.raises(ConfigError, match=r"results.json is damaged \(edited since its run wrote it\)"):
+        from_run_folder(run)
+
+
 def test_a_task_file_typed_relative_is_found_where_the_run_recorded_it(run_of_a_task_file):
     run, path = run_of_a_task_file
     config, _ = from_run_folder(run)
@@ -69,7 +90,7 @@ def test_the_runs_layer_is_taken_only_for_its_own_model_and_tasks(run_of_a_task_
     """``--run R --model OTHER`` read the run's layer and called it "chosen by the run on its
     validation split": it was never chosen for that model, nor for tasks the run did not run."""
     run, path = run_of_a_task_file
-    (run / "status.json").write_text(json.dumps({"state": "complete", "best_layer": 7}))
+    _complete(run, 7)
     assert from_run_folder(run)[1] == 7
     assert from_run_folder(run, model="smollm2-135m", tasks=["food_color", str(path)])[1] == 7
     assert from_run_folder(run, tasks=["food_color"])[1] == 7  # a part of its tasks
@@ -81,7 +102,7 @@ def test_the_runs_layer_is_not_taken_for_prompts_written_another_way(run_of_a_ta
     """``--run R --template spaced`` of a run under ``paper`` kept its layer, "chosen by the run on
     its validation split", for prompts the run never wrote. Fewer examples keep it."""
     run, _path = run_of_a_task_file
-    (run / "status.json").write_text(json.dumps({"state": "complete", "best_layer": 7}))
+    _complete(run, 7)
     assert from_run_folder(run, template="paper", n_examples=5)[1] == 7  # the run's own (defaults)
     assert from_run_folder(run, template={"name": "paper"})[1] == 7
     assert from_run_folder(run, template="spaced")[1] is None

@@ -5,12 +5,11 @@ still goes through loading."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers.reliability import TINY, loads_then, write_tiny_task
+from helpers.reliability import TINY, loads_then, rewrite_results, write_tiny_task
 from helpers.tinyllm import tiny_llm
 
 from taskvec.evaluation.protocol import ExperimentConfig
@@ -213,8 +212,7 @@ def test_an_analysis_of_a_run_is_read_back_only_at_the_layer_the_run_chooses_now
 
     _forbid_loading(monkeypatch, analyze_module)
     assert run_analysis(run=run, **ANALYSIS).layer == 1  # the same layer: read back
-    status = RunFolder(run).status()
-    RunFolder(run).status_path.write_text(json.dumps({**status, "best_layer": 0}))  # extended, moved
+    rewrite_results(run, chosen_layer=0)  # extended, and its layer moved
     with pytest.raises(Loaded):  # recomputed, not read back at layer 1
         run_analysis(run=run, **ANALYSIS)
     monkeypatch.undo()
@@ -230,10 +228,8 @@ def test_an_analysis_of_a_per_task_run_names_its_layer_as_the_mean_curves_best(f
 
     _, result = finished
     run = result.folder.root
-    status = RunFolder(run).status()
     task = next(iter(dict.fromkeys(result.predictions.task)))
-    per_task = {**status, "layer_selection": "per-task", "task_layers": {task: 1}}
-    RunFolder(run).status_path.write_text(json.dumps(per_task))
+    rewrite_results(run, layer_selection="per-task", chosen_layers={task: 1})
     analysis = run_analysis(run=run, **ANALYSIS)
     said = f"the best of the run's mean validation curve; the run read each task at its own layer: {task} 1"
     assert analysis.layer == 1 and analysis.layer_source == said

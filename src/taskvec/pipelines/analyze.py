@@ -60,6 +60,7 @@ from taskvec.models.registry import (
 from taskvec.models.shared_work import SharedWork
 from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
+from taskvec.pipelines.results import checked_results
 from taskvec.prompts.template import PromptTemplate, get_template
 from taskvec.storage.run_folder import RunFolder, write_atomic
 from taskvec.tasks.images import DEFAULT_STYLE, Style
@@ -185,7 +186,7 @@ def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int |
     options.update({k: v for k, v in overrides.items() if v is not None})
     if overrides.get("tasks") is None:
         options["tasks"] = _run_task_files(folder, options["tasks"], recorded.get("tasks", {}))
-    best = folder.status().get("best_layer") if folder.is_complete() else None
+    best = checked_results(folder)["chosen_layer"] if folder.is_complete() else None
     # the run chose its layer for its own model, tasks and template: of another model, of tasks it
     # did not run, or under another template (the delimiter token the vector is read at may
     # differ), it is no choice at all (the analysis then takes its own default and says so); fewer
@@ -212,10 +213,11 @@ def _task_keys(tasks) -> set[str]:
 def run_layer_source(run: str | Path) -> str:
     """What the layer ``from_run_folder`` took from ``run`` is, for the analysis to say: the run's
     one layer, or (per-task selection) its mean curve's best, with the layers the run read."""
-    status = RunFolder(run).status()
-    if status.get("layer_selection", "shared") != "per-task":
+    folder = RunFolder(run)
+    results = checked_results(folder) if folder.is_complete() else {}
+    if results.get("layer_selection", "shared") != "per-task":
         return LAYER_OF_RUN
-    layers = ", ".join(f"{task} {layer}" for task, layer in status.get("task_layers", {}).items())
+    layers = ", ".join(f"{task} {layer}" for task, layer in results.get("chosen_layers", {}).items())
     return f"{LAYER_OF_RUN_MEAN}; the run read each task at its own layer: {layers}"
 
 

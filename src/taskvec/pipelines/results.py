@@ -349,7 +349,7 @@ def load_run(folder: str | Path | RunFolder | RunResult, what: str = "results") 
     if run.kind() != "run":
         raise run.not_a_run()
     _refuse_unfinished(run)
-    results = _results_of(run)
+    results = checked_results(run)
     _check_recorded(root, results, TIDY_PATH if what == "results" else PREDICTIONS_FILE)
     if what == "results":
         tidy = root / TIDY_PATH
@@ -398,9 +398,10 @@ def _refuse_unfinished(run: RunFolder) -> None:
         )
 
 
-def _results_of(run: RunFolder) -> dict:
-    """The folder's results.json, refused in one line where it is damaged or of other seeds than
-    its config.json asks."""
+def checked_results(run: RunFolder) -> dict:
+    """A complete run folder's results.json, refused in one line where it is damaged, edited or of
+    other seeds than its config.json asks: what a reader takes a run's chosen layers from (its
+    status.json records them too, unchecked)."""
     path = run.path(RESULTS_FILE)
     results = _derived(path, lambda: json.loads(path.read_text(encoding="utf-8")))
     needed = {"chosen_layer", "selection_metric"}
@@ -519,6 +520,7 @@ def _listed(folder: RunFolder, root: Path, metric: str) -> dict:
 
 
 __all__ = [
+    "checked_results",
     "diversity_summary",
     "list_runs",
     "load_run",
