@@ -155,7 +155,14 @@ def test_times_after_a_launch_stopped_part_way_are_said_to_leave_it_out(vlm, tmp
     reproduce(config, out, adapter=vlm, show_progress=False)
     status = json.loads((out / "status.json").read_text())
     (out / "status.json").write_text(json.dumps({"state": "running", "resumed": False}))  # stopped
+    # and a stage table edited by hand (every item right), its stamp kept: computed again, as the
+    # first launch wrote it (its scores became the claims: "1.00 vs 0.00, yes")
+    ensemble = out / "tables" / "ensemble_scores.csv"
+    written = ensemble.read_text()
+    edited = pd.read_csv(ensemble).assign(correct=lambda f: f.correct.str.replace(".", "x"), accuracy=1.0)
+    edited.to_csv(ensemble, index=False)
     again = reproduce(config, out, adapter=vlm, show_progress=False)
+    assert ensemble.read_text() == written
     resumed = json.loads((out / "status.json").read_text())
     assert resumed["after_a_stopped_launch"] is True and resumed["launches"] == 1
     assert resumed["timings"]["matrix (Tables 3, 10)"] < status["timings"]["matrix (Tables 3, 10)"]

@@ -20,6 +20,8 @@ An optional ``StageObserver`` is told as each stage and each condition run start
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -315,20 +317,24 @@ class Reproduction:
         return f"{self.identity}/layer{result.best_layer}{per_task}"
 
     def _cached_table(self, path: Path) -> pd.DataFrame | None:
-        """A stage's table, if it was written for this very reproduction and layer and has the
-        columns today's stage writes (``STAGE_COLUMNS``: one an older taskvec wrote without them
-        is computed again)."""
+        """A stage's table, if it was written for this very reproduction and layer, is as it was
+        written (its stamp records its checksum: an edited table's scores became the claims), and
+        has the columns today's stage writes (``STAGE_COLUMNS``: one an older taskvec wrote
+        without them is computed again). An older taskvec's stamp records no checksum."""
         stamp = path.with_suffix(".stamp")
-        if path.is_file() and stamp.is_file() and stamp.read_text() == self._stage_stamp():
-            table = pd.read_csv(path)
-            if set(STAGE_COLUMNS[path.name]) <= set(table.columns):
-                return table
-        return None
+        if not (path.is_file() and stamp.is_file()):
+            return None
+        text = path.read_text(encoding="utf-8")
+        if stamp.read_text() not in (self._stage_stamp(), _stamped(self._stage_stamp(), text)):
+            return None
+        table = pd.read_csv(io.StringIO(text))
+        return table if set(STAGE_COLUMNS[path.name]) <= set(table.columns) else None
 
     def _write_table(self, path: Path, frame: pd.DataFrame) -> None:
         path.with_suffix(".stamp").unlink(missing_ok=True)  # a kill between the writes recomputes
-        write_atomic(path, frame.to_csv(index=False))
-        write_atomic(path.with_suffix(".stamp"), self._stage_stamp())
+        text = frame.to_csv(index=False)
+        write_atomic(path, text)
+        write_atomic(path.with_suffix(".stamp"), _stamped(self._stage_stamp(), text))
 
     def start(self) -> None:
         """Open (or resume) the folder; a quick run then writes its cut-down task files (rank 0 of
@@ -835,6 +841,11 @@ def finished_reproduction(
     if finished_analysis(fingerprint, analysis, root / "analysis", _ANALYSIS_TABLES) is None:
         return None
     return report if _stage_tables_current(root) else None
+
+
+def _stamped(stage: str, table: str) -> str:
+    """A stage table's stamp: what the stage depends on, and the checksum of the table's text."""
+    return f"{stage}\n{hashlib.sha256(table.encode('utf-8')).hexdigest()[:16]}"
 
 
 def _stage_tables_current(root: Path) -> bool:
