@@ -115,8 +115,15 @@ def test_a_damaged_dequantized_copy_is_made_again_not_trusted(tmp_path):
     assert _intact(cached)
     del again
     gc.collect()
-    # without its stamp, a copy is not intact either, and so is made again the same way (one
-    # dequantization less than loading it again: 20 s of the suite)
+    # an edited config (a rope_theta changed by hand gave other answers under the same
+    # fingerprint) or tokenizer, and a copy without its stamp, are not intact either, and so are
+    # made again the same way (checked by _intact: a dequantization less each, 20 s of the suite)
+    config = cached / "config.json"
+    written = config.read_text()
+    config.write_text(written.replace('"rope_theta": 100000.0', '"rope_theta": 10000.0', 1))
+    assert config.read_text() != written and not _intact(cached)
+    config.write_text(written)
+    assert _intact(cached)
     (cached / _STAMP).unlink()
     assert not _intact(cached)
 

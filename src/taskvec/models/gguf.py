@@ -3,6 +3,7 @@ with transformers and cached as safetensors, then served by ``CausalLMAdapter``.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -45,7 +46,7 @@ def load_gguf_causal_lm(
     if cached.exists() and not _intact(cached):
         warnings.warn(
             f"{cached}: the cached dequantized copy of {name} changed since it was written (or an "
-            "older taskvec wrote it without its stamp); dequantizing it again",
+            "older taskvec wrote it, with a stamp of less); dequantizing it again",
             stacklevel=2,
         )
         shutil.rmtree(cached, ignore_errors=True)
@@ -66,21 +67,25 @@ def load_gguf_causal_lm(
 
 
 _WEIGHTS = "model.safetensors"
-#: the weights file's size and modification time as written: a copy truncated, overwritten or
-#: edited since (a full disk, a stray ``dd``) no longer matches and is dequantized again, not
-#: trusted (the fingerprint is the GGUF's, so nothing else would tell it from the right copy)
+#: the weights file's size and modification time as written, and the checksum of every other
+#: file (the config and tokenizer, a few MB): a copy truncated, overwritten or edited since (a full
+#: disk, a stray ``dd``, a config's ``rope_theta`` changed by hand) no longer matches and is
+#: dequantized again, not trusted (the fingerprint is the GGUF's, so nothing else would tell it
+#: from the right copy). Hashing the weights too would cost more than the whole load.
 _STAMP = "stamp.json"
 
 
-def _stamp_of(weights: Path) -> dict:
-    stat = weights.stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+def _stamp_of(folder: Path) -> dict:
+    stat = (folder / _WEIGHTS).stat()
+    others = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (_WEIGHTS, _STAMP))
+    files = {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in others}
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "files": files}
 
 
 def _intact(cached: Path) -> bool:
     """Whether ``cached`` holds a whole dequantized copy as it was written."""
     try:
-        return json.loads((cached / _STAMP).read_text()) == _stamp_of(cached / _WEIGHTS)
+        return json.loads((cached / _STAMP).read_text()) == _stamp_of(cached)
     except (OSError, ValueError):
         return False
 
@@ -99,7 +104,7 @@ def _save_atomically(model, tokenizer, target: Path) -> None:
         (staging / "config.json").write_text(json.dumps(config))
         tokenizer.save_pretrained(staging)
         save_model(model, str(staging / _WEIGHTS))
-        (staging / _STAMP).write_text(json.dumps(_stamp_of(staging / _WEIGHTS)))  # kept by the rename
+        (staging / _STAMP).write_text(json.dumps(_stamp_of(staging)))  # kept by the rename
         staging.rename(target)
         staging = None
     # a read-only or full cache must not stop the run; the tokenizers and safetensors libraries
