@@ -420,3 +420,20 @@ def test_html_in_what_the_report_quotes_is_shown_as_text_never_run():
     html = to_html("A report", [], [Section("Setup", 2, [quoted], "setup")])
     assert "<img" not in html and "<script>alert" not in html
     assert '&lt;img src="x" onerror="alert(1)"&gt;' in html and "&lt;script&gt;alert(2)" in html
+
+
+def test_a_copy_rendered_without_the_reproduction_it_is_compared_with_is_one_line(tmp_path, capsys):
+    """``--render`` of a copy of a committed reproduction, without its sibling, ended in a
+    FileNotFoundError traceback from report_context.json's relative ``compare_with``."""
+    from taskvec.report.reproduce.render import main
+
+    copy = tmp_path / "copy"
+    shutil.copytree(DOCS, copy)
+    before = (copy / "report.md").read_bytes()
+    with pytest.raises(SystemExit) as stopped:
+        main(["--render", str(copy)])
+    said = capsys.readouterr().err
+    assert stopped.value.code == 2 and said.count("\n") == 1
+    assert said.startswith("error: the reproduction this report is compared with ")
+    assert "--compare-with FOLDER" in said and (copy / "report.md").read_bytes() == before
+    main(["--render", str(copy), "--compare-with", str(DOCS_ROOT / COMMITTED[1])])  # named: rendered

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from taskvec.errors import ConfigError
 from taskvec.storage.run_folder import write_json
 
 #: what the report states beyond its tables (tasks' sizes, base LLM, timings, analysis layer)
@@ -18,10 +19,21 @@ CONTEXT_FILE = "report_context.json"
 class ReproductionFolder:
     """The files of a reproduction folder the report is rendered from."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, role: str = "reproduction folder", cure: str = ""):
+        """``role``: what ``root`` is to the caller, and ``cure``, what to do, said in one line
+        where one of its files is missing or damaged (it was a traceback)."""
         self.root = Path(root)
-        self.config = json.loads((self.root / "config.json").read_text())
-        self.context = json.loads((self.root / CONTEXT_FILE).read_text())
+        self.config, self.context = (self._json(name, role, cure) for name in ("config.json", CONTEXT_FILE))
+
+    def _json(self, name: str, role: str, cure: str) -> dict:
+        path = self.root / name
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            problem = f"it has no {name} (not a finished reproduction)"
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            problem = f"its {name} does not read ({error})"
+        raise ConfigError(f"{role} {self.root}: {problem}{'; ' + cure if cure else ''}")
 
     def table(self, name: str, index_col=0, folder: str = "tables") -> pd.DataFrame | None:
         path = self.root / folder / f"{name}.csv"

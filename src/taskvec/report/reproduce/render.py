@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from taskvec.errors import TaskvecError
 from taskvec.report.reproduce.document import document
 from taskvec.report.reproduce.folder import ReproductionFolder, compare_with
 from taskvec.report.reproduce.layout import Figure, Section, Table
@@ -190,6 +191,9 @@ def main(argv: list[str] | None = None) -> None:
         "with a LoRA-tuned LLM), shown side by side; recorded in report_context.json",
     )
     args = parser.parse_args(argv)
-    if args.compare_with:
-        compare_with(args.render, args.compare_with)
-    print(render_report(args.render, plots=args.plots))
+    try:
+        if args.compare_with:
+            compare_with(args.render, args.compare_with)
+        print(render_report(args.render, plots=args.plots))
+    except TaskvecError as error:  # one line, as the taskvec command says it
+        parser.exit(2, f"error: {error}\n")

@@ -100,7 +100,11 @@ def variant_claims(folders: list[ReproductionFolder]) -> pd.DataFrame:
 
 
 def variants_blocks(folder: ReproductionFolder) -> list:
-    other = ReproductionFolder(folder.root / folder.context["compare_with"])
+    other = ReproductionFolder(
+        folder.root / folder.context["compare_with"],
+        role="the reproduction this report is compared with",
+        cure="render with --compare-with FOLDER where it is now",
+    )
     folders = [folder, other]
     names = [f"`{f.config['model']['name']}`" for f in folders]
     blocks: list = [
