@@ -13,6 +13,7 @@ import sys
 import pytest
 import torch
 from helpers.families.llava import build_llava
+from safetensors import safe_open
 from safetensors.torch import load_file, save
 
 from taskvec.pipelines import analyze as analyze_module
@@ -134,6 +135,34 @@ def test_a_piece_an_older_taskvec_wrote_is_still_reused(tiny_vlm, tmp_path):
     assert analyze_module._has_piece(folder, "food_color", "text-icl", identity)
     path.write_bytes(save(tensors, metadata={**older, "identity": "another"}))
     assert not analyze_module._has_piece(folder, "food_color", "text-icl", identity)
+
+
+def test_a_piece_or_table_edited_by_hand_is_not_taken_as_the_analysiss(tiny_vlm, tmp_path):
+    """A piece whose states were edited in place (sign flipped, its metadata kept) was reused, and
+    the phase ranges and embeddings followed it; a complete analysis read back printed a
+    decodings table edited by hand as its own. Each records its checksum."""
+    config = AnalysisConfig.create(**OPTIONS)
+    straight = write_analysis_report(analyze(tiny_vlm, config, tmp_path / "straight")).parent
+    folder = analyze_module.RunFolder(straight)
+    identity = folder.config()["config_hash"]
+    path = folder.path("units", "food_color__text-icl.safetensors")
+    written = path.read_bytes()
+    with safe_open(str(path), "pt") as handle:
+        meta = handle.metadata()
+    tensors = load_file(path)
+    path.write_bytes(save({**tensors, "states": -tensors["states"]}, metadata=meta))
+    assert not analyze_module._has_piece(folder, "food_color", "text-icl", identity)
+    path.write_bytes(written)
+    assert analyze_module._has_piece(folder, "food_color", "text-icl", identity)
+
+    tables = {"decodings_table": 0, "phase_ranges": None}
+    assert finished_analysis(tiny_vlm.fingerprint, config, straight, tables) is not None
+    decodings = straight / "tables" / "decodings_table.csv"
+    truth = decodings.read_text()
+    decodings.write_text(truth.replace("'", "' Paris", 1))
+    assert finished_analysis(tiny_vlm.fingerprint, config, straight, tables) is None  # assembled again
+    write_analysis_report(analyze(tiny_vlm, config, straight))
+    assert decodings.read_text() == truth
 
 
 def test_an_analysis_of_one_lens_prompt_saves_its_pieces(tiny_vlm, tmp_path):

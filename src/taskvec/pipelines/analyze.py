@@ -15,6 +15,7 @@ ranks of a launch share them out (``pipelines.ranks``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -62,7 +63,7 @@ from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.pipelines.results import checked_results
 from taskvec.prompts.template import PromptTemplate, get_template
-from taskvec.storage.run_folder import RunFolder, write_atomic
+from taskvec.storage.run_folder import RunFolder, write_atomic, write_json
 from taskvec.tasks.images import DEFAULT_STYLE, Style
 from taskvec.tasks.registry import BUILTIN_TASKS, TaskReferences, canonical_task_name, load_task, load_tasks
 from taskvec.tasks.task import Task
@@ -270,6 +271,8 @@ def finished_analysis(
     # pieces on disk, with no forward pass, so that the summary can be written
     if not all(path.is_file() for path in paths.values()) or not folder.path(SUMMARY_FILE).is_file():
         return None
+    if not _tables_intact(folder):  # assembled again from its pieces, as above
+        return None
     frames = {name: pd.read_csv(path, index_col=tables[name]) for name, path in paths.items()}
     status = folder.status()
     return AnalysisResult(
@@ -459,8 +462,19 @@ def _save_piece(
     }
     # one metadata entry: safetensors writes several in an order that changes from process to
     # process, and equal analyses should give equal files
-    meta = {PIECE_KEY: json.dumps({"identity": identity, "task": task, "spec": spec}, sort_keys=True)}
+    record = {"identity": identity, "task": task, "spec": spec, "checksum": _tensors_checksum(tensors)}
+    meta = {PIECE_KEY: json.dumps(record, sort_keys=True)}
     write_atomic(_piece_path(folder, task, spec), save_tensors(tensors, metadata=meta))
+
+
+def _tensors_checksum(tensors: dict[str, torch.Tensor]) -> str:
+    """The checksum of a piece's tensors, by name: states edited in place (sign flipped, the
+    metadata kept) were reused, and the phase ranges and embeddings followed them."""
+    hasher = hashlib.sha256()
+    for name in sorted(tensors):
+        hasher.update(name.encode())
+        hasher.update(tensors[name].contiguous().view(torch.uint8).numpy().tobytes())
+    return hasher.hexdigest()[:16]
 
 
 def _has_piece(folder: RunFolder, task: str, spec: str, identity: str) -> bool:
@@ -473,6 +487,13 @@ def _has_piece(folder: RunFolder, task: str, spec: str, identity: str) -> bool:
         return False
     if (meta.get("identity"), meta.get("task"), meta.get("spec")) != (identity, task, spec):
         return False
+    if "checksum" in meta:  # (an older taskvec's piece records none)
+        try:
+            tensors = load_tensors(_piece_path(folder, task, spec))
+        except (SafetensorError, OSError):
+            return False
+        if _tensors_checksum(tensors) != meta["checksum"]:
+            return False
     try:
         TaskVector.load(folder.path("vectors", f"{task}__{spec}"))
     except TaskvecError:
@@ -488,10 +509,40 @@ def _load_piece(folder: RunFolder, task: str, spec: str) -> tuple[torch.Tensor, 
     return tensors["states"], curve
 
 
+#: the checksum of each table an analysis wrote, beside them: a complete analysis read back
+#: printed a decodings table edited by hand as its own
+TABLE_CHECKSUMS = "checksums.json"
+
+
 def _write_tables(folder: RunFolder, results: AnalysisTables) -> None:
-    """Every table as CSV (``report.analysis`` writes the Markdown of those the summary shows)."""
+    """Every table as CSV (``report.analysis`` writes the Markdown of those the summary shows),
+    and their checksums."""
+    checksums = {}
     for name, (frame, index) in result_tables(results).items():
-        write_atomic(folder.path("tables", f"{name}.csv"), frame.to_csv(index=index))
+        text = frame.to_csv(index=index)
+        write_atomic(folder.path("tables", f"{name}.csv"), text)
+        checksums[f"{name}.csv"] = _text_checksum(text)
+    write_json(folder.path("tables", TABLE_CHECKSUMS), checksums)
+
+
+def _text_checksum(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _tables_intact(folder: RunFolder) -> bool:
+    """Whether every table the analysis wrote is as it wrote it (an older taskvec's records no
+    checksums: its tables are taken as they are)."""
+    path = folder.path("tables", TABLE_CHECKSUMS)
+    if not path.is_file():
+        return True
+    try:
+        checksums = json.loads(path.read_text(encoding="utf-8"))
+        return all(
+            _text_checksum(folder.path("tables", name).read_text(encoding="utf-8")) == checksum
+            for name, checksum in checksums.items()
+        )
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return False
 
 
 def result_tables(results: AnalysisTables) -> dict[str, tuple[pd.DataFrame, bool]]:
