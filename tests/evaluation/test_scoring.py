@@ -253,3 +253,19 @@ def test_a_best_value_several_layers_share_is_named_where_the_tie_rule_chose_amo
     # a flat curve is flagged as flat, not as tied; one best layer is neither
     flat = [_curves_unit("a", 1, {0: 5, 1: 5}), _curves_unit("b", 1, {0: 0, 1: 10})]
     assert tied_selection_curves(layer_scores(flat, "val"), "paper", "per-task") == {}
+
+
+def test_a_baseline_answering_a_label_longer_than_the_answer_budget_is_held_to_it():
+    """Labels longer than --answer-tokens: the model's answers were cut at the budget (no whole
+    label), while the majority and label-prior baselines answered whole labels and scored them, so
+    xPatch trailed them by a significant difference that was only the budget's."""
+    unit = _unit(1)  # b's majority is its label z; the label prior is x, a's label
+    right = [("b", "majority"), ("a", "label_prior")]
+    within = split_predictions([unit], 1, {}).set_index(["item", "method"])
+    assert all(within.loc[key, "whole_label"] and within.loc[key, "exact"] for key in right)
+    over = {**unit, "labels_over_budget": ["z", "x"]}
+    held = split_predictions([over], 1, {}).set_index(["item", "method"])
+    for key in right:
+        row = held.loc[key]
+        assert not row.whole_label and not row.exact and not row.strict
+        assert row.paper  # its first token is written within any budget

@@ -96,3 +96,14 @@ def test_labels_the_tokenizer_merges_with_the_delimiter_are_named_with_the_cure(
     assert "2 of 4 labels merge with the delimiter ':' under template 'paper'" in paper
     assert "'-5' is written [':-', '5']" in paper and "(spaced)" in paper
     assert said("spaced") == []
+
+
+def test_a_unit_records_the_labels_longer_than_the_answer_budget(tmp_path):
+    """What scoring holds the baselines to, recorded where a read-back finds it (the unit)."""
+    from taskvec.evaluation.protocol import labels_over_budget
+
+    items = [{**item, "output": "ab"} for item in ITEMS[:5]] + [ITEMS[5] | {"output": "long"}]
+    task = load_task_file(write_task(tmp_path, val=items[:4], test=items[4:]))
+    config = ExperimentConfig.create(template="paper", answer_tokens=3)
+    assert labels_over_budget(tiny_llm("llama"), task, config) == ["long"]
+    assert labels_over_budget(tiny_llm("llama"), task, config.model_copy(update={"answer_tokens": 4})) == []

@@ -497,8 +497,19 @@ def run_unit(
         "test_layers": layers if test is not None else [],
         "val": val_rows,
         "test": test_rows,
+        "labels_over_budget": labels_over_budget(adapter, task, config),
     }
     return unit, vector
+
+
+def labels_over_budget(adapter: ModelAdapter, task: Task, config: ExperimentConfig) -> list[str]:
+    """The labels of ``task`` the model could not write whole within the answer budget (after the
+    template's answer prefix): a baseline answering one of them is held to the budget the model's
+    answers are cut at, so whole_label and exact cannot credit it either (they credited it, and a
+    model cut short trailed the baselines by a difference that was only the budget's)."""
+    labels = dict.fromkeys(item.label for item in (*task.val, *task.test))
+    prefix = config.template.answer_prefix
+    return [label for label in labels if len(adapter.text_token_ids(prefix + label)) > config.answer_tokens]
 
 
 def patched_answers(

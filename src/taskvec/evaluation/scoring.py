@@ -12,7 +12,7 @@ it; ``per-task`` picks each task's best layer on its own validation curve.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Literal, get_args
 
 import pandas as pd
@@ -52,11 +52,15 @@ def _first_token(prediction: str, row: dict) -> dict[str, bool]:
     return first_token_scores(prediction, row["answers"], lambda _text: tokens)
 
 
-def _whole_label(label: str, row: dict) -> dict[str, bool]:
+def _whole_label(label: str, row: dict, over_budget: Collection[str] = ()) -> dict[str, bool]:
     """A baseline that answers a whole label (majority, label prior) is scored as a string; its
-    ``strict`` is ``exact`` (a label is its own first token only if it is the same label)."""
+    ``strict`` is ``exact`` (a label is its own first token only if it is the same label). A label
+    ``over_budget`` (longer than the answer budget) is written only in part, as a model's answer
+    is: whole_label and exact cannot credit it."""
     answers = row["answers"]
     scores = answer_scores(label, answers)
+    if label in over_budget:
+        scores = dict.fromkeys(scores, False)
     return {
         "paper": paper_match(label, answers[:1], True),
         "paper_ci": paper_match(label, answers[:1], False),
@@ -169,6 +173,7 @@ def split_predictions(
     for unit in units:
         layer = layers if isinstance(layers, int) else layers[unit["task"]]
         prior = label_prior(unit)
+        over_budget = set(unit.get("labels_over_budget", ()))  # an older taskvec's unit records none
         swept = layer in unit.get("test_layers", unit["layers"])
         column = unit.get("test_layers", unit["layers"]).index(layer) if swept else None
         answers = patched_answers.get((unit["task"], unit["seed"]), [])
@@ -204,7 +209,7 @@ def split_predictions(
                             "method": method,
                             "prediction": label,
                             "answer": label,
-                            **_whole_label(label, row),
+                            **_whole_label(label, row, over_budget),
                         }
                     )
     return pd.DataFrame.from_records(records)

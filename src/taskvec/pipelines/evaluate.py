@@ -204,23 +204,28 @@ def check_memory_budget(adapter: ModelAdapter, tasks: list[Task], config: Experi
         extraction = max(token_counts(adapter, prompts.extraction))
         base = max(token_counts(adapter, prompts.test_base))
         query = max(token_counts(adapter, [*prompts.val_queries, *prompts.test_queries]))
-        steps = [(f"prompt ({extraction} tokens) in one forward pass", extraction <= max_tokens)]
-        steps.append((f"xBase prompt ({base} tokens) answered", base <= answering))
-        steps.append((f"query ({query} tokens) answered", query <= answering))
+        # each step, whether its longest item fits, and what else than a larger budget would help
+        # (the cure said was always fewer examples, which cannot shorten a query)
+        examples, answer = "lower --n-examples", "lower --answer-tokens"
+        steps = [
+            (f"prompt ({extraction} tokens) in one forward pass", extraction <= max_tokens, [examples]),
+            (f"xBase prompt ({base} tokens) answered", base <= answering, [examples, answer]),
+            (f"query ({query} tokens) answered", query <= answering, [answer]),
+        ]
         if adapter.prefix_cache_is_exact:  # the fast paths' own costs
-            sweep_bytes = budget.sweep_query_bytes(adapter, query, swept)
-            steps.append((f"query ({query} tokens) swept over {swept} layers", sweep_bytes <= budget.bytes))
-            held = budget.tokens_under_patches(query, seeds, config.answer_tokens)
-            steps.append(
-                (f"query ({query} tokens) answered under {seeds} seeds' vectors", held <= max_tokens)
-            )
-        for step, fits in steps:
+            fit = budget.sweep_query_bytes(adapter, query, swept) <= budget.bytes
+            steps.append((f"query ({query} tokens) swept over {swept} layers", fit, ["fewer --layer"]))
+            fit = budget.tokens_under_patches(query, seeds, config.answer_tokens) <= max_tokens
+            under = f"query ({query} tokens) answered under {seeds} seeds' vectors"
+            steps.append((under, fit, ["fewer --seed", answer]))
+        for step, fits, others in steps:
             if not fits:
+                lower = " or ".join(others)
                 raise MemoryBudgetError(
                     f"task {task.name!r}: its longest {step} needs more than the memory budget of "
                     f"{config.memory_budget_mb} MB allows for {adapter.name}; give a larger "
                     "--memory-budget-mb (unless given, it is sized to the device's free memory), "
-                    "or lower --n-examples"
+                    f"or {lower}"
                 )
 
 
@@ -317,8 +322,8 @@ def check_answers_scorable(adapter: ModelAdapter, tasks: list[Task], config: Exp
             warnings.warn(
                 f"task {task.name!r}: {len(long)} of {len(items)} labels take more than the "
                 f"{config.answer_tokens} answer tokens under {adapter.name} (e.g. {long[0][0]!r}, "
-                f"{long[0][1]} tokens): whole_label and exact cannot credit them; a longer answer "
-                "budget (answer_tokens) would",
+                f"{long[0][1]} tokens): whole_label and exact cannot credit them, in the model's answers "
+                "or the baselines'; a longer answer budget (answer_tokens) would",
                 UnscorableLabelsWarning,
                 stacklevel=2,
             )
