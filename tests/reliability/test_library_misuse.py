@@ -165,3 +165,18 @@ def test_prompts_past_the_models_trained_context_are_warned_of_once(llm, monkeyp
     with warnings.catch_warnings():
         warnings.simplefilter("error", ContextLengthWarning)
         generate_ids(llm, [long_prompt], max_new_tokens=1)
+
+
+def test_the_context_warning_is_said_once_however_many_steps_count_tokens(llm, monkeypatch):
+    """A run counts tokens in several steps (extraction, sweep, answers): the warning came out 4
+    times, once per calling place, where one was meant."""
+    from taskvec.models.batching import token_counts
+
+    monkeypatch.setattr(llm.text_config, "max_position_embeddings", 8)
+    long_prompt = "Q:" + "a b " * 8 + "\nA:"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        token_counts(llm, [long_prompt])
+        token_counts(llm, [long_prompt, "Q:a\nA:"])  # another calling place
+        generate_ids(llm, [long_prompt], max_new_tokens=1)
+    assert [w.category for w in caught] == [ContextLengthWarning]

@@ -139,13 +139,14 @@ def token_counts(adapter: ModelAdapter, prompts: Sequence[Prompt]) -> list[int]:
         raise ConfigError(f"prompt {empty[0]} is empty (no token): a prompt needs at least its query")
     limit = adapter.max_positions
     if limit is not None and lengths and max(lengths) > limit:
-        # one message per model (the warnings filter shows it once), not one per batch
+        # one message per model, not one per batch or caller: the warnings filter shows a message
+        # once per place it is raised from, so the place is this line (the caller's was 4 places)
         warnings.warn(
             f"{adapter.name}: some prompts are longer than the {limit} positions the model was "
             "trained on (max_position_embeddings); what it answers past them is outside its range: "
             "use fewer examples (--n-examples) or shorter inputs",
             ContextLengthWarning,
-            stacklevel=2,
+            stacklevel=1,
         )
     return lengths
 
