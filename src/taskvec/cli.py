@@ -7,6 +7,7 @@ import json
 import math
 import re
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -22,6 +23,7 @@ from typer.core import TyperGroup
 from taskvec.config import validated
 from taskvec.errors import (
     ConfigError,
+    ImageError,
     LayerError,
     MemoryBudgetError,
     ModelSpecError,
@@ -314,23 +316,30 @@ _SAME_ON_EVERY_RANK = (
     ValidationError,
     FileNotFoundError,
     TaskFileError,
+    ImageError,
     TemplateError,
     ModelSpecError,
     LayerError,
     VectorMismatchError,
 )
+#: how long another rank of a machine, meeting such an error, leaves its first rank to say it: the
+#: launcher stops the other ranks once one exits, so a rank that exited silently at once could
+#: have the first rank, a model load behind, stopped before it said anything
+PEER_GRACE_S = 120.0
 
 
 def _fail(error: Exception) -> None:
     """Print ``error`` as a single red line (no wrapping, no markup from the message) and exit 2.
 
     Under a launcher, an error every rank of a machine meets alike is said once, by the machine's
-    first rank (8 ranks printed 8 identical lines); any other names its rank."""
+    first rank (8 ranks printed 8 identical lines): another rank waits for the launcher to stop it
+    once the first rank exits, and says the error itself, with its rank, only if still running
+    after ``PEER_GRACE_S`` (the first rank did not meet it). Any other error names its rank."""
     from taskvec.pipelines.ranks import place_in_launch, ranks_parted
 
     rank, local_rank = place_in_launch()
     if local_rank and isinstance(error, _SAME_ON_EVERY_RANK) and not ranks_parted():
-        raise typer.Exit(code=2)
+        time.sleep(PEER_GRACE_S)
     message = _flag_names(error, " ".join(str(error).split()))
     where = f"(rank {rank}) " if rank else ""
     console.print(f"[bold red]error:[/] {where}{escape(message)}", soft_wrap=True, highlight=False)

@@ -56,3 +56,15 @@ def test_a_reproductions_default_folder_is_one_folder_inside_runs_whatever_the_m
     root = reproduction_root(config)
     assert root.parent == Path("runs") and root.name.startswith("reproduce-") and root.name.endswith("-quick")
     assert reproduction_root(config, "elsewhere") == Path("elsewhere")
+
+
+def test_a_reproduction_an_earlier_taskvec_nested_in_runs_is_still_found(tmp_path, monkeypatch):
+    """Before, a hub id's default folder was ``runs/reproduce-org/name``: found there, not redone
+    in a new folder (hours of GPU work for a real VLM)."""
+    monkeypatch.chdir(tmp_path)
+    config = ReproduceConfig.model_construct(model="org/name", quick=False)
+    assert reproduction_root(config) == Path("runs") / "reproduce-org_name"
+    earlier = tmp_path / "runs" / "reproduce-org" / "name"
+    earlier.mkdir(parents=True)
+    (earlier / "config.json").write_text("{}")
+    assert reproduction_root(config) == Path("runs") / "reproduce-org" / "name"

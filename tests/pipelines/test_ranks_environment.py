@@ -107,19 +107,30 @@ def test_under_a_launcher_an_input_error_is_said_once_a_machine_and_other_errors
     error, which may be one rank's own, is said by that rank with its number."""
     from typer.testing import CliRunner
 
+    from taskvec import cli
     from taskvec.cli import app
     from taskvec.errors import StorageError
 
     runner = CliRunner()
     said = {}
+
+    def stopped_by_the_launcher(seconds):  # the first rank exited, so the launcher stops this one
+        assert seconds == cli.PEER_GRACE_S
+        raise SystemExit(-15)
+
+    fresh.setattr(cli.time, "sleep", stopped_by_the_launcher)
     for rank, local_rank in ((0, 0), (1, 1), (2, 0), (3, 1)):
         _launched(fresh, rank, local_rank)
         result = runner.invoke(app, ["run", "--tasks", "no_such_task"])
-        assert result.exit_code == 2, result.output
+        assert result.exit_code == (-15 if local_rank else 2), result.output
         said[rank] = result.output
     assert said[0].startswith("error: unknown task 'no_such_task'")
     assert said[2].startswith("error: (rank 2) unknown task 'no_such_task'")  # the second machine's
     assert said[1] == said[3] == ""
+    # a rank whose first rank did not meet the error (still running after the grace) says it
+    fresh.setattr(cli.time, "sleep", lambda seconds: None)
+    result = runner.invoke(app, ["run", "--tasks", "no_such_task"])
+    assert result.exit_code == 2 and result.output.startswith("error: (rank 3) unknown task 'no_such_task'")
 
     def full_disk(*_args, **_kwargs):
         raise StorageError("no space left on device writing /x: free some space")
@@ -137,8 +148,9 @@ def test_a_launch_without_its_launchers_environment_is_said_once_a_machine(fresh
 
     from taskvec.cli import app
 
+    fresh.setattr("taskvec.cli.time.sleep", lambda seconds: (_ for _ in ()).throw(SystemExit(-15)))
     result = CliRunner().invoke(app, ["run", "--tasks", "country_capital"])
-    assert (result.exit_code, result.output) == (2, "")
+    assert (result.exit_code, result.output) == (-15, "")
     fresh.setenv("LOCAL_RANK", "0")
     result = CliRunner().invoke(app, ["run", "--tasks", "country_capital"])
     assert result.output.startswith("error: WORLD_SIZE is 2, but RANK, MASTER_ADDR, MASTER_PORT")

@@ -36,17 +36,29 @@ def _copy(finished, tmp_path):
     return tmp_path / "run"
 
 
-def _read_back(finished, folder, monkeypatch, answers_allowed: bool = False):
-    """``evaluate`` on ``folder`` again, failing if a unit (or, unless allowed, an answer) is computed."""
+def _read_back(finished, folder, monkeypatch, answers_allowed: bool = False, answers_required: bool = False):
+    """``evaluate`` on ``folder`` again, failing if a unit (or, unless allowed, an answer) is
+    computed, or (``answers_required``) if the xPatch answers are not computed again."""
     config, adapter, _, _ = finished
 
     def fail(*_args, **_kwargs):
         raise AssertionError("computed again")
 
     monkeypatch.setattr(evaluate_module, "run_unit", fail)
-    if not answers_allowed:
+    computed = []
+    if answers_required:
+        original = evaluate_module.patched_answers
+
+        def counted(*args, **kwargs):
+            computed.append(True)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(evaluate_module, "patched_answers", counted)
+    elif not answers_allowed:
         monkeypatch.setattr(evaluate_module, "patched_answers", fail)
-    return evaluate(config, folder, adapter=adapter, show_progress=False)
+    result = evaluate(config, folder, adapter=adapter, show_progress=False)
+    assert computed or not answers_required, "the xPatch answers were read back, not computed again"
+    return result
 
 
 def _derived(folder) -> dict:
@@ -105,7 +117,7 @@ def test_an_edited_results_file_is_rewritten_and_vouches_for_nothing(finished, t
     results = json.loads((folder / "results.json").read_text())
     results["results"] = {"edited": 1.0}
     (folder / "results.json").write_text(json.dumps(results))
-    again = _read_back(finished, folder, monkeypatch, answers_allowed=True)
+    again = _read_back(finished, folder, monkeypatch, answers_required=True)
     assert again.predictions.equals(first.predictions)
     assert _derived(folder) == {name: files[name] for name in DERIVED}
 
@@ -132,11 +144,11 @@ def test_edited_xpatch_answers_are_computed_again_not_taken_as_results(
     _with_right_xpatch_answers(folder)
     if results_file == "missing":
         (folder / "results.json").unlink()
-    elif results_file == "of an older taskvec":
+    elif results_file == "of an older taskvec":  # no checksum of its own, nor of the answers
         results = json.loads((folder / "results.json").read_text())
-        del results["xpatch_answers"]
+        del results["xpatch_answers"], results["checksum"]
         (folder / "results.json").write_text(json.dumps(results))
-    again = _read_back(finished, folder, monkeypatch, answers_allowed=True)
+    again = _read_back(finished, folder, monkeypatch, answers_required=True)
     assert again.predictions.equals(first.predictions)
     assert _derived(folder) == {name: files[name] for name in DERIVED}
 

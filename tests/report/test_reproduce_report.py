@@ -417,8 +417,10 @@ def test_html_in_what_the_report_quotes_is_shown_as_text_never_run():
     from taskvec.report.reproduce.render import to_html
 
     quoted = '- model: `m` (models/<img src="x" onerror="alert(1)">), <script>alert(2)</script> & co'
-    html = to_html("A report", [], [Section("Setup", 2, [quoted], "setup")])
-    assert "<img" not in html and "<script>alert" not in html
+    linked = "- model: `m` (/home/[weights](javascript:alert(3)) ![x](JavaScript:alert(4)))"
+    html = to_html("A report", [], [Section("Setup", 2, [quoted, linked], "setup")])
+    assert "<img" not in html.replace('<img alt="x" src="#" />', "") and "<script>alert" not in html
+    assert "javascript:" not in html.lower()  # a path written as a Markdown link is no live link
     assert '&lt;img src="x" onerror="alert(1)"&gt;' in html and "&lt;script&gt;alert(2)" in html
 
 

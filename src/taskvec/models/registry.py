@@ -289,11 +289,16 @@ def _load(name: str, options: LoadOptions) -> ModelAdapter:
     try:
         return family.load(name, options)
     except pickle.UnpicklingError as error:  # torch's weights-only loader refused what a .bin holds
-        refused = next((line.strip().rstrip(".") for line in str(error).splitlines() if "GLOBAL" in line), "")
-        raise ModelSpecError(
-            f"{name}: a weight file holds more than weights, so it was not loaded (code could run "
-            f"from it){': ' + refused if refused else ''}; use weights from a source you trust, as "
-            "safetensors"
+        lines = [line.strip().rstrip(".") for line in str(error).splitlines() if line.strip()]
+        refused = next((line for line in lines if "GLOBAL" in line), "")
+        if refused:
+            raise ModelSpecError(
+                f"{name}: a weight file holds more than weights, so it was not loaded (code could run "
+                f"from it): {refused}; use weights from a source you trust, as safetensors"
+            ) from None
+        raise ModelSpecError(  # a Git LFS pointer, a download cut short: no code, no weights either
+            f"{name}: a weight file does not read as weights ({lines[0] if lines else 'unpickling failed'}); "
+            "a Git LFS pointer (git lfs pull) or a damaged download? fetch the weights again"
         ) from None
 
 

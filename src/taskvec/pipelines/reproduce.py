@@ -795,7 +795,12 @@ def reproduction_root(config: ReproduceConfig, out: str | Path | None = None) ->
     it, and a hub id ``org/name`` nested one; ``taskvec runs`` found neither)."""
     if out:
         return Path(out)
-    return Path("runs") / f"reproduce-{config.model}{'-quick' if config.quick else ''}".replace("/", "_")
+    name = f"reproduce-{config.model}{'-quick' if config.quick else ''}"
+    root = Path("runs") / name.replace("/", "_")
+    earlier = Path("runs") / name  # where a taskvec before 2026-12-07 put it: found, not redone
+    if earlier != root and (earlier / "config.json").is_file() and not root.exists():
+        return earlier
+    return root
 
 
 #: the report in a reproduction's folder, written (``report.reproduce.write_report``) after it finished
@@ -854,7 +859,13 @@ def _stage_tables_current(root: Path) -> bool:
     reproduction's, its claims the old ones."""
     for name, columns in STAGE_COLUMNS.items():
         path = root / "tables" / name
-        if path.is_file() and not set(columns) <= set(pd.read_csv(path, nrows=0).columns):
+        if not path.is_file():
+            continue
+        try:
+            header = pd.read_csv(path, nrows=0).columns
+        except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+            return False  # damaged (emptied, cut): the stage runs again on resume
+        if not set(columns) <= set(header):
             return False
     return True
 

@@ -163,3 +163,17 @@ def test_a_weight_file_whose_pickle_would_run_code_is_one_line_and_runs_nothing(
     with pytest.raises(ModelSpecError, match="hostile: a weight file holds more than weights.*posix.system"):
         load_model(str(folder))
     assert not planted.exists()
+
+
+def test_a_weight_file_that_is_a_git_lfs_pointer_is_not_called_hostile(tmp_path):
+    folder = tmp_path / "pointer"
+    llm = tiny_llm("llama")
+    llm.model.save_pretrained(folder)
+    llm.tokenizer.save_pretrained(folder)
+    (folder / "model.safetensors").unlink()
+    (folder / "pytorch_model.bin").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 1234\n"
+    )
+    said = "pointer: a weight file does not read as weights .*git lfs pull"
+    with pytest.raises(ModelSpecError, match=said):
+        load_model(str(folder))

@@ -154,7 +154,12 @@ def _block_html(text: str) -> str:
     converter = markdown.Markdown()
     converter.preprocessors.deregister("html_block")
     converter.inlinePatterns.deregister("html")
-    return converter.convert(text)
+    # a quoted path written as a Markdown link (``[w](javascript:...)``) became a live one
+    return _UNSAFE_URL.sub(r'\1="#"', converter.convert(text))
+
+
+#: a link or image whose address runs code when followed
+_UNSAFE_URL = re.compile(r'\b(href|src)="\s*(?:javascript|vbscript|data):[^"]*"', re.IGNORECASE)
 
 
 def render_report(folder: str | Path, plots: bool = False) -> Path:
