@@ -151,13 +151,18 @@ class _RunsCode:
         return (os.system, (f"touch {self.planted}",))
 
 
-def test_a_weight_file_whose_pickle_would_run_code_is_one_line_and_runs_nothing(tmp_path):
-    """torch's weights-only loader refused it, as a traceback box of 40 lines."""
-    folder = tmp_path / "hostile"
+def _saved_with_a_bin_only(folder):
+    """A tiny model's folder whose weights are to be a ``pytorch_model.bin`` the test writes."""
     llm = tiny_llm("llama")
     llm.model.save_pretrained(folder)
     llm.tokenizer.save_pretrained(folder)
     (folder / "model.safetensors").unlink()
+    return folder
+
+
+def test_a_weight_file_whose_pickle_would_run_code_is_one_line_and_runs_nothing(tmp_path):
+    """torch's weights-only loader refused it, as a traceback box of 40 lines."""
+    folder = _saved_with_a_bin_only(tmp_path / "hostile")
     planted = tmp_path / "ran"
     torch.save({"model.embed_tokens.weight": _RunsCode(planted)}, folder / "pytorch_model.bin")
     with pytest.raises(ModelSpecError, match="hostile: a weight file holds more than weights.*posix.system"):
@@ -166,11 +171,7 @@ def test_a_weight_file_whose_pickle_would_run_code_is_one_line_and_runs_nothing(
 
 
 def test_a_weight_file_that_is_a_git_lfs_pointer_is_not_called_hostile(tmp_path):
-    folder = tmp_path / "pointer"
-    llm = tiny_llm("llama")
-    llm.model.save_pretrained(folder)
-    llm.tokenizer.save_pretrained(folder)
-    (folder / "model.safetensors").unlink()
+    folder = _saved_with_a_bin_only(tmp_path / "pointer")
     (folder / "pytorch_model.bin").write_text(
         "version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 1234\n"
     )
