@@ -89,21 +89,27 @@ def test_a_damaged_joined_gguf_is_joined_again_not_served(tmp_path):
     assert joined.read_bytes() == b"a" * 64 + b"b" * 64
 
 
-def test_a_damaged_dequantized_copy_is_made_again_not_trusted(tmp_path):
+def test_a_damaged_dequantized_copy_is_made_again_not_trusted(smollm2, tmp_path):
     """A dequantized copy zeroed in place loaded silently (and verify then vouched for it); one
     cut short failed with a safetensors traceback on every later run. A copy without its stamp
     (an older taskvec's) is made again too."""
-    from taskvec.models.gguf import _STAMP, _WEIGHTS, _intact
+    import shutil
 
+    from taskvec.models.gguf import _STAMP, _WEIGHTS, _intact
+    from taskvec.models.loading import cache_root
+
+    # the session's dequantized copy, copied with its files' times (a dequantization less)
+    (session,) = (cache_root(LoadOptions()) / "models").glob(f"smollm2-135m-{smollm2.fingerprint}")
+    shutil.copytree(session, tmp_path / "cache" / "models" / session.name)
     options = LoadOptions(cache_dir=tmp_path / "cache")
     # copies: the loaded tensors map the file, which the damage below changes
-    clean = {
-        name: tensor.clone()
-        for name, tensor in load_model("smollm2-135m", options).model.state_dict().items()
-    }
-    gc.collect()
+    clean = {name: tensor.clone() for name, tensor in smollm2.model.state_dict().items()}
     (cached,) = (tmp_path / "cache" / "models").iterdir()
     assert _intact(cached)
+    assert all(
+        torch.equal(clean[n], t) for n, t in load_model("smollm2-135m", options).model.state_dict().items()
+    )
+    gc.collect()
     weights = cached / _WEIGHTS
     # the size kept, the time moved on (cut short: the size too)
     with open(weights, "r+b") as handle:
