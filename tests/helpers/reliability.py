@@ -106,8 +106,8 @@ def no_model(*_args, **_kwargs):
 def rewrite_results(run: Path, **changes) -> None:
     """``run``'s results.json with ``changes``, checksummed as a run writes it: a run that chose
     otherwise (an extended run's new layer, a per-task selection), not a hand edit."""
-    from taskvec.pipelines.results import RESULTS_CHECKSUM, _results_checksum
+    from taskvec.storage.run_folder import SEAL, sealed
 
     path = Path(run) / "results.json"
-    results = {**json.loads(path.read_text()), **changes}
-    path.write_text(json.dumps({**results, RESULTS_CHECKSUM: _results_checksum(results)}))
+    results = {key: value for key, value in json.loads(path.read_text()).items() if key != SEAL}
+    path.write_text(json.dumps(sealed({**results, **changes})))

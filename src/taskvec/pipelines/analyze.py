@@ -63,7 +63,7 @@ from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.pipelines.results import checked_results
 from taskvec.prompts.template import PromptTemplate, get_template
-from taskvec.storage.run_folder import RunFolder, write_atomic, write_json
+from taskvec.storage.run_folder import RunFolder, text_checksum, write_atomic, write_json
 from taskvec.tasks.images import DEFAULT_STYLE, Style
 from taskvec.tasks.registry import BUILTIN_TASKS, TaskReferences, canonical_task_name, load_task, load_tasks
 from taskvec.tasks.task import Task
@@ -521,12 +521,8 @@ def _write_tables(folder: RunFolder, results: AnalysisTables) -> None:
     for name, (frame, index) in result_tables(results).items():
         text = frame.to_csv(index=index)
         write_atomic(folder.path("tables", f"{name}.csv"), text)
-        checksums[f"{name}.csv"] = _text_checksum(text)
+        checksums[f"{name}.csv"] = text_checksum(text)
     write_json(folder.path("tables", TABLE_CHECKSUMS), checksums)
-
-
-def _text_checksum(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def _tables_intact(folder: RunFolder) -> bool:
@@ -538,7 +534,7 @@ def _tables_intact(folder: RunFolder) -> bool:
     try:
         checksums = json.loads(path.read_text(encoding="utf-8"))
         return all(
-            _text_checksum(folder.path("tables", name).read_text(encoding="utf-8")) == checksum
+            text_checksum(folder.path("tables", name).read_text(encoding="utf-8")) == checksum
             for name, checksum in checksums.items()
         )
     except (OSError, UnicodeDecodeError, ValueError, AttributeError):

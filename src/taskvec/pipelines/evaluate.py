@@ -60,12 +60,11 @@ from taskvec.pipelines.results import (
     derived_files,
     prediction_rows,
     recorded_answers_check,
-    results_intact,
     with_run_columns,
     write_predictions,
     write_results,
 )
-from taskvec.storage.run_folder import RunFolder, check_writable, write_atomic, write_json
+from taskvec.storage.run_folder import RunFolder, check_writable, seal_holds, write_atomic, write_json
 from taskvec.tasks.registry import load_tasks
 from taskvec.tasks.task import Task
 from taskvec.vectors.provenance import pictures_shown
@@ -1018,7 +1017,7 @@ def _results_config(folder: RunFolder, recorded: dict) -> dict:
     or where that file is damaged, config.json's."""
     try:
         results = json.loads(folder.path(RESULTS_FILE).read_text(encoding="utf-8"))
-        if isinstance(results, dict) and isinstance(results.get("config"), dict) and results_intact(results):
+        if isinstance(results, dict) and isinstance(results.get("config"), dict) and seal_holds(results):
             return results["config"]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         pass

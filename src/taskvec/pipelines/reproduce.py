@@ -20,7 +20,6 @@ An optional ``StageObserver`` is told as each stage and each condition run start
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import json
 import time
@@ -73,7 +72,7 @@ from taskvec.pipelines.evaluate import (
 from taskvec.pipelines.progress import progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.prompts.template import TEMPLATES
-from taskvec.storage.run_folder import RunFolder, write_atomic
+from taskvec.storage.run_folder import RunFolder, text_checksum, write_atomic
 from taskvec.tasks.images import DEFAULT_STYLE, HELD_OUT_STYLE, Style
 from taskvec.tasks.registry import BUILTIN_TASKS, TaskReferences, load_task, load_tasks
 from taskvec.tasks.task import Task
@@ -324,8 +323,8 @@ class Reproduction:
         stamp = path.with_suffix(".stamp")
         if not (path.is_file() and stamp.is_file()):
             return None
-        text = path.read_text(encoding="utf-8")
-        if stamp.read_text() not in (self._stage_stamp(), _stamped(self._stage_stamp(), text)):
+        text, stage = path.read_text(encoding="utf-8"), self._stage_stamp()
+        if stamp.read_text() not in (stage, _stamped(stage, text)):
             return None
         table = pd.read_csv(io.StringIO(text))
         return table if set(STAGE_COLUMNS[path.name]) <= set(table.columns) else None
@@ -850,7 +849,7 @@ def finished_reproduction(
 
 def _stamped(stage: str, table: str) -> str:
     """A stage table's stamp: what the stage depends on, and the checksum of the table's text."""
-    return f"{stage}\n{hashlib.sha256(table.encode('utf-8')).hexdigest()[:16]}"
+    return f"{stage}\n{text_checksum(table)}"
 
 
 def _stage_tables_current(root: Path) -> bool:

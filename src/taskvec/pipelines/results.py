@@ -16,7 +16,6 @@ per-item rows of ``predictions.jsonl``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -29,7 +28,16 @@ from taskvec.evaluation.metrics import METRICS
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.result import RunResult
 from taskvec.evaluation.scoring import answer_diversity
-from taskvec.storage.run_folder import COMPLETE, RUNNING, RunFolder, runs_under, write_atomic
+from taskvec.storage.run_folder import (
+    COMPLETE,
+    RUNNING,
+    RunFolder,
+    runs_under,
+    seal_holds,
+    sealed,
+    text_checksum,
+    write_atomic,
+)
 from taskvec.tasks.task import Task
 
 RESULTS_FILE = "results.json"
@@ -244,32 +252,15 @@ def derived_files(
     tidy = tidy_results(predictions, val_scores, test_scores, task_layers).to_csv(index=False)
     rows = _predictions_text(predictions)
     # what load_run reads beside results.json: a file cut at a line boundary still parses
-    results["files"] = {PREDICTIONS_FILE: _checksum(rows), TIDY_PATH: _checksum(tidy)}
+    results["files"] = {PREDICTIONS_FILE: text_checksum(rows), TIDY_PATH: text_checksum(tidy)}
     # what a read-back takes from predictions.jsonl, which no unit holds: checked row by row
     results["xpatch_answers"] = xpatch_answers_checksum(json.loads(line) for line in rows.splitlines())
-    results = json.loads(json.dumps(results, ensure_ascii=False, default=str))  # as it will read back
-    results[RESULTS_CHECKSUM] = _results_checksum(results)
+    results = sealed(results)
     return {
         root / PREDICTIONS_FILE: rows,
         root / RESULTS_FILE: json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n",
         root / TIDY_PATH: tidy,
     }
-
-
-#: the key of results.json that holds the checksum of the rest of it
-RESULTS_CHECKSUM = "checksum"
-
-
-def _results_checksum(results: dict) -> str:
-    rest = {key: value for key, value in results.items() if key != RESULTS_CHECKSUM}
-    return _checksum(json.dumps(rest, sort_keys=True, ensure_ascii=False))
-
-
-def results_intact(results: dict) -> bool:
-    """Whether a results.json read back is as its run wrote it: an edited mean was listed by
-    ``taskvec runs`` as the run's score (an older taskvec's records no checksum: taken as it is)."""
-    recorded = results.get(RESULTS_CHECKSUM)
-    return recorded is None or recorded == _results_checksum(results)
 
 
 def xpatch_answers_checksum(rows: Iterable[dict]) -> str:
@@ -282,7 +273,7 @@ def xpatch_answers_checksum(rows: Iterable[dict]) -> str:
         for row in rows
         if row.get("method") == "xpatch"
     )
-    return _checksum("\n".join(kept))
+    return text_checksum("\n".join(kept))
 
 
 def recorded_answers_check(root: Path, rows: list[dict]) -> str:
@@ -293,13 +284,13 @@ def recorded_answers_check(root: Path, rows: list[dict]) -> str:
         results = json.loads((root / RESULTS_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         results = None
-    if not isinstance(results, dict) or not results_intact(results):
+    if not isinstance(results, dict) or not seal_holds(results):
         return f"{RESULTS_FILE}, which vouches for {PREDICTIONS_FILE}'s xPatch answers, is missing or damaged"
     recorded = results.get("xpatch_answers")
     if recorded is None:
         older = (results.get("files") or {}).get(PREDICTIONS_FILE)
         text = _text(root / PREDICTIONS_FILE)
-        if older is None or (text is not None and _checksum(text) == older):
+        if older is None or (text is not None and text_checksum(text) == older):
             return ""
     elif recorded == xpatch_answers_checksum(rows):
         return ""
@@ -313,17 +304,17 @@ def _text(path: Path) -> str | None:
         return None
 
 
-def _checksum(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
 def _check_recorded(root: Path, results: dict, name: str) -> None:
     """A derived file whose bytes are not those results.json records (a copy cut short at a
     line boundary, an edit): refused in one line before it is read (an older results.json
     records none)."""
     recorded = (results.get("files") or {}).get(name)
     path = root / name
-    if recorded and path.is_file() and _checksum(path.read_bytes().decode("utf-8", "replace")) != recorded:
+    if (
+        recorded
+        and path.is_file()
+        and text_checksum(path.read_bytes().decode("utf-8", "replace")) != recorded
+    ):
         raise ConfigError(f"{path} is damaged (not the file results.json records): {_REWRITE}")
 
 
@@ -407,7 +398,7 @@ def checked_results(run: RunFolder) -> dict:
     needed = {"chosen_layer", "selection_metric"}
     if not isinstance(results, dict) or not isinstance(results.get("config"), dict) or needed - set(results):
         raise ConfigError(f"{path} is damaged (not a run's results): {_REWRITE}")
-    if not results_intact(results):
+    if not seal_holds(results):
         raise ConfigError(f"{path} is damaged (edited since its run wrote it): {_REWRITE}")
     asked = run.config().get("experiment", {}).get("seeds")
     held = results["config"].get("experiment", {}).get("seeds")
@@ -504,7 +495,7 @@ def _listed(folder: RunFolder, root: Path, metric: str) -> dict:
         return row
     try:
         results = json.loads(results_path.read_text(encoding="utf-8"))
-        if not results_intact(results):
+        if not seal_holds(results):
             return {**row, "state": damaged.format(RESULTS_FILE)}
         layers = set(results.get("chosen_layers", {}).values()) or {results["chosen_layer"]}
         scores = {

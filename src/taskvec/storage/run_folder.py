@@ -431,9 +431,9 @@ class RunFolder:
             return None
         if identity is not None and unit.get("run_identity") != identity:
             return None
-        recorded = unit.pop(UNIT_CHECKSUM, None)  # an older taskvec's unit records none
-        if recorded is not None and recorded != _unit_checksum(unit):
+        if not seal_holds(unit):
             return None  # edited or damaged: its answers were taken as results
+        unit.pop(SEAL, None)
         return unit
 
     def save_unit(self, unit: dict, identity: str | None = None) -> None:
@@ -441,17 +441,35 @@ class RunFolder:
         checksum of what it holds (a unit is the source of truth a read-back rebuilds from)."""
         if identity is not None:
             unit = {**unit, "run_identity": identity}
-        unit = json.loads(json.dumps(unit, ensure_ascii=False, default=str))  # as it will read back
-        write_json(self.unit_path(unit["task"], unit["seed"]), {**unit, UNIT_CHECKSUM: _unit_checksum(unit)})
+        write_json(self.unit_path(unit["task"], unit["seed"]), sealed(unit))
 
 
-#: the key of a unit file that holds the checksum of the rest of it
-UNIT_CHECKSUM = "checksum"
-
-
-def _unit_checksum(unit: dict) -> str:
-    text = json.dumps(unit, sort_keys=True, ensure_ascii=False)
+def text_checksum(text: str) -> str:
+    """The checksum a file taskvec reads back records of a text (a table, a file's rows)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+#: the key of a JSON record (a unit, a run's results.json) that holds the checksum of the rest of it
+SEAL = "checksum"
+
+
+def sealed(record: dict) -> dict:
+    """``record`` as it will read back from JSON, with the checksum of its content under ``SEAL``:
+    a record edited by hand, or damaged, no longer matches it."""
+    plain = json.loads(json.dumps(record, ensure_ascii=False, default=str))
+    return {**plain, SEAL: _record_checksum(plain)}
+
+
+def seal_holds(record: dict) -> bool:
+    """Whether a record read back is as ``sealed`` wrote it (one an older taskvec wrote, with no
+    seal, is taken as it is)."""
+    recorded = record.get(SEAL)
+    return recorded is None or recorded == _record_checksum(record)
+
+
+def _record_checksum(record: dict) -> str:
+    rest = {key: value for key, value in record.items() if key != SEAL}
+    return text_checksum(json.dumps(rest, sort_keys=True, ensure_ascii=False))
 
 
 def _is_temporary(path: Path) -> bool:
