@@ -470,6 +470,10 @@ def run(
     console.print(re.sub(r"[*`]", "", selection_text(result)), highlight=False)
     if collapsed:
         console.print(COLLAPSE_RULE, highlight=False)
+    if result.warnings:  # said as they came, maybe in an earlier launch; here again, by the numbers
+        console.print(f"{len(result.warnings)} warning(s) about this run's inputs, recorded in results.json:")
+        for text in result.warnings:  # "Category: message", shown as it was said
+            _show_warning(text.split(": ", 1)[-1], UserWarning, "", 0)
     console.print(f"run folder: [bold]{result.folder.root}[/]")
 
 

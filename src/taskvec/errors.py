@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import errno
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -96,3 +99,33 @@ def storage_error(error: OSError, path: str | Path | None = None) -> OSError:
         f"{path}: {reason} (Errno {error.errno}); free space or fix the permissions and run the "
         "same command again (a run folder resumes where it stopped), or choose another --out"
     )
+
+
+class ResultWarning(UserWarning):
+    """Something about a run's inputs that bears on what its numbers mean (a label the answer
+    budget cuts, a prompt past the model's trained context): said as it happens, and recorded
+    with the run (``recorded_warnings``), so whoever reads the results later reads it too."""
+
+
+@contextmanager
+def recorded_warnings() -> Iterator[list[str]]:
+    """The ``ResultWarning``s said inside the block, each once and in order, as
+    ``"Category: message"``; each is shown once too (a message said for every unit of a run was
+    shown every time). Other warnings are shown as before. What the warnings filters silence is
+    neither shown nor recorded; a warning an earlier run of this process said is said and recorded
+    again (the block starts its own count of what was shown, as ``catch_warnings`` does). Blocks
+    nest: an inner block's warnings are the outer's too."""
+    said: list[str] = []
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def record(message, category, filename, lineno, file=None, line=None) -> None:
+            if issubclass(category, ResultWarning):
+                text = f"{category.__name__}: {' '.join(str(message).split())}"
+                if text in said:
+                    return
+                said.append(text)
+            show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = record
+        yield said

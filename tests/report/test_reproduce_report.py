@@ -439,3 +439,23 @@ def test_a_copy_rendered_without_the_reproduction_it_is_compared_with_is_one_lin
     assert said.startswith("error: the reproduction this report is compared with ")
     assert "--compare-with FOLDER" in said and (copy / "report.md").read_bytes() == before
     main(["--render", str(copy), "--compare-with", str(DOCS_ROOT / COMMITTED[1])])  # named: rendered
+
+
+def test_the_warnings_said_in_the_runs_are_listed_once_with_the_runs_they_came_from(tmp_path):
+    """What a run said of its inputs (a label the answer budget cuts) scrolled by before the
+    progress bars and was in no report; each is said once, with the runs that said it."""
+    for name in COMMITTED:
+        shutil.copytree(DOCS_ROOT / name, tmp_path / name)
+    folder = tmp_path / COMMITTED[0]
+    context = json.loads((folder / "report_context.json").read_text())
+    cut = (
+        "UnscorableLabelsWarning: task 'country_capital': 1 of 130 labels take more than the 4 answer tokens"
+    )
+    context["warnings"] = {"Text ICL -> image (noto)": [cut], "LLM -> VLM (noto)": [cut]}
+    (folder / "report_context.json").write_text(json.dumps(context))
+    reproduce.main(["--render", str(folder)])
+    text = (folder / "report.md").read_text()
+    assert text.count("1 of 130 labels take more than the 4 answer tokens") == 1
+    assert "answer tokens (said in: Text ICL -> image (noto), LLM -> VLM (noto))" in text
+    assert "UnscorableLabelsWarning" not in text
+    assert "**Warnings**" not in (DOCS_ROOT / COMMITTED[0] / "report.md").read_text()

@@ -32,6 +32,9 @@ class RunResult:
     test_scores: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: the run's configuration (None for a result put together by hand)
     config: ExperimentConfig | None = None
+    #: what was said about the run's inputs while it was computed (``ResultWarning``s: a label the
+    #: answer budget cuts, a prompt past the trained context), as results.json records them
+    warnings: list[str] = field(default_factory=list)
 
     def layer_for(self, task: str) -> int:
         """The layer ``task``'s xPatch was read at."""

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from taskvec.config import BatchedOptions
-from taskvec.errors import ConfigError, MemoryBudgetError
+from taskvec.errors import ConfigError, MemoryBudgetError, ResultWarning
 from taskvec.models.adapter import ModelAdapter, OnProgress
 from taskvec.prompts.template import Prompt
 
@@ -151,7 +151,7 @@ def token_counts(adapter: ModelAdapter, prompts: Sequence[Prompt]) -> list[int]:
     return lengths
 
 
-class ContextLengthWarning(UserWarning):
+class ContextLengthWarning(ResultWarning):
     """A prompt longer than the model's trained context (``token_counts``)."""
 
 

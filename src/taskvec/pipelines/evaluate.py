@@ -19,10 +19,12 @@ from taskvec.errors import (
     ConfigError,
     ImageError,
     MemoryBudgetError,
+    ResultWarning,
     StorageError,
     TaskFileError,
     TaskvecError,
     VectorMismatchError,
+    recorded_warnings,
 )
 from taskvec.evaluation.protocol import (
     STEP_COUNTS,
@@ -57,6 +59,7 @@ from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.pipelines.results import (
     PREDICTIONS_FILE,
     RESULTS_FILE,
+    WARNINGS,
     derived_files,
     prediction_rows,
     recorded_answers_check,
@@ -344,7 +347,7 @@ def check_answers_scorable(adapter: ModelAdapter, tasks: list[Task], config: Exp
             )
 
 
-class UnscorableLabelsWarning(UserWarning):
+class UnscorableLabelsWarning(ResultWarning):
     """Labels some metric can never credit under the run's model and template."""
 
 
@@ -376,7 +379,7 @@ def check_delimiter_kept(adapter: ModelAdapter, tasks: list[Task], config: Exper
             )
 
 
-class DelimiterMergeWarning(UserWarning):
+class DelimiterMergeWarning(ResultWarning):
     """Labels whose demonstrations do not show the delimiter token the query ends with."""
 
 
@@ -509,7 +512,7 @@ def check_vectors_fit(source: ModelAdapter, adapter: ModelAdapter) -> None:
         )
 
 
-class ForeignVectorsWarning(UserWarning):
+class ForeignVectorsWarning(ResultWarning):
     """Vectors taken from a model that tokenizes text otherwise than the one they patch."""
 
 
@@ -570,6 +573,9 @@ def _evaluate(
         # held through loading and the run: the same command started twice is refused before its
         # model loads, not after (two commands that both passed a check would both load)
         held.enter_context(ranks.folder_lock(locked))
+    # what this launch says about the run's inputs, kept with its results (a run read back above
+    # says what it recorded instead)
+    said = held.enter_context(recorded_warnings())
     if adapter is None:
         check_named_model_takes_images(config)
         check_layers_before_loading(config.model, config.layers or [])
@@ -665,7 +671,10 @@ def _evaluate(
                 claimed = True
                 task, seed = pending[key]
                 progress.update(bar, description=f"{task.name} {config.spec} seed {seed}")
-                unit, vector = run_unit(adapter, task, seed, config, source, shared, on_step, on_progress)
+                with recorded_warnings() as unit_said:  # kept in the unit: a later launch may resume
+                    unit, vector = run_unit(adapter, task, seed, config, source, shared, on_step, on_progress)
+                if unit_said:
+                    unit = {**unit, WARNINGS: unit_said}
                 last = next(t for t in progress.tasks if t.id == steps)
                 progress.update(steps, completed=last.total or 0)  # the unit's last step is done too
                 vector = TaskVector(vector.vectors, _provenance(vector, config, unit_ids[task.name]))
@@ -738,7 +747,10 @@ def _evaluate(
         write_predictions(folder.root, predictions)
         scores = (val_scores, test_scores)
         shown = {**resolved, "experiment": config.as_run(tasks).model_dump(mode="json")}  # as a fresh run
-        write_results(folder.root, shown, predictions, *scores, best, config.selection_metric, task_layers)
+        warned = _run_warnings(said, units)
+        write_results(
+            folder.root, shown, predictions, *scores, best, config.selection_metric, task_layers, warned
+        )
         folder.finish(
             best_layer=best,
             layer_selection=config.layer_selection,
@@ -747,8 +759,9 @@ def _evaluate(
             peak_rss_mb=_peak_rss_mb(),
             memory_budget_mb=config.memory_budget_mb,  # this launch's: a resumed run may have had others
         )
+        selection = config.layer_selection
         result = RunResult(
-            folder, best, val_scores, predictions, task_layers, config.layer_selection, test_scores, config
+            folder, best, val_scores, predictions, task_layers, selection, test_scores, config, warned
         )
         ranks.barrier()  # the folder is complete for the other ranks
         return result
@@ -968,8 +981,8 @@ def _finished_run(
     predictions = split_predictions(units, task_layers, answers)
     predictions = with_run_columns(predictions, config, task_layers, recorded["model"]["name"], tasks)
     scores, metric = (val_scores, test_scores), config.selection_metric
-    resolved = _results_config(folder, recorded)
-    files = derived_files(folder.root, resolved, predictions, *scores, best, metric, task_layers)
+    resolved, warned = _results_record(folder, recorded, units)
+    files = derived_files(folder.root, resolved, predictions, *scores, best, metric, task_layers, warned)
     stale = {path: text for path, text in files.items() if _text_of(path) != text}
     if stale:
         with nullcontext() if holds_lock else folder.lock():
@@ -979,7 +992,9 @@ def _finished_run(
         said = f"{names} missing, damaged or of an older taskvec, rewritten from its units"
         announce(f"{folder.root}: {said}", show_progress)
     selection = config.layer_selection
-    return RunResult(folder, best, val_scores, predictions, task_layers, selection, test_scores, config)
+    return RunResult(
+        folder, best, val_scores, predictions, task_layers, selection, test_scores, config, warnings=warned
+    )
 
 
 def _recorded_answers(
@@ -1012,16 +1027,24 @@ def _recorded_answers(
     return None, f"{PREDICTIONS_FILE} lacks {missing} xPatch test answer(s){cut}"
 
 
-def _results_config(folder: RunFolder, recorded: dict) -> dict:
-    """The config a finished run recorded in results.json (that of the launch that completed it),
-    or where that file is damaged, config.json's."""
+def _results_record(folder: RunFolder, recorded: dict, units: list[dict]) -> tuple[dict, list[str]]:
+    """The config and warnings a finished run recorded in results.json (those of the launch that
+    completed it), or where that file is damaged, config.json's config and the warnings its units
+    recorded (those said by the checks of the launch that completed it are lost with the file)."""
     try:
         results = json.loads(folder.path(RESULTS_FILE).read_text(encoding="utf-8"))
         if isinstance(results, dict) and isinstance(results.get("config"), dict) and seal_holds(results):
-            return results["config"]
+            return results["config"], list(results.get(WARNINGS, []))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         pass
-    return {key: value for key, value in recorded.items() if key not in ("config_hash", "lineage")}
+    config = {key: value for key, value in recorded.items() if key not in ("config_hash", "lineage")}
+    return config, _run_warnings([], units)
+
+
+def _run_warnings(said: list[str], units: list[dict]) -> list[str]:
+    """A run's warnings: those this launch said, then those its units recorded when computed (a
+    unit computed by an earlier launch, or by another rank, said them there), each once."""
+    return list(dict.fromkeys([*said, *(text for unit in units for text in unit.get(WARNINGS, []))]))
 
 
 def _text_of(path: Path) -> str | None:

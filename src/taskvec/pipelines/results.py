@@ -45,6 +45,8 @@ PREDICTIONS_FILE = "predictions.jsonl"
 TIDY_TABLE = "results_long"
 TIDY_PATH = f"tables/{TIDY_TABLE}.csv"
 TIDY_COLUMNS = ["task", "seed", "split", "method", "metric", "layer", "value"]
+#: results.json's (and a unit's) list of the ``ResultWarning``s said while computing it, where any were
+WARNINGS = "warnings"
 #: ``style`` of the rows of a task whose pictures shown are all its own image files
 OWN_FILES = "own files"
 T = TypeVar("T")
@@ -213,12 +215,14 @@ def write_results(
     layer: int,
     selection_metric: str,
     task_layers: Mapping[str, int] | None = None,
+    warnings: Sequence[str] = (),
 ) -> None:
     """``results.json`` and ``tables/results_long.csv`` of a finished run (``resolved``: the
     run's config.json content; ``layer``: the best of the mean validation curve; ``task_layers``:
-    the layer each task's xPatch was read at, by default ``layer`` for all)."""
-    scores = (val_scores, test_scores)
-    files = derived_files(root, resolved, predictions, *scores, layer, selection_metric, task_layers)
+    the layer each task's xPatch was read at, by default ``layer`` for all; ``warnings``: the
+    ``ResultWarning``s said while computing it)."""
+    scores = (val_scores, test_scores, layer, selection_metric, task_layers, warnings)
+    files = derived_files(root, resolved, predictions, *scores)
     for path, text in files.items():
         if path.name != PREDICTIONS_FILE:
             write_atomic(path, text)
@@ -233,6 +237,7 @@ def derived_files(
     layer: int,
     selection_metric: str,
     task_layers: Mapping[str, int] | None = None,
+    warnings: Sequence[str] = (),
 ) -> dict[Path, str]:
     """The text of every file a finished run derives from its units and test answers
     (predictions.jsonl, results.json, the long CSV), as ``write_predictions`` and
@@ -249,6 +254,8 @@ def derived_files(
         "results": metric_summary(predictions),
         "answer_diversity": diversity_summary(predictions),
     }
+    if warnings:  # only where any were said: an older run's results.json reads back unchanged
+        results[WARNINGS] = list(warnings)
     tidy = tidy_results(predictions, val_scores, test_scores, task_layers).to_csv(index=False)
     rows = _predictions_text(predictions)
     # what load_run reads beside results.json: a file cut at a line boundary still parses
@@ -325,8 +332,9 @@ def load_run(folder: str | Path | RunFolder | RunResult, what: str = "results") 
     ``what="results"``: every number in long form (``task, seed, split, method, metric, layer,
     value``); ``what="predictions"``: one row per (task, seed, item, method). The frame's
     ``attrs`` hold the run's ``config``, ``chosen_layer`` (the best of the mean validation curve),
-    ``chosen_layers`` (the layer each task's xPatch was read at), ``layer_selection`` and
-    ``selection_metric`` (from results.json)::
+    ``chosen_layers`` (the layer each task's xPatch was read at), ``layer_selection``,
+    ``selection_metric`` and ``warnings`` (what was said about its inputs while it ran, from
+    results.json)::
 
         >>> frame = taskvec.load_run("runs/smollm2-135m-text-icl-text-spaced-1a2b3c")
         >>> frame.query("split == 'test' and metric == 'paper'").groupby("method").value.mean()
@@ -361,6 +369,7 @@ def load_run(folder: str | Path | RunFolder | RunResult, what: str = "results") 
         chosen_layers=results.get("chosen_layers", {}),
         layer_selection=results.get("layer_selection", "shared"),
         selection_metric=results["selection_metric"],
+        warnings=list(results.get(WARNINGS, [])),
     )
     return frame
 

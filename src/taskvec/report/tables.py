@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
@@ -325,6 +325,7 @@ def write_run_report(result: RunResult) -> Path:
         unjudged=unjudged_cells(predictions),
         flat_tasks=flat_selection_curves(val_scores, config.selection_metric, "per-task"),
         tied_tasks=tied_selection_curves(val_scores, config.selection_metric, "per-task"),
+        warnings=result.warnings,
     )
     path = folder.path("report.md")
     write_atomic(path, report)
@@ -368,6 +369,7 @@ def run_report(
     flat_tasks: Mapping[str, float] | None = None,
     differences: str = "",
     tied_tasks: Mapping[str, list[int]] | None = None,
+    warnings: Sequence[str] = (),
 ) -> str:
     """report.md of a run; ``selection``: how it chose its layer(s) (``selection_text``);
     ``pictures``: the styles of the pictures it showed (two runs apart only in their style had
@@ -400,6 +402,16 @@ def run_report(
         "for every test item",
         "",
     ]
+    if warnings:
+        lines += [
+            "## Warnings",
+            "",
+            "What taskvec said of this run's inputs while computing it (results.json `warnings`); each bears "
+            "on what the numbers below mean:",
+            "",
+            *(f"- {text}" for text in warnings),
+            "",
+        ]
     if headline:
         lines += [
             "## paper beside whole_label",

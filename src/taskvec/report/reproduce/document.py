@@ -341,7 +341,25 @@ def _setup(folder: ReproductionFolder) -> Section:
             "(plus learned image slots and a low-rank visual term), so its image tokens start near the text "
             "of the object's name: cross-modal transfer is an easier test here than in the paper's VLMs.",
         ]
-    return Section("Set-up", 2, blocks)
+    warned = _warnings_block(context.get("warnings") or {})
+    return Section("Set-up", 2, [*blocks, *warned])
+
+
+def _warnings_block(warned: dict[str, list[str]]) -> list:
+    """What was said of the runs' inputs while they were computed, each warning once, with the
+    runs it was said in (a label the answer budget cuts is said in every condition)."""
+    runs: dict[str, list[str]] = {}
+    for label, texts in warned.items():
+        for text in texts:
+            runs.setdefault(text.split(": ", 1)[-1], []).append(label)
+    if not runs:
+        return []
+    lines = [f"- {text} (said in: {', '.join(labels)})" for text, labels in runs.items()]
+    return [
+        "**Warnings** said of the runs' inputs while they were computed (each run's results.json "
+        "keeps its own); they bear on what the numbers below mean:",
+        "\n".join(lines),
+    ]
 
 
 def _transfer_blocks(folder: ReproductionFolder) -> list:

@@ -109,6 +109,16 @@ def _context(reproduction: Reproduction, analysis, llm, timings: dict) -> dict:
             for c, r in reproduction.conditions.items()
             if (tied := tied_selection_curves(r.val_scores, r.config.selection_metric, r.layer_selection))
         },
+        #: per run (a condition, or Table 4's LLM -> VLM run of a style), what was said of its
+        #: inputs while it was computed (``RunResult.warnings``)
+        "warnings": {
+            label: run.warnings
+            for label, run in [
+                *((c.label, r) for c, r in reproduction.conditions.items()),
+                *((f"LLM -> VLM ({style})", r) for style, r in reproduction.transfer.items()),
+            ]
+            if run.warnings
+        },
         "recognition": adapter.recognition() or None,
         "analysis": None
         if analysis is None
