@@ -132,3 +132,41 @@ def test_line_ends_keep_what_the_answers_say_on_smollm2(smollm2):
     assert generate(smollm2, prompts, max_new_tokens=6, stop_at_newline=False) == [
         smollm2.decode(a) for a in full
     ]
+
+
+def test_the_rows_let_go_are_cut_from_the_cache_in_place_and_a_forked_cache_stays_whole(text_lm):
+    """A batch whose answers ended cuts its own cache (the rows let go freed at once; a fork kept
+    the whole cache alive beside the kept rows until the batch ended); the cache it was forked
+    from, a shared prefix, keeps every row."""
+    from taskvec.models.cache_keyword import cache_of
+    from taskvec.patching.kv_cache import cache_rows, keep_rows
+
+    encoded = text_lm.encode(text_queries(4))
+    prefix = cache_of(text_lm.forward(encoded, use_cache=True))
+    whole = [(layer.keys.clone(), layer.values.clone()) for layer in prefix.layers]
+    forked = cache_rows(prefix, torch.arange(4))
+    kept = forked.layers[0]
+    keep_rows(forked, torch.tensor([1, 3]))
+    assert forked.layers[0] is kept, "cut in place, not forked again"
+    for layer, (keys, values) in zip(forked.layers, whole, strict=True):
+        assert torch.equal(layer.keys, keys[[1, 3]]) and torch.equal(layer.values, values[[1, 3]])
+    for layer, (keys, values) in zip(prefix.layers, whole, strict=True):
+        assert torch.equal(layer.keys, keys) and torch.equal(layer.values, values)
+
+
+def test_a_budget_for_k_answered_prompts_answers_k_at_once(text_lm):
+    """An answered prompt holds its cache grown by the answer (``answer_row_tokens``): a budget
+    of exactly that for 8 prompts (padded to the longest) answers them in one batch, one token
+    less in two. Planned as a ``max_new_tokens``-th of the budget per prompt token, the same
+    budget answered them in several."""
+    from taskvec.models.batching import MemoryBudget, token_counts
+
+    prompts = text_queries(8)
+    needed = len(prompts) * (max(token_counts(text_lm, prompts)) + TOKENS - 1)
+    per_token = MemoryBudget().token_bytes(text_lm)
+    for tokens, batches in ((needed, 1), (needed - 1, 2)):
+        budget = MemoryBudget(tokens * per_token)
+        sizes = batch_sizes_through_first_layer(
+            text_lm, lambda budget=budget: generate_ids(text_lm, prompts, None, TOKENS, budget)
+        )
+        assert len(sizes) == batches * TOKENS, (tokens, sizes)  # each batch: its forward, then a step a token

@@ -76,10 +76,14 @@ class MemoryBudget:
     def max_tokens(self, adapter: ModelAdapter) -> int:
         return max(1, self.bytes // self.token_bytes(adapter))
 
-    def answer_tokens(self, adapter: ModelAdapter, max_new_tokens: int) -> int:
-        """The padded prompt tokens a batch answered greedily (``generate_ids``) may hold: a
-        ``max_new_tokens``-th of ``max_tokens``."""
-        return self.max_tokens(adapter) // max(1, max_new_tokens)
+    @staticmethod
+    def answer_row_tokens(length: int, max_new_tokens: int) -> int:
+        """What one prompt of ``length`` tokens holds when answered greedily (``generate_ids``):
+        its cache, grown by the answer but its last token, at most; the prompt's own forward
+        (``token_bytes`` counts its activations) holds no more. A batch's sum fits ``max_tokens``.
+        (Planned as a ``max_new_tokens``-th of the budget per prompt token, batches were up to
+        ``max_new_tokens`` times smaller than they needed to be.)"""
+        return length + max_new_tokens - 1
 
     @staticmethod
     def tokens_under_patches(length: int, patches: int, max_new_tokens: int) -> int:

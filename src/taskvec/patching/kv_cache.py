@@ -61,4 +61,15 @@ def cache_rows(cache: Cache, index: torch.Tensor) -> Cache:
     return forked
 
 
-__all__ = ["FORKABLE_LAYERS", "cache_rows", "fork_cache", "run_prefix", "unforkable_reason"]
+def keep_rows(cache: Cache, index: torch.Tensor) -> None:
+    """``cache`` cut, in place, to its batch rows ``index``: for a cache its holder alone goes on
+    with (``greedy_continue``'s, once some answers ended), so the rows let go are freed at once;
+    a fork (``cache_rows``) kept the whole cache alive beside it while the batch lasted, up to
+    twice what the planners count. Layer objects are rebound, never written into: a cache forked
+    from another leaves that one intact."""
+    for layer in cache.layers:
+        here = index.to(layer.keys.device)  # a model spread over devices caches each layer on its own
+        layer.keys, layer.values = layer.keys[here], layer.values[here]
+
+
+__all__ = ["FORKABLE_LAYERS", "cache_rows", "fork_cache", "keep_rows", "run_prefix", "unforkable_reason"]

@@ -15,7 +15,7 @@ from taskvec.models.batching import MemoryBudget, OnProgress, plan_batches, prog
 from taskvec.models.cache_keyword import cache_argument, cache_of
 from taskvec.models.head import GreedyReader, greedy_head
 from taskvec.patching.hooks import PatchMode, check_mode, patching_last_token
-from taskvec.patching.kv_cache import cache_rows, run_prefix, unforkable_reason
+from taskvec.patching.kv_cache import cache_rows, keep_rows, run_prefix, unforkable_reason
 from taskvec.prompts.template import Prompt
 
 #: whether an answer, given its ids so far, is complete (its row then stops generating)
@@ -88,7 +88,8 @@ def generate_ids(
     lengths = token_counts(adapter, prompts)
     results: list[list[int]] = [[] for _ in prompts]
     done = 0
-    for indices in plan_batches(lengths, budget.answer_tokens(adapter, max_new_tokens)):
+    held = [budget.answer_row_tokens(n, max_new_tokens) for n in lengths]
+    for indices in plan_batches(held, budget.max_tokens(adapter)):
         encoded = adapter.encode([prompts[i] for i in indices])
         with greedy_head(adapter.unembedding()) as head:
             with _patching_each(adapter, [patch], len(indices)):
@@ -229,7 +230,8 @@ def greedy_continue(
             break
         if len(going) < len(live) and unforkable_reason(cache, adapter.num_layers, len(live)) is None:
             index = torch.tensor(going, device=encoded.device)
-            encoded, cache = adapter.rows(encoded, index), cache_rows(cache, index)
+            encoded = adapter.rows(encoded, index)
+            keep_rows(cache, index)  # in place: the rows let go are freed now, not at the batch's end
             live = [live[row] for row in going]
         next_ids = torch.tensor([[answers[a][-1]] for a in live], device=encoded.device)  # [rows, 1]
         encoded = adapter.grow(encoded, next_ids)

@@ -198,7 +198,10 @@ def check_memory_budget(adapter: ModelAdapter, tasks: list[Task], config: Experi
     (``MemoryBudget``): a larger batch is split by the planners; only a single item can be too big."""
     budget = config.budget(adapter)
     max_tokens = budget.max_tokens(adapter)
-    answering = budget.answer_tokens(adapter, config.answer_tokens)
+
+    def answered(length: int) -> bool:  # what a prompt of ``length`` tokens holds while answered
+        return budget.answer_row_tokens(length, config.answer_tokens) <= max_tokens
+
     swept = len(config.layers) if config.layers else adapter.num_layers
     seeds = len(config.seeds)
     for task in tasks:
@@ -208,18 +211,18 @@ def check_memory_budget(adapter: ModelAdapter, tasks: list[Task], config: Experi
         query = max(token_counts(adapter, [*prompts.val_queries, *prompts.test_queries]))
         # each step, whether its longest item fits, and what else than a larger budget would help
         # (the cure said was always fewer examples, which cannot shorten a query)
-        examples, answer = "lower --n-examples", "lower --answer-tokens"
+        examples, shorter = "lower --n-examples", "lower --answer-tokens"
         steps = [
             (f"prompt ({extraction} tokens) in one forward pass", extraction <= max_tokens, [examples]),
-            (f"xBase prompt ({base} tokens) answered", base <= answering, [examples, answer]),
-            (f"query ({query} tokens) answered", query <= answering, [answer]),
+            (f"xBase prompt ({base} tokens) answered", answered(base), [examples, shorter]),
+            (f"query ({query} tokens) answered", answered(query), [shorter]),
         ]
         if adapter.prefix_cache_is_exact:  # the fast paths' own costs
             fit = budget.sweep_query_bytes(adapter, query, swept) <= budget.bytes
             steps.append((f"query ({query} tokens) swept over {swept} layers", fit, ["fewer --layer"]))
             fit = budget.tokens_under_patches(query, seeds, config.answer_tokens) <= max_tokens
             under = f"query ({query} tokens) answered under {seeds} seeds' vectors"
-            steps.append((under, fit, ["fewer --seed", answer]))
+            steps.append((under, fit, ["fewer --seed", shorter]))
         for step, fits, others in steps:
             if not fits:
                 lower = " or ".join(others)

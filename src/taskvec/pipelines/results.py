@@ -444,9 +444,10 @@ def list_runs(root: str | Path = "runs", metric: str = "paper") -> pd.DataFrame:
     where it is (``run``, relative to ``root``), its ``state`` (complete, running, stopped: the
     same command resumes it; ``damaged (<file>)`` where one of its files does not parse), what it
     ran (model, ``vlm <- llm`` where the vectors came from another, spec, query, style, tasks,
-    seeds, layer selection) and, once complete, the layer xPatch was read at and each method's
-    test score by ``metric``, the mean over tasks of each task's mean over seeds (as the tables'
-    ``average``)::
+    seeds, layer selection) and, once complete, the layer xPatch was read at, how many
+    ``warnings`` it recorded of its inputs (``load_run(...).attrs["warnings"]`` says them) and each
+    method's test score by ``metric``, the mean over tasks of each task's mean over seeds (as the
+    tables' ``average``)::
 
         >>> taskvec.list_runs("runs").query("state == 'complete'").sort_values("xpatch")
     """
@@ -462,7 +463,7 @@ def list_runs(root: str | Path = "runs", metric: str = "paper") -> pd.DataFrame:
 
 _LISTED_COLUMNS = [
     *("run", "state", "model", "spec", "query", "template", "style"),
-    *("tasks", "seeds", "selection", "layer"),
+    *("tasks", "seeds", "selection", "layer", "warnings"),
 ]
 
 
@@ -514,6 +515,7 @@ def _listed(folder: RunFolder, root: Path, metric: str) -> dict:
     except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
         return {**row, "state": damaged.format(RESULTS_FILE)}
     row["layer"] = str(layers.pop()) if len(layers) == 1 else "per task"
+    row["warnings"] = len(results.get(WARNINGS, []))
     for method, values in scores.items():
         row[method] = sum(values) / len(values) if values else None  # rounded once, where shown
     return row
