@@ -683,8 +683,10 @@ def list_run_folders(
 
 def _cell(value) -> str:
     """A listed value as shown: a score to two places (as the run's own tables show it), nothing
-    for a missing one."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    for a missing one (a count's is ``pd.NA``)."""
+    import pandas as pd
+
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     from taskvec.storage.markdown import fixed
 

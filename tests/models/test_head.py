@@ -74,6 +74,33 @@ def test_rows_with_more_near_ties_than_the_top_k_take_the_full_scan(monkeypatch)
     assert torch.equal(greedy(head, hidden), expected)
 
 
+def test_the_exact_pass_gathers_its_candidates_a_slice_at_a_time(monkeypatch):
+    """A chunk's candidates can be most of the vocabulary; gathered at once, their float32 weight
+    rows were a copy of the head no memory budget counts (16.5 MB in one SmolLM2 sweep under a
+    16 MB budget). A slice at a time, the gather is bounded and the argmax the same."""
+    monkeypatch.setattr(head_module, "TOP_K", 4)
+    monkeypatch.setattr(head_module, "EXACT_SLICE", 7)
+    head = linear_head(vocab=500, bias=True)
+    direction = torch.randn(64)
+    with torch.no_grad():  # 30 near-tied candidates: five slices of 7, the best in the last
+        for token in range(30):
+            head.weight[100 + token] = direction / direction.norm() * (3 + token * 1e-4)
+    gathered = []
+    real_linear = head_module.F.linear
+
+    def linear(x, weight, bias=None):
+        gathered.append(len(weight))
+        return real_linear(x, weight, bias)
+
+    monkeypatch.setattr(head_module.F, "linear", linear)
+    hidden = direction.expand(5, -1) * 2
+    tokens = greedy(head, hidden)
+    monkeypatch.setattr(head_module.F, "linear", real_linear)
+    assert torch.equal(tokens, F.linear(hidden, head.weight, head.bias).argmax(-1))
+    exact = [n for n in gathered if n < 500]  # the bfloat16 scan is of the whole head
+    assert exact and max(exact) <= 7 and sum(exact) >= 30
+
+
 def test_a_bias_and_leading_dimensions_are_kept():
     head = linear_head(bias=True)
     with torch.no_grad():

@@ -170,3 +170,26 @@ def test_a_budget_for_k_answered_prompts_answers_k_at_once(text_lm):
             text_lm, lambda budget=budget: generate_ids(text_lm, prompts, None, TOKENS, budget)
         )
         assert len(sizes) == batches * TOKENS, (tokens, sizes)  # each batch: its forward, then a step a token
+
+
+def test_a_prompt_too_big_to_answer_is_named_by_its_own_length_before_any_is_answered(text_lm):
+    """The longest prompts come last: checked as they came, the shorter ones' answers were
+    computed and thrown away (a minute of a 7B model's time), and the refusal named the tokens
+    the planner counted as the prompt's length."""
+    from taskvec.errors import MemoryBudgetError
+    from taskvec.models.batching import MemoryBudget, token_counts
+
+    prompts = text_queries(8)
+    lengths = token_counts(text_lm, prompts)
+    length = max(lengths)
+    assert min(lengths) < length, "every prompt as long: none would have been answered first"
+    budget = MemoryBudget((length + TOKENS - 2) * MemoryBudget().token_bytes(text_lm))
+    ran = []
+    hook = text_lm.layers[0].register_forward_hook(lambda *_: ran.append(True))
+    said = rf"one prompt of {length} tokens needs {length + TOKENS - 1} tokens of the memory budget"
+    try:
+        with pytest.raises(MemoryBudgetError, match=said):
+            generate_ids(text_lm, prompts, None, TOKENS, budget)
+    finally:
+        hook.remove()
+    assert not ran, "shorter prompts were answered before the refusal"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import warnings
 
+import pandas as pd
 import pytest
 from helpers.reliability import TINY, counted_units, write_tiny_task
 from helpers.tinyllm import tiny_llm
@@ -97,9 +98,10 @@ def test_the_warning_is_in_results_json_the_report_and_a_read_back(tmp_path):
     assert (tmp_path / "run" / "results.json").read_bytes() == before
 
 
-def test_a_warning_said_while_a_unit_was_computed_survives_a_resume(tmp_path, monkeypatch):
+def test_a_warning_said_while_a_unit_was_computed_survives_a_resume_in_the_same_order(tmp_path, monkeypatch):
     """Said inside seed 1's unit in a launch that was then killed; the launch that completes the
-    run computes only seed 2, and still records it (the unit kept it)."""
+    run computes only seed 2, and still records seed 1's (the unit kept it), in the order a run
+    computed at once records them: equal runs give equal results.json."""
     config = ExperimentConfig.create(
         **{**TINY, "layers": [1], "seeds": [1, 2], "tasks": [str(write_tiny_task(tmp_path))]}
     )
@@ -111,17 +113,45 @@ def test_a_warning_said_while_a_unit_was_computed_survives_a_resume(tmp_path, mo
         return real(adapter, task, seed, *rest)
 
     monkeypatch.setattr(evaluate_module, "run_unit", saying)
+    at_once = evaluate(config, tmp_path / "at_once", adapter=adapter, show_progress=False)
     counted_units(monkeypatch, stop_after=1)  # seed 1's unit, then killed
     with pytest.raises(KeyboardInterrupt):
         evaluate(config, tmp_path / "run", adapter=adapter, show_progress=False)
-    monkeypatch.setattr(evaluate_module, "run_unit", real)
+    monkeypatch.setattr(evaluate_module, "run_unit", saying)
     computed = counted_units(monkeypatch)
     result = evaluate(config, tmp_path / "run", adapter=adapter, show_progress=False)
     assert [seed for _task, seed in computed] == [2]
-    assert "ResultWarning: something of seed 1's prompts" in result.warnings
-    assert "ResultWarning: something of seed 2's prompts" not in result.warnings
+    seeds = [text for text in result.warnings if text.startswith("ResultWarning: ")]
+    assert seeds == [f"ResultWarning: something of seed {seed}'s prompts" for seed in (1, 2)]
+    assert result.warnings == at_once.warnings
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["warnings"] == result.warnings
+
+
+def test_a_run_that_said_nothing_records_none_and_an_older_run_records_nothing_known(tmp_path):
+    """``taskvec runs`` counts 0 for a run that said nothing, and leaves the count blank for a run
+    of a taskvec that recorded none (it said 0 there, as if it knew), whose results.json reads back
+    unchanged."""
+    from taskvec.pipelines.results import list_runs
+    from taskvec.storage.run_folder import SEAL, sealed
+
+    task = write_tiny_task(tmp_path / "data")
+    config = ExperimentConfig.create(**{**TINY, "layers": [1], "template": "paper", "tasks": [str(task)]})
+    config = config.model_copy(update={"answer_tokens": 8})  # the tiny model's labels fit whole
+    adapter = tiny_llm("llama")
+    quiet = evaluate(config, tmp_path / "runs" / "quiet", adapter=adapter, show_progress=False)
+    assert quiet.warnings == []
+    assert json.loads((tmp_path / "runs" / "quiet" / "results.json").read_text())["warnings"] == []
+    older = tmp_path / "runs" / "older"
+    evaluate(config, older, adapter=adapter, show_progress=False)
+    recorded = json.loads((older / "results.json").read_text())
+    kept = {key: value for key, value in recorded.items() if key not in (SEAL, "warnings")}
+    (older / "results.json").write_text(json.dumps(sealed(kept), indent=2, ensure_ascii=False) + "\n")
+    before = (older / "results.json").read_bytes()
+    assert evaluate(config, older, adapter=adapter, show_progress=False).warnings == []
+    assert (older / "results.json").read_bytes() == before
+    listed = list_runs(tmp_path / "runs").set_index("run")["warnings"]
+    assert listed["quiet"] == 0 and listed["older"] is pd.NA
 
 
 def test_taskvec_run_says_the_recorded_warnings_again_under_its_tables(tmp_path):

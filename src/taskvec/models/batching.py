@@ -83,7 +83,12 @@ class MemoryBudget:
         (``token_bytes`` counts its activations) holds no more. A batch's sum fits ``max_tokens``.
         (Planned as a ``max_new_tokens``-th of the budget per prompt token, batches were up to
         ``max_new_tokens`` times smaller than they needed to be.)"""
-        return length + max_new_tokens - 1
+        return length + MemoryBudget.answer_growth(max_new_tokens)
+
+    @staticmethod
+    def answer_growth(max_new_tokens: int) -> int:
+        """The tokens a prompt's cache grows by while answered: the answer's but its last."""
+        return max_new_tokens - 1
 
     @staticmethod
     def tokens_under_patches(length: int, patches: int, max_new_tokens: int) -> int:
@@ -174,13 +179,22 @@ def check_prompt_list(prompts: Sequence[Prompt]) -> None:
 
 def _plan(lengths: Sequence[int], cost, limit: int, max_prompts: int, too_big) -> Iterator[list[int]]:
     """Group prompt indices, sorted by length (little padding), into batches whose padded cost
-    ``len(batch) * cost(longest)`` stays within ``limit``; at most ``max_prompts`` per batch."""
+    ``len(batch) * cost(longest)`` stays within ``limit``; at most ``max_prompts`` per batch. A
+    prompt too big alone is refused before the first batch (the longest come last: checked as
+    they came, the shorter ones' answers were computed, then thrown away)."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    if order and cost(lengths[order[-1]]) > limit:
+        raise MemoryBudgetError(too_big(lengths[order[-1]]))
+    return _batches(order, lengths, cost, limit, max_prompts)
+
+
+def _batches(
+    order: list[int], lengths: Sequence[int], cost, limit: int, max_prompts: int
+) -> Iterator[list[int]]:
+    """``_plan``'s batches, the prompts in ``order`` (by length)."""
     batch: list[int] = []
     longest = 0
     for index in order:
-        if cost(lengths[index]) > limit:
-            raise MemoryBudgetError(too_big(lengths[index]))
         longest = max(longest, lengths[index])  # sorted, so this prompt is the longest so far
         if batch and (cost(longest) * (len(batch) + 1) > limit or len(batch) + 1 > max_prompts):
             yield batch
@@ -218,18 +232,27 @@ def plan_sweep_batches(
 
 
 def plan_batches(
-    lengths: Sequence[int], max_tokens: int, rows_per_prompt: int = 1, max_rows: int = 512
+    lengths: Sequence[int],
+    max_tokens: int,
+    rows_per_prompt: int = 1,
+    max_rows: int = 512,
+    grown: int = 0,
+    held: Callable[[int], int] | None = None,
 ) -> Iterator[list[int]]:
-    """Group prompt indices (sorted by length, so little padding) into batches whose padded size
-    times ``rows_per_prompt`` fits in ``max_tokens``. Raises if one prompt alone does not fit."""
+    """Group prompt indices (sorted by length, so little padding) into batches whose padded size,
+    each prompt's cache grown by ``grown`` tokens (an answer's, ``MemoryBudget.answer_growth``),
+    times ``rows_per_prompt`` fits in ``max_tokens``; or, given ``held``, what a prompt of a length
+    holds (``MemoryBudget.tokens_under_patches``). Raises, before the first batch, if one prompt
+    alone does not fit."""
+
+    def cost(length: int) -> int:
+        return held(length) if held is not None else (length + grown) * rows_per_prompt
 
     def too_big(length: int) -> str:
         return (
-            f"one prompt of {length} tokens x {rows_per_prompt} rows needs more than the "
-            f"memory budget allows ({max_tokens} tokens); raise it (--memory-budget-mb, or budget= in "
-            "the library)"
+            f"one prompt of {length} tokens needs {cost(length)} tokens of the memory budget (its "
+            f"cache, the answer's and every row's), which allows {max_tokens}; raise it "
+            "(--memory-budget-mb, or budget= in the library)"
         )
 
-    return _plan(
-        lengths, lambda n: n * rows_per_prompt, max_tokens, max(1, max_rows // rows_per_prompt), too_big
-    )
+    return _plan(lengths, cost, max_tokens, max(1, max_rows // rows_per_prompt), too_big)

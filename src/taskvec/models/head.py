@@ -47,6 +47,10 @@ RESULT_ROUNDING = 2.0**-7
 CHUNK_ROWS = 128
 #: candidates looked for among the top-k bfloat16 logits before falling back to a full scan
 TOP_K = 64
+#: candidates whose float32 weight rows the exact pass gathers at a time: a chunk's candidates can
+#: be most of the vocabulary (a row patched far from the model's own states), and gathered at
+#: once they were a float32 copy of the head that no memory budget counts (113 MB for SmolLM2)
+EXACT_SLICE = 1024
 
 
 class GreedyReader:
@@ -226,11 +230,16 @@ class HeadScreen:
         return tokens[self._exact(x, tokens).argmax(-1)]
 
     def _exact(self, x: torch.Tensor, tokens: torch.Tensor | None) -> torch.Tensor:
-        """float32 logits of ``tokens`` (all tokens if None)."""
+        """float32 logits of ``tokens`` (all tokens if None), their weight rows gathered
+        ``EXACT_SLICE`` at a time."""
         if tokens is None:
             return F.linear(x, self.weight, self.bias)
-        bias = self.bias[tokens] if self.bias is not None else None
-        return F.linear(x, self.weight[tokens], bias)
+        logits = []
+        for start in range(0, len(tokens), EXACT_SLICE):
+            part = tokens[start : start + EXACT_SLICE]
+            bias = self.bias[part] if self.bias is not None else None
+            logits.append(F.linear(x, self.weight[part], bias))
+        return torch.cat(logits, dim=-1)
 
 
 _SCREENS: weakref.WeakKeyDictionary[nn.Module, HeadScreen] = weakref.WeakKeyDictionary()

@@ -88,8 +88,8 @@ def generate_ids(
     lengths = token_counts(adapter, prompts)
     results: list[list[int]] = [[] for _ in prompts]
     done = 0
-    held = [budget.answer_row_tokens(n, max_new_tokens) for n in lengths]
-    for indices in plan_batches(held, budget.max_tokens(adapter)):
+    grown = budget.answer_growth(max_new_tokens)  # what each prompt holds: MemoryBudget.answer_row_tokens
+    for indices in plan_batches(lengths, budget.max_tokens(adapter), grown=grown):
         encoded = adapter.encode([prompts[i] for i in indices])
         with greedy_head(adapter.unembedding()) as head:
             with _patching_each(adapter, [patch], len(indices)):
@@ -145,9 +145,12 @@ def generate_ids_under_patches(
             for p, patch in enumerate(patches)
         ]
     results: list[list[list[int]]] = [[[] for _ in prompts] for _ in patches]
-    held = [budget.tokens_under_patches(n, len(patches), max_new_tokens) for n in lengths]
+
+    def held(length: int) -> int:
+        return budget.tokens_under_patches(length, len(patches), max_new_tokens)
+
     done = 0
-    for indices in plan_batches(held, budget.max_tokens(adapter)):
+    for indices in plan_batches(lengths, budget.max_tokens(adapter), held=held):
         batch = [prompts[i] for i in indices]
         answers = _answers_under_patches(adapter, batch, patches, max_new_tokens, budget, until)
         for v, variant in enumerate(answers):

@@ -996,7 +996,7 @@ def _finished_run(
         announce(f"{folder.root}: {said}", show_progress)
     selection = config.layer_selection
     return RunResult(
-        folder, best, val_scores, predictions, task_layers, selection, test_scores, config, warnings=warned
+        folder, best, val_scores, predictions, task_layers, selection, test_scores, config, warned or []
     )
 
 
@@ -1030,14 +1030,16 @@ def _recorded_answers(
     return None, f"{PREDICTIONS_FILE} lacks {missing} xPatch test answer(s){cut}"
 
 
-def _results_record(folder: RunFolder, recorded: dict, units: list[dict]) -> tuple[dict, list[str]]:
+def _results_record(folder: RunFolder, recorded: dict, units: list[dict]) -> tuple[dict, list[str] | None]:
     """The config and warnings a finished run recorded in results.json (those of the launch that
-    completed it), or where that file is damaged, config.json's config and the warnings its units
-    recorded (those said by the checks of the launch that completed it are lost with the file)."""
+    completed it; None where a taskvec that recorded none wrote it), or where that file is damaged,
+    config.json's config and the warnings its units recorded (those said by the checks of the
+    launch that completed it are lost with the file)."""
     try:
         results = json.loads(folder.path(RESULTS_FILE).read_text(encoding="utf-8"))
         if isinstance(results, dict) and isinstance(results.get("config"), dict) and seal_holds(results):
-            return results["config"], list(results.get(WARNINGS, []))
+            warned = results.get(WARNINGS)
+            return results["config"], list(warned) if isinstance(warned, list) else None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         pass
     config = {key: value for key, value in recorded.items() if key not in ("config_hash", "lineage")}
@@ -1045,9 +1047,11 @@ def _results_record(folder: RunFolder, recorded: dict, units: list[dict]) -> tup
 
 
 def _run_warnings(said: list[str], units: list[dict]) -> list[str]:
-    """A run's warnings: those this launch said, then those its units recorded when computed (a
-    unit computed by an earlier launch, or by another rank, said them there), each once."""
-    return list(dict.fromkeys([*said, *(text for unit in units for text in unit.get(WARNINGS, []))]))
+    """A run's warnings, each once: those this launch said outside its units (the checks, the test
+    answers), then those its units recorded when computed, in the units' order (tasks x seeds),
+    whichever launch or rank computed them: equal runs give equal files, resumed or not."""
+    in_units = [text for unit in units for text in unit.get(WARNINGS, [])]
+    return list(dict.fromkeys([*(text for text in said if text not in in_units), *in_units]))
 
 
 def _text_of(path: Path) -> str | None:

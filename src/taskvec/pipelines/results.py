@@ -215,7 +215,7 @@ def write_results(
     layer: int,
     selection_metric: str,
     task_layers: Mapping[str, int] | None = None,
-    warnings: Sequence[str] = (),
+    warnings: Sequence[str] | None = (),
 ) -> None:
     """``results.json`` and ``tables/results_long.csv`` of a finished run (``resolved``: the
     run's config.json content; ``layer``: the best of the mean validation curve; ``task_layers``:
@@ -237,7 +237,7 @@ def derived_files(
     layer: int,
     selection_metric: str,
     task_layers: Mapping[str, int] | None = None,
-    warnings: Sequence[str] = (),
+    warnings: Sequence[str] | None = (),
 ) -> dict[Path, str]:
     """The text of every file a finished run derives from its units and test answers
     (predictions.jsonl, results.json, the long CSV), as ``write_predictions`` and
@@ -254,7 +254,7 @@ def derived_files(
         "results": metric_summary(predictions),
         "answer_diversity": diversity_summary(predictions),
     }
-    if warnings:  # only where any were said: an older run's results.json reads back unchanged
+    if warnings is not None:  # None: a run of a taskvec that recorded none (its file reads back unchanged)
         results[WARNINGS] = list(warnings)
     tidy = tidy_results(predictions, val_scores, test_scores, task_layers).to_csv(index=False)
     rows = _predictions_text(predictions)
@@ -445,7 +445,8 @@ def list_runs(root: str | Path = "runs", metric: str = "paper") -> pd.DataFrame:
     same command resumes it; ``damaged (<file>)`` where one of its files does not parse), what it
     ran (model, ``vlm <- llm`` where the vectors came from another, spec, query, style, tasks,
     seeds, layer selection) and, once complete, the layer xPatch was read at, how many
-    ``warnings`` it recorded of its inputs (``load_run(...).attrs["warnings"]`` says them) and each
+    ``warnings`` it recorded of its inputs (``load_run(...).attrs["warnings"]`` says them; missing
+    for a run of a taskvec that recorded none) and each
     method's test score by ``metric``, the mean over tasks of each task's mean over seeds (as the
     tables' ``average``)::
 
@@ -458,7 +459,8 @@ def list_runs(root: str | Path = "runs", metric: str = "paper") -> pd.DataFrame:
         found = "a file, not a folder" if root.exists() else "no such folder"
         raise ConfigError(f"{root}: {found} (run folders are written under runs/ by default)")
     rows = [_listed(RunFolder(path), root, metric) for path in runs_under(root, damaged=True)]
-    return pd.DataFrame(rows, columns=[*_LISTED_COLUMNS, *LISTED_METHODS])
+    frame = pd.DataFrame(rows, columns=[*_LISTED_COLUMNS, *LISTED_METHODS])
+    return frame.astype({"warnings": "Int64"})  # a count; missing where unknown (unfinished, older)
 
 
 _LISTED_COLUMNS = [
@@ -515,7 +517,7 @@ def _listed(folder: RunFolder, root: Path, metric: str) -> dict:
     except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
         return {**row, "state": damaged.format(RESULTS_FILE)}
     row["layer"] = str(layers.pop()) if len(layers) == 1 else "per task"
-    row["warnings"] = len(results.get(WARNINGS, []))
+    row["warnings"] = len(results[WARNINGS]) if isinstance(results.get(WARNINGS), list) else None
     for method, values in scores.items():
         row[method] = sum(values) / len(values) if values else None  # rounded once, where shown
     return row
