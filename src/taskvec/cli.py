@@ -32,6 +32,7 @@ from taskvec.errors import (
     TemplateError,
     VectorMismatchError,
     storage_error,
+    warning_message,
 )
 from taskvec.models.registry import DEFAULT_MODEL, DEFAULT_VLM
 from taskvec.tasks.images import DEFAULT_STYLE
@@ -472,8 +473,8 @@ def run(
         console.print(COLLAPSE_RULE, highlight=False)
     if result.warnings:  # said as they came, maybe in an earlier launch; here again, by the numbers
         console.print(f"{len(result.warnings)} warning(s) about this run's inputs, recorded in results.json:")
-        for text in result.warnings:  # "Category: message", shown as it was said
-            _show_warning(text.split(": ", 1)[-1], UserWarning, "", 0)
+        for text in result.warnings:
+            _show_warning(warning_message(text), UserWarning, "", 0)
     console.print(f"run folder: [bold]{result.folder.root}[/]")
 
 

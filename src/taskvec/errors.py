@@ -129,3 +129,9 @@ def recorded_warnings() -> Iterator[list[str]]:
 
         warnings.showwarning = record
         yield said
+
+
+def warning_message(recorded: str) -> str:
+    """The message of a warning ``recorded_warnings`` recorded (``"Category: message"``), as it was
+    shown."""
+    return recorded.split(": ", 1)[-1]

@@ -83,12 +83,7 @@ class MemoryBudget:
         (``token_bytes`` counts its activations) holds no more. A batch's sum fits ``max_tokens``.
         (Planned as a ``max_new_tokens``-th of the budget per prompt token, batches were up to
         ``max_new_tokens`` times smaller than they needed to be.)"""
-        return length + MemoryBudget.answer_growth(max_new_tokens)
-
-    @staticmethod
-    def answer_growth(max_new_tokens: int) -> int:
-        """The tokens a prompt's cache grows by while answered: the answer's but its last."""
-        return max_new_tokens - 1
+        return length + max_new_tokens - 1
 
     @staticmethod
     def tokens_under_patches(length: int, patches: int, max_new_tokens: int) -> int:
@@ -236,17 +231,15 @@ def plan_batches(
     max_tokens: int,
     rows_per_prompt: int = 1,
     max_rows: int = 512,
-    grown: int = 0,
     held: Callable[[int], int] | None = None,
 ) -> Iterator[list[int]]:
-    """Group prompt indices (sorted by length, so little padding) into batches whose padded size,
-    each prompt's cache grown by ``grown`` tokens (an answer's, ``MemoryBudget.answer_growth``),
-    times ``rows_per_prompt`` fits in ``max_tokens``; or, given ``held``, what a prompt of a length
-    holds (``MemoryBudget.tokens_under_patches``). Raises, before the first batch, if one prompt
-    alone does not fit."""
+    """Group prompt indices (sorted by length, so little padding) into batches whose padded size
+    times ``rows_per_prompt`` fits in ``max_tokens``; or, given ``held``, what a prompt of a
+    length holds (``MemoryBudget.answer_row_tokens``, ``tokens_under_patches``). Raises, before
+    the first batch, if one prompt alone does not fit."""
 
     def cost(length: int) -> int:
-        return held(length) if held is not None else (length + grown) * rows_per_prompt
+        return held(length) if held is not None else length * rows_per_prompt
 
     def too_big(length: int) -> str:
         return (

@@ -88,8 +88,11 @@ def generate_ids(
     lengths = token_counts(adapter, prompts)
     results: list[list[int]] = [[] for _ in prompts]
     done = 0
-    grown = budget.answer_growth(max_new_tokens)  # what each prompt holds: MemoryBudget.answer_row_tokens
-    for indices in plan_batches(lengths, budget.max_tokens(adapter), grown=grown):
+
+    def held(length: int) -> int:
+        return budget.answer_row_tokens(length, max_new_tokens)
+
+    for indices in plan_batches(lengths, budget.max_tokens(adapter), held=held):
         encoded = adapter.encode([prompts[i] for i in indices])
         with greedy_head(adapter.unembedding()) as head:
             with _patching_each(adapter, [patch], len(indices)):

@@ -7,6 +7,7 @@ import re
 
 import pandas as pd
 
+from taskvec.errors import warning_message
 from taskvec.evaluation.metrics import METRIC_NOTES
 from taskvec.experiments.conditions import TOP_LABEL_ROW
 from taskvec.experiments.conflict import PAIRS
@@ -351,7 +352,7 @@ def _warnings_block(warned: dict[str, list[str]]) -> list:
     runs: dict[str, list[str]] = {}
     for label, texts in warned.items():
         for text in texts:
-            runs.setdefault(text.split(": ", 1)[-1], []).append(label)
+            runs.setdefault(warning_message(text), []).append(label)
     if not runs:
         return []
     lines = [f"- {text} (said in: {', '.join(labels)})" for text, labels in runs.items()]
