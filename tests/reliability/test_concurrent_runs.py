@@ -235,3 +235,30 @@ def test_a_lock_file_that_is_a_symbolic_link_is_one_line_and_its_target_untouche
     assert elsewhere.read_text() == "kept" and link.is_symlink()
     result = CliRunner().invoke(app, ["run", "--tasks", str(write_tiny_task(tmp_path)), "--out", str(folder)])
     assert result.exit_code == 2 and result.output.startswith("error: ") and "symbolic link" in result.output
+
+
+def test_a_run_given_a_model_in_memory_holds_its_folder_while_it_computes(tmp_path, monkeypatch):
+    """``taskvec.evaluate(config, out, adapter=model)`` (a researcher's own model, and each run of
+    a reproduction) took no lock: another command on the folder was not refused once the run had
+    started, and ``taskvec runs`` listed the run as stopped while it was computing."""
+    import taskvec.pipelines.evaluate as pipeline
+    from helpers.tinyllm import tiny_llm
+
+    from taskvec.evaluation.protocol import ExperimentConfig
+
+    task_file, out = write_tiny_task(tmp_path / "data"), tmp_path / "run"
+    model = tiny_llm("llama")
+    config = ExperimentConfig.create(model=model.name, tasks=[str(task_file)], layers=[0, 1], template="spaced")
+    seen = []
+    computing = pipeline.run_unit
+
+    def run_unit(*args, **kwargs):
+        seen.append(RunFolder(out).state())  # what ``taskvec runs`` reads: the lock tried
+        with pytest.raises(FolderBusyError, match="in use by another taskvec command"), RunFolder(out).lock():
+            pass
+        return computing(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_unit", run_unit)
+    pipeline.evaluate(config, out=out, adapter=model, show_progress=False)
+    assert seen == ["running"] * len(config.seeds)
+    assert RunFolder(out).state() == "complete"

@@ -565,17 +565,19 @@ def _evaluate(
         _refuse_other_options(RunFolder(out), config, tasks)
     else:
         check_writable(Path("runs"))  # where the default folder goes, before a model loads
-    locked = RunFolder(out) if out is not None else None  # the folder locked before loading, if known
+    known = RunFolder(out) if out is not None else None  # the run's folder, where known before loading
     if adapter is None and vector_adapter is None and not ranks.parallel:
-        finished, known = _finished_before_loading(config, out, tasks, images, load_options, show_progress)
+        finished, found = _finished_before_loading(config, out, tasks, images, load_options, show_progress)
         if finished is not None:
             announce(f"{finished.folder.root} {_READ_BACK}", show_progress)
             return finished
-        locked = known or locked
-    if adapter is None and locked is not None:
+        known = found or known
+    locked = None  # the folder whose lock this call took before loading (none for a model given)
+    if adapter is None and known is not None:
         # held through loading and the run: the same command started twice is refused before its
         # model loads, not after (two commands that both passed a check would both load)
-        held.enter_context(ranks.folder_lock(locked))
+        held.enter_context(ranks.folder_lock(known))
+        locked = known
     # what this launch says about the run's inputs, kept with its results (a run read back above
     # says what it recorded instead)
     said = held.enter_context(recorded_warnings())
