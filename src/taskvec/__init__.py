@@ -20,17 +20,42 @@ floor writes what a reader reads of them (``taskvec.report.tables.write_run_repo
 
 __version__ = "0.1.0"
 
-from taskvec.evaluation.protocol import ExperimentConfig  # noqa: E402
-from taskvec.models.registry import load_model  # noqa: E402
-from taskvec.patching.patch import Patch, generate, generate_under_patches, patch  # noqa: E402
-from taskvec.patching.sweep import sweep  # noqa: E402
-from taskvec.pipelines.evaluate import evaluate  # noqa: E402
-from taskvec.pipelines.results import list_runs, load_run  # noqa: E402
-from taskvec.prompts.template import PromptTemplate, get_template  # noqa: E402
-from taskvec.tasks.registry import load_task  # noqa: E402
-from taskvec.tasks.task import Item, Task  # noqa: E402
-from taskvec.vectors.extract import extract  # noqa: E402
-from taskvec.vectors.task_vector import TaskVector  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from taskvec.evaluation.protocol import ExperimentConfig
+    from taskvec.models.registry import load_model
+    from taskvec.patching.patch import Patch, generate, generate_under_patches, patch
+    from taskvec.patching.sweep import sweep
+    from taskvec.pipelines.evaluate import evaluate
+    from taskvec.pipelines.results import list_runs, load_run
+    from taskvec.prompts.template import PromptTemplate, get_template
+    from taskvec.tasks.registry import load_task
+    from taskvec.tasks.task import Item, Task
+    from taskvec.vectors.extract import extract
+    from taskvec.vectors.task_vector import TaskVector
+
+#: each public name and the module it lives in: imported when first read (``__getattr__``)
+_HOMES = {
+    "ExperimentConfig": "taskvec.evaluation.protocol",
+    "load_model": "taskvec.models.registry",
+    "Patch": "taskvec.patching.patch",
+    "generate": "taskvec.patching.patch",
+    "generate_under_patches": "taskvec.patching.patch",
+    "patch": "taskvec.patching.patch",
+    "sweep": "taskvec.patching.sweep",
+    "evaluate": "taskvec.pipelines.evaluate",
+    "list_runs": "taskvec.pipelines.results",
+    "load_run": "taskvec.pipelines.results",
+    "PromptTemplate": "taskvec.prompts.template",
+    "get_template": "taskvec.prompts.template",
+    "load_task": "taskvec.tasks.registry",
+    "Item": "taskvec.tasks.task",
+    "Task": "taskvec.tasks.task",
+    "extract": "taskvec.vectors.extract",
+    "TaskVector": "taskvec.vectors.task_vector",
+}
 
 __all__ = [
     "ExperimentConfig",
@@ -51,3 +76,19 @@ __all__ = [
     "patch",
     "sweep",
 ]
+
+
+def __getattr__(name: str):
+    """A public name, imported on first use: ``import taskvec`` (and so the ``taskvec`` command's
+    ``--help``, ``tasks``, ``runs``) does not pay for torch and transformers until a name needs
+    them."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'taskvec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # read once: later reads are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

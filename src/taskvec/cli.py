@@ -20,7 +20,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from typer.core import TyperGroup
 
-from taskvec.config import validated
+from taskvec.config import DEFAULT_MODEL, DEFAULT_VLM, validated
 from taskvec.errors import (
     ConfigError,
     ImageError,
@@ -34,7 +34,6 @@ from taskvec.errors import (
     storage_error,
     warning_message,
 )
-from taskvec.models.registry import DEFAULT_MODEL, DEFAULT_VLM
 from taskvec.tasks.images import DEFAULT_STYLE
 
 
@@ -287,10 +286,11 @@ def _show_warning(
 
 def _out_of_memory(error: RuntimeError, command: str) -> TaskvecError | None:
     """torch's out-of-memory error (dozens of lines of allocator advice) as one line: what ran out
-    (its first sentences), what lowers the need, and that the finished work is kept."""
-    import torch
-
-    if not isinstance(error, torch.OutOfMemoryError):
+    (its first sentences), what lowers the need, and that the finished work is kept. Only torch
+    raises it, so where torch was never imported (click's exit after ``--help`` is a RuntimeError
+    too) it is not imported here: help pages stay quick."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(error, torch.OutOfMemoryError):
         return None
     what = ". ".join(" ".join(str(error).split()).split(". ")[:3]).rstrip(".")
     cures = ["a lower --memory-budget-mb (smaller batches)"] if command in _BUDGETED else []

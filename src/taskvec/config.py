@@ -62,6 +62,12 @@ class Options(BaseModel):
         return self
 
 
+#: the model ``taskvec run`` and ``taskvec analyze`` use unless told otherwise (here, not in the
+#: model registry, so the command's help is drawn without importing torch)
+DEFAULT_MODEL = "smollm2-135m"
+#: the vision-language model ``taskvec reproduce`` uses unless told otherwise
+DEFAULT_VLM = "embedded-vlm"
+
 #: the largest magnitude a seed may have: results tables hold seeds as 64-bit integers
 SEED_LIMIT = 2**63 - 1
 

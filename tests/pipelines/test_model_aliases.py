@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from taskvec.config import DEFAULT_VLM
 from taskvec.errors import ConfigError
-from taskvec.models.registry import DEFAULT_VLM, NAMED_MODELS, load_model, names_of
+from taskvec.models.registry import NAMED_MODELS, load_model, names_of
 from taskvec.pipelines.analyze import AnalysisConfig, run_analysis
 
 

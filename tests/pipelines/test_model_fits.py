@@ -10,10 +10,10 @@ import pytest
 from helpers.reliability import write_task, write_tiny_task
 from helpers.tinyllm import tiny_llm
 
+from taskvec.config import DEFAULT_VLM
 from taskvec.errors import ConfigError, MemoryBudgetError
 from taskvec.evaluation.protocol import ExperimentConfig, UnitPrompts
 from taskvec.models.batching import MemoryBudget, token_counts
-from taskvec.models.registry import DEFAULT_VLM
 from taskvec.pipelines.evaluate import check_memory_budget, check_model_fits, evaluate
 from taskvec.tasks.registry import load_task
 

@@ -26,13 +26,12 @@ from typing import ClassVar, Literal, get_args
 import torch
 from pydantic import Field, field_validator
 
-from taskvec.config import BatchedOptions, MemoryBudgetMB, Seeds, digest
+from taskvec.config import DEFAULT_MODEL, BatchedOptions, MemoryBudgetMB, Seeds, digest
 from taskvec.errors import ConfigError, LayerError
 from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRICS
 from taskvec.evaluation.scoring import LayerSelection
 from taskvec.models.adapter import ModelAdapter
 from taskvec.models.batching import MemoryBudget, OnProgress, budget_of, progress_from
-from taskvec.models.registry import DEFAULT_MODEL
 from taskvec.models.shared_work import SharedWork, compute_or_share, tensor_digest
 from taskvec.patching.hooks import PatchMode
 from taskvec.patching.patch import Patch, generate_ids, generate_ids_under_patches, line_complete

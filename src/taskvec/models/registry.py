@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from taskvec.config import DEFAULT_VLM
 from taskvec.errors import ModelSpecError
 from taskvec.models.adapter import ModelAdapter, check_layer, numerics_fingerprint, state_dict_fingerprint
 from taskvec.models.embedded.load import embedded_weights_fingerprint, load_embedded_vlm
@@ -76,11 +77,6 @@ def _embedded(name: str, description: str, backbone: str, tuned: bool = False, a
         template="spaced",  # its language models (Gemma 3, SmolLM2) begin answer tokens with a space
     )
 
-
-#: the model ``taskvec run`` and ``taskvec analyze`` use unless told otherwise
-DEFAULT_MODEL = "smollm2-135m"
-#: the vision-language model ``taskvec reproduce`` uses unless told otherwise
-DEFAULT_VLM = "embedded-vlm"
 
 #: the backbone of ``embedded-vlm``, chosen by the measured figures (docs/embedded-vlm.md)
 DEFAULT_EMBEDDED_BACKBONE = "gemma3"  # the better recognition figures
@@ -431,8 +427,6 @@ def _check_hub_reachable(name: str) -> None:
 
 
 __all__ = [
-    "DEFAULT_MODEL",
-    "DEFAULT_VLM",
     "FAMILY_PACKAGE",
     "NAMED_MODELS",
     "names_of",

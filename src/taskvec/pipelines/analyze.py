@@ -45,13 +45,12 @@ from taskvec.analysis.results import (
     analysis_tables,
 )
 from taskvec.analysis.token_sets import TokenSets, load_words, token_sets
-from taskvec.config import BatchedOptions, MemoryBudgetMB, digest
+from taskvec.config import DEFAULT_MODEL, BatchedOptions, MemoryBudgetMB, digest
 from taskvec.errors import ConfigError, TaskvecError
 from taskvec.evaluation.protocol import check_demonstrations_fit, check_instruction_ends_at_delimiter
 from taskvec.models.adapter import ModelAdapter, require_adapter
 from taskvec.models.batching import sized_to
 from taskvec.models.registry import (
-    DEFAULT_MODEL,
     check_layers_before_loading,
     fingerprint_before_loading,
     load_model,

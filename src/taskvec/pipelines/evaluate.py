@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from taskvec.config import digest
+from taskvec.config import DEFAULT_VLM, digest
 from taskvec.errors import (
     ConfigError,
     ImageError,
@@ -45,7 +45,6 @@ from taskvec.evaluation.scoring import (
 from taskvec.models.adapter import ModelAdapter, given_model
 from taskvec.models.batching import progress_from, sized_to, token_counts
 from taskvec.models.registry import (
-    DEFAULT_VLM,
     LoadOptions,
     check_layers_before_loading,
     fingerprint_before_loading,

@@ -34,7 +34,7 @@ import torch
 from pydantic import Field, PrivateAttr, field_validator
 
 from taskvec.analysis.similarity import same_task_cosines
-from taskvec.config import BatchedOptions, MemoryBudgetMB, Seeds, digest
+from taskvec.config import DEFAULT_VLM, BatchedOptions, MemoryBudgetMB, Seeds, digest
 from taskvec.errors import ConfigError, TaskvecError
 from taskvec.evaluation.protocol import (
     ExperimentConfig,
@@ -49,7 +49,6 @@ from taskvec.experiments.ensemble import check_ensemble_counts, ensemble_answers
 from taskvec.models.adapter import ModelAdapter, given_model
 from taskvec.models.batching import OnProgress, progress_from, sized_to
 from taskvec.models.registry import (
-    DEFAULT_VLM,
     NAMED_MODELS,
     LoadOptions,
     fingerprint_before_loading,

@@ -19,13 +19,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 
 from taskvec.errors import ConfigError
 from taskvec.evaluation.metrics import METRICS
-from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.result import RunResult
 from taskvec.evaluation.scoring import answer_diversity
 from taskvec.storage.run_folder import (
@@ -39,6 +38,9 @@ from taskvec.storage.run_folder import (
     write_atomic,
 )
 from taskvec.tasks.task import Task
+
+if TYPE_CHECKING:  # a type only: listing runs (``taskvec runs``) needs no torch
+    from taskvec.evaluation.protocol import ExperimentConfig
 
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.jsonl"
