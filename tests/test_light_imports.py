@@ -61,3 +61,17 @@ def test_every_public_name_is_there_when_read():
     assert set(taskvec.__all__) <= set(dir(taskvec))
     with pytest.raises(AttributeError, match="no attribute 'load_modle'"):
         taskvec.load_modle  # noqa: B018  (a typo is an AttributeError, as for any module)
+
+
+def test_a_reloaded_package_names_the_reloaded_code():
+    """A researcher editing taskvec in a notebook reloads it: the public names must be the new
+    code's (kept from the first read, they stayed the old code's)."""
+    script = (
+        "import importlib, taskvec, taskvec.patching.patch as home\n"
+        "old = taskvec.Patch\n"
+        "importlib.reload(home)\n"
+        "importlib.reload(taskvec)\n"
+        "print(taskvec.Patch is home.Patch and taskvec.Patch is not old)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True"

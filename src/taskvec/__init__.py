@@ -56,6 +56,9 @@ _HOMES = {
     "extract": "taskvec.vectors.extract",
     "TaskVector": "taskvec.vectors.task_vector",
 }
+for _name in _HOMES:  # read again after ``importlib.reload(taskvec)``: a reload keeps this namespace
+    globals().pop(_name, None)
+del _name
 
 __all__ = [
     "ExperimentConfig",

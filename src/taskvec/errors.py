@@ -110,20 +110,23 @@ class ResultWarning(UserWarning):
 @contextmanager
 def recorded_warnings() -> Iterator[list[str]]:
     """The ``ResultWarning``s said inside the block, each once and in order, as
-    ``"Category: message"``; each is shown once too (a message said for every unit of a run was
-    shown every time). Other warnings are shown as before. What the warnings filters silence is
-    neither shown nor recorded; a warning an earlier run of this process said is said and recorded
-    again (the block starts its own count of what was shown, as ``catch_warnings`` does). Blocks
-    nest: an inner block's warnings are the outer's too."""
+    ``"Category: message"``. Every warning is shown once in the block, of whatever category (a
+    message said for every unit of a run was shown every time: each unit's block started a new
+    count of what was shown). What the warnings filters silence is neither shown nor recorded; a
+    warning an earlier run of this process said is said and recorded again (the block starts its
+    own count, as ``catch_warnings`` does). Blocks nest: an inner block's warnings are the outer's
+    too, and shown once in the outer."""
     said: list[str] = []
+    shown: set[str] = set()
     with warnings.catch_warnings():
         show = warnings.showwarning
 
         def record(message, category, filename, lineno, file=None, line=None) -> None:
+            text = f"{category.__name__}: {' '.join(str(message).split())}"
+            if text in shown:
+                return
+            shown.add(text)
             if issubclass(category, ResultWarning):
-                text = f"{category.__name__}: {' '.join(str(message).split())}"
-                if text in said:
-                    return
                 said.append(text)
             show(message, category, filename, lineno, file, line)
 

@@ -9,6 +9,7 @@ grouped-query attention, sliding windows, logit soft-capping, partial rotary wit
 """
 
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -201,8 +202,10 @@ def test_a_family_whose_prefix_cache_is_not_exact_is_told_its_sweep_runs_in_full
     monkeypatch.setattr(type(text_lm), "prefix_cache_is_exact", property(lambda _self: False))
     queries = text_queries(2)
     vectors = far_vectors(text_lm)[:2]
-    with pytest.warns(UserWarning, match="layer sweep runs in full .*cached prefix is not"):
+    with pytest.warns(UserWarning, match="layer sweep runs in full .*cached prefix is not") as said:
         result = sweep(text_lm, queries, vectors, [0, 1])
+    # said from taskvec's line (a filter by module finds it), not from the wrapper around the call
+    assert [Path(w.filename).name for w in said] == ["sweep.py"]
     naive = sweep_naive(text_lm, queries, vectors, [0, 1])
     assert torch.equal(result.patched, naive.patched)
 

@@ -49,6 +49,18 @@ def test_nested_blocks_each_record_and_the_outer_shows_once(monkeypatch):
     assert shown == ["the checks said it", "only the unit said it"]
 
 
+def test_any_warning_said_in_every_unit_of_a_run_is_shown_once(monkeypatch):
+    """A warning that is not about the results (the sweep runs in full) was shown once per unit:
+    each unit's block started a new count of what was shown."""
+    shown = _shown(monkeypatch)
+    with recorded_warnings() as run:
+        for _ in range(4):  # a run's units
+            with recorded_warnings() as unit:
+                warnings.warn("layer sweep runs in full", UserWarning, stacklevel=1)
+    assert shown == ["layer sweep runs in full"]
+    assert run == unit == []  # shown, not recorded with the results
+
+
 def test_a_warning_an_earlier_block_said_is_recorded_again_and_silenced_ones_are_not(monkeypatch):
     _shown(monkeypatch)
 

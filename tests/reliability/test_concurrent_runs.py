@@ -241,14 +241,14 @@ def test_a_run_given_a_model_in_memory_holds_its_folder_while_it_computes(tmp_pa
     """``taskvec.evaluate(config, out, adapter=model)`` (a researcher's own model, and each run of
     a reproduction) took no lock: another command on the folder was not refused once the run had
     started, and ``taskvec runs`` listed the run as stopped while it was computing."""
-    import taskvec.pipelines.evaluate as pipeline
     from helpers.tinyllm import tiny_llm
 
+    import taskvec.pipelines.evaluate as pipeline
     from taskvec.evaluation.protocol import ExperimentConfig
 
     task_file, out = write_tiny_task(tmp_path / "data"), tmp_path / "run"
     model = tiny_llm("llama")
-    config = ExperimentConfig.create(model=model.name, tasks=[str(task_file)], layers=[0, 1], template="spaced")
+    config = ExperimentConfig.create(model=model.name, tasks=[str(task_file)], layers=[0, 1])
     seen = []
     computing = pipeline.run_unit
 

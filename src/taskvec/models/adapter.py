@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import operator
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -368,7 +369,7 @@ class ModelAdapter(ABC):
     def logit_lens(self, hidden: torch.Tensor) -> torch.Tensor:
         """Decode residual-stream states ``[..., hidden]`` to vocabulary logits ``[..., vocab]``,
         as the model finishes its own (``model_logits``): at the last layer, the model's logits."""
-        with torch.no_grad():
+        with COMPUTING, torch.no_grad():
             return model_logits(self.unembedding()(self.final_norm()(hidden)), self.text_config)
 
     def describe(self) -> dict:
@@ -414,15 +415,23 @@ def given_model(model, caller: str) -> ModelAdapter | None:
     return None if model is None else require_adapter(model, caller)
 
 
+#: held by every computation on a model (``model_call``, ``ModelAdapter.logit_lens``): they put
+#: hooks on shared modules and replace the LM head's forward for their duration, so two threads at
+#: once read each other's patches and restore each other's head (silently wrong answers, then a
+#: head that returns width-1 placeholders for good). Calls from several threads take turns; for
+#: parallel work, use processes (``torchrun``, docs/scaling-out.md).
+COMPUTING = threading.RLock()
+
+
 def model_call(function: Callable) -> Callable:
     """A public function whose first argument is the model: anything but a taskvec model is
     refused in one line (``require_adapter``), and the function runs with the model in eval mode
-    (``ModelAdapter.evaluating``)."""
+    (``ModelAdapter.evaluating``), one such call at a time in a process (``COMPUTING``)."""
 
     @functools.wraps(function)
     def call(model, *args, **kwargs):
         adapter = require_adapter(model, function.__name__)
-        with adapter.evaluating():
+        with COMPUTING, adapter.evaluating():
             return function(adapter, *args, **kwargs)
 
     return call

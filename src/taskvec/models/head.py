@@ -21,7 +21,8 @@ Inside the block the unembedding returns a placeholder of width 1 instead of log
 read from the context object. Where the screen cannot be trusted (weights not float32, not on the
 CPU, or a backend that does not accumulate bfloat16 products in float32) it computes the logits
 through the module's own forward (with whatever wraps it: accelerate's hooks bring offloaded
-weights in) and takes their argmax, so the answer is the same either way.
+weights in) and takes their argmax, so the answer is the same either way. A head with forward
+hooks of its own runs as it is, hooks and all, and the ids are the argmax of what they return.
 
 ``watching_head`` lets a caller see the rows the head computes logits for, and by which path,
 without reaching into these internals (the benchmarks count and capture them through it).
@@ -69,8 +70,15 @@ class GreedyReader:
 @contextmanager
 def greedy_head(head: nn.Module) -> Iterator[GreedyReader]:
     """Within the block, ``head`` (the model's unembedding) records exact argmax ids instead of
-    returning logits; its output is a ``[..., 1]`` placeholder that must not be read."""
+    returning logits; its output is a ``[..., 1]`` placeholder that must not be read. A head with
+    forward hooks (a researcher's logit bias, a probe reading the logits) runs as it is, and the
+    ids are the argmax of what its hooks return: with its forward replaced, they were skipped (or
+    indexed the placeholder)."""
     reader = GreedyReader()
+    if head._forward_hooks:
+        with _reading_hooked(head, reader):
+            yield reader
+        return
     screen = head_screen(head)
     own_forward = _own_forward(head)
 
@@ -87,10 +95,30 @@ def greedy_head(head: nn.Module) -> Iterator[GreedyReader]:
 
 
 @contextmanager
+def _reading_hooked(head: nn.Module, reader: GreedyReader) -> Iterator[None]:
+    """``greedy_head`` for a head with forward hooks: a hook of ours, after theirs, reads the
+    argmax of the logits they leave."""
+
+    def read(_module: nn.Module, _args: tuple, output: torch.Tensor) -> None:
+        reader.calls.append(output.argmax(-1))
+
+    handle = head.register_forward_hook(read)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextmanager
 def unread_head(head: nn.Module) -> Iterator[None]:
     """Within the block, ``head`` computes nothing and returns a ``[..., 1]`` placeholder: for
     forwards run for their cache or hidden states only (a sweep's prefix, extraction), where a
-    262k-token unembedding would be the largest cost and nobody reads it."""
+    262k-token unembedding would be the largest cost and nobody reads it. A head with forward
+    hooks computes its logits as usual: its hooks read them (a hook indexing the vocabulary failed
+    on the placeholder)."""
+    if head._forward_hooks:
+        yield
+        return
 
     def forward(hidden: torch.Tensor) -> torch.Tensor:
         return hidden.new_zeros(*hidden.shape[:-1], 1)

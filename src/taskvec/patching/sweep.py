@@ -108,7 +108,7 @@ def sweep(
         warnings.warn(
             f"{adapter.name}: layer sweep runs in full (the family's cached prefix is not what a "
             "full forward computes, so no prefix is reused): one forward pass per layer",
-            stacklevel=2,
+            stacklevel=1,  # this line: the caller's frame is a wrapper's (model_call, no_grad)
         )
         return _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale, on_progress)
     patched = torch.empty(len(queries), len(layers), dtype=torch.long, device="cpu")
@@ -132,7 +132,7 @@ def sweep(
             if on_progress is not None:
                 on_progress(done * len(layers), len(queries) * len(layers))
     except FastPathUnavailable as reason:
-        warnings.warn(f"{adapter.name}: layer sweep runs in full ({reason})", stacklevel=2)
+        warnings.warn(f"{adapter.name}: layer sweep runs in full ({reason})", stacklevel=1)
         return _sweep_plain(adapter, queries, vectors, layers, budget, mode, scale, on_progress)
     return SweepResult(layers, patched, clean)
 
