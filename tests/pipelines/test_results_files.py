@@ -197,7 +197,9 @@ def test_load_run_refuses_a_folder_being_extended_or_stopped_part_way(runs, tmp_
     stopped = r"has not finished .it was stopped part-way.*: run its command again to complete it$"
     with pytest.raises(ConfigError, match=stopped):
         taskvec.load_run(folder.root)
-    with folder.lock(), pytest.raises(ConfigError, match="has not finished .a taskvec command is writing"):
+    # the command that is computing it refuses the same command until it ends: wait, not "run again"
+    computing = r"has not finished .a taskvec command is computing it now.: wait until it finishes"
+    with folder.lock(), pytest.raises(ConfigError, match=computing):
         taskvec.load_run(folder.root)
 
 

@@ -262,3 +262,30 @@ def test_a_run_given_a_model_in_memory_holds_its_folder_while_it_computes(tmp_pa
     pipeline.evaluate(config, out=out, adapter=model, show_progress=False)
     assert seen == ["running"] * len(config.seeds)
     assert RunFolder(out).state() == "complete"
+
+
+def test_an_analysis_holds_its_folder_while_it_computes(tmp_path, monkeypatch):
+    """``analyze(adapter, config, out)`` (the analysis stage of a reproduction calls it) took no
+    lock: a second command on the folder was not refused, and the folder read stopped."""
+    from helpers.tinyllm import tiny_llm
+
+    import taskvec.pipelines.analyze as pipeline
+
+    model = tiny_llm("llama")
+    out = tmp_path / "analysis"
+    config = pipeline.AnalysisConfig.create(
+        model=model.name, tasks=["food_color"], specs=["text-icl"], prompts=3, lens_prompts=2, layer=1
+    )
+    seen = []
+    collecting = pipeline.collect
+
+    def collect(*args, **kwargs):
+        seen.append(RunFolder(out).state())
+        with pytest.raises(FolderBusyError, match="in use by another taskvec command"), RunFolder(out).lock():
+            pass
+        return collecting(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "collect", collect)
+    pipeline.analyze(model, config, out, show_progress=False)
+    assert seen == ["running"]
+    assert RunFolder(out).state() == "complete"

@@ -34,10 +34,13 @@ def test_an_extended_run_drops_its_old_report(tmp_path):
     tables and report.md beside a complete status; its units and vectors stay for reuse."""
     folder = RunFolder(tmp_path / "run")
     folder.start({"experiment": {"seeds": [1]}}, "hash-1", lineage="same")
-    for part in ("tables/summary_paper.csv", "plots/val_curve.png", "report.md", "units/a__seed1.json"):
+    report = ["tables/summary_paper.csv", "plots/val_curve.png", "report.md", "report.html"]
+    report.append("report_context.json")
+    for part in [*report, "units/a__seed1.json"]:
         (folder.root / part).parent.mkdir(parents=True, exist_ok=True)
         (folder.root / part).write_text("seed 1")
     folder.finish(best_layer=12)
     folder.start({"experiment": {"seeds": [1, 2]}}, "hash-2", lineage="same")
-    assert not any((folder.root / part).exists() for part in ("tables", "plots", "report.md"))
+    # a reproduction's report.html and report_context.json stayed, with the old configuration's numbers
+    assert not any((folder.root / part).exists() for part in report)
     assert (folder.root / "units" / "a__seed1.json").read_text() == "seed 1"

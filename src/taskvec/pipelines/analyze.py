@@ -308,7 +308,33 @@ def analyze(
     a ``taskvec run`` chose, as ``run_layer_source`` says), else the layer where task tokens peak
     in the phase curves. With
     ``replace``, a folder holding another analysis is emptied rather than refused. ``shared``
-    lends the vectors' delimiter states from protocol runs of the same prompts (a reproduction's)."""
+    lends the vectors' delimiter states from protocol runs of the same prompts (a reproduction's).
+    The folder's lock is held throughout: another command on it is refused, and ``taskvec runs``
+    sees it running (a reproduction's analysis took none)."""
+    with current_ranks().folder_lock(RunFolder(out)):
+        return _analyze(
+            adapter,
+            config,
+            out,
+            run_layer,
+            run_layer_source,
+            show_progress=show_progress,
+            replace=replace,
+            shared=shared,
+        )
+
+
+def _analyze(
+    adapter: ModelAdapter,
+    config: AnalysisConfig,
+    out: str | Path,
+    run_layer: int | None,
+    run_layer_source: str,
+    show_progress: bool,
+    replace: bool,
+    shared: SharedWork | None,
+) -> AnalysisResult:
+    """``analyze``, the folder's lock held by the caller."""
     started = time.perf_counter()
     adapter = require_adapter(adapter, "analyze")
     # the model given names the analysis (or an alias of it does), or is refused
@@ -601,4 +627,6 @@ def run_analysis(
     # twice is refused before its model loads, not after
     with ranks.folder_lock(RunFolder(out)):
         adapter = adapter or load_model(config.model, load_options)
-        return analyze(adapter, config, out, run_layer=run_layer, run_layer_source=source)
+        return _analyze(
+            adapter, config, out, run_layer, source, show_progress=True, replace=False, shared=None
+        )

@@ -376,11 +376,12 @@ def load_run(folder: str | Path | RunFolder | RunResult, what: str = "results") 
     return frame
 
 
-#: what a run folder's state says of it to a reader of its results (``RunFolder.state``)
+#: what a run folder's state says of it to a reader of its results (``RunFolder.state``), and
+#: what the reader can do (a command that is writing it refuses the same command until it ends)
 _UNFINISHED = {
-    RUNNING: "a taskvec command is writing it now (resuming it, or extending it with more seeds)",
-    "stopped": "it was stopped part-way (killed or interrupted)",
-    "": "it has no status.json",
+    RUNNING: ("a taskvec command is computing it now", "wait until it finishes (taskvec runs: its state)"),
+    "stopped": ("it was stopped part-way (killed or interrupted)", "run its command again to complete it"),
+    "": ("it has no status.json", "run its command again to complete it"),
 }
 
 
@@ -389,10 +390,8 @@ def _refuse_unfinished(run: RunFolder) -> None:
     still holds the fewer seeds' results.json, and a stopped one may hold none."""
     state = run.state()
     if state != COMPLETE:
-        said = _UNFINISHED.get(state, f"its status says {state!r}")
-        raise ConfigError(
-            f"{run.root} is a run that has not finished ({said}): run its command again to complete it"
-        )
+        said, cure = _UNFINISHED.get(state, (f"its status says {state!r}", "run its command again"))
+        raise ConfigError(f"{run.root} is a run that has not finished ({said}): {cure}")
     if not run.path(RESULTS_FILE).is_file():
         raise ConfigError(
             f"{run.root} is a complete run that holds no results.json (one an older taskvec wrote): run "

@@ -377,10 +377,11 @@ class RunFolder:
             "or give the folder's options"
         )
 
-    #: what a run's report consists of, written after the folder is complete: an extended run's
-    #: old report goes, so a kill between "complete" and its new report leaves none, not the old
-    #: configuration's numbers beside a complete status (the same command writes it again)
-    REPORT_PARTS = ("report.md", "tables", "plots")
+    #: what a run's (or a reproduction's) report consists of, written after the folder is
+    #: complete: an extended folder's old report goes, so a kill between "complete" and its new
+    #: report leaves none, not the old configuration's numbers beside a complete status (the same
+    #: command writes it again). A reproduction's report.html and report_context.json stayed.
+    REPORT_PARTS = ("report.md", "report.html", "report_context.json", "tables", "plots")
 
     def _drop_report(self) -> None:
         for name in self.REPORT_PARTS:
