@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import re
+import signal
 import sys
 import time
 import warnings
@@ -57,11 +59,12 @@ class _Commands(TyperGroup):
             if out_of_memory is None:
                 raise
             _fail(out_of_memory)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stopped:
             command = getattr(_RESOLVED.get(_COMMAND), "name", "")
             again = " run the same command again to resume where it stopped" if command in _RESUMABLE else ""
-            console.print(f"[bold yellow]interrupted[/]{';' if again else ''}{again}", highlight=False)
-            raise typer.Exit(code=130) from None
+            said = "terminated (SIGTERM)" if isinstance(stopped, Terminated) else "interrupted"
+            console.print(f"[bold yellow]{said}[/]{';' if again else ''}{again}", highlight=False)
+            raise typer.Exit(code=143 if isinstance(stopped, Terminated) else 130) from None
 
     def format_help(self, ctx, formatter):
         _quiet_flags(self, ctx)  # the group's own --help, as its commands'
@@ -81,7 +84,19 @@ class _Commands(TyperGroup):
 
 
 _COMMAND = "command"
-_RESUMABLE = ("run", "reproduce")  # commands whose finished work a rerun keeps
+_RESUMABLE = ("run", "reproduce", "analyze")  # commands whose finished work a rerun keeps
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler ending a job, ``kill``, a launcher stopping its ranks), raised where
+    the command is, as Ctrl-C is: the folder's lock is let go and what a half-done step left is
+    tidied, the finished work kept, and the command says so. It ended the process silently."""
+
+
+def _terminate(_signal: int, _frame) -> None:
+    raise Terminated()
+
+
 _RESOLVED: dict = {}  # the command being run, for error messages that name its flags
 _NUMBER = re.compile(r"-\d+(\.\d*)?")
 
@@ -663,8 +678,9 @@ def list_run_folders(
 ) -> None:
     """List the run folders under a folder: state, what ran, and each method's test score.
 
-    A reproduction's runs are listed too; a stopped run resumes with the command that started it."""
-    from taskvec.pipelines.results import LISTED_METHODS, list_runs
+    A reproduction's runs are listed too, and under the table each reproduction's and analysis's
+    own state; a stopped run resumes with the command that started it."""
+    from taskvec.pipelines.results import LISTED_METHODS, list_other_work, list_runs
 
     try:
         frame = list_runs(root, metric)
@@ -673,13 +689,15 @@ def list_run_folders(
         return
     if frame.empty:
         console.print(f"no taskvec run folder under {root}")
-        return
-    table = Table(title=f"runs under {root}: test scores by {metric}, the mean over tasks")
-    for column in frame.columns:
-        table.add_column(column, justify="right" if column in LISTED_METHODS else "left")
-    for row in frame.itertuples(index=False):
-        table.add_row(*[_cell(value) for value in row])
-    _print_table(table)
+    else:
+        table = Table(title=f"runs under {root}: test scores by {metric}, the mean over tasks")
+        for column in frame.columns:
+            table.add_column(column, justify="right" if column in LISTED_METHODS else "left")
+        for row in frame.itertuples(index=False):
+            table.add_row(*[_cell(value) for value in row])
+        _print_table(table)
+    for where, kind, state in list_other_work(root):  # their runs (if any) do not say how they stand
+        console.print(f"{kind} folder {escape(where)}: {state}", highlight=False)
 
 
 def _cell(value) -> str:
@@ -1071,6 +1089,8 @@ def _suite_builder():
 def main() -> None:
     """The ``taskvec`` command: the app, its warnings shown as one line each."""
     warnings.showwarning = _show_warning
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # a launcher's rank ends at once, as it did: its
+        signal.signal(signal.SIGTERM, _terminate)  # peers may wait in a collective that never returns
     app(prog_name="taskvec")
 
 

@@ -53,12 +53,14 @@ def test_the_runs_layer_comes_from_its_checked_results_not_its_status(run_of_a_t
 
 def test_a_task_file_typed_relative_is_found_where_the_run_recorded_it(run_of_a_task_file):
     run, path = run_of_a_task_file
+    _complete(run, 21)
     config, _ = from_run_folder(run)
     assert config.tasks == [str(path), "food_color"] and config.seed == 2
 
 
 def test_a_task_file_that_moved_is_refused_with_what_to_do(run_of_a_task_file, tmp_path):
     run, path = run_of_a_task_file
+    _complete(run, 21)
     path.rename(tmp_path / "moved.json")
     with pytest.raises(
         ConfigError, match=r"task file tiny_food.json of the run .* is not there \(moved\?\); .*--tasks"
@@ -130,3 +132,22 @@ def test_analyze_of_a_run_loads_the_model_in_the_runs_dtype(run_of_a_task_file, 
     CliRunner().invoke(app, ["analyze", "--run", str(run)])
     CliRunner().invoke(app, ["analyze", "--run", str(run), "--dtype", "float32"])
     assert seen == ["bfloat16", "float32"]
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        ({"state": "running"}, r"stopped part-way .*: run its command again to complete it; or give"),
+        ({}, r"has not finished \(it has no status.json\).*; or give the analysis its layer \(--layer\)"),
+    ],
+)
+def test_a_run_that_has_not_finished_is_refused_unless_the_layer_is_given(run_of_a_task_file, status, said):
+    """``analyze --run`` of a run still computing or stopped part-way went on at a layer of its
+    own (the task phase's peak), silently: the run had chosen none yet."""
+    run, _path = run_of_a_task_file
+    if status:
+        (run / "status.json").write_text(json.dumps(status))  # running, no command holds it: stopped
+    with pytest.raises(ConfigError, match=said):
+        from_run_folder(run)
+    config, layer = from_run_folder(run, layer=3)
+    assert config.layer == 3 and layer is None

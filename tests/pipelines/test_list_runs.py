@@ -136,3 +136,27 @@ def test_a_listed_score_is_rounded_once_where_it_is_shown():
     from taskvec.cli import _cell
 
     assert _cell(4 / 21) == "0.19" and _cell(0.365) == f"{0.365:.2f}" and _cell(None) == ""
+
+
+def test_a_reproduction_and_an_analysis_say_how_they_stand_under_the_runs(tmp_path):
+    """``taskvec runs`` on a reproduction listed its runs, all complete, and nothing else: a
+    reproduction killed in its later stages (ensembling, conflict, analyses) looked finished."""
+    reproduction = RunFolder(tmp_path / "rep")
+    reproduction.start({"reproduce": {"styles": ["noto"]}, "model": {}}, "rep")  # running, no holder
+    run = RunFolder(tmp_path / "rep" / "conditions" / "text-icl__text")
+    run.start({"experiment": {"model": "m"}}, "run")
+    run.finish(best_layer=1)
+    analysis = RunFolder(tmp_path / "rep" / "analysis")
+    analysis.start({"analysis": {"model": "m"}}, "analysis")
+    analysis.finish()
+    result = CliRunner().invoke(app, ["runs", str(tmp_path)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    said = result.output.splitlines()
+    assert (
+        "reproduction folder rep: stopped part-way (killed or interrupted): the same command resumes it"
+        in said
+    )
+    assert "analysis folder rep/analysis: complete" in said
+    with reproduction.lock():  # a command computing it
+        said = CliRunner().invoke(app, ["runs", str(tmp_path / "rep")], env={"COLUMNS": "250"}).output
+    assert "reproduction folder rep: running (a taskvec command is computing it)" in said.splitlines()

@@ -224,3 +224,40 @@ def test_a_reproduction_of_a_model_in_memory_takes_that_models_template():
     assert ReproduceConfig.create().named_after("embedded-vlm-gemma3").template == "spaced"
     assert ReproduceConfig.create(template="spaced").named_after("my-llava").template == "spaced"
     assert ReproduceConfig.create(quick=True).named_after("my-llava").template == "paper"
+
+
+#: a command that is sent SIGTERM while it works (a scheduler ending the job, ``kill``)
+TERMINATED = """
+import os, signal, sys, time
+import taskvec.pipelines.results as results
+
+def working(*_args, **_kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(60)
+
+results.list_runs = working
+sys.argv = ["taskvec", "runs", sys.argv[1]]
+from taskvec.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("launcher", [False, True])
+def test_sigterm_ends_a_command_in_one_line_as_ctrl_c_does(tmp_path, launcher):
+    """SIGTERM ended a command silently (exit -15), its lock and half-done step left to the OS;
+    it now unwinds as Ctrl-C does and says so (exit 143). A launcher's rank keeps the default (its
+    peers may wait in a collective that a Python handler would never leave)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "WORLD_SIZE": "2" if launcher else "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", TERMINATED, str(tmp_path)], capture_output=True, text=True, env=env, timeout=99
+    )
+    if launcher:
+        assert done.returncode == -signal.SIGTERM
+    else:
+        assert done.returncode == 143, done.stderr[-2000:]
+        assert "terminated (SIGTERM)" in done.stdout + done.stderr and "Traceback" not in done.stderr

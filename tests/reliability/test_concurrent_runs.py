@@ -289,3 +289,32 @@ def test_an_analysis_holds_its_folder_while_it_computes(tmp_path, monkeypatch):
     pipeline.analyze(model, config, out, show_progress=False)
     assert seen == ["running"]
     assert RunFolder(out).state() == "complete"
+
+
+def test_a_reader_looking_at_a_folder_does_not_refuse_the_command_that_writes_it(tmp_path):
+    """``taskvec runs`` and ``load_run`` take a running folder's lock for a moment to see whether a
+    command holds it; a command that tried to take it at that moment was refused ("in use by
+    another taskvec command") with no other command running. It waits out a look now."""
+    import threading
+
+    import filelock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "status.json").write_text('{"state": "running"}')  # what makes a reader look
+    looking, looked = threading.Event(), threading.Event()
+
+    def look() -> None:  # a reader's look (the OS lock, taken at once), held while the command meets it
+        with filelock.FileLock(out / ".taskvec.lock", timeout=0):
+            looking.set()
+            looked.wait(timeout=60)
+
+    reader = threading.Thread(target=look)
+    reader.start()
+    looking.wait(timeout=60)
+    threading.Timer(0.2, looked.set).start()
+    with RunFolder(out).lock():  # the command: waits for the look to end
+        pass
+    reader.join()
+    with RunFolder(out).lock(), pytest.raises(FolderBusyError):  # a command's hold still refuses
+        RunFolder(out).check_not_busy()

@@ -60,7 +60,7 @@ from taskvec.models.registry import (
 from taskvec.models.shared_work import SharedWork
 from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
-from taskvec.pipelines.results import checked_results
+from taskvec.pipelines.results import checked_results, unfinished
 from taskvec.prompts.template import PromptTemplate, get_template
 from taskvec.storage.run_folder import RunFolder, text_checksum, write_atomic, write_json
 from taskvec.tasks.images import DEFAULT_STYLE, Style
@@ -186,6 +186,9 @@ def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int |
     options.update({k: v for k, v in overrides.items() if v is not None})
     if overrides.get("tasks") is None:
         options["tasks"] = _run_task_files(folder, options["tasks"], recorded.get("tasks", {}))
+    if (why := unfinished(folder)) is not None and overrides.get("layer") is None:
+        # its layer is not chosen yet: the analysis would take its own default, unsaid
+        raise ConfigError(f"{why}; or give the analysis its layer (--layer)")
     best = checked_results(folder)["chosen_layer"] if folder.is_complete() else None
     # the run chose its layer for its own model, tasks and template: of another model, of tasks it
     # did not run, or under another template (the delimiter token the vector is read at may

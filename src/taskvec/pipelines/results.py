@@ -31,6 +31,7 @@ from taskvec.storage.run_folder import (
     COMPLETE,
     RUNNING,
     RunFolder,
+    folders_of_kind,
     runs_under,
     seal_holds,
     sealed,
@@ -385,13 +386,21 @@ _UNFINISHED = {
 }
 
 
+def unfinished(run: RunFolder) -> str | None:
+    """Why a run folder's results are not yet its run's, and what to do (None where it is
+    complete): running, stopped part-way, or never started."""
+    state = run.state()
+    if state == COMPLETE:
+        return None
+    said, cure = _UNFINISHED.get(state, (f"its status says {state!r}", "run its command again"))
+    return f"{run.root} is a run that has not finished ({said}): {cure}"
+
+
 def _refuse_unfinished(run: RunFolder) -> None:
     """A folder whose results are not its run's, complete: one being extended with more seeds
     still holds the fewer seeds' results.json, and a stopped one may hold none."""
-    state = run.state()
-    if state != COMPLETE:
-        said, cure = _UNFINISHED.get(state, (f"its status says {state!r}", "run its command again"))
-        raise ConfigError(f"{run.root} is a run that has not finished ({said}): {cure}")
+    if (why := unfinished(run)) is not None:
+        raise ConfigError(why)
     if not run.path(RESULTS_FILE).is_file():
         raise ConfigError(
             f"{run.root} is a complete run that holds no results.json (one an older taskvec wrote): run "
@@ -462,6 +471,30 @@ def list_runs(root: str | Path = "runs", metric: str = "paper") -> pd.DataFrame:
     rows = [_listed(RunFolder(path), root, metric) for path in runs_under(root, damaged=True)]
     frame = pd.DataFrame(rows, columns=[*_LISTED_COLUMNS, *LISTED_METHODS])
     return frame.astype({"warnings": "Int64"})  # a count; missing where unknown (unfinished, older)
+
+
+#: a reproduction's or an analysis's state as ``taskvec runs`` says it under its table
+_WORK_STATES = {
+    COMPLETE: "complete",
+    RUNNING: "running (a taskvec command is computing it)",
+    "stopped": "stopped part-way (killed or interrupted): the same command resumes it",
+    "": "not started (no status.json)",
+}
+
+
+def list_other_work(root: str | Path = "runs") -> list[tuple[str, str, str]]:
+    """The reproductions and analyses under ``root`` (or ``root`` itself), which ``list_runs``
+    does not list (they are not runs): ``(folder, kind, state)`` each, the folder relative to
+    ``root``. A reproduction whose runs are all complete may still be computing (or stopped in) its
+    later stages: its runs alone did not say."""
+    root = Path(root)
+    listed = []
+    for path in folders_of_kind(root, ("reproduction", "analysis")):
+        folder = RunFolder(path)
+        state = folder.state()
+        where = str(path.relative_to(root)) if path != root else path.name
+        listed.append((where, folder.kind(), _WORK_STATES.get(state, state)))
+    return listed
 
 
 _LISTED_COLUMNS = [

@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +33,10 @@ from taskvec.errors import ConfigError, FolderBusyError, StorageError, storage_e
 
 RUNNING, COMPLETE = "running", "complete"
 LOCK_NAME = ".taskvec.lock"
+#: seconds a command waits for a folder's lock that a reader holds: ``RunFolder.state`` (``taskvec
+#: runs``, ``load_run``) takes it for microseconds to see whether a command does, and a command
+#: that found it taken at that moment was refused, as if another command were writing the folder
+READERS_GRACE = 1.0
 #: what wrote a folder, by the key its config.json records that command's options under
 FOLDER_KINDS = {"experiment": "run", "reproduce": "reproduction", "analysis": "analysis"}
 
@@ -123,8 +127,10 @@ def check_writable(root: Path) -> None:
 class FolderLock:
     """One writer per folder: an exclusive OS lock on ``<folder>/.taskvec.lock``.
 
-    ``with FolderLock(root):`` refuses at once (``FolderBusyError``) if another process holds it;
-    ``wait`` seconds waits that long first (``None``: as long as it takes). The lock is released
+    ``with FolderLock(root):`` refuses (``FolderBusyError``) if another process holds it once a
+    reader's look would have ended (``READERS_GRACE``); ``wait`` seconds waits that long more
+    (``None``: as long as it takes); a reader's own look (``readers_grace=False``) does not wait.
+    The lock is released
     on exit and by the OS when its holder dies; the lock file itself stays (deleting it would let
     two processes lock two different files), except where this lock made it and nothing else was
     written beside it (a command refused after it took the lock): the lock file goes again, and so
@@ -132,11 +138,12 @@ class FolderLock:
     re-entered by the thread that holds it; any other ``FolderLock`` of the folder, even in this
     process, is refused."""
 
-    def __init__(self, root: str | Path, wait: float | None = 0):
+    def __init__(self, root: str | Path, wait: float | None = 0, readers_grace: bool = True):
         self.root = Path(root)
         self.path = self.root / LOCK_NAME
         self.wait = wait
-        self._lock = filelock.FileLock(self.path, timeout=-1 if wait is None else wait)
+        grace = READERS_GRACE if readers_grace else 0.0
+        self._lock = filelock.FileLock(self.path, timeout=-1 if wait is None else wait + grace)
         # what the first (holding) entry made: the lock file, and the folders for it, innermost first
         self._made_lock_file = False
         self._made_folders: list[Path] = []
@@ -208,9 +215,9 @@ class RunFolder:
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
 
-    def lock(self, wait: float | None = 0) -> FolderLock:
+    def lock(self, wait: float | None = 0, readers_grace: bool = True) -> FolderLock:
         """The folder's writer lock (``with folder.lock(): ...``); see ``FolderLock``."""
-        return FolderLock(self.root, wait)
+        return FolderLock(self.root, wait, readers_grace)
 
     # --- state -----------------------------------------------------------------------------
     def config(self) -> dict:
@@ -259,12 +266,12 @@ class RunFolder:
             return False
         return _read_json(self.config_path).get("config_hash") == config_hash
 
-    def check_not_busy(self) -> None:
-        """Refuse at once a folder another taskvec command is writing (it holds the lock), before
-        a model loads for nothing; the lock is taken and given back (the command takes it again to
+    def check_not_busy(self, readers_grace: bool = True) -> None:
+        """Refuse a folder another taskvec command is writing (it holds the lock), before a model
+        loads for nothing; the lock is taken and given back (the command takes it again to
         write). Under a launcher only rank 0 may ask: it is the one that holds the lock."""
         if (self.root / LOCK_NAME).is_file():
-            with self.lock():
+            with self.lock(readers_grace=readers_grace):
                 pass
 
     def state(self) -> str:
@@ -276,7 +283,7 @@ class RunFolder:
         if state != RUNNING:
             return state
         try:  # no lock file: no command holds it (one takes it before it starts)
-            self.check_not_busy()
+            self.check_not_busy(readers_grace=False)  # a look: a command holding it holds it on
         except FolderBusyError:
             return RUNNING
         except (StorageError, OSError):
@@ -538,6 +545,15 @@ def runs_under(root: str | Path, damaged: bool = False) -> list[Path]:
         return [root]
     found = (path.parent for path in root.rglob("config.json"))
     return sorted(path for path in found if _is_run(path) or (damaged and _config_damaged(path)))
+
+
+def folders_of_kind(root: str | Path, kinds: Collection[str]) -> list[Path]:
+    """``root`` and every folder under it that a command of ``kinds`` wrote (``RunFolder.kind``),
+    in path order."""
+    root = Path(root)
+    found = [root] if (root / "config.json").is_file() else []
+    found += sorted(path.parent for path in root.rglob("*/config.json"))
+    return [path for path in found if RunFolder(path).kind() in kinds]
 
 
 def _is_run(path: Path) -> bool:
