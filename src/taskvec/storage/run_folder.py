@@ -130,13 +130,12 @@ class FolderLock:
     ``with FolderLock(root):`` refuses (``FolderBusyError``) if another process holds it once a
     reader's look would have ended (``READERS_GRACE``); ``wait`` seconds waits that long more
     (``None``: as long as it takes); a reader's own look (``readers_grace=False``) does not wait.
-    The lock is released
-    on exit and by the OS when its holder dies; the lock file itself stays (deleting it would let
-    two processes lock two different files), except where this lock made it and nothing else was
-    written beside it (a command refused after it took the lock): the lock file goes again, and so
-    do the folders it made for it, as if the command had never run. The same object may be
-    re-entered by the thread that holds it; any other ``FolderLock`` of the folder, even in this
-    process, is refused."""
+    The lock is released on exit and by the OS when its holder dies; the lock file itself stays
+    (deleting it would let two processes lock two different files), except where this lock made
+    it and nothing else was written beside it (a command refused after it took the lock): the
+    lock file goes again, and so do the folders it made for it, as if the command had never run.
+    The same object may be re-entered by the thread that holds it; any other ``FolderLock`` of the
+    folder, even in this process, is refused."""
 
     def __init__(self, root: str | Path, wait: float | None = 0, readers_grace: bool = True):
         self.root = Path(root)
