@@ -137,13 +137,32 @@ def test_the_head_is_restored_after_the_block_even_on_error():
 
 def test_an_unread_head_computes_nothing_and_is_restored():
     head = linear_head()
-    calls = []
-    head.register_forward_hook(lambda _m, args, _out: calls.append(args[0].shape))
     hidden = torch.randn(2, 5, 64)
     with unread_head(head):
         placeholder = head(hidden)
         assert placeholder.shape == (2, 5, 1) and not placeholder.any()
     assert torch.equal(head(hidden), F.linear(hidden, head.weight, head.bias))
+
+
+def test_a_head_with_forward_hooks_computes_its_logits_for_them():
+    """A researcher's hook on the head reads (or biases) its logits: under ``unread_head`` it was
+    handed the placeholder, and under ``greedy_head`` its bias was skipped."""
+    head = linear_head()
+    seen = []
+
+    def bias(_module, _args, logits: torch.Tensor) -> torch.Tensor:
+        seen.append(logits.shape)
+        return logits + 1e4 * (torch.arange(logits.shape[-1]) == 7)
+
+    head.register_forward_hook(bias)
+    hidden = torch.randn(2, 5, 64)
+    with unread_head(head):
+        head(hidden)
+    with greedy_head(head) as reader:
+        head(hidden)
+    assert seen == [(2, 5, 3000)] * 2
+    assert torch.equal(reader.last(), torch.full((2, 5), 7))
+    assert "forward" not in vars(head) and len(head._forward_hooks) == 1  # ours removed, theirs kept
 
 
 def test_a_watcher_sees_every_row_the_head_computes_logits_for_and_by_which_path():
