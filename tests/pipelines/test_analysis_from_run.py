@@ -141,13 +141,24 @@ def test_analyze_of_a_run_loads_the_model_in_the_runs_dtype(run_of_a_task_file, 
         ({}, r"has not finished \(it has no status.json\).*; or give the analysis its layer \(--layer\)"),
     ],
 )
-def test_a_run_that_has_not_finished_is_refused_unless_the_layer_is_given(run_of_a_task_file, status, said):
+def test_a_run_that_has_not_finished_is_refused_unless_the_layer_is_given(
+    run_of_a_task_file, status, said, monkeypatch
+):
     """``analyze --run`` of a run still computing or stopped part-way went on at a layer of its
-    own (the task phase's peak), silently: the run had chosen none yet."""
+    own (the task phase's peak), silently: the run had chosen none yet. Refused before the model
+    loads."""
+    from taskvec.pipelines import analyze as pipeline
+
     run, _path = run_of_a_task_file
     if status:
         (run / "status.json").write_text(json.dumps(status))  # running, no command holds it: stopped
+
+    def loading(*_args, **_kwargs):
+        raise LookupError("the model loads")
+
+    monkeypatch.setattr(pipeline, "load_model", loading)
+    monkeypatch.setattr(pipeline, "fingerprint_before_loading", lambda *_args: None)
     with pytest.raises(ConfigError, match=said):
-        from_run_folder(run)
-    config, layer = from_run_folder(run, layer=3)
-    assert config.layer == 3 and layer is None
+        pipeline.run_analysis(run)
+    with pytest.raises(LookupError, match="the model loads"):  # given its layer, it goes on
+        pipeline.run_analysis(run, layer=3)

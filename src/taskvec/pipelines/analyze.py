@@ -186,9 +186,6 @@ def from_run_folder(run: str | Path, **overrides) -> tuple[AnalysisConfig, int |
     options.update({k: v for k, v in overrides.items() if v is not None})
     if overrides.get("tasks") is None:
         options["tasks"] = _run_task_files(folder, options["tasks"], recorded.get("tasks", {}))
-    if (why := unfinished(folder)) is not None and overrides.get("layer") is None:
-        # its layer is not chosen yet: the analysis would take its own default, unsaid
-        raise ConfigError(f"{why}; or give the analysis its layer (--layer)")
     best = checked_results(folder)["chosen_layer"] if folder.is_complete() else None
     # the run chose its layer for its own model, tasks and template: of another model, of tasks it
     # did not run, or under another template (the delimiter token the vector is read at may
@@ -610,6 +607,9 @@ def run_analysis(
         config, run_layer, source = AnalysisConfig.create(**options), None, LAYER_OF_RUN
     if adapter is not None:  # before a folder is named or made: a run of another model is refused
         config = config.named_after(adapter.name, names_of(adapter.name))
+    if run is not None and config.layer is None and (why := unfinished(RunFolder(run))) is not None:
+        # its layer is not chosen yet: the analysis took a layer of its own, unsaid
+        raise ConfigError(f"{why}; or give the analysis its layer (--layer)")
     out = out or (Path(run) / "analysis" if run is not None else default_analysis_dir(config))
     ranks = current_ranks()
     ranks.check_folder(RunFolder(out))
