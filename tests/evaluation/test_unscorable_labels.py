@@ -54,6 +54,8 @@ def test_a_label_longer_than_the_answer_budget_is_named(tmp_path):
         [{**item, "output": "ab"} for item in ITEMS[:5]] + [ITEMS[5] | {"output": "long"}],
     )
     assert "1 of 6 labels take more than the 3 answer tokens" in said and "'long', 4 tokens" in said
+    # what to do, said to the end (the sentence stopped at "a longer answer budget ... would")
+    assert said.endswith("an answer budget of 4 tokens (--answer-tokens) would credit them")
 
 
 def test_labels_every_metric_can_credit_say_nothing(tmp_path):

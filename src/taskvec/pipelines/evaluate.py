@@ -327,7 +327,8 @@ def check_answers_scorable(adapter: ModelAdapter, tasks: list[Task], config: Exp
                 f"task {task.name!r}: {len(long)} of {len(items)} labels take more than the "
                 f"{config.answer_tokens} answer tokens under {adapter.name} (e.g. {long[0][0]!r}, "
                 f"{long[0][1]} tokens): whole_label and exact cannot credit them, in the model's answers "
-                "or the baselines'; a longer answer budget (answer_tokens) would",
+                f"or the baselines'; an answer budget of {max(count for _, count in long)} tokens "
+                "(--answer-tokens) would credit them",
                 UnscorableLabelsWarning,
                 stacklevel=2,
             )
