@@ -1,6 +1,7 @@
 """``import taskvec`` and the ``taskvec`` command's help pages, ``tasks`` and ``runs`` import neither
 torch nor transformers: a public name of the package is imported when it is first read. (They
-took 3.6 s on a 2-core machine each time, most of it importing torch; now about 0.6 s.)"""
+took 2.3-2.5 s each on a 2-core machine, most of it importing torch; now 0.3-0.6 s:
+docs/benchmarks.md.)"""
 
 from __future__ import annotations
 
