@@ -60,6 +60,11 @@ def test_every_public_name_is_there_when_read():
         value = getattr(taskvec, name)
         assert value.__name__ == name and value.__module__.startswith("taskvec.")
     assert set(taskvec.__all__) <= set(dir(taskvec))
+    # a module read as an attribute is there, as the eager imports made it (``except
+    # taskvec.errors.ConfigError`` before any public name was read)
+    module = "import taskvec; print(taskvec.errors.ConfigError.__name__, taskvec.config.DEFAULT_MODEL)"
+    done = subprocess.run([sys.executable, "-c", module], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["ConfigError", "smollm2-135m"]
     with pytest.raises(AttributeError, match="no attribute 'load_modle'"):
         taskvec.load_modle  # noqa: B018  (a typo is an AttributeError, as for any module)
 

@@ -21,6 +21,7 @@ floor writes what a reader reads of them (``taskvec.report.tables.write_run_repo
 __version__ = "0.1.0"
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -84,9 +85,12 @@ __all__ = [
 def __getattr__(name: str):
     """A public name, imported on first use: ``import taskvec`` (and so the ``taskvec`` command's
     ``--help``, ``tasks``, ``runs``) does not pay for torch and transformers until a name needs
-    them."""
+    them. A subpackage or module read as an attribute (``taskvec.errors``) is imported too, as the
+    eager imports did."""
     home = _HOMES.get(name)
     if home is None:
+        if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            return importlib.import_module(f"{__name__}.{name}")  # ``taskvec.errors.ConfigError``
         raise AttributeError(f"module 'taskvec' has no attribute {name!r}")
     value = getattr(importlib.import_module(home), name)
     globals()[name] = value  # read once: later reads are plain attribute reads

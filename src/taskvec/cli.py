@@ -1089,8 +1089,10 @@ def _suite_builder():
 def main() -> None:
     """The ``taskvec`` command: the app, its warnings shown as one line each."""
     warnings.showwarning = _show_warning
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # a launcher's rank ends at once, as it did: its
-        signal.signal(signal.SIGTERM, _terminate)  # peers may wait in a collective that never returns
+    # a launcher's rank (WORLD_SIZE read as ``pipelines.ranks`` reads it) keeps the default and
+    # ends at once, as it did: its peers may wait in a collective that a handler would never leave
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) == 1:
+        signal.signal(signal.SIGTERM, _terminate)
     app(prog_name="taskvec")
 
 

@@ -70,3 +70,37 @@ def test_a_forward_hook_on_the_head_is_honoured_by_answers_sweeps_and_extraction
         handle.remove()
     assert set(read) == {model.vocab_size}
     assert taskvec.generate(model, queries, max_new_tokens=1) != [forced] * 3  # the hook was the cause
+
+
+def test_a_logit_lens_decoding_in_another_thread_waits_for_an_answer_in_progress():
+    """``lens_top1`` swapped in the head's placeholder forward before it took the lock: landing in
+    another thread's answer, both calls failed and the head returned width-1 logits for good."""
+    import time
+
+    from taskvec.analysis import top1_decodings
+    from taskvec.vectors.extract import last_token_states
+
+    model = tiny_llm("llama")
+    queries = text_queries(4)
+    states = last_token_states(model, queries)
+    alone = (taskvec.generate(model, queries, max_new_tokens=3), top1_decodings(model, states, [0, 1]))
+    entered = threading.Event()
+
+    def slow_first_layer(_module, _args):  # a researcher's probe: the answer's forward takes a while
+        entered.set()
+        time.sleep(0.3)
+
+    handle = model.layers[0].register_forward_pre_hook(slow_first_layer)
+    answers: list = []
+    answering = threading.Thread(
+        target=lambda: answers.append(taskvec.generate(model, queries, max_new_tokens=3))
+    )
+    try:
+        answering.start()
+        entered.wait(timeout=60)
+        decoded = top1_decodings(model, states, [0, 1])  # meets the answer in progress
+        answering.join()
+    finally:
+        handle.remove()
+    assert answers == [alone[0]] and decoded.equals(alone[1])
+    assert "forward" not in model.unembedding().__dict__

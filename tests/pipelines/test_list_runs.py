@@ -158,3 +158,15 @@ def test_a_reproduction_and_an_analysis_say_how_they_stand_under_the_runs(tmp_pa
     with reproduction.lock():  # a command computing it
         said = " ".join(CliRunner().invoke(app, ["runs", str(tmp_path / "rep")]).output.split())
     assert "reproduction folder rep: running (a taskvec command is computing it)" in said
+
+
+def test_a_reproduction_whose_status_is_damaged_is_listed_as_damaged_beside_the_others(tmp_path):
+    for name in ("broken", "whole"):
+        RunFolder(tmp_path / name).start({"reproduce": {"styles": ["noto"]}, "model": {}}, name)
+        RunFolder(tmp_path / name).finish()
+    (tmp_path / "broken" / "status.json").write_text('{"state": "comp')  # cut short
+    result = CliRunner().invoke(app, ["runs", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "reproduction folder broken: damaged (status.json does not parse)" in said
+    assert "reproduction folder whole: complete" in said

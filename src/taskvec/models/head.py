@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from taskvec.models.adapter import COMPUTING
+
 #: how many times the rounding bound of a bfloat16 logit the screen allows for
 SAFETY = 2.0
 #: relative error of a float32 result that bfloat16 rounds (2^-8) or truncates (2^-7)
@@ -74,6 +76,12 @@ def greedy_head(head: nn.Module) -> Iterator[GreedyReader]:
     forward hooks (a researcher's logit bias, a probe reading the logits) runs as it is, and the
     ids are the argmax of what its hooks return: with its forward replaced, they were skipped (or
     indexed the placeholder)."""
+    with COMPUTING:  # the head's forward is shared: another thread's call must not meet this one's
+        yield from _greedy(head)
+
+
+def _greedy(head: nn.Module) -> Iterator[GreedyReader]:
+    """``greedy_head``'s block, ``COMPUTING`` held."""
     reader = GreedyReader()
     if head._forward_hooks:
         with _reading_hooked(head, reader):
@@ -116,15 +124,16 @@ def unread_head(head: nn.Module) -> Iterator[None]:
     262k-token unembedding would be the largest cost and nobody reads it. A head with forward
     hooks computes its logits as usual: its hooks read them (a hook indexing the vocabulary failed
     on the placeholder)."""
-    if head._forward_hooks:
-        yield
-        return
+    with COMPUTING:  # as in ``greedy_head``
+        if head._forward_hooks:
+            yield
+            return
 
-    def forward(hidden: torch.Tensor) -> torch.Tensor:
-        return hidden.new_zeros(*hidden.shape[:-1], 1)
+        def forward(hidden: torch.Tensor) -> torch.Tensor:
+            return hidden.new_zeros(*hidden.shape[:-1], 1)
 
-    with _forward_replaced(head, forward):
-        yield
+        with _forward_replaced(head, forward):
+            yield
 
 
 #: how the head handled a row: inside ``greedy_head``, ``"screened"`` by its bfloat16 screen (and

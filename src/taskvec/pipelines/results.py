@@ -491,9 +491,12 @@ def list_other_work(root: str | Path = "runs") -> list[tuple[str, str, str]]:
     listed = []
     for path in folders_of_kind(root, ("reproduction", "analysis")):
         folder = RunFolder(path)
-        state = folder.state()
+        try:
+            state = _WORK_STATES.get(folder.state(), folder.state())
+        except ConfigError:  # listed as damaged, beside the others, as list_runs lists a run
+            state = f"damaged ({folder.status_path.name} does not parse)"
         where = str(path.relative_to(root)) if path != root else path.name
-        listed.append((where, folder.kind(), _WORK_STATES.get(state, state)))
+        listed.append((where, folder.kind(), state))
     return listed
 
 
