@@ -415,11 +415,12 @@ def given_model(model, caller: str) -> ModelAdapter | None:
     return None if model is None else require_adapter(model, caller)
 
 
-#: held by every computation on a model (``model_call``, ``ModelAdapter.logit_lens``): they put
-#: hooks on shared modules and replace the LM head's forward for their duration, so two threads at
-#: once read each other's patches and restore each other's head (silently wrong answers, then a
-#: head that returns width-1 placeholders for good). Calls from several threads take turns; for
-#: parallel work, use processes (``torchrun``, docs/scaling-out.md).
+#: held by every computation on a model (``model_call``, ``ModelAdapter.logit_lens``, and
+#: ``models.head``'s ``greedy_head`` and ``unread_head``): they put hooks on shared modules and
+#: replace the LM head's forward for their duration, so two threads at once read each other's
+#: patches and restore each other's head (silently wrong answers, then a head that returns
+#: width-1 placeholders for good). Calls from several threads take turns; for parallel work, use
+#: processes (``torchrun``, docs/scaling-out.md).
 COMPUTING = threading.RLock()
 
 
