@@ -492,7 +492,8 @@ def list_other_work(root: str | Path = "runs") -> list[tuple[str, str, str]]:
     for path in folders_of_kind(root, ("reproduction", "analysis")):
         folder = RunFolder(path)
         try:
-            state = _WORK_STATES.get(folder.state(), folder.state())
+            state = folder.state()  # once: each look tries the folder's lock
+            state = _WORK_STATES.get(state, state)
         except ConfigError:  # listed as damaged, beside the others, as list_runs lists a run
             state = f"damaged ({folder.status_path.name} does not parse)"
         where = str(path.relative_to(root)) if path != root else path.name

@@ -542,17 +542,18 @@ def runs_under(root: str | Path, damaged: bool = False) -> list[Path]:
     root = Path(root)
     if RunFolder(root).kind() == "run":
         return [root]
-    found = (path.parent for path in root.rglob("config.json"))
-    return sorted(path for path in found if _is_run(path) or (damaged and _config_damaged(path)))
+    return [path for path in _with_config(root) if _is_run(path) or (damaged and _config_damaged(path))]
 
 
 def folders_of_kind(root: str | Path, kinds: Collection[str]) -> list[Path]:
     """``root`` and every folder under it that a command of ``kinds`` wrote (``RunFolder.kind``),
     in path order."""
-    root = Path(root)
-    found = [root] if (root / "config.json").is_file() else []
-    found += sorted(path.parent for path in root.rglob("*/config.json"))
-    return [path for path in found if RunFolder(path).kind() in kinds]
+    return [path for path in _with_config(Path(root)) if RunFolder(path).kind() in kinds]
+
+
+def _with_config(root: Path) -> list[Path]:
+    """``root`` and the folders under it that hold a config.json, in path order."""
+    return sorted(path.parent for path in root.rglob("config.json"))
 
 
 def _is_run(path: Path) -> bool:
