@@ -36,6 +36,7 @@ from taskvec.errors import (
     storage_error,
     warning_message,
 )
+from taskvec.pipelines.progress import LogConsole
 from taskvec.tasks.images import DEFAULT_STYLE
 
 
@@ -267,7 +268,7 @@ data_app = typer.Typer(
     cls=_Commands, no_args_is_help=True, help="Build the image suite (the pictures of the built-in tasks)."
 )
 app.add_typer(data_app, name="data")
-console = Console(stderr=True)
+console = LogConsole(stderr=True)
 
 
 def _print_version(asked: bool) -> None:

@@ -183,3 +183,30 @@ def test_ensembling_and_task_conflict_count_their_answers_with_an_eta(tmp_path, 
     assert all("conflict" in row and "/12 answers" in row for _, row in rows)
     assert "country_currency <- country_capital" in rows[-1][1] and "12/12" in rows[-1][1]
     assert any("~" in row for _, row in rows) and all(_eta_agrees(t, row, 12) for t, row in rows)
+
+
+def test_in_a_log_a_bar_and_a_note_each_keep_to_one_line(capsys, monkeypatch):
+    """Into a file or a pipe (a scheduler's log) rich assumes 80 columns: a bar's count wrapped
+    onto a line of its own and a run's notes broke mid-sentence."""
+    from taskvec.pipelines.progress import LogConsole
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    description = "country_capital: test answers at layer 21"
+    with progress_bar(show=True) as progress:
+        progress.add_task(description, total=100, completed=100, unit="answers")
+    note = "layer selection shared (the paper's protocol): " + "the best of their mean curve; " * 6
+    LogConsole(stderr=True).print(note)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.rstrip() for line in lines if line.strip()] == [
+        next(line.rstrip() for line in lines if description in line),
+        note.rstrip(),
+    ]
+    assert "100/100 answers" in lines[0] and len(note) > 150
+
+
+def test_in_a_log_columns_still_sets_the_width(capsys, monkeypatch):
+    from taskvec.pipelines.progress import LogConsole
+
+    monkeypatch.setenv("COLUMNS", "60")
+    LogConsole(stderr=True).print("word " * 30)
+    assert max(len(line) for line in capsys.readouterr().err.splitlines()) <= 60

@@ -3,15 +3,47 @@ prints as its result, which may be piped); ``show=False`` keeps them silent."""
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+#: the width of lines written into a file or a pipe (a job's log): wide enough that no bar or
+#: note of the commands wraps
+LOG_WIDTH = 200
+
+
+class LogConsole(Console):
+    """A rich console that, writing into a file or a pipe, lays bars out ``LOG_WIDTH`` wide and
+    does not wrap what it prints.
+
+    There rich assumes 80 columns: a bar's ``100/100 answers`` wrapped onto a line of its own and
+    each note of a run broke mid-sentence in a scheduler's log (a note, one line, is found by grep).
+    A terminal, an explicit ``width`` and ``COLUMNS`` keep their say."""
+
+    def _logged(self) -> bool:
+        return self._width is None and not os.environ.get("COLUMNS") and not self.is_terminal
+
+    def print(self, *objects, soft_wrap: bool | None = None, **options) -> None:
+        if soft_wrap is None and self._logged():
+            soft_wrap = True
+        super().print(*objects, soft_wrap=soft_wrap, **options)
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        return ConsoleDimensions(LOG_WIDTH, size.height) if self._logged() else size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
 #: the one console of the bars and announcements (rich's default console writes to stdout); it
 #: looks up ``sys.stderr`` as it writes, so a redirected stderr is followed
-_STDERR = Console(stderr=True)
+_STDERR = LogConsole(stderr=True)
 
 
 class SteadyTimeRemaining(ProgressColumn):
