@@ -15,7 +15,7 @@ from taskvec.errors import ConfigError
 from taskvec.evaluation.protocol import ExperimentConfig
 from taskvec.evaluation.scoring import AVERAGE
 from taskvec.pipelines.evaluate import evaluate
-from taskvec.pipelines.results import LISTED_METHODS, list_runs
+from taskvec.pipelines.results import LISTED_METHODS, list_other_work, list_runs
 from taskvec.storage.run_folder import RunFolder
 
 
@@ -170,3 +170,20 @@ def test_a_reproduction_whose_status_is_damaged_is_listed_as_damaged_beside_the_
     said = " ".join(result.output.split())
     assert "reproduction folder broken: damaged (status.json does not parse)" in said
     assert "reproduction folder whole: complete" in said
+
+
+def test_a_folder_whose_command_is_loading_its_model_is_listed_as_starting(tmp_path):
+    """A command takes its folder's lock, loads its model (minutes for a 7B), then writes
+    config.json: until then ``taskvec runs`` did not show the folder at all."""
+    from taskvec.storage.run_folder import LOCK_NAME, FolderLock
+
+    (tmp_path / "left").mkdir()
+    (tmp_path / "left" / LOCK_NAME).touch()  # a killed command's lock file, held by none
+    with FolderLock(tmp_path / "loading"):  # a command holding it, nothing written yet
+        result = CliRunner().invoke(app, ["runs", str(tmp_path)])
+        listed = list_other_work(tmp_path)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "new folder loading: a taskvec command is starting in it (loading its model" in said
+    assert [(where, kind) for where, kind, _ in listed] == [("loading", "new")]
+    assert list_other_work(tmp_path) == []  # let go: nothing to list (its lock file went with it)

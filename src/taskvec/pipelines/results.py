@@ -32,6 +32,7 @@ from taskvec.storage.run_folder import (
     RUNNING,
     RunFolder,
     folders_of_kind,
+    folders_starting,
     runs_under,
     seal_holds,
     sealed,
@@ -486,7 +487,9 @@ def list_other_work(root: str | Path = "runs") -> list[tuple[str, str, str]]:
     """The reproductions and analyses under ``root`` (or ``root`` itself), which ``list_runs``
     does not list (they are not runs): ``(folder, kind, state)`` each, the folder relative to
     ``root``. A reproduction whose runs are all complete may still be computing (or stopped in) its
-    later stages: its runs alone did not say."""
+    later stages: its runs alone did not say. Then the folders a command has taken but written
+    nothing in yet (kind ``new``): it is loading its model, and the folder has no config.json to
+    say what it will be."""
     root = Path(root)
     listed = []
     for path in folders_of_kind(root, ("reproduction", "analysis")):
@@ -496,9 +499,19 @@ def list_other_work(root: str | Path = "runs") -> list[tuple[str, str, str]]:
             state = _WORK_STATES.get(state, state)
         except ConfigError:  # listed as damaged, beside the others, as list_runs lists a run
             state = f"damaged ({folder.status_path.name} does not parse)"
-        where = str(path.relative_to(root)) if path != root else path.name
-        listed.append((where, folder.kind(), state))
+        listed.append((_where(path, root), folder.kind(), state))
+    for path in folders_starting(root):
+        listed.append((_where(path, root), "new", _STARTING))
     return listed
+
+
+#: the state of a folder a command holds before writing anything there (``list_other_work``)
+_STARTING = "a taskvec command is starting in it (loading its model; nothing written yet)"
+
+
+def _where(path: Path, root: Path) -> str:
+    """A listed folder as shown: relative to the root listed, the root by its name."""
+    return str(path.relative_to(root)) if path != root else path.name
 
 
 _LISTED_COLUMNS = [
@@ -516,7 +529,7 @@ def _listed(folder: RunFolder, root: Path, metric: str) -> dict:
     """One run folder's row of ``list_runs``; a folder one of whose files does not parse is
     listed as ``damaged (<file>)`` with what could be read of it, never dropped or fatal."""
     row: dict = dict.fromkeys([*_LISTED_COLUMNS, *LISTED_METHODS])
-    row["run"] = str(folder.root.relative_to(root)) if folder.root != root else folder.root.name
+    row["run"] = _where(folder.root, root)
     damaged = "damaged ({})"
     try:
         recorded = folder.config()

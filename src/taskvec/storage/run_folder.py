@@ -551,6 +551,25 @@ def folders_of_kind(root: str | Path, kinds: Collection[str]) -> list[Path]:
     return [path for path in _with_config(Path(root)) if RunFolder(path).kind() in kinds]
 
 
+def folders_starting(root: str | Path) -> list[Path]:
+    """``root`` and the folders under it that a taskvec command holds but has written nothing in
+    yet: a command loading its model takes the folder's lock first and writes config.json after,
+    and a listing of config.json files alone did not show it. A look tries each lock, as
+    ``RunFolder.state`` does (a lock file left by a killed command is not held: not listed)."""
+    starting = []
+    for lock_file in sorted(Path(root).rglob(LOCK_NAME)):
+        folder = RunFolder(lock_file.parent)
+        if folder.config_path.exists():
+            continue
+        try:
+            folder.check_not_busy(readers_grace=False)
+        except FolderBusyError:
+            starting.append(folder.root)
+        except (StorageError, OSError):  # one that cannot be looked at (read-only) is not told
+            continue
+    return starting
+
+
 def _with_config(root: Path) -> list[Path]:
     """``root`` and the folders under it that hold a config.json, in path order."""
     return sorted(path.parent for path in root.rglob("config.json"))
