@@ -284,6 +284,27 @@ def test_damaged_units_and_vectors_are_recomputed_bit_identically(smollm2, work,
         assert now[name] == original[name], name
 
 
+def test_a_complete_run_recomputing_a_damaged_unit_shows_no_old_report_meanwhile(smollm2, work, monkeypatch):
+    """While the damaged unit was recomputed (and after a kill then), report.md and the tables of
+    the run before stayed beside a running status, as if they described what was computing."""
+    out = work / "run"
+    assert (out / "report.md").is_file() and (out / "tables").is_dir()
+    RunFolder(out).unit_path(*UNIT).write_text('{"task": "tiny_food", "se')  # damaged by hand
+    seen: list[bool] = []
+
+    def interrupted(*args):
+        seen.append((out / "report.md").exists() or (out / "tables").exists())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "run_unit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _run(_config(), out, smollm2)
+    assert seen == [False] and not (out / "report.md").exists()
+    monkeypatch.setattr(run_module, "run_unit", run_unit)
+    _run(_config(), out, smollm2)  # the same command: the whole run and its report again
+    assert (out / "report.md").is_file() and RunFolder(out).is_complete()
+
+
 def test_same_config_and_seed_give_bit_identical_vectors_and_predictions(smollm2, work):
     """A fresh run in another folder repeats the base run bit for bit; another seed does not."""
     again = _run(_config(), work / "again", smollm2)

@@ -627,7 +627,10 @@ def _evaluate(
             )
             if finished is None:
                 _refuse_fewer_seeds(folder, config, identity, lineage)
+                was_complete = folder.is_complete()  # yet not read back whole: a unit is damaged
                 folder.start(resolved, identity, lineage=lineage)
+                if was_complete:  # its report, until written again, is not of what is computing
+                    folder.drop_report()
         ranks.barrier()  # the folder is open (or complete) for every rank
         if not ranks.is_main:
             finished = _finished_run(folder, tasks, config, source, identity, unit_ids)

@@ -331,7 +331,7 @@ class RunFolder:
             if lineage and existing.get("lineage") == lineage:
                 self._set_status(RUNNING, resumed=True, extended_from=existing.get("config_hash"))
                 write_json(self.config_path, {**config, "config_hash": config_hash, "lineage": lineage})
-                self._drop_report()
+                self.drop_report()
                 return True
             if not replace:
                 raise self._other_run(existing, _comparable(existing, config), config_hash)
@@ -389,7 +389,8 @@ class RunFolder:
     #: command writes it again). A reproduction's report.html and report_context.json stayed.
     REPORT_PARTS = ("report.md", "report.html", "report_context.json", "tables", "plots")
 
-    def _drop_report(self) -> None:
+    def drop_report(self) -> None:
+        """Delete the report (``REPORT_PARTS``) of a folder reopened to compute again."""
         for name in self.REPORT_PARTS:
             path = self.root / name
             if path.is_dir() and not path.is_symlink():
