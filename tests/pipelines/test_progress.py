@@ -188,9 +188,11 @@ def test_ensembling_and_task_conflict_count_their_answers_with_an_eta(tmp_path, 
 def test_in_a_log_a_bar_and_a_note_each_keep_to_one_line(capsys, monkeypatch):
     """Into a file or a pipe (a scheduler's log) rich assumes 80 columns: a bar's count wrapped
     onto a line of its own and a run's notes broke mid-sentence."""
+    from taskvec.pipelines import progress as bars
     from taskvec.pipelines.progress import LogConsole
 
-    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("COLUMNS", raising=False)  # pytest-xdist's workers have COLUMNS=80
+    monkeypatch.setattr(bars, "_STDERR", LogConsole(stderr=True))  # rich reads COLUMNS when made
     description = "country_capital: test answers at layer 21"
     with progress_bar(show=True) as progress:
         progress.add_task(description, total=100, completed=100, unit="answers")
