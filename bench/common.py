@@ -29,7 +29,9 @@ from taskvec.prompts.template import Prompt
 from taskvec.tasks.registry import load_task
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser, dtype: bool = True) -> None:
+    """The model and prompt options; ``dtype=False`` for a script that sets the dtype itself (an
+    option it would overwrite is not offered: ``--dtype`` there was ignored in silence)."""
     parser.add_argument("--model", default="smollm2-135m", help="a named model or HF id (taskvec models)")
     parser.add_argument(
         "--query", choices=["text", "image"], default=None, help="default: image if supported"
@@ -37,11 +39,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style", default="noto", help="image style for image queries")
     parser.add_argument("--template", default="paper")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for every peer (default 1)")
-    parser.add_argument(
-        "--dtype",
-        default="float32",
-        help="what the model computes in, for every peer (as taskvec run --dtype)",
-    )
+    if dtype:
+        parser.add_argument(
+            "--dtype",
+            default="float32",
+            help="what the model computes in, for every peer (as taskvec run --dtype)",
+        )
     add_rate_argument(parser)
 
 

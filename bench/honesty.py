@@ -36,7 +36,7 @@ def _joined(results: list[SweepResult]) -> SweepResult:
 def main(argv: list[str] | None = None) -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    add_model_arguments(parser)
+    add_model_arguments(parser, dtype=False)  # bfloat16, then float32, by design
     parser.add_argument("--tasks", nargs="+", default=["country_capital", "food_color"])
     parser.add_argument("--queries", type=int, default=30, help="validation queries per task (at most)")
     parser.add_argument("--out", default=None, help="write the figures as JSON here")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from taskvec.evaluation.protocol import ExperimentConfig
+    from taskvec.models.loading import LoadOptions
     from taskvec.models.registry import load_model
     from taskvec.patching.patch import Patch, generate, generate_under_patches, patch
     from taskvec.patching.sweep import sweep
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 #: each public name and the module it lives in: imported when first read (``__getattr__``)
 _HOMES = {
     "ExperimentConfig": "taskvec.evaluation.protocol",
+    "LoadOptions": "taskvec.models.loading",
     "load_model": "taskvec.models.registry",
     "Patch": "taskvec.patching.patch",
     "generate": "taskvec.patching.patch",
@@ -64,6 +66,7 @@ del _name
 __all__ = [
     "ExperimentConfig",
     "Item",
+    "LoadOptions",
     "Patch",
     "PromptTemplate",
     "Task",
