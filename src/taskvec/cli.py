@@ -5,12 +5,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 import re
 import signal
 import sys
 import time
 import warnings
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated
 
@@ -1092,8 +1092,15 @@ def main() -> None:
     warnings.showwarning = _show_warning
     # a launcher's rank (WORLD_SIZE read as ``pipelines.ranks`` reads it) keeps the default and
     # ends at once, as it did: its peers may wait in a collective that a handler would never leave
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) == 1:
-        signal.signal(signal.SIGTERM, _terminate)
+    from taskvec.pipelines.ranks import launch_size
+
+    try:
+        if launch_size() == 1:
+            signal.signal(signal.SIGTERM, _terminate)
+    except ConfigError as error:  # a WORLD_SIZE no launcher set: one line, as every refusal
+        with suppress(typer.Exit):
+            _fail(error)
+        sys.exit(2)
     app(prog_name="taskvec")
 
 

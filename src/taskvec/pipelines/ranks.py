@@ -46,6 +46,23 @@ BARRIER_TIMEOUT = timedelta(hours=12)
 #: set once this process claims units of its own: from then on the ranks do different work
 _PARTED = threading.Event()
 
+#: how long a rank waits for the launch's other processes before it says so in one line (a
+#: ``WORLD_SIZE`` left in a job's environment without a launcher waited in silence, for hours)
+RENDEZVOUS_NOTICE_SECONDS = 10.0
+
+
+def launch_size() -> int:
+    """The number of processes of this launch, from the launcher's ``WORLD_SIZE`` (unset or empty:
+    1); a value that is not a whole number is refused in one line, not a traceback."""
+    value = os.environ.get("WORLD_SIZE", "").strip() or "1"
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(
+            f"WORLD_SIZE is {value!r}, not a number of processes: a launcher sets it (torchrun, "
+            "accelerate launch); unset it to run one process"
+        ) from None
+
 
 @dataclass(frozen=True)
 class Ranks:
@@ -100,7 +117,10 @@ class Ranks:
 def place_in_launch() -> tuple[int, int]:
     """(rank, local rank) as the launcher's environment gives them, without setting up the process
     group (0, 0 without a launcher): what an error message needs, even one raised before ``current``."""
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+    try:
+        if launch_size() <= 1:
+            return 0, 0
+    except ConfigError:  # said by the error this place is asked for
         return 0, 0
     return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("LOCAL_RANK", "0") or 0)
 
@@ -111,11 +131,22 @@ def ranks_parted() -> bool:
     return _PARTED.is_set()
 
 
+def _say_waiting(world: int) -> None:
+    """The line a rank says while its launch's other processes have not all come."""
+    from taskvec.pipelines.progress import announce
+
+    where = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
+    announce(
+        f"rank {os.environ.get('RANK')}: waiting for the launch's {world} processes at {where} "
+        f"(WORLD_SIZE={world}); without a launcher, unset WORLD_SIZE"
+    )
+
+
 @cache
 def current() -> Ranks:
     """This process's place in its launch, read from the launcher's environment once; under a
     launcher, the gloo process group is set up here and rank 0's launch id handed to all."""
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    world = launch_size()
     if world <= 1:
         return Ranks()
     import torch.distributed as dist
@@ -127,7 +158,13 @@ def current() -> Ranks:
                 f"WORLD_SIZE is {world}, but {', '.join(missing)} is not set: start the ranks with "
                 "torchrun or accelerate launch (docs/scaling-out.md), or unset WORLD_SIZE"
             )
-        dist.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
+        waiting = threading.Timer(RENDEZVOUS_NOTICE_SECONDS, _say_waiting, (world,))
+        waiting.daemon = True
+        waiting.start()
+        try:
+            dist.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
+        finally:
+            waiting.cancel()
     rank = dist.get_rank()
     launch = [uuid.uuid4().hex if rank == 0 else None]
     dist.broadcast_object_list(launch, src=0)
