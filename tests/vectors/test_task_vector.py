@@ -92,3 +92,30 @@ def test_a_folder_that_cannot_be_made_is_a_storage_error_and_leaves_nothing(tmp_
     with pytest.raises(StorageError, match="read-only"):
         _vector().save(tmp_path / "vectors" / "v")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, OSError(28, "No space left on device")])
+def test_a_save_stopped_in_its_sidecar_leaves_no_temporary_file_and_names_the_sidecar(
+    stop, tmp_path, monkeypatch
+):
+    """SIGTERM (read as Ctrl-C) inside the write left a hidden ``.<name>.<pid>.tmp`` that no
+    resume ever removed; a full disk there was blamed on the vector file, written whole."""
+    from pathlib import Path
+
+    from taskvec.errors import StorageError
+
+    real = Path.write_text
+
+    def stopped(self, *args, **kwargs):
+        if self.name.endswith(".tmp"):
+            real(self, "{")  # cut short
+            raise stop
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", stopped)
+    expected = StorageError if isinstance(stop, OSError) else stop
+    with pytest.raises(expected) as raised:
+        _vector().save(tmp_path / "v")
+    assert not [path.name for path in tmp_path.iterdir() if path.name.endswith(".tmp")]
+    if expected is StorageError:
+        assert str(raised.value).startswith(f"{tmp_path / 'v.json'}: ")

@@ -155,7 +155,9 @@ def cache_root(options: LoadOptions | None = None) -> Path:
     """Where taskvec keeps what it can recompute (dequantized weights, fingerprints, features)."""
     if options is not None and options.cache_dir is not None:
         return Path(options.cache_dir)
-    return Path(os.environ.get("TASKVEC_CACHE", Path.home() / ".cache" / "taskvec"))
+    # an empty TASKVEC_CACHE (``export TASKVEC_CACHE=$UNSET/...`` gone wrong) is unset: read as
+    # a path, it put gigabytes of weights into the working folder
+    return Path(os.environ.get("TASKVEC_CACHE", "").strip() or Path.home() / ".cache" / "taskvec")
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")

@@ -192,18 +192,22 @@ class TaskVector:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         sidecar = _sidecar(path)
         tmp_json = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
+        writing = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # bytes written by ``open``: the file gets the umask's mode (save_file's is 0600)
             tensors = {"vectors": self.vectors.detach().cpu().contiguous()}
             tmp.write_bytes(save(tensors, metadata={"taskvec": json.dumps(info)}))
             os.replace(tmp, path)
+            writing = sidecar
             tmp_json.write_text(json.dumps(info, indent=2))
             os.replace(tmp_json, sidecar)
-        except OSError as error:  # a full disk or read-only folder: one clear error, no temp files
+        except BaseException as error:  # a full disk, a read-only folder, Ctrl-C, SIGTERM: no temp file
             tmp.unlink(missing_ok=True)
             tmp_json.unlink(missing_ok=True)
-            raise storage_error(error, path) from None
+            if isinstance(error, OSError):  # one clear error, naming the file it was writing
+                raise storage_error(error, writing) from None
+            raise
         return path
 
     @classmethod
