@@ -212,3 +212,43 @@ def test_in_a_log_columns_still_sets_the_width(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "60")
     LogConsole(stderr=True).print("word " * 30)
     assert max(len(line) for line in capsys.readouterr().err.splitlines()) <= 60
+
+
+def test_in_a_log_a_bar_that_moves_is_said_once_a_minute(capsys, monkeypatch):
+    """rich draws nothing into a file until its bars stop: a job's log of hours held only
+    "loading ..." until the end, though units had finished."""
+    from taskvec.pipelines import progress as bars
+    from taskvec.pipelines.progress import LogConsole
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr(bars, "_STDERR", LogConsole(stderr=True))
+    clock = FakeClock()
+    progress = progress_bar(show=True)
+    progress.get_time = clock
+    with progress:
+        bar = progress.add_task("units", total=6, unit="units")
+        progress.update(bar)  # seen at 0 s
+        for _ in range(6):
+            clock.now += 25  # a unit every 25 s: said after the 3rd (75 s) and the 6th (150 s)
+            progress.advance(bar)
+        clock.now += 100
+        progress.update(bar)  # no move, no line
+        said_while_running = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(said_while_running) == 2
+    assert "3/6 units" in said_while_running[0] and "6/6 units" in said_while_running[1]
+
+
+def test_on_a_terminal_the_live_bar_alone_tells_the_progress(monkeypatch):
+    from taskvec.pipelines import progress as bars
+
+    said: list = []
+    progress = progress_bar(show=True)
+    monkeypatch.setattr(type(progress.console), "is_terminal", property(lambda self: True))
+    monkeypatch.setattr(progress.console, "print", lambda *args, **kwargs: said.append(args))
+    clock = FakeClock()
+    progress.get_time = clock
+    bar = progress.add_task("units", total=2)
+    progress.update(bar)
+    clock.now += 120
+    progress.advance(bar)
+    assert said == [] and bars.LOG_EVERY_SECONDS <= 120

@@ -7,7 +7,15 @@ import os
 from datetime import timedelta
 
 from rich.console import Console, ConsoleDimensions
-from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.text import Text
 
 #: the width of lines written into a file or a pipe (a job's log): wide enough that no bar or
@@ -78,10 +86,45 @@ class _Count(ProgressColumn):
         return Text(f"{task.completed:.0f}/{total}" + (f" {unit}" if unit else ""), style="progress.download")
 
 
+#: how often a bar that moves is said as a line where nothing draws it live (a job's log)
+LOG_EVERY_SECONDS = 60.0
+
+
+class _LoggedProgress(Progress):
+    """rich's bars; where nothing draws them live (a file or a pipe: a job's log, in which rich
+    shows the bars only once they stop), each bar that moved is also said as a line, at most once
+    every ``LOG_EVERY_SECONDS``: a job's log of hours held only "loading ..." until the end."""
+
+    def __init__(self, *columns: ProgressColumn | str, **options) -> None:
+        super().__init__(*columns, **options)
+        self._said: dict[TaskID, tuple[float, float]] = {}  # a bar: (when last said, its count then)
+
+    def update(self, task_id: TaskID, **changes) -> None:
+        super().update(task_id, **changes)
+        self._say(task_id)
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._say(task_id)
+
+    def _say(self, task_id: TaskID) -> None:
+        if self.disable or self.console.is_terminal:
+            return
+        task = next((task for task in self.tasks if task.id == task_id), None)
+        if task is None or not task.visible:
+            return
+        now = self.get_time()
+        when, count = self._said.setdefault(task_id, (now, task.completed))
+        if task.completed != count and now - when >= LOG_EVERY_SECONDS:
+            self._said[task_id] = (now, task.completed)
+            self.console.print(self.make_tasks_table([task]))
+
+
 def progress_bar(show: bool = True, get_time=None, *extra: ProgressColumn) -> Progress:
     """Description, bar, done/total (and its ``unit`` field), any ``extra`` columns, time elapsed
-    and remaining (``get_time``: a clock, for tests), drawn on stderr."""
-    return Progress(
+    and remaining (``get_time``: a clock, for tests), drawn on stderr; in a log, a line a minute
+    (``_LoggedProgress``)."""
+    return _LoggedProgress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         _Count(),
