@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import re
 import signal
 import sys
@@ -1090,6 +1091,9 @@ def _suite_builder():
 def main() -> None:
     """The ``taskvec`` command: the app, its warnings shown as one line each."""
     warnings.showwarning = _show_warning
+    if not sys.stderr.isatty():  # a job's log: the libraries' tqdm bars redraw with \r, one line each
+        for variable in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS"):
+            os.environ.setdefault(variable, "1")
     # a launcher's rank (WORLD_SIZE read as ``pipelines.ranks`` reads it) keeps the default and
     # ends at once, as it did: its peers may wait in a collective that a handler would never leave
     from taskvec.pipelines.ranks import launch_size

@@ -224,3 +224,20 @@ def test_an_empty_taskvec_cache_is_the_default_not_the_working_folder(value, tmp
     assert cache_root() == Path(tmp_path) / ".cache" / "taskvec"
     monkeypatch.setenv("TASKVEC_CACHE", str(tmp_path / "mine"))
     assert cache_root() == tmp_path / "mine"
+
+
+def test_converted_weights_that_cannot_be_kept_are_said_once_not_hidden(tmp_path):
+    """A read-only (or full) cache: the run goes on, but every job converted the GGUF file again
+    with nothing in its log to say why."""
+    import warnings
+
+    from taskvec.models.gguf import _save_atomically
+
+    (tmp_path / "a-file").write_text("")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        _save_atomically(object(), object(), tmp_path / "a-file" / "smollm2-135m-abc")
+    assert len(said) == 1
+    assert str(said[0].message).startswith(f"{tmp_path / 'a-file'}: the converted weights could not be kept")
+    assert "TASKVEC_CACHE" in str(said[0].message)
+    assert [path.name for path in tmp_path.iterdir()] == ["a-file"]  # nothing half-written

@@ -108,9 +108,15 @@ def _save_atomically(model, tokenizer, target: Path) -> None:
         staging.rename(target)
         staging = None
     # a read-only or full cache must not stop the run; the tokenizers and safetensors libraries
-    # (Rust) report a full disk as a plain Exception, not an OSError
-    except Exception:  # noqa: BLE001
-        pass
+    # (Rust) report a full disk as a plain Exception, not an OSError. Said once: in silence, every
+    # job paid the conversion again and nobody knew why
+    except Exception as error:  # noqa: BLE001
+        reason = " ".join(str(error).split()) or type(error).__name__
+        warnings.warn(
+            f"{target.parent}: the converted weights could not be kept there ({reason[:120]}), so "
+            "every load converts the GGUF file again; point TASKVEC_CACHE at a writable folder",
+            stacklevel=3,
+        )
     finally:
         if staging is not None:  # never a half-written copy left in the cache
             shutil.rmtree(staging, ignore_errors=True)
