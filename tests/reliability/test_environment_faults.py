@@ -116,6 +116,24 @@ def test_a_read_only_out_is_refused_before_loading(tmp_path, monkeypatch, no_mod
     _one_line(result, str(tmp_path / "r"), "read-only", "--out")
 
 
+def test_a_full_disk_is_refused_before_loading(tmp_path, monkeypatch, no_model_load):
+    """On a disk with no room left an empty probe file was still made, so the run found the disk
+    full only once its model had loaded (minutes for a 7B). A disk with delayed allocation says so
+    at fsync, as simulated here; the probe goes again."""
+    probes: list[str] = []
+    real_fsync = os.fsync
+
+    def full(descriptor):
+        probes.extend(path.name for path in tmp_path.iterdir() if path.name.startswith(".taskvec-probe"))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(run_folder.os, "fsync", full)
+    result = _cli("run", "-t", "food_color", "--seed", "1", "--out", str(tmp_path / "r"))
+    monkeypatch.setattr(run_folder.os, "fsync", real_fsync)
+    _one_line(result, str(tmp_path / "r"), "no space left", "--out")
+    assert probes and not list(tmp_path.iterdir())
+
+
 def test_an_out_under_a_file_is_refused_before_loading(tmp_path, no_model_load):
     (tmp_path / "a-file").write_text("")
     result = _cli("run", "-t", "food_color", "--seed", "1", "--out", str(tmp_path / "a-file" / "r"))

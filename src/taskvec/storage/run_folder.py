@@ -104,24 +104,36 @@ def write_figure(figure, path: Path, **savefig_options) -> Path:
     return path
 
 
+#: what ``check_writable`` writes to find a full disk: a little of what the run's first files take
+PROBE_BYTES = 1 << 20
+
+
 def check_writable(root: Path) -> None:
     """Refuse, before any work, an output folder that cannot be written (read-only, forbidden or
-    full, or under a file): a file is created and removed in it, or in its nearest existing
-    parent."""
+    full, or under a file): a file of ``PROBE_BYTES`` is written to the disk and removed, in it or
+    in its nearest existing parent (an empty file was made on a full disk too: the run found it
+    full only once its model had loaded)."""
     place = root
     while not place.exists() and place != place.parent:
         place = place.parent
     if not place.is_dir():  # a file in the way (the folder itself being one, check_usable names)
         raise ConfigError(f"{place} is a file, not a folder, so {root} cannot be made; choose another --out")
+    probe = None
     try:
         handle, probe = tempfile.mkstemp(dir=place, prefix=".taskvec-probe.", suffix=".tmp")
+        with os.fdopen(handle, "wb") as written:
+            written.write(bytes(PROBE_BYTES))
+            written.flush()
+            os.fsync(written.fileno())  # a disk with delayed allocation says it is full only here
     except OSError as error:
         refused = storage_error(error, root)
         if refused is error:  # not a known fault of storage (/proc, say): still the folder's
             refused = StorageError(f"{root} cannot be written ({error.strerror}); choose another --out")
         raise refused from None
-    os.close(handle)
-    os.unlink(probe)
+    finally:
+        if probe is not None:
+            with suppress(OSError):
+                os.unlink(probe)
 
 
 class FolderLock:
