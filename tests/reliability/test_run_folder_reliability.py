@@ -177,7 +177,13 @@ def test_adding_a_seed_to_a_finished_run_computes_only_the_new_units(smollm2, wo
     assert snapshot(out) == extended and unit_calls == [("tiny_food", 2)]
 
 
-def test_fewer_seeds_than_a_complete_folder_holds_are_refused_and_more_extend_it(smollm2, work, unit_calls):
+def _loading_forbidden(*_args, **_kwargs):
+    raise AssertionError("the model was loaded before the command was refused")
+
+
+def test_fewer_seeds_than_a_complete_folder_holds_are_refused_and_more_extend_it(
+    smollm2, work, unit_calls, monkeypatch
+):
     """A complete seeds-1-2 folder run again with seed 1 only used to rewrite its tables with seed 1
     alone (the 2-seed config and numbers gone); it is refused, naming the folder's seeds."""
     out = work / "run"
@@ -187,6 +193,12 @@ def test_fewer_seeds_than_a_complete_folder_holds_are_refused_and_more_extend_it
         with pytest.raises(ConfigError, match=r"complete run of seeds \[1, 2\].*another --out"):
             _run(_config(seeds=seeds), out, smollm2)
         assert snapshot(out) == before, seeds
+    # the command (no model given) is refused before its model loads, not a minute after
+    loader = run_module.load_model
+    monkeypatch.setattr(run_module, "load_model", _loading_forbidden)
+    with pytest.raises(ConfigError, match=r"complete run of seeds \[1, 2\].*drop seed\(s\) \[2\]"):
+        evaluate(_config(seeds=[1]), out, show_progress=False)
+    monkeypatch.setattr(run_module, "load_model", loader)
     result = _run(_config(seeds=[3, 2, 1]), out, smollm2)  # the control: more seeds extend it
     assert unit_calls == [("tiny_food", 2), ("tiny_food", 3)]
     assert sorted(result.predictions["seed"].unique()) == [1, 2, 3]

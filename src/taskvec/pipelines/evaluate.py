@@ -865,6 +865,9 @@ def _refuse_other_options(folder: RunFolder, config: ExperimentConfig, tasks: li
         return
     asked = config.as_run(tasks).model_dump(mode="json", exclude=_SETTLED_AFTER_LOADING)
     folder.refuse_other_options({"experiment": asked})
+    existing = folder.config()
+    if folder.is_complete() and existing.get("experiment", {}).get("model") == config.model:
+        _refuse_dropped_seeds(folder, existing, config)  # as after loading, a model's load sooner
 
 
 def _copy_units_beside(
@@ -940,6 +943,11 @@ def _refuse_fewer_seeds(folder: RunFolder, config: ExperimentConfig, identity: s
         return
     if existing.get("lineage") != lineage:
         return
+    _refuse_dropped_seeds(folder, existing, config)
+
+
+def _refuse_dropped_seeds(folder: RunFolder, existing: dict, config: ExperimentConfig) -> None:
+    """``_refuse_fewer_seeds``' refusal, where the complete folder's record is ``existing``."""
     seeds = existing.get("experiment", {}).get("seeds", [])
     dropped = sorted(set(seeds) - set(config.seeds))
     if dropped:
