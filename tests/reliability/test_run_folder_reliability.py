@@ -255,6 +255,29 @@ def test_a_report_stopped_by_a_full_disk_is_written_by_the_same_command_from_the
         assert (out / name).read_bytes() == (work / "run" / name).read_bytes(), name
 
 
+def test_a_report_stopped_half_way_leaves_the_report_before_it_whole(smollm2, work, monkeypatch):
+    """A kill or a full disk while the report was written left some of its tables new, the rest
+    and report.md gone, beside a complete status: a glob of tables/ found half a set."""
+    from taskvec.report import tables as report_tables
+
+    out = work / "run"
+    # as a kill after "complete" leaves it: the run's own files, its report not yet written
+    for path in [out / "report.md", *(out / "plots").iterdir(), *(out / "tables").iterdir()]:
+        if path.name != "results_long.csv":
+            path.unlink()
+    before = snapshot(out)
+    assert before and "report.md" not in before
+
+    def full_disk(curve, best, title, path, *_more):
+        raise run_folder.storage_error(OSError(errno.ENOSPC, "No space left on device"), path)
+
+    monkeypatch.setattr(report_tables, "plot_curves", full_disk)
+    with pytest.raises(StorageError, match=re.escape(f"{out}/plots/val_curve.png")):
+        _run(_config(), out, smollm2)  # read back, then its report written again
+    assert snapshot(out) == before  # the tables written before the plots failed are not moved in
+    assert not [path.name for path in out.iterdir() if path.name.startswith(".report-")]
+
+
 def test_every_run_folder_file_has_the_mode_the_umask_gives(work):
     """The run folder is shared like any results: mkstemp's private 0600 is not kept."""
     umask = os.umask(0o022)

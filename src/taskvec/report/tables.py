@@ -268,32 +268,40 @@ def write_run_report(result: RunResult) -> Path:
     """What a reader reads of a finished run, written from its results: tables per metric (and
     ``paper`` beside ``whole_label``), answer diversity, the layer curves, their plots and
     ``report.md``; returns the report's path. Written again, it gives the same files."""
-    folder, config, predictions = result.folder, result.config, result.predictions
+    folder, config = result.folder, result.config
     if config is None:
         raise ValueError("a run's report needs the result's config (RunResult.config)")
+    with folder.staged_report() as staging:  # swapped in whole: never half a report
+        _write_run_report(result, config, staging)
+    return folder.path("report.md")
+
+
+def _write_run_report(result: RunResult, config: ExperimentConfig, root: Path) -> None:
+    """``write_run_report``'s files, written under ``root``."""
+    predictions = result.predictions
     val_scores, test_scores, best = result.val_scores, result.test_scores, result.best_layer
     collapsed = collapsed_cells(predictions)
-    headline = write_table(folder.root, "summary_paper_whole_label", summary_beside(predictions))
-    diversity = write_table(folder.root, "answer_diversity", diversity_table(predictions))
+    headline = write_table(root, "summary_paper_whole_label", summary_beside(predictions))
+    diversity = write_table(root, "answer_diversity", diversity_table(predictions))
     found = differences(predictions)
     paired = ""
     if len(found):
-        write_table(folder.root, "differences", found, index=False)
-        paired = write_table(folder.root, "differences_formatted", differences_cells(found))
+        write_table(root, "differences", found, index=False)
+        paired = write_table(root, "differences_formatted", differences_cells(found))
     per_task_best = choose_layers(val_scores, config.selection_metric, "per-task")
     sections = []
     for metric in METRICS:
         table = summary_table(predictions, metric)
         if table.empty:
             continue
-        write_table(folder.root, f"summary_{metric}", table)
+        write_table(root, f"summary_{metric}", table)
         formatted = format_summary(table, collapsed)
-        sections.append((metric, write_table(folder.root, f"summary_{metric}_formatted", formatted)))
+        sections.append((metric, write_table(root, f"summary_{metric}_formatted", formatted)))
     for metric in FIRST_TOKEN_METRICS:
         val_curve = layer_curve(val_scores, metric)
-        write_table(folder.root, f"val_curve_{metric}", val_curve.round(4))
+        write_table(root, f"val_curve_{metric}", val_curve.round(4))
         if not test_scores.empty:  # swept at every layer (``test_layers="all"``)
-            write_table(folder.root, f"test_curve_{metric}", layer_curve(test_scores, metric).round(4))
+            write_table(root, f"test_curve_{metric}", layer_curve(test_scores, metric).round(4))
     curve = layer_curve(val_scores, config.selection_metric)
     task_layers = None
     if result.layer_selection == "per-task":
@@ -302,14 +310,14 @@ def write_run_report(result: RunResult) -> Path:
         curve,
         best,
         f"xPatch validation accuracy per layer ({config.selection_metric})",
-        folder.path("plots", "val_curve.png"),
+        root / "plots" / "val_curve.png",
         task_layers,
     )
     plot_curves(
         layer_curve(val_scores, "strict"),
         best,
         "xPatch validation accuracy per layer (strict)",
-        folder.path("plots", "val_curve_strict.png"),
+        root / "plots" / "val_curve_strict.png",
         task_layers,
     )
     report = run_report(
@@ -327,9 +335,7 @@ def write_run_report(result: RunResult) -> Path:
         tied_tasks=tied_selection_curves(val_scores, config.selection_metric, "per-task"),
         warnings=result.warnings,
     )
-    path = folder.path("report.md")
-    write_atomic(path, report)
-    return path
+    write_atomic(root / "report.md", report)
 
 
 def styles_shown(predictions: pd.DataFrame) -> str:

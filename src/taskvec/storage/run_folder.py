@@ -401,14 +401,42 @@ class RunFolder:
     #: command writes it again). A reproduction's report.html and report_context.json stayed.
     REPORT_PARTS = ("report.md", "report.html", "report_context.json", "tables", "plots")
 
+    @contextmanager
+    def staged_report(self) -> Iterator[Path]:
+        """A hidden folder to write the run's report into (its ``tables/``, ``plots/``,
+        ``report.md``), moved into the run's folder once whole. A kill or a full disk half-way
+        through the writing left some tables and no report.md beside a complete status; now the
+        old report stays until the new one is written, and report.md, out first and in last, says
+        the parts beside it are whole."""
+        with storage_errors(self.root):
+            staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".report-", suffix=".tmp"))
+        try:
+            try:
+                yield staging
+            except StorageError as error:  # named where the file goes, not by the hidden folder
+                raise StorageError(str(error).replace(str(staging), str(self.root))) from None
+            with storage_errors(self.root):
+                (self.root / "report.md").unlink(missing_ok=True)
+                # file by file: tables/ holds the run's own files too (results_long.csv)
+                written = sorted(path for path in staging.rglob("*") if path.is_file())
+                for path in sorted(written, key=lambda path: path.name == "report.md"):
+                    place = self.root / path.relative_to(staging)
+                    place.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, place)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    @staticmethod
+    def _drop(path: Path) -> None:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
     def drop_report(self) -> None:
         """Delete the report (``REPORT_PARTS``) of a folder reopened to compute again."""
         for name in self.REPORT_PARTS:
-            path = self.root / name
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
+            self._drop(self.root / name)
 
     def _clear(self) -> None:
         """Empty a run folder (its status first, so a kill half-way leaves no 'complete' folder);
