@@ -28,3 +28,21 @@ def test_the_libraries_tqdm_bars_are_off_in_a_log():
     )
     assert done.returncode == 0, done.stderr
     assert "converting" not in done.stderr
+
+
+def test_in_a_log_a_table_title_wider_than_its_table_is_one_line(capsys):
+    """The title of the paired differences was wrapped at its table's width: a grep for it found
+    half of it."""
+    from rich.table import Table
+
+    from taskvec.cli import _print_table
+
+    title = "xPatch minus each method on the same test items (95% interval over the items)"
+    table = Table(title=title)
+    table.add_column("comparison")
+    table.add_column("paper")
+    table.add_row("xPatch - xBase", "+0.00 (-0.08 to +0.08)")
+    _print_table(table)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].strip() == title
+    assert "xPatch - xBase" in "\n".join(lines[1:])

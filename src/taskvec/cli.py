@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from taskvec.config import DEFAULT_MODEL, DEFAULT_VLM, validated
@@ -96,6 +97,9 @@ class Terminated(KeyboardInterrupt):
 
 
 def _terminate(_signal: int, _frame) -> None:
+    # once: a second SIGTERM (a scheduler's, or a kill typed twice) met the tidying of the first
+    # and printed a traceback from the interpreter's shutdown
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated()
 
 
@@ -538,7 +542,13 @@ def _print_table(table: Table) -> None:
     """Print on stdout; into a file or a pipe at the table's natural width, since nothing there
     asks for 80 columns and a wrapped ``0.33 ±`` / ``0.02`` cell reads badly in a log."""
     out = Console()
-    natural = Measurement.get(out, out.options.update(width=10_000), table).maximum
+    unbounded = out.options.update(width=10_000)
+    natural = Measurement.get(out, unbounded, table).maximum
+    if table.title is not None and not out.is_terminal:  # a title wider than its table wrapped to
+        # the table's width (grep found half of it): the table is made as wide as its title
+        title = Text.from_markup(table.title) if isinstance(table.title, str) else table.title
+        table.min_width = max(table.min_width or 0, title.cell_len)
+        natural = max(natural, table.min_width)
     if not out.is_terminal:
         out = Console(width=max(out.width, natural))
     elif natural > out.width:  # squeezed, rich would cut cells to "0.0…" and headers to "que…"
@@ -1099,13 +1109,20 @@ def main() -> None:
     from taskvec.pipelines.ranks import launch_size
 
     try:
-        if launch_size() == 1:
-            signal.signal(signal.SIGTERM, _terminate)
+        one_process = launch_size() == 1
     except ConfigError as error:  # a WORLD_SIZE no launcher set: one line, as every refusal
         with suppress(typer.Exit):
             _fail(error)
         sys.exit(2)
-    app(prog_name="taskvec")
+    if not one_process:
+        app(prog_name="taskvec")
+        return
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        app(prog_name="taskvec")
+    finally:  # the command's work is done: a SIGTERM now has nothing to stop (the interpreter's
+        # shutdown restores the default action, and a finished job ended "killed by signal 15")
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

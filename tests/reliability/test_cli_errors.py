@@ -261,3 +261,39 @@ def test_sigterm_ends_a_command_in_one_line_as_ctrl_c_does(tmp_path, world_size)
     else:
         assert done.returncode == 143, done.stderr[-2000:]
         assert "terminated (SIGTERM)" in done.stdout + done.stderr and "Traceback" not in done.stderr
+
+
+#: SIGTERM twice, 20 ms apart, while the command works; then once after its work is done
+_KILL = "    os.kill(os.getpid(), signal.SIGTERM)\n"
+TERMINATED_TWICE = TERMINATED.replace(_KILL, _KILL + "    time.sleep(0.02)\n" + _KILL)
+TERMINATED_AFTER_ITS_WORK = """
+import os, signal, sys
+import pandas as pd
+import taskvec.pipelines.results as results
+
+results.list_runs = lambda *_args, **_kwargs: pd.DataFrame()
+results.list_other_work = lambda *_args, **_kwargs: []
+sys.argv = ["taskvec", "runs", sys.argv[1]]
+from taskvec.cli import main
+try:
+    main()
+finally:  # as a scheduler's signal that comes while the interpreter shuts down
+    os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+@pytest.mark.parametrize(("script", "code"), [(TERMINATED_TWICE, 143), (TERMINATED_AFTER_ITS_WORK, 0)])
+def test_a_second_sigterm_or_one_after_the_work_does_not_change_how_the_command_ends(tmp_path, script, code):
+    """Two SIGTERMs printed a traceback from the interpreter's shutdown; one that came once the
+    command had finished (its folder written, 'run folder: ...' said) made the finished job end
+    'killed by signal 15'."""
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "WORLD_SIZE"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=env, timeout=99
+    )
+    assert done.returncode == code, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
