@@ -241,3 +241,19 @@ def test_converted_weights_that_cannot_be_kept_are_said_once_not_hidden(tmp_path
     assert str(said[0].message).startswith(f"{tmp_path / 'a-file'}: the converted weights could not be kept")
     assert "TASKVEC_CACHE" in str(said[0].message)
     assert [path.name for path in tmp_path.iterdir()] == ["a-file"]  # nothing half-written
+
+
+def test_a_copy_another_job_kept_first_is_not_said_to_be_lost(tmp_path, monkeypatch):
+    """Two jobs converting on a cold cache: the second's rename fails (the first's copy is there),
+    and it warned that the weights could not be kept, though they were."""
+    import warnings
+
+    from taskvec.models import gguf
+
+    target = tmp_path / "models" / "smollm2-135m-abc"
+    target.mkdir(parents=True)
+    monkeypatch.setattr(gguf, "_intact", lambda path: path == target)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        gguf._save_atomically(object(), object(), target)  # fails: not a model to save
+    assert said == []

@@ -252,3 +252,24 @@ def test_on_a_terminal_the_live_bar_alone_tells_the_progress(monkeypatch):
     clock.now += 120
     progress.advance(bar)
     assert said == [] and bars.LOG_EVERY_SECONDS <= 120
+
+
+def test_a_dumb_terminal_gets_the_lines_and_a_notebook_does_not(monkeypatch):
+    """rich draws no live bar on a dumb terminal (Emacs' shell, some CI ptys), so the lines are
+    all it shows; a notebook draws its bars live, and a line a minute beside them was noise."""
+    from rich.console import Console
+
+    for terminal, dumb, notebook, lines in [(True, True, False, 1), (False, False, True, 0)]:
+        said: list = []
+        progress = progress_bar(show=True)
+        monkeypatch.setattr(Console, "is_terminal", property(lambda self, value=terminal: value))
+        monkeypatch.setattr(Console, "is_dumb_terminal", property(lambda self, value=dumb: value))
+        monkeypatch.setattr(progress.console, "is_jupyter", notebook)
+        monkeypatch.setattr(progress.console, "print", lambda *args, _said=said, **kwargs: _said.append(args))
+        clock = FakeClock()
+        progress.get_time = clock
+        bar = progress.add_task("units", total=2)
+        progress.update(bar)
+        clock.now += 120
+        progress.advance(bar)
+        assert len(said) == lines, (terminal, dumb, notebook)

@@ -263,9 +263,24 @@ def test_sigterm_ends_a_command_in_one_line_as_ctrl_c_does(tmp_path, world_size)
         assert "terminated (SIGTERM)" in done.stdout + done.stderr and "Traceback" not in done.stderr
 
 
-#: SIGTERM twice, 20 ms apart, while the command works; then once after its work is done
-_KILL = "    os.kill(os.getpid(), signal.SIGTERM)\n"
-TERMINATED_TWICE = TERMINATED.replace(_KILL, _KILL + "    time.sleep(0.02)\n" + _KILL)
+#: SIGTERM while the command works, and a second one (a scheduler's, a kill typed twice) while
+#: the first unwinds: the process's shutdown is slowed so that the second lands in it
+TERMINATED_TWICE = """
+import atexit, os, signal, sys, threading, time
+import taskvec.pipelines.results as results
+
+atexit.register(time.sleep, 1.0)
+
+def working(*_args, **_kwargs):
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(60)
+
+results.list_runs = working
+sys.argv = ["taskvec", "runs", sys.argv[1]]
+from taskvec.cli import main
+main()
+"""
 TERMINATED_AFTER_ITS_WORK = """
 import os, signal, sys
 import pandas as pd

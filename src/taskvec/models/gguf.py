@@ -111,6 +111,8 @@ def _save_atomically(model, tokenizer, target: Path) -> None:
     # (Rust) report a full disk as a plain Exception, not an OSError. Said once: in silence, every
     # job paid the conversion again and nobody knew why
     except Exception as error:  # noqa: BLE001
+        if _intact(target):  # another process (a job beside this one) kept its copy first
+            return
         reason = " ".join(str(error).split()) or type(error).__name__
         warnings.warn(
             f"{target.parent}: the converted weights could not be kept there ({reason[:120]}), so "

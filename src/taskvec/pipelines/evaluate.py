@@ -562,7 +562,8 @@ def _evaluate(
     tasks, images = _validate(config)
     if out is not None:
         ranks.check_folder(RunFolder(out))
-        _refuse_other_options(RunFolder(out), config, tasks)
+        numerics = adapter.numerics if adapter is not None else (load_options or LoadOptions()).numerics()
+        _refuse_other_options(RunFolder(out), config, tasks, numerics or "float32")
     else:
         check_writable(Path("runs"))  # where the default folder goes, before a model loads
     known = RunFolder(out) if out is not None else None  # the run's folder, where known before loading
@@ -627,10 +628,7 @@ def _evaluate(
             )
             if finished is None:
                 _refuse_fewer_seeds(folder, config, identity, lineage)
-                was_complete = folder.is_complete()  # yet not read back whole: a unit is damaged
                 folder.start(resolved, identity, lineage=lineage)
-                if was_complete:  # its report, until written again, is not of what is computing
-                    folder.drop_report()
         ranks.barrier()  # the folder is open (or complete) for every rank
         if not ranks.is_main:
             finished = _finished_run(folder, tasks, config, source, identity, unit_ids)
@@ -858,16 +856,22 @@ def _read_back(
 _SETTLED_AFTER_LOADING = {"seeds", "layer_selection", "model", "style", *ExperimentConfig.identity_values}
 
 
-def _refuse_other_options(folder: RunFolder, config: ExperimentConfig, tasks: list[Task]) -> None:
+def _refuse_other_options(
+    folder: RunFolder, config: ExperimentConfig, tasks: list[Task], numerics: str
+) -> None:
     """A folder that holds a run of other options is refused before the model loads; the weights,
-    task data and pictures are compared once they are known (``RunFolder.refuse_other_run``)."""
+    task data and pictures are compared once they are known (``RunFolder.refuse_other_run``). A
+    complete run of the same model and ``numerics`` (as its config.json records them) asked for
+    without some of its seeds is refused here too, as ``_refuse_fewer_seeds`` would after the load
+    (of another model or numerics, the refusal after the load names what differs)."""
     if folder.kind() != "run":
         return
     asked = config.as_run(tasks).model_dump(mode="json", exclude=_SETTLED_AFTER_LOADING)
     folder.refuse_other_options({"experiment": asked})
     existing = folder.config()
-    if folder.is_complete() and existing.get("experiment", {}).get("model") == config.model:
-        _refuse_dropped_seeds(folder, existing, config)  # as after loading, a model's load sooner
+    same_model = existing.get("experiment", {}).get("model") == config.model
+    if same_model and existing.get("model", {}).get("numerics") == numerics and folder.is_complete():
+        _refuse_dropped_seeds(folder, existing, config)
 
 
 def _copy_units_beside(

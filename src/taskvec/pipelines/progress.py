@@ -32,7 +32,8 @@ class LogConsole(Console):
     A terminal, an explicit ``width`` and ``COLUMNS`` keep their say."""
 
     def _logged(self) -> bool:
-        return self._width is None and not os.environ.get("COLUMNS") and not self.is_terminal
+        unsized = self._width is None and not os.environ.get("COLUMNS")
+        return unsized and not self.is_terminal and not self.is_jupyter
 
     def print(self, *objects, soft_wrap: bool | None = None, **options) -> None:
         if soft_wrap is None and self._logged():
@@ -108,8 +109,9 @@ class _LoggedProgress(Progress):
         self._say(task_id)
 
     def _say(self, task_id: TaskID) -> None:
-        if self.disable or self.console.is_terminal:
-            return
+        console = self.console
+        if self.disable or console.is_jupyter or (console.is_terminal and not console.is_dumb_terminal):
+            return  # drawn live there
         task = next((task for task in self.tasks if task.id == task_id), None)
         if task is None or not task.visible:
             return

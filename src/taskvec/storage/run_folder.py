@@ -108,6 +108,29 @@ def write_figure(figure, path: Path, **savefig_options) -> Path:
 PROBE_BYTES = 1 << 20
 
 
+#: the start of the name of ``RunFolder.staged_report``'s folder, which ends ``<pid>.tmp``
+_REPORT_STAGING = ".report-"
+
+
+def _drop_stale_staging(root: Path) -> None:
+    """Delete the report folders a killed writer left (``kill -9``, out of memory): its process is
+    gone. A glob of the run's tables found their copies too, with the numbers of the run before."""
+    for folder in root.glob(f"{_REPORT_STAGING}*.tmp"):
+        pid = folder.name[len(_REPORT_STAGING) : -len(".tmp")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's: alive
+        return True
+    return True
+
+
 def check_writable(root: Path) -> None:
     """Refuse, before any work, an output folder that cannot be written (read-only, forbidden or
     full, or under a file): a file of ``PROBE_BYTES`` is written to the disk and removed, in it or
@@ -409,7 +432,10 @@ class RunFolder:
         old report stays until the new one is written, and report.md, out first and in last, says
         the parts beside it are whole."""
         with storage_errors(self.root):
-            staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".report-", suffix=".tmp"))
+            _drop_stale_staging(self.root)
+            staging = self.root / f"{_REPORT_STAGING}{os.getpid()}.tmp"
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
         try:
             try:
                 yield staging
