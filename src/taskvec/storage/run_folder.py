@@ -366,7 +366,7 @@ class RunFolder:
             if lineage and existing.get("lineage") == lineage:
                 self._set_status(RUNNING, resumed=True, extended_from=existing.get("config_hash"))
                 write_json(self.config_path, {**config, "config_hash": config_hash, "lineage": lineage})
-                self.drop_report()
+                self._drop_report()
                 return True
             if not replace:
                 raise self._other_run(existing, _comparable(existing, config), config_hash)
@@ -459,8 +459,8 @@ class RunFolder:
         else:
             path.unlink(missing_ok=True)
 
-    def drop_report(self) -> None:
-        """Delete the report (``REPORT_PARTS``) of a folder reopened to compute again."""
+    def _drop_report(self) -> None:
+        """Delete the report (``REPORT_PARTS``) of a folder extended to compute again."""
         for name in self.REPORT_PARTS:
             self._drop(self.root / name)
 
