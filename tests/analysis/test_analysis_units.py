@@ -210,3 +210,20 @@ def test_token_labels_escape_what_the_font_cannot_draw_and_plots_draw_every_labe
         warnings.filterwarnings("error", message=".*missing from font")
         path = plot_top1(distribution, tmp_path / "top1.png")
     assert path.stat().st_size > 0
+
+
+def test_a_pca_map_says_how_much_of_the_variance_its_axes_carry():
+    """The PCA plot has no scale and its table only x and y: nothing told a reader that the second
+    axis carried a quarter of the first's variance, or that both carried half of the whole."""
+    from sklearn.decomposition import PCA
+
+    from taskvec.report.analysis import _variance_shown
+
+    generator = torch.Generator().manual_seed(0)
+    states = {("t", "text-icl"): torch.randn(12, 8, generator=generator) * torch.arange(8, 0, -1)}
+    frame = embedding_frame(states, "pca")
+    expected = PCA(n_components=2).fit(states[("t", "text-icl")].numpy()).explained_variance_ratio_
+    assert frame.attrs["explained_variance"] == pytest.approx(tuple(expected), rel=1e-6)
+    first, second = frame.attrs["explained_variance"]
+    assert _variance_shown(frame) == f"\n(PC1 {first:.0%}, PC2 {second:.0%} of the variance)"
+    assert "explained_variance" not in embedding_frame(states, "tsne").attrs

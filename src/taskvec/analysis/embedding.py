@@ -48,15 +48,27 @@ def embedding_frame(
 ) -> pd.DataFrame:
     """Embed per-prompt vectors ``{(task, spec): [prompts, hidden]}`` together.
 
-    Rows: task, spec, prompt, x, y."""
+    Rows: task, spec, prompt, x, y; a PCA's frame holds the shares of the variance its axes carry
+    in ``attrs["explained_variance"]``."""
     labels, blocks = [], []
     for (task, spec), block in states.items():
         blocks.append(block.float().numpy())
         labels.extend({"task": task, "spec": spec, "prompt": i} for i in range(block.shape[0]))
-    coords = embed(np.concatenate(blocks), method, seed)
+    points = np.concatenate(blocks)
+    coords = embed(points, method, seed)
     frame = pd.DataFrame(labels)
     frame["x"], frame["y"] = coords[:, 0], coords[:, 1]
+    if method == "pca":  # how much of the spread the map shows (its plot has no scale)
+        frame.attrs["explained_variance"] = explained_variance(points)
     return frame
+
+
+def explained_variance(points: np.ndarray) -> tuple[float, float]:
+    """The shares of the variance of ``points`` that PCA's two axes carry."""
+    centred = np.asarray(points, dtype=np.float64) - np.mean(points, axis=0)
+    singular = np.linalg.svd(centred, compute_uv=False)
+    shares = singular**2 / np.sum(singular**2)
+    return float(shares[0]), float(shares[1]) if len(shares) > 1 else 0.0
 
 
 def cluster_purity(frame: pd.DataFrame) -> float:

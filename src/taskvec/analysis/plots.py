@@ -208,7 +208,9 @@ def plot_similarity_by_layer(frame: pd.DataFrame, path: Path, title: str = "") -
 
 
 def plot_embedding(frame: pd.DataFrame, path: Path, title: str = "") -> Path:
-    """2-D map of per-prompt task vectors: colour = task, marker = specification (paper Fig. 1b)."""
+    """2-D map of per-prompt delimiter states (each test prompt's; their mean is a text-ICL task
+    vector, while an instruction's vector is read from the instruction alone): colour = task,
+    marker = specification (paper Fig. 1b)."""
     figure, axis = plt.subplots(figsize=(6.5, 5.5))
     colors = plt.get_cmap("tab10")
     tasks = list(dict.fromkeys(frame["task"]))
@@ -225,7 +227,7 @@ def plot_embedding(frame: pd.DataFrame, path: Path, title: str = "") -> Path:
             )
     axis.set_xticks([])
     axis.set_yticks([])
-    axis.set_title(title or "per-prompt task vectors", fontsize=9)
+    axis.set_title(title or "each test prompt's delimiter state", fontsize=9)
     axis.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
     figure.tight_layout()
     return save(figure, path)

@@ -71,11 +71,20 @@ def _plots(folder: RunFolder, model: str, specs: list[str], results) -> list[Pat
             plots.plot_embedding(
                 frame,
                 folder.path("plots", f"embedding_{method}.png"),
-                f"{model}, layer {layer}: {method} of per-prompt task vectors",
+                f"{model}, layer {layer}: {method} of each test prompt's delimiter state"
+                + _variance_shown(frame),
             )
             for method, frame in results.embeddings.items()
         ],
     ]
+
+
+def _variance_shown(frame) -> str:
+    """A PCA map's title's end: the variance its axes carry (its plot has no scale)."""
+    shares = frame.attrs.get("explained_variance")
+    if not shares:
+        return ""
+    return f"\n(PC1 {shares[0]:.0%}, PC2 {shares[1]:.0%} of the variance)"
 
 
 def _similarity_plots(folder: RunFolder, model: str, tables: dict, layer: int) -> list[Path]:
