@@ -126,12 +126,18 @@ def test_every_accuracy_is_a_fraction(report):
     assert ((matrix.to_numpy() >= 0) & (matrix.to_numpy() <= 1)).all()
 
 
-def test_a_finished_reproduction_resumes_without_recomputing(report, vlm):
+def test_a_finished_reproduction_resumes_without_recomputing(report, vlm, capsys):
     out, _ = report
     before = (out / "tables" / "conflict_outputs.csv").stat().st_mtime_ns
     first = json.loads((out / "status.json").read_text())
-    again = reproduce(ReproduceConfig.create(quick=True, tasks=TASKS), out, adapter=vlm, show_progress=False)
+    again = reproduce(ReproduceConfig.create(quick=True, tasks=TASKS), out, adapter=vlm, show_progress=True)
     assert (out / "tables" / "conflict_outputs.csv").stat().st_mtime_ns == before
+    # each stage and condition is named as it begins: the bars name only a task and a spec, so a
+    # log of "food_color text-icl seed 1" ten times over did not say which condition it was
+    said = [line.strip() for line in capsys.readouterr().err.splitlines()]
+    for stage in ("matrix (Tables 3, 10)", "ensembling (Fig. 8)", "task conflict (Fig. 9)", "analyses"):
+        assert f"{stage} ..." in said, stage
+    assert f"text-icl__image-noto ({out / 'conditions' / 'text-icl__image-noto'})" in said
     # the stage times stay what computing them took (the launch that read them back added its
     # moment), and the report says they are summed over two launches
     status = json.loads((out / "status.json").read_text())

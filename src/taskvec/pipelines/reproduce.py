@@ -68,7 +68,7 @@ from taskvec.pipelines.evaluate import (
     finished_run,
     recorded_tasks,
 )
-from taskvec.pipelines.progress import progress_bar
+from taskvec.pipelines.progress import announce, progress_bar
 from taskvec.pipelines.ranks import current as current_ranks
 from taskvec.prompts.template import TEMPLATES
 from taskvec.storage.run_folder import RunFolder, text_checksum, write_atomic
@@ -272,6 +272,7 @@ def run_conditions(
     for condition in conditions:
         config = condition.config(model=adapter.name, **options)
         out = root / condition.name
+        announce(f"  {condition.name} ({out})", show_progress and current_ranks().is_main)
         with _observed(observer, "matrix", condition.name):
             results[condition] = evaluate(config, out, adapter, show_progress, shared=shared)
     return results
@@ -440,6 +441,8 @@ class Reproduction:
             condition = Condition("text-icl", "image", style)
             config = condition.config(model=self.adapter.name, **self.run_options())
             out = self.root / "transfer" / f"llm-{condition.name}"
+            said = self.show_progress and current_ranks().is_main
+            announce(f"  {out.name}: {llm.name}'s vectors ({out})", said)
             with _observed(self.observer, "transfer", out.name):
                 self.transfer[style] = evaluate(
                     config, out, self.adapter, self.show_progress, vector_adapter=llm, shared=self.shared
@@ -742,7 +745,10 @@ def _reproduce(
 ) -> ReproductionResult:
     """``reproduce`` under the folder's lock: the models loaded, every stage run."""
     ranks = current_ranks()
-    adapter = adapter or load_model(config.model, load_options)
+    said = show_progress and ranks.is_main  # the stages' lines, once a launch
+    if adapter is None:
+        announce(f"loading {config.model} ...", said)
+        adapter = load_model(config.model, load_options)
     # the LLM of Table 4 before any stage: one that does not fit failed after the whole matrix
     llm = base_llm(adapter, config, load_options)
     if llm is not None:
@@ -757,6 +763,7 @@ def _reproduce(
     timings: dict[str, float] = {}
 
     def timed(name: str, step):
+        announce(f"{name} ...", said)  # the bars name a task and a spec, not the stage they are of
         begun = time.perf_counter()
         value = step()
         timings[name] = round(time.perf_counter() - begun, 1)
