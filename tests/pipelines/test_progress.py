@@ -1,6 +1,7 @@
 """The run bar tells the time when each step takes minutes (rich's own estimate forgets progress
 older than 30 s and stays at -:--:--)."""
 
+import pytest
 from helpers.bars import FakeClock, bar_text
 
 from taskvec.pipelines.progress import progress_bar
@@ -238,12 +239,24 @@ def test_in_a_log_a_bar_that_moves_is_said_once_a_minute(capsys, monkeypatch):
     assert "3/6 units" in said_while_running[0] and "6/6 units" in said_while_running[1]
 
 
-def test_on_a_terminal_the_live_bar_alone_tells_the_progress(monkeypatch):
+@pytest.mark.parametrize(
+    ("terminal", "dumb", "notebook", "lines"),
+    [(True, False, False, 0), (True, True, False, 1), (False, False, True, 0)],
+    ids=["terminal", "dumb terminal", "notebook"],
+)
+def test_the_minute_lines_go_only_where_rich_draws_no_live_bar(terminal, dumb, notebook, lines, monkeypatch):
+    """On a terminal the live bar alone tells the progress; rich draws none on a dumb terminal
+    (Emacs' shell, some CI ptys), so the lines are all it shows; a notebook draws its bars live,
+    and a line a minute beside them was noise."""
+    from rich.console import Console
+
     from taskvec.pipelines import progress as bars
 
     said: list = []
     progress = progress_bar(show=True)
-    monkeypatch.setattr(type(progress.console), "is_terminal", property(lambda self: True))
+    monkeypatch.setattr(Console, "is_terminal", property(lambda self: terminal))
+    monkeypatch.setattr(Console, "is_dumb_terminal", property(lambda self: dumb))
+    monkeypatch.setattr(progress.console, "is_jupyter", notebook)
     monkeypatch.setattr(progress.console, "print", lambda *args, **kwargs: said.append(args))
     clock = FakeClock()
     progress.get_time = clock
@@ -251,25 +264,4 @@ def test_on_a_terminal_the_live_bar_alone_tells_the_progress(monkeypatch):
     progress.update(bar)
     clock.now += 120
     progress.advance(bar)
-    assert said == [] and bars.LOG_EVERY_SECONDS <= 120
-
-
-def test_a_dumb_terminal_gets_the_lines_and_a_notebook_does_not(monkeypatch):
-    """rich draws no live bar on a dumb terminal (Emacs' shell, some CI ptys), so the lines are
-    all it shows; a notebook draws its bars live, and a line a minute beside them was noise."""
-    from rich.console import Console
-
-    for terminal, dumb, notebook, lines in [(True, True, False, 1), (False, False, True, 0)]:
-        said: list = []
-        progress = progress_bar(show=True)
-        monkeypatch.setattr(Console, "is_terminal", property(lambda self, value=terminal: value))
-        monkeypatch.setattr(Console, "is_dumb_terminal", property(lambda self, value=dumb: value))
-        monkeypatch.setattr(progress.console, "is_jupyter", notebook)
-        monkeypatch.setattr(progress.console, "print", lambda *args, _said=said, **kwargs: _said.append(args))
-        clock = FakeClock()
-        progress.get_time = clock
-        bar = progress.add_task("units", total=2)
-        progress.update(bar)
-        clock.now += 120
-        progress.advance(bar)
-        assert len(said) == lines, (terminal, dumb, notebook)
+    assert len(said) == lines and bars.LOG_EVERY_SECONDS <= 120
