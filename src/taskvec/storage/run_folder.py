@@ -21,7 +21,9 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -108,16 +110,34 @@ def write_figure(figure, path: Path, **savefig_options) -> Path:
 PROBE_BYTES = 1 << 20
 
 
-#: the start of the name of ``RunFolder.staged_report``'s folder, which ends ``<pid>.tmp``
+#: the start of the name of ``RunFolder.staged_report``'s folder, which ends ``<host>-<pid>.tmp``
 _REPORT_STAGING = ".report-"
+#: seconds after which another machine's report folder counts as left behind: a pid says nothing
+#: across the machines of a shared file system, and a report is written in seconds
+FOREIGN_STAGING_SECONDS = 3600.0
+
+
+def _staging_name() -> str:
+    return f"{_REPORT_STAGING}{socket.gethostname()}-{os.getpid()}.tmp"
 
 
 def _drop_stale_staging(root: Path) -> None:
-    """Delete the report folders a killed writer left (``kill -9``, out of memory): its process is
-    gone. A glob of the run's tables found their copies too, with the numbers of the run before."""
+    """Delete the report folders a killed writer left (``kill -9``, out of memory, a requeued job):
+    on this machine, its process is gone; from another machine (a cluster's shared file system),
+    it is older than ``FOREIGN_STAGING_SECONDS``. A glob of the run's tables found their copies
+    too, with the numbers of the run before."""
+    here = socket.gethostname()
     for folder in root.glob(f"{_REPORT_STAGING}*.tmp"):
-        pid = folder.name[len(_REPORT_STAGING) : -len(".tmp")]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        host, _, pid = folder.name[len(_REPORT_STAGING) : -len(".tmp")].rpartition("-")
+        if not pid.isdigit() or folder.name == _staging_name():
+            continue
+        stale = False
+        if host in (here, ""):  # "": named by pid alone, as before the host was in the name
+            stale = not _alive(int(pid))
+        else:
+            with suppress(OSError):
+                stale = time.time() - folder.stat().st_mtime > FOREIGN_STAGING_SECONDS
+        if stale:
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -433,7 +453,7 @@ class RunFolder:
         the parts beside it are whole."""
         with storage_errors(self.root):
             _drop_stale_staging(self.root)
-            staging = self.root / f"{_REPORT_STAGING}{os.getpid()}.tmp"
+            staging = self.root / _staging_name()
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir()
         try:
