@@ -19,6 +19,7 @@ from helpers.tinyparts import image_query, text_query
 
 import taskvec.patching.kv_cache as kv_cache
 import taskvec.patching.sweep as sweep_module
+from taskvec.errors import LayerError, VectorMismatchError
 from taskvec.models.batching import MemoryBudget, plan_sweep_batches
 from taskvec.models.families.causal_lm import TEXT_FAMILIES
 from taskvec.patching.hooks import patching_last_token
@@ -146,6 +147,25 @@ def test_fast_logits_equal_full_forwards_on_tiny_vlms(vlm):
         queries = [image_query(0), image_query(1)]
     encoded = vlm.encode(queries)
     assert_same(vlm, encoded, far_vectors(vlm), list(range(vlm.num_layers)), atol=2e-4)
+
+
+@pytest.mark.parametrize(
+    "bad", ["a layer out of range", "a vector short", "not finite"], ids=lambda bad: bad.replace(" ", "_")
+)
+def test_sweep_logits_checks_its_input_as_the_sweep_does(text_lm, bad):
+    """``sweep_logits`` took a layer past the model's last (its rows ran no decoder layer and gave
+    numbers of nothing), fewer vectors than layers, and NaN vectors, all without a word."""
+    layers = [0, 1]
+    vectors = far_vectors(text_lm)[: len(layers)]
+    if bad == "a layer out of range":
+        layers = [0, text_lm.num_layers + 5]
+    elif bad == "a vector short":
+        vectors = vectors[:1]
+    else:
+        vectors[1, 0] = float("nan")
+    encoded = text_lm.encode(text_queries(2))
+    with pytest.raises((LayerError, VectorMismatchError)):
+        sweep_logits(text_lm, encoded, vectors, layers)
 
 
 # --- where the fast path does not apply, the sweep runs the plain path --------------------------------

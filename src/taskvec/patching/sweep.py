@@ -175,7 +175,11 @@ def sweep_logits(
     (on the CPU).
 
     Raises ``FastPathUnavailable`` where the fast path cannot be exact (the caller runs the plain
-    path instead)."""
+    path instead). Checks its input as ``sweep`` does: a layer out of range ran no decoder layer
+    and gave numbers of nothing."""
+    layers = list(layers)
+    _check(adapter, vectors, layers)
+    check_mode(mode, scale)
     patched, clean = _sweep_passes(
         adapter, encoded, vectors, layers, mode, scale, lambda output: output.logits[:, -1, :]
     )
