@@ -35,3 +35,19 @@ def pytest_configure(config):
         os.environ["OMP_NUM_THREADS"] = "1"
         os.environ["MKL_NUM_THREADS"] = "1"
         torch.set_num_threads(1)
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """The figures the report modules save, in order, to look inside after a plot function ran
+    (they are ``Figure`` objects, never pyplot's current figure)."""
+    import taskvec.report.plots as plots
+
+    saved, write = [], plots.write_figure
+
+    def recording(figure, path, **options):
+        saved.append(figure)
+        return write(figure, path, **options)
+
+    monkeypatch.setattr(plots, "write_figure", recording)
+    return saved

@@ -11,10 +11,10 @@ import torch
 
 from taskvec.analysis.embedding import cluster_purity, embed, embedding_frame, umap_available
 from taskvec.analysis.lens import MASS, decodings_table, layer_ranges, phase_ranges, top1_distribution
-from taskvec.analysis.plots import plot_top1, token_label
 from taskvec.analysis.similarity import cosine_matrix, pair_summary, same_task_cosines, similarity_by_layer
 from taskvec.analysis.token_sets import PHASES, instruction_words, load_words
 from taskvec.errors import ConfigError, TaskFileError
+from taskvec.report.plots import plot_top1, token_label
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
 
 

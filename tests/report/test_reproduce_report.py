@@ -8,7 +8,6 @@ import re
 import shutil
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -147,23 +146,14 @@ def test_table3_beside_the_paper_puts_each_models_row_under_ours():
     assert frame.loc[("Text ICL xPatch", "ours"), "average"] == "0.25 ± 0.00"
 
 
-@pytest.fixture
-def kept_figures(monkeypatch):
-    monkeypatch.setattr(plt, "close", lambda *args, **kwargs: None)
-    plt.close("all")
-    yield
-    monkeypatch.undo()
-    plt.close("all")
-
-
-def test_layer_curves_tick_whole_layers_and_draw_the_baselines(tmp_path, kept_figures):
+def test_layer_curves_tick_whole_layers_and_draw_the_baselines(tmp_path, saved_figures):
     curves = pd.DataFrame(
         np.linspace(0, 0.5, 36).reshape(2, 18), index=["Text ICL -> text", "Text ICL -> image (noto)"]
     )
     curves.columns = [str(layer) for layer in range(18)]  # as read back from the CSV
     mean = pd.DataFrame({c: [0.05, 0.04] for c in paper.TASK_COLUMNS}, index=["Text ICL xBase", "No Context"])
     reproduce.plot_layer_curves(curves, tmp_path / "curves.png", "t", reproduce.layer_references(mean))
-    axis = plt.gcf().axes[0]
+    axis = saved_figures[-1].axes[0]
     axis.figure.canvas.draw()
     ticks = [label.get_text().replace("\N{MINUS SIGN}", "-") for label in axis.get_xticklabels()]
     assert ticks and all(t.lstrip("-").isdigit() for t in ticks), ticks
@@ -174,14 +164,14 @@ def test_layer_curves_tick_whole_layers_and_draw_the_baselines(tmp_path, kept_fi
     assert any("No Context" in label for label in flat) and any("paper" in label for label in flat)
 
 
-def test_layer_curves_mark_each_conditions_layer_and_label_the_baselines_values(tmp_path, kept_figures):
+def test_layer_curves_mark_each_conditions_layer_and_label_the_baselines_values(tmp_path, saved_figures):
     """The layers read were not marked, the sampled layers looked like every layer, and two
     baselines a hundredth apart drew on one line with nothing to tell them apart."""
     curves = pd.DataFrame([[0.1, 0.3, 0.2], [0.0, 0.1, 0.4]], index=["A -> text", "B -> text"])
     curves.columns = ["0", "4", "8"]
     references = {"Text ICL xBase, image queries (test)": 0.054, "No Context, image queries (test)": 0.05}
     reproduce.plot_layer_curves(curves, tmp_path / "c.png", "t", references, {"A -> text": 4})
-    axis = plt.gcf().axes[0]
+    axis = saved_figures[-1].axes[0]
     labels = [line.get_label() for line in axis.get_lines()]
     assert "A -> text (read at 4)" in labels and "B -> text" in labels
     assert (

@@ -59,20 +59,16 @@ def test_the_report_line_says_when_a_flat_curve_left_the_choice_to_the_tie_rule(
     assert "not the data, chose: a (0.25)" in per_task
 
 
-def test_the_val_curve_plot_marks_each_tasks_layer_under_per_task_selection(monkeypatch, tmp_path):
+def test_the_val_curve_plot_marks_each_tasks_layer_under_per_task_selection(saved_figures, tmp_path):
     """Per-task selection drew one line at the mean curve's best, labelled "chosen layer", though
     no task need have been read there."""
-    import matplotlib.pyplot as plt
-
     from taskvec.report.tables import plot_curves
 
-    monkeypatch.setattr(plt, "close", lambda *args, **kwargs: None)
-    plt.close("all")
     curve = pd.DataFrame(
         {0: [0.6, 0.0, 0.3], 1: [0.5, 0.5, 0.5], 2: [0.4, 1.0, 0.7]}, index=["a", "b", "average"]
     )
     plot_curves(curve, 2, "t", tmp_path / "per_task.png", {"a": 0, "b": 2})
-    axis = plt.gcf().axes[0]
+    axis = saved_figures[-1].axes[0]
     labels = [line.get_label() for line in axis.get_lines()]
     assert "a (layer 0)" in labels and "b (layer 2)" in labels
     assert not any("chosen layer" in label for label in labels)
@@ -84,26 +80,20 @@ def test_the_val_curve_plot_marks_each_tasks_layer_under_per_task_selection(monk
     }
     assert marked == {(0.0, 0.6), (2.0, 1.0)}
     plot_curves(curve, 2, "t", tmp_path / "shared.png")
-    assert "chosen layer 2" in [line.get_label() for line in plt.gcf().axes[0].get_lines()]
-    plt.close("all")
+    assert "chosen layer 2" in [line.get_label() for line in saved_figures[-1].axes[0].get_lines()]
 
 
-def test_the_val_curve_plot_of_one_task_shows_that_task_on_whole_layers(monkeypatch, tmp_path):
+def test_the_val_curve_plot_of_one_task_shows_that_task_on_whole_layers(saved_figures, tmp_path):
     """One task's line lay hidden under the identical black "average" one (still in the legend),
     and the layer axis ticked 2.5, 7.5, ..."""
-    import matplotlib.pyplot as plt
-
     from taskvec.report.tables import plot_curves
 
-    monkeypatch.setattr(plt, "close", lambda *args, **kwargs: None)
-    plt.close("all")
     curve = pd.DataFrame({0: [0.1, 0.1], 4: [0.5, 0.5], 9: [0.3, 0.3]}, index=["a", "average"])
     plot_curves(curve, 4, "t", tmp_path / "one.png")
-    axis = plt.gcf().axes[0]
+    axis = saved_figures[-1].axes[0]
     labels = [line.get_label() for line in axis.get_lines()]
     assert "a" in labels and "average" not in labels
     assert all(float(tick).is_integer() for tick in axis.get_xticks())
-    plt.close("all")
 
 
 def test_the_report_shows_the_validation_curves_it_names():

@@ -1,6 +1,6 @@
 """Looking inside: logit lens (three phases, top-1 decodings), task-vector decodings, similarity
 between specifications and 2-D maps of task vectors. Library functions return data frames and
-tensors; ``taskvec.analysis.plots`` draws them; ``taskvec.pipelines.analyze`` runs them all into one
+tensors; ``taskvec.report.plots`` draws them; ``taskvec.pipelines.analyze`` runs them all into one
 folder."""
 
 from taskvec.analysis.collect import SpecStates, collect

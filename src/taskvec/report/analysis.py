@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from taskvec.analysis import plots
 from taskvec.analysis.lens import layer_ranges
 from taskvec.pipelines.analyze import SUMMARY_FILE, AnalysisConfig, AnalysisResult, result_tables
+from taskvec.report import plots
 from taskvec.storage.markdown import fixed, markdown_table
 from taskvec.storage.run_folder import RunFolder, write_atomic
 

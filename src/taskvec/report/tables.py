@@ -6,17 +6,12 @@ from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRIC_NOTES, METRICS  # noqa: E402
-from taskvec.evaluation.protocol import ExperimentConfig  # noqa: E402
-from taskvec.evaluation.result import RunResult  # noqa: E402
-from taskvec.evaluation.scoring import (  # noqa: E402
+from taskvec.evaluation.metrics import FIRST_TOKEN_METRICS, METRIC_NOTES, METRICS
+from taskvec.evaluation.protocol import ExperimentConfig
+from taskvec.evaluation.result import RunResult
+from taskvec.evaluation.scoring import (
     COLLAPSE_RATIO,
     COLLAPSE_SHARE,
     answer_diversity,
@@ -27,10 +22,11 @@ from taskvec.evaluation.scoring import (  # noqa: E402
     summary_table,
     tied_selection_curves,
 )
-from taskvec.evaluation.uncertainty import paired_difference  # noqa: E402
-from taskvec.storage.markdown import fixed, write_table  # noqa: E402
-from taskvec.storage.run_folder import write_atomic, write_figure  # noqa: E402
-from taskvec.tasks.task import AVERAGE  # noqa: E402
+from taskvec.evaluation.uncertainty import paired_difference
+from taskvec.report.plots import integer_layers, new_figure, save
+from taskvec.storage.markdown import fixed, write_table
+from taskvec.storage.run_folder import write_atomic
+from taskvec.tasks.task import AVERAGE
 
 METHOD_NAMES = {
     "no_context": "No Context",
@@ -223,7 +219,7 @@ def plot_curves(
     """The validation curves per task and their mean, with the layer(s) the run read: ``best`` for
     every task, or with ``task_layers`` (per-task selection) each task's own, marked on its line,
     and ``best`` named for what it then is, the mean curve's best."""
-    figure, axis = plt.subplots(figsize=(8.5, 4))
+    figure, axis = new_figure(figsize=(8.5, 4))
     one_task = len([task for task in curve.index if task != "average"]) == 1
     for task, row in curve.iterrows():
         if task == "average" and one_task:
@@ -241,16 +237,13 @@ def plot_curves(
         label = f"chosen layer {best}"
     axis.axvline(best, linestyle="--", color="grey", label=label)
     axis.set_xlabel("patched decoder layer")
-    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    integer_layers(axis)
     axis.set_ylabel("accuracy")
     axis.set_ylim(-0.02, 1.02)
     axis.set_title(title)
     axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside the lines
     figure.tight_layout()
-    try:
-        write_figure(figure, path, dpi=120)
-    finally:
-        plt.close(figure)
+    save(figure, path, dpi=120, tight=False)
 
 
 def selection_text(result: RunResult) -> str:

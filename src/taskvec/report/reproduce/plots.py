@@ -5,26 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from taskvec.experiments import paper  # noqa: E402
+from taskvec.experiments import paper
+from taskvec.report.plots import integer_layers, new_figure, save
 from taskvec.storage.markdown import fixed
-from taskvec.storage.run_folder import write_figure  # noqa: E402
 
 #: the paper's model whose numbers the layer curves draw as a reference line
 REFERENCE_MODEL = "Idefics2"
 
 
 def _save_plot(figure, path) -> str:
-    try:
-        return write_figure(figure, path, dpi=120, bbox_inches="tight", pad_inches=0.1).name
-    finally:
-        plt.close(figure)
+    return save(figure, path, dpi=120).name
 
 
 def plot_layer_curves(
@@ -39,7 +31,7 @@ def plot_layer_curves(
     served all its tasks); ``references`` (label -> accuracy) are drawn as horizontal lines (the
     unpatched baselines, the paper's figure), each labelled with its value, since two may fall on
     one line."""
-    figure, axis = plt.subplots(figsize=(8.5, 4.2))
+    figure, axis = new_figure(figsize=(8.5, 4.2))
     for label, row in curves.iterrows():
         layers = [int(layer) for layer in row.index]
         layer = (chosen or {}).get(label)
@@ -58,7 +50,7 @@ def plot_layer_curves(
             linewidth=1.2,
             label=f"{label}: {fixed(value)}",
         )
-    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    integer_layers(axis)
     axis.set_xlabel("patched decoder layer")
     axis.set_ylabel("validation accuracy (avg of tasks)")
     axis.set_ylim(-0.02, 1.02)
@@ -69,7 +61,7 @@ def plot_layer_curves(
 
 
 def plot_ensemble(summary: pd.DataFrame, path, title: str) -> str:
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure, axis = new_figure(figsize=(6, 4))
     for kind, marker in (("exemplars", "o"), ("ensemble", "s")):
         rows = summary[summary.kind == kind]
         axis.errorbar(rows.n, rows["mean"], yerr=rows["std"].fillna(0), marker=marker, capsize=3, label=kind)

@@ -170,7 +170,7 @@ def render_report(folder: str | Path, plots: bool = False) -> Path:
     root = Path(folder)
     source = ReproductionFolder(root)
     if plots:
-        from taskvec.analysis import plots as analysis_plots
+        from taskvec.report import plots as analysis_plots
 
         draw_plots(root, list(source.config["reproduce"]["styles"]))
         if (root / "analysis" / "tables").is_dir():

@@ -1,4 +1,9 @@
-"""Figures for the analyses. Each takes the data frame its analysis returns and a PNG path."""
+"""Figures for the analyses, each from the data frame its analysis returns to a PNG path, and
+what every report figure shares (``new_figure``, ``save``, ``integer_layers``).
+
+Figures are ``matplotlib.figure.Figure`` objects, never pyplot's: importing a report module
+leaves the process's backend alone (a notebook keeps its inline plots), and no figure waits in
+pyplot's list to be closed."""
 
 from __future__ import annotations
 
@@ -7,29 +12,33 @@ from functools import cache
 from pathlib import Path
 
 import matplotlib
+import pandas as pd
+from matplotlib import font_manager, ft2font
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib import font_manager, ft2font  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from taskvec.analysis.token_sets import PHASES  # noqa: E402
-from taskvec.storage.run_folder import write_figure  # noqa: E402
+from taskvec.analysis.token_sets import PHASES
+from taskvec.storage.run_folder import write_figure
 
 PHASE_COLORS = {"input": "tab:blue", "task": "tab:orange", "answer": "tab:green"}
 SPEC_LINES = {"text-icl": "-", "image-icl": "--", "instruction": ":"}
 SPEC_MARKERS = {"text-icl": "o", "image-icl": "^", "instruction": "s"}
 
 
-def save(figure, path: Path, dpi: int = 130) -> Path:
-    """Write a PNG atomically (a temporary file renamed into place) and close the figure. The
-    picture is cut to what the figure draws (``bbox_inches="tight"``), so a legend or label
-    placed outside the axes is never clipped."""
-    try:
-        return write_figure(figure, path, dpi=dpi, bbox_inches="tight", pad_inches=0.1)
-    finally:
-        plt.close(figure)
+def new_figure(
+    rows: int = 1, cols: int = 1, *, figsize: tuple[float, float], layout: str | None = None, **grid
+):
+    """A figure and its axes (``Figure.subplots``: one axis, or with ``squeeze=False`` a grid)."""
+    figure = Figure(figsize=figsize, layout=layout)
+    return figure, figure.subplots(rows, cols, **grid)
+
+
+def save(figure: Figure, path: Path, dpi: int = 130, tight: bool = True) -> Path:
+    """Write a PNG atomically (a temporary file renamed into place). With ``tight`` the picture
+    is cut to what the figure draws (``bbox_inches="tight"``), so a legend or label placed outside
+    the axes is never clipped."""
+    options = dict(bbox_inches="tight", pad_inches=0.1) if tight else {}
+    return write_figure(figure, path, dpi=dpi, **options)
 
 
 @cache
@@ -67,7 +76,7 @@ def plot_phases(curves: pd.DataFrame, path: Path, title: str = "", relative: boo
     tasks = list(dict.fromkeys(curves["task"]))
     cols = min(3, len(tasks))
     rows = math.ceil(len(tasks) / cols)
-    figure, axes = plt.subplots(
+    figure, axes = new_figure(
         rows,
         cols,
         figsize=(4.2 * cols, 3.2 * rows + 0.8),
@@ -124,7 +133,7 @@ def plot_top1(distribution: pd.DataFrame, path: Path, title: str = "", keep: int
     uniform = uniform_layers(distribution)
     layers = [layer for layer in sorted(distribution["layer"].unique()) if int(layer) not in uniform]
     layers = layers or sorted(distribution["layer"].unique())
-    figure, axes = plt.subplots(
+    figure, axes = new_figure(
         len(tasks),
         len(layers),
         figsize=(3.0 * len(layers), 1.9 * len(tasks) + 0.6),
@@ -169,7 +178,7 @@ def plot_similarity(matrix: pd.DataFrame, path: Path, title: str = "") -> Path:
     data's range (see ``similarity_range``), not 0 to 1."""
     labels = [f"{task} / {spec}" for task, spec in matrix.index]
     size = max(4.0, 0.38 * len(labels) + 2)
-    figure, axis = plt.subplots(figsize=(size + 1, size))
+    figure, axis = new_figure(figsize=(size + 1, size))
     values = matrix.to_numpy()
     low, high = similarity_range(values.ravel())
     image = axis.imshow(values, vmin=low, vmax=high, cmap="viridis")
@@ -183,7 +192,7 @@ def plot_similarity(matrix: pd.DataFrame, path: Path, title: str = "") -> Path:
 
 def plot_similarity_by_layer(frame: pd.DataFrame, path: Path, title: str = "") -> Path:
     """Same-task (across specifications) vs random-pair cosine per layer."""
-    figure, axis = plt.subplots(figsize=(7, 4))
+    figure, axis = new_figure(figsize=(7, 4))
     names = {
         "same_task": "same task, other specification",
         "same_spec": "same specification, other task",
@@ -211,8 +220,8 @@ def plot_embedding(frame: pd.DataFrame, path: Path, title: str = "") -> Path:
     """2-D map of per-prompt delimiter states (each test prompt's; their mean is a text-ICL task
     vector, while an instruction's vector is read from the instruction alone): colour = task,
     marker = specification (paper Fig. 1b)."""
-    figure, axis = plt.subplots(figsize=(6.5, 5.5))
-    colors = plt.get_cmap("tab10")
+    figure, axis = new_figure(figsize=(6.5, 5.5))
+    colors = matplotlib.colormaps["tab10"]
     tasks = list(dict.fromkeys(frame["task"]))
     for t, task in enumerate(tasks):
         for spec, group in frame[frame["task"] == task].groupby("spec", sort=False):
