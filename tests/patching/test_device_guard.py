@@ -187,3 +187,21 @@ def test_token_count_is_the_encoded_length_without_the_models_device(case):
     prompts = [["Q:", image(1), "\nA:"], ["Q:cat and dog\nA:"], two_images]
     for prompt in prompts:
         assert adapter.token_count(prompt) == int(adapter.encode([prompt]).attention_mask.sum())
+
+
+def test_the_recognisers_accuracy_check_makes_no_tensor_without_a_device():
+    """``classifier_accuracy`` compared predictions with a device-less ``torch.tensor`` of the
+    truth and fed the encoder CPU pixels: right on the CPU, a crash beside a CUDA recogniser."""
+    from torch import nn
+
+    from taskvec.align.evaluate import classifier_accuracy
+    from taskvec.models.vision.efficientnet_lite import EfficientNetLite0
+    from taskvec.tasks import images as suite
+
+    torch.manual_seed(0)
+    encoder = EfficientNetLite0().eval()
+    head = nn.Linear(encoder.num_features, len(suite.entities()))
+    plain = classifier_accuracy(encoder, head, 32, styles=("noto",), domains=("flags",))
+    with device_guard():
+        guarded = classifier_accuracy(encoder, head, 32, styles=("noto",), domains=("flags",))
+    assert guarded.equals(plain) and list(plain.index) == ["noto"] and list(plain.columns) == ["flags"]

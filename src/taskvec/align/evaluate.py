@@ -6,11 +6,15 @@ first greedy token scored *strictly* against the entity name's own first tokens.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 import torch
+from torch import nn
 
 from taskvec.evaluation.metrics import strict_match
 from taskvec.models.adapter import ModelAdapter
+from taskvec.models.vision.efficientnet_lite import EfficientNetLite0, preprocess
 from taskvec.patching.patch import first_token_ids
 from taskvec.prompts.template import get_template
 from taskvec.tasks import images as suite
@@ -81,10 +85,16 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 @torch.no_grad()
-def classifier_accuracy(encoder, head, image_size: int, styles=suite.STYLES, domains=suite.TASK_DOMAINS):
-    """Stage-1 check without the LLM: top-1 entity accuracy per (style, domain)."""
-    from taskvec.models.vision.efficientnet_lite import preprocess
-
+def classifier_accuracy(
+    encoder: EfficientNetLite0,
+    head: nn.Module,
+    image_size: int,
+    styles: Sequence[str] = suite.STYLES,
+    domains: Sequence[str] = suite.TASK_DOMAINS,
+) -> pd.DataFrame:
+    """Stage-1 check without the LLM: top-1 entity accuracy per (style, domain), computed on the
+    device the encoder is on."""
+    device = next(encoder.parameters()).device
     entity_index = {e: i for i, e in enumerate(suite.entities())}
     table: dict[str, dict[str, float]] = {}
     for style in styles:
@@ -93,7 +103,7 @@ def classifier_accuracy(encoder, head, image_size: int, styles=suite.STYLES, dom
             if not pairs:
                 continue
             pixels = preprocess([suite.load_image(e, style) for e, _ in pairs], size=image_size)
-            predicted = head(encoder.forward_pooled(pixels)).argmax(-1)
-            truth = torch.tensor([entity_index[e] for e, _ in pairs])
+            predicted = head(encoder.forward_pooled(pixels.to(device))).argmax(-1)
+            truth = torch.tensor([entity_index[e] for e, _ in pairs], device=predicted.device)
             table.setdefault(style, {})[domain] = round(float((predicted == truth).float().mean()), 3)
     return pd.DataFrame(table).T

@@ -319,7 +319,8 @@ def preprocess(
     normalization: str = "lite",
     background: tuple[int, int, int] = (255, 255, 255),
 ) -> torch.Tensor:
-    """PIL images -> float tensor [B, 3, size, size].
+    """PIL images -> float tensor [B, 3, size, size] on the CPU, as a processor gives them (the
+    caller moves them to its model's device).
 
     Each image is converted to RGB (transparent pixels are composited on ``background``),
     resized to ``size x size`` with bicubic interpolation and normalised.
@@ -345,8 +346,8 @@ def preprocess(
         t = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
         tensors.append(t.view(size, size, 3).permute(2, 0, 1))
     if not tensors:
-        return torch.empty(0, 3, size, size)
+        return torch.empty(0, 3, size, size, device="cpu")
     x = torch.stack(tensors).float().div_(255.0)
-    m = torch.tensor(mean).view(1, 3, 1, 1)
-    s = torch.tensor(std).view(1, 3, 1, 1)
+    m = torch.tensor(mean, device="cpu").view(1, 3, 1, 1)
+    s = torch.tensor(std, device="cpu").view(1, 3, 1, 1)
     return (x - m) / s
