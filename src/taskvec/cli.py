@@ -430,12 +430,14 @@ def run(
     from taskvec.pipelines.progress import announce
     from taskvec.report.tables import (
         COLLAPSE_RULE,
+        NOT_JUDGED_RULE,
         collapsed_cells,
         differences,
         differences_cells,
         format_summary,
         selection_text,
         spread_phrase,
+        unjudged_cells,
         write_run_report,
     )
     from taskvec.tasks.registry import load_tasks, resolve_task_names
@@ -476,14 +478,14 @@ def run(
         return  # under a launcher, rank 0 writes the report and prints the tables once
     announce("writing tables and plots ...")
     write_run_report(result)
-    collapsed = collapsed_cells(result.predictions)
+    collapsed, unjudged = collapsed_cells(result.predictions), unjudged_cells(result.predictions)
     layers = sorted(set(result.task_layers.values())) or [result.best_layer]
     where = f"layer {layers[0]}" if len(layers) == 1 else "layer per task"
     for metric in ("paper", "whole_label", "strict", "exact"):
         table = result.summary(metric)
         if table.empty:
             continue
-        _print_frame(format_summary(table, collapsed), f"{metric} (test, {where})")
+        _print_frame(format_summary(table, collapsed, unjudged), f"{metric} (test, {where})")
     console.print(f"cells: {spread_phrase(len(config.seeds))}", highlight=False)
     found = differences(result.predictions)
     if len(found):
@@ -492,6 +494,8 @@ def run(
     console.print(re.sub(r"[*`]", "", selection_text(result)), highlight=False)
     if collapsed:
         console.print(COLLAPSE_RULE, highlight=False)
+    if unjudged:
+        console.print(NOT_JUDGED_RULE, highlight=False)
     if result.warnings:  # said as they came, maybe in an earlier launch; here again, by the numbers
         console.print(f"{len(result.warnings)} warning(s) about this run's inputs, recorded in results.json:")
         for text in result.warnings:

@@ -136,7 +136,37 @@ def test_concentrated_answers_on_a_split_the_rule_cannot_judge_are_said_not_judg
     assert unjudged == {("same", "no_context"): 1.0}  # xBase's answers are not concentrated
     report = run_report(ExperimentConfig.create(), "x", [], unjudged=unjudged)
     assert "No method's answers collapsed" not in report
-    assert "**Not judged for collapse**: No Context on same (top answer 1.00 of the items)" in report
+    assert "**Not judged for collapse** (‡): No Context on same (top answer 1.00 of the items)" in report
+
+
+def test_a_method_the_rule_cannot_judge_is_marked_in_its_cells_and_recorded_as_unknown():
+    """A method answering 'sweet' for every item of a split 58% 'sweet' was recorded
+    ``collapsed: false`` in results.json and answer_diversity.csv, its cells unmarked: read as a
+    verdict of "not collapsed" that the rule cannot give."""
+    from taskvec.evaluation.scoring import answer_diversity, summary_table
+    from taskvec.pipelines.results import diversity_summary
+    from taskvec.report.tables import format_summary, summary_beside, unjudged_cells
+
+    rows = []
+    for i in range(12):
+        label = "sweet" if i < 7 else ["sour", "salty", "bitter", "umami", "spicy"][i - 7]
+        common = {"task": "flavor", "seed": 1, "item": str(i), "label": label}
+        for method, answer in (("xpatch", "sweet"), ("xbase", label), ("no_context", ["a", "b", "c"][i % 3])):
+            right = answer == label
+            rows.append(
+                {**common, "method": method, "prediction": answer, "paper": right, "whole_label": right}
+            )
+    predictions = pd.DataFrame(rows)
+    collapsed = answer_diversity(predictions)["collapsed"]
+    # one answer for all, and every item right: on this split the rule can tell neither apart
+    assert pd.isna(collapsed[("flavor", "xpatch")]) and pd.isna(collapsed[("flavor", "xbase")])
+    assert collapsed[("flavor", "no_context")] == False  # noqa: E712  (judged: its answers vary)
+    assert diversity_summary(predictions)["flavor"]["xpatch"]["collapsed"] is None
+    assert diversity_summary(predictions)["flavor"]["no_context"]["collapsed"] is False
+    cells = format_summary(summary_table(predictions, "paper"), set(), unjudged_cells(predictions))
+    assert cells.loc["flavor", "xPatch"].endswith(" ‡") and cells.loc["flavor", "xBase"].endswith(" ‡")
+    assert not cells.loc["flavor", "No Context"].endswith("‡")
+    assert summary_beside(predictions).loc["flavor", ("xPatch", "whole_label")].endswith(" ‡")
 
 
 def test_a_tasks_own_best_layer_on_a_flat_curve_is_named_the_tie_rules():

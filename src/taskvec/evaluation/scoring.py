@@ -245,7 +245,10 @@ def answer_diversity(predictions: pd.DataFrame) -> pd.DataFrame:
     top-label share, what answering one label can score at most); ``collapsed``: ``top_share >=
     COLLAPSE_SHARE`` and ``>= COLLAPSE_RATIO x label_share`` (a method that answers one thing for
     most items, far more often than any label occurs); never the label prior, a baseline that
-    answers one label by construction. Rows follow the tasks' and ``METHODS``' order."""
+    answers one label by construction. It is missing (``pd.NA``, a nullable boolean) where the
+    rule cannot judge (``not_judged``): a method that answers one thing for most items of a split
+    whose top label is over half of it might know the items or answer that label for all of them.
+    Rows follow the tasks' and ``METHODS``' order."""
     columns = ["task", "method", "items", "distinct", "top_share", "top_answer", "label_share", "collapsed"]
     if predictions.empty:
         return pd.DataFrame(columns=columns).set_index(["task", "method"])
@@ -270,10 +273,10 @@ def answer_diversity(predictions: pd.DataFrame) -> pd.DataFrame:
                 "top_share": top_share,
                 "top_answer": group.key.value_counts().index[0],
                 "label_share": label_share,
-                "collapsed": method != "label_prior" and is_collapsed(top_share, label_share),
+                "collapsed": _collapse_verdict(method, top_share, label_share),
             }
         )
-    frame = pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns).astype({"collapsed": "boolean"})
     order = {m: i for i, m in enumerate(METHODS)}
     tasks = {t: i for i, t in enumerate(dict.fromkeys(predictions.task))}
     frame = frame.sort_values(["task", "method"], key=lambda c: c.map(tasks if c.name == "task" else order))
@@ -284,6 +287,20 @@ def is_collapsed(top_share: float, label_share: float) -> bool:
     """The collapse rule: the top answer covers at least half the items and at least twice the
     share of the split's most frequent label."""
     return top_share >= COLLAPSE_SHARE and top_share >= COLLAPSE_RATIO * label_share
+
+
+def _collapse_verdict(method: str, top_share: float, label_share: float) -> bool | None:
+    if method == "label_prior":
+        return False
+    if not_judged(top_share, label_share):
+        return None
+    return is_collapsed(top_share, label_share)
+
+
+def not_judged(top_share: float, label_share: float) -> bool:
+    """Answers the rule can neither flag nor clear: one answer covers at least ``COLLAPSE_SHARE``
+    of the items on a split where the rule can flag nothing (``collapse_undetectable``)."""
+    return top_share >= COLLAPSE_SHARE and collapse_undetectable(label_share)
 
 
 def collapse_undetectable(label_share: float) -> bool:

@@ -163,11 +163,12 @@ def metric_summary(predictions: pd.DataFrame) -> dict:
 
 def diversity_summary(predictions: pd.DataFrame) -> dict:
     """``{task: {method: {items, distinct, top_share, top_answer, label_share, collapsed}}}``
-    (``scoring.answer_diversity``)."""
+    (``scoring.answer_diversity``; ``collapsed`` is null where the rule cannot judge)."""
     summary: dict = {}
     for (task, method), row in answer_diversity(predictions).iterrows():
         entry = {k: (round(float(v), 6) if isinstance(v, float) else v) for k, v in row.items()}
-        entry["items"], entry["collapsed"] = int(row["items"]), bool(row["collapsed"])
+        entry["items"] = int(row["items"])
+        entry["collapsed"] = None if pd.isna(row["collapsed"]) else bool(row["collapsed"])
         summary.setdefault(task, {})[method] = entry
     return summary
 

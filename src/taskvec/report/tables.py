@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
@@ -16,7 +16,6 @@ from taskvec.evaluation.scoring import (
     COLLAPSE_SHARE,
     answer_diversity,
     choose_layers,
-    collapse_undetectable,
     flat_selection_curves,
     layer_curve,
     summary_table,
@@ -42,6 +41,14 @@ COLLAPSE_RULE = (
     f"{COLLAPSE_SHARE:g} of the items and at least {COLLAPSE_RATIO:g}x the share of the test split's "
     "most frequent label (the label prior, one label by construction, is not marked)"
 )
+#: what marks the cell of a method the collapse rule cannot judge (``scoring.not_judged``)
+NOT_JUDGED_MARK = "‡"
+NOT_JUDGED_RULE = (
+    f"{NOT_JUDGED_MARK} not judged for collapse: the method's top answer is at least "
+    f"{COLLAPSE_SHARE:g} of the items on a split whose most frequent label is over half of it, so the "
+    "rule cannot tell a method that knows the items from one that answers that label for all of "
+    "them: compare its cell with the Label prior's"
+)
 #: the metrics every summary shows side by side: the paper's and the one that needs the whole label
 HEADLINE_METRICS = ("paper", "whole_label")
 
@@ -50,21 +57,16 @@ def collapsed_cells(predictions: pd.DataFrame) -> set[tuple[str, str]]:
     """The (task, method) pairs whose answers collapsed (``scoring.answer_diversity``; never the
     label prior, which answers one label by construction)."""
     diversity = answer_diversity(predictions)
-    return {key for key, flag in diversity["collapsed"].items() if flag}
+    return set(diversity.index[diversity["collapsed"].fillna(False).astype(bool)])
 
 
 def unjudged_cells(predictions: pd.DataFrame) -> dict[tuple[str, str], float]:
-    """The (task, method) pairs whose answers are concentrated (top answer's share at least
-    ``COLLAPSE_SHARE``) on a split the collapse rule cannot judge (``collapse_undetectable``: its
-    most frequent label over half of it), each with its top answer's share."""
+    """The (task, method) pairs the collapse rule cannot judge (``scoring.not_judged``: answers
+    concentrated on a split whose most frequent label is over half of it), each with its top
+    answer's share."""
     diversity = answer_diversity(predictions)
-    return {
-        key: float(row.top_share)
-        for key, row in diversity.iterrows()
-        if key[1] != "label_prior"
-        and row.top_share >= COLLAPSE_SHARE
-        and collapse_undetectable(row.label_share)
-    }
+    unjudged = diversity[diversity["collapsed"].isna()]
+    return {key: float(share) for key, share in unjudged["top_share"].items()}
 
 
 def spread_phrase(seeds: int) -> str:
@@ -130,26 +132,30 @@ def mean_std_cells(mean: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:
 
 
 def format_summary(
-    table: pd.DataFrame, collapsed: AbstractSet[tuple[str, str]] = frozenset()
+    table: pd.DataFrame,
+    collapsed: AbstractSet[tuple[str, str]] = frozenset(),
+    unjudged: Collection[tuple[str, str]] = frozenset(),
 ) -> pd.DataFrame:
     """``mean ± std`` strings (``mean_std_cells``), methods as columns in the paper's order; a
-    collapsed (task, method) gets ``COLLAPSED_MARK``."""
+    collapsed (task, method) gets ``COLLAPSED_MARK``, one the rule cannot judge
+    ``NOT_JUDGED_MARK``."""
     cells = mean_std_cells(table["mean"], table["std"])
-    for task, method in collapsed:
-        if task in cells.index and method in cells.columns:
-            cells.loc[task, method] += f" {COLLAPSED_MARK}"
+    for marked, mark in ((collapsed, COLLAPSED_MARK), (unjudged, NOT_JUDGED_MARK)):
+        for task, method in marked:
+            if task in cells.index and method in cells.columns:
+                cells.loc[task, method] += f" {mark}"
     return cells.rename(columns=METHOD_NAMES)
 
 
 def summary_beside(predictions: pd.DataFrame, metrics=HEADLINE_METRICS) -> pd.DataFrame:
     """The formatted summaries of ``metrics`` side by side: columns (method, metric), methods in
-    the paper's order, each metric's cell beside the other's; collapsed cells marked."""
-    collapsed = collapsed_cells(predictions)
+    the paper's order, each metric's cell beside the other's; collapsed and unjudged cells marked."""
+    collapsed, unjudged = collapsed_cells(predictions), unjudged_cells(predictions)
     formatted = {}
     for metric in metrics:
         table = summary_table(predictions, metric) if metric in predictions.columns else pd.DataFrame()
         if not table.empty:
-            formatted[metric] = format_summary(table, collapsed)
+            formatted[metric] = format_summary(table, collapsed, unjudged)
     if not formatted:
         return pd.DataFrame()
     first = next(iter(formatted.values()))
@@ -273,7 +279,7 @@ def _write_run_report(result: RunResult, config: ExperimentConfig, root: Path) -
     """``write_run_report``'s files, written under ``root``."""
     predictions = result.predictions
     val_scores, test_scores, best = result.val_scores, result.test_scores, result.best_layer
-    collapsed = collapsed_cells(predictions)
+    collapsed, unjudged = collapsed_cells(predictions), unjudged_cells(predictions)
     headline = write_table(root, "summary_paper_whole_label", summary_beside(predictions))
     diversity = write_table(root, "answer_diversity", diversity_table(predictions))
     found = differences(predictions)
@@ -288,7 +294,7 @@ def _write_run_report(result: RunResult, config: ExperimentConfig, root: Path) -
         if table.empty:
             continue
         write_table(root, f"summary_{metric}", table)
-        formatted = format_summary(table, collapsed)
+        formatted = format_summary(table, collapsed, unjudged)
         sections.append((metric, write_table(root, f"summary_{metric}_formatted", formatted)))
     for metric in FIRST_TOKEN_METRICS:
         val_curve = layer_curve(val_scores, metric)
@@ -323,7 +329,7 @@ def _write_run_report(result: RunResult, config: ExperimentConfig, root: Path) -
         collapsed=collapsed,
         per_task_best=per_task_best,
         pictures=styles_shown(predictions),
-        unjudged=unjudged_cells(predictions),
+        unjudged=unjudged,
         flat_tasks=flat_selection_curves(val_scores, config.selection_metric, "per-task"),
         tied_tasks=tied_selection_curves(val_scores, config.selection_metric, "per-task"),
         warnings=result.warnings,
@@ -436,9 +442,10 @@ def run_report(
             for (t, m), share in sorted(unjudged.items())
         )
         lines += [
-            f"**Not judged for collapse**: {named}. The split's most frequent label is over half of it, so "
-            "no answer can reach twice its share and the collapse rule cannot tell a method that answers "
-            "one label for every item from one that knows the items: compare it with the Label prior.",
+            f"**Not judged for collapse** ({NOT_JUDGED_MARK}): {named}. The split's most frequent label is "
+            "over half of it, so no answer can reach twice its share and the collapse rule cannot tell a "
+            "method that answers one label for every item from one that knows the items: compare it with "
+            "the Label prior (`collapsed` is empty for it in answer_diversity.csv, null in results.json).",
             "",
         ]
     for metric, markdown in sections:

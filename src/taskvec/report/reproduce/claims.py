@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from taskvec.evaluation.scoring import COLLAPSE_SHARE, answer_diversity, collapse_undetectable
+from taskvec.evaluation.scoring import answer_diversity
 from taskvec.evaluation.uncertainty import Difference, paired_difference, share_interval
 from taskvec.experiments import paper
 from taskvec.experiments.conditions import TABLE3_ROWS, Condition, table3_with_std
@@ -128,10 +128,9 @@ def claims(
         text_to_image = float(avg["Text ICL xPatch"])
         diversity = answer_diversity(reproduction.main_condition(style).predictions)
         xpatch = diversity.xs("xpatch", level="method")
-        collapsed = xpatch[xpatch.collapsed]
+        collapsed = xpatch[xpatch.collapsed.fillna(False).astype(bool)]
         # concentrated answers on a split the rule cannot judge (its top label over half of it)
-        concentrated = xpatch.top_share >= COLLAPSE_SHARE
-        unjudged = xpatch[xpatch.label_share.map(collapse_undetectable) & concentrated]
+        unjudged = xpatch[xpatch.collapsed.isna()]
         collapse_claim = "Text ICL xPatch's answers on image queries do not collapse onto one answer"
         # "yes" where the rule judged only some tasks says on how many; none judged is no verdict
         judged = len(xpatch) - len(unjudged)
