@@ -7,6 +7,7 @@ from taskvec.evaluation.scoring import (
     choose_layers,
     flat_selection_curves,
     is_collapsed,
+    layer_curve,
     layer_scores,
     select_layer,
     split_predictions,
@@ -269,3 +270,10 @@ def test_a_baseline_answering_a_label_longer_than_the_answer_budget_is_held_to_i
         row = held.loc[key]
         assert not row.whole_label and not row.exact and not row.strict
         assert row.paper  # its first token is written within any budget
+
+
+def test_the_layer_curves_keep_the_commands_task_order():
+    """``val_curve_*.csv`` listed tasks alphabetically (animal_young before food_color for
+    ``-t food_color animal_young``), while every other table keeps the command's order."""
+    units = [_curves_unit("zebra", 1, {0: 6, 1: 5}), _curves_unit("apple", 1, {0: 0, 1: 5})]
+    assert list(layer_curve(layer_scores(units, "val"), "paper").index) == ["zebra", "apple", "average"]

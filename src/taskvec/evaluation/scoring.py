@@ -89,10 +89,12 @@ def layer_scores(units: Iterable[dict], split: str) -> pd.DataFrame:
 
 
 def layer_curve(scores: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Accuracy per (task, layer), averaged over items then seeds; plus an ``average`` row."""
+    """Accuracy per (task, layer), averaged over items then seeds; plus an ``average`` row. Tasks
+    keep the scores' order (the command's), as every other table of a run does."""
     chosen = scores[scores.metric == metric]
     per_seed = chosen.groupby(["task", "seed", "layer"]).correct.mean()
     per_task = per_seed.groupby(["task", "layer"]).mean().unstack("layer")
+    per_task = per_task.loc[list(dict.fromkeys(chosen.task))]
     per_task.loc[AVERAGE] = per_task.mean(axis=0)
     return per_task
 
