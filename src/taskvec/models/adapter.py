@@ -459,13 +459,18 @@ def numerics_fingerprint(weights: str, numerics: str) -> str:
     return f"{weights}@{numerics}" if numerics else weights
 
 
-def file_fingerprint(path: str | Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a weights file (first 16 hex digits are plenty to tell files apart)."""
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The SHA-256 of a file, read a block at a time (weights files are gigabytes)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(chunk):
             digest.update(block)
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """SHA-256 of a weights file (first 16 hex digits are plenty to tell files apart)."""
+    return file_sha256(path)[:16]
 
 
 def state_dict_fingerprint(model) -> str:

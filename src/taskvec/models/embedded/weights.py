@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save
 
 from taskvec.errors import ModelSpecError
+from taskvec.models.adapter import file_sha256
 from taskvec.storage.run_folder import write_atomic
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -36,14 +37,6 @@ def fields_hash(info: dict) -> str:
     return config_hash({key: info[key] for key in LOADED_FIELDS if key in info})
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def save_weights(path: Path, tensors: dict[str, torch.Tensor], info: dict, dtype=torch.float16) -> Path:
     """Write ``path`` (.safetensors) and its ``.json`` sidecar atomically; floats stored as
     ``dtype`` (half precision keeps the shipped files at a few MB)."""
@@ -58,7 +51,7 @@ def save_weights(path: Path, tensors: dict[str, torch.Tensor], info: dict, dtype
         **info,
         "config_hash": config_hash(info["config"]),
         "fields_hash": fields_hash(info),
-        "sha256": _sha256(path),
+        "sha256": file_sha256(path),
     }
     write_atomic(path.with_suffix(".json"), json.dumps(sidecar, indent=1, ensure_ascii=False) + "\n")
     return path
@@ -91,7 +84,7 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Tensors (as float32) and their sidecar; refuses missing or mismatching files."""
     path = Path(path).with_suffix(".safetensors")
     info, sidecar = sidecar_of(path), path.with_suffix(".json")
-    if _sha256(path) != info.get("sha256"):
+    if file_sha256(path) != info.get("sha256"):
         raise ModelSpecError(f"{path}: checksum does not match {sidecar.name}; the file is corrupt or stale")
     if config_hash(info["config"]) != info.get("config_hash"):
         raise ModelSpecError(f"{sidecar}: the recorded config does not match its hash")
