@@ -5,7 +5,7 @@ import pytest
 
 from taskvec.errors import TaskFileError
 from taskvec.tasks.registry import BUILTIN_TASKS, load_task
-from taskvec.tasks.task import load_paper_task, load_rows_task, load_split_files, load_task_file
+from taskvec.tasks.task import load_rows_task, load_split_files, load_task_file
 
 
 def _write(path, payload):
@@ -131,7 +131,7 @@ def test_blank_label_and_bad_json_are_refused(tmp_path):
 def test_paper_annotation_layout_and_jsonl_csv(tmp_path):
     _write(tmp_path / "cap_val.json", [{"input": "France", "output": "Paris", "image": "fr.png"}])
     _write(tmp_path / "cap_test.json", [{"input": "Japan", "output": "Tokyo", "image": "jp.png"}])
-    task = load_paper_task(tmp_path, "cap", "The capital city of the country:")
+    task = load_split_files(tmp_path / "cap_val.json", tmp_path / "cap_test.json", "cap", "The capital:")
     assert task.val[0].label == "Paris"
     assert task.test[0].entity == str(tmp_path / "jp.png")  # relative to the task file
 

@@ -593,13 +593,3 @@ def load_rows_task(path: str | Path, instruction_of: Callable[[str], str | None]
         test=_items(records["test"]),
         source=" + ".join(sorted({str(p.resolve()) for p in sources.values()})),
     )
-
-
-def load_paper_task(folder: str | Path, task: str, instruction: str) -> Task:
-    """Read the paper's annotation layout: ``{task}_val.json`` and ``{task}_test.json``."""
-    folder = Path(folder)
-    for suffix in (".json", ".jsonl", ".csv"):
-        val, test = folder / f"{task}_val{suffix}", folder / f"{task}_test{suffix}"
-        if val.is_file() and test.is_file():
-            return load_split_files(val, test, task, instruction)
-    raise TaskFileError(f"{folder}: no {task}_val/_test files (.json, .jsonl or .csv)")
