@@ -10,7 +10,10 @@ from typer.testing import CliRunner
 
 from taskvec.cli import app
 
-COMMANDS = ["run", "models", "tasks", "prompts", "runs", "analyze", "verify", "reproduce", "align", "data"]
+COMMANDS = [
+    *("run", "models", "tasks", "prompts", "runs", "analyze", "verify"),
+    *("reproduce", "report", "align", "data"),
+]
 
 
 def help_text(*args: str) -> str:

@@ -996,6 +996,38 @@ def _main_rank() -> bool:
     return current().is_main
 
 
+@app.command("report")
+def report_command(
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="a reproduction folder (taskvec reproduce --out)", show_default=False, metavar="FOLDER"
+        ),
+    ],
+    plots: Annotated[
+        bool, typer.Option("--plots", help="draw the figures again from the tables first")
+    ] = False,
+    compare_with: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare-with",
+            metavar="FOLDER",
+            help="another reproduction of a variant of the model (the embedded VLM with a frozen and with a "
+            "LoRA-tuned LLM), shown side by side; recorded in report_context.json",
+        ),
+    ] = None,
+) -> None:
+    """Write a reproduction's report.md and report.html again from its files; no model loads.
+
+    A copied or committed reproduction re-renders with the current code (docs/reproduction.md)."""
+    from taskvec.report.reproduce import compare_with as compare
+    from taskvec.report.reproduce import render_report
+
+    if compare_with is not None:
+        compare(folder, compare_with)
+    Console().print(str(render_report(folder, plots=plots)), highlight=False, soft_wrap=True)
+
+
 @app.command()
 def align(
     stage: Annotated[

@@ -31,7 +31,7 @@ def rendered_root(tmp_path_factory) -> Path:
         for report in ("report.md", "report.html"):
             (root / name / report).unlink()
     for name in COMMITTED:
-        reproduce.main(["--render", str(root / name)])
+        reproduce.render_report(root / name)
     return root
 
 
@@ -49,8 +49,7 @@ def _tables(markdown: str) -> list[str]:
 def test_the_committed_report_is_what_the_code_renders_from_the_committed_tables(rendered_root, name):
     for report in ("report.md", "report.html"):
         assert (rendered_root / name / report).read_text() == (DOCS_ROOT / name / report).read_text(), (
-            f"docs/{name}/{report} is out of step with the code: run "
-            f"python -m taskvec.report.reproduce --render docs/{name}"
+            f"docs/{name}/{report} is out of step with the code: run taskvec report docs/{name}"
         )
 
 
@@ -274,7 +273,7 @@ def test_a_reproduction_of_one_task_says_its_cosines_have_no_baseline(tmp_path):
     table = pd.read_csv(similarity)
     table["different tasks (baseline)"] = np.nan
     table.to_csv(similarity, index=False)
-    reproduce.main(["--render", str(folder)])
+    reproduce.render_report(folder)
     note = "One task was run, so there is no pair of different tasks: no baseline."
     assert note in (folder / "report.md").read_text()
     assert note not in (DOCS / "report.md").read_text()
@@ -290,7 +289,7 @@ def test_a_style_is_called_a_training_style_for_what_it_is_not_for_its_place(tmp
     config = json.loads((folder / "config.json").read_text())
     config["reproduce"]["styles"] = ["openmoji", "noto"]
     (folder / "config.json").write_text(json.dumps(config))
-    reproduce.main(["--render", str(folder)])
+    reproduce.render_report(folder)
     text = (folder / "report.md").read_text()
     assert "- image styles: `openmoji` (held out of training), `noto` (a training style);" in text
     assert "### Images in `openmoji` (held out of training)" in text
@@ -298,7 +297,7 @@ def test_a_style_is_called_a_training_style_for_what_it_is_not_for_its_place(tmp
     context = json.loads((folder / "report_context.json").read_text())
     del context["recognition"]
     (folder / "report_context.json").write_text(json.dumps(context))
-    reproduce.main(["--render", str(folder)])
+    reproduce.render_report(folder)
     text = (folder / "report.md").read_text()
     assert "- image styles: `openmoji`, `noto`;" in text and "(a training style)" not in text
 
@@ -316,7 +315,7 @@ def test_fig8_and_fig9_name_each_tasks_layer_where_tasks_chose_their_own(tmp_pat
     conflict = pd.read_csv(tables / "conflict_outputs.csv", keep_default_na=False)
     conflict.loc[conflict["patched"] == "country_currency", "layer"] = 12
     conflict.to_csv(tables / "conflict_outputs.csv", index=False)
-    reproduce.main(["--render", str(folder)])
+    reproduce.render_report(folder)
     text = (folder / "report.md").read_text()
     assert "patched at each task's layer (country_capital 11, country_currency 11, animal_latin 11, " in text
     assert "food_color 9, food_flavor 11)" in text
@@ -334,7 +333,7 @@ def test_fig9_says_which_direction_shares_no_item_instead_of_dropping_its_row(tm
     conflict[conflict["prompted"] != "food_flavor"].to_csv(tables / "conflict_outputs.csv", index=False)
     summary = pd.read_csv(tables / "conflict_summary.csv")
     summary[summary["prompted"] != "food_flavor"].to_csv(tables / "conflict_summary.csv", index=False)
-    reproduce.main(["--render", str(folder)])
+    reproduce.render_report(folder)
     text = (folder / "report.md").read_text()
     assert "shares its input with the patched task, so no row for: food_flavor <- food_color." in text
     assert "so no row for" not in (DOCS / "report.md").read_text()
@@ -349,7 +348,7 @@ def test_a_per_task_reproduction_says_where_its_cosines_and_analyses_are_read(tm
     config = json.loads((folder / "config.json").read_text())
     config["reproduce"]["layer_selection"] = "per-task"
     (folder / "config.json").write_text(json.dumps(config))
-    reproduce.main(["--render", str(folder)])
+    reproduce.render_report(folder)
     text = (folder / "report.md").read_text()
     assert "Table 4's cosines at each task's Text ICL -> image layer" in text
     assert "Analyses at layer 11, the best of the tasks' mean validation curve for Text ICL -> image" in text
@@ -414,21 +413,23 @@ def test_html_in_what_the_report_quotes_is_shown_as_text_never_run():
     assert '&lt;img src="x" onerror="alert(1)"&gt;' in html and "&lt;script&gt;alert(2)" in html
 
 
-def test_a_copy_rendered_without_the_reproduction_it_is_compared_with_is_one_line(tmp_path, capsys):
-    """``--render`` of a copy of a committed reproduction, without its sibling, ended in a
+def test_a_copy_rendered_without_the_reproduction_it_is_compared_with_is_one_line(tmp_path):
+    """``taskvec report`` of a copy of a committed reproduction, without its sibling, ended in a
     FileNotFoundError traceback from report_context.json's relative ``compare_with``."""
-    from taskvec.report.reproduce.render import main
+    from typer.testing import CliRunner
+
+    from taskvec.cli import app
 
     copy = tmp_path / "copy"
     shutil.copytree(DOCS, copy)
     before = (copy / "report.md").read_bytes()
-    with pytest.raises(SystemExit) as stopped:
-        main(["--render", str(copy)])
-    said = capsys.readouterr().err
-    assert stopped.value.code == 2 and said.count("\n") == 1
+    stopped = CliRunner().invoke(app, ["report", str(copy)], env={"COLUMNS": "300", "NO_COLOR": "1"})
+    said = stopped.stderr
+    assert stopped.exit_code == 2 and said.count("\n") == 1, said
     assert said.startswith("error: the reproduction this report is compared with ")
     assert "--compare-with FOLDER" in said and (copy / "report.md").read_bytes() == before
-    main(["--render", str(copy), "--compare-with", str(DOCS_ROOT / COMMITTED[1])])  # named: rendered
+    named = CliRunner().invoke(app, ["report", str(copy), "--compare-with", str(DOCS_ROOT / COMMITTED[1])])
+    assert named.exit_code == 0 and named.stdout.strip() == str(copy / "report.md")  # named: rendered
 
 
 def test_the_warnings_said_in_the_runs_are_listed_once_with_the_runs_they_came_from(tmp_path):
@@ -443,12 +444,12 @@ def test_the_warnings_said_in_the_runs_are_listed_once_with_the_runs_they_came_f
     )
     context["warnings"] = {"Text ICL -> image (noto)": [cut], "LLM -> VLM (noto)": [cut]}
     (folder / "report_context.json").write_text(json.dumps(context))
-    reproduce.main(["--render", str(folder)])
+    reproduce.render_report(folder)
     text = (folder / "report.md").read_text()
     assert text.count("1 of 130 labels take more than the 4 answer tokens") == 1
     assert "answer tokens (said in: Text ICL -> image (noto), LLM -> VLM (noto))" in text
     assert "UnscorableLabelsWarning" not in text
     del context["warnings"]  # a reproduction made before runs recorded them: no such block
     (folder / "report_context.json").write_text(json.dumps(context))
-    reproduce.main(["--render", str(folder)])
+    reproduce.render_report(folder)
     assert "**Warnings**" not in (folder / "report.md").read_text()

@@ -9,7 +9,7 @@ LLM, timings, the analysis layer). ``render_report`` (``render.py``) then writes
 our tables beside the paper's, ``beside_paper.py``; two variants of a model side by side,
 ``variants.py``), with no model, so a copied reproduction re-renders with the current code::
 
-    python -m taskvec.report.reproduce --render docs/reproduce-embedded-vlm [--plots]
+    taskvec report docs/reproduce-embedded-vlm [--plots]
 """
 
 from taskvec.report.reproduce.beside_paper import (
@@ -20,7 +20,7 @@ from taskvec.report.reproduce.beside_paper import (
 from taskvec.report.reproduce.claims import claims, claims_beside
 from taskvec.report.reproduce.folder import ReproductionFolder, compare_with
 from taskvec.report.reproduce.plots import layer_references, plot_layer_curves
-from taskvec.report.reproduce.render import main, render_report
+from taskvec.report.reproduce.render import render_report
 from taskvec.report.reproduce.variants import variant_claims, variant_summary
 from taskvec.report.reproduce.write import write_report
 
@@ -30,7 +30,6 @@ __all__ = [
     "claims_beside",
     "compare_with",
     "layer_references",
-    "main",
     "matrix_beside_paper",
     "plot_layer_curves",
     "render_report",

@@ -1,12 +1,11 @@
 """``report.md`` and ``report.html`` of a reproduction folder, rendered from its files with no
 model (a Jinja2 template and its stylesheet, under ``report/templates/``)::
 
-    python -m taskvec.report.reproduce --render docs/reproduce-embedded-vlm [--plots]
+    taskvec report docs/reproduce-embedded-vlm [--plots]
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 from importlib import resources
@@ -14,9 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from taskvec.errors import TaskvecError
 from taskvec.report.reproduce.document import document
-from taskvec.report.reproduce.folder import ReproductionFolder, compare_with
+from taskvec.report.reproduce.folder import ReproductionFolder
 from taskvec.report.reproduce.layout import Figure, Section, Table
 from taskvec.report.reproduce.plots import draw_plots
 from taskvec.storage.markdown import markdown_table
@@ -179,26 +177,3 @@ def render_report(folder: str | Path, plots: bool = False) -> Path:
     write_atomic(root / "report.md", to_markdown(title, notices, sections))
     write_atomic(root / "report.html", to_html(title, notices, sections))
     return root / "report.md"
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m taskvec.report.reproduce",
-        description="Render report.md and report.html of a reproduction folder from its tables "
-        "(no model runs).",
-    )
-    parser.add_argument("--render", metavar="FOLDER", required=True, help="the reproduction folder")
-    parser.add_argument("--plots", action="store_true", help="draw the figures again from the tables first")
-    parser.add_argument(
-        "--compare-with",
-        metavar="FOLDER",
-        help="another reproduction of a variant of the model (e.g. the embedded VLM with a frozen and "
-        "with a LoRA-tuned LLM), shown side by side; recorded in report_context.json",
-    )
-    args = parser.parse_args(argv)
-    try:
-        if args.compare_with:
-            compare_with(args.render, args.compare_with)
-        print(render_report(args.render, plots=args.plots))
-    except TaskvecError as error:  # one line, as the taskvec command says it
-        parser.exit(2, f"error: {error}\n")
