@@ -215,6 +215,21 @@ def test_in_a_log_columns_still_sets_the_width(capsys, monkeypatch):
     assert max(len(line) for line in capsys.readouterr().err.splitlines()) <= 60
 
 
+@pytest.mark.parametrize("told", ["width", "size", "argument"])
+def test_in_a_log_a_width_the_caller_gives_is_kept(capsys, monkeypatch, told):
+    from taskvec.pipelines.progress import LogConsole
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    console = LogConsole(stderr=True, width=50) if told == "argument" else LogConsole(stderr=True)
+    if told == "width":
+        console.width = 50
+    elif told == "size":
+        console.size = (50, 25)
+    assert console.width == 50
+    console.print("word " * 30)
+    assert max(len(line) for line in capsys.readouterr().err.splitlines()) <= 50
+
+
 def test_in_a_log_a_bar_that_moves_is_said_once_a_minute(capsys, monkeypatch):
     """rich draws nothing into a file until its bars stop: a job's log of hours held only
     "loading ..." until the end, though units had finished."""

@@ -31,8 +31,12 @@ class LogConsole(Console):
     each note of a run broke mid-sentence in a scheduler's log (a note, one line, is found by grep).
     A terminal, an explicit ``width`` and ``COLUMNS`` keep their say."""
 
+    def __init__(self, *args, width: int | None = None, **options) -> None:
+        super().__init__(*args, width=width, **options)
+        self._sized = width is not None  # told its width, by the caller or by ``size =``
+
     def _logged(self) -> bool:
-        unsized = self._width is None and not os.environ.get("COLUMNS")
+        unsized = not self._sized and not os.environ.get("COLUMNS")
         return unsized and not self.is_terminal and not self.is_jupyter
 
     def print(self, *objects, soft_wrap: bool | None = None, **options) -> None:
@@ -47,7 +51,17 @@ class LogConsole(Console):
 
     @size.setter
     def size(self, new_size: tuple[int, int]) -> None:
-        self._width, self._height = new_size
+        Console.size.fset(self, new_size)
+        self._sized = True
+
+    @property
+    def width(self) -> int:
+        return self.size.width
+
+    @width.setter
+    def width(self, width: int) -> None:
+        Console.width.fset(self, width)
+        self._sized = True
 
 
 #: the one console of the bars and announcements (rich's default console writes to stdout); it
