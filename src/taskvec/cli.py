@@ -15,6 +15,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -75,7 +76,7 @@ class _Commands(TyperGroup):
 
     def resolve_command(self, ctx, args):
         name, command, rest = super().resolve_command(ctx, args)
-        if command is not None and not hasattr(command, "commands"):  # a command, not a group
+        if command is not None and not isinstance(command, click.Group):
             _RESOLVED[_COMMAND] = command
             _quiet_flags(command, ctx)
             rest = spread_lists(command, rest)
