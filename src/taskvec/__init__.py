@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from taskvec.models.registry import load_model
     from taskvec.patching.patch import Patch, generate, generate_under_patches, patch
     from taskvec.patching.sweep import sweep
+    from taskvec.pipelines.compare import compare_runs
     from taskvec.pipelines.evaluate import evaluate
     from taskvec.pipelines.results import list_runs, load_run
     from taskvec.prompts.template import PromptTemplate, get_template
@@ -48,6 +49,7 @@ _HOMES = {
     "generate_under_patches": "taskvec.patching.patch",
     "patch": "taskvec.patching.patch",
     "sweep": "taskvec.patching.sweep",
+    "compare_runs": "taskvec.pipelines.compare",
     "evaluate": "taskvec.pipelines.evaluate",
     "list_runs": "taskvec.pipelines.results",
     "load_run": "taskvec.pipelines.results",
@@ -71,6 +73,7 @@ __all__ = [
     "PromptTemplate",
     "Task",
     "TaskVector",
+    "compare_runs",
     "evaluate",
     "extract",
     "generate",

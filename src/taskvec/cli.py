@@ -717,6 +717,66 @@ def list_run_folders(
         console.print(f"{kind} folder {escape(where)}: {state}", highlight=False)
 
 
+@app.command("compare")
+def compare_run_folders(
+    run_a: Annotated[Path, typer.Argument(help="a finished run folder", show_default=False, metavar="RUN_A")],
+    run_b: Annotated[Path, typer.Argument(help="another one", show_default=False, metavar="RUN_B")],
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(help="the scores compared (default: paper and whole_label)", show_default=False),
+    ] = None,
+) -> None:
+    """Compare two runs: B minus A, method by method, on the test items both answered.
+
+    Each item's score is averaged over its run's seeds and the items are paired, so the 95%
+    interval is over the items (two runs of the same tasks answer the same items); a task is
+    compared only where both runs read the same task data."""
+    from taskvec.pipelines.compare import COMPARED_METRICS, compare_runs
+    from taskvec.report.tables import METHOD_NAMES, difference_cell
+    from taskvec.storage.markdown import fixed
+
+    found = compare_runs(run_a, run_b, metric or COMPARED_METRICS)
+    for name, folder, layers in zip("AB", (run_a, run_b), found.attrs["layers"], strict=True):
+        read = set(layers.values())
+        at = (
+            f"layer {read.pop()}"
+            if len(read) == 1
+            else ", ".join(f"{t} {layer}" for t, layer in layers.items())
+        )
+        said = f"{name}: {escape(str(folder))} ({_what_ran(folder)}; xPatch at {at})"
+        console.print(said, highlight=False)
+    for each, rows in found.groupby("metric", sort=False):
+        table = Table(title=f"{each}: B minus A on the same test items (95% interval over the items)")
+        for column, justify in (("method", "left"), ("A", "right"), ("B", "right"), ("B - A", "right")):
+            table.add_column(column, justify=justify)
+        table.add_column("items", justify="right")
+        for row in rows.itertuples():
+            table.add_row(
+                METHOD_NAMES.get(row.method, row.method),
+                fixed(row.a),
+                fixed(row.b),
+                difference_cell(row),
+                str(row.items),
+            )
+        _print_table(table)
+    console.print(f"tasks compared: {', '.join(found.attrs['tasks'])}", highlight=False)
+    for task, why in found.attrs["left_out"].items():
+        console.print(f"left out: {task} ({why})", highlight=False)
+
+
+def _what_ran(folder: Path) -> str:
+    """A run in a few words, as config.json records it: model, spec -> query, template, style."""
+    from taskvec.storage.run_folder import RunFolder
+
+    experiment = RunFolder(folder).config().get("experiment", {})
+    template = experiment.get("template")
+    template = template.get("name") if isinstance(template, dict) else template
+    said = [str(experiment.get("model")), f"{experiment.get('spec')} -> {experiment.get('query')}"]
+    said += [f"template {template}"] + ([f"style {experiment['style']}"] if experiment.get("style") else [])
+    said += [f"layer selection {experiment.get('layer_selection', 'shared')}"]
+    return ", ".join(said)
+
+
 def _cell(value) -> str:
     """A listed value as shown: a score to two places (as the run's own tables show it), nothing
     for a missing one (a count's is ``pd.NA``)."""

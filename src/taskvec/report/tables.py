@@ -109,16 +109,17 @@ def differences(predictions: pd.DataFrame, metrics=HEADLINE_METRICS) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def difference_cell(row) -> str:
+    """A row's ``difference`` and its interval ``low`` to ``high``: ``+0.12 (+0.05 to +0.19)``."""
+    mean, low, high = (fixed(value, sign=True) for value in (row.difference, row.low, row.high))
+    return f"{mean} ({low} to {high})"
+
+
 def differences_cells(found: pd.DataFrame) -> pd.DataFrame:
     """``differences`` as one cell per comparison and metric: ``+0.12 (+0.05 to +0.19)``."""
     if found.empty:
         return found
-
-    def cell(row) -> str:
-        mean, low, high = (fixed(value, sign=True) for value in (row.difference, row.low, row.high))
-        return f"{mean} ({low} to {high})"
-
-    table = found.assign(cell=[cell(row) for row in found.itertuples()])
+    table = found.assign(cell=[difference_cell(row) for row in found.itertuples()])
     table = table.pivot(index="comparison", columns="metric", values="cell")
     order = list(dict.fromkeys(found.comparison))
     return table.loc[order, list(dict.fromkeys(found.metric))].rename_axis(columns=None)
