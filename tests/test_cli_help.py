@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from taskvec.cli import app
 
 COMMANDS = [
-    *("run", "models", "tasks", "prompts", "runs", "analyze", "verify"),
+    *("run", "models", "tasks", "prompts", "runs", "compare", "analyze", "verify"),
     *("reproduce", "report", "align", "data"),
 ]
 
