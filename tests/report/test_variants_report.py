@@ -39,7 +39,8 @@ def two_folders(tmp_path) -> tuple[Path, Path]:
 
 def test_a_report_shows_the_other_variants_figures_and_claims_beside_its_own(two_folders):
     frozen, tuned = two_folders
-    reproduce.main(["--render", str(tuned), "--compare-with", str(frozen)])
+    reproduce.compare_with(tuned, frozen)  # what taskvec report --compare-with does
+    reproduce.render_report(tuned)
     assert json.loads((tuned / "report_context.json").read_text())["compare_with"] == "../frozen"
     summary = reproduce.variant_summary([reproduce.ReproductionFolder(f) for f in (tuned, frozen)])
     assert list(summary.columns) == ["embedded-vlm-gemma3-lora", "embedded-vlm-gemma3"]
