@@ -453,3 +453,20 @@ def test_the_warnings_said_in_the_runs_are_listed_once_with_the_runs_they_came_f
     (folder / "report_context.json").write_text(json.dumps(context))
     reproduce.render_report(folder)
     assert "**Warnings**" not in (folder / "report.md").read_text()
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_the_committed_diversity_tables_leave_empty_exactly_the_cells_the_rule_cannot_judge(name):
+    """A method answering one label for most of food_flavor (top label 0.58 of its split) was
+    recorded as not collapsed (0.0) in the committed tables; the rule cannot judge it."""
+    from taskvec.evaluation.scoring import not_judged
+    from taskvec.tasks.registry import load_task
+
+    for path in sorted((DOCS_ROOT / name / "tables").glob("diversity_*.csv")):
+        table = pd.read_csv(path, index_col=[0, 1])
+        for task in table.columns:
+            labels = pd.Series([item.label for item in load_task(task).test])
+            share = labels.value_counts().iloc[0] / len(labels)
+            for method in table.index.get_level_values("method").unique().drop("Label prior"):
+                unjudged = not_judged(float(table.loc[(method, "top_share"), task]), share)
+                assert pd.isna(table.loc[(method, "collapsed"), task]) == unjudged, (path.name, method, task)

@@ -19,7 +19,7 @@ from taskvec.report.reproduce.beside_paper import (
     table4_beside_paper,
 )
 from taskvec.report.reproduce.folder import ReproductionFolder
-from taskvec.report.reproduce.layout import COLLAPSED_MARK, Figure, Section, Table, mark
+from taskvec.report.reproduce.layout import COLLAPSED_MARK, NOT_JUDGED_MARK, Figure, Section, Table, mark
 from taskvec.report.reproduce.plots import REFERENCE_MODEL
 from taskvec.report.reproduce.variants import variants_blocks
 from taskvec.report.tables import mean_std_cells, spread_phrase
@@ -38,12 +38,15 @@ FILES_NOTE = (
 COLLAPSE_NOTE = (
     f"{COLLAPSED_MARK}: the method's answers collapsed (its top answer, a first token, is at least half "
     "of the items and at least twice the test split's top-label share), so its score says little "
-    "of the task"
+    f"of the task; {NOT_JUDGED_MARK}: its top answer is at least half of the items on a split whose top "
+    "label is over half of it, where the rule cannot tell a method that knows the items from one that "
+    "answers that label for all of them (compare it with the label prior)"
 )
 #: the caption of each style's answer-diversity table
 DIVERSITY_CAPTION = (
     "Answer diversity (ours): the top answer's share of items / distinct answers per item (first "
-    f"tokens, mean over seeds); {COLLAPSED_MARK}: collapsed"
+    f"tokens, mean over seeds); {COLLAPSED_MARK}: collapsed; {NOT_JUDGED_MARK}: not judged (the split's top "
+    "label is over half of it)"
 )
 
 

@@ -10,6 +10,8 @@ import pandas as pd
 from taskvec.storage.markdown import fixed
 
 COLLAPSED_MARK = "†"
+#: a method the collapse rule cannot judge (``evaluation.scoring.not_judged``)
+NOT_JUDGED_MARK = "‡"
 
 
 @dataclass
@@ -46,14 +48,17 @@ def number(value: float | int | str | None, digits: int) -> str:
 
 
 def mark(cells: pd.DataFrame, collapsed: pd.DataFrame | None) -> pd.DataFrame:
-    """``cells`` with ``COLLAPSED_MARK`` where ``collapsed`` (methods x tasks, 1.0 = collapsed);
-    the label prior, one label for every item by construction, is not marked (tables taskvec
-    wrote before ``answer_diversity`` left it out say it collapsed)."""
+    """``cells`` with ``COLLAPSED_MARK`` where ``collapsed`` (methods x tasks, 1.0 = collapsed)
+    and ``NOT_JUDGED_MARK`` where it is missing (the rule cannot judge); the label prior, one
+    label for every item by construction, is not marked (tables taskvec wrote before
+    ``answer_diversity`` left it out say it collapsed)."""
     if collapsed is None:
         return cells
     cells = cells.copy()
     for method in cells.index.intersection(collapsed.index).drop("Label prior", errors="ignore"):
         for task in cells.columns.intersection(collapsed.columns):
-            if collapsed.loc[method, task] == 1.0:
-                cells.loc[method, task] = f"{cells.loc[method, task]} {COLLAPSED_MARK}"
+            verdict = collapsed.loc[method, task]
+            sign = COLLAPSED_MARK if verdict == 1.0 else NOT_JUDGED_MARK if pd.isna(verdict) else ""
+            if sign:
+                cells.loc[method, task] = f"{cells.loc[method, task]} {sign}"
     return cells

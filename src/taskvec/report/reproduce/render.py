@@ -50,7 +50,7 @@ def _inline_html(text: str) -> str:
     return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", html)
 
 
-_NUMBER = re.compile(r"-?\d+(\.\d+)?(e-?\d+)?( ± \d+(\.\d+)?)?( †)?")  # † marks a collapsed method
+_NUMBER = re.compile(r"-?\d+(\.\d+)?(e-?\d+)?( ± \d+(\.\d+)?)?( [†‡])?")  # † collapsed, ‡ not judged
 
 
 def _cell_text(value) -> str:
