@@ -196,8 +196,29 @@ def check_task_fits(task: Task, config: ExperimentConfig) -> None:
     template's delimiter."""
     if config.spec != "instruction":
         check_demonstrations_fit(task, config.n_examples)
+        if not (config.spec == "image-icl" and config.query == "image"):
+            check_inputs_distinct(task)
     if config.spec in ("instruction", "ensemble"):
         check_instruction_ends_at_delimiter(task, config.template)
+
+
+def check_inputs_distinct(task: Task) -> None:
+    """Two items of one input text (a task file lets them differ by picture) are one item where
+    the examples or the queries are that text: a demonstration would give the query its own
+    answer (image examples on image queries show the pictures, which differ)."""
+    seen: dict[str, tuple[str, str]] = {}
+    for split in ("val", "test"):
+        for item in task.split(split):
+            key = item.input.strip().casefold()
+            if key in seen:
+                first, where = seen[key]
+                raise ConfigError(
+                    f"task {task.name!r}: items {first!r} ({where}) and {item.id!r} ({split}) have the same "
+                    f"input {item.input!r} (their pictures differ); with text examples or queries one "
+                    "would be shown as the other's demonstration: give them distinct inputs, or run image "
+                    "examples on image queries"
+                )
+            seen[key] = (item.id, split)
 
 
 def check_instruction_ends_at_delimiter(
@@ -562,6 +583,7 @@ __all__ = [
     "StepObserver",
     "UnitPrompts",
     "check_instruction_ends_at_delimiter",
+    "check_inputs_distinct",
     "check_task_fits",
     "observing_steps",
     "patched_answers",

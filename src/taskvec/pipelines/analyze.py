@@ -47,7 +47,11 @@ from taskvec.analysis.results import (
 from taskvec.analysis.token_sets import TokenSets, load_words, token_sets
 from taskvec.config import DEFAULT_MODEL, BatchedOptions, MemoryBudgetMB, digest
 from taskvec.errors import ConfigError, TaskvecError
-from taskvec.evaluation.protocol import check_demonstrations_fit, check_instruction_ends_at_delimiter
+from taskvec.evaluation.protocol import (
+    check_demonstrations_fit,
+    check_inputs_distinct,
+    check_instruction_ends_at_delimiter,
+)
 from taskvec.models.adapter import ModelAdapter, require_adapter
 from taskvec.models.batching import sized_to
 from taskvec.models.registry import (
@@ -456,6 +460,8 @@ def _tasks_that_fit(config: AnalysisConfig, specs: Sequence[str]) -> list[Task]:
     for task in tasks:
         if any(spec != "instruction" for spec in specs):
             check_demonstrations_fit(task, config.n_examples)
+        if "text-icl" in specs:  # text demonstrations: one of an item's twin inputs gives its answer
+            check_inputs_distinct(task)
         if "instruction" in specs:
             others = " ".join(f"--spec {spec}" for spec in specs if spec != "instruction")
             instead = f"; or analyse the other specifications alone ({others})" if others else ""
