@@ -8,6 +8,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from helpers.tinyparts import make_tokenizer, seeded, tiny_text_config
 from taskvec.models.families.causal_lm import CausalLMAdapter
+from taskvec.models.registry import families
 from taskvec.prompts.template import PAPER
 
 
@@ -22,7 +23,9 @@ def _tiny(model_type: str, options: dict, seed: int, name: str) -> CausalLMAdapt
         pad_token_id=tokenizer.pad_token_id,
     )
     model = seeded(AutoModelForCausalLM.from_config, config, seed=seed)
-    return CausalLMAdapter(model, tokenizer, name=name, model_id="tiny")
+    family = families().get(model_type)  # a text family in a file of its own has its own adapter
+    adapter_class = family.adapter_class if family is not None else CausalLMAdapter
+    return adapter_class(model, tokenizer, name=name, model_id="tiny")
 
 
 def tiny_llm(model_type: str, hidden: int = 32, layers: int = 2, seed: int = 3) -> CausalLMAdapter:

@@ -12,10 +12,12 @@ from taskvec.errors import ModelSpecError
 from taskvec.models.registry import discover_families, load_model
 
 TOY_FAMILY = """
-    from taskvec.models.families.causal_lm import CausalLMAdapter
-    from taskvec.models.loading import Family
+    from taskvec.models.families.causal_lm import CausalLMAdapter, text_family
 
-    MODEL_TYPES = {"gpt2": Family(lambda model_id, options: ("toy adapter", model_id), CausalLMAdapter)}
+    class ToyAdapter(CausalLMAdapter):
+        \"\"\"A text model laid out otherwise: its own adapter, in its own file.\"\"\"
+
+    MODEL_TYPES = {"gpt2": text_family(ToyAdapter)}
 """
 
 
@@ -53,7 +55,36 @@ def test_a_family_file_dropped_into_the_package_is_loadable(families_from, tmp_p
     # a model folder as users have them: config and weights (a folder without weights is refused)
     tiny = GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=16, n_positions=8)
     GPT2LMHeadModel(tiny).save_pretrained(tmp_path / "model")
-    assert load_model(str(tmp_path / "model")) == ("toy adapter", str(tmp_path / "model"))
+    _tokenizer(tmp_path / "model")
+    loaded = load_model(str(tmp_path / "model"))
+    # by folder as in memory: the family's own adapter (the text loader built CausalLMAdapter)
+    assert type(loaded).__name__ == "ToyAdapter" and loaded.model_id == str(tmp_path / "model")
+
+
+def test_a_loader_that_gives_another_adapter_than_its_family_declares_is_refused(families_from, tmp_path):
+    """A family whose loader built the base class loaded by folder as the wrong adapter, and its
+    own overrides were silently skipped (an analysis then failed on the model's layout)."""
+    wrong = (
+        "from taskvec.models.families.causal_lm import CausalLMAdapter, text_family\n"
+        "from taskvec.models.loading import Family\n"
+        "class ToyAdapter(CausalLMAdapter): ...\n"
+        "MODEL_TYPES = {'gpt2': Family(text_family().load, ToyAdapter)}\n"
+    )
+    families_from("wrong_families", {"toy": wrong})
+    tiny = GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=16, n_positions=8)
+    GPT2LMHeadModel(tiny).save_pretrained(tmp_path / "model")
+    _tokenizer(tmp_path / "model")
+    with pytest.raises(
+        ModelSpecError, match="its family's loader gave a CausalLMAdapter, not the family's ToyAdapter"
+    ):
+        load_model(str(tmp_path / "model"))
+
+
+def _tokenizer(folder) -> None:
+    """A tokenizer beside the weights, as a model folder has one (the family's loader reads it)."""
+    from helpers.tinyparts import make_tokenizer
+
+    make_tokenizer([]).save_pretrained(folder)
 
 
 def test_a_family_file_without_model_types_fails_loudly(families_from):

@@ -282,7 +282,7 @@ def _load(name: str, options: LoadOptions) -> ModelAdapter:
     family = _family(name)
     _check_has_weights(name)
     try:
-        return family.load(name, options)
+        adapter = family.load(name, options)
     except pickle.UnpicklingError as error:  # torch's weights-only loader refused what a .bin holds
         lines = [line.strip().rstrip(".") for line in str(error).splitlines() if line.strip()]
         refused = next((line for line in lines if "GLOBAL" in line), "")
@@ -295,6 +295,13 @@ def _load(name: str, options: LoadOptions) -> ModelAdapter:
             f"{name}: a weight file does not read as weights ({lines[0] if lines else 'unpickling failed'}); "
             "a Git LFS pointer (git lfs pull) or a damaged download? fetch the weights again"
         ) from None
+    if not isinstance(adapter, family.adapter_class):  # a family file's loader and adapter disagree
+        raise ModelSpecError(
+            f"{name}: its family's loader gave a {type(adapter).__name__}, not the family's "
+            f"{family.adapter_class.__name__} (a model wrapped in memory gets that one); build the "
+            "family's entry with text_family(...) or hf_family(...), which load into its adapter"
+        )
+    return adapter
 
 
 def _family(name: str) -> Family:

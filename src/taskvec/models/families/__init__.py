@@ -5,5 +5,6 @@ Each module declares ``MODEL_TYPES``, the HF ``model_type``s it serves mapped to
 (``taskvec.models.loading``: the loader, and the adapter class that wraps a model in memory);
 ``taskvec.models.registry.discover_families`` finds the modules with ``pkgutil`` when a family is
 first needed. Nothing here registers anything on import. Adding a family is adding one module (and
-its test under ``tests/models/families/``).
+its tiny case: a scheme in ``tests/helpers/tinyllm.py`` or a ``FamilyCase`` in
+``tests/helpers/families/``; docs/families.md).
 """

@@ -65,14 +65,21 @@ class CausalLMAdapter(ModelAdapter):
         return self.model.get_output_embeddings()
 
 
-def load(model_id: str, options: LoadOptions) -> ModelAdapter:
-    """A text causal LM from a hub id or local folder."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def text_family(adapter_class: type[CausalLMAdapter] = CausalLMAdapter) -> Family:
+    """A text family's ``MODEL_TYPES`` entry: its adapter (``CausalLMAdapter`` or a subclass, for a
+    model laid out otherwise), loading with AutoModelForCausalLM and AutoTokenizer; a family in a
+    file of its own writes ``MODEL_TYPES = {"phi": text_family(PhiAdapter)}``."""
 
-    model = AutoModelForCausalLM.from_pretrained(model_id, **options.hf_kwargs())
-    tokenizer = AutoTokenizer.from_pretrained(model_id)
-    fingerprint = weights_fingerprint(model_id, options)
-    return CausalLMAdapter(model, tokenizer, name=model_id, model_id=model_id, fingerprint=fingerprint)
+    def load(model_id: str, options: LoadOptions) -> CausalLMAdapter:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model = AutoModelForCausalLM.from_pretrained(model_id, **options.hf_kwargs())
+        tokenizer = AutoTokenizer.from_pretrained(model_id)
+        fingerprint = weights_fingerprint(model_id, options)
+        return adapter_class(model, tokenizer, name=model_id, model_id=model_id, fingerprint=fingerprint)
+
+    load.__doc__ = f"Load a {adapter_class.__name__} text model from a hub id or local folder."
+    return Family(load, adapter_class)
 
 
 #: text-only model types served by ``CausalLMAdapter``: the base LLMs of the VLM families (Vicuna and
@@ -80,4 +87,4 @@ def load(model_id: str, options: LoadOptions) -> ModelAdapter:
 TEXT_FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3")
 
 #: the HF model types this family serves (found by models.registry)
-MODEL_TYPES = dict.fromkeys(TEXT_FAMILIES, Family(load, CausalLMAdapter))
+MODEL_TYPES = dict.fromkeys(TEXT_FAMILIES, text_family())
