@@ -356,3 +356,32 @@ def test_spaces_around_an_instruction_drop_so_its_vector_is_read_at_its_last_cha
         json.dumps({"name": "spaced", "instruction": "The next: \n", "val": items[:3], "test": items[3:]})
     )
     assert load_task_file(path).instruction == "The next:"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_misspelt_column_is_refused_and_a_datasets_own_column_said(tmp_path, suffix):
+    """An ``alias`` column (for ``aliases``) was dropped without a word, and every alias with it:
+    whole_label and exact credited none; a JSON task file refuses such a key."""
+    rows = [
+        {"split": "val", "input": "a", "output": "b", "alias": "c"},
+        {"split": "test", "input": "d", "output": "e", "alias": "f", "instruction": "Do:"},
+    ]
+    path = tmp_path / f"t{suffix}"
+
+    def write(rows):
+        if suffix == ".csv":
+            columns = list(dict.fromkeys(key for row in rows for key in row))
+            lines = [",".join(columns), *(",".join(row.get(c, "") for c in columns) for row in rows)]
+            path.write_text("\n".join(lines) + "\n")
+        else:
+            path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    write(rows)
+    with pytest.raises(
+        TaskFileError, match=r"column 'alias' is not one taskvec reads; did you mean 'aliases'"
+    ):
+        load_rows_task(path)
+    write([{**{k: v for k, v in row.items() if k != "alias"}, "notes": "n"} for row in rows])
+    with pytest.warns(UserWarning, match=r"column\(s\) 'notes' not read"):
+        task = load_rows_task(path)
+    assert [item.label for item in task.test] == ["e"]

@@ -8,11 +8,13 @@ the image suite), so every experiment reads one kind of object.
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import io
 import json
 import re
 import unicodedata
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -404,9 +406,12 @@ def _read_rows(path: Path) -> list[Row]:
                     raise TaskFileError(
                         f"{path}: line {number} is not valid JSON ({error.msg}, column {error.colno})"
                     ) from None
+        _check_columns(path, rows)
         return rows
     if suffix == ".csv":
-        return _csv_rows(path, text)
+        rows = _csv_rows(path, text)
+        _check_columns(path, rows)
+        return rows
     try:
         rows = json.loads(text)
     except json.JSONDecodeError as error:
@@ -415,7 +420,9 @@ def _read_rows(path: Path) -> list[Row]:
         rows = rows.get("data") or rows.get("items") or []
     if not isinstance(rows, list):
         raise TaskFileError(f"{path}: expected a list of items")
-    return [(f"item {index}", row) for index, row in enumerate(rows)]
+    rows = [(f"item {index}", row) for index, row in enumerate(rows)]
+    _check_columns(path, rows)
+    return rows
 
 
 def _csv_rows(path: Path, text: str) -> list[Row]:
@@ -473,6 +480,33 @@ def _given_id(value: object, default: str) -> object:
     if value is None or (isinstance(value, str) and not value.strip()):
         return default
     return value
+
+
+#: the columns (keys) of a task file of rows that taskvec reads
+ROW_COLUMNS = ("id", "input", "output", "aliases", "image", "entity", "split", "instruction")
+
+
+def _check_columns(path: Path, rows: list[Row]) -> None:
+    """A column taskvec does not read is refused where it looks like a misspelt one of its own (an
+    ``alias`` column was dropped, and every alias with it: whole_label credited none), and said
+    once otherwise (a dataset's own columns, ``notes``, ``source``)."""
+    keys = {
+        key for _, row in rows if isinstance(row, dict) for key in row if key is not None and str(key).strip()
+    }
+    unknown = sorted(keys - set(ROW_COLUMNS), key=str)  # a spreadsheet's spare empty columns are none
+    for column in unknown:
+        near = difflib.get_close_matches(str(column).casefold(), ROW_COLUMNS, n=1, cutoff=0.75)
+        if near:
+            raise TaskFileError(
+                f"{path}: column {column!r} is not one taskvec reads; did you mean {near[0]!r}? rename it "
+                f"(the columns read: {', '.join(ROW_COLUMNS)})"
+            )
+    if unknown:
+        warnings.warn(
+            f"{path}: column(s) {', '.join(map(repr, unknown))} not read (the columns read: "
+            f"{', '.join(ROW_COLUMNS)})",
+            stacklevel=4,
+        )
 
 
 def _records_from_rows(path: Path, rows: list[Row], split: str) -> list[ItemRecord]:
