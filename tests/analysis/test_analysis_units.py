@@ -227,3 +227,19 @@ def test_a_pca_map_says_how_much_of_the_variance_its_axes_carry():
     first, second = frame.attrs["explained_variance"]
     assert _variance_shown(frame) == f"\n(PC1 {first:.0%}, PC2 {second:.0%} of the variance)"
     assert "explained_variance" not in embedding_frame(states, "tsne").attrs
+
+
+def test_a_token_set_file_naming_no_task_of_the_analysis_is_refused(tmp_path):
+    """``{"shape_colr": ...}`` given for task ``shape_color`` was ignored in silence: the task's
+    phase curves used its instruction's words instead of the file's."""
+    from taskvec.analysis.token_sets import check_words_name_tasks
+    from taskvec.errors import TaskFileError
+    from taskvec.tasks.registry import load_task
+
+    tasks = [load_task("food_color"), load_task("food_flavor")]
+    typo = {"food_colr": {"task": ["color"]}, "food_flavor": {"task": ["taste"]}}
+    with pytest.raises(TaskFileError, match=r"its entries 'food_colr' name no task .* 'food_color' has none"):
+        check_words_name_tasks(typo, tasks, tmp_path / "sets.json")
+    every_task_and_more = {**typo, "food_color": {"task": ["color"]}}  # extra entries beside each task's own
+    check_words_name_tasks(every_task_and_more, tasks, tmp_path / "sets.json")
+    check_words_name_tasks(load_words(), tasks, "shipped")

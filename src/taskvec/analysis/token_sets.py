@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -80,6 +80,23 @@ def load_words(path: str | Path | None = None) -> dict[str, dict[str, list[str]]
                 raise TaskFileError(f"{path}: {task}.{phase} must be a list of non-blank strings")
         words[task] = {phase: list(entry.get(phase, [])) for phase in PHASES}
     return words
+
+
+def check_words_name_tasks(
+    words: Mapping[str, Mapping[str, list[str]]], tasks: Sequence[Task], path: str | Path
+) -> None:
+    """Refuse a token-set file with entries that name no task of the analysis while one of its
+    tasks has none (a misspelt name: its words were left out in silence, and the task fell back
+    to its instruction's words); entries for other tasks beside every task's own are fine."""
+    names = [task.name for task in tasks]
+    stray = [name for name in words if name not in names]
+    missing = [name for name in names if name not in words]
+    if stray and missing:
+        raise TaskFileError(
+            f"{path}: its entries {', '.join(map(repr, stray))} name no task of this analysis, and "
+            f"{', '.join(map(repr, missing))} has none; name the entries as the tasks are named (a task "
+            "without an entry uses its instruction's words)"
+        )
 
 
 def instruction_words(task: Task) -> list[str]:

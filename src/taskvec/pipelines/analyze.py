@@ -44,7 +44,7 @@ from taskvec.analysis.results import (
     AnalysisTables,
     analysis_tables,
 )
-from taskvec.analysis.token_sets import TokenSets, load_words, token_sets
+from taskvec.analysis.token_sets import TokenSets, check_words_name_tasks, load_words, token_sets
 from taskvec.config import DEFAULT_MODEL, BatchedOptions, MemoryBudgetMB, digest
 from taskvec.errors import ConfigError, TaskvecError
 from taskvec.evaluation.protocol import (
@@ -466,6 +466,8 @@ def _tasks_that_fit(config: AnalysisConfig, specs: Sequence[str]) -> list[Task]:
             others = " ".join(f"--spec {spec}" for spec in specs if spec != "instruction")
             instead = f"; or analyse the other specifications alone ({others})" if others else ""
             check_instruction_ends_at_delimiter(task, config.template, instead)
+    if config.token_sets is not None:  # the user's own file: an entry that names no task is a typo
+        check_words_name_tasks(load_words(config.token_sets), tasks, config.token_sets)
     return tasks
 
 
