@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import json
 import math
@@ -383,6 +384,17 @@ def _template_option(template: str | None):
         raise TemplateError(
             f"template file {template}: holds a JSON {type(value).__name__}, not an object of "
             "template fields (name, output_prefix, ...)"
+        )
+    from taskvec.prompts.template import PromptTemplate
+
+    fields = list(PromptTemplate.model_fields)
+    unknown = [key for key in value if key not in fields]
+    if unknown:  # named by the file and the fields it may hold, not as "--template.answer_prefx"
+        near = difflib.get_close_matches(unknown[0], fields, n=1)
+        guess = f"; did you mean {near[0]!r}?" if near else ""
+        raise TemplateError(
+            f"template file {template}: {unknown[0]!r} is not a template field{guess} (its fields: "
+            f"{', '.join(fields)})"
         )
     return value
 

@@ -53,3 +53,18 @@ def test_an_item_past_the_split_and_a_template_with_a_bad_delimiter_are_one_line
     template.write_text(json.dumps({"name": "sp", "output_prefix": "A: ", "delimiter": " "}))
     result = CliRunner().invoke(app, ["prompts", str(path), "--template", str(template)])
     assert result.exit_code == 2 and "ends in white space" in result.output
+
+
+def test_a_template_file_with_a_misspelt_field_names_the_file_and_its_fields(tmp_path):
+    """It said ``--template.answer_prefx: Extra inputs are not permitted``: neither the file nor
+    the fields a template holds."""
+    template = tmp_path / "mine.json"
+    template.write_text(json.dumps({"name": "mine", "answer_prefx": " "}))
+    result = CliRunner().invoke(
+        app, ["prompts", "country_capital", "--template", str(template)], env={"COLUMNS": "300"}
+    )
+    said = " ".join(result.stderr.split())
+    assert (
+        result.exit_code == 2 and f"template file {template}: 'answer_prefx' is not a template field" in said
+    )
+    assert "did you mean 'answer_prefix'?" in said and "output_prefix" in said

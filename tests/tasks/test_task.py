@@ -385,3 +385,12 @@ def test_a_misspelt_column_is_refused_and_a_datasets_own_column_said(tmp_path, s
     with pytest.warns(UserWarning, match=r"column\(s\) 'notes' not read"):
         task = load_rows_task(path)
     assert [item.label for item in task.test] == ["e"]
+
+
+def test_a_task_file_of_another_suffix_is_named_as_such(tmp_path):
+    """``task.txt`` was read as JSON and refused as "not valid JSON", which says nothing of why."""
+    from taskvec.tasks.registry import load_task
+
+    (tmp_path / "task.txt").write_text("input,output\na,b\n")
+    with pytest.raises(TaskFileError, match=r"task.txt: a task file is .json, .jsonl or .csv .*not .txt"):
+        load_task(tmp_path / "task.txt")

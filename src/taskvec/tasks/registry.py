@@ -48,6 +48,11 @@ def load_task(name_or_path: str | Path) -> Task:
     suffix = path.suffix.lower()  # UPPER.CSV is a CSV, not JSON
     if suffix in (".csv", ".jsonl"):
         return load_rows_task(path, _builtin_instruction)
+    if path.exists() and suffix not in ("", ".json"):  # task.txt was read as JSON: "not valid JSON"
+        raise TaskFileError(
+            f"{path}: a task file is .json, .jsonl or .csv (docs/task-files.md), not {path.suffix}; "
+            "rename it after what it holds"
+        )
     if suffix == ".json" or path.exists():
         return load_task_file(path, _builtin_instruction)
     close = difflib.get_close_matches(text, [*BUILTIN_TASKS, *TASK_ALIASES], n=1)
