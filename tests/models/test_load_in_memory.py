@@ -77,3 +77,19 @@ def test_extract_and_patch_refuse_a_bare_transformers_model_pointing_at_load_mod
 def test_an_unknown_model_name_suggests_the_closest():
     with pytest.raises(ModelSpecError, match="did you mean 'smollm2-135m'"):
         taskvec.load_model("smollm-135m")
+
+
+def test_a_family_finishes_its_lens_logits_through_finish_logits():
+    """A VLM wrapper that does not apply its LLM's ``logit_scale`` needed the whole ``logit_lens``
+    overridden (its lock included); ``finish_logits`` is the one step a family changes."""
+    import torch
+    from helpers.tinyllm import tiny_llm
+
+    class Unscaled(CausalLMAdapter):
+        def finish_logits(self, head_output: torch.Tensor) -> torch.Tensor:
+            return head_output * 2
+
+    plain = tiny_llm("llama")
+    doubled = Unscaled(plain.model, plain.tokenizer, name="x", model_id="x")
+    hidden = torch.randn(2, plain.hidden_size)
+    torch.testing.assert_close(doubled.logit_lens(hidden), 2 * plain.logit_lens(hidden))

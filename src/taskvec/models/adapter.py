@@ -366,11 +366,18 @@ class ModelAdapter(ABC):
     def unembedding(self) -> nn.Module:
         """Hidden -> vocabulary logits (the LM head)."""
 
+    def finish_logits(self, head_output: torch.Tensor) -> torch.Tensor:
+        """What the model does to its LM head's output before the softmax, read from its config
+        (``model_logits``). A family whose model class ignores a field its text config carries
+        (a VLM wrapper that does not apply its LLM's ``logit_scale``) overrides this; the
+        contract test of the logit lens fails until it does."""
+        return model_logits(head_output, self.text_config)
+
     def logit_lens(self, hidden: torch.Tensor) -> torch.Tensor:
         """Decode residual-stream states ``[..., hidden]`` to vocabulary logits ``[..., vocab]``,
-        as the model finishes its own (``model_logits``): at the last layer, the model's logits."""
+        as the model finishes its own (``finish_logits``): at the last layer, the model's logits."""
         with COMPUTING, torch.no_grad():
-            return model_logits(self.unembedding()(self.final_norm()(hidden)), self.text_config)
+            return self.finish_logits(self.unembedding()(self.final_norm()(hidden)))
 
     def describe(self) -> dict:
         return {
