@@ -133,3 +133,30 @@ def test_importing_the_registry_imports_no_vision_family():
 def test_the_shipped_families_all_declare_their_types():
     found = discover_families(registry.FAMILY_PACKAGE)
     assert {"llama", "llava", "idefics3", "smolvlm", "qwen2_vl", "mllama"} <= set(found)
+
+
+def test_a_family_of_another_installed_package_is_found_through_its_entry_point(tmp_path, monkeypatch):
+    """A family installed from PyPI could only be added by editing taskvec inside site-packages;
+    a package of one's own declares it under the ``taskvec.families`` entry points instead."""
+    import importlib.metadata
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "my_gpt2_family.py").write_text(textwrap.dedent(TOY_FAMILY))
+    declared = [importlib.metadata.EntryPoint("toy", "my_gpt2_family", registry.FAMILY_ENTRY_POINTS)]
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(
+        importlib.metadata,
+        "entry_points",
+        lambda group=None, **kw: (
+            declared if group == registry.FAMILY_ENTRY_POINTS else real(group=group, **kw)
+        ),
+    )
+    registry.families.cache_clear()
+    try:
+        assert registry.plugin_modules() == ["my_gpt2_family"]
+        assert registry.families()["gpt2"].adapter_class.__name__ == "ToyAdapter"
+        assert "llama" in registry.families()  # beside taskvec's own
+    finally:
+        monkeypatch.undo()
+        registry.families.cache_clear()
+        sys.modules.pop("my_gpt2_family", None)

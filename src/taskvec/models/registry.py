@@ -17,11 +17,12 @@ import copy
 import difflib
 import functools
 import importlib
+import importlib.metadata
 import json
 import os
 import pickle
 import pkgutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,21 +124,28 @@ def names_of(adapter_name: str) -> tuple[str, ...]:
 FAMILY_PACKAGE = "taskvec.models.families"
 
 
-def discover_families(package: str = FAMILY_PACKAGE) -> dict[str, Family]:
+#: the entry-point group through which another installed package adds families, each a module
+#: with ``MODEL_TYPES`` as ours (its pyproject: ``[project.entry-points."taskvec.families"]``
+#: ``my_family = "my_package.my_family"``): no edit of taskvec's own files
+FAMILY_ENTRY_POINTS = "taskvec.families"
+
+
+def discover_families(package: str = FAMILY_PACKAGE, more: Sequence[str] = ()) -> dict[str, Family]:
     """``model_type`` -> ``Family``, read from the ``MODEL_TYPES`` of every module of ``package``
-    (modules whose name starts with ``_`` are helpers, not families). A module that declares no
-    model type, an entry that is not a ``Family``, or a model type two modules claim is an error:
-    a family that would silently never load fails here instead."""
+    (modules whose name starts with ``_`` are helpers, not families) and of the modules ``more``
+    names (``plugin_modules``). A module that declares no model type, an entry that is not a
+    ``Family``, or a model type two modules claim is an error: a family that would silently never
+    load fails here instead."""
     found: dict[str, Family] = {}
     owners: dict[str, str] = {}
-    for info in sorted(pkgutil.iter_modules(importlib.import_module(package).__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
+    listed = sorted(pkgutil.iter_modules(importlib.import_module(package).__path__), key=lambda m: m.name)
+    names = [f"{package}.{info.name}" for info in listed if not info.name.startswith("_")]
+    for name in [*names, *more]:
         try:
-            module = importlib.import_module(f"{package}.{info.name}")
+            module = importlib.import_module(name)
         except ImportError as error:  # every model, not only this family's, would fail to load
             raise ModelSpecError(
-                f"family module {package}.{info.name} cannot be imported ({error}); a family imports "
+                f"family module {name} cannot be imported ({error}); a family imports "
                 "what only its models need (torchvision, a processor class) inside its functions"
             ) from error
         declared = getattr(module, "MODEL_TYPES", None)
@@ -160,10 +168,16 @@ def discover_families(package: str = FAMILY_PACKAGE) -> dict[str, Family]:
     return found
 
 
+def plugin_modules() -> list[str]:
+    """The family modules installed packages declare under ``FAMILY_ENTRY_POINTS``."""
+    return sorted(entry.module for entry in importlib.metadata.entry_points(group=FAMILY_ENTRY_POINTS))
+
+
 @functools.cache
 def families() -> dict[str, Family]:
-    """The families of ``FAMILY_PACKAGE``, discovered once, on first use."""
-    return discover_families(FAMILY_PACKAGE)
+    """The families of ``FAMILY_PACKAGE`` and of installed packages' entry points, discovered
+    once, on first use."""
+    return discover_families(FAMILY_PACKAGE, plugin_modules())
 
 
 def __getattr__(name: str):
